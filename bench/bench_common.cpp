@@ -1,0 +1,63 @@
+// Timing and provenance helpers for the benchmarks (see bench_common.h).
+#include "bench/bench_common.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <vector>
+
+#ifdef LONGNET_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#endif
+
+#include "longnet_build_info.h"
+
+namespace longnet {
+
+double bench_median_ms(const c10::Device& device, int warmup, int repeats,
+                       const std::function<void()>& fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+#ifdef LONGNET_WITH_CUDA
+    if (device.is_cuda()) {
+      at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+      start.record();
+      fn();
+      stop.record();
+      stop.synchronize();
+      ms.push_back(start.elapsed_time(stop));
+      continue;
+    }
+#endif
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    auto t1 = std::chrono::steady_clock::now();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+std::string bench_device_name(const c10::Device& device) {
+#ifdef LONGNET_WITH_CUDA
+  if (device.is_cuda()) return at::cuda::getDeviceProperties(device.index())->name;
+#endif
+  return "cpu (" + std::to_string(at::get_num_threads()) + " threads)";
+}
+
+std::string bench_date_utc() {
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d", std::gmtime(&now));
+  return buf;
+}
+
+std::string bench_commit() {
+  return LONGNET_GIT_COMMIT;
+}
+
+}  // namespace longnet

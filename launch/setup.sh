@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Installs what longnet needs and builds it into build/. Idempotent: a second run with nothing
+# changed takes seconds.
+#   1. Debian packages: compilers, CMake, Ninja, OpenMPI, yaml-cpp, GoogleTest.
+#   2. LibTorch: a python whose `import torch` works (e.g. the GPU machine's), else the pinned
+#      torch wheel installed into .venv/ at the repository root.
+#   3. cmake configure (first time) and build.
+# Environment: LONGNET_CUDA=AUTO|ON|OFF (default AUTO), LONGNET_BUILD_DIR (default build),
+#              LONGNET_PYTHON (a python with torch to use), LONGNET_SKIP_APT=1.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TORCH_VERSION=2.11.0
+BUILD_DIR="${LONGNET_BUILD_DIR:-build}"
+say() { echo "[setup] $*"; }
+
+# ---- 1. system packages --------------------------------------------------------------------
+packages=(build-essential cmake ninja-build pkg-config libopenmpi-dev openmpi-bin
+          libyaml-cpp-dev libgtest-dev python3-venv)
+missing=()
+if [[ "${LONGNET_SKIP_APT:-0}" != 1 ]] && command -v dpkg-query >/dev/null; then
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+# ---- 2. LibTorch ---------------------------------------------------------------------------
+has_torch() { "$1" -c 'import torch' >/dev/null 2>&1; }
+PY="${LONGNET_PYTHON:-}"
+if [[ -z "$PY" ]]; then
+  if [[ -x .venv/bin/python3 ]] && has_torch .venv/bin/python3; then
+    PY="$ROOT/.venv/bin/python3"
+  elif command -v python3 >/dev/null && has_torch python3; then
+    PY="$(command -v python3)"
+  else
+    say "installing torch==$TORCH_VERSION into .venv (one time, a few minutes)"
+    # A python with venv+pip: the one on PATH, else Debian's.
+    BASE=python3
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then BASE=/usr/bin/python3; fi
+    [[ -x .venv/bin/python3 ]] || "$BASE" -m venv .venv
+    .venv/bin/python3 -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/python3 -m pip install -q --disable-pip-version-check \
+      "torch==$TORCH_VERSION" numpy matplotlib
+    PY="$ROOT/.venv/bin/python3"
+  fi
+fi
+has_torch "$PY" || { echo "[setup] error: $PY cannot import torch" >&2; exit 1; }
+say "LibTorch from $("$PY" -c 'import torch;print(torch.__version__, "at", torch.__file__.rsplit("/",1)[0])')"
+
+# ---- 3. configure and build ----------------------------------------------------------------
+TORCH_CMAKE="$("$PY" -c 'import torch;print(torch.utils.cmake_prefix_path)')"
+CUDA_MODE="${LONGNET_CUDA:-AUTO}"
+# nvcc is often installed without being on PATH.
+if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  export PATH="/usr/local/cuda/bin:$PATH"
+fi
+configure=0
+if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
+  configure=1
+elif ! grep -q "^LONGNET_CUDA:STRING=$CUDA_MODE\$" "$BUILD_DIR/CMakeCache.txt" ||
+     ! grep -q "^LONGNET_PYTHON:FILEPATH=$PY\$" "$BUILD_DIR/CMakeCache.txt"; then
+  configure=1
+fi
+if ((configure)); then
+  say "configuring $BUILD_DIR (LONGNET_CUDA=$CUDA_MODE)"
+  mkdir -p "$BUILD_DIR"
+  if ! cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DLONGNET_CUDA="$CUDA_MODE" -DLONGNET_PYTHON="$PY" -DCMAKE_PREFIX_PATH="$TORCH_CMAKE" \
+      >"$BUILD_DIR/configure.log" 2>&1; then
+    tail -40 "$BUILD_DIR/configure.log" >&2
+    echo "[setup] error: cmake configure failed (full log: $BUILD_DIR/configure.log)" >&2
+    exit 1
+  fi
+  grep -E "^-- longnet:" "$BUILD_DIR/configure.log" || true
+fi
+JOBS="${LONGNET_JOBS:-$(nproc)}"
+say "building ($JOBS jobs)"
+cmake --build "$BUILD_DIR" -j "$JOBS"
+say "done: $BUILD_DIR/longnet, $BUILD_DIR/liblongnet_ops.so"

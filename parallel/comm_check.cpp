@@ -1,0 +1,46 @@
+// Round-trip check of the communicators on CPU (MPI) or GPU (NCCL); see comm_check.h.
+#include "parallel/comm_check.h"
+
+#include <ATen/ATen.h>
+
+#include <sstream>
+
+#include "parallel/mpi_bootstrap.h"
+#include "parallel/process_grid.h"
+
+namespace longnet {
+
+int comm_check(c10::DeviceType device_type, int64_t elements) {
+  auto grid = process_grid_create(0, 1, device_type);
+  auto& comm = *grid->world;
+  const int n = comm.size(), r = comm.rank();
+  auto opts = at::TensorOptions().dtype(at::kFloat).device(grid->device);
+
+  // all-gather: rank k contributes k*1000 + i.
+  auto mine = at::arange(elements, opts) + 1000.0 * r;
+  auto gathered = at::empty({n, elements}, opts);
+  comm.all_gather(mine, gathered)->wait();
+  auto expect = at::arange(elements, opts).unsqueeze(0) + 1000.0 * at::arange(n, opts).unsqueeze(1);
+  TORCH_CHECK(at::equal(gathered, expect), "check comm: all_gather gave wrong values");
+
+  // reduce-scatter: every rank sends (k+1) to slot k, so slot r sums to n*(r+1).
+  auto send = (at::arange(n, opts) + 1).unsqueeze(1).expand({n, elements}).contiguous();
+  auto recv = at::empty({elements}, opts);
+  comm.reduce_scatter(send, recv)->wait();
+  TORCH_CHECK(at::equal(recv, at::full({elements}, float(n * (r + 1)), opts)),
+              "check comm: reduce_scatter gave wrong values");
+
+  // all-reduce in bfloat16 (the training dtype): sum of ranks.
+  auto t = at::full({elements}, float(r), opts.dtype(at::kBFloat16));
+  comm.all_reduce(t, ReduceOp::kSum)->wait();
+  TORCH_CHECK(at::equal(t.to(at::kFloat), at::full({elements}, float(n * (n - 1) / 2), opts)),
+              "check comm: all_reduce gave wrong values");
+
+  std::ostringstream s;
+  s << "check comm: OK on " << n << " rank(s), backend " << comm.backend() << ", device "
+    << grid->device << ", " << elements << " elements per rank";
+  log_info(s.str());
+  return 0;
+}
+
+}  // namespace longnet

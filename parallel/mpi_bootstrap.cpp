@@ -1,0 +1,85 @@
+// MPI start-up, rank-prefixed logging and the job-ending error path (see mpi_bootstrap.h).
+#include "parallel/mpi_bootstrap.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+namespace longnet {
+
+std::string mpi_error_string(int code) {
+  char buf[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
+  return std::string(buf, len);
+}
+
+namespace {
+void finalize_at_exit() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+}  // namespace
+
+void mpi_ensure_initialized() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) return;
+  int provided = 0;
+  LONGNET_CHECK_MPI(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
+  // Errors come back as codes so that LONGNET_CHECK_MPI can name them.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  std::atexit(finalize_at_exit);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  log_set_rank(size > 1 ? rank : -1);
+}
+
+bool mpi_is_initialized() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized && !finalized;
+}
+
+int mpi_world_rank() {
+  if (!mpi_is_initialized()) return 0;
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int mpi_world_size() {
+  if (!mpi_is_initialized()) return 1;
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
+int run_main(const std::function<int()>& fn) {
+  std::string message;
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    message = e.what();
+  } catch (...) {
+    message = "unknown exception";
+  }
+  // c10::Error messages carry a C++ backtrace after the first line; users need the first part.
+  auto cut = message.find("\nException raised from");
+  if (cut != std::string::npos) message.resize(cut);
+  std::cerr << log_prefix() << "error: " << message << std::endl;
+  std::fflush(stderr);
+  if (mpi_is_initialized() && mpi_world_size() > 1) MPI_Abort(MPI_COMM_WORLD, kExitFailure);
+  return kExitFailure;
+}
+
+void log_info(const std::string& line) {
+  if (mpi_world_rank() != 0) return;
+  std::cout << line << std::endl;
+}
+
+}  // namespace longnet

@@ -1,0 +1,42 @@
+// MPI start-up and shutdown, and the one place where an error ends the job: run_main() catches
+// what library code throws, prints it once per rank with the rank prefix, and calls MPI_Abort
+// so that no other rank is left waiting in a collective.
+#pragma once
+
+#include <mpi.h>
+
+#include <functional>
+#include <string>
+
+#include "core/errors.h"
+
+#define LONGNET_CHECK_MPI(call)                                                              \
+  do {                                                                                       \
+    int longnet_rc_ = (call);                                                                \
+    if (longnet_rc_ != MPI_SUCCESS)                                                          \
+      ::longnet::throw_library_error("MPI", #call, ::longnet::mpi_error_string(longnet_rc_), \
+                                     __FILE__, __LINE__);                                    \
+  } while (0)
+
+namespace longnet {
+
+std::string mpi_error_string(int code);
+
+// Initialises MPI once (MPI_THREAD_FUNNELED), sets the log rank, and finalises at exit.
+// Safe to call more than once.
+void mpi_ensure_initialized();
+bool mpi_is_initialized();
+int mpi_world_rank();
+int mpi_world_size();
+
+// Exit status used when a rank aborts the job after an error.
+constexpr int kExitFailure = 1;
+
+// Runs fn. On an exception prints "[rank R] error: ..." to stderr and, when MPI runs with more
+// than one rank, calls MPI_Abort so every rank ends; returns fn's status otherwise.
+int run_main(const std::function<int()>& fn);
+
+// Prints on rank 0 only (or always when not under MPI).
+void log_info(const std::string& line);
+
+}  // namespace longnet

@@ -1,0 +1,77 @@
+// Builds the data x sequence process grid and its communicators (see process_grid.h).
+#include "parallel/process_grid.h"
+
+#include <c10/util/Exception.h>
+
+#ifdef LONGNET_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+#include "parallel/mpi_bootstrap.h"
+
+namespace longnet {
+
+std::shared_ptr<Communicator> ProcessGrid::segment_group(int span) {
+  TORCH_CHECK(span >= 1 && span <= sequence_parallel, "segment_group: span ", span,
+              " must be in [1, ", sequence_parallel, "]");
+  if (span == sequence_parallel) return sp;
+  auto it = segment_groups_.find(span);
+  if (it != segment_groups_.end()) return it->second;
+  auto group = sp->split(sp_index / span, sp_index);
+  segment_groups_[span] = group;
+  return group;
+}
+
+std::shared_ptr<ProcessGrid> process_grid_create(int data_parallel, int sequence_parallel,
+                                                 c10::DeviceType device_type) {
+  mpi_ensure_initialized();
+  auto grid = std::make_shared<ProcessGrid>();
+  grid->world_rank = mpi_world_rank();
+  grid->world_size = mpi_world_size();
+  const int world = grid->world_size;
+  TORCH_CHECK(sequence_parallel >= 1, "process grid: sequence_parallel must be >= 1, got ",
+              sequence_parallel);
+  if (data_parallel == 0) {
+    TORCH_CHECK(world % sequence_parallel == 0,
+                "process grid: sequence_parallel = ", sequence_parallel,
+                " does not divide the world size ", world, " (mpirun -np); use a divisor of ",
+                world, " or launch a multiple of ", sequence_parallel, " ranks");
+    data_parallel = world / sequence_parallel;
+  }
+  TORCH_CHECK(data_parallel >= 1, "process grid: data_parallel must be >= 1, got ", data_parallel);
+  TORCH_CHECK(data_parallel * sequence_parallel == world,
+              "process grid: data_parallel x "
+              "sequence_parallel = ",
+              data_parallel, " x ", sequence_parallel, " = ", data_parallel * sequence_parallel,
+              " does not match the world size ", world, " (mpirun -np ", world,
+              "); launch with -np ", data_parallel * sequence_parallel, " or change the grid");
+  grid->data_parallel = data_parallel;
+  grid->sequence_parallel = sequence_parallel;
+  grid->dp_index = grid->world_rank / sequence_parallel;
+  grid->sp_index = grid->world_rank % sequence_parallel;
+
+  if (device_type == c10::kCUDA) {
+#ifdef LONGNET_WITH_CUDA
+    MPI_Comm node;
+    LONGNET_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, grid->world_rank,
+                                          MPI_INFO_NULL, &node));
+    int local_rank = 0;
+    MPI_Comm_rank(node, &local_rank);
+    MPI_Comm_free(&node);
+    int count = c10::cuda::device_count();
+    TORCH_CHECK(count > 0, "process grid: a CUDA run was asked for but no GPU is visible");
+    grid->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
+    c10::cuda::set_device(grid->device.index());
+#else
+    TORCH_CHECK(false,
+                "process grid: this build has no CUDA path; use the CPU device or "
+                "rebuild with -DLONGNET_CUDA=ON");
+#endif
+  }
+  grid->world = communicator_world(grid->device);
+  grid->sp = grid->world->split(grid->dp_index, grid->sp_index);
+  grid->dp = grid->world->split(grid->sp_index, grid->dp_index);
+  return grid;
+}
+
+}  // namespace longnet

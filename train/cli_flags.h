@@ -1,0 +1,54 @@
+// A strict command-line flag parser for the `longnet` subcommands: every flag must be declared,
+// values are type-checked, and errors name the flag and what would work.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace longnet {
+
+class CliFlags {
+ public:
+  // command: e.g. "bench attention", used in messages.
+  explicit CliFlags(std::string command) : command_(std::move(command)) {}
+
+  // Declares a flag taking a value, with its default text and a help line.
+  void add(const std::string& name, const std::string& default_value, const std::string& help);
+  // Declares a boolean switch (no value).
+  void add_switch(const std::string& name, const std::string& help);
+  // Parses args; positional arguments are kept in order. Throws std::invalid_argument naming
+  // the bad flag. "--help" sets help_requested().
+  void parse(const std::vector<std::string>& args);
+
+  bool help_requested() const { return help_; }
+  std::string usage() const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+  std::string get(const std::string& name) const;
+  bool get_switch(const std::string& name) const;
+  int64_t get_int(const std::string& name) const;
+  double get_double(const std::string& name) const;
+  // Comma-separated integers: "2048,4096".
+  std::vector<int64_t> get_int_list(const std::string& name) const;
+  // Whether the user gave this flag (rather than its default).
+  bool given(const std::string& name) const;
+
+ private:
+  struct Flag {
+    std::string value, help;
+    bool is_switch = false, given = false;
+  };
+  const Flag& find(const std::string& name) const;
+  std::string command_;
+  std::map<std::string, Flag> flags_;
+  std::vector<std::string> order_, positional_;
+  bool help_ = false;
+};
+
+// Parses a whole decimal integer; throws std::invalid_argument mentioning `what` otherwise.
+int64_t parse_int_strict(const std::string& text, const std::string& what);
+double parse_double_strict(const std::string& text, const std::string& what);
+
+}  // namespace longnet
