@@ -1,5 +1,31 @@
-// Registers longnet's ops with the PyTorch dispatcher so Python users get them as
-// torch.ops.longnet.* after torch.ops.load_library("build/liblongnet_ops.so").
+// Registers longnet's ops with the PyTorch dispatcher, so Python users get them as
+// torch.ops.longnet.* after torch.ops.load_library("build/liblongnet_ops.so"). The op is
+// CompositeImplicitAutograd: its body is longnet's own autograd function, on CPU and CUDA.
 #include <torch/library.h>
 
-TORCH_LIBRARY(longnet, m) {}
+#include "core/dilated_attention.h"
+
+namespace {
+
+at::Tensor dilated_attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                c10::IntArrayRef segment_lengths, c10::IntArrayRef dilation_rates,
+                                bool is_causal, std::optional<double> softmax_scale) {
+  longnet::DilatedAttentionOptions o;
+  o.segment_lengths = segment_lengths.vec();
+  o.dilation_rates = dilation_rates.vec();
+  o.is_causal = is_causal;
+  o.softmax_scale = softmax_scale;
+  return longnet::dilated_attention(q, k, v, o);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(longnet, m) {
+  m.def(
+      "dilated_attention(Tensor q, Tensor k, Tensor v, int[] segment_lengths, "
+      "int[] dilation_rates, bool is_causal=False, float? softmax_scale=None) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(longnet, CompositeImplicitAutograd, m) {
+  m.impl("dilated_attention", &dilated_attention_op);
+}

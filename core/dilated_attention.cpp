@@ -1,0 +1,325 @@
+// Dilated attention: options checks, the plan of dense problems, the strided views, the
+// log-sum-exp merge, the autograd function and the module (see dilated_attention.h).
+#include "core/dilated_attention.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+#include <limits>
+
+namespace longnet {
+
+namespace {
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+std::string list_str(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// Every (B, N, H, D) tensor the views are taken of is contiguous, so that for one geometry the
+// views of q, k, v, out and dout have identical strides. cuDNN's graph cache is keyed by the q,
+// k, v strides only and bakes in the first out / dout layout it sees for a key.
+at::Tensor rowmajor(const at::Tensor& x) {
+  return x.contiguous();
+}
+}  // namespace
+
+void dilated_options_check(const DilatedAttentionOptions& o) {
+  const auto& w = o.segment_lengths;
+  const auto& r = o.dilation_rates;
+  TORCH_CHECK(!w.empty(),
+              "dilated attention: segment_lengths is empty; give at least one "
+              "segment length, e.g. [2048, 4096]");
+  TORCH_CHECK(w.size() == r.size(), "dilated attention: segment_lengths ", list_str(w),
+              " and "
+              "dilation_rates ",
+              list_str(r),
+              " must have the same length (one rate per segment "
+              "length), got ",
+              w.size(), " and ", r.size());
+  for (size_t i = 0; i < w.size(); ++i) {
+    TORCH_CHECK(w[i] >= 1, "dilated attention: segment_lengths[", i, "] = ", w[i], " must be >= 1");
+    TORCH_CHECK(r[i] >= 1, "dilated attention: dilation_rates[", i, "] = ", r[i], " must be >= 1");
+  }
+  if (o.softmax_scale)
+    TORCH_CHECK(std::isfinite(*o.softmax_scale),
+                "dilated attention: softmax_scale must be "
+                "finite, got ",
+                *o.softmax_scale);
+  TORCH_CHECK(o.dropout >= 0.0 && o.dropout < 1.0,
+              "dilated attention: dropout must be in "
+              "[0, 1), got ",
+              o.dropout);
+}
+
+void dilated_inputs_check(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const DilatedAttentionOptions& o) {
+  dilated_options_check(o);
+  TORCH_CHECK(q.dim() == 4,
+              "dilated attention: query must be (batch, seq_len, heads, head_dim), "
+              "got ",
+              q.dim(), " dims with shape ", q.sizes());
+  TORCH_CHECK(k.sizes() == q.sizes() && v.sizes() == q.sizes(),
+              "dilated attention: query, key "
+              "and value must have the same shape, got ",
+              q.sizes(), ", ", k.sizes(), ", ", v.sizes());
+  TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+              "dilated attention: query, key and value must have the same dtype, got ",
+              q.scalar_type(), ", ", k.scalar_type(), ", ", v.scalar_type());
+  TORCH_CHECK(k.device() == q.device() && v.device() == q.device(),
+              "dilated attention: query, "
+              "key and value must be on the same device, got ",
+              q.device(), ", ", k.device(), ", ", v.device());
+  TORCH_CHECK(at::isFloatingType(q.scalar_type()),
+              "dilated attention: inputs must be floating "
+              "point, got ",
+              q.scalar_type());
+  TORCH_CHECK(q.size(0) >= 1 && q.size(1) >= 1 && q.size(2) >= 1 && q.size(3) >= 1,
+              "dilated attention: every dimension must be >= 1, got shape ", q.sizes());
+  if (q.is_cuda()) {
+    TORCH_CHECK(q.scalar_type() != at::kDouble,
+                "dilated attention: float64 runs on the CPU "
+                "only; use float32, bfloat16 or float16 on the GPU");
+    TORCH_CHECK(q.size(3) % 8 == 0 && q.size(3) <= 256, "dilated attention: head_dim ", q.size(3),
+                " is not supported by the GPU kernels; use a multiple of 8, at most "
+                "256");
+  }
+}
+
+double dilated_scale(const DilatedAttentionOptions& o, int64_t head_dim) {
+  return o.softmax_scale ? *o.softmax_scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
+}
+
+std::vector<DilatedProblem> dilated_plan(int64_t B, int64_t N, int64_t H,
+                                         const DilatedAttentionOptions& o) {
+  std::vector<DilatedProblem> plan;
+  for (size_t i = 0; i < o.segment_lengths.size(); ++i) {
+    const int64_t w = std::min(o.segment_lengths[i], N), r = o.dilation_rates[i];
+    const int64_t M = N / w, tail = N - M * w;
+    for (int64_t s = 0; s < std::min(r, H); ++s) {
+      DilatedProblem p;
+      p.branch = static_cast<int>(i);
+      p.w = w;
+      p.r = r;
+      p.s = s;
+      p.heads = ceil_div(H - s, r);
+      if (s < w) {  // the full segments
+        p.n = ceil_div(w - s, r);
+        p.seg_begin = 0;
+        p.seg_count = M;
+        // One problem over all (batch, segment) pairs when they form one strided dimension.
+        if (B == 1 || M == 1 || tail == 0) {
+          p.b_begin = 0;
+          p.b_count = B;
+          plan.push_back(p);
+        } else {
+          for (int64_t b = 0; b < B; ++b) {
+            p.b_begin = b;
+            p.b_count = 1;
+            plan.push_back(p);
+          }
+        }
+      }
+      if (tail > s) {  // the shorter last segment
+        p.n = ceil_div(tail - s, r);
+        p.seg_begin = M * w;
+        p.seg_count = 1;
+        p.b_begin = 0;
+        p.b_count = B;
+        plan.push_back(p);
+      }
+    }
+  }
+  return plan;
+}
+
+at::Tensor dilated_view(const at::Tensor& x, const DilatedProblem& p) {
+  const int64_t sB = x.stride(0), sN = x.stride(1), sH = x.stride(2);
+  if (p.b_count > 1 && p.seg_count > 1)
+    TORCH_INTERNAL_ASSERT(sB == p.seg_count * p.w * sN,
+                          "dilated_view: batch and segments do not "
+                          "form one strided dimension");
+  std::vector<int64_t> sizes{p.b_count * p.seg_count, p.n, p.heads};
+  std::vector<int64_t> strides{p.seg_count > 1 ? p.w * sN : sB, p.r * sN, p.r * sH};
+  for (int64_t d = 3; d < x.dim(); ++d) {
+    sizes.push_back(x.size(d));
+    strides.push_back(x.stride(d));
+  }
+  int64_t offset = x.storage_offset() + p.b_begin * sB + (p.seg_begin + p.s) * sN + p.s * sH;
+  return x.as_strided(sizes, strides, offset);
+}
+
+void attention_calls_forward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args) {
+  // Pass 1: every problem, and the merged log-sum-exp.
+  std::vector<at::Tensor> outs, lses;
+  outs.reserve(calls.size());
+  lses.reserve(calls.size());
+  for (auto& c : calls) {
+    DenseAttentionArgs a = args;
+    a.causal = c.causal;
+    auto r = dense_attention_forward(c.q, c.k, c.v, a);
+    c.rng = r.rng;
+    auto lse_c = r.lse.transpose(1, 2);  // (B', n, H')
+    c.lse.copy_(at::logaddexp(c.lse, lse_c));
+    outs.push_back(std::move(r.out));
+    lses.push_back(std::move(lse_c));
+  }
+  // Pass 2: out = sum_c exp(lse_c - lse) * out_c.
+  for (size_t i = 0; i < calls.size(); ++i) {
+    auto weight = (lses[i] - calls[i].lse).exp_().unsqueeze(-1);
+    calls[i].out.add_(outs[i] * weight);
+  }
+}
+
+void attention_calls_backward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args) {
+  for (auto& c : calls) {
+    DenseAttentionArgs a = args;
+    a.causal = c.causal;
+    auto lse = c.lse.permute({0, 2, 1}).contiguous();  // (B', H', n)
+    auto [dq, dk, dv] = dense_attention_backward(c.dout, c.q, c.k, c.v, c.out, lse, c.rng, a);
+    c.dq.add_(dq);
+    c.dk.add_(dk);
+    c.dv.add_(dv);
+  }
+}
+
+namespace {
+DenseAttentionArgs dense_args(const DilatedAttentionOptions& o, int64_t head_dim) {
+  DenseAttentionArgs a;
+  a.scale = dilated_scale(o, head_dim);
+  a.dropout = o.dropout;
+  return a;
+}
+}  // namespace
+
+DilatedForward dilated_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in,
+                                         const at::Tensor& v_in, const DilatedAttentionOptions& o) {
+  dilated_inputs_check(q_in, k_in, v_in, o);
+  auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
+  const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
+  auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
+  auto out = at::zeros(q.sizes(), acc);
+  auto lse = at::full({B, N, H}, -std::numeric_limits<double>::infinity(), acc);
+  std::vector<AttentionCall> calls;
+  for (const auto& p : dilated_plan(B, N, H, o)) {
+    AttentionCall c;
+    c.q = dilated_view(q, p);
+    c.k = dilated_view(k, p);
+    c.v = dilated_view(v, p);
+    c.out = dilated_view(out, p);
+    c.lse = dilated_view(lse, p);
+    c.causal = o.is_causal;
+    calls.push_back(std::move(c));
+  }
+  attention_calls_forward(calls, dense_args(o, q.size(3)));
+  DilatedForward f;
+  f.out = out.to(q.scalar_type());
+  f.lse = lse;
+  for (auto& c : calls) f.rng.push_back(c.rng);
+  return f;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
+    const at::Tensor& dout_in, const at::Tensor& q_in, const at::Tensor& k_in,
+    const at::Tensor& v_in, const at::Tensor& out_in, const at::Tensor& lse,
+    const std::vector<at::Tensor>& rng, const DilatedAttentionOptions& o) {
+  auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
+  auto dout = rowmajor(dout_in.to(q.scalar_type())), out = rowmajor(out_in);
+  const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
+  auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
+  auto dq = at::zeros(q.sizes(), acc), dk = at::zeros(q.sizes(), acc),
+       dv = at::zeros(q.sizes(), acc);
+  auto plan = dilated_plan(B, N, H, o);
+  TORCH_CHECK(rng.empty() || rng.size() == plan.size(), "dilated attention backward: ", rng.size(),
+              " dropout states for ", plan.size(), " problems");
+  std::vector<AttentionCall> calls;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto& p = plan[i];
+    AttentionCall c;
+    c.q = dilated_view(q, p);
+    c.k = dilated_view(k, p);
+    c.v = dilated_view(v, p);
+    c.out = dilated_view(out, p);
+    c.lse = dilated_view(lse, p);
+    c.dout = dilated_view(dout, p);
+    c.dq = dilated_view(dq, p);
+    c.dk = dilated_view(dk, p);
+    c.dv = dilated_view(dv, p);
+    c.causal = o.is_causal;
+    if (!rng.empty()) c.rng = rng[i];
+    calls.push_back(std::move(c));
+  }
+  attention_calls_backward(calls, dense_args(o, q.size(3)));
+  auto t = q.scalar_type();
+  return {dq.to(t), dk.to(t), dv.to(t)};
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttentionFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, const DilatedAttentionOptions& o) {
+    auto f = dilated_attention_forward(q, k, v, o);
+    ctx->save_for_backward({q, k, v, f.out, f.lse});
+    ctx->saved_data["segment_lengths"] = o.segment_lengths;
+    ctx->saved_data["dilation_rates"] = o.dilation_rates;
+    ctx->saved_data["is_causal"] = o.is_causal;
+    ctx->saved_data["scale"] = dilated_scale(o, q.size(3));
+    ctx->saved_data["dropout"] = o.dropout;
+    if (o.dropout > 0) ctx->saved_data["rng"] = c10::List<at::Tensor>(f.rng);
+    return f.out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    DilatedAttentionOptions o;
+    o.segment_lengths = ctx->saved_data["segment_lengths"].toIntVector();
+    o.dilation_rates = ctx->saved_data["dilation_rates"].toIntVector();
+    o.is_causal = ctx->saved_data["is_causal"].toBool();
+    o.softmax_scale = ctx->saved_data["scale"].toDouble();
+    o.dropout = ctx->saved_data["dropout"].toDouble();
+    std::vector<at::Tensor> rng;
+    if (o.dropout > 0) rng = ctx->saved_data["rng"].toTensorVector();
+    auto [dq, dk, dv] = dilated_attention_backward(grads[0], saved[0], saved[1], saved[2], saved[3],
+                                                   saved[4], rng, o);
+    return {dq, dk, dv, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor dilated_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const DilatedAttentionOptions& o) {
+  dilated_inputs_check(q, k, v, o);
+  return DilatedAttentionFunction::apply(q, k, v, o);
+}
+
+DilatedAttentionImpl::DilatedAttentionImpl(std::vector<int64_t> segment_lengths,
+                                           std::vector<int64_t> dilation_rates,
+                                           std::optional<double> softmax_scale,
+                                           double attention_dropout) {
+  options_.segment_lengths = std::move(segment_lengths);
+  options_.dilation_rates = std::move(dilation_rates);
+  options_.softmax_scale = softmax_scale;
+  options_.dropout = attention_dropout;
+  dilated_options_check(options_);
+}
+
+at::Tensor DilatedAttentionImpl::forward(const at::Tensor& query, const at::Tensor& key,
+                                         const at::Tensor& value, bool is_causal) {
+  DilatedAttentionOptions o = options_;
+  o.is_causal = is_causal;
+  if (!is_training()) o.dropout = 0.0;
+  return dilated_attention(query, key, value, o);
+}
+
+}  // namespace longnet

@@ -1,0 +1,240 @@
+// Dilated attention against the brute-force float64 definition (tests/dilated_reference.h):
+// outputs and all three gradients over many shapes (odd N, N < w, r not dividing w, the paper's
+// r = 6 and 12, H = 12, causal and not, custom scale), plus causality, head coverage, dropout and
+// input checks. GPU cases (bf16 with the STYLE.md tolerance rule) skip without a GPU.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "core/dilated_attention.h"
+#include "tests/dilated_reference.h"
+
+namespace longnet {
+namespace {
+
+using testing::reference_dilated_attention;
+using testing::rel_error;
+
+struct Case {
+  int64_t B, N, H, D;
+  std::vector<int64_t> w, r;
+  bool causal;
+  std::optional<double> scale;
+  std::string name;
+};
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return info.param.name;
+}
+
+struct Grads {
+  at::Tensor out, dq, dk, dv;
+};
+
+// Runs f on fresh leaves made from q, k, v and back-propagates `gout`.
+template <typename F>
+Grads run_with_grads(F f, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& gout) {
+  auto ql = q.detach().clone().requires_grad_(true), kl = k.detach().clone().requires_grad_(true),
+       vl = v.detach().clone().requires_grad_(true);
+  auto out = f(ql, kl, vl);
+  out.backward(gout.to(out.scalar_type()));
+  return {out.detach(), ql.grad(), kl.grad(), vl.grad()};
+}
+
+DilatedAttentionOptions options_of(const Case& c) {
+  DilatedAttentionOptions o;
+  o.segment_lengths = c.w;
+  o.dilation_rates = c.r;
+  o.is_causal = c.causal;
+  o.softmax_scale = c.scale;
+  return o;
+}
+
+Grads reference_grads(const Case& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                      const at::Tensor& gout) {
+  double scale = c.scale ? *c.scale : 1.0 / std::sqrt(double(c.D));
+  return run_with_grads(
+      [&](auto& a, auto& b, auto& d) {
+        return reference_dilated_attention(a, b, d, c.w, c.r, c.causal, scale);
+      },
+      q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble), gout.to(at::kDouble));
+}
+
+class DilatedAttentionCpu : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DilatedAttentionCpu, Float64MatchesReference) {
+  const Case& c = GetParam();
+  at::manual_seed(7);
+  auto opt = at::TensorOptions().dtype(at::kDouble);
+  auto q = at::randn({c.B, c.N, c.H, c.D}, opt), k = at::randn_like(q), v = at::randn_like(q);
+  auto gout = at::randn_like(q);
+  auto ref = reference_grads(c, q, k, v, gout);
+  auto got = run_with_grads(
+      [&](auto& a, auto& b, auto& d) { return dilated_attention(a, b, d, options_of(c)); }, q, k, v,
+      gout);
+  EXPECT_LT(rel_error(got.out, ref.out), 1e-12);
+  EXPECT_LT(rel_error(got.dq, ref.dq), 1e-11);
+  EXPECT_LT(rel_error(got.dk, ref.dk), 1e-11);
+  EXPECT_LT(rel_error(got.dv, ref.dv), 1e-11);
+}
+
+TEST_P(DilatedAttentionCpu, Float32CloseToReference) {
+  const Case& c = GetParam();
+  at::manual_seed(11);
+  auto q = at::randn({c.B, c.N, c.H, c.D}), k = at::randn_like(q), v = at::randn_like(q);
+  auto gout = at::randn_like(q);
+  auto ref = reference_grads(c, q, k, v, gout);
+  auto got = run_with_grads(
+      [&](auto& a, auto& b, auto& d) { return dilated_attention(a, b, d, options_of(c)); }, q, k, v,
+      gout);
+  EXPECT_EQ(got.out.scalar_type(), at::kFloat);
+  EXPECT_LT(rel_error(got.out, ref.out), 1e-5);
+  EXPECT_LT(rel_error(got.dq, ref.dq), 1e-4);
+  EXPECT_LT(rel_error(got.dk, ref.dk), 1e-4);
+  EXPECT_LT(rel_error(got.dv, ref.dv), 1e-4);
+}
+
+const std::vector<Case> kCases = {
+    {2, 64, 4, 8, {16, 32}, {1, 2}, false, {}, "Basic_N64_w16_32_r1_2"},
+    {2, 64, 4, 8, {16, 32}, {1, 2}, true, {}, "BasicCausal_N64_w16_32_r1_2"},
+    {1, 1000, 3, 8, {128, 256, 512}, {1, 2, 4}, false, {}, "N1000_w128_256_512"},
+    {1, 1000, 3, 8, {128, 256, 512}, {1, 2, 4}, true, {}, "N1000Causal_w128_256_512"},
+    {1, 200, 12, 8, {48, 96}, {6, 12}, false, {}, "H12_r6_12_w48_96"},
+    {1, 200, 12, 8, {48, 96}, {6, 12}, true, {}, "H12Causal_r6_12_w48_96"},
+    {1, 384, 12, 8, {16, 32, 64, 96, 192}, {1, 2, 4, 6, 12}, true, {}, "PaperRatesCausal_N384"},
+    {1, 37, 2, 8, {64, 128}, {1, 2}, false, {}, "NShorterThanSegments_N37"},
+    {1, 37, 2, 8, {64, 128}, {1, 2}, true, {}, "NShorterThanSegmentsCausal_N37"},
+    {2, 127, 5, 8, {10, 20}, {3, 7}, false, {}, "RNotDividingW_N127_r3_7"},
+    {2, 127, 5, 8, {10, 20}, {3, 7}, true, {}, "RNotDividingWCausal_N127_r3_7"},
+    {3, 101, 4, 16, {16, 50}, {2, 4}, true, {}, "Batch3TailSegments_N101"},
+    {2, 60, 4, 8, {20, 30}, {1, 3}, false, 0.3, "CustomScale0p3_N60"},
+    {1, 50, 16, 8, {4, 8}, {8, 16}, false, {}, "RateAboveSegment_w4_r8"},
+    {2, 17, 3, 8, {17}, {1}, true, {}, "DenseCausal_N17_w17"},
+    {1, 48, 4, 8, {16, 16}, {2, 2}, false, {}, "RepeatedBranchCountsTwice"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Cases, DilatedAttentionCpu, ::testing::ValuesIn(kCases), case_name);
+
+TEST(DilatedAttention, CausalNoLookahead_PerturbFutureToken) {
+  at::manual_seed(3);
+  DilatedAttentionOptions o{{8, 16, 32}, {1, 2, 4}, true, {}, 0.0};
+  auto q = at::randn({1, 64, 4, 8}), k = at::randn_like(q), v = at::randn_like(q);
+  auto base = dilated_attention(q, k, v, o);
+  for (int64_t t : {5, 17, 40, 63}) {
+    auto q2 = q.clone(), k2 = k.clone(), v2 = v.clone();
+    q2.select(1, t).add_(10.0);
+    k2.select(1, t).add_(10.0);
+    v2.select(1, t).add_(10.0);
+    auto out = dilated_attention(q2, k2, v2, o);
+    EXPECT_TRUE(at::equal(out.narrow(1, 0, t), base.narrow(1, 0, t))) << "token " << t;
+    EXPECT_FALSE(at::equal(out, base)) << "perturbing token " << t << " changed nothing";
+  }
+}
+
+TEST(DilatedAttention, EveryHeadGetsGradient_H12_r6_12) {
+  at::manual_seed(5);
+  DilatedAttentionOptions o{{24, 48}, {6, 12}, false, {}, 0.0};
+  auto q = torch::randn({1, 96, 12, 8}, torch::requires_grad()),
+       k = torch::randn({1, 96, 12, 8}, torch::requires_grad()),
+       v = torch::randn({1, 96, 12, 8}, torch::requires_grad());
+  auto out = dilated_attention(q, k, v, o);
+  (out * at::randn_like(out)).sum().backward();
+  for (int64_t h = 0; h < 12; ++h) {
+    EXPECT_GT(out.select(2, h).abs().sum().item<double>(), 0) << "head " << h << " output";
+    EXPECT_GT(q.grad().select(2, h).abs().sum().item<double>(), 0) << "head " << h << " dq";
+    EXPECT_GT(k.grad().select(2, h).abs().sum().item<double>(), 0) << "head " << h << " dk";
+    EXPECT_GT(v.grad().select(2, h).abs().sum().item<double>(), 0) << "head " << h << " dv";
+  }
+}
+
+TEST(DilatedAttention, NonContiguousInputsMatchContiguous) {
+  at::manual_seed(9);
+  DilatedAttentionOptions o{{16, 32}, {1, 2}, true, {}, 0.0};
+  // q, k, v as slices of one fused projection (B, N, 3, H, D).
+  auto qkv = at::randn({2, 50, 3, 4, 8}, at::kDouble);
+  auto q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
+  auto a = dilated_attention(q, k, v, o);
+  auto b = dilated_attention(q.contiguous(), k.contiguous(), v.contiguous(), o);
+  EXPECT_LT(rel_error(a, b), 1e-14);
+}
+
+// Dropout: a fixed seed gives a fixed mask, so finite differences check the gradient.
+TEST(DilatedAttention, DropoutGradientMatchesFiniteDifferences) {
+  DilatedAttentionOptions o{{8, 16}, {1, 2}, true, {}, 0.25};
+  at::manual_seed(1);
+  auto q = at::randn({1, 24, 2, 8}, at::kDouble), k = at::randn_like(q), v = at::randn_like(q);
+  auto gout = at::randn_like(q);
+  auto loss = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
+    at::manual_seed(99);
+    return (dilated_attention(a, b, c, o) * gout).sum();
+  };
+  auto ql = q.clone().requires_grad_(true), kl = k.clone().requires_grad_(true),
+       vl = v.clone().requires_grad_(true);
+  loss(ql, kl, vl).backward();
+  // Dropout really drops: differs from the same call without dropout.
+  DilatedAttentionOptions nodrop = o;
+  nodrop.dropout = 0;
+  at::manual_seed(99);
+  EXPECT_FALSE(at::allclose(dilated_attention(q, k, v, o), dilated_attention(q, k, v, nodrop)));
+  const double eps = 1e-6;
+  for (int which = 0; which < 3; ++which) {
+    auto grad = (which == 0 ? ql : which == 1 ? kl : vl).grad();
+    for (int64_t idx : {3, 50, 111, 200, 377}) {
+      auto plus = std::vector<at::Tensor>{q.clone(), k.clone(), v.clone()};
+      auto minus = std::vector<at::Tensor>{q.clone(), k.clone(), v.clone()};
+      plus[which].view(-1)[idx] += eps;
+      minus[which].view(-1)[idx] -= eps;
+      double fd =
+          (loss(plus[0], plus[1], plus[2]) - loss(minus[0], minus[1], minus[2])).item<double>() /
+          (2 * eps);
+      EXPECT_NEAR(grad.view(-1)[idx].item<double>(), fd, 1e-6)
+          << "tensor " << which << " idx " << idx;
+    }
+  }
+}
+
+TEST(DilatedAttention, ModuleDropoutOnlyInTraining) {
+  at::manual_seed(2);
+  DilatedAttention attn(std::vector<int64_t>{8, 16}, std::vector<int64_t>{1, 2}, std::nullopt, 0.5);
+  auto q = at::randn({1, 32, 2, 8}), k = at::randn_like(q), v = at::randn_like(q);
+  attn->eval();
+  DilatedAttentionOptions o{{8, 16}, {1, 2}, false, {}, 0.0};
+  EXPECT_TRUE(at::equal(attn->forward(q, k, v), dilated_attention(q, k, v, o)));
+  attn->train();
+  EXPECT_FALSE(at::allclose(attn->forward(q, k, v), dilated_attention(q, k, v, o)));
+}
+
+// Each bad input must raise c10::Error whose message contains `expect`.
+void expect_error(const std::function<void()>& f, const std::string& expect) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one mentioning '" << expect << "'";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+  }
+}
+
+TEST(DilatedAttention, BadInputsGiveClearErrors) {
+  auto q = at::randn({1, 16, 2, 8});
+  auto ok = [&](DilatedAttentionOptions o) { return [o, q] { dilated_attention(q, q, q, o); }; };
+  expect_error(ok({{8, 16}, {1}, false, {}, 0}), "must have the same length");
+  expect_error(ok({{}, {}, false, {}, 0}), "segment_lengths is empty");
+  expect_error(ok({{8, 0}, {1, 1}, false, {}, 0}), "segment_lengths[1] = 0 must be >= 1");
+  expect_error(ok({{8}, {-2}, false, {}, 0}), "dilation_rates[0] = -2 must be >= 1");
+  expect_error(ok({{8}, {1}, false, {}, 1.0}), "dropout must be in [0, 1)");
+  DilatedAttentionOptions o{{8}, {1}, false, {}, 0};
+  expect_error([&] { dilated_attention(q[0], q[0], q[0], o); }, "must be (batch, seq_len, heads");
+  expect_error([&] { dilated_attention(q, q.narrow(1, 0, 8), q, o); }, "same shape");
+  expect_error([&] { dilated_attention(q, q.to(at::kDouble), q, o); }, "same dtype");
+  expect_error([&] { dilated_attention(q, q, q.to(at::kLong), o); }, "same dtype");
+  expect_error(
+      [&] {
+        DilatedAttention(std::vector<int64_t>{8}, std::vector<int64_t>{1, 2});
+      },
+      "must have the same length");
+}
+
+}  // namespace
+}  // namespace longnet
