@@ -5,7 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <ctime>
+#include <fstream>
+#include <stdexcept>
 #include <vector>
 
 #ifdef LONGNET_WITH_CUDA
@@ -13,6 +17,7 @@
 #include <ATen/cuda/CUDAEvent.h>
 #endif
 
+#include "core/file_util.h"
 #include "longnet_build_info.h"
 
 namespace longnet {
@@ -58,6 +63,30 @@ std::string bench_date_utc() {
 
 std::string bench_commit() {
   return LONGNET_GIT_COMMIT;
+}
+
+}  // namespace longnet
+
+namespace longnet {
+
+void bench_write_results(const std::string& path, const std::string& command,
+                         const std::string& device, const JsonLine& extra,
+                         const std::vector<JsonLine>& rows) {
+  if (!make_parent_dirs(path)) throw std::runtime_error("cannot create the directory of " + path);
+  std::ofstream f(path);
+  if (!f) throw std::runtime_error("cannot write results file " + path);
+  JsonLine head;
+  head.add("command", command)
+      .add("device", device)
+      .add("date", bench_date_utc())
+      .add("commit", bench_commit());
+  std::string h = head.str(), e = extra.str();
+  f << h.substr(0, h.size() - 1);
+  if (e.size() > 2) f << ", " << e.substr(1, e.size() - 2);
+  f << ",\n  \"rows\": [\n";
+  for (size_t i = 0; i < rows.size(); ++i)
+    f << "    " << rows[i].str() << (i + 1 < rows.size() ? ",\n" : "\n");
+  f << "  ]\n}\n";
 }
 
 }  // namespace longnet

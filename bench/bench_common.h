@@ -4,8 +4,11 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <c10/core/Device.h>
+
+#include "train/metrics.h"
 
 namespace longnet {
 
@@ -20,5 +23,15 @@ std::string bench_device_name(const c10::Device& device);
 std::string bench_date_utc();
 // The commit the binary was built from.
 std::string bench_commit();
+
+}  // namespace longnet
+
+namespace longnet {
+
+// Writes {"command": ..., "device": ..., "date": ..., "commit": ..., <extra>, "rows": [...]}
+// to path (creating parent directories).
+void bench_write_results(const std::string& path, const std::string& command,
+                         const std::string& device, const JsonLine& extra,
+                         const std::vector<JsonLine>& rows);
 
 }  // namespace longnet

@@ -6,7 +6,11 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+
+#include "core/dilated_merge.h"
 
 namespace longnet {
 
@@ -154,38 +158,62 @@ at::Tensor dilated_view(const at::Tensor& x, const DilatedProblem& p) {
   return x.as_strided(sizes, strides, offset);
 }
 
+at::Tensor strided_rows_view(const at::Tensor& x, int64_t b_begin, int64_t b_count,
+                             int64_t row_begin, int64_t rows, int64_t row_stride,
+                             int64_t head_begin, int64_t heads, int64_t head_stride) {
+  const int64_t sB = x.stride(0), sN = x.stride(1), sH = x.stride(2);
+  std::vector<int64_t> sizes{b_count, rows, heads};
+  std::vector<int64_t> strides{sB, row_stride * sN, head_stride * sH};
+  for (int64_t d = 3; d < x.dim(); ++d) {
+    sizes.push_back(x.size(d));
+    strides.push_back(x.stride(d));
+  }
+  return x.as_strided(sizes, strides,
+                      x.storage_offset() + b_begin * sB + row_begin * sN + head_begin * sH);
+}
+
+void AttentionMerger::run(AttentionCall& c) {
+  DenseAttentionArgs a = args_;
+  a.causal = c.causal;
+  auto r = dense_attention_forward(c.q, c.k, c.v, a);
+  c.rng = r.rng;
+  auto lse_c = r.lse.transpose(1, 2);  // (B', n, H')
+  c.lse.copy_(at::logaddexp(c.lse, lse_c));
+  outs_.push_back(std::move(r.out));
+  lses_.push_back(std::move(lse_c));
+  dests_.push_back(c.out);
+  dest_lses_.push_back(c.lse);
+}
+
+void AttentionMerger::finish() {
+  for (size_t i = 0; i < outs_.size(); ++i) {
+    auto weight = (lses_[i] - dest_lses_[i]).exp_().unsqueeze(-1);
+    dests_[i].add_(outs_[i] * weight);
+  }
+  outs_.clear();
+  lses_.clear();
+  dests_.clear();
+  dest_lses_.clear();
+}
+
 void attention_calls_forward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args) {
-  // Pass 1: every problem, and the merged log-sum-exp.
-  std::vector<at::Tensor> outs, lses;
-  outs.reserve(calls.size());
-  lses.reserve(calls.size());
-  for (auto& c : calls) {
-    DenseAttentionArgs a = args;
-    a.causal = c.causal;
-    auto r = dense_attention_forward(c.q, c.k, c.v, a);
-    c.rng = r.rng;
-    auto lse_c = r.lse.transpose(1, 2);  // (B', n, H')
-    c.lse.copy_(at::logaddexp(c.lse, lse_c));
-    outs.push_back(std::move(r.out));
-    lses.push_back(std::move(lse_c));
-  }
-  // Pass 2: out = sum_c exp(lse_c - lse) * out_c.
-  for (size_t i = 0; i < calls.size(); ++i) {
-    auto weight = (lses[i] - calls[i].lse).exp_().unsqueeze(-1);
-    calls[i].out.add_(outs[i] * weight);
-  }
+  AttentionMerger merger(args);
+  for (auto& c : calls) merger.run(c);
+  merger.finish();
+}
+
+void attention_call_backward(AttentionCall& c, const DenseAttentionArgs& args) {
+  DenseAttentionArgs a = args;
+  a.causal = c.causal;
+  auto lse = c.lse.permute({0, 2, 1}).contiguous();  // (B', H', n)
+  auto [dq, dk, dv] = dense_attention_backward(c.dout, c.q, c.k, c.v, c.out, lse, c.rng, a);
+  c.dq.add_(dq);
+  c.dk.add_(dk);
+  c.dv.add_(dv);
 }
 
 void attention_calls_backward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args) {
-  for (auto& c : calls) {
-    DenseAttentionArgs a = args;
-    a.causal = c.causal;
-    auto lse = c.lse.permute({0, 2, 1}).contiguous();  // (B', H', n)
-    auto [dq, dk, dv] = dense_attention_backward(c.dout, c.q, c.k, c.v, c.out, lse, c.rng, a);
-    c.dq.add_(dq);
-    c.dk.add_(dk);
-    c.dv.add_(dv);
-  }
+  for (auto& c : calls) attention_call_backward(c, args);
 }
 
 namespace {
@@ -195,6 +223,25 @@ DenseAttentionArgs dense_args(const DilatedAttentionOptions& o, int64_t head_dim
   a.dropout = o.dropout;
   return a;
 }
+
+// GPU tensors merge with the fused kernel (dilated_merge.h); LONGNET_FUSED_MERGE=0 selects the
+// plain ATen merge instead (for comparison; same results up to rounding).
+bool use_fused_merge(const at::Tensor& q) {
+  static const bool enabled = [] {
+    const char* env = std::getenv("LONGNET_FUSED_MERGE");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  return q.is_cuda() && enabled;
+}
+
+AttentionCall plan_call(const DilatedProblem& p, const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v) {
+  AttentionCall c;
+  c.q = dilated_view(q, p);
+  c.k = dilated_view(k, p);
+  c.v = dilated_view(v, p);
+  return c;
+}
 }  // namespace
 
 DilatedForward dilated_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in,
@@ -202,25 +249,42 @@ DilatedForward dilated_attention_forward(const at::Tensor& q_in, const at::Tenso
   dilated_inputs_check(q_in, k_in, v_in, o);
   auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
+  const auto plan = dilated_plan(B, N, H, o);
+  const auto args = dense_args(o, q.size(3));
+  DilatedForward f;
+  if (use_fused_merge(q)) {
+    std::vector<at::Tensor> outs, lses;
+    for (const auto& p : plan) {
+      auto c = plan_call(p, q, k, v);
+      DenseAttentionArgs a = args;
+      a.causal = o.is_causal;
+      auto r = dense_attention_forward(c.q, c.k, c.v, a);
+      outs.push_back(std::move(r.out));
+      lses.push_back(std::move(r.lse));
+      f.rng.push_back(std::move(r.rng));
+    }
+    f.out = at::empty_like(q);
+    f.lse = at::empty({B, N, H}, q.options().dtype(at::kFloat));
+    dilated_merge_forward(plan, B, N, H, outs, lses, f.out, f.lse);
+    if (o.dropout == 0) f.rng.clear();
+    return f;
+  }
   auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
   auto out = at::zeros(q.sizes(), acc);
   auto lse = at::full({B, N, H}, -std::numeric_limits<double>::infinity(), acc);
   std::vector<AttentionCall> calls;
-  for (const auto& p : dilated_plan(B, N, H, o)) {
-    AttentionCall c;
-    c.q = dilated_view(q, p);
-    c.k = dilated_view(k, p);
-    c.v = dilated_view(v, p);
+  for (const auto& p : plan) {
+    AttentionCall c = plan_call(p, q, k, v);
     c.out = dilated_view(out, p);
     c.lse = dilated_view(lse, p);
     c.causal = o.is_causal;
     calls.push_back(std::move(c));
   }
-  attention_calls_forward(calls, dense_args(o, q.size(3)));
-  DilatedForward f;
+  attention_calls_forward(calls, args);
   f.out = out.to(q.scalar_type());
   f.lse = lse;
-  for (auto& c : calls) f.rng.push_back(c.rng);
+  if (o.dropout > 0)
+    for (auto& c : calls) f.rng.push_back(c.rng);
   return f;
 }
 
@@ -231,19 +295,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
   auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
   auto dout = rowmajor(dout_in.to(q.scalar_type())), out = rowmajor(out_in);
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
-  auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
-  auto dq = at::zeros(q.sizes(), acc), dk = at::zeros(q.sizes(), acc),
-       dv = at::zeros(q.sizes(), acc);
   auto plan = dilated_plan(B, N, H, o);
   TORCH_CHECK(rng.empty() || rng.size() == plan.size(), "dilated attention backward: ", rng.size(),
               " dropout states for ", plan.size(), " problems");
+  const auto args = dense_args(o, q.size(3));
+  if (use_fused_merge(q)) {
+    std::vector<std::array<at::Tensor, 3>> grads;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const auto& p = plan[i];
+      AttentionCall c = plan_call(p, q, k, v);
+      DenseAttentionArgs a = args;
+      a.causal = o.is_causal;
+      auto lse_c = dilated_view(lse, p).permute({0, 2, 1}).contiguous();  // (B', H', n)
+      auto [dq, dk, dv] =
+          dense_attention_backward(dilated_view(dout, p), c.q, c.k, c.v, dilated_view(out, p),
+                                   lse_c, rng.empty() ? at::Tensor() : rng[i], a);
+      grads.push_back({dq, dk, dv});
+    }
+    std::array<at::Tensor, 3> d{at::empty_like(q), at::empty_like(q), at::empty_like(q)};
+    dilated_merge_backward(plan, B, N, H, grads, d);
+    return {d[0], d[1], d[2]};
+  }
+  auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
+  auto dq = at::zeros(q.sizes(), acc), dk = at::zeros(q.sizes(), acc),
+       dv = at::zeros(q.sizes(), acc);
   std::vector<AttentionCall> calls;
   for (size_t i = 0; i < plan.size(); ++i) {
     const auto& p = plan[i];
-    AttentionCall c;
-    c.q = dilated_view(q, p);
-    c.k = dilated_view(k, p);
-    c.v = dilated_view(v, p);
+    AttentionCall c = plan_call(p, q, k, v);
     c.out = dilated_view(out, p);
     c.lse = dilated_view(lse, p);
     c.dout = dilated_view(dout, p);
@@ -254,7 +333,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     if (!rng.empty()) c.rng = rng[i];
     calls.push_back(std::move(c));
   }
-  attention_calls_backward(calls, dense_args(o, q.size(3)));
+  attention_calls_backward(calls, args);
   auto t = q.scalar_type();
   return {dq.to(t), dk.to(t), dv.to(t)};
 }

@@ -26,6 +26,9 @@ bool launched_by_mpirun() {
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
   if (launched_by_mpirun()) longnet::mpi_ensure_initialized();
+  // An exception on one rank must end the job, not leave the others in a collective: let it
+  // escape GoogleTest, so the process aborts and mpirun stops every rank.
+  if (longnet::mpi_world_size() > 1) GTEST_FLAG_SET(catch_exceptions, false);
   if (longnet::mpi_world_rank() != 0) {
     auto& listeners = testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());

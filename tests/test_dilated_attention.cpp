@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/dilated_attention.h"
+#include "core/dilated_merge.h"
 #include "tests/dilated_reference.h"
 
 namespace longnet {
@@ -23,6 +24,11 @@ struct Case {
   std::optional<double> scale;
   std::string name;
 };
+
+// GoogleTest prints parameters by name instead of as bytes.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return info.param.name;
@@ -94,6 +100,48 @@ TEST_P(DilatedAttentionCpu, Float32CloseToReference) {
   EXPECT_LT(rel_error(got.dq, ref.dq), 1e-4);
   EXPECT_LT(rel_error(got.dk, ref.dk), 1e-4);
   EXPECT_LT(rel_error(got.dv, ref.dv), 1e-4);
+}
+
+// The fused GPU merge's index maths (core/dilated_merge.h), run by its host emulation, gives
+// the same out, lse and gradients as the plain merge.
+TEST_P(DilatedAttentionCpu, FusedMergeEmulationMatchesPlainMerge) {
+  const Case& c = GetParam();
+  at::manual_seed(13);
+  auto q = at::randn({c.B, c.N, c.H, c.D}), k = at::randn_like(q), v = at::randn_like(q);
+  auto gout = at::randn_like(q);
+  auto o = options_of(c);
+  auto plan = dilated_plan(c.B, c.N, c.H, o);
+  DenseAttentionArgs a;
+  a.scale = dilated_scale(o, c.D);
+  a.causal = c.causal;
+  auto ref = dilated_attention_forward(q, k, v, o);
+  std::vector<at::Tensor> outs, lses;
+  for (const auto& p : plan) {
+    auto r = dense_attention_forward(dilated_view(q, p), dilated_view(k, p), dilated_view(v, p), a);
+    outs.push_back(r.out);
+    lses.push_back(r.lse);
+  }
+  auto out = at::empty_like(q), lse = at::empty({c.B, c.N, c.H});
+  dilated_merge_forward(plan, c.B, c.N, c.H, outs, lses, out, lse);
+  EXPECT_LT(rel_error(out, ref.out), 1e-6);
+  EXPECT_TRUE(at::equal(lse.isinf(), ref.lse.isinf()));
+  EXPECT_LT(rel_error(lse.masked_fill(lse.isinf(), 0), ref.lse.masked_fill(ref.lse.isinf(), 0)),
+            1e-6);
+
+  auto [rdq, rdk, rdv] = dilated_attention_backward(gout, q, k, v, ref.out, ref.lse, {}, o);
+  std::vector<std::array<at::Tensor, 3>> grads;
+  for (const auto& p : plan) {
+    auto lse_c = dilated_view(ref.lse, p).permute({0, 2, 1}).contiguous();
+    auto [dq, dk, dv] = dense_attention_backward(dilated_view(gout, p), dilated_view(q, p),
+                                                 dilated_view(k, p), dilated_view(v, p),
+                                                 dilated_view(ref.out, p), lse_c, at::Tensor(), a);
+    grads.push_back({dq, dk, dv});
+  }
+  std::array<at::Tensor, 3> d{at::empty_like(q), at::empty_like(q), at::empty_like(q)};
+  dilated_merge_backward(plan, c.B, c.N, c.H, grads, d);
+  EXPECT_LT(rel_error(d[0], rdq), 1e-6);
+  EXPECT_LT(rel_error(d[1], rdk), 1e-6);
+  EXPECT_LT(rel_error(d[2], rdv), 1e-6);
 }
 
 const std::vector<Case> kCases = {

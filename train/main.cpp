@@ -6,10 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_attention.h"
 #include "longnet_build_info.h"
+#include "parallel/attention_check.h"
 #include "parallel/comm_check.h"
 #include "parallel/mpi_bootstrap.h"
 #include "train/cli_flags.h"
+#include "train/token_data.h"
 
 namespace longnet {
 namespace {
@@ -31,6 +34,86 @@ int cmd_check_comm(const Args& args) {
   return comm_check(parse_device(f.get("device")), f.get_int("elements"));
 }
 
+std::string command_line(const std::string& name, const Args& args) {
+  std::string s = "longnet " + name;
+  for (const auto& a : args) s += " " + a;
+  return s;
+}
+
+int cmd_check_attention(const Args& args) {
+  CliFlags f("check attention");
+  f.add("seq-len", "4096", "tokens in the whole sequence (N)");
+  f.add("batch", "1", "sequences");
+  f.add("heads", "12", "attention heads");
+  f.add("head-dim", "64", "dimension per head");
+  f.add("segments", "2048,4096", "segment lengths, comma-separated");
+  f.add("rates", "1,2", "dilation rates, one per segment length");
+  f.add_switch("causal", "causal attention");
+  f.add("dtype", "float32", "float32, bfloat16, float16 or float64");
+  f.add("sp", "0", "sequence-parallel ranks (0 = all ranks)");
+  f.add("seed", "0", "seed of the random input (the same on every rank)");
+  f.add("device", "cpu", "cpu (MPI) or cuda (NCCL)");
+  f.parse(args);
+  if (f.help_requested()) return std::cout << f.usage(), 0;
+  AttentionCheckOptions o;
+  o.seq_len = f.get_int("seq-len");
+  o.batch = f.get_int("batch");
+  o.heads = f.get_int("heads");
+  o.head_dim = f.get_int("head-dim");
+  o.segments = f.get_int_list("segments");
+  o.rates = f.get_int_list("rates");
+  o.causal = f.get_switch("causal");
+  o.dtype = dtype_from_name(f.get("dtype"));
+  o.sp = f.get_int("sp");
+  o.seed = static_cast<uint64_t>(f.get_int("seed"));
+  o.device = parse_device(f.get("device"));
+  return attention_check(o);
+}
+
+int cmd_bench_attention(const Args& args) {
+  CliFlags f("bench attention");
+  f.add("seq-lens", "32768,1048576", "sequence lengths N (global), comma-separated");
+  f.add("tokens", "1048576", "tokens per step B*N; B = tokens / N");
+  f.add("heads", "12", "attention heads");
+  f.add("head-dims", "64", "head dims, comma-separated");
+  f.add("segments", "2048,4096,8192,16384,32768", "segment lengths");
+  f.add("rates", "1,2,4,6,12", "dilation rates");
+  f.add("weak-scaling-first", "0",
+        "if > 0: segments {F, L, N} with rates {1, L/F, N/F} (the paper's Figure-5 schedule)");
+  f.add_switch("non-causal", "time non-causal attention (default causal)");
+  f.add("dtype", "bfloat16", "bfloat16, float16 or float32");
+  f.add("sp", "1", "sequence-parallel ranks (run under mpirun -np P)");
+  f.add("warmup", "3", "untimed runs");
+  f.add("repeats", "10", "timed runs (median reported)");
+  f.add_switch("no-dense", "skip LibTorch's dense attention");
+  f.add("dense-max-len", "32768", "time dense attention up to this N");
+  f.add_switch("forward-only", "skip the backward");
+  f.add("json", "", "write results to this JSON file");
+  f.add("device", "cuda", "cuda or cpu");
+  f.parse(args);
+  if (f.help_requested()) return std::cout << f.usage(), 0;
+  BenchAttentionOptions o;
+  o.seq_lens = f.get_int_list("seq-lens");
+  o.tokens = f.get_int("tokens");
+  o.heads = f.get_int("heads");
+  o.head_dims = f.get_int_list("head-dims");
+  o.segments = f.get_int_list("segments");
+  o.rates = f.get_int_list("rates");
+  o.weak_scaling_first = f.get_int("weak-scaling-first");
+  o.causal = !f.get_switch("non-causal");
+  o.dtype = dtype_from_name(f.get("dtype"));
+  o.sp = f.get_int("sp");
+  o.warmup = static_cast<int>(f.get_int("warmup"));
+  o.repeats = static_cast<int>(f.get_int("repeats"));
+  o.dense = !f.get_switch("no-dense");
+  o.dense_max_len = f.get_int("dense-max-len");
+  o.backward = !f.get_switch("forward-only");
+  o.json = f.get("json");
+  o.device = parse_device(f.get("device"));
+  o.command = command_line("bench attention", args);
+  return bench_attention(o);
+}
+
 struct Command {
   std::string help;
   std::function<int(const Args&)> run;
@@ -40,6 +123,11 @@ const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
       {"check comm",
        {"round-trip tensors through the communicators (MPI or NCCL)", cmd_check_comm}},
+      {"check attention",
+       {"sequence-parallel attention vs the single-process result", cmd_check_attention}},
+      {"bench attention",
+       {"time dilated attention (and dense SDPA) forward and backward", cmd_bench_attention}},
+      {"data build", {"pack a directory of text/code into a byte-token file", data_command}},
   };
   return table;
 }

@@ -1,0 +1,245 @@
+// Dilated attention benchmark (see bench_attention.h): times, effective TFLOP/s by DESIGN.md
+// section 7, peak memory, and for sequence parallelism the bytes exchanged and the all-gather
+// bus bandwidth (nccl-tests convention: busbw = algbw * (n - 1) / n).
+#include "bench/bench_attention.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#ifdef LONGNET_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include "bench/bench_common.h"
+#include "core/dilated_attention.h"
+#include "parallel/mpi_bootstrap.h"
+#include "parallel/process_grid.h"
+#include "parallel/sequence_parallel_attention.h"
+
+namespace longnet {
+
+double dilated_forward_flops(int64_t B, int64_t N, int64_t H, int64_t D,
+                             const std::vector<int64_t>& w, const std::vector<int64_t>& r,
+                             bool causal) {
+  double total = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const double wi = double(std::min(w[i], N)), rows = wi / double(r[i]);
+    total += 4.0 * B * H * D * (double(N) / wi) * rows * rows;
+  }
+  return causal ? total / 2 : total;
+}
+
+namespace {
+
+void peak_reset(const c10::Device& d) {
+#ifdef LONGNET_WITH_CUDA
+  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
+#endif
+}
+
+double peak_gib(const c10::Device& d) {
+#ifdef LONGNET_WITH_CUDA
+  if (d.is_cuda()) {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index());
+    return double(stats.allocated_bytes[0].peak) / double(1ull << 30);
+  }
+#endif
+  return std::nan("");
+}
+
+void synchronize(const c10::Device& d) {
+#ifdef LONGNET_WITH_CUDA
+  if (d.is_cuda()) at::cuda::getCurrentCUDAStream(d.index()).synchronize();
+#endif
+}
+
+// The max over ranks (the slowest rank sets the pace).
+double max_over_world(double x) {
+  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return x;
+}
+
+struct Schedule {
+  std::vector<int64_t> w, r;
+};
+
+Schedule schedule_for(const BenchAttentionOptions& o, int64_t N, int64_t L) {
+  if (o.weak_scaling_first <= 0) return {o.segments, o.rates};
+  const int64_t f = o.weak_scaling_first;
+  Schedule s;
+  for (int64_t w : {f, L, N}) {
+    if (!s.w.empty() && w <= s.w.back()) continue;  // repeats dropped
+    s.w.push_back(w);
+    s.r.push_back(w / f);
+  }
+  return s;
+}
+
+std::string list_str(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+}  // namespace
+
+int bench_attention(const BenchAttentionOptions& o) {
+  auto grid = process_grid_create(0, o.sp, o.device);
+  const auto dev = grid->device;
+  const int64_t P = grid->sequence_parallel;
+  const std::string card = bench_device_name(dev);
+  std::vector<JsonLine> rows;
+  auto print = [&](const std::string& line) { log_info(line); };
+  char buf[512];
+  std::snprintf(buf, sizeof(buf), "%-12s %9s %5s %4s %10s %9s %11s %9s %9s", "attention", "N", "B",
+                "D", "fwd_ms", "fwd_TF/s", "fwd+bwd_ms", "fb_TF/s", "peak_GiB");
+  print("bench attention on " + card + (P > 1 ? " x " + std::to_string(P) + " ranks" : ""));
+  print(buf);
+
+  for (int64_t D : o.head_dims) {
+    for (int64_t N : o.seq_lens) {
+      sequence_split_check(N, P);
+      const int64_t L = N / P, B = std::max<int64_t>(1, o.tokens / N), H = o.heads;
+      Schedule sch = schedule_for(o, N, L);
+      DilatedAttentionOptions opt;
+      opt.segment_lengths = sch.w;
+      opt.dilation_rates = sch.r;
+      opt.is_causal = o.causal;
+      if (P > 1) sequence_parallel_check(L, P, opt);
+      at::manual_seed(1234 + grid->world_rank);
+      auto topt = at::TensorOptions().dtype(o.dtype).device(dev);
+      auto q = at::randn({B, L, H, D}, topt), k = at::randn_like(q), v = at::randn_like(q),
+           gout = at::randn_like(q);
+      const double flops = dilated_forward_flops(B, N, H, D, sch.w, sch.r, o.causal) / P;
+
+      SequenceParallelAttention sp_attn(grid);
+      std::function<void()> fwd, fwd_bwd;
+      if (P == 1) {
+        fwd = [&] { dilated_attention_forward(q, k, v, opt); };
+        fwd_bwd = [&] {
+          auto f = dilated_attention_forward(q, k, v, opt);
+          dilated_attention_backward(gout, q, k, v, f.out, f.lse, f.rng, opt);
+        };
+      } else {
+        fwd = [&] { sp_attn.forward(q, k, v, opt); };
+        fwd_bwd = [&] {
+          auto f = sp_attn.forward(q, k, v, opt);
+          sp_attn.backward(gout, q, k, v, f, opt);
+        };
+      }
+      peak_reset(dev);
+      double ms_f = bench_median_ms(dev, o.warmup, o.repeats, fwd);
+      double ms_fb = o.backward ? bench_median_ms(dev, o.warmup, o.repeats, fwd_bwd) : std::nan("");
+      double peak = peak_gib(dev);
+      ms_f = max_over_world(ms_f);
+      ms_fb = max_over_world(ms_fb);
+      peak = max_over_world(peak);
+
+      JsonLine row;
+      row.add("attention", "dilated")
+          .add("seq_len", N)
+          .add("batch", B)
+          .add("heads", H)
+          .add("head_dim", D)
+          .add("segments", list_str(sch.w))
+          .add("rates", list_str(sch.r))
+          .add("causal", o.causal)
+          .add("dtype", std::string(c10::toString(o.dtype)))
+          .add("sequence_parallel", P)
+          .add("forward_ms", ms_f)
+          .add("forward_tflops", flops / ms_f * 1e-9)
+          .add("forward_backward_ms", ms_fb)
+          .add("forward_backward_tflops", 3.5 * flops / ms_fb * 1e-9)
+          .add("peak_gib", peak);
+
+      if (P > 1) {
+        // Bytes of one forward+backward and the bandwidth of the exchange alone.
+        int64_t before = sp_attn.bytes_sent();
+        fwd_bwd();
+        synchronize(dev);
+        const int64_t bytes = sp_attn.bytes_sent() - before;
+        double busbw = 0;
+        for (size_t i = 0; i < sch.w.size(); ++i) {
+          const int64_t w = std::min(sch.w[i], N), r = sch.r[i];
+          if (w <= L) continue;
+          auto group = grid->segment_group(static_cast<int>(w / L));
+          const int64_t g = group->size();
+          auto send = at::randn({2, B, (L + r - 1) / r, H, D}, topt);
+          auto recv = at::empty({g, 2, B, (L + r - 1) / r, H, D}, topt);
+          double ms = bench_median_ms(dev, o.warmup, o.repeats,
+                                      [&] { group->all_gather(send, recv)->wait(); });
+          ms = max_over_world(ms);
+          const double algbw = double(g) * send.nbytes() / (ms * 1e-3) / 1e9;
+          busbw = std::max(busbw, algbw * double(g - 1) / double(g));
+          row.add("allgather_bytes_per_rank_branch" + std::to_string(i), int64_t(send.nbytes()))
+              .add("allgather_ms_branch" + std::to_string(i), ms);
+        }
+        row.add("bytes_sent_per_rank_per_step", bytes).add("allgather_busbw_gbps", busbw);
+      }
+      std::snprintf(buf, sizeof(buf), "%-12s %9lld %5lld %4lld %10.2f %9.1f %11.2f %9.1f %9.2f",
+                    "dilated", (long long)N, (long long)B, (long long)D, ms_f, flops / ms_f * 1e-9,
+                    ms_fb, 3.5 * flops / ms_fb * 1e-9, peak);
+      print(buf);
+      rows.push_back(row);
+
+#ifdef LONGNET_WITH_CUDA
+      if (o.dense && P == 1 && dev.is_cuda() && N <= o.dense_max_len) {
+        // LibTorch's dense causal attention, cuDNN backend, on the same tensors.
+        auto qt = q.transpose(1, 2), kt = k.transpose(1, 2), vt = v.transpose(1, 2);
+        const double dflops = 4.0 * B * H * D * double(N) * N / (o.causal ? 2 : 1);
+        auto dense_fwd = [&] {
+          return at::_scaled_dot_product_cudnn_attention(qt, kt, vt, std::nullopt, true, 0.0,
+                                                         o.causal, false, std::nullopt);
+        };
+        auto empty = at::empty({0}, topt.dtype(at::kLong));
+        peak_reset(dev);
+        double dms_f = bench_median_ms(dev, o.warmup, o.repeats, [&] { dense_fwd(); });
+        double dms_fb = bench_median_ms(dev, o.warmup, o.repeats, [&] {
+          auto r = dense_fwd();
+          const auto& out = std::get<0>(r);
+          at::_scaled_dot_product_cudnn_attention_backward(
+              gout.transpose(1, 2), qt, kt, vt, out, std::get<1>(r), empty, empty, at::Tensor(),
+              at::Tensor(), at::Tensor(), N, N, 0.0, o.causal, std::nullopt);
+        });
+        double dpeak = peak_gib(dev);
+        JsonLine d;
+        d.add("attention", "dense_cudnn")
+            .add("seq_len", N)
+            .add("batch", B)
+            .add("heads", H)
+            .add("head_dim", D)
+            .add("causal", o.causal)
+            .add("dtype", std::string(c10::toString(o.dtype)))
+            .add("forward_ms", dms_f)
+            .add("forward_tflops", dflops / dms_f * 1e-9)
+            .add("forward_backward_ms", dms_fb)
+            .add("forward_backward_tflops", 3.5 * dflops / dms_fb * 1e-9)
+            .add("peak_gib", dpeak);
+        std::snprintf(buf, sizeof(buf), "%-12s %9lld %5lld %4lld %10.2f %9.1f %11.2f %9.1f %9.2f",
+                      "dense_cudnn", (long long)N, (long long)B, (long long)D, dms_f,
+                      dflops / dms_f * 1e-9, dms_fb, 3.5 * dflops / dms_fb * 1e-9, dpeak);
+        print(buf);
+        rows.push_back(d);
+      }
+#endif
+    }
+  }
+  if (!o.json.empty() && grid->world_rank == 0) {
+    JsonLine extra;
+    extra.add("world_size", int64_t(grid->world_size))
+        .add("attention_kernel", std::getenv("LONGNET_ATTENTION_BACKEND")
+                                     ? std::getenv("LONGNET_ATTENTION_BACKEND")
+                                     : "cudnn");
+    bench_write_results(o.json, o.command, card, extra, rows);
+    print("wrote " + o.json);
+  }
+  return 0;
+}
+
+}  // namespace longnet

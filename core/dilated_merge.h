@@ -1,0 +1,116 @@
+// The fused GPU merge of dilated attention's dense problems. Instead of accumulating every
+// problem's output into a float32 buffer (one read-modify-write pass per problem), one kernel
+// visits each output row (b, p, head j) once, finds the problem of every branch that covers it,
+// and combines them: out = sum_c exp(lse_c - lse) out_c with lse = logsumexp_c lse_c (forward),
+// or dq = sum_c dq_c and likewise dk, dv (backward). The index maths below is shared by the
+// kernel and by a host emulation that the CPU tests check against the plain merge.
+#pragma once
+
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define LONGNET_HD __host__ __device__ __forceinline__
+#else
+#define LONGNET_HD inline
+#endif
+
+namespace longnet {
+
+constexpr int kMergeMaxBranches = 16;
+
+// One dense problem's tensors as the merge reads them: up to three sources (out, or dq/dk/dv),
+// each (B', n, H', D) with element strides (stride(-1) == 1), and its lse (B', H', n).
+struct MergeCall {
+  const void* src[3];
+  int64_t sb[3], sn[3], sh[3];
+  const float* lse;
+  int64_t lse_sb, lse_sh, lse_sn;
+  int64_t b_begin, seg_count, m_begin;  // batch index = (b - b_begin) * seg_count + m - m_begin
+};
+
+struct MergeBranch {
+  int64_t w, r, full_segments;  // segment length (clipped to N), rate, N / w
+  int64_t table_offset;         // into MergeParams::table: [s < min(r, H)][part 0|1][b]
+};
+
+struct MergeParams {
+  void* dst[3];  // (B, N, H, D) contiguous outputs: out, or dq, dk, dv
+  float* lse;    // (B, N, H) contiguous (forward only)
+  int64_t B, N, H, D;
+  int num_sources;  // 1 (forward) or 3 (backward)
+  int num_branches;
+  MergeBranch branches[kMergeMaxBranches];
+  const MergeCall* calls;
+  const int32_t* table;  // problem index per (branch, class, part, b), or -1
+};
+
+// Where branch i's problem holds token (b, pos): the offset class s0 it selects there (every
+// head j with j mod r == s0 reads this row), the problem's index (-1 when no head does), and the
+// element offsets of the row (head 0 of the problem) in its sources and lse. Computed once per
+// token and branch; the kernel then serves every head of the token from it.
+struct MergeTokenHit {
+  int32_t s0;
+  int32_t call;
+  int64_t base[3];
+  int64_t lse_base;
+};
+
+LONGNET_HD MergeTokenHit merge_token_locate(const MergeParams& p, int i, int64_t b, int64_t pos) {
+  MergeTokenHit hit;
+  const MergeBranch& br = p.branches[i];
+  const int64_t m = pos / br.w, local = pos - m * br.w;
+  const int64_t s0 = local % br.r, a = local / br.r;
+  hit.s0 = static_cast<int32_t>(s0 < p.H ? s0 : -1);
+  hit.call = -1;
+  if (s0 >= p.H) return hit;  // rates above H: offsets with no head
+  const int64_t part = m < br.full_segments ? 0 : 1;
+  const int32_t c = p.table[br.table_offset + (s0 * 2 + part) * p.B + b];
+  if (c < 0) return hit;
+  const MergeCall& call = p.calls[c];
+  const int64_t bi = (b - call.b_begin) * call.seg_count + (m - call.m_begin);
+  for (int t = 0; t < 3; ++t) hit.base[t] = bi * call.sb[t] + a * call.sn[t];
+  hit.lse_base = bi * call.lse_sb + a * call.lse_sn;
+  hit.call = c;
+  return hit;
+}
+
+// Head j of a token: covered by branch i's hit iff j mod r == s0; then it is head j / r of the
+// problem.
+LONGNET_HD bool merge_head_covered(const MergeParams& p, int i, int64_t j, const MergeTokenHit& hit,
+                                   int64_t* h) {
+  const int64_t r = p.branches[i].r;
+  if (hit.call < 0 || j % r != hit.s0) return false;
+  *h = j / r;
+  return true;
+}
+
+#ifdef LONGNET_WITH_CUDA
+// dtype: 0 float32, 1 float16, 2 bfloat16. stream: a cudaStream_t.
+void dilated_merge_forward_launch(const MergeParams& p, int dtype, void* stream);
+void dilated_merge_backward_launch(const MergeParams& p, int dtype, void* stream);
+#endif
+
+}  // namespace longnet
+
+// ---- host side (dilated_merge.cpp) -----------------------------------------------------------
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <vector>
+
+namespace longnet {
+
+struct DilatedProblem;
+
+// out (B, N, H, D) and lse (B, N, H) float32 from every problem's output (B', n, H', D) and
+// lse (B', H', n) float32. CUDA tensors use the kernel; CPU float32 tensors a host emulation of
+// it (for tests).
+void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N, int64_t H,
+                           const std::vector<at::Tensor>& outs, const std::vector<at::Tensor>& lses,
+                           const at::Tensor& out, const at::Tensor& lse);
+// dq, dk, dv (B, N, H, D) = sums of every problem's gradients (B', n, H', D).
+void dilated_merge_backward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N,
+                            int64_t H, const std::vector<std::array<at::Tensor, 3>>& grads,
+                            const std::array<at::Tensor, 3>& dst);
+
+}  // namespace longnet

@@ -1,0 +1,259 @@
+// CUDA kernels of the fused dilated-attention merge (see dilated_merge.h): one pass over the
+// output, 16-byte loads and stores, float accumulation. Memory-bound: every problem's output is
+// read once and the result written once.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "core/dilated_merge.h"
+
+namespace longnet {
+namespace {
+
+template <typename T>
+struct Vec {
+  static constexpr int kN = 16 / sizeof(T);
+};
+
+template <typename T>
+__device__ __forceinline__ void load_vec(const T* ptr, float* out) {
+  uint4 raw = *reinterpret_cast<const uint4*>(ptr);
+  const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < Vec<T>::kN; ++i) out[i] = static_cast<float>(v[i]);
+}
+
+template <typename T>
+__device__ __forceinline__ void store_vec(T* ptr, const float* in) {
+  uint4 raw;
+  T* v = reinterpret_cast<T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < Vec<T>::kN; ++i) v[i] = static_cast<T>(in[i]);
+  *reinterpret_cast<uint4*>(ptr) = raw;
+}
+
+template <>
+__device__ __forceinline__ void load_vec<__nv_bfloat16>(const __nv_bfloat16* ptr, float* out) {
+  uint4 raw = *reinterpret_cast<const uint4*>(ptr);
+  const __nv_bfloat16* v = reinterpret_cast<const __nv_bfloat16*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) out[i] = __bfloat162float(v[i]);
+}
+
+template <>
+__device__ __forceinline__ void store_vec<__nv_bfloat16>(__nv_bfloat16* ptr, const float* in) {
+  uint4 raw;
+  __nv_bfloat16* v = reinterpret_cast<__nv_bfloat16*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = __float2bfloat16(in[i]);
+  *reinterpret_cast<uint4*>(ptr) = raw;
+}
+
+template <>
+__device__ __forceinline__ void load_vec<__half>(const __half* ptr, float* out) {
+  uint4 raw = *reinterpret_cast<const uint4*>(ptr);
+  const __half* v = reinterpret_cast<const __half*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) out[i] = __half2float(v[i]);
+}
+
+template <>
+__device__ __forceinline__ void store_vec<__half>(__half* ptr, const float* in) {
+  uint4 raw;
+  __half* v = reinterpret_cast<__half*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = __float2half(in[i]);
+  *reinterpret_cast<uint4*>(ptr) = raw;
+}
+
+// Launch shape: a block serves `tokens` tokens; each token gets H * D / V threads, one per
+// (head j, 16-byte chunk). Per block, the head -> (j mod r, j / r) tables of every branch; per
+// token and branch, merge_token_locate() once, shared by all its heads.
+struct Shape {
+  int tokens;             // tokens per block
+  int threads_per_token;  // H * D / V
+};
+
+struct SharedLayout {
+  int32_t* jmod;        // [branch][H]
+  int32_t* jdiv;        // [branch][H]
+  MergeTokenHit* hits;  // [token][branch]
+};
+
+__device__ SharedLayout shared_layout(char* smem, const MergeParams& p, int tokens) {
+  SharedLayout l;
+  l.hits = reinterpret_cast<MergeTokenHit*>(smem);
+  l.jmod = reinterpret_cast<int32_t*>(l.hits + tokens * p.num_branches);
+  l.jdiv = l.jmod + p.num_branches * p.H;
+  return l;
+}
+
+size_t shared_bytes(const MergeParams& p, int tokens) {
+  return sizeof(MergeTokenHit) * tokens * p.num_branches +
+         2 * sizeof(int32_t) * p.num_branches * p.H;
+}
+
+// MODE 0: forward merge (weights exp(lse_c - lse)); MODE 1: backward sum of dq, dk, dv.
+template <typename T, int MODE>
+__global__ void merge_kernel(const MergeParams p, const Shape shape) {
+  constexpr int V = Vec<T>::kN;
+  extern __shared__ __align__(16) char smem[];
+  SharedLayout sh = shared_layout(smem, p, shape.tokens);
+  const int nb = p.num_branches;
+  for (int idx = threadIdx.x; idx < nb * p.H; idx += blockDim.x) {
+    const int64_t r = p.branches[idx / p.H].r, j = idx % p.H;
+    sh.jmod[idx] = static_cast<int32_t>(j % r);
+    sh.jdiv[idx] = static_cast<int32_t>(j / r);
+  }
+  const int64_t chunks = p.D / V, tokens_total = p.B * p.N;
+  const int t_local = threadIdx.x / shape.threads_per_token;
+  const int rem = threadIdx.x % shape.threads_per_token;
+  const int64_t j = rem / chunks, chunk = rem % chunks;
+  for (int64_t first = int64_t(blockIdx.x) * shape.tokens; first < tokens_total;
+       first += int64_t(gridDim.x) * shape.tokens) {
+    __syncthreads();  // the previous group's hits are no longer read
+    for (int idx = threadIdx.x; idx < shape.tokens * nb; idx += blockDim.x) {
+      const int64_t token = first + idx / nb;
+      if (token < tokens_total)
+        sh.hits[idx] = merge_token_locate(p, idx % nb, token / p.N, token % p.N);
+    }
+    __syncthreads();
+    const int64_t token = first + t_local;
+    if (t_local >= shape.tokens || token >= tokens_total) continue;
+    const int64_t row = token * p.H + j;
+    const MergeTokenHit* hits = sh.hits + t_local * nb;
+    if (MODE == 0) {
+      float lse_c[kMergeMaxBranches];
+      const T* src[kMergeMaxBranches];
+      float m = -INFINITY;
+#pragma unroll
+      for (int i = 0; i < kMergeMaxBranches; ++i) {
+        src[i] = nullptr;
+        lse_c[i] = -INFINITY;
+        if (i < nb) {
+          const MergeTokenHit& hit = hits[i];
+          if (hit.call >= 0 && sh.jmod[i * p.H + j] == hit.s0) {
+            const int64_t h = sh.jdiv[i * p.H + j];
+            const MergeCall& c = p.calls[hit.call];
+            lse_c[i] = c.lse[hit.lse_base + h * c.lse_sh];
+            src[i] = static_cast<const T*>(c.src[0]) + hit.base[0] + h * c.sh[0] + chunk * V;
+            m = fmaxf(m, lse_c[i]);
+          }
+        }
+      }
+      float acc[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) acc[e] = 0.f;
+      float lse = -INFINITY;
+      if (m > -INFINITY) {
+        float sum = 0.f;
+#pragma unroll
+        for (int i = 0; i < kMergeMaxBranches; ++i)
+          if (src[i] != nullptr) sum += __expf(lse_c[i] - m);
+        lse = m + __logf(sum);
+#pragma unroll
+        for (int i = 0; i < kMergeMaxBranches; ++i) {
+          if (src[i] == nullptr) continue;
+          const float wgt = __expf(lse_c[i] - lse);
+          float x[V];
+          load_vec<T>(src[i], x);
+#pragma unroll
+          for (int e = 0; e < V; ++e) acc[e] += wgt * x[e];
+        }
+      }
+      store_vec<T>(static_cast<T*>(p.dst[0]) + row * p.D + chunk * V, acc);
+      if (chunk == 0) p.lse[row] = lse;
+    } else {
+      float acc[3][V];
+#pragma unroll
+      for (int t = 0; t < 3; ++t)
+#pragma unroll
+        for (int e = 0; e < V; ++e) acc[t][e] = 0.f;
+#pragma unroll 1
+      for (int i = 0; i < nb; ++i) {
+        const MergeTokenHit& hit = hits[i];
+        if (hit.call < 0 || sh.jmod[i * p.H + j] != hit.s0) continue;
+        const int64_t h = sh.jdiv[i * p.H + j];
+        const MergeCall& c = p.calls[hit.call];
+#pragma unroll
+        for (int t = 0; t < 3; ++t) {
+          float x[V];
+          load_vec<T>(static_cast<const T*>(c.src[t]) + hit.base[t] + h * c.sh[t] + chunk * V, x);
+#pragma unroll
+          for (int e = 0; e < V; ++e) acc[t][e] += x[e];
+        }
+      }
+#pragma unroll
+      for (int t = 0; t < 3; ++t)
+        store_vec<T>(static_cast<T*>(p.dst[t]) + row * p.D + chunk * V, acc[t]);
+    }
+  }
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("CUDA call ") + what +
+                             " failed: " + cudaGetErrorString(e));
+}
+
+template <typename T, int MODE>
+void launch(const MergeParams& p, void* stream) {
+  constexpr int V = Vec<T>::kN;
+  if (p.num_branches < 1 || p.num_branches > kMergeMaxBranches || p.D % V != 0)
+    throw std::runtime_error("dilated merge: unsupported shape (branches " +
+                             std::to_string(p.num_branches) + ", head dim " + std::to_string(p.D) +
+                             ")");
+  Shape shape;
+  shape.threads_per_token = static_cast<int>(p.H * (p.D / V));
+  if (shape.threads_per_token > 1024)
+    throw std::runtime_error("dilated merge: heads x head_dim too large for one block");
+  shape.tokens = 512 / shape.threads_per_token > 0 ? 512 / shape.threads_per_token : 1;
+  const int threads = shape.tokens * shape.threads_per_token;
+  const size_t smem = shared_bytes(p, shape.tokens);
+  auto kernel = merge_kernel<T, MODE>;
+  if (smem > 48 * 1024)
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+          "cudaFuncSetAttribute");
+  int device = 0, sms = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+        "cudaDeviceGetAttribute");
+  const int64_t groups = (p.B * p.N + shape.tokens - 1) / shape.tokens;
+  const int blocks = static_cast<int>(groups < int64_t(sms) * 8 ? groups : int64_t(sms) * 8);
+  kernel<<<blocks, threads, smem, static_cast<cudaStream_t>(stream)>>>(p, shape);
+  check(cudaGetLastError(), "dilated merge kernel launch");
+}
+
+}  // namespace
+
+void dilated_merge_forward_launch(const MergeParams& p, int dtype, void* stream) {
+  switch (dtype) {
+    case 0:
+      return launch<float, 0>(p, stream);
+    case 1:
+      return launch<__half, 0>(p, stream);
+    case 2:
+      return launch<__nv_bfloat16, 0>(p, stream);
+    default:
+      throw std::runtime_error("dilated merge: unsupported dtype code " + std::to_string(dtype));
+  }
+}
+
+void dilated_merge_backward_launch(const MergeParams& p, int dtype, void* stream) {
+  switch (dtype) {
+    case 0:
+      return launch<float, 1>(p, stream);
+    case 1:
+      return launch<__half, 1>(p, stream);
+    case 2:
+      return launch<__nv_bfloat16, 1>(p, stream);
+    default:
+      throw std::runtime_error("dilated merge: unsupported dtype code " + std::to_string(dtype));
+  }
+}
+
+}  // namespace longnet

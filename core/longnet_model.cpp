@@ -1,0 +1,270 @@
+// MAGNETO layers, LongNet and LongNetLM. Init follows MAGNETO: xavier_normal_ with gain gamma for
+// v_proj, out_proj, linear1, linear2 (gain 1 for q_proj, k_proj and cross-attention), biases 0.
+#include "core/longnet_model.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+#include <string>
+
+namespace longnet {
+
+namespace {
+
+bool activation_is_gelu(const std::string& name) {
+  TORCH_CHECK(name == "relu" || name == "gelu", "activation '", name,
+              "' is not supported; allowed values: 'relu', 'gelu'");
+  return name == "gelu";
+}
+
+at::Tensor activation_apply(const at::Tensor& x, bool gelu) {
+  return gelu ? at::gelu(x) : at::relu(x);
+}
+
+torch::nn::LayerNorm layer_norm_make(int64_t dim, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps));
+}
+
+MultiheadDilatedAttention attention_make(const LongNetLayerOptions& o, bool sub_ln, double gamma) {
+  return MultiheadDilatedAttention(o.d_model, o.nhead, o.segment_lengths, o.dilation_rates,
+                                   o.dropout, /*bias=*/true, sub_ln, o.layer_norm_eps, gamma,
+                                   /*xpos=*/true);
+}
+
+// The FFN's modules in forward order: pre-norm (d_model), linear1 (d_model -> F), sub-LN (F),
+// linear2 (F -> d_model); MAGNETO gain on the linears, zero biases.
+void ffn_make(torch::nn::Module& m, const LongNetLayerOptions& o, const std::string& pre_name,
+              const std::string& sub_name, torch::nn::LayerNorm& pre, torch::nn::Linear& linear1,
+              torch::nn::LayerNorm& sub, torch::nn::Linear& linear2) {
+  pre = m.register_module(pre_name, layer_norm_make(o.d_model, o.layer_norm_eps));
+  linear1 = m.register_module("linear1", torch::nn::Linear(o.d_model, o.dim_feedforward));
+  sub = m.register_module(sub_name, layer_norm_make(o.dim_feedforward, o.layer_norm_eps));
+  linear2 = m.register_module("linear2", torch::nn::Linear(o.dim_feedforward, o.d_model));
+  torch::NoGradGuard no_grad;
+  for (auto* lin : {&linear1, &linear2}) {
+    torch::nn::init::xavier_normal_((*lin)->weight, o.gamma_init);
+    (*lin)->bias.zero_();
+  }
+}
+
+// x: (B, N, d_model). norm -> linear1 -> act -> dropout -> sub-LN -> linear2 -> dropout.
+at::Tensor ffn_forward(const at::Tensor& x, torch::nn::LayerNorm& pre, torch::nn::Linear& linear1,
+                       torch::nn::LayerNorm& sub, torch::nn::Linear& linear2,
+                       torch::nn::Dropout& dropout, bool gelu) {
+  auto h = dropout(activation_apply(linear1(pre(x)), gelu));  // (B, N, F)
+  return dropout(linear2(sub(h)));
+}
+
+}  // namespace
+
+void layer_options_check(const LongNetLayerOptions& o) {
+  mhda_shape_check(o.d_model, o.nhead);
+  TORCH_CHECK(o.dim_feedforward >= 1, "dim_feedforward = ", o.dim_feedforward, " must be >= 1");
+  TORCH_CHECK(o.layer_norm_eps > 0, "layer_norm_eps = ", o.layer_norm_eps, " must be > 0");
+  DilatedAttentionOptions a;
+  a.segment_lengths = o.segment_lengths;
+  a.dilation_rates = o.dilation_rates;
+  a.dropout = o.dropout;
+  dilated_options_check(a);
+  activation_is_gelu(o.activation);
+}
+
+// ---- layers ----------------------------------------------------------------------------------
+
+EncoderLayerImpl::EncoderLayerImpl(const LongNetLayerOptions& o) {
+  layer_options_check(o);
+  gelu_ = activation_is_gelu(o.activation);
+  norm1 = register_module("norm1", layer_norm_make(o.d_model, o.layer_norm_eps));
+  self_attn = register_module("self_attn", attention_make(o, /*sub_ln=*/true, o.gamma_init));
+  ffn_make(*this, o, "norm2", "norm3", norm2, linear1, norm3, linear2);
+  dropout = register_module("dropout", torch::nn::Dropout(o.dropout));
+}
+
+at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, bool is_causal,
+                                     AttentionBackend& backend) {
+  auto h = norm1(x);  // (B, N_local, d_model)
+  auto y = x + dropout(self_attn->forward(h, h, h, is_causal, backend));
+  return y + ffn_forward(y, norm2, linear1, norm3, linear2, dropout, gelu_);
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const LongNetLayerOptions& o, bool cross_attention) {
+  layer_options_check(o);
+  gelu_ = activation_is_gelu(o.activation);
+  norm1 = register_module("norm1", layer_norm_make(o.d_model, o.layer_norm_eps));
+  self_attn = register_module("self_attn", attention_make(o, /*sub_ln=*/true, o.gamma_init));
+  if (cross_attention) {
+    norm2 = register_module("norm2", layer_norm_make(o.d_model, o.layer_norm_eps));
+    multihead_attn =
+        register_module("multihead_attn", attention_make(o, /*sub_ln=*/false, /*gamma=*/1.0));
+  }
+  ffn_make(*this, o, "norm3", "norm4", norm3, linear1, norm4, linear2);
+  dropout = register_module("dropout", torch::nn::Dropout(o.dropout));
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& memory,
+                                     bool tgt_is_causal, bool memory_is_causal,
+                                     AttentionBackend& backend) {
+  TORCH_CHECK(memory.defined() == !multihead_attn.is_empty(),
+              multihead_attn.is_empty()
+                  ? "DecoderLayer: this layer has no cross-attention, but memory was given"
+                  : "DecoderLayer: this layer cross-attends, but no memory was given");
+  auto h = norm1(x);  // (B, N_local, d_model)
+  auto y = x + dropout(self_attn->forward(h, h, h, tgt_is_causal, backend));
+  if (multihead_attn) {
+    auto hq = norm2(y);
+    y = y + dropout(multihead_attn->forward(hq, memory, memory, memory_is_causal, backend));
+  }
+  return y + ffn_forward(y, norm3, linear1, norm4, linear2, dropout, gelu_);
+}
+
+// ---- MAGNETO gains ---------------------------------------------------------------------------
+
+double magneto_encoder_gamma(int64_t num_encoder_layers, int64_t num_decoder_layers) {
+  return std::sqrt(std::log(3.0 * num_decoder_layers) * std::log(2.0 * num_encoder_layers) / 3.0);
+}
+double magneto_decoder_gamma(int64_t num_decoder_layers) {
+  return std::sqrt(std::log(3.0 * num_decoder_layers));
+}
+double magneto_decoder_only_gamma(int64_t num_decoder_layers) {
+  return std::sqrt(std::log(2.0 * num_decoder_layers));
+}
+
+// ---- LongNet ---------------------------------------------------------------------------------
+
+namespace {
+
+LongNetLayerOptions layer_options_of(const LongNetOptions& o, double gamma) {
+  LongNetLayerOptions l;
+  l.d_model = o.d_model;
+  l.nhead = o.nhead;
+  l.dim_feedforward = o.dim_feedforward;
+  l.segment_lengths = o.segment_lengths;
+  l.dilation_rates = o.dilation_rates;
+  l.dropout = o.dropout;
+  l.activation = o.activation;
+  l.layer_norm_eps = o.layer_norm_eps;
+  l.gamma_init = gamma;
+  return l;
+}
+
+LongNetOptions longnet_options_of(const LongNetLMOptions& o) {
+  LongNetOptions n;
+  n.d_model = o.d_model;
+  n.nhead = o.nhead;
+  n.num_encoder_layers = o.num_encoder_layers;
+  n.num_decoder_layers = o.num_decoder_layers;
+  n.dim_feedforward = o.dim_feedforward;
+  n.segment_lengths = o.segment_lengths;
+  n.dilation_rates = o.dilation_rates;
+  n.dropout = o.dropout;
+  n.activation = o.activation;
+  n.layer_norm_eps = o.layer_norm_eps;
+  return n;
+}
+
+void longnet_options_check(const LongNetOptions& o) {
+  TORCH_CHECK(o.num_encoder_layers >= 1 && o.num_decoder_layers >= 1,
+              "LongNet: num_encoder_layers = ", o.num_encoder_layers,
+              " and num_decoder_layers = ", o.num_decoder_layers, " must be >= 1");
+  layer_options_check(layer_options_of(o, 1.0));
+}
+
+}  // namespace
+
+LongNetImpl::LongNetImpl(const LongNetOptions& o) {
+  longnet_options_check(o);
+  const auto enc =
+      layer_options_of(o, magneto_encoder_gamma(o.num_encoder_layers, o.num_decoder_layers));
+  const auto dec = layer_options_of(o, magneto_decoder_gamma(o.num_decoder_layers));
+  encoder_layers = register_module("encoder_layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.num_encoder_layers; ++i) {
+    encoder.push_back(EncoderLayer(enc));
+    encoder_layers->push_back(encoder.back());
+  }
+  encoder_norm = register_module("encoder_norm", layer_norm_make(o.d_model, o.layer_norm_eps));
+  decoder_layers = register_module("decoder_layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.num_decoder_layers; ++i) {
+    decoder.push_back(DecoderLayer(dec, /*cross_attention=*/true));
+    decoder_layers->push_back(decoder.back());
+  }
+}
+
+at::Tensor LongNetImpl::forward(const at::Tensor& x, bool is_causal, AttentionBackend& backend) {
+  auto mem = x;  // (B, N_local, d_model)
+  for (auto& layer : encoder) mem = layer->forward(mem, is_causal, backend);
+  mem = encoder_norm(mem);
+  auto tgt = x;
+  for (auto& layer : decoder) tgt = layer->forward(tgt, mem, is_causal, is_causal, backend);
+  return tgt;
+}
+
+at::Tensor LongNetImpl::forward(const at::Tensor& x, bool is_causal) {
+  return forward(x, is_causal, local_);
+}
+
+// ---- LongNetLM -------------------------------------------------------------------------------
+
+LongNetVariant longnet_variant_from_string(const std::string& name) {
+  if (name == "decoder_only") return LongNetVariant::kDecoderOnly;
+  if (name == "encoder_decoder") return LongNetVariant::kEncoderDecoder;
+  TORCH_CHECK(false, "unknown LongNetLM variant '", name,
+              "'; allowed values: 'decoder_only', 'encoder_decoder'");
+}
+
+std::string longnet_variant_name(LongNetVariant v) {
+  return v == LongNetVariant::kDecoderOnly ? "decoder_only" : "encoder_decoder";
+}
+
+void lm_options_check(const LongNetLMOptions& o) {
+  TORCH_CHECK(o.num_tokens >= 1, "LongNetLM: num_tokens = ", o.num_tokens, " must be >= 1");
+  if (o.variant == LongNetVariant::kDecoderOnly) {
+    TORCH_CHECK(o.num_layers >= 1, "LongNetLM: num_layers = ", o.num_layers, " must be >= 1");
+  } else {
+    longnet_options_check(longnet_options_of(o));
+  }
+  layer_options_check(layer_options_of(longnet_options_of(o), 1.0));
+}
+
+LongNetLMImpl::LongNetLMImpl(const LongNetLMOptions& o) : options_(o) {
+  lm_options_check(o);
+  token_embedding =
+      register_module("token_embedding", torch::nn::Embedding(o.num_tokens, o.d_model));
+  if (o.variant == LongNetVariant::kDecoderOnly) {
+    const auto l =
+        layer_options_of(longnet_options_of(o), magneto_decoder_only_gamma(o.num_layers));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < o.num_layers; ++i) {
+      decoder.push_back(DecoderLayer(l, /*cross_attention=*/false));
+      layers->push_back(decoder.back());
+    }
+  } else {
+    long_net = register_module("long_net", LongNet(longnet_options_of(o)));
+  }
+  norm = register_module("norm", layer_norm_make(o.d_model, o.layer_norm_eps));
+  out = register_module("out", torch::nn::Linear(o.d_model, o.num_tokens));
+  // Logits start near unit scale: the final LayerNorm gives unit-variance features.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::normal_(out->weight, 0.0, 1.0 / std::sqrt(double(o.d_model)));
+  out->bias.zero_();
+}
+
+at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& backend) {
+  TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong,
+              "LongNetLM: tokens must be (batch, seq_len) int64; got ", tokens.sizes(), " ",
+              tokens.scalar_type());
+  auto x = token_embedding(tokens);  // (B, N_local, d_model)
+  if (options_.variant == LongNetVariant::kDecoderOnly) {
+    for (auto& layer : decoder) x = layer->forward(x, at::Tensor(), true, true, backend);
+  } else {
+    x = long_net->forward(x, /*is_causal=*/true, backend);
+  }
+  return out(norm(x));  // (B, N_local, num_tokens)
+}
+
+at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens) {
+  return forward(tokens, local_);
+}
+
+}  // namespace longnet

@@ -1,0 +1,66 @@
+// Multi-head dilated attention, the reference library's MultiheadDilatedAttention with MAGNETO's
+// sub-LayerNorm and init: q/k/v projections, xPos on q and k, dilated attention through an
+// AttentionBackend (one device or sequence-parallel), sub-LayerNorm, output projection.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/attention_backend.h"
+#include "core/xpos.h"
+
+namespace longnet {
+
+// The constructor's checks, exposed for configs: embed_dim % num_heads == 0 and a head dim that is
+// a multiple of 8; throws c10::Error saying which num_heads would work.
+void mhda_shape_check(int64_t embed_dim, int64_t num_heads);
+
+class MultiheadDilatedAttentionImpl : public torch::nn::Module {
+ public:
+  // dropout: attention dropout, applied in training mode only. layer_norm: MAGNETO's sub-LN over
+  // embed_dim before out_proj. gamma_init: xavier_normal_ gain of v_proj and out_proj (q_proj and
+  // k_proj get gain 1); biases start at 0. xpos: rotate q and k with xPos (global positions).
+  MultiheadDilatedAttentionImpl(int64_t embed_dim, int64_t num_heads,
+                                std::vector<int64_t> segment_lengths,
+                                std::vector<int64_t> dilation_rates, double dropout = 0.0,
+                                bool bias = true, bool layer_norm = true,
+                                double layer_norm_eps = 1e-5, double gamma_init = 1.0,
+                                bool xpos = true);
+
+  // query: (B, N_local, embed_dim); key, value: (B, N_local, embed_dim), the same tokens' positions
+  // (dilated attention pairs query and key positions). Returns (B, N_local, embed_dim).
+  at::Tensor forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                     bool is_causal, AttentionBackend& backend);
+  // The same on one device (LocalAttention).
+  at::Tensor forward(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                     bool is_causal = false);
+
+  // Re-draws the parameters as the constructor does (MAGNETO init).
+  void reset_parameters();
+
+  int64_t embed_dim() const { return embed_dim_; }
+  int64_t num_heads() const { return num_heads_; }
+  int64_t head_dim() const { return embed_dim_ / num_heads_; }
+  // Segment lengths and rates; is_causal and dropout are set per call.
+  const DilatedAttentionOptions& attention_options() const { return attention_; }
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  torch::nn::LayerNorm norm{nullptr};  // null when layer_norm is off
+  XPos xpos{nullptr};                  // null when xpos is off
+
+ private:
+  int64_t embed_dim_, num_heads_;
+  double dropout_, gamma_init_;
+  DilatedAttentionOptions attention_;
+  LocalAttention local_;
+};
+TORCH_MODULE(MultiheadDilatedAttention);
+
+}  // namespace longnet

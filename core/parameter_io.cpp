@@ -1,0 +1,169 @@
+// Parameter files in the format of Python's torch.save: a zip archive holding data.pkl (a pickled
+// {name: tensor} dict) and one record per tensor. torch::pickle_save would tag the dict with
+// torch.jit._pickle.restore_type_tag, which torch.load's default weights_only=True rejects, so the
+// dict is pickled untagged here. Written atomically: temporary file, fsync, rename.
+#include "core/parameter_io.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/Dict.h>
+#include <c10/util/Exception.h>
+#include <caffe2/serialize/inline_container.h>
+#include <fcntl.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+namespace longnet {
+
+namespace {
+
+// Every parameter, then every buffer, by its dotted name, in registration order.
+std::vector<std::pair<std::string, at::Tensor>> named_tensors(const torch::nn::Module& m) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : m.named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : m.named_buffers(/*recurse=*/true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Writes all of bytes to fd; throws naming `tmp` on failure.
+void write_all(int fd, const char* bytes, size_t size, const std::string& tmp) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::write(fd, bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    TORCH_CHECK(n >= 0, "parameters_save: writing ", tmp, " failed: ", std::strerror(errno));
+    done += size_t(n);
+  }
+}
+
+// The torch.save archive of {name: tensor} into fd.
+void archive_write(int fd, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                   const std::string& tmp) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, t] : tensors) dict.insert(name, t.detach().cpu().contiguous());
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler(
+      [&](const char* b, size_t n) { pickle.insert(pickle.end(), b, b + n); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(dict);
+  pickler.stop();
+
+  caffe2::serialize::PyTorchStreamWriter zip([&](const void* b, size_t n) {
+    write_all(fd, static_cast<const char*>(b), n, tmp);
+    return n;
+  });
+  // The record names torch.load looks for: data/<storage key> and data.pkl.
+  const auto& storages = pickler.tensorData();
+  for (size_t i = 0; i < storages.size(); ++i) {
+    auto data = torch::jit::getWriteableTensorData(storages[i]);
+    zip.writeRecord("data/" + std::to_string(i), data.data(), data.sizeInBytes());
+  }
+  zip.writeRecord("data.pkl", pickle.data(), pickle.size());
+  zip.writeEndOfFile();
+}
+
+}  // namespace
+
+void parameters_save(const torch::nn::Module& m, const std::string& path) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  TORCH_CHECK(fd >= 0, "parameters_save: cannot create ", tmp, ": ", std::strerror(errno));
+  try {
+    archive_write(fd, named_tensors(m), tmp);
+    // The data must be on disk before the rename makes it visible under `path`.
+    TORCH_CHECK(::fsync(fd) == 0, "parameters_save: flushing ", tmp,
+                " failed: ", std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  int close_rc = ::close(fd);
+  int close_errno = errno;
+  if (close_rc != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = close_rc != 0 ? close_errno : errno;
+    std::remove(tmp.c_str());
+    TORCH_CHECK(false, "parameters_save: ", close_rc != 0 ? "closing " : "renaming ", tmp,
+                close_rc != 0 ? "" : " to " + path, " failed: ", std::strerror(err));
+  }
+  // Persist the rename itself (best effort: some file systems refuse to fsync a directory).
+  int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void parameters_load(torch::nn::Module& m, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TORCH_CHECK(in, "parameters_load: cannot open ", path, ": ", std::strerror(errno));
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  c10::IValue v;
+  try {
+    v = torch::jit::pickle_load(bytes);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(
+        false, "parameters_load: ", path,
+        " is not a parameter file (torch.save format of a {name: tensor} dict; from "
+        "Python save dict(model.state_dict()), since LibTorch cannot read an OrderedDict): ",
+        e.what_without_backtrace());
+  }
+  TORCH_CHECK(v.isGenericDict(), "parameters_load: ", path,
+              " does not hold a {name: tensor} dict but a ", v.tagKind());
+
+  std::map<std::string, at::Tensor> file;
+  for (const auto& e : v.toGenericDict()) {
+    TORCH_CHECK(e.key().isString() && e.value().isTensor(), "parameters_load: ", path,
+                " holds an entry that is not name -> tensor (", e.key().tagKind(), " -> ",
+                e.value().tagKind(), ")");
+    file[e.key().toStringRef()] = e.value().toTensor();
+  }
+  const auto model = named_tensors(m);
+
+  // Check everything first so that a bad file leaves the model as it was.
+  std::vector<std::string> missing, unexpected;
+  for (const auto& [name, t] : model)
+    if (!file.count(name)) missing.push_back(name);
+  std::set<std::string> in_model;
+  for (const auto& [name, t] : model) in_model.insert(name);
+  for (const auto& [name, t] : file)
+    if (!in_model.count(name)) unexpected.push_back(name);
+  auto list = [](const std::vector<std::string>& names) {
+    std::ostringstream s;
+    for (size_t i = 0; i < names.size() && i < 8; ++i)
+      s << (i ? ", " : "") << "'" << names[i] << "'";
+    if (names.size() > 8) s << ", ... (" << names.size() << " in all)";
+    return s.str();
+  };
+  TORCH_CHECK(missing.empty(), "parameters_load: ", path, " lacks ", missing.size(),
+              " parameter(s) of the model: ", list(missing));
+  TORCH_CHECK(unexpected.empty(), "parameters_load: ", path, " holds ", unexpected.size(),
+              " parameter(s) the model does not have: ", list(unexpected));
+  for (const auto& [name, t] : model)
+    TORCH_CHECK(t.sizes() == file[name].sizes(), "parameters_load: parameter '", name,
+                "' has shape ", t.sizes(), " in the model but ", file[name].sizes(), " in ", path);
+
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, t] : model) t.copy_(file[name]);
+}
+
+}  // namespace longnet

@@ -1,0 +1,124 @@
+// xPos with local positions (see xpos.h for why this equals torchscale's XPOS and stays finite).
+// Tables are built per call in float64 on the inputs' device: (N_local, D/2) each, small next to
+// the attention itself.
+#include "core/xpos.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace longnet {
+
+int64_t xpos_block_length(int64_t global_len, const std::vector<int64_t>& segment_lengths) {
+  TORCH_CHECK(global_len >= 1, "xPos: global_len = ", global_len, " must be >= 1");
+  TORCH_CHECK(!segment_lengths.empty(), "xPos: segment_lengths is empty");
+  int64_t W = 0;
+  for (int64_t w : segment_lengths) {
+    TORCH_CHECK(w >= 1, "xPos: segment length ", w, " must be >= 1");
+    W = std::max(W, std::min(w, global_len));
+  }
+  for (int64_t w : segment_lengths)
+    if (W % std::min(w, global_len) != 0) return 0;
+  return W;
+}
+
+at::Tensor xpos_local_positions(int64_t position_offset, int64_t n_local, int64_t global_len,
+                                const std::vector<int64_t>& segment_lengths, at::Device device) {
+  TORCH_CHECK(position_offset >= 0 && n_local >= 0 && position_offset + n_local <= global_len,
+              "xPos: local tokens [", position_offset, ", ", position_offset + n_local,
+              ") must lie inside the global sequence [0, ", global_len, ")");
+  const int64_t W = xpos_block_length(global_len, segment_lengths);
+  // Integer maths until the subtraction, so n - c is exact at any n below 2^63.
+  auto n = at::arange(position_offset, position_offset + n_local,
+                      at::TensorOptions().dtype(at::kLong).device(device));
+  at::Tensor local = W > 0 ? n - (at::div(n, W, "floor") * W + W / 2) : n - global_len / 2;
+  return local.to(at::kDouble);
+}
+
+namespace {
+
+// The (cos, sin) * scale^(+-l / scale_base) tables for q and k: each (N_local, D/2) in `dtype`.
+struct XposTables {
+  at::Tensor cos_q, sin_q, cos_k, sin_k;
+};
+
+XposTables xpos_tables(const at::Tensor& local, int64_t D, int64_t scale_base,
+                       at::ScalarType dtype) {
+  auto f64 = at::TensorOptions().dtype(at::kDouble).device(local.device());
+  auto i2 = at::arange(0, D, 2, f64);                                   // 2i, (D/2,)
+  auto theta = at::pow(10000.0, -i2 / double(D));                       // (D/2,)
+  auto log_zeta = at::log((i2 + 0.4 * D) / (1.4 * D));                  // (D/2,)
+  auto angle = local.unsqueeze(1) * theta.unsqueeze(0);                 // (N_local, D/2)
+  auto log_scale = local.unsqueeze(1) / double(scale_base) * log_zeta;  // (N_local, D/2)
+  auto up = at::exp(log_scale), down = at::exp(-log_scale);
+  auto c = at::cos(angle), s = at::sin(angle);
+  return {(c * up).to(dtype), (s * up).to(dtype), (c * down).to(dtype), (s * down).to(dtype)};
+}
+
+// x: (B, N, H, D); cos, sin: (N, D/2). Rotates each interleaved pair (x0, x1) by the table's angle
+// and scales it (torchscale's x * cos + rotate_every_two(x) * sin).
+at::Tensor xpos_rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t N = x.size(1), half = x.size(3) / 2;
+  auto xc = x.to(cos.scalar_type());
+  auto pairs = xc.unflatten(-1, {half, 2});  // (B, N, H, D/2, 2)
+  auto x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+  auto c = cos.view({1, N, 1, half}), s = sin.view({1, N, 1, half});
+  auto out = at::stack({x0 * c - x1 * s, x1 * c + x0 * s}, -1).flatten(-2);  // (B, N, H, D)
+  return out.to(x.scalar_type());
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Tensor& k,
+                                              int64_t position_offset, int64_t global_len,
+                                              const std::vector<int64_t>& segment_lengths,
+                                              int64_t scale_base) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4,
+              "xPos: q and k must be (batch, seq_len, heads, head_dim); got q ", q.sizes(), ", k ",
+              k.sizes());
+  TORCH_CHECK(q.size(1) == k.size(1) && q.size(3) == k.size(3),
+              "xPos: q and k must have the same seq_len and head_dim; got q ", q.sizes(), ", k ",
+              k.sizes());
+  TORCH_CHECK(q.size(3) % 2 == 0, "xPos: head_dim = ", q.size(3),
+              " must be even (xPos rotates pairs of dimensions)");
+  TORCH_CHECK(q.is_floating_point() && q.scalar_type() == k.scalar_type(),
+              "xPos: q and k must have the same floating dtype; got ", q.scalar_type(), " and ",
+              k.scalar_type());
+  TORCH_CHECK(scale_base >= 1, "xPos: scale_base = ", scale_base, " must be >= 1");
+  const auto dtype = q.scalar_type();
+  // 16-bit inputs are rotated in float32, then cast back.
+  const auto compute = (dtype == at::kDouble) ? at::kDouble : at::kFloat;
+  if (dtype == at::kHalf) {
+    // The largest scale any token of the sequence gets, from the host (no device sync): the
+    // scaled q, k reach |x| times it, and float16 tops out at 65504.
+    const int64_t W = xpos_block_length(global_len, segment_lengths);
+    const int64_t reach = W > 0 ? W / 2 : global_len - global_len / 2;
+    const double top = std::pow(1.4 / 0.4, double(reach) / double(scale_base));
+    TORCH_CHECK(top < 1e3, "xPos: scales reach ", top, " at local position +-", reach,
+                " for these segment lengths, beyond float16's range (max 65504); use bfloat16 "
+                "or float32 inputs");
+  }
+  auto local =
+      xpos_local_positions(position_offset, q.size(1), global_len, segment_lengths, q.device());
+  auto t = xpos_tables(local, q.size(3), scale_base, compute);
+  return {xpos_rotate(q, t.cos_q, t.sin_q), xpos_rotate(k, t.cos_k, t.sin_k)};
+}
+
+XPosImpl::XPosImpl(int64_t head_dim, int64_t scale_base)
+    : head_dim_(head_dim), scale_base_(scale_base) {
+  TORCH_CHECK(head_dim >= 2 && head_dim % 2 == 0, "XPos: head_dim = ", head_dim,
+              " must be even (xPos rotates pairs of dimensions)");
+  TORCH_CHECK(scale_base >= 1, "XPos: scale_base = ", scale_base, " must be >= 1");
+}
+
+std::tuple<at::Tensor, at::Tensor> XPosImpl::forward(const at::Tensor& q, const at::Tensor& k,
+                                                     int64_t position_offset, int64_t global_len,
+                                                     const std::vector<int64_t>& segment_lengths) {
+  TORCH_CHECK(q.dim() == 4 && q.size(3) == head_dim_, "XPos: expected q of shape (B, N, H, ",
+              head_dim_, "); got ", q.sizes());
+  return xpos_apply(q, k, position_offset, global_len, segment_lengths, scale_base_);
+}
+
+}  // namespace longnet

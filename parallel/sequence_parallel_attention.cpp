@@ -1,0 +1,354 @@
+// Sequence-parallel dilated attention: the plan of local and spanning problems, the dilated K/V
+// exchange, and the autograd function (see sequence_parallel_attention.h for the layout).
+#include "parallel/sequence_parallel_attention.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <limits>
+
+namespace longnet {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+int64_t pmod(int64_t a, int64_t r) {
+  return ((a % r) + r) % r;
+}
+
+// Rows of offset class s (rate r) among the L tokens starting at segment-local position u:
+// returns their count and sets *a0 to the first one's local index.
+int64_t class_rows(int64_t u, int64_t s, int64_t r, int64_t L, int64_t* a0) {
+  *a0 = pmod(s - u, r);
+  return *a0 < L ? ceil_div(L - *a0, r) : 0;
+}
+
+// This rank's (B, L, H, *) tensors; undefined ones are not needed by the pass.
+struct Tensors {
+  at::Tensor q, k, v, out, lse, dout, dq, dk, dv;
+};
+
+// A branch whose segments span several ranks.
+struct Spanning {
+  int64_t w = 0, r = 1;
+  std::shared_ptr<Communicator> group;  // the ranks of this rank's segment
+  int64_t me = 0;                       // this rank's index in the group
+  int64_t n_loc = 0;                    // padded rows per head sent by each rank: ceil(L / r)
+};
+
+AttentionCall call_of(const Tensors& t, const std::function<at::Tensor(const at::Tensor&)>& view) {
+  auto v = [&](const at::Tensor& x) { return x.defined() ? view(x) : at::Tensor(); };
+  AttentionCall c;
+  c.q = v(t.q);
+  c.k = v(t.k);
+  c.v = v(t.v);
+  c.out = v(t.out);
+  c.lse = v(t.lse);
+  c.dout = v(t.dout);
+  c.dq = v(t.dq);
+  c.dk = v(t.dk);
+  c.dv = v(t.dv);
+  return c;
+}
+
+// The problems of the branches that live on this rank, as views of its tensors.
+std::vector<AttentionCall> local_calls(const Tensors& t, const DilatedAttentionOptions& local) {
+  std::vector<AttentionCall> calls;
+  const int64_t B = t.q.size(0), L = t.q.size(1), H = t.q.size(2);
+  for (const auto& p : dilated_plan(B, L, H, local)) {
+    auto c = call_of(t, [&](const at::Tensor& x) { return dilated_view(x, p); });
+    c.causal = local.is_causal;
+    calls.push_back(std::move(c));
+  }
+  return calls;
+}
+
+// The problems of one spanning branch: per offset class, this rank's queries against its own
+// rows, then against every other rank's rows (gathered: (g, 2, B, n_loc, H, D); dgathered, the
+// matching gradient buffer, may be undefined).
+std::vector<AttentionCall> spanning_calls(const Tensors& t, const Spanning& sp,
+                                          const at::Tensor& gathered, const at::Tensor& dgathered,
+                                          bool causal) {
+  std::vector<AttentionCall> calls;
+  const int64_t B = t.q.size(0), L = t.q.size(1), H = t.q.size(2), r = sp.r;
+  const int64_t g = sp.group->size();
+  for (int64_t s = 0; s < std::min(r, H); ++s) {
+    const int64_t heads = ceil_div(H - s, r);
+    int64_t a0 = 0;
+    const int64_t c = class_rows(sp.me * L, s, r, L, &a0);
+    if (c == 0) continue;
+    auto mine = [&](const at::Tensor& x) {
+      return strided_rows_view(x, 0, B, a0, c, r, s, heads, r);
+    };
+    auto own = call_of(t, mine);
+    own.causal = causal;
+    calls.push_back(own);
+    for (int64_t j = 0; j < g; ++j) {
+      if (j == sp.me || (causal && j > sp.me)) continue;
+      int64_t aj = 0;
+      const int64_t cj = class_rows(j * L, s, r, L, &aj);
+      if (cj == 0) continue;
+      auto theirs = [&](const at::Tensor& x, int kv) {
+        return x.defined() ? strided_rows_view(x[j][kv], 0, B, 0, cj, 1, s, heads, r)
+                           : at::Tensor();
+      };
+      AttentionCall other = own;
+      other.k = theirs(gathered, 0);
+      other.v = theirs(gathered, 1);
+      other.dk = theirs(dgathered, 0);
+      other.dv = theirs(dgathered, 1);
+      other.causal = false;
+      calls.push_back(std::move(other));
+    }
+  }
+  return calls;
+}
+
+// This rank's dilated rows of k and v for branch sp: (2, B, n_loc, H, D), zero padded.
+at::Tensor pack_rows(const at::Tensor& k, const at::Tensor& v, const Spanning& sp) {
+  const int64_t B = k.size(0), L = k.size(1), H = k.size(2), D = k.size(3), r = sp.r;
+  auto send = at::zeros({2, B, sp.n_loc, H, D}, k.options());
+  for (int64_t s = 0; s < std::min(r, H); ++s) {
+    const int64_t heads = ceil_div(H - s, r);
+    int64_t a0 = 0;
+    const int64_t c = class_rows(sp.me * L, s, r, L, &a0);
+    if (c == 0) continue;
+    strided_rows_view(send[0], 0, B, 0, c, 1, s, heads, r)
+        .copy_(strided_rows_view(k, 0, B, a0, c, r, s, heads, r));
+    strided_rows_view(send[1], 0, B, 0, c, 1, s, heads, r)
+        .copy_(strided_rows_view(v, 0, B, a0, c, r, s, heads, r));
+  }
+  return send;
+}
+
+// Adds the reduce-scattered key/value gradients (2, B, n_loc, H, D) into dk, dv (B, L, H, D).
+void unpack_rows_add(const at::Tensor& mine, const at::Tensor& dk, const at::Tensor& dv,
+                     const Spanning& sp) {
+  const int64_t B = dk.size(0), L = dk.size(1), H = dk.size(2), r = sp.r;
+  for (int64_t s = 0; s < std::min(r, H); ++s) {
+    const int64_t heads = ceil_div(H - s, r);
+    int64_t a0 = 0;
+    const int64_t c = class_rows(sp.me * L, s, r, L, &a0);
+    if (c == 0) continue;
+    strided_rows_view(dk, 0, B, a0, c, r, s, heads, r)
+        .add_(strided_rows_view(mine[0], 0, B, 0, c, 1, s, heads, r));
+    strided_rows_view(dv, 0, B, a0, c, r, s, heads, r)
+        .add_(strided_rows_view(mine[1], 0, B, 0, c, 1, s, heads, r));
+  }
+}
+
+DenseAttentionArgs dense_args_of(const DilatedAttentionOptions& o, int64_t head_dim) {
+  DenseAttentionArgs a;
+  a.scale = dilated_scale(o, head_dim);
+  a.dropout = o.dropout;
+  return a;
+}
+
+// Splits the branches into those computed locally and those spanning ranks.
+void split_branches(ProcessGrid& grid, int64_t L, const DilatedAttentionOptions& o,
+                    DilatedAttentionOptions* local, std::vector<Spanning>* spanning) {
+  const int64_t P = grid.sequence_parallel, N = L * P;
+  *local = o;
+  local->segment_lengths.clear();
+  local->dilation_rates.clear();
+  for (size_t i = 0; i < o.segment_lengths.size(); ++i) {
+    const int64_t w = std::min(o.segment_lengths[i], N), r = o.dilation_rates[i];
+    if (w <= L) {
+      local->segment_lengths.push_back(w);
+      local->dilation_rates.push_back(r);
+      continue;
+    }
+    Spanning sp;
+    sp.w = w;
+    sp.r = r;
+    const int64_t g = w / L;
+    sp.group = grid.segment_group(static_cast<int>(g));
+    sp.me = grid.sp_index % g;
+    sp.n_loc = ceil_div(L, r);
+    spanning->push_back(std::move(sp));
+  }
+}
+
+}  // namespace
+
+void sequence_split_check(int64_t seq_len, int64_t sp_size) {
+  TORCH_CHECK(sp_size >= 1 && seq_len % sp_size == 0, "sequence parallel: the sequence of ",
+              seq_len, " tokens does not split evenly over ", sp_size,
+              " ranks; use a length "
+              "that is a multiple of ",
+              sp_size, " (e.g. ", (seq_len / sp_size + 1) * sp_size,
+              ") or a sequence_parallel size that divides ", seq_len);
+}
+
+void sequence_parallel_check(int64_t L, int64_t P, const DilatedAttentionOptions& o) {
+  dilated_options_check(o);
+  const int64_t N = L * P;
+  for (size_t i = 0; i < o.segment_lengths.size(); ++i) {
+    const int64_t w = std::min(o.segment_lengths[i], N);
+    const bool ok = w <= L ? L % w == 0 : w % L == 0;
+    TORCH_CHECK(ok, "sequence parallel: segment length ", o.segment_lengths[i],
+                (w != o.segment_lengths[i] ? " (clipped to N = " + std::to_string(N) + ")" : ""),
+                " neither divides the local length L = N / P = ", N, " / ", P, " = ", L,
+                " nor is a multiple of it; use a divisor of ", L, " or a multiple of ", L,
+                " (or change seq_len / sequence_parallel)");
+  }
+}
+
+SequenceParallelAttention::SequenceParallelAttention(std::shared_ptr<ProcessGrid> grid)
+    : grid_(std::move(grid)) {}
+
+int64_t SequenceParallelAttention::position_offset(int64_t local_len) const {
+  return grid_->sp_index * local_len;
+}
+
+int64_t SequenceParallelAttention::global_len(int64_t local_len) const {
+  return local_len * grid_->sequence_parallel;
+}
+
+SequenceParallelAttention::Forward SequenceParallelAttention::forward(
+    const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+    const DilatedAttentionOptions& o) {
+  dilated_inputs_check(q_in, k_in, v_in, o);
+  auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  const int64_t B = q.size(0), L = q.size(1), H = q.size(2);
+  sequence_parallel_check(L, grid_->sequence_parallel, o);
+  DilatedAttentionOptions local;
+  std::vector<Spanning> spanning;
+  split_branches(*grid_, L, o, &local, &spanning);
+
+  Forward f;
+  // 1. Start the exchanges of dilated keys and values.
+  std::vector<std::unique_ptr<CommWork>> works;
+  for (const auto& sp : spanning) {
+    auto send = pack_rows(k, v, sp);
+    auto recv = at::empty({sp.group->size(), 2, B, sp.n_loc, H, q.size(3)}, q.options());
+    works.push_back(sp.group->all_gather(send, recv));
+    bytes_sent_ += send.nbytes();
+    f.gathered.push_back(recv);
+  }
+  // 2. The local branches meanwhile; 3. the spanning ones as their keys arrive.
+  auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
+  auto out = at::zeros(q.sizes(), acc);
+  auto lse = at::full({B, L, H}, -std::numeric_limits<double>::infinity(), acc);
+  Tensors t{q, k, v, out, lse};
+  AttentionMerger merger(dense_args_of(o, q.size(3)));
+  for (auto& c : local_calls(t, local)) {
+    merger.run(c);
+    f.rng.push_back(c.rng);
+  }
+  for (size_t i = 0; i < spanning.size(); ++i) {
+    works[i]->wait();
+    for (auto& c : spanning_calls(t, spanning[i], f.gathered[i], at::Tensor(), o.is_causal)) {
+      merger.run(c);
+      f.rng.push_back(c.rng);
+    }
+  }
+  merger.finish();
+  f.out = out.to(q.scalar_type());
+  f.lse = lse;
+  if (o.dropout == 0) f.rng.clear();
+  return f;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> SequenceParallelAttention::backward(
+    const at::Tensor& dout_in, const at::Tensor& q_in, const at::Tensor& k_in,
+    const at::Tensor& v_in, const Forward& f, const DilatedAttentionOptions& o) {
+  auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  auto dout = dout_in.to(q.scalar_type()).contiguous(), out = f.out.contiguous();
+  const int64_t B = q.size(0), L = q.size(1), H = q.size(2);
+  DilatedAttentionOptions local;
+  std::vector<Spanning> spanning;
+  split_branches(*grid_, L, o, &local, &spanning);
+  auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
+  auto dq = at::zeros(q.sizes(), acc), dk = at::zeros(q.sizes(), acc),
+       dv = at::zeros(q.sizes(), acc);
+  Tensors t{q, k, v, out, f.lse, dout, dq, dk, dv};
+  const auto args = dense_args_of(o, q.size(3));
+
+  auto locals = local_calls(t, local);
+  size_t next_rng = locals.size();
+  auto take_rng = [&](AttentionCall& c, size_t index) {
+    if (!f.rng.empty()) c.rng = f.rng.at(index);
+  };
+  // 1. Spanning branches first, so their reduce-scatters overlap the local backward.
+  std::vector<std::unique_ptr<CommWork>> works;
+  std::vector<at::Tensor> mine;
+  for (size_t i = 0; i < spanning.size(); ++i) {
+    const auto& sp = spanning[i];
+    auto dgathered = at::zeros(f.gathered[i].sizes(), acc);
+    for (auto& c : spanning_calls(t, sp, f.gathered[i], dgathered, o.is_causal)) {
+      take_rng(c, next_rng++);
+      attention_call_backward(c, args);
+    }
+    mine.push_back(at::empty({2, B, sp.n_loc, H, q.size(3)}, acc));
+    works.push_back(sp.group->reduce_scatter(dgathered, mine.back()));
+    bytes_sent_ += dgathered.nbytes();
+  }
+  // 2. The local branches; 3. the gradients other ranks computed for this rank's rows.
+  for (size_t i = 0; i < locals.size(); ++i) {
+    take_rng(locals[i], i);
+    attention_call_backward(locals[i], args);
+  }
+  for (size_t i = 0; i < spanning.size(); ++i) {
+    works[i]->wait();
+    unpack_rows_add(mine[i], dk, dv, spanning[i]);
+  }
+  auto dt = q.scalar_type();
+  return {dq.to(dt), dk.to(dt), dv.to(dt)};
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+class SequenceParallelFunction : public torch::autograd::Function<SequenceParallelFunction> {
+ public:
+  // `self` must outlive the graph (the model owns it for the whole run).
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, SequenceParallelAttention* self,
+                            const DilatedAttentionOptions& o) {
+    auto f = self->forward(q, k, v, o);
+    std::vector<at::Tensor> saved{q, k, v, f.out, f.lse};
+    saved.insert(saved.end(), f.gathered.begin(), f.gathered.end());
+    ctx->save_for_backward(saved);
+    ctx->saved_data["self"] = reinterpret_cast<int64_t>(self);
+    ctx->saved_data["segment_lengths"] = o.segment_lengths;
+    ctx->saved_data["dilation_rates"] = o.dilation_rates;
+    ctx->saved_data["is_causal"] = o.is_causal;
+    ctx->saved_data["scale"] = dilated_scale(o, q.size(3));
+    ctx->saved_data["dropout"] = o.dropout;
+    if (!f.rng.empty()) ctx->saved_data["rng"] = c10::List<at::Tensor>(f.rng);
+    return f.out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto* self = reinterpret_cast<SequenceParallelAttention*>(ctx->saved_data["self"].toInt());
+    DilatedAttentionOptions o;
+    o.segment_lengths = ctx->saved_data["segment_lengths"].toIntVector();
+    o.dilation_rates = ctx->saved_data["dilation_rates"].toIntVector();
+    o.is_causal = ctx->saved_data["is_causal"].toBool();
+    o.softmax_scale = ctx->saved_data["scale"].toDouble();
+    o.dropout = ctx->saved_data["dropout"].toDouble();
+    SequenceParallelAttention::Forward f;
+    f.out = saved[3];
+    f.lse = saved[4];
+    f.gathered.assign(saved.begin() + 5, saved.end());
+    if (ctx->saved_data.count("rng")) f.rng = ctx->saved_data["rng"].toTensorVector();
+    auto [dq, dk, dv] = self->backward(grads[0], saved[0], saved[1], saved[2], f, o);
+    return {dq, dk, dv, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor SequenceParallelAttention::attend(const at::Tensor& q, const at::Tensor& k,
+                                             const at::Tensor& v,
+                                             const DilatedAttentionOptions& o) {
+  if (grid_->sequence_parallel == 1) return dilated_attention(q, k, v, o);
+  return SequenceParallelFunction::apply(q, k, v, this, o);
+}
+
+}  // namespace longnet

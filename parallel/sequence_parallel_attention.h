@@ -1,0 +1,74 @@
+// Sequence-parallel dilated attention (DESIGN.md section 4): each of the P ranks of a
+// sequence-parallel group holds L = N / P consecutive tokens, and the result (outputs and
+// dq, dk, dv) equals the single-device computation of the whole sequence.
+//
+//   branch with w <= L (w divides L): each segment lies on one rank, so it is computed locally.
+//   branch with w > L (L divides w): segment m spans the g = w / L ranks [m g, (m+1) g)
+//
+//        tokens   |   rank m g   |  rank m g+1  |  ...  |  rank (m+1) g - 1  |
+//        u        0              L              2L                          w
+//
+//     rank t (u = (t mod g) L) holds, for offset class s, the rows at local positions
+//     a0 + a r with a0 = (s - u) mod r. It sends only those dilated K and V rows, one padded
+//     block (2, B, ceil(L / r), H, D) where head j holds the rows of class j mod r, and the
+//     segment's ranks all-gather them: (g, 2, B, ceil(L / r), H, D), i.e. 2 (w / r) H D
+//     elements per rank however long the sequence.
+//     Its class-s queries attend to its own rows (causal if asked: a square problem) and to
+//     every other rank's rows (not causal: under is_causal only ranks before it are visible,
+//     and those entirely). All problems merge by log-sum-exp with the local branches.
+//     Backward: gradients for other ranks' rows go into a (g, 2, B, ceil(L / r), H, D) buffer
+//     that a reduce-scatter returns to their owners.
+//
+// The all-gathers are issued before the local branches run and the reduce-scatters before the
+// local backward, so on GPUs (NCCL on its own stream) communication overlaps compute.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/attention_backend.h"
+#include "parallel/process_grid.h"
+
+namespace longnet {
+
+// Throws c10::Error naming the segment, L and what would work, unless every segment length
+// (clipped to N = L * P) divides L or is a multiple of it.
+void sequence_parallel_check(int64_t local_len, int64_t sp_size, const DilatedAttentionOptions& o);
+// Throws c10::Error unless N splits evenly over P ranks.
+void sequence_split_check(int64_t seq_len, int64_t sp_size);
+
+class SequenceParallelAttention : public AttentionBackend {
+ public:
+  explicit SequenceParallelAttention(std::shared_ptr<ProcessGrid> grid);
+
+  // q, k, v: (B, L, H, D), this rank's tokens. Returns (B, L, H, D). Differentiable.
+  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    const DilatedAttentionOptions& o) override;
+  int64_t position_offset(int64_t local_len) const override;
+  int64_t global_len(int64_t local_len) const override;
+
+  // Without autograd, for checks and benchmarks.
+  struct Forward {
+    at::Tensor out;                    // (B, L, H, D), q's dtype
+    at::Tensor lse;                    // (B, L, H), lse_dtype_for(q)
+    std::vector<at::Tensor> gathered;  // per spanning branch: (g, 2, B, ceil(L/r), H, D)
+    std::vector<at::Tensor> rng;       // per problem, when dropout > 0
+  };
+  Forward forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const DilatedAttentionOptions& o);
+  // Returns dq, dk, dv (B, L, H, D) in q's dtype.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& dout,
+                                                          const at::Tensor& q, const at::Tensor& k,
+                                                          const at::Tensor& v, const Forward& f,
+                                                          const DilatedAttentionOptions& o);
+
+  // Payload bytes this rank gave to collectives (all-gathers and reduce-scatters) so far.
+  int64_t bytes_sent() const { return bytes_sent_; }
+  const ProcessGrid& grid() const { return *grid_; }
+
+ private:
+  std::shared_ptr<ProcessGrid> grid_;
+  int64_t bytes_sent_ = 0;
+};
+
+}  // namespace longnet

@@ -1,0 +1,535 @@
+// Models on the CPU with small sizes: multi-head dilated attention against LibTorch SDPA, xPos
+// against torchscale's formula (and finite at a billion tokens), LongNetLM causality, parameter
+// count and gradients in both variants, parameter files (C++ and Python round trips), bad inputs.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "core/longnet_model.h"
+#include "core/multihead_dilated_attention.h"
+#include "core/parameter_io.h"
+#include "core/xpos.h"
+#include "tests/dilated_reference.h"
+
+#ifndef LONGNET_TEST_PYTHON
+#define LONGNET_TEST_PYTHON ""
+#endif
+
+namespace longnet {
+namespace {
+
+using testing::rel_error;
+
+// Each bad input must raise c10::Error whose message contains `expect`.
+void expect_error(const std::function<void()>& f, const std::string& expect) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one mentioning '" << expect << "'";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+  }
+}
+
+// A fresh directory for one test's files. (POSIX calls rather than std::filesystem: libtorch.so
+// exports std::filesystem symbols of another ABI that the dynamic linker may pick.)
+std::string temp_dir() {
+  std::string tmpl = ::testing::TempDir() + "longnet_models_XXXXXX";
+  char* dir = ::mkdtemp(tmpl.data());
+  EXPECT_NE(dir, nullptr) << "mkdtemp " << tmpl;
+  return tmpl;
+}
+
+// The names in a directory, "." and ".." left out.
+std::vector<std::string> dir_list(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+        names.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return names;
+}
+
+// Removes a flat directory made by temp_dir().
+void dir_remove(const std::string& dir) {
+  for (const auto& name : dir_list(dir)) ::unlink((dir + "/" + name).c_str());
+  ::rmdir(dir.c_str());
+}
+
+// ---- multi-head dilated attention --------------------------------------------------------------
+
+// Plain multi-head attention with the module's weights: x (B, N, E) -> (B, N, E).
+at::Tensor mha_reference(MultiheadDilatedAttention& m, const at::Tensor& query,
+                         const at::Tensor& key, const at::Tensor& value, bool causal, bool use_xpos,
+                         const std::vector<int64_t>& w) {
+  const int64_t B = query.size(0), N = query.size(1), H = m->num_heads(), D = m->head_dim();
+  auto proj = [&](torch::nn::Linear& l, const at::Tensor& x) {
+    return at::linear(x, l->weight, l->bias).view({B, N, H, D});
+  };
+  auto q = proj(m->q_proj, query), k = proj(m->k_proj, key), v = proj(m->v_proj, value);
+  if (use_xpos) std::tie(q, k) = xpos_apply(q, k, 0, N, w);
+  auto o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                            {}, 0.0, causal)
+               .transpose(1, 2)
+               .reshape({B, N, H * D});
+  if (m->norm) o = m->norm(o);
+  return at::linear(o, m->out_proj->weight, m->out_proj->bias);
+}
+
+TEST(MultiheadDilatedAttention, OneDenseBranchEqualsSdpa_N13_w16_r1) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(1);
+  MultiheadDilatedAttention m(32, 4, std::vector<int64_t>{16}, std::vector<int64_t>{1}, 0.0, true,
+                              /*layer_norm=*/false, 1e-5, 1.3, /*xpos=*/false);
+  m->to(at::kDouble);
+  // Non-zero biases, so that their paths are checked too.
+  for (auto& p : m->parameters()) p.normal_();
+  auto x = at::randn({2, 13, 32}, at::kDouble), y = at::randn_like(x), z = at::randn_like(x);
+  for (bool causal : {false, true}) {
+    auto got = m->forward(x, y, z, causal);
+    auto want = mha_reference(m, x, y, z, causal, false, {16});
+    EXPECT_LT(rel_error(got, want), 1e-12) << "causal " << causal;
+  }
+}
+
+TEST(MultiheadDilatedAttention, XposAndSubLnEqualManual_N13_w16_r1) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(2);
+  MultiheadDilatedAttention m(32, 4, std::vector<int64_t>{16}, std::vector<int64_t>{1});
+  m->to(at::kDouble);
+  for (auto& p : m->parameters()) p.normal_();
+  auto x = at::randn({2, 13, 32}, at::kDouble);
+  for (bool causal : {false, true}) {
+    auto got = m->forward(x, x, x, causal);
+    auto want = mha_reference(m, x, x, x, causal, true, {16});
+    EXPECT_LT(rel_error(got, want), 1e-12) << "causal " << causal;
+  }
+}
+
+// A backend that claims to hold tokens [32, 64) of a 64-token sequence (as rank 1 of 2 would).
+class SecondHalfBackend : public AttentionBackend {
+ public:
+  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    const DilatedAttentionOptions& o) override {
+    seen_q = q;
+    return dilated_attention(q, k, v, o);
+  }
+  int64_t position_offset(int64_t local_len) const override { return 32; }
+  int64_t global_len(int64_t local_len) const override { return 64; }
+  at::Tensor seen_q;  // (B, N_local, H, D)
+};
+
+TEST(MultiheadDilatedAttention, XposUsesBackendGlobalPositions) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(4);
+  const std::vector<int64_t> w = {8, 16}, r = {1, 2};
+  MultiheadDilatedAttention m(16, 2, w, r);
+  auto x = at::randn({1, 32, 16});
+  SecondHalfBackend backend;
+  m->forward(x, x, x, true, backend);
+  auto q = at::linear(x, m->q_proj->weight, m->q_proj->bias).view({1, 32, 2, 8});
+  auto [want, unused] = xpos_apply(q, q, 32, 64, w);
+  EXPECT_TRUE(at::allclose(backend.seen_q, want, 1e-6, 1e-6));
+}
+
+TEST(MultiheadDilatedAttention, MagnetoInit) {
+  at::manual_seed(3);
+  MultiheadDilatedAttention m(256, 4, std::vector<int64_t>{16}, std::vector<int64_t>{1}, 0.0, true,
+                              true, 1e-5, /*gamma_init=*/2.0);
+  // xavier_normal_ std = gain * sqrt(2 / (fan_in + fan_out)).
+  const double base = std::sqrt(2.0 / 512);
+  EXPECT_NEAR(m->q_proj->weight.std().item<double>(), base, 0.05 * base);
+  EXPECT_NEAR(m->k_proj->weight.std().item<double>(), base, 0.05 * base);
+  EXPECT_NEAR(m->v_proj->weight.std().item<double>(), 2 * base, 0.1 * base);
+  EXPECT_NEAR(m->out_proj->weight.std().item<double>(), 2 * base, 0.1 * base);
+  for (auto* l : {&m->q_proj, &m->k_proj, &m->v_proj, &m->out_proj})
+    EXPECT_EQ((*l)->bias.abs().sum().item<double>(), 0.0);
+  std::vector<std::string> names;
+  for (auto& p : m->named_parameters()) names.push_back(p.key());
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"q_proj.weight", "q_proj.bias", "k_proj.weight",
+                                      "k_proj.bias", "v_proj.weight", "v_proj.bias", "norm.weight",
+                                      "norm.bias", "out_proj.weight", "out_proj.bias"}));
+}
+
+// ---- xPos ------------------------------------------------------------------------------------
+
+// torchscale's XPOS as written, with global positions first_pos, first_pos + 1, ... and no
+// centring: x (B, N, H, D) float64 -> rotated by n theta_i and scaled by zeta_i^(+-n / 512).
+at::Tensor xpos_torchscale(const at::Tensor& x, double first_pos, bool downscale) {
+  const int64_t N = x.size(1), D = x.size(3);
+  auto f64 = at::TensorOptions().dtype(at::kDouble);
+  auto n = at::arange(N, f64).add(first_pos).unsqueeze(1);  // (N, 1)
+  auto i2 = at::arange(0, D, 2, f64);
+  auto theta = at::pow(10000.0, -i2 / double(D));
+  auto zeta = (i2 + 0.4 * D) / (1.4 * D);
+  auto scale = at::pow(zeta, n / 512.0);  // (N, D/2)
+  if (downscale) scale = 1.0 / scale;
+  auto sin = (at::sin(n * theta) * scale).repeat_interleave(2, -1).view({1, N, 1, D});
+  auto cos = (at::cos(n * theta) * scale).repeat_interleave(2, -1).view({1, N, 1, D});
+  auto pairs = x.unflatten(-1, {D / 2, 2});
+  auto rot = at::stack({-pairs.select(-1, 1), pairs.select(-1, 0)}, -1).flatten(-2);
+  return x * cos + rot * sin;
+}
+
+// Attention logits q_n . k_m per head: (B, H, N, N).
+at::Tensor logits_of(const at::Tensor& q, const at::Tensor& k) {
+  return at::matmul(q.transpose(1, 2).to(at::kDouble), k.transpose(1, 2).to(at::kDouble).mT());
+}
+
+// (N, N) bool: tokens n and m (global first_pos + index) share the block of length W (W = 0: all).
+at::Tensor same_block(int64_t N, int64_t first_pos, int64_t W) {
+  if (W == 0) return at::ones({N, N}, at::kBool);
+  auto b = at::div(at::arange(first_pos, first_pos + N), W, "floor");
+  return b.unsqueeze(1) == b.unsqueeze(0);
+}
+
+struct XposCase {
+  int64_t offset, n_local, global_len;
+  std::vector<int64_t> w;
+};
+
+TEST(XPos, StableEqualsTorchscaleFormulaWithinSegments) {
+  at::manual_seed(4);
+  const std::vector<XposCase> cases = {
+      {0, 64, 64, {16, 32}},       // block-aligned
+      {5000, 64, 8192, {16, 32}},  // mid-sequence shard, not block-aligned
+      {0, 70, 70, {10, 20, 30}},   // 20 does not divide 30: one centre N / 2 for all
+      {3, 37, 40, {64, 128}},      // segments longer than the sequence
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE("offset " + std::to_string(c.offset) + " n_local " + std::to_string(c.n_local));
+    auto q = at::randn({2, c.n_local, 3, 16}, at::kDouble), k = at::randn_like(q);
+    auto [qs, ks] = xpos_apply(q, k, c.offset, c.global_len, c.w);
+    auto want = logits_of(xpos_torchscale(q, c.offset, false), xpos_torchscale(k, c.offset, true));
+    auto mask = same_block(c.n_local, c.offset, xpos_block_length(c.global_len, c.w));
+    auto got = logits_of(qs, ks);
+    EXPECT_LT(rel_error(got.masked_select(mask), want.masked_select(mask)), 1e-12);
+    // float32 inputs: tables in float64, cast; close to the float64 formula.
+    auto [q32, k32] = xpos_apply(q.to(at::kFloat), k.to(at::kFloat), c.offset, c.global_len, c.w);
+    EXPECT_EQ(q32.scalar_type(), at::kFloat);
+    EXPECT_LT(rel_error(logits_of(q32, k32).masked_select(mask), want.masked_select(mask)), 1e-5);
+  }
+}
+
+TEST(XPos, ShardsEqualWholeSequence_N96_twoRanks) {
+  at::manual_seed(5);
+  const std::vector<int64_t> w = {16, 32};
+  auto q = at::randn({1, 96, 2, 8}), k = at::randn_like(q);
+  auto [qa, ka] = xpos_apply(q, k, 0, 96, w);
+  auto [q0, k0] = xpos_apply(q.narrow(1, 0, 48), k.narrow(1, 0, 48), 0, 96, w);
+  auto [q1, k1] = xpos_apply(q.narrow(1, 48, 48), k.narrow(1, 48, 48), 48, 96, w);
+  EXPECT_TRUE(at::equal(at::cat({q0, q1}, 1), qa));
+  EXPECT_TRUE(at::equal(at::cat({k0, k1}, 1), ka));
+}
+
+TEST(XPos, FiniteAtOffset1e9_PaperSegments) {
+  at::manual_seed(6);
+  const std::vector<int64_t> w = {2048, 4096, 8192, 16384, 32768};
+  const int64_t offset = 1000000000, global_len = int64_t(1) << 31, W = 32768;
+  auto q = at::randn({1, 64, 2, 64}), k = at::randn_like(q);
+  auto [qs, ks] = xpos_apply(q, k, offset, global_len, w);
+  EXPECT_TRUE(at::isfinite(qs).all().item<bool>());
+  EXPECT_TRUE(at::isfinite(ks).all().item<bool>());
+  // The same block-local positions near the start of the sequence give the same numbers.
+  auto [qn, kn] = xpos_apply(q, k, offset % W, global_len, w);
+  EXPECT_TRUE(at::equal(qs, qn));
+  EXPECT_TRUE(at::equal(ks, kn));
+  // torchscale's global formula is not finite there, even in float64.
+  auto direct = logits_of(xpos_torchscale(q.to(at::kDouble), offset, false),
+                          xpos_torchscale(k.to(at::kDouble), offset, true));
+  EXPECT_FALSE(at::isfinite(direct).all().item<bool>());
+}
+
+TEST(XPos, SixteenBitInputsRotateInFloat32) {
+  at::manual_seed(7);
+  const std::vector<int64_t> w = {16, 32};
+  auto q = at::randn({1, 64, 2, 16}), k = at::randn_like(q);
+  auto [qf, kf] = xpos_apply(q, k, 100, 1000, w);
+  for (auto dtype : {at::kBFloat16, at::kHalf}) {
+    auto [q16, k16] = xpos_apply(q.to(dtype), k.to(dtype), 100, 1000, w);
+    EXPECT_EQ(q16.scalar_type(), dtype);
+    // Within the rounding of the 16-bit inputs and outputs (bfloat16: 2^-8 relative).
+    EXPECT_LT(rel_error(q16, qf), 1e-2) << dtype;
+    EXPECT_LT(rel_error(k16, kf), 1e-2) << dtype;
+  }
+  // float16 cannot hold zeta^(-16384 / 512) ~ 2.5e17: rejected, not silently infinite.
+  auto h = at::randn({1, 8, 1, 64}).to(at::kHalf);
+  expect_error([&] { xpos_apply(h, h, 0, 1 << 20, {2048, 32768}); }, "beyond float16's range");
+}
+
+TEST(XPos, BlockLengthAndBadInputs) {
+  EXPECT_EQ(xpos_block_length(1 << 20, {2048, 4096, 8192, 16384, 32768}), 32768);
+  EXPECT_EQ(xpos_block_length(1000, {2048, 4096}), 1000);
+  EXPECT_EQ(xpos_block_length(127, {10, 20, 30}), 0);
+  auto q = at::randn({1, 8, 2, 7});
+  expect_error([&] { xpos_apply(q, q, 0, 8, {8}); }, "head_dim = 7 must be even");
+  auto q8 = at::randn({1, 8, 2, 8});
+  expect_error([&] { xpos_apply(q8, q8, 4, 8, {8}); }, "must lie inside the global sequence");
+  expect_error([&] { XPos(5); }, "must be even");
+}
+
+// ---- LongNetLM -------------------------------------------------------------------------------
+
+LongNetLMOptions tiny_lm(LongNetVariant variant) {
+  LongNetLMOptions o;
+  o.num_tokens = 11;
+  o.d_model = 16;
+  o.nhead = 2;
+  o.num_layers = 2;
+  o.num_encoder_layers = 2;
+  o.num_decoder_layers = 2;
+  o.dim_feedforward = 32;
+  o.segment_lengths = {4, 8, 16};
+  o.dilation_rates = {1, 2, 4};
+  o.variant = variant;
+  return o;
+}
+
+class LongNetLMVariants : public ::testing::TestWithParam<LongNetVariant> {};
+
+std::string variant_name(const ::testing::TestParamInfo<LongNetVariant>& info) {
+  return info.param == LongNetVariant::kDecoderOnly ? "DecoderOnly" : "EncoderDecoder";
+}
+
+TEST_P(LongNetLMVariants, CausalNoLookahead_N37) {
+  torch::NoGradGuard no_grad;
+  at::manual_seed(7);
+  LongNetLM lm(tiny_lm(GetParam()));
+  auto tokens = at::randint(0, 11, {2, 37}, at::kLong);
+  auto base = lm->forward(tokens);
+  ASSERT_EQ(base.sizes(), (std::vector<int64_t>{2, 37, 11}));
+  for (int64_t t : {0, 1, 7, 20, 36}) {
+    auto changed = tokens.clone();
+    changed.select(1, t).add_(1).remainder_(11);
+    auto out = lm->forward(changed);
+    EXPECT_TRUE(at::equal(out.narrow(1, 0, t), base.narrow(1, 0, t))) << "token " << t;
+    EXPECT_FALSE(at::equal(out.narrow(1, t, 37 - t), base.narrow(1, t, 37 - t)))
+        << "changing token " << t << " changed nothing";
+  }
+}
+
+TEST_P(LongNetLMVariants, EveryParameterGetsGradient) {
+  at::manual_seed(8);
+  LongNetLM lm(tiny_lm(GetParam()));
+  auto tokens = at::randint(0, 11, {2, 29}, at::kLong);
+  auto logits = lm->forward(tokens);
+  torch::nn::functional::cross_entropy(logits.reshape({-1, 11}),
+                                       at::randint(0, 11, {2 * 29}, at::kLong))
+      .backward();
+  int64_t count = 0;
+  for (const auto& p : lm->named_parameters()) {
+    ++count;
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+  EXPECT_GT(count, 20);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, LongNetLMVariants,
+                         ::testing::Values(LongNetVariant::kDecoderOnly,
+                                           LongNetVariant::kEncoderDecoder),
+                         variant_name);
+
+TEST(LongNetLM, BaseDecoderOnlyParameterCount_768x12_vocab256) {
+  LongNetLMOptions o;  // the paper's base: 768, 12 layers, 12 heads, FFN 3072, bytes
+  ASSERT_EQ(o.variant, LongNetVariant::kDecoderOnly);
+  LongNetLM lm(o);
+  const int64_t d = 768, F = 3072, L = 12, V = 256;
+  // Per layer: norm1 (2d); q, k, v, out projections (4 (d^2 + d)); attention sub-LN (2d);
+  // FFN norm (2d); linear1 (dF + F); FFN sub-LN (2F); linear2 (Fd + d).
+  const int64_t per_layer =
+      4 * (d * d + d) + 2 * d + 2 * d + 2 * d + (d * F + F) + 2 * F + (F * d + d);
+  // Embedding (Vd), final LayerNorm (2d), output projection (dV + V).
+  const int64_t expected = V * d + L * per_layer + 2 * d + (d * V + V);
+  int64_t got = 0;
+  for (const auto& p : lm->parameters()) got += p.numel();
+  std::cout << "LongNetLM base decoder-only: " << got << " parameters (closed form " << expected
+            << " = 256*768 + 12*" << per_layer << " + 2*768 + 768*256 + 256)" << std::endl;
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(expected, 85541632);
+}
+
+TEST(LongNet, MagnetoGammasAndShapes) {
+  EXPECT_NEAR(magneto_encoder_gamma(12, 12), std::sqrt(std::log(36.0) * std::log(24.0) / 3.0),
+              1e-15);
+  EXPECT_NEAR(magneto_decoder_gamma(12), std::sqrt(std::log(36.0)), 1e-15);
+  LongNetOptions o;
+  EXPECT_EQ(o.d_model, 768);
+  EXPECT_EQ(o.segment_lengths, (std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}));
+  EXPECT_EQ(o.dilation_rates, (std::vector<int64_t>{1, 2, 4, 6, 12}));
+  o.d_model = 16;
+  o.nhead = 2;
+  o.num_encoder_layers = 1;
+  o.num_decoder_layers = 2;
+  o.dim_feedforward = 24;
+  o.segment_lengths = {4, 8};
+  o.dilation_rates = {1, 2};
+  o.activation = "gelu";
+  at::manual_seed(9);
+  LongNet net(o);
+  auto x = at::randn({2, 19, 16});
+  EXPECT_EQ(net->forward(x).sizes(), x.sizes());
+  EXPECT_EQ(net->encoder.size(), 1u);
+  EXPECT_EQ(net->decoder.size(), 2u);
+}
+
+// ---- parameter files -------------------------------------------------------------------------
+
+TEST(ParameterIo, SaveLoadGivesIdenticalOutputs) {
+  torch::NoGradGuard no_grad;
+  const std::string dir = temp_dir(), path = dir + "/model.pt";
+  at::manual_seed(10);
+  LongNetLM a(tiny_lm(LongNetVariant::kEncoderDecoder));
+  parameters_save(*a, path);
+  at::manual_seed(11);
+  LongNetLM b(tiny_lm(LongNetVariant::kEncoderDecoder));
+  auto tokens = at::randint(0, 11, {1, 23}, at::kLong);
+  EXPECT_FALSE(at::equal(a->forward(tokens), b->forward(tokens)));
+  parameters_load(*b, path);
+  EXPECT_TRUE(at::equal(a->forward(tokens), b->forward(tokens)));
+  // Atomic write: only the target is left, and saving again replaces it.
+  parameters_save(*b, path);
+  EXPECT_EQ(dir_list(dir), std::vector<std::string>{"model.pt"});
+  dir_remove(dir);
+}
+
+TEST(ParameterIo, LoadMismatchNamesParameterAndLeavesModelUntouched) {
+  torch::NoGradGuard no_grad;
+  const std::string dir = temp_dir(), path = dir + "/model.pt";
+  at::manual_seed(12);
+  LongNetLM a(tiny_lm(LongNetVariant::kDecoderOnly));
+  parameters_save(*a, path);
+
+  auto wider = tiny_lm(LongNetVariant::kDecoderOnly);
+  wider.dim_feedforward = 48;
+  LongNetLM b(wider);
+  auto before = b->layers[0]->as<DecoderLayerImpl>()->linear1->weight.clone();
+  expect_error([&] { parameters_load(*b, path); },
+               "parameter 'layers.0.linear1.weight' has shape [48, 16] in the model but [32, 16] "
+               "in " +
+                   path);
+  EXPECT_TRUE(at::equal(b->layers[0]->as<DecoderLayerImpl>()->linear1->weight, before));
+  // norm (the final LayerNorm) is untouched too: nothing is copied before all checks pass.
+  EXPECT_TRUE(at::equal(b->norm->weight, at::ones_like(b->norm->weight)));
+
+  LongNetLM c(tiny_lm(LongNetVariant::kEncoderDecoder));
+  expect_error([&] { parameters_load(*c, path); },
+               "lacks 102 parameter(s) of the model: 'long_net.encoder_layers.0.norm1.weight'");
+  auto deeper = tiny_lm(LongNetVariant::kDecoderOnly);
+  deeper.num_layers = 1;
+  LongNetLM d(deeper);
+  expect_error([&] { parameters_load(*d, path); }, "the model does not have: 'layers.1.");
+  expect_error([&] { parameters_load(*a, dir + "/absent.pt"); }, "cannot open " + dir);
+  dir_remove(dir);
+}
+
+int python_run(const std::string& command) {
+  int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Python's torch.load reads our file (names, shapes, values), and torch.save's file loads back.
+TEST(ParameterIo, PythonTorchLoadRoundTrip) {
+  const std::string python = LONGNET_TEST_PYTHON;
+  if (python.empty()) GTEST_SKIP() << "no LONGNET_PYTHON configured";
+  torch::NoGradGuard no_grad;
+  const std::string dir = temp_dir(), path = dir + "/model.pt";
+  at::manual_seed(13);
+  LongNetLM lm(tiny_lm(LongNetVariant::kDecoderOnly));
+  parameters_save(*lm, path);
+  {
+    std::ofstream script(dir + "/check.py");
+    script << "import sys\n"
+              "try:\n"
+              "    import torch\n"
+              "except ImportError:\n"
+              "    sys.exit(77)\n"
+              "state = torch.load(sys.argv[1])\n"
+              "with open(sys.argv[2], 'w') as f:\n"
+              "    for k, v in state.items():\n"
+              "        shape = 'x'.join(str(s) for s in v.shape)\n"
+              "        f.write(f'{k} {shape} {v.double().sum().item():.17g}\\n')\n"
+              "# A plain dict: LibTorch's unpickler cannot read an OrderedDict (state_dict()).\n"
+              "torch.save({k: 2 * v for k, v in state.items()}, sys.argv[3])\n";
+  }
+  int rc = python_run(python + " " + dir + "/check.py " + path + " " + dir + "/sums.txt " + dir +
+                      "/doubled.pt");
+  if (rc == 77) {
+    dir_remove(dir);
+    GTEST_SKIP() << python << " has no torch";
+  }
+  ASSERT_EQ(rc, 0) << python << " failed to read " << path;
+
+  std::map<std::string, std::pair<std::string, double>> seen;
+  std::ifstream sums(dir + "/sums.txt");
+  std::string name, shape;
+  double sum;
+  while (sums >> name >> shape >> sum) seen[name] = {shape, sum};
+  auto params = lm->named_parameters();
+  EXPECT_EQ(seen.size(), params.size());
+  for (const auto& p : params) {
+    ASSERT_TRUE(seen.count(p.key())) << p.key() << " missing in Python";
+    std::string want_shape;
+    for (int64_t s : p.value().sizes())
+      want_shape += (want_shape.empty() ? "" : "x") + std::to_string(s);
+    EXPECT_EQ(seen[p.key()].first, want_shape) << p.key();
+    double want = p.value().to(at::kDouble).sum().item<double>();
+    EXPECT_NEAR(seen[p.key()].second, want, 1e-9 * (1 + std::abs(want))) << p.key();
+  }
+
+  LongNetLM back(tiny_lm(LongNetVariant::kDecoderOnly));
+  parameters_load(*back, dir + "/doubled.pt");
+  auto theirs = back->named_parameters();
+  for (const auto& p : params) EXPECT_TRUE(at::equal(theirs[p.key()], 2 * p.value())) << p.key();
+  dir_remove(dir);
+}
+
+// ---- bad inputs ------------------------------------------------------------------------------
+
+TEST(Models, BadInputsGiveClearErrors) {
+  const std::vector<int64_t> w = {8}, r = {1};
+  expect_error([&] { MultiheadDilatedAttention(30, 4, w, r); },
+               "embed_dim = 30 is not divisible by num_heads = 4");
+  expect_error([&] { MultiheadDilatedAttention(48, 4, w, r); },
+               "head dim = embed_dim / num_heads = 48 / 4 = 12 must be a multiple of 8 (the fast "
+               "kernels need it); num_heads in {");
+  expect_error([&] { MultiheadDilatedAttention(48, 4, w, r); }, "6 (head dim 8)");
+  expect_error(
+      [&] {
+        MultiheadDilatedAttention(16, 2, std::vector<int64_t>{8, 16}, r);
+      },
+      "must have the same length");
+  auto o = tiny_lm(LongNetVariant::kDecoderOnly);
+  o.activation = "swish";
+  expect_error([&] { LongNetLM{o}; },
+               "activation 'swish' is not supported; allowed values: "
+               "'relu', 'gelu'");
+  expect_error([&] { longnet_variant_from_string("decoder"); },
+               "allowed values: 'decoder_only', 'encoder_decoder'");
+  EXPECT_EQ(longnet_variant_from_string("encoder_decoder"), LongNetVariant::kEncoderDecoder);
+  LongNetLM lm(tiny_lm(LongNetVariant::kDecoderOnly));
+  expect_error([&] { lm->forward(at::zeros({1, 8})); }, "tokens must be (batch, seq_len) int64");
+  MultiheadDilatedAttention m(16, 2, w, r);
+  expect_error(
+      [&] {
+        m->forward(at::randn({1, 8, 16}), at::randn({1, 4, 16}), at::randn({1, 8, 16}));
+      },
+      "same shape");
+}
+
+}  // namespace
+}  // namespace longnet

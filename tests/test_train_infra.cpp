@@ -1,0 +1,784 @@
+// Training infrastructure: strict YAML configs (every error class names its key and line),
+// byte-token files and the grid sampler, the learning-rate schedule, crash-safe checkpoint
+// files and JSON-lines metrics. Everything runs on small files under /tmp in seconds.
+#include <ATen/ATen.h>
+#include <ftw.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <torch/serialize.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "train/checkpoint_files.h"
+#include "train/config.h"
+#include "train/metrics.h"
+#include "train/schedule.h"
+#include "train/token_data.h"
+
+namespace longnet {
+namespace {
+
+// POSIX calls rather than std::filesystem: libtorch.so exports std::filesystem symbols of
+// another build that the dynamic linker may bind to (they crash).
+
+bool path_exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+int64_t file_size(const std::string& path) {
+  struct stat st;
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return static_cast<int64_t>(st.st_size);
+}
+
+void resize_file(const std::string& path, int64_t size) {
+  ASSERT_EQ(::truncate(path.c_str(), size), 0) << path;
+}
+
+void make_dirs(const std::string& dir) {
+  for (size_t pos = 1; pos <= dir.size(); ++pos)
+    if (pos == dir.size() || dir[pos] == '/') ::mkdir(dir.substr(0, pos).c_str(), 0755);
+}
+
+// A fresh directory under /tmp, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/longnet_train_infra_XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    // Depth first, links not followed.
+    ::nftw(
+        path_.c_str(),
+        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
+  }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void write_file(const std::string& path, const std::string& content) {
+  make_dirs(path.substr(0, path.rfind('/')));
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs fn, which must throw E; every `needles` string must occur in the message.
+template <typename E = std::invalid_argument>
+std::string expect_error(const std::function<void()>& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+  } catch (const E& e) {
+    std::string msg = e.what();
+    for (const auto& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
+    return msg;
+  }
+  ADD_FAILURE() << "no exception; expected one mentioning '" << needles.front() << "'";
+  return "";
+}
+
+// ---- configs ---------------------------------------------------------------------------------
+
+class Config : public ::testing::Test {
+ protected:
+  // Writes `yaml` to cfg.yaml and loads it.
+  TrainConfig load(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+    write_file(path(), yaml);
+    return config_load(path(), overrides);
+  }
+  // Expects loading `yaml` to fail with a message holding "cfg.yaml:<line>", `key` and `more`.
+  std::string load_fails(const std::string& yaml, int line, const std::string& key,
+                         const std::vector<std::string>& more = {}) {
+    std::vector<std::string> needles = {"cfg.yaml:" + std::to_string(line) + ":", key};
+    needles.insert(needles.end(), more.begin(), more.end());
+    return expect_error([&] { load(yaml); }, needles);
+  }
+  // Expects config_check on the loaded `yaml` to fail likewise.
+  std::string check_fails(const std::string& yaml, int world, int line, const std::string& key,
+                          const std::vector<std::string>& more = {}) {
+    TrainConfig c = load(yaml);
+    std::vector<std::string> needles = {"cfg.yaml:" + std::to_string(line) + ":", key};
+    needles.insert(needles.end(), more.begin(), more.end());
+    return expect_error([&] { config_check(c, world); }, needles);
+  }
+  std::string path() const { return dir_ / "cfg.yaml"; }
+  TempDir dir_;
+};
+
+const char* kSmallConfig = R"(# a tiny CPU run
+model:
+  variant: decoder_only
+  d_model: 64
+  num_heads: 4
+  num_layers: 2
+  dim_feedforward: 128
+  segment_lengths: [32, 64, 128]
+  dilation_rates: [1, 2, 6]
+  dropout: 0.1
+  activation: relu
+device: cpu
+grid: {data_parallel: 0, sequence_parallel: 2}
+data:
+  path: "/tmp/some dir/tokens.bin"
+  seq_len: 256
+  batch_size: 3
+optim:
+  lr: 3.0e-4
+  betas: [0.9, 0.95]
+  warmup_steps: 5
+  end_lr: 1.0e-5
+  decay_power: 2
+train:
+  steps: 50
+  activation_checkpointing: true
+  seed: 7
+eval: {interval: 10, batches: 2}
+checkpoint: {dir: /tmp/ckpt, interval: 25, keep: 2, resume: none}
+log: {interval: 1, metrics: "m.jsonl"}
+)";
+
+TEST_F(Config, EmptyPathGivesDefaultsThatPassChecks) {
+  TrainConfig c = config_load("", {});
+  EXPECT_EQ(c, TrainConfig{});
+  EXPECT_EQ(c.model.segment_lengths, (std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}));
+  config_check(c, 1);
+  config_check(c, 4);  // data parallel 4 x sequence parallel 1
+  EXPECT_EQ(config_data_parallel(c, 4), 4);
+}
+
+TEST_F(Config, ValidConfigLoadsAndRoundTripsThroughYaml) {
+  TrainConfig c = load(kSmallConfig);
+  EXPECT_EQ(c.model.d_model, 64);
+  EXPECT_EQ(c.model.dilation_rates, (std::vector<int64_t>{1, 2, 6}));
+  EXPECT_DOUBLE_EQ(c.model.dropout, 0.1);
+  EXPECT_EQ(c.model.activation, "relu");
+  EXPECT_EQ(c.grid.sequence_parallel, 2);
+  EXPECT_EQ(c.data.path, "/tmp/some dir/tokens.bin");
+  EXPECT_DOUBLE_EQ(c.optim.lr, 3e-4);
+  EXPECT_DOUBLE_EQ(c.optim.decay_power, 2.0);  // a whole number is a valid float
+  EXPECT_TRUE(c.train.activation_checkpointing);
+  EXPECT_EQ(c.checkpoint.resume, "none");
+  EXPECT_EQ(c.origin.at("model.d_model"), path() + ":4");
+  EXPECT_EQ(c.origin.count("model.num_encoder_layers"), 0u);  // left at its default
+  config_check(c, 2);
+  config_check(c, 4);
+  EXPECT_EQ(config_data_parallel(c, 4), 2);
+
+  const std::string yaml = config_to_yaml(c);
+  write_file(dir_ / "resolved.yaml", yaml);
+  TrainConfig back = config_load(dir_ / "resolved.yaml", {});
+  EXPECT_EQ(back, c) << yaml;
+  EXPECT_EQ(config_to_yaml(back), yaml);
+  EXPECT_NE(back, TrainConfig{});
+}
+
+TEST_F(Config, UnknownKeySuggestsTheClosestKnownKey) {
+  load_fails("model:\n  d_model: 64\n  num_head: 4\n", 3, "model.num_head",
+             {"unknown key", "did you mean 'model.num_heads'?"});
+  load_fails("model:\n  lr: 0.1\n", 2, "model.lr", {"did you mean 'optim.lr'?"});
+  load_fails("optim:\n  warmup: 10\n", 2, "optim.warmup", {"did you mean 'optim.warmup_steps'?"});
+  std::string msg = load_fails("modle:\n  d_model: 64\n", 1, "modle", {"did you mean 'model'?"});
+  load_fails("model:\n  colour: blue\n", 2, "model.colour", {"model takes: variant"});
+}
+
+TEST_F(Config, DuplicateKeyIsAnError) {
+  load_fails("optim:\n  lr: 1.0e-3\n  lr: 2.0e-3\n", 3, "optim.lr",
+             {"duplicate key", "first given at " + path() + ":2"});
+  load_fails("grid: {sequence_parallel: 1, sequence_parallel: 2}\n", 1, "grid.sequence_parallel",
+             {"duplicate key"});
+  load_fails("model:\n  d_model: 64\nmodel:\n  num_heads: 4\n", 3, "model", {"duplicate key"});
+}
+
+TEST_F(Config, WrongTypesAreErrors) {
+  load_fails("data:\n  seq_len: abc\n", 2, "data.seq_len", {"expected a whole number", "'abc'"});
+  load_fails("data:\n  seq_len: 2048.0\n", 2, "data.seq_len", {"float", "write 2048"});
+  load_fails("data:\n  seq_len: 1e3\n", 2, "data.seq_len", {"float", "write 1000"});
+  load_fails("optim:\n  lr: [0.1]\n", 2, "optim.lr", {"expected a number", "a list"});
+  load_fails("optim:\n  lr: \"3e-4\"\n", 2, "optim.lr", {"quoted string", "remove the quotes"});
+  load_fails("optim:\n  lr: fast\n", 2, "optim.lr", {"expected a number"});
+  load_fails("optim:\n  lr: .nan\n", 2, "optim.lr", {"not a finite number"});
+  load_fails("optim:\n  lr:\n", 2, "optim.lr", {"has no value"});
+  load_fails("model:\n  segment_lengths: 2048\n", 2, "model.segment_lengths", {"write [2048]"});
+  load_fails("model:\n  segment_lengths: [64, x]\n", 2, "model.segment_lengths[1]",
+             {"whole number"});
+  load_fails("model:\n  activation: {a: 1}\n", 2, "model.activation", {"a mapping"});
+  load_fails("model: 5\n", 1, "model", {"is a section"});
+  load_fails("optim:\n  betas: [0.9]\n", 2, "optim.betas", {"expected 2 values"});
+  load_fails("train:\n  seed: !!str 5\n", 2, "train.seed", {"remove the tag"});
+  load_fails("- model\n", 1, "", {"must be a mapping of sections"});
+}
+
+TEST_F(Config, YamlQuirksAreRejected) {
+  load_fails("train:\n  seed: 010\n", 2, "train.seed", {"ambiguous", "octal"});
+  load_fails("data:\n  seq_len: 0x800\n", 2, "data.seq_len", {"decimal"});
+  load_fails("optim:\n  lr: 00.5\n", 2, "optim.lr", {"ambiguous"});
+  load_fails("train:\n  activation_checkpointing: yes\n", 2, "train.activation_checkpointing",
+             {"ambiguous", "write true or false"});
+  load_fails("train:\n  activation_checkpointing: On\n", 2, "train.activation_checkpointing",
+             {"write true or false"});
+  load_fails("train:\n  activation_checkpointing: 1\n", 2, "train.activation_checkpointing",
+             {"expected true or false"});
+  load_fails("model:\n  activation: swish\n", 2, "model.activation",
+             {"'swish' is not one of relu, gelu"});
+  load_fails("model:\n  activation: gelu_\n", 2, "model.activation", {"did you mean gelu?"});
+  load_fails("device: yes\n", 1, "device", {"not one of cpu, cuda"});
+  load_fails("train:\n  precision: 16\n", 2, "train.precision", {"not one of fp32, bf16"});
+  load_fails("model:\n  variant: 1\n", 2, "model.variant", {"decoder_only, encoder_decoder"});
+  load_fails("a: 1\n---\nb: 2\n", 3, "", {"second YAML document"});
+}
+
+TEST_F(Config, ZeroAndNegativeSizesAreErrors) {
+  load_fails("model:\n  d_model: 0\n", 2, "model.d_model", {"must be >= 1"});
+  load_fails("data:\n  batch_size: -2\n", 2, "data.batch_size", {"-2", "must be >= 1"});
+  load_fails("optim:\n  lr: 0\n", 2, "optim.lr", {"must be > 0"});
+  load_fails("model:\n  segment_lengths: [64, 0]\n", 2, "model.segment_lengths[1]",
+             {"must be >= 1"});
+  load_fails("model:\n  dropout: 1.0\n", 2, "model.dropout", {"in [0, 1)"});
+  load_fails("optim:\n  betas: [0.9, 1.0]\n", 2, "optim.betas[1]", {"in [0, 1)"});
+  load_fails("checkpoint:\n  keep: 0\n", 2, "checkpoint.keep", {">= 1"});
+  load_fails("eval:\n  interval: 0\n", 2, "eval.interval", {">= 1"});
+  load_fails("train:\n  steps: -1\n", 2, "train.steps", {">= 1"});
+  load_fails("grid:\n  sequence_parallel: 0\n", 2, "grid.sequence_parallel", {">= 1"});
+  load_fails("data:\n  path: \"\"\n", 2, "data.path", {"must not be empty"});
+}
+
+TEST_F(Config, SyntaxErrorReportsTheLine) {
+  std::string msg = expect_error([&] { load("model:\n  d_model: 64\n  segment_lengths: [1, 2\n"); },
+                                 {"cfg.yaml:", "YAML syntax error"});
+  expect_error([&] { load("model:\n  d_model: 64\n   num_heads: 4\n"); },
+               {"cfg.yaml:3:", "YAML syntax error"});
+  expect_error([&] { config_load(dir_ / "missing.yaml", {}); }, {"missing.yaml", "does not exist"});
+}
+
+TEST_F(Config, CrossFieldRulesNameKeysLinesAndFixes) {
+  check_fails("model:\n  segment_lengths: [64, 128]\n  dilation_rates: [1]\n", 1, 3,
+              "model.dilation_rates", {"1 values", "2 [64, 128]", "one dilation rate per"});
+  check_fails("model:\n  d_model: 100\n  num_heads: 12\n", 1, 3, "model.num_heads",
+              {"12 does not divide model.d_model = 100 (" + path() + ":2)"});
+  std::string msg = check_fails("model:\n  d_model: 96\n  num_heads: 8\n", 1, 3, "model.num_heads",
+                                {"head dim", "= 12", "multiple of 8", "d_model 64 or 128"});
+  check_fails("data:\n  seq_len: 1000\ngrid:\n  sequence_parallel: 3\n", 3, 2, "data.seq_len",
+              {"not divisible by grid.sequence_parallel = 3", "use 999 or 1002"});
+  check_fails(
+      "model:\n  segment_lengths: [1024, 3000]\n  dilation_rates: [1, 2]\ndata:\n"
+      "  seq_len: 4096\ngrid: {sequence_parallel: 2}\n",
+      2, 2, "model.segment_lengths",
+      {"segment 1 = 3000",
+       "L = data.seq_len / "
+       "grid.sequence_parallel = 4096 / 2 = 2048",
+       "a multiple of 2048"});
+  check_fails("grid:\n  data_parallel: 2\n  sequence_parallel: 2\n", 2, 2, "grid.data_parallel",
+              {"2 x 2 = 4", "job has 2 ranks", "mpirun -np 4"});
+  check_fails(
+      "grid:\n  sequence_parallel: 3\ndata:\n  seq_len: 3072\n"
+      "model: {segment_lengths: [1024], dilation_rates: [1]}\n",
+      4, 2, "grid.sequence_parallel", {"does not divide the world size 4", "1, 2, 4"});
+  check_fails("device: cpu\ntrain:\n  precision: bf16\n", 1, 3, "train.precision",
+              {"device = cpu (" + path() + ":1)", "fp32"});
+  check_fails("optim:\n  warmup_steps: 100\ntrain:\n  steps: 100\n", 1, 2, "optim.warmup_steps",
+              {"train.steps = 100"});
+  check_fails("model:\n  num_encoder_layers: 6\n", 1, 2, "model.num_encoder_layers",
+              {"decoder_only", "set it to 0"});
+  // A rule broken by a default value says so.
+  TrainConfig c = load("model:\n  variant: encoder_decoder\n");
+  expect_error([&] { config_check(c, 1); }, {"config (default value): model.num_encoder_layers",
+                                             "encoder_decoder (" + path() + ":2)"});
+  // Segments longer than the sequence are clipped to it, which nests.
+  TrainConfig ok = load(
+      "data:\n  seq_len: 6000\ngrid: {sequence_parallel: 2}\n"
+      "model: {segment_lengths: [1000, 3000, 100000], dilation_rates: [1,2,4]}\n");
+  config_check(ok, 2);
+}
+
+TEST_F(Config, OverridesApplyAndAreCheckedLikeTheFile) {
+  TrainConfig c =
+      load(kSmallConfig, {"optim.lr=1e-3", "model.segment_lengths=[64,128]",
+                          "model.dilation_rates=[1, 2]", "grid={sequence_parallel: 1}",
+                          "data.path=/x/y.tokens", "train.activation_checkpointing=false"});
+  EXPECT_DOUBLE_EQ(c.optim.lr, 1e-3);
+  EXPECT_EQ(c.model.segment_lengths, (std::vector<int64_t>{64, 128}));
+  EXPECT_EQ(c.grid.sequence_parallel, 1);
+  EXPECT_EQ(c.data.path, "/x/y.tokens");
+  EXPECT_FALSE(c.train.activation_checkpointing);
+  EXPECT_EQ(c.origin.at("optim.lr"), "command-line override 'optim.lr=1e-3'");
+  config_check(c, 1);
+  // Overrides without a file.
+  EXPECT_EQ(config_load("", {"train.steps=5", "optim.warmup_steps=0"}).train.steps, 5);
+  EXPECT_DOUBLE_EQ(config_load("", {" optim.eps = 1e-6"}).optim.eps, 1e-6);  // spaces trimmed
+  EXPECT_EQ(config_load("", {"data.source=\"\""}).data.source, "");          // "": never build
+
+  auto bad = [&](const std::string& o, const std::vector<std::string>& more) {
+    std::vector<std::string> needles = {"command-line override '" + o + "'"};
+    needles.insert(needles.end(), more.begin(), more.end());
+    expect_error([&] { config_load("", {o}); }, needles);
+  };
+  bad("optim.lr=abc", {"optim.lr", "expected a number"});
+  bad("optim.lrr=1", {"did you mean 'optim.lr'?"});
+  bad("optim.lr", {"expected dotted.key=value"});
+  bad("optim.lr=", {"has no value"});
+  bad("train.seed=010", {"ambiguous"});
+  bad("model.segment_lengths=[64, 128", {"not valid YAML"});
+  bad("model=3", {"is a section"});
+  bad("grid={data_parallel: -1}", {"grid.data_parallel", ">= 0"});
+  // A cross-field rule broken by an override names the override.
+  TrainConfig h = config_load("", {"model.num_heads=10"});
+  expect_error([&] { config_check(h, 1); },
+               {"command-line override 'model.num_heads=10': model.num_heads"});
+}
+
+// ---- token files ---------------------------------------------------------------------------
+
+// A small tree: text files (no newlines inside, so splits can be checked), binaries, an empty
+// file, a symlink and a sparse 17 MiB file.
+std::map<std::string, std::string> make_tree(const TempDir& dir, int n_text, int text_bytes) {
+  std::map<std::string, std::string> text;
+  std::mt19937 rng(42);
+  for (int i = 0; i < n_text; ++i) {
+    std::string name = (i % 3 == 0   ? "src/"
+                        : i % 3 == 1 ? "include/sub/"
+                                     : "") +
+                       std::string("f") + std::to_string(i) + ".txt";
+    std::string s;
+    for (int k = 0; k < text_bytes + i; ++k) s += static_cast<char>('a' + rng() % 26);
+    write_file(dir / ("src_tree/" + name), s);
+    text[name] = s;
+  }
+  write_file(dir / "src_tree/bin/blob.o", std::string("ELF\0\x01\x02", 6) + "tail");
+  write_file(dir / "src_tree/empty.txt", "");
+  EXPECT_EQ(::symlink((dir / "src_tree/f2.txt").c_str(), (dir / "src_tree/link.txt").c_str()), 0);
+  std::ofstream(dir / "src_tree/huge.txt").put('x');
+  resize_file(dir / "src_tree/huge.txt", 17 << 20);
+  return text;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string line;
+  while (std::getline(ss, line, '\n')) out.push_back(line);
+  return out;
+}
+
+TEST(TokenData, BuildTakesTextFilesOnlyAndSplitsByFile) {
+  TempDir dir;
+  auto text = make_tree(dir, 7, 50);
+  const std::string out = dir / "out/corpus.tokens";
+  DataBuildSummary s = data_build(dir / "src_tree", out, 0.2);
+  EXPECT_EQ(s.text_files, 7);
+  EXPECT_EQ(s.binary_files, 1);
+  EXPECT_EQ(s.large_files, 1);
+  EXPECT_EQ(s.other_skipped, 1);  // the empty file; the symlink is not counted
+  EXPECT_GE(s.val_files, 1);
+  EXPECT_GE(s.train_files, 1);
+  EXPECT_EQ(s.train_files + s.val_files, 7);
+  EXPECT_FALSE(path_exists(out + ".tmp"));
+
+  TokenFile f(out);
+  EXPECT_EQ(static_cast<int64_t>(f.train().size()), s.train_tokens);
+  EXPECT_EQ(static_cast<int64_t>(f.val().size()), s.val_tokens);
+  int64_t bytes = 0;
+  for (const auto& [name, content] : text) bytes += static_cast<int64_t>(content.size());
+  EXPECT_EQ(s.train_tokens + s.val_tokens, bytes + (s.train_files - 1) + (s.val_files - 1));
+  // Each split is its files' bytes in sorted path order, joined by '\n'.
+  auto train = split_lines(std::string(f.train().begin(), f.train().end()));
+  auto val = split_lines(std::string(f.val().begin(), f.val().end()));
+  EXPECT_EQ(static_cast<int64_t>(train.size()), s.train_files);
+  EXPECT_EQ(static_cast<int64_t>(val.size()), s.val_files);
+  std::vector<std::string> sorted_contents;
+  for (const auto& [name, content] : text) sorted_contents.push_back(content);  // map: sorted
+  size_t ti = 0, vi = 0;
+  for (const auto& c : sorted_contents) {
+    if (ti < train.size() && train[ti] == c)
+      ++ti;
+    else if (vi < val.size() && val[vi] == c)
+      ++vi;
+    else
+      ADD_FAILURE() << "file content missing or out of order";
+  }
+  // Deterministic: building again gives the same bytes.
+  data_build(dir / "src_tree", dir / "again.tokens", 0.2);
+  EXPECT_EQ(read_file(out), read_file(dir / "again.tokens"));
+}
+
+TEST(TokenData, BuildErrors) {
+  TempDir dir;
+  expect_error<std::runtime_error>([&] { data_build(dir / "nope", dir / "o"); },
+                                   {"'" + (dir / "nope") + "' does not exist"});
+  write_file(dir / "file.txt", "x");
+  expect_error<std::runtime_error>([&] { data_build(dir / "file.txt", dir / "o"); },
+                                   {"is not a directory"});
+  write_file(dir / "bin/a.bin", std::string("\0\0", 2));
+  expect_error<std::runtime_error>([&] { data_build(dir / "bin", dir / "o"); },
+                                   {"no text files", "1 binary"});
+  expect_error([&] { data_build(dir / "bin", dir / "o", 1.5); }, {"--val-fraction"});
+  expect_error([&] { data_command({dir / "bin"}); }, {"expected SRC_DIR OUT"});
+}
+
+TEST(TokenData, DataCommandBuildsAFile) {
+  TempDir dir;
+  make_tree(dir, 4, 30);
+  EXPECT_EQ(data_command({dir / "src_tree", dir / "t.tokens", "--val-fraction", "0.3"}), 0);
+  TokenFile f(dir / "t.tokens");
+  EXPECT_GT(f.train().size(), 0u);
+  EXPECT_GT(f.val().size(), 0u);
+}
+
+TEST(TokenData, TokenFileErrorsNameTheProblem) {
+  TempDir dir;
+  make_tree(dir, 3, 40);
+  const std::string good = dir / "good.tokens";
+  data_build(dir / "src_tree", good, 0.3);
+  const std::string bytes = read_file(good);
+
+  expect_error<std::runtime_error>([&] { TokenFile f(dir / "missing.tokens"); },
+                                   {"missing.tokens' does not exist", "longnet data build"});
+  write_file(dir / "empty.tokens", "");
+  expect_error<std::runtime_error>([&] { TokenFile f(dir / "empty.tokens"); }, {"is empty"});
+  write_file(dir / "text.tokens", "#include <stdio.h>\nint main() {}\n" + std::string(100, ' '));
+  expect_error<std::runtime_error>([&] { TokenFile f(dir / "text.tokens"); },
+                                   {"not a longnet token file", "bad magic"});
+  write_file(dir / "cut.tokens", bytes.substr(0, bytes.size() - 7));
+  expect_error<std::runtime_error>([&] { TokenFile f(dir / "cut.tokens"); }, {"is truncated"});
+  write_file(dir / "head.tokens", bytes.substr(0, 20));
+  expect_error<std::runtime_error>([&] { TokenFile f(dir / "head.tokens"); },
+                                   {"is truncated", "64-byte header"});
+  write_file(dir / "long.tokens", bytes + "xyz");
+  expect_error<std::runtime_error>([&] { TokenFile f(dir / "long.tokens"); },
+                                   {"3 bytes more than its header promises"});
+  std::string v2 = bytes;
+  v2[8] = 2;
+  write_file(dir / "v2.tokens", v2);
+  expect_error<std::runtime_error>([&] { TokenFile f(dir / "v2.tokens"); },
+                                   {"format version 2", "reads version 1"});
+
+  TokenFile f(good);
+  SamplerOptions o;
+  o.seq_len = static_cast<int64_t>(f.val().size());  // one token short for validation
+  expect_error<std::runtime_error>([&] { TokenSampler s(f, o); },
+                                   {"validation split has", "shorter than one sequence",
+                                    "use a smaller data.seq_len or a larger corpus"});
+  o.seq_len = static_cast<int64_t>(f.train().size()) + 10;
+  expect_error<std::runtime_error>([&] { TokenSampler s(f, o); }, {"training split has"});
+}
+
+// A corpus big enough for sampling: 12 files of 3000 random letters.
+class Sampler : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    make_tree(dir_, 12, 3000);
+    data_build(dir_ / "src_tree", dir_ / "c.tokens", 0.25);
+    file_ = std::make_unique<TokenFile>(dir_ / "c.tokens");
+  }
+  // The training tokens [start, start + n) as int64.
+  at::Tensor window(int64_t start, int64_t n) const {
+    auto t = at::empty({n}, at::kLong);
+    for (int64_t i = 0; i < n; ++i) t[i] = static_cast<int64_t>(file_->train()[start + i]);
+    return t;
+  }
+  TempDir dir_;
+  std::unique_ptr<TokenFile> file_;
+};
+
+TEST_F(Sampler, DataParallelRanksGetDisjointSequences) {
+  SamplerOptions o;
+  o.seq_len = 96;
+  o.batch_size = 3;
+  o.dp_size = 2;
+  o.seed = 11;
+  std::vector<TokenBatch> batches;
+  for (int d = 0; d < 2; ++d) {
+    o.dp_index = d;
+    TokenSampler s(*file_, o, /*samples_consumed=*/12);
+    batches.push_back(s.next_batch());
+    EXPECT_EQ(s.position(), 12 + 2 * 3);
+    EXPECT_EQ(batches.back().inputs.sizes(), (at::IntArrayRef{3, 96}));
+    EXPECT_EQ(batches.back().inputs.scalar_type(), at::kLong);
+    for (int b = 0; b < 3; ++b) {
+      int64_t start = s.train_start(12 + d * 3 + b);
+      EXPECT_TRUE(at::equal(batches.back().inputs[b], window(start, 96)));
+      EXPECT_TRUE(at::equal(batches.back().targets[b], window(start + 1, 96)));
+    }
+  }
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) EXPECT_FALSE(at::equal(batches[0].inputs[a], batches[1].inputs[b]));
+}
+
+TEST_F(Sampler, SequenceParallelSlicesConcatenateToTheSequence) {
+  SamplerOptions o;
+  o.seq_len = 128;
+  o.batch_size = 2;
+  o.dp_size = 2;
+  o.dp_index = 1;
+  o.seed = 5;
+  o.val_batches = 3;
+  TokenSampler whole(*file_, o, 40);
+  TokenBatch full = whole.next_batch();
+  TokenBatch full_val = whole.val_batch(2);
+  o.sp_size = 4;
+  std::vector<at::Tensor> xs, ys, vxs, vys;
+  for (int t = 0; t < 4; ++t) {
+    o.sp_index = t;
+    TokenSampler s(*file_, o, 40);
+    TokenBatch b = s.next_batch();
+    EXPECT_EQ(b.inputs.sizes(), (at::IntArrayRef{2, 32}));
+    // Within a slice targets are the inputs one token later.
+    EXPECT_TRUE(at::equal(b.targets.narrow(1, 0, 31), b.inputs.narrow(1, 1, 31)));
+    xs.push_back(b.inputs);
+    ys.push_back(b.targets);
+    TokenBatch v = s.val_batch(2);
+    vxs.push_back(v.inputs);
+    vys.push_back(v.targets);
+  }
+  EXPECT_TRUE(at::equal(at::cat(xs, 1), full.inputs));
+  EXPECT_TRUE(at::equal(at::cat(ys, 1), full.targets));
+  EXPECT_TRUE(at::equal(at::cat(vxs, 1), full_val.inputs));
+  EXPECT_TRUE(at::equal(at::cat(vys, 1), full_val.targets));
+  // Across the slice boundary: the last target of rank t is the first input of rank t + 1.
+  for (int t = 0; t < 3; ++t) EXPECT_TRUE(at::equal(ys[t].select(1, 31), xs[t + 1].select(1, 0)));
+}
+
+TEST_F(Sampler, SetPositionReproducesBatches) {
+  SamplerOptions o;
+  o.seq_len = 64;
+  o.batch_size = 2;
+  o.dp_size = 3;
+  o.dp_index = 2;
+  o.seed = 99;
+  TokenSampler a(*file_, o);
+  a.next_batch();
+  a.next_batch();
+  const int64_t pos = a.position();
+  EXPECT_EQ(pos, 12);
+  TokenBatch third = a.next_batch();
+
+  TokenSampler b(*file_, o);
+  b.set_position(pos);
+  EXPECT_TRUE(at::equal(b.next_batch().inputs, third.inputs));
+  TokenSampler c(*file_, o, pos);
+  TokenBatch again = c.next_batch();
+  EXPECT_TRUE(at::equal(again.inputs, third.inputs));
+  EXPECT_TRUE(at::equal(again.targets, third.targets));
+  // Another seed gives other sequences.
+  o.seed = 100;
+  TokenSampler d(*file_, o, pos);
+  EXPECT_FALSE(at::equal(d.next_batch().inputs, third.inputs));
+}
+
+TEST_F(Sampler, ValidationBatchesAreFixedAndSpreadOverTheSplit) {
+  SamplerOptions o;
+  o.seq_len = 50;
+  o.batch_size = 2;
+  o.val_batches = 4;
+  TokenSampler s(*file_, o);
+  TokenBatch v0 = s.val_batch(0), v3 = s.val_batch(3);
+  EXPECT_TRUE(at::equal(s.val_batch(0).inputs, v0.inputs));
+  EXPECT_FALSE(at::equal(v0.inputs, v3.inputs));
+  // The first window starts at the split's start and the last ends at its end.
+  auto val = file_->val();
+  EXPECT_EQ(v0.inputs[0][0].item<int64_t>(), val[0]);
+  EXPECT_EQ(v3.targets[1][49].item<int64_t>(), val[val.size() - 1]);
+  expect_error([&] { s.val_batch(4); }, {"outside [0, 4)"});
+}
+
+// ---- schedule -----------------------------------------------------------------------------
+
+TEST(Schedule, WarmupThenPolynomialDecay) {
+  OptimConfig o;
+  o.lr = 1.0;
+  o.end_lr = 0.1;
+  o.warmup_steps = 10;
+  o.decay_power = 1.0;
+  EXPECT_DOUBLE_EQ(lr_at(o, 0, 110), 0.1);  // lr / warmup * 1
+  EXPECT_DOUBLE_EQ(lr_at(o, 4, 110), 0.5);
+  EXPECT_DOUBLE_EQ(lr_at(o, 9, 110), 1.0);
+  EXPECT_DOUBLE_EQ(lr_at(o, 10, 110), 1.0);
+  EXPECT_DOUBLE_EQ(lr_at(o, 60, 110), 0.55);
+  EXPECT_DOUBLE_EQ(lr_at(o, 109, 110), 0.1 + 0.9 / 100);
+  EXPECT_DOUBLE_EQ(lr_at(o, 110, 110), 0.1);
+  EXPECT_DOUBLE_EQ(lr_at(o, 500, 110), 0.1);
+  o.decay_power = 2.0;
+  EXPECT_DOUBLE_EQ(lr_at(o, 60, 110), 0.1 + 0.9 * 0.25);
+  o.warmup_steps = 0;
+  o.end_lr = 0.0;
+  EXPECT_DOUBLE_EQ(lr_at(o, 0, 100), 1.0);
+  EXPECT_DOUBLE_EQ(lr_at(o, 50, 100), 0.25);
+}
+
+// ---- checkpoint files ----------------------------------------------------------------------
+
+c10::impl::GenericDict sample_state(int64_t step, int64_t big = 1000) {
+  at::manual_seed(step);
+  c10::impl::GenericDict model(c10::StringType::get(), c10::TensorType::get());
+  model.insert("embed.weight", at::randn({37, 17}));
+  model.insert("norm.bias", at::randn({17}).to(at::kBFloat16));
+  model.insert("big", at::randn({big}));
+  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+  d.insert("model", model);
+  d.insert("step", step);
+  d.insert("loss_scale", 0.25);
+  d.insert("config", std::string("model:\n  d_model: 64\n"));
+  d.insert("finished", false);
+  d.insert("samples", c10::List<int64_t>({1, 2, 3}));
+  d.insert("rng", at::arange(5, at::kLong));
+  return d;
+}
+
+void expect_same_state(const c10::impl::GenericDict& a, const c10::impl::GenericDict& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& kv : a) {
+    ASSERT_TRUE(b.contains(kv.key())) << kv.key().toStringRef();
+    const c10::IValue& x = kv.value();
+    const c10::IValue y = b.at(kv.key());
+    if (x.isGenericDict()) {
+      expect_same_state(x.toGenericDict(), y.toGenericDict());
+    } else if (x.isTensor()) {
+      EXPECT_EQ(x.toTensor().scalar_type(), y.toTensor().scalar_type());
+      EXPECT_TRUE(at::equal(x.toTensor(), y.toTensor())) << kv.key().toStringRef();
+    } else {
+      EXPECT_EQ(x, y) << kv.key().toStringRef();
+    }
+  }
+}
+
+void flip_byte(const std::string& path, size_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.get(c);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(static_cast<char>(c ^ 0x5a));
+}
+
+TEST(CheckpointFiles, WriteReadRoundTrip) {
+  TempDir dir;
+  const std::string ckdir = dir / "run/checkpoints";  // created on write
+  auto state = sample_state(100);
+  checkpoint_write(ckdir, 100, state, 3);
+  const std::string path = ckdir + "/step_00000100.ckpt";
+  EXPECT_EQ(checkpoint_path(ckdir, 100), path);
+  EXPECT_TRUE(path_exists(path));
+  EXPECT_FALSE(path_exists(path + ".tmp"));
+  auto back = checkpoint_read(path);
+  EXPECT_FALSE(back.contains("_longnet_crc32"));
+  expect_same_state(state, back);
+  // The file is torch.save's format: torch::pickle_load reads it without longnet.
+  auto raw = torch::pickle_load([&] {
+    std::string s = read_file(path);
+    return std::vector<char>(s.begin(), s.end());
+  }());
+  EXPECT_TRUE(raw.toGenericDict().contains("_longnet_crc32"));
+  expect_error(
+      [&] {
+        c10::impl::GenericDict bad(c10::StringType::get(), c10::AnyType::get());
+        bad.insert("_longnet_crc32", int64_t(1));
+        checkpoint_write(ckdir, 1, bad, 3);
+      },
+      {"reserved"});
+}
+
+TEST(CheckpointFiles, KeepsTheNewestM) {
+  TempDir dir;
+  for (int64_t step : {10, 20, 30, 40, 50})
+    checkpoint_write(dir / "ck", step, sample_state(step, 10), 2);
+  auto list = checkpoint_list(dir / "ck");
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].first, 50);
+  EXPECT_EQ(list[1].first, 40);
+  // Writing an older step (a rerun) never deletes the file just written.
+  checkpoint_write(dir / "ck", 5, sample_state(5, 10), 1);
+  list = checkpoint_list(dir / "ck");
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].first, 5);
+}
+
+TEST(CheckpointFiles, LatestSkipsTruncatedAndCorruptedFiles) {
+  TempDir dir;
+  const std::string ck = dir / "ck";
+  EXPECT_FALSE(checkpoint_latest(ck).has_value());  // no directory yet
+  for (int64_t step : {1, 2, 3}) checkpoint_write(ck, step, sample_state(step, 1 << 16), 5);
+  EXPECT_EQ(checkpoint_latest(ck), checkpoint_path(ck, 3));
+
+  // Step 3 cut short (a crash while copying it elsewhere, a full disk...).
+  const std::string p3 = checkpoint_path(ck, 3);
+  resize_file(p3, file_size(p3) - 1000);
+  expect_error<std::runtime_error>([&] { checkpoint_read(p3); }, {p3, "truncated"});
+  EXPECT_EQ(checkpoint_latest(ck), checkpoint_path(ck, 2));
+
+  // Step 2 with a flipped byte in the middle (inside the large tensor's data).
+  const std::string p2 = checkpoint_path(ck, 2);
+  flip_byte(p2, static_cast<size_t>(file_size(p2) / 2));
+  expect_error<std::runtime_error>([&] { checkpoint_read(p2); },
+                                   {p2, "corrupted", "checksum mismatch"});
+  EXPECT_EQ(checkpoint_latest(ck), checkpoint_path(ck, 1));
+
+  // A stray .tmp of a later step (a crash mid-write) is never picked, and the next write
+  // removes it.
+  write_file(ck + "/step_00000009.ckpt.tmp", "half a file");
+  EXPECT_EQ(checkpoint_latest(ck), checkpoint_path(ck, 1));
+  checkpoint_write(ck, 4, sample_state(4, 10), 5);
+  EXPECT_FALSE(path_exists(ck + "/step_00000009.ckpt.tmp"));
+  EXPECT_EQ(checkpoint_latest(ck), checkpoint_path(ck, 4));
+}
+
+TEST(CheckpointFiles, ReadErrorsNameTheFileAndProblem) {
+  TempDir dir;
+  expect_error<std::runtime_error>([&] { checkpoint_read(dir / "none.ckpt"); },
+                                   {"none.ckpt", "cannot open"});
+  write_file(dir / "empty.ckpt", "");
+  expect_error<std::runtime_error>([&] { checkpoint_read(dir / "empty.ckpt"); },
+                                   {"truncated", "empty"});
+  write_file(dir / "text.ckpt", "model: {d_model: 64}\n");
+  expect_error<std::runtime_error>([&] { checkpoint_read(dir / "text.ckpt"); },
+                                   {"not a checkpoint"});
+  // A torch.save file that is not ours.
+  c10::impl::GenericDict foreign(c10::StringType::get(), c10::AnyType::get());
+  foreign.insert("w", at::ones({3}));
+  auto bytes = torch::pickle_save(foreign);
+  write_file(dir / "foreign.ckpt", std::string(bytes.begin(), bytes.end()));
+  expect_error<std::runtime_error>([&] { checkpoint_read(dir / "foreign.ckpt"); },
+                                   {"not a longnet checkpoint"});
+}
+
+// ---- metrics -------------------------------------------------------------------------------
+
+TEST(Metrics, JsonLinesAreEscapedAndAppended) {
+  JsonLine line;
+  line.add("step", 7).add("loss", 2.5).add("lr", 6e-4).add("bad", std::nan(""));
+  line.add("inf", HUGE_VAL).add("note", "say \"hi\"\n\\ \x01").add("ok", true);
+  EXPECT_EQ(line.str(),
+            "{\"step\":7,\"loss\":2.5,\"lr\":6e-04,\"bad\":null,\"inf\":null,"
+            "\"note\":\"say \\\"hi\\\"\\n\\\\ \\u0001\",\"ok\":true}");
+  EXPECT_EQ(JsonLine().str(), "{}");
+  TempDir dir;
+  const std::string path = dir / "runs/x/metrics.jsonl";
+  {
+    MetricsWriter w(path);
+    w.write(JsonLine().add("step", int64_t(1)).add("loss", 3.0));
+  }
+  MetricsWriter w(path);  // reopening appends
+  w.write(JsonLine().add("step", int64_t(2)).add("val_bpb", 1.25));
+  EXPECT_EQ(read_file(path), "{\"step\":1,\"loss\":3}\n{\"step\":2,\"val_bpb\":1.25}\n");
+}
+
+}  // namespace
+}  // namespace longnet

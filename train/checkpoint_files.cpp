@@ -1,0 +1,406 @@
+// Safe checkpoint files (see checkpoint_files.h). torch's zip reader does not check its CRCs,
+// and a dict re-pickled after loading is not byte-identical to the file, so the integrity
+// record is a CRC-32 over the decoded contents, computed the same way on write and on read.
+#include "train/checkpoint_files.h"
+
+#include "core/file_util.h"
+
+#include <ATen/ATen.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <torch/serialize.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <regex>
+#include <stdexcept>
+
+#include "core/errors.h"
+
+namespace longnet {
+namespace {
+
+constexpr const char* kFormatKey = "_longnet_format";
+constexpr const char* kCrcKey = "_longnet_crc32";
+constexpr const char* kFormat = "longnet-checkpoint-1";
+
+// ---- CRC-32 (IEEE, as zlib), slicing by 8 so that GB-sized checkpoints verify in seconds ----
+
+struct CrcTables {
+  std::array<std::array<uint32_t, 256>, 8> t;
+  CrcTables() {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; ++i)
+      for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
+  }
+};
+
+class Crc32 {
+ public:
+  void update(const void* data, size_t n) {
+    static const CrcTables tables;
+    const auto& t = tables.t;
+    const auto* p = static_cast<const uint8_t*>(data);
+    uint32_t c = ~crc_;
+    while (n >= 8) {
+      uint32_t lo, hi;
+      std::memcpy(&lo, p, 4);
+      std::memcpy(&hi, p + 4, 4);
+      lo ^= c;  // little-endian hosts (x86-64, aarch64)
+      c = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
+          t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff] ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
+      p += 8;
+      n -= 8;
+    }
+    while (n--) c = t[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+    crc_ = ~c;
+  }
+  void tag(char ch) { update(&ch, 1); }
+  void u64(uint64_t v) { update(&v, sizeof(v)); }
+  uint32_t value() const { return crc_; }
+
+ private:
+  uint32_t crc_ = 0;
+};
+
+// Feeds one value's contents into the CRC: a type tag, then its data. Lists of every element
+// type hash alike, since unpickling may change the static list type but not the values.
+void hash_value(Crc32& crc, const c10::IValue& v, const std::string& where) {
+  if (v.isNone()) {
+    crc.tag('N');
+  } else if (v.isBool()) {
+    crc.tag('B');
+    crc.tag(v.toBool() ? 1 : 0);
+  } else if (v.isInt()) {
+    crc.tag('I');
+    crc.u64(static_cast<uint64_t>(v.toInt()));
+  } else if (v.isDouble()) {
+    crc.tag('D');
+    double d = v.toDouble();
+    uint64_t bits;
+    std::memcpy(&bits, &d, sizeof(bits));
+    crc.u64(bits);
+  } else if (v.isString()) {
+    crc.tag('S');
+    const std::string& s = v.toStringRef();
+    crc.u64(s.size());
+    crc.update(s.data(), s.size());
+  } else if (v.isTensor()) {
+    at::Tensor t = v.toTensor().detach().cpu().contiguous();
+    crc.tag('T');
+    crc.u64(static_cast<uint64_t>(t.scalar_type()));
+    crc.u64(static_cast<uint64_t>(t.dim()));
+    for (int64_t s : t.sizes()) crc.u64(static_cast<uint64_t>(s));
+    crc.u64(t.nbytes());
+    if (t.nbytes()) crc.update(t.data_ptr(), t.nbytes());
+  } else if (v.isList()) {
+    auto list = v.toList();
+    crc.tag('L');
+    crc.u64(list.size());
+    for (size_t i = 0; i < list.size(); ++i)
+      hash_value(crc, list.get(i), where + "[" + std::to_string(i) + "]");
+  } else if (v.isTuple()) {
+    const auto& elems = v.toTupleRef().elements();
+    crc.tag('U');
+    crc.u64(elems.size());
+    for (size_t i = 0; i < elems.size(); ++i)
+      hash_value(crc, elems[i], where + "[" + std::to_string(i) + "]");
+  } else if (v.isGenericDict()) {
+    auto dict = v.toGenericDict();
+    crc.tag('M');
+    crc.u64(dict.size());
+    for (const auto& kv : dict) {
+      hash_value(crc, kv.key(), where + " key");
+      hash_value(crc, kv.value(),
+                 where + "." + (kv.key().isString() ? kv.key().toStringRef() : std::string("?")));
+    }
+  } else {
+    throw std::invalid_argument("checkpoint: entry '" + where + "' holds a " + v.tagKind() +
+                                ", which checkpoints do not store (use tensors, numbers, "
+                                "strings, bools, None, lists, tuples or dicts)");
+  }
+}
+
+uint32_t state_crc(const c10::impl::GenericDict& d) {
+  Crc32 crc;
+  for (const auto& kv : d) {
+    if (kv.key().isString() && kv.key().toStringRef() == kCrcKey) continue;
+    hash_value(crc, kv.key(), "key");
+    hash_value(crc, kv.value(), kv.key().isString() ? kv.key().toStringRef() : "?");
+  }
+  return crc.value();
+}
+
+// A copy with every tensor on the CPU, so that the file loads on any machine.
+c10::IValue to_cpu(const c10::IValue& v) {
+  if (v.isTensor()) return v.toTensor().detach().cpu();
+  if (v.isGenericDict()) {
+    auto in = v.toGenericDict();
+    c10::impl::GenericDict out(in.keyType(), in.valueType());
+    for (const auto& kv : in) out.insert(kv.key(), to_cpu(kv.value()));
+    return out;
+  }
+  if (v.isTensorList()) {
+    c10::List<at::Tensor> out;
+    for (const at::Tensor& t : v.toTensorVector()) out.push_back(t.detach().cpu());
+    return out;
+  }
+  if (v.isList() && !v.isIntList() && !v.isDoubleList() && !v.isBoolList()) {
+    auto in = v.toList();
+    c10::impl::GenericList out(in.elementType());
+    for (size_t i = 0; i < in.size(); ++i) out.push_back(to_cpu(in.get(i)));
+    return out;
+  }
+  if (v.isTuple()) {
+    std::vector<c10::IValue> elems;
+    for (const auto& e : v.toTupleRef().elements()) elems.push_back(to_cpu(e));
+    return c10::ivalue::Tuple::create(std::move(elems));
+  }
+  return v;
+}
+
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+void write_all(int fd, const char* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) throw std::runtime_error("checkpoint '" + path + "': write failed: " + errno_text());
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) throw std::runtime_error("checkpoint dir '" + dir + "': open: " + errno_text());
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0)
+    throw std::runtime_error("checkpoint dir '" + dir + "': fsync: " + std::strerror(err));
+}
+
+// A torch.save file is a zip archive: it starts with a local header and ends with the
+// end-of-central-directory record (22 bytes plus a comment of up to 64 KiB). A file cut short
+// by a crash lacks the end record.
+bool has_zip_end_record(const std::vector<char>& b) {
+  if (b.size() < 22) return false;
+  size_t lowest = b.size() >= 22 + 65535 ? b.size() - 22 - 65535 : 0;
+  for (size_t i = b.size() - 22 + 1; i-- > lowest;) {
+    if (b[i] == 'P' && b[i + 1] == 'K' && b[i + 2] == 5 && b[i + 3] == 6) {
+      size_t comment = static_cast<uint8_t>(b[i + 20]) | (static_cast<uint8_t>(b[i + 21]) << 8);
+      if (i + 22 + comment == b.size()) return true;
+    }
+  }
+  return false;
+}
+
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
+
+const std::regex kCheckpointName(R"(step_([0-9]+)\.ckpt)");
+
+// Directory work uses POSIX calls (see core/file_util.h).
+
+// The names in a directory ("." and ".." left out); empty when it cannot be read.
+std::vector<std::string> dir_names(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    ::closedir(d);
+  }
+  return names;
+}
+
+std::string join_path(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return name;
+  return dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+}  // namespace
+
+std::string checkpoint_path(const std::string& dir, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "step_%08lld.ckpt", static_cast<long long>(step));
+  return join_path(dir, name);
+}
+
+std::vector<std::pair<int64_t, std::string>> checkpoint_list(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  for (const std::string& name : dir_names(dir)) {
+    std::smatch m;
+    if (!std::regex_match(name, m, kCheckpointName)) continue;
+    const std::string path = join_path(dir, name);
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    try {
+      out.emplace_back(std::stoll(m[1].str()), path);
+    } catch (const std::out_of_range&) {  // a number too long for int64: not ours
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a > b; });
+  return out;
+}
+
+void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::GenericDict& state,
+                      int keep) {
+  if (keep < 1)
+    throw std::invalid_argument("checkpoint_write: keep = " + std::to_string(keep) +
+                                " must be >= 1");
+  if (step < 0)
+    throw std::invalid_argument("checkpoint_write: step = " + std::to_string(step) +
+                                " must be >= 0");
+  c10::impl::GenericDict out(c10::StringType::get(), c10::AnyType::get());
+  for (const auto& kv : state) {
+    if (!kv.key().isString())
+      throw std::invalid_argument("checkpoint_write: keys must be strings, got a " +
+                                  kv.key().tagKind());
+    const std::string& k = kv.key().toStringRef();
+    if (k.rfind("_longnet_", 0) == 0)
+      throw std::invalid_argument("checkpoint_write: key '" + k +
+                                  "' is reserved (the _longnet_ prefix is the file's own)");
+    out.insert(k, to_cpu(kv.value()));
+  }
+  out.insert(kFormatKey, std::string(kFormat));
+  out.insert(kCrcKey, static_cast<int64_t>(state_crc(out)));
+  const std::vector<char> bytes = torch::pickle_save(out);
+
+  if (!make_dirs(dir))
+    throw std::runtime_error("checkpoint dir '" + dir + "' cannot be created: " + errno_text());
+  const std::string path = checkpoint_path(dir, step), tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("checkpoint '" + tmp + "': cannot create: " + errno_text());
+  try {
+    write_all(fd, bytes.data(), bytes.size(), tmp);
+    if (::fsync(fd) != 0)
+      throw std::runtime_error("checkpoint '" + tmp + "': fsync: " + errno_text());
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::close(fd) != 0)
+    throw std::runtime_error("checkpoint '" + tmp + "': close: " + errno_text());
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error("checkpoint '" + tmp + "': rename to '" + path +
+                             "' failed: " + errno_text());
+  fsync_dir(dir);
+
+  // Leftovers of a crash mid-write are never complete: remove them.
+  for (const std::string& name : dir_names(dir))
+    if (name.size() > 9 && name.compare(name.size() - 9, 9, ".ckpt.tmp") == 0)
+      ::unlink(join_path(dir, name).c_str());
+  int kept = 1;  // the one just written
+  for (const auto& [s, p] : checkpoint_list(dir)) {
+    if (p == path) continue;
+    if (kept < keep) {
+      ++kept;
+      continue;
+    }
+    if (::unlink(p.c_str()) != 0)
+      std::cerr << log_prefix() << "warning: could not delete old checkpoint '" << p
+                << "': " << errno_text() << "\n";
+  }
+}
+
+c10::impl::GenericDict checkpoint_read(const std::string& path) {
+  const std::string who = "checkpoint '" + path + "'";
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw std::runtime_error(who + ": cannot open: " + errno_text());
+  if (!S_ISREG(st.st_mode)) throw std::runtime_error(who + ": not a regular file");
+  std::vector<char> bytes(static_cast<size_t>(st.st_size));
+  {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(who + ": cannot open: " + errno_text());
+    size_t got = 0;
+    while (got < bytes.size()) {
+      ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+    ::close(fd);
+    if (got != bytes.size()) throw std::runtime_error(who + ": read failed: " + errno_text());
+  }
+  if (bytes.empty()) throw std::runtime_error(who + ": truncated (the file is empty)");
+  static const char kZipMagic[4] = {'P', 'K', 3, 4};
+  if (bytes.size() < 4 || std::memcmp(bytes.data(), kZipMagic, 4) != 0)
+    throw std::runtime_error(who + ": not a checkpoint (not a torch.save zip archive)");
+  if (!has_zip_end_record(bytes))
+    throw std::runtime_error(who + ": truncated (" + std::to_string(bytes.size()) +
+                             " bytes and no zip end record; it was cut short, e.g. by a crash "
+                             "while writing)");
+  c10::IValue v;
+  try {
+    v = torch::pickle_load(bytes);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(who + ": corrupted (cannot be unpickled: " + first_line(e.what()) +
+                             ")");
+  }
+  if (!v.isGenericDict())
+    throw std::runtime_error(who + ": not a longnet checkpoint (holds a " + v.tagKind() +
+                             ", not a dict)");
+  auto d = v.toGenericDict();
+  auto fmt = d.find(kFormatKey);
+  if (fmt == d.end() || !fmt->value().isString())
+    throw std::runtime_error(who + ": not a longnet checkpoint (no " + std::string(kFormatKey) +
+                             " entry)");
+  if (fmt->value().toStringRef() != kFormat)
+    throw std::runtime_error(who + ": format '" + fmt->value().toStringRef() +
+                             "', this longnet reads '" + kFormat + "'");
+  auto crc = d.find(kCrcKey);
+  if (crc == d.end() || !crc->value().isInt())
+    throw std::runtime_error(who + ": not a longnet checkpoint (no integrity record " +
+                             std::string(kCrcKey) + ")");
+  const uint32_t stored = static_cast<uint32_t>(crc->value().toInt());
+  uint32_t computed = 0;
+  try {
+    computed = state_crc(d);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(who + ": corrupted (" + first_line(e.what()) + ")");
+  }
+  if (stored != computed) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "stored CRC-32 %08x, contents give %08x", stored, computed);
+    throw std::runtime_error(who + ": corrupted (checksum mismatch: " + buf + ")");
+  }
+  c10::impl::GenericDict out(d.keyType(), d.valueType());
+  for (const auto& kv : d) {
+    const bool ours = kv.key().isString() &&
+                      (kv.key().toStringRef() == kFormatKey || kv.key().toStringRef() == kCrcKey);
+    if (!ours) out.insert(kv.key(), kv.value());
+  }
+  return out;
+}
+
+std::optional<std::string> checkpoint_latest(const std::string& dir) {
+  for (const auto& [step, path] : checkpoint_list(dir)) {
+    try {
+      checkpoint_read(path);
+      return path;
+    } catch (const std::exception& e) {
+      std::cerr << log_prefix() << "warning: skipping " << e.what() << "\n";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace longnet

@@ -1,0 +1,47 @@
+// Checkpoint files that survive crashes: written to a .tmp, fsynced and renamed, with an
+// integrity record, so that a half-written or damaged file is detected and resuming falls back
+// to the newest good one. The format is torch.save's (torch::pickle_save), readable in Python.
+//
+// Layout: dir/step_00000100.ckpt holds the caller's dict plus two entries,
+//   "_longnet_format": "longnet-checkpoint-1"
+//   "_longnet_crc32":  CRC-32 of every other entry's contents (tensor bytes, dtypes and shapes,
+//                      numbers, strings, in dict order), independent of the zip layout.
+// Tensors are stored on the CPU. From Python (the dict carries TorchScript type tags):
+//   torch.load(path, weights_only=False)
+#pragma once
+
+#include <ATen/core/ivalue.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace longnet {
+
+// "dir/step_00000100.ckpt".
+std::string checkpoint_path(const std::string& dir, int64_t step);
+
+// Writes `state` (string keys; values: tensors, numbers, strings, bools, None, and lists,
+// tuples and dicts of those) as checkpoint `step` in `dir` (created if needed), then deletes
+// all but the newest `keep` checkpoints (never the one just written) and any stray .tmp files
+// left by a crash. Throws std::runtime_error on I/O failure, std::invalid_argument on a bad
+// state. Returns nothing; the file is complete on disk when it returns.
+void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::GenericDict& state,
+                      int keep);
+
+// Reads and verifies a checkpoint; returns the caller's dict (without the "_longnet_" entries).
+// Throws std::runtime_error naming the file and the problem: missing, empty or truncated,
+// corrupted (checksum mismatch or unreadable), not a longnet checkpoint.
+c10::impl::GenericDict checkpoint_read(const std::string& path);
+
+// Complete checkpoints in `dir` as (step, path), newest first; no verification.
+std::vector<std::pair<int64_t, std::string>> checkpoint_list(const std::string& dir);
+
+// The newest checkpoint in `dir` that reads back and verifies, skipping damaged ones with a
+// warning on stderr naming the file and why. nullopt when there is none (or no such dir).
+// It reads each candidate fully; checkpoint_read it again to use it.
+std::optional<std::string> checkpoint_latest(const std::string& dir);
+
+}  // namespace longnet

@@ -1,0 +1,118 @@
+// Experiment configs: the YAML schema of a training run as plain structs with defaults, a strict
+// loader (unknown/duplicate keys, wrong types and yaml-cpp's quirks are errors naming file:line
+// and the dotted key), command-line overrides, cross-field checks, and the resolved YAML.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace longnet {
+
+struct ModelConfig {
+  std::string variant = "decoder_only";  // decoder_only | encoder_decoder
+  int64_t vocab_size = 256;
+  int64_t d_model = 768;
+  int64_t num_heads = 12;
+  int64_t num_layers = 12;         // decoder layers
+  int64_t num_encoder_layers = 0;  // > 0 only for encoder_decoder
+  int64_t dim_feedforward = 3072;
+  std::vector<int64_t> segment_lengths = {2048, 4096, 8192, 16384, 32768};
+  std::vector<int64_t> dilation_rates = {1, 2, 4, 6, 12};
+  double dropout = 0.0;
+  std::string activation = "gelu";  // relu | gelu
+  double layer_norm_eps = 1.0e-5;
+};
+
+struct GridConfig {
+  int64_t data_parallel = 0;  // 0: world size / sequence_parallel
+  int64_t sequence_parallel = 1;
+};
+
+struct DataConfig {
+  std::string path = "data/usr_include.tokens";  // made by `longnet data build`
+  std::string source = "/usr/include";           // built into `path` when missing ("": never)
+  int64_t seq_len = 2048;  // tokens per sequence, before the sequence-parallel split
+  int64_t batch_size = 1;  // sequences per data-parallel rank per micro-step
+};
+
+struct OptimConfig {
+  double lr = 6.0e-4;
+  std::vector<double> betas = {0.9, 0.98};
+  double eps = 1.0e-8;
+  double weight_decay = 0.01;
+  int64_t warmup_steps = 750;
+  double end_lr = 0.0;  // polynomial decay from lr to end_lr after warm-up
+  double decay_power = 1.0;
+  double grad_clip = 2.0;  // 0 = off
+};
+
+struct TrainLoopConfig {
+  int64_t steps = 1000;  // optimizer steps
+  int64_t grad_accumulation = 1;
+  std::string precision = "fp32";  // fp32 | bf16 (bf16 only on cuda)
+  bool activation_checkpointing = false;
+  int64_t seed = 1234;
+  int64_t max_bad_steps = 5;  // consecutive NaN/inf steps tolerated
+};
+
+struct EvalConfig {
+  int64_t interval = 100;
+  int64_t batches = 8;
+};
+
+struct CheckpointConfig {
+  std::string dir = "runs/default/checkpoints";
+  int64_t interval = 500;
+  int64_t keep = 3;
+  std::string resume = "auto";  // auto | none | a checkpoint path
+};
+
+struct LogConfig {
+  int64_t interval = 10;
+  std::string metrics = "runs/default/metrics.jsonl";
+};
+
+struct TrainConfig {
+  ModelConfig model;
+  std::string device = "cpu";  // cpu | cuda
+  GridConfig grid;
+  DataConfig data;
+  OptimConfig optim;
+  TrainLoopConfig train;
+  EvalConfig eval;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+
+  // Where each set key came from, for messages: dotted key -> "file.yaml:12" or
+  // "command-line override 'k=v'". Keys left at their default are absent. Not part of ==.
+  std::map<std::string, std::string> origin;
+};
+
+// Compares every setting (not `origin`).
+bool operator==(const TrainConfig& a, const TrainConfig& b);
+inline bool operator!=(const TrainConfig& a, const TrainConfig& b) {
+  return !(a == b);
+}
+
+// Reads `path` (an empty path means "defaults only"), then applies `overrides`, each
+// "dotted.key=value" with the value a YAML scalar or flow collection ("optim.lr=3e-4",
+// "model.segment_lengths=[64,128]"). Checks keys, types and single-value ranges; throws
+// std::invalid_argument with one message naming file:line (or the override) and the key.
+// Cross-field rules are config_check's.
+TrainConfig config_load(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Cross-field rules for a job of `world_size` ranks (head split, segment nesting with the
+// sequence-parallel split, process grid, precision on device, ...). Throws
+// std::invalid_argument naming the keys, their values and what would work.
+void config_check(const TrainConfig& config, int world_size);
+
+// The data-parallel size of the grid: grid.data_parallel, or world_size / sequence_parallel
+// when it is 0. Assumes config_check passed.
+int64_t config_data_parallel(const TrainConfig& config, int world_size);
+
+// The resolved config as YAML (every key, schema order); config_load of it gives an equal config.
+std::string config_to_yaml(const TrainConfig& config);
+
+}  // namespace longnet

@@ -1,0 +1,51 @@
+// Training metrics as JSON Lines: one object per logged step ({"step":100,"loss":2.31,...}),
+// appended and flushed line by line so a crash loses at most the line being written and any
+// tool (launch/plot_metrics.py, jq, pandas) can read the file while the run goes on.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <type_traits>
+
+namespace longnet {
+
+// One JSON object, fields in the order added. Strings are escaped; a NaN or infinite number is
+// written as null (JSON has no NaN).
+class JsonLine {
+ public:
+  JsonLine& add(const std::string& key, double value);
+  JsonLine& add(const std::string& key, const std::string& value);
+  JsonLine& add(const std::string& key, const char* value) { return add(key, std::string(value)); }
+  JsonLine& add(const std::string& key, bool value);
+  template <typename T,
+            std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  JsonLine& add(const std::string& key, T value) {
+    return add_raw(key, std::to_string(value));
+  }
+  // The object, without a newline.
+  std::string str() const { return body_.empty() ? "{}" : body_ + "}"; }
+
+ private:
+  JsonLine& add_raw(const std::string& key, const std::string& json_value);
+  std::string body_;
+};
+
+// The JSON string literal for s (quotes included).
+std::string json_quote(const std::string& s);
+
+class MetricsWriter {
+ public:
+  // Opens `path` for appending (a resumed run continues the file), creating parent dirs.
+  // Throws std::runtime_error when it cannot.
+  explicit MetricsWriter(const std::string& path);
+  // Appends one line and flushes it. Throws std::runtime_error on a write error.
+  void write(const JsonLine& line);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+}  // namespace longnet
