@@ -24,17 +24,6 @@
 
 namespace longnet {
 
-double dilated_forward_flops(int64_t B, int64_t N, int64_t H, int64_t D,
-                             const std::vector<int64_t>& w, const std::vector<int64_t>& r,
-                             bool causal) {
-  double total = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    const double wi = double(std::min(w[i], N)), rows = wi / double(r[i]);
-    total += 4.0 * B * H * D * (double(N) / wi) * rows * rows;
-  }
-  return causal ? total / 2 : total;
-}
-
 namespace {
 
 void peak_reset(const c10::Device& d) {

@@ -35,9 +35,4 @@ struct BenchAttentionOptions {
 
 int bench_attention(const BenchAttentionOptions& o);
 
-// DESIGN.md section 7: FLOPs of one dilated-attention forward.
-double dilated_forward_flops(int64_t B, int64_t N, int64_t H, int64_t D,
-                             const std::vector<int64_t>& w, const std::vector<int64_t>& r,
-                             bool causal);
-
 }  // namespace longnet

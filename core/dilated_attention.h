@@ -116,6 +116,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     const at::Tensor& out, const at::Tensor& lse, const std::vector<at::Tensor>& rng,
     const DilatedAttentionOptions& o);
 
+// DESIGN.md section 7: FLOPs of one dilated-attention forward, sum over branches of
+// 4 B H D (N / w_i) (w_i / r_i)^2 (w_i clipped to N), halved when causal. Backward = 2.5 x.
+double dilated_forward_flops(int64_t B, int64_t N, int64_t H, int64_t D,
+                             const std::vector<int64_t>& w, const std::vector<int64_t>& r,
+                             bool causal);
+
 // The softmax scale in effect: o.softmax_scale or 1 / sqrt(head_dim).
 double dilated_scale(const DilatedAttentionOptions& o, int64_t head_dim);
 

@@ -2,6 +2,8 @@
 // v_proj, out_proj, linear1, linear2 (gain 1 for q_proj, k_proj and cross-attention), biases 0.
 #include "core/longnet_model.h"
 
+#include "core/activation_checkpoint.h"
+
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <torch/nn/init.h>
@@ -256,7 +258,13 @@ at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& ba
               tokens.scalar_type());
   auto x = token_embedding(tokens);  // (B, N_local, d_model)
   if (options_.variant == LongNetVariant::kDecoderOnly) {
-    for (auto& layer : decoder) x = layer->forward(x, at::Tensor(), true, true, backend);
+    for (auto& layer : decoder) {
+      auto run = [&layer, &backend](const std::vector<at::Tensor>& in) {
+        return layer->forward(in[0], at::Tensor(), true, true, backend);
+      };
+      x = options_.activation_checkpointing && is_training() ? activation_checkpoint(run, {x})
+                                                             : run({x});
+    }
   } else {
     x = long_net->forward(x, /*is_causal=*/true, backend);
   }

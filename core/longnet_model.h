@@ -146,6 +146,8 @@ struct LongNetLMOptions {
   std::string activation = "relu";
   double layer_norm_eps = 1e-5;
   LongNetVariant variant = LongNetVariant::kDecoderOnly;
+  // Recompute each layer's activations in the backward instead of keeping them (training only).
+  bool activation_checkpointing = false;
 };
 
 // Checks the options without building the model (for configs); throws c10::Error.

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Sets up and builds (launch/setup.sh), then runs the main job under mpirun.
-#   launch/train.sh [CONFIG] [-np P] [key=value ...]
-# Training is not built yet: for now this runs the smallest end-to-end job that exists
-# (`longnet check comm` on P CPU ranks) and says so.
+# Sets up and builds (launch/setup.sh), then trains under mpirun.
+#   launch/train.sh [CONFIG.yaml] [-np P] [key=value ...] [--flags for longnet train]
+# Defaults: configs/tiny.yaml on 2 CPU ranks (one sequence-parallel group), which shows the
+# validation loss falling within a few minutes. Progress on rank 0; metrics in runs/tiny/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-NP=2
-CONFIG=""
+CONFIG=configs/tiny.yaml
+NP=""
 EXTRA=()
 while (($#)); do
   case "$1" in
@@ -17,7 +17,17 @@ while (($#)); do
 done
 "$ROOT/launch/setup.sh"
 source "$ROOT/launch/mpi_env.sh"
+cd "$ROOT"
+# The rank count the config's grid asks for, unless -np says otherwise.
+if [[ -z "$NP" ]]; then
+  dp=$(sed -n 's/.*data_parallel: *\([0-9]*\).*/\1/p' "$CONFIG" | head -1)
+  sp=$(sed -n 's/.*sequence_parallel: *\([0-9]*\).*/\1/p' "$CONFIG" | head -1)
+  NP=$(( ${dp:-1} == 0 ? ${sp:-1} : ${dp:-1} * ${sp:-1} ))
+fi
+# One thread per rank when ranks share a small machine's cores.
+if [[ -z "${OMP_NUM_THREADS:-}" ]]; then
+  export OMP_NUM_THREADS=$(( $(nproc) / NP > 0 ? $(nproc) / NP : 1 ))
+fi
 BIN="$ROOT/${LONGNET_BUILD_DIR:-build}/longnet"
-echo "[train] training is not implemented yet; running the smallest end-to-end job instead:"
-echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN check comm"
-exec "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" check comm
+echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]}"
+exec "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}"

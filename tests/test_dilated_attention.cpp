@@ -165,6 +165,88 @@ const std::vector<Case> kCases = {
 
 INSTANTIATE_TEST_SUITE_P(Cases, DilatedAttentionCpu, ::testing::ValuesIn(kCases), case_name);
 
+// GPU: bfloat16 / float16 through the SDPA kernels and the fused merge, float32 through the
+// maths path. Tolerance rule (STYLE.md): the error against float64 may be at most about twice
+// that of the same maths done naively in the same precision (the reference formula evaluated
+// in that dtype on the GPU), outputs and gradients alike.
+class DilatedAttentionGpu : public ::testing::TestWithParam<Case> {};
+
+void check_gpu_dtype(const Case& c, at::ScalarType dtype) {
+  at::manual_seed(17);
+  auto q = at::randn({c.B, c.N, c.H, c.D}, at::kDouble), k = at::randn_like(q),
+       v = at::randn_like(q), gout = at::randn_like(q);
+  auto ref = reference_grads(c, q, k, v, gout);
+  auto cuda = [&](const at::Tensor& x) { return x.to(at::kCUDA).to(dtype); };
+  // Both sides start from the same rounded inputs.
+  auto qd = cuda(q), kd = cuda(k), vd = cuda(v), gd = cuda(gout);
+  auto got = run_with_grads(
+      [&](auto& a, auto& b, auto& d) { return dilated_attention(a, b, d, options_of(c)); }, qd, kd,
+      vd, gd);
+  double scale = c.scale ? *c.scale : 1.0 / std::sqrt(double(c.D));
+  auto naive = run_with_grads(
+      [&](auto& a, auto& b, auto& d) {
+        return reference_dilated_attention(a, b, d, c.w, c.r, c.causal, scale);
+      },
+      qd, kd, vd, gd);
+  const char* names[] = {"out", "dq", "dk", "dv"};
+  at::Tensor g[] = {got.out, got.dq, got.dk, got.dv},
+             n[] = {naive.out, naive.dq, naive.dk, naive.dv},
+             r[] = {ref.out, ref.dq, ref.dk, ref.dv};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(g[i].scalar_type(), dtype);
+    const double e = rel_error(g[i], r[i]), e_naive = rel_error(n[i], r[i]);
+    EXPECT_LE(e, 2.0 * e_naive + 1e-6) << names[i] << ": error " << e << ", naive " << e_naive;
+    EXPECT_TRUE(at::isfinite(g[i]).all().item<bool>()) << names[i];
+  }
+}
+
+TEST_P(DilatedAttentionGpu, Bfloat16WithinTwiceNaiveError) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  check_gpu_dtype(GetParam(), at::kBFloat16);
+}
+
+TEST_P(DilatedAttentionGpu, Float16WithinTwiceNaiveError) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  check_gpu_dtype(GetParam(), at::kHalf);
+}
+
+TEST_P(DilatedAttentionGpu, Float32CloseToReference) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  const Case& c = GetParam();
+  at::manual_seed(19);
+  auto q = at::randn({c.B, c.N, c.H, c.D}), k = at::randn_like(q), v = at::randn_like(q),
+       gout = at::randn_like(q);
+  auto ref = reference_grads(c, q, k, v, gout);
+  auto got = run_with_grads(
+      [&](auto& a, auto& b, auto& d) { return dilated_attention(a, b, d, options_of(c)); },
+      q.cuda(), k.cuda(), v.cuda(), gout.cuda());
+  EXPECT_LT(rel_error(got.out, ref.out), 1e-4);
+  EXPECT_LT(rel_error(got.dq, ref.dq), 1e-3);
+  EXPECT_LT(rel_error(got.dk, ref.dk), 1e-3);
+  EXPECT_LT(rel_error(got.dv, ref.dv), 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, DilatedAttentionGpu, ::testing::ValuesIn(kCases), case_name);
+
+TEST(DilatedAttentionGpuOnly, PaperConfigLongSequenceBf16MatchesFloat32Path) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  // The paper's branches at N = 32768 (r = 6, 12 with w = 16384, 32768), against the float32
+  // maths path on the same GPU: errors of bf16 rounding only.
+  at::manual_seed(23);
+  DilatedAttentionOptions o{{2048, 4096, 8192, 16384, 32768}, {1, 2, 4, 6, 12}, true, {}, 0.0};
+  auto q = at::randn({1, 32768, 12, 64}, at::kCUDA), k = at::randn_like(q), v = at::randn_like(q),
+       gout = at::randn_like(q);
+  auto f32 = run_with_grads(
+      [&](auto& a, auto& b, auto& d) { return dilated_attention(a, b, d, o); }, q, k, v, gout);
+  auto bf = run_with_grads([&](auto& a, auto& b, auto& d) { return dilated_attention(a, b, d, o); },
+                           q.to(at::kBFloat16), k.to(at::kBFloat16), v.to(at::kBFloat16),
+                           gout.to(at::kBFloat16));
+  EXPECT_LT(rel_error(bf.out, f32.out), 2e-2);
+  EXPECT_LT(rel_error(bf.dq, f32.dq), 3e-2);
+  EXPECT_LT(rel_error(bf.dk, f32.dk), 3e-2);
+  EXPECT_LT(rel_error(bf.dv, f32.dv), 3e-2);
+}
+
 TEST(DilatedAttention, CausalNoLookahead_PerturbFutureToken) {
   at::manual_seed(3);
   DilatedAttentionOptions o{{8, 16, 32}, {1, 2, 4}, true, {}, 0.0};

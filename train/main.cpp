@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "bench/bench_attention.h"
+#include "bench/bench_scaling.h"
 #include "longnet_build_info.h"
 #include "parallel/attention_check.h"
 #include "parallel/comm_check.h"
 #include "parallel/mpi_bootstrap.h"
 #include "train/cli_flags.h"
 #include "train/token_data.h"
+#include "train/trainer.h"
 
 namespace longnet {
 namespace {
@@ -114,6 +116,42 @@ int cmd_bench_attention(const Args& args) {
   return bench_attention(o);
 }
 
+int cmd_bench_scaling(const Args& args) {
+  CliFlags f("bench scaling");
+  f.add("total-tokens", "33554432", "tokens per step, fixed while N grows");
+  f.add("seq-lens", "", "sequence lengths (default: powers of two from 8192 to the total)");
+  f.add("heads", "4", "attention heads");
+  f.add("head-dim", "8", "dimension per head");
+  f.add("dtype", "float16", "float16, bfloat16 or float32");
+  f.add("schedule", "reference",
+        "reference: w {8192,16384,32768} clipped, r 2^(w/8192-1); paper: w {2048, N/P, N}");
+  f.add_switch("no-dense", "skip dense SDPA");
+  f.add("dense-max-len", "131072", "time dense SDPA up to this N");
+  f.add("dense-time-cap", "10", "seconds: stop timing dense past a forward this slow");
+  f.add("warmup", "2", "untimed runs");
+  f.add("repeats", "5", "timed runs (median reported)");
+  f.add("json", "", "write results to this JSON file");
+  f.add("device", "cuda", "cuda or cpu");
+  f.parse(args);
+  if (f.help_requested()) return std::cout << f.usage(), 0;
+  BenchScalingOptions o;
+  o.total_tokens = f.get_int("total-tokens");
+  if (!f.get("seq-lens").empty()) o.seq_lens = f.get_int_list("seq-lens");
+  o.heads = f.get_int("heads");
+  o.head_dim = f.get_int("head-dim");
+  o.dtype = dtype_from_name(f.get("dtype"));
+  o.schedule = f.get("schedule");
+  o.dense = !f.get_switch("no-dense");
+  o.dense_max_len = f.get_int("dense-max-len");
+  o.dense_time_cap_s = f.get_double("dense-time-cap");
+  o.warmup = static_cast<int>(f.get_int("warmup"));
+  o.repeats = static_cast<int>(f.get_int("repeats"));
+  o.json = f.get("json");
+  o.device = parse_device(f.get("device"));
+  o.command = command_line("bench scaling", args);
+  return bench_scaling(o);
+}
+
 struct Command {
   std::string help;
   std::function<int(const Args&)> run;
@@ -127,7 +165,10 @@ const std::map<std::string, Command>& commands() {
        {"sequence-parallel attention vs the single-process result", cmd_check_attention}},
       {"bench attention",
        {"time dilated attention (and dense SDPA) forward and backward", cmd_bench_attention}},
+      {"bench scaling",
+       {"the paper's Figure 5: forward time vs N at fixed tokens", cmd_bench_scaling}},
       {"data build", {"pack a directory of text/code into a byte-token file", data_command}},
+      {"train", {"train a LongNetLM from a YAML config (under mpirun)", train_command}},
   };
   return table;
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The GPU side of longnet in one go, on a machine with NVIDIA GPUs and PyTorch: builds the
+# CUDA/NCCL path against the machine's torch, runs the tests (GPU ones included), the
+# multi-GPU checks and the benchmarks. Results go to bench/results/ (JSON with card, date,
+# commit, command); logs to $OUT (or out/), and a summary is printed last.
+#   launch/gpu_run.sh [stage ...]
+# stages: build test check bench weak scaling train (default: build test check bench weak)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT_DIR="${OUT:-$ROOT/out}"
+LOGS="${LONGNET_LOG_DIR:-/tmp/longnet_gpu_logs}"
+mkdir -p "$LOGS" bench/results
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+source launch/mpi_env.sh
+NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 |
+       sed 's/NVIDIA //; s/ .*//' | tr 'A-Z' 'a-z')
+CARD=${CARD:-gpu}
+BIN=build/longnet
+STAGES=("$@")
+((${#STAGES[@]})) || STAGES=(build test check bench weak)
+SUMMARY="$OUT_DIR/summary.txt"
+: > "$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+note "gpu_run: $(date -u +%FT%TZ) $NGPU x $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), commit $(git rev-parse --short=12 HEAD 2>/dev/null)"
+
+# run NAME TIMEOUT_S CMD...: logs to $LOGS/NAME.log, notes the exit status and duration.
+run() {
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
+  local rc=$?
+  note "[$name] rc=$rc in $((SECONDS - t0)) s: $*"
+  return $rc
+}
+
+for stage in "${STAGES[@]}"; do
+  case "$stage" in
+    build)
+      run build 420 env LONGNET_CUDA=ON LONGNET_SKIP_APT=1 LONGNET_JOBS="$(nproc)" launch/setup.sh
+      grep -E "^-- longnet:" build/configure.log | tee -a "$SUMMARY"
+      ;;
+    test)
+      (cd build && run ctest 300 ctest -j4 --output-on-failure)
+      grep -E "tests passed|Failed|\*\*\*|Not Run" "$LOGS/ctest.log" | tee -a "$SUMMARY"
+      ;;
+    check)
+      # The paper's configuration (all branches local at P = 2) and the Figure-5 schedule
+      # (the longest branch spans both GPUs), bf16 through NCCL.
+      run check_paper 120 mpirun -np "$NGPU" $BIN check attention --device cuda --dtype bfloat16 \
+        --seq-len 1048576 --heads 12 --head-dim 64 --segments 2048,4096,8192,16384,32768 \
+        --rates 1,2,4,6,12 --causal
+      grep -E "relative error|PASS|FAIL|error" "$LOGS/check_paper.log" | tee -a "$SUMMARY"
+      run check_span 120 mpirun -np "$NGPU" $BIN check attention --device cuda --dtype bfloat16 \
+        --seq-len 1048576 --heads 12 --head-dim 64 --segments 2048,$((1048576 / NGPU)),1048576 \
+        --rates 1,$((1048576 / NGPU / 2048)),512 --causal
+      grep -E "relative error|bytes|PASS|FAIL|error" "$LOGS/check_span.log" | tee -a "$SUMMARY"
+      ;;
+    bench)
+      run bench_attention 240 $BIN bench attention --seq-lens 32768,1048576 --head-dims 64,128 \
+        --json bench/results/attention_paper_$CARD.json
+      cat "$LOGS/bench_attention.log" | tee -a "$SUMMARY"
+      # The same at 32K through the plain ATen merge and through the flash kernel, for reference.
+      run bench_plain_merge 120 env LONGNET_FUSED_MERGE=0 $BIN bench attention --seq-lens 32768 \
+        --no-dense --json bench/results/attention_plain_merge_$CARD.json
+      grep -E "^dilated" "$LOGS/bench_plain_merge.log" | sed 's/^/plain merge: /' | tee -a "$SUMMARY"
+      run bench_flash 120 env LONGNET_ATTENTION_BACKEND=flash $BIN bench attention \
+        --seq-lens 32768 --no-dense --json bench/results/attention_flash_$CARD.json
+      grep -E "^dilated" "$LOGS/bench_flash.log" | sed 's/^/flash: /' | tee -a "$SUMMARY"
+      ;;
+    weak)
+      # Weak scaling: L = 2^20 tokens per GPU, N = L * P, segments {2048, L, N}.
+      run weak_p1 120 $BIN bench attention --seq-lens 1048576 --tokens 1048576 \
+        --weak-scaling-first 2048 --no-dense --json bench/results/weak_scaling_p1_$CARD.json
+      grep -E "^dilated" "$LOGS/weak_p1.log" | sed 's/^/P=1: /' | tee -a "$SUMMARY"
+      if ((NGPU >= 2)); then
+        run weak_p2 180 mpirun -np 2 $BIN bench attention --sp 2 --seq-lens 2097152 \
+          --tokens 2097152 --weak-scaling-first 2048 --no-dense \
+          --json bench/results/weak_scaling_p2_$CARD.json
+        grep -E "^dilated" "$LOGS/weak_p2.log" | sed 's/^/P=2: /' | tee -a "$SUMMARY"
+      fi
+      ;;
+    scaling)
+      run scaling_1gpu 300 $BIN bench scaling --total-tokens 33554432 --schedule reference \
+        --json bench/results/scaling_1gpu_$CARD.json
+      cat "$LOGS/scaling_1gpu.log" | tee -a "$SUMMARY"
+      if ((NGPU >= 2)); then
+        run scaling_2gpu 300 mpirun -np 2 $BIN bench scaling --total-tokens 268435456 \
+          --schedule paper --no-dense --json bench/results/scaling_2gpu_paper_$CARD.json
+        cat "$LOGS/scaling_2gpu.log" | tee -a "$SUMMARY"
+      fi
+      ;;
+    train)
+      DATA_SRC=/usr/include
+      [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+      run train_base 300 $BIN train configs/base.yaml train.steps=40 optim.warmup_steps=10 \
+        eval.interval=1000 eval.batches=1 log.interval=5 checkpoint.interval=1000 \
+        checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt data.source=$DATA_SRC \
+        log.metrics=bench/results/train_base_32k_$CARD.jsonl
+      grep -E "^step|model:|training|error" "$LOGS/train_base.log" | tee -a "$SUMMARY"
+      ;;
+    *) note "unknown stage $stage" ;;
+  esac
+done
+cp -r "$LOGS" logs_copy 2>/dev/null; tar czf "$OUT_DIR/results.tgz" bench/results logs_copy; rm -rf logs_copy
+note "done: $(date -u +%FT%TZ)"

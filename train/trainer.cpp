@@ -1,0 +1,592 @@
+// The training loop (see trainer.h).
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#ifdef LONGNET_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+#include "core/longnet_model.h"
+#include "parallel/mpi_bootstrap.h"
+#include "parallel/process_grid.h"
+#include "parallel/sequence_parallel_attention.h"
+#include "train/checkpoint_files.h"
+#include "train/cli_flags.h"
+#include "train/config.h"
+#include "train/metrics.h"
+#include "train/schedule.h"
+#include "train/token_data.h"
+
+namespace longnet {
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void on_stop_signal(int sig) {
+  g_signal = sig;
+}
+
+constexpr const char* kFormat = "longnet-train-1";
+
+LongNetLMOptions lm_options(const TrainConfig& c) {
+  LongNetLMOptions o;
+  o.num_tokens = c.model.vocab_size;
+  o.d_model = c.model.d_model;
+  o.nhead = c.model.num_heads;
+  o.num_layers = c.model.num_layers;
+  o.num_encoder_layers = c.model.num_encoder_layers;
+  o.num_decoder_layers = c.model.num_layers;
+  o.dim_feedforward = c.model.dim_feedforward;
+  o.segment_lengths = c.model.segment_lengths;
+  o.dilation_rates = c.model.dilation_rates;
+  o.dropout = c.model.dropout;
+  o.activation = c.model.activation;
+  o.layer_norm_eps = c.model.layer_norm_eps;
+  o.variant = longnet_variant_from_string(c.model.variant);
+  o.activation_checkpointing = c.train.activation_checkpointing;
+  return o;
+}
+
+// Host-side agreement across the world (flags, scalars).
+double world_max(double x) {
+  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return x;
+}
+
+// Sums `values` over the world (device tensors go through the world communicator).
+at::Tensor world_sum(Communicator& world, at::Tensor values) {
+  world.all_reduce(values, ReduceOp::kSum)->wait();
+  return values;
+}
+
+// Gradients summed over every rank (data and sequence parallel ranks hold the same parameters)
+// and divided by the world size: buckets of about 32M elements, all issued before the first
+// wait so the transfers queue back to back on the communicator's stream.
+void grads_all_reduce(const std::vector<at::Tensor>& params, Communicator& world) {
+  constexpr int64_t kBucket = 32 << 20;
+  std::vector<std::vector<at::Tensor>> buckets(1);
+  int64_t filled = 0;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    if (filled > 0 && filled + p.numel() > kBucket) {
+      buckets.emplace_back();
+      filled = 0;
+    }
+    buckets.back().push_back(p.grad());
+    filled += p.numel();
+  }
+  std::vector<at::Tensor> flats;
+  std::vector<std::unique_ptr<CommWork>> works;
+  for (auto& b : buckets) {
+    if (b.empty()) continue;
+    std::vector<at::Tensor> views;
+    for (const auto& g : b) views.push_back(g.reshape({-1}));
+    flats.push_back(at::cat(views));
+    works.push_back(world.all_reduce(flats.back(), ReduceOp::kSum));
+  }
+  const double inv = 1.0 / world.size();
+  for (size_t i = 0, bi = 0; i < buckets.size(); ++i) {
+    if (buckets[i].empty()) continue;
+    works[bi]->wait();
+    int64_t offset = 0;
+    for (auto& g : buckets[i]) {
+      g.copy_(flats[bi].narrow(0, offset, g.numel()).view_as(g)).mul_(inv);
+      offset += g.numel();
+    }
+    ++bi;
+  }
+}
+
+// FLOPs of one training step: 6 x matmul parameters x tokens, plus the dilated attention
+// (forward by DESIGN.md 7, backward 2.5 x forward) of every layer.
+double step_flops(const TrainConfig& c, int64_t tokens_per_step, int64_t global_batch,
+                  int64_t matmul_params) {
+  const int64_t layers = c.model.num_layers + c.model.num_encoder_layers;
+  const int64_t D = c.model.d_model / c.model.num_heads;
+  const double attn = dilated_forward_flops(global_batch, c.data.seq_len, c.model.num_heads, D,
+                                            c.model.segment_lengths, c.model.dilation_rates, true);
+  return 6.0 * double(matmul_params) * double(tokens_per_step) + 3.5 * attn * layers;
+}
+
+std::string hms(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  int64_t s = static_cast<int64_t>(seconds);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", (long long)(s / 3600),
+                (long long)(s / 60 % 60), (long long)(s % 60));
+  return buf;
+}
+
+// All ranks' generator states, gathered (for checkpoints): (world, state bytes).
+at::Tensor gather_bytes(const at::Tensor& mine) {
+  auto flat = mine.contiguous().view(at::kByte).reshape({-1});
+  const int n = static_cast<int>(flat.numel());
+  auto all = at::empty({mpi_world_size(), n}, at::kByte);
+  LONGNET_CHECK_MPI(
+      MPI_Allgather(flat.data_ptr(), n, MPI_BYTE, all.data_ptr(), n, MPI_BYTE, MPI_COMM_WORLD));
+  return all;
+}
+
+class Trainer {
+ public:
+  Trainer(TrainConfig cfg, std::string config_path, int64_t stop_after,
+          std::vector<int64_t> nan_steps)
+      : cfg_(std::move(cfg)),
+        config_path_(std::move(config_path)),
+        stop_after_(stop_after),
+        nan_steps_(std::move(nan_steps)) {}
+
+  int run();
+
+ private:
+  void setup();
+  void data_setup();
+  void model_setup();
+  void resume();
+  void checkpoint(int64_t next_step);
+  double evaluate();
+  bool log_now(int64_t step) const { return step % cfg_.log.interval == 0; }
+
+  TrainConfig cfg_;
+  std::string config_path_;
+  int64_t stop_after_;
+  std::vector<int64_t> nan_steps_;
+
+  std::shared_ptr<ProcessGrid> grid_;
+  std::unique_ptr<TokenFile> data_;
+  std::unique_ptr<TokenSampler> sampler_;
+  LongNetLM model_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optim_;
+  std::unique_ptr<SequenceParallelAttention> attention_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  std::vector<std::pair<std::string, at::Tensor>> named_params_;
+  int64_t step_ = 0, bad_steps_ = 0, matmul_params_ = 0;
+  bool bf16_ = false;
+};
+
+void Trainer::setup() {
+  const int world = mpi_world_size();
+  config_check(cfg_, world);
+  TORCH_CHECK(!cfg_.train.activation_checkpointing || cfg_.model.variant == "decoder_only",
+              "train.activation_checkpointing is supported for model.variant decoder_only; "
+              "turn it off for encoder_decoder");
+  const auto device = cfg_.device == "cuda" ? c10::kCUDA : c10::kCPU;
+  grid_ = process_grid_create(static_cast<int>(config_data_parallel(cfg_, world)),
+                              static_cast<int>(cfg_.grid.sequence_parallel), device);
+  bf16_ = cfg_.train.precision == "bf16";
+  log_info("longnet train: " + std::to_string(world) + " rank(s), grid " +
+           std::to_string(grid_->data_parallel) + " data x " +
+           std::to_string(grid_->sequence_parallel) + " sequence parallel, device " +
+           grid_->device.str() + (config_path_.empty() ? "" : ", config " + config_path_));
+  log_info("resolved config:\n" + config_to_yaml(cfg_));
+}
+
+void Trainer::data_setup() {
+  const std::string& path = cfg_.data.path;
+  if (grid_->world_rank == 0 && ::access(path.c_str(), F_OK) != 0) {
+    TORCH_CHECK(!cfg_.data.source.empty(), "data.path '", path,
+                "' does not exist and "
+                "data.source is empty; run `longnet data build SRC_DIR ",
+                path, "` first");
+    log_info("data: " + path + " missing; building it from " + cfg_.data.source);
+    data_build(cfg_.data.source, path);
+  }
+  grid_->world->barrier();
+  data_ = std::make_unique<TokenFile>(path);
+  SamplerOptions so;
+  so.seq_len = cfg_.data.seq_len;
+  so.batch_size = cfg_.data.batch_size;
+  so.dp_size = grid_->data_parallel;
+  so.dp_index = grid_->dp_index;
+  so.sp_size = grid_->sequence_parallel;
+  so.sp_index = grid_->sp_index;
+  so.seed = static_cast<uint64_t>(cfg_.train.seed);
+  so.val_batches = cfg_.eval.batches;
+  sampler_ = std::make_unique<TokenSampler>(*data_, so);
+  log_info("data: " + path + " (" + std::to_string(data_->train().size()) + " training, " +
+           std::to_string(data_->val().size()) + " validation tokens)");
+}
+
+void Trainer::model_setup() {
+  at::manual_seed(cfg_.train.seed);  // the same initial parameters on every rank
+  model_ = LongNetLM(lm_options(cfg_));
+  model_->to(grid_->device);
+  for (const auto& p : model_->named_parameters()) named_params_.push_back({p.key(), p.value()});
+  // Every rank starts from rank 0's parameters, whatever its generator did.
+  for (auto& [name, p] : named_params_) {
+    torch::NoGradGuard no_grad;
+    grid_->world->broadcast(p.data(), 0);
+  }
+  // Dropout masks differ per rank from here on.
+  at::manual_seed(cfg_.train.seed + 1 + grid_->world_rank);
+
+  // Weight decay on matrices only (not on biases, norms).
+  std::vector<at::Tensor> decay, no_decay;
+  int64_t total = 0, matmul = 0;
+  for (auto& [name, p] : named_params_) {
+    total += p.numel();
+    if (p.dim() >= 2) {
+      decay.push_back(p);
+      if (name.find("embedding") == std::string::npos) matmul += p.numel();
+    } else {
+      no_decay.push_back(p);
+    }
+  }
+  matmul_params_ = matmul;
+  torch::optim::AdamWOptions ao(cfg_.optim.lr);
+  ao.betas({cfg_.optim.betas[0], cfg_.optim.betas[1]}).eps(cfg_.optim.eps).weight_decay(0);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  auto with_decay = std::make_unique<torch::optim::AdamWOptions>(ao);
+  with_decay->weight_decay(cfg_.optim.weight_decay);
+  groups.emplace_back(decay, std::move(with_decay));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(ao));
+  optim_ = std::make_unique<torch::optim::AdamW>(groups, ao);
+  attention_ = std::make_unique<SequenceParallelAttention>(grid_);
+  std::ostringstream s;
+  s << "model: " << cfg_.model.variant << ", " << total << " parameters (" << matmul
+    << " in matmuls), d_model " << cfg_.model.d_model << ", " << cfg_.model.num_layers
+    << " layers, " << cfg_.model.num_heads << " heads, precision " << cfg_.train.precision
+    << (cfg_.train.activation_checkpointing ? ", activation checkpointing" : "");
+  log_info(s.str());
+}
+
+void Trainer::resume() {
+  const auto& mode = cfg_.checkpoint.resume;
+  if (mode == "none") return;
+  std::string path;
+  if (mode == "auto") {
+    // Rank 0 picks; everyone loads the same file.
+    int64_t len = 0;
+    std::string found;
+    if (grid_->world_rank == 0) {
+      auto latest = checkpoint_latest(cfg_.checkpoint.dir);
+      if (latest) found = *latest;
+      len = static_cast<int64_t>(found.size());
+    }
+    MPI_Bcast(&len, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    found.resize(len);
+    MPI_Bcast(found.data(), static_cast<int>(len), MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (found.empty()) {
+      log_info("resume: no checkpoint in " + cfg_.checkpoint.dir + "; starting from step 0");
+      return;
+    }
+    path = found;
+  } else {
+    path = mode;
+  }
+  auto state = checkpoint_read(path);
+  auto get = [&](const char* key) {
+    TORCH_CHECK(state.contains(key), "checkpoint ", path, " has no '", key,
+                "' entry; it was not written by `longnet train`");
+    return state.at(key);
+  };
+  TORCH_CHECK(get("format").toStringRef() == kFormat, "checkpoint ", path, " has format '",
+              get("format").toStringRef(), "', this build reads '", kFormat, "'");
+  auto grid = get("grid").toIntVector();
+  TORCH_CHECK(
+      grid.size() == 2 && grid[0] == grid_->data_parallel && grid[1] == grid_->sequence_parallel,
+      "checkpoint ", path, " was written with grid ", grid[0], " data x ", grid[1],
+      " sequence parallel; this run is ", grid_->data_parallel, " x ", grid_->sequence_parallel,
+      ". Resume with the same grid (and mpirun -np ", grid[0] * grid[1],
+      "), or start a new run (checkpoint.resume: none or another "
+      "checkpoint.dir)");
+  // Parameters: names and shapes must match before anything is changed.
+  auto params = get("model").toGenericDict();
+  for (const auto& [name, p] : named_params_) {
+    TORCH_CHECK(params.contains(name), "checkpoint ", path, " has no parameter '", name,
+                "': it was written for another model (see its config)");
+    const auto& t = params.at(name).toTensor();
+    TORCH_CHECK(t.sizes() == p.sizes(), "checkpoint ", path, ": parameter '", name, "' has shape ",
+                t.sizes(), " but the model's is ", p.sizes(),
+                "; it was written for another model shape");
+  }
+  TORCH_CHECK(params.size() == named_params_.size(), "checkpoint ", path, " holds ", params.size(),
+              " parameters, the model ", named_params_.size());
+  auto opt_state = get("optimizer").toGenericDict();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, p] : named_params_) {
+      p.copy_(params.at(name).toTensor());
+      if (!opt_state.contains(name)) continue;
+      auto s = opt_state.at(name).toGenericDict();
+      auto st = std::make_unique<torch::optim::AdamWParamState>();
+      st->step(s.at("step").toInt());
+      st->exp_avg(s.at("exp_avg").toTensor().to(p.device()));
+      st->exp_avg_sq(s.at("exp_avg_sq").toTensor().to(p.device()));
+      optim_->state()[p.unsafeGetTensorImpl()] = std::move(st);
+    }
+  }
+  step_ = get("step").toInt();
+  bad_steps_ = get("bad_steps").toInt();
+  sampler_->set_position(get("samples").toInt());
+  auto rng_cpu = get("rng_cpu").toTensor();
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();
+  cpu.set_state(rng_cpu[grid_->world_rank].clone());
+#ifdef LONGNET_WITH_CUDA
+  if (grid_->device.is_cuda() && state.contains("rng_cuda")) {
+    at::Generator cuda = at::cuda::detail::getDefaultCUDAGenerator(grid_->device.index());
+    cuda.set_state(state.at("rng_cuda").toTensor()[grid_->world_rank].clone());
+  }
+#endif
+  log_info("resume: " + path + " at step " + std::to_string(step_) + ", " +
+           std::to_string(sampler_->position()) + " samples consumed");
+}
+
+void Trainer::checkpoint(int64_t next_step) {
+  // Every rank takes part (generator states are gathered); rank 0 writes.
+  auto rng_cpu = gather_bytes(at::detail::getDefaultCPUGenerator().get_state());
+  at::Tensor rng_cuda;
+#ifdef LONGNET_WITH_CUDA
+  if (grid_->device.is_cuda())
+    rng_cuda =
+        gather_bytes(at::cuda::detail::getDefaultCUDAGenerator(grid_->device.index()).get_state());
+#endif
+  if (grid_->world_rank == 0) {
+    c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
+    c10::impl::GenericDict params(c10::StringType::get(), c10::TensorType::get());
+    c10::impl::GenericDict opt(c10::StringType::get(), c10::AnyType::get());
+    for (const auto& [name, p] : named_params_) {
+      params.insert(name, p.detach().cpu());
+      auto it = optim_->state().find(p.unsafeGetTensorImpl());
+      if (it == optim_->state().end()) continue;
+      auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      c10::impl::GenericDict s(c10::StringType::get(), c10::AnyType::get());
+      s.insert("step", st.step());
+      s.insert("exp_avg", st.exp_avg().cpu());
+      s.insert("exp_avg_sq", st.exp_avg_sq().cpu());
+      opt.insert(name, s);
+    }
+    state.insert("format", std::string(kFormat));
+    state.insert("step", next_step);
+    state.insert("samples", sampler_->position());
+    state.insert("bad_steps", bad_steps_);
+    state.insert("grid", std::vector<int64_t>{grid_->data_parallel, grid_->sequence_parallel});
+    state.insert("config", config_to_yaml(cfg_));
+    state.insert("model", params);
+    state.insert("optimizer", opt);
+    state.insert("rng_cpu", rng_cpu);
+    if (rng_cuda.defined()) state.insert("rng_cuda", rng_cuda);
+    checkpoint_write(cfg_.checkpoint.dir, next_step, state, static_cast<int>(cfg_.checkpoint.keep));
+    log_info("checkpoint: " + checkpoint_path(cfg_.checkpoint.dir, next_step));
+  }
+  grid_->world->barrier();
+}
+
+double Trainer::evaluate() {
+  model_->eval();
+  torch::NoGradGuard no_grad;
+  auto sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(grid_->device));
+  for (int64_t i = 0; i < cfg_.eval.batches; ++i) {
+    auto batch = sampler_->val_batch(i);
+    auto inputs = batch.inputs.to(grid_->device), targets = batch.targets.to(grid_->device);
+    at::Tensor logits;
+    {
+      at::autocast::set_autocast_enabled(at::kCUDA, bf16_);
+      logits = model_->forward(inputs, *attention_);
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+    }
+    auto loss = torch::nn::functional::cross_entropy(
+        logits.reshape({-1, logits.size(-1)}).to(at::kFloat), targets.reshape({-1}),
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    sums[0] += loss.to(at::kDouble);
+    sums[1] += double(targets.numel());
+  }
+  world_sum(*grid_->world, sums);
+  model_->train();
+  auto s = sums.cpu();
+  return s[0].item<double>() / s[1].item<double>();
+}
+
+int Trainer::run() {
+  setup();
+  data_setup();
+  model_setup();
+  resume();
+  if (grid_->world_rank == 0) metrics_ = std::make_unique<MetricsWriter>(cfg_.log.metrics);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  if (bf16_) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+
+  const int64_t total = cfg_.train.steps, accum = cfg_.train.grad_accumulation;
+  const int64_t global_batch = grid_->data_parallel * cfg_.data.batch_size * accum;
+  const int64_t tokens_per_step = global_batch * cfg_.data.seq_len;
+  const double flops = step_flops(cfg_, tokens_per_step, global_batch, matmul_params_);
+  const double peak = grid_->device.is_cuda() ? 989e12 : std::nan("");  // H100/H200 bf16 dense
+  std::vector<at::Tensor> params;
+  for (auto& [n, p] : named_params_) params.push_back(p);
+  log_info("training: steps " + std::to_string(step_) + " -> " + std::to_string(total) + ", " +
+           std::to_string(tokens_per_step) + " tokens per step (" + std::to_string(global_batch) +
+           " sequences of " + std::to_string(cfg_.data.seq_len) + ")");
+  if (step_ == 0 && cfg_.eval.interval > 0) {
+    const double v = evaluate();
+    log_info("eval before training: loss " + std::to_string(v) + ", bits per byte " +
+             std::to_string(v / std::log(2.0)));
+    if (metrics_)
+      metrics_->write(
+          JsonLine().add("step", int64_t(0)).add("val_loss", v).add("val_bpb", v / std::log(2.0)));
+  }
+
+  const auto t_start = std::chrono::steady_clock::now();
+  const int64_t first_step = step_;
+  int64_t steps_this_run = 0;
+  while (step_ < total) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double lr = lr_at(cfg_.optim, step_, total);
+    for (auto& g : optim_->param_groups())
+      static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    optim_->zero_grad(true);
+    auto loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(grid_->device));
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      auto batch = sampler_->next_batch();
+      auto inputs = batch.inputs.to(grid_->device), targets = batch.targets.to(grid_->device);
+      at::autocast::set_autocast_enabled(at::kCUDA, bf16_);
+      auto logits = model_->forward(inputs, *attention_);
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      auto loss = torch::nn::functional::cross_entropy(
+          logits.reshape({-1, logits.size(-1)}).to(at::kFloat), targets.reshape({-1}));
+      if (std::find(nan_steps_.begin(), nan_steps_.end(), step_) != nan_steps_.end())
+        loss = loss * std::nan("");  // --debug-nan-at: a deliberately poisoned step
+      (loss / double(accum)).backward();
+      loss_sum += loss.detach() / double(accum);
+      if (bf16_) at::autocast::clear_cache();
+    }
+    grads_all_reduce(params, *grid_->world);
+    world_sum(*grid_->world, loss_sum);
+    const double loss = loss_sum.item<double>() / grid_->world_size;
+    double grad_norm = 0;
+    {
+      std::vector<at::Tensor> sq;
+      for (const auto& p : params)
+        if (p.grad().defined()) sq.push_back(p.grad().to(at::kFloat).pow(2).sum());
+      grad_norm = std::sqrt(at::stack(sq).sum().item<double>());
+    }
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    if (finite) {
+      if (cfg_.optim.grad_clip > 0 && grad_norm > cfg_.optim.grad_clip) {
+        torch::NoGradGuard no_grad;
+        for (const auto& p : params)
+          if (p.grad().defined()) p.grad().mul_(cfg_.optim.grad_clip / (grad_norm + 1e-6));
+      }
+      optim_->step();
+      bad_steps_ = 0;
+    } else {
+      ++bad_steps_;
+      log_info("step " + std::to_string(step_ + 1) + ": loss " + std::to_string(loss) +
+               ", grad norm " + std::to_string(grad_norm) + " is not finite; step skipped (" +
+               std::to_string(bad_steps_) + " in a row, limit " +
+               std::to_string(cfg_.train.max_bad_steps) + ")");
+      TORCH_CHECK(bad_steps_ < cfg_.train.max_bad_steps, "training stopped: ", bad_steps_,
+                  " steps in a row had a non-finite loss or gradient (train.max_bad_steps = ",
+                  cfg_.train.max_bad_steps,
+                  "); lower optim.lr, check the data, or resume from "
+                  "the last checkpoint");
+    }
+    ++step_;
+    ++steps_this_run;
+    const double step_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    const double tok_s = tokens_per_step / step_s;
+    JsonLine line;
+    line.add("step", step_)
+        .add("loss", loss)
+        .add("lr", lr)
+        .add("grad_norm", grad_norm)
+        .add("tokens_per_s", tok_s)
+        .add("step_ms", step_s * 1e3)
+        .add("skipped", !finite);
+    if (grid_->device.is_cuda()) line.add("mfu", flops / step_s / peak);
+    if (step_ % cfg_.eval.interval == 0 || step_ == total) {
+      const double v = evaluate();
+      line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
+      log_info("eval at step " + std::to_string(step_) + ": loss " + std::to_string(v) +
+               ", bits per byte " + std::to_string(v / std::log(2.0)));
+    }
+    if (metrics_) metrics_->write(line);
+    if (log_now(step_) || step_ == total || step_ == first_step + 1) {
+      char buf[256];
+      const double eta = elapsed / steps_this_run * (total - step_);
+      std::snprintf(
+          buf, sizeof(buf),
+          "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | %.0f ms/step%s | ETA %s",
+          (long long)step_, (long long)total, loss, lr, tok_s, step_s * 1e3,
+          grid_->device.is_cuda()
+              ? (" | MFU " + std::to_string(int(100 * flops / step_s / peak)) + "%").c_str()
+              : "",
+          hms(eta).c_str());
+      log_info(buf);
+    }
+    const bool stop_signal = world_max(g_signal.load()) > 0;
+    const bool stop_here = stop_after_ > 0 && steps_this_run >= stop_after_;
+    if (step_ % cfg_.checkpoint.interval == 0 || step_ == total || stop_signal || stop_here)
+      checkpoint(step_);
+    if (stop_signal) {
+      log_info("stopping on a signal after step " + std::to_string(step_) +
+               "; resume with checkpoint.resume: auto");
+      return 0;
+    }
+    if (stop_here) {
+      log_info("stopping after " + std::to_string(steps_this_run) + " steps (--stop-after)");
+      return 0;
+    }
+  }
+  log_info("training done: " + std::to_string(step_) + " steps");
+  return 0;
+}
+
+}  // namespace
+
+int train_command(const std::vector<std::string>& args) {
+  CliFlags f("train");
+  f.add("stop-after", "0", "stop (with a checkpoint) after this many steps of this run");
+  f.add("debug-nan-at", "", "testing aid: poison the loss with NaN at these steps (0-based)");
+  f.add("check-config", "0",
+        "validate the config for a job of this many ranks, print it resolved, and exit");
+  f.parse(args);
+  if (f.help_requested()) {
+    std::cout << "usage: longnet train [CONFIG.yaml] [key=value ...] [flags]\n"
+                 "  CONFIG: an experiment config (configs/*.yaml); key=value overrides any key,\n"
+                 "  e.g. optim.lr=3e-4 train.steps=100 model.segment_lengths=[64,128]\n"
+              << f.usage();
+    return 0;
+  }
+  std::string config_path;
+  std::vector<std::string> overrides;
+  for (const auto& a : f.positional()) {
+    if (a.find('=') != std::string::npos)
+      overrides.push_back(a);
+    else if (config_path.empty())
+      config_path = a;
+    else
+      throw std::invalid_argument("longnet train: more than one config file given ('" +
+                                  config_path + "' and '" + a + "')");
+  }
+  std::vector<int64_t> nan_steps;
+  if (!f.get("debug-nan-at").empty()) nan_steps = f.get_int_list("debug-nan-at");
+  auto cfg = config_load(config_path, overrides);
+  if (const int64_t world = f.get_int("check-config"); world > 0) {
+    config_check(cfg, static_cast<int>(world));
+    std::cout << "config OK for " << world << " rank(s):\n" << config_to_yaml(cfg);
+    return 0;
+  }
+  mpi_ensure_initialized();
+  Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps);
+  return t.run();
+}
+
+}  // namespace longnet
