@@ -62,8 +62,9 @@ Schedule schedule_for(const BenchAttentionOptions& o, int64_t N, int64_t L) {
   if (o.weak_scaling_first <= 0) return {o.segments, o.rates};
   const int64_t f = o.weak_scaling_first;
   Schedule s;
+  // Repeats are kept: at P = 1, L = N and the branch (N, N / F) appears twice, so every rank
+  // does the same work at every P (three branches of F rows each) and the times compare.
   for (int64_t w : {f, L, N}) {
-    if (!s.w.empty() && w <= s.w.back()) continue;  // repeats dropped
     s.w.push_back(w);
     s.r.push_back(w / f);
   }
@@ -176,6 +177,41 @@ int bench_attention(const BenchAttentionOptions& o) {
                     ms_fb, 3.5 * flops / ms_fb * 1e-9, peak);
       print(buf);
       rows.push_back(row);
+
+      // Each branch alone: where the time goes (the sum exceeds the whole by the merges).
+      if (o.breakdown && P == 1) {
+        for (size_t i = 0; i < sch.w.size(); ++i) {
+          DilatedAttentionOptions one = opt;
+          one.segment_lengths = {sch.w[i]};
+          one.dilation_rates = {sch.r[i]};
+          const double bf =
+              dilated_forward_flops(B, N, H, D, one.segment_lengths, one.dilation_rates, o.causal);
+          double f1 = bench_median_ms(dev, o.warmup, o.repeats,
+                                      [&] { dilated_attention_forward(q, k, v, one); });
+          double fb1 = bench_median_ms(dev, o.warmup, o.repeats, [&] {
+            auto f = dilated_attention_forward(q, k, v, one);
+            dilated_attention_backward(gout, q, k, v, f.out, f.lse, f.rng, one);
+          });
+          std::snprintf(buf, sizeof(buf),
+                        "  branch w=%lld r=%lld: fwd %.2f ms (%.1f TF/s), fwd+bwd %.2f ms "
+                        "(%.1f TF/s), %.1f%% of the FLOPs",
+                        (long long)sch.w[i], (long long)sch.r[i], f1, bf / f1 * 1e-9, fb1,
+                        3.5 * bf / fb1 * 1e-9, 100.0 * bf / flops);
+          print(buf);
+          JsonLine b;
+          b.add("attention", "dilated_branch")
+              .add("seq_len", N)
+              .add("batch", B)
+              .add("head_dim", D)
+              .add("segment", sch.w[i])
+              .add("rate", sch.r[i])
+              .add("forward_ms", f1)
+              .add("forward_tflops", bf / f1 * 1e-9)
+              .add("forward_backward_ms", fb1)
+              .add("forward_backward_tflops", 3.5 * bf / fb1 * 1e-9);
+          rows.push_back(b);
+        }
+      }
 
 #ifdef LONGNET_WITH_CUDA
       if (o.dense && P == 1 && dev.is_cuda() && N <= o.dense_max_len) {

@@ -39,6 +39,15 @@ at::Tensor dropout_mask(const at::Tensor& rng, at::IntArrayRef shape, const at::
   return keep.div_(1.0 - p).to(o.device());
 }
 
+// The SDPA kernels take float16/bfloat16 on the GPU, and cuDNN's backward refuses problems of
+// one query and one key; problems this small cost nothing in the plain maths (the same rule in
+// forward and backward, so both take the same path).
+bool use_sdpa_kernels(const at::Tensor& q, const at::Tensor& k) {
+  constexpr int64_t kTinyRows = 16;
+  return q.is_cuda() && q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble &&
+         q.size(1) > kTinyRows && k.size(1) > kTinyRows;
+}
+
 }  // namespace
 
 at::ScalarType lse_dtype_for(at::ScalarType t) {
@@ -51,8 +60,7 @@ DenseAttentionOut dense_attention_forward(const at::Tensor& q, const at::Tensor&
               "dense attention: causal problems must be square, got n_q = ", q.size(1),
               ", n_k = ", k.size(1));
 #ifdef LONGNET_WITH_CUDA
-  if (q.is_cuda() && q.scalar_type() != at::kFloat)
-    return dense_attention_forward_cuda(q, k, v, args);
+  if (use_sdpa_kernels(q, k)) return dense_attention_forward_cuda(q, k, v, args);
 #endif
   return dense_attention_forward_math(q, k, v, args);
 }
@@ -80,7 +88,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dense_attention_backward(
     const at::Tensor& out, const at::Tensor& lse, const at::Tensor& rng,
     const DenseAttentionArgs& args) {
 #ifdef LONGNET_WITH_CUDA
-  if (q.is_cuda() && q.scalar_type() != at::kFloat)
+  if (use_sdpa_kernels(q, k))
     return dense_attention_backward_cuda(dout, q, k, v, out, lse, rng, args);
 #endif
   return dense_attention_backward_math(dout, q, k, v, out, lse, rng, args);

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -98,8 +99,10 @@ size_t shared_bytes(const MergeParams& p, int tokens) {
 }
 
 // MODE 0: forward merge (weights exp(lse_c - lse)); MODE 1: backward sum of dq, dk, dv.
+constexpr int kMaxThreads = 512;
+
 template <typename T, int MODE>
-__global__ void merge_kernel(const MergeParams p, const Shape shape) {
+__global__ void __launch_bounds__(kMaxThreads) merge_kernel(const MergeParams p, const Shape shape) {
   constexpr int V = Vec<T>::kN;
   extern __shared__ __align__(16) char smem[];
   SharedLayout sh = shared_layout(smem, p, shape.tokens);
@@ -209,9 +212,11 @@ void launch(const MergeParams& p, void* stream) {
                              ")");
   Shape shape;
   shape.threads_per_token = static_cast<int>(p.H * (p.D / V));
-  if (shape.threads_per_token > 1024)
-    throw std::runtime_error("dilated merge: heads x head_dim too large for one block");
-  shape.tokens = 512 / shape.threads_per_token > 0 ? 512 / shape.threads_per_token : 1;
+  if (shape.threads_per_token > kMaxThreads)
+    throw std::runtime_error("dilated merge: heads x head_dim / " + std::to_string(V) + " = " +
+                             std::to_string(shape.threads_per_token) + " threads per token, over " +
+                             std::to_string(kMaxThreads));
+  shape.tokens = std::max(1, kMaxThreads / shape.threads_per_token);
   const int threads = shape.tokens * shape.threads_per_token;
   const size_t smem = shared_bytes(p, shape.tokens);
   auto kernel = merge_kernel<T, MODE>;

@@ -4,7 +4,7 @@
 # multi-GPU checks and the benchmarks. Results go to bench/results/ (JSON with card, date,
 # commit, command); logs to $OUT (or out/), and a summary is printed last.
 #   launch/gpu_run.sh [stage ...]
-# stages: build test check bench weak scaling train (default: build test check bench weak)
+# stages: build test check bench breakdown weak scaling train (default: build test check bench weak)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -43,7 +43,7 @@ for stage in "${STAGES[@]}"; do
       grep -E "^-- longnet:" build/configure.log | tee -a "$SUMMARY"
       ;;
     test)
-      (cd build && run ctest 300 ctest -j4 --output-on-failure)
+      (cd build && run ctest 300 ctest -j4 --output-on-failure ${LONGNET_CTEST_ARGS:-})
       grep -E "tests passed|Failed|\*\*\*|Not Run" "$LOGS/ctest.log" | tee -a "$SUMMARY"
       ;;
     check)
@@ -70,6 +70,16 @@ for stage in "${STAGES[@]}"; do
         --seq-lens 32768 --no-dense --json bench/results/attention_flash_$CARD.json
       grep -E "^dilated" "$LOGS/bench_flash.log" | sed 's/^/flash: /' | tee -a "$SUMMARY"
       ;;
+    breakdown)
+      # Each branch of the paper's attention alone, and a single dense branch (w = N = 2048)
+      # beside cuDNN's dense attention of the same shape (B = 512): the per-problem overhead.
+      run breakdown 180 $BIN bench attention --seq-lens 32768 --head-dims 64 --breakdown \
+        --no-dense --json bench/results/attention_breakdown_$CARD.json
+      grep -E "^dilated|branch" "$LOGS/breakdown.log" | tee -a "$SUMMARY"
+      run one_branch 120 $BIN bench attention --seq-lens 2048 --segments 2048 --rates 1 \
+        --dense-max-len 2048 --json bench/results/attention_one_branch_$CARD.json
+      grep -E "^dilated|^dense" "$LOGS/one_branch.log" | tee -a "$SUMMARY"
+      ;;
     weak)
       # Weak scaling: L = 2^20 tokens per GPU, N = L * P, segments {2048, L, N}.
       run weak_p1 120 $BIN bench attention --seq-lens 1048576 --tokens 1048576 \
@@ -84,10 +94,12 @@ for stage in "${STAGES[@]}"; do
       ;;
     scaling)
       run scaling_1gpu 300 $BIN bench scaling --total-tokens 33554432 --schedule reference \
+        --dense-time-cap 3 --repeats 3 \
         --json bench/results/scaling_1gpu_$CARD.json
       cat "$LOGS/scaling_1gpu.log" | tee -a "$SUMMARY"
       if ((NGPU >= 2)); then
-        run scaling_2gpu 300 mpirun -np 2 $BIN bench scaling --total-tokens 268435456 \
+        run scaling_2gpu 300 mpirun -np 2 $BIN bench scaling --total-tokens 134217728 \
+          --seq-lens 8192,65536,1048576,16777216,67108864,134217728 --repeats 3 \
           --schedule paper --no-dense --json bench/results/scaling_2gpu_paper_$CARD.json
         cat "$LOGS/scaling_2gpu.log" | tee -a "$SUMMARY"
       fi

@@ -40,11 +40,12 @@ inline at::Tensor reference_dilated_attention(const at::Tensor& q, const at::Ten
   const int64_t N = q.size(1), H = q.size(2);
   auto C = reference_multiplicity(N, H, w_list, r_list, causal).to(q.device());
   auto qt = q.permute({0, 2, 1, 3}), kt = k.permute({0, 2, 1, 3}), vt = v.permute({0, 2, 1, 3});
-  auto logits = at::matmul(qt, kt.transpose(-2, -1)) * scale + C.log();  // (B, H, N, N)
+  // Everything in q's dtype, so that a low-precision q gives the naive low-precision maths.
+  auto logits = at::matmul(qt, kt.transpose(-2, -1)) * scale + C.log().to(q.scalar_type());
   // Rows no branch selects: finite placeholder logits, then zero weights.
   auto empty_row = (C.sum(-1, true) == 0);  // (H, N, 1)
   logits = at::where(empty_row, at::zeros_like(logits), logits);
-  auto p = at::softmax(logits, -1) * (1.0 - empty_row.to(at::kDouble));
+  auto p = at::softmax(logits, -1) * (1.0 - empty_row.to(q.scalar_type()));
   return at::matmul(p, vt).permute({0, 2, 1, 3});
 }
 

@@ -90,6 +90,7 @@ int cmd_bench_attention(const Args& args) {
   f.add_switch("no-dense", "skip LibTorch's dense attention");
   f.add("dense-max-len", "32768", "time dense attention up to this N");
   f.add_switch("forward-only", "skip the backward");
+  f.add_switch("breakdown", "also time each branch alone (single GPU)");
   f.add("json", "", "write results to this JSON file");
   f.add("device", "cuda", "cuda or cpu");
   f.parse(args);
@@ -110,6 +111,7 @@ int cmd_bench_attention(const Args& args) {
   o.dense = !f.get_switch("no-dense");
   o.dense_max_len = f.get_int("dense-max-len");
   o.backward = !f.get_switch("forward-only");
+  o.breakdown = f.get_switch("breakdown");
   o.json = f.get("json");
   o.device = parse_device(f.get("device"));
   o.command = command_line("bench attention", args);
