@@ -32,6 +32,7 @@ double world_max(double x) {
 void peak_reset(const c10::Device& d) {
 #ifdef LONGNET_WITH_CUDA
   if (d.is_cuda()) {
+    at::empty({1}, at::TensorOptions().device(d));  // the allocator knows the device from here
     c10::cuda::CUDACachingAllocator::emptyCache();
     c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
   }

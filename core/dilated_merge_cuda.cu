@@ -71,11 +71,13 @@ __device__ __forceinline__ void store_vec<__half>(__half* ptr, const float* in) 
   *reinterpret_cast<uint4*>(ptr) = raw;
 }
 
-// Launch shape: a block serves `tokens` tokens; each token gets H * D / V threads, one per
-// (head j, 16-byte chunk). Per block, the head -> (j mod r, j / r) tables of every branch; per
-// token and branch, merge_token_locate() once, shared by all its heads.
+// Launch shape: each token gets H * D / V threads, one per (head j, 16-byte chunk). Per block,
+// the head -> (j mod r, j / r) tables of every branch; per token and branch,
+// merge_token_locate() once, shared by all its heads. Hits are located for a whole tile of
+// tokens between two barriers, so the lookups' latency is paid once per tile, not per token.
 struct Shape {
-  int tokens;             // tokens per block
+  int tokens;             // tokens served at once: blockDim / threads_per_token
+  int tile;               // tokens whose hits are located per barrier (a multiple of tokens)
   int threads_per_token;  // H * D / V
 };
 
@@ -102,10 +104,11 @@ size_t shared_bytes(const MergeParams& p, int tokens) {
 constexpr int kMaxThreads = 512;
 
 template <typename T, int MODE>
-__global__ void __launch_bounds__(kMaxThreads) merge_kernel(const MergeParams p, const Shape shape) {
+__global__ void __launch_bounds__(kMaxThreads)
+    merge_kernel(const MergeParams p, const Shape shape) {
   constexpr int V = Vec<T>::kN;
   extern __shared__ __align__(16) char smem[];
-  SharedLayout sh = shared_layout(smem, p, shape.tokens);
+  SharedLayout sh = shared_layout(smem, p, shape.tile);
   const int nb = p.num_branches;
   for (int idx = threadIdx.x; idx < nb * p.H; idx += blockDim.x) {
     const int64_t r = p.branches[idx / p.H].r, j = idx % p.H;
@@ -116,83 +119,85 @@ __global__ void __launch_bounds__(kMaxThreads) merge_kernel(const MergeParams p,
   const int t_local = threadIdx.x / shape.threads_per_token;
   const int rem = threadIdx.x % shape.threads_per_token;
   const int64_t j = rem / chunks, chunk = rem % chunks;
-  for (int64_t first = int64_t(blockIdx.x) * shape.tokens; first < tokens_total;
-       first += int64_t(gridDim.x) * shape.tokens) {
-    __syncthreads();  // the previous group's hits are no longer read
-    for (int idx = threadIdx.x; idx < shape.tokens * nb; idx += blockDim.x) {
+  for (int64_t first = int64_t(blockIdx.x) * shape.tile; first < tokens_total;
+       first += int64_t(gridDim.x) * shape.tile) {
+    __syncthreads();  // the previous tile's hits are no longer read
+    for (int idx = threadIdx.x; idx < shape.tile * nb; idx += blockDim.x) {
       const int64_t token = first + idx / nb;
       if (token < tokens_total)
         sh.hits[idx] = merge_token_locate(p, idx % nb, token / p.N, token % p.N);
     }
     __syncthreads();
-    const int64_t token = first + t_local;
-    if (t_local >= shape.tokens || token >= tokens_total) continue;
-    const int64_t row = token * p.H + j;
-    const MergeTokenHit* hits = sh.hits + t_local * nb;
-    if (MODE == 0) {
-      float lse_c[kMergeMaxBranches];
-      const T* src[kMergeMaxBranches];
-      float m = -INFINITY;
-#pragma unroll
-      for (int i = 0; i < kMergeMaxBranches; ++i) {
-        src[i] = nullptr;
-        lse_c[i] = -INFINITY;
-        if (i < nb) {
-          const MergeTokenHit& hit = hits[i];
-          if (hit.call >= 0 && sh.jmod[i * p.H + j] == hit.s0) {
-            const int64_t h = sh.jdiv[i * p.H + j];
-            const MergeCall& c = p.calls[hit.call];
-            lse_c[i] = c.lse[hit.lse_base + h * c.lse_sh];
-            src[i] = static_cast<const T*>(c.src[0]) + hit.base[0] + h * c.sh[0] + chunk * V;
-            m = fmaxf(m, lse_c[i]);
-          }
-        }
-      }
-      float acc[V];
-#pragma unroll
-      for (int e = 0; e < V; ++e) acc[e] = 0.f;
-      float lse = -INFINITY;
-      if (m > -INFINITY) {
-        float sum = 0.f;
-#pragma unroll
-        for (int i = 0; i < kMergeMaxBranches; ++i)
-          if (src[i] != nullptr) sum += __expf(lse_c[i] - m);
-        lse = m + __logf(sum);
+    for (int t = t_local; t < shape.tile; t += shape.tokens) {
+      const int64_t token = first + t;
+      if (token >= tokens_total) break;
+      const int64_t row = token * p.H + j;
+      const MergeTokenHit* hits = sh.hits + t * nb;
+      if (MODE == 0) {
+        float lse_c[kMergeMaxBranches];
+        const T* src[kMergeMaxBranches];
+        float m = -INFINITY;
 #pragma unroll
         for (int i = 0; i < kMergeMaxBranches; ++i) {
-          if (src[i] == nullptr) continue;
-          const float wgt = __expf(lse_c[i] - lse);
-          float x[V];
-          load_vec<T>(src[i], x);
-#pragma unroll
-          for (int e = 0; e < V; ++e) acc[e] += wgt * x[e];
+          src[i] = nullptr;
+          lse_c[i] = -INFINITY;
+          if (i < nb) {
+            const MergeTokenHit& hit = hits[i];
+            if (hit.call >= 0 && sh.jmod[i * p.H + j] == hit.s0) {
+              const int64_t h = sh.jdiv[i * p.H + j];
+              const MergeCall& c = p.calls[hit.call];
+              lse_c[i] = c.lse[hit.lse_base + h * c.lse_sh];
+              src[i] = static_cast<const T*>(c.src[0]) + hit.base[0] + h * c.sh[0] + chunk * V;
+              m = fmaxf(m, lse_c[i]);
+            }
+          }
         }
-      }
-      store_vec<T>(static_cast<T*>(p.dst[0]) + row * p.D + chunk * V, acc);
-      if (chunk == 0) p.lse[row] = lse;
-    } else {
-      float acc[3][V];
+        float acc[V];
 #pragma unroll
-      for (int t = 0; t < 3; ++t)
+        for (int e = 0; e < V; ++e) acc[e] = 0.f;
+        float lse = -INFINITY;
+        if (m > -INFINITY) {
+          float sum = 0.f;
 #pragma unroll
-        for (int e = 0; e < V; ++e) acc[t][e] = 0.f;
+          for (int i = 0; i < kMergeMaxBranches; ++i)
+            if (src[i] != nullptr) sum += __expf(lse_c[i] - m);
+          lse = m + __logf(sum);
+#pragma unroll
+          for (int i = 0; i < kMergeMaxBranches; ++i) {
+            if (src[i] == nullptr) continue;
+            const float wgt = __expf(lse_c[i] - lse);
+            float x[V];
+            load_vec<T>(src[i], x);
+#pragma unroll
+            for (int e = 0; e < V; ++e) acc[e] += wgt * x[e];
+          }
+        }
+        store_vec<T>(static_cast<T*>(p.dst[0]) + row * p.D + chunk * V, acc);
+        if (chunk == 0) p.lse[row] = lse;
+      } else {
+        float acc[3][V];
+#pragma unroll
+        for (int t = 0; t < 3; ++t)
+#pragma unroll
+          for (int e = 0; e < V; ++e) acc[t][e] = 0.f;
 #pragma unroll 1
-      for (int i = 0; i < nb; ++i) {
-        const MergeTokenHit& hit = hits[i];
-        if (hit.call < 0 || sh.jmod[i * p.H + j] != hit.s0) continue;
-        const int64_t h = sh.jdiv[i * p.H + j];
-        const MergeCall& c = p.calls[hit.call];
+        for (int i = 0; i < nb; ++i) {
+          const MergeTokenHit& hit = hits[i];
+          if (hit.call < 0 || sh.jmod[i * p.H + j] != hit.s0) continue;
+          const int64_t h = sh.jdiv[i * p.H + j];
+          const MergeCall& c = p.calls[hit.call];
 #pragma unroll
-        for (int t = 0; t < 3; ++t) {
-          float x[V];
-          load_vec<T>(static_cast<const T*>(c.src[t]) + hit.base[t] + h * c.sh[t] + chunk * V, x);
+          for (int t = 0; t < 3; ++t) {
+            float x[V];
+            load_vec<T>(static_cast<const T*>(c.src[t]) + hit.base[t] + h * c.sh[t] + chunk * V, x);
 #pragma unroll
-          for (int e = 0; e < V; ++e) acc[t][e] += x[e];
+            for (int e = 0; e < V; ++e) acc[t][e] += x[e];
+          }
         }
-      }
 #pragma unroll
-      for (int t = 0; t < 3; ++t)
-        store_vec<T>(static_cast<T*>(p.dst[t]) + row * p.D + chunk * V, acc[t]);
+        for (int t = 0; t < 3; ++t)
+          store_vec<T>(static_cast<T*>(p.dst[t]) + row * p.D + chunk * V, acc[t]);
+      }
     }
   }
 }
@@ -217,8 +222,9 @@ void launch(const MergeParams& p, void* stream) {
                              std::to_string(shape.threads_per_token) + " threads per token, over " +
                              std::to_string(kMaxThreads));
   shape.tokens = std::max(1, kMaxThreads / shape.threads_per_token);
+  shape.tile = shape.tokens * std::max(1, 64 / shape.tokens);
   const int threads = shape.tokens * shape.threads_per_token;
-  const size_t smem = shared_bytes(p, shape.tokens);
+  const size_t smem = shared_bytes(p, shape.tile);
   auto kernel = merge_kernel<T, MODE>;
   if (smem > 48 * 1024)
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
@@ -227,8 +233,10 @@ void launch(const MergeParams& p, void* stream) {
   check(cudaGetDevice(&device), "cudaGetDevice");
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
         "cudaDeviceGetAttribute");
-  const int64_t groups = (p.B * p.N + shape.tokens - 1) / shape.tokens;
-  const int blocks = static_cast<int>(groups < int64_t(sms) * 8 ? groups : int64_t(sms) * 8);
+  // Enough blocks to fill every SM (a few resident each); each walks many tiles.
+  const int64_t tiles = (p.B * p.N + shape.tile - 1) / shape.tile;
+  const int64_t per_sm = std::max(1, 2048 / threads);
+  const int blocks = static_cast<int>(std::min<int64_t>(tiles, int64_t(sms) * per_sm));
   kernel<<<blocks, threads, smem, static_cast<cudaStream_t>(stream)>>>(p, shape);
   check(cudaGetLastError(), "dilated merge kernel launch");
 }

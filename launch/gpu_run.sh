@@ -107,11 +107,11 @@ for stage in "${STAGES[@]}"; do
     train)
       DATA_SRC=/usr/include
       [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
-      run train_base 300 $BIN train configs/base.yaml train.steps=40 optim.warmup_steps=10 \
+      run train_base 300 $BIN train configs/base.yaml train.steps=40 optim.warmup_steps=10 --profile 3 \
         eval.interval=1000 eval.batches=1 log.interval=5 checkpoint.interval=1000 \
         checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt data.source=$DATA_SRC \
         log.metrics=bench/results/train_base_32k_$CARD.jsonl
-      grep -E "^step|model:|training|error" "$LOGS/train_base.log" | tee -a "$SUMMARY"
+      grep -E "^step|^profile|model:|training|error" "$LOGS/train_base.log" | tee -a "$SUMMARY"
       ;;
     *) note "unknown stage $stage" ;;
   esac

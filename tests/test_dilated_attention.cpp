@@ -195,7 +195,9 @@ void check_gpu_dtype(const Case& c, at::ScalarType dtype) {
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(g[i].scalar_type(), dtype);
     const double e = rel_error(g[i], r[i]), e_naive = rel_error(n[i], r[i]);
-    EXPECT_LE(e, 2.0 * e_naive + 1e-6) << names[i] << ": error " << e << ", naive " << e_naive;
+    // The floor serves rows whose exact gradient vanishes (one key per query), where the naive
+    // maths can round to exactly zero.
+    EXPECT_LE(e, 2.0 * e_naive + 1e-4) << names[i] << ": error " << e << ", naive " << e_naive;
     EXPECT_TRUE(at::isfinite(g[i]).all().item<bool>()) << names[i];
   }
 }

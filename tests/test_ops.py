@@ -3,8 +3,11 @@ brute-force float64 reference written here, on CPU (and CUDA when present), and 
 
 Run: python3 tests/test_ops.py build/liblongnet_ops.so   (exit 77 = skipped: no torch)
 """
+import faulthandler
 import math
 import sys
+
+faulthandler.enable()
 
 try:
     import torch

@@ -5,7 +5,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
+
 #include <unistd.h>
 
 #include <atomic>
@@ -25,6 +25,7 @@
 #include "parallel/mpi_bootstrap.h"
 #include "parallel/process_grid.h"
 #include "parallel/sequence_parallel_attention.h"
+#include "train/adamw.h"
 #include "train/checkpoint_files.h"
 #include "train/cli_flags.h"
 #include "train/config.h"
@@ -141,14 +142,48 @@ at::Tensor gather_bytes(const at::Tensor& mine) {
   return all;
 }
 
+// Wall time of the phases of one step, the device synchronised at each lap (profiling only:
+// it stalls the pipeline).
+class Timer {
+ public:
+  Timer(const c10::Device& d, bool enabled) : device_(d), enabled_(enabled) {
+    if (enabled_) sync(), last_ = std::chrono::steady_clock::now();
+  }
+  bool enabled() const { return enabled_; }
+  void lap(const std::string& name) {
+    if (!enabled_) return;
+    sync();
+    auto now = std::chrono::steady_clock::now();
+    parts_.emplace_back(name, std::chrono::duration<double, std::milli>(now - last_).count());
+    last_ = now;
+  }
+  std::string report() const {
+    std::string s;
+    for (const auto& [n, ms] : parts_) s += n + " " + std::to_string(int(ms)) + " ms, ";
+    return s.empty() ? s : s.substr(0, s.size() - 2);
+  }
+
+ private:
+  void sync() {
+#ifdef LONGNET_WITH_CUDA
+    if (device_.is_cuda()) at::cuda::getCurrentCUDAStream(device_.index()).synchronize();
+#endif
+  }
+  c10::Device device_;
+  bool enabled_;
+  std::chrono::steady_clock::time_point last_;
+  std::vector<std::pair<std::string, double>> parts_;
+};
+
 class Trainer {
  public:
   Trainer(TrainConfig cfg, std::string config_path, int64_t stop_after,
-          std::vector<int64_t> nan_steps)
+          std::vector<int64_t> nan_steps, int64_t profile_steps)
       : cfg_(std::move(cfg)),
         config_path_(std::move(config_path)),
         stop_after_(stop_after),
-        nan_steps_(std::move(nan_steps)) {}
+        nan_steps_(std::move(nan_steps)),
+        profile_steps_(profile_steps) {}
 
   int run();
 
@@ -160,17 +195,24 @@ class Trainer {
   void checkpoint(int64_t next_step);
   double evaluate();
   bool log_now(int64_t step) const { return step % cfg_.log.interval == 0; }
+  // The name of a parameter of the model (for optimizer state in checkpoints).
+  const std::string& name_of(const at::Tensor& p) const {
+    for (const auto& [name, q] : named_params_)
+      if (q.is_same(p)) return name;
+    TORCH_INTERNAL_ASSERT(false, "parameter not in the model");
+  }
 
   TrainConfig cfg_;
   std::string config_path_;
   int64_t stop_after_;
   std::vector<int64_t> nan_steps_;
+  int64_t profile_steps_;
 
   std::shared_ptr<ProcessGrid> grid_;
   std::unique_ptr<TokenFile> data_;
   std::unique_ptr<TokenSampler> sampler_;
   LongNetLM model_{nullptr};
-  std::unique_ptr<torch::optim::AdamW> optim_;
+  std::unique_ptr<AdamW> optim_;
   std::unique_ptr<SequenceParallelAttention> attention_;
   std::unique_ptr<MetricsWriter> metrics_;
   std::vector<std::pair<std::string, at::Tensor>> named_params_;
@@ -247,14 +289,9 @@ void Trainer::model_setup() {
     }
   }
   matmul_params_ = matmul;
-  torch::optim::AdamWOptions ao(cfg_.optim.lr);
-  ao.betas({cfg_.optim.betas[0], cfg_.optim.betas[1]}).eps(cfg_.optim.eps).weight_decay(0);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  auto with_decay = std::make_unique<torch::optim::AdamWOptions>(ao);
-  with_decay->weight_decay(cfg_.optim.weight_decay);
-  groups.emplace_back(decay, std::move(with_decay));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(ao));
-  optim_ = std::make_unique<torch::optim::AdamW>(groups, ao);
+  optim_ = std::make_unique<AdamW>(
+      std::vector<AdamW::Group>{{decay, cfg_.optim.weight_decay}, {no_decay, 0.0}},
+      cfg_.optim.betas[0], cfg_.optim.betas[1], cfg_.optim.eps);
   attention_ = std::make_unique<SequenceParallelAttention>(grid_);
   std::ostringstream s;
   s << "model: " << cfg_.model.variant << ", " << total << " parameters (" << matmul
@@ -319,15 +356,17 @@ void Trainer::resume() {
   auto opt_state = get("optimizer").toGenericDict();
   {
     torch::NoGradGuard no_grad;
-    for (auto& [name, p] : named_params_) {
-      p.copy_(params.at(name).toTensor());
-      if (!opt_state.contains(name)) continue;
+    for (auto& [name, p] : named_params_) p.copy_(params.at(name).toTensor());
+    const auto& ps = optim_->params();
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const std::string& name = name_of(ps[i]);
+      TORCH_CHECK(opt_state.contains(name), "checkpoint ", path, " has no optimizer state for '",
+                  name, "'");
       auto s = opt_state.at(name).toGenericDict();
-      auto st = std::make_unique<torch::optim::AdamWParamState>();
-      st->step(s.at("step").toInt());
-      st->exp_avg(s.at("exp_avg").toTensor().to(p.device()));
-      st->exp_avg_sq(s.at("exp_avg_sq").toTensor().to(p.device()));
-      optim_->state()[p.unsafeGetTensorImpl()] = std::move(st);
+      auto& st = optim_->state()[i];
+      st.exp_avg.copy_(s.at("exp_avg").toTensor());
+      st.exp_avg_sq.copy_(s.at("exp_avg_sq").toTensor());
+      st.step.fill_(s.at("step").toDouble());
     }
   }
   step_ = get("step").toInt();
@@ -359,16 +398,15 @@ void Trainer::checkpoint(int64_t next_step) {
     c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
     c10::impl::GenericDict params(c10::StringType::get(), c10::TensorType::get());
     c10::impl::GenericDict opt(c10::StringType::get(), c10::AnyType::get());
-    for (const auto& [name, p] : named_params_) {
-      params.insert(name, p.detach().cpu());
-      auto it = optim_->state().find(p.unsafeGetTensorImpl());
-      if (it == optim_->state().end()) continue;
-      auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    for (const auto& [name, p] : named_params_) params.insert(name, p.detach().cpu());
+    const auto& ps = optim_->params();
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const auto& st = optim_->state()[i];
       c10::impl::GenericDict s(c10::StringType::get(), c10::AnyType::get());
-      s.insert("step", st.step());
-      s.insert("exp_avg", st.exp_avg().cpu());
-      s.insert("exp_avg_sq", st.exp_avg_sq().cpu());
-      opt.insert(name, s);
+      s.insert("step", st.step.item<double>());
+      s.insert("exp_avg", st.exp_avg.cpu());
+      s.insert("exp_avg_sq", st.exp_avg_sq.cpu());
+      opt.insert(name_of(ps[i]), s);
     }
     state.insert("format", std::string(kFormat));
     state.insert("step", next_step);
@@ -446,9 +484,8 @@ int Trainer::run() {
   while (step_ < total) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = lr_at(cfg_.optim, step_, total);
-    for (auto& g : optim_->param_groups())
-      static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    optim_->zero_grad(true);
+    for (auto& p : params) p.mutable_grad() = at::Tensor();
+    Timer prof(grid_->device, profile_steps_ > 0 && steps_this_run < profile_steps_);
     auto loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(grid_->device));
     for (int64_t micro = 0; micro < accum; ++micro) {
       auto batch = sampler_->next_batch();
@@ -460,28 +497,32 @@ int Trainer::run() {
           logits.reshape({-1, logits.size(-1)}).to(at::kFloat), targets.reshape({-1}));
       if (std::find(nan_steps_.begin(), nan_steps_.end(), step_) != nan_steps_.end())
         loss = loss * std::nan("");  // --debug-nan-at: a deliberately poisoned step
+      prof.lap("forward");
       (loss / double(accum)).backward();
+      prof.lap("backward");
       loss_sum += loss.detach() / double(accum);
       if (bf16_) at::autocast::clear_cache();
     }
     grads_all_reduce(params, *grid_->world);
     world_sum(*grid_->world, loss_sum);
-    const double loss = loss_sum.item<double>() / grid_->world_size;
-    double grad_norm = 0;
-    {
-      std::vector<at::Tensor> sq;
-      for (const auto& p : params)
-        if (p.grad().defined()) sq.push_back(p.grad().to(at::kFloat).pow(2).sum());
-      grad_norm = std::sqrt(at::stack(sq).sum().item<double>());
-    }
+    std::vector<at::Tensor> grads;
+    for (const auto& p : params)
+      if (p.grad().defined()) grads.push_back(p.grad());
+    // One multi-tensor kernel for all the norms; the loss and the norm reach the host together.
+    auto host = at::stack({loss_sum.reshape({}).to(at::kDouble),
+                           at::stack(at::_foreach_norm(grads)).to(at::kDouble).norm()})
+                    .cpu();
+    const double loss = host[0].item<double>() / grid_->world_size;
+    const double grad_norm = host[1].item<double>();
+    prof.lap("all-reduce + norm");
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
     if (finite) {
       if (cfg_.optim.grad_clip > 0 && grad_norm > cfg_.optim.grad_clip) {
         torch::NoGradGuard no_grad;
-        for (const auto& p : params)
-          if (p.grad().defined()) p.grad().mul_(cfg_.optim.grad_clip / (grad_norm + 1e-6));
+        at::_foreach_mul_(grads, cfg_.optim.grad_clip / (grad_norm + 1e-6));
       }
-      optim_->step();
+      optim_->step(lr);
+      prof.lap("optimizer");
       bad_steps_ = 0;
     } else {
       ++bad_steps_;
@@ -518,6 +559,7 @@ int Trainer::run() {
                ", bits per byte " + std::to_string(v / std::log(2.0)));
     }
     if (metrics_) metrics_->write(line);
+    if (prof.enabled()) log_info("profile step " + std::to_string(step_) + ": " + prof.report());
     if (log_now(step_) || step_ == total || step_ == first_step + 1) {
       char buf[256];
       const double eta = elapsed / steps_this_run * (total - step_);
@@ -555,6 +597,7 @@ int train_command(const std::vector<std::string>& args) {
   CliFlags f("train");
   f.add("stop-after", "0", "stop (with a checkpoint) after this many steps of this run");
   f.add("debug-nan-at", "", "testing aid: poison the loss with NaN at these steps (0-based)");
+  f.add("profile", "0", "time forward, backward, all-reduce and optimizer of the first N steps");
   f.add("check-config", "0",
         "validate the config for a job of this many ranks, print it resolved, and exit");
   f.parse(args);
@@ -585,7 +628,7 @@ int train_command(const std::vector<std::string>& args) {
     return 0;
   }
   mpi_ensure_initialized();
-  Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps);
+  Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps, f.get_int("profile"));
   return t.run();
 }
 
