@@ -16,7 +16,7 @@
 
 namespace longnet {
 
-constexpr int kMergeMaxBranches = 16;
+constexpr int kMergeMaxBranches = 8;
 
 // One dense problem's tensors as the merge reads them: up to three sources (out, or dq/dk/dv),
 // each (B', n, H', D) with element strides (stride(-1) == 1), and its lse (B', H', n).

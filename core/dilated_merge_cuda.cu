@@ -104,7 +104,9 @@ size_t shared_bytes(const MergeParams& p, int tokens) {
 constexpr int kMaxThreads = 512;
 
 template <typename T, int MODE>
-__global__ void __launch_bounds__(kMaxThreads)
+// (kMaxThreads, 2): at most 64 registers, so that two blocks (about 1000 threads) stay resident
+// per SM and enough loads are in flight to run at memory bandwidth.
+__global__ void __launch_bounds__(kMaxThreads, 2)
     merge_kernel(const MergeParams p, const Shape shape) {
   constexpr int V = Vec<T>::kN;
   extern __shared__ __align__(16) char smem[];
@@ -134,20 +136,18 @@ __global__ void __launch_bounds__(kMaxThreads)
       const int64_t row = token * p.H + j;
       const MergeTokenHit* hits = sh.hits + t * nb;
       if (MODE == 0) {
+        // Pass 1: the covering problems' lse (registers hold only these); pass 2 re-derives
+        // each source address from the shared hits.
         float lse_c[kMergeMaxBranches];
-        const T* src[kMergeMaxBranches];
         float m = -INFINITY;
 #pragma unroll
         for (int i = 0; i < kMergeMaxBranches; ++i) {
-          src[i] = nullptr;
           lse_c[i] = -INFINITY;
           if (i < nb) {
             const MergeTokenHit& hit = hits[i];
             if (hit.call >= 0 && sh.jmod[i * p.H + j] == hit.s0) {
-              const int64_t h = sh.jdiv[i * p.H + j];
               const MergeCall& c = p.calls[hit.call];
-              lse_c[i] = c.lse[hit.lse_base + h * c.lse_sh];
-              src[i] = static_cast<const T*>(c.src[0]) + hit.base[0] + h * c.sh[0] + chunk * V;
+              lse_c[i] = c.lse[hit.lse_base + int64_t(sh.jdiv[i * p.H + j]) * c.lse_sh];
               m = fmaxf(m, lse_c[i]);
             }
           }
@@ -160,14 +160,18 @@ __global__ void __launch_bounds__(kMaxThreads)
           float sum = 0.f;
 #pragma unroll
           for (int i = 0; i < kMergeMaxBranches; ++i)
-            if (src[i] != nullptr) sum += __expf(lse_c[i] - m);
+            if (lse_c[i] > -INFINITY) sum += __expf(lse_c[i] - m);
           lse = m + __logf(sum);
 #pragma unroll
           for (int i = 0; i < kMergeMaxBranches; ++i) {
-            if (src[i] == nullptr) continue;
+            if (!(lse_c[i] > -INFINITY)) continue;
+            const MergeTokenHit& hit = hits[i];
+            const MergeCall& c = p.calls[hit.call];
+            const T* src = static_cast<const T*>(c.src[0]) + hit.base[0] +
+                           int64_t(sh.jdiv[i * p.H + j]) * c.sh[0] + chunk * V;
             const float wgt = __expf(lse_c[i] - lse);
             float x[V];
-            load_vec<T>(src[i], x);
+            load_vec<T>(src, x);
 #pragma unroll
             for (int e = 0; e < V; ++e) acc[e] += wgt * x[e];
           }

@@ -52,57 +52,50 @@ AttentionCall call_of(const Tensors& t, const std::function<at::Tensor(const at:
   return c;
 }
 
-// The problems of the branches that live on this rank, as views of its tensors.
-std::vector<AttentionCall> local_calls(const Tensors& t, const DilatedAttentionOptions& local) {
+// The view of x (B, L, H, *) holding this rank's rows of offset class s of spanning branch sp
+// (empty when it has none): (B, rows, H_s, *).
+at::Tensor class_view(const at::Tensor& x, const Spanning& sp, int64_t s) {
+  const int64_t B = x.size(0), L = x.size(1), H = x.size(2);
+  int64_t a0 = 0;
+  const int64_t c = class_rows(sp.me * L, s, sp.r, L, &a0);
+  return strided_rows_view(x, 0, B, a0, c, sp.r, s, ceil_div(H - s, sp.r), sp.r);
+}
+
+// The problems of offset class s of one spanning branch: this rank's queries against its own
+// rows, then against every other rank's rows (gathered: (g, 2, B, n_loc, H, D); dgathered, the
+// matching gradient buffer, may be undefined). All share the query rows.
+std::vector<AttentionCall> class_calls(const Tensors& t, const Spanning& sp, int64_t s,
+                                       const at::Tensor& gathered, const at::Tensor& dgathered,
+                                       bool causal) {
   std::vector<AttentionCall> calls;
-  const int64_t B = t.q.size(0), L = t.q.size(1), H = t.q.size(2);
-  for (const auto& p : dilated_plan(B, L, H, local)) {
-    auto c = call_of(t, [&](const at::Tensor& x) { return dilated_view(x, p); });
-    c.causal = local.is_causal;
-    calls.push_back(std::move(c));
+  const int64_t B = t.q.size(0), L = t.q.size(1), H = t.q.size(2), r = sp.r;
+  if (class_view(t.q, sp, s).size(1) == 0) return calls;
+  auto own = call_of(t, [&](const at::Tensor& x) { return class_view(x, sp, s); });
+  own.causal = causal;
+  calls.push_back(own);
+  for (int64_t j = 0; j < sp.group->size(); ++j) {
+    if (j == sp.me || (causal && j > sp.me)) continue;
+    int64_t aj = 0;
+    const int64_t cj = class_rows(j * L, s, r, L, &aj);
+    if (cj == 0) continue;
+    auto theirs = [&](const at::Tensor& x, int kv) {
+      return x.defined() ? strided_rows_view(x[j][kv], 0, B, 0, cj, 1, s, ceil_div(H - s, r), r)
+                         : at::Tensor();
+    };
+    AttentionCall other = own;
+    other.k = theirs(gathered, 0);
+    other.v = theirs(gathered, 1);
+    other.dk = theirs(dgathered, 0);
+    other.dv = theirs(dgathered, 1);
+    other.causal = false;
+    calls.push_back(std::move(other));
   }
   return calls;
 }
 
-// The problems of one spanning branch: per offset class, this rank's queries against its own
-// rows, then against every other rank's rows (gathered: (g, 2, B, n_loc, H, D); dgathered, the
-// matching gradient buffer, may be undefined).
-std::vector<AttentionCall> spanning_calls(const Tensors& t, const Spanning& sp,
-                                          const at::Tensor& gathered, const at::Tensor& dgathered,
-                                          bool causal) {
-  std::vector<AttentionCall> calls;
-  const int64_t B = t.q.size(0), L = t.q.size(1), H = t.q.size(2), r = sp.r;
-  const int64_t g = sp.group->size();
-  for (int64_t s = 0; s < std::min(r, H); ++s) {
-    const int64_t heads = ceil_div(H - s, r);
-    int64_t a0 = 0;
-    const int64_t c = class_rows(sp.me * L, s, r, L, &a0);
-    if (c == 0) continue;
-    auto mine = [&](const at::Tensor& x) {
-      return strided_rows_view(x, 0, B, a0, c, r, s, heads, r);
-    };
-    auto own = call_of(t, mine);
-    own.causal = causal;
-    calls.push_back(own);
-    for (int64_t j = 0; j < g; ++j) {
-      if (j == sp.me || (causal && j > sp.me)) continue;
-      int64_t aj = 0;
-      const int64_t cj = class_rows(j * L, s, r, L, &aj);
-      if (cj == 0) continue;
-      auto theirs = [&](const at::Tensor& x, int kv) {
-        return x.defined() ? strided_rows_view(x[j][kv], 0, B, 0, cj, 1, s, heads, r)
-                           : at::Tensor();
-      };
-      AttentionCall other = own;
-      other.k = theirs(gathered, 0);
-      other.v = theirs(gathered, 1);
-      other.dk = theirs(dgathered, 0);
-      other.dv = theirs(dgathered, 1);
-      other.causal = false;
-      calls.push_back(std::move(other));
-    }
-  }
-  return calls;
+// Offset classes with heads: s < min(r, H).
+int64_t class_count(const Spanning& sp, int64_t H) {
+  return std::min(sp.r, H);
 }
 
 // This rank's dilated rows of k and v for branch sp: (2, B, n_loc, H, D), zero padded.
@@ -227,27 +220,50 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
     bytes_sent_ += send.nbytes();
     f.gathered.push_back(recv);
   }
-  // 2. The local branches meanwhile; 3. the spanning ones as their keys arrive.
-  auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
-  auto out = at::zeros(q.sizes(), acc);
-  auto lse = at::full({B, L, H}, -std::numeric_limits<double>::infinity(), acc);
-  Tensors t{q, k, v, out, lse};
-  AttentionMerger merger(dense_args_of(o, q.size(3)));
-  for (auto& c : local_calls(t, local)) {
-    merger.run(c);
-    f.rng.push_back(c.rng);
+  // 2. Meanwhile the branches that live on this rank: the single-device path (fused merge on
+  // the GPU) over its whole segments.
+  const auto acc = lse_dtype_for(q.scalar_type());
+  if (!local.segment_lengths.empty()) {
+    auto loc = dilated_attention_forward(q, k, v, local);
+    f.out = loc.out;
+    f.lse = loc.lse;
+    f.rng = loc.rng;
+  } else {
+    f.out = at::zeros_like(q);
+    f.lse = at::full({B, L, H}, -std::numeric_limits<double>::infinity(), q.options().dtype(acc));
   }
+  // 3. Each spanning branch as its keys arrive, merged by log-sum-exp into the rows it selects
+  // (1 / r of them per head), so the rest of the output is left as it is.
+  Tensors t;
+  t.q = q;
+  t.k = k;
+  t.v = v;
+  const auto args = dense_args_of(o, q.size(3));
   for (size_t i = 0; i < spanning.size(); ++i) {
     works[i]->wait();
-    for (auto& c : spanning_calls(t, spanning[i], f.gathered[i], at::Tensor(), o.is_causal)) {
-      merger.run(c);
-      f.rng.push_back(c.rng);
+    for (int64_t cls = 0; cls < class_count(spanning[i], H); ++cls) {
+      auto calls = class_calls(t, spanning[i], cls, f.gathered[i], at::Tensor(), o.is_causal);
+      if (calls.empty()) continue;
+      std::vector<at::Tensor> outs, lses;
+      for (auto& c : calls) {
+        DenseAttentionArgs a = args;
+        a.causal = c.causal;
+        auto r = dense_attention_forward(c.q, c.k, c.v, a);
+        if (o.dropout > 0) f.rng.push_back(r.rng);
+        outs.push_back(r.out);
+        lses.push_back(r.lse.transpose(1, 2).to(acc));  // (B', n, H')
+      }
+      auto lv = class_view(f.lse, spanning[i], cls), ov = class_view(f.out, spanning[i], cls);
+      std::vector<at::Tensor> all{lv};
+      all.insert(all.end(), lses.begin(), lses.end());
+      auto lse_new = at::logsumexp(at::stack(all), 0);
+      auto merged = ov.to(acc) * (lv - lse_new).exp_().unsqueeze(-1);
+      for (size_t c = 0; c < outs.size(); ++c)
+        merged += outs[c].to(acc) * (lses[c] - lse_new).exp_().unsqueeze(-1);
+      ov.copy_(merged);
+      lv.copy_(lse_new);
     }
   }
-  merger.finish();
-  f.out = out.to(q.scalar_type());
-  f.lse = lse;
-  if (o.dropout == 0) f.rng.clear();
   return f;
 }
 
@@ -260,42 +276,47 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> SequenceParallelAttention::backwa
   DilatedAttentionOptions local;
   std::vector<Spanning> spanning;
   split_branches(*grid_, L, o, &local, &spanning);
-  auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
-  auto dq = at::zeros(q.sizes(), acc), dk = at::zeros(q.sizes(), acc),
-       dv = at::zeros(q.sizes(), acc);
+  const auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
+
+  // 1. The local branches (fused on the GPU), with the merged output and lse of all branches.
+  size_t n_local_rng = 0;
+  at::Tensor dq, dk, dv;
+  if (!local.segment_lengths.empty()) {
+    std::vector<at::Tensor> rng;
+    if (!f.rng.empty()) {
+      n_local_rng = dilated_plan(B, L, H, local).size();
+      rng.assign(f.rng.begin(), f.rng.begin() + n_local_rng);
+    }
+    std::tie(dq, dk, dv) = dilated_attention_backward(dout, q, k, v, out, f.lse, rng, local);
+  } else {
+    dq = at::zeros_like(q);
+    dk = at::zeros_like(q);
+    dv = at::zeros_like(q);
+  }
+  // 2. The spanning branches: their gradients for this rank's rows go into dq, dk, dv; those
+  // for other ranks' rows into a buffer that a reduce-scatter returns to their owners.
   Tensors t{q, k, v, out, f.lse, dout, dq, dk, dv};
   const auto args = dense_args_of(o, q.size(3));
-
-  auto locals = local_calls(t, local);
-  size_t next_rng = locals.size();
-  auto take_rng = [&](AttentionCall& c, size_t index) {
-    if (!f.rng.empty()) c.rng = f.rng.at(index);
-  };
-  // 1. Spanning branches first, so their reduce-scatters overlap the local backward.
+  size_t next_rng = n_local_rng;
   std::vector<std::unique_ptr<CommWork>> works;
   std::vector<at::Tensor> mine;
   for (size_t i = 0; i < spanning.size(); ++i) {
     const auto& sp = spanning[i];
     auto dgathered = at::zeros(f.gathered[i].sizes(), acc);
-    for (auto& c : spanning_calls(t, sp, f.gathered[i], dgathered, o.is_causal)) {
-      take_rng(c, next_rng++);
-      attention_call_backward(c, args);
-    }
+    for (int64_t cls = 0; cls < class_count(sp, H); ++cls)
+      for (auto& c : class_calls(t, sp, cls, f.gathered[i], dgathered, o.is_causal)) {
+        if (!f.rng.empty()) c.rng = f.rng.at(next_rng++);
+        attention_call_backward(c, args);
+      }
     mine.push_back(at::empty({2, B, sp.n_loc, H, q.size(3)}, acc));
     works.push_back(sp.group->reduce_scatter(dgathered, mine.back()));
     bytes_sent_ += dgathered.nbytes();
   }
-  // 2. The local branches; 3. the gradients other ranks computed for this rank's rows.
-  for (size_t i = 0; i < locals.size(); ++i) {
-    take_rng(locals[i], i);
-    attention_call_backward(locals[i], args);
-  }
   for (size_t i = 0; i < spanning.size(); ++i) {
     works[i]->wait();
-    unpack_rows_add(mine[i], dk, dv, spanning[i]);
+    unpack_rows_add(mine[i].to(q.scalar_type()), dk, dv, spanning[i]);
   }
-  auto dt = q.scalar_type();
-  return {dq.to(dt), dk.to(dt), dv.to(dt)};
+  return {dq, dk, dv};
 }
 
 namespace {

@@ -37,6 +37,8 @@ void AdamW::step(double lr) {
     }
     if (p.empty()) continue;
     if (p[0].is_cuda()) {
+      // The fused kernel reads the step counts; it does not advance them.
+      at::_foreach_add_(steps, 1);
       at::_fused_adamw_(p, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, beta1_, beta2_,
                         g.weight_decay, eps_, /*amsgrad=*/false, /*maximize=*/false);
       continue;
