@@ -19,6 +19,7 @@
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 #include "core/longnet_model.h"
@@ -121,6 +122,17 @@ double step_flops(const TrainConfig& c, int64_t tokens_per_step, int64_t global_
   const double attn = dilated_forward_flops(global_batch, c.data.seq_len, c.model.num_heads, D,
                                             c.model.segment_lengths, c.model.dilation_rates, true);
   return 6.0 * double(matmul_params) * double(tokens_per_step) + 3.5 * attn * layers;
+}
+
+// Peak GPU memory allocated by this process so far, GiB (0 on the CPU).
+double peak_gib() {
+#ifdef LONGNET_WITH_CUDA
+  if (at::cuda::is_available()) {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(at::cuda::current_device());
+    return double(stats.allocated_bytes[0].peak) / double(1ull << 30);
+  }
+#endif
+  return 0;
 }
 
 std::string hms(double seconds) {
@@ -551,7 +563,7 @@ int Trainer::run() {
         .add("tokens_per_s", tok_s)
         .add("step_ms", step_s * 1e3)
         .add("skipped", !finite);
-    if (grid_->device.is_cuda()) line.add("mfu", flops / step_s / peak);
+    if (grid_->device.is_cuda()) line.add("mfu", flops / step_s / peak).add("peak_gib", peak_gib());
     if (step_ % cfg_.eval.interval == 0 || step_ == total) {
       const double v = evaluate();
       line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
@@ -587,7 +599,8 @@ int Trainer::run() {
       return 0;
     }
   }
-  log_info("training done: " + std::to_string(step_) + " steps");
+  log_info("training done: " + std::to_string(step_) + " steps" +
+           (grid_->device.is_cuda() ? ", peak memory " + std::to_string(peak_gib()) + " GiB" : ""));
   return 0;
 }
 
