@@ -19,21 +19,23 @@ def main():
         with open(path) as f:
             res = json.load(f)
         world = res.get("world_size", 1)
+        total = res["rows"][0]["total_tokens"] if res["rows"] else 0
+        setting = (f"{world} GPU{'s' if world > 1 else ''}, 2^{total.bit_length() - 1} tokens, "
+                   f"{res.get('schedule', '')} schedule")
         for attn, style in (("dilated", "o-"), ("dense", "s--")):
             pts = [(r["seq_len"], r["forward_ms"]) for r in res["rows"]
                    if r["attention"] == attn and r.get("forward_ms") is not None]
             if not pts:
                 continue
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, style, label=f"{attn} ({world} GPU{'s' if world > 1 else ''})")
-        total = res["rows"][0]["total_tokens"] if res["rows"] else 0
+            ax.plot(xs, ys, style, label=f"{attn} ({setting})")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length (tokens)")
     ax.set_ylabel("forward time (ms)")
-    ax.set_title(f"{total:,} tokens per step, {res.get('device', '')}")
+    ax.set_title(f"Forward time at a fixed number of tokens per step ({res.get('device', '')})")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print("wrote", out)

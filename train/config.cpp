@@ -712,45 +712,49 @@ bool operator==(const TrainConfig& a, const TrainConfig& b) {
   return true;
 }
 
-TrainConfig config_load(const std::string& path, const std::vector<std::string>& overrides) {
+TrainConfig config_parse(const std::string& text, const std::string& name,
+                         const std::vector<std::string>& overrides) {
   TrainConfig c;
-  if (!path.empty()) {
-    // stat, not std::filesystem: libtorch.so exports std::filesystem symbols of another build
-    // that the dynamic linker may bind to (they crash).
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0)
-      throw std::invalid_argument("config file '" + path + "' does not exist");
-    if (S_ISDIR(st.st_mode))
-      throw std::invalid_argument("config file '" + path + "' is a directory, not a YAML file");
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in)
-      throw std::invalid_argument("config file '" + path +
-                                  "' cannot be read: " + std::strerror(errno));
-    std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAll(text.str());
-    } catch (const YAML::Exception& e) {
-      throw std::invalid_argument(path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                  std::to_string(e.mark.column + 1) +
-                                  ": YAML syntax error: " + e.msg + " (fix the YAML at that line)");
-    }
-    if (docs.size() > 1)
-      throw std::invalid_argument(path + ":" + std::to_string(docs[1].Mark().line + 1) +
-                                  ": a second YAML document ('---'); a config is one document");
-    Source src;
-    src.file = path;
-    if (!docs.empty() && !docs[0].IsNull()) {
-      if (!docs[0].IsMap())
-        throw std::invalid_argument(src.at(docs[0].Mark()) +
-                                    ": the config must be a mapping of sections (" +
-                                    join(children_of(""), ", ") + "), got " + describe(docs[0]));
-      apply_map(c, docs[0], "", src);
-    }
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    throw std::invalid_argument(name + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                std::to_string(e.mark.column + 1) + ": YAML syntax error: " +
+                                e.msg + " (fix the YAML at that line)");
+  }
+  if (docs.size() > 1)
+    throw std::invalid_argument(name + ":" + std::to_string(docs[1].Mark().line + 1) +
+                                ": a second YAML document ('---'); a config is one document");
+  Source src;
+  src.file = name;
+  if (!docs.empty() && !docs[0].IsNull()) {
+    if (!docs[0].IsMap())
+      throw std::invalid_argument(src.at(docs[0].Mark()) +
+                                  ": the config must be a mapping of sections (" +
+                                  join(children_of(""), ", ") + "), got " + describe(docs[0]));
+    apply_map(c, docs[0], "", src);
   }
   for (const auto& o : overrides) apply_override(c, o);
   return c;
+}
+
+TrainConfig config_load(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return config_parse("", "defaults", overrides);
+  // stat, not std::filesystem: libtorch.so exports std::filesystem symbols of another build
+  // that the dynamic linker may bind to (they crash).
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw std::invalid_argument("config file '" + path + "' does not exist");
+  if (S_ISDIR(st.st_mode))
+    throw std::invalid_argument("config file '" + path + "' is a directory, not a YAML file");
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in)
+    throw std::invalid_argument("config file '" + path + "' cannot be read: " +
+                                std::strerror(errno));
+  return config_parse(text.str(), path, overrides);
 }
 
 void config_check(const TrainConfig& config, int world_size) {

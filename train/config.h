@@ -102,6 +102,9 @@ inline bool operator!=(const TrainConfig& a, const TrainConfig& b) {
 // std::invalid_argument with one message naming file:line (or the override) and the key.
 // Cross-field rules are config_check's.
 TrainConfig config_load(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from YAML text; `name` stands for the file in messages.
+TrainConfig config_parse(const std::string& text, const std::string& name,
+                         const std::vector<std::string>& overrides = {});
 
 // Cross-field rules for a job of `world_size` ranks (head split, segment nesting with the
 // sequence-parallel split, process grid, precision on device, ...). Throws

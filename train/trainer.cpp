@@ -197,7 +197,8 @@ class Trainer {
         nan_steps_(std::move(nan_steps)),
         profile_steps_(profile_steps) {}
 
-  int run();
+    int run();
+  int64_t debug_sleep_after = 0;
 
  private:
   void setup();
@@ -257,7 +258,8 @@ void Trainer::data_setup() {
                 "data.source is empty; run `longnet data build SRC_DIR ",
                 path, "` first");
     log_info("data: " + path + " missing; building it from " + cfg_.data.source);
-    data_build(cfg_.data.source, path);
+    // 2% for validation: long contexts need validation sequences of data.seq_len tokens.
+    data_build(cfg_.data.source, path, 0.02);
   }
   grid_->world->barrier();
   data_ = std::make_unique<TokenFile>(path);
@@ -495,6 +497,7 @@ int Trainer::run() {
   int64_t steps_this_run = 0;
   while (step_ < total) {
     const auto t0 = std::chrono::steady_clock::now();
+    if (debug_sleep_after > 0 && step_ >= debug_sleep_after) ::usleep(500000);
     const double lr = lr_at(cfg_.optim, step_, total);
     for (auto& p : params) p.mutable_grad() = at::Tensor();
     Timer prof(grid_->device, profile_steps_ > 0 && steps_this_run < profile_steps_);
@@ -610,6 +613,8 @@ int train_command(const std::vector<std::string>& args) {
   CliFlags f("train");
   f.add("stop-after", "0", "stop (with a checkpoint) after this many steps of this run");
   f.add("debug-nan-at", "", "testing aid: poison the loss with NaN at these steps (0-based)");
+  f.add("debug-sleep-after", "0",
+        "testing aid: after this step, pause 0.5 s per step (time to deliver signals)");
   f.add("profile", "0", "time forward, backward, all-reduce and optimizer of the first N steps");
   f.add("check-config", "0",
         "validate the config for a job of this many ranks, print it resolved, and exit");
@@ -641,7 +646,9 @@ int train_command(const std::vector<std::string>& args) {
     return 0;
   }
   mpi_ensure_initialized();
-  Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps, f.get_int("profile"));
+  Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps,
+            f.get_int("profile"));
+  t.debug_sleep_after = f.get_int("debug-sleep-after");
   return t.run();
 }
 
