@@ -26,32 +26,10 @@ namespace longnet {
 
 namespace {
 
-void peak_reset(const c10::Device& d) {
-#ifdef LONGNET_WITH_CUDA
-  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
-#endif
-}
-
-double peak_gib(const c10::Device& d) {
-#ifdef LONGNET_WITH_CUDA
-  if (d.is_cuda()) {
-    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index());
-    return double(stats.allocated_bytes[0].peak) / double(1ull << 30);
-  }
-#endif
-  return std::nan("");
-}
-
 void synchronize(const c10::Device& d) {
 #ifdef LONGNET_WITH_CUDA
   if (d.is_cuda()) at::cuda::getCurrentCUDAStream(d.index()).synchronize();
 #endif
-}
-
-// The max over ranks (the slowest rank sets the pace).
-double max_over_world(double x) {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return x;
 }
 
 struct Schedule {
@@ -68,12 +46,6 @@ Schedule schedule_for(const BenchAttentionOptions& o, int64_t N, int64_t L) {
     s.w.push_back(w);
     s.r.push_back(w / f);
   }
-  return s;
-}
-
-std::string list_str(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
   return s;
 }
 
@@ -123,13 +95,13 @@ int bench_attention(const BenchAttentionOptions& o) {
           sp_attn.backward(gout, q, k, v, f, opt);
         };
       }
-      peak_reset(dev);
+      bench_peak_reset(dev);
       double ms_f = bench_median_ms(dev, o.warmup, o.repeats, fwd);
       double ms_fb = o.backward ? bench_median_ms(dev, o.warmup, o.repeats, fwd_bwd) : std::nan("");
-      double peak = peak_gib(dev);
-      ms_f = max_over_world(ms_f);
-      ms_fb = max_over_world(ms_fb);
-      peak = max_over_world(peak);
+      double peak = bench_peak_gib(dev);
+      ms_f = bench_world_max(ms_f);
+      ms_fb = bench_world_max(ms_fb);
+      peak = bench_world_max(peak);
 
       JsonLine row;
       row.add("attention", "dilated")
@@ -137,8 +109,8 @@ int bench_attention(const BenchAttentionOptions& o) {
           .add("batch", B)
           .add("heads", H)
           .add("head_dim", D)
-          .add("segments", list_str(sch.w))
-          .add("rates", list_str(sch.r))
+          .add("segments", bench_list_str(sch.w))
+          .add("rates", bench_list_str(sch.r))
           .add("causal", o.causal)
           .add("dtype", std::string(c10::toString(o.dtype)))
           .add("sequence_parallel", P)
@@ -164,7 +136,7 @@ int bench_attention(const BenchAttentionOptions& o) {
           auto recv = at::empty({g, 2, B, (L + r - 1) / r, H, D}, topt);
           double ms = bench_median_ms(dev, o.warmup, o.repeats,
                                       [&] { group->all_gather(send, recv)->wait(); });
-          ms = max_over_world(ms);
+          ms = bench_world_max(ms);
           const double algbw = double(g) * send.nbytes() / (ms * 1e-3) / 1e9;
           busbw = std::max(busbw, algbw * double(g - 1) / double(g));
           row.add("allgather_bytes_per_rank_branch" + std::to_string(i), int64_t(send.nbytes()))
@@ -223,7 +195,7 @@ int bench_attention(const BenchAttentionOptions& o) {
                                                          o.causal, false, std::nullopt);
         };
         auto empty = at::empty({0}, topt.dtype(at::kLong));
-        peak_reset(dev);
+        bench_peak_reset(dev);
         double dms_f = bench_median_ms(dev, o.warmup, o.repeats, [&] { dense_fwd(); });
         double dms_fb = bench_median_ms(dev, o.warmup, o.repeats, [&] {
           auto r = dense_fwd();
@@ -232,7 +204,7 @@ int bench_attention(const BenchAttentionOptions& o) {
               gout.transpose(1, 2), qt, kt, vt, out, std::get<1>(r), empty, empty, at::Tensor(),
               at::Tensor(), at::Tensor(), N, N, 0.0, o.causal, std::nullopt);
         });
-        double dpeak = peak_gib(dev);
+        double dpeak = bench_peak_gib(dev);
         JsonLine d;
         d.add("attention", "dense_cudnn")
             .add("seq_len", N)

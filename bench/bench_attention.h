@@ -28,9 +28,9 @@ struct BenchAttentionOptions {
   bool dense = true;  // also time dense SDPA at each N up to dense_max_len
   int64_t dense_max_len = 32768;
   bool backward = true;
-  bool breakdown = false;          // also time each branch alone (single GPU)
-  std::string json;     // results file ("" = none)
-  std::string command;  // the command line, recorded in the results
+  bool breakdown = false;  // also time each branch alone (single GPU)
+  std::string json;        // results file ("" = none)
+  std::string command;     // the command line, recorded in the results
   c10::DeviceType device = c10::kCUDA;
 };
 

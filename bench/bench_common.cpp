@@ -1,7 +1,9 @@
 // Timing and provenance helpers for the benchmarks (see bench_common.h).
 #include "bench/bench_common.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +17,7 @@
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 #include "core/file_util.h"
@@ -63,6 +66,37 @@ std::string bench_date_utc() {
 
 std::string bench_commit() {
   return LONGNET_GIT_COMMIT;
+}
+
+void bench_peak_reset(const c10::Device& d) {
+#ifdef LONGNET_WITH_CUDA
+  if (d.is_cuda()) {
+    at::empty({1}, at::TensorOptions().device(d));  // the allocator knows the device from here
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
+  }
+#endif
+}
+
+double bench_peak_gib(const c10::Device& d) {
+#ifdef LONGNET_WITH_CUDA
+  if (d.is_cuda())
+    return double(
+               c10::cuda::CUDACachingAllocator::getDeviceStats(d.index()).allocated_bytes[0].peak) /
+           double(1ull << 30);
+#endif
+  return std::nan("");
+}
+
+double bench_world_max(double x) {
+  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return x;
+}
+
+std::string bench_list_str(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
 }
 
 }  // namespace longnet

@@ -24,6 +24,15 @@ std::string bench_date_utc();
 // The commit the binary was built from.
 std::string bench_commit();
 
+// Peak-memory bookkeeping on a CUDA device (NaN on the CPU): reset before a measurement, then
+// read the peak allocated since, in GiB.
+void bench_peak_reset(const c10::Device& device);
+double bench_peak_gib(const c10::Device& device);
+// The maximum of x over all ranks (the slowest rank sets the pace).
+double bench_world_max(double x);
+// "2048,4096".
+std::string bench_list_str(const std::vector<int64_t>& v);
+
 }  // namespace longnet
 
 namespace longnet {

@@ -24,31 +24,6 @@
 namespace longnet {
 namespace {
 
-double world_max(double x) {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return x;
-}
-
-void peak_reset(const c10::Device& d) {
-#ifdef LONGNET_WITH_CUDA
-  if (d.is_cuda()) {
-    at::empty({1}, at::TensorOptions().device(d));  // the allocator knows the device from here
-    c10::cuda::CUDACachingAllocator::emptyCache();
-    c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
-  }
-#endif
-}
-
-double peak_gib(const c10::Device& d) {
-#ifdef LONGNET_WITH_CUDA
-  if (d.is_cuda())
-    return double(
-               c10::cuda::CUDACachingAllocator::getDeviceStats(d.index()).allocated_bytes[0].peak) /
-           double(1ull << 30);
-#endif
-  return std::nan("");
-}
-
 struct Schedule {
   std::vector<int64_t> w, r;
 };
@@ -77,12 +52,6 @@ Schedule schedule_for(const std::string& kind, int64_t N, int64_t per_gpu) {
     s.w.push_back(w[i]);
     s.r.push_back(r[i]);
   }
-  return s;
-}
-
-std::string list_str(const std::vector<int64_t>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
   return s;
 }
 
@@ -141,8 +110,8 @@ int bench_scaling(const BenchScalingOptions& o) {
           .add("head_dim", o.head_dim)
           .add("dtype", std::string(c10::toString(o.dtype)));
       if (attn == "dilated")
-        row.add("segments", list_str(sch.w))
-            .add("rates", list_str(sch.r))
+        row.add("segments", bench_list_str(sch.w))
+            .add("rates", bench_list_str(sch.r))
             .add("tflops", flops / ms * 1e-9 / P);
       else
         row.add("tflops", 4.0 * B_total * o.heads * o.head_dim * double(N) * N / ms * 1e-9 / P);
@@ -153,7 +122,8 @@ int bench_scaling(const BenchScalingOptions& o) {
           (long long)N, (long long)B, (long long)dp, (long long)sp, ms,
           attn == "dilated" ? flops / ms * 1e-9 / P
                             : 4.0 * B_total * o.heads * o.head_dim * double(N) * N / ms * 1e-9 / P,
-          peak, attn == "dilated" ? (list_str(sch.w) + " / " + list_str(sch.r)).c_str() : "",
+          peak,
+          attn == "dilated" ? (bench_list_str(sch.w) + " / " + bench_list_str(sch.r)).c_str() : "",
           note.c_str());
       log_info(buf);
     };
@@ -162,7 +132,7 @@ int bench_scaling(const BenchScalingOptions& o) {
       std::string note;
       double ms = std::nan(""), peak = std::nan("");
       try {
-        peak_reset(grid->device);
+        bench_peak_reset(grid->device);
         at::manual_seed(7 + grid->world_rank);
         auto q = at::randn({B, L, o.heads, o.head_dim}, topt), k = at::randn_like(q),
              v = at::randn_like(q);
@@ -173,34 +143,34 @@ int bench_scaling(const BenchScalingOptions& o) {
           else
             attn.forward(q, k, v, opt);
         });
-        peak = peak_gib(grid->device);
+        peak = bench_peak_gib(grid->device);
       } catch (const c10::OutOfMemoryError& e) {
         note = "out of memory";
       }
       // Every rank must agree on the outcome before the next collective.
-      const bool oom = world_max(note.empty() ? 0.0 : 1.0) > 0;
+      const bool oom = bench_world_max(note.empty() ? 0.0 : 1.0) > 0;
       if (oom) note = "out of memory";
-      record("dilated", oom ? std::nan("") : world_max(ms), oom ? std::nan("") : world_max(peak),
-             note);
+      record("dilated", oom ? std::nan("") : bench_world_max(ms),
+             oom ? std::nan("") : bench_world_max(peak), note);
     }
     if (dense_on && sp == 1 && N <= o.dense_max_len) {
       std::string note;
       double ms = std::nan(""), peak = std::nan("");
       try {
-        peak_reset(grid->device);
+        bench_peak_reset(grid->device);
         auto q = at::randn({B, o.heads, N, o.head_dim}, topt), k = at::randn_like(q),
              v = at::randn_like(q);
         ms = bench_median_ms(grid->device, 1, std::max(1, o.repeats),
                              [&] { at::scaled_dot_product_attention(q, k, v); });
-        peak = peak_gib(grid->device);
+        peak = bench_peak_gib(grid->device);
       } catch (const c10::OutOfMemoryError& e) {
         note = "out of memory";
       }
-      const bool oom = world_max(note.empty() ? 0.0 : 1.0) > 0;
+      const bool oom = bench_world_max(note.empty() ? 0.0 : 1.0) > 0;
       if (oom) note = "out of memory";
-      ms = oom ? std::nan("") : world_max(ms);
+      ms = oom ? std::nan("") : bench_world_max(ms);
       if (!oom && ms > o.dense_time_cap_s * 1e3) note = "over the time cap; longer N not timed";
-      record("dense", ms, oom ? std::nan("") : world_max(peak), note);
+      record("dense", ms, oom ? std::nan("") : bench_world_max(peak), note);
       if (!note.empty()) dense_on = false;
     }
   }

@@ -360,25 +360,14 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
                             const at::Tensor& v, const DilatedAttentionOptions& o) {
     auto f = dilated_attention_forward(q, k, v, o);
     ctx->save_for_backward({q, k, v, f.out, f.lse});
-    ctx->saved_data["segment_lengths"] = o.segment_lengths;
-    ctx->saved_data["dilation_rates"] = o.dilation_rates;
-    ctx->saved_data["is_causal"] = o.is_causal;
-    ctx->saved_data["scale"] = dilated_scale(o, q.size(3));
-    ctx->saved_data["dropout"] = o.dropout;
-    if (o.dropout > 0) ctx->saved_data["rng"] = c10::List<at::Tensor>(f.rng);
+    dilated_ctx_save(ctx, o, q.size(3), f.rng);
     return f.out;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     auto saved = ctx->get_saved_variables();
-    DilatedAttentionOptions o;
-    o.segment_lengths = ctx->saved_data["segment_lengths"].toIntVector();
-    o.dilation_rates = ctx->saved_data["dilation_rates"].toIntVector();
-    o.is_causal = ctx->saved_data["is_causal"].toBool();
-    o.softmax_scale = ctx->saved_data["scale"].toDouble();
-    o.dropout = ctx->saved_data["dropout"].toDouble();
-    std::vector<at::Tensor> rng;
-    if (o.dropout > 0) rng = ctx->saved_data["rng"].toTensorVector();
+    auto o = dilated_ctx_options(ctx);
+    auto rng = dilated_ctx_rng(ctx);
     auto [dq, dk, dv] = dilated_attention_backward(grads[0], saved[0], saved[1], saved[2], saved[3],
                                                    saved[4], rng, o);
     return {dq, dk, dv, at::Tensor()};
@@ -386,6 +375,31 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
 };
 
 }  // namespace
+
+void dilated_ctx_save(AutogradContext* ctx, const DilatedAttentionOptions& o, int64_t head_dim,
+                      const std::vector<at::Tensor>& rng) {
+  ctx->saved_data["segment_lengths"] = o.segment_lengths;
+  ctx->saved_data["dilation_rates"] = o.dilation_rates;
+  ctx->saved_data["is_causal"] = o.is_causal;
+  ctx->saved_data["scale"] = dilated_scale(o, head_dim);
+  ctx->saved_data["dropout"] = o.dropout;
+  if (!rng.empty()) ctx->saved_data["rng"] = c10::List<at::Tensor>(rng);
+}
+
+DilatedAttentionOptions dilated_ctx_options(AutogradContext* ctx) {
+  DilatedAttentionOptions o;
+  o.segment_lengths = ctx->saved_data["segment_lengths"].toIntVector();
+  o.dilation_rates = ctx->saved_data["dilation_rates"].toIntVector();
+  o.is_causal = ctx->saved_data["is_causal"].toBool();
+  o.softmax_scale = ctx->saved_data["scale"].toDouble();
+  o.dropout = ctx->saved_data["dropout"].toDouble();
+  return o;
+}
+
+std::vector<at::Tensor> dilated_ctx_rng(AutogradContext* ctx) {
+  if (!ctx->saved_data.count("rng")) return {};
+  return ctx->saved_data["rng"].toTensorVector();
+}
 
 at::Tensor dilated_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const DilatedAttentionOptions& o) {

@@ -24,6 +24,10 @@
 
 #include "core/dense_attention.h"
 
+namespace torch::autograd {
+struct AutogradContext;
+}
+
 namespace longnet {
 
 struct DilatedAttentionOptions {
@@ -121,6 +125,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
 double dilated_forward_flops(int64_t B, int64_t N, int64_t H, int64_t D,
                              const std::vector<int64_t>& w, const std::vector<int64_t>& r,
                              bool causal);
+
+// Options and dropout states kept in an autograd context between forward and backward (this
+// file's function and sequence parallelism's). The scale is stored resolved.
+void dilated_ctx_save(torch::autograd::AutogradContext* ctx, const DilatedAttentionOptions& o,
+                      int64_t head_dim, const std::vector<at::Tensor>& rng);
+DilatedAttentionOptions dilated_ctx_options(torch::autograd::AutogradContext* ctx);
+std::vector<at::Tensor> dilated_ctx_rng(torch::autograd::AutogradContext* ctx);
 
 // The softmax scale in effect: o.softmax_scale or 1 / sqrt(head_dim).
 double dilated_scale(const DilatedAttentionOptions& o, int64_t head_dim);

@@ -335,29 +335,19 @@ class SequenceParallelFunction : public torch::autograd::Function<SequenceParall
     saved.insert(saved.end(), f.gathered.begin(), f.gathered.end());
     ctx->save_for_backward(saved);
     ctx->saved_data["self"] = reinterpret_cast<int64_t>(self);
-    ctx->saved_data["segment_lengths"] = o.segment_lengths;
-    ctx->saved_data["dilation_rates"] = o.dilation_rates;
-    ctx->saved_data["is_causal"] = o.is_causal;
-    ctx->saved_data["scale"] = dilated_scale(o, q.size(3));
-    ctx->saved_data["dropout"] = o.dropout;
-    if (!f.rng.empty()) ctx->saved_data["rng"] = c10::List<at::Tensor>(f.rng);
+    dilated_ctx_save(ctx, o, q.size(3), f.rng);
     return f.out;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     auto saved = ctx->get_saved_variables();
     auto* self = reinterpret_cast<SequenceParallelAttention*>(ctx->saved_data["self"].toInt());
-    DilatedAttentionOptions o;
-    o.segment_lengths = ctx->saved_data["segment_lengths"].toIntVector();
-    o.dilation_rates = ctx->saved_data["dilation_rates"].toIntVector();
-    o.is_causal = ctx->saved_data["is_causal"].toBool();
-    o.softmax_scale = ctx->saved_data["scale"].toDouble();
-    o.dropout = ctx->saved_data["dropout"].toDouble();
+    const auto o = dilated_ctx_options(ctx);
     SequenceParallelAttention::Forward f;
     f.out = saved[3];
     f.lse = saved[4];
     f.gathered.assign(saved.begin() + 5, saved.end());
-    if (ctx->saved_data.count("rng")) f.rng = ctx->saved_data["rng"].toTensorVector();
+    f.rng = dilated_ctx_rng(ctx);
     auto [dq, dk, dv] = self->backward(grads[0], saved[0], saved[1], saved[2], f, o);
     return {dq, dk, dv, at::Tensor(), at::Tensor()};
   }
