@@ -15,8 +15,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <regex>
@@ -288,7 +288,7 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
   const std::string path = checkpoint_path(dir, step), tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("checkpoint '" + tmp + "': cannot create: " + errno_text());
-    try {
+  try {
     // Fault injection for tests: die half-way through the write, as a kill would.
     if (const char* crash = std::getenv("LONGNET_TEST_CRASH_IN_CHECKPOINT");
         crash != nullptr && std::atoll(crash) == step) {

@@ -715,26 +715,47 @@ bool operator==(const TrainConfig& a, const TrainConfig& b) {
 namespace {
 
 // yaml-cpp (0.7, 0.8) never returns, eating memory, when a document's first token is a ','
-// (found by tests/fuzz). Reject that before it parses: skip blank, comment and directive lines
-// and document markers, and look at the first character of each document.
-void reject_leading_comma(const std::string& text, const std::string& name) {
+// (possibly after a byte-order mark, a tag or an anchor), and misreads control characters
+// (all found by tests/fuzz). Reject those before it parses: control characters anywhere; then,
+// skipping blank, comment and directive lines and document markers, a ',' opening a document.
+void reject_parser_traps(const std::string& text, const std::string& name) {
+  size_t line_no = 1;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char ch = static_cast<unsigned char>(text[i]);
+    if (ch == '\n') ++line_no;
+    if ((ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 0x7f)
+      throw std::invalid_argument(name + ":" + std::to_string(line_no) + ": control character " +
+                                  std::to_string(int(ch)) + " in the file; a config is YAML text");
+  }
   bool at_start = true;
-  size_t line_no = 0, pos = 0;
+  size_t pos = 0;
+  line_no = 0;
   while (pos <= text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
+    std::string rest = text.substr(pos, end - pos);
     ++line_no;
     pos = end + 1;
-    size_t i = line.find_first_not_of(" \t\r");
-    if (i == std::string::npos || line[i] == '#' || (at_start && line[i] == '%')) continue;
-    std::string rest = line.substr(i);
-    for (const char* marker : {"---", "..."}) {
+    if (line_no == 1 && rest.rfind("\xEF\xBB\xBF", 0) == 0) rest = rest.substr(3);  // BOM
+    auto trim = [&rest](size_t from) {
+      size_t j = rest.find_first_not_of(" \t\r", from);
+      rest = j == std::string::npos ? "" : rest.substr(j);
+    };
+    trim(0);
+    if (rest.empty() || rest[0] == '#' || (at_start && rest[0] == '%')) continue;
+    for (const char* marker : {"---", "..."})
       if (rest.rfind(marker, 0) == 0 && (rest.size() == 3 || rest[3] == ' ' || rest[3] == '\t')) {
         at_start = true;
-        size_t j = rest.find_first_not_of(" \t\r", 3);
-        rest = j == std::string::npos ? "" : rest.substr(j);
+        trim(3);
       }
+    // Node properties (tags, anchors) before a document's first token.
+    while (at_start && !rest.empty() && (rest[0] == '!' || rest[0] == '&')) {
+      size_t j = rest.find_first_of(" \t");
+      if (j == std::string::npos) {
+        rest.clear();
+        break;
+      }
+      trim(j);
     }
     if (rest.empty() || rest[0] == '#') continue;
     if (at_start && rest[0] == ',')
@@ -750,14 +771,14 @@ void reject_leading_comma(const std::string& text, const std::string& name) {
 TrainConfig config_parse(const std::string& text, const std::string& name,
                          const std::vector<std::string>& overrides) {
   TrainConfig c;
-  reject_leading_comma(text, name);
+  reject_parser_traps(text, name);
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     throw std::invalid_argument(name + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                std::to_string(e.mark.column + 1) + ": YAML syntax error: " +
-                                e.msg + " (fix the YAML at that line)");
+                                std::to_string(e.mark.column + 1) +
+                                ": YAML syntax error: " + e.msg + " (fix the YAML at that line)");
   }
   if (docs.size() > 1)
     throw std::invalid_argument(name + ":" + std::to_string(docs[1].Mark().line + 1) +
@@ -788,8 +809,8 @@ TrainConfig config_load(const std::string& path, const std::vector<std::string>&
   std::stringstream text;
   text << in.rdbuf();
   if (!in)
-    throw std::invalid_argument("config file '" + path + "' cannot be read: " +
-                                std::strerror(errno));
+    throw std::invalid_argument("config file '" + path +
+                                "' cannot be read: " + std::strerror(errno));
   return config_parse(text.str(), path, overrides);
 }
 

@@ -197,7 +197,7 @@ class Trainer {
         nan_steps_(std::move(nan_steps)),
         profile_steps_(profile_steps) {}
 
-    int run();
+  int run();
   int64_t debug_sleep_after = 0;
 
  private:
@@ -332,6 +332,14 @@ void Trainer::resume() {
     found.resize(len);
     MPI_Bcast(found.data(), static_cast<int>(len), MPI_CHAR, 0, MPI_COMM_WORLD);
     if (found.empty()) {
+      // Checkpoints that exist but none of which verifies: stop rather than start over beside
+      // them (a new run would write over their steps).
+      const auto existing = checkpoint_list(cfg_.checkpoint.dir);
+      TORCH_CHECK(existing.empty(), "resume: ", existing.size(), " checkpoint(s) in ",
+                  cfg_.checkpoint.dir,
+                  " but none reads back intact (newest: ", existing.front().second,
+                  "); see the warnings above. Nothing was changed. "
+                  "Move them away to start over, or set checkpoint.resume to a good file");
       log_info("resume: no checkpoint in " + cfg_.checkpoint.dir + "; starting from step 0");
       return;
     }
@@ -646,8 +654,7 @@ int train_command(const std::vector<std::string>& args) {
     return 0;
   }
   mpi_ensure_initialized();
-  Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps,
-            f.get_int("profile"));
+  Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps, f.get_int("profile"));
   t.debug_sleep_after = f.get_int("debug-sleep-after");
   return t.run();
 }

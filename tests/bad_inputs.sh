@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The bad-input table (README "When things go wrong"): every case must end the 2-rank job with a
+# non-zero status within 20 s, print one message naming the problem, and leave the existing
+# checkpoints byte for byte as they were.
+#   tests/bad_inputs.sh LONGNET_BINARY CONFIG DATA_SRC WORK_DIR
+set -uo pipefail
+BIN=$1 CONFIG=$2 SRC=$3 WORK=$4
+rm -rf "$WORK" && mkdir -p "$WORK"
+MPIRUN=(mpirun -np 2 --oversubscribe --allow-run-as-root --bind-to none)
+DATA="data.source=$SRC data.path=$WORK/data.tokens"
+fail() { echo "FAIL: $*"; exit 1; }
+# A good run leaves checkpoints at steps 4 and 8 to guard.
+"${MPIRUN[@]}" "$BIN" train "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" train.steps=8 \
+  checkpoint.interval=4 checkpoint.resume=none log.metrics="$WORK/m.jsonl" > "$WORK/good.log" 2>&1 ||
+  fail "the good run failed: $(tail -3 "$WORK/good.log")"
+SUM=$(cat "$WORK"/ckpt/*.ckpt | md5sum)
+cases=0
+
+# expect NAME MESSAGE [env ...] -- ARGS... : runs `longnet ARGS` on 2 ranks.
+expect() {
+  local name=$1 message=$2
+  shift 2
+  local t0=$SECONDS
+  timeout 60 "${MPIRUN[@]}" "$BIN" "$@" > "$WORK/$name.log" 2>&1
+  local rc=$? dt=$((SECONDS - t0))
+  ((rc != 0)) || fail "$name: exited 0"
+  ((rc != 124)) || fail "$name: hung"
+  ((dt <= 20)) || fail "$name: took $dt s"
+  grep -qF -- "$message" "$WORK/$name.log" || fail "$name: no '$message' in: $(head -3 "$WORK/$name.log")"
+  [[ "$(cat "$WORK"/ckpt/*.ckpt | md5sum)" == "$SUM" ]] || fail "$name: the checkpoints changed"
+  cases=$((cases + 1))
+  echo "ok: $name ($dt s): $(grep -m1 -F -- "$message" "$WORK/$name.log" | cut -c1-150)"
+}
+T=(train "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" log.metrics="$WORK/m2.jsonl")
+
+# Configs.
+printf 'model:\n  num_haeds: 4\n' > "$WORK/unknown.yaml"
+expect config.unknown_key "did you mean 'model.num_heads'" train "$WORK/unknown.yaml"
+printf 'model:\n  d_model: 64\n  d_model: 128\n' > "$WORK/dup.yaml"
+expect config.duplicate_key "duplicate" train "$WORK/dup.yaml"
+expect config.wrong_type "model.d_model" "${T[@]}" model.d_model=abc
+expect config.octal "leading zero" "${T[@]}" train.seed=010
+expect config.yes_bool "train.activation_checkpointing" "${T[@]}" train.activation_checkpointing=yes
+expect config.zero_size "data.seq_len" "${T[@]}" data.seq_len=0
+expect config.negative_size "train.steps" "${T[@]}" train.steps=-3
+expect config.list_lengths "model.dilation_rates" "${T[@]}" model.dilation_rates=[1,2]
+expect config.heads_width "does not divide model.d_model" "${T[@]}" model.num_heads=3
+expect config.head_dim_8 "multiple of 8" "${T[@]}" model.d_model=48 model.num_heads=4
+expect config.seq_sp "grid.sequence_parallel" "${T[@]}" data.seq_len=127
+expect config.segment_nesting "neither divides nor is a multiple" "${T[@]}" model.segment_lengths=[32,64,96]
+expect config.grid_world "but the job has 2 ranks" "${T[@]}" grid.data_parallel=2
+printf 'model: [1, 2\n' > "$WORK/syntax.yaml"
+expect config.syntax "YAML syntax error" train "$WORK/syntax.yaml"
+expect config.missing_file "does not exist" train "$WORK/nope.yaml"
+# Flags.
+expect flag.unknown "unknown flag --stpo-after" "${T[@]}" --stpo-after 3
+expect flag.missing_value "--stop-after needs a value" "${T[@]}" --stop-after
+expect flag.bad_number "is not a whole number" "${T[@]}" --stop-after x3
+# Data files.
+expect data.missing "does not exist" train "$CONFIG" data.source='""' data.path="$WORK/none.tokens" \
+  checkpoint.dir="$WORK/ckpt"
+: > "$WORK/empty.tokens"
+expect data.empty "tokens' is empty" train "$CONFIG" data.source='""' data.path="$WORK/empty.tokens" checkpoint.dir="$WORK/ckpt"
+head -c 5000 "$CONFIG" > "$WORK/text.tokens"
+expect data.not_token_file "not a longnet token file" train "$CONFIG" data.source='""' \
+  data.path="$WORK/text.tokens" checkpoint.dir="$WORK/ckpt"
+head -c 100000 "$WORK/data.tokens" > "$WORK/cut.tokens"
+expect data.truncated "truncated" train "$CONFIG" data.source='""' data.path="$WORK/cut.tokens" \
+  checkpoint.dir="$WORK/ckpt"
+expect data.short "shorter than one sequence" "${T[@]}" data.seq_len=8388608 \
+  model.segment_lengths=[32,64,128] data.batch_size=1
+# Checkpoints (the guarded ones are never written to: each case reads a copy).
+cp -r "$WORK/ckpt" "$WORK/c_trunc"; f=$(ls "$WORK"/c_trunc/*.ckpt | tail -1)
+head -c 2000 "$f" > "$f.x" && mv "$f.x" "$f"
+expect ckpt.truncated "truncated" train "$CONFIG" $DATA checkpoint.resume="$f" checkpoint.dir="$WORK/c_trunc"
+cp -r "$WORK/ckpt" "$WORK/c_flip"; f=$(ls "$WORK"/c_flip/*.ckpt | tail -1)
+python3 -c "import sys;p=sys.argv[1];b=bytearray(open(p,'rb').read());b[len(b)//2]^=0xFF;open(p,'wb').write(b)" "$f"
+expect ckpt.corrupted "corrupt" train "$CONFIG" $DATA checkpoint.resume="$f" checkpoint.dir="$WORK/c_flip"
+expect ckpt.other_grid "was written with grid 1 data x 2 sequence parallel" train "$CONFIG" $DATA \
+  checkpoint.dir="$WORK/ckpt" grid.data_parallel=2 grid.sequence_parallel=1 train.steps=12
+expect ckpt.other_shape "has shape" train "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" \
+  model.dim_feedforward=192 train.steps=12
+cp -r "$WORK/ckpt" "$WORK/c_all"; for f in "$WORK"/c_all/*.ckpt; do head -c 1000 "$f" > "$f.x" && mv "$f.x" "$f"; done
+expect ckpt.none_intact "none reads back intact" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_all"
+echo "bad inputs: all $cases passed, checkpoints untouched"
