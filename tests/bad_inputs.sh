@@ -52,6 +52,8 @@ expect config.grid_world "but the job has 2 ranks" "${T[@]}" grid.data_parallel=
 printf 'model: [1, 2\n' > "$WORK/syntax.yaml"
 expect config.syntax "YAML syntax error" train "$WORK/syntax.yaml"
 expect config.missing_file "does not exist" train "$WORK/nope.yaml"
+printf '"x" ,a\n' > "$WORK/hang.yaml"  # yaml-cpp never returns on this by itself
+expect config.parser_trap "the YAML parser did not finish" train "$WORK/hang.yaml"
 # Flags.
 expect flag.unknown "unknown flag --stpo-after" "${T[@]}" --stpo-after 3
 expect flag.missing_value "--stop-after needs a value" "${T[@]}" --stop-after

@@ -4,7 +4,10 @@
 // so every scalar is parsed here from its raw text and quoting.
 #include "train/config.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -750,7 +753,7 @@ void reject_parser_traps(const std::string& text, const std::string& name) {
       }
     // Node properties (tags, anchors) before a document's first token.
     while (at_start && !rest.empty() && (rest[0] == '!' || rest[0] == '&')) {
-      size_t j = rest.find_first_of(" \t");
+      size_t j = rest.find_first_of(" \t,[]{}");
       if (j == std::string::npos) {
         rest.clear();
         break;
@@ -796,8 +799,49 @@ TrainConfig config_parse(const std::string& text, const std::string& name,
   return c;
 }
 
+namespace {
+
+// yaml-cpp can loop forever on malformed input; the known traps are caught above, and this
+// bounds the unknown ones: the config is parsed once in a child process with a time and memory
+// limit before this process parses it. Returns normally when the child finished.
+void config_parse_probe(const std::string& text, const std::string& name,
+                        const std::vector<std::string>& overrides) {
+  const pid_t pid = ::fork();
+  if (pid < 0) return;  // no child: parse in-process only
+  if (pid == 0) {
+    struct rlimit mem = {size_t(2) << 30, size_t(2) << 30};
+    ::setrlimit(RLIMIT_AS, &mem);
+    ::alarm(10);
+    int code = 0;
+    try {
+      config_parse(text, name, overrides);
+    } catch (const std::invalid_argument&) {
+      // An ordinary config error: the parent reports it.
+    } catch (...) {
+      code = 3;  // out of memory, or anything else unexpected
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
+    throw std::invalid_argument(
+        name +
+        ": the YAML parser did not finish on this config (it ran past 10 s or 2 GiB); "
+        "the YAML is malformed, e.g. a stray ',' after a value or an unclosed [ or {; fix it");
+}
+
+}  // namespace
+
+TrainConfig config_parse_guarded(const std::string& text, const std::string& name,
+                                 const std::vector<std::string>& overrides) {
+  config_parse_probe(text, name, overrides);
+  return config_parse(text, name, overrides);
+}
+
 TrainConfig config_load(const std::string& path, const std::vector<std::string>& overrides) {
-  if (path.empty()) return config_parse("", "defaults", overrides);
+  if (path.empty()) return config_parse_guarded("", "defaults", overrides);
   // stat, not std::filesystem: libtorch.so exports std::filesystem symbols of another build
   // that the dynamic linker may bind to (they crash).
   struct stat st;
@@ -811,7 +855,7 @@ TrainConfig config_load(const std::string& path, const std::vector<std::string>&
   if (!in)
     throw std::invalid_argument("config file '" + path +
                                 "' cannot be read: " + std::strerror(errno));
-  return config_parse(text.str(), path, overrides);
+  return config_parse_guarded(text.str(), path, overrides);
 }
 
 void config_check(const TrainConfig& config, int world_size) {

@@ -105,6 +105,10 @@ TrainConfig config_load(const std::string& path, const std::vector<std::string>&
 // The same from YAML text; `name` stands for the file in messages.
 TrainConfig config_parse(const std::string& text, const std::string& name,
                          const std::vector<std::string>& overrides = {});
+// config_parse, after a trial parse in a child process limited to 10 s and 2 GiB: yaml-cpp
+// loops forever on some malformed YAML, which this turns into an error. config_load uses it.
+TrainConfig config_parse_guarded(const std::string& text, const std::string& name,
+                                 const std::vector<std::string>& overrides = {});
 
 // Cross-field rules for a job of `world_size` ranks (head split, segment nesting with the
 // sequence-parallel split, process grid, precision on device, ...). Throws
