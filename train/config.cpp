@@ -14,6 +14,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -799,6 +800,15 @@ TrainConfig config_parse(const std::string& text, const std::string& name,
   return c;
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LONGNET_HAS_ASAN 1
+#endif
+#endif
+#ifndef LONGNET_HAS_ASAN
+#define LONGNET_HAS_ASAN 0
+#endif
+
 namespace {
 
 // yaml-cpp can loop forever on malformed input; the known traps are caught above, and this
@@ -809,8 +819,12 @@ void config_parse_probe(const std::string& text, const std::string& name,
   const pid_t pid = ::fork();
   if (pid < 0) return;  // no child: parse in-process only
   if (pid == 0) {
+#if !defined(__SANITIZE_ADDRESS__) && !LONGNET_HAS_ASAN
+    // (AddressSanitizer reserves terabytes of address space; under it only the time limit.)
     struct rlimit mem = {size_t(2) << 30, size_t(2) << 30};
     ::setrlimit(RLIMIT_AS, &mem);
+#endif
+    ::signal(SIGALRM, SIG_DFL);  // a fuzzer's own SIGALRM handler must not catch ours
     ::alarm(10);
     int code = 0;
     try {
