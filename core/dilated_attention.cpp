@@ -183,34 +183,22 @@ at::Tensor strided_rows_view(const at::Tensor& x, int64_t b_begin, int64_t b_cou
                       x.storage_offset() + b_begin * sB + row_begin * sN + head_begin * sH);
 }
 
-void AttentionMerger::run(AttentionCall& c) {
-  DenseAttentionArgs a = args_;
-  a.causal = c.causal;
-  auto r = dense_attention_forward(c.q, c.k, c.v, a);
-  c.rng = r.rng;
-  auto lse_c = r.lse.transpose(1, 2);  // (B', n, H')
-  c.lse.copy_(at::logaddexp(c.lse, lse_c));
-  outs_.push_back(std::move(r.out));
-  lses_.push_back(std::move(lse_c));
-  dests_.push_back(c.out);
-  dest_lses_.push_back(c.lse);
-}
-
-void AttentionMerger::finish() {
-  for (size_t i = 0; i < outs_.size(); ++i) {
-    auto weight = (lses_[i] - dest_lses_[i]).exp_().unsqueeze(-1);
-    dests_[i].add_(outs_[i] * weight);
-  }
-  outs_.clear();
-  lses_.clear();
-  dests_.clear();
-  dest_lses_.clear();
-}
-
 void attention_calls_forward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args) {
-  AttentionMerger merger(args);
-  for (auto& c : calls) merger.run(c);
-  merger.finish();
+  // Pass 1: every problem, and the merged log-sum-exp.
+  std::vector<at::Tensor> outs, lses;
+  for (auto& c : calls) {
+    DenseAttentionArgs a = args;
+    a.causal = c.causal;
+    auto r = dense_attention_forward(c.q, c.k, c.v, a);
+    c.rng = r.rng;
+    auto lse_c = r.lse.transpose(1, 2);  // (B', n, H')
+    c.lse.copy_(at::logaddexp(c.lse, lse_c));
+    outs.push_back(std::move(r.out));
+    lses.push_back(std::move(lse_c));
+  }
+  // Pass 2: out = sum_c exp(lse_c - lse) out_c.
+  for (size_t i = 0; i < calls.size(); ++i)
+    calls[i].out.add_(outs[i] * (lses[i] - calls[i].lse).exp_().unsqueeze(-1));
 }
 
 void attention_call_backward(AttentionCall& c, const DenseAttentionArgs& args) {
@@ -221,10 +209,6 @@ void attention_call_backward(AttentionCall& c, const DenseAttentionArgs& args) {
   c.dq.add_(dq);
   c.dk.add_(dk);
   c.dv.add_(dv);
-}
-
-void attention_calls_backward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args) {
-  for (auto& c : calls) attention_call_backward(c, args);
 }
 
 namespace {
@@ -344,7 +328,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     if (!rng.empty()) c.rng = rng[i];
     calls.push_back(std::move(c));
   }
-  attention_calls_backward(calls, args);
+  for (auto& c : calls) attention_call_backward(c, args);
   auto t = q.scalar_type();
   return {dq.to(t), dk.to(t), dv.to(t)};
 }

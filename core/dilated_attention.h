@@ -64,26 +64,12 @@ struct AttentionCall {
 
 // Runs calls and merges them by log-sum-exp into their `out` and `lse` views, which point into
 // accumulators that start at 0 and -inf: out_acc (B, N, H, D) and lse (B, N, H), both in
-// lse_dtype_for(q dtype). Rows no call covers stay 0 / -inf. Calls can be added in several
-// rounds (sequence parallelism runs the local ones while keys arrive), then finish() merges the
-// outputs.
-class AttentionMerger {
- public:
-  explicit AttentionMerger(const DenseAttentionArgs& args) : args_(args) {}
-  // Computes the call, folds its lse into c.lse and keeps its output; sets c.rng.
-  void run(AttentionCall& c);
-  // out += exp(lse_c - lse) * out_c for every call run so far.
-  void finish();
-
- private:
-  DenseAttentionArgs args_;
-  std::vector<at::Tensor> outs_, lses_, dests_, dest_lses_;
-};
+// lse_dtype_for(q dtype). Rows no call covers stay 0 / -inf. Sets each call's rng. (The plain
+// ATen merge: CPU, or LONGNET_FUSED_MERGE=0.)
 void attention_calls_forward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args);
 // Adds c's exact gradients into its dq, dk, dv views. Here `out` and `lse` are views of the
 // merged output and log-sum-exp of *all* calls that share these queries.
 void attention_call_backward(AttentionCall& c, const DenseAttentionArgs& args);
-void attention_calls_backward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args);
 
 // A strided view of x (B, N, H, *rest): batch entries [b_begin, b_begin + b_count), rows
 // row_begin + a * row_stride (a < rows), heads head_begin + h * head_stride (h < heads).

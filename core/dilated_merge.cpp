@@ -88,8 +88,15 @@ MergeTables build_tables(const std::vector<DilatedProblem>& plan, int64_t B, int
   auto calls_cpu = at::empty({int64_t(calls.size() * sizeof(MergeCall))}, at::kByte);
   std::memcpy(calls_cpu.data_ptr(), calls.data(), calls.size() * sizeof(MergeCall));
   auto table_cpu = at::from_blob(table.data(), {int64_t(table.size())}, at::kInt).clone();
-  t.calls = calls_cpu.to(device);
-  t.table = table_cpu.to(device);
+  // Pinned and non-blocking: a pageable copy would stall the host until the GPU reaches it, once
+  // per attention call (PyTorch's pinned allocator keeps the buffer until the copy is done).
+  const bool to_gpu = device.is_cuda();
+  t.calls =
+      to_gpu ? calls_cpu.pin_memory().to(at::TensorOptions().device(device), /*non_blocking=*/true)
+             : calls_cpu;
+  t.table =
+      to_gpu ? table_cpu.pin_memory().to(at::TensorOptions().device(device), /*non_blocking=*/true)
+             : table_cpu;
   p.calls = reinterpret_cast<const MergeCall*>(t.calls.data_ptr());
   p.table = t.table.data_ptr<int32_t>();
   return t;

@@ -19,8 +19,9 @@
 //     Backward: gradients for other ranks' rows go into a (g, 2, B, ceil(L / r), H, D) buffer
 //     that a reduce-scatter returns to their owners.
 //
-// The all-gathers are issued before the local branches run and the reduce-scatters before the
-// local backward, so on GPUs (NCCL on its own stream) communication overlaps compute.
+// The all-gathers are issued before the local branches run, so on GPUs (NCCL on its own stream)
+// the exchange overlaps them. The backward runs the local branches first (the spanning ones add
+// into their gradients), so its reduce-scatters overlap only the last spanning problems.
 #pragma once
 
 #include <memory>

@@ -10,10 +10,12 @@
 #include "core/dilated_attention.h"
 #include "core/dilated_merge.h"
 #include "tests/dilated_reference.h"
+#include "tests/test_util.h"
 
 namespace longnet {
 namespace {
 
+using testing::expect_error;
 using testing::reference_dilated_attention;
 using testing::rel_error;
 
@@ -336,16 +338,6 @@ TEST(DilatedAttention, ModuleDropoutOnlyInTraining) {
   EXPECT_TRUE(at::equal(attn->forward(q, k, v), dilated_attention(q, k, v, o)));
   attn->train();
   EXPECT_FALSE(at::allclose(attn->forward(q, k, v), dilated_attention(q, k, v, o)));
-}
-
-// Each bad input must raise c10::Error whose message contains `expect`.
-void expect_error(const std::function<void()>& f, const std::string& expect) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning '" << expect << "'";
-  } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
-  }
 }
 
 TEST(DilatedAttention, BadInputsGiveClearErrors) {

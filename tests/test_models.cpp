@@ -22,6 +22,7 @@
 #include "core/parameter_io.h"
 #include "core/xpos.h"
 #include "tests/dilated_reference.h"
+#include "tests/test_util.h"
 
 #ifndef LONGNET_TEST_PYTHON
 #define LONGNET_TEST_PYTHON ""
@@ -30,17 +31,8 @@
 namespace longnet {
 namespace {
 
+using testing::expect_error;
 using testing::rel_error;
-
-// Each bad input must raise c10::Error whose message contains `expect`.
-void expect_error(const std::function<void()>& f, const std::string& expect) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning '" << expect << "'";
-  } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
-  }
-}
 
 // A fresh directory for one test's files. (POSIX calls rather than std::filesystem: libtorch.so
 // exports std::filesystem symbols of another ABI that the dynamic linker may pick.)

@@ -79,6 +79,7 @@ at::Tensor world_sum(Communicator& world, at::Tensor values) {
 // and divided by the world size: buckets of about 32M elements, all issued before the first
 // wait so the transfers queue back to back on the communicator's stream.
 void grads_all_reduce(const std::vector<at::Tensor>& params, Communicator& world) {
+  if (world.size() == 1) return;  // nothing to sum: no copies into buckets and back
   constexpr int64_t kBucket = 32 << 20;
   std::vector<std::vector<at::Tensor>> buckets(1);
   int64_t filled = 0;
