@@ -5,10 +5,12 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <numeric>
 
 #include "core/dilated_merge.h"
 
@@ -239,31 +241,145 @@ AttentionCall plan_call(const DilatedProblem& p, const at::Tensor& q, const at::
 }
 }  // namespace
 
+namespace {
+
+// The dense problems of a plan over q, k, v: appends their outputs, lse and dropout states.
+void run_problems(const std::vector<DilatedProblem>& plan, const at::Tensor& q,
+                  const at::Tensor& k, const at::Tensor& v, const DilatedAttentionOptions& o,
+                  std::vector<at::Tensor>* outs, std::vector<at::Tensor>* lses,
+                  std::vector<at::Tensor>* rng) {
+  DenseAttentionArgs a = dense_args(o, q.size(3));
+  a.causal = o.is_causal;
+  for (const auto& p : plan) {
+    auto c = plan_call(p, q, k, v);
+    auto r = dense_attention_forward(c.q, c.k, c.v, a);
+    outs->push_back(std::move(r.out));
+    lses->push_back(std::move(r.lse));
+    if (rng) rng->push_back(std::move(r.rng));
+  }
+}
+
+// The options with only the branches for which keep[i] holds.
+DilatedAttentionOptions branches_where(const DilatedAttentionOptions& o,
+                                       const std::vector<bool>& keep) {
+  DilatedAttentionOptions sub = o;
+  sub.segment_lengths.clear();
+  sub.dilation_rates.clear();
+  for (size_t i = 0; i < keep.size(); ++i)
+    if (keep[i]) {
+      sub.segment_lengths.push_back(o.segment_lengths[i]);
+      sub.dilation_rates.push_back(o.dilation_rates[i]);
+    }
+  return sub;
+}
+
+// The fused forward into out (B, N, H, D) and lse (B, N, H) float32, both contiguous. With
+// chunk_elements > 0 and q larger than that (and no dropout, whose states follow the whole
+// plan), it runs in pieces so that the problems' outputs held at once stay near chunk_elements
+// elements instead of one q per branch: batch slices, and within one long sequence, chunks of C
+// tokens. A chunk is a multiple of the segment lengths of the branches it covers (the short
+// ones), so their problems over the chunk are those of the whole sequence; the other branches
+// (long segments, whose outputs are small when their rates are large) run once over the whole
+// sequence, and every chunk's merge reads the rows of theirs that fall into it.
+void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const DilatedAttentionOptions& o, int64_t chunk_elements,
+                        const at::Tensor& out, const at::Tensor& lse,
+                        std::vector<at::Tensor>* rng) {
+  const int64_t B = q.size(0), N = q.size(1), H = q.size(2), row = H * q.size(3);
+  const bool whole = chunk_elements <= 0 || q.numel() <= chunk_elements || o.dropout > 0;
+  if (!whole && B > 1) {
+    const int64_t step = std::max<int64_t>(1, chunk_elements / (N * row));
+    for (int64_t b0 = 0; b0 < B; b0 += step) {
+      const int64_t nb = std::min(step, B - b0);
+      fused_forward_into(q.narrow(0, b0, nb), k.narrow(0, b0, nb), v.narrow(0, b0, nb), o,
+                         chunk_elements, out.narrow(0, b0, nb), lse.narrow(0, b0, nb), rng);
+    }
+    return;
+  }
+  // The chunked branches: the shortest segments whose lcm stays within the chunk.
+  const int64_t C0 = std::max<int64_t>(1, chunk_elements / row);
+  const size_t nb = o.segment_lengths.size();
+  std::vector<size_t> by_w(nb);
+  for (size_t i = 0; i < nb; ++i) by_w[i] = i;
+  auto wc = [&](size_t i) { return std::min(o.segment_lengths[i], N); };
+  std::sort(by_w.begin(), by_w.end(), [&](size_t a, size_t b) { return wc(a) < wc(b); });
+  std::vector<bool> chunked(nb, false);
+  int64_t l = 1;
+  for (size_t i : by_w) {
+    const int64_t l2 = std::lcm(l, wc(i));
+    if (whole || wc(i) == N || l2 > C0) continue;
+    l = l2;
+    chunked[i] = true;
+  }
+  if (std::find(chunked.begin(), chunked.end(), true) == chunked.end()) {
+    const auto plan = dilated_plan(B, N, H, o);
+    std::vector<at::Tensor> outs, lses;
+    run_problems(plan, q, k, v, o, &outs, &lses, rng);
+    dilated_merge_forward(plan, B, N, H, outs, lses, out, lse);
+    return;
+  }
+  const int64_t C = C0 / l * l;
+  std::vector<bool> unchunked(nb);
+  for (size_t i = 0; i < nb; ++i) unchunked[i] = !chunked[i];
+  const auto chunk_o = branches_where(o, chunked), rest_o = branches_where(o, unchunked);
+  std::vector<DilatedProblem> rest_plan;
+  std::vector<at::Tensor> rest_outs, rest_lses;
+  if (!rest_o.segment_lengths.empty()) {
+    rest_plan = dilated_plan(1, N, H, rest_o);
+    run_problems(rest_plan, q, k, v, o, &rest_outs, &rest_lses, nullptr);
+  }
+  const int n_chunked = static_cast<int>(chunk_o.segment_lengths.size());
+  for (int64_t t0 = 0; t0 < N; t0 += C) {
+    const int64_t n = std::min(C, N - t0);
+    auto plan = dilated_plan(1, n, H, chunk_o);
+    std::vector<at::Tensor> outs, lses;
+    run_problems(plan, q.narrow(1, t0, n), k.narrow(1, t0, n), v.narrow(1, t0, n), o, &outs,
+                 &lses, nullptr);
+    std::vector<MergeSpan> spans(n_chunked, MergeSpan{n, 0});
+    spans.resize(n_chunked + rest_o.segment_lengths.size(), MergeSpan{N, t0});
+    for (auto p : rest_plan) {
+      p.branch += n_chunked;
+      plan.push_back(p);
+    }
+    outs.insert(outs.end(), rest_outs.begin(), rest_outs.end());
+    lses.insert(lses.end(), rest_lses.begin(), rest_lses.end());
+    dilated_merge_forward(plan, 1, n, H, outs, lses, out.narrow(1, t0, n), lse.narrow(1, t0, n),
+                          spans);
+  }
+}
+
+// Above this many elements in q (2 GiB of bfloat16), the GPU forward runs in chunks of about
+// kChunkElements (512 MiB): this is what lets one GPU hold 2^28 tokens of 4 x 8 heads.
+constexpr int64_t kChunkAbove = int64_t(1) << 30;
+constexpr int64_t kChunkElements = int64_t(1) << 28;
+
+}  // namespace
+
+DilatedForward dilated_attention_forward_fused(const at::Tensor& q_in, const at::Tensor& k_in,
+                                               const at::Tensor& v_in,
+                                               const DilatedAttentionOptions& o,
+                                               int64_t chunk_elements) {
+  dilated_inputs_check(q_in, k_in, v_in, o);
+  auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
+  DilatedForward f;
+  f.out = at::empty_like(q);
+  f.lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+  fused_forward_into(q, k, v, o, chunk_elements, f.out, f.lse, &f.rng);
+  if (o.dropout == 0) f.rng.clear();
+  return f;
+}
+
 DilatedForward dilated_attention_forward(const at::Tensor& q_in, const at::Tensor& k_in,
                                          const at::Tensor& v_in, const DilatedAttentionOptions& o) {
+  if (use_fused_merge(q_in))
+    return dilated_attention_forward_fused(q_in, k_in, v_in, o,
+                                           q_in.numel() > kChunkAbove ? kChunkElements : 0);
   dilated_inputs_check(q_in, k_in, v_in, o);
   auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
   const auto plan = dilated_plan(B, N, H, o);
   const auto args = dense_args(o, q.size(3));
   DilatedForward f;
-  if (use_fused_merge(q)) {
-    std::vector<at::Tensor> outs, lses;
-    for (const auto& p : plan) {
-      auto c = plan_call(p, q, k, v);
-      DenseAttentionArgs a = args;
-      a.causal = o.is_causal;
-      auto r = dense_attention_forward(c.q, c.k, c.v, a);
-      outs.push_back(std::move(r.out));
-      lses.push_back(std::move(r.lse));
-      f.rng.push_back(std::move(r.rng));
-    }
-    f.out = at::empty_like(q);
-    f.lse = at::empty({B, N, H}, q.options().dtype(at::kFloat));
-    dilated_merge_forward(plan, B, N, H, outs, lses, f.out, f.lse);
-    if (o.dropout == 0) f.rng.clear();
-    return f;
-  }
   auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
   auto out = at::zeros(q.sizes(), acc);
   auto lse = at::full({B, N, H}, -std::numeric_limits<double>::infinity(), acc);

@@ -101,6 +101,14 @@ struct DilatedForward {
 };
 DilatedForward dilated_attention_forward(const at::Tensor& q, const at::Tensor& k,
                                          const at::Tensor& v, const DilatedAttentionOptions& o);
+// The GPU forward: dense problems, then the fused merge (dilated_merge.h); CPU float32 tensors
+// take the merge's host emulation (for tests). With chunk_elements > 0 and more elements in q,
+// it runs in batch slices and chunks of the sequence of about that many elements, holding the
+// problems' outputs of one chunk at a time instead of one q-sized output per branch (no
+// dropout). dilated_attention_forward chunks GPU inputs of more than 2^30 elements by 2^28.
+DilatedForward dilated_attention_forward_fused(const at::Tensor& q, const at::Tensor& k,
+                                               const at::Tensor& v, const DilatedAttentionOptions& o,
+                                               int64_t chunk_elements);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     const at::Tensor& out, const at::Tensor& lse, const std::vector<at::Tensor>& rng,

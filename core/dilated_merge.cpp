@@ -25,7 +25,7 @@ struct MergeTables {
 MergeTables build_tables(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N, int64_t H,
                          int64_t D, const std::vector<std::array<at::Tensor, 3>>& srcs,
                          const std::vector<at::Tensor>& lses, int num_sources,
-                         const at::Device& device) {
+                         const at::Device& device, const std::vector<MergeSpan>& spans) {
   MergeTables t;
   MergeParams& p = t.p;
   p.B = B;
@@ -40,6 +40,9 @@ MergeTables build_tables(const std::vector<DilatedProblem>& plan, int64_t B, int
   TORCH_CHECK(nb <= kMergeMaxBranches, "dilated attention (GPU): at most ", kMergeMaxBranches,
               " branches are supported, got ", nb);
   p.num_branches = nb;
+  TORCH_INTERNAL_ASSERT(spans.empty() || int(spans.size()) == nb, "dilated merge: ", spans.size(),
+                        " spans for ", nb, " branches");
+  auto span_of = [&](int branch) { return spans.empty() ? MergeSpan{N, 0} : spans[branch]; };
   std::vector<bool> seen(nb, false);
   int64_t table_size = 0;
   for (const auto& pr : plan) {
@@ -48,7 +51,8 @@ MergeTables build_tables(const std::vector<DilatedProblem>& plan, int64_t B, int
     MergeBranch& br = p.branches[pr.branch];
     br.w = pr.w;
     br.r = pr.r;
-    br.full_segments = N / pr.w;
+    br.full_segments = span_of(pr.branch).seq_len / pr.w;
+    br.pos_offset = span_of(pr.branch).pos_offset;
     br.table_offset = table_size;
     table_size += std::min(pr.r, H) * 2 * B;
   }
@@ -80,8 +84,8 @@ MergeTables build_tables(const std::vector<DilatedProblem>& plan, int64_t B, int
     mc.b_begin = pr.b_begin;
     mc.seg_count = pr.seg_count;
     mc.m_begin = pr.seg_begin / pr.w;
-    const int64_t part = pr.seg_begin == 0 && pr.seg_count == N / pr.w ? 0 : 1;
     const MergeBranch& br = p.branches[pr.branch];
+    const int64_t part = pr.seg_begin == 0 && pr.seg_count == br.full_segments ? 0 : 1;
     for (int64_t b = pr.b_begin; b < pr.b_begin + pr.b_count; ++b)
       table[br.table_offset + (pr.s * 2 + part) * B + b] = static_cast<int32_t>(c);
   }
@@ -166,7 +170,8 @@ int dtype_code(at::ScalarType t) {
 
 void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N, int64_t H,
                            const std::vector<at::Tensor>& outs, const std::vector<at::Tensor>& lses,
-                           const at::Tensor& out, const at::Tensor& lse) {
+                           const at::Tensor& out, const at::Tensor& lse,
+                           const std::vector<MergeSpan>& spans) {
   TORCH_CHECK(out.is_contiguous() && lse.is_contiguous() && lse.scalar_type() == at::kFloat,
               "dilated merge: out and float32 lse must be contiguous");
   std::vector<std::array<at::Tensor, 3>> srcs;
@@ -175,7 +180,7 @@ void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, i
     srcs.push_back({outs[i], outs[i], outs[i]});
     lse32.push_back(lses[i].to(at::kFloat));
   }
-  auto t = build_tables(plan, B, N, H, out.size(3), srcs, lse32, 1, out.device());
+  auto t = build_tables(plan, B, N, H, out.size(3), srcs, lse32, 1, out.device(), spans);
   t.p.dst[0] = t.p.dst[1] = t.p.dst[2] = out.data_ptr();
   t.p.lse = lse.data_ptr<float>();
 #ifdef LONGNET_WITH_CUDA
@@ -194,7 +199,7 @@ void dilated_merge_backward(const std::vector<DilatedProblem>& plan, int64_t B, 
                             const std::array<at::Tensor, 3>& dst) {
   for (const auto& d : dst)
     TORCH_CHECK(d.is_contiguous(), "dilated merge: outputs must be contiguous");
-  auto t = build_tables(plan, B, N, H, dst[0].size(3), grads, {}, 3, dst[0].device());
+  auto t = build_tables(plan, B, N, H, dst[0].size(3), grads, {}, 3, dst[0].device(), {});
   for (int i = 0; i < 3; ++i) t.p.dst[i] = dst[i].data_ptr();
   t.p.lse = nullptr;
 #ifdef LONGNET_WITH_CUDA

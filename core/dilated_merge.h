@@ -29,7 +29,8 @@ struct MergeCall {
 };
 
 struct MergeBranch {
-  int64_t w, r, full_segments;  // segment length (clipped to N), rate, N / w
+  int64_t w, r, full_segments;  // segment length (clipped to its sequence), rate, full segments
+  int64_t pos_offset;           // token pos of the merged rows is pos + pos_offset in this branch
   int64_t table_offset;         // into MergeParams::table: [s < min(r, H)][part 0|1][b]
 };
 
@@ -58,7 +59,7 @@ struct MergeTokenHit {
 LONGNET_HD MergeTokenHit merge_token_locate(const MergeParams& p, int i, int64_t b, int64_t pos) {
   MergeTokenHit hit;
   const MergeBranch& br = p.branches[i];
-  const int64_t m = pos / br.w, local = pos - m * br.w;
+  const int64_t gpos = pos + br.pos_offset, m = gpos / br.w, local = gpos - m * br.w;
   const int64_t s0 = local % br.r, a = local / br.r;
   hit.s0 = static_cast<int32_t>(s0 < p.H ? s0 : -1);
   hit.call = -1;
@@ -102,12 +103,20 @@ namespace longnet {
 
 struct DilatedProblem;
 
+// Where a branch's problems sit relative to the merged rows: they were planned over a sequence
+// of seq_len tokens, and merged row pos is that sequence's token pos + pos_offset. By default
+// (no spans) every branch was planned over the merged rows themselves ({N, 0}).
+struct MergeSpan {
+  int64_t seq_len = 0, pos_offset = 0;
+};
+
 // out (B, N, H, D) and lse (B, N, H) float32 from every problem's output (B', n, H', D) and
 // lse (B', H', n) float32. CUDA tensors use the kernel; CPU float32 tensors a host emulation of
-// it (for tests).
+// it (for tests). spans: empty, or one per branch of the plan.
 void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N, int64_t H,
                            const std::vector<at::Tensor>& outs, const std::vector<at::Tensor>& lses,
-                           const at::Tensor& out, const at::Tensor& lse);
+                           const at::Tensor& out, const at::Tensor& lse,
+                           const std::vector<MergeSpan>& spans = {});
 // dq, dk, dv (B, N, H, D) = sums of every problem's gradients (B', n, H', D).
 void dilated_merge_backward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N,
                             int64_t H, const std::vector<std::array<at::Tensor, 3>>& grads,

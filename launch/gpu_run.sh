@@ -4,7 +4,8 @@
 # multi-GPU checks and the benchmarks. Results go to bench/results/ (JSON with card, date,
 # commit, command); logs to $OUT (or out/), and a summary is printed last.
 #   launch/gpu_run.sh [stage ...]
-# stages: build test check bench breakdown weak scaling train (default: build test check bench weak)
+# stages: build test check bench breakdown weak scaling scaling4 train train4 stall
+# (default: build test check bench weak)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -91,6 +92,21 @@ for stage in "${STAGES[@]}"; do
           --json bench/results/weak_scaling_p2_$CARD.json
         grep -E "^dilated" "$LOGS/weak_p2.log" | sed 's/^/P=2: /' | tee -a "$SUMMARY"
       fi
+      if ((NGPU >= 4)); then
+        run weak_p4 240 mpirun -np 4 $BIN bench attention --sp 4 --seq-lens 4194304 \
+          --tokens 4194304 --weak-scaling-first 2048 --no-dense \
+          --json bench/results/weak_scaling_p4_$CARD.json
+        grep -E "^dilated" "$LOGS/weak_p4.log" | sed 's/^/P=4: /' | tee -a "$SUMMARY"
+      fi
+      ;;
+    scaling4)
+      # Figure 5 on 4 GPUs, the paper's schedule: 2^30 tokens, N = 2^13 ... 2^30 (one sequence
+      # of 1,073,741,824 tokens split over the 4 GPUs at the end).
+      run scaling_4gpu 540 env LONGNET_MEMORY_TRACE=1 mpirun -np 4 $BIN bench scaling \
+        --total-tokens 1073741824 --schedule paper --no-dense --repeats 5 \
+        --json bench/results/scaling_4gpu_paper_$CARD.json
+      grep -v "memory after" "$LOGS/scaling_4gpu.log" | tee -a "$SUMMARY"
+      grep "memory after" "$LOGS/scaling_4gpu.log" | grep "rank 0" | tail -8 | tee -a "$SUMMARY"
       ;;
     scaling)
       run scaling_1gpu 300 $BIN bench scaling --total-tokens 33554432 --schedule reference \
@@ -112,6 +128,30 @@ for stage in "${STAGES[@]}"; do
         checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt data.source=$DATA_SRC \
         log.metrics=bench/results/train_base_32k_$CARD.jsonl
       grep -E "^step|^profile|model:|training|error" "$LOGS/train_base.log" | tee -a "$SUMMARY"
+      ;;
+    train4)
+      # long_1m.yaml: the base model at a 1,048,576-token context, sequence-parallel over 4 GPUs.
+      DATA_SRC=/usr/include
+      [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+      run train_long_1m 420 mpirun -np 4 $BIN train configs/long_1m.yaml train.steps=20 \
+        optim.warmup_steps=5 eval.interval=1000 eval.batches=1 log.interval=1 \
+        checkpoint.interval=1000 checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_1m \
+        data.source=$DATA_SRC log.metrics=bench/results/train_long_1m_sp4_$CARD.jsonl
+      grep -E "^step|model:|training|error|resume" "$LOGS/train_long_1m.log" | tee -a "$SUMMARY"
+      ;;
+    stall)
+      # A rank that stops responding mid-training on 2 GPUs: the collective watchdog must end
+      # the job (NCCL communicators aborted) after train.collective_timeout_s instead of hanging.
+      DATA_SRC=/usr/include
+      [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+      T0=$SECONDS
+      run stall 180 mpirun -np 2 $BIN train configs/base.yaml data.seq_len=65536 \
+        grid.sequence_parallel=2 train.steps=50 model.num_layers=2 eval.interval=1000 \
+        log.interval=1 checkpoint.interval=1000 checkpoint.resume=none \
+        checkpoint.dir=/tmp/longnet_ckpt_stall data.source=$DATA_SRC \
+        log.metrics=/tmp/stall.jsonl train.collective_timeout_s=20 --debug-stall 1:5
+      note "stall: the job ended $((SECONDS - T0)) s after start"
+      grep -E "stalling|error|watchdog|has not finished|^step" "$LOGS/stall.log" | tee -a "$SUMMARY"
       ;;
     *) note "unknown stage $stage" ;;
   esac

@@ -5,10 +5,31 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
+
+#ifdef LONGNET_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 namespace longnet {
 namespace {
+
+// LONGNET_MEMORY_TRACE=1: each rank prints the CUDA allocator's allocated and peak GiB after
+// every stage of the forward, to see where memory goes in a run that nearly fills the GPU.
+void memory_trace(const at::Tensor& x, const char* stage, int rank) {
+#ifdef LONGNET_WITH_CUDA
+  static const bool on = std::getenv("LONGNET_MEMORY_TRACE") != nullptr;
+  if (!on || !x.is_cuda()) return;
+  const auto s = c10::cuda::CUDACachingAllocator::getDeviceStats(x.device().index());
+  std::fprintf(stderr, "[rank %d] memory after %s: %.3f GiB allocated, peak %.3f GiB\n", rank,
+               stage, double(s.allocated_bytes[0].current) / double(1ull << 30),
+               double(s.allocated_bytes[0].peak) / double(1ull << 30));
+#else
+  (void)x, (void)stage, (void)rank;
+#endif
+}
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
@@ -220,6 +241,8 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
     bytes_sent_ += send.nbytes();
     f.gathered.push_back(recv);
   }
+  const int rank = grid_->world_rank;
+  memory_trace(q, "the K/V exchange start", rank);
   // 2. Meanwhile the branches that live on this rank: the single-device path (fused merge on
   // the GPU) over its whole segments.
   const auto acc = lse_dtype_for(q.scalar_type());
@@ -232,6 +255,7 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
     f.out = at::zeros_like(q);
     f.lse = at::full({B, L, H}, -std::numeric_limits<double>::infinity(), q.options().dtype(acc));
   }
+  memory_trace(q, "the local branches", rank);
   // 3. Each spanning branch as its keys arrive, merged by log-sum-exp into the rows it selects
   // (1 / r of them per head), so the rest of the output is left as it is.
   Tensors t;
@@ -263,6 +287,7 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
       ov.copy_(merged);
       lv.copy_(lse_new);
     }
+    memory_trace(q, "a spanning branch", rank);
   }
   return f;
 }

@@ -146,6 +146,26 @@ TEST_P(DilatedAttentionCpu, FusedMergeEmulationMatchesPlainMerge) {
   EXPECT_LT(rel_error(d[2], rdv), 1e-6);
 }
 
+// The chunked fused forward (dilated_attention_forward_fused with a chunk budget: batch
+// slices, chunks of the short-segment branches, long branches once) gives the plain forward's
+// out and lse, for budgets that chunk every branch, some, or none.
+TEST_P(DilatedAttentionCpu, ChunkedFusedForwardMatchesWhole) {
+  const Case& c = GetParam();
+  at::manual_seed(17);
+  auto q = at::randn({c.B, c.N, c.H, c.D}), k = at::randn_like(q), v = at::randn_like(q);
+  auto o = options_of(c);
+  auto ref = dilated_attention_forward(q, k, v, o);
+  for (int64_t tokens : {1, 7, 40, 100, 300}) {
+    SCOPED_TRACE("chunk of " + std::to_string(tokens) + " tokens");
+    auto got = dilated_attention_forward_fused(q, k, v, o, tokens * c.H * c.D);
+    EXPECT_LT(rel_error(got.out, ref.out), 1e-6);
+    EXPECT_TRUE(at::equal(got.lse.isinf(), ref.lse.isinf()));
+    EXPECT_LT(rel_error(got.lse.masked_fill(got.lse.isinf(), 0),
+                        ref.lse.masked_fill(ref.lse.isinf(), 0)),
+              1e-6);
+  }
+}
+
 const std::vector<Case> kCases = {
     {2, 64, 4, 8, {16, 32}, {1, 2}, false, {}, "Basic_N64_w16_32_r1_2"},
     {2, 64, 4, 8, {16, 32}, {1, 2}, true, {}, "BasicCausal_N64_w16_32_r1_2"},
