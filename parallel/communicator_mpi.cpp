@@ -6,6 +6,7 @@
 
 #include "parallel/communicator.h"
 #include "parallel/mpi_bootstrap.h"
+#include "parallel/watchdog.h"
 
 namespace longnet {
 namespace {
@@ -40,17 +41,23 @@ void check_cpu_contiguous(const at::Tensor& t, const char* what) {
 // (MPI cannot add bfloat16 or half). Holds every buffer the request uses until it completes.
 class MpiWork : public CommWork {
  public:
-  MpiWork(MPI_Request req, std::vector<at::Tensor> buffers, at::Tensor staged = {},
-          at::Tensor target = {})
-      : req_(req),
+  MpiWork(std::string what, MPI_Request req, std::vector<at::Tensor> buffers,
+          at::Tensor staged = {}, at::Tensor target = {})
+      : what_(std::move(what)),
+        req_(req),
         buffers_(std::move(buffers)),
         staged_(std::move(staged)),
         target_(std::move(target)) {}
   ~MpiWork() override {
-    if (req_ != MPI_REQUEST_NULL) MPI_Wait(&req_, MPI_STATUS_IGNORE);
+    if (req_ == MPI_REQUEST_NULL) return;
+    CollectiveScope watched(what_);
+    MPI_Wait(&req_, MPI_STATUS_IGNORE);
   }
   void wait() override {
-    if (req_ != MPI_REQUEST_NULL) LONGNET_CHECK_MPI(MPI_Wait(&req_, MPI_STATUS_IGNORE));
+    if (req_ != MPI_REQUEST_NULL) {
+      CollectiveScope watched(what_);
+      LONGNET_CHECK_MPI(MPI_Wait(&req_, MPI_STATUS_IGNORE));
+    }
     if (staged_.defined() && target_.defined()) {
       target_.copy_(staged_);
       staged_ = at::Tensor();
@@ -59,6 +66,7 @@ class MpiWork : public CommWork {
   }
 
  private:
+  std::string what_;
   MPI_Request req_;
   std::vector<at::Tensor> buffers_;
   at::Tensor staged_, target_;
@@ -90,7 +98,7 @@ class MpiCommunicator : public Communicator {
     LONGNET_CHECK_MPI(MPI_Iallgather(in.data_ptr(), static_cast<int>(in.nbytes()), MPI_BYTE,
                                      out.data_ptr(), static_cast<int>(in.nbytes()), MPI_BYTE, comm_,
                                      &req));
-    return std::make_unique<MpiWork>(req, std::vector<at::Tensor>{in, out});
+    return std::make_unique<MpiWork>(describe("all-gather"), req, std::vector<at::Tensor>{in, out});
   }
 
   std::unique_ptr<CommWork> reduce_scatter(const at::Tensor& in, const at::Tensor& out) override {
@@ -105,7 +113,8 @@ class MpiCommunicator : public Communicator {
     LONGNET_CHECK_MPI(
         MPI_Ireduce_scatter_block(send.data_ptr(), recv.data_ptr(), static_cast<int>(recv.numel()),
                                   mpi_reduce_type(recv.scalar_type()), MPI_SUM, comm_, &req));
-    return std::make_unique<MpiWork>(req, std::vector<at::Tensor>{in, out, send, recv},
+    return std::make_unique<MpiWork>(describe("reduce-scatter"), req,
+                                     std::vector<at::Tensor>{in, out, send, recv},
                                      staged ? recv : at::Tensor(), staged ? out : at::Tensor());
   }
 
@@ -117,16 +126,21 @@ class MpiCommunicator : public Communicator {
     LONGNET_CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, recv.data_ptr(), static_cast<int>(recv.numel()),
                                      mpi_reduce_type(recv.scalar_type()),
                                      op == ReduceOp::kSum ? MPI_SUM : MPI_MAX, comm_, &req));
-    return std::make_unique<MpiWork>(req, std::vector<at::Tensor>{t, send, recv},
+    return std::make_unique<MpiWork>(describe("all-reduce"), req,
+                                     std::vector<at::Tensor>{t, send, recv},
                                      staged ? recv : at::Tensor(), staged ? t : at::Tensor());
   }
 
   void broadcast(const at::Tensor& t, int root) override {
     check_cpu_contiguous(t, "broadcast tensor");
+    CollectiveScope watched(describe("broadcast"));
     LONGNET_CHECK_MPI(MPI_Bcast(t.data_ptr(), static_cast<int>(t.nbytes()), MPI_BYTE, root, comm_));
   }
 
-  void barrier() override { LONGNET_CHECK_MPI(MPI_Barrier(comm_)); }
+  void barrier() override {
+    CollectiveScope watched(describe("barrier"));
+    LONGNET_CHECK_MPI(MPI_Barrier(comm_));
+  }
 
   std::shared_ptr<Communicator> split(int color, int key) override {
     MPI_Comm sub;
@@ -145,6 +159,8 @@ class MpiCommunicator : public Communicator {
     auto recv = (in.data_ptr() == out.data_ptr()) ? send : at::empty(out.sizes(), send.options());
     return {send, recv, true};
   }
+
+  std::string describe(const char* op) const { return collective_what("MPI", op, rank_, size_); }
 
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;

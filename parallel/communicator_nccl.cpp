@@ -9,8 +9,11 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <nccl.h>
 
+#include <atomic>
+
 #include "parallel/communicator.h"
 #include "parallel/mpi_bootstrap.h"
+#include "parallel/watchdog.h"
 
 #define LONGNET_CHECK_NCCL(call)                                                          \
   do {                                                                                    \
@@ -70,11 +73,22 @@ class NcclCommunicator : public Communicator {
     LONGNET_CHECK_MPI(MPI_Comm_size(mpi_comm_, &size_));
     ncclUniqueId id;
     if (rank_ == 0) LONGNET_CHECK_NCCL(ncclGetUniqueId(&id));
-    LONGNET_CHECK_MPI(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_comm_));
-    LONGNET_CHECK_NCCL(ncclCommInitRank(&comm_, size_, id, rank_));
+    {
+      CollectiveScope watched(collective_what("NCCL", "communicator set-up", rank_, size_));
+      LONGNET_CHECK_MPI(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_comm_));
+      LONGNET_CHECK_NCCL(ncclCommInitRank(&comm_, size_, id, rank_));
+    }
+    live_ = std::make_shared<std::atomic<bool>>(true);
+    // On a timeout the watchdog aborts the communicator, so that its kernels stop waiting.
+    abort_hook_ = collective_abort_hook_add([comm = comm_, live = live_] {
+      if (live->exchange(false)) ncclCommAbort(comm);
+    });
   }
   ~NcclCommunicator() override {
-    if (comm_) ncclCommDestroy(comm_);
+    collective_abort_hook_remove(abort_hook_);
+    bool destroy = false;  // (not while the watchdog polls this communicator)
+    collective_synchronized([&] { destroy = live_->exchange(false); });
+    if (comm_ && destroy) ncclCommDestroy(comm_);
     if (mpi_comm_ != MPI_COMM_NULL && mpi_comm_ != MPI_COMM_WORLD && mpi_is_initialized())
       MPI_Comm_free(&mpi_comm_);
   }
@@ -90,7 +104,7 @@ class NcclCommunicator : public Communicator {
                 "all_gather: output must hold ", size_, " x ", in.numel(), " elements of ",
                 in.dtype(), ", got ", out.numel(), " of ", out.dtype());
     bytes_sent_ += in.nbytes();
-    return enqueue({in, out}, [&](cudaStream_t s) {
+    return enqueue("all-gather", {in, out}, [&](cudaStream_t s) {
       LONGNET_CHECK_NCCL(ncclAllGather(in.data_ptr(), out.data_ptr(), in.numel(),
                                        nccl_type(in.scalar_type()), comm_, s));
     });
@@ -103,7 +117,7 @@ class NcclCommunicator : public Communicator {
                 "reduce_scatter: input must hold ", size_, " x ", out.numel(), " elements of ",
                 out.dtype(), ", got ", in.numel(), " of ", in.dtype());
     bytes_sent_ += in.nbytes();
-    return enqueue({in, out}, [&](cudaStream_t s) {
+    return enqueue("reduce-scatter", {in, out}, [&](cudaStream_t s) {
       LONGNET_CHECK_NCCL(ncclReduceScatter(in.data_ptr(), out.data_ptr(), out.numel(),
                                            nccl_type(in.scalar_type()), ncclSum, comm_, s));
     });
@@ -112,7 +126,7 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<CommWork> all_reduce(const at::Tensor& t, ReduceOp op) override {
     check_cuda_contiguous(t, "all_reduce tensor");
     bytes_sent_ += t.nbytes();
-    return enqueue({t}, [&](cudaStream_t s) {
+    return enqueue("all-reduce", {t}, [&](cudaStream_t s) {
       LONGNET_CHECK_NCCL(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(),
                                        nccl_type(t.scalar_type()),
                                        op == ReduceOp::kSum ? ncclSum : ncclMax, comm_, s));
@@ -121,13 +135,16 @@ class NcclCommunicator : public Communicator {
 
   void broadcast(const at::Tensor& t, int root) override {
     check_cuda_contiguous(t, "broadcast tensor");
-    enqueue({t}, [&](cudaStream_t s) {
+    enqueue("broadcast", {t}, [&](cudaStream_t s) {
       LONGNET_CHECK_NCCL(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(),
                                        nccl_type(t.scalar_type()), root, comm_, s));
     })->wait();
   }
 
-  void barrier() override { LONGNET_CHECK_MPI(MPI_Barrier(mpi_comm_)); }
+  void barrier() override {
+    CollectiveScope watched(collective_what("MPI", "barrier", rank_, size_));
+    LONGNET_CHECK_MPI(MPI_Barrier(mpi_comm_));
+  }
 
   std::shared_ptr<Communicator> split(int color, int key) override {
     MPI_Comm sub;
@@ -137,7 +154,8 @@ class NcclCommunicator : public Communicator {
 
  private:
   template <typename F>
-  std::unique_ptr<CommWork> enqueue(std::initializer_list<at::Tensor> tensors, F&& launch) {
+  std::unique_ptr<CommWork> enqueue(const char* op, std::initializer_list<at::Tensor> tensors,
+                                    F&& launch) {
     c10::cuda::CUDAGuard guard(device_);
     auto caller = at::cuda::getCurrentCUDAStream(device_);
     at::cuda::CUDAEvent ready;
@@ -149,6 +167,18 @@ class NcclCommunicator : public Communicator {
     launch(stream_.stream());
     auto done = std::make_shared<at::cuda::CUDAEvent>();
     done->record(stream_);
+    // The watchdog polls the event, and the communicator for errors NCCL reports later.
+    collective_watch(collective_what("NCCL", op, rank_, size_),
+                     [done, comm = comm_, live = live_](std::string* why) {
+                       if (done->query()) return WatchState::kDone;
+                       ncclResult_t async = ncclSuccess;
+                       if (live->load() && ncclCommGetAsyncError(comm, &async) == ncclSuccess &&
+                           async != ncclSuccess && async != ncclInProgress) {
+                         *why = ncclGetErrorString(async);
+                         return WatchState::kFailed;
+                       }
+                       return WatchState::kPending;
+                     });
     return std::make_unique<NcclWork>(std::move(done));
   }
 
@@ -156,6 +186,8 @@ class NcclCommunicator : public Communicator {
   c10::DeviceIndex device_;
   c10::cuda::CUDAStream stream_;
   ncclComm_t comm_ = nullptr;
+  std::shared_ptr<std::atomic<bool>> live_;  // false once destroyed or aborted
+  int64_t abort_hook_ = 0;
   int rank_ = 0, size_ = 1;
 };
 

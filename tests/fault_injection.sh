@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Faults during training on 2 CPU ranks: a rank killed with SIGKILL, SIGTERM, a crash half-way
-# through a checkpoint write. Each must end the whole job quickly, never lose the last complete
+# through a checkpoint write, a rank that stalls. Each must end the whole job quickly, never lose the last complete
 # checkpoint, and resume must continue exactly (same losses as an uninterrupted run).
 #   tests/fault_injection.sh LONGNET_BINARY CONFIG DATA_SRC WORK_DIR
 set -uo pipefail
@@ -62,4 +62,21 @@ grep -q "at step 4" "$WORK/crash2.log" || fail "did not resume from step 4"
 diff <(losses "$WORK/ref.jsonl" | sed -n '5,12p') <(losses "$WORK/crash2.jsonl") ||
   fail "losses after the crash differ"
 echo "ok: crash during a checkpoint write lost nothing; resume matched"
+# 4. A rank that stops responding (alive, never reaching the next collective): the collective
+#    watchdog ends the whole job after train.collective_timeout_s, naming the collective, instead
+#    of leaving the other rank waiting forever; the checkpoint of step 4 stays intact.
+T0=$SECONDS
+timeout 120 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/stall" \
+  log.metrics="$WORK/stall.jsonl" checkpoint.resume=none train.collective_timeout_s=5 \
+  --debug-stall 1:6 > "$WORK/stall.log" 2>&1
+RC=$?
+((RC != 0 && RC != 124)) || fail "stalled job: exit status $RC (124: it hung): $(tail -5 "$WORK/stall.log")"
+((SECONDS - T0 <= 60)) || fail "stalled job took $((SECONDS - T0)) s to end"
+grep -q "stalling on purpose at step 6" "$WORK/stall.log" || fail "the stall did not happen"
+grep -q "rank 0\] error: MPI .* has not finished after 5 s" "$WORK/stall.log" ||
+  fail "no watchdog message: $(tail -5 "$WORK/stall.log")"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/stall" log.metrics="$WORK/stall2.jsonl" \
+  > "$WORK/stall2.log" 2>&1 || fail "resume after the stall: $(tail -5 "$WORK/stall2.log")"
+grep -q "at step 4" "$WORK/stall2.log" || fail "did not resume from step 4 after the stall"
+echo "ok: a stalled rank ended the job in $((SECONDS - T0)) s with the watchdog's message"
 echo "fault injection: all passed"

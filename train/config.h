@@ -55,6 +55,9 @@ struct TrainLoopConfig {
   bool activation_checkpointing = false;
   int64_t seed = 1234;
   int64_t max_bad_steps = 5;  // consecutive NaN/inf steps tolerated
+  // A collective unfinished after this many seconds ends the job (parallel/watchdog.h); 0 waits
+  // forever. Keep it above the longest step.
+  double collective_timeout_s = 600.0;
 };
 
 struct EvalConfig {

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -26,6 +27,7 @@
 #include "parallel/mpi_bootstrap.h"
 #include "parallel/process_grid.h"
 #include "parallel/sequence_parallel_attention.h"
+#include "parallel/watchdog.h"
 #include "train/adamw.h"
 #include "train/checkpoint_files.h"
 #include "train/cli_flags.h"
@@ -65,6 +67,8 @@ LongNetLMOptions lm_options(const TrainConfig& c) {
 
 // Host-side agreement across the world (flags, scalars).
 double world_max(double x) {
+  CollectiveScope watched(collective_what("MPI", "all-reduce of the step's flags", mpi_world_rank(),
+                                          mpi_world_size()));
   MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return x;
 }
@@ -150,6 +154,8 @@ at::Tensor gather_bytes(const at::Tensor& mine) {
   auto flat = mine.contiguous().view(at::kByte).reshape({-1});
   const int n = static_cast<int>(flat.numel());
   auto all = at::empty({mpi_world_size(), n}, at::kByte);
+  CollectiveScope watched(collective_what("MPI", "all-gather of the generator states",
+                                          mpi_world_rank(), mpi_world_size()));
   LONGNET_CHECK_MPI(
       MPI_Allgather(flat.data_ptr(), n, MPI_BYTE, all.data_ptr(), n, MPI_BYTE, MPI_COMM_WORLD));
   return all;
@@ -200,6 +206,7 @@ class Trainer {
 
   int run();
   int64_t debug_sleep_after = 0;
+  int64_t debug_stall_rank = -1, debug_stall_at = -1;
 
  private:
   void setup();
@@ -241,6 +248,7 @@ void Trainer::setup() {
               "train.activation_checkpointing is supported for model.variant decoder_only; "
               "turn it off for encoder_decoder");
   const auto device = cfg_.device == "cuda" ? c10::kCUDA : c10::kCPU;
+  collective_timeout_set(cfg_.train.collective_timeout_s);
   grid_ = process_grid_create(static_cast<int>(config_data_parallel(cfg_, world)),
                               static_cast<int>(cfg_.grid.sequence_parallel), device);
   bf16_ = cfg_.train.precision == "bf16";
@@ -329,9 +337,13 @@ void Trainer::resume() {
       if (latest) found = *latest;
       len = static_cast<int64_t>(found.size());
     }
-    MPI_Bcast(&len, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    found.resize(len);
-    MPI_Bcast(found.data(), static_cast<int>(len), MPI_CHAR, 0, MPI_COMM_WORLD);
+    {
+      CollectiveScope watched(collective_what("MPI", "broadcast of the checkpoint to resume",
+                                              grid_->world_rank, grid_->world_size));
+      MPI_Bcast(&len, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+      found.resize(len);
+      MPI_Bcast(found.data(), static_cast<int>(len), MPI_CHAR, 0, MPI_COMM_WORLD);
+    }
     if (found.empty()) {
       // Checkpoints that exist but none of which verifies: stop rather than start over beside
       // them (a new run would write over their steps).
@@ -507,6 +519,12 @@ int Trainer::run() {
   while (step_ < total) {
     const auto t0 = std::chrono::steady_clock::now();
     if (debug_sleep_after > 0 && step_ >= debug_sleep_after) ::usleep(500000);
+    if (step_ == debug_stall_at && grid_->world_rank == debug_stall_rank) {
+      std::fprintf(stderr, "%sstalling on purpose at step %lld (--debug-stall)\n",
+                   log_prefix().c_str(), static_cast<long long>(step_));
+      std::fflush(stderr);
+      for (;;) ::pause();
+    }
     const double lr = lr_at(cfg_.optim, step_, total);
     for (auto& p : params) p.mutable_grad() = at::Tensor();
     Timer prof(grid_->device, profile_steps_ > 0 && steps_this_run < profile_steps_);
@@ -624,6 +642,9 @@ int train_command(const std::vector<std::string>& args) {
   f.add("debug-nan-at", "", "testing aid: poison the loss with NaN at these steps (0-based)");
   f.add("debug-sleep-after", "0",
         "testing aid: after this step, pause 0.5 s per step (time to deliver signals)");
+  f.add("debug-stall", "",
+        "testing aid: RANK:STEP, that rank stops responding at that step (the collective "
+        "watchdog must end the job)");
   f.add("profile", "0", "time forward, backward, all-reduce and optimizer of the first N steps");
   f.add("check-config", "0",
         "validate the config for a job of this many ranks, print it resolved, and exit");
@@ -657,6 +678,17 @@ int train_command(const std::vector<std::string>& args) {
   mpi_ensure_initialized();
   Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps, f.get_int("profile"));
   t.debug_sleep_after = f.get_int("debug-sleep-after");
+  if (const std::string stall = f.get("debug-stall"); !stall.empty()) {
+    const auto colon = stall.find(':');
+    char* end = nullptr;
+    const long long rank = std::strtoll(stall.c_str(), &end, 10);
+    const long long step = colon == std::string::npos ? -1 : std::strtoll(stall.c_str() + colon + 1, &end, 10);
+    if (colon == std::string::npos || rank < 0 || step < 0 || *end != '\0')
+      throw std::invalid_argument("longnet train: --debug-stall '" + stall +
+                                  "' is not RANK:STEP (e.g. 1:3)");
+    t.debug_stall_rank = rank;
+    t.debug_stall_at = step;
+  }
   return t.run();
 }
 

@@ -1,0 +1,156 @@
+// The collective watchdog (see watchdog.h): one detached thread polls the watched collectives
+// every 50 ms. Its state is allocated once and never freed, so the thread may outlive main().
+#include "parallel/watchdog.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/errors.h"
+#include "parallel/mpi_bootstrap.h"
+
+namespace longnet {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Entry {
+  std::string what;
+  Clock::time_point start;
+  std::function<WatchState(std::string*)> poll;  // empty: a scope, done when it closes
+};
+
+struct State {
+  std::mutex mu;
+  std::map<int64_t, Entry> entries;
+  std::map<int64_t, std::function<void()>> hooks;
+  int64_t next_id = 1;
+  std::atomic<double> timeout_s{600.0};
+  bool thread_started = false;
+};
+
+State& state() {
+  static State* s = new State();  // never destroyed: the thread may run during exit
+  return *s;
+}
+
+[[noreturn]] void end_job(const std::string& message) {
+  State& s = state();
+  std::fprintf(stderr, "%serror: %s\n", log_prefix().c_str(), message.c_str());
+  std::fflush(stderr);
+  std::map<int64_t, std::function<void()>> hooks;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    hooks = s.hooks;
+  }
+  for (auto& [id, hook] : hooks) hook();
+  // Not MPI_Abort: this is not the thread that initialised MPI. mpirun ends the other ranks when
+  // one exits with a failure status before MPI_Finalize.
+  std::_Exit(kExitFailure);
+}
+
+void watch_loop() {
+  State& s = state();
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::string failure;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      const double limit = s.timeout_s.load();
+      const auto now = Clock::now();
+      for (auto it = s.entries.begin(); it != s.entries.end();) {
+        std::string why;
+        const WatchState st = it->second.poll ? it->second.poll(&why) : WatchState::kPending;
+        if (st == WatchState::kDone) {
+          it = s.entries.erase(it);
+          continue;
+        }
+        const double waited = std::chrono::duration<double>(now - it->second.start).count();
+        if (st == WatchState::kFailed) {
+          failure = it->second.what + " failed: " + why +
+                    "; a rank of its group died or failed. Ending the job.";
+          break;
+        }
+        if (limit > 0 && waited > limit) {
+          char buf[64];
+          std::snprintf(buf, sizeof(buf), "%.0f", limit);
+          failure = it->second.what + " has not finished after " + buf +
+                    " s: another rank of its group stalled, died or failed before reaching it. "
+                    "Ending the job (the limit is train.collective_timeout_s; 0 waits forever).";
+          break;
+        }
+        ++it;
+      }
+    }
+    if (!failure.empty()) end_job(failure);
+  }
+}
+
+int64_t add_entry(Entry e) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.thread_started) {
+    std::thread(watch_loop).detach();
+    s.thread_started = true;
+  }
+  const int64_t id = s.next_id++;
+  s.entries.emplace(id, std::move(e));
+  return id;
+}
+
+}  // namespace
+
+std::string collective_what(const char* backend, const char* op, int group_rank,
+                            int group_size) {
+  return std::string(backend) + " " + op + " (rank " + std::to_string(group_rank) +
+         " of a group of " + std::to_string(group_size) + ")";
+}
+
+void collective_timeout_set(double seconds) {
+  state().timeout_s.store(seconds < 0 ? 0 : seconds);
+}
+
+double collective_timeout() {
+  return state().timeout_s.load();
+}
+
+void collective_watch(std::string what, std::function<WatchState(std::string* why)> poll) {
+  add_entry(Entry{std::move(what), Clock::now(), std::move(poll)});
+}
+
+CollectiveScope::CollectiveScope(std::string what)
+    : id_(add_entry(Entry{std::move(what), Clock::now(), {}})) {}
+
+CollectiveScope::~CollectiveScope() {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.entries.erase(id_);
+}
+
+int64_t collective_abort_hook_add(std::function<void()> hook) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  const int64_t id = s.next_id++;
+  s.hooks.emplace(id, std::move(hook));
+  return id;
+}
+
+void collective_abort_hook_remove(int64_t id) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.hooks.erase(id);
+}
+
+void collective_synchronized(const std::function<void()>& fn) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  fn();
+}
+
+}  // namespace longnet
