@@ -52,8 +52,16 @@ expect config.grid_world "but the job has 2 ranks" "${T[@]}" grid.data_parallel=
 printf 'model: [1, 2\n' > "$WORK/syntax.yaml"
 expect config.syntax "YAML syntax error" train "$WORK/syntax.yaml"
 expect config.missing_file "does not exist" train "$WORK/nope.yaml"
-printf '"x" ,a\n' > "$WORK/hang.yaml"  # yaml-cpp never returns on this by itself
-expect config.parser_trap "the YAML parser did not finish" train "$WORK/hang.yaml"
+# Malformed documents on which yaml-cpp itself never returns: refused before it parses.
+printf '"x" ,a\n' > "$WORK/trap1.yaml"
+expect config.parser_trap_root "a ',' after the document's closing bracket" train "$WORK/trap1.yaml"
+printf -- '- a\n,b\n' > "$WORK/trap2.yaml"
+expect config.parser_trap_line "a line starting with ','" train "$WORK/trap2.yaml"
+# One not known yet (simulated): the parse runs in a child with a time limit first.
+cp "$CONFIG" "$WORK/hang.yaml"
+export LONGNET_TEST_PARSER_HANG=1
+expect config.parser_guard "the YAML parser did not finish" train "$WORK/hang.yaml"
+unset LONGNET_TEST_PARSER_HANG
 # Flags.
 expect flag.unknown "unknown flag --stpo-after" "${T[@]}" --stpo-after 3
 expect flag.missing_value "--stop-after needs a value" "${T[@]}" --stop-after

@@ -21,32 +21,14 @@
 #include <stdexcept>
 
 #include "train/cli_flags.h"
+#include "train/token_header.h"
 
 namespace longnet {
 namespace {
 
-constexpr char kMagic[8] = {'L', 'N', 'T', 'O', 'K', 'E', 'N', 'S'};
-constexpr uint32_t kVersion = 1;
-constexpr uint32_t kHeaderBytes = 64;
+constexpr uint32_t kHeaderBytes = kTokenHeaderBytes;
 constexpr uint64_t kMaxFileBytes = 16u << 20;
 constexpr size_t kSniffBytes = 8192;
-
-void put_u32(unsigned char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-void put_u64(unsigned char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
-}
-uint32_t get_u32(const unsigned char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
-  return v;
-}
-uint64_t get_u64(const unsigned char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return v;
-}
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -219,13 +201,8 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
       ++count;
     }
   }
-  std::memcpy(header, kMagic, 8);
-  put_u32(header + 8, kVersion);
-  put_u32(header + 12, static_cast<uint32_t>(TokenFile::kVocabSize));
-  put_u32(header + 16, 1);
-  put_u32(header + 20, kHeaderBytes);
-  put_u64(header + 24, static_cast<uint64_t>(sum.train_tokens));
-  put_u64(header + 32, static_cast<uint64_t>(sum.val_tokens));
+  token_header_write(header, static_cast<uint64_t>(sum.train_tokens),
+                     static_cast<uint64_t>(sum.val_tokens));
   o.seekp(0);
   o.write(reinterpret_cast<const char*>(header), kHeaderBytes);
   o.close();
@@ -298,36 +275,7 @@ TokenFile::TokenFile(const std::string& path) : path_(path) {
   map_size_ = size;
   try {
     const auto* b = static_cast<const unsigned char*>(p);
-    if (std::memcmp(b, kMagic, std::min<size_t>(8, size)) != 0)
-      throw std::runtime_error(who +
-                               " is not a longnet token file (bad magic; expected "
-                               "\"LNTOKENS\"); make one with: longnet data build SRC_DIR " +
-                               path);
-    if (size < kHeaderBytes)
-      throw std::runtime_error(who + " is truncated (" + std::to_string(size) +
-                               " bytes, shorter than its 64-byte header)" + rebuild);
-    const uint32_t version = get_u32(b + 8), vocab = get_u32(b + 12), width = get_u32(b + 16),
-                   header = get_u32(b + 20);
-    if (version != kVersion)
-      throw std::runtime_error(who + " has format version " + std::to_string(version) +
-                               "; this longnet reads version " + std::to_string(kVersion) +
-                               rebuild);
-    if (vocab != TokenFile::kVocabSize || width != 1 || header != kHeaderBytes)
-      throw std::runtime_error(
-          who + " has vocabulary " + std::to_string(vocab) + ", " + std::to_string(width) +
-          " bytes per token and a " + std::to_string(header) +
-          "-byte header; this longnet reads byte tokens (256, 1, 64)" + rebuild);
-    const uint64_t t = get_u64(b + 24), v = get_u64(b + 32);
-    const uint64_t body = size - kHeaderBytes;
-    if (t > body || v > body - t)
-      throw std::runtime_error(who + " is truncated: its header promises " + std::to_string(t) +
-                               " training + " + std::to_string(v) + " validation tokens but " +
-                               std::to_string(body) + " bytes follow the header" + rebuild);
-    if (t + v != body)
-      throw std::runtime_error(who + " has " + std::to_string(body - t - v) +
-                               " bytes more than its header promises (" + std::to_string(t) +
-                               " + " + std::to_string(v) + " tokens): not a complete token file" +
-                               rebuild);
+    const auto [t, v] = token_header_check(b, size, path);
     train_ = c10::ArrayRef<uint8_t>(b + kHeaderBytes, t);
     val_ = c10::ArrayRef<uint8_t>(b + kHeaderBytes + t, v);
   } catch (...) {
