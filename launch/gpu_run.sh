@@ -146,7 +146,7 @@ for stage in "${STAGES[@]}"; do
       [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
       T0=$SECONDS
       run stall 180 mpirun -np 2 $BIN train configs/base.yaml data.seq_len=65536 \
-        grid.sequence_parallel=2 train.steps=50 model.num_layers=2 eval.interval=1000 \
+        grid.sequence_parallel=2 train.steps=50 optim.warmup_steps=5 model.num_layers=2 eval.interval=1000 \
         log.interval=1 checkpoint.interval=1000 checkpoint.resume=none \
         checkpoint.dir=/tmp/longnet_ckpt_stall data.source=$DATA_SRC \
         log.metrics=/tmp/stall.jsonl train.collective_timeout_s=20 --debug-stall 1:5

@@ -160,9 +160,9 @@ TEST_P(DilatedAttentionCpu, ChunkedFusedForwardMatchesWhole) {
     auto got = dilated_attention_forward_fused(q, k, v, o, tokens * c.H * c.D);
     EXPECT_LT(rel_error(got.out, ref.out), 1e-6);
     EXPECT_TRUE(at::equal(got.lse.isinf(), ref.lse.isinf()));
-    EXPECT_LT(rel_error(got.lse.masked_fill(got.lse.isinf(), 0),
-                        ref.lse.masked_fill(ref.lse.isinf(), 0)),
-              1e-6);
+    EXPECT_LT(
+        rel_error(got.lse.masked_fill(got.lse.isinf(), 0), ref.lse.masked_fill(ref.lse.isinf(), 0)),
+        1e-6);
   }
 }
 
@@ -248,6 +248,28 @@ TEST_P(DilatedAttentionGpu, Float32CloseToReference) {
   EXPECT_LT(rel_error(got.dq, ref.dq), 1e-3);
   EXPECT_LT(rel_error(got.dk, ref.dk), 1e-3);
   EXPECT_LT(rel_error(got.dv, ref.dv), 1e-3);
+}
+
+// The chunked GPU forward (the kernel's merge spans) against the one-piece GPU forward: the
+// same problems merged in pieces, so equal up to the order of float additions.
+TEST_P(DilatedAttentionGpu, ChunkedForwardMatchesWhole) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  const Case& c = GetParam();
+  at::manual_seed(29);
+  auto q = at::randn({c.B, c.N, c.H, c.D},
+                     at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16)),
+       k = at::randn_like(q), v = at::randn_like(q);
+  auto o = options_of(c);
+  auto whole = dilated_attention_forward_fused(q, k, v, o, 0);
+  for (int64_t tokens : {1, 7, 40, 100}) {
+    SCOPED_TRACE("chunk of " + std::to_string(tokens) + " tokens");
+    auto got = dilated_attention_forward_fused(q, k, v, o, tokens * c.H * c.D);
+    EXPECT_LT(rel_error(got.out.to(at::kFloat), whole.out.to(at::kFloat)), 1e-2);
+    EXPECT_TRUE(at::equal(got.lse.isinf(), whole.lse.isinf()));
+    EXPECT_LT(rel_error(got.lse.masked_fill(got.lse.isinf(), 0),
+                        whole.lse.masked_fill(whole.lse.isinf(), 0)),
+              1e-5);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, DilatedAttentionGpu, ::testing::ValuesIn(kCases), case_name);

@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -927,8 +928,16 @@ void config_parse_probe(const std::string& text, const std::string& name,
   if (pid < 0) return;  // no child: parse in-process only
   if (pid == 0) {
 #if !defined(__SANITIZE_ADDRESS__) && !LONGNET_HAS_ASAN
-    // (AddressSanitizer reserves terabytes of address space; under it only the time limit.)
-    struct rlimit mem = {size_t(2) << 30, size_t(2) << 30};
+    // 2 GiB beyond the address space already mapped (with CUDA libraries loaded that is
+    // gigabytes). (AddressSanitizer reserves terabytes of address space; under it only the
+    // time limit.)
+    size_t mapped_pages = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%zu", &mapped_pages) != 1) mapped_pages = 0;
+      std::fclose(f);
+    }
+    const size_t limit = mapped_pages * size_t(::sysconf(_SC_PAGESIZE)) + (size_t(2) << 30);
+    struct rlimit mem = {limit, limit};
     ::setrlimit(RLIMIT_AS, &mem);
 #endif
     ::signal(SIGALRM, SIG_DFL);  // a fuzzer's own SIGALRM handler must not catch ours

@@ -498,7 +498,8 @@ int Trainer::run() {
   const int64_t global_batch = grid_->data_parallel * cfg_.data.batch_size * accum;
   const int64_t tokens_per_step = global_batch * cfg_.data.seq_len;
   const double flops = step_flops(cfg_, tokens_per_step, global_batch, matmul_params_);
-  const double peak = grid_->device.is_cuda() ? 989e12 : std::nan("");  // H100/H200 bf16 dense
+  // H100/H200 dense bf16 peak of every GPU of the job (flops counts the whole job's step).
+  const double peak = grid_->device.is_cuda() ? 989e12 * grid_->world_size : std::nan("");
   std::vector<at::Tensor> params;
   for (auto& [n, p] : named_params_) params.push_back(p);
   log_info("training: steps " + std::to_string(step_) + " -> " + std::to_string(total) + ", " +
