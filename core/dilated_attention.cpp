@@ -9,10 +9,18 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <numeric>
 
 #include "core/dilated_merge.h"
+
+#ifdef LONGNET_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
 
 namespace longnet {
 
@@ -243,6 +251,57 @@ AttentionCall plan_call(const DilatedProblem& p, const at::Tensor& q, const at::
 
 namespace {
 
+// CUDA streams the dense problems of one attention are spread over (LONGNET_ATTENTION_STREAMS,
+// default 4; 1 runs them one after another on the current stream). The problems are
+// independent, and many are small (one head, a few thousand rows), so several at once keep the
+// GPU full where one alone leaves SMs idle.
+int attention_streams() {
+  static const int n = [] {
+    const char* env = std::getenv("LONGNET_ATTENTION_STREAMS");
+    const int v = env ? std::atoi(env) : 4;
+    TORCH_CHECK(v >= 1 && v <= 16, "LONGNET_ATTENTION_STREAMS='", env ? env : "",
+                "' must be a number of CUDA streams from 1 to 16");
+    return v;
+  }();
+  return n;
+}
+
+// Runs fn(i) for i in [0, n). On a CUDA device with several streams allowed, problem i runs on
+// side stream i mod S, every side stream ordered after the current stream and the current stream
+// after all of them; the tensors fn returns (made on a side stream) are marked as used by the
+// current stream, so the caching allocator does not reuse them before the merge has read them.
+void run_spread(int64_t n, const at::Tensor& like,
+                const std::function<std::vector<at::Tensor>(int64_t)>& fn) {
+#ifdef LONGNET_WITH_CUDA
+  const int S = like.is_cuda() ? static_cast<int>(std::min<int64_t>(attention_streams(), n)) : 1;
+  if (S > 1) {
+    const auto main = at::cuda::getCurrentCUDAStream(like.device().index());
+    at::cuda::CUDAEvent start;
+    start.record(main);
+    std::vector<c10::cuda::CUDAStream> side;
+    for (int s = 0; s < S; ++s) {
+      side.push_back(c10::cuda::getStreamFromPool(false, like.device().index()));
+      start.block(side.back());
+    }
+    std::vector<at::Tensor> made;
+    for (int64_t i = 0; i < n; ++i) {
+      c10::cuda::CUDAStreamGuard guard(side[i % S]);
+      for (auto& t : fn(i))
+        if (t.defined()) made.push_back(std::move(t));
+    }
+    for (auto& st : side) {
+      at::cuda::CUDAEvent done;
+      done.record(st);
+      done.block(main);
+    }
+    for (const auto& t : made)
+      c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), main);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) fn(i);
+}
+
 // The dense problems of a plan over q, k, v: appends their outputs, lse and dropout states.
 void run_problems(const std::vector<DilatedProblem>& plan, const at::Tensor& q,
                   const at::Tensor& k, const at::Tensor& v, const DilatedAttentionOptions& o,
@@ -250,13 +309,18 @@ void run_problems(const std::vector<DilatedProblem>& plan, const at::Tensor& q,
                   std::vector<at::Tensor>* rng) {
   DenseAttentionArgs a = dense_args(o, q.size(3));
   a.causal = o.is_causal;
-  for (const auto& p : plan) {
-    auto c = plan_call(p, q, k, v);
+  const size_t first = outs->size();
+  outs->resize(first + plan.size());
+  lses->resize(first + plan.size());
+  if (rng) rng->resize(first + plan.size());
+  run_spread(static_cast<int64_t>(plan.size()), q, [&](int64_t i) {
+    auto c = plan_call(plan[i], q, k, v);
     auto r = dense_attention_forward(c.q, c.k, c.v, a);
-    outs->push_back(std::move(r.out));
-    lses->push_back(std::move(r.lse));
-    if (rng) rng->push_back(std::move(r.rng));
-  }
+    (*outs)[first + i] = r.out;
+    (*lses)[first + i] = r.lse;
+    if (rng) (*rng)[first + i] = r.rng;
+    return std::vector<at::Tensor>{r.out, r.lse, r.rng};
+  });
 }
 
 // The options with only the branches for which keep[i] holds.
@@ -411,8 +475,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
               " dropout states for ", plan.size(), " problems");
   const auto args = dense_args(o, q.size(3));
   if (use_fused_merge(q)) {
-    std::vector<std::array<at::Tensor, 3>> grads;
-    for (size_t i = 0; i < plan.size(); ++i) {
+    std::vector<std::array<at::Tensor, 3>> grads(plan.size());
+    run_spread(static_cast<int64_t>(plan.size()), q, [&](int64_t i) {
       const auto& p = plan[i];
       AttentionCall c = plan_call(p, q, k, v);
       DenseAttentionArgs a = args;
@@ -421,8 +485,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
       auto [dq, dk, dv] =
           dense_attention_backward(dilated_view(dout, p), c.q, c.k, c.v, dilated_view(out, p),
                                    lse_c, rng.empty() ? at::Tensor() : rng[i], a);
-      grads.push_back({dq, dk, dv});
-    }
+      grads[i] = {dq, dk, dv};
+      return std::vector<at::Tensor>{dq, dk, dv, lse_c};
+    });
     std::array<at::Tensor, 3> d{at::empty_like(q), at::empty_like(q), at::empty_like(q)};
     dilated_merge_backward(plan, B, N, H, grads, d);
     return {d[0], d[1], d[2]};

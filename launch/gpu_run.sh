@@ -63,6 +63,11 @@ for stage in "${STAGES[@]}"; do
       run bench_attention 240 $BIN bench attention --seq-lens 32768,1048576 --head-dims 64,128 \
         --json bench/results/attention_paper_$CARD.json
       cat "$LOGS/bench_attention.log" | tee -a "$SUMMARY"
+      # The same with the problems on one CUDA stream instead of four.
+      run bench_one_stream 240 env LONGNET_ATTENTION_STREAMS=1 $BIN bench attention \
+        --seq-lens 32768,1048576 --head-dims 64,128 --no-dense \
+        --json bench/results/attention_one_stream_$CARD.json
+      grep -E "^dilated" "$LOGS/bench_one_stream.log" | sed 's/^/one stream: /' | tee -a "$SUMMARY"
       # The same at 32K through the plain ATen merge and through the flash kernel, for reference.
       run bench_plain_merge 120 env LONGNET_FUSED_MERGE=0 $BIN bench attention --seq-lens 32768 \
         --no-dense --json bench/results/attention_plain_merge_$CARD.json
