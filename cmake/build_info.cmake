@@ -4,8 +4,9 @@ execute_process(COMMAND git -C "${SRC}" rev-parse --short=12 HEAD
                 OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 execute_process(COMMAND git -C "${SRC}" status --porcelain --untracked-files=no
                 OUTPUT_VARIABLE dirty OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-if(NOT commit AND DEFINED ENV{LONGNET_COMMIT})
-  # A copy of the tree without .git (e.g. on a lent GPU machine): the caller says which commit.
+if(DEFINED ENV{LONGNET_COMMIT} AND NOT "$ENV{LONGNET_COMMIT}" STREQUAL "")
+  # A copy of the tree whose .git is missing or stale (e.g. on a lent GPU machine): the caller
+  # says which commit it is, and that wins.
   set(commit "$ENV{LONGNET_COMMIT}")
 elseif(NOT commit)
   set(commit "unknown")

@@ -24,7 +24,7 @@ STAGES=("$@")
 SUMMARY="$OUT_DIR/summary.txt"
 : > "$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
-note "gpu_run: $(date -u +%FT%TZ) $NGPU x $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), commit $(git rev-parse --short=12 HEAD 2>/dev/null)"
+note "gpu_run: $(date -u +%FT%TZ) $NGPU x $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), commit ${LONGNET_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null)}"
 
 # run NAME TIMEOUT_S CMD...: logs to $LOGS/NAME.log, notes the exit status and duration.
 run() {
