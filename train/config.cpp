@@ -863,10 +863,21 @@ void reject_parser_traps(const std::string& text, const std::string& name) {
                                   ": YAML syntax error: a ',' outside a [ ] or { } list (fix "
                                   "the YAML at that line)");
     if (at_start && flow_node_start(rest[0])) {
-      // yaml-cpp also loops on a ',' after further flow nodes: '[] [] ,', '[] "x" ,'.
+      // yaml-cpp also loops on a ',' after further flow nodes and node properties:
+      // '[] [] ,', '[] "x" ,', '[] !tag ,', '[] &anchor ,'.
       size_t after = root_flow_node_end(text, end - rest.size());
-      while (after < text.size() && flow_node_start(text[after]))
-        after = root_flow_node_end(text, after);
+      while (after < text.size()) {
+        if (flow_node_start(text[after])) {
+          after = root_flow_node_end(text, after);
+        } else if (text[after] == '!' || text[after] == '&') {
+          size_t j = text.find_first_of(" \t\r\n", after);
+          after = j == std::string::npos ? text.size() : j;
+          while (after < text.size() && std::isspace(static_cast<unsigned char>(text[after])))
+            ++after;
+        } else {
+          break;
+        }
+      }
       if (after < text.size() && text[after] == ',')
         throw std::invalid_argument(
             name + ":" + std::to_string(line_no + std::count(text.begin() + (end - rest.size()),

@@ -668,6 +668,20 @@ int train_command(const std::vector<std::string>& args) {
       throw std::invalid_argument("longnet train: more than one config file given ('" +
                                   config_path + "' and '" + a + "')");
   }
+  int64_t stall_rank = -1, stall_at = -1;
+  if (const std::string stall = f.get("debug-stall"); !stall.empty()) {
+    const auto colon = stall.find(':');
+    char *rank_end = nullptr, *step_end = nullptr;
+    const long long rank = std::strtoll(stall.c_str(), &rank_end, 10);
+    const long long step =
+        colon == std::string::npos ? -1 : std::strtoll(stall.c_str() + colon + 1, &step_end, 10);
+    if (colon == 0 || colon == std::string::npos || rank_end != stall.c_str() + colon ||
+        step_end == stall.c_str() + colon + 1 || *step_end != '\0' || rank < 0 || step < 0)
+      throw std::invalid_argument("longnet train: --debug-stall '" + stall +
+                                  "' is not RANK:STEP (e.g. 1:3)");
+    stall_rank = rank;
+    stall_at = step;
+  }
   std::vector<int64_t> nan_steps;
   if (!f.get("debug-nan-at").empty()) nan_steps = f.get_int_list("debug-nan-at");
   auto cfg = config_load(config_path, overrides);
@@ -679,17 +693,8 @@ int train_command(const std::vector<std::string>& args) {
   mpi_ensure_initialized();
   Trainer t(std::move(cfg), config_path, f.get_int("stop-after"), nan_steps, f.get_int("profile"));
   t.debug_sleep_after = f.get_int("debug-sleep-after");
-  if (const std::string stall = f.get("debug-stall"); !stall.empty()) {
-    const auto colon = stall.find(':');
-    char* end = nullptr;
-    const long long rank = std::strtoll(stall.c_str(), &end, 10);
-    const long long step = colon == std::string::npos ? -1 : std::strtoll(stall.c_str() + colon + 1, &end, 10);
-    if (colon == std::string::npos || rank < 0 || step < 0 || *end != '\0')
-      throw std::invalid_argument("longnet train: --debug-stall '" + stall +
-                                  "' is not RANK:STEP (e.g. 1:3)");
-    t.debug_stall_rank = rank;
-    t.debug_stall_at = step;
-  }
+  t.debug_stall_rank = stall_rank;
+  t.debug_stall_at = stall_at;
   return t.run();
 }
 
