@@ -870,7 +870,7 @@ void reject_parser_traps(const std::string& text, const std::string& name) {
         if (flow_node_start(text[after])) {
           after = root_flow_node_end(text, after);
         } else if (text[after] == '!' || text[after] == '&') {
-          size_t j = text.find_first_of(" \t\r\n", after);
+          size_t j = text.find_first_of(" \t\r\n,[]{}", after);
           after = j == std::string::npos ? text.size() : j;
           while (after < text.size() && std::isspace(static_cast<unsigned char>(text[after])))
             ++after;
