@@ -247,6 +247,30 @@ TEST_F(Config, YamlQuirksAreRejected) {
   load_fails("a: 1\n---\nb: 2\n", 3, "", {"second YAML document"});
 }
 
+// Documents on which yaml-cpp 0.8 itself never returns (found by tests/fuzz): config_parse must
+// refuse them before yaml-cpp sees them (if one got through, this test would hang).
+TEST_F(Config, ParserTrapsAreRefusedBeforeYamlCpp) {
+  for (const char* text :
+       {",a\n", "&x ,a\n", "[a] ,b\n", "\"x\" ,a\n", "[] [] ,\n", "[] \"x\" ,\n", "[] !t ,b\n",
+        "[] &a,b\n", "[] !t(,b\n", "[] !t{x} ,b\n", "[a'b] ,c\n", "{a: 'x]'} ,c\n",
+        "[a, # c\n 'x'] ,b\n", "- a\n,b\n", "a\n# c\n,b\n", "model: {}\n%v: [a\n,b]\n",
+        "%\n,\n"}) {
+    SCOPED_TRACE(text);
+    expect_error([&] { config_parse(text, "t.yaml"); }, {"t.yaml:", "YAML syntax error"});
+  }
+}
+
+// Close to the traps but valid: apostrophes and commas inside plain and quoted scalars.
+TEST_F(Config, ValidConfigsNearTheParserTrapsLoad) {
+  auto c = config_parse(
+      "data:\n  path: it's/data,1.tokens\n  source: 'a, b'\n"
+      "log: {metrics: \"m,1.jsonl\"}  # a comment, with a comma\n",
+      "t.yaml");
+  EXPECT_EQ(c.data.path, "it's/data,1.tokens");
+  EXPECT_EQ(c.data.source, "a, b");
+  EXPECT_EQ(c.log.metrics, "m,1.jsonl");
+}
+
 TEST_F(Config, ZeroAndNegativeSizesAreErrors) {
   load_fails("model:\n  d_model: 0\n", 2, "model.d_model", {"must be >= 1"});
   load_fails("data:\n  batch_size: -2\n", 2, "data.batch_size", {"-2", "must be >= 1"});

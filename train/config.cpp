@@ -730,7 +730,8 @@ bool flow_node_start(char ch) {
 // is not closed).
 size_t root_flow_node_end(const std::string& text, size_t i) {
   int depth = 0;
-  char quote = 0;
+  char quote = 0, prev = '[';  // prev: the last non-blank character (a quote opens a node after
+                               // one of [ { , : ? only; elsewhere it is part of a plain scalar)
   for (; i < text.size(); ++i) {
     const char ch = text[i];
     if (quote == '"') {
@@ -739,15 +740,19 @@ size_t root_flow_node_end(const std::string& text, size_t i) {
     } else if (quote == '\'') {
       if (ch == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
       else if (ch == '\'') quote = 0;
-    } else if (ch == '"' || ch == '\'') {
+    } else if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+      continue;
+    } else if ((ch == '"' || ch == '\'') && std::strchr("[{,:?", prev) != nullptr) {
       quote = ch;
     } else if (ch == '#' && (i == 0 || std::isspace(static_cast<unsigned char>(text[i - 1])))) {
-      while (i < text.size() && text[i] != '\n') ++i;
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+      continue;
     } else if (ch == '[' || ch == '{') {
       ++depth;
     } else if (ch == ']' || ch == '}') {
       --depth;
     }
+    prev = ch;
     if (quote == 0 && depth <= 0) break;
   }
   if (i >= text.size()) return text.size();
