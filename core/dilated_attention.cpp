@@ -303,8 +303,8 @@ void run_spread(int64_t n, const at::Tensor& like,
 }
 
 // The dense problems of a plan over q, k, v: appends their outputs, lse and dropout states.
-void run_problems(const std::vector<DilatedProblem>& plan, const at::Tensor& q,
-                  const at::Tensor& k, const at::Tensor& v, const DilatedAttentionOptions& o,
+void run_problems(const std::vector<DilatedProblem>& plan, const at::Tensor& q, const at::Tensor& k,
+                  const at::Tensor& v, const DilatedAttentionOptions& o,
                   std::vector<at::Tensor>* outs, std::vector<at::Tensor>* lses,
                   std::vector<at::Tensor>* rng) {
   DenseAttentionArgs a = dense_args(o, q.size(3));
@@ -397,8 +397,8 @@ void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tens
     const int64_t n = std::min(C, N - t0);
     auto plan = dilated_plan(1, n, H, chunk_o);
     std::vector<at::Tensor> outs, lses;
-    run_problems(plan, q.narrow(1, t0, n), k.narrow(1, t0, n), v.narrow(1, t0, n), o, &outs,
-                 &lses, nullptr);
+    run_problems(plan, q.narrow(1, t0, n), k.narrow(1, t0, n), v.narrow(1, t0, n), o, &outs, &lses,
+                 nullptr);
     std::vector<MergeSpan> spans(n_chunked, MergeSpan{n, 0});
     spans.resize(n_chunked + rest_o.segment_lengths.size(), MergeSpan{N, t0});
     for (auto p : rest_plan) {

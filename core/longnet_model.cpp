@@ -151,21 +151,6 @@ LongNetLayerOptions layer_options_of(const LongNetOptions& o, double gamma) {
   return l;
 }
 
-LongNetOptions longnet_options_of(const LongNetLMOptions& o) {
-  LongNetOptions n;
-  n.d_model = o.d_model;
-  n.nhead = o.nhead;
-  n.num_encoder_layers = o.num_encoder_layers;
-  n.num_decoder_layers = o.num_decoder_layers;
-  n.dim_feedforward = o.dim_feedforward;
-  n.segment_lengths = o.segment_lengths;
-  n.dilation_rates = o.dilation_rates;
-  n.dropout = o.dropout;
-  n.activation = o.activation;
-  n.layer_norm_eps = o.layer_norm_eps;
-  return n;
-}
-
 void longnet_options_check(const LongNetOptions& o) {
   TORCH_CHECK(o.num_encoder_layers >= 1 && o.num_decoder_layers >= 1,
               "LongNet: num_encoder_layers = ", o.num_encoder_layers,
@@ -224,9 +209,9 @@ void lm_options_check(const LongNetLMOptions& o) {
   if (o.variant == LongNetVariant::kDecoderOnly) {
     TORCH_CHECK(o.num_layers >= 1, "LongNetLM: num_layers = ", o.num_layers, " must be >= 1");
   } else {
-    longnet_options_check(longnet_options_of(o));
+    longnet_options_check(static_cast<const LongNetOptions&>(o));
   }
-  layer_options_check(layer_options_of(longnet_options_of(o), 1.0));
+  layer_options_check(layer_options_of(static_cast<const LongNetOptions&>(o), 1.0));
 }
 
 LongNetLMImpl::LongNetLMImpl(const LongNetLMOptions& o) : options_(o) {
@@ -234,15 +219,15 @@ LongNetLMImpl::LongNetLMImpl(const LongNetLMOptions& o) : options_(o) {
   token_embedding =
       register_module("token_embedding", torch::nn::Embedding(o.num_tokens, o.d_model));
   if (o.variant == LongNetVariant::kDecoderOnly) {
-    const auto l =
-        layer_options_of(longnet_options_of(o), magneto_decoder_only_gamma(o.num_layers));
+    const auto l = layer_options_of(static_cast<const LongNetOptions&>(o),
+                                    magneto_decoder_only_gamma(o.num_layers));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < o.num_layers; ++i) {
       decoder.push_back(DecoderLayer(l, /*cross_attention=*/false));
       layers->push_back(decoder.back());
     }
   } else {
-    long_net = register_module("long_net", LongNet(longnet_options_of(o)));
+    long_net = register_module("long_net", LongNet(static_cast<const LongNetOptions&>(o)));
   }
   norm = register_module("norm", layer_norm_make(o.d_model, o.layer_norm_eps));
   out = register_module("out", torch::nn::Linear(o.d_model, o.num_tokens));

@@ -132,19 +132,11 @@ enum class LongNetVariant {
 LongNetVariant longnet_variant_from_string(const std::string& name);
 std::string longnet_variant_name(LongNetVariant v);
 
-struct LongNetLMOptions {
+// The body's options (width, heads, FFN, segments, rates, dropout, activation, eps; the
+// encoder/decoder layer counts serve encoder_decoder) plus the language model's own.
+struct LongNetLMOptions : LongNetOptions {
   int64_t num_tokens = 256;  // byte-level by default
-  int64_t d_model = 768;
-  int64_t nhead = 12;
-  int64_t num_layers = 12;          // decoder_only: decoder layers
-  int64_t num_encoder_layers = 12;  // encoder_decoder: encoder layers
-  int64_t num_decoder_layers = 12;  // encoder_decoder: decoder layers
-  int64_t dim_feedforward = 3072;
-  std::vector<int64_t> segment_lengths = {2048, 4096, 8192, 16384, 32768};
-  std::vector<int64_t> dilation_rates = {1, 2, 4, 6, 12};
-  double dropout = 0.0;
-  std::string activation = "relu";
-  double layer_norm_eps = 1e-5;
+  int64_t num_layers = 12;   // decoder_only: decoder layers
   LongNetVariant variant = LongNetVariant::kDecoderOnly;
   // Recompute each layer's activations in the backward instead of keeping them (training only).
   bool activation_checkpointing = false;

@@ -106,8 +106,7 @@ int64_t add_entry(Entry e) {
 
 }  // namespace
 
-std::string collective_what(const char* backend, const char* op, int group_rank,
-                            int group_size) {
+std::string collective_what(const char* backend, const char* op, int group_rank, int group_size) {
   return std::string(backend) + " " + op + " (rank " + std::to_string(group_rank) +
          " of a group of " + std::to_string(group_size) + ")";
 }

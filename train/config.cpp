@@ -735,11 +735,15 @@ size_t root_flow_node_end(const std::string& text, size_t i) {
   for (; i < text.size(); ++i) {
     const char ch = text[i];
     if (quote == '"') {
-      if (ch == '\\') ++i;
-      else if (ch == '"') quote = 0;
+      if (ch == '\\')
+        ++i;
+      else if (ch == '"')
+        quote = 0;
     } else if (quote == '\'') {
-      if (ch == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
-      else if (ch == '\'') quote = 0;
+      if (ch == '\'' && i + 1 < text.size() && text[i + 1] == '\'')
+        ++i;
+      else if (ch == '\'')
+        quote = 0;
     } else if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
       continue;
     } else if ((ch == '"' || ch == '\'') && std::strchr("[{,:?", prev) != nullptr) {
@@ -885,8 +889,9 @@ void reject_parser_traps(const std::string& text, const std::string& name) {
       }
       if (after < text.size() && text[after] == ',')
         throw std::invalid_argument(
-            name + ":" + std::to_string(line_no + std::count(text.begin() + (end - rest.size()),
-                                                             text.begin() + after, '\n')) +
+            name + ":" +
+            std::to_string(line_no + std::count(text.begin() + (end - rest.size()),
+                                                text.begin() + after, '\n')) +
             ": YAML syntax error: a ',' after the document's closing bracket or quote, outside "
             "any [ ] or { } list (fix the YAML at that line)");
     }

@@ -61,20 +61,18 @@ TokenCounts token_header_check(const unsigned char* b, size_t size, const std::s
     throw std::runtime_error(who + " has vocabulary " + std::to_string(vocab) + ", " +
                              std::to_string(width) + " bytes per token and a " +
                              std::to_string(header) +
-                             "-byte header; this longnet reads byte tokens (256, 1, 64)" +
-                             rebuild);
+                             "-byte header; this longnet reads byte tokens (256, 1, 64)" + rebuild);
   TokenCounts c{get_u64(b + 24), get_u64(b + 32)};
   const uint64_t body = size - kTokenHeaderBytes;
   if (c.train > body || c.val > body - c.train)
-    throw std::runtime_error(who + " is truncated: its header promises " +
-                             std::to_string(c.train) + " training + " + std::to_string(c.val) +
-                             " validation tokens but " + std::to_string(body) +
-                             " bytes follow the header" + rebuild);
+    throw std::runtime_error(who + " is truncated: its header promises " + std::to_string(c.train) +
+                             " training + " + std::to_string(c.val) + " validation tokens but " +
+                             std::to_string(body) + " bytes follow the header" + rebuild);
   if (c.train + c.val != body)
     throw std::runtime_error(who + " has " + std::to_string(body - c.train - c.val) +
                              " bytes more than its header promises (" + std::to_string(c.train) +
-                             " + " + std::to_string(c.val) +
-                             " tokens): not a complete token file" + rebuild);
+                             " + " + std::to_string(c.val) + " tokens): not a complete token file" +
+                             rebuild);
   return c;
 }
 

@@ -67,8 +67,8 @@ LongNetLMOptions lm_options(const TrainConfig& c) {
 
 // Host-side agreement across the world (flags, scalars).
 double world_max(double x) {
-  CollectiveScope watched(collective_what("MPI", "all-reduce of the step's flags", mpi_world_rank(),
-                                          mpi_world_size()));
+  CollectiveScope watched(
+      collective_what("MPI", "all-reduce of the step's flags", mpi_world_rank(), mpi_world_size()));
   MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return x;
 }
