@@ -169,7 +169,9 @@ class NcclCommunicator : public Communicator {
     done->record(stream_);
     // The watchdog polls the event, and the communicator for errors NCCL reports later.
     collective_watch(collective_what("NCCL", op, rank_, size_),
-                     [done, comm = comm_, live = live_](std::string* why) {
+                     [done, comm = comm_, live = live_, device = device_](std::string* why) {
+                       // (without the guard this thread would make a context on GPU 0)
+                       c10::cuda::CUDAGuard guard(device);
                        if (done->query()) return WatchState::kDone;
                        ncclResult_t async = ncclSuccess;
                        if (live->load() && ncclCommGetAsyncError(comm, &async) == ncclSuccess &&

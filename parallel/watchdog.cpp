@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -49,6 +50,8 @@ State& state() {
     std::lock_guard<std::mutex> lock(s.mu);
     hooks = s.hooks;
   }
+  // The hooks (ncclCommAbort) may block themselves; the alarm's default action ends the process.
+  ::alarm(30);
   for (auto& [id, hook] : hooks) hook();
   // Not MPI_Abort: this is not the thread that initialised MPI. mpirun ends the other ranks when
   // one exits with a failure status before MPI_Finalize.
@@ -66,7 +69,16 @@ void watch_loop() {
       const auto now = Clock::now();
       for (auto it = s.entries.begin(); it != s.entries.end();) {
         std::string why;
-        const WatchState st = it->second.poll ? it->second.poll(&why) : WatchState::kPending;
+        WatchState st = WatchState::kPending;
+        if (it->second.poll) {
+          try {
+            st = it->second.poll(&why);
+          } catch (const std::exception& e) {  // e.g. a CUDA error the event query reports
+            why = e.what();
+            why.resize(std::min(why.find('\n'), why.size()));
+            st = WatchState::kFailed;
+          }
+        }
         if (st == WatchState::kDone) {
           it = s.entries.erase(it);
           continue;

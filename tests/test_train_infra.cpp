@@ -250,10 +250,17 @@ TEST_F(Config, YamlQuirksAreRejected) {
 // Documents on which yaml-cpp 0.8 itself never returns (found by tests/fuzz): config_parse must
 // refuse them before yaml-cpp sees them (if one got through, this test would hang).
 TEST_F(Config, ParserTrapsAreRefusedBeforeYamlCpp) {
+  // Documents whose root is not a block mapping: '[...]', '{...}', quoted, '- ', ','.
   for (const char* text :
-       {",a\n", "&x ,a\n", "[a] ,b\n", "\"x\" ,a\n", "[] [] ,\n", "[] \"x\" ,\n", "[] !t ,b\n",
-        "[] &a,b\n", "[] !t(,b\n", "[] !t{x} ,b\n", "[a'b] ,c\n", "{a: 'x]'} ,c\n",
-        "[a, # c\n 'x'] ,b\n", "- a\n,b\n", "a\n# c\n,b\n", "model: {}\n%v: [a\n,b]\n", "%\n,\n"}) {
+       {"&x ,a\n", "[a] ,b\n", "\"x\" ,a\n", "[] [] ,\n", "[] \"x\" ,\n", "[] !t ,b\n", "[] &a,b\n",
+        "[] !t(,b\n", "[] !t{x} ,b\n", "[a'b] ,c\n", "{a: 'x]'} ,c\n", "[a, # c\n 'x'] ,b\n",
+        "[#]\n],\n", "a: 1\n---\n[a] ,b\n", "model: {}\n%v: [a\n,b]\n"}) {
+    SCOPED_TRACE(text);
+    expect_error([&] { config_parse(text, "t.yaml"); },
+                 {"t.yaml:", "must be a mapping of sections"});
+  }
+  // A ',' first on a line outside brackets, also after a '%' line.
+  for (const char* text : {",a\n", "- a\n,b\n", "%\n,\n", "a\n# c\n,b\n", "model: 1\n  ,x\n"}) {
     SCOPED_TRACE(text);
     expect_error([&] { config_parse(text, "t.yaml"); }, {"t.yaml:", "YAML syntax error"});
   }

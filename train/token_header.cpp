@@ -43,7 +43,7 @@ void token_header_write(unsigned char* header, uint64_t train, uint64_t val) {
 TokenCounts token_header_check(const unsigned char* b, size_t size, const std::string& path) {
   const std::string who = "token file '" + path + "'";
   const std::string rebuild = "; rebuild it with: longnet data build SRC_DIR " + path;
-  if (std::memcmp(b, kMagic, std::min<size_t>(8, size)) != 0)
+  if (size > 0 && std::memcmp(b, kMagic, std::min<size_t>(8, size)) != 0)
     throw std::runtime_error(who +
                              " is not a longnet token file (bad magic; expected "
                              "\"LNTOKENS\"); make one with: longnet data build SRC_DIR " +
