@@ -762,7 +762,11 @@ void reject_line_start_commas(const std::string& text, const std::string& name) 
       ++depth;
     else if ((ch == ']' || ch == '}') && depth > 0)
       --depth;
-    prev = ch;
+    // Outside brackets ':', '-' and '?' are indicators only before a blank ('k:[' is a plain
+    // scalar, and so is the '[' after it).
+    const char next = i + 1 < text.size() ? text[i + 1] : '\n';
+    const bool blank_next = next == ' ' || next == '\t' || next == '\r' || next == '\n';
+    prev = depth == 0 && (ch == ':' || ch == '-' || ch == '?') && !blank_next ? 'a' : ch;
   }
 }
 
