@@ -252,7 +252,7 @@ TEST_F(Config, YamlQuirksAreRejected) {
 TEST_F(Config, ParserTrapsAreRefusedBeforeYamlCpp) {
   // Documents whose root is not a block mapping: '[...]', '{...}', quoted, '- ', ','.
   for (const char* text :
-       {"&x ,a\n", "[a] ,b\n", "\"x\" ,a\n", "[] [] ,\n", "[] \"x\" ,\n", "[] !t ,b\n", "[] &a,b\n",
+       {"[a] ,b\n", "\"x\" ,a\n", "[] [] ,\n", "[] \"x\" ,\n", "[] !t ,b\n", "[] &a,b\n",
         "[] !t(,b\n", "[] !t{x} ,b\n", "[a'b] ,c\n", "{a: 'x]'} ,c\n", "[a, # c\n 'x'] ,b\n",
         "[#]\n],\n", "a: 1\n---\n[a] ,b\n", "model: {}\n%v: [a\n,b]\n"}) {
     SCOPED_TRACE(text);
@@ -261,7 +261,7 @@ TEST_F(Config, ParserTrapsAreRefusedBeforeYamlCpp) {
   }
   // A ',' first on a line outside brackets, also after a '%' line.
   for (const char* text : {",a\n", "- a\n,b\n", "%\n,\n", "a\n# c\n,b\n", "model: 1\n  ,x\n",
-                           " k:[:\n,\n", " k:\n,\n"}) {
+                           " k:[:\n,\n", " k:\n,\n", ".\n#\n!,\n", ".\n&a ,b\n", "&x ,a\n"}) {
     SCOPED_TRACE(text);
     expect_error([&] { config_parse(text, "t.yaml"); }, {"t.yaml:", "YAML syntax error"});
   }

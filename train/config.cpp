@@ -752,10 +752,18 @@ void reject_line_start_commas(const std::string& text, const std::string& name) 
       while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
       continue;
     }
-    if (ch == ',' && prev == '\n' && depth == 0)
-      throw std::invalid_argument(name + ":" + std::to_string(line_no) +
-                                  ": YAML syntax error: a line starting with ',' outside any [ ] "
-                                  "or { } list (fix the YAML at that line)");
+    if (prev == '\n' && depth == 0) {
+      // The line's first token, after node properties ('!tag', '&anchor'), if any.
+      size_t j = i;
+      while (j < text.size() && (text[j] == '!' || text[j] == '&')) {
+        j = std::min(text.find_first_of(" \t\r\n,[]{}", j), text.size());
+        while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r')) ++j;
+      }
+      if (j < text.size() && text[j] == ',')
+        throw std::invalid_argument(name + ":" + std::to_string(line_no) +
+                                    ": YAML syntax error: a line starting with ',' outside any "
+                                    "[ ] or { } list (fix the YAML at that line)");
+    }
     if ((ch == '"' || ch == '\'') && node_start())
       quote = ch;
     else if ((ch == '[' || ch == '{') && (depth > 0 || node_start()))
