@@ -835,7 +835,16 @@ void reject_parser_traps(const std::string& text, const std::string& name) {
     // yaml-cpp loops on a ',' after such a root node ('[a] ,b', '"x" ,b', '[] !t ,b').
     const bool block_entry = rest[0] == '-' && (rest.size() == 1 || rest[1] == ' ' ||
                                                 rest[1] == '\t' || rest[1] == '\r');
-    if (at_start && (block_entry || std::strchr("[]{},?:|>'\"*@`", rest[0]) != nullptr))
+    // ... and that key's ':' (followed by a blank or the end of the line) is on this line.
+    auto has_key_colon = [](std::string line) {
+      const size_t comment = line.find(" #");
+      if (comment != std::string::npos) line.resize(comment);
+      for (size_t c = line.find(':'); c != std::string::npos; c = line.find(':', c + 1))
+        if (c + 1 == line.size() || std::strchr(" \t\r", line[c + 1]) != nullptr) return true;
+      return false;
+    };
+    if (at_start &&
+        (block_entry || std::strchr("[]{},?:|>'\"*@`", rest[0]) != nullptr || !has_key_colon(rest)))
       throw std::invalid_argument(name + ":" + std::to_string(line_no) +
                                   ": the config must be a mapping of sections (model:, data:, "
                                   "...), each key plain at the start of its line; this document "
