@@ -260,8 +260,9 @@ TEST_F(Config, ParserTrapsAreRefusedBeforeYamlCpp) {
                  {"t.yaml:", "must be a mapping of sections"});
   }
   // A ',' first on a line outside brackets, also after a '%' line.
-  for (const char* text : {",a\n", "- a\n,b\n", "%\n,\n", "a\n# c\n,b\n", "model: 1\n  ,x\n",
-                           " k:[:\n,\n", " k:\n,\n", ".\n#\n!,\n", ".\n&a ,b\n", "&x ,a\n"}) {
+  for (const char* text :
+       {",a\n", "- a\n,b\n", "%\n,\n", "a\n# c\n,b\n", "model: 1\n  ,x\n", " k:[:\n,\n", " k:\n,\n",
+        ".\n#\n!,\n", ".\n&a ,b\n", "&x ,a\n", " /: /[\"\n,\n"}) {
     SCOPED_TRACE(text);
     expect_error([&] { config_parse(text, "t.yaml"); }, {"t.yaml:", "YAML syntax error"});
   }

@@ -764,17 +764,22 @@ void reject_line_start_commas(const std::string& text, const std::string& name) 
                                     ": YAML syntax error: a line starting with ',' outside any "
                                     "[ ] or { } list (fix the YAML at that line)");
     }
+    // prev becomes the character's role: itself where it is an indicator, 'a' where it is part
+    // of a plain scalar (outside brackets ':', '-', '?' only count before a blank, and '[', '{',
+    // quotes only where a node starts: in 'k: /["' the '[' and '"' are plain).
+    const char next = i + 1 < text.size() ? text[i + 1] : '\n';
+    const bool blank_next = next == ' ' || next == '\t' || next == '\r' || next == '\n';
+    char role = ch;
     if ((ch == '"' || ch == '\'') && node_start())
       quote = ch;
     else if ((ch == '[' || ch == '{') && (depth > 0 || node_start()))
       ++depth;
     else if ((ch == ']' || ch == '}') && depth > 0)
       --depth;
-    // Outside brackets ':', '-' and '?' are indicators only before a blank ('k:[' is a plain
-    // scalar, and so is the '[' after it).
-    const char next = i + 1 < text.size() ? text[i + 1] : '\n';
-    const bool blank_next = next == ' ' || next == '\t' || next == '\r' || next == '\n';
-    prev = depth == 0 && (ch == ':' || ch == '-' || ch == '?') && !blank_next ? 'a' : ch;
+    else if (depth == 0 && (std::strchr("\"'[{,", ch) != nullptr ||
+                            (std::strchr(":-?", ch) != nullptr && !blank_next)))
+      role = 'a';
+    prev = role;
   }
 }
 
