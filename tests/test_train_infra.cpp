@@ -254,7 +254,8 @@ TEST_F(Config, ParserTrapsAreRefusedBeforeYamlCpp) {
   for (const char* text :
        {"[a] ,b\n", "\"x\" ,a\n", "[] [] ,\n", "[] \"x\" ,\n", "[] !t ,b\n", "[] &a,b\n",
         "[] !t(,b\n", "[] !t{x} ,b\n", "[a'b] ,c\n", "{a: 'x]'} ,c\n", "[a, # c\n 'x'] ,b\n",
-        "[#]\n],\n", "a: 1\n---\n[a] ,b\n", "model: {}\n%v: [a\n,b]\n", "+\n[ #\n,\n"}) {
+        "[#]\n],\n", "a: 1\n---\n[a] ,b\n", "model: {}\n%v: [a\n,b]\n", "+\n[ #\n,\n",
+        " r:\n\"\"\"\",\n"}) {
     SCOPED_TRACE(text);
     expect_error([&] { config_parse(text, "t.yaml"); },
                  {"t.yaml:", "must be a mapping of sections"});

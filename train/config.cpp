@@ -810,6 +810,7 @@ void reject_parser_traps(const std::string& text, const std::string& name) {
     ++line_no;
     pos = end + 1;
     if (line_no == 1 && rest.rfind("\xEF\xBB\xBF", 0) == 0) rest = rest.substr(3);  // BOM
+    const bool indented = !rest.empty() && (rest[0] == ' ' || rest[0] == '\t');
     auto trim = [&rest](size_t from) {
       size_t j = rest.find_first_not_of(" \t\r", from);
       rest = j == std::string::npos ? "" : rest.substr(j);
@@ -848,13 +849,16 @@ void reject_parser_traps(const std::string& text, const std::string& name) {
         if (c + 1 == line.size() || std::strchr(" \t\r", line[c + 1]) != nullptr) return true;
       return false;
     };
-    if (at_start &&
-        (block_entry || std::strchr("[]{},?:|>'\"*@`", rest[0]) != nullptr || !has_key_colon(rest)))
+    // ... in the first column (yaml-cpp loops on '  r:\n"x",', where the line after an
+    // indented root mapping dedents past it).
+    if (at_start && (block_entry || std::strchr("[]{},?:|>'\"*@`", rest[0]) != nullptr ||
+                     !has_key_colon(rest) || indented))
       throw std::invalid_argument(name + ":" + std::to_string(line_no) +
                                   ": the config must be a mapping of sections (model:, data:, "
                                   "...), each key plain at the start of its line; this document "
                                   "starts with '" +
-                                  rest.substr(0, 1) + "' (fix the YAML at that line)");
+                                  (indented ? std::string("an indented key") : rest.substr(0, 1)) +
+                                  "' (fix the YAML at that line)");
     at_start = false;
   }
 }
