@@ -563,10 +563,11 @@ std::string mention(const TrainConfig& c, const std::string& key, int64_t value)
   return mention(c, key, std::to_string(value));
 }
 
-// Ascending; O(sqrt(n)), since n may be a per-rank length of millions of tokens.
+// Ascending, for suggestions in messages: every divisor when n < 2^40, else those with a
+// cofactor below 2^20 (the search is O(min(sqrt(n), 2^20)); a config may hold any int64).
 std::vector<int64_t> divisors(int64_t n) {
   std::vector<int64_t> low, high;
-  for (int64_t d = 1; d * d <= n; ++d)
+  for (int64_t d = 1; d * d <= n && d <= (int64_t(1) << 20); ++d)
     if (n % d == 0) {
       low.push_back(d);
       if (d != n / d) high.push_back(n / d);
