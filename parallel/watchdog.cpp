@@ -34,6 +34,9 @@ struct State {
   int64_t next_id = 1;
   std::atomic<double> timeout_s{600.0};
   bool thread_started = false;
+  // Set when the process begins to exit: from then on CUDA may be unloading, an event query can
+  // fail, and nothing is waited for any more, so the watchdog stands down.
+  std::atomic<bool> exiting{false};
 };
 
 State& state() {
@@ -62,6 +65,7 @@ void watch_loop() {
   State& s = state();
   for (;;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (s.exiting.load()) return;
     std::string failure;
     {
       std::lock_guard<std::mutex> lock(s.mu);
@@ -100,7 +104,7 @@ void watch_loop() {
         ++it;
       }
     }
-    if (!failure.empty()) end_job(failure);
+    if (!failure.empty() && !s.exiting.load()) end_job(failure);
   }
 }
 
@@ -108,6 +112,7 @@ int64_t add_entry(Entry e) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   if (!s.thread_started) {
+    std::atexit([] { state().exiting.store(true); });
     std::thread(watch_loop).detach();
     s.thread_started = true;
   }
