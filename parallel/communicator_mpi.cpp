@@ -144,7 +144,10 @@ class MpiCommunicator : public Communicator {
 
   std::shared_ptr<Communicator> split(int color, int key) override {
     MPI_Comm sub;
-    LONGNET_CHECK_MPI(MPI_Comm_split(comm_, color, key, &sub));
+    {
+      CollectiveScope watched(describe("communicator split"));
+      LONGNET_CHECK_MPI(MPI_Comm_split(comm_, color, key, &sub));
+    }
     return std::make_shared<MpiCommunicator>(sub);
   }
 
@@ -171,7 +174,11 @@ class MpiCommunicator : public Communicator {
 std::shared_ptr<Communicator> communicator_mpi_world() {
   mpi_ensure_initialized();
   MPI_Comm dup;
-  LONGNET_CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &dup));
+  {
+    CollectiveScope watched(
+        collective_what("MPI", "world communicator set-up", mpi_world_rank(), mpi_world_size()));
+    LONGNET_CHECK_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &dup));
+  }
   return std::make_shared<MpiCommunicator>(dup);
 }
 

@@ -148,7 +148,10 @@ class NcclCommunicator : public Communicator {
 
   std::shared_ptr<Communicator> split(int color, int key) override {
     MPI_Comm sub;
-    LONGNET_CHECK_MPI(MPI_Comm_split(mpi_comm_, color, key, &sub));
+    {
+      CollectiveScope watched(collective_what("MPI", "communicator split", rank_, size_));
+      LONGNET_CHECK_MPI(MPI_Comm_split(mpi_comm_, color, key, &sub));
+    }
     return std::make_shared<NcclCommunicator>(sub);
   }
 
@@ -197,7 +200,13 @@ class NcclCommunicator : public Communicator {
 
 std::shared_ptr<Communicator> communicator_nccl_create(MPI_Comm mpi_comm) {
   MPI_Comm dup;
-  LONGNET_CHECK_MPI(MPI_Comm_dup(mpi_comm, &dup));
+  {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(mpi_comm, &rank);
+    MPI_Comm_size(mpi_comm, &size);
+    CollectiveScope watched(collective_what("MPI", "NCCL communicator set-up", rank, size));
+    LONGNET_CHECK_MPI(MPI_Comm_dup(mpi_comm, &dup));
+  }
   return std::make_shared<NcclCommunicator>(dup);
 }
 
