@@ -107,7 +107,8 @@ DilatedForward dilated_attention_forward(const at::Tensor& q, const at::Tensor& 
 // problems' outputs of one chunk at a time instead of one q-sized output per branch (no
 // dropout). dilated_attention_forward chunks GPU inputs of more than 2^30 elements by 2^28.
 DilatedForward dilated_attention_forward_fused(const at::Tensor& q, const at::Tensor& k,
-                                               const at::Tensor& v, const DilatedAttentionOptions& o,
+                                               const at::Tensor& v,
+                                               const DilatedAttentionOptions& o,
                                                int64_t chunk_elements);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

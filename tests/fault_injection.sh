@@ -11,6 +11,16 @@ COMMON=(train "$CONFIG" data.source="$SRC" data.path="$WORK/data.tokens" train.s
         checkpoint.interval=4 log.interval=1)
 fail() { echo "FAIL: $*"; exit 1; }
 losses() { grep -o '"step":[0-9]*,"loss":[^,]*' "$1" | sort -t: -k2 -n | uniq; }
+# resumes NAME: continues the run in $WORK/NAME with `resume: auto`; it must start from the
+# step-4 checkpoint and log the reference's losses for steps 5 to 12.
+resumes() {
+  "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/$1" log.metrics="$WORK/${1}2.jsonl" \
+    > "$WORK/${1}2.log" 2>&1 || fail "resume after $1: $(tail -5 "$WORK/${1}2.log")"
+  grep -q "resume: .*step_00000004.ckpt at step 4" "$WORK/${1}2.log" ||
+    fail "$1: did not resume at step 4"
+  diff <(losses "$WORK/ref.jsonl" | sed -n '5,12p') <(losses "$WORK/${1}2.jsonl") ||
+    fail "$1: resumed losses differ from the uninterrupted run"
+}
 
 # The reference: 12 uninterrupted steps.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/ref" log.metrics="$WORK/ref.jsonl" \
@@ -33,11 +43,7 @@ RC=$?
 grep -qiE "rank [01].*(killed|exited|signal)|signal 9|Killed" "$WORK/kill.log" ||
   fail "no message naming the lost rank: $(tail -5 "$WORK/kill.log")"
 ls "$WORK/kill/step_00000004.ckpt" > /dev/null || fail "checkpoint of step 4 missing"
-"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/kill" log.metrics="$WORK/kill2.jsonl" \
-  > "$WORK/kill2.log" 2>&1 || fail "resume after kill: $(tail -5 "$WORK/kill2.log")"
-grep -q "resume: .*step_00000004.ckpt at step 4" "$WORK/kill2.log" || fail "did not resume at 4"
-diff <(losses "$WORK/ref.jsonl" | sed -n '5,12p') <(losses "$WORK/kill2.jsonl") ||
-  fail "resumed losses differ from the uninterrupted run"
+resumes kill
 echo "ok: SIGKILL of a rank ended the job in $((SECONDS - T0)) s; resume matched"
 
 # 2. SIGTERM to one rank: every rank checkpoints at the next step boundary and exits 0.
@@ -56,12 +62,9 @@ LONGNET_TEST_CRASH_IN_CHECKPOINT=8 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" \
   checkpoint.dir="$WORK/crash" log.metrics="$WORK/crash.jsonl" checkpoint.resume=none \
   > "$WORK/crash.log" 2>&1 && fail "the crash run exited 0"
 ls "$WORK/crash/step_00000008.ckpt" 2> /dev/null && fail "a half-written checkpoint has the final name"
-"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/crash" log.metrics="$WORK/crash2.jsonl" \
-  > "$WORK/crash2.log" 2>&1 || fail "resume after crash: $(tail -5 "$WORK/crash2.log")"
-grep -q "at step 4" "$WORK/crash2.log" || fail "did not resume from step 4"
-diff <(losses "$WORK/ref.jsonl" | sed -n '5,12p') <(losses "$WORK/crash2.jsonl") ||
-  fail "losses after the crash differ"
+resumes crash
 echo "ok: crash during a checkpoint write lost nothing; resume matched"
+
 # 4. A rank that stops responding (alive, never reaching the next collective): the collective
 #    watchdog ends the whole job after train.collective_timeout_s, naming the collective, instead
 #    of leaving the other rank waiting forever; the checkpoint of step 4 stays intact.
@@ -75,8 +78,6 @@ RC=$?
 grep -q "stalling on purpose at step 6" "$WORK/stall.log" || fail "the stall did not happen"
 grep -q "rank 0\] error: MPI .* has not finished after 5 s" "$WORK/stall.log" ||
   fail "no watchdog message: $(tail -5 "$WORK/stall.log")"
-"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/stall" log.metrics="$WORK/stall2.jsonl" \
-  > "$WORK/stall2.log" 2>&1 || fail "resume after the stall: $(tail -5 "$WORK/stall2.log")"
-grep -q "at step 4" "$WORK/stall2.log" || fail "did not resume from step 4 after the stall"
-echo "ok: a stalled rank ended the job in $((SECONDS - T0)) s with the watchdog's message"
+resumes stall
+echo "ok: a stalled rank ended the job in $((SECONDS - T0)) s with the watchdog's message; resume matched"
 echo "fault injection: all passed"
