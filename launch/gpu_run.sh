@@ -4,7 +4,7 @@
 # multi-GPU checks and the benchmarks. Results go to bench/results/ (JSON with card, date,
 # commit, command); logs to $OUT (or out/), and a summary is printed last.
 #   launch/gpu_run.sh [stage ...]
-# stages: build test check bench breakdown weak scaling scaling4 train train4 stall
+# stages: build test check bench breakdown weak scaling scaling4 train trace train4 stall
 # (default: build test check bench weak)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -133,6 +133,20 @@ for stage in "${STAGES[@]}"; do
         checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt data.source=$DATA_SRC \
         log.metrics=bench/results/train_base_32k_$CARD.jsonl
       grep -E "^step|^profile|model:|training|error" "$LOGS/train_base.log" | tee -a "$SUMMARY"
+      ;;
+    trace)
+      # A Kineto trace of two steps of base.yaml at 32K on one GPU, summed up per kernel.
+      DATA_SRC=/usr/include
+      [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+      run trace_base 300 $BIN train configs/base.yaml train.steps=8 optim.warmup_steps=2 \
+        eval.interval=1000 eval.batches=1 log.interval=1 checkpoint.interval=1000 \
+        checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_trace data.source=$DATA_SRC \
+        log.metrics=/tmp/trace_base.jsonl ${LONGNET_TRACE_ARGS:-} --profile 8 \
+        --trace "$LOGS/trace_base.json"
+      grep -E "^step|^profile|error" "$LOGS/trace_base.log" | tee -a "$SUMMARY"
+      python3 bench/trace_summary.py "$LOGS/trace_base.json" --top 40 > "$LOGS/trace_summary.txt" 2>&1
+      cat "$LOGS/trace_summary.txt" | tee -a "$SUMMARY"
+      gzip -f "$LOGS/trace_base.json"
       ;;
     train4)
       # long_1m.yaml: the base model at a 1,048,576-token context, sequence-parallel over 4 GPUs.

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/utils/clip_grad.h>
 
@@ -15,7 +16,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 #include <sstream>
+#include <string>
 
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -194,6 +197,42 @@ class Timer {
   std::vector<std::pair<std::string, double>> parts_;
 };
 
+// A Kineto trace (CPU ops and CUDA kernels) of some steps of a run, saved as a Chrome trace.
+// bench/trace_summary.py sums it up per kernel.
+class StepTrace {
+ public:
+  explicit StepTrace(std::string path) : path_(std::move(path)) {}
+  // Called at the start of each step of this run (0-based): traces steps [kFirst, kFirst + kSteps).
+  void at_step(int64_t steps_this_run, const c10::Device& device) {
+    if (path_.empty()) return;
+    namespace pi = torch::profiler::impl;
+    if (steps_this_run == kFirst) {
+      sync(device);
+      const pi::ProfilerConfig config(pi::ProfilerState::KINETO);
+      std::set<pi::ActivityType> acts{pi::ActivityType::CPU};
+      if (device.is_cuda()) acts.insert(pi::ActivityType::CUDA);
+      torch::autograd::profiler::prepareProfiler(config, acts);
+      torch::autograd::profiler::enableProfiler(config, acts);
+      active_ = true;
+    } else if (active_ && steps_this_run == kFirst + kSteps) {
+      sync(device);
+      torch::autograd::profiler::disableProfiler()->save(path_);
+      active_ = false;
+      std::cerr << "trace of " << kSteps << " steps written to " << path_ << "\n";
+    }
+  }
+  static constexpr int64_t kFirst = 3, kSteps = 2;
+
+ private:
+  static void sync(const c10::Device& device) {
+#ifdef LONGNET_WITH_CUDA
+    if (device.is_cuda()) at::cuda::getCurrentCUDAStream(device.index()).synchronize();
+#endif
+  }
+  std::string path_;
+  bool active_ = false;
+};
+
 class Trainer {
  public:
   Trainer(TrainConfig cfg, std::string config_path, int64_t stop_after,
@@ -207,6 +246,7 @@ class Trainer {
   int run();
   int64_t debug_sleep_after = 0;
   int64_t debug_stall_rank = -1, debug_stall_at = -1;
+  std::string trace_path;
 
  private:
   void setup();
@@ -517,7 +557,11 @@ int Trainer::run() {
   const auto t_start = std::chrono::steady_clock::now();
   const int64_t first_step = step_;
   int64_t steps_this_run = 0;
+  StepTrace trace(trace_path.empty() || grid_->world_size == 1
+                      ? trace_path
+                      : trace_path + ".rank" + std::to_string(grid_->world_rank));
   while (step_ < total) {
+    trace.at_step(steps_this_run, grid_->device);
     const auto t0 = std::chrono::steady_clock::now();
     if (debug_sleep_after > 0 && step_ >= debug_sleep_after) ::usleep(500000);
     if (step_ == debug_stall_at && grid_->world_rank == debug_stall_rank) {
@@ -647,6 +691,9 @@ int train_command(const std::vector<std::string>& args) {
         "testing aid: RANK:STEP, that rank stops responding at that step (the collective "
         "watchdog must end the job)");
   f.add("profile", "0", "time forward, backward, all-reduce and optimizer of the first N steps");
+  f.add("trace", "",
+        "write a Kineto trace (Chrome JSON) of steps 4 and 5 of this run to this path (with "
+        ".rankR added when there are several ranks); sum it up with bench/trace_summary.py");
   f.add("check-config", "0",
         "validate the config for a job of this many ranks, print it resolved, and exit");
   f.parse(args);
@@ -695,6 +742,7 @@ int train_command(const std::vector<std::string>& args) {
   t.debug_sleep_after = f.get_int("debug-sleep-after");
   t.debug_stall_rank = stall_rank;
   t.debug_stall_at = stall_at;
+  t.trace_path = f.get("trace");
   return t.run();
 }
 
