@@ -141,9 +141,14 @@ for stage in "${STAGES[@]}"; do
       run trace_base 300 $BIN train configs/base.yaml train.steps=8 optim.warmup_steps=2 \
         eval.interval=1000 eval.batches=1 log.interval=1 checkpoint.interval=1000 \
         checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_trace data.source=$DATA_SRC \
-        log.metrics=/tmp/trace_base.jsonl ${LONGNET_TRACE_ARGS:-} --profile 8 \
-        --trace "$LOGS/trace_base.json"
-      grep -E "^step|^profile|error" "$LOGS/trace_base.log" | tee -a "$SUMMARY"
+        log.metrics=/tmp/trace_base.jsonl ${LONGNET_TRACE_ARGS:-} --trace "$LOGS/trace_base.json"
+      grep -E "^step|error" "$LOGS/trace_base.log" | tee -a "$SUMMARY"
+      # The same with a device sync between phases (forward, backward, all-reduce, optimizer).
+      run profile_base 300 $BIN train configs/base.yaml train.steps=6 optim.warmup_steps=2 \
+        eval.interval=1000 eval.batches=1 log.interval=1 checkpoint.interval=1000 \
+        checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_trace data.source=$DATA_SRC \
+        log.metrics=/tmp/profile_base.jsonl ${LONGNET_TRACE_ARGS:-} --profile 6
+      grep -E "profile step|error" "$LOGS/profile_base.log" | tee -a "$SUMMARY"
       python3 bench/trace_summary.py "$LOGS/trace_base.json" --top 40 > "$LOGS/trace_summary.txt" 2>&1
       cat "$LOGS/trace_summary.txt" | tee -a "$SUMMARY"
       gzip -f "$LOGS/trace_base.json"
