@@ -56,7 +56,7 @@ at::Tensor ffn_forward(const at::Tensor& x, torch::nn::LayerNorm& pre, torch::nn
                        torch::nn::LayerNorm& sub, torch::nn::Linear& linear2,
                        torch::nn::Dropout& dropout, bool gelu) {
   auto h = dropout(activation_apply(linear1(pre(x)), gelu));  // (B, N, F)
-  return dropout(linear2(sub(h)));
+  return dropout(linear2(sub_layer_norm(sub, h)));
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include "core/multihead_dilated_attention.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Exception.h>
 #include <torch/nn/init.h>
 
@@ -38,6 +40,18 @@ std::string mhda_heads_that_work(int64_t embed_dim, int64_t wanted) {
 }
 
 }  // namespace
+
+at::Tensor sub_layer_norm(torch::nn::LayerNorm& norm, const at::Tensor& x) {
+  const auto dev = x.device().type();
+  if (!x.is_cuda() || !at::autocast::is_autocast_enabled(dev) ||
+      x.scalar_type() != at::autocast::get_autocast_dtype(dev))
+    return norm(x);
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(
+      at::autocast::get_autocast_dispatch_key_from_device_type(dev));
+  const auto& o = norm->options;
+  auto low = [&](const at::Tensor& t) { return t.defined() ? t.to(x.scalar_type()) : t; };
+  return at::layer_norm(x, o.normalized_shape(), low(norm->weight), low(norm->bias), o.eps());
+}
 
 void mhda_shape_check(int64_t embed_dim, int64_t num_heads) {
   TORCH_CHECK(embed_dim >= 1 && num_heads >= 1,
@@ -102,9 +116,20 @@ at::Tensor MultiheadDilatedAttentionImpl::forward(const at::Tensor& query, const
               "attention pairs query and key positions); got ",
               query.sizes(), ", ", key.sizes(), ", ", value.sizes());
   const int64_t B = query.size(0), N = query.size(1), H = num_heads_, D = head_dim();
-  auto q = q_proj(query).view({B, N, H, D});  // (B, N_local, H, D)
-  auto k = k_proj(key).view({B, N, H, D});
-  auto v = v_proj(value).view({B, N, H, D});
+  at::Tensor q, k, v;  // (B, N_local, H, D)
+  if (query.is_same(key) && key.is_same(value)) {
+    // Self-attention: one projection GEMM for q, k and v (one read and one cast of the input,
+    // one gradient for it).
+    auto w = at::cat({q_proj->weight, k_proj->weight, v_proj->weight});
+    auto b =
+        q_proj->bias.defined() ? at::cat({q_proj->bias, k_proj->bias, v_proj->bias}) : at::Tensor();
+    auto qkv = at::linear(query, w, b).view({B, N, 3, H, D}).unbind(2);
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    q = q_proj(query).view({B, N, H, D});
+    k = k_proj(key).view({B, N, H, D});
+    v = v_proj(value).view({B, N, H, D});
+  }
   if (xpos)
     std::tie(q, k) = xpos->forward(q, k, backend.position_offset(N), backend.global_len(N),
                                    attention_.segment_lengths);
@@ -112,7 +137,7 @@ at::Tensor MultiheadDilatedAttentionImpl::forward(const at::Tensor& query, const
   o.is_causal = is_causal;
   o.dropout = is_training() ? dropout_ : 0.0;
   auto x = backend.attend(q, k, v, o).reshape({B, N, embed_dim_});  // (B, N_local, embed_dim)
-  if (norm) x = norm(x);
+  if (norm) x = sub_layer_norm(norm, x);
   return out_proj(x);
 }
 

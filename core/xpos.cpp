@@ -1,13 +1,25 @@
 // xPos with local positions (see xpos.h for why this equals torchscale's XPOS and stays finite).
-// Tables are built per call in float64 on the inputs' device: (N_local, D/2) each, small next to
-// the attention itself.
+// Tables are built in float64 on the inputs' device, (N_local, D/2) each, and kept in a small
+// cache (every layer of a model asks for the same ones). On the GPU the rotation is one kernel
+// (xpos_cuda.cu) in an autograd function; elsewhere it is ATen maths.
 #include "core/xpos.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cmath>
+#include <list>
+#include <mutex>
+
+#ifdef LONGNET_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "core/xpos_kernel.h"
+#endif
 
 namespace longnet {
 
@@ -57,6 +69,49 @@ XposTables xpos_tables(const at::Tensor& local, int64_t D, int64_t scale_base,
   return {(c * up).to(dtype), (s * up).to(dtype), (c * down).to(dtype), (s * down).to(dtype)};
 }
 
+// The tables of xpos_tables for one (device, positions, D, scale base, dtype), built once: the
+// last few keys are kept (training and evaluation, or a few sequence lengths, alternate).
+struct XposTableKey {
+  at::Device device;
+  int64_t position_offset, n_local, global_len, block, D, scale_base;
+  at::ScalarType dtype;
+  bool operator==(const XposTableKey& o) const {
+    return device == o.device && position_offset == o.position_offset && n_local == o.n_local &&
+           global_len == o.global_len && block == o.block && D == o.D &&
+           scale_base == o.scale_base && dtype == o.dtype;
+  }
+};
+
+XposTables xpos_tables_cached(int64_t position_offset, int64_t n_local, int64_t global_len,
+                              const std::vector<int64_t>& segment_lengths, int64_t D,
+                              int64_t scale_base, at::ScalarType dtype, at::Device device) {
+  constexpr size_t kKeep = 4;
+  static std::mutex mutex;
+  static std::list<std::pair<XposTableKey, XposTables>> cache;  // most recent first
+  // The segment lengths enter the positions only through the block length (and its validity).
+  const XposTableKey key{
+      device, position_offset, n_local, global_len, xpos_block_length(global_len, segment_lengths),
+      D,      scale_base,      dtype};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = cache.begin(); it != cache.end(); ++it)
+      if (it->first == key) {
+        cache.splice(cache.begin(), cache, it);
+        return it->second;
+      }
+  }
+  // Plain tensors even when the caller is in inference mode: a cached table may later meet
+  // autograd.
+  c10::InferenceMode normal_tensors(false);
+  at::NoGradGuard no_grad;
+  auto local = xpos_local_positions(position_offset, n_local, global_len, segment_lengths, device);
+  auto t = xpos_tables(local, D, scale_base, dtype);
+  std::lock_guard<std::mutex> lock(mutex);
+  cache.emplace_front(key, t);
+  if (cache.size() > kKeep) cache.pop_back();
+  return t;
+}
+
 // x: (B, N, H, D); cos, sin: (N, D/2). Rotates each interleaved pair (x0, x1) by the table's angle
 // and scales it (torchscale's x * cos + rotate_every_two(x) * sin).
 at::Tensor xpos_rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
@@ -67,6 +122,64 @@ at::Tensor xpos_rotate(const at::Tensor& x, const at::Tensor& cos, const at::Ten
   auto c = cos.view({1, N, 1, half}), s = sin.view({1, N, 1, half});
   auto out = at::stack({x0 * c - x1 * s, x1 * c + x0 * s}, -1).flatten(-2);  // (B, N, H, D)
   return out.to(x.scalar_type());
+}
+
+#ifdef LONGNET_WITH_CUDA
+int xpos_dtype_code(at::ScalarType t) {
+  return t == at::kFloat ? 0 : t == at::kHalf ? 1 : 2;
+}
+
+// The kernel: y = rotate(x) (sign +1) or its transpose (sign -1), y contiguous in x's dtype.
+at::Tensor xpos_rotate_cuda(const at::Tensor& x_in, const at::Tensor& cos, const at::Tensor& sin,
+                            float sign) {
+  auto x = x_in.stride(3) == 1 ? x_in : x_in.contiguous();
+  c10::cuda::CUDAGuard guard(x.device());
+  auto y = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  XposRotateParams p;
+  p.x = x.data_ptr();
+  p.y = y.data_ptr();
+  p.cos = cos.data_ptr<float>();
+  p.sin = sin.data_ptr<float>();
+  p.B = x.size(0);
+  p.N = x.size(1);
+  p.H = x.size(2);
+  p.D = x.size(3);
+  p.stride_b = x.stride(0);
+  p.stride_n = x.stride(1);
+  p.stride_h = x.stride(2);
+  p.sign = sign;
+  xpos_rotate_launch(p, xpos_dtype_code(x.scalar_type()),
+                     at::cuda::getCurrentCUDAStream().stream());
+  return y;
+}
+
+// The rotation is linear in x with an orthogonal-times-scale matrix per pair, so its backward is
+// the same kernel with the transposed rotation; the tables take no gradient.
+class XposRotateFunction : public torch::autograd::Function<XposRotateFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& cos, const at::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return xpos_rotate_cuda(x, cos, sin, 1.0f);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    return {xpos_rotate_cuda(grads[0], saved[0], saved[1], -1.0f), at::Tensor(), at::Tensor()};
+  }
+};
+
+bool xpos_use_kernel(const at::Tensor& x) {
+  const auto t = x.scalar_type();
+  return x.is_cuda() && (t == at::kFloat || t == at::kHalf || t == at::kBFloat16);
+}
+#endif
+
+at::Tensor xpos_rotate_any(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+#ifdef LONGNET_WITH_CUDA
+  if (xpos_use_kernel(x)) return XposRotateFunction::apply(x, cos, sin);
+#endif
+  return xpos_rotate(x, cos, sin);
 }
 
 }  // namespace
@@ -87,6 +200,8 @@ std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Ten
               "xPos: q and k must have the same floating dtype; got ", q.scalar_type(), " and ",
               k.scalar_type());
   TORCH_CHECK(scale_base >= 1, "xPos: scale_base = ", scale_base, " must be >= 1");
+  TORCH_CHECK(q.device() == k.device(), "xPos: q and k must be on the same device; got ",
+              q.device(), " and ", k.device());
   const auto dtype = q.scalar_type();
   // 16-bit inputs are rotated in float32, then cast back.
   const auto compute = (dtype == at::kDouble) ? at::kDouble : at::kFloat;
@@ -100,10 +215,9 @@ std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Ten
                 " for these segment lengths, beyond float16's range (max 65504); use bfloat16 "
                 "or float32 inputs");
   }
-  auto local =
-      xpos_local_positions(position_offset, q.size(1), global_len, segment_lengths, q.device());
-  auto t = xpos_tables(local, q.size(3), scale_base, compute);
-  return {xpos_rotate(q, t.cos_q, t.sin_q), xpos_rotate(k, t.cos_k, t.sin_k)};
+  auto t = xpos_tables_cached(position_offset, q.size(1), global_len, segment_lengths, q.size(3),
+                              scale_base, compute, q.device());
+  return {xpos_rotate_any(q, t.cos_q, t.sin_q), xpos_rotate_any(k, t.cos_k, t.sin_k)};
 }
 
 XPosImpl::XPosImpl(int64_t head_dim, int64_t scale_base)

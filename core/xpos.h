@@ -44,7 +44,7 @@ int64_t xpos_block_length(int64_t global_len, const std::vector<int64_t>& segmen
 at::Tensor xpos_local_positions(int64_t position_offset, int64_t n_local, int64_t global_len,
                                 const std::vector<int64_t>& segment_lengths, at::Device device);
 
-// q, k: (B, N_local, H, D), D even, holding global tokens position_offset .. + N_local - 1 of a
+// q, k: (B, N_local, H, D), D even, on one device, holding global tokens position_offset .. + N_local - 1 of a
 // sequence of global_len tokens. Returns (q', k'), same shapes and dtype, differentiable.
 std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Tensor& k,
                                               int64_t position_offset, int64_t global_len,
@@ -52,7 +52,7 @@ std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Ten
                                               int64_t scale_base = kXposScaleBase);
 
 // torchscale's XPOS(head_dim, scale_base) as a module; it has no parameters or buffers (the
-// tables depend on the positions and are rebuilt per call).
+// tables depend on the positions; the last few sets built are cached process-wide).
 class XPosImpl : public torch::nn::Module {
  public:
   explicit XPosImpl(int64_t head_dim, int64_t scale_base = kXposScaleBase);

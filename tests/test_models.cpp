@@ -1,6 +1,7 @@
 // Models on the CPU with small sizes: multi-head dilated attention against LibTorch SDPA, xPos
 // against torchscale's formula (and finite at a billion tokens), LongNetLM causality, parameter
 // count and gradients in both variants, parameter files (C++ and Python round trips), bad inputs.
+#include <ATen/autocast_mode.h>
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -263,6 +264,52 @@ TEST(XPos, SixteenBitInputsRotateInFloat32) {
   expect_error([&] { xpos_apply(h, h, 0, 1 << 20, {2048, 32768}); }, "beyond float16's range");
 }
 
+// GPU: the rotation kernel (strided, misaligned and odd-width inputs, three dtypes), forward and
+// backward, against the same maths in float64 on the CPU.
+TEST(XPos, CudaKernelMatchesFloat64Maths) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(31);
+  const std::vector<int64_t> w = {16, 32};
+  struct Layout {
+    const char* name;
+    int64_t D;
+  };
+  for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
+    const double tol = dtype == at::kFloat ? 1e-6 : dtype == at::kHalf ? 2e-3 : 1e-2;
+    for (int64_t D : {64, 8, 6}) {
+      for (int layout = 0; layout < 3; ++layout) {
+        SCOPED_TRACE(std::string(c10::toString(dtype)) + " D " + std::to_string(D) + " layout " +
+                     std::to_string(layout));
+        const int64_t B = 2, N = 37, H = 3;
+        auto opt = at::TensorOptions().device(at::kCUDA).dtype(dtype);
+        at::Tensor q, k;
+        if (layout == 0) {  // contiguous
+          q = at::randn({B, N, H, D}, opt), k = at::randn({B, N, H, D}, opt);
+        } else if (layout == 1) {  // q and k of one fused projection (strided over tokens)
+          auto qkv = at::randn({B, N, 3, H, D}, opt).unbind(2);
+          q = qkv[0], k = qkv[1];
+        } else {  // rows that do not start on 16-byte boundaries
+          q = at::randn({B, N, H, D + 1}, opt).narrow(3, 1, D);
+          k = at::randn({B, N, H, D + 1}, opt).narrow(3, 1, D);
+        }
+        auto qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_();
+        auto [qo, ko] = xpos_apply(qg, kg, 40, 300, w);
+        auto gq = at::randn_like(qo), gk = at::randn_like(ko);
+        torch::autograd::backward({qo, ko}, {gq, gk});
+        auto q64 = q.cpu().to(at::kDouble).requires_grad_(),
+             k64 = k.cpu().to(at::kDouble).requires_grad_();
+        auto [qr, kr] = xpos_apply(q64, k64, 40, 300, w);
+        torch::autograd::backward({qr, kr}, {gq.cpu().to(at::kDouble), gk.cpu().to(at::kDouble)});
+        EXPECT_EQ(qo.scalar_type(), dtype);
+        EXPECT_LT(rel_error(qo, qr), tol);
+        EXPECT_LT(rel_error(ko, kr), tol);
+        EXPECT_LT(rel_error(qg.grad(), q64.grad()), tol);
+        EXPECT_LT(rel_error(kg.grad(), k64.grad()), tol);
+      }
+    }
+  }
+}
+
 TEST(XPos, BlockLengthAndBadInputs) {
   EXPECT_EQ(xpos_block_length(1 << 20, {2048, 4096, 8192, 16384, 32768}), 32768);
   EXPECT_EQ(xpos_block_length(1000, {2048, 4096}), 1000);
@@ -371,6 +418,51 @@ INSTANTIATE_TEST_SUITE_P(Variants, LongNetLMVariants,
                          ::testing::Values(LongNetVariant::kDecoderOnly,
                                            LongNetVariant::kEncoderDecoder),
                          variant_name);
+
+// GPU, bfloat16 autocast as the trainer runs it (fused q/k/v projection, xPos kernel, sub-LNs in
+// bfloat16, SDPA problems): logits and every parameter's gradient against the same model in
+// float64 on the CPU, within bfloat16 rounding.
+TEST(LongNetLM, GpuBfloat16AutocastMatchesFloat64) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(41);
+  auto o = tiny_lm(LongNetVariant::kDecoderOnly);
+  o.d_model = 64;
+  o.nhead = 4;
+  o.dim_feedforward = 96;
+  o.segment_lengths = {32, 64};
+  o.dilation_rates = {1, 2};
+  o.num_tokens = 50;
+  LongNetLM gpu(o), ref(o);
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < gpu->parameters().size(); ++i)
+      ref->parameters()[i].copy_(gpu->parameters()[i]);
+  }
+  gpu->to(at::kCUDA);
+  ref->to(at::kDouble);
+  auto tokens = at::randint(0, 50, {2, 100}, at::kLong);
+  auto targets = at::randint(0, 50, {2 * 100}, at::kLong);
+  at::Tensor logits;
+  {
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    logits = gpu->forward(tokens.cuda());
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+  torch::nn::functional::cross_entropy(logits.reshape({-1, 50}).to(at::kFloat), targets.cuda())
+      .backward();
+  auto want = ref->forward(tokens);
+  torch::nn::functional::cross_entropy(want.reshape({-1, 50}), targets).backward();
+  EXPECT_LT(rel_error(logits.to(at::kDouble).cpu(), want), 2e-2);
+  auto gp = gpu->named_parameters(), rp = ref->named_parameters();
+  for (const auto& p : rp) {
+    const auto& g = gp[p.key()].grad();
+    ASSERT_TRUE(g.defined()) << p.key();
+    EXPECT_EQ(g.scalar_type(), at::kFloat) << p.key();
+    EXPECT_LT(rel_error(g.cpu().to(at::kDouble), p.value().grad()), 5e-2) << p.key();
+  }
+}
 
 TEST(LongNetLM, BaseDecoderOnlyParameterCount_768x12_vocab256) {
   LongNetLMOptions o;  // the paper's base: 768, 12 layers, 12 heads, FFN 3072, bytes
