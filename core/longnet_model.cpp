@@ -3,6 +3,7 @@
 #include "core/longnet_model.h"
 
 #include "core/activation_checkpoint.h"
+#include "core/layer_norm.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -55,8 +56,9 @@ void ffn_make(torch::nn::Module& m, const LongNetLayerOptions& o, const std::str
 at::Tensor ffn_forward(const at::Tensor& x, torch::nn::LayerNorm& pre, torch::nn::Linear& linear1,
                        torch::nn::LayerNorm& sub, torch::nn::Linear& linear2,
                        torch::nn::Dropout& dropout, bool gelu) {
-  auto h = dropout(activation_apply(linear1(pre(x)), gelu));  // (B, N, F)
-  return dropout(linear2(sub_layer_norm(sub, h)));
+  auto h = dropout(
+      activation_apply(linear_apply(linear1, layer_norm_apply(pre, x)), gelu));  // (B, N, F)
+  return dropout(linear_apply(linear2, layer_norm_apply(sub, h)));
 }
 
 }  // namespace
@@ -86,7 +88,7 @@ EncoderLayerImpl::EncoderLayerImpl(const LongNetLayerOptions& o) {
 
 at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, bool is_causal,
                                      AttentionBackend& backend) {
-  auto h = norm1(x);  // (B, N_local, d_model)
+  auto h = layer_norm_apply(norm1, x);  // (B, N_local, d_model)
   auto y = x + dropout(self_attn->forward(h, h, h, is_causal, backend));
   return y + ffn_forward(y, norm2, linear1, norm3, linear2, dropout, gelu_);
 }
@@ -112,10 +114,10 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& memo
               multihead_attn.is_empty()
                   ? "DecoderLayer: this layer has no cross-attention, but memory was given"
                   : "DecoderLayer: this layer cross-attends, but no memory was given");
-  auto h = norm1(x);  // (B, N_local, d_model)
+  auto h = layer_norm_apply(norm1, x);  // (B, N_local, d_model)
   auto y = x + dropout(self_attn->forward(h, h, h, tgt_is_causal, backend));
   if (multihead_attn) {
-    auto hq = norm2(y);
+    auto hq = layer_norm_apply(norm2, y);
     y = y + dropout(multihead_attn->forward(hq, memory, memory, memory_is_causal, backend));
   }
   return y + ffn_forward(y, norm3, linear1, norm4, linear2, dropout, gelu_);
@@ -181,7 +183,7 @@ LongNetImpl::LongNetImpl(const LongNetOptions& o) {
 at::Tensor LongNetImpl::forward(const at::Tensor& x, bool is_causal, AttentionBackend& backend) {
   auto mem = x;  // (B, N_local, d_model)
   for (auto& layer : encoder) mem = layer->forward(mem, is_causal, backend);
-  mem = encoder_norm(mem);
+  mem = layer_norm_apply(encoder_norm, mem);
   auto tgt = x;
   for (auto& layer : decoder) tgt = layer->forward(tgt, mem, is_causal, is_causal, backend);
   return tgt;
@@ -253,7 +255,7 @@ at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& ba
   } else {
     x = long_net->forward(x, /*is_causal=*/true, backend);
   }
-  return out(norm(x));  // (B, N_local, num_tokens)
+  return linear_apply(out, layer_norm_apply(norm, x));  // (B, N_local, num_tokens)
 }
 
 at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens) {

@@ -2,9 +2,9 @@
 // out_proj. The constructor rejects shapes the fast kernels cannot take, saying what would work.
 #include "core/multihead_dilated_attention.h"
 
+#include "core/layer_norm.h"
+
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Exception.h>
 #include <torch/nn/init.h>
 
@@ -41,16 +41,8 @@ std::string mhda_heads_that_work(int64_t embed_dim, int64_t wanted) {
 
 }  // namespace
 
-at::Tensor sub_layer_norm(torch::nn::LayerNorm& norm, const at::Tensor& x) {
-  const auto dev = x.device().type();
-  if (!x.is_cuda() || !at::autocast::is_autocast_enabled(dev) ||
-      x.scalar_type() != at::autocast::get_autocast_dtype(dev))
-    return norm(x);
-  c10::impl::ExcludeDispatchKeyGuard no_autocast(
-      at::autocast::get_autocast_dispatch_key_from_device_type(dev));
-  const auto& o = norm->options;
-  auto low = [&](const at::Tensor& t) { return t.defined() ? t.to(x.scalar_type()) : t; };
-  return at::layer_norm(x, o.normalized_shape(), low(norm->weight), low(norm->bias), o.eps());
+at::Tensor linear_apply(torch::nn::Linear& linear, const at::Tensor& x) {
+  return at::linear(x, linear->weight, linear->bias);
 }
 
 void mhda_shape_check(int64_t embed_dim, int64_t num_heads) {
@@ -126,9 +118,9 @@ at::Tensor MultiheadDilatedAttentionImpl::forward(const at::Tensor& query, const
     auto qkv = at::linear(query, w, b).view({B, N, 3, H, D}).unbind(2);
     q = qkv[0], k = qkv[1], v = qkv[2];
   } else {
-    q = q_proj(query).view({B, N, H, D});
-    k = k_proj(key).view({B, N, H, D});
-    v = v_proj(value).view({B, N, H, D});
+    q = linear_apply(q_proj, query).view({B, N, H, D});
+    k = linear_apply(k_proj, key).view({B, N, H, D});
+    v = linear_apply(v_proj, value).view({B, N, H, D});
   }
   if (xpos)
     std::tie(q, k) = xpos->forward(q, k, backend.position_offset(N), backend.global_len(N),
@@ -137,8 +129,8 @@ at::Tensor MultiheadDilatedAttentionImpl::forward(const at::Tensor& query, const
   o.is_causal = is_causal;
   o.dropout = is_training() ? dropout_ : 0.0;
   auto x = backend.attend(q, k, v, o).reshape({B, N, embed_dim_});  // (B, N_local, embed_dim)
-  if (norm) x = sub_layer_norm(norm, x);
-  return out_proj(x);
+  if (norm) x = layer_norm_apply(norm, x);
+  return linear_apply(out_proj, x);
 }
 
 at::Tensor MultiheadDilatedAttentionImpl::forward(const at::Tensor& query, const at::Tensor& key,

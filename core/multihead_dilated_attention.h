@@ -22,11 +22,10 @@ namespace longnet {
 // a multiple of 8; throws c10::Error saying which num_heads would work.
 void mhda_shape_check(int64_t embed_dim, int64_t num_heads);
 
-// A sub-LayerNorm (MAGNETO's, inside attention and the FFN) whose input is already in autocast's
-// 16-bit dtype: it runs in that dtype (the kernel keeps float32 statistics) with its weights cast
-// as autocast casts a linear's, instead of autocast's float32 round trip (a cast in, a float32
-// output and a cast back for the next linear). Anything else runs the module as it is.
-at::Tensor sub_layer_norm(torch::nn::LayerNorm& norm, const at::Tensor& x);
+// x W^T + b through ATen's linear, which folds the bias into the GEMM. (The C++ frontend's
+// Linear::forward adds it afterwards for inputs of more than two dims: one more pass over the
+// output, and under autocast a float32 broadcast add into the bfloat16 result.)
+at::Tensor linear_apply(torch::nn::Linear& linear, const at::Tensor& x);
 
 class MultiheadDilatedAttentionImpl : public torch::nn::Module {
  public:

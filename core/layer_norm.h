@@ -1,0 +1,26 @@
+// LayerNorm as the models run it. On CUDA, one fused kernel normalises rows in float32 and writes
+// the output straight in the dtype the next GEMM reads: autocast's 16-bit dtype when autocast is
+// on (a float32 residual stream goes in, bfloat16 comes out), else the input's dtype. That is the
+// value autocast's own path produces (a float32 LayerNorm whose output the next linear casts),
+// without the float32 output and the casts; gamma and beta stay float32 and get float32
+// gradients. Elsewhere (CPU, or widths not a multiple of 4) it is the module's own forward.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/modules/normalization.h>
+
+namespace longnet {
+
+// norm's LayerNorm over the last dimension of x.
+at::Tensor layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& x);
+
+// The fused CUDA LayerNorm itself (differentiable): x (..., C) on a GPU, weight and bias (C,),
+// the output in out_dtype. Exposed for tests.
+at::Tensor layer_norm_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                            double eps, at::ScalarType out_dtype);
+
+// Whether layer_norm_fused takes these inputs.
+bool layer_norm_fused_supported(const at::Tensor& x, const at::Tensor& weight,
+                                const at::Tensor& bias);
+
+}  // namespace longnet

@@ -1,0 +1,34 @@
+// The fused LayerNorm kernels' launch interface (torch-free, so that nvcc never sees LibTorch
+// headers). layer_norm.cpp wraps them in an autograd function; see layer_norm.h for the maths.
+#pragma once
+
+#include <cstdint>
+
+namespace longnet {
+
+// Rows of C elements, contiguous and 16-byte aligned, C a multiple of 4. Statistics and
+// arithmetic in float32; gamma and beta float32.
+struct LayerNormParams {
+  const void* x = nullptr;       // (rows, C), dtype in_dtype
+  void* y = nullptr;             // forward: (rows, C), dtype out_dtype
+  const void* dy = nullptr;      // backward: (rows, C), dtype out_dtype
+  void* dx = nullptr;            // backward: (rows, C), dtype in_dtype
+  const float* gamma = nullptr;  // (C,)
+  const float* beta = nullptr;   // (C,)
+  float* mean = nullptr;         // (rows,)
+  float* rstd = nullptr;         // (rows,)
+  float* dgamma_part = nullptr;  // backward: (row_chunks, C) partial sums of dy * xhat
+  float* dbeta_part = nullptr;   // backward: (row_chunks, C) partial sums of dy
+  int64_t rows = 0, C = 0;
+  int64_t row_chunks = 0;  // backward: how many row chunks the parameter gradients are split in
+  float eps = 1e-5f;
+};
+
+// dtype codes: 0 float32, 1 float16, 2 bfloat16. stream: a cudaStream_t.
+void layer_norm_forward_launch(const LayerNormParams& p, int in_dtype, int out_dtype, void* stream);
+void layer_norm_backward_launch(const LayerNormParams& p, int in_dtype, int out_dtype,
+                                void* stream);
+// The row_chunks layer_norm_backward_launch wants for rows x C on the current device.
+int64_t layer_norm_row_chunks(int64_t rows, int64_t C);
+
+}  // namespace longnet
