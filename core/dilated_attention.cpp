@@ -13,7 +13,6 @@
 #include <limits>
 #include <mutex>
 #include <numeric>
-#include <optional>
 
 #include "core/dilated_merge.h"
 
@@ -325,63 +324,6 @@ void run_spread(int64_t n, const at::Tensor& like,
   for (int64_t i = 0; i < n; ++i) fn(i);
 }
 
-// Where the chunked forward merges: on the GPU, a dedicated stream per device, so that one chunk's
-// merge (memory-bound) runs while the next chunk's problems (compute-bound) do. Each merge starts
-// after everything queued on the current stream so far (that chunk's problems, joined there by
-// run_spread); the tensors it reads are marked as used by the merge stream, so the caching
-// allocator keeps them until it is done; the destructor orders the current stream after every
-// merge. Elsewhere merges run in place.
-class MergeQueue {
- public:
-  explicit MergeQueue(const at::Tensor& like) {
-#ifdef LONGNET_WITH_CUDA
-    if (!like.is_cuda()) return;
-    const auto dev = like.device().index();
-    static std::mutex mu;
-    static std::vector<std::optional<c10::cuda::CUDAStream>> streams(at::cuda::device_count());
-    std::lock_guard<std::mutex> lock(mu);
-    auto& s = streams.at(dev);
-    if (!s) s = c10::cuda::getStreamFromPool(false, dev);
-    stream_ = s;
-    main_ = at::cuda::getCurrentCUDAStream(dev);
-#endif
-  }
-  MergeQueue(const MergeQueue&) = delete;
-  MergeQueue& operator=(const MergeQueue&) = delete;
-  ~MergeQueue() {
-#ifdef LONGNET_WITH_CUDA
-    if (!stream_) return;
-    try {
-      at::cuda::CUDAEvent done;
-      done.record(*stream_);
-      done.block(*main_);
-    } catch (...) {  // a CUDA error here is reported by the next call on the main stream
-    }
-#endif
-  }
-  void run(const std::vector<at::Tensor>& reads, const std::function<void()>& merge) {
-#ifdef LONGNET_WITH_CUDA
-    if (stream_) {
-      at::cuda::CUDAEvent ready;
-      ready.record(*main_);
-      ready.block(*stream_);
-      for (const auto& t : reads)
-        if (t.defined())
-          c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), *stream_);
-      c10::cuda::CUDAStreamGuard guard(*stream_);
-      merge();
-      return;
-    }
-#endif
-    merge();
-  }
-
- private:
-#ifdef LONGNET_WITH_CUDA
-  std::optional<c10::cuda::CUDAStream> stream_, main_;
-#endif
-};
-
 // The dense problems of a plan over q, k, v: appends their outputs, lse and dropout states.
 void run_problems(const std::vector<DilatedProblem>& plan, const at::Tensor& q, const at::Tensor& k,
                   const at::Tensor& v, const DilatedAttentionOptions& o,
@@ -427,24 +369,16 @@ DilatedAttentionOptions branches_where(const DilatedAttentionOptions& o,
 // sequence, and every chunk's merge reads the rows of theirs that fall into it.
 void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         const DilatedAttentionOptions& o, int64_t chunk_elements,
-                        const at::Tensor& out, const at::Tensor& lse, std::vector<at::Tensor>* rng,
-                        MergeQueue* merges = nullptr) {
+                        const at::Tensor& out, const at::Tensor& lse,
+                        std::vector<at::Tensor>* rng) {
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2), row = H * q.size(3);
   const bool whole = chunk_elements <= 0 || q.numel() <= chunk_elements || o.dropout > 0;
-  std::optional<MergeQueue> own_merges;
-  if (!whole && merges == nullptr) merges = &own_merges.emplace(q);
-  auto merge = [&](const std::vector<at::Tensor>& reads, const std::function<void()>& fn) {
-    if (merges)
-      merges->run(reads, fn);
-    else
-      fn();
-  };
   if (!whole && B > 1) {
     const int64_t step = std::max<int64_t>(1, chunk_elements / (N * row));
     for (int64_t b0 = 0; b0 < B; b0 += step) {
       const int64_t nb = std::min(step, B - b0);
       fused_forward_into(q.narrow(0, b0, nb), k.narrow(0, b0, nb), v.narrow(0, b0, nb), o,
-                         chunk_elements, out.narrow(0, b0, nb), lse.narrow(0, b0, nb), rng, merges);
+                         chunk_elements, out.narrow(0, b0, nb), lse.narrow(0, b0, nb), rng);
     }
     return;
   }
@@ -467,9 +401,7 @@ void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tens
     const auto plan = dilated_plan(B, N, H, o);
     std::vector<at::Tensor> outs, lses;
     run_problems(plan, q, k, v, o, &outs, &lses, rng);
-    std::vector<at::Tensor> reads = outs;
-    reads.insert(reads.end(), lses.begin(), lses.end());
-    merge(reads, [&] { dilated_merge_forward(plan, B, N, H, outs, lses, out, lse); });
+    dilated_merge_forward(plan, B, N, H, outs, lses, out, lse);
     return;
   }
   const int64_t C = C0 / l * l;
@@ -497,12 +429,8 @@ void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tens
     }
     outs.insert(outs.end(), rest_outs.begin(), rest_outs.end());
     lses.insert(lses.end(), rest_lses.begin(), rest_lses.end());
-    std::vector<at::Tensor> reads = outs;
-    reads.insert(reads.end(), lses.begin(), lses.end());
-    merge(reads, [&] {
-      dilated_merge_forward(plan, 1, n, H, outs, lses, out.narrow(1, t0, n), lse.narrow(1, t0, n),
-                            spans);
-    });
+    dilated_merge_forward(plan, 1, n, H, outs, lses, out.narrow(1, t0, n), lse.narrow(1, t0, n),
+                          spans);
   }
 }
 
