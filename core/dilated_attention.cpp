@@ -434,10 +434,34 @@ void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tens
   }
 }
 
-// Above this many elements in q (2 GiB of bfloat16), the GPU forward runs in chunks of about
-// kChunkElements (512 MiB): this is what lets one GPU hold 2^28 tokens of 4 x 8 heads.
-constexpr int64_t kChunkAbove = int64_t(1) << 30;
+// The GPU forward runs in chunks of about kChunkElements (512 MiB of bfloat16) when the problems'
+// outputs of a one-piece forward (about one q-sized tensor per branch) would fill more than a
+// quarter of the device's memory: this is what lets one GPU hold 2^28 tokens of 4 x 8 heads,
+// while sizes that fit run in one piece (chunks serialise problems and merges, which costs time).
+// LONGNET_CHUNK_ABOVE=<elements of q> sets the threshold instead (for comparisons).
 constexpr int64_t kChunkElements = int64_t(1) << 28;
+
+bool chunk_forward(const at::Tensor& q, const DilatedAttentionOptions& o) {
+  static const int64_t forced = [] {
+    const char* env = std::getenv("LONGNET_CHUNK_ABOVE");
+    if (env == nullptr) return int64_t(-1);
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    TORCH_CHECK(end != env && *end == '\0' && v >= 0, "LONGNET_CHUNK_ABOVE='", env,
+                "' must be a whole number of elements (0 chunks every forward)");
+    return int64_t(v);
+  }();
+  if (forced >= 0) return q.numel() > forced;
+#ifdef LONGNET_WITH_CUDA
+  if (!q.is_cuda()) return false;
+  const double outputs =
+      double(q.numel()) * double(q.element_size()) * double(o.segment_lengths.size());
+  const double memory = double(at::cuda::getDeviceProperties(q.device().index())->totalGlobalMem);
+  return outputs > memory / 4;
+#else
+  return false;
+#endif
+}
 
 }  // namespace
 
@@ -459,7 +483,7 @@ DilatedForward dilated_attention_forward(const at::Tensor& q_in, const at::Tenso
                                          const at::Tensor& v_in, const DilatedAttentionOptions& o) {
   if (use_fused_merge(q_in))
     return dilated_attention_forward_fused(q_in, k_in, v_in, o,
-                                           q_in.numel() > kChunkAbove ? kChunkElements : 0);
+                                           chunk_forward(q_in, o) ? kChunkElements : 0);
   dilated_inputs_check(q_in, k_in, v_in, o);
   auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
