@@ -34,7 +34,7 @@ class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFu
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
                             const at::Tensor& weight, const at::Tensor& bias, double eps,
-                            at::ScalarType out_dtype, int64_t act) {
+                            at::ScalarType out_dtype) {
     c10::cuda::CUDAGuard guard(x_in.device());
     auto x = x_in.contiguous();
     const int64_t C = x.size(-1), rows = x.numel() / C;
@@ -52,7 +52,6 @@ class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFu
     p.rows = rows;
     p.C = C;
     p.eps = static_cast<float>(eps);
-    p.activation = static_cast<int>(act);
     TORCH_INTERNAL_ASSERT(aligned16(x) && aligned16(y) && aligned16(gamma) && aligned16(beta));
     layer_norm_forward_launch(p, dtype_code(x.scalar_type()), dtype_code(out_dtype),
                               at::cuda::getCurrentCUDAStream().stream());
@@ -60,7 +59,6 @@ class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFu
     ctx->saved_data["weight_dtype"] = weight.scalar_type();
     ctx->saved_data["bias_dtype"] = bias.scalar_type();
     ctx->saved_data["out_dtype"] = out_dtype;
-    ctx->saved_data["act"] = act;
     return y;
   }
 
@@ -88,13 +86,12 @@ class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFu
     p.rows = rows;
     p.C = C;
     p.row_chunks = chunks;
-    p.activation = static_cast<int>(ctx->saved_data["act"].toInt());
     TORCH_INTERNAL_ASSERT(aligned16(dy) && aligned16(dx));
     layer_norm_backward_launch(p, dtype_code(x.scalar_type()), dtype_code(out_dtype),
                                at::cuda::getCurrentCUDAStream().stream());
     auto dgamma = part_g.sum(0).to(ctx->saved_data["weight_dtype"].toScalarType());
     auto dbeta = part_b.sum(0).to(ctx->saved_data["bias_dtype"].toScalarType());
-    return {dx, dgamma, dbeta, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dx, dgamma, dbeta, at::Tensor(), at::Tensor()};
   }
 };
 #endif
@@ -115,29 +112,28 @@ bool layer_norm_fused_supported(const at::Tensor& x, const at::Tensor& weight,
 }
 
 at::Tensor layer_norm_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                            double eps, at::ScalarType out_dtype, NormInput act) {
+                            double eps, at::ScalarType out_dtype) {
   TORCH_CHECK(layer_norm_fused_supported(x, weight, bias) && fused_dtype(out_dtype),
               "fused LayerNorm: needs a CUDA input of float32, float16 or bfloat16 whose last "
               "dimension is a multiple of 4, and weight and bias of that size on its device; got "
               "x ",
               x.sizes(), " ", x.scalar_type(), " on ", x.device());
 #ifdef LONGNET_WITH_CUDA
-  return FusedLayerNormFunction::apply(x, weight, bias, eps, out_dtype, static_cast<int64_t>(act));
+  return FusedLayerNormFunction::apply(x, weight, bias, eps, out_dtype);
 #else
-  (void)eps, (void)out_dtype, (void)act;
   TORCH_CHECK(false, "fused LayerNorm: built without CUDA");
 #endif
 }
 
-at::Tensor layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& x, NormInput act) {
+at::Tensor layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& x) {
   const auto& o = norm->options;
   if (o.normalized_shape().size() != 1 || !layer_norm_fused_supported(x, norm->weight, norm->bias))
-    return norm(act == NormInput::kGelu ? at::gelu(x) : act == NormInput::kRelu ? at::relu(x) : x);
+    return norm(x);
   const auto dev = x.device().type();
   const auto out_dtype = at::autocast::is_autocast_enabled(dev)
                              ? at::autocast::get_autocast_dtype(dev)
                              : x.scalar_type();
-  return layer_norm_fused(x, norm->weight, norm->bias, o.eps(), out_dtype, act);
+  return layer_norm_fused(x, norm->weight, norm->bias, o.eps(), out_dtype);
 }
 
 }  // namespace longnet

@@ -11,20 +11,13 @@
 
 namespace longnet {
 
-// An activation applied to the input before it is normalised (the FFN's act then sub-LN): fused
-// into the kernel, it saves a pass over the FFN's widest tensor each way and the activation's
-// output (the backward recomputes it from the input).
-enum class NormInput { kPlain = 0, kGelu = 1, kRelu = 2 };
+// norm's LayerNorm over the last dimension of x.
+at::Tensor layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& x);
 
-// norm's LayerNorm over the last dimension of act(x).
-at::Tensor layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& x,
-                            NormInput act = NormInput::kPlain);
-
-// The fused CUDA LayerNorm itself (differentiable): LN(act(x)) for x (..., C) on a GPU, weight
-// and bias (C,), the output in out_dtype. Exposed for tests.
+// The fused CUDA LayerNorm itself (differentiable): x (..., C) on a GPU, weight and bias (C,),
+// the output in out_dtype. Exposed for tests.
 at::Tensor layer_norm_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                            double eps, at::ScalarType out_dtype,
-                            NormInput act = NormInput::kPlain);
+                            double eps, at::ScalarType out_dtype);
 
 // Whether layer_norm_fused takes these inputs.
 bool layer_norm_fused_supported(const at::Tensor& x, const at::Tensor& weight,

@@ -23,26 +23,6 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// The activation applied to x before normalising (LayerNormParams::activation), and its
-// derivative.
-__device__ __forceinline__ float act_apply(int act, float x) {
-  if (act == 1) return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-  if (act == 2) return x > 0.0f ? x : 0.0f;
-  return x;
-}
-__device__ __forceinline__ float act_grad(int act, float x) {
-  if (act == 1)
-    return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
-           x * 0.39894228040143268f * __expf(-0.5f * x * x);
-  if (act == 2) return x > 0.0f ? 1.0f : 0.0f;
-  return 1.0f;
-}
-__device__ __forceinline__ void act_four(int act, float* v) {
-  if (act == 0) return;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) v[i] = act_apply(act, v[i]);
-}
-
 // Four consecutive elements to and from float.
 template <typename T>
 struct Four;
@@ -89,14 +69,12 @@ __global__ void ln_forward_kernel(LayerNormParams p) {
     float v[4], s = 0.0f;
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
       Four<Tin>::load(x + c, v);
-      act_four(p.activation, v);
       s += (v[0] + v[1]) + (v[2] + v[3]);
     }
     const float mean = warp_sum(s) * inv_c;
     float q = 0.0f;
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
       Four<Tin>::load(x + c, v);
-      act_four(p.activation, v);
 #pragma unroll
       for (int i = 0; i < 4; ++i) q += (v[i] - mean) * (v[i] - mean);
     }
@@ -104,7 +82,6 @@ __global__ void ln_forward_kernel(LayerNormParams p) {
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
       float g[4], b[4], out[4];
       Four<Tin>::load(x + c, v);
-      act_four(p.activation, v);
       Four<float>::load(p.gamma + c, g);
       Four<float>::load(p.beta + c, b);
 #pragma unroll
@@ -115,7 +92,7 @@ __global__ void ln_forward_kernel(LayerNormParams p) {
   }
 }
 
-// da = rstd * (g - mean(g) - ahat * mean(g * ahat)), g = dy * gamma, a = act(x); dx = da act'(x).
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
 template <typename Tin, typename Tout>
 __global__ void ln_backward_dx_kernel(LayerNormParams p) {
   const int lane = threadIdx.x & 31;
@@ -130,7 +107,6 @@ __global__ void ln_backward_dx_kernel(LayerNormParams p) {
     float a = 0.0f, b = 0.0f, v[4], d[4], g[4];
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
       Four<Tin>::load(x + c, v);
-      act_four(p.activation, v);
       Four<Tout>::load(dy + c, d);
       Four<float>::load(p.gamma + c, g);
 #pragma unroll
@@ -148,10 +124,7 @@ __global__ void ln_backward_dx_kernel(LayerNormParams p) {
       Four<Tout>::load(dy + c, d);
       Four<float>::load(p.gamma + c, g);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float ai = act_apply(p.activation, v[i]);
-        out[i] = rstd * (d[i] * g[i] - a - (ai - mean) * rstd * b) * act_grad(p.activation, v[i]);
-      }
+      for (int i = 0; i < 4; ++i) out[i] = rstd * (d[i] * g[i] - a - (v[i] - mean) * rstd * b);
       Four<Tin>::store(dx + c, out);
     }
   }
@@ -173,7 +146,6 @@ __global__ void ln_backward_params_kernel(LayerNormParams p) {
     for (int64_t row = r0 + warp; row < r1; row += kWarps) {
       float v[4], d[4];
       Four<Tin>::load(static_cast<const Tin*>(p.x) + row * p.C + c, v);
-      act_four(p.activation, v);
       Four<Tout>::load(static_cast<const Tout*>(p.dy) + row * p.C + c, d);
       const float mean = p.mean[row], rstd = p.rstd[row];
 #pragma unroll

@@ -22,7 +22,6 @@ struct LayerNormParams {
   int64_t rows = 0, C = 0;
   int64_t row_chunks = 0;  // backward: how many row chunks the parameter gradients are split in
   float eps = 1e-5f;
-  int activation = 0;  // applied to x before normalising: 0 none, 1 GELU (erf), 2 ReLU
 };
 
 // dtype codes: 0 float32, 1 float16, 2 bfloat16. stream: a cudaStream_t.

@@ -52,16 +52,13 @@ void ffn_make(torch::nn::Module& m, const LongNetLayerOptions& o, const std::str
   }
 }
 
-// x: (B, N, d_model). norm -> linear1 -> act -> dropout -> sub-LN -> linear2 -> dropout. Without
-// an active dropout, act and sub-LN are one fused step.
+// x: (B, N, d_model). norm -> linear1 -> act -> dropout -> sub-LN -> linear2 -> dropout.
 at::Tensor ffn_forward(const at::Tensor& x, torch::nn::LayerNorm& pre, torch::nn::Linear& linear1,
                        torch::nn::LayerNorm& sub, torch::nn::Linear& linear2,
                        torch::nn::Dropout& dropout, bool gelu) {
-  auto h = linear_apply(linear1, layer_norm_apply(pre, x));  // (B, N, F)
-  const bool dropping = dropout->is_training() && dropout->options.p() > 0;
-  auto normed = dropping ? layer_norm_apply(sub, dropout(activation_apply(h, gelu)))
-                         : layer_norm_apply(sub, h, gelu ? NormInput::kGelu : NormInput::kRelu);
-  return dropout(linear_apply(linear2, normed));
+  auto h = dropout(
+      activation_apply(linear_apply(linear1, layer_norm_apply(pre, x)), gelu));  // (B, N, F)
+  return dropout(linear_apply(linear2, layer_norm_apply(sub, h)));
 }
 
 }  // namespace
