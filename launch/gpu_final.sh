@@ -20,7 +20,7 @@ PY
 echo "python rc=$?" >> "$S"
 for B in 1 4; do
   timeout 150 build/longnet train configs/base.yaml train.steps=20 optim.warmup_steps=5 \
-    data.batch_size=$B eval.interval=1000 eval.batches=1 log.interval=5 checkpoint.interval=1000 \
+    data.batch_size=$B train.grad_accumulation=1 eval.interval=1000 eval.batches=1 log.interval=5 checkpoint.interval=1000 \
     checkpoint.resume=none checkpoint.dir=/tmp/ck$B data.source=/usr/include --profile 2 \
     log.metrics=bench/results/train_base_32k_b${B}_$CARD.jsonl 2>&1 |
     grep -E "^step|^profile|error" | sed "s/^/[base B=$B] /" >> "$S"

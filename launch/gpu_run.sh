@@ -128,7 +128,7 @@ for stage in "${STAGES[@]}"; do
     train)
       DATA_SRC=/usr/include
       [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
-      run train_base 300 $BIN train configs/base.yaml train.steps=40 optim.warmup_steps=10 --profile 3 \
+      run train_base 300 $BIN train configs/base.yaml train.steps=30 optim.warmup_steps=10 --profile 3 \
         eval.interval=1000 eval.batches=1 log.interval=5 checkpoint.interval=1000 \
         checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt data.source=$DATA_SRC \
         log.metrics=bench/results/train_base_32k_$CARD.jsonl
@@ -139,12 +139,14 @@ for stage in "${STAGES[@]}"; do
       DATA_SRC=/usr/include
       [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
       run trace_base 300 $BIN train configs/base.yaml train.steps=8 optim.warmup_steps=2 \
+        data.batch_size=1 train.grad_accumulation=1 \
         eval.interval=1000 eval.batches=1 log.interval=1 checkpoint.interval=1000 \
         checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_trace data.source=$DATA_SRC \
         log.metrics=/tmp/trace_base.jsonl ${LONGNET_TRACE_ARGS:-} --trace "$LOGS/trace_base.json"
       grep -E "^step|error" "$LOGS/trace_base.log" | tee -a "$SUMMARY"
       # The same with a device sync between phases (forward, backward, all-reduce, optimizer).
       run profile_base 300 $BIN train configs/base.yaml train.steps=6 optim.warmup_steps=2 \
+        data.batch_size=1 train.grad_accumulation=1 \
         eval.interval=1000 eval.batches=1 log.interval=1 checkpoint.interval=1000 \
         checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_trace data.source=$DATA_SRC \
         log.metrics=/tmp/profile_base.jsonl ${LONGNET_TRACE_ARGS:-} --profile 6
@@ -170,6 +172,7 @@ for stage in "${STAGES[@]}"; do
       [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
       T0=$SECONDS
       run stall 180 mpirun -np 2 $BIN train configs/base.yaml data.seq_len=65536 \
+        data.batch_size=1 train.grad_accumulation=1 \
         grid.sequence_parallel=2 train.steps=50 optim.warmup_steps=5 model.num_layers=2 eval.interval=1000 \
         log.interval=1 checkpoint.interval=1000 checkpoint.resume=none \
         checkpoint.dir=/tmp/longnet_ckpt_stall data.source=$DATA_SRC \
