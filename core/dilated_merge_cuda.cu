@@ -82,22 +82,31 @@ struct Shape {
 };
 
 struct SharedLayout {
+  MergeTokenHit* hits;  // [token][branch]
+  float* weights;       // forward: [token][head][branch], exp(lse_c - lse), 0 where not covered
   int32_t* jmod;        // [branch][H]
   int32_t* jdiv;        // [branch][H]
-  MergeTokenHit* hits;  // [token][branch]
 };
 
-__device__ SharedLayout shared_layout(char* smem, const MergeParams& p, int tokens) {
+// The forward keeps each tile's merge weights in shared memory: they are worked out once per
+// (token, head) by all the block's threads together, whose lse loads are then all in flight at
+// once, instead of by every thread of the head before its own loads.
+__host__ __device__ inline size_t weight_count(const MergeParams& p, int tokens, int mode) {
+  return mode == 0 ? size_t(tokens) * size_t(p.H) * size_t(p.num_branches) : 0;
+}
+
+__device__ SharedLayout shared_layout(char* smem, const MergeParams& p, int tokens, int mode) {
   SharedLayout l;
   l.hits = reinterpret_cast<MergeTokenHit*>(smem);
-  l.jmod = reinterpret_cast<int32_t*>(l.hits + tokens * p.num_branches);
+  l.weights = reinterpret_cast<float*>(l.hits + tokens * p.num_branches);
+  l.jmod = reinterpret_cast<int32_t*>(l.weights + weight_count(p, tokens, mode));
   l.jdiv = l.jmod + p.num_branches * p.H;
   return l;
 }
 
-size_t shared_bytes(const MergeParams& p, int tokens) {
+size_t shared_bytes(const MergeParams& p, int tokens, int mode) {
   return sizeof(MergeTokenHit) * tokens * p.num_branches +
-         2 * sizeof(int32_t) * p.num_branches * p.H;
+         sizeof(float) * weight_count(p, tokens, mode) + 2 * sizeof(int32_t) * p.num_branches * p.H;
 }
 
 // MODE 0: forward merge (weights exp(lse_c - lse)); MODE 1: backward sum of dq, dk, dv.
@@ -110,7 +119,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2)
     merge_kernel(const MergeParams p, const Shape shape) {
   constexpr int V = Vec<T>::kN;
   extern __shared__ __align__(16) char smem[];
-  SharedLayout sh = shared_layout(smem, p, shape.tile);
+  SharedLayout sh = shared_layout(smem, p, shape.tile, MODE);
   const int nb = p.num_branches;
   for (int idx = threadIdx.x; idx < nb * p.H; idx += blockDim.x) {
     const int64_t r = p.branches[idx / p.H].r, j = idx % p.H;
@@ -130,14 +139,14 @@ __global__ void __launch_bounds__(kMaxThreads, 2)
         sh.hits[idx] = merge_token_locate(p, idx % nb, token / p.N, token % p.N);
     }
     __syncthreads();
-    for (int t = t_local; t < shape.tile; t += shape.tokens) {
-      const int64_t token = first + t;
-      if (token >= tokens_total) break;
-      const int64_t row = token * p.H + j;
-      const MergeTokenHit* hits = sh.hits + t * nb;
-      if (MODE == 0) {
-        // Pass 1: the covering problems' lse (registers hold only these); pass 2 re-derives
-        // each source address from the shared hits.
+    if (MODE == 0) {
+      // Per (token, head) of the tile: the covering problems' lse, the merged lse (written out)
+      // and each problem's weight exp(lse_c - lse); 0 for problems that do not cover the head.
+      for (int idx = threadIdx.x; idx < shape.tile * p.H; idx += blockDim.x) {
+        const int t = idx / static_cast<int>(p.H), jj = idx - t * static_cast<int>(p.H);
+        const int64_t token = first + t;
+        if (token >= tokens_total) continue;
+        const MergeTokenHit* hits = sh.hits + t * nb;
         float lse_c[kMergeMaxBranches];
         float m = -INFINITY;
 #pragma unroll
@@ -145,39 +154,53 @@ __global__ void __launch_bounds__(kMaxThreads, 2)
           lse_c[i] = -INFINITY;
           if (i < nb) {
             const MergeTokenHit& hit = hits[i];
-            if (hit.call >= 0 && sh.jmod[i * p.H + j] == hit.s0) {
+            if (hit.call >= 0 && sh.jmod[i * p.H + jj] == hit.s0) {
               const MergeCall& c = p.calls[hit.call];
-              lse_c[i] = c.lse[hit.lse_base + int64_t(sh.jdiv[i * p.H + j]) * c.lse_sh];
+              lse_c[i] = c.lse[hit.lse_base + int64_t(sh.jdiv[i * p.H + jj]) * c.lse_sh];
               m = fmaxf(m, lse_c[i]);
             }
           }
         }
-        float acc[V];
-#pragma unroll
-        for (int e = 0; e < V; ++e) acc[e] = 0.f;
-        float lse = -INFINITY;
+        float lse = -INFINITY, sum = 0.f;
         if (m > -INFINITY) {
-          float sum = 0.f;
 #pragma unroll
           for (int i = 0; i < kMergeMaxBranches; ++i)
             if (lse_c[i] > -INFINITY) sum += __expf(lse_c[i] - m);
           lse = m + __logf(sum);
+        }
+        float* w = sh.weights + (int64_t(t) * p.H + jj) * nb;
 #pragma unroll
-          for (int i = 0; i < kMergeMaxBranches; ++i) {
-            if (!(lse_c[i] > -INFINITY)) continue;
-            const MergeTokenHit& hit = hits[i];
-            const MergeCall& c = p.calls[hit.call];
-            const T* src = static_cast<const T*>(c.src[0]) + hit.base[0] +
-                           int64_t(sh.jdiv[i * p.H + j]) * c.sh[0] + chunk * V;
-            const float wgt = __expf(lse_c[i] - lse);
-            float x[V];
-            load_vec<T>(src, x);
+        for (int i = 0; i < kMergeMaxBranches; ++i)
+          if (i < nb) w[i] = lse_c[i] > -INFINITY ? __expf(lse_c[i] - lse) : 0.f;
+        p.lse[token * p.H + jj] = lse;
+      }
+      __syncthreads();
+    }
+    for (int t = t_local; t < shape.tile; t += shape.tokens) {
+      const int64_t token = first + t;
+      if (token >= tokens_total) break;
+      const int64_t row = token * p.H + j;
+      const MergeTokenHit* hits = sh.hits + t * nb;
+      if (MODE == 0) {
+        const float* w = sh.weights + (int64_t(t) * p.H + j) * nb;
+        float acc[V];
 #pragma unroll
-            for (int e = 0; e < V; ++e) acc[e] += wgt * x[e];
-          }
+        for (int e = 0; e < V; ++e) acc[e] = 0.f;
+#pragma unroll
+        for (int i = 0; i < kMergeMaxBranches; ++i) {
+          if (i >= nb) break;
+          const float wgt = w[i];
+          if (wgt == 0.f) continue;  // not covered (or a weight that underflowed: adds nothing)
+          const MergeTokenHit& hit = hits[i];
+          const MergeCall& c = p.calls[hit.call];
+          const T* src = static_cast<const T*>(c.src[0]) + hit.base[0] +
+                         int64_t(sh.jdiv[i * p.H + j]) * c.sh[0] + chunk * V;
+          float x[V];
+          load_vec<T>(src, x);
+#pragma unroll
+          for (int e = 0; e < V; ++e) acc[e] += wgt * x[e];
         }
         store_vec<T>(static_cast<T*>(p.dst[0]) + row * p.D + chunk * V, acc);
-        if (chunk == 0) p.lse[row] = lse;
       } else {
         float acc[3][V];
 #pragma unroll
@@ -227,8 +250,12 @@ void launch(const MergeParams& p, void* stream) {
                              std::to_string(kMaxThreads));
   shape.tokens = std::max(1, kMaxThreads / shape.threads_per_token);
   shape.tile = shape.tokens * std::max(1, 64 / shape.tokens);
+  // The forward's weights stay within about 40 KiB of shared memory per block.
+  while (MODE == 0 && shape.tile > shape.tokens &&
+         shared_bytes(p, shape.tile, MODE) > size_t(40) * 1024)
+    shape.tile -= shape.tokens;
   const int threads = shape.tokens * shape.threads_per_token;
-  const size_t smem = shared_bytes(p, shape.tile);
+  const size_t smem = shared_bytes(p, shape.tile, MODE);
   auto kernel = merge_kernel<T, MODE>;
   if (smem > 48 * 1024)
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
