@@ -62,8 +62,24 @@ CUDA_MODE="${LONGNET_CUDA:-AUTO}"
 if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
   export PATH="/usr/local/cuda/bin:$PATH"
 fi
+# A C++ compiler that has only a static libstdc++ (such as /opt/gcc on some CUDA images) would
+# link a private copy of it into liblongnet_core.so, which crashes inside Python beside PyTorch's
+# libstdc++; the system's g++ is used instead when it has a shared one (CMake refuses otherwise).
+static_only_libstdcxx() { [[ "$("$1" -print-file-name=libstdc++.so 2>/dev/null)" == "libstdc++.so" ]]; }
+CXX_NOW="${CXX:-$(command -v c++ || true)}"
+if [[ -n "$CXX_NOW" ]] && static_only_libstdcxx "$CXX_NOW" && [[ -x /usr/bin/g++ ]] &&
+   ! static_only_libstdcxx /usr/bin/g++; then
+  say "note: $CXX_NOW has no shared libstdc++ (only libstdc++.a); building with /usr/bin/g++"
+  if [[ -z "${CUDAHOSTCXX:-}" || "$CUDAHOSTCXX" == "$CXX_NOW" ]]; then export CUDAHOSTCXX=/usr/bin/g++; fi
+  export CXX=/usr/bin/g++ CC=/usr/bin/gcc
+fi
 configure=0
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
+  configure=1
+elif [[ -n "${CXX:-}" ]] && command -v "$CXX" >/dev/null &&
+     ! grep -qx "CMAKE_CXX_COMPILER:FILEPATH=$(command -v "$CXX")" "$BUILD_DIR/CMakeCache.txt"; then
+  say "the C++ compiler changed to $CXX: configuring afresh"
+  rm -rf "$BUILD_DIR/CMakeCache.txt" "$BUILD_DIR/CMakeFiles"
   configure=1
 elif ! grep -q "^LONGNET_CUDA:STRING=$CUDA_MODE\$" "$BUILD_DIR/CMakeCache.txt" ||
      ! grep -q "^LONGNET_PYTHON:FILEPATH=$PY\$" "$BUILD_DIR/CMakeCache.txt"; then
