@@ -87,7 +87,9 @@ XposTables xpos_tables_cached(int64_t position_offset, int64_t n_local, int64_t 
                               int64_t scale_base, at::ScalarType dtype, at::Device device) {
   constexpr size_t kKeep = 4;
   static std::mutex mutex;
-  static std::list<std::pair<XposTableKey, XposTables>> cache;  // most recent first
+  // Most recent first. Never destroyed: device tensors must not be freed by static destructors
+  // at exit, after the CUDA runtime may have gone.
+  static auto& cache = *new std::list<std::pair<XposTableKey, XposTables>>();
   // The segment lengths enter the positions only through the block length (and its validity).
   const XposTableKey key{
       device, position_offset, n_local, global_len, xpos_block_length(global_len, segment_lengths),
