@@ -30,16 +30,23 @@ bool aligned16(const at::Tensor& t) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
 }
 
+// t contiguous and starting on a 16-byte boundary (the kernels' vector loads), copied if need be
+// (a view at an odd offset).
+at::Tensor kernel_ready(const at::Tensor& t) {
+  auto c = t.contiguous();
+  return aligned16(c) ? c : c.clone();
+}
+
 class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
                             const at::Tensor& weight, const at::Tensor& bias, double eps,
                             at::ScalarType out_dtype) {
     c10::cuda::CUDAGuard guard(x_in.device());
-    auto x = x_in.contiguous();
+    auto x = kernel_ready(x_in);
     const int64_t C = x.size(-1), rows = x.numel() / C;
     auto f32 = x.options().dtype(at::kFloat);
-    auto gamma = weight.to(at::kFloat).contiguous(), beta = bias.to(at::kFloat).contiguous();
+    auto gamma = kernel_ready(weight.to(at::kFloat)), beta = kernel_ready(bias.to(at::kFloat));
     auto y = at::empty(x.sizes(), x.options().dtype(out_dtype));
     auto mean = at::empty({rows}, f32), rstd = at::empty({rows}, f32);
     LayerNormParams p;
@@ -68,12 +75,16 @@ class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFu
     const auto& x = saved[0];
     c10::cuda::CUDAGuard guard(x.device());
     const auto out_dtype = ctx->saved_data["out_dtype"].toScalarType();
-    auto dy = grads[0].to(out_dtype).contiguous();
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "the fused LayerNorm has no double backward (create_graph=True); run the module "
+                "on the CPU or without the fused kernel for higher-order gradients");
+    auto dy = kernel_ready(grads[0].to(out_dtype));
     const int64_t C = x.size(-1), rows = x.numel() / C;
     const int64_t chunks = layer_norm_row_chunks(rows, C);
     auto dx = at::empty_like(x);
-    auto part_g = at::empty({chunks, C}, x.options().dtype(at::kFloat)),
-         part_b = at::empty({chunks, C}, x.options().dtype(at::kFloat));
+    // (zeros: with no rows the kernels do not run, and the sums must come out 0)
+    auto part_g = at::zeros({chunks, C}, x.options().dtype(at::kFloat)),
+         part_b = at::zeros({chunks, C}, x.options().dtype(at::kFloat));
     LayerNormParams p;
     p.x = x.data_ptr();
     p.dy = dy.data_ptr();

@@ -16,6 +16,7 @@
 
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "core/xpos_kernel.h"
@@ -137,6 +138,12 @@ at::Tensor xpos_rotate_cuda(const at::Tensor& x_in, const at::Tensor& cos, const
   auto x = x_in.stride(3) == 1 ? x_in : x_in.contiguous();
   c10::cuda::CUDAGuard guard(x.device());
   auto y = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (x.numel() == 0) return y;
+  // The tables live in a cache and may have been made on another stream: keep their memory
+  // until this stream is done with them, even if the cache drops them meanwhile.
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  for (const auto* t : {&cos, &sin})
+    c10::cuda::CUDACachingAllocator::recordStream(t->storage().data_ptr(), stream);
   XposRotateParams p;
   p.x = x.data_ptr();
   p.y = y.data_ptr();
@@ -166,6 +173,9 @@ class XposRotateFunction : public torch::autograd::Function<XposRotateFunction> 
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "the xPos kernel has no double backward (create_graph=True); run xPos on the CPU "
+                "for higher-order gradients");
     auto saved = ctx->get_saved_variables();
     return {xpos_rotate_cuda(grads[0], saved[0], saved[1], -1.0f), at::Tensor(), at::Tensor()};
   }
@@ -196,8 +206,8 @@ std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Ten
   TORCH_CHECK(q.size(1) == k.size(1) && q.size(3) == k.size(3),
               "xPos: q and k must have the same seq_len and head_dim; got q ", q.sizes(), ", k ",
               k.sizes());
-  TORCH_CHECK(q.size(3) % 2 == 0, "xPos: head_dim = ", q.size(3),
-              " must be even (xPos rotates pairs of dimensions)");
+  TORCH_CHECK(q.size(3) >= 2 && q.size(3) % 2 == 0, "xPos: head_dim = ", q.size(3),
+              " must be even and at least 2 (xPos rotates pairs of dimensions)");
   TORCH_CHECK(q.is_floating_point() && q.scalar_type() == k.scalar_type(),
               "xPos: q and k must have the same floating dtype; got ", q.scalar_type(), " and ",
               k.scalar_type());

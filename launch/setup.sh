@@ -66,12 +66,18 @@ fi
 # link a private copy of it into liblongnet_core.so, which crashes inside Python beside PyTorch's
 # libstdc++; the system's g++ is used instead when it has a shared one (CMake refuses otherwise).
 static_only_libstdcxx() { [[ "$("$1" -print-file-name=libstdc++.so 2>/dev/null)" == "libstdc++.so" ]]; }
+system_gxx_ok() { [[ -x /usr/bin/g++ ]] && ! static_only_libstdcxx /usr/bin/g++; }
 CXX_NOW="${CXX:-$(command -v c++ || true)}"
-if [[ -n "$CXX_NOW" ]] && static_only_libstdcxx "$CXX_NOW" && [[ -x /usr/bin/g++ ]] &&
-   ! static_only_libstdcxx /usr/bin/g++; then
+if [[ -n "$CXX_NOW" ]] && static_only_libstdcxx "$CXX_NOW" && system_gxx_ok; then
   say "note: $CXX_NOW has no shared libstdc++ (only libstdc++.a); building with /usr/bin/g++"
-  if [[ -z "${CUDAHOSTCXX:-}" || "$CUDAHOSTCXX" == "$CXX_NOW" ]]; then export CUDAHOSTCXX=/usr/bin/g++; fi
-  export CXX=/usr/bin/g++ CC=/usr/bin/gcc
+  if [[ -z "${CC:-}" || "$(dirname "$CC")" == "$(dirname "$CXX_NOW")" ]]; then export CC=/usr/bin/gcc; fi
+  export CXX=/usr/bin/g++
+fi
+# nvcc's host compiler (CUDAHOSTCXX, else the g++ on PATH) gets the same treatment.
+HOST_NOW="${CUDAHOSTCXX:-$(command -v g++ || true)}"
+if [[ -n "$HOST_NOW" ]] && static_only_libstdcxx "$HOST_NOW" && system_gxx_ok; then
+  say "note: CUDA host compiler $HOST_NOW has no shared libstdc++; using /usr/bin/g++"
+  export CUDAHOSTCXX=/usr/bin/g++
 fi
 configure=0
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then

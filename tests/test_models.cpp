@@ -349,6 +349,22 @@ TEST(LayerNorm, FusedKernelMatchesFloat64) {
         EXPECT_LT(rel_error(wg.grad(), w64.grad()), 1e-4);
         EXPECT_LT(rel_error(bg.grad(), b64.grad()), 1e-4);
       }
+  {
+    // A view that starts off a 16-byte boundary, and no rows at all.
+    auto cuda = at::TensorOptions().device(at::kCUDA);
+    auto flat = at::randn({37 * 20 + 2}, cuda).to(at::kBFloat16);
+    auto x = flat.narrow(0, 2, 37 * 20).view({37, 20}).detach().requires_grad_();
+    auto w = at::randn({20}, cuda).requires_grad_(), b = at::randn({20}, cuda).requires_grad_();
+    auto y = layer_norm_fused(x, w, b, 1e-5, at::kBFloat16);
+    EXPECT_LT(rel_error(y, at::layer_norm(x.detach().cpu().to(at::kDouble), {20},
+                                          w.detach().cpu().to(at::kDouble),
+                                          b.detach().cpu().to(at::kDouble), 1e-5)),
+              1e-2);
+    auto empty = at::randn({0, 20}, cuda).requires_grad_();
+    layer_norm_fused(empty, w, b, 1e-5, at::kFloat).sum().backward();
+    EXPECT_EQ(w.grad().abs().max().item<float>(), 0.0f);
+    EXPECT_EQ(b.grad().abs().max().item<float>(), 0.0f);
+  }
   torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({64}));
   ln->to(at::kCUDA);
   auto x = at::randn({2, 5, 64}, at::TensorOptions().device(at::kCUDA));

@@ -198,39 +198,60 @@ class Timer {
 };
 
 // A Kineto trace (CPU ops and CUDA kernels) of some steps of a run, saved as a Chrome trace.
-// bench/trace_summary.py sums it up per kernel.
+// bench/trace_summary.py sums it up per kernel. A run that ends inside the window saves what it
+// traced; one that ends before it says so.
 class StepTrace {
  public:
-  explicit StepTrace(std::string path) : path_(std::move(path)) {}
+  StepTrace(std::string path, c10::Device device) : path_(std::move(path)), device_(device) {}
+  StepTrace(const StepTrace&) = delete;
+  StepTrace& operator=(const StepTrace&) = delete;
+  ~StepTrace() {
+    try {
+      if (active_)
+        finish();
+      else if (!path_.empty() && !done_)
+        std::cerr << "no trace written: the run ended before step " << kFirst + 1 << "\n";
+    } catch (const std::exception& e) {
+      std::cerr << "trace not written: " << e.what() << "\n";
+    }
+  }
   // Called at the start of each step of this run (0-based): traces steps [kFirst, kFirst + kSteps).
-  void at_step(int64_t steps_this_run, const c10::Device& device) {
+  void at_step(int64_t steps_this_run) {
     if (path_.empty()) return;
     namespace pi = torch::profiler::impl;
     if (steps_this_run == kFirst) {
-      sync(device);
+      sync();
       const pi::ProfilerConfig config(pi::ProfilerState::KINETO);
       std::set<pi::ActivityType> acts{pi::ActivityType::CPU};
-      if (device.is_cuda()) acts.insert(pi::ActivityType::CUDA);
+      if (device_.is_cuda()) acts.insert(pi::ActivityType::CUDA);
       torch::autograd::profiler::prepareProfiler(config, acts);
       torch::autograd::profiler::enableProfiler(config, acts);
       active_ = true;
+      traced_ = 0;
     } else if (active_ && steps_this_run == kFirst + kSteps) {
-      sync(device);
-      torch::autograd::profiler::disableProfiler()->save(path_);
-      active_ = false;
-      std::cerr << "trace of " << kSteps << " steps written to " << path_ << "\n";
+      finish();
     }
+    if (active_) ++traced_;
   }
   static constexpr int64_t kFirst = 3, kSteps = 2;
 
  private:
-  static void sync(const c10::Device& device) {
+  void finish() {
+    sync();
+    active_ = false;
+    done_ = true;
+    torch::autograd::profiler::disableProfiler()->save(path_);
+    std::cerr << "trace of " << traced_ << " step(s) written to " << path_ << "\n";
+  }
+  void sync() const {
 #ifdef LONGNET_WITH_CUDA
-    if (device.is_cuda()) at::cuda::getCurrentCUDAStream(device.index()).synchronize();
+    if (device_.is_cuda()) at::cuda::getCurrentCUDAStream(device_.index()).synchronize();
 #endif
   }
   std::string path_;
-  bool active_ = false;
+  c10::Device device_;
+  bool active_ = false, done_ = false;
+  int64_t traced_ = 0;
 };
 
 class Trainer {
@@ -559,9 +580,10 @@ int Trainer::run() {
   int64_t steps_this_run = 0;
   StepTrace trace(trace_path.empty() || grid_->world_size == 1
                       ? trace_path
-                      : trace_path + ".rank" + std::to_string(grid_->world_rank));
+                      : trace_path + ".rank" + std::to_string(grid_->world_rank),
+                  grid_->device);
   while (step_ < total) {
-    trace.at_step(steps_this_run, grid_->device);
+    trace.at_step(steps_this_run);
     const auto t0 = std::chrono::steady_clock::now();
     if (debug_sleep_after > 0 && step_ >= debug_sleep_after) ::usleep(500000);
     if (step_ == debug_stall_at && grid_->world_rank == debug_stall_rank) {
