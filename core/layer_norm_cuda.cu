@@ -169,62 +169,6 @@ __global__ void ln_backward_params_kernel(LayerNormParams p) {
   }
 }
 
-// The whole backward in one pass over x and dy, for widths whose gamma and beta sums fit in shared
-// memory (kFusedMaxC): block b takes row chunk b, a warp per row computes dx as
-// ln_backward_dx_kernel does and adds the row's dy * xhat and dy into the block's shared sums,
-// which become partial row b at the end.
-constexpr int64_t kFusedMaxC = 4096;
-
-template <typename Tin, typename Tout>
-__global__ void ln_backward_fused_kernel(LayerNormParams p) {
-  extern __shared__ float sums[];  // [2][C]: gamma, then beta
-  float* sg = sums;
-  float* sb = sums + p.C;
-  for (int64_t c = threadIdx.x; c < 2 * p.C; c += blockDim.x) sums[c] = 0.0f;
-  __syncthreads();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t per_chunk = (p.rows + p.row_chunks - 1) / p.row_chunks;
-  const int64_t r0 = int64_t(blockIdx.x) * per_chunk;
-  const int64_t r1 = r0 + per_chunk < p.rows ? r0 + per_chunk : p.rows;
-  const float inv_c = 1.0f / float(p.C);
-  for (int64_t row = r0 + warp; row < r1; row += kWarps) {
-    const Tin* x = static_cast<const Tin*>(p.x) + row * p.C;
-    const Tout* dy = static_cast<const Tout*>(p.dy) + row * p.C;
-    Tin* dx = static_cast<Tin*>(p.dx) + row * p.C;
-    const float mean = p.mean[row], rstd = p.rstd[row];
-    float a = 0.0f, b = 0.0f, v[4], d[4], g[4];
-    for (int64_t c = 4 * lane; c < p.C; c += 128) {
-      Four<Tin>::load(x + c, v);
-      Four<Tout>::load(dy + c, d);
-      Four<float>::load(p.gamma + c, g);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float xhat = (v[i] - mean) * rstd;
-        a += d[i] * g[i];
-        b += d[i] * g[i] * xhat;
-        atomicAdd(sg + c + i, d[i] * xhat);
-        atomicAdd(sb + c + i, d[i]);
-      }
-    }
-    a = warp_sum(a) * inv_c;
-    b = warp_sum(b) * inv_c;
-    for (int64_t c = 4 * lane; c < p.C; c += 128) {
-      float out[4];
-      Four<Tin>::load(x + c, v);
-      Four<Tout>::load(dy + c, d);
-      Four<float>::load(p.gamma + c, g);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) out[i] = rstd * (d[i] * g[i] - a - (v[i] - mean) * rstd * b);
-      Four<Tin>::store(dx + c, out);
-    }
-  }
-  __syncthreads();
-  for (int64_t c = threadIdx.x; c < p.C; c += blockDim.x) {
-    p.dgamma_part[int64_t(blockIdx.x) * p.C + c] = sg[c];
-    p.dbeta_part[int64_t(blockIdx.x) * p.C + c] = sb[c];
-  }
-}
-
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess)
     throw std::runtime_error(std::string("LayerNorm kernel: ") + what + ": " +
@@ -251,16 +195,6 @@ void forward_with(const LayerNormParams& p, cudaStream_t s) {
 
 template <typename Tin, typename Tout>
 void backward_with(const LayerNormParams& p, cudaStream_t s) {
-  if (p.C <= kFusedMaxC) {
-    const size_t smem = 2 * sizeof(float) * size_t(p.C);
-    auto kernel = ln_backward_fused_kernel<Tin, Tout>;
-    if (smem > 48 * 1024)
-      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-            "cudaFuncSetAttribute");
-    kernel<<<static_cast<unsigned>(p.row_chunks), 32 * kWarps, smem, s>>>(p);
-    check(cudaGetLastError(), "backward launch");
-    return;
-  }
   ln_backward_dx_kernel<Tin, Tout><<<row_blocks(p.rows), 32 * kWarps, 0, s>>>(p);
   check(cudaGetLastError(), "input-gradient launch");
   const dim3 grid(static_cast<unsigned>((p.C + 127) / 128), static_cast<unsigned>(p.row_chunks));
@@ -310,10 +244,7 @@ struct Backward {
 }  // namespace
 
 int64_t layer_norm_row_chunks(int64_t rows, int64_t C) {
-  // One-pass backward: a block per chunk, about four per SM, at least 8 rows (one per warp) each.
-  if (C <= kFusedMaxC)
-    return std::max<int64_t>(1, std::min<int64_t>(int64_t(sm_count()) * 4, (rows + 7) / 8));
-  // Two passes: about four blocks per SM over all column slabs, at least 64 rows per chunk.
+  // About four blocks per SM over all column slabs, at least 64 rows per chunk.
   const int64_t slabs = (C + 127) / 128;
   const int64_t want = std::max<int64_t>(1, int64_t(sm_count()) * 4 / slabs);
   return std::max<int64_t>(1, std::min(want, (rows + 63) / 64));
