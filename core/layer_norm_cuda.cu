@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/cuda_convert.cuh"
 #include "core/layer_norm_kernel.h"
 
 namespace longnet {
@@ -21,6 +22,16 @@ __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+// The rows a warp walks when each warp of the grid takes whole rows in turn, and its lane.
+struct WarpRows {
+  int lane;
+  int64_t first, step;
+};
+__device__ __forceinline__ WarpRows warp_rows() {
+  return {static_cast<int>(threadIdx.x & 31), int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5),
+          int64_t(gridDim.x) * kWarps};
 }
 
 // Four consecutive elements to and from float.
@@ -36,32 +47,30 @@ struct Four<float> {
     *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
   }
 };
-template <typename H, typename H2>
+template <typename H>
 struct FourHalfLike {
   static __device__ __forceinline__ void load(const H* p, float* v) {
     const uint2 r = *reinterpret_cast<const uint2*>(p);
     const H* h = reinterpret_cast<const H*>(&r);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) v[i] = static_cast<float>(h[i]);
+    for (int i = 0; i < 4; ++i) v[i] = to_float(h[i]);
   }
   static __device__ __forceinline__ void store(H* p, const float* v) {
     uint2 r;
     H* h = reinterpret_cast<H*>(&r);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) h[i] = H(v[i]);
+    for (int i = 0; i < 4; ++i) h[i] = from_float<H>(v[i]);
     *reinterpret_cast<uint2*>(p) = r;
   }
 };
 template <>
-struct Four<__half> : FourHalfLike<__half, __half2> {};
+struct Four<__half> : FourHalfLike<__half> {};
 template <>
-struct Four<__nv_bfloat16> : FourHalfLike<__nv_bfloat16, __nv_bfloat162> {};
+struct Four<__nv_bfloat16> : FourHalfLike<__nv_bfloat16> {};
 
 template <typename Tin, typename Tout>
 __global__ void ln_forward_kernel(LayerNormParams p) {
-  const int lane = threadIdx.x & 31;
-  const int64_t first = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  const int64_t step = int64_t(gridDim.x) * kWarps;
+  const auto [lane, first, step] = warp_rows();
   const float inv_c = 1.0f / float(p.C);
   for (int64_t row = first; row < p.rows; row += step) {
     const Tin* x = static_cast<const Tin*>(p.x) + row * p.C;
@@ -95,9 +104,7 @@ __global__ void ln_forward_kernel(LayerNormParams p) {
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
 template <typename Tin, typename Tout>
 __global__ void ln_backward_dx_kernel(LayerNormParams p) {
-  const int lane = threadIdx.x & 31;
-  const int64_t first = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  const int64_t step = int64_t(gridDim.x) * kWarps;
+  const auto [lane, first, step] = warp_rows();
   const float inv_c = 1.0f / float(p.C);
   for (int64_t row = first; row < p.rows; row += step) {
     const Tin* x = static_cast<const Tin*>(p.x) + row * p.C;

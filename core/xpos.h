@@ -44,8 +44,9 @@ int64_t xpos_block_length(int64_t global_len, const std::vector<int64_t>& segmen
 at::Tensor xpos_local_positions(int64_t position_offset, int64_t n_local, int64_t global_len,
                                 const std::vector<int64_t>& segment_lengths, at::Device device);
 
-// q, k: (B, N_local, H, D), D even, on one device, holding global tokens position_offset .. + N_local - 1 of a
-// sequence of global_len tokens. Returns (q', k'), same shapes and dtype, differentiable.
+// q, k: (B, N_local, H, D), D even, on one device, holding global tokens position_offset .. +
+// N_local - 1 of a sequence of global_len tokens. Returns (q', k'), same shapes and dtype,
+// differentiable.
 std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Tensor& k,
                                               int64_t position_offset, int64_t global_len,
                                               const std::vector<int64_t>& segment_lengths,

@@ -9,34 +9,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/cuda_convert.cuh"
 #include "core/xpos_kernel.h"
 
 namespace longnet {
 namespace {
-
-__device__ __forceinline__ float to_float(float x) {
-  return x;
-}
-__device__ __forceinline__ float to_float(__half x) {
-  return __half2float(x);
-}
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-template <typename T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 // K elements of T as whole 16-byte words when VEC (K * sizeof(T) a multiple of 16 and the pointer
 // 16-byte aligned), else one by one.
