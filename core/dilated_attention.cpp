@@ -567,8 +567,11 @@ using torch::autograd::tensor_list;
 
 class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttentionFunction> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
-                            const at::Tensor& v, const DilatedAttentionOptions& o) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q_in, const at::Tensor& k_in,
+                            const at::Tensor& v_in, const DilatedAttentionOptions& o) {
+    // The row-major copies are what both passes read: saving them (not the inputs, often views
+    // of one q/k/v projection) spares the backward a second copy.
+    auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
     auto f = dilated_attention_forward(q, k, v, o);
     ctx->save_for_backward({q, k, v, f.out, f.lse});
     dilated_ctx_save(ctx, o, q.size(3), f.rng);

@@ -9,6 +9,8 @@
 #include <ATen/core/Tensor.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <array>
+
 namespace longnet {
 
 // norm's LayerNorm over the last dimension of x.
@@ -22,5 +24,24 @@ at::Tensor layer_norm_fused(const at::Tensor& x, const at::Tensor& weight, const
 // Whether layer_norm_fused takes these inputs.
 bool layer_norm_fused_supported(const at::Tensor& x, const at::Tensor& weight,
                                 const at::Tensor& bias);
+
+// The residual add in front of a LayerNorm, fused: {x + res, norm(x + res)}, the sum in x's dtype
+// (as `x + res` gives it) and the normalised rows as layer_norm_apply gives them. On CUDA one
+// kernel reads x and res once and writes both; its backward adds the sum's own gradient to the
+// LayerNorm's input gradient and writes res's copy in res's dtype in the same kernel. Elsewhere
+// (CPU, other dtypes, rows wider than kAddLayerNormMaxWidth) it is the plain add and
+// layer_norm_apply.
+std::array<at::Tensor, 2> add_layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& x,
+                                               const at::Tensor& res);
+
+// The fused kernel of add_layer_norm_apply (differentiable, CUDA). res must have x's shape and
+// out_dtype, with x + res of x's dtype. Exposed for tests.
+constexpr int64_t kAddLayerNormMaxWidth = 4096;
+std::array<at::Tensor, 2> add_layer_norm_fused(const at::Tensor& x, const at::Tensor& res,
+                                               const at::Tensor& weight, const at::Tensor& bias,
+                                               double eps, at::ScalarType out_dtype);
+bool add_layer_norm_fused_supported(const at::Tensor& x, const at::Tensor& res,
+                                    const at::Tensor& weight, const at::Tensor& bias,
+                                    at::ScalarType out_dtype);
 
 }  // namespace longnet

@@ -1,7 +1,10 @@
-// Fused LayerNorm kernels (see layer_norm_kernel.h): a warp per row for the forward and for the
-// input gradient (two-pass statistics, float32), and a column-slab reduction for the gamma and
-// beta gradients. Input and output dtypes are independent, so a float32 residual stream
-// normalises straight into the bfloat16 a following GEMM reads.
+// Fused LayerNorm kernels (see layer_norm_kernel.h). Rows of up to kLayerNormMaxCachedC columns
+// are held in registers by one warp (or four, for rows over 1024): the forward reads its input
+// once, and the backward reads x and dy once for the input gradient and the gamma and beta
+// gradients' per-team partial sums together. Wider rows take multi-pass kernels: a warp per row
+// (two-pass statistics) and a column-slab reduction for gamma and beta. Statistics and arithmetic
+// in float32; input and output dtypes are independent, so a float32 residual stream normalises
+// straight into the bfloat16 a following GEMM reads.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -9,6 +12,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "core/cuda_convert.cuh"
 #include "core/layer_norm_kernel.h"
@@ -34,39 +38,60 @@ __device__ __forceinline__ WarpRows warp_rows() {
           int64_t(gridDim.x) * kWarps};
 }
 
-// Four consecutive elements to and from float.
+// Four consecutive elements: loaded and stored as one vector (Raw), converted to and from float.
 template <typename T>
 struct Four;
 template <>
 struct Four<float> {
-  static __device__ __forceinline__ void load(const float* p, float* v) {
-    const float4 r = *reinterpret_cast<const float4*>(p);
+  using Raw = float4;
+  static __device__ __forceinline__ Raw load_raw(const float* p) {
+    return *reinterpret_cast<const float4*>(p);
+  }
+  static __device__ __forceinline__ void store_raw(float* p, Raw r) {
+    *reinterpret_cast<float4*>(p) = r;
+  }
+  static __device__ __forceinline__ void unpack(Raw r, float* v) {
     v[0] = r.x, v[1] = r.y, v[2] = r.z, v[3] = r.w;
   }
-  static __device__ __forceinline__ void store(float* p, const float* v) {
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  static __device__ __forceinline__ Raw pack(const float* v) {
+    return make_float4(v[0], v[1], v[2], v[3]);
   }
 };
 template <typename H>
 struct FourHalfLike {
-  static __device__ __forceinline__ void load(const H* p, float* v) {
-    const uint2 r = *reinterpret_cast<const uint2*>(p);
+  using Raw = uint2;
+  static __device__ __forceinline__ Raw load_raw(const H* p) {
+    return *reinterpret_cast<const uint2*>(p);
+  }
+  static __device__ __forceinline__ void store_raw(H* p, Raw r) {
+    *reinterpret_cast<uint2*>(p) = r;
+  }
+  static __device__ __forceinline__ void unpack(Raw r, float* v) {
     const H* h = reinterpret_cast<const H*>(&r);
 #pragma unroll
     for (int i = 0; i < 4; ++i) v[i] = to_float(h[i]);
   }
-  static __device__ __forceinline__ void store(H* p, const float* v) {
-    uint2 r;
+  static __device__ __forceinline__ Raw pack(const float* v) {
+    Raw r;
     H* h = reinterpret_cast<H*>(&r);
 #pragma unroll
     for (int i = 0; i < 4; ++i) h[i] = from_float<H>(v[i]);
-    *reinterpret_cast<uint2*>(p) = r;
+    return r;
   }
 };
 template <>
 struct Four<__half> : FourHalfLike<__half> {};
 template <>
 struct Four<__nv_bfloat16> : FourHalfLike<__nv_bfloat16> {};
+
+template <typename T>
+__device__ __forceinline__ void load4(const T* p, float* v) {
+  Four<T>::unpack(Four<T>::load_raw(p), v);
+}
+template <typename T>
+__device__ __forceinline__ void store4(T* p, const float* v) {
+  Four<T>::store_raw(p, Four<T>::pack(v));
+}
 
 template <typename Tin, typename Tout>
 __global__ void ln_forward_kernel(LayerNormParams p) {
@@ -77,25 +102,25 @@ __global__ void ln_forward_kernel(LayerNormParams p) {
     Tout* y = static_cast<Tout*>(p.y) + row * p.C;
     float v[4], s = 0.0f;
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
-      Four<Tin>::load(x + c, v);
+      load4(x + c, v);
       s += (v[0] + v[1]) + (v[2] + v[3]);
     }
     const float mean = warp_sum(s) * inv_c;
     float q = 0.0f;
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
-      Four<Tin>::load(x + c, v);
+      load4(x + c, v);
 #pragma unroll
       for (int i = 0; i < 4; ++i) q += (v[i] - mean) * (v[i] - mean);
     }
     const float rstd = rsqrtf(warp_sum(q) * inv_c + p.eps);
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
       float g[4], b[4], out[4];
-      Four<Tin>::load(x + c, v);
-      Four<float>::load(p.gamma + c, g);
-      Four<float>::load(p.beta + c, b);
+      load4(x + c, v);
+      load4(p.gamma + c, g);
+      load4(p.beta + c, b);
 #pragma unroll
       for (int i = 0; i < 4; ++i) out[i] = (v[i] - mean) * rstd * g[i] + b[i];
-      Four<Tout>::store(y + c, out);
+      store4(y + c, out);
     }
     if (lane == 0) p.mean[row] = mean, p.rstd[row] = rstd;
   }
@@ -113,9 +138,9 @@ __global__ void ln_backward_dx_kernel(LayerNormParams p) {
     const float mean = p.mean[row], rstd = p.rstd[row];
     float a = 0.0f, b = 0.0f, v[4], d[4], g[4];
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
-      Four<Tin>::load(x + c, v);
-      Four<Tout>::load(dy + c, d);
-      Four<float>::load(p.gamma + c, g);
+      load4(x + c, v);
+      load4(dy + c, d);
+      load4(p.gamma + c, g);
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const float gi = d[i] * g[i];
@@ -127,13 +152,192 @@ __global__ void ln_backward_dx_kernel(LayerNormParams p) {
     b = warp_sum(b) * inv_c;
     for (int64_t c = 4 * lane; c < p.C; c += 128) {
       float out[4];
-      Four<Tin>::load(x + c, v);
-      Four<Tout>::load(dy + c, d);
-      Four<float>::load(p.gamma + c, g);
+      load4(x + c, v);
+      load4(dy + c, d);
+      load4(p.gamma + c, g);
 #pragma unroll
       for (int i = 0; i < 4; ++i) out[i] = rstd * (d[i] * g[i] - a - (v[i] - mean) * rstd * b);
-      Four<Tin>::store(dx + c, out);
+      store4(dx + c, out);
     }
+  }
+}
+
+// The same two kernels with each row held in registers: every input is read from memory once,
+// all of a row's loads in flight together. WPR warps share a row (one for rows up to 1024, four
+// for wider ones, so that a lane holds at most 8 vectors of 4); lane l of the row's warp k holds
+// columns 4 (32 k + l) + 128 WPR j, j < NV. They also fuse the residual add (forward: x + res,
+// written to sum) and its gradient (backward: + dsum, and a copy of dx into dres); see
+// layer_norm_kernel.h.
+template <int WPR>
+struct RowTeam {
+  int lane, sub;  // lane, and which of the row's WPR warps
+  int64_t row;    // this warp's row in the current round (may be >= rows: then idle)
+  int64_t col0;   // the first column this lane holds
+  float* red;     // shared [kWarps] scratch for the cross-warp sums
+  // The sum of v over the row's lanes and warps (every warp of the block must call it).
+  __device__ __forceinline__ float sum(float v) const {
+    v = warp_sum(v);
+    if constexpr (WPR == 1) {
+      return v;
+    } else {
+      const int warp = threadIdx.x >> 5, first = warp - sub;
+      if (lane == 0) red[warp] = v;
+      __syncthreads();
+      float t = 0.0f;
+#pragma unroll
+      for (int k = 0; k < WPR; ++k) t += red[first + k];
+      __syncthreads();
+      return t;
+    }
+  }
+  __device__ __forceinline__ int64_t col(int j) const {
+    return col0 + 128 * WPR * j;
+  }
+};
+
+// Runs body(team) for every row of the block's rounds; whole blocks take rounds of kWarps / WPR
+// rows in turn, so that every warp reaches the same barriers. Returns the team (its columns).
+template <int WPR, typename F>
+__device__ __forceinline__ RowTeam<WPR> for_each_row(const LayerNormParams& p, float* red,
+                                                     F&& body) {
+  constexpr int kRowsPerRound = kWarps / WPR;
+  const int warp = threadIdx.x >> 5;
+  RowTeam<WPR> t;
+  t.lane = threadIdx.x & 31;
+  t.sub = warp % WPR;
+  t.col0 = 4 * (t.lane + 32 * t.sub);
+  t.red = red;
+  for (int64_t r0 = int64_t(blockIdx.x) * kRowsPerRound; r0 < p.rows;
+       r0 += int64_t(gridDim.x) * kRowsPerRound) {
+    t.row = r0 + warp / WPR;
+    body(t);
+  }
+  return t;
+}
+
+template <typename Tin, typename Tout, int NV, int WPR>
+__global__ void ln_forward_cached_kernel(LayerNormParams p) {
+  using In = Four<Tin>;
+  __shared__ float red[kWarps];
+  const float inv_c = 1.0f / float(p.C);
+  for_each_row<WPR>(p, red, [&](const RowTeam<WPR>& t) {
+    const bool live = t.row < p.rows;
+    const int64_t base = t.row * p.C;
+    typename In::Raw xr[NV];
+#pragma unroll
+    for (int j = 0; j < NV; ++j)
+      if (live && t.col(j) < p.C)
+        xr[j] = In::load_raw(static_cast<const Tin*>(p.x) + base + t.col(j));
+    float v[4], s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      if (!live || t.col(j) >= p.C) continue;
+      In::unpack(xr[j], v);
+      if (p.res != nullptr) {
+        float r[4];
+        load4(static_cast<const Tout*>(p.res) + base + t.col(j), r);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) v[i] += r[i];
+        xr[j] = In::pack(v);  // the sum as stored, which is what is normalised
+        In::store_raw(static_cast<Tin*>(p.sum) + base + t.col(j), xr[j]);
+        In::unpack(xr[j], v);
+      }
+      s += (v[0] + v[1]) + (v[2] + v[3]);
+    }
+    const float mean = t.sum(s) * inv_c;
+    float q = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      if (!live || t.col(j) >= p.C) continue;
+      In::unpack(xr[j], v);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) q += (v[i] - mean) * (v[i] - mean);
+    }
+    const float rstd = rsqrtf(t.sum(q) * inv_c + p.eps);
+    if (!live) return;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int64_t c = t.col(j);
+      if (c >= p.C) continue;
+      float g[4], b[4], out[4];
+      In::unpack(xr[j], v);
+      load4(p.gamma + c, g);
+      load4(p.beta + c, b);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) out[i] = (v[i] - mean) * rstd * g[i] + b[i];
+      store4(static_cast<Tout*>(p.y) + base + c, out);
+    }
+    if (t.lane == 0 && t.sub == 0) p.mean[t.row] = mean, p.rstd[t.row] = rstd;
+  });
+}
+
+template <typename Tin, typename Tout, int NV, int WPR>
+__global__ void ln_backward_dx_cached_kernel(LayerNormParams p) {
+  using In = Four<Tin>;
+  using Out = Four<Tout>;
+  __shared__ float red[kWarps];
+  const float inv_c = 1.0f / float(p.C);
+  // This lane's columns' gamma and beta gradients, summed over the team's rows.
+  float pg[NV][4], pb[NV][4];
+#pragma unroll
+  for (int j = 0; j < NV; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) pg[j][i] = pb[j][i] = 0.0f;
+  const auto team = for_each_row<WPR>(p, red, [&](const RowTeam<WPR>& t) {
+    const bool live = t.row < p.rows;
+    const int64_t base = t.row * p.C;
+    typename In::Raw xr[NV];
+    typename Out::Raw dr[NV];
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      if (!live || t.col(j) >= p.C) continue;
+      xr[j] = In::load_raw(static_cast<const Tin*>(p.x) + base + t.col(j));
+      dr[j] = Out::load_raw(static_cast<const Tout*>(p.dy) + base + t.col(j));
+    }
+    const float mean = live ? p.mean[t.row] : 0.0f, rstd = live ? p.rstd[t.row] : 0.0f;
+    float a = 0.0f, b = 0.0f, v[4], d[4], g[4];
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      if (!live || t.col(j) >= p.C) continue;
+      In::unpack(xr[j], v);
+      Out::unpack(dr[j], d);
+      load4(p.gamma + t.col(j), g);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float gi = d[i] * g[i], xhat = (v[i] - mean) * rstd;
+        a += gi;
+        b += gi * xhat;
+        pg[j][i] += d[i] * xhat;
+        pb[j][i] += d[i];
+      }
+    }
+    a = t.sum(a) * inv_c;
+    b = t.sum(b) * inv_c;
+    if (!live) return;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int64_t c = t.col(j);
+      if (c >= p.C) continue;
+      float out[4], r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      if (p.dsum != nullptr) load4(static_cast<const Tin*>(p.dsum) + base + c, r);
+      In::unpack(xr[j], v);
+      Out::unpack(dr[j], d);
+      load4(p.gamma + c, g);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        out[i] = rstd * (d[i] * g[i] - a - (v[i] - mean) * rstd * b) + r[i];
+      store4(static_cast<Tin*>(p.dx) + base + c, out);
+      if (p.dres != nullptr) store4(static_cast<Tout*>(p.dres) + base + c, out);
+    }
+  });
+  // One partial row per team (row_chunks = blocks x kWarps / WPR), summed on the host side.
+  const int64_t part = int64_t(blockIdx.x) * (kWarps / WPR) + (threadIdx.x >> 5) / WPR;
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    const int64_t c = team.col(j);
+    if (c >= p.C) continue;
+    store4(p.dgamma_part + part * p.C + c, pg[j]);
+    store4(p.dbeta_part + part * p.C + c, pb[j]);
   }
 }
 
@@ -152,8 +356,8 @@ __global__ void ln_backward_params_kernel(LayerNormParams p) {
   if (c < p.C) {
     for (int64_t row = r0 + warp; row < r1; row += kWarps) {
       float v[4], d[4];
-      Four<Tin>::load(static_cast<const Tin*>(p.x) + row * p.C + c, v);
-      Four<Tout>::load(static_cast<const Tout*>(p.dy) + row * p.C + c, d);
+      load4(static_cast<const Tin*>(p.x) + row * p.C + c, v);
+      load4(static_cast<const Tout*>(p.dy) + row * p.C + c, d);
       const float mean = p.mean[row], rstd = p.rstd[row];
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
@@ -194,19 +398,69 @@ int row_blocks(int64_t rows) {
   return static_cast<int>(std::min<int64_t>((rows + kWarps - 1) / kWarps, int64_t(sm_count()) * 8));
 }
 
+// Calls f(NV, WPR) as std::integral_constants for the register-cached kernels that hold a row of
+// C (the fewest vectors per lane: one warp per row up to 1024 columns, four up to 4096), or with
+// NV = 0 (the multi-pass kernels) for wider rows.
+template <typename F>
+void with_cached_width(int64_t C, F&& f) {
+  static_assert(kLayerNormMaxCachedC == 4 * 128 * 8,
+                "the widths below end at kLayerNormMaxCachedC");
+  using std::integral_constant;
+  const int64_t nv = (C + 127) / 128;
+  if (nv <= 1) return f(integral_constant<int, 1>(), integral_constant<int, 1>());
+  if (nv <= 2) return f(integral_constant<int, 2>(), integral_constant<int, 1>());
+  if (nv <= 4) return f(integral_constant<int, 4>(), integral_constant<int, 1>());
+  if (nv <= 6) return f(integral_constant<int, 6>(), integral_constant<int, 1>());
+  if (nv <= 8) return f(integral_constant<int, 8>(), integral_constant<int, 1>());
+  const int64_t nv4 = (C + 511) / 512;
+  if (nv4 <= 4) return f(integral_constant<int, 4>(), integral_constant<int, 4>());
+  if (nv4 <= 6) return f(integral_constant<int, 6>(), integral_constant<int, 4>());
+  if (nv4 <= 8) return f(integral_constant<int, 8>(), integral_constant<int, 4>());
+  return f(integral_constant<int, 0>(), integral_constant<int, 1>());
+}
+
+// Blocks for the register-cached kernels: rounds of kWarps / WPR rows.
+int cached_blocks(int64_t rows, int wpr) {
+  const int64_t per_block = kWarps / wpr;
+  return static_cast<int>(
+      std::min<int64_t>((rows + per_block - 1) / per_block, int64_t(sm_count()) * 8));
+}
+
 template <typename Tin, typename Tout>
 void forward_with(const LayerNormParams& p, cudaStream_t s) {
-  ln_forward_kernel<Tin, Tout><<<row_blocks(p.rows), 32 * kWarps, 0, s>>>(p);
+  with_cached_width(p.C, [&](auto nv, auto wpr) {
+    constexpr int NV = decltype(nv)::value, WPR = decltype(wpr)::value;
+    if constexpr (NV == 0)
+      ln_forward_kernel<Tin, Tout><<<row_blocks(p.rows), 32 * kWarps, 0, s>>>(p);
+    else
+      ln_forward_cached_kernel<Tin, Tout, NV, WPR>
+          <<<cached_blocks(p.rows, WPR), 32 * kWarps, 0, s>>>(p);
+  });
   check(cudaGetLastError(), "forward launch");
 }
 
 template <typename Tin, typename Tout>
 void backward_with(const LayerNormParams& p, cudaStream_t s) {
-  ln_backward_dx_kernel<Tin, Tout><<<row_blocks(p.rows), 32 * kWarps, 0, s>>>(p);
-  check(cudaGetLastError(), "input-gradient launch");
-  const dim3 grid(static_cast<unsigned>((p.C + 127) / 128), static_cast<unsigned>(p.row_chunks));
-  ln_backward_params_kernel<Tin, Tout><<<grid, 32 * kWarps, 0, s>>>(p);
-  check(cudaGetLastError(), "parameter-gradient launch");
+  with_cached_width(p.C, [&](auto nv, auto wpr) {
+    constexpr int NV = decltype(nv)::value, WPR = decltype(wpr)::value;
+    if constexpr (NV == 0) {
+      ln_backward_dx_kernel<Tin, Tout><<<row_blocks(p.rows), 32 * kWarps, 0, s>>>(p);
+      check(cudaGetLastError(), "input-gradient launch");
+      const dim3 grid(static_cast<unsigned>((p.C + 127) / 128),
+                      static_cast<unsigned>(p.row_chunks));
+      ln_backward_params_kernel<Tin, Tout><<<grid, 32 * kWarps, 0, s>>>(p);
+      check(cudaGetLastError(), "parameter-gradient launch");
+    } else {
+      // (the gamma and beta gradients' partial rows come out of the same kernel)
+      const int blocks = cached_blocks(p.rows, WPR);
+      if (p.row_chunks != int64_t(blocks) * (kWarps / WPR))
+        throw std::invalid_argument(
+            "LayerNorm kernel: row_chunks does not match the launch; "
+            "take it from layer_norm_row_chunks");
+      ln_backward_dx_cached_kernel<Tin, Tout, NV, WPR><<<blocks, 32 * kWarps, 0, s>>>(p);
+      check(cudaGetLastError(), "backward launch");
+    }
+  });
 }
 
 // Calls F<Tin, Tout> for the dtype codes (0 float32, 1 float16, 2 bfloat16).
@@ -251,7 +505,12 @@ struct Backward {
 }  // namespace
 
 int64_t layer_norm_row_chunks(int64_t rows, int64_t C) {
-  // About four blocks per SM over all column slabs, at least 64 rows per chunk.
+  int wpr = 0;  // the register-cached kernels: one partial row per team of WPR warps
+  with_cached_width(C,
+                    [&](auto nv, auto w) { wpr = decltype(nv)::value ? decltype(w)::value : 0; });
+  if (wpr > 0) return rows == 0 ? 0 : int64_t(cached_blocks(rows, wpr)) * (kWarps / wpr);
+  // The multi-pass kernels: about four blocks per SM over all column slabs, at least 64 rows per
+  // chunk.
   const int64_t slabs = (C + 127) / 128;
   const int64_t want = std::max<int64_t>(1, int64_t(sm_count()) * 4 / slabs);
   return std::max<int64_t>(1, std::min(want, (rows + 63) / 64));
@@ -259,12 +518,19 @@ int64_t layer_norm_row_chunks(int64_t rows, int64_t C) {
 
 void layer_norm_forward_launch(const LayerNormParams& p, int in_dtype, int out_dtype,
                                void* stream) {
+  if ((p.res != nullptr) != (p.sum != nullptr) || (p.res != nullptr && p.C > kLayerNormMaxCachedC))
+    throw std::invalid_argument(
+        "LayerNorm kernel: a fused residual needs both res and sum and at most "
+        "kLayerNormMaxCachedC columns");
   if (p.rows == 0) return;
   dispatch<Forward>(p, in_dtype, out_dtype, static_cast<cudaStream_t>(stream));
 }
 
 void layer_norm_backward_launch(const LayerNormParams& p, int in_dtype, int out_dtype,
                                 void* stream) {
+  if ((p.dsum != nullptr || p.dres != nullptr) && p.C > kLayerNormMaxCachedC)
+    throw std::invalid_argument(
+        "LayerNorm kernel: a fused residual gradient needs at most kLayerNormMaxCachedC columns");
   if (p.rows == 0) return;
   dispatch<Backward>(p, in_dtype, out_dtype, static_cast<cudaStream_t>(stream));
 }

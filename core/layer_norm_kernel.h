@@ -22,7 +22,19 @@ struct LayerNormParams {
   int64_t rows = 0, C = 0;
   int64_t row_chunks = 0;  // backward: how many row chunks the parameter gradients are split in
   float eps = 1e-5f;
+  // The residual add fused in front (C <= kLayerNormMaxCachedC only). Forward: the normalised
+  // row is sum = x + res (res in out_dtype, added in float32 and rounded to in_dtype), written
+  // to `sum`. Backward (x is then the saved sum): dx += dsum when dsum is given, and dres, when
+  // given, gets dx again in out_dtype (the residual input's gradient).
+  const void* res = nullptr;   // forward: (rows, C), dtype out_dtype
+  void* sum = nullptr;         // forward: (rows, C), dtype in_dtype
+  const void* dsum = nullptr;  // backward: (rows, C), dtype in_dtype
+  void* dres = nullptr;        // backward: (rows, C), dtype out_dtype
 };
+
+// Rows up to this width are held in registers (one read of each input); wider rows are walked
+// in several passes and take no fused residual.
+constexpr int64_t kLayerNormMaxCachedC = 4096;
 
 // dtype codes: 0 float32, 1 float16, 2 bfloat16. stream: a cudaStream_t.
 void layer_norm_forward_launch(const LayerNormParams& p, int in_dtype, int out_dtype, void* stream);

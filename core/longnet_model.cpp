@@ -52,12 +52,11 @@ void ffn_make(torch::nn::Module& m, const LongNetLayerOptions& o, const std::str
   }
 }
 
-// x: (B, N, d_model). norm -> linear1 -> act -> dropout -> sub-LN -> linear2 -> dropout.
-at::Tensor ffn_forward(const at::Tensor& x, torch::nn::LayerNorm& pre, torch::nn::Linear& linear1,
-                       torch::nn::LayerNorm& sub, torch::nn::Linear& linear2,
-                       torch::nn::Dropout& dropout, bool gelu) {
-  auto h = dropout(
-      activation_apply(linear_apply(linear1, layer_norm_apply(pre, x)), gelu));  // (B, N, F)
+// x: (B, N, d_model), already normalised by the FFN's pre-LN. linear1 -> act -> dropout ->
+// sub-LN -> linear2 -> dropout.
+at::Tensor ffn_forward(const at::Tensor& x, torch::nn::Linear& linear1, torch::nn::LayerNorm& sub,
+                       torch::nn::Linear& linear2, torch::nn::Dropout& dropout, bool gelu) {
+  auto h = dropout(activation_apply(linear_apply(linear1, x), gelu));  // (B, N, F)
   return dropout(linear_apply(linear2, layer_norm_apply(sub, h)));
 }
 
@@ -89,8 +88,9 @@ EncoderLayerImpl::EncoderLayerImpl(const LongNetLayerOptions& o) {
 at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, bool is_causal,
                                      AttentionBackend& backend) {
   auto h = layer_norm_apply(norm1, x);  // (B, N_local, d_model)
-  auto y = x + dropout(self_attn->forward(h, h, h, is_causal, backend));
-  return y + ffn_forward(y, norm2, linear1, norm3, linear2, dropout, gelu_);
+  auto [y, hf] =
+      add_layer_norm_apply(norm2, x, dropout(self_attn->forward(h, h, h, is_causal, backend)));
+  return y + ffn_forward(hf, linear1, norm3, linear2, dropout, gelu_);
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const LongNetLayerOptions& o, bool cross_attention) {
@@ -114,13 +114,27 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& memo
               multihead_attn.is_empty()
                   ? "DecoderLayer: this layer has no cross-attention, but memory was given"
                   : "DecoderLayer: this layer cross-attends, but no memory was given");
-  auto h = layer_norm_apply(norm1, x);  // (B, N_local, d_model)
-  auto y = x + dropout(self_attn->forward(h, h, h, tgt_is_causal, backend));
+  auto [y, f] = forward_parts(x, layer_norm_apply(norm1, x), memory, tgt_is_causal,
+                              memory_is_causal, backend);
+  return y + f;
+}
+
+std::array<at::Tensor, 2> DecoderLayerImpl::forward_parts(const at::Tensor& x, const at::Tensor& h,
+                                                          const at::Tensor& memory,
+                                                          bool tgt_is_causal, bool memory_is_causal,
+                                                          AttentionBackend& backend) {
+  auto sa = dropout(self_attn->forward(h, h, h, tgt_is_causal, backend));
+  at::Tensor y, hf;
   if (multihead_attn) {
-    auto hq = layer_norm_apply(norm2, y);
-    y = y + dropout(multihead_attn->forward(hq, memory, memory, memory_is_causal, backend));
+    auto [y1, hq] = add_layer_norm_apply(norm2, x, sa);
+    auto ca = dropout(multihead_attn->forward(hq, memory, memory, memory_is_causal, backend));
+    auto r = add_layer_norm_apply(norm3, y1, ca);
+    y = r[0], hf = r[1];
+  } else {
+    auto r = add_layer_norm_apply(norm3, x, sa);
+    y = r[0], hf = r[1];
   }
-  return y + ffn_forward(y, norm3, linear1, norm4, linear2, dropout, gelu_);
+  return {y, ffn_forward(hf, linear1, norm4, linear2, dropout, gelu_)};
 }
 
 // ---- MAGNETO gains ---------------------------------------------------------------------------
@@ -244,6 +258,19 @@ at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& ba
               "LongNetLM: tokens must be (batch, seq_len) int64; got ", tokens.sizes(), " ",
               tokens.scalar_type());
   auto x = token_embedding(tokens);  // (B, N_local, d_model)
+  if (options_.variant == LongNetVariant::kDecoderOnly && !decoder.empty() &&
+      !(options_.activation_checkpointing && is_training())) {
+    // Each layer's closing residual add runs fused with the LayerNorm that reads its sum (the
+    // next layer's norm1, the last layer's the final norm).
+    auto h = layer_norm_apply(decoder[0]->norm1, x);
+    for (size_t i = 0; i < decoder.size(); ++i) {
+      auto [y, f] = decoder[i]->forward_parts(x, h, at::Tensor(), true, true, backend);
+      auto& next = i + 1 < decoder.size() ? decoder[i + 1]->norm1 : norm;
+      auto r = add_layer_norm_apply(next, y, f);
+      x = r[0], h = r[1];
+    }
+    return linear_apply(out, h);  // (B, N_local, num_tokens)
+  }
   if (options_.variant == LongNetVariant::kDecoderOnly) {
     for (auto& layer : decoder) {
       auto run = [&layer, &backend](const std::vector<at::Tensor>& in) {

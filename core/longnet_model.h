@@ -13,6 +13,7 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -73,6 +74,11 @@ class DecoderLayerImpl : public torch::nn::Module {
   // Returns (B, N_local, d_model).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& memory, bool tgt_is_causal,
                      bool memory_is_causal, AttentionBackend& backend);
+  // forward's two halves before the closing residual add: {y, f} with forward = y + f, from x
+  // and h = norm1(x). (Lets the caller fuse that add with the LayerNorm that follows it.)
+  std::array<at::Tensor, 2> forward_parts(const at::Tensor& x, const at::Tensor& h,
+                                          const at::Tensor& memory, bool tgt_is_causal,
+                                          bool memory_is_causal, AttentionBackend& backend);
 
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr}, norm4{nullptr};
   MultiheadDilatedAttention self_attn{nullptr}, multihead_attn{nullptr};  // the latter may be null

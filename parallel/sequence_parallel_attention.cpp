@@ -352,9 +352,11 @@ using torch::autograd::tensor_list;
 class SequenceParallelFunction : public torch::autograd::Function<SequenceParallelFunction> {
  public:
   // `self` must outlive the graph (the model owns it for the whole run).
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
-                            const at::Tensor& v, SequenceParallelAttention* self,
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q_in, const at::Tensor& k_in,
+                            const at::Tensor& v_in, SequenceParallelAttention* self,
                             const DilatedAttentionOptions& o) {
+    // Saved contiguous (what both passes read), so that the backward copies nothing again.
+    auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     auto f = self->forward(q, k, v, o);
     std::vector<at::Tensor> saved{q, k, v, f.out, f.lse};
     saved.insert(saved.end(), f.gathered.begin(), f.gathered.end());

@@ -311,7 +311,7 @@ TEST(XPos, CudaKernelMatchesFloat64Maths) {
   }
 }
 
-// GPU: the fused LayerNorm (every input/output dtype pair the models use, widths from 4 to 3072,
+// GPU: the fused LayerNorm (every input/output dtype pair the models use, widths from 4 to 5000,
 // 1 to 1000 rows), output and the three gradients against float64 ATen maths on the CPU from
 // the same rounded inputs; and layer_norm_apply under autocast gives autocast's dtype.
 TEST(LayerNorm, FusedKernelMatchesFloat64) {
@@ -324,7 +324,7 @@ TEST(LayerNorm, FusedKernelMatchesFloat64) {
                                                              {at::kHalf, at::kHalf},
                                                              {at::kFloat, at::kHalf}};
   for (auto [in, out] : pairs)
-    for (int64_t C : {4, 20, 768, 3072})
+    for (int64_t C : {4, 20, 768, 1000, 3072, 4096, 5000})  // 5000: the multi-pass kernels
       for (int64_t rows : {1, 37, 1000}) {
         SCOPED_TRACE(std::string(c10::toString(in)) + " -> " + c10::toString(out) + ", C " +
                      std::to_string(C) + ", rows " + std::to_string(rows));
@@ -376,6 +376,88 @@ TEST(LayerNorm, FusedKernelMatchesFloat64) {
   EXPECT_EQ(y.sizes(), x.sizes());
   EXPECT_LT(rel_error(y, ln(x)), 1e-2);
   EXPECT_EQ(layer_norm_apply(ln, x).scalar_type(), at::kFloat);
+}
+
+// GPU: the residual add fused into the LayerNorm, {x + res, LayerNorm(x + res)}, against
+// float64 maths on the CPU from the same rounded inputs: the sum exactly (it is rounded to x's
+// dtype, as x + res is), the normalised rows, and the gradients of x, res, gamma and beta with
+// gradients flowing into both outputs or into the normalised rows only (the last layer's sum).
+TEST(LayerNorm, FusedAddMatchesFloat64) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(43);
+  auto tol = [](at::ScalarType t) { return t == at::kFloat ? 1e-5 : t == at::kHalf ? 2e-3 : 1e-2; };
+  const std::pair<at::ScalarType, at::ScalarType> pairs[] = {{at::kFloat, at::kBFloat16},
+                                                             {at::kFloat, at::kFloat},
+                                                             {at::kBFloat16, at::kBFloat16},
+                                                             {at::kHalf, at::kHalf}};
+  auto cuda = at::TensorOptions().device(at::kCUDA);
+  for (auto [in, out] : pairs)
+    for (int64_t C : {4, 20, 768, 3072, 4096})
+      for (int64_t rows : {1, 37, 1000})
+        for (bool sum_grad : {true, false}) {
+          SCOPED_TRACE(std::string(c10::toString(in)) + " + " + c10::toString(out) + ", C " +
+                       std::to_string(C) + ", rows " + std::to_string(rows) +
+                       (sum_grad ? ", gradient into the sum" : ", no gradient into the sum"));
+          auto x = (at::randn({rows, C}, cuda) * 3 + 1.5).to(in);
+          auto res = at::randn({rows, C}, cuda).to(out);
+          auto w = at::randn({C}, cuda), b = at::randn({C}, cuda);
+          auto xg = x.detach().requires_grad_(), rg = res.detach().requires_grad_(),
+               wg = w.detach().requires_grad_(), bg = b.detach().requires_grad_();
+          auto [sum, y] = add_layer_norm_fused(xg, rg, wg, bg, 1e-5, out);
+          auto dy = at::randn({rows, C}, cuda).to(out), dsum = at::randn({rows, C}, cuda).to(in);
+          if (sum_grad)
+            torch::autograd::backward({sum, y}, {dsum, dy});
+          else
+            y.backward(dy);
+          auto x64 = x.cpu().to(at::kDouble).requires_grad_(),
+               r64 = res.cpu().to(at::kDouble).requires_grad_(),
+               w64 = w.cpu().to(at::kDouble).requires_grad_(),
+               b64 = b.cpu().to(at::kDouble).requires_grad_();
+          auto exact = x64 + r64;
+          // The rounded sum's values with the exact sum's gradient.
+          auto s64 = exact + (exact.to(in).to(at::kDouble) - exact).detach();
+          auto want = at::layer_norm(s64, {C}, w64, b64, 1e-5);
+          if (sum_grad)
+            torch::autograd::backward({s64, want},
+                                      {dsum.cpu().to(at::kDouble), dy.cpu().to(at::kDouble)});
+          else
+            want.backward(dy.cpu().to(at::kDouble));
+          EXPECT_EQ(sum.scalar_type(), in);
+          EXPECT_EQ(y.scalar_type(), out);
+          EXPECT_TRUE(at::equal(sum.cpu().to(at::kDouble), s64.detach()));
+          EXPECT_LT(rel_error(y, want), tol(out));
+          EXPECT_EQ(xg.grad().scalar_type(), in);
+          EXPECT_EQ(rg.grad().scalar_type(), out);
+          EXPECT_LT(rel_error(xg.grad(), x64.grad()), std::max(tol(in), 1e-4));
+          EXPECT_LT(rel_error(rg.grad(), r64.grad()), std::max(tol(out), 1e-4));
+          EXPECT_LT(rel_error(wg.grad(), w64.grad()), 1e-4);
+          EXPECT_LT(rel_error(bg.grad(), b64.grad()), 1e-4);
+        }
+  // What the kernel does not take is refused by name (and add_layer_norm_apply falls back).
+  auto x = at::randn({3, 8}, cuda), w = at::randn({8}, cuda), b = at::randn({8}, cuda);
+  auto half = at::randn({3, 8}, cuda).to(at::kHalf);
+  EXPECT_FALSE(add_layer_norm_fused_supported(x, half, w, b, at::kBFloat16));
+  try {
+    add_layer_norm_fused(x, half, w, b, 1e-5, at::kBFloat16);
+    ADD_FAILURE() << "a residual of the wrong dtype was accepted";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("res of x's shape in the output dtype"), std::string::npos)
+        << e.what();
+  }
+  torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({8}));
+  ln->to(at::kCUDA);
+  auto [s, y] = add_layer_norm_apply(ln, x, half);  // fp32 + fp16: the plain ops
+  EXPECT_TRUE(at::equal(s, x + half));
+  EXPECT_TRUE(at::allclose(y, ln(x + half), 1e-5, 1e-6));
+}
+
+// CPU: add_layer_norm_apply is the plain add and the module's LayerNorm there.
+TEST(LayerNorm, FusedApplyOnCpuIsThePlainOps) {
+  torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({12}));
+  auto x = at::randn({2, 5, 12}), res = at::randn({2, 5, 12});
+  auto [s, y] = add_layer_norm_apply(ln, x, res);
+  EXPECT_TRUE(at::equal(s, x + res));
+  EXPECT_TRUE(at::equal(y, ln(x + res)));
 }
 
 TEST(XPos, BlockLengthAndBadInputs) {
