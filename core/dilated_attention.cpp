@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -41,6 +42,19 @@ std::string list_str(const std::vector<int64_t>& v) {
 // k, v strides only and bakes in the first out / dout layout it sees for a key.
 at::Tensor rowmajor(const at::Tensor& x) {
   return x.contiguous();
+}
+
+// v alone may stay a strided view on the GPU (typically of one fused q/k/v projection), with
+// dense heads, rows and batches 16-byte aligned: only the q, k, v layouts enter cuDNN's graph
+// cache key, and out and dout keep following q's row-major layout, so no key sees two output
+// layouts. (Spares one copy of v per layer in each pass.)
+at::Tensor value_rows(const at::Tensor& v) {
+  const int64_t align = 16 / v.element_size();
+  const bool ok = v.is_cuda() && v.dim() == 4 && v.stride(3) == 1 && v.stride(2) == v.size(3) &&
+                  v.stride(1) >= v.size(2) * v.size(3) && v.stride(0) >= v.size(1) * v.stride(1) &&
+                  v.stride(1) % align == 0 && v.stride(0) % align == 0 &&
+                  reinterpret_cast<uintptr_t>(v.data_ptr()) % 16 == 0;
+  return ok ? v : v.contiguous();
 }
 }  // namespace
 
@@ -470,7 +484,7 @@ DilatedForward dilated_attention_forward_fused(const at::Tensor& q_in, const at:
                                                const DilatedAttentionOptions& o,
                                                int64_t chunk_elements) {
   dilated_inputs_check(q_in, k_in, v_in, o);
-  auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
+  auto q = rowmajor(q_in), k = rowmajor(k_in), v = value_rows(v_in);
   DilatedForward f;
   f.out = at::empty_like(q);
   f.lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
@@ -485,7 +499,7 @@ DilatedForward dilated_attention_forward(const at::Tensor& q_in, const at::Tenso
     return dilated_attention_forward_fused(q_in, k_in, v_in, o,
                                            chunk_forward(q_in, o) ? kChunkElements : 0);
   dilated_inputs_check(q_in, k_in, v_in, o);
-  auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
+  auto q = rowmajor(q_in), k = rowmajor(k_in), v = value_rows(v_in);
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
   const auto plan = dilated_plan(B, N, H, o);
   const auto args = dense_args(o, q.size(3));
@@ -513,7 +527,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     const at::Tensor& dout_in, const at::Tensor& q_in, const at::Tensor& k_in,
     const at::Tensor& v_in, const at::Tensor& out_in, const at::Tensor& lse,
     const std::vector<at::Tensor>& rng, const DilatedAttentionOptions& o) {
-  auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
+  auto q = rowmajor(q_in), k = rowmajor(k_in), v = value_rows(v_in);
   auto dout = rowmajor(dout_in.to(q.scalar_type())), out = rowmajor(out_in);
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
   auto plan = dilated_plan(B, N, H, o);
@@ -570,8 +584,8 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q_in, const at::Tensor& k_in,
                             const at::Tensor& v_in, const DilatedAttentionOptions& o) {
     // The row-major copies are what both passes read: saving them (not the inputs, often views
-    // of one q/k/v projection) spares the backward a second copy.
-    auto q = rowmajor(q_in), k = rowmajor(k_in), v = rowmajor(v_in);
+    // of one q/k/v projection) spares the backward a second copy. (v may stay a view.)
+    auto q = rowmajor(q_in), k = rowmajor(k_in), v = value_rows(v_in);
     auto f = dilated_attention_forward(q, k, v, o);
     ctx->save_for_backward({q, k, v, f.out, f.lse});
     dilated_ctx_save(ctx, o, q.size(3), f.rng);

@@ -56,7 +56,8 @@ LayerNormParams ln_params(const at::Tensor& x, const at::Tensor& gamma, const at
 // no residual), x + res written to `sum`. Saves what the backward needs.
 at::Tensor ln_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
                       const at::Tensor& res_in, const at::Tensor& sum, const at::Tensor& weight,
-                      const at::Tensor& bias, double eps, at::ScalarType out_dtype) {
+                      const at::Tensor& bias, double eps, at::ScalarType out_dtype,
+                      const at::Tensor& gelu_in = at::Tensor()) {
   c10::cuda::CUDAGuard guard(x_in.device());
   auto x = kernel_ready(x_in);
   auto f32 = x.options().dtype(at::kFloat);
@@ -78,7 +79,8 @@ at::Tensor ln_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x
   TORCH_INTERNAL_ASSERT(aligned16(x) && aligned16(y) && aligned16(gamma) && aligned16(beta));
   layer_norm_forward_launch(p, dtype_code(x.scalar_type()), dtype_code(out_dtype),
                             at::cuda::getCurrentCUDAStream().stream());
-  ctx->save_for_backward({res.defined() ? sum : x, gamma, mean, rstd});
+  ctx->save_for_backward({res.defined() ? sum : x, gamma, mean, rstd,
+                          gelu_in.defined() ? kernel_ready(gelu_in) : at::Tensor()});
   ctx->saved_data["weight_dtype"] = weight.scalar_type();
   ctx->saved_data["bias_dtype"] = bias.scalar_type();
   ctx->saved_data["out_dtype"] = out_dtype;
@@ -110,6 +112,7 @@ std::vector<at::Tensor> ln_backward(torch::autograd::AutogradContext* ctx, const
   p.dgamma_part = part_g.data_ptr<float>();
   p.dbeta_part = part_b.data_ptr<float>();
   p.row_chunks = chunks;
+  if (saved[4].defined()) p.gelu_in = saved[4].data_ptr();
   at::Tensor dsum, dres;
   if (with_res) {
     dres = at::empty(x.sizes(), x.options().dtype(out_dtype));
@@ -136,6 +139,24 @@ class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFu
                             const at::Tensor& weight, const at::Tensor& bias, double eps,
                             at::ScalarType out_dtype) {
     return ln_forward(ctx, x, at::Tensor(), at::Tensor(), weight, bias, eps, out_dtype);
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto g = ln_backward(ctx, grads[0], at::Tensor(), false);
+    return {g[0], g[1], g[2], at::Tensor(), at::Tensor()};
+  }
+};
+
+// LayerNorm(gelu(h)): the GELU is ATen's in the forward, and its gradient is taken in the
+// LayerNorm's backward kernel (h is kept as the GELU would keep it).
+class GeluLayerNormFunction : public torch::autograd::Function<GeluLayerNormFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h,
+                            const at::Tensor& weight, const at::Tensor& bias, double eps,
+                            at::ScalarType out_dtype) {
+    return ln_forward(ctx, at::gelu(h), at::Tensor(), at::Tensor(), weight, bias, eps, out_dtype,
+                      h);
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
@@ -245,6 +266,33 @@ std::array<at::Tensor, 2> add_layer_norm_apply(torch::nn::LayerNorm& norm, const
     return add_layer_norm_fused(x, res, norm->weight, norm->bias, o.eps(), fused_out_dtype(x));
   auto sum = x + res;
   return {sum, layer_norm_apply(norm, sum)};
+}
+
+bool gelu_layer_norm_fused_supported(const at::Tensor& h, const at::Tensor& weight,
+                                     const at::Tensor& bias) {
+  return layer_norm_fused_supported(h, weight, bias) && h.size(-1) <= kAddLayerNormMaxWidth;
+}
+
+at::Tensor gelu_layer_norm_fused(const at::Tensor& h, const at::Tensor& weight,
+                                 const at::Tensor& bias, double eps, at::ScalarType out_dtype) {
+  TORCH_CHECK(gelu_layer_norm_fused_supported(h, weight, bias) && fused_dtype(out_dtype),
+              "fused GELU + LayerNorm: needs what the fused LayerNorm needs and a last dimension "
+              "of at most ",
+              kAddLayerNormMaxWidth, "; got h ", h.sizes(), " ", h.scalar_type(), " on ",
+              h.device());
+#ifdef LONGNET_WITH_CUDA
+  return GeluLayerNormFunction::apply(h, weight, bias, eps, out_dtype);
+#else
+  TORCH_CHECK(false, "fused GELU + LayerNorm: built without CUDA");
+#endif
+}
+
+at::Tensor gelu_layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& h) {
+  const auto& o = norm->options;
+  if (o.normalized_shape().size() == 1 &&
+      gelu_layer_norm_fused_supported(h, norm->weight, norm->bias))
+    return gelu_layer_norm_fused(h, norm->weight, norm->bias, o.eps(), fused_out_dtype(h));
+  return layer_norm_apply(norm, at::gelu(h));
 }
 
 }  // namespace longnet

@@ -40,6 +40,16 @@ constexpr int64_t kAddLayerNormMaxWidth = 4096;
 std::array<at::Tensor, 2> add_layer_norm_fused(const at::Tensor& x, const at::Tensor& res,
                                                const at::Tensor& weight, const at::Tensor& bias,
                                                double eps, at::ScalarType out_dtype);
+// norm(gelu(h)) with the exact GELU: the FFN's activation and sub-LayerNorm. On CUDA (rows of
+// at most kAddLayerNormMaxWidth) the forward is ATen's GELU and the fused LayerNorm, and the
+// backward takes the GELU's gradient inside the LayerNorm's backward kernel (one pass instead of
+// two over these wide rows). Elsewhere it is at::gelu and layer_norm_apply.
+at::Tensor gelu_layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& h);
+// Its fused form (differentiable, CUDA), exposed for tests.
+at::Tensor gelu_layer_norm_fused(const at::Tensor& h, const at::Tensor& weight,
+                                 const at::Tensor& bias, double eps, at::ScalarType out_dtype);
+bool gelu_layer_norm_fused_supported(const at::Tensor& h, const at::Tensor& weight,
+                                     const at::Tensor& bias);
 bool add_layer_norm_fused_supported(const at::Tensor& x, const at::Tensor& res,
                                     const at::Tensor& weight, const at::Tensor& bias,
                                     at::ScalarType out_dtype);

@@ -84,6 +84,12 @@ struct Four<__half> : FourHalfLike<__half> {};
 template <>
 struct Four<__nv_bfloat16> : FourHalfLike<__nv_bfloat16> {};
 
+// The derivative of the exact GELU, 0.5 x (1 + erf(x / sqrt 2)), as ATen computes it in float32.
+__device__ __forceinline__ float gelu_grad(float x) {
+  const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+  return cdf + x * 0.39894228040143268f * expf(-0.5f * x * x);
+}
+
 template <typename T>
 __device__ __forceinline__ void load4(const T* p, float* v) {
   Four<T>::unpack(Four<T>::load_raw(p), v);
@@ -326,6 +332,12 @@ __global__ void ln_backward_dx_cached_kernel(LayerNormParams p) {
 #pragma unroll
       for (int i = 0; i < 4; ++i)
         out[i] = rstd * (d[i] * g[i] - a - (v[i] - mean) * rstd * b) + r[i];
+      if (p.gelu_in != nullptr) {
+        float h[4];
+        load4(static_cast<const Tin*>(p.gelu_in) + base + c, h);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) out[i] = to_float(from_float<Tin>(out[i])) * gelu_grad(h[i]);
+      }
       store4(static_cast<Tin*>(p.dx) + base + c, out);
       if (p.dres != nullptr) store4(static_cast<Tout*>(p.dres) + base + c, out);
     }
@@ -528,9 +540,11 @@ void layer_norm_forward_launch(const LayerNormParams& p, int in_dtype, int out_d
 
 void layer_norm_backward_launch(const LayerNormParams& p, int in_dtype, int out_dtype,
                                 void* stream) {
-  if ((p.dsum != nullptr || p.dres != nullptr) && p.C > kLayerNormMaxCachedC)
+  if ((p.dsum != nullptr || p.dres != nullptr || p.gelu_in != nullptr) &&
+      (p.C > kLayerNormMaxCachedC || (p.gelu_in != nullptr && p.dres != nullptr)))
     throw std::invalid_argument(
-        "LayerNorm kernel: a fused residual gradient needs at most kLayerNormMaxCachedC columns");
+        "LayerNorm kernel: a fused residual gradient or GELU gradient (not both) needs at most "
+        "kLayerNormMaxCachedC columns");
   if (p.rows == 0) return;
   dispatch<Backward>(p, in_dtype, out_dtype, static_cast<cudaStream_t>(stream));
 }

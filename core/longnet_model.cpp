@@ -53,11 +53,15 @@ void ffn_make(torch::nn::Module& m, const LongNetLayerOptions& o, const std::str
 }
 
 // x: (B, N, d_model), already normalised by the FFN's pre-LN. linear1 -> act -> dropout ->
-// sub-LN -> linear2 -> dropout.
+// sub-LN -> linear2 -> dropout. With GELU and no dropout in effect, the GELU's gradient is taken
+// in the sub-LN's backward (gelu_layer_norm_apply).
 at::Tensor ffn_forward(const at::Tensor& x, torch::nn::Linear& linear1, torch::nn::LayerNorm& sub,
                        torch::nn::Linear& linear2, torch::nn::Dropout& dropout, bool gelu) {
-  auto h = dropout(activation_apply(linear_apply(linear1, x), gelu));  // (B, N, F)
-  return dropout(linear_apply(linear2, layer_norm_apply(sub, h)));
+  auto a = linear_apply(linear1, x);  // (B, N, F)
+  const bool no_dropout = dropout->options.p() == 0.0 || !dropout->is_training();
+  auto z = gelu && no_dropout ? gelu_layer_norm_apply(sub, a)
+                              : layer_norm_apply(sub, dropout(activation_apply(a, gelu)));
+  return dropout(linear_apply(linear2, z));
 }
 
 }  // namespace

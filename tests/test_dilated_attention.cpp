@@ -44,8 +44,11 @@ struct Grads {
 template <typename F>
 Grads run_with_grads(F f, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& gout) {
-  auto ql = q.detach().clone().requires_grad_(true), kl = k.detach().clone().requires_grad_(true),
-       vl = v.detach().clone().requires_grad_(true);
+  // (a strided input stays strided: a leaf sharing its storage)
+  auto leaf = [](const at::Tensor& x) {
+    return (x.is_contiguous() ? x.detach().clone() : x.detach()).requires_grad_(true);
+  };
+  auto ql = leaf(q), kl = leaf(k), vl = leaf(v);
   auto out = f(ql, kl, vl);
   out.backward(gout.to(out.scalar_type()));
   return {out.detach(), ql.grad(), kl.grad(), vl.grad()};
@@ -199,8 +202,11 @@ void check_gpu_dtype(const Case& c, at::ScalarType dtype) {
        v = at::randn_like(q), gout = at::randn_like(q);
   auto ref = reference_grads(c, q, k, v, gout);
   auto cuda = [&](const at::Tensor& x) { return x.to(at::kCUDA).to(dtype); };
-  // Both sides start from the same rounded inputs.
-  auto qd = cuda(q), kd = cuda(k), vd = cuda(v), gd = cuda(gout);
+  // Both sides start from the same rounded inputs; v as the model passes it, a slice of one
+  // fused (B, N, 3, H, D) projection (which the GPU path reads in place).
+  auto qkv = at::zeros({c.B, c.N, 3, c.H, c.D}, at::TensorOptions().device(at::kCUDA).dtype(dtype));
+  qkv.select(2, 2).copy_(cuda(v));
+  auto qd = cuda(q), kd = cuda(k), vd = qkv.select(2, 2), gd = cuda(gout);
   auto got = run_with_grads(
       [&](auto& a, auto& b, auto& d) { return dilated_attention(a, b, d, options_of(c)); }, qd, kd,
       vd, gd);

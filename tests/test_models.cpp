@@ -451,13 +451,60 @@ TEST(LayerNorm, FusedAddMatchesFloat64) {
   EXPECT_TRUE(at::allclose(y, ln(x + half), 1e-5, 1e-6));
 }
 
-// CPU: add_layer_norm_apply is the plain add and the module's LayerNorm there.
+// GPU: the GELU whose gradient the LayerNorm's backward kernel takes, LayerNorm(gelu(h)),
+// against float64 maths on the CPU from the same rounded inputs (gelu(h) rounded to h's dtype, as
+// the GELU stores it): output and the gradients of h, gamma and beta.
+TEST(LayerNorm, FusedGeluGradientMatchesFloat64) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(47);
+  auto tol = [](at::ScalarType t) { return t == at::kFloat ? 1e-5 : t == at::kHalf ? 2e-3 : 1e-2; };
+  const std::pair<at::ScalarType, at::ScalarType> pairs[] = {{at::kBFloat16, at::kBFloat16},
+                                                             {at::kFloat, at::kFloat},
+                                                             {at::kHalf, at::kHalf},
+                                                             {at::kFloat, at::kBFloat16}};
+  auto cuda = at::TensorOptions().device(at::kCUDA);
+  for (auto [in, out] : pairs)
+    for (int64_t C : {4, 20, 768, 3072, 4096})
+      for (int64_t rows : {1, 37, 1000}) {
+        SCOPED_TRACE(std::string(c10::toString(in)) + " -> " + c10::toString(out) + ", C " +
+                     std::to_string(C) + ", rows " + std::to_string(rows));
+        auto h = (at::randn({rows, C}, cuda) * 2 - 0.3).to(in);
+        auto w = at::randn({C}, cuda), b = at::randn({C}, cuda);
+        auto hg = h.detach().requires_grad_(), wg = w.detach().requires_grad_(),
+             bg = b.detach().requires_grad_();
+        auto y = gelu_layer_norm_fused(hg, wg, bg, 1e-5, out);
+        auto dy = at::randn({rows, C}, cuda).to(out);
+        y.backward(dy);
+        auto h64 = h.cpu().to(at::kDouble).requires_grad_(),
+             w64 = w.cpu().to(at::kDouble).requires_grad_(),
+             b64 = b.cpu().to(at::kDouble).requires_grad_();
+        auto exact = at::gelu(h64);
+        auto g64 = exact + (exact.to(in).to(at::kDouble) - exact).detach();
+        auto want = at::layer_norm(g64, {C}, w64, b64, 1e-5);
+        want.backward(dy.cpu().to(at::kDouble));
+        EXPECT_EQ(y.scalar_type(), out);
+        EXPECT_EQ(hg.grad().scalar_type(), in);
+        EXPECT_LT(rel_error(y, want), tol(out));
+        EXPECT_LT(rel_error(hg.grad(), h64.grad()), std::max(tol(in), 1e-4));
+        EXPECT_LT(rel_error(wg.grad(), w64.grad()), 1e-4);
+        EXPECT_LT(rel_error(bg.grad(), b64.grad()), 1e-4);
+      }
+  // Rows wider than the register-cached kernels: the plain GELU and LayerNorm.
+  torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({4100}));
+  ln->to(at::kCUDA);
+  auto wide = at::randn({3, 4100}, cuda);
+  EXPECT_FALSE(gelu_layer_norm_fused_supported(wide, ln->weight, ln->bias));
+  EXPECT_TRUE(at::allclose(gelu_layer_norm_apply(ln, wide), ln(at::gelu(wide)), 1e-5, 1e-6));
+}
+
+// CPU: add_layer_norm_apply and gelu_layer_norm_apply are the plain ops there.
 TEST(LayerNorm, FusedApplyOnCpuIsThePlainOps) {
   torch::nn::LayerNorm ln(torch::nn::LayerNormOptions({12}));
   auto x = at::randn({2, 5, 12}), res = at::randn({2, 5, 12});
   auto [s, y] = add_layer_norm_apply(ln, x, res);
   EXPECT_TRUE(at::equal(s, x + res));
   EXPECT_TRUE(at::equal(y, ln(x + res)));
+  EXPECT_TRUE(at::equal(gelu_layer_norm_apply(ln, x), ln(at::gelu(x))));
 }
 
 TEST(XPos, BlockLengthAndBadInputs) {
