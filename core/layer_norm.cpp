@@ -11,8 +11,6 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "core/layer_norm_kernel.h"
-static_assert(longnet::kAddLayerNormMaxWidth == longnet::kLayerNormMaxCachedC,
-              "the fused residual runs in the register-cached kernels only");
 #endif
 
 namespace longnet {
@@ -103,9 +101,10 @@ std::vector<at::Tensor> ln_backward(torch::autograd::AutogradContext* ctx, const
   const int64_t C = x.size(-1), rows = x.numel() / C;
   const int64_t chunks = layer_norm_row_chunks(rows, C);
   auto dx = at::empty_like(x);
-  // (zeros: with no rows the kernels do not run, and the sums must come out 0)
-  auto part_g = at::zeros({chunks, C}, x.options().dtype(at::kFloat)),
-       part_b = at::zeros({chunks, C}, x.options().dtype(at::kFloat));
+  // The kernels write every partial row; with no rows they do not run and the sums must be 0.
+  auto f32 = x.options().dtype(at::kFloat);
+  auto part_g = rows > 0 ? at::empty({chunks, C}, f32) : at::zeros({chunks, C}, f32),
+       part_b = rows > 0 ? at::empty({chunks, C}, f32) : at::zeros({chunks, C}, f32);
   LayerNormParams p = ln_params(x, saved[1], saved[2], saved[3]);
   p.dy = dy.data_ptr();
   p.dx = dx.data_ptr();
@@ -133,36 +132,21 @@ std::vector<at::Tensor> ln_backward(torch::autograd::AutogradContext* ctx, const
   return {dx, dgamma, dbeta};
 }
 
+// LayerNorm(x), or with gelu LayerNorm(gelu(x)): then the GELU is ATen's in the forward and its
+// gradient is taken in the LayerNorm's backward kernel (x is kept as the GELU would keep it).
 class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& weight, const at::Tensor& bias, double eps,
-                            at::ScalarType out_dtype) {
-    return ln_forward(ctx, x, at::Tensor(), at::Tensor(), weight, bias, eps, out_dtype);
+                            at::ScalarType out_dtype, bool gelu) {
+    return gelu ? ln_forward(ctx, at::gelu(x), {}, {}, weight, bias, eps, out_dtype, x)
+                : ln_forward(ctx, x, {}, {}, weight, bias, eps, out_dtype);
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     auto g = ln_backward(ctx, grads[0], at::Tensor(), false);
-    return {g[0], g[1], g[2], at::Tensor(), at::Tensor()};
-  }
-};
-
-// LayerNorm(gelu(h)): the GELU is ATen's in the forward, and its gradient is taken in the
-// LayerNorm's backward kernel (h is kept as the GELU would keep it).
-class GeluLayerNormFunction : public torch::autograd::Function<GeluLayerNormFunction> {
- public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h,
-                            const at::Tensor& weight, const at::Tensor& bias, double eps,
-                            at::ScalarType out_dtype) {
-    return ln_forward(ctx, at::gelu(h), at::Tensor(), at::Tensor(), weight, bias, eps, out_dtype,
-                      h);
-  }
-
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
-                                               torch::autograd::tensor_list grads) {
-    auto g = ln_backward(ctx, grads[0], at::Tensor(), false);
-    return {g[0], g[1], g[2], at::Tensor(), at::Tensor()};
+    return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -210,7 +194,7 @@ at::Tensor layer_norm_fused(const at::Tensor& x, const at::Tensor& weight, const
               "x ",
               x.sizes(), " ", x.scalar_type(), " on ", x.device());
 #ifdef LONGNET_WITH_CUDA
-  return FusedLayerNormFunction::apply(x, weight, bias, eps, out_dtype);
+  return FusedLayerNormFunction::apply(x, weight, bias, eps, out_dtype, false);
 #else
   TORCH_CHECK(false, "fused LayerNorm: built without CUDA");
 #endif
@@ -236,7 +220,7 @@ bool add_layer_norm_fused_supported(const at::Tensor& x, const at::Tensor& res,
                                     const at::Tensor& weight, const at::Tensor& bias,
                                     at::ScalarType out_dtype) {
   return layer_norm_fused_supported(x, weight, bias) && fused_dtype(out_dtype) &&
-         x.size(-1) <= kAddLayerNormMaxWidth && res.sizes() == x.sizes() &&
+         x.size(-1) <= kLayerNormMaxCachedC && res.sizes() == x.sizes() &&
          res.device() == x.device() && res.scalar_type() == out_dtype &&
          at::result_type(x, res) == x.scalar_type();
 }
@@ -247,7 +231,7 @@ std::array<at::Tensor, 2> add_layer_norm_fused(const at::Tensor& x, const at::Te
   TORCH_CHECK(add_layer_norm_fused_supported(x, res, weight, bias, out_dtype),
               "fused add + LayerNorm: needs what the fused LayerNorm needs, a last dimension of at "
               "most ",
-              kAddLayerNormMaxWidth, ", and res of x's shape in the output dtype (", out_dtype,
+              kLayerNormMaxCachedC, ", and res of x's shape in the output dtype (", out_dtype,
               "); got x ", x.sizes(), " ", x.scalar_type(), " and res ", res.sizes(), " ",
               res.scalar_type());
 #ifdef LONGNET_WITH_CUDA
@@ -270,7 +254,7 @@ std::array<at::Tensor, 2> add_layer_norm_apply(torch::nn::LayerNorm& norm, const
 
 bool gelu_layer_norm_fused_supported(const at::Tensor& h, const at::Tensor& weight,
                                      const at::Tensor& bias) {
-  return layer_norm_fused_supported(h, weight, bias) && h.size(-1) <= kAddLayerNormMaxWidth;
+  return layer_norm_fused_supported(h, weight, bias) && h.size(-1) <= kLayerNormMaxCachedC;
 }
 
 at::Tensor gelu_layer_norm_fused(const at::Tensor& h, const at::Tensor& weight,
@@ -278,10 +262,10 @@ at::Tensor gelu_layer_norm_fused(const at::Tensor& h, const at::Tensor& weight,
   TORCH_CHECK(gelu_layer_norm_fused_supported(h, weight, bias) && fused_dtype(out_dtype),
               "fused GELU + LayerNorm: needs what the fused LayerNorm needs and a last dimension "
               "of at most ",
-              kAddLayerNormMaxWidth, "; got h ", h.sizes(), " ", h.scalar_type(), " on ",
+              kLayerNormMaxCachedC, "; got h ", h.sizes(), " ", h.scalar_type(), " on ",
               h.device());
 #ifdef LONGNET_WITH_CUDA
-  return GeluLayerNormFunction::apply(h, weight, bias, eps, out_dtype);
+  return FusedLayerNormFunction::apply(h, weight, bias, eps, out_dtype, true);
 #else
   TORCH_CHECK(false, "fused GELU + LayerNorm: built without CUDA");
 #endif

@@ -11,6 +11,8 @@
 
 #include <array>
 
+#include "core/layer_norm_kernel.h"  // kLayerNormMaxCachedC
+
 namespace longnet {
 
 // norm's LayerNorm over the last dimension of x.
@@ -29,19 +31,18 @@ bool layer_norm_fused_supported(const at::Tensor& x, const at::Tensor& weight,
 // (as `x + res` gives it) and the normalised rows as layer_norm_apply gives them. On CUDA one
 // kernel reads x and res once and writes both; its backward adds the sum's own gradient to the
 // LayerNorm's input gradient and writes res's copy in res's dtype in the same kernel. Elsewhere
-// (CPU, other dtypes, rows wider than kAddLayerNormMaxWidth) it is the plain add and
+// (CPU, other dtypes, rows wider than kLayerNormMaxCachedC) it is the plain add and
 // layer_norm_apply.
 std::array<at::Tensor, 2> add_layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& x,
                                                const at::Tensor& res);
 
 // The fused kernel of add_layer_norm_apply (differentiable, CUDA). res must have x's shape and
 // out_dtype, with x + res of x's dtype. Exposed for tests.
-constexpr int64_t kAddLayerNormMaxWidth = 4096;
 std::array<at::Tensor, 2> add_layer_norm_fused(const at::Tensor& x, const at::Tensor& res,
                                                const at::Tensor& weight, const at::Tensor& bias,
                                                double eps, at::ScalarType out_dtype);
 // norm(gelu(h)) with the exact GELU: the FFN's activation and sub-LayerNorm. On CUDA (rows of
-// at most kAddLayerNormMaxWidth) the forward is ATen's GELU and the fused LayerNorm, and the
+// at most kLayerNormMaxCachedC) the forward is ATen's GELU and the fused LayerNorm, and the
 // backward takes the GELU's gradient inside the LayerNorm's backward kernel (one pass instead of
 // two over these wide rows). Elsewhere it is at::gelu and layer_norm_apply.
 at::Tensor gelu_layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& h);

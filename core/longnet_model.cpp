@@ -128,17 +128,13 @@ std::array<at::Tensor, 2> DecoderLayerImpl::forward_parts(const at::Tensor& x, c
                                                           bool tgt_is_causal, bool memory_is_causal,
                                                           AttentionBackend& backend) {
   auto sa = dropout(self_attn->forward(h, h, h, tgt_is_causal, backend));
-  at::Tensor y, hf;
+  // {residual, its normalised rows} after each residual add
+  auto yh = add_layer_norm_apply(multihead_attn ? norm2 : norm3, x, sa);
   if (multihead_attn) {
-    auto [y1, hq] = add_layer_norm_apply(norm2, x, sa);
-    auto ca = dropout(multihead_attn->forward(hq, memory, memory, memory_is_causal, backend));
-    auto r = add_layer_norm_apply(norm3, y1, ca);
-    y = r[0], hf = r[1];
-  } else {
-    auto r = add_layer_norm_apply(norm3, x, sa);
-    y = r[0], hf = r[1];
+    auto ca = dropout(multihead_attn->forward(yh[1], memory, memory, memory_is_causal, backend));
+    yh = add_layer_norm_apply(norm3, yh[0], ca);
   }
-  return {y, ffn_forward(hf, linear1, norm4, linear2, dropout, gelu_)};
+  return {yh[0], ffn_forward(yh[1], linear1, norm4, linear2, dropout, gelu_)};
 }
 
 // ---- MAGNETO gains ---------------------------------------------------------------------------
