@@ -311,13 +311,18 @@ TEST(XPos, CudaKernelMatchesFloat64Maths) {
   }
 }
 
+// The fused LayerNorm tests' relative tolerance for values stored in dtype t.
+double ln_tolerance(at::ScalarType t) {
+  return t == at::kFloat ? 1e-5 : t == at::kHalf ? 2e-3 : 1e-2;
+}
+
 // GPU: the fused LayerNorm (every input/output dtype pair the models use, widths from 4 to 5000,
 // 1 to 1000 rows), output and the three gradients against float64 ATen maths on the CPU from
 // the same rounded inputs; and layer_norm_apply under autocast gives autocast's dtype.
 TEST(LayerNorm, FusedKernelMatchesFloat64) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
   at::manual_seed(37);
-  auto tol = [](at::ScalarType t) { return t == at::kFloat ? 1e-5 : t == at::kHalf ? 2e-3 : 1e-2; };
+  const auto tol = ln_tolerance;
   const std::pair<at::ScalarType, at::ScalarType> pairs[] = {{at::kFloat, at::kFloat},
                                                              {at::kFloat, at::kBFloat16},
                                                              {at::kBFloat16, at::kBFloat16},
@@ -385,7 +390,7 @@ TEST(LayerNorm, FusedKernelMatchesFloat64) {
 TEST(LayerNorm, FusedAddMatchesFloat64) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
   at::manual_seed(43);
-  auto tol = [](at::ScalarType t) { return t == at::kFloat ? 1e-5 : t == at::kHalf ? 2e-3 : 1e-2; };
+  const auto tol = ln_tolerance;
   const std::pair<at::ScalarType, at::ScalarType> pairs[] = {{at::kFloat, at::kBFloat16},
                                                              {at::kFloat, at::kFloat},
                                                              {at::kBFloat16, at::kBFloat16},
@@ -457,7 +462,7 @@ TEST(LayerNorm, FusedAddMatchesFloat64) {
 TEST(LayerNorm, FusedGeluGradientMatchesFloat64) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
   at::manual_seed(47);
-  auto tol = [](at::ScalarType t) { return t == at::kFloat ? 1e-5 : t == at::kHalf ? 2e-3 : 1e-2; };
+  const auto tol = ln_tolerance;
   const std::pair<at::ScalarType, at::ScalarType> pairs[] = {{at::kBFloat16, at::kBFloat16},
                                                              {at::kFloat, at::kFloat},
                                                              {at::kHalf, at::kHalf},
