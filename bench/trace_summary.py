@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Sums up a Kineto trace written by `longnet train --trace PATH`: GPU time per kernel (top N),
-how busy the GPU was over the traced window, and the CPU ops that took the most host time.
-    python3 bench/trace_summary.py TRACE.json [--top 30]"""
+how busy the GPU was over the traced window, the CPU ops that took the most host time, and with
+--gaps N the N longest stretches where no GPU work ran (what ran before and after, and the CPU op
+the host was in when the gap began).
+    python3 bench/trace_summary.py TRACE.json [--top 30] [--gaps 20]"""
 import argparse
 import collections
 import json
@@ -18,10 +20,32 @@ def union_length(spans):
     return total
 
 
+def print_gaps(gpu, cpu, top):
+    """Idle stretches between the first and the last GPU event, longest first."""
+    gpu = sorted(gpu, key=lambda e: e["ts"])
+    gaps, end, last = [], gpu[0]["ts"], gpu[0]
+    for e in gpu:
+        if e["ts"] > end:
+            gaps.append((e["ts"] - end, end, last, e))
+        if e["ts"] + e["dur"] >= end:
+            end, last = e["ts"] + e["dur"], e
+    total = sum(g[0] for g in gaps)
+    span = end - gpu[0]["ts"]
+    print(f"\nidle between the first and the last GPU event: {total / 1e3:.1f} ms of {span / 1e3:.1f} ms "
+          f"in {len(gaps)} gaps ({sum(1 for g in gaps if g[0] > 50)} over 50 us, "
+          f"{sum(g[0] for g in gaps if g[0] > 50) / 1e3:.1f} ms)")
+    for dur, t, before, after in sorted(gaps, key=lambda g: -g[0])[:top]:
+        inner = [c for c in cpu if c["ts"] <= t <= c["ts"] + c["dur"]]
+        op = min(inner, key=lambda c: c["dur"])["name"] if inner else "-"
+        print(f"{dur / 1e3:8.3f} ms at +{(t - gpu[0]['ts']) / 1e3:8.1f} ms  after {before['name'][:50]}"
+              f"  | before {after['name'][:50]}  | host in {op[:60]}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("trace")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--gaps", type=int, default=0)
     a = ap.parse_args()
     with open(a.trace) as f:
         events = json.load(f)["traceEvents"]
@@ -44,6 +68,8 @@ def main():
         print(f"{'ms':>9} {'%':>5} {'calls':>6}  kernel")
         for name, (dur, n) in sorted(by_name.items(), key=lambda kv: -kv[1][0])[: a.top]:
             print(f"{dur / 1e3:9.2f} {100 * dur / kernel_sum:5.1f} {n:6d}  {name[:150]}")
+        if a.gaps:
+            print_gaps(gpu, cpu, a.gaps)
     else:
         print("no GPU events (a CPU run)")
     ops = collections.defaultdict(lambda: [0.0, 0])

@@ -380,11 +380,13 @@ DilatedAttentionOptions branches_where(const DilatedAttentionOptions& o,
 // tokens. A chunk is a multiple of the segment lengths of the branches it covers (the short
 // ones), so their problems over the chunk are those of the whole sequence; the other branches
 // (long segments, whose outputs are small when their rates are large) run once over the whole
-// sequence, and every chunk's merge reads the rows of theirs that fall into it.
+// sequence, and every chunk's merge reads the rows of theirs that fall into it. lse_parts, if
+// given, gets the problems' lse holding the merged lse when the forward runs in one piece (its
+// problems are then the whole plan's); it stays empty otherwise.
 void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         const DilatedAttentionOptions& o, int64_t chunk_elements,
-                        const at::Tensor& out, const at::Tensor& lse,
-                        std::vector<at::Tensor>* rng) {
+                        const at::Tensor& out, const at::Tensor& lse, std::vector<at::Tensor>* rng,
+                        std::vector<at::Tensor>* lse_parts) {
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2), row = H * q.size(3);
   const bool whole = chunk_elements <= 0 || q.numel() <= chunk_elements || o.dropout > 0;
   if (!whole && B > 1) {
@@ -392,7 +394,8 @@ void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tens
     for (int64_t b0 = 0; b0 < B; b0 += step) {
       const int64_t nb = std::min(step, B - b0);
       fused_forward_into(q.narrow(0, b0, nb), k.narrow(0, b0, nb), v.narrow(0, b0, nb), o,
-                         chunk_elements, out.narrow(0, b0, nb), lse.narrow(0, b0, nb), rng);
+                         chunk_elements, out.narrow(0, b0, nb), lse.narrow(0, b0, nb), rng,
+                         nullptr);
     }
     return;
   }
@@ -415,7 +418,8 @@ void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tens
     const auto plan = dilated_plan(B, N, H, o);
     std::vector<at::Tensor> outs, lses;
     run_problems(plan, q, k, v, o, &outs, &lses, rng);
-    dilated_merge_forward(plan, B, N, H, outs, lses, out, lse);
+    dilated_merge_forward(plan, B, N, H, outs, lses, out, lse, {}, lse_parts != nullptr);
+    if (lse_parts) *lse_parts = std::move(lses);
     return;
   }
   const int64_t C = C0 / l * l;
@@ -488,7 +492,7 @@ DilatedForward dilated_attention_forward_fused(const at::Tensor& q_in, const at:
   DilatedForward f;
   f.out = at::empty_like(q);
   f.lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
-  fused_forward_into(q, k, v, o, chunk_elements, f.out, f.lse, &f.rng);
+  fused_forward_into(q, k, v, o, chunk_elements, f.out, f.lse, &f.rng, &f.lse_parts);
   if (o.dropout == 0) f.rng.clear();
   return f;
 }
@@ -526,13 +530,17 @@ DilatedForward dilated_attention_forward(const at::Tensor& q_in, const at::Tenso
 std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     const at::Tensor& dout_in, const at::Tensor& q_in, const at::Tensor& k_in,
     const at::Tensor& v_in, const at::Tensor& out_in, const at::Tensor& lse,
-    const std::vector<at::Tensor>& rng, const DilatedAttentionOptions& o) {
+    const std::vector<at::Tensor>& rng, const DilatedAttentionOptions& o,
+    const std::vector<at::Tensor>& lse_parts, bool packed) {
   auto q = rowmajor(q_in), k = rowmajor(k_in), v = value_rows(v_in);
   auto dout = rowmajor(dout_in.to(q.scalar_type())), out = rowmajor(out_in);
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2);
   auto plan = dilated_plan(B, N, H, o);
   TORCH_CHECK(rng.empty() || rng.size() == plan.size(), "dilated attention backward: ", rng.size(),
               " dropout states for ", plan.size(), " problems");
+  TORCH_CHECK(lse_parts.empty() || lse_parts.size() == plan.size(),
+              "dilated attention backward: ", lse_parts.size(), " per-problem lse tensors for ",
+              plan.size(), " problems");
   const auto args = dense_args(o, q.size(3));
   if (use_fused_merge(q)) {
     std::vector<std::array<at::Tensor, 3>> grads(plan.size());
@@ -541,14 +549,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
       AttentionCall c = plan_call(p, q, k, v);
       DenseAttentionArgs a = args;
       a.causal = o.is_causal;
-      auto lse_c = dilated_view(lse, p).permute({0, 2, 1}).contiguous();  // (B', H', n)
+      auto lse_c = lse_parts.empty() ? dilated_view(lse, p).permute({0, 2, 1}).contiguous()
+                                     : lse_parts[i];  // (B', H', n)
       auto [dq, dk, dv] =
           dense_attention_backward(dilated_view(dout, p), c.q, c.k, c.v, dilated_view(out, p),
                                    lse_c, rng.empty() ? at::Tensor() : rng[i], a);
       grads[i] = {dq, dk, dv};
       return std::vector<at::Tensor>{dq, dk, dv, lse_c};
     });
-    std::array<at::Tensor, 3> d{at::empty_like(q), at::empty_like(q), at::empty_like(q)};
+    std::array<at::Tensor, 3> d;
+    if (packed) {
+      auto qkv = at::empty({B, N, 3, H, q.size(3)}, q.options());
+      for (int t = 0; t < 3; ++t) d[t] = qkv.select(2, t);
+    } else {
+      d = {at::empty_like(q), at::empty_like(q), at::empty_like(q)};
+    }
     dilated_merge_backward(plan, B, N, H, grads, d);
     return {d[0], d[1], d[2]};
   }
@@ -587,17 +602,22 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
     // of one q/k/v projection) spares the backward a second copy. (v may stay a view.)
     auto q = rowmajor(q_in), k = rowmajor(k_in), v = value_rows(v_in);
     auto f = dilated_attention_forward(q, k, v, o);
-    ctx->save_for_backward({q, k, v, f.out, f.lse});
+    std::vector<at::Tensor> save{q, k, v, f.out, f.lse};
+    save.insert(save.end(), f.lse_parts.begin(), f.lse_parts.end());
+    ctx->save_for_backward(save);
     dilated_ctx_save(ctx, o, q.size(3), f.rng);
     return f.out;
   }
 
+  // The gradients come back packed (slices of one (B, N, 3, H, D) tensor): a fused q/k/v
+  // projection's xPos function (xpos.h) then takes them as its input's gradient without a copy.
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     auto saved = ctx->get_saved_variables();
     auto o = dilated_ctx_options(ctx);
     auto rng = dilated_ctx_rng(ctx);
+    const std::vector<at::Tensor> lse_parts(saved.begin() + 5, saved.end());
     auto [dq, dk, dv] = dilated_attention_backward(grads[0], saved[0], saved[1], saved[2], saved[3],
-                                                   saved[4], rng, o);
+                                                   saved[4], rng, o, lse_parts, /*packed=*/true);
     return {dq, dk, dv, at::Tensor()};
   }
 };

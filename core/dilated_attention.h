@@ -94,10 +94,13 @@ std::vector<DilatedProblem> dilated_plan(int64_t B, int64_t N, int64_t H,
 at::Tensor dilated_view(const at::Tensor& x, const DilatedProblem& p);
 
 // Forward without autograd: out (B, N, H, D) in q's dtype, lse (B, N, H) float32 (float64 for
-// double inputs), and per-problem dropout states.
+// double inputs), per-problem dropout states, and (GPU forwards run in one piece only) the
+// merged lse again in each plan problem's own layout, (B', H', n) float32 contiguous, as the
+// problems' backwards read it.
 struct DilatedForward {
   at::Tensor out, lse;
   std::vector<at::Tensor> rng;
+  std::vector<at::Tensor> lse_parts;  // empty, or one per dilated_plan problem
 };
 DilatedForward dilated_attention_forward(const at::Tensor& q, const at::Tensor& k,
                                          const at::Tensor& v, const DilatedAttentionOptions& o);
@@ -110,10 +113,15 @@ DilatedForward dilated_attention_forward_fused(const at::Tensor& q, const at::Te
                                                const at::Tensor& v,
                                                const DilatedAttentionOptions& o,
                                                int64_t chunk_elements);
+// Gradients (dq, dk, dv), each (B, N, H, D). lse_parts: empty, or a forward's lse_parts (spares
+// a copy of the lse per problem). With packed, the fused GPU path returns the three as the
+// slices [:, :, 0..2] of one (B, N, 3, H, D) tensor (the gradient of a fused q/k/v projection,
+// with no concatenation); otherwise, and on the plain path, they are separate tensors.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     const at::Tensor& out, const at::Tensor& lse, const std::vector<at::Tensor>& rng,
-    const DilatedAttentionOptions& o);
+    const DilatedAttentionOptions& o, const std::vector<at::Tensor>& lse_parts = {},
+    bool packed = false);
 
 // DESIGN.md section 7: FLOPs of one dilated-attention forward, sum over branches of
 // 4 B H D (N / w_i) (w_i / r_i)^2 (w_i clipped to N), halved when causal. Backward = 2.5 x.

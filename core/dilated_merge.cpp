@@ -114,7 +114,9 @@ void merge_emulate(const MergeParams& p, bool forward) {
       for (int i = 0; i < p.num_branches; ++i) hits[i] = merge_token_locate(p, i, b, pos);
       for (int64_t j = 0; j < p.H; ++j) {
         const int64_t row = (b * p.N + pos) * p.H + j;
+        const int64_t at = (b * p.N + pos) * p.dst_token_stride + j * p.D;  // into dst
         std::vector<float> lse_c;
+        std::vector<float*> lse_at;
         std::vector<std::array<const float*, 3>> src;
         for (int i = 0; i < p.num_branches; ++i) {
           int64_t h = 0;
@@ -124,23 +126,28 @@ void merge_emulate(const MergeParams& p, bool forward) {
           for (int t = 0; t < 3; ++t)
             s[t] = static_cast<const float*>(c.src[t]) + hits[i].base[t] + h * c.sh[t];
           src.push_back(s);
-          if (forward) lse_c.push_back(c.lse[hits[i].lse_base + h * c.lse_sh]);
+          if (forward) {
+            lse_at.push_back(c.lse + hits[i].lse_base + h * c.lse_sh);
+            lse_c.push_back(*lse_at.back());
+          }
         }
         if (forward) {
           float m = -INFINITY, sum = 0;
           for (float l : lse_c) m = std::max(m, l);
           for (float l : lse_c) sum += std::exp(l - m);
           const float lse = src.empty() ? -INFINITY : m + std::log(sum);
-          float* out = static_cast<float*>(p.dst[0]) + row * p.D;
+          float* out = static_cast<float*>(p.dst[0]) + at;
           for (int64_t e = 0; e < p.D; ++e) {
             float acc = 0;
             for (size_t k = 0; k < src.size(); ++k) acc += std::exp(lse_c[k] - lse) * src[k][0][e];
             out[e] = acc;
           }
           p.lse[row] = lse;
+          if (p.write_back_lse)
+            for (float* l : lse_at) *l = lse;
         } else {
           for (int t = 0; t < 3; ++t) {
-            float* out = static_cast<float*>(p.dst[t]) + row * p.D;
+            float* out = static_cast<float*>(p.dst[t]) + at;
             for (int64_t e = 0; e < p.D; ++e) {
               float acc = 0;
               for (const auto& s : src) acc += s[t][e];
@@ -171,17 +178,21 @@ int dtype_code(at::ScalarType t) {
 void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N, int64_t H,
                            const std::vector<at::Tensor>& outs, const std::vector<at::Tensor>& lses,
                            const at::Tensor& out, const at::Tensor& lse,
-                           const std::vector<MergeSpan>& spans) {
+                           const std::vector<MergeSpan>& spans, bool write_back_lse) {
   TORCH_CHECK(out.is_contiguous() && lse.is_contiguous() && lse.scalar_type() == at::kFloat,
               "dilated merge: out and float32 lse must be contiguous");
   std::vector<std::array<at::Tensor, 3>> srcs;
   std::vector<at::Tensor> lse32;
   for (size_t i = 0; i < outs.size(); ++i) {
     srcs.push_back({outs[i], outs[i], outs[i]});
+    TORCH_CHECK(!write_back_lse || lses[i].scalar_type() == at::kFloat,
+                "dilated merge: the lse written back must be float32, got ", lses[i].scalar_type());
     lse32.push_back(lses[i].to(at::kFloat));
   }
   auto t = build_tables(plan, B, N, H, out.size(3), srcs, lse32, 1, out.device(), spans);
   t.p.dst[0] = t.p.dst[1] = t.p.dst[2] = out.data_ptr();
+  t.p.dst_token_stride = H * out.size(3);
+  t.p.write_back_lse = write_back_lse ? 1 : 0;
   t.p.lse = lse.data_ptr<float>();
 #ifdef LONGNET_WITH_CUDA
   if (out.is_cuda()) {
@@ -197,10 +208,17 @@ void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, i
 void dilated_merge_backward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N,
                             int64_t H, const std::vector<std::array<at::Tensor, 3>>& grads,
                             const std::array<at::Tensor, 3>& dst) {
+  const int64_t D = dst[0].size(3), T = dst[0].stride(1);
   for (const auto& d : dst)
-    TORCH_CHECK(d.is_contiguous(), "dilated merge: outputs must be contiguous");
-  auto t = build_tables(plan, B, N, H, dst[0].size(3), grads, {}, 3, dst[0].device(), {});
+    TORCH_CHECK(d.sizes() == dst[0].sizes() && d.stride(3) == 1 && d.stride(2) == D &&
+                    d.stride(1) == T && T >= H * D && d.stride(0) == N * T,
+                "dilated merge: outputs must be (B, N, H, D) with dense heads and one token "
+                "stride (contiguous, or slices of one (B, N, 3, H, D) tensor); got strides ",
+                d.strides());
+  auto t = build_tables(plan, B, N, H, D, grads, {}, 3, dst[0].device(), {});
   for (int i = 0; i < 3; ++i) t.p.dst[i] = dst[i].data_ptr();
+  t.p.dst_token_stride = T;
+  t.p.write_back_lse = 0;
   t.p.lse = nullptr;
 #ifdef LONGNET_WITH_CUDA
   if (dst[0].is_cuda()) {

@@ -23,7 +23,7 @@ constexpr int kMergeMaxBranches = 8;
 struct MergeCall {
   const void* src[3];
   int64_t sb[3], sn[3], sh[3];
-  const float* lse;
+  float* lse;  // forward: read, and overwritten with the merged lse when write_back_lse is set
   int64_t lse_sb, lse_sh, lse_sn;
   int64_t b_begin, seg_count, m_begin;  // batch index = (b - b_begin) * seg_count + m - m_begin
 };
@@ -35,10 +35,12 @@ struct MergeBranch {
 };
 
 struct MergeParams {
-  void* dst[3];  // (B, N, H, D) contiguous outputs: out, or dq, dk, dv
-  float* lse;    // (B, N, H) contiguous (forward only)
+  void* dst[3];  // (B, N, H, D) outputs: out, or dq, dk, dv; heads and head dim contiguous
+  int64_t dst_token_stride;  // elements from one token (b, pos) of dst to the next (H * D dense)
+  float* lse;                // (B, N, H) contiguous (forward only)
   int64_t B, N, H, D;
-  int num_sources;  // 1 (forward) or 3 (backward)
+  int num_sources;     // 1 (forward) or 3 (backward)
+  int write_back_lse;  // forward: 1 = also write the merged lse into every problem's own lse
   int num_branches;
   MergeBranch branches[kMergeMaxBranches];
   const MergeCall* calls;
@@ -112,12 +114,15 @@ struct MergeSpan {
 
 // out (B, N, H, D) and lse (B, N, H) float32 from every problem's output (B', n, H', D) and
 // lse (B', H', n) float32. CUDA tensors use the kernel; CPU float32 tensors a host emulation of
-// it (for tests). spans: empty, or one per branch of the plan.
+// it (for tests). spans: empty, or one per branch of the plan. With write_back_lse, every
+// problem's lse (then float32 tensors, written in place) ends up holding the merged lse of its
+// rows: what its backward reads, without a copy out of the (B, N, H) one.
 void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N, int64_t H,
                            const std::vector<at::Tensor>& outs, const std::vector<at::Tensor>& lses,
                            const at::Tensor& out, const at::Tensor& lse,
-                           const std::vector<MergeSpan>& spans = {});
-// dq, dk, dv (B, N, H, D) = sums of every problem's gradients (B', n, H', D).
+                           const std::vector<MergeSpan>& spans = {}, bool write_back_lse = false);
+// dq, dk, dv (B, N, H, D) = sums of every problem's gradients (B', n, H', D). The three share
+// one layout with dense heads: contiguous, or the slices of one (B, N, 3, H, D) tensor.
 void dilated_merge_backward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N,
                             int64_t H, const std::vector<std::array<at::Tensor, 3>>& grads,
                             const std::array<at::Tensor, 3>& dst);

@@ -149,14 +149,19 @@ __global__ void __launch_bounds__(kMaxThreads, 2)
         const MergeTokenHit* hits = sh.hits + t * nb;
         float lse_c[kMergeMaxBranches];
         float m = -INFINITY;
+        // The lse of branch i's problem for this (token, head), or nullptr where none covers it.
+        auto lse_of = [&](int i) -> float* {
+          const MergeTokenHit& hit = hits[i];
+          if (hit.call < 0 || sh.jmod[i * p.H + jj] != hit.s0) return nullptr;
+          const MergeCall& c = p.calls[hit.call];
+          return c.lse + hit.lse_base + int64_t(sh.jdiv[i * p.H + jj]) * c.lse_sh;
+        };
 #pragma unroll
         for (int i = 0; i < kMergeMaxBranches; ++i) {
           lse_c[i] = -INFINITY;
           if (i < nb) {
-            const MergeTokenHit& hit = hits[i];
-            if (hit.call >= 0 && sh.jmod[i * p.H + jj] == hit.s0) {
-              const MergeCall& c = p.calls[hit.call];
-              lse_c[i] = c.lse[hit.lse_base + int64_t(sh.jdiv[i * p.H + jj]) * c.lse_sh];
+            if (const float* l = lse_of(i)) {
+              lse_c[i] = *l;
               m = fmaxf(m, lse_c[i]);
             }
           }
@@ -173,13 +178,16 @@ __global__ void __launch_bounds__(kMaxThreads, 2)
         for (int i = 0; i < kMergeMaxBranches; ++i)
           if (i < nb) w[i] = lse_c[i] > -INFINITY ? __expf(lse_c[i] - lse) : 0.f;
         p.lse[token * p.H + jj] = lse;
+        if (p.write_back_lse)
+          for (int i = 0; i < nb; ++i)
+            if (float* l = lse_of(i)) *l = lse;
       }
       __syncthreads();
     }
     for (int t = t_local; t < shape.tile; t += shape.tokens) {
       const int64_t token = first + t;
       if (token >= tokens_total) break;
-      const int64_t row = token * p.H + j;
+      const int64_t row = token * p.dst_token_stride + j * p.D;  // into dst
       const MergeTokenHit* hits = sh.hits + t * nb;
       if (MODE == 0) {
         const float* w = sh.weights + (int64_t(t) * p.H + j) * nb;
@@ -200,7 +208,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2)
 #pragma unroll
           for (int e = 0; e < V; ++e) acc[e] += wgt * x[e];
         }
-        store_vec<T>(static_cast<T*>(p.dst[0]) + row * p.D + chunk * V, acc);
+        store_vec<T>(static_cast<T*>(p.dst[0]) + row + chunk * V, acc);
       } else {
         float acc[3][V];
 #pragma unroll
@@ -223,7 +231,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2)
         }
 #pragma unroll
         for (int t = 0; t < 3; ++t)
-          store_vec<T>(static_cast<T*>(p.dst[t]) + row * p.D + chunk * V, acc[t]);
+          store_vec<T>(static_cast<T*>(p.dst[t]) + row + chunk * V, acc[t]);
       }
     }
   }

@@ -115,16 +115,22 @@ at::Tensor MultiheadDilatedAttentionImpl::forward(const at::Tensor& query, const
     auto w = at::cat({q_proj->weight, k_proj->weight, v_proj->weight});
     auto b =
         q_proj->bias.defined() ? at::cat({q_proj->bias, k_proj->bias, v_proj->bias}) : at::Tensor();
-    auto qkv = at::linear(query, w, b).view({B, N, 3, H, D}).unbind(2);
-    q = qkv[0], k = qkv[1], v = qkv[2];
+    auto qkv = at::linear(query, w, b).view({B, N, 3, H, D});
+    if (xpos) {
+      std::tie(q, k, v) = xpos->forward_qkv(qkv, backend.position_offset(N), backend.global_len(N),
+                                            attention_.segment_lengths);
+    } else {
+      auto u = qkv.unbind(2);
+      q = u[0], k = u[1], v = u[2];
+    }
   } else {
     q = linear_apply(q_proj, query).view({B, N, H, D});
     k = linear_apply(k_proj, key).view({B, N, H, D});
     v = linear_apply(v_proj, value).view({B, N, H, D});
+    if (xpos)
+      std::tie(q, k) = xpos->forward(q, k, backend.position_offset(N), backend.global_len(N),
+                                     attention_.segment_lengths);
   }
-  if (xpos)
-    std::tie(q, k) = xpos->forward(q, k, backend.position_offset(N), backend.global_len(N),
-                                   attention_.segment_lengths);
   DilatedAttentionOptions o = attention_;
   o.is_causal = is_causal;
   o.dropout = is_training() ? dropout_ : 0.0;

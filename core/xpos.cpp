@@ -132,13 +132,15 @@ int xpos_dtype_code(at::ScalarType t) {
   return t == at::kFloat ? 0 : t == at::kHalf ? 1 : 2;
 }
 
-// The kernel: y = rotate(x) (sign +1) or its transpose (sign -1), y contiguous in x's dtype.
-at::Tensor xpos_rotate_cuda(const at::Tensor& x_in, const at::Tensor& cos, const at::Tensor& sin,
-                            float sign) {
+// The kernel: y = rotate(x) (sign +1) or its transpose (sign -1), written into y (x's shape and
+// dtype, any strides over the first three dimensions, a contiguous last one).
+void xpos_rotate_cuda_into(const at::Tensor& x_in, const at::Tensor& y, const at::Tensor& cos,
+                           const at::Tensor& sin, float sign) {
   auto x = x_in.stride(3) == 1 ? x_in : x_in.contiguous();
+  TORCH_INTERNAL_ASSERT(y.sizes() == x.sizes() && y.scalar_type() == x.scalar_type() &&
+                        y.stride(3) == 1);
   c10::cuda::CUDAGuard guard(x.device());
-  auto y = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
-  if (x.numel() == 0) return y;
+  if (x.numel() == 0) return;
   // The tables live in a cache and may have been made on another stream: keep their memory
   // until this stream is done with them, even if the cache drops them meanwhile.
   const auto stream = at::cuda::getCurrentCUDAStream();
@@ -156,10 +158,25 @@ at::Tensor xpos_rotate_cuda(const at::Tensor& x_in, const at::Tensor& cos, const
   p.stride_b = x.stride(0);
   p.stride_n = x.stride(1);
   p.stride_h = x.stride(2);
+  p.y_stride_b = y.stride(0);
+  p.y_stride_n = y.stride(1);
+  p.y_stride_h = y.stride(2);
   p.sign = sign;
-  xpos_rotate_launch(p, xpos_dtype_code(x.scalar_type()),
-                     at::cuda::getCurrentCUDAStream().stream());
+  xpos_rotate_launch(p, xpos_dtype_code(x.scalar_type()), stream.stream());
+}
+
+// The same into a new contiguous tensor.
+at::Tensor xpos_rotate_cuda(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                            float sign) {
+  auto y = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  xpos_rotate_cuda_into(x, y, cos, sin, sign);
   return y;
+}
+
+void check_no_double_backward() {
+  TORCH_CHECK(!at::GradMode::is_enabled(),
+              "the xPos kernel has no double backward (create_graph=True); run xPos on the CPU "
+              "for higher-order gradients");
 }
 
 // The rotation is linear in x with an orthogonal-times-scale matrix per pair, so its backward is
@@ -173,11 +190,72 @@ class XposRotateFunction : public torch::autograd::Function<XposRotateFunction> 
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
-    TORCH_CHECK(!at::GradMode::is_enabled(),
-                "the xPos kernel has no double backward (create_graph=True); run xPos on the CPU "
-                "for higher-order gradients");
+    check_no_double_backward();
     auto saved = ctx->get_saved_variables();
     return {xpos_rotate_cuda(grads[0], saved[0], saved[1], -1.0f), at::Tensor(), at::Tensor()};
+  }
+};
+
+// The self-attention form: qkv (B, N, 3, H, D), one projection's q, k and v, gives
+// {rotate_q(q), rotate_k(k), v} (v a view of qkv). Its backward writes the three gradients
+// straight into one (B, N, 3, H, D) tensor, the projection's output gradient, instead of the
+// concatenation that separate q, k and v gradients would need.
+class XposQkvFunction : public torch::autograd::Function<XposQkvFunction> {
+ public:
+  static torch::autograd::tensor_list forward(torch::autograd::AutogradContext* ctx,
+                                              const at::Tensor& qkv, const at::Tensor& cos_q,
+                                              const at::Tensor& sin_q, const at::Tensor& cos_k,
+                                              const at::Tensor& sin_k) {
+    ctx->save_for_backward({cos_q, sin_q, cos_k, sin_k});
+    ctx->saved_data["dtype"] = qkv.scalar_type();
+    return {xpos_rotate_cuda(qkv.select(2, 0), cos_q, sin_q, 1.0f),
+            xpos_rotate_cuda(qkv.select(2, 1), cos_k, sin_k, 1.0f), qkv.select(2, 2)};
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    check_no_double_backward();
+    auto saved = ctx->get_saved_variables();
+    auto dqkv = packed_grads(grads);
+    if (dqkv.defined()) {  // rotated in place: v's gradient is already where it belongs
+      xpos_rotate_cuda_into(grads[0], grads[0], saved[0], saved[1], -1.0f);
+      xpos_rotate_cuda_into(grads[1], grads[1], saved[2], saved[3], -1.0f);
+    } else {
+      const auto& any = grads[0].defined() ? grads[0] : grads[1].defined() ? grads[1] : grads[2];
+      if (!any.defined())
+        return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+      auto s = any.sizes().vec();  // (B, N, H, D) -> (B, N, 3, H, D)
+      s.insert(s.begin() + 2, 3);
+      dqkv = at::empty(s, saved[0].options().dtype(ctx->saved_data["dtype"].toScalarType()));
+      for (int t = 0; t < 3; ++t) {
+        auto slot = dqkv.select(2, t);
+        if (!grads[t].defined())
+          slot.zero_();
+        else if (t < 2)
+          xpos_rotate_cuda_into(grads[t].to(dqkv.scalar_type()), slot, saved[2 * t],
+                                saved[2 * t + 1], -1.0f);
+        else
+          slot.copy_(grads[t]);
+      }
+    }
+    return {dqkv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+
+ private:
+  // The (B, N, 3, H, D) tensor whose slices [:, :, 0..2] the three gradients are, when they are
+  // exactly that (dilated attention's backward returns them so); else undefined.
+  static at::Tensor packed_grads(const torch::autograd::tensor_list& g) {
+    if (!g[0].defined() || !g[1].defined() || !g[2].defined()) return {};
+    const auto& a = g[0];
+    const int64_t B = a.size(0), N = a.size(1), H = a.size(2), D = a.size(3), T = 3 * H * D;
+    const std::vector<int64_t> strides{N * T, T, D, 1};
+    for (int t = 0; t < 3; ++t) {
+      const auto& x = g[t];
+      if (x.sizes() != a.sizes() || x.scalar_type() != a.scalar_type() ||
+          !x.storage().is_alias_of(a.storage()) || x.strides() != at::IntArrayRef(strides) ||
+          x.storage_offset() != a.storage_offset() + t * H * D)
+        return {};
+    }
+    return a.as_strided({B, N, 3, H, D}, {N * T, T, H * D, D, 1}, a.storage_offset());
   }
 };
 
@@ -196,10 +274,12 @@ at::Tensor xpos_rotate_any(const at::Tensor& x, const at::Tensor& cos, const at:
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Tensor& k,
-                                              int64_t position_offset, int64_t global_len,
-                                              const std::vector<int64_t>& segment_lengths,
-                                              int64_t scale_base) {
+namespace {
+
+// Checks q and k (B, N_local, H, D) and returns their tables.
+XposTables xpos_checked_tables(const at::Tensor& q, const at::Tensor& k, int64_t position_offset,
+                               int64_t global_len, const std::vector<int64_t>& segment_lengths,
+                               int64_t scale_base) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4,
               "xPos: q and k must be (batch, seq_len, heads, head_dim); got q ", q.sizes(), ", k ",
               k.sizes());
@@ -227,9 +307,36 @@ std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Ten
                 " for these segment lengths, beyond float16's range (max 65504); use bfloat16 "
                 "or float32 inputs");
   }
-  auto t = xpos_tables_cached(position_offset, q.size(1), global_len, segment_lengths, q.size(3),
-                              scale_base, compute, q.device());
+  return xpos_tables_cached(position_offset, q.size(1), global_len, segment_lengths, q.size(3),
+                            scale_base, compute, q.device());
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Tensor& k,
+                                              int64_t position_offset, int64_t global_len,
+                                              const std::vector<int64_t>& segment_lengths,
+                                              int64_t scale_base) {
+  auto t = xpos_checked_tables(q, k, position_offset, global_len, segment_lengths, scale_base);
   return {xpos_rotate_any(q, t.cos_q, t.sin_q), xpos_rotate_any(k, t.cos_k, t.sin_k)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> xpos_apply_qkv(
+    const at::Tensor& qkv, int64_t position_offset, int64_t global_len,
+    const std::vector<int64_t>& segment_lengths, int64_t scale_base) {
+  TORCH_CHECK(qkv.dim() == 5 && qkv.size(2) == 3,
+              "xPos: qkv must be (batch, seq_len, 3, heads, head_dim); got ", qkv.sizes());
+  auto u = qkv.unbind(2);
+#ifdef LONGNET_WITH_CUDA
+  if (xpos_use_kernel(qkv)) {
+    auto t =
+        xpos_checked_tables(u[0], u[1], position_offset, global_len, segment_lengths, scale_base);
+    auto r = XposQkvFunction::apply(qkv, t.cos_q, t.sin_q, t.cos_k, t.sin_k);
+    return {r[0], r[1], r[2]};
+  }
+#endif
+  auto [q, k] = xpos_apply(u[0], u[1], position_offset, global_len, segment_lengths, scale_base);
+  return {q, k, u[2]};
 }
 
 XPosImpl::XPosImpl(int64_t head_dim, int64_t scale_base)
@@ -245,6 +352,14 @@ std::tuple<at::Tensor, at::Tensor> XPosImpl::forward(const at::Tensor& q, const 
   TORCH_CHECK(q.dim() == 4 && q.size(3) == head_dim_, "XPos: expected q of shape (B, N, H, ",
               head_dim_, "); got ", q.sizes());
   return xpos_apply(q, k, position_offset, global_len, segment_lengths, scale_base_);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> XPosImpl::forward_qkv(
+    const at::Tensor& qkv, int64_t position_offset, int64_t global_len,
+    const std::vector<int64_t>& segment_lengths) {
+  TORCH_CHECK(qkv.dim() == 5 && qkv.size(4) == head_dim_,
+              "XPos: expected qkv of shape (B, N, 3, H, ", head_dim_, "); got ", qkv.sizes());
+  return xpos_apply_qkv(qkv, position_offset, global_len, segment_lengths, scale_base_);
 }
 
 }  // namespace longnet

@@ -52,6 +52,13 @@ std::tuple<at::Tensor, at::Tensor> xpos_apply(const at::Tensor& q, const at::Ten
                                               const std::vector<int64_t>& segment_lengths,
                                               int64_t scale_base = kXposScaleBase);
 
+// xpos_apply on the q and k of one projection, qkv (B, N_local, 3, H, D): returns (q', k', v),
+// v a view of qkv. On the GPU the backward writes all three gradients into one tensor of qkv's
+// shape (no concatenation); elsewhere it is unbind and xpos_apply.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> xpos_apply_qkv(
+    const at::Tensor& qkv, int64_t position_offset, int64_t global_len,
+    const std::vector<int64_t>& segment_lengths, int64_t scale_base = kXposScaleBase);
+
 // torchscale's XPOS(head_dim, scale_base) as a module; it has no parameters or buffers (the
 // tables depend on the positions; the last few sets built are cached process-wide).
 class XPosImpl : public torch::nn::Module {
@@ -61,6 +68,10 @@ class XPosImpl : public torch::nn::Module {
   std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& q, const at::Tensor& k,
                                              int64_t position_offset, int64_t global_len,
                                              const std::vector<int64_t>& segment_lengths);
+  // qkv: (B, N_local, 3, H, head_dim) -> (q', k', v) (xpos_apply_qkv)
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_qkv(
+      const at::Tensor& qkv, int64_t position_offset, int64_t global_len,
+      const std::vector<int64_t>& segment_lengths);
   int64_t head_dim() const { return head_dim_; }
   int64_t scale_base() const { return scale_base_; }
 

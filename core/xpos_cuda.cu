@@ -46,15 +46,17 @@ struct Chunk {
 // Blocks walk tokens (b, n); a block's threads cover the H * D / (2 V) pair groups of a token.
 template <typename T, int V, bool VEC>
 __global__ void xpos_rotate_kernel(XposRotateParams p) {
-  const T* __restrict__ x = static_cast<const T*>(p.x);
-  T* __restrict__ y = static_cast<T*>(p.y);
+  // Not __restrict__: y may be x itself (the backward rotates a gradient in place; every chunk
+  // is read by the thread that then writes it).
+  const T* x = static_cast<const T*>(p.x);
+  T* y = static_cast<T*>(p.y);
   const int64_t half = p.D / 2;
   const int groups = static_cast<int>(half / V);  // pair groups per head
   const int per_token = static_cast<int>(p.H) * groups;
   for (int64_t token = blockIdx.x; token < p.B * p.N; token += gridDim.x) {
     const int64_t b = token / p.N, n = token - b * p.N;
     const T* xt = x + b * p.stride_b + n * p.stride_n;
-    T* yt = y + token * p.H * p.D;
+    T* yt = y + b * p.y_stride_b + n * p.y_stride_n;
     const float* ct = p.cos + n * half;
     const float* st = p.sin + n * half;
     for (int j = threadIdx.x; j < per_token; j += blockDim.x) {
@@ -69,7 +71,7 @@ __global__ void xpos_rotate_kernel(XposRotateParams p) {
         out.v[2 * i] = from_float<T>(x0 * c - x1 * s);
         out.v[2 * i + 1] = from_float<T>(x1 * c + x0 * s);
       }
-      out.store(yt + h * p.D + 2 * V * g);
+      out.store(yt + h * p.y_stride_h + 2 * V * g);
     }
   }
 }
@@ -100,7 +102,8 @@ void launch(const XposRotateParams& p, cudaStream_t stream) {
   constexpr int64_t kWord = 16 / sizeof(T);
   const bool aligned = p.D % 8 == 0 && p.D % kWord == 0 && p.stride_b % kWord == 0 &&
                        p.stride_n % kWord == 0 && p.stride_h % kWord == 0 &&
-                       reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
+                       p.y_stride_b % kWord == 0 && p.y_stride_n % kWord == 0 &&
+                       p.y_stride_h % kWord == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
                        reinterpret_cast<uintptr_t>(p.y) % 16 == 0;
   if (aligned) return launch_with<T, 4, true>(p, stream);
   if (p.D % 8 == 0) return launch_with<T, 4, false>(p, stream);

@@ -108,7 +108,9 @@ TEST_P(DilatedAttentionCpu, Float32CloseToReference) {
 }
 
 // The fused GPU merge's index maths (core/dilated_merge.h), run by its host emulation, gives
-// the same out, lse and gradients as the plain merge.
+// the same out, lse and gradients as the plain merge; written back, every problem's lse holds
+// the merged lse of its rows; gradients written as slices of one (B, N, 3, H, D) tensor equal
+// the separate ones.
 TEST_P(DilatedAttentionCpu, FusedMergeEmulationMatchesPlainMerge) {
   const Case& c = GetParam();
   at::manual_seed(13);
@@ -132,6 +134,17 @@ TEST_P(DilatedAttentionCpu, FusedMergeEmulationMatchesPlainMerge) {
   EXPECT_TRUE(at::equal(lse.isinf(), ref.lse.isinf()));
   EXPECT_LT(rel_error(lse.masked_fill(lse.isinf(), 0), ref.lse.masked_fill(ref.lse.isinf(), 0)),
             1e-6);
+  std::vector<at::Tensor> written;
+  for (const auto& l : lses) written.push_back(l.clone());
+  auto out2 = at::empty_like(q), lse2 = at::empty_like(lse);
+  dilated_merge_forward(plan, c.B, c.N, c.H, outs, written, out2, lse2, {},
+                        /*write_back_lse=*/true);
+  EXPECT_TRUE(at::equal(out2, out));
+  EXPECT_TRUE(at::equal(lse2, lse));
+  for (size_t i = 0; i < plan.size(); ++i) {
+    EXPECT_TRUE(at::equal(written[i], dilated_view(lse, plan[i]).permute({0, 2, 1})))
+        << "problem " << i;
+  }
 
   auto [rdq, rdk, rdv] = dilated_attention_backward(gout, q, k, v, ref.out, ref.lse, {}, o);
   std::vector<std::array<at::Tensor, 3>> grads;
@@ -147,6 +160,10 @@ TEST_P(DilatedAttentionCpu, FusedMergeEmulationMatchesPlainMerge) {
   EXPECT_LT(rel_error(d[0], rdq), 1e-6);
   EXPECT_LT(rel_error(d[1], rdk), 1e-6);
   EXPECT_LT(rel_error(d[2], rdv), 1e-6);
+  auto packed = at::full({c.B, c.N, 3, c.H, c.D}, 7.0);
+  std::array<at::Tensor, 3> dp{packed.select(2, 0), packed.select(2, 1), packed.select(2, 2)};
+  dilated_merge_backward(plan, c.B, c.N, c.H, grads, dp);
+  for (int t = 0; t < 3; ++t) EXPECT_TRUE(at::equal(dp[t], d[t])) << "gradient " << t;
 }
 
 // The chunked fused forward (dilated_attention_forward_fused with a chunk budget: batch

@@ -316,6 +316,53 @@ double ln_tolerance(at::ScalarType t) {
   return t == at::kFloat ? 1e-5 : t == at::kHalf ? 2e-3 : 1e-2;
 }
 
+// The q/k/v form of xPos (one projection's output in, its gradient written in one piece) gives
+// what unbinding it and rotating q and k separately gives, outputs and the projection's gradient,
+// bit for bit: on the CPU (where it is that) and on the GPU (its own autograd function) for three
+// dtypes and aligned and odd head dims; v comes back as a view of qkv. The incoming gradients
+// come both as separate tensors and as the slices of one (B, N, 3, H, D) tensor (as dilated
+// attention's backward gives them; the GPU function then rotates them in place).
+TEST(XPos, QkvFormEqualsSeparateRotation) {
+  std::vector<at::Device> devices = {at::kCPU};
+  if (at::hasCUDA()) devices.push_back(at::kCUDA);
+  at::manual_seed(33);
+  const std::vector<int64_t> w = {16, 32};
+  for (auto device : devices)
+    for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16})
+      for (int64_t D : {64, 6}) {
+        SCOPED_TRACE(device.str() + " " + c10::toString(dtype) + " D " + std::to_string(D));
+        const int64_t B = 2, N = 37, H = 3;
+        auto opt = at::TensorOptions().device(device).dtype(dtype);
+        auto qkv = at::randn({B, N, 3, H, D}, opt);
+        auto g = at::randn({B, N, 3, H, D}, opt);
+        auto a = qkv.detach().requires_grad_(), b = qkv.detach().requires_grad_(),
+             c = qkv.detach().requires_grad_();
+        auto [qa, ka, va] = xpos_apply_qkv(a, 40, 300, w);
+        EXPECT_EQ(va.data_ptr(), a.select(2, 2).data_ptr());
+        torch::autograd::backward(
+            {qa, ka, va}, {g.select(2, 0).clone(), g.select(2, 1).clone(), g.select(2, 2).clone()});
+        auto u = b.unbind(2);
+        auto [qb, kb] = xpos_apply(u[0], u[1], 40, 300, w);
+        torch::autograd::backward({qb, kb, u[2]}, {g.select(2, 0), g.select(2, 1), g.select(2, 2)});
+        auto [qc, kc, vc] = xpos_apply_qkv(c, 40, 300, w);
+        auto gp = g.clone();  // the packed gradients (rotated in place on the GPU)
+        torch::autograd::backward({qc, kc, vc},
+                                  {gp.select(2, 0), gp.select(2, 1), gp.select(2, 2)});
+        EXPECT_TRUE(at::equal(qa, qb));
+        EXPECT_TRUE(at::equal(ka, kb));
+        EXPECT_TRUE(at::equal(va, u[2]));
+        ASSERT_TRUE(a.grad().defined());
+        ASSERT_TRUE(c.grad().defined());
+        EXPECT_TRUE(at::equal(a.grad(), b.grad()));
+        EXPECT_TRUE(at::equal(c.grad(), b.grad()));
+      }
+  expect_error(
+      [] {
+        xpos_apply_qkv(at::randn({1, 4, 2, 2, 8}), 0, 4, {4});
+      },
+      "qkv must be (batch, seq_len, 3, heads, head_dim)");
+}
+
 // GPU: the fused LayerNorm (every input/output dtype pair the models use, widths from 4 to 5000,
 // 1 to 1000 rows), output and the three gradients against float64 ATen maths on the CPU from
 // the same rounded inputs; and layer_norm_apply under autocast gives autocast's dtype.
@@ -621,62 +668,72 @@ INSTANTIATE_TEST_SUITE_P(Variants, LongNetLMVariants,
                                            LongNetVariant::kEncoderDecoder),
                          variant_name);
 
-// GPU, bfloat16 autocast as the trainer runs it (fused q/k/v projection, xPos kernel, sub-LNs in
-// bfloat16, SDPA problems): logits and every parameter's gradient against the same model in
-// float64 on the CPU. Tolerance rule (STYLE.md): at most about twice the error of the naive
+// GPU, bfloat16 autocast as the trainer runs it (fused q/k/v projection and its xPos function,
+// fused add/GELU + LayerNorm kernels, SDPA problems): logits and every parameter's gradient against
+// the same model in float64 on the CPU, for both variants and activations, with biases drawn away
+// from their zero init. Tolerance rule (STYLE.md): at most about twice the error of the naive
 // low-precision run, the whole model in bfloat16 without autocast.
 TEST(LongNetLM, GpuBfloat16AutocastWithinTwiceNaiveError) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
-  at::manual_seed(41);
-  auto o = tiny_lm(LongNetVariant::kDecoderOnly);
-  o.d_model = 64;
-  o.nhead = 4;
-  o.dim_feedforward = 96;
-  o.segment_lengths = {32, 64};
-  o.dilation_rates = {1, 2};
-  o.num_tokens = 50;
-  LongNetLM gpu(o), naive(o), ref(o);
-  {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < gpu->parameters().size(); ++i) {
-      ref->parameters()[i].copy_(gpu->parameters()[i]);
-      naive->parameters()[i].copy_(gpu->parameters()[i]);
+  for (auto variant : {LongNetVariant::kDecoderOnly, LongNetVariant::kEncoderDecoder})
+    for (std::string activation : {"relu", "gelu"}) {
+      SCOPED_TRACE(longnet_variant_name(variant) + ", " + activation);
+      at::manual_seed(41);
+      auto o = tiny_lm(variant);
+      o.d_model = 64;
+      o.nhead = 4;
+      o.dim_feedforward = 96;
+      o.segment_lengths = {32, 64};
+      o.dilation_rates = {1, 2};
+      o.num_tokens = 50;
+      o.activation = activation;
+      LongNetLM gpu(o), naive(o), ref(o);
+      {
+        torch::NoGradGuard no_grad;
+        for (auto& p : gpu->named_parameters())
+          if (p.key().size() >= 4 && p.key().substr(p.key().size() - 4) == "bias")
+            p.value().normal_(0.0, 0.1);
+        for (size_t i = 0; i < gpu->parameters().size(); ++i) {
+          ref->parameters()[i].copy_(gpu->parameters()[i]);
+          naive->parameters()[i].copy_(gpu->parameters()[i]);
+        }
+      }
+      gpu->to(at::kCUDA);
+      naive->to(at::kCUDA, at::kBFloat16);
+      ref->to(at::kDouble);
+      auto tokens = at::randint(0, 50, {2, 100}, at::kLong);
+      auto targets = at::randint(0, 50, {2 * 100}, at::kLong);
+      auto loss_of = [&](const at::Tensor& logits, const at::Tensor& t) {
+        auto loss = torch::nn::functional::cross_entropy(
+            logits.reshape({-1, 50}).to(at::kFloat).to(t.device()), t);
+        loss.backward();
+      };
+      at::Tensor logits;
+      {
+        at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+        at::autocast::set_autocast_enabled(at::kCUDA, true);
+        logits = gpu->forward(tokens.cuda());
+        at::autocast::set_autocast_enabled(at::kCUDA, false);
+        at::autocast::clear_cache();
+      }
+      loss_of(logits, targets.cuda());
+      auto naive_logits = naive->forward(tokens.cuda());
+      loss_of(naive_logits, targets.cuda());
+      auto want = ref->forward(tokens);
+      torch::nn::functional::cross_entropy(want.reshape({-1, 50}), targets).backward();
+      const double e = rel_error(logits, want), e_naive = rel_error(naive_logits, want);
+      EXPECT_LE(e, 2.0 * e_naive) << "logits: error " << e << ", naive " << e_naive;
+      auto gp = gpu->named_parameters(), np = naive->named_parameters(),
+           rp = ref->named_parameters();
+      for (const auto& p : rp) {
+        const auto& g = gp[p.key()].grad();
+        ASSERT_TRUE(g.defined()) << p.key();
+        EXPECT_EQ(g.scalar_type(), at::kFloat) << p.key();
+        const double eg = rel_error(g, p.value().grad()),
+                     eg_naive = rel_error(np[p.key()].grad(), p.value().grad());
+        EXPECT_LE(eg, 2.0 * eg_naive) << p.key() << ": error " << eg << ", naive " << eg_naive;
+      }
     }
-  }
-  gpu->to(at::kCUDA);
-  naive->to(at::kCUDA, at::kBFloat16);
-  ref->to(at::kDouble);
-  auto tokens = at::randint(0, 50, {2, 100}, at::kLong);
-  auto targets = at::randint(0, 50, {2 * 100}, at::kLong);
-  auto loss_of = [&](const at::Tensor& logits, const at::Tensor& t) {
-    auto loss = torch::nn::functional::cross_entropy(
-        logits.reshape({-1, 50}).to(at::kFloat).to(t.device()), t);
-    loss.backward();
-  };
-  at::Tensor logits;
-  {
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    logits = gpu->forward(tokens.cuda());
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    at::autocast::clear_cache();
-  }
-  loss_of(logits, targets.cuda());
-  auto naive_logits = naive->forward(tokens.cuda());
-  loss_of(naive_logits, targets.cuda());
-  auto want = ref->forward(tokens);
-  torch::nn::functional::cross_entropy(want.reshape({-1, 50}), targets).backward();
-  const double e = rel_error(logits, want), e_naive = rel_error(naive_logits, want);
-  EXPECT_LE(e, 2.0 * e_naive) << "logits: error " << e << ", naive " << e_naive;
-  auto gp = gpu->named_parameters(), np = naive->named_parameters(), rp = ref->named_parameters();
-  for (const auto& p : rp) {
-    const auto& g = gp[p.key()].grad();
-    ASSERT_TRUE(g.defined()) << p.key();
-    EXPECT_EQ(g.scalar_type(), at::kFloat) << p.key();
-    const double eg = rel_error(g, p.value().grad()),
-                 eg_naive = rel_error(np[p.key()].grad(), p.value().grad());
-    EXPECT_LE(eg, 2.0 * eg_naive) << p.key() << ": error " << eg << ", naive " << eg_naive;
-  }
 }
 
 TEST(LongNetLM, BaseDecoderOnlyParameterCount_768x12_vocab256) {
