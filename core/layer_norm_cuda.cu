@@ -277,28 +277,35 @@ __global__ void ln_forward_cached_kernel(LayerNormParams p) {
   });
 }
 
+// The gamma and beta gradients' per-lane partial sums live in shared memory, each thread's own
+// slots (acc[k * threads + thread], no sharing, no atomics), not in 2 x 4 NV registers: that keeps
+// the kernel within 128 registers, two blocks per SM, with the row's x, dy and extra input (dsum
+// or gelu_in, at most one of them) all loaded before the row's reductions, so one round of memory
+// latency per row instead of two.
 template <typename Tin, typename Tout, int NV, int WPR>
-__global__ void ln_backward_dx_cached_kernel(LayerNormParams p) {
+__global__ void __launch_bounds__(32 * kWarps, 2) ln_backward_dx_cached_kernel(LayerNormParams p) {
   using In = Four<Tin>;
   using Out = Four<Tout>;
   __shared__ float red[kWarps];
+  extern __shared__ float acc[];   // [2 * 4 * NV][nt]: gamma's sums, then beta's
+  constexpr int nt = 32 * kWarps;  // (the launch's blockDim.x)
+  float* pg = acc + threadIdx.x;
+  float* pb = acc + 4 * NV * nt + threadIdx.x;
+#pragma unroll
+  for (int k = 0; k < 4 * NV; ++k) pg[k * nt] = pb[k * nt] = 0.0f;
   const float inv_c = 1.0f / float(p.C);
-  // This lane's columns' gamma and beta gradients, summed over the team's rows.
-  float pg[NV][4], pb[NV][4];
-#pragma unroll
-  for (int j = 0; j < NV; ++j)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) pg[j][i] = pb[j][i] = 0.0f;
+  const Tin* extra = static_cast<const Tin*>(p.dsum != nullptr ? p.dsum : p.gelu_in);
   const auto team = for_each_row<WPR>(p, red, [&](const RowTeam<WPR>& t) {
     const bool live = t.row < p.rows;
     const int64_t base = t.row * p.C;
-    typename In::Raw xr[NV];
+    typename In::Raw xr[NV], er[NV];
     typename Out::Raw dr[NV];
 #pragma unroll
     for (int j = 0; j < NV; ++j) {
       if (!live || t.col(j) >= p.C) continue;
       xr[j] = In::load_raw(static_cast<const Tin*>(p.x) + base + t.col(j));
       dr[j] = Out::load_raw(static_cast<const Tout*>(p.dy) + base + t.col(j));
+      if (extra != nullptr) er[j] = In::load_raw(extra + base + t.col(j));
     }
     const float mean = live ? p.mean[t.row] : 0.0f, rstd = live ? p.rstd[t.row] : 0.0f;
     float a = 0.0f, b = 0.0f, v[4], d[4], g[4];
@@ -313,8 +320,8 @@ __global__ void ln_backward_dx_cached_kernel(LayerNormParams p) {
         const float gi = d[i] * g[i], xhat = (v[i] - mean) * rstd;
         a += gi;
         b += gi * xhat;
-        pg[j][i] += d[i] * xhat;
-        pb[j][i] += d[i];
+        pg[(4 * j + i) * nt] += d[i] * xhat;
+        pb[(4 * j + i) * nt] += d[i];
       }
     }
     a = t.sum(a) * inv_c;
@@ -324,19 +331,19 @@ __global__ void ln_backward_dx_cached_kernel(LayerNormParams p) {
     for (int j = 0; j < NV; ++j) {
       const int64_t c = t.col(j);
       if (c >= p.C) continue;
-      float out[4], r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      if (p.dsum != nullptr) load4(static_cast<const Tin*>(p.dsum) + base + c, r);
+      float out[4], e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      if (extra != nullptr) In::unpack(er[j], e);
       In::unpack(xr[j], v);
       Out::unpack(dr[j], d);
       load4(p.gamma + c, g);
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
-        out[i] = rstd * (d[i] * g[i] - a - (v[i] - mean) * rstd * b) + r[i];
+      for (int i = 0; i < 4; ++i) out[i] = rstd * (d[i] * g[i] - a - (v[i] - mean) * rstd * b);
       if (p.gelu_in != nullptr) {
-        float h[4];
-        load4(static_cast<const Tin*>(p.gelu_in) + base + c, h);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) out[i] = to_float(from_float<Tin>(out[i])) * gelu_grad(h[i]);
+        for (int i = 0; i < 4; ++i) out[i] = to_float(from_float<Tin>(out[i])) * gelu_grad(e[i]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) out[i] += e[i];  // dsum (0 without one)
       }
       store4(static_cast<Tin*>(p.dx) + base + c, out);
       if (p.dres != nullptr) store4(static_cast<Tout*>(p.dres) + base + c, out);
@@ -348,8 +355,11 @@ __global__ void ln_backward_dx_cached_kernel(LayerNormParams p) {
   for (int j = 0; j < NV; ++j) {
     const int64_t c = team.col(j);
     if (c >= p.C) continue;
-    store4(p.dgamma_part + part * p.C + c, pg[j]);
-    store4(p.dbeta_part + part * p.C + c, pb[j]);
+    float sg[4], sb[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) sg[i] = pg[(4 * j + i) * nt], sb[i] = pb[(4 * j + i) * nt];
+    store4(p.dgamma_part + part * p.C + c, sg);
+    store4(p.dbeta_part + part * p.C + c, sb);
   }
 }
 
@@ -469,7 +479,12 @@ void backward_with(const LayerNormParams& p, cudaStream_t s) {
         throw std::invalid_argument(
             "LayerNorm kernel: row_chunks does not match the launch; "
             "take it from layer_norm_row_chunks");
-      ln_backward_dx_cached_kernel<Tin, Tout, NV, WPR><<<blocks, 32 * kWarps, 0, s>>>(p);
+      auto kernel = ln_backward_dx_cached_kernel<Tin, Tout, NV, WPR>;
+      // (always opted in: with the kernel's static scratch, even 48 KiB is over the default)
+      const size_t smem = sizeof(float) * 2 * 4 * NV * 32 * kWarps;
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+            "cudaFuncSetAttribute");
+      kernel<<<blocks, 32 * kWarps, smem, s>>>(p);
       check(cudaGetLastError(), "backward launch");
     }
   });
@@ -541,7 +556,8 @@ void layer_norm_forward_launch(const LayerNormParams& p, int in_dtype, int out_d
 void layer_norm_backward_launch(const LayerNormParams& p, int in_dtype, int out_dtype,
                                 void* stream) {
   if ((p.dsum != nullptr || p.dres != nullptr || p.gelu_in != nullptr) &&
-      (p.C > kLayerNormMaxCachedC || (p.gelu_in != nullptr && p.dres != nullptr)))
+      (p.C > kLayerNormMaxCachedC ||
+       (p.gelu_in != nullptr && (p.dres != nullptr || p.dsum != nullptr))))
     throw std::invalid_argument(
         "LayerNorm kernel: a fused residual gradient or GELU gradient (not both) needs at most "
         "kLayerNormMaxCachedC columns");

@@ -30,7 +30,8 @@ struct LayerNormParams {
   void* sum = nullptr;         // forward: (rows, C), dtype in_dtype
   const void* dsum = nullptr;  // backward: (rows, C), dtype in_dtype
   void* dres = nullptr;        // backward: (rows, C), dtype out_dtype
-  // Backward, C <= kLayerNormMaxCachedC, no residual: x = gelu(gelu_in) (exact GELU), and dx is
+  // Backward, C <= kLayerNormMaxCachedC, no residual (neither dsum nor dres): x = gelu(gelu_in)
+  // (exact GELU), and dx is
   // the gradient of gelu_in instead: the LayerNorm's input gradient rounded to in_dtype (as a
   // separate GELU backward reads it) times gelu'(gelu_in).
   const void* gelu_in = nullptr;  // (rows, C), dtype in_dtype
