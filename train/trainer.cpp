@@ -68,6 +68,15 @@ LongNetLMOptions lm_options(const TrainConfig& c) {
   return o;
 }
 
+// A host batch on `device`. A CUDA device gets it from pinned memory without blocking: a copy
+// from pageable memory (or a blocking one) waits for the stream to drain, so every microbatch
+// would start on an idle GPU that the host then has to fill again. (The pinned block is not
+// reused before its copy is done: the caching host allocator records the copy's stream.)
+at::Tensor batch_to(const at::Tensor& host, const at::Device& device) {
+  if (!device.is_cuda()) return host.to(device);
+  return host.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 // Host-side agreement across the world (flags, scalars).
 double world_max(double x) {
   CollectiveScope watched(
@@ -526,7 +535,8 @@ double Trainer::evaluate() {
   auto sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(grid_->device));
   for (int64_t i = 0; i < cfg_.eval.batches; ++i) {
     auto batch = sampler_->val_batch(i);
-    auto inputs = batch.inputs.to(grid_->device), targets = batch.targets.to(grid_->device);
+    auto inputs = batch_to(batch.inputs, grid_->device),
+         targets = batch_to(batch.targets, grid_->device);
     at::Tensor logits;
     {
       at::autocast::set_autocast_enabled(at::kCUDA, bf16_);
@@ -598,7 +608,8 @@ int Trainer::run() {
     auto loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(grid_->device));
     for (int64_t micro = 0; micro < accum; ++micro) {
       auto batch = sampler_->next_batch();
-      auto inputs = batch.inputs.to(grid_->device), targets = batch.targets.to(grid_->device);
+      auto inputs = batch_to(batch.inputs, grid_->device),
+           targets = batch_to(batch.targets, grid_->device);
       at::autocast::set_autocast_enabled(at::kCUDA, bf16_);
       auto logits = model_->forward(inputs, *attention_);
       at::autocast::set_autocast_enabled(at::kCUDA, false);
