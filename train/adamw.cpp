@@ -21,8 +21,12 @@ AdamW::AdamW(std::vector<Group> groups, double beta1, double beta2, double eps)
     }
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, const at::Tensor& skip) {
   c10::AutoGradMode no_grad(false);
+  const bool on_host = params_.empty() || !params_[0].is_cuda();
+  if (on_host && skip.item<float>() != 0) return;
+  // Step counts advance by 1 - skip: the fused kernel reads them, and returns at once on skip.
+  const at::Tensor advance = on_host ? at::Tensor() : 1 - skip;
   size_t index = 0;
   for (const auto& g : groups_) {
     std::vector<at::Tensor> p, grads, m, v, steps;
@@ -37,10 +41,10 @@ void AdamW::step(double lr) {
     }
     if (p.empty()) continue;
     if (p[0].is_cuda()) {
-      // The fused kernel reads the step counts; it does not advance them.
-      at::_foreach_add_(steps, 1);
+      at::_foreach_add_(steps, advance);
       at::_fused_adamw_(p, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, beta1_, beta2_,
-                        g.weight_decay, eps_, /*amsgrad=*/false, /*maximize=*/false);
+                        g.weight_decay, eps_, /*amsgrad=*/false, /*maximize=*/false,
+                        /*grad_scale=*/std::nullopt, /*found_inf=*/skip);
       continue;
     }
     for (size_t i = 0; i < p.size(); ++i) {

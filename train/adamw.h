@@ -18,8 +18,11 @@ class AdamW {
   };
   AdamW(std::vector<Group> groups, double beta1, double beta2, double eps);
 
-  // One update of every parameter that has a gradient, at learning rate lr.
-  void step(double lr);
+  // One update of every parameter that has a gradient, at learning rate lr, unless skip (a
+  // float32 scalar on the parameters' device) is non-zero: then parameters, moments and step
+  // counts stay as they are. On CUDA the kernels read skip themselves, so the host need not wait
+  // for the GPU to decide.
+  void step(double lr, const at::Tensor& skip);
 
   // Per-parameter state (in the order of the groups' params), for checkpoints.
   struct State {

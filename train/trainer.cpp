@@ -16,12 +16,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -76,6 +78,69 @@ at::Tensor batch_to(const at::Tensor& host, const at::Device& device) {
   if (!device.is_cuda()) return host.to(device);
   return host.pin_memory().to(device, /*non_blocking=*/true);
 }
+
+// One step's loss (summed over ranks) and gradient norm, float64, on their way to the host, and
+// the step's time. On CUDA the copy is queued behind the step and waited for only when the
+// numbers are read, so the host can queue the next step's work first (the GPU then never idles
+// while the host logs), and the time is taken by CUDA events: from the end of the step before
+// (or this step's start, when the GPU did something else in between) to this step's end.
+class StepStats {
+ public:
+  // Starts step `step` (from 1) on `device`.
+  StepStats(int64_t step, const c10::Device& device) : step_(step) {
+#ifdef LONGNET_WITH_CUDA
+    if (device.is_cuda()) {
+      start_.record();
+      return;
+    }
+#endif
+    start_time_ = std::chrono::steady_clock::now();
+  }
+  // The step's work is queued; stats: (2) {loss summed over ranks, grad norm} on the device.
+  void queued(double lr, const at::Tensor& stats) {
+    lr_ = lr;
+#ifdef LONGNET_WITH_CUDA
+    if (stats.is_cuda()) {
+      host_ = at::empty(stats.sizes(), stats.options().device(at::kCPU).pinned_memory(true));
+      host_.copy_(stats, /*non_blocking=*/true);
+      end_.record();
+      return;
+    }
+#endif
+    host_ = stats.cpu();
+    end_time_ = std::chrono::steady_clock::now();
+  }
+  int64_t step() const {
+    return step_;
+  }
+  double lr() const {
+    return lr_;
+  }
+  // {loss summed over ranks, grad norm}, waiting for the copy.
+  std::pair<double, double> values() {
+#ifdef LONGNET_WITH_CUDA
+    end_.synchronize();
+#endif
+    return {host_[0].item<double>(), host_[1].item<double>()};
+  }
+  // Seconds from the end of `before` (null: this step's start) to this step's end, after values().
+  double seconds(const StepStats* before) const {
+#ifdef LONGNET_WITH_CUDA
+    if (end_.isCreated()) return (before ? before->end_ : start_).elapsed_time(end_) / 1e3;
+#endif
+    return std::chrono::duration<double>(end_time_ - (before ? before->end_time_ : start_time_))
+        .count();
+  }
+
+ private:
+  int64_t step_;
+  double lr_ = 0;
+  at::Tensor host_;  // (2) float64
+#ifdef LONGNET_WITH_CUDA
+  at::cuda::CUDAEvent start_{cudaEventDefault}, end_{cudaEventDefault};  // timing events
+#endif
+  std::chrono::steady_clock::time_point start_time_, end_time_;
+};
 
 // Host-side agreement across the world (flags, scalars).
 double world_max(double x) {
@@ -592,9 +657,74 @@ int Trainer::run() {
                       ? trace_path
                       : trace_path + ".rank" + std::to_string(grid_->world_rank),
                   grid_->device);
+  // The last step whose numbers the host has not read yet. On CUDA they are read after the next
+  // step's forward and backward are queued; at evaluations, checkpoints, stops and on the CPU,
+  // at once.
+  std::optional<StepStats> pending;
+  const bool defer = grid_->device.is_cuda();
+  // The step finished before `pending`, if the device went straight on from it to the next step
+  // (not after an evaluation or a checkpoint): the next step's time starts at its end.
+  std::optional<StepStats> last;
+  // Reads the pending step's numbers, counts a bad step (stopping after too many in a row),
+  // evaluates if eval_now, and logs.
+  auto finish = [&](bool eval_now) {
+    StepStats s = std::move(*pending);
+    pending.reset();
+    const auto [loss_sum, grad_norm] = s.values();
+    const double loss = loss_sum / grid_->world_size;
+    const double step_s = s.seconds(last ? &*last : nullptr);
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    if (finite) {
+      bad_steps_ = 0;
+    } else {
+      ++bad_steps_;
+      log_info("step " + std::to_string(s.step()) + ": loss " + std::to_string(loss) +
+               ", grad norm " + std::to_string(grad_norm) + " is not finite; step skipped (" +
+               std::to_string(bad_steps_) + " in a row, limit " +
+               std::to_string(cfg_.train.max_bad_steps) + ")");
+      TORCH_CHECK(bad_steps_ < cfg_.train.max_bad_steps, "training stopped: ", bad_steps_,
+                  " steps in a row had a non-finite loss or gradient (train.max_bad_steps = ",
+                  cfg_.train.max_bad_steps,
+                  "); lower optim.lr, check the data, or resume from "
+                  "the last checkpoint");
+    }
+    const double tok_s = tokens_per_step / step_s;
+    JsonLine line;
+    line.add("step", s.step())
+        .add("loss", loss)
+        .add("lr", s.lr())
+        .add("grad_norm", grad_norm)
+        .add("tokens_per_s", tok_s)
+        .add("step_ms", step_s * 1e3)
+        .add("skipped", !finite);
+    if (grid_->device.is_cuda()) line.add("mfu", flops / step_s / peak).add("peak_gib", peak_gib());
+    if (eval_now) {
+      const double v = evaluate();
+      line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
+      log_info("eval at step " + std::to_string(s.step()) + ": loss " + std::to_string(v) +
+               ", bits per byte " + std::to_string(v / std::log(2.0)));
+    }
+    if (metrics_) metrics_->write(line);
+    if (log_now(s.step()) || s.step() == total || s.step() == first_step + 1) {
+      char buf[256];
+      const int64_t done = s.step() - first_step;
+      const double eta = elapsed / done * (total - s.step());
+      std::snprintf(
+          buf, sizeof(buf),
+          "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | %.0f ms/step%s | ETA %s",
+          (long long)s.step(), (long long)total, loss, s.lr(), tok_s, step_s * 1e3,
+          grid_->device.is_cuda()
+              ? (" | MFU " + std::to_string(int(100 * flops / step_s / peak)) + "%").c_str()
+              : "",
+          hms(eta).c_str());
+      log_info(buf);
+    }
+    last = std::move(s);
+  };
   while (step_ < total) {
     trace.at_step(steps_this_run);
-    const auto t0 = std::chrono::steady_clock::now();
     if (debug_sleep_after > 0 && step_ >= debug_sleep_after) ::usleep(500000);
     if (step_ == debug_stall_at && grid_->world_rank == debug_stall_rank) {
       std::fprintf(stderr, "%sstalling on purpose at step %lld (--debug-stall)\n",
@@ -603,6 +733,7 @@ int Trainer::run() {
       for (;;) ::pause();
     }
     const double lr = lr_at(cfg_.optim, step_, total);
+    StepStats current(step_ + 1, grid_->device);
     for (auto& p : params) p.mutable_grad() = at::Tensor();
     Timer prof(grid_->device, profile_steps_ > 0 && steps_this_run < profile_steps_);
     auto loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(grid_->device));
@@ -623,80 +754,41 @@ int Trainer::run() {
       loss_sum += loss.detach() / double(accum);
       if (bf16_) at::autocast::clear_cache();
     }
+    if (pending) finish(false);  // the previous step, finished on the GPU by now or soon
     grads_all_reduce(params, *grid_->world);
     world_sum(*grid_->world, loss_sum);
     std::vector<at::Tensor> grads;
     for (const auto& p : params)
       if (p.grad().defined()) grads.push_back(p.grad());
-    // One multi-tensor kernel for all the norms; the loss and the norm reach the host together.
-    auto host = at::stack({loss_sum.reshape({}).to(at::kDouble),
-                           at::stack(at::_foreach_norm(grads)).to(at::kDouble).norm()})
-                    .cpu();
-    const double loss = host[0].item<double>() / grid_->world_size;
-    const double grad_norm = host[1].item<double>();
-    prof.lap("all-reduce + norm");
-    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
-    if (finite) {
-      if (cfg_.optim.grad_clip > 0 && grad_norm > cfg_.optim.grad_clip) {
-        torch::NoGradGuard no_grad;
-        at::_foreach_mul_(grads, cfg_.optim.grad_clip / (grad_norm + 1e-6));
-      }
-      optim_->step(lr);
+    {
+      // The norm, the clipping and the decision to skip a non-finite step all stay on the device.
+      torch::NoGradGuard no_grad;
+      auto loss_total = loss_sum.reshape({}).to(at::kDouble);
+      // One multi-tensor kernel for all the norms.
+      auto norm = at::stack(at::_foreach_norm(grads)).to(at::kDouble).norm();
+      auto skip =
+          at::logical_not(at::isfinite(loss_total).logical_and(at::isfinite(norm))).to(at::kFloat);
+      prof.lap("all-reduce + norm");
+      const double clip = cfg_.optim.grad_clip;
+      if (clip > 0)
+        at::_foreach_mul_(grads, at::where(norm > clip, clip / (norm + 1e-6), 1.0).to(at::kFloat));
+      optim_->step(lr, skip);
       prof.lap("optimizer");
-      bad_steps_ = 0;
-    } else {
-      ++bad_steps_;
-      log_info("step " + std::to_string(step_ + 1) + ": loss " + std::to_string(loss) +
-               ", grad norm " + std::to_string(grad_norm) + " is not finite; step skipped (" +
-               std::to_string(bad_steps_) + " in a row, limit " +
-               std::to_string(cfg_.train.max_bad_steps) + ")");
-      TORCH_CHECK(bad_steps_ < cfg_.train.max_bad_steps, "training stopped: ", bad_steps_,
-                  " steps in a row had a non-finite loss or gradient (train.max_bad_steps = ",
-                  cfg_.train.max_bad_steps,
-                  "); lower optim.lr, check the data, or resume from "
-                  "the last checkpoint");
+      current.queued(lr, at::stack({loss_total, norm}));
+      pending.emplace(std::move(current));
     }
+    if (prof.enabled())
+      log_info("profile step " + std::to_string(step_ + 1) + ": " + prof.report());
     ++step_;
     ++steps_this_run;
-    const double step_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const double tok_s = tokens_per_step / step_s;
-    JsonLine line;
-    line.add("step", step_)
-        .add("loss", loss)
-        .add("lr", lr)
-        .add("grad_norm", grad_norm)
-        .add("tokens_per_s", tok_s)
-        .add("step_ms", step_s * 1e3)
-        .add("skipped", !finite);
-    if (grid_->device.is_cuda()) line.add("mfu", flops / step_s / peak).add("peak_gib", peak_gib());
-    if (step_ % cfg_.eval.interval == 0 || step_ == total) {
-      const double v = evaluate();
-      line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
-      log_info("eval at step " + std::to_string(step_) + ": loss " + std::to_string(v) +
-               ", bits per byte " + std::to_string(v / std::log(2.0)));
-    }
-    if (metrics_) metrics_->write(line);
-    if (prof.enabled()) log_info("profile step " + std::to_string(step_) + ": " + prof.report());
-    if (log_now(step_) || step_ == total || step_ == first_step + 1) {
-      char buf[256];
-      const double eta = elapsed / steps_this_run * (total - step_);
-      std::snprintf(
-          buf, sizeof(buf),
-          "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | %.0f ms/step%s | ETA %s",
-          (long long)step_, (long long)total, loss, lr, tok_s, step_s * 1e3,
-          grid_->device.is_cuda()
-              ? (" | MFU " + std::to_string(int(100 * flops / step_s / peak)) + "%").c_str()
-              : "",
-          hms(eta).c_str());
-      log_info(buf);
-    }
     const bool stop_signal = world_max(g_signal.load()) > 0;
     const bool stop_here = stop_after_ > 0 && steps_this_run >= stop_after_;
-    if (step_ % cfg_.checkpoint.interval == 0 || step_ == total || stop_signal || stop_here)
-      checkpoint(step_);
+    const bool eval_now = step_ % cfg_.eval.interval == 0 || step_ == total;
+    const bool save_now =
+        step_ % cfg_.checkpoint.interval == 0 || step_ == total || stop_signal || stop_here;
+    if (!defer || eval_now || save_now) finish(eval_now);
+    if (save_now) checkpoint(step_);
+    if (eval_now || save_now) last.reset();
     if (stop_signal) {
       log_info("stopping on a signal after step " + std::to_string(step_) +
                "; resume with checkpoint.resume: auto");
