@@ -51,11 +51,12 @@ LayerNormParams ln_params(const at::Tensor& x, const at::Tensor& gamma, const at
 }
 
 // The forward of both autograd functions: y = LayerNorm(x + res) in out_dtype (res undefined:
-// no residual), x + res written to `sum`. Saves what the backward needs.
+// no residual), x + res written to `sum`; or with gelu, y = LayerNorm(gelu(x)). Saves what the
+// backward needs.
 at::Tensor ln_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
                       const at::Tensor& res_in, const at::Tensor& sum, const at::Tensor& weight,
                       const at::Tensor& bias, double eps, at::ScalarType out_dtype,
-                      const at::Tensor& gelu_in = at::Tensor()) {
+                      bool gelu = false) {
   c10::cuda::CUDAGuard guard(x_in.device());
   auto x = kernel_ready(x_in);
   auto f32 = x.options().dtype(at::kFloat);
@@ -67,7 +68,12 @@ at::Tensor ln_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x
   p.y = y.data_ptr();
   p.beta = beta.data_ptr<float>();
   p.eps = static_cast<float>(eps);
-  at::Tensor res;
+  at::Tensor res, act;  // act: gelu(x), the backward's x
+  if (gelu) {
+    act = at::empty_like(x);
+    p.gelu_out = act.data_ptr();
+    TORCH_INTERNAL_ASSERT(aligned16(act));
+  }
   if (res_in.defined()) {
     res = kernel_ready(res_in);
     p.res = res.data_ptr();
@@ -77,8 +83,10 @@ at::Tensor ln_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x
   TORCH_INTERNAL_ASSERT(aligned16(x) && aligned16(y) && aligned16(gamma) && aligned16(beta));
   layer_norm_forward_launch(p, dtype_code(x.scalar_type()), dtype_code(out_dtype),
                             at::cuda::getCurrentCUDAStream().stream());
-  ctx->save_for_backward({res.defined() ? sum : x, gamma, mean, rstd,
-                          gelu_in.defined() ? kernel_ready(gelu_in) : at::Tensor()});
+  ctx->save_for_backward({res.defined() ? sum
+                          : gelu        ? act
+                                        : x,
+                          gamma, mean, rstd, gelu ? x : at::Tensor()});
   ctx->saved_data["weight_dtype"] = weight.scalar_type();
   ctx->saved_data["bias_dtype"] = bias.scalar_type();
   ctx->saved_data["out_dtype"] = out_dtype;
@@ -132,15 +140,15 @@ std::vector<at::Tensor> ln_backward(torch::autograd::AutogradContext* ctx, const
   return {dx, dgamma, dbeta};
 }
 
-// LayerNorm(x), or with gelu LayerNorm(gelu(x)): then the GELU is ATen's in the forward and its
-// gradient is taken in the LayerNorm's backward kernel (x is kept as the GELU would keep it).
+// LayerNorm(x), or with gelu LayerNorm(gelu(x)): then the forward kernel applies the GELU as it
+// reads x (and writes gelu(x) for the backward), and the GELU's gradient is taken in the
+// LayerNorm's backward kernel.
 class FusedLayerNormFunction : public torch::autograd::Function<FusedLayerNormFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& weight, const at::Tensor& bias, double eps,
                             at::ScalarType out_dtype, bool gelu) {
-    return gelu ? ln_forward(ctx, at::gelu(x), {}, {}, weight, bias, eps, out_dtype, x)
-                : ln_forward(ctx, x, {}, {}, weight, bias, eps, out_dtype);
+    return ln_forward(ctx, x, {}, {}, weight, bias, eps, out_dtype, gelu);
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,

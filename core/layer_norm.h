@@ -42,9 +42,10 @@ std::array<at::Tensor, 2> add_layer_norm_fused(const at::Tensor& x, const at::Te
                                                const at::Tensor& weight, const at::Tensor& bias,
                                                double eps, at::ScalarType out_dtype);
 // norm(gelu(h)) with the exact GELU: the FFN's activation and sub-LayerNorm. On CUDA (rows of
-// at most kLayerNormMaxCachedC) the forward is ATen's GELU and the fused LayerNorm, and the
-// backward takes the GELU's gradient inside the LayerNorm's backward kernel (one pass instead of
-// two over these wide rows). Elsewhere it is at::gelu and layer_norm_apply.
+// at most kLayerNormMaxCachedC) the fused LayerNorm applies the GELU as it reads h (gelu(h)
+// rounded to h's dtype, as ATen's GELU stores it, and kept for the backward), and the backward
+// takes the GELU's gradient inside the LayerNorm's backward kernel: one pass each way over these
+// wide rows instead of two. Elsewhere it is at::gelu and layer_norm_apply.
 at::Tensor gelu_layer_norm_apply(torch::nn::LayerNorm& norm, const at::Tensor& h);
 // Its fused form (differentiable, CUDA), exposed for tests.
 at::Tensor gelu_layer_norm_fused(const at::Tensor& h, const at::Tensor& weight,

@@ -84,7 +84,11 @@ struct Four<__half> : FourHalfLike<__half> {};
 template <>
 struct Four<__nv_bfloat16> : FourHalfLike<__nv_bfloat16> {};
 
-// The derivative of the exact GELU, 0.5 x (1 + erf(x / sqrt 2)), as ATen computes it in float32.
+// The exact GELU, 0.5 x (1 + erf(x / sqrt 2)), and its derivative, as ATen computes them in
+// float32.
+__device__ __forceinline__ float gelu(float x) {
+  return x * 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+}
 __device__ __forceinline__ float gelu_grad(float x) {
   const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
   return cdf + x * 0.39894228040143268f * expf(-0.5f * x * x);
@@ -239,7 +243,13 @@ __global__ void ln_forward_cached_kernel(LayerNormParams p) {
     for (int j = 0; j < NV; ++j) {
       if (!live || t.col(j) >= p.C) continue;
       In::unpack(xr[j], v);
-      if (p.res != nullptr) {
+      if (p.gelu_out != nullptr) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) v[i] = gelu(v[i]);
+        xr[j] = In::pack(v);  // gelu(h) as stored, which is what is normalised
+        In::store_raw(static_cast<Tin*>(p.gelu_out) + base + t.col(j), xr[j]);
+        In::unpack(xr[j], v);
+      } else if (p.res != nullptr) {
         float r[4];
         load4(static_cast<const Tout*>(p.res) + base + t.col(j), r);
 #pragma unroll
@@ -545,9 +555,11 @@ int64_t layer_norm_row_chunks(int64_t rows, int64_t C) {
 
 void layer_norm_forward_launch(const LayerNormParams& p, int in_dtype, int out_dtype,
                                void* stream) {
-  if ((p.res != nullptr) != (p.sum != nullptr) || (p.res != nullptr && p.C > kLayerNormMaxCachedC))
+  if ((p.res != nullptr) != (p.sum != nullptr) ||
+      ((p.res != nullptr || p.gelu_out != nullptr) && p.C > kLayerNormMaxCachedC) ||
+      (p.res != nullptr && p.gelu_out != nullptr))
     throw std::invalid_argument(
-        "LayerNorm kernel: a fused residual needs both res and sum and at most "
+        "LayerNorm kernel: a fused residual (res and sum) or GELU (not both) needs at most "
         "kLayerNormMaxCachedC columns");
   if (p.rows == 0) return;
   dispatch<Forward>(p, in_dtype, out_dtype, static_cast<cudaStream_t>(stream));

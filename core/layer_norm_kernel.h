@@ -30,11 +30,14 @@ struct LayerNormParams {
   void* sum = nullptr;         // forward: (rows, C), dtype in_dtype
   const void* dsum = nullptr;  // backward: (rows, C), dtype in_dtype
   void* dres = nullptr;        // backward: (rows, C), dtype out_dtype
-  // Backward, C <= kLayerNormMaxCachedC, no residual (neither dsum nor dres): x = gelu(gelu_in)
-  // (exact GELU), and dx is
-  // the gradient of gelu_in instead: the LayerNorm's input gradient rounded to in_dtype (as a
-  // separate GELU backward reads it) times gelu'(gelu_in).
-  const void* gelu_in = nullptr;  // (rows, C), dtype in_dtype
+  // A GELU fused in front (C <= kLayerNormMaxCachedC, no residual). Forward, with gelu_out: x
+  // holds the GELU's input h, and the row normalised is gelu(h) (exact GELU) rounded to in_dtype,
+  // as ATen's GELU would store it; it is written to gelu_out. Backward, with gelu_in (neither
+  // dsum nor dres): x = gelu(gelu_in), and dx is the gradient of gelu_in instead: the
+  // LayerNorm's input gradient rounded to in_dtype (as a separate GELU backward reads it) times
+  // gelu'(gelu_in).
+  void* gelu_out = nullptr;       // forward: (rows, C), dtype in_dtype
+  const void* gelu_in = nullptr;  // backward: (rows, C), dtype in_dtype
 };
 
 // Rows up to this width are held in registers (one read of each input); wider rows are walked
