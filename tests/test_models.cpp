@@ -723,6 +723,9 @@ TEST(LongNetLM, GpuBfloat16AutocastWithinTwiceNaiveError) {
       torch::nn::functional::cross_entropy(want.reshape({-1, 50}), targets).backward();
       const double e = rel_error(logits, want), e_naive = rel_error(naive_logits, want);
       EXPECT_LE(e, 2.0 * e_naive) << "logits: error " << e << ", naive " << e_naive;
+      // The naive run goes through the same fused kernels, so a gross error there would hide
+      // behind the rule above: bound the error outright too (bfloat16 gives about 1e-2).
+      EXPECT_LT(e, 0.05) << "logits";
       auto gp = gpu->named_parameters(), np = naive->named_parameters(),
            rp = ref->named_parameters();
       for (const auto& p : rp) {
@@ -732,6 +735,7 @@ TEST(LongNetLM, GpuBfloat16AutocastWithinTwiceNaiveError) {
         const double eg = rel_error(g, p.value().grad()),
                      eg_naive = rel_error(np[p.key()].grad(), p.value().grad());
         EXPECT_LE(eg, 2.0 * eg_naive) << p.key() << ": error " << eg << ", naive " << eg_naive;
+        EXPECT_LT(eg, 0.25) << p.key();
       }
     }
 }
