@@ -3,6 +3,7 @@
 // log-sum-exp of all branches, which makes each branch's gradient exact (as ring attention does).
 // CPU (and float32 on the GPU): plain ATen maths in float32 (float64 for double inputs).
 // CUDA bfloat16/float16: LibTorch's cuDNN (default) or flash SDPA kernels on the strided views.
+// (The chosen kernel is EngineOptions::backend, core/options.h.)
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -11,10 +12,13 @@
 
 namespace longnet {
 
+enum class DenseKernel { kCudnn, kFlash };
+
 struct DenseAttentionArgs {
   double scale = 1.0;    // multiplies q.k
   bool causal = false;   // square problems only: key t is visible to query p iff t <= p
   double dropout = 0.0;  // probability of dropping an attention weight
+  DenseKernel kernel = DenseKernel::kCudnn;  // GPU bfloat16/float16 problems
 };
 
 // The result of one forward; `rng` is what the backward needs to regenerate the dropout mask.

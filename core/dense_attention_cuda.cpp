@@ -1,5 +1,5 @@
 // Dense attention on the GPU through LibTorch's SDPA kernels, called directly on strided views:
-// cuDNN (default; fastest on Hopper) or FlashAttention-2 (LONGNET_ATTENTION_BACKEND=flash).
+// cuDNN (default; fastest on Hopper) or FlashAttention-2 (engine backend: flash).
 // Facts these calls rely on (PyTorch 2.11, checked on an H200): both take (B, H, S, D) with any
 // strides and stride(-1) == 1, both return a natural-log lse with the scale included (cuDNN as
 // (B, H, S, 1), flash as (B, H, S)), and both backwards accept our merged lse if it is
@@ -7,27 +7,10 @@
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 
-#include <cstdlib>
-#include <cstring>
-
 #include "core/dense_attention.h"
 
 namespace longnet {
 namespace {
-
-enum class GpuKernel { kCudnn, kFlash };
-
-GpuKernel gpu_kernel() {
-  static const GpuKernel k = [] {
-    const char* env = std::getenv("LONGNET_ATTENTION_BACKEND");
-    if (env == nullptr || std::strcmp(env, "cudnn") == 0) return GpuKernel::kCudnn;
-    if (std::strcmp(env, "flash") == 0) return GpuKernel::kFlash;
-    TORCH_CHECK(false, "LONGNET_ATTENTION_BACKEND='", env,
-                "' is not a GPU attention kernel; use "
-                "cudnn or flash");
-  }();
-  return k;
-}
 
 at::Tensor bhsd(const at::Tensor& x) {
   return x.transpose(1, 2);
@@ -41,7 +24,7 @@ DenseAttentionOut dense_attention_forward_cuda(const at::Tensor& q, const at::Te
               "dense attention (CUDA): the SDPA kernels take float16 or bfloat16, got ",
               q.scalar_type());
   DenseAttentionOut r;
-  if (gpu_kernel() == GpuKernel::kCudnn) {
+  if (a.kernel == DenseKernel::kCudnn) {
     auto res = at::_scaled_dot_product_cudnn_attention(bhsd(q), bhsd(k), bhsd(v), std::nullopt,
                                                        /*compute_log_sumexp=*/true, a.dropout,
                                                        a.causal, false, a.scale);
@@ -65,7 +48,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dense_attention_backward_cuda(
   const int64_t nq = q.size(1), nk = k.size(1);
   auto lse32 = lse.to(at::kFloat).contiguous();
   at::Tensor dq, dk, dv;
-  if (gpu_kernel() == GpuKernel::kCudnn) {
+  if (a.kernel == DenseKernel::kCudnn) {
     auto empty = at::empty({0}, q.options().dtype(at::kLong));
     auto seed = rng.defined() ? rng.select(0, 0) : empty;
     auto offset = rng.defined() ? rng.select(0, 1) : empty;

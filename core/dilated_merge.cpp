@@ -11,7 +11,8 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
-#include "core/dilated_attention.h"
+#include "core/dilated_plan.h"
+#include "core/kernel_dtype.h"
 
 namespace longnet {
 namespace {
@@ -160,19 +161,6 @@ void merge_emulate(const MergeParams& p, bool forward) {
   }
 }
 
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return 0;
-    case at::kHalf:
-      return 1;
-    case at::kBFloat16:
-      return 2;
-    default:
-      TORCH_CHECK(false, "dilated merge: unsupported dtype ", t);
-  }
-}
-
 }  // namespace
 
 void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, int64_t N, int64_t H,
@@ -196,7 +184,7 @@ void dilated_merge_forward(const std::vector<DilatedProblem>& plan, int64_t B, i
   t.p.lse = lse.data_ptr<float>();
 #ifdef LONGNET_WITH_CUDA
   if (out.is_cuda()) {
-    dilated_merge_forward_launch(t.p, dtype_code(out.scalar_type()),
+    dilated_merge_forward_launch(t.p, kernel_dtype_code(out.scalar_type(), "dilated merge"),
                                  at::cuda::getCurrentCUDAStream().stream());
     return;
   }
@@ -222,7 +210,7 @@ void dilated_merge_backward(const std::vector<DilatedProblem>& plan, int64_t B, 
   t.p.lse = nullptr;
 #ifdef LONGNET_WITH_CUDA
   if (dst[0].is_cuda()) {
-    dilated_merge_backward_launch(t.p, dtype_code(dst[0].scalar_type()),
+    dilated_merge_backward_launch(t.p, kernel_dtype_code(dst[0].scalar_type(), "dilated merge"),
                                   at::cuda::getCurrentCUDAStream().stream());
     return;
   }

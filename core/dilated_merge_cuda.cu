@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/cuda_dispatch.cuh"
 #include "core/dilated_merge.h"
 
 namespace longnet {
@@ -283,29 +284,11 @@ void launch(const MergeParams& p, void* stream) {
 }  // namespace
 
 void dilated_merge_forward_launch(const MergeParams& p, int dtype, void* stream) {
-  switch (dtype) {
-    case 0:
-      return launch<float, 0>(p, stream);
-    case 1:
-      return launch<__half, 0>(p, stream);
-    case 2:
-      return launch<__nv_bfloat16, 0>(p, stream);
-    default:
-      throw std::runtime_error("dilated merge: unsupported dtype code " + std::to_string(dtype));
-  }
+  kernel_dtype_dispatch(dtype, "dilated merge", [&](auto t) { launch<decltype(t), 0>(p, stream); });
 }
 
 void dilated_merge_backward_launch(const MergeParams& p, int dtype, void* stream) {
-  switch (dtype) {
-    case 0:
-      return launch<float, 1>(p, stream);
-    case 1:
-      return launch<__half, 1>(p, stream);
-    case 2:
-      return launch<__nv_bfloat16, 1>(p, stream);
-    default:
-      throw std::runtime_error("dilated merge: unsupported dtype code " + std::to_string(dtype));
-  }
+  kernel_dtype_dispatch(dtype, "dilated merge", [&](auto t) { launch<decltype(t), 1>(p, stream); });
 }
 
 }  // namespace longnet

@@ -10,6 +10,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include "core/kernel_dtype.h"
 #include "core/layer_norm_kernel.h"
 #endif
 
@@ -22,9 +23,6 @@ bool fused_dtype(at::ScalarType t) {
 }
 
 #ifdef LONGNET_WITH_CUDA
-int dtype_code(at::ScalarType t) {
-  return t == at::kFloat ? 0 : t == at::kHalf ? 1 : 2;
-}
 
 bool aligned16(const at::Tensor& t) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
@@ -81,7 +79,8 @@ at::Tensor ln_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x
     TORCH_INTERNAL_ASSERT(aligned16(res) && aligned16(sum) && sum.is_contiguous());
   }
   TORCH_INTERNAL_ASSERT(aligned16(x) && aligned16(y) && aligned16(gamma) && aligned16(beta));
-  layer_norm_forward_launch(p, dtype_code(x.scalar_type()), dtype_code(out_dtype),
+  layer_norm_forward_launch(p, kernel_dtype_code(x.scalar_type(), "LayerNorm"),
+                            kernel_dtype_code(out_dtype, "LayerNorm"),
                             at::cuda::getCurrentCUDAStream().stream());
   ctx->save_for_backward({res.defined() ? sum
                           : gelu        ? act
@@ -132,7 +131,8 @@ std::vector<at::Tensor> ln_backward(torch::autograd::AutogradContext* ctx, const
     TORCH_INTERNAL_ASSERT(aligned16(dres));
   }
   TORCH_INTERNAL_ASSERT(aligned16(dy) && aligned16(dx));
-  layer_norm_backward_launch(p, dtype_code(x.scalar_type()), dtype_code(out_dtype),
+  layer_norm_backward_launch(p, kernel_dtype_code(x.scalar_type(), "LayerNorm"),
+                             kernel_dtype_code(out_dtype, "LayerNorm"),
                              at::cuda::getCurrentCUDAStream().stream());
   auto dgamma = part_g.sum(0).to(ctx->saved_data["weight_dtype"].toScalarType());
   auto dbeta = part_b.sum(0).to(ctx->saved_data["bias_dtype"].toScalarType());

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "core/cuda_convert.cuh"
+#include "core/cuda_dispatch.cuh"
 #include "core/layer_norm_kernel.h"
 
 namespace longnet {
@@ -500,34 +501,13 @@ void backward_with(const LayerNormParams& p, cudaStream_t s) {
   });
 }
 
-// Calls F<Tin, Tout> for the dtype codes (0 float32, 1 float16, 2 bfloat16).
+// Calls F<Tin, Tout> for the dtype codes of input and output (kernel_dtype.h).
 template <template <typename, typename> class F>
 void dispatch(const LayerNormParams& p, int in_dtype, int out_dtype, cudaStream_t s) {
-  auto with_out = [&](auto in_tag) {
-    using Tin = decltype(in_tag);
-    switch (out_dtype) {
-      case 0:
-        return F<Tin, float>::run(p, s);
-      case 1:
-        return F<Tin, __half>::run(p, s);
-      case 2:
-        return F<Tin, __nv_bfloat16>::run(p, s);
-      default:
-        throw std::runtime_error("LayerNorm kernel: unsupported output dtype code " +
-                                 std::to_string(out_dtype));
-    }
-  };
-  switch (in_dtype) {
-    case 0:
-      return with_out(float());
-    case 1:
-      return with_out(__half());
-    case 2:
-      return with_out(__nv_bfloat16());
-    default:
-      throw std::runtime_error("LayerNorm kernel: unsupported input dtype code " +
-                               std::to_string(in_dtype));
-  }
+  kernel_dtype_dispatch(in_dtype, "LayerNorm kernel input", [&](auto in) {
+    kernel_dtype_dispatch(out_dtype, "LayerNorm kernel output",
+                          [&](auto out) { F<decltype(in), decltype(out)>::run(p, s); });
+  });
 }
 
 template <typename Tin, typename Tout>

@@ -16,12 +16,6 @@ namespace longnet {
 
 namespace {
 
-bool activation_is_gelu(const std::string& name) {
-  TORCH_CHECK(name == "relu" || name == "gelu", "activation '", name,
-              "' is not supported; allowed values: 'relu', 'gelu'");
-  return name == "gelu";
-}
-
 at::Tensor activation_apply(const at::Tensor& x, bool gelu) {
   return gelu ? at::gelu(x) : at::relu(x);
 }
@@ -30,15 +24,15 @@ torch::nn::LayerNorm layer_norm_make(int64_t dim, double eps) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps));
 }
 
-MultiheadDilatedAttention attention_make(const LongNetLayerOptions& o, bool sub_ln, double gamma) {
-  return MultiheadDilatedAttention(o.d_model, o.nhead, o.segment_lengths, o.dilation_rates,
-                                   o.dropout, /*bias=*/true, sub_ln, o.layer_norm_eps, gamma,
-                                   /*xpos=*/true);
+// Cross-attention, as MAGNETO's: no sub-LN, gain 1.
+MultiheadDilatedAttention cross_attention_make(LayerOptions o) {
+  o.gamma_init = 1.0;
+  return MultiheadDilatedAttention(o, /*sub_layer_norm=*/false);
 }
 
 // The FFN's modules in forward order: pre-norm (d_model), linear1 (d_model -> F), sub-LN (F),
 // linear2 (F -> d_model); MAGNETO gain on the linears, zero biases.
-void ffn_make(torch::nn::Module& m, const LongNetLayerOptions& o, const std::string& pre_name,
+void ffn_make(torch::nn::Module& m, const LayerOptions& o, const std::string& pre_name,
               const std::string& sub_name, torch::nn::LayerNorm& pre, torch::nn::Linear& linear1,
               torch::nn::LayerNorm& sub, torch::nn::Linear& linear2) {
   pre = m.register_module(pre_name, layer_norm_make(o.d_model, o.layer_norm_eps));
@@ -66,25 +60,13 @@ at::Tensor ffn_forward(const at::Tensor& x, torch::nn::Linear& linear1, torch::n
 
 }  // namespace
 
-void layer_options_check(const LongNetLayerOptions& o) {
-  mhda_shape_check(o.d_model, o.nhead);
-  TORCH_CHECK(o.dim_feedforward >= 1, "dim_feedforward = ", o.dim_feedforward, " must be >= 1");
-  TORCH_CHECK(o.layer_norm_eps > 0, "layer_norm_eps = ", o.layer_norm_eps, " must be > 0");
-  DilatedAttentionOptions a;
-  a.segment_lengths = o.segment_lengths;
-  a.dilation_rates = o.dilation_rates;
-  a.dropout = o.dropout;
-  dilated_options_check(a);
-  activation_is_gelu(o.activation);
-}
-
 // ---- layers ----------------------------------------------------------------------------------
 
-EncoderLayerImpl::EncoderLayerImpl(const LongNetLayerOptions& o) {
+EncoderLayerImpl::EncoderLayerImpl(const LayerOptions& o) {
   layer_options_check(o);
-  gelu_ = activation_is_gelu(o.activation);
+  gelu_ = o.activation == "gelu";
   norm1 = register_module("norm1", layer_norm_make(o.d_model, o.layer_norm_eps));
-  self_attn = register_module("self_attn", attention_make(o, /*sub_ln=*/true, o.gamma_init));
+  self_attn = register_module("self_attn", MultiheadDilatedAttention(o));
   ffn_make(*this, o, "norm2", "norm3", norm2, linear1, norm3, linear2);
   dropout = register_module("dropout", torch::nn::Dropout(o.dropout));
 }
@@ -97,15 +79,14 @@ at::Tensor EncoderLayerImpl::forward(const at::Tensor& x, bool is_causal,
   return y + ffn_forward(hf, linear1, norm3, linear2, dropout, gelu_);
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const LongNetLayerOptions& o, bool cross_attention) {
+DecoderLayerImpl::DecoderLayerImpl(const LayerOptions& o, bool cross_attention) {
   layer_options_check(o);
-  gelu_ = activation_is_gelu(o.activation);
+  gelu_ = o.activation == "gelu";
   norm1 = register_module("norm1", layer_norm_make(o.d_model, o.layer_norm_eps));
-  self_attn = register_module("self_attn", attention_make(o, /*sub_ln=*/true, o.gamma_init));
+  self_attn = register_module("self_attn", MultiheadDilatedAttention(o));
   if (cross_attention) {
     norm2 = register_module("norm2", layer_norm_make(o.d_model, o.layer_norm_eps));
-    multihead_attn =
-        register_module("multihead_attn", attention_make(o, /*sub_ln=*/false, /*gamma=*/1.0));
+    multihead_attn = register_module("multihead_attn", cross_attention_make(o));
   }
   ffn_make(*this, o, "norm3", "norm4", norm3, linear1, norm4, linear2);
   dropout = register_module("dropout", torch::nn::Dropout(o.dropout));
@@ -152,41 +133,24 @@ double magneto_decoder_only_gamma(int64_t num_decoder_layers) {
 // ---- LongNet ---------------------------------------------------------------------------------
 
 namespace {
-
-LongNetLayerOptions layer_options_of(const LongNetOptions& o, double gamma) {
-  LongNetLayerOptions l;
-  l.d_model = o.d_model;
-  l.nhead = o.nhead;
-  l.dim_feedforward = o.dim_feedforward;
-  l.segment_lengths = o.segment_lengths;
-  l.dilation_rates = o.dilation_rates;
-  l.dropout = o.dropout;
-  l.activation = o.activation;
-  l.layer_norm_eps = o.layer_norm_eps;
-  l.gamma_init = gamma;
-  return l;
+LayerOptions with_gamma(LayerOptions o, double gamma) {
+  o.gamma_init = gamma;
+  return o;
 }
-
-void longnet_options_check(const LongNetOptions& o) {
-  TORCH_CHECK(o.num_encoder_layers >= 1 && o.num_decoder_layers >= 1,
-              "LongNet: num_encoder_layers = ", o.num_encoder_layers,
-              " and num_decoder_layers = ", o.num_decoder_layers, " must be >= 1");
-  layer_options_check(layer_options_of(o, 1.0));
-}
-
 }  // namespace
 
 LongNetImpl::LongNetImpl(const LongNetOptions& o) {
   longnet_options_check(o);
   const auto enc =
-      layer_options_of(o, magneto_encoder_gamma(o.num_encoder_layers, o.num_decoder_layers));
-  const auto dec = layer_options_of(o, magneto_decoder_gamma(o.num_decoder_layers));
+      with_gamma(o.layer, magneto_encoder_gamma(o.num_encoder_layers, o.num_decoder_layers));
+  const auto dec = with_gamma(o.layer, magneto_decoder_gamma(o.num_decoder_layers));
   encoder_layers = register_module("encoder_layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.num_encoder_layers; ++i) {
     encoder.push_back(EncoderLayer(enc));
     encoder_layers->push_back(encoder.back());
   }
-  encoder_norm = register_module("encoder_norm", layer_norm_make(o.d_model, o.layer_norm_eps));
+  encoder_norm =
+      register_module("encoder_norm", layer_norm_make(o.layer.d_model, o.layer.layer_norm_eps));
   decoder_layers = register_module("decoder_layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.num_decoder_layers; ++i) {
     decoder.push_back(DecoderLayer(dec, /*cross_attention=*/true));
@@ -209,47 +173,27 @@ at::Tensor LongNetImpl::forward(const at::Tensor& x, bool is_causal) {
 
 // ---- LongNetLM -------------------------------------------------------------------------------
 
-LongNetVariant longnet_variant_from_string(const std::string& name) {
-  if (name == "decoder_only") return LongNetVariant::kDecoderOnly;
-  if (name == "encoder_decoder") return LongNetVariant::kEncoderDecoder;
-  TORCH_CHECK(false, "unknown LongNetLM variant '", name,
-              "'; allowed values: 'decoder_only', 'encoder_decoder'");
-}
-
-std::string longnet_variant_name(LongNetVariant v) {
-  return v == LongNetVariant::kDecoderOnly ? "decoder_only" : "encoder_decoder";
-}
-
-void lm_options_check(const LongNetLMOptions& o) {
-  TORCH_CHECK(o.num_tokens >= 1, "LongNetLM: num_tokens = ", o.num_tokens, " must be >= 1");
-  if (o.variant == LongNetVariant::kDecoderOnly) {
-    TORCH_CHECK(o.num_layers >= 1, "LongNetLM: num_layers = ", o.num_layers, " must be >= 1");
-  } else {
-    longnet_options_check(static_cast<const LongNetOptions&>(o));
-  }
-  layer_options_check(layer_options_of(static_cast<const LongNetOptions&>(o), 1.0));
-}
-
 LongNetLMImpl::LongNetLMImpl(const LongNetLMOptions& o) : options_(o) {
   lm_options_check(o);
+  const LayerOptions& l = o.layer;
   token_embedding =
-      register_module("token_embedding", torch::nn::Embedding(o.num_tokens, o.d_model));
-  if (o.variant == LongNetVariant::kDecoderOnly) {
-    const auto l = layer_options_of(static_cast<const LongNetOptions&>(o),
-                                    magneto_decoder_only_gamma(o.num_layers));
+      register_module("token_embedding", torch::nn::Embedding(o.vocab_size, l.d_model));
+  if (o.variant == "decoder_only") {
+    const auto dec = with_gamma(l, magneto_decoder_only_gamma(o.num_layers));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < o.num_layers; ++i) {
-      decoder.push_back(DecoderLayer(l, /*cross_attention=*/false));
+      decoder.push_back(DecoderLayer(dec, /*cross_attention=*/false));
       layers->push_back(decoder.back());
     }
   } else {
-    long_net = register_module("long_net", LongNet(static_cast<const LongNetOptions&>(o)));
+    long_net =
+        register_module("long_net", LongNet(LongNetOptions{o.num_encoder_layers, o.num_layers, l}));
   }
-  norm = register_module("norm", layer_norm_make(o.d_model, o.layer_norm_eps));
-  out = register_module("out", torch::nn::Linear(o.d_model, o.num_tokens));
+  norm = register_module("norm", layer_norm_make(l.d_model, l.layer_norm_eps));
+  out = register_module("out", torch::nn::Linear(l.d_model, o.vocab_size));
   // Logits start near unit scale: the final LayerNorm gives unit-variance features.
   torch::NoGradGuard no_grad;
-  torch::nn::init::normal_(out->weight, 0.0, 1.0 / std::sqrt(double(o.d_model)));
+  torch::nn::init::normal_(out->weight, 0.0, 1.0 / std::sqrt(double(l.d_model)));
   out->bias.zero_();
 }
 
@@ -258,7 +202,7 @@ at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& ba
               "LongNetLM: tokens must be (batch, seq_len) int64; got ", tokens.sizes(), " ",
               tokens.scalar_type());
   auto x = token_embedding(tokens);  // (B, N_local, d_model)
-  if (options_.variant == LongNetVariant::kDecoderOnly && !decoder.empty() &&
+  if (options_.variant == "decoder_only" && !decoder.empty() &&
       !(options_.activation_checkpointing && is_training())) {
     // Each layer's closing residual add runs fused with the LayerNorm that reads its sum (the
     // next layer's norm1, the last layer's the final norm).
@@ -269,9 +213,9 @@ at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& ba
       auto r = add_layer_norm_apply(next, y, f);
       x = r[0], h = r[1];
     }
-    return linear_apply(out, h);  // (B, N_local, num_tokens)
+    return linear_apply(out, h);  // (B, N_local, vocab_size)
   }
-  if (options_.variant == LongNetVariant::kDecoderOnly) {
+  if (options_.variant == "decoder_only") {
     for (auto& layer : decoder) {
       auto run = [&layer, &backend](const std::vector<at::Tensor>& in) {
         return layer->forward(in[0], at::Tensor(), true, true, backend);
@@ -282,7 +226,7 @@ at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& ba
   } else {
     x = long_net->forward(x, /*is_causal=*/true, backend);
   }
-  return linear_apply(out, layer_norm_apply(norm, x));  // (B, N_local, num_tokens)
+  return linear_apply(out, layer_norm_apply(norm, x));  // (B, N_local, vocab_size)
 }
 
 at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens) {

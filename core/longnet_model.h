@@ -1,7 +1,8 @@
-// LongNet transformer layers and models (DESIGN.md section 5): MAGNETO encoder and decoder layers
-// (pre-LN, sub-LN inside attention and FFN, MAGNETO init gains), the reference library's LongNet
-// encoder-decoder, and LongNetLM in the paper's decoder-only form or the reference library's
-// encoder-decoder form. Each layer is its own module so activation checkpointing can wrap it.
+// LongNet transformer layers and models (docs/design.md section 4): MAGNETO encoder and decoder
+// layers (pre-LN, sub-LN inside attention and FFN, MAGNETO init gains), the reference library's
+// LongNet encoder-decoder, and LongNetLM in the paper's decoder-only form or the reference
+// library's encoder-decoder form. Each layer is its own module so activation checkpointing can wrap
+// it.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -20,25 +21,9 @@
 
 #include "core/attention_backend.h"
 #include "core/multihead_dilated_attention.h"
+#include "core/options.h"
 
 namespace longnet {
-
-// What every layer of a model shares. Defaults: the reference library's LongNet (the paper's
-// base sizes, w and r of the paper).
-struct LongNetLayerOptions {
-  int64_t d_model = 768;
-  int64_t nhead = 12;
-  int64_t dim_feedforward = 3072;
-  std::vector<int64_t> segment_lengths = {2048, 4096, 8192, 16384, 32768};
-  std::vector<int64_t> dilation_rates = {1, 2, 4, 6, 12};
-  double dropout = 0.0;             // residual, FFN and attention dropout (training only)
-  std::string activation = "relu";  // "relu" or "gelu"
-  double layer_norm_eps = 1e-5;
-  double gamma_init = 1.0;  // MAGNETO gain of v_proj, out_proj, linear1, linear2
-};
-
-// Checks everything a layer's constructor would (sizes, w and r, activation) without building it.
-void layer_options_check(const LongNetLayerOptions& o);
 
 // Pre-LN encoder layer with residuals:
 //   x = x + dropout(self_attn(norm1(x)))                        (self_attn has its own sub-LN)
@@ -46,7 +31,7 @@ void layer_options_check(const LongNetLayerOptions& o);
 // (The reference library's layer drops both residual connections; MAGNETO keeps them.)
 class EncoderLayerImpl : public torch::nn::Module {
  public:
-  explicit EncoderLayerImpl(const LongNetLayerOptions& o);
+  explicit EncoderLayerImpl(const LayerOptions& o);
   // x: (B, N_local, d_model) -> (B, N_local, d_model)
   at::Tensor forward(const at::Tensor& x, bool is_causal, AttentionBackend& backend);
 
@@ -69,7 +54,7 @@ TORCH_MODULE(EncoderLayer);
 // relative distance is meaningful.
 class DecoderLayerImpl : public torch::nn::Module {
  public:
-  DecoderLayerImpl(const LongNetLayerOptions& o, bool cross_attention);
+  DecoderLayerImpl(const LayerOptions& o, bool cross_attention);
   // x: (B, N_local, d_model); memory: (B, N_local, d_model), undefined without cross-attention.
   // Returns (B, N_local, d_model).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& memory, bool tgt_is_causal,
@@ -95,19 +80,6 @@ double magneto_encoder_gamma(int64_t num_encoder_layers, int64_t num_decoder_lay
 double magneto_decoder_gamma(int64_t num_decoder_layers);       // encoder-decoder: sqrt(log 3M)
 double magneto_decoder_only_gamma(int64_t num_decoder_layers);  // decoder-only: sqrt(log 2M)
 
-struct LongNetOptions {
-  int64_t d_model = 768;
-  int64_t nhead = 12;
-  int64_t num_encoder_layers = 12;
-  int64_t num_decoder_layers = 12;
-  int64_t dim_feedforward = 3072;
-  std::vector<int64_t> segment_lengths = {2048, 4096, 8192, 16384, 32768};
-  std::vector<int64_t> dilation_rates = {1, 2, 4, 6, 12};
-  double dropout = 0.0;
-  std::string activation = "relu";
-  double layer_norm_eps = 1e-5;
-};
-
 // The reference library's LongNet: encoder layers over x, then decoder layers over x that
 // cross-attend to the encoder's output. The encoder ends in a LayerNorm (pre-LN needs one before
 // the memory is used); the decoder output is left unnormalised, as the reference library's, for
@@ -130,34 +102,13 @@ class LongNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LongNet);
 
-enum class LongNetVariant {
-  kDecoderOnly,     // the paper's LM: decoder layers with causal self-attention only
-  kEncoderDecoder,  // the reference library's LM: LongNet, all attention causal
-};
-// "decoder_only" or "encoder_decoder"; anything else is an error naming both.
-LongNetVariant longnet_variant_from_string(const std::string& name);
-std::string longnet_variant_name(LongNetVariant v);
-
-// The body's options (width, heads, FFN, segments, rates, dropout, activation, eps; the
-// encoder/decoder layer counts serve encoder_decoder) plus the language model's own.
-struct LongNetLMOptions : LongNetOptions {
-  int64_t num_tokens = 256;  // byte-level by default
-  int64_t num_layers = 12;   // decoder_only: decoder layers
-  LongNetVariant variant = LongNetVariant::kDecoderOnly;
-  // Recompute each layer's activations in the backward instead of keeping them (training only).
-  bool activation_checkpointing = false;
-};
-
-// Checks the options without building the model (for configs); throws c10::Error.
-void lm_options_check(const LongNetLMOptions& o);
-
-// A causal language model: token_embedding -> body -> norm -> out (logits over num_tokens).
+// A causal language model: token_embedding -> body -> norm -> out (logits over vocab_size).
 // Positions come from xPos inside every attention (global indices, from the backend), so
 // there is no position embedding. decoder_only: `layers`; encoder_decoder: `long_net`.
 class LongNetLMImpl : public torch::nn::Module {
  public:
   explicit LongNetLMImpl(const LongNetLMOptions& o = {});
-  // tokens: (B, N_local) int64, this rank's tokens -> logits (B, N_local, num_tokens).
+  // tokens: (B, N_local) int64, this rank's tokens -> logits (B, N_local, vocab_size).
   at::Tensor forward(const at::Tensor& tokens, AttentionBackend& backend);
   at::Tensor forward(const at::Tensor& tokens);
 

@@ -8,68 +8,26 @@
 #include <c10/util/Exception.h>
 #include <torch/nn/init.h>
 
-#include <algorithm>
-#include <cstdlib>
-#include <sstream>
-#include <string>
 #include <utility>
 
 namespace longnet {
-
-namespace {
-
-// The num_heads closest to `wanted` that give a head dim that is a whole multiple of 8, as text.
-std::string mhda_heads_that_work(int64_t embed_dim, int64_t wanted) {
-  std::vector<int64_t> ok;
-  for (int64_t h = 1; h <= embed_dim; ++h)
-    if (embed_dim % h == 0 && (embed_dim / h) % 8 == 0) ok.push_back(h);
-  if (ok.empty())
-    return "no num_heads works: embed_dim must be a multiple of 8 (e.g. " +
-           std::to_string((embed_dim + 7) / 8 * 8) + ")";
-  std::stable_sort(ok.begin(), ok.end(), [&](int64_t a, int64_t b) {
-    return std::llabs(a - wanted) < std::llabs(b - wanted);
-  });
-  ok.resize(std::min<size_t>(ok.size(), 4));
-  std::sort(ok.begin(), ok.end());
-  std::ostringstream s;
-  s << "num_heads in {";
-  for (size_t i = 0; i < ok.size(); ++i)
-    s << (i ? ", " : "") << ok[i] << " (head dim " << embed_dim / ok[i] << ")";
-  s << "} would work";
-  return s.str();
-}
-
-}  // namespace
 
 at::Tensor linear_apply(torch::nn::Linear& linear, const at::Tensor& x) {
   return at::linear(x, linear->weight, linear->bias);
 }
 
-void mhda_shape_check(int64_t embed_dim, int64_t num_heads) {
-  TORCH_CHECK(embed_dim >= 1 && num_heads >= 1,
-              "MultiheadDilatedAttention: embed_dim = ", embed_dim, " and num_heads = ", num_heads,
-              " must be >= 1");
-  TORCH_CHECK(embed_dim % num_heads == 0, "MultiheadDilatedAttention: embed_dim = ", embed_dim,
-              " is not divisible by num_heads = ", num_heads, "; ",
-              mhda_heads_that_work(embed_dim, num_heads));
-  const int64_t head_dim = embed_dim / num_heads;
-  TORCH_CHECK(head_dim % 8 == 0,
-              "MultiheadDilatedAttention: head dim = embed_dim / num_heads = ", embed_dim, " / ",
-              num_heads, " = ", head_dim, " must be a multiple of 8 (the fast kernels need it); ",
-              mhda_heads_that_work(embed_dim, num_heads));
-}
-
-MultiheadDilatedAttentionImpl::MultiheadDilatedAttentionImpl(
-    int64_t embed_dim, int64_t num_heads, std::vector<int64_t> segment_lengths,
-    std::vector<int64_t> dilation_rates, double dropout, bool bias, bool use_layer_norm,
-    double layer_norm_eps, double gamma_init, bool use_xpos)
-    : embed_dim_(embed_dim), num_heads_(num_heads), dropout_(dropout), gamma_init_(gamma_init) {
-  mhda_shape_check(embed_dim, num_heads);
-  attention_.segment_lengths = std::move(segment_lengths);
-  attention_.dilation_rates = std::move(dilation_rates);
-  attention_.dropout = dropout;
-  dilated_options_check(attention_);
+MultiheadDilatedAttentionImpl::MultiheadDilatedAttentionImpl(const LayerOptions& o,
+                                                             bool use_layer_norm, bool bias,
+                                                             bool use_xpos)
+    : embed_dim_(o.d_model),
+      num_heads_(o.num_heads),
+      dropout_(o.dropout),
+      gamma_init_(o.gamma_init),
+      attention_(o.attention) {
+  layer_options_check(o);
   attention_.dropout = 0.0;  // set per call, from the training flag
+  attention_.is_causal = false;
+  const int64_t embed_dim = o.d_model, num_heads = o.num_heads;
 
   auto linear = [&](const char* name) {
     return register_module(
@@ -80,7 +38,8 @@ MultiheadDilatedAttentionImpl::MultiheadDilatedAttentionImpl(
   v_proj = linear("v_proj");
   if (use_layer_norm)
     norm = register_module(
-        "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({embed_dim}).eps(layer_norm_eps)));
+        "norm",
+        torch::nn::LayerNorm(torch::nn::LayerNormOptions({embed_dim}).eps(o.layer_norm_eps)));
   out_proj = linear("out_proj");
   if (use_xpos) xpos = register_module("xpos", XPos(embed_dim / num_heads));
   reset_parameters();

@@ -14,13 +14,10 @@
 #include <vector>
 
 #include "core/attention_backend.h"
+#include "core/options.h"
 #include "core/xpos.h"
 
 namespace longnet {
-
-// The constructor's checks, exposed for configs: embed_dim % num_heads == 0 and a head dim that is
-// a multiple of 8; throws c10::Error saying which num_heads would work.
-void mhda_shape_check(int64_t embed_dim, int64_t num_heads);
 
 // x W^T + b through ATen's linear, which folds the bias into the GEMM. (The C++ frontend's
 // Linear::forward adds it afterwards for inputs of more than two dims: one more pass over the
@@ -29,15 +26,13 @@ at::Tensor linear_apply(torch::nn::Linear& linear, const at::Tensor& x);
 
 class MultiheadDilatedAttentionImpl : public torch::nn::Module {
  public:
-  // dropout: attention dropout, applied in training mode only. layer_norm: MAGNETO's sub-LN over
-  // embed_dim before out_proj. gamma_init: xavier_normal_ gain of v_proj and out_proj (q_proj and
-  // k_proj get gain 1); biases start at 0. xpos: rotate q and k with xPos (global positions).
-  MultiheadDilatedAttentionImpl(int64_t embed_dim, int64_t num_heads,
-                                std::vector<int64_t> segment_lengths,
-                                std::vector<int64_t> dilation_rates, double dropout = 0.0,
-                                bool bias = true, bool layer_norm = true,
-                                double layer_norm_eps = 1e-5, double gamma_init = 1.0,
-                                bool xpos = true);
+  // From the layer's options: embed_dim = o.d_model, o.num_heads, the attention's segments,
+  // rates and engine, o.dropout as attention dropout (training mode only), o.layer_norm_eps,
+  // and o.gamma_init as the xavier_normal_ gain of v_proj and out_proj (q_proj and k_proj get
+  // gain 1; biases start at 0). sub_layer_norm: MAGNETO's sub-LN over embed_dim before out_proj.
+  // xpos: rotate q and k with xPos (global positions). Throws OptionsError for bad options.
+  explicit MultiheadDilatedAttentionImpl(const LayerOptions& o, bool sub_layer_norm = true,
+                                         bool bias = true, bool xpos = true);
 
   // query: (B, N_local, embed_dim); key, value: (B, N_local, embed_dim), the same tokens' positions
   // (dilated attention pairs query and key positions). Returns (B, N_local, embed_dim).
@@ -62,7 +57,7 @@ class MultiheadDilatedAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t embed_dim_, num_heads_;
-  double dropout_, gamma_init_;
+  double dropout_, gamma_init_;  // attention dropout; gain of v_proj and out_proj
   DilatedAttentionOptions attention_;
   LocalAttention local_;
 };

@@ -19,6 +19,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include "core/kernel_dtype.h"
 #include "core/xpos_kernel.h"
 #endif
 
@@ -128,9 +129,6 @@ at::Tensor xpos_rotate(const at::Tensor& x, const at::Tensor& cos, const at::Ten
 }
 
 #ifdef LONGNET_WITH_CUDA
-int xpos_dtype_code(at::ScalarType t) {
-  return t == at::kFloat ? 0 : t == at::kHalf ? 1 : 2;
-}
 
 // The kernel: y = rotate(x) (sign +1) or its transpose (sign -1), written into y (x's shape and
 // dtype, any strides over the first three dimensions, a contiguous last one).
@@ -162,7 +160,7 @@ void xpos_rotate_cuda_into(const at::Tensor& x_in, const at::Tensor& y, const at
   p.y_stride_n = y.stride(1);
   p.y_stride_h = y.stride(2);
   p.sign = sign;
-  xpos_rotate_launch(p, xpos_dtype_code(x.scalar_type()), stream.stream());
+  xpos_rotate_launch(p, kernel_dtype_code(x.scalar_type(), "xPos"), stream.stream());
 }
 
 // The same into a new contiguous tensor.

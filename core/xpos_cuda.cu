@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/cuda_convert.cuh"
+#include "core/cuda_dispatch.cuh"
 #include "core/xpos_kernel.h"
 
 namespace longnet {
@@ -114,16 +115,7 @@ void launch(const XposRotateParams& p, cudaStream_t stream) {
 
 void xpos_rotate_launch(const XposRotateParams& p, int dtype, void* stream) {
   auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case 0:
-      return launch<float>(p, s);
-    case 1:
-      return launch<__half>(p, s);
-    case 2:
-      return launch<__nv_bfloat16>(p, s);
-    default:
-      throw std::runtime_error("xPos kernel: unsupported dtype code " + std::to_string(dtype));
-  }
+  kernel_dtype_dispatch(dtype, "xPos kernel", [&](auto t) { launch<decltype(t)>(p, s); });
 }
 
 }  // namespace longnet

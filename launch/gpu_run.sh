@@ -64,15 +64,15 @@ for stage in "${STAGES[@]}"; do
         --json bench/results/attention_paper_$CARD.json
       cat "$LOGS/bench_attention.log" | tee -a "$SUMMARY"
       # The same with the problems on one CUDA stream instead of four.
-      run bench_one_stream 240 env LONGNET_ATTENTION_STREAMS=1 $BIN bench attention \
+      run bench_one_stream 240 $BIN bench attention --streams 1 \
         --seq-lens 32768,1048576 --head-dims 64,128 --no-dense \
         --json bench/results/attention_one_stream_$CARD.json
       grep -E "^dilated" "$LOGS/bench_one_stream.log" | sed 's/^/one stream: /' | tee -a "$SUMMARY"
       # The same at 32K through the plain ATen merge and through the flash kernel, for reference.
-      run bench_plain_merge 120 env LONGNET_FUSED_MERGE=0 $BIN bench attention --seq-lens 32768 \
+      run bench_plain_merge 120 $BIN bench attention --no-fused-merge --seq-lens 32768 \
         --no-dense --json bench/results/attention_plain_merge_$CARD.json
       grep -E "^dilated" "$LOGS/bench_plain_merge.log" | sed 's/^/plain merge: /' | tee -a "$SUMMARY"
-      run bench_flash 120 env LONGNET_ATTENTION_BACKEND=flash $BIN bench attention \
+      run bench_flash 120 $BIN bench attention --backend flash \
         --seq-lens 32768 --no-dense --json bench/results/attention_flash_$CARD.json
       grep -E "^dilated" "$LOGS/bench_flash.log" | sed 's/^/flash: /' | tee -a "$SUMMARY"
       ;;
@@ -107,7 +107,7 @@ for stage in "${STAGES[@]}"; do
     scaling4)
       # Figure 5 on 4 GPUs, the paper's schedule: 2^30 tokens, N = 2^13 ... 2^30 (one sequence
       # of 1,073,741,824 tokens split over the 4 GPUs at the end).
-      run scaling_4gpu 540 env LONGNET_MEMORY_TRACE=1 mpirun -np 4 $BIN bench scaling \
+      run scaling_4gpu 540 mpirun -np 4 $BIN bench scaling --memory-trace \
         --total-tokens 1073741824 --schedule paper --no-dense --repeats 5 \
         --json bench/results/scaling_4gpu_paper_$CARD.json
       grep -v "memory after" "$LOGS/scaling_4gpu.log" | tee -a "$SUMMARY"

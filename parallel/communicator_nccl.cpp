@@ -202,8 +202,8 @@ std::shared_ptr<Communicator> communicator_nccl_create(MPI_Comm mpi_comm) {
   MPI_Comm dup;
   {
     int rank = 0, size = 1;
-    MPI_Comm_rank(mpi_comm, &rank);
-    MPI_Comm_size(mpi_comm, &size);
+    LONGNET_CHECK_MPI(MPI_Comm_rank(mpi_comm, &rank));
+    LONGNET_CHECK_MPI(MPI_Comm_size(mpi_comm, &size));
     CollectiveScope watched(collective_what("MPI", "NCCL communicator set-up", rank, size));
     LONGNET_CHECK_MPI(MPI_Comm_dup(mpi_comm, &dup));
   }

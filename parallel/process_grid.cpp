@@ -1,7 +1,10 @@
 // Builds the data x sequence process grid and its communicators (see process_grid.h).
 #include "parallel/process_grid.h"
 
+#include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+
+#include <cstring>
 
 #ifdef LONGNET_WITH_CUDA
 #include <c10/cuda/CUDAFunctions.h>
@@ -20,6 +23,28 @@ std::shared_ptr<Communicator> ProcessGrid::segment_group(int span) {
   auto group = sp->split(sp_index / span, sp_index);
   segment_groups_[span] = group;
   return group;
+}
+
+double world_max(ProcessGrid& grid, double x) {
+  auto t = at::full({1}, x, at::kDouble);
+  grid.host->all_reduce(t, ReduceOp::kMax)->wait();
+  return t.item<double>();
+}
+
+std::string world_broadcast(ProcessGrid& grid, const std::string& s, int root) {
+  auto len = at::full({1}, static_cast<int64_t>(s.size()), at::kLong);
+  grid.host->broadcast(len, root);
+  auto bytes = at::empty({len.item<int64_t>()}, at::kByte);
+  if (grid.world_rank == root && !s.empty()) std::memcpy(bytes.data_ptr(), s.data(), s.size());
+  if (bytes.numel() > 0) grid.host->broadcast(bytes, root);
+  return std::string(static_cast<const char*>(bytes.data_ptr()), bytes.numel());
+}
+
+at::Tensor world_all_gather_bytes(ProcessGrid& grid, const at::Tensor& bytes) {
+  auto flat = bytes.contiguous().view(at::kByte).reshape({-1}).cpu();
+  auto all = at::empty({grid.world_size, flat.numel()}, at::kByte);
+  grid.host->all_gather(flat, all)->wait();
+  return all;
 }
 
 std::shared_ptr<ProcessGrid> process_grid_create(int data_parallel, int sequence_parallel,
@@ -56,8 +81,8 @@ std::shared_ptr<ProcessGrid> process_grid_create(int data_parallel, int sequence
     LONGNET_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, grid->world_rank,
                                           MPI_INFO_NULL, &node));
     int local_rank = 0;
-    MPI_Comm_rank(node, &local_rank);
-    MPI_Comm_free(&node);
+    LONGNET_CHECK_MPI(MPI_Comm_rank(node, &local_rank));
+    LONGNET_CHECK_MPI(MPI_Comm_free(&node));
     int count = c10::cuda::device_count();
     TORCH_CHECK(count > 0, "process grid: a CUDA run was asked for but no GPU is visible");
     grid->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
@@ -69,6 +94,8 @@ std::shared_ptr<ProcessGrid> process_grid_create(int data_parallel, int sequence
 #endif
   }
   grid->world = communicator_world(grid->device);
+  grid->host =
+      grid->world->backend() == std::string("mpi") ? grid->world : communicator_mpi_world();
   grid->sp = grid->world->split(grid->dp_index, grid->sp_index);
   grid->dp = grid->world->split(grid->sp_index, grid->dp_index);
   return grid;

@@ -15,6 +15,7 @@
 
 #include <map>
 #include <memory>
+#include <string>
 
 #include "parallel/communicator.h"
 
@@ -26,7 +27,8 @@ class ProcessGrid {
   int data_parallel = 1, sequence_parallel = 1;
   int dp_index = 0, sp_index = 0;
   c10::Device device = c10::Device(c10::kCPU);
-  std::shared_ptr<Communicator> world;  // every rank
+  std::shared_ptr<Communicator> world;  // every rank, on `device` (NCCL on GPUs)
+  std::shared_ptr<Communicator> host;   // every rank, MPI over CPU tensors: control values
   std::shared_ptr<Communicator> sp;     // the sequence-parallel group of this rank
   std::shared_ptr<Communicator> dp;     // ranks with this sp_index in every group
 
@@ -38,6 +40,13 @@ class ProcessGrid {
  private:
   std::map<int, std::shared_ptr<Communicator>> segment_groups_;
 };
+
+// Host-side agreement over the whole world through grid.host (checked and watched like every
+// collective): the largest of every rank's x; root's string on every rank; every rank's bytes
+// (the same count on each) as a (world, n) uint8 tensor.
+double world_max(ProcessGrid& grid, double x);
+std::string world_broadcast(ProcessGrid& grid, const std::string& s, int root);
+at::Tensor world_all_gather_bytes(ProcessGrid& grid, const at::Tensor& bytes);
 
 // Builds the grid from MPI's world (initialising MPI if needed). data_parallel = 0 means
 // "world size / sequence_parallel". device_type CUDA picks this rank's local GPU

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "core/int_math.h"
+
 #ifdef LONGNET_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -16,26 +18,19 @@
 namespace longnet {
 namespace {
 
-// LONGNET_MEMORY_TRACE=1: each rank prints the CUDA allocator's allocated and peak GiB after
-// every stage of the forward, to see where memory goes in a run that nearly fills the GPU.
-void memory_trace(const at::Tensor& x, const char* stage, int rank) {
+// engine.memory_trace: each rank prints the CUDA allocator's allocated and peak GiB after every
+// stage of the forward, to see where memory goes in a run that nearly fills the GPU.
+void memory_trace(const at::Tensor& x, const DilatedAttentionOptions& o, const char* stage,
+                  int rank) {
 #ifdef LONGNET_WITH_CUDA
-  static const bool on = std::getenv("LONGNET_MEMORY_TRACE") != nullptr;
-  if (!on || !x.is_cuda()) return;
+  if (!o.engine.memory_trace || !x.is_cuda()) return;
   const auto s = c10::cuda::CUDACachingAllocator::getDeviceStats(x.device().index());
   std::fprintf(stderr, "[rank %d] memory after %s: %.3f GiB allocated, peak %.3f GiB\n", rank,
                stage, double(s.allocated_bytes[0].current) / double(1ull << 30),
                double(s.allocated_bytes[0].peak) / double(1ull << 30));
 #else
-  (void)x, (void)stage, (void)rank;
+  (void)x, (void)o, (void)stage, (void)rank;
 #endif
-}
-
-int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
-int64_t pmod(int64_t a, int64_t r) {
-  return ((a % r) + r) % r;
 }
 
 // Rows of offset class s (rate r) among the L tokens starting at segment-local position u:
@@ -152,13 +147,6 @@ void unpack_rows_add(const at::Tensor& mine, const at::Tensor& dk, const at::Ten
   }
 }
 
-DenseAttentionArgs dense_args_of(const DilatedAttentionOptions& o, int64_t head_dim) {
-  DenseAttentionArgs a;
-  a.scale = dilated_scale(o, head_dim);
-  a.dropout = o.dropout;
-  return a;
-}
-
 // Splits the branches into those computed locally and those spanning ranks.
 void split_branches(ProcessGrid& grid, int64_t L, const DilatedAttentionOptions& o,
                     DilatedAttentionOptions* local, std::vector<Spanning>* spanning) {
@@ -186,27 +174,11 @@ void split_branches(ProcessGrid& grid, int64_t L, const DilatedAttentionOptions&
 
 }  // namespace
 
-void sequence_split_check(int64_t seq_len, int64_t sp_size) {
-  TORCH_CHECK(sp_size >= 1 && seq_len % sp_size == 0, "sequence parallel: the sequence of ",
-              seq_len, " tokens does not split evenly over ", sp_size,
-              " ranks; use a length "
-              "that is a multiple of ",
-              sp_size, " (e.g. ", (seq_len / sp_size + 1) * sp_size,
-              ") or a sequence_parallel size that divides ", seq_len);
-}
-
-void sequence_parallel_check(int64_t L, int64_t P, const DilatedAttentionOptions& o) {
-  dilated_options_check(o);
-  const int64_t N = L * P;
-  for (size_t i = 0; i < o.segment_lengths.size(); ++i) {
-    const int64_t w = std::min(o.segment_lengths[i], N);
-    const bool ok = w <= L ? L % w == 0 : w % L == 0;
-    TORCH_CHECK(ok, "sequence parallel: segment length ", o.segment_lengths[i],
-                (w != o.segment_lengths[i] ? " (clipped to N = " + std::to_string(N) + ")" : ""),
-                " neither divides the local length L = N / P = ", N, " / ", P, " = ", L,
-                " nor is a multiple of it; use a divisor of ", L, " or a multiple of ", L,
-                " (or change seq_len / sequence_parallel)");
-  }
+void SequenceParallelAttention::layout_check(int64_t local_len, const DilatedAttentionOptions& o) {
+  if (local_len == checked_len_ && o.segment_lengths == checked_segments_) return;
+  sequence_layout_local(local_len, grid_->sequence_parallel, o.segment_lengths);
+  checked_len_ = local_len;
+  checked_segments_ = o.segment_lengths;
 }
 
 SequenceParallelAttention::SequenceParallelAttention(std::shared_ptr<ProcessGrid> grid)
@@ -224,9 +196,9 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
     const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
     const DilatedAttentionOptions& o) {
   dilated_inputs_check(q_in, k_in, v_in, o);
+  layout_check(q_in.size(1), o);
   auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   const int64_t B = q.size(0), L = q.size(1), H = q.size(2);
-  sequence_parallel_check(L, grid_->sequence_parallel, o);
   DilatedAttentionOptions local;
   std::vector<Spanning> spanning;
   split_branches(*grid_, L, o, &local, &spanning);
@@ -242,7 +214,7 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
     f.gathered.push_back(recv);
   }
   const int rank = grid_->world_rank;
-  memory_trace(q, "the K/V exchange start", rank);
+  memory_trace(q, o, "the K/V exchange start", rank);
   // 2. Meanwhile the branches that live on this rank: the single-device path (fused merge on
   // the GPU) over its whole segments.
   const auto acc = lse_dtype_for(q.scalar_type());
@@ -255,7 +227,7 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
     f.out = at::zeros_like(q);
     f.lse = at::full({B, L, H}, -std::numeric_limits<double>::infinity(), q.options().dtype(acc));
   }
-  memory_trace(q, "the local branches", rank);
+  memory_trace(q, o, "the local branches", rank);
   // 3. Each spanning branch as its keys arrive, merged by log-sum-exp into the rows it selects
   // (1 / r of them per head), so the rest of the output is left as it is.
   Tensors t;
@@ -287,7 +259,7 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
       ov.copy_(merged);
       lv.copy_(lse_new);
     }
-    memory_trace(q, "a spanning branch", rank);
+    memory_trace(q, o, "a spanning branch", rank);
   }
   return f;
 }

@@ -1,4 +1,4 @@
-// Sequence-parallel dilated attention (DESIGN.md section 4): each of the P ranks of a
+// Sequence-parallel dilated attention (docs/design.md section 3): each of the P ranks of a
 // sequence-parallel group holds L = N / P consecutive tokens, and the result (outputs and
 // dq, dk, dv) equals the single-device computation of the whole sequence.
 //
@@ -29,20 +29,16 @@
 
 #include "core/attention_backend.h"
 #include "parallel/process_grid.h"
+#include "parallel/sequence_layout.h"
 
 namespace longnet {
-
-// Throws c10::Error naming the segment, L and what would work, unless every segment length
-// (clipped to N = L * P) divides L or is a multiple of it.
-void sequence_parallel_check(int64_t local_len, int64_t sp_size, const DilatedAttentionOptions& o);
-// Throws c10::Error unless N splits evenly over P ranks.
-void sequence_split_check(int64_t seq_len, int64_t sp_size);
 
 class SequenceParallelAttention : public AttentionBackend {
  public:
   explicit SequenceParallelAttention(std::shared_ptr<ProcessGrid> grid);
 
-  // q, k, v: (B, L, H, D), this rank's tokens. Returns (B, L, H, D). Differentiable.
+  // q, k, v: (B, L, H, D), this rank's tokens. Returns (B, L, H, D). Differentiable. The layout
+  // (a SequenceLayout of L * P tokens) is checked once per distinct (L, segment lengths).
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     const DilatedAttentionOptions& o) override;
   int64_t position_offset(int64_t local_len) const override;
@@ -68,8 +64,13 @@ class SequenceParallelAttention : public AttentionBackend {
   const ProcessGrid& grid() const { return *grid_; }
 
  private:
+  // Throws OptionsError unless L tokens per rank fit the layout rules for o.
+  void layout_check(int64_t local_len, const DilatedAttentionOptions& o);
+
   std::shared_ptr<ProcessGrid> grid_;
   int64_t bytes_sent_ = 0;
+  int64_t checked_len_ = -1;  // the (L, segment lengths) last checked
+  std::vector<int64_t> checked_segments_;
 };
 
 }  // namespace longnet

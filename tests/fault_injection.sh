@@ -58,7 +58,7 @@ ls "$WORK"/term/step_*.ckpt > /dev/null || fail "no checkpoint written on SIGTER
 echo "ok: SIGTERM checkpointed and exited cleanly"
 
 # 3. A crash half-way through writing the step-8 checkpoint: step 4's stays intact and resumes.
-LONGNET_TEST_CRASH_IN_CHECKPOINT=8 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" \
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" --debug-crash-in-checkpoint 8 \
   checkpoint.dir="$WORK/crash" log.metrics="$WORK/crash.jsonl" checkpoint.resume=none \
   > "$WORK/crash.log" 2>&1 && fail "the crash run exited 0"
 ls "$WORK/crash/step_00000008.ckpt" 2> /dev/null && fail "a half-written checkpoint has the final name"

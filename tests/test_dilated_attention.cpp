@@ -166,7 +166,7 @@ TEST_P(DilatedAttentionCpu, FusedMergeEmulationMatchesPlainMerge) {
   for (int t = 0; t < 3; ++t) EXPECT_TRUE(at::equal(dp[t], d[t])) << "gradient " << t;
 }
 
-// The chunked fused forward (dilated_attention_forward_fused with a chunk budget: batch
+// The chunked fused forward (dilated_fused_forward with a chunk budget: batch
 // slices, chunks of the short-segment branches, long branches once) gives the plain forward's
 // out and lse, for budgets that chunk every branch, some, or none.
 TEST_P(DilatedAttentionCpu, ChunkedFusedForwardMatchesWhole) {
@@ -177,7 +177,7 @@ TEST_P(DilatedAttentionCpu, ChunkedFusedForwardMatchesWhole) {
   auto ref = dilated_attention_forward(q, k, v, o);
   for (int64_t tokens : {1, 7, 40, 100, 300}) {
     SCOPED_TRACE("chunk of " + std::to_string(tokens) + " tokens");
-    auto got = dilated_attention_forward_fused(q, k, v, o, tokens * c.H * c.D);
+    auto got = dilated_fused_forward(q, k, v, o, tokens * c.H * c.D);
     EXPECT_LT(rel_error(got.out, ref.out), 1e-6);
     EXPECT_TRUE(at::equal(got.lse.isinf(), ref.lse.isinf()));
     EXPECT_LT(
@@ -283,10 +283,10 @@ TEST_P(DilatedAttentionGpu, ChunkedForwardMatchesWhole) {
                      at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16)),
        k = at::randn_like(q), v = at::randn_like(q);
   auto o = options_of(c);
-  auto whole = dilated_attention_forward_fused(q, k, v, o, 0);
+  auto whole = dilated_fused_forward(q, k, v, o, 0);
   for (int64_t tokens : {1, 7, 40, 100}) {
     SCOPED_TRACE("chunk of " + std::to_string(tokens) + " tokens");
-    auto got = dilated_attention_forward_fused(q, k, v, o, tokens * c.H * c.D);
+    auto got = dilated_fused_forward(q, k, v, o, tokens * c.H * c.D);
     EXPECT_LT(rel_error(got.out.to(at::kFloat), whole.out.to(at::kFloat)), 1e-2);
     EXPECT_TRUE(at::equal(got.lse.isinf(), whole.lse.isinf()));
     EXPECT_LT(rel_error(got.lse.masked_fill(got.lse.isinf(), 0),
@@ -409,10 +409,12 @@ TEST(DilatedAttention, BadInputsGiveClearErrors) {
   auto q = at::randn({1, 16, 2, 8});
   auto ok = [&](DilatedAttentionOptions o) { return [o, q] { dilated_attention(q, q, q, o); }; };
   expect_error(ok({{8, 16}, {1}, false, {}, 0}), "must have the same length");
-  expect_error(ok({{}, {}, false, {}, 0}), "segment_lengths is empty");
-  expect_error(ok({{8, 0}, {1, 1}, false, {}, 0}), "segment_lengths[1] = 0 must be >= 1");
-  expect_error(ok({{8}, {-2}, false, {}, 0}), "dilation_rates[0] = -2 must be >= 1");
-  expect_error(ok({{8}, {1}, false, {}, 1.0}), "dropout must be in [0, 1)");
+  expect_error(ok({{}, {}, false, {}, 0}), "segment_lengths: is empty");
+  expect_error(ok({{8, 0}, {1, 1}, false, {}, 0}),
+               "segment_lengths[1]: 0 is out of range; it must be >= 1");
+  expect_error(ok({{8}, {-2}, false, {}, 0}),
+               "dilation_rates[0]: -2 is out of range; it must be >= 1");
+  expect_error(ok({{8}, {1}, false, {}, 1.0}), "dropout: must be in [0, 1)");
   DilatedAttentionOptions o{{8}, {1}, false, {}, 0};
   expect_error([&] { dilated_attention(q[0], q[0], q[0], o); }, "must be (batch, seq_len, heads");
   expect_error([&] { dilated_attention(q, q.narrow(1, 0, 8), q, o); }, "same shape");

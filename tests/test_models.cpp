@@ -66,6 +66,18 @@ void dir_remove(const std::string& dir) {
 // ---- multi-head dilated attention --------------------------------------------------------------
 
 // Plain multi-head attention with the module's weights: x (B, N, E) -> (B, N, E).
+// Layer options for a stand-alone MultiheadDilatedAttention.
+LayerOptions mhda_options(int64_t embed_dim, int64_t heads, std::vector<int64_t> w,
+                          std::vector<int64_t> r, double gamma = 1.0) {
+  LayerOptions o;
+  o.d_model = embed_dim;
+  o.num_heads = heads;
+  o.attention.segment_lengths = std::move(w);
+  o.attention.dilation_rates = std::move(r);
+  o.gamma_init = gamma;
+  return o;
+}
+
 at::Tensor mha_reference(MultiheadDilatedAttention& m, const at::Tensor& query,
                          const at::Tensor& key, const at::Tensor& value, bool causal, bool use_xpos,
                          const std::vector<int64_t>& w) {
@@ -86,8 +98,8 @@ at::Tensor mha_reference(MultiheadDilatedAttention& m, const at::Tensor& query,
 TEST(MultiheadDilatedAttention, OneDenseBranchEqualsSdpa_N13_w16_r1) {
   torch::NoGradGuard no_grad;
   at::manual_seed(1);
-  MultiheadDilatedAttention m(32, 4, std::vector<int64_t>{16}, std::vector<int64_t>{1}, 0.0, true,
-                              /*layer_norm=*/false, 1e-5, 1.3, /*xpos=*/false);
+  MultiheadDilatedAttention m(mhda_options(32, 4, {16}, {1}, 1.3), /*sub_layer_norm=*/false,
+                              /*bias=*/true, /*xpos=*/false);
   m->to(at::kDouble);
   // Non-zero biases, so that their paths are checked too.
   for (auto& p : m->parameters()) p.normal_();
@@ -102,7 +114,7 @@ TEST(MultiheadDilatedAttention, OneDenseBranchEqualsSdpa_N13_w16_r1) {
 TEST(MultiheadDilatedAttention, XposAndSubLnEqualManual_N13_w16_r1) {
   torch::NoGradGuard no_grad;
   at::manual_seed(2);
-  MultiheadDilatedAttention m(32, 4, std::vector<int64_t>{16}, std::vector<int64_t>{1});
+  MultiheadDilatedAttention m(mhda_options(32, 4, {16}, {1}));
   m->to(at::kDouble);
   for (auto& p : m->parameters()) p.normal_();
   auto x = at::randn({2, 13, 32}, at::kDouble);
@@ -130,7 +142,7 @@ TEST(MultiheadDilatedAttention, XposUsesBackendGlobalPositions) {
   torch::NoGradGuard no_grad;
   at::manual_seed(4);
   const std::vector<int64_t> w = {8, 16}, r = {1, 2};
-  MultiheadDilatedAttention m(16, 2, w, r);
+  MultiheadDilatedAttention m(mhda_options(16, 2, w, r));
   auto x = at::randn({1, 32, 16});
   SecondHalfBackend backend;
   m->forward(x, x, x, true, backend);
@@ -141,8 +153,7 @@ TEST(MultiheadDilatedAttention, XposUsesBackendGlobalPositions) {
 
 TEST(MultiheadDilatedAttention, MagnetoInit) {
   at::manual_seed(3);
-  MultiheadDilatedAttention m(256, 4, std::vector<int64_t>{16}, std::vector<int64_t>{1}, 0.0, true,
-                              true, 1e-5, /*gamma_init=*/2.0);
+  MultiheadDilatedAttention m(mhda_options(256, 4, {16}, {1}, /*gamma=*/2.0));
   // xavier_normal_ std = gain * sqrt(2 / (fan_in + fan_out)).
   const double base = std::sqrt(2.0 / 512);
   EXPECT_NEAR(m->q_proj->weight.std().item<double>(), base, 0.05 * base);
@@ -572,25 +583,24 @@ TEST(XPos, BlockLengthAndBadInputs) {
 
 // ---- LongNetLM -------------------------------------------------------------------------------
 
-LongNetLMOptions tiny_lm(LongNetVariant variant) {
+LongNetLMOptions tiny_lm(const std::string& variant) {
   LongNetLMOptions o;
-  o.num_tokens = 11;
-  o.d_model = 16;
-  o.nhead = 2;
+  o.vocab_size = 11;
+  o.layer.d_model = 16;
+  o.layer.num_heads = 2;
   o.num_layers = 2;
-  o.num_encoder_layers = 2;
-  o.num_decoder_layers = 2;
-  o.dim_feedforward = 32;
-  o.segment_lengths = {4, 8, 16};
-  o.dilation_rates = {1, 2, 4};
+  o.num_encoder_layers = variant == "encoder_decoder" ? 2 : 0;
+  o.layer.dim_feedforward = 32;
+  o.layer.attention.segment_lengths = {4, 8, 16};
+  o.layer.attention.dilation_rates = {1, 2, 4};
   o.variant = variant;
   return o;
 }
 
-class LongNetLMVariants : public ::testing::TestWithParam<LongNetVariant> {};
+class LongNetLMVariants : public ::testing::TestWithParam<std::string> {};
 
-std::string variant_name(const ::testing::TestParamInfo<LongNetVariant>& info) {
-  return info.param == LongNetVariant::kDecoderOnly ? "DecoderOnly" : "EncoderDecoder";
+std::string variant_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param == "decoder_only" ? "DecoderOnly" : "EncoderDecoder";
 }
 
 TEST_P(LongNetLMVariants, CausalNoLookahead_N37) {
@@ -632,8 +642,8 @@ TEST_P(LongNetLMVariants, EveryParameterGetsGradient) {
 TEST(LongNetLM, ActivationCheckpointingGivesSameGradients) {
   for (double dropout : {0.0, 0.2}) {
     at::manual_seed(21);
-    auto o = tiny_lm(LongNetVariant::kDecoderOnly);
-    o.dropout = dropout;
+    auto o = tiny_lm("decoder_only");
+    o.layer.dropout = dropout;
     LongNetLM plain(o);
     o.activation_checkpointing = true;
     LongNetLM ckpt(o);
@@ -664,8 +674,8 @@ TEST(LongNetLM, ActivationCheckpointingGivesSameGradients) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, LongNetLMVariants,
-                         ::testing::Values(LongNetVariant::kDecoderOnly,
-                                           LongNetVariant::kEncoderDecoder),
+                         ::testing::Values(std::string("decoder_only"),
+                                           std::string("encoder_decoder")),
                          variant_name);
 
 // GPU, bfloat16 autocast as the trainer runs it (fused q/k/v projection and its xPos function,
@@ -675,18 +685,18 @@ INSTANTIATE_TEST_SUITE_P(Variants, LongNetLMVariants,
 // low-precision run, the whole model in bfloat16 without autocast.
 TEST(LongNetLM, GpuBfloat16AutocastWithinTwiceNaiveError) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
-  for (auto variant : {LongNetVariant::kDecoderOnly, LongNetVariant::kEncoderDecoder})
+  for (std::string variant : {"decoder_only", "encoder_decoder"})
     for (std::string activation : {"relu", "gelu"}) {
-      SCOPED_TRACE(longnet_variant_name(variant) + ", " + activation);
+      SCOPED_TRACE(variant + ", " + activation);
       at::manual_seed(41);
       auto o = tiny_lm(variant);
-      o.d_model = 64;
-      o.nhead = 4;
-      o.dim_feedforward = 96;
-      o.segment_lengths = {32, 64};
-      o.dilation_rates = {1, 2};
-      o.num_tokens = 50;
-      o.activation = activation;
+      o.layer.d_model = 64;
+      o.layer.num_heads = 4;
+      o.layer.dim_feedforward = 96;
+      o.layer.attention.segment_lengths = {32, 64};
+      o.layer.attention.dilation_rates = {1, 2};
+      o.vocab_size = 50;
+      o.layer.activation = activation;
       LongNetLM gpu(o), naive(o), ref(o);
       {
         torch::NoGradGuard no_grad;
@@ -742,7 +752,7 @@ TEST(LongNetLM, GpuBfloat16AutocastWithinTwiceNaiveError) {
 
 TEST(LongNetLM, BaseDecoderOnlyParameterCount_768x12_vocab256) {
   LongNetLMOptions o;  // the paper's base: 768, 12 layers, 12 heads, FFN 3072, bytes
-  ASSERT_EQ(o.variant, LongNetVariant::kDecoderOnly);
+  ASSERT_EQ(o.variant, "decoder_only");
   LongNetLM lm(o);
   const int64_t d = 768, F = 3072, L = 12, V = 256;
   // Per layer: norm1 (2d); q, k, v, out projections (4 (d^2 + d)); attention sub-LN (2d);
@@ -764,17 +774,18 @@ TEST(LongNet, MagnetoGammasAndShapes) {
               1e-15);
   EXPECT_NEAR(magneto_decoder_gamma(12), std::sqrt(std::log(36.0)), 1e-15);
   LongNetOptions o;
-  EXPECT_EQ(o.d_model, 768);
-  EXPECT_EQ(o.segment_lengths, (std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}));
-  EXPECT_EQ(o.dilation_rates, (std::vector<int64_t>{1, 2, 4, 6, 12}));
-  o.d_model = 16;
-  o.nhead = 2;
+  EXPECT_EQ(o.layer.d_model, 768);
+  EXPECT_EQ(o.layer.attention.segment_lengths,
+            (std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}));
+  EXPECT_EQ(o.layer.attention.dilation_rates, (std::vector<int64_t>{1, 2, 4, 6, 12}));
+  o.layer.d_model = 16;
+  o.layer.num_heads = 2;
   o.num_encoder_layers = 1;
   o.num_decoder_layers = 2;
-  o.dim_feedforward = 24;
-  o.segment_lengths = {4, 8};
-  o.dilation_rates = {1, 2};
-  o.activation = "gelu";
+  o.layer.dim_feedforward = 24;
+  o.layer.attention.segment_lengths = {4, 8};
+  o.layer.attention.dilation_rates = {1, 2};
+  o.layer.activation = "relu";
   at::manual_seed(9);
   LongNet net(o);
   auto x = at::randn({2, 19, 16});
@@ -789,10 +800,10 @@ TEST(ParameterIo, SaveLoadGivesIdenticalOutputs) {
   torch::NoGradGuard no_grad;
   const std::string dir = temp_dir(), path = dir + "/model.pt";
   at::manual_seed(10);
-  LongNetLM a(tiny_lm(LongNetVariant::kEncoderDecoder));
+  LongNetLM a(tiny_lm("encoder_decoder"));
   parameters_save(*a, path);
   at::manual_seed(11);
-  LongNetLM b(tiny_lm(LongNetVariant::kEncoderDecoder));
+  LongNetLM b(tiny_lm("encoder_decoder"));
   auto tokens = at::randint(0, 11, {1, 23}, at::kLong);
   EXPECT_FALSE(at::equal(a->forward(tokens), b->forward(tokens)));
   parameters_load(*b, path);
@@ -807,11 +818,11 @@ TEST(ParameterIo, LoadMismatchNamesParameterAndLeavesModelUntouched) {
   torch::NoGradGuard no_grad;
   const std::string dir = temp_dir(), path = dir + "/model.pt";
   at::manual_seed(12);
-  LongNetLM a(tiny_lm(LongNetVariant::kDecoderOnly));
+  LongNetLM a(tiny_lm("decoder_only"));
   parameters_save(*a, path);
 
-  auto wider = tiny_lm(LongNetVariant::kDecoderOnly);
-  wider.dim_feedforward = 48;
+  auto wider = tiny_lm("decoder_only");
+  wider.layer.dim_feedforward = 48;
   LongNetLM b(wider);
   auto before = b->layers[0]->as<DecoderLayerImpl>()->linear1->weight.clone();
   expect_error([&] { parameters_load(*b, path); },
@@ -822,10 +833,10 @@ TEST(ParameterIo, LoadMismatchNamesParameterAndLeavesModelUntouched) {
   // norm (the final LayerNorm) is untouched too: nothing is copied before all checks pass.
   EXPECT_TRUE(at::equal(b->norm->weight, at::ones_like(b->norm->weight)));
 
-  LongNetLM c(tiny_lm(LongNetVariant::kEncoderDecoder));
+  LongNetLM c(tiny_lm("encoder_decoder"));
   expect_error([&] { parameters_load(*c, path); },
                "lacks 102 parameter(s) of the model: 'long_net.encoder_layers.0.norm1.weight'");
-  auto deeper = tiny_lm(LongNetVariant::kDecoderOnly);
+  auto deeper = tiny_lm("decoder_only");
   deeper.num_layers = 1;
   LongNetLM d(deeper);
   expect_error([&] { parameters_load(*d, path); }, "the model does not have: 'layers.1.");
@@ -845,7 +856,7 @@ TEST(ParameterIo, PythonTorchLoadRoundTrip) {
   torch::NoGradGuard no_grad;
   const std::string dir = temp_dir(), path = dir + "/model.pt";
   at::manual_seed(13);
-  LongNetLM lm(tiny_lm(LongNetVariant::kDecoderOnly));
+  LongNetLM lm(tiny_lm("decoder_only"));
   parameters_save(*lm, path);
   {
     std::ofstream script(dir + "/check.py");
@@ -887,7 +898,7 @@ TEST(ParameterIo, PythonTorchLoadRoundTrip) {
     EXPECT_NEAR(seen[p.key()].second, want, 1e-9 * (1 + std::abs(want))) << p.key();
   }
 
-  LongNetLM back(tiny_lm(LongNetVariant::kDecoderOnly));
+  LongNetLM back(tiny_lm("decoder_only"));
   parameters_load(*back, dir + "/doubled.pt");
   auto theirs = back->named_parameters();
   for (const auto& p : params) EXPECT_TRUE(at::equal(theirs[p.key()], 2 * p.value())) << p.key();
@@ -898,28 +909,27 @@ TEST(ParameterIo, PythonTorchLoadRoundTrip) {
 
 TEST(Models, BadInputsGiveClearErrors) {
   const std::vector<int64_t> w = {8}, r = {1};
-  expect_error([&] { MultiheadDilatedAttention(30, 4, w, r); },
-               "embed_dim = 30 is not divisible by num_heads = 4");
-  expect_error([&] { MultiheadDilatedAttention(48, 4, w, r); },
-               "head dim = embed_dim / num_heads = 48 / 4 = 12 must be a multiple of 8 (the fast "
-               "kernels need it); num_heads in {");
-  expect_error([&] { MultiheadDilatedAttention(48, 4, w, r); }, "6 (head dim 8)");
+  expect_error([&] { MultiheadDilatedAttention(mhda_options(30, 4, w, r)); },
+               "num_heads: 4 does not divide d_model = 30");
+  expect_error([&] { MultiheadDilatedAttention(mhda_options(48, 4, w, r)); },
+               "the head dim d_model / num_heads = 48 / 4 = 12 is not a multiple of 8 (the "
+               "attention kernels need it); num_heads in {");
+  expect_error([&] { MultiheadDilatedAttention(mhda_options(48, 4, w, r)); }, "6 (head dim 8)");
   expect_error(
       [&] {
-        MultiheadDilatedAttention(16, 2, std::vector<int64_t>{8, 16}, r);
+        MultiheadDilatedAttention(mhda_options(16, 2, {8, 16}, r));
       },
       "must have the same length");
-  auto o = tiny_lm(LongNetVariant::kDecoderOnly);
-  o.activation = "swish";
+  auto o = tiny_lm("decoder_only");
+  o.layer.activation = "swish";
+  expect_error([&] { LongNetLM{o}; }, "activation: 'swish' is not one of gelu, relu");
+  o = tiny_lm("decoder_only");
+  o.variant = "decoder";
   expect_error([&] { LongNetLM{o}; },
-               "activation 'swish' is not supported; allowed values: "
-               "'relu', 'gelu'");
-  expect_error([&] { longnet_variant_from_string("decoder"); },
-               "allowed values: 'decoder_only', 'encoder_decoder'");
-  EXPECT_EQ(longnet_variant_from_string("encoder_decoder"), LongNetVariant::kEncoderDecoder);
-  LongNetLM lm(tiny_lm(LongNetVariant::kDecoderOnly));
+               "variant: 'decoder' is not one of decoder_only, encoder_decoder");
+  LongNetLM lm(tiny_lm("decoder_only"));
   expect_error([&] { lm->forward(at::zeros({1, 8})); }, "tokens must be (batch, seq_len) int64");
-  MultiheadDilatedAttention m(16, 2, w, r);
+  MultiheadDilatedAttention m(mhda_options(16, 2, w, r));
   expect_error(
       [&] {
         m->forward(at::randn({1, 8, 16}), at::randn({1, 4, 16}), at::randn({1, 8, 16}));

@@ -10,8 +10,10 @@
 
 #include "core/dilated_attention.h"
 #include "parallel/mpi_bootstrap.h"
+#include "parallel/sequence_layout.h"
 #include "parallel/sequence_parallel_attention.h"
 #include "tests/dilated_reference.h"
+#include "tests/test_util.h"
 
 namespace longnet {
 namespace {
@@ -108,23 +110,33 @@ TEST(SequenceParallelErrors, SegmentNotNestedWithLocalLength) {
   o.dilation_rates = {1};
   auto q = at::randn({1, kL, 2, 8});
   SequenceParallelAttention sp(grid);
-  try {
-    sp.forward(q, q, q, o);
-    FAIL() << "expected an error";
-  } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("neither divides the local length L"), std::string::npos)
-        << e.what();
-  }
+  testing::expect_error([&] { sp.forward(q, q, q, o); }, "neither divides the local length L");
 }
 
 TEST(SequenceParallelErrors, SequenceNotDivisibleByRanks) {
+  testing::expect_error([] { SequenceLayout(100, 3, {}); }, "does not split evenly over 3 ranks");
   try {
-    sequence_split_check(100, 3);
+    SequenceLayout(100, 3, {50});
     FAIL() << "expected an error";
-  } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("does not split evenly over 3 ranks"), std::string::npos)
+  } catch (const OptionsError& e) {
+    EXPECT_EQ(e.field(), "seq_len");
+    EXPECT_EQ(e.related(), std::vector<std::string>{"sequence_parallel"});
+  }
+  try {
+    SequenceLayout(96, 4, {8, 36});
+    FAIL() << "expected an error";
+  } catch (const OptionsError& e) {
+    EXPECT_EQ(e.field(), "segment_lengths[1]");
+    EXPECT_NE(std::string(e.what()).find("use a divisor of 24 (6, 8, 12, 24) or a multiple of 24"),
+              std::string::npos)
         << e.what();
   }
+  SequenceLayout ok(96, 4, {8, 24, 48, 96, 1000});
+  EXPECT_EQ(ok.local_len(), 24);
+  EXPECT_EQ(ok.offset(3), 72);
+  EXPECT_FALSE(ok.spans(24));
+  EXPECT_EQ(ok.span_ranks(48), 2);
+  EXPECT_EQ(ok.span_ranks(1000), 4);  // clipped to N
 }
 
 TEST(SequenceParallel, BytesSentAreTheDilatedRowsOnly) {

@@ -136,6 +136,7 @@ model:
   dilation_rates: [1, 2, 6]
   dropout: 0.1
   activation: relu
+  activation_checkpointing: true
 device: cpu
 grid: {data_parallel: 0, sequence_parallel: 2}
 data:
@@ -150,7 +151,6 @@ optim:
   decay_power: 2
 train:
   steps: 50
-  activation_checkpointing: true
   seed: 7
 eval: {interval: 10, batches: 2}
 checkpoint: {dir: /tmp/ckpt, interval: 25, keep: 2, resume: none}
@@ -160,7 +160,8 @@ log: {interval: 1, metrics: "m.jsonl"}
 TEST_F(Config, EmptyPathGivesDefaultsThatPassChecks) {
   TrainConfig c = config_load("", {});
   EXPECT_EQ(c, TrainConfig{});
-  EXPECT_EQ(c.model.segment_lengths, (std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}));
+  EXPECT_EQ(c.model.layer.attention.segment_lengths,
+            (std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}));
   config_check(c, 1);
   config_check(c, 4);  // data parallel 4 x sequence parallel 1
   EXPECT_EQ(config_data_parallel(c, 4), 4);
@@ -168,15 +169,15 @@ TEST_F(Config, EmptyPathGivesDefaultsThatPassChecks) {
 
 TEST_F(Config, ValidConfigLoadsAndRoundTripsThroughYaml) {
   TrainConfig c = load(kSmallConfig);
-  EXPECT_EQ(c.model.d_model, 64);
-  EXPECT_EQ(c.model.dilation_rates, (std::vector<int64_t>{1, 2, 6}));
-  EXPECT_DOUBLE_EQ(c.model.dropout, 0.1);
-  EXPECT_EQ(c.model.activation, "relu");
+  EXPECT_EQ(c.model.layer.d_model, 64);
+  EXPECT_EQ(c.model.layer.attention.dilation_rates, (std::vector<int64_t>{1, 2, 6}));
+  EXPECT_DOUBLE_EQ(c.model.layer.dropout, 0.1);
+  EXPECT_EQ(c.model.layer.activation, "relu");
   EXPECT_EQ(c.grid.sequence_parallel, 2);
   EXPECT_EQ(c.data.path, "/tmp/some dir/tokens.bin");
   EXPECT_DOUBLE_EQ(c.optim.lr, 3e-4);
   EXPECT_DOUBLE_EQ(c.optim.decay_power, 2.0);  // a whole number is a valid float
-  EXPECT_TRUE(c.train.activation_checkpointing);
+  EXPECT_TRUE(c.model.activation_checkpointing);
   EXPECT_EQ(c.checkpoint.resume, "none");
   EXPECT_EQ(c.origin.at("model.d_model"), path() + ":4");
   EXPECT_EQ(c.origin.count("model.num_encoder_layers"), 0u);  // left at its default
@@ -232,14 +233,19 @@ TEST_F(Config, YamlQuirksAreRejected) {
   load_fails("train:\n  seed: 010\n", 2, "train.seed", {"ambiguous", "octal"});
   load_fails("data:\n  seq_len: 0x800\n", 2, "data.seq_len", {"decimal"});
   load_fails("optim:\n  lr: 00.5\n", 2, "optim.lr", {"ambiguous"});
-  load_fails("train:\n  activation_checkpointing: yes\n", 2, "train.activation_checkpointing",
+  load_fails("model:\n  activation_checkpointing: yes\n", 2, "model.activation_checkpointing",
              {"ambiguous", "write true or false"});
-  load_fails("train:\n  activation_checkpointing: On\n", 2, "train.activation_checkpointing",
+  load_fails("model:\n  activation_checkpointing: On\n", 2, "model.activation_checkpointing",
              {"write true or false"});
-  load_fails("train:\n  activation_checkpointing: 1\n", 2, "train.activation_checkpointing",
+  load_fails("model:\n  activation_checkpointing: 1\n", 2, "model.activation_checkpointing",
              {"expected true or false"});
+  load_fails("engine:\n  fused_merge: no\n", 2, "engine.fused_merge", {"ambiguous"});
+  load_fails("engine:\n  streams: 0\n", 2, "engine.streams", {">= 1 and <= 16"});
+  load_fails("engine:\n  backend: cudnnn\n", 2, "engine.backend", {"did you mean cudnn?"});
+  load_fails("train:\n  activation_checkpointing: true\n", 2, "train.activation_checkpointing",
+             {"did you mean 'model.activation_checkpointing'?"});
   load_fails("model:\n  activation: swish\n", 2, "model.activation",
-             {"'swish' is not one of relu, gelu"});
+             {"'swish' is not one of gelu, relu"});
   load_fails("model:\n  activation: gelu_\n", 2, "model.activation", {"did you mean gelu?"});
   load_fails("device: yes\n", 1, "device", {"not one of cpu, cuda"});
   load_fails("train:\n  precision: 16\n", 2, "train.precision", {"not one of fp32, bf16"});
@@ -283,7 +289,7 @@ TEST_F(Config, ValidConfigsNearTheParserTrapsLoad) {
 TEST_F(Config, ZeroAndNegativeSizesAreErrors) {
   load_fails("model:\n  d_model: 0\n", 2, "model.d_model", {"must be >= 1"});
   load_fails("data:\n  batch_size: -2\n", 2, "data.batch_size", {"-2", "must be >= 1"});
-  load_fails("optim:\n  lr: 0\n", 2, "optim.lr", {"must be > 0"});
+  load_fails("optim:\n  lr: 0\n", 2, "optim.lr", {"must be in (0, 1000]"});
   load_fails("model:\n  segment_lengths: [64, 0]\n", 2, "model.segment_lengths[1]",
              {"must be >= 1"});
   load_fails("model:\n  dropout: 1.0\n", 2, "model.dropout", {"in [0, 1)"});
@@ -305,21 +311,20 @@ TEST_F(Config, SyntaxErrorReportsTheLine) {
 
 TEST_F(Config, CrossFieldRulesNameKeysLinesAndFixes) {
   check_fails("model:\n  segment_lengths: [64, 128]\n  dilation_rates: [1]\n", 1, 3,
-              "model.dilation_rates", {"1 values", "2 [64, 128]", "one dilation rate per"});
+              "model.dilation_rates",
+              {"[64, 128]", "one rate per segment length", "model.segment_lengths at"});
   check_fails("model:\n  d_model: 100\n  num_heads: 12\n", 1, 3, "model.num_heads",
-              {"12 does not divide model.d_model = 100 (" + path() + ":2)"});
+              {"12 does not divide d_model = 100", "model.d_model at " + path() + ":2"});
   std::string msg = check_fails("model:\n  d_model: 96\n  num_heads: 8\n", 1, 3, "model.num_heads",
-                                {"head dim", "= 12", "multiple of 8", "d_model 64 or 128"});
+                                {"head dim", "= 12", "multiple of 8", "d_model a multiple of 64"});
   check_fails("data:\n  seq_len: 1000\ngrid:\n  sequence_parallel: 3\n", 3, 2, "data.seq_len",
-              {"not divisible by grid.sequence_parallel = 3", "use 999 or 1002"});
+              {"does not split evenly over 3 ranks", "999 or 1002",
+               "grid.sequence_parallel at " + path() + ":4"});
   check_fails(
       "model:\n  segment_lengths: [1024, 3000]\n  dilation_rates: [1, 2]\ndata:\n"
       "  seq_len: 4096\ngrid: {sequence_parallel: 2}\n",
-      2, 2, "model.segment_lengths",
-      {"segment 1 = 3000",
-       "L = data.seq_len / "
-       "grid.sequence_parallel = 4096 / 2 = 2048",
-       "a multiple of 2048"});
+      2, 2, "model.segment_lengths[1]",
+      {"segment length 3000", "L = N / P = 4096 / 2 = 2048", "a multiple of 2048"});
   check_fails("grid:\n  data_parallel: 2\n  sequence_parallel: 2\n", 2, 2, "grid.data_parallel",
               {"2 x 2 = 4", "job has 2 ranks", "mpirun -np 4"});
   check_fails(
@@ -335,7 +340,7 @@ TEST_F(Config, CrossFieldRulesNameKeysLinesAndFixes) {
   // A rule broken by a default value says so.
   TrainConfig c = load("model:\n  variant: encoder_decoder\n");
   expect_error([&] { config_check(c, 1); }, {"config (default value): model.num_encoder_layers",
-                                             "encoder_decoder (" + path() + ":2)"});
+                                             "model.variant at " + path() + ":2"});
   // Segments longer than the sequence are clipped to it, which nests.
   TrainConfig ok = load(
       "data:\n  seq_len: 6000\ngrid: {sequence_parallel: 2}\n"
@@ -347,12 +352,12 @@ TEST_F(Config, OverridesApplyAndAreCheckedLikeTheFile) {
   TrainConfig c =
       load(kSmallConfig, {"optim.lr=1e-3", "model.segment_lengths=[64,128]",
                           "model.dilation_rates=[1, 2]", "grid={sequence_parallel: 1}",
-                          "data.path=/x/y.tokens", "train.activation_checkpointing=false"});
+                          "data.path=/x/y.tokens", "model.activation_checkpointing=false"});
   EXPECT_DOUBLE_EQ(c.optim.lr, 1e-3);
-  EXPECT_EQ(c.model.segment_lengths, (std::vector<int64_t>{64, 128}));
+  EXPECT_EQ(c.model.layer.attention.segment_lengths, (std::vector<int64_t>{64, 128}));
   EXPECT_EQ(c.grid.sequence_parallel, 1);
   EXPECT_EQ(c.data.path, "/x/y.tokens");
-  EXPECT_FALSE(c.train.activation_checkpointing);
+  EXPECT_FALSE(c.model.activation_checkpointing);
   EXPECT_EQ(c.origin.at("optim.lr"), "command-line override 'optim.lr=1e-3'");
   config_check(c, 1);
   // Overrides without a file.
@@ -464,13 +469,12 @@ TEST(TokenData, BuildErrors) {
   expect_error<std::runtime_error>([&] { data_build(dir / "bin", dir / "o"); },
                                    {"no text files", "1 binary"});
   expect_error([&] { data_build(dir / "bin", dir / "o", 1.5); }, {"--val-fraction"});
-  expect_error([&] { data_command({dir / "bin"}); }, {"expected SRC_DIR OUT"});
 }
 
-TEST(TokenData, DataCommandBuildsAFile) {
+TEST(TokenData, BuildWithValidationFractionMakesAReadableFile) {
   TempDir dir;
   make_tree(dir, 4, 30);
-  EXPECT_EQ(data_command({dir / "src_tree", dir / "t.tokens", "--val-fraction", "0.3"}), 0);
+  data_build(dir / "src_tree", dir / "t.tokens", 0.3);
   TokenFile f(dir / "t.tokens");
   EXPECT_GT(f.train().size(), 0u);
   EXPECT_GT(f.val().size(), 0u);

@@ -9,12 +9,12 @@
 
 namespace longnet::testing {
 
-// f must raise c10::Error whose message contains `expect`.
+// f must throw (c10::Error, or std::exception such as OptionsError) with `expect` in the message.
 inline void expect_error(const std::function<void()>& f, const std::string& expect) {
   try {
     f();
     ADD_FAILURE() << "no error; expected one mentioning '" << expect << "'";
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
   }
 }

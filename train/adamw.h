@@ -30,6 +30,7 @@ class AdamW {
     at::Tensor step;                 // float32 scalar on the parameter's device
   };
   std::vector<State>& state() { return state_; }
+  const std::vector<State>& state() const { return state_; }
   const std::vector<at::Tensor>& params() const { return params_; }
 
  private:

@@ -23,6 +23,7 @@
 #include <stdexcept>
 
 #include "core/errors.h"
+#include "train/fault_injection.h"
 
 namespace longnet {
 namespace {
@@ -290,8 +291,7 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
   if (fd < 0) throw std::runtime_error("checkpoint '" + tmp + "': cannot create: " + errno_text());
   try {
     // Fault injection for tests: die half-way through the write, as a kill would.
-    if (const char* crash = std::getenv("LONGNET_TEST_CRASH_IN_CHECKPOINT");
-        crash != nullptr && std::atoll(crash) == step) {
+    if (fault_injection().crash_in_checkpoint_step == step) {
       write_all(fd, bytes.data(), bytes.size() / 2, tmp);
       ::_exit(97);
     }

@@ -1,6 +1,10 @@
-// Experiment configs: the YAML schema of a training run as plain structs with defaults, a strict
-// loader (unknown/duplicate keys, wrong types and yaml-cpp's quirks are errors naming file:line
-// and the dotted key), command-line overrides, cross-field checks, and the resolved YAML.
+// Experiment configs: the YAML schema of a training run. The `model:` section is core's
+// LongNetLMOptions and `engine:` its attention's EngineOptions (core/options.h), bound by the
+// names their visit functions give; the other sections are the plain structs below, declared the
+// same way (config_schema.h). Loading is strict (unknown/duplicate keys, wrong types and
+// yaml-cpp's quirks are errors naming file:line and the dotted key); command-line overrides get
+// the same checks; cross-field rules are their owners' (core, parallel/sequence_layout.h, and
+// this file's for training), with file:line added.
 #pragma once
 
 #include <cstdint>
@@ -8,22 +12,9 @@
 #include <string>
 #include <vector>
 
-namespace longnet {
+#include "core/options.h"
 
-struct ModelConfig {
-  std::string variant = "decoder_only";  // decoder_only | encoder_decoder
-  int64_t vocab_size = 256;
-  int64_t d_model = 768;
-  int64_t num_heads = 12;
-  int64_t num_layers = 12;         // decoder layers
-  int64_t num_encoder_layers = 0;  // > 0 only for encoder_decoder
-  int64_t dim_feedforward = 3072;
-  std::vector<int64_t> segment_lengths = {2048, 4096, 8192, 16384, 32768};
-  std::vector<int64_t> dilation_rates = {1, 2, 4, 6, 12};
-  double dropout = 0.0;
-  std::string activation = "gelu";  // relu | gelu
-  double layer_norm_eps = 1.0e-5;
-};
+namespace longnet {
 
 struct GridConfig {
   int64_t data_parallel = 0;  // 0: world size / sequence_parallel
@@ -52,7 +43,6 @@ struct TrainLoopConfig {
   int64_t steps = 1000;  // optimizer steps
   int64_t grad_accumulation = 1;
   std::string precision = "fp32";  // fp32 | bf16 (bf16 only on cuda)
-  bool activation_checkpointing = false;
   int64_t seed = 1234;
   int64_t max_bad_steps = 5;  // consecutive NaN/inf steps tolerated
   // A collective unfinished after this many seconds ends the job (parallel/watchdog.h); 0 waits
@@ -78,7 +68,7 @@ struct LogConfig {
 };
 
 struct TrainConfig {
-  ModelConfig model;
+  LongNetLMOptions model;      // `engine:` is model.layer.attention.engine
   std::string device = "cpu";  // cpu | cuda
   GridConfig grid;
   DataConfig data;
@@ -91,6 +81,9 @@ struct TrainConfig {
   // Where each set key came from, for messages: dotted key -> "file.yaml:12" or
   // "command-line override 'k=v'". Keys left at their default are absent. Not part of ==.
   std::map<std::string, std::string> origin;
+
+  EngineOptions& engine() { return model.layer.attention.engine; }
+  const EngineOptions& engine() const { return model.layer.attention.engine; }
 };
 
 // Compares every setting (not `origin`).
@@ -101,7 +94,7 @@ inline bool operator!=(const TrainConfig& a, const TrainConfig& b) {
 
 // Reads `path` (an empty path means "defaults only"), then applies `overrides`, each
 // "dotted.key=value" with the value a YAML scalar or flow collection ("optim.lr=3e-4",
-// "model.segment_lengths=[64,128]"). Checks keys, types and single-value ranges; throws
+// "model.segment_lengths=[64,128]"). Checks keys, types and each value's allowed range; throws
 // std::invalid_argument with one message naming file:line (or the override) and the key.
 // Cross-field rules are config_check's.
 TrainConfig config_load(const std::string& path, const std::vector<std::string>& overrides = {});
@@ -113,9 +106,10 @@ TrainConfig config_parse(const std::string& text, const std::string& name,
 TrainConfig config_parse_guarded(const std::string& text, const std::string& name,
                                  const std::vector<std::string>& overrides = {});
 
-// Cross-field rules for a job of `world_size` ranks (head split, segment nesting with the
-// sequence-parallel split, process grid, precision on device, ...). Throws
-// std::invalid_argument naming the keys, their values and what would work.
+// Cross-field rules for a job of `world_size` ranks: the model's (lm_options_check), the
+// sequence layout's (SequenceLayout), the grid against the world size, and training's (precision
+// on device, warm-up shorter than the run, ...). Throws std::invalid_argument naming where the
+// key was set, the key, the values and what would work.
 void config_check(const TrainConfig& config, int world_size);
 
 // The data-parallel size of the grid: grid.data_parallel, or world_size / sequence_parallel

@@ -20,7 +20,6 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "train/cli_flags.h"
 #include "train/token_header.h"
 
 namespace longnet {
@@ -221,26 +220,6 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
             << " tokens (" << sum.train_files << " files), validation " << millions(sum.val_tokens)
             << " tokens (" << sum.val_files << " files)" << std::endl;
   return sum;
-}
-
-int data_command(const std::vector<std::string>& args) {
-  CliFlags f("data build");
-  f.add("val-fraction", "0.005", "fraction of the files kept for validation (by path hash)");
-  f.parse(args);
-  if (f.help_requested()) {
-    std::cout << "usage: longnet data build SRC_DIR OUT [flags]\n"
-                 "  Turns every text file under SRC_DIR into the byte-token file OUT.\n"
-              << f.usage().substr(f.usage().find('\n') + 1);
-    return 0;
-  }
-  const auto& pos = f.positional();
-  if (pos.size() != 2)
-    throw std::invalid_argument("longnet data build: expected SRC_DIR OUT, got " +
-                                std::to_string(pos.size()) +
-                                " arguments (e.g. longnet data build /usr/include "
-                                "data/usr_include.tokens)");
-  data_build(pos[0], pos[1], f.get_double("val-fraction"));
-  return 0;
 }
 
 // ---- reading ---------------------------------------------------------------------------------

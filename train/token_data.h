@@ -51,9 +51,6 @@ struct DataBuildSummary {
 DataBuildSummary data_build(const std::string& src_dir, const std::string& out_path,
                             double val_fraction = 0.005);
 
-// `longnet data build SRC_DIR OUT [--val-fraction F]`; args are those after "data build".
-int data_command(const std::vector<std::string>& args);
-
 // A token file mapped read-only. Throws std::runtime_error naming the file when it is missing,
 // empty, not a token file, of another format version, or truncated.
 class TokenFile {

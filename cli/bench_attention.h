@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/options.h"
+
 namespace longnet {
 
 struct BenchAttentionOptions {
@@ -32,6 +34,7 @@ struct BenchAttentionOptions {
   std::string json;        // results file ("" = none)
   std::string command;     // the command line, recorded in the results
   c10::DeviceType device = c10::kCUDA;
+  EngineOptions engine;
 };
 
 int bench_attention(const BenchAttentionOptions& o);

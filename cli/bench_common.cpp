@@ -1,5 +1,5 @@
 // Timing and provenance helpers for the benchmarks (see bench_common.h).
-#include "bench/bench_common.h"
+#include "cli/bench_common.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

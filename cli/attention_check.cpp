@@ -1,5 +1,5 @@
 // Sequence-parallel attention against the single-process computation (see attention_check.h).
-#include "parallel/attention_check.h"
+#include "cli/attention_check.h"
 
 #include <ATen/ATen.h>
 
@@ -9,18 +9,10 @@
 
 #include "parallel/mpi_bootstrap.h"
 #include "parallel/process_grid.h"
+#include "parallel/sequence_layout.h"
 #include "parallel/sequence_parallel_attention.h"
 
 namespace longnet {
-
-c10::ScalarType dtype_from_name(const std::string& name) {
-  if (name == "float32") return c10::kFloat;
-  if (name == "bfloat16") return c10::kBFloat16;
-  if (name == "float16") return c10::kHalf;
-  if (name == "float64") return c10::kDouble;
-  throw std::invalid_argument("dtype '" + name +
-                              "' is not supported; use float32, bfloat16, float16 or float64");
-}
 
 namespace {
 
@@ -52,14 +44,14 @@ double tolerance(c10::ScalarType t) {
 int attention_check(const AttentionCheckOptions& c) {
   mpi_ensure_initialized();
   const int64_t sp_size = c.sp > 0 ? c.sp : mpi_world_size();
-  auto grid = process_grid_create(0, sp_size, c.device);
-  sequence_split_check(c.seq_len, sp_size);
-  const int64_t L = c.seq_len / sp_size;
+  auto grid = process_grid_create(0, static_cast<int>(sp_size), c.device);
   DilatedAttentionOptions o;
   o.segment_lengths = c.segments;
   o.dilation_rates = c.rates;
   o.is_causal = c.causal;
-  sequence_parallel_check(L, sp_size, o);
+  o.engine = c.engine;
+  dilated_options_check(o);
+  const int64_t L = SequenceLayout(c.seq_len, sp_size, o.segment_lengths).local_len();
 
   // The same full input on every rank: one seed, the same generator on every device.
   at::manual_seed(c.seed);
@@ -82,11 +74,10 @@ int attention_check(const AttentionCheckOptions& c) {
   double e_dv = global_rel_error(comm, dv, part(rdv));
   const double tol = tolerance(c.dtype);
 
-  // Bytes per rank, gathered to rank 0 for one table.
-  auto sent = at::full({1}, attn.bytes_sent(), at::kLong);
-  auto all_sent = at::empty({grid->world_size}, at::kLong);
-  MPI_Allgather(sent.data_ptr(), 1, MPI_INT64_T, all_sent.data_ptr(), 1, MPI_INT64_T,
-                MPI_COMM_WORLD);
+  // Bytes per rank, gathered for one table.
+  auto all_sent = world_all_gather_bytes(*grid, at::full({1}, attn.bytes_sent(), at::kLong))
+                      .view(at::kLong)
+                      .reshape({-1});
   std::ostringstream s;
   s << "check attention: N=" << c.seq_len << " B=" << c.batch << " H=" << c.heads
     << " D=" << c.head_dim << " sp=" << sp_size << " causal=" << c.causal << " dtype=" << c.dtype

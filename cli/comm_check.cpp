@@ -1,5 +1,5 @@
 // Round-trip check of the communicators on CPU (MPI) or GPU (NCCL); see comm_check.h.
-#include "parallel/comm_check.h"
+#include "cli/comm_check.h"
 
 #include <ATen/ATen.h>
 

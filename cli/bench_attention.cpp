@@ -1,7 +1,7 @@
 // Dilated attention benchmark (see bench_attention.h): times, effective TFLOP/s by DESIGN.md
 // section 7, peak memory, and for sequence parallelism the bytes exchanged and the all-gather
 // bus bandwidth (nccl-tests convention: busbw = algbw * (n - 1) / n).
-#include "bench/bench_attention.h"
+#include "cli/bench_attention.h"
 
 #include <ATen/ATen.h>
 
@@ -16,10 +16,11 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "bench/bench_common.h"
+#include "cli/bench_common.h"
 #include "core/dilated_attention.h"
 #include "parallel/mpi_bootstrap.h"
 #include "parallel/process_grid.h"
+#include "parallel/sequence_layout.h"
 #include "parallel/sequence_parallel_attention.h"
 
 namespace longnet {
@@ -66,14 +67,15 @@ int bench_attention(const BenchAttentionOptions& o) {
 
   for (int64_t D : o.head_dims) {
     for (int64_t N : o.seq_lens) {
-      sequence_split_check(N, P);
-      const int64_t L = N / P, B = std::max<int64_t>(1, o.tokens / N), H = o.heads;
+      const int64_t L = SequenceLayout(N, P, {}).local_len();
+      const int64_t B = std::max<int64_t>(1, o.tokens / N), H = o.heads;
       Schedule sch = schedule_for(o, N, L);
+      SequenceLayout(N, P, sch.w);  // every segment nests with L
       DilatedAttentionOptions opt;
       opt.segment_lengths = sch.w;
       opt.dilation_rates = sch.r;
       opt.is_causal = o.causal;
-      if (P > 1) sequence_parallel_check(L, P, opt);
+      opt.engine = o.engine;
       at::manual_seed(1234 + grid->world_rank);
       auto topt = at::TensorOptions().dtype(o.dtype).device(dev);
       auto q = at::randn({B, L, H, D}, topt), k = at::randn_like(q), v = at::randn_like(q),
@@ -230,9 +232,9 @@ int bench_attention(const BenchAttentionOptions& o) {
   if (!o.json.empty() && grid->world_rank == 0) {
     JsonLine extra;
     extra.add("world_size", int64_t(grid->world_size))
-        .add("attention_kernel", std::getenv("LONGNET_ATTENTION_BACKEND")
-                                     ? std::getenv("LONGNET_ATTENTION_BACKEND")
-                                     : "cudnn");
+        .add("attention_kernel", o.engine.backend)
+        .add("streams", o.engine.streams)
+        .add("fused_merge", o.engine.fused_merge);
     bench_write_results(o.json, o.command, card, extra, rows);
     print("wrote " + o.json);
   }

@@ -18,12 +18,19 @@ class CliFlags {
   void add(const std::string& name, const std::string& default_value, const std::string& help);
   // Declares a boolean switch (no value).
   void add_switch(const std::string& name, const std::string& help);
+  // The same, left out of usage(): testing aids (the --debug-* flags).
+  void add_hidden(const std::string& name, const std::string& default_value,
+                  const std::string& help);
+  void add_switch_hidden(const std::string& name, const std::string& help);
   // Parses args; positional arguments are kept in order. Throws std::invalid_argument naming
   // the bad flag. "--help" sets help_requested().
   void parse(const std::vector<std::string>& args);
 
   bool help_requested() const { return help_; }
+  // "usage: longnet COMMAND [flags]" and flags_usage().
   std::string usage() const;
+  // One entry per visible flag: name, default and help.
+  std::string flags_usage() const;
   const std::vector<std::string>& positional() const { return positional_; }
 
   std::string get(const std::string& name) const;
@@ -38,7 +45,7 @@ class CliFlags {
  private:
   struct Flag {
     std::string value, help;
-    bool is_switch = false, given = false;
+    bool is_switch = false, given = false, hidden = false;
   };
   const Flag& find(const std::string& name) const;
   std::string command_;

@@ -1,5 +1,5 @@
 // Strict flag parsing for the CLI (see cli_flags.h).
-#include "train/cli_flags.h"
+#include "cli/cli_flags.h"
 
 #include <cerrno>
 #include <cmath>
@@ -36,6 +36,17 @@ void CliFlags::add(const std::string& name, const std::string& default_value,
 void CliFlags::add_switch(const std::string& name, const std::string& help) {
   flags_[name] = Flag{"0", help, true, false};
   order_.push_back(name);
+}
+
+void CliFlags::add_hidden(const std::string& name, const std::string& default_value,
+                          const std::string& help) {
+  add(name, default_value, help);
+  flags_[name].hidden = true;
+}
+
+void CliFlags::add_switch_hidden(const std::string& name, const std::string& help) {
+  add_switch(name, help);
+  flags_[name].hidden = true;
 }
 
 void CliFlags::parse(const std::vector<std::string>& args) {
@@ -114,10 +125,14 @@ std::vector<int64_t> CliFlags::get_int_list(const std::string& name) const {
 }
 
 std::string CliFlags::usage() const {
+  return "usage: longnet " + command_ + " [flags]\n" + flags_usage();
+}
+
+std::string CliFlags::flags_usage() const {
   std::ostringstream s;
-  s << "usage: longnet " << command_ << " [flags]\n";
   for (const auto& name : order_) {
     const Flag& f = flags_.at(name);
+    if (f.hidden) continue;
     s << "  --" << name;
     if (!f.is_switch) s << " (default " << (f.value.empty() ? "none" : f.value) << ")";
     s << "\n      " << f.help << "\n";

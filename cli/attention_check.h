@@ -7,7 +7,10 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
+
+#include "core/options.h"
 
 namespace longnet {
 
@@ -19,13 +22,11 @@ struct AttentionCheckOptions {
   int64_t sp = 0;  // 0: the world size
   uint64_t seed = 0;
   c10::DeviceType device = c10::kCPU;
+  EngineOptions engine;
 };
 
 // Prints the relative errors of out, dq, dk, dv and the bytes each rank sent; returns 0 when
 // every error is within the dtype's tolerance, 1 otherwise.
 int attention_check(const AttentionCheckOptions& o);
-
-// "float32" -> kFloat etc.; throws std::invalid_argument naming the accepted names.
-c10::ScalarType dtype_from_name(const std::string& name);
 
 }  // namespace longnet

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/options.h"
+
 namespace longnet {
 
 struct BenchScalingOptions {
@@ -28,6 +30,7 @@ struct BenchScalingOptions {
   std::string json;
   std::string command;
   c10::DeviceType device = c10::kCUDA;
+  EngineOptions engine;
 };
 
 int bench_scaling(const BenchScalingOptions& o);

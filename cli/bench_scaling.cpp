@@ -1,7 +1,7 @@
 // Figure 5 of the paper (see bench_scaling.h): forward time against sequence length at a fixed
 // number of tokens, dilated attention (sequence-parallel once a sequence outgrows one GPU) and
 // dense SDPA, with peak memory and effective TFLOP/s per point.
-#include "bench/bench_scaling.h"
+#include "cli/bench_scaling.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -15,7 +15,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "bench/bench_common.h"
+#include "cli/bench_common.h"
 #include "core/dilated_attention.h"
 #include "parallel/mpi_bootstrap.h"
 #include "parallel/process_grid.h"
@@ -90,6 +90,7 @@ int bench_scaling(const BenchScalingOptions& o) {
     DilatedAttentionOptions opt;
     opt.segment_lengths = sch.w;
     opt.dilation_rates = sch.r;
+    opt.engine = o.engine;
     auto topt = at::TensorOptions().dtype(o.dtype).device(grid->device);
     const double flops =
         dilated_forward_flops(B_total, N, o.heads, o.head_dim, sch.w, sch.r, false);

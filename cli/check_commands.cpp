@@ -1,0 +1,53 @@
+// `longnet check comm` and `longnet check attention`: their flags (the checks themselves are
+// comm_check.cpp and attention_check.cpp).
+#include <iostream>
+
+#include "cli/attention_check.h"
+#include "cli/comm_check.h"
+#include "cli/commands.h"
+#include "cli/common_flags.h"
+
+namespace longnet {
+
+int cmd_check_comm(const Args& args) {
+  CliFlags f("check comm");
+  f.add("device", "cpu", "cpu (MPI) or cuda (NCCL)");
+  f.add("elements", "1024", "elements per rank");
+  f.parse(args);
+  if (f.help_requested()) return std::cout << f.usage(), 0;
+  return comm_check(device_from_name(f.get("device")), f.get_int("elements"));
+}
+
+int cmd_check_attention(const Args& args) {
+  CliFlags f("check attention");
+  f.add("seq-len", "4096", "tokens in the whole sequence (N)");
+  f.add("batch", "1", "sequences");
+  f.add("heads", "12", "attention heads");
+  f.add("head-dim", "64", "dimension per head");
+  f.add("segments", "2048,4096", "segment lengths, comma-separated");
+  f.add("rates", "1,2", "dilation rates, one per segment length");
+  f.add_switch("causal", "causal attention");
+  f.add("dtype", "float32", "float32, bfloat16, float16 or float64");
+  f.add("sp", "0", "sequence-parallel ranks (0 = all ranks)");
+  f.add("seed", "0", "seed of the random input (the same on every rank)");
+  f.add("device", "cpu", "cpu (MPI) or cuda (NCCL)");
+  engine_flags_add(f);
+  f.parse(args);
+  if (f.help_requested()) return std::cout << f.usage(), 0;
+  AttentionCheckOptions o;
+  o.seq_len = f.get_int("seq-len");
+  o.batch = f.get_int("batch");
+  o.heads = f.get_int("heads");
+  o.head_dim = f.get_int("head-dim");
+  o.segments = f.get_int_list("segments");
+  o.rates = f.get_int_list("rates");
+  o.causal = f.get_switch("causal");
+  o.dtype = dtype_from_name(f.get("dtype"));
+  o.sp = f.get_int("sp");
+  o.seed = static_cast<uint64_t>(f.get_int("seed"));
+  o.device = device_from_name(f.get("device"));
+  o.engine = engine_flags_get(f);
+  return attention_check(o);
+}
+
+}  // namespace longnet

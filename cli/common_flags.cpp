@@ -1,0 +1,57 @@
+// Shared command-line values (see common_flags.h).
+#include "cli/common_flags.h"
+
+#include <stdexcept>
+
+namespace longnet {
+
+c10::DeviceType device_from_name(const std::string& name) {
+  if (name == "cpu") return c10::kCPU;
+  if (name == "cuda") return c10::kCUDA;
+  throw std::invalid_argument("--device: '" + name + "' is not a device; use cpu or cuda");
+}
+
+c10::ScalarType dtype_from_name(const std::string& name) {
+  if (name == "float32") return c10::kFloat;
+  if (name == "bfloat16") return c10::kBFloat16;
+  if (name == "float16") return c10::kHalf;
+  if (name == "float64") return c10::kDouble;
+  throw std::invalid_argument("dtype '" + name +
+                              "' is not supported; use float32, bfloat16, float16 or float64");
+}
+
+void engine_flags_add(CliFlags& f) {
+  const EngineOptions d;
+  f.add("backend", d.backend, "GPU dense-attention kernel: cudnn or flash (engine.backend)");
+  f.add("streams", std::to_string(d.streams),
+        "CUDA streams the dense problems are spread over, 1 to 16 (engine.streams)");
+  f.add_switch("no-fused-merge", "merge branches with ATen maths instead of the fused kernel");
+  f.add("chunk-above", std::to_string(d.chunk_above),
+        "GPU forward in chunks above this many elements of q; -1 automatic, 0 always");
+  f.add_switch("memory-trace", "print the allocator's memory after each sequence-parallel stage");
+}
+
+EngineOptions engine_flags_get(const CliFlags& f) {
+  EngineOptions e;
+  e.backend = f.get("backend");
+  e.streams = f.get_int("streams");
+  e.fused_merge = !f.get_switch("no-fused-merge");
+  e.chunk_above = f.get_int("chunk-above");
+  e.memory_trace = f.get_switch("memory-trace");
+  try {
+    engine_options_check(e);
+  } catch (const OptionsError& err) {
+    const std::string flag =
+        err.field() == "engine.chunk_above" ? "chunk-above" : err.field().substr(7);
+    throw std::invalid_argument("longnet: --" + flag + ": " + err.detail());
+  }
+  return e;
+}
+
+std::string command_line(const std::string& name, const std::vector<std::string>& args) {
+  std::string s = "longnet " + name;
+  for (const auto& a : args) s += " " + a;
+  return s;
+}
+
+}  // namespace longnet

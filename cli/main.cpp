@@ -1,0 +1,102 @@
+// The `longnet` command line: one binary, sub-commands for checking, benchmarking, data and
+// training (commands.h). Run under mpirun for more than one rank; errors end the whole job
+// (run_main in parallel/mpi_bootstrap.h).
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "longnet_build_info.h"
+#include "parallel/mpi_bootstrap.h"
+
+namespace longnet {
+namespace {
+
+struct Command {
+  std::string help;
+  std::function<int(const Args&)> run;
+};
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> table = {
+      {"check comm",
+       {"round-trip tensors through the communicators (MPI or NCCL)", cmd_check_comm}},
+      {"check attention",
+       {"sequence-parallel attention vs the single-process result", cmd_check_attention}},
+      {"bench attention",
+       {"time dilated attention (and dense SDPA) forward and backward", cmd_bench_attention}},
+      {"bench scaling",
+       {"the paper's Figure 5: forward time vs N at fixed tokens", cmd_bench_scaling}},
+      {"data build", {"pack a directory of text/code into a byte-token file", cmd_data_build}},
+      {"train", {"train a LongNetLM from a YAML config (under mpirun)", cmd_train}},
+  };
+  return table;
+}
+
+// The commands whose name starts with `group` ("" for all), as usage lines.
+std::string command_lines(const std::string& group) {
+  std::string s;
+  for (const auto& [name, cmd] : commands())
+    if (group.empty() || name == group || name.rfind(group + " ", 0) == 0)
+      s +=
+          "  " + name + std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') + cmd.help + "\n";
+  return s;
+}
+
+std::string usage() {
+  return "longnet " LONGNET_VERSION
+         " - LongNet dilated attention and sequence-parallel training\n\n"
+         "usage: [mpirun -np P] longnet COMMAND [SUBCOMMAND] [flags]   (--help after any "
+         "command)\n\ncommands:\n" +
+         command_lines("") +
+         "\n  --version              print version, commit and build settings\n";
+}
+
+bool is_help(const std::string& a) {
+  return a == "--help" || a == "-h" || a == "help";
+}
+
+int dispatch(const Args& argv) {
+  if (argv.empty() || is_help(argv[0])) {
+    std::cout << usage();
+    return argv.empty() ? 2 : 0;
+  }
+  if (argv[0] == "--version") {
+    std::cout << "longnet " << LONGNET_VERSION << " (commit " << LONGNET_GIT_COMMIT << ", LibTorch "
+              << LONGNET_TORCH_VERSION << ", CUDA path " << LONGNET_BUILT_WITH_CUDA << ")\n";
+    return 0;
+  }
+  // Longest match first: "check comm" before "check".
+  for (size_t words = std::min<size_t>(2, argv.size()); words >= 1; --words) {
+    std::string name = argv[0];
+    for (size_t i = 1; i < words; ++i) name += " " + argv[i];
+    auto it = commands().find(name);
+    if (it != commands().end()) {
+      Args rest(argv.begin() + words, argv.end());
+      return run_main([&] { return it->second.run(rest); });
+    }
+  }
+  // A command group ("longnet data", "longnet bench --help"): list its sub-commands.
+  const std::string group = argv[0];
+  const std::string sub = command_lines(group);
+  if (!sub.empty()) {
+    const bool help = argv.size() == 1 || is_help(argv[1]);
+    (help ? std::cout : std::cerr)
+        << (help ? "" : "longnet: unknown sub-command '" + group + " " + argv[1] + "'\n\n")
+        << "usage: longnet " << group << " SUBCOMMAND [flags]   (--help after any)\n\n"
+        << "sub-commands:\n"
+        << sub;
+    return argv.size() > 1 && help ? 0 : 2;
+  }
+  std::cerr << "longnet: unknown command '" << argv[0] << "'\n\n" << usage();
+  return 2;
+}
+
+}  // namespace
+}  // namespace longnet
+
+int main(int argc, char** argv) {
+  return longnet::dispatch(std::vector<std::string>(argv + 1, argv + argc));
+}

@@ -1,0 +1,88 @@
+// `longnet train CONFIG [key=value ...] [flags]`: reads and checks the config, then runs the
+// training loop (train/trainer.h). The --debug-* flags inject faults for tests (they fill
+// train/fault_injection.h) and are documented there, not in the user's help.
+#include <iostream>
+#include <stdexcept>
+
+#include "cli/cli_flags.h"
+#include "cli/commands.h"
+#include "train/config.h"
+#include "train/fault_injection.h"
+#include "train/trainer.h"
+
+namespace longnet {
+namespace {
+
+// "RANK:STEP" of --debug-stall.
+std::pair<int64_t, int64_t> rank_step(const std::string& text) {
+  const auto colon = text.find(':');
+  if (colon == 0 || colon == std::string::npos || colon + 1 == text.size())
+    throw std::invalid_argument("longnet train: --debug-stall '" + text +
+                                "' is not RANK:STEP (e.g. 1:3)");
+  const int64_t rank = parse_int_strict(text.substr(0, colon), "longnet train --debug-stall");
+  const int64_t step = parse_int_strict(text.substr(colon + 1), "longnet train --debug-stall");
+  if (rank < 0 || step < 0)
+    throw std::invalid_argument("longnet train: --debug-stall '" + text +
+                                "' must name a rank and a step >= 0 (e.g. 1:3)");
+  return {rank, step};
+}
+
+}  // namespace
+
+int cmd_train(const Args& args) {
+  CliFlags f("train");
+  f.add("stop-after", "0", "stop (with a checkpoint) after this many steps of this run");
+  f.add("profile", "0", "time forward, backward, all-reduce and optimizer of the first N steps");
+  f.add("trace", "",
+        "write a Kineto trace (Chrome JSON) of steps 4 and 5 of this run to this path (with "
+        ".rankR added when there are several ranks); sum it up with bench/trace_summary.py");
+  f.add("check-config", "0",
+        "validate the config for a job of this many ranks, print it resolved, and exit");
+  // Testing aids (train/fault_injection.h); not listed in --help.
+  f.add_hidden("debug-nan-at", "", "poison the loss with NaN at these steps (0-based)");
+  f.add_hidden("debug-sleep-after", "0", "after this step, pause 0.5 s per step");
+  f.add_hidden("debug-stall", "", "RANK:STEP, that rank stops responding at that step");
+  f.add_hidden("debug-crash-in-checkpoint", "-1", "die half-way through writing this checkpoint");
+  f.add_switch_hidden("debug-parser-hang", "the config parser's trial child never returns");
+  f.parse(args);
+  if (f.help_requested()) {
+    std::cout << "usage: longnet train [CONFIG.yaml] [key=value ...] [flags]\n"
+                 "  CONFIG: an experiment config (configs/*.yaml); key=value overrides any key,\n"
+                 "  e.g. optim.lr=3e-4 train.steps=100 model.segment_lengths=[64,128]\n"
+              << f.flags_usage();
+    return 0;
+  }
+  std::string config_path;
+  std::vector<std::string> overrides;
+  for (const auto& a : f.positional()) {
+    if (a.find('=') != std::string::npos)
+      overrides.push_back(a);
+    else if (config_path.empty())
+      config_path = a;
+    else
+      throw std::invalid_argument("longnet train: more than one config file given ('" +
+                                  config_path + "' and '" + a + "')");
+  }
+  FaultInjection& faults = fault_injection();
+  if (!f.get("debug-nan-at").empty()) faults.nan_at_steps = f.get_int_list("debug-nan-at");
+  faults.sleep_after_step = f.get_int("debug-sleep-after");
+  if (!f.get("debug-stall").empty())
+    std::tie(faults.stall_rank, faults.stall_at_step) = rank_step(f.get("debug-stall"));
+  faults.crash_in_checkpoint_step = f.get_int("debug-crash-in-checkpoint");
+  faults.config_parser_hang = f.get_switch("debug-parser-hang");
+
+  auto cfg = config_load(config_path, overrides);
+  if (const int64_t world = f.get_int("check-config"); world > 0) {
+    config_check(cfg, static_cast<int>(world));
+    std::cout << "config OK for " << world << " rank(s):\n" << config_to_yaml(cfg);
+    return 0;
+  }
+  TrainRunOptions run;
+  run.config_path = config_path;
+  run.stop_after = f.get_int("stop-after");
+  run.profile_steps = f.get_int("profile");
+  run.trace_path = f.get("trace");
+  return train_run(cfg, run);
+}
+
+}  // namespace longnet

@@ -1,0 +1,79 @@
+// The split of a sequence over sequence-parallel ranks and its checks (see sequence_layout.h).
+#include "parallel/sequence_layout.h"
+
+#include <algorithm>
+#include <string>
+
+namespace longnet {
+namespace {
+
+// Divisors of n above 1, ascending: every one when n < 2^40, else those with a cofactor below
+// 2^20 (the search is O(min(sqrt(n), 2^20))).
+std::vector<int64_t> divisors_above_one(int64_t n) {
+  std::vector<int64_t> low, high;
+  for (int64_t d = 2; d * d <= n && d <= (int64_t(1) << 20); ++d)
+    if (n % d == 0) {
+      low.push_back(d);
+      if (d != n / d) high.push_back(n / d);
+    }
+  low.insert(low.end(), high.rbegin(), high.rend());
+  if (n > 1) low.push_back(n);
+  return low;
+}
+
+std::string last_few(const std::vector<int64_t>& v, size_t count) {
+  std::string s;
+  for (size_t i = v.size() > count ? v.size() - count : 0; i < v.size(); ++i)
+    s += (s.empty() ? "" : ", ") + std::to_string(v[i]);
+  return s;
+}
+
+}  // namespace
+
+SequenceLayout::SequenceLayout(int64_t seq_len, int64_t sp_size,
+                               const std::vector<int64_t>& segment_lengths)
+    : seq_len_(seq_len), sp_size_(sp_size), local_len_(0) {
+  const std::string owner = "sequence parallel";
+  if (sp_size < 1)
+    throw OptionsError(owner, "sequence_parallel",
+                       std::to_string(sp_size) + " must be >= 1 (ranks per sequence)");
+  if (seq_len < 1)
+    throw OptionsError(owner, "seq_len", std::to_string(seq_len) + " must be >= 1 tokens");
+  if (seq_len % sp_size != 0) {
+    const int64_t lo = seq_len / sp_size * sp_size, hi = lo + sp_size;
+    throw OptionsError(owner, "seq_len",
+                       "the sequence of " + std::to_string(seq_len) +
+                           " tokens does not split evenly over " + std::to_string(sp_size) +
+                           " ranks; use a length that is a multiple of " + std::to_string(sp_size) +
+                           " (e.g. " + (lo > 0 ? std::to_string(lo) + " or " : "") +
+                           std::to_string(hi) + ") or a sequence_parallel size that divides " +
+                           std::to_string(seq_len),
+                       {"sequence_parallel"});
+  }
+  local_len_ = seq_len / sp_size;
+  const int64_t L = local_len_;
+  for (size_t i = 0; i < segment_lengths.size(); ++i) {
+    const int64_t w = clip(segment_lengths[i]);
+    if (w < 1) continue;  // the attention's own check names it
+    if (w <= L ? L % w == 0 : w % L == 0) continue;
+    const auto divisors = divisors_above_one(L);
+    throw OptionsError(
+        owner, "segment_lengths[" + std::to_string(i) + "]",
+        "segment length " + std::to_string(segment_lengths[i]) +
+            (w != segment_lengths[i] ? " (clipped to N = " + std::to_string(seq_len) + ")" : "") +
+            " neither divides the local length L = N / P = " + std::to_string(seq_len) + " / " +
+            std::to_string(sp_size) + " = " + std::to_string(L) + " nor is a multiple of it; use " +
+            (divisors.empty()
+                 ? ""
+                 : "a divisor of " + std::to_string(L) + " (" + last_few(divisors, 4) + ") or ") +
+            "a multiple of " + std::to_string(L) + " (or change seq_len / sequence_parallel)",
+        {"seq_len", "sequence_parallel"});
+  }
+}
+
+SequenceLayout sequence_layout_local(int64_t local_len, int64_t sp_size,
+                                     const std::vector<int64_t>& segment_lengths) {
+  return SequenceLayout(local_len * sp_size, sp_size, segment_lengths);
+}
+
+}  // namespace longnet

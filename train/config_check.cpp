@@ -1,0 +1,130 @@
+// Cross-field rules of a config (see config_check in config.h). The model's and the sequence
+// layout's rules belong to their owners (core/options.h, parallel/sequence_layout.h); this file
+// maps their errors to config keys with file:line, and adds the grid's and training's own rules.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "core/int_math.h"
+#include "parallel/sequence_layout.h"
+#include "train/config.h"
+#include "train/yaml_strict.h"
+
+namespace longnet {
+namespace {
+
+// "file.yaml:4" or "command-line override '...'" where key (or its list) was set, or "".
+std::string origin_of(const TrainConfig& c, const std::string& key) {
+  auto it = c.origin.find(key.substr(0, key.find('[')));
+  return it == c.origin.end() ? "" : it->second;
+}
+
+// Throws "<where key was set>: <key>: msg", adding where the related keys were set.
+[[noreturn]] void fail_rule(const TrainConfig& c, const std::string& key, const std::string& msg,
+                            const std::vector<std::string>& related = {}) {
+  const std::string where = origin_of(c, key);
+  std::string also;
+  for (const auto& r : related)
+    if (!origin_of(c, r).empty()) also += (also.empty() ? "" : ", ") + r + " at " + origin_of(c, r);
+  throw std::invalid_argument((where.empty() ? "config (default value)" : where) + ": " + key +
+                              ": " + msg + (also.empty() ? "" : " (" + also + ")"));
+}
+
+// Runs an owner's check; its OptionsError becomes a config error on the key that `key_of` maps
+// its field to.
+template <typename Check, typename KeyOf>
+void owned(const TrainConfig& c, Check check, KeyOf key_of) {
+  try {
+    check();
+  } catch (const OptionsError& e) {
+    std::vector<std::string> related;
+    for (const auto& r : e.related()) related.push_back(key_of(r));
+    fail_rule(c, key_of(e.field()), e.detail(), related);
+  }
+}
+
+std::string model_key(const std::string& field) {
+  return field.rfind("engine.", 0) == 0 ? field : "model." + field;
+}
+
+std::string layout_key(const std::string& field) {
+  if (field == "seq_len") return "data.seq_len";
+  if (field == "sequence_parallel") return "grid.sequence_parallel";
+  return "model." + field;
+}
+
+std::string mention(const TrainConfig& c, const std::string& key, const std::string& value) {
+  const std::string at = origin_of(c, key);
+  return key + " = " + value + " (" + (at.empty() ? "default" : at) + ")";
+}
+
+void check_grid(const TrainConfig& c, int world) {
+  const int64_t sp = c.grid.sequence_parallel, dp = c.grid.data_parallel;
+  if (world % sp != 0) {
+    std::string divisors;
+    for (int64_t d = 1; d <= world; ++d)
+      if (world % d == 0) divisors += (divisors.empty() ? "" : ", ") + std::to_string(d);
+    fail_rule(c, "grid.sequence_parallel",
+              std::to_string(sp) + " does not divide the world size " + std::to_string(world) +
+                  " (ranks in this job); use one of {" + divisors + "} or launch a multiple of " +
+                  std::to_string(sp) + " ranks");
+  }
+  if (dp != 0 && dp * sp != world)
+    fail_rule(c, "grid.data_parallel",
+              "data_parallel x sequence_parallel = " + std::to_string(dp) + " x " +
+                  std::to_string(sp) + " = " + std::to_string(dp * sp) + " but the job has " +
+                  std::to_string(world) + " ranks; set grid.data_parallel: 0 (inferred as " +
+                  std::to_string(world / sp) + ") or launch with mpirun -np " +
+                  std::to_string(dp * sp));
+}
+
+void check_training(const TrainConfig& c, int world) {
+  if (c.model.vocab_size < 256)
+    fail_rule(c, "model.vocab_size",
+              std::to_string(c.model.vocab_size) +
+                  " is smaller than the 256 byte values the token files hold; use 256");
+  if (c.train.precision == "bf16" && c.device != "cuda")
+    fail_rule(c, "train.precision",
+              "bf16 needs device: cuda but " + mention(c, "device", c.device) +
+                  "; use precision fp32 on the CPU");
+  if (c.optim.warmup_steps >= c.train.steps)
+    fail_rule(c, "optim.warmup_steps",
+              std::to_string(c.optim.warmup_steps) + " is not smaller than " +
+                  mention(c, "train.steps", std::to_string(c.train.steps)) +
+                  "; use fewer warm-up steps (e.g. " + std::to_string(c.train.steps / 10) +
+                  ") or more steps");
+  if (c.optim.end_lr > c.optim.lr)
+    fail_rule(c, "optim.end_lr",
+              double_text(c.optim.end_lr) + " is larger than " +
+                  mention(c, "optim.lr", double_text(c.optim.lr)) +
+                  "; the schedule decays from lr to end_lr, so use end_lr <= lr (e.g. 0)");
+  // Tokens per optimizer step over the whole job, and the sizes of one forward, must fit int64.
+  const int64_t dp = c.grid.data_parallel ? c.grid.data_parallel : world / c.grid.sequence_parallel;
+  if (!product_checked({dp, c.data.batch_size, c.train.grad_accumulation, c.data.seq_len}) ||
+      !product_checked({c.data.batch_size, c.data.seq_len, c.model.layer.dim_feedforward}) ||
+      !product_checked({c.data.batch_size, c.data.seq_len, c.model.vocab_size}))
+    fail_rule(c, "data.batch_size",
+              "data parallel x batch_size x grad_accumulation x seq_len (and batch_size x "
+              "seq_len x the widest layer) overflow 64-bit integers; use smaller sizes",
+              {"data.seq_len", "train.grad_accumulation"});
+}
+
+}  // namespace
+
+void config_check(const TrainConfig& config, int world_size) {
+  if (world_size < 1) throw std::logic_error("config_check: world_size must be >= 1");
+  const TrainConfig& c = config;
+  owned(
+      c, [&] { lm_options_check(c.model); }, model_key);
+  owned(
+      c,
+      [&] {
+        SequenceLayout(c.data.seq_len, c.grid.sequence_parallel,
+                       c.model.layer.attention.segment_lengths);
+      },
+      layout_key);
+  check_grid(c, world_size);
+  check_training(c, world_size);
+}
+
+}  // namespace longnet

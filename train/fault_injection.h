@@ -1,0 +1,23 @@
+// Faults that tests inject into a training job, in one place: the command line's --debug-* flags
+// (documented for testing, left out of the user's help) and unit tests set them; library code
+// only reads them. Every field's default injects nothing.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace longnet {
+
+struct FaultInjection {
+  std::vector<int64_t> nan_at_steps;      // poison the loss with NaN at these steps (0-based)
+  int64_t sleep_after_step = 0;           // > 0: after this step, pause 0.5 s per step
+  int64_t stall_rank = -1;                // this world rank stops responding ...
+  int64_t stall_at_step = -1;             // ... at the start of this step (0-based)
+  int64_t crash_in_checkpoint_step = -1;  // die half-way through writing this checkpoint
+  bool config_parser_hang = false;        // the config parser's trial child never returns
+};
+
+// The process's one instance.
+FaultInjection& fault_injection();
+
+}  // namespace longnet

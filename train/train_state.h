@@ -1,0 +1,42 @@
+// The state of a training job that its checkpoints hold (format "longnet-train-1"): parameters,
+// AdamW's moments and step counts, the next step, the count of bad steps in a row, the data
+// position, every rank's generator states, the grid and the resolved config. Saving and resuming
+// are collective over the world: rank 0 chooses and writes; every rank restores the same file.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "parallel/process_grid.h"
+#include "train/adamw.h"
+#include "train/config.h"
+
+namespace longnet {
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+struct TrainProgress {
+  int64_t step = 0;       // optimizer steps done (the next step's index)
+  int64_t bad_steps = 0;  // non-finite steps in a row before it
+  int64_t samples = 0;    // training sequences consumed (TokenSampler::position)
+};
+
+// Writes checkpoint `progress.step` into cfg.checkpoint.dir (keeping cfg.checkpoint.keep), then
+// waits for rank 0 on every rank. Every rank must call it.
+void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTensors& params,
+                      const AdamW& optim, const TrainProgress& progress);
+
+// The checkpoint that cfg.checkpoint.resume names ("auto": the newest one in the directory that
+// verifies; "none"; or a path), checked against this model (parameter names and shapes) and
+// grid, restored into params, optim and this rank's generators. nullopt when there is nothing to
+// resume. Throws naming the file and the mismatch before changing anything. Every rank must call
+// it.
+std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainConfig& cfg,
+                                                const NamedTensors& params, AdamW& optim);
+
+}  // namespace longnet
