@@ -221,8 +221,9 @@ def train_checkpoint(args, name, overrides):
 
 
 def check_checkpoint_parity(longnet, args):
-    """from_checkpoint's logits = the C++ model's, fp32 CPU, both variants, N = 128 (xPos blocks
-    of W = 128) and N = 100 (no segment divides it: xPos centre N / 2, short last segments)."""
+    """from_checkpoint's logits = the C++ model's, fp32 CPU, both variants, N = 128 (one xPos
+    block of W = 128), N = 300 (blocks of 128, each with its own centre, the last one partial)
+    and N = 100 (segments clipped to 32, 64, 100: xPos centre N / 2; short last segments)."""
     from longnet.checkpoint import load_checkpoint, parse_config, parse_config_simple
     os.makedirs(args.work, exist_ok=True)
     cases = {
@@ -247,7 +248,7 @@ def check_checkpoint_parity(longnet, args):
         assert list(own) == list(ckpt["model"]), "parameter names or order differ from C++"
         for n, t in own.items():
             assert torch.equal(t, ckpt["model"][n]), n
-        for N in (128, 100):
+        for N in (128, 300, 100):
             torch.manual_seed(N)
             tokens = torch.randint(0, 256, (2, N))
             tok_path = os.path.join(args.work, f"{variant}_{N}_tokens.pt")
