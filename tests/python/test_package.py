@@ -270,6 +270,12 @@ def check_checkpoint_parity(longnet, args):
             model.float()
             err64 = rel_err(py64, cpp)
             assert err64 < 1e-4, f"{variant} N={N}: float64 model differs by {err64}"
+    bad = os.path.join(args.work, "not_a_checkpoint.pt")
+    torch.save({"model": {}}, bad)
+    expect_error(ValueError, "is not a longnet checkpoint",
+                 lambda: longnet.LongNetLM.from_checkpoint(bad))
+    expect_error(FileNotFoundError, "does not exist",
+                 lambda: longnet.LongNetLM.from_checkpoint(bad + ".missing"))
     print(f"ok: from_checkpoint logits = C++ logits (worst relative error {worst:.3g} < {TOL})")
     return worst
 
@@ -302,6 +308,13 @@ def main():
     if args.installed:
         assert where != os.path.join(args.source, "python", "longnet"), f"{where} is python/"
         assert os.path.dirname(lib) == where, f"{lib} is not inside the package {where}"
+        real = torch.__version__
+        try:  # under another torch the package refuses its library, saying why
+            torch.__version__ = "0.0.1"
+            expect_error(ImportError, "was built against torch",
+                         lambda: longnet._ops._check_torch_version(lib))
+        finally:
+            torch.__version__ = real
     torch.set_num_threads(min(2, torch.get_num_threads()))
     check_api(longnet)
     check_attention_reference(longnet, test_ops)
