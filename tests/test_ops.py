@@ -90,16 +90,16 @@ def check_dropout(device):
         assert not torch.equal(x, z), f"{device}: dropout {name} equal under another seed"
     with torch.no_grad():
         torch.manual_seed(7)
-        mean = sum(op(q, k, v, w, r, True, None, 0.3) for _ in range(1000)) / 1000
+        mean = sum(op(q, k, v, w, r, True, None, 0.1) for _ in range(300)) / 300
     err = ((mean - plain).norm() / plain.norm()).item()
-    assert err < 0.05, f"{device}: mean of 1000 dropout draws is {err} away from the output"
+    assert err < 0.05, f"{device}: mean of 300 dropout draws (p=0.1) is {err} away from the output"
     for p in (1.0, -0.1, float("nan")):
         try:
             op(q, k, v, w, r, dropout_p=p)
             raise AssertionError(f"no error for dropout_p={p}")
         except RuntimeError as e:
             assert "dropout_p must be in [0, 1)" in str(e), str(e)
-    print(f"ok: dropout on {device} (mean of 1000 draws off by {err:.3g})")
+    print(f"ok: dropout on {device} (mean of 300 draws at p=0.1 off by {err:.3g})")
 
 
 def main():
