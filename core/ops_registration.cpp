@@ -1,6 +1,8 @@
 // Registers longnet's ops with the PyTorch dispatcher, so Python users get them as
 // torch.ops.longnet.* after torch.ops.load_library("build/liblongnet_ops.so"). The op is
 // CompositeImplicitAutograd: its body is longnet's own autograd function, on CPU and CUDA.
+// dropout_p applies whenever it is > 0 (an op has no training flag: callers pass 0 in eval); the
+// masks come from the default generator, so torch.manual_seed makes them reproducible.
 #include <torch/library.h>
 
 #include "core/dilated_attention.h"
@@ -9,12 +11,16 @@ namespace {
 
 at::Tensor dilated_attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 c10::IntArrayRef segment_lengths, c10::IntArrayRef dilation_rates,
-                                bool is_causal, std::optional<double> softmax_scale) {
+                                bool is_causal, std::optional<double> softmax_scale,
+                                double dropout_p) {
   longnet::DilatedAttentionOptions o;
   o.segment_lengths = segment_lengths.vec();
   o.dilation_rates = dilation_rates.vec();
   o.is_causal = is_causal;
   o.softmax_scale = softmax_scale;
+  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0,
+              "longnet::dilated_attention: dropout_p must be in [0, 1), got ", dropout_p);
+  o.dropout = dropout_p;
   return longnet::dilated_attention(q, k, v, o);
 }
 
@@ -23,7 +29,8 @@ at::Tensor dilated_attention_op(const at::Tensor& q, const at::Tensor& k, const 
 TORCH_LIBRARY(longnet, m) {
   m.def(
       "dilated_attention(Tensor q, Tensor k, Tensor v, int[] segment_lengths, "
-      "int[] dilation_rates, bool is_causal=False, float? softmax_scale=None) -> Tensor");
+      "int[] dilation_rates, bool is_causal=False, float? softmax_scale=None, "
+      "float dropout_p=0.0) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(longnet, CompositeImplicitAutograd, m) {

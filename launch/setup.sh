@@ -48,11 +48,17 @@ if [[ -z "$PY" ]]; then
     [[ -x .venv/bin/python3 ]] || "$BASE" -m venv .venv
     .venv/bin/python3 -m pip install -q --disable-pip-version-check --upgrade pip
     .venv/bin/python3 -m pip install -q --disable-pip-version-check \
-      "torch==$TORCH_VERSION" numpy matplotlib
+      "torch==$TORCH_VERSION" numpy matplotlib scikit-build-core pyyaml
     PY="$ROOT/.venv/bin/python3"
   fi
 fi
 has_torch "$PY" || { echo "[setup] error: $PY cannot import torch" >&2; exit 1; }
+# The Python package's build backend and YAML reader (tests python.pip_install, python.package),
+# added to the project's own env when an older setup made it without them.
+if [[ "$PY" == "$ROOT/.venv/bin/python3" ]] && ! "$PY" -c 'import scikit_build_core, yaml' 2>/dev/null; then
+  say "installing scikit-build-core and pyyaml into .venv"
+  "$PY" -m pip install -q --disable-pip-version-check scikit-build-core pyyaml
+fi
 say "LibTorch from $("$PY" -c 'import torch;print(torch.__version__, "at", torch.__file__.rsplit("/",1)[0])')"
 
 # ---- 3. configure and build ----------------------------------------------------------------

@@ -16,7 +16,8 @@ except ImportError:
     sys.exit(77)
 
 SCHEMA = ("longnet::dilated_attention(Tensor q, Tensor k, Tensor v, int[] segment_lengths, "
-          "int[] dilation_rates, bool is_causal=False, float? softmax_scale=None) -> Tensor")
+          "int[] dilation_rates, bool is_causal=False, float? softmax_scale=None, "
+          "float dropout_p=0.) -> Tensor")
 
 
 def reference(q, k, v, w_list, r_list, causal, scale):
@@ -64,6 +65,43 @@ def check(device, dtype, tol):
     print(f"ok: {device} {dtype}")
 
 
+def check_dropout(device):
+    """dropout_p: 0 is no dropout; p > 0 changes the output, keeps gradients finite, is
+    reproducible under torch.manual_seed, and is unbiased (its mean over draws is the output)."""
+    op = torch.ops.longnet.dilated_attention
+    torch.manual_seed(1)
+    B, N, H, D, w, r = 2, 37, 3, 8, [16, 32], [1, 2]
+    q, k, v, g = (torch.randn(B, N, H, D, device=device) for _ in range(4))
+    plain = op(q, k, v, w, r, is_causal=True)
+    assert torch.equal(op(q, k, v, w, r, is_causal=True, dropout_p=0.0), plain), "p=0 differs"
+
+    def run(seed):
+        torch.manual_seed(seed)
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        out = op(*leaves, w, r, True, None, 0.3)
+        out.backward(g)
+        return [out.detach()] + [t.grad for t in leaves]
+
+    a, b, c = run(5), run(5), run(6)
+    assert not torch.allclose(a[0], plain), f"{device}: dropout_p=0.3 left the output unchanged"
+    for name, x, y, z in zip(["out", "dq", "dk", "dv"], a, b, c):
+        assert torch.isfinite(x).all(), f"{device}: dropout {name} is not finite"
+        assert torch.equal(x, y), f"{device}: dropout {name} differs under the same seed"
+        assert not torch.equal(x, z), f"{device}: dropout {name} equal under another seed"
+    with torch.no_grad():
+        torch.manual_seed(7)
+        mean = sum(op(q, k, v, w, r, True, None, 0.1) for _ in range(300)) / 300
+    err = ((mean - plain).norm() / plain.norm()).item()
+    assert err < 0.05, f"{device}: mean of 300 dropout draws (p=0.1) is {err} away from the output"
+    for p in (1.0, -0.1, float("nan")):
+        try:
+            op(q, k, v, w, r, dropout_p=p)
+            raise AssertionError(f"no error for dropout_p={p}")
+        except RuntimeError as e:
+            assert "dropout_p must be in [0, 1)" in str(e), str(e)
+    print(f"ok: dropout on {device} (mean of 300 draws at p=0.1 off by {err:.3g})")
+
+
 def main():
     torch.ops.load_library(sys.argv[1])
     schema = str(torch.ops.longnet.dilated_attention.default._schema)
@@ -73,6 +111,9 @@ def main():
     if torch.cuda.is_available():
         check("cuda", torch.bfloat16, 3e-2)
         check("cuda", torch.float32, 1e-4)
+    check_dropout("cpu")
+    if torch.cuda.is_available():
+        check_dropout("cuda")
     q = torch.randn(1, 8, 2, 8)
     for kwargs, message in [(([8, 16], [1]), "same length"), (([8], [0]), "must be >= 1")]:
         try:

@@ -1,0 +1,176 @@
+"""Finds and loads longnet's op library (liblongnet_ops.so), which registers
+torch.ops.longnet.dilated_attention, and wraps that op with argument checks that name the argument.
+
+The library is loaded on first use, not at `import longnet`, so the package's documentation and
+checkpoint reading work even where the library is missing; the error then says how to get it.
+Where it is looked for, in order:
+  1. the file named by the environment variable LONGNET_OPS_LIBRARY (e.g. build/liblongnet_ops.so
+     of a `launch/setup.sh` build, for working in the source tree);
+  2. liblongnet_ops.so inside this package (what `pip install` puts there).
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import threading
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+LIBRARY_NAME = "liblongnet_ops.so"
+LIBRARY_ENV = "LONGNET_OPS_LIBRARY"
+
+_lock = threading.Lock()
+_loaded_from: Optional[str] = None
+
+
+class LibraryNotFoundError(ImportError):
+    """liblongnet_ops.so could not be found or loaded; the message says where it looked and how
+    to build it."""
+
+
+def library_path() -> str:
+    """The path of the op library that load_library() would load (see the module docstring for
+    the search order). Raises LibraryNotFoundError when there is none."""
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        if not os.path.isfile(env):
+            raise LibraryNotFoundError(
+                f"{LIBRARY_ENV}={env!r} does not name a file; point it at the liblongnet_ops.so "
+                f"of a longnet build (launch/setup.sh writes build/{LIBRARY_NAME}) or unset it")
+        return env
+    here = Path(__file__).resolve().parent / LIBRARY_NAME
+    if here.is_file():
+        return str(here)
+    raise LibraryNotFoundError(
+        f"longnet's op library {LIBRARY_NAME} is not inside the package at {here.parent}, and "
+        f"{LIBRARY_ENV} is not set. Install the package with its library from the repository "
+        f"root: `python -m pip install --no-build-isolation .` (with torch already installed), "
+        f"or, in a source checkout built by launch/setup.sh, set "
+        f"{LIBRARY_ENV}=<repo>/build/{LIBRARY_NAME}.")
+
+
+def _op_registered() -> bool:
+    try:
+        torch.ops.longnet.dilated_attention
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def _check_torch_version(path: str) -> None:
+    """The library is C++ compiled against one torch; another torch would fail to load it with
+    an obscure undefined symbol, or worse, load it and crash. Say so plainly instead."""
+    try:
+        from longnet._build_info import TORCH_VERSION  # written by the package build
+    except ImportError:
+        return  # a source checkout: nothing recorded
+    built = TORCH_VERSION.split("+")[0]
+    running = torch.__version__.split("+")[0]
+    if built != running:
+        raise LibraryNotFoundError(
+            f"{path} was built against torch {TORCH_VERSION}, but this python runs torch "
+            f"{torch.__version__}; rebuild longnet against it: "
+            f"`python -m pip install --no-build-isolation --force-reinstall <longnet repo>`")
+
+
+def load_library() -> str:
+    """Loads the op library once per process (later calls return at once) and returns the path it
+    came from ("" when torch.ops.longnet was already registered by someone else, e.g. a direct
+    torch.ops.load_library call). Raises LibraryNotFoundError naming the file and the cause."""
+    global _loaded_from
+    with _lock:
+        if _loaded_from is not None:
+            return _loaded_from
+        if _op_registered():  # a second copy would abort on the duplicate TORCH_LIBRARY
+            _loaded_from = ""
+            return _loaded_from
+        path = library_path()
+        if path != os.environ.get(LIBRARY_ENV):
+            _check_torch_version(path)
+        try:
+            torch.ops.load_library(path)
+        except OSError as e:
+            raise LibraryNotFoundError(
+                f"could not load {path}: {e}. It must be built against this python's torch "
+                f"{torch.__version__}; rebuild with `python -m pip install --no-build-isolation "
+                f"--force-reinstall <longnet repo>`") from e
+        if not _op_registered():
+            raise LibraryNotFoundError(
+                f"{path} loaded but registered no torch.ops.longnet.dilated_attention; is it "
+                f"longnet's {LIBRARY_NAME}?")
+        _loaded_from = path
+        return path
+
+
+def _int_list(name: str, value: object) -> list[int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a list of ints, got {type(value).__name__}")
+    out = []
+    for i, x in enumerate(value):
+        if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+            raise TypeError(f"{name}[{i}] must be an int, got {type(x).__name__} {x!r}")
+        out.append(int(x))
+    return out
+
+
+def check_branches(segment_lengths: object, dilation_rates: object) -> tuple[list[int], list[int]]:
+    """Checks segment_lengths and dilation_rates (lists of ints >= 1 of one length, at least one
+    branch) and returns them as lists. Raises TypeError or ValueError naming the argument."""
+    w = _int_list("segment_lengths", segment_lengths)
+    r = _int_list("dilation_rates", dilation_rates)
+    if not w:
+        raise ValueError("segment_lengths is empty; give at least one branch")
+    if len(w) != len(r):
+        raise ValueError(
+            f"segment_lengths {w} and dilation_rates {r} must have the same length (one rate per "
+            f"segment length), got {len(w)} and {len(r)}")
+    for name, xs in (("segment_lengths", w), ("dilation_rates", r)):
+        for i, x in enumerate(xs):
+            if x < 1:
+                raise ValueError(f"{name}[{i}] = {x} must be >= 1")
+    return w, r
+
+
+def check_probability(name: str, p: object) -> float:
+    """Checks a dropout probability: a real number in [0, 1). Returns it as a float."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(p).__name__} {p!r}")
+    if not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p}")
+    return float(p)
+
+
+def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      segment_lengths: Sequence[int], dilation_rates: Sequence[int],
+                      is_causal: bool = False, softmax_scale: Optional[float] = None,
+                      dropout_p: float = 0.0) -> torch.Tensor:
+    """LongNet dilated attention, exactly (DESIGN.md section 3): torch.ops.longnet.dilated_attention.
+
+    query, key, value: (batch, seq_len, heads, head_dim), one dtype and device (CPU float32 and
+    float64; CUDA float32, float16, bfloat16). Returns (batch, seq_len, heads, head_dim).
+
+    Branch i splits the sequence into segments of segment_lengths[i] tokens (the last may be
+    shorter; any seq_len works) and head j attends within its segment to the rows at offset
+    j mod dilation_rates[i], step dilation_rates[i]. All branches share one softmax (a key that
+    two branches select counts twice); rows no branch selects are 0. is_causal hides later keys;
+    softmax_scale defaults to 1/sqrt(head_dim); dropout_p drops attention weights (always, when
+    > 0: pass 0 in evaluation). Differentiable with exact gradients for query, key and value.
+    """
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    w, r = check_branches(segment_lengths, dilation_rates)
+    if not isinstance(is_causal, bool):
+        raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
+    if softmax_scale is not None:
+        if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, numbers.Real):
+            raise TypeError(f"softmax_scale must be a float or None, got "
+                            f"{type(softmax_scale).__name__}")
+        softmax_scale = float(softmax_scale)
+    p = check_probability("dropout_p", dropout_p)
+    load_library()
+    return torch.ops.longnet.dilated_attention(query, key, value, w, r, is_causal, softmax_scale,
+                                               p)

@@ -1,0 +1,234 @@
+"""DilatedAttention and MultiheadDilatedAttention: the reference Python library's modules
+(dilated-attention-pytorch) with longnet's exact attention (the op) and core/'s MAGNETO layout:
+q/k/v projections, xPos on q and k, dilated attention, sub-LayerNorm, out_proj.
+
+Positional order: MultiheadDilatedAttention follows the reference library,
+(embed_dim, num_heads, dilation_rates, segment_lengths, ...), which is the reverse of the C++
+class (segments first). A positional call whose dilation_rates look like segment lengths (a rate
+larger than its segment) warns, since that is what a call in the C++ order looks like; keyword
+calls never warn.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import numbers
+import warnings
+from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from longnet._ops import check_branches, check_probability, dilated_attention
+from longnet.xpos import XPos
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _check_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} = {value} must be >= {minimum}")
+    return int(value)
+
+
+def _check_positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"{name} = {value} must be a finite number > 0")
+    return float(value)
+
+
+def _warn_positional_swap(init: _F) -> _F:
+    """Wraps MultiheadDilatedAttention.__init__: warns when dilation_rates and segment_lengths
+    came positionally and some rate exceeds its segment length (a call in the C++ order)."""
+    signature = inspect.signature(init)
+    names = list(signature.parameters)
+    rates_at, segments_at = names.index("dilation_rates"), names.index("segment_lengths")
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        # args exclude self: parameter p is positional iff its index - 1 < len(args)
+        if len(args) >= max(rates_at, segments_at):
+            rates, segments = args[rates_at - 1], args[segments_at - 1]
+            try:
+                swapped = any(int(r) > int(w) for r, w in zip(rates, segments))
+            except (TypeError, ValueError):
+                swapped = False  # the constructor's own checks will say what is wrong
+            if swapped:
+                warnings.warn(
+                    f"MultiheadDilatedAttention takes (embed_dim, num_heads, dilation_rates, "
+                    f"segment_lengths) in the reference library's order (C++ takes segments "
+                    f"first); got dilation_rates={list(rates)} and segment_lengths="
+                    f"{list(segments)}, where a rate exceeds its segment length. If these are "
+                    f"swapped, pass them by keyword.", UserWarning, stacklevel=2)
+        init(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class DilatedAttention(nn.Module):
+    """LongNet dilated attention over (batch, seq_len, heads, head_dim) tensors.
+
+    The reference library's DilatedAttention(segment_lengths, dilation_rates, softmax_scale=None,
+    attention_dropout=0.0), computed exactly (see longnet.dilated_attention): per-head offsets
+    j mod r, any sequence length, rates that need not divide their segments, any number of heads,
+    one softmax over all branches. softmax_scale defaults to 1/sqrt(head_dim); attention_dropout
+    applies in training mode only. `op` (the reference's xformers operator) is accepted for
+    compatibility and ignored with a warning.
+    """
+
+    def __init__(self, segment_lengths: Sequence[int], dilation_rates: Sequence[int],
+                 softmax_scale: Optional[float] = None, attention_dropout: float = 0.0,
+                 op: Optional[Any] = None) -> None:
+        super().__init__()
+        self.segment_lengths, self.dilation_rates = check_branches(segment_lengths,
+                                                                   dilation_rates)
+        if softmax_scale is not None:
+            if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, numbers.Real):
+                raise TypeError(f"softmax_scale must be a float or None, got "
+                                f"{type(softmax_scale).__name__} {softmax_scale!r}")
+            if not math.isfinite(float(softmax_scale)):
+                raise ValueError(f"softmax_scale = {softmax_scale} must be finite")
+            softmax_scale = float(softmax_scale)
+        self.softmax_scale: Optional[float] = softmax_scale
+        self.dropout_p = check_probability("attention_dropout", attention_dropout)
+        if op is not None:
+            warnings.warn("DilatedAttention: `op` (an xformers operator in the reference library) "
+                          "is ignored; longnet picks its own kernels", UserWarning, stacklevel=2)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor,
+                is_causal: bool = False) -> Tensor:
+        """query, key, value: (batch, seq_len, heads, head_dim) -> (batch, seq_len, heads,
+        head_dim)."""
+        return dilated_attention(query, key, value, self.segment_lengths, self.dilation_rates,
+                                 is_causal, self.softmax_scale,
+                                 self.dropout_p if self.training else 0.0)
+
+    def extra_repr(self) -> str:
+        return (f"segment_lengths={self.segment_lengths}, dilation_rates={self.dilation_rates}, "
+                f"softmax_scale={self.softmax_scale}, attention_dropout={self.dropout_p}")
+
+
+def _heads_that_work(embed_dim: int, wanted: int) -> str:
+    ok = [h for h in range(1, embed_dim + 1) if embed_dim % h == 0 and (embed_dim // h) % 8 == 0]
+    if not ok:
+        return f"no num_heads works: embed_dim must be a multiple of 8 (e.g. {-(-embed_dim // 8) * 8})"
+    ok = sorted(sorted(ok, key=lambda h: abs(h - wanted))[:4])
+    return "num_heads in {" + ", ".join(f"{h} (head dim {embed_dim // h})" for h in ok) + \
+        "} would work"
+
+
+class MultiheadDilatedAttention(nn.Module):
+    """Multi-head dilated attention with MAGNETO's sub-LayerNorm and init (core/'s
+    MultiheadDilatedAttention, parameter for parameter).
+
+    Arguments are the reference library's, in its order: embed_dim, num_heads, dilation_rates,
+    segment_lengths (NB: the C++ class takes segment_lengths first; pass them by keyword to be
+    safe), dropout (attention dropout, training only), bias, layer_norm (the sub-LN over
+    embed_dim before out_proj), layer_norm_eps, gamma_init (xavier_normal_ gain of v_proj and
+    out_proj; q_proj and k_proj get 1; biases start at 0), device, dtype, op (ignored).
+    Keyword-only: xpos (default True: rotate q and k with xPos, as the C++ models do; the
+    reference has no position encoding here).
+
+    embed_dim must be divisible by num_heads with a head dim that is a multiple of 8 (the fast
+    kernels need it); any number of heads works with any number of branches.
+
+    forward(query, key, value, is_causal=False) takes (batch, seq_len, embed_dim) tensors (key and
+    value hold the same positions as query: dilated attention pairs them) and returns
+    (output, None) like the reference library (and nn.MultiheadAttention without weights).
+    Parameters: q_proj, k_proj, v_proj, norm (when layer_norm), out_proj.
+    """
+
+    @_warn_positional_swap
+    def __init__(self, embed_dim: int, num_heads: int, dilation_rates: Sequence[int],
+                 segment_lengths: Sequence[int], dropout: float = 0.0, bias: bool = True,
+                 layer_norm: bool = True, layer_norm_eps: float = 1e-5, gamma_init: float = 1.0,
+                 device: Optional[Union[torch.device, str]] = None,
+                 dtype: Optional[torch.dtype] = None, op: Optional[Any] = None, *,
+                 xpos: bool = True) -> None:
+        super().__init__()
+        embed_dim = _check_int("embed_dim", embed_dim)
+        num_heads = _check_int("num_heads", num_heads)
+        if embed_dim % num_heads:
+            raise ValueError(f"MultiheadDilatedAttention: embed_dim = {embed_dim} is not divisible "
+                             f"by num_heads = {num_heads}; {_heads_that_work(embed_dim, num_heads)}")
+        head_dim = embed_dim // num_heads
+        if head_dim % 8:
+            raise ValueError(f"MultiheadDilatedAttention: head dim = embed_dim / num_heads = "
+                             f"{embed_dim} / {num_heads} = {head_dim} must be a multiple of 8 (the "
+                             f"fast kernels need it); {_heads_that_work(embed_dim, num_heads)}")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
+        self.dropout = check_probability("dropout", dropout)
+        self.layer_norm = bool(layer_norm)
+        self.gamma_init = _check_positive("gamma_init", gamma_init)
+        layer_norm_eps = _check_positive("layer_norm_eps", layer_norm_eps)
+        factory = {"device": device, "dtype": dtype}
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.norm: Optional[nn.LayerNorm] = (
+            nn.LayerNorm(embed_dim, eps=layer_norm_eps, **factory) if layer_norm else None)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.attention = DilatedAttention(segment_lengths, dilation_rates,
+                                          attention_dropout=self.dropout, op=op)
+        self.xpos: Optional[XPos] = XPos(head_dim) if xpos else None
+        self._reset_parameters()
+
+    @property
+    def segment_lengths(self) -> list[int]:
+        """The branches' segment lengths."""
+        return self.attention.segment_lengths
+
+    @property
+    def dilation_rates(self) -> list[int]:
+        """The branches' dilation rates."""
+        return self.attention.dilation_rates
+
+    def _reset_parameters(self) -> None:
+        """MAGNETO init: xavier_normal_ with gain 1 (q, k) and gamma_init (v, out), zero biases."""
+        with torch.no_grad():
+            for lin, gain in ((self.q_proj, 1.0), (self.k_proj, 1.0), (self.v_proj, self.gamma_init),
+                              (self.out_proj, self.gamma_init)):
+                nn.init.xavier_normal_(lin.weight, gain=gain)
+                if lin.bias is not None:
+                    lin.bias.zero_()
+            if self.norm is not None:
+                self.norm.reset_parameters()
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor,
+                is_causal: bool = False) -> Tuple[Tensor, None]:
+        """query, key, value: (batch, seq_len, embed_dim), the same positions. Returns
+        (output (batch, seq_len, embed_dim), None)."""
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if query.dim() != 3 or query.size(2) != self.embed_dim:
+            raise ValueError(f"MultiheadDilatedAttention: query must be (batch, seq_len, "
+                             f"embed_dim = {self.embed_dim}); got {tuple(query.shape)}")
+        if key.shape != query.shape or value.shape != query.shape:
+            raise ValueError(f"MultiheadDilatedAttention: query, key and value must have the same "
+                             f"shape (dilated attention pairs query and key positions); got "
+                             f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+        B, N, H, D = query.size(0), query.size(1), self.num_heads, self.head_dim
+        if query is key and key is value:
+            # Self-attention: one GEMM for q, k and v, as the C++ module does.
+            w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+            b = None if self.q_proj.bias is None else torch.cat(
+                [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+            q, k, v = F.linear(query, w, b).view(B, N, 3, H, D).unbind(2)
+        else:
+            q = F.linear(query, self.q_proj.weight, self.q_proj.bias).view(B, N, H, D)
+            k = F.linear(key, self.k_proj.weight, self.k_proj.bias).view(B, N, H, D)
+            v = F.linear(value, self.v_proj.weight, self.v_proj.bias).view(B, N, H, D)
+        if self.xpos is not None:
+            q, k = self.xpos(q, k, self.segment_lengths)
+        x = self.attention(q, k, v, is_causal=is_causal).reshape(B, N, self.embed_dim)
+        if self.norm is not None:
+            x = self.norm(x)
+        return F.linear(x, self.out_proj.weight, self.out_proj.bias), None

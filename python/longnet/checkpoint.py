@@ -1,0 +1,173 @@
+"""Reading `longnet train` checkpoints and their configs from Python.
+
+A checkpoint (train/checkpoint_files.h) is a torch.save-format dict: "config" (the resolved YAML
+of the run, every key), "model" ({parameter name: tensor}, on the CPU), "optimizer", "step", ...,
+plus "_longnet_format" and "_longnet_crc32" (an integrity record the C++ reader checks).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+
+CHECKPOINT_FORMAT = "longnet-checkpoint-1"
+
+
+def _jit_pickle_globals() -> List[Any]:
+    """The helpers that LibTorch's pickler (torch::pickle_save) names in a file: type tags and
+    typed-list builders, each an identity function in torch.jit._pickle, so safe to allow under
+    weights_only=True."""
+    try:
+        import torch.jit._pickle as jp
+    except ImportError:
+        return []
+    names = ("restore_type_tag", "build_intlist", "build_tensorlist", "build_doublelist",
+             "build_boollist", "build_tensor_from_id")
+    return [getattr(jp, n) for n in names if hasattr(jp, n)]
+
+
+def _load_weights_only(path: Path) -> Any:
+    allow = _jit_pickle_globals()
+    if allow and hasattr(torch.serialization, "safe_globals"):
+        with torch.serialization.safe_globals(allow):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_checkpoint(path: Union[str, Path], *,
+                    weights_only: Optional[bool] = None) -> Dict[str, Any]:
+    """Reads a `longnet train` checkpoint into a dict (the "_longnet_" entries left out), tensors
+    on the CPU.
+
+    weights_only: None (default) tries torch.load(weights_only=True) (allowing only LibTorch's
+    list and type-tag helpers, identity functions) and, if torch refuses the file, falls back to
+    weights_only=False with a warning (that unpickles arbitrary objects: only for files you
+    trust); True never falls back; False loads without the check.
+    Raises FileNotFoundError, or ValueError when the file is not a longnet checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if weights_only is None:
+        try:
+            raw = _load_weights_only(path)
+        except Exception as e:  # torch raises UnpicklingError or RuntimeError for what it refuses
+            warnings.warn(f"torch.load({str(path)!r}, weights_only=True) refused the file "
+                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                          f"loading it with weights_only=False", UserWarning, stacklevel=2)
+            raw = torch.load(path, map_location="cpu", weights_only=False)
+    elif weights_only:
+        raw = _load_weights_only(path)
+    else:
+        raw = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(raw, dict) or raw.get("_longnet_format") != CHECKPOINT_FORMAT:
+        found = raw.get("_longnet_format") if isinstance(raw, dict) else type(raw).__name__
+        raise ValueError(f"{path} is not a longnet checkpoint (format {found!r}, expected "
+                         f"{CHECKPOINT_FORMAT!r})")
+    out = {k: v for k, v in raw.items() if not str(k).startswith("_longnet_")}
+    for key in ("config", "model"):
+        if key not in out:
+            raise ValueError(f"checkpoint {path} has no {key!r} entry")
+    return out
+
+
+_INT = re.compile(r"[-+]?[0-9]+\Z")
+_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\Z|[-+]?(inf|nan)\Z")
+
+
+def _scalar(text: str, where: str) -> Any:
+    t = text.strip()
+    if t.startswith('"'):
+        if len(t) < 2 or not t.endswith('"'):
+            raise ValueError(f"{where}: unterminated string {t}")
+        body, out, i = t[1:-1], [], 0
+        while i < len(body):
+            ch = body[i]
+            if ch == "\\" and i + 1 < len(body):
+                nxt = body[i + 1]
+                if nxt == "x" and i + 3 < len(body):
+                    out.append(chr(int(body[i + 2:i + 4], 16)))
+                    i += 4
+                    continue
+                out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
+                i += 2
+                continue
+            out.append(ch)
+            i += 1
+        return "".join(out)
+    if t in ("true", "false"):
+        return t == "true"
+    if t in ("", "null", "~"):
+        return None
+    if _INT.match(t):
+        return int(t)
+    if _FLOAT.match(t):
+        return float(t)
+    return t
+
+
+def _value(text: str, where: str) -> Any:
+    t = text.strip()
+    if t.startswith("["):
+        if not t.endswith("]"):
+            raise ValueError(f"{where}: unterminated list {t}")
+        inner = t[1:-1].strip()
+        return [] if not inner else [_scalar(x, where) for x in inner.split(",")]
+    return _scalar(t, where)
+
+
+def parse_config_simple(text: str) -> Dict[str, Any]:
+    """Parses the two-level YAML that `longnet train` writes into checkpoints
+    (train/config.cpp config_to_yaml): `section:` lines, then `  key: value` lines; values are
+    numbers, true/false, plain words, double-quoted strings, or flow lists [a, b]. Raises
+    ValueError naming the line for anything else."""
+    out: Dict[str, Any] = {}
+    section: Optional[Dict[str, Any]] = None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"config line {n}"
+        indented = line.startswith(" ")
+        key, sep, rest = line.strip().partition(":")
+        if not sep or not key:
+            raise ValueError(f"{where}: expected 'key: value', got {line!r}")
+        if indented:
+            if section is None:
+                raise ValueError(f"{where}: indented key {key!r} outside a section")
+            section[key] = _value(rest, where)
+        elif rest.strip():
+            out[key] = _value(rest, where)
+            section = None
+        else:
+            section = out.setdefault(key, {})
+    return out
+
+
+def parse_config(text: str) -> Dict[str, Any]:
+    """A `longnet train` config (YAML text) as nested dicts: PyYAML's safe_load when PyYAML is
+    installed, else parse_config_simple (enough for the configs checkpoints carry)."""
+    try:
+        import yaml  # type: ignore[import-untyped]
+    except ImportError:
+        return parse_config_simple(text)
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"config is not a mapping (got {type(data).__name__})")
+    return data
+
+
+def model_config(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+    """The `model:` section of a loaded checkpoint's config."""
+    config = parse_config(checkpoint["config"])
+    model = config.get("model")
+    if not isinstance(model, dict):
+        raise ValueError("checkpoint config has no 'model' section")
+    return model
+
+
+__all__: List[str] = ["load_checkpoint", "parse_config", "parse_config_simple", "model_config",
+                      "CHECKPOINT_FORMAT"]

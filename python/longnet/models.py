@@ -1,0 +1,391 @@
+"""LongNet layers and models, parameter for parameter and function for function the C++ ones
+(core/longnet_model.h): MAGNETO pre-LN layers with residuals and sub-LayerNorms, xPos inside every
+attention, MAGNETO init gains; the reference library's LongNet (encoder-decoder) and LongNetLM in
+the reference's encoder-decoder form or the paper's decoder-only form.
+
+Parameter names equal the C++ modules' named_parameters(), so a `longnet train` checkpoint loads
+with load_state_dict (LongNetLM.from_checkpoint does it from the file).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from longnet.attention import MultiheadDilatedAttention, _check_int, _check_positive
+from longnet._ops import check_branches, check_probability
+
+# The paper's base configuration (DESIGN.md section 5).
+DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
+DEFAULT_DILATION_RATES = (1, 2, 4, 6, 12)
+
+Activation = Union[str, Callable[[Tensor], Tensor]]
+Device = Optional[Union[torch.device, str]]
+
+
+def _activation_name(activation: Activation) -> str:
+    """'relu' or 'gelu' from a name or the matching torch function (the C++ models know only
+    these two)."""
+    if isinstance(activation, str):
+        if activation in ("relu", "gelu"):
+            return activation
+    elif activation in (F.relu, torch.relu):
+        return "relu"
+    elif activation is F.gelu:
+        return "gelu"
+    raise ValueError(f"activation {activation!r} is not supported; allowed values: 'relu', "
+                     f"'gelu' (or F.relu, F.gelu)")
+
+
+def magneto_encoder_gamma(num_encoder_layers: int, num_decoder_layers: int) -> float:
+    """MAGNETO's init gain of an encoder-decoder's encoder layers (arXiv 2210.06423, Fig. 2)."""
+    return math.sqrt(math.log(3.0 * num_decoder_layers) * math.log(2.0 * num_encoder_layers) / 3.0)
+
+
+def magneto_decoder_gamma(num_decoder_layers: int) -> float:
+    """MAGNETO's init gain of an encoder-decoder's decoder layers: sqrt(log 3M)."""
+    return math.sqrt(math.log(3.0 * num_decoder_layers))
+
+
+def magneto_decoder_only_gamma(num_decoder_layers: int) -> float:
+    """MAGNETO's init gain of a decoder-only model's layers: sqrt(log 2M)."""
+    return math.sqrt(math.log(2.0 * num_decoder_layers))
+
+
+def _ffn_init(linear1: nn.Linear, linear2: nn.Linear, gamma: float) -> None:
+    with torch.no_grad():
+        for lin in (linear1, linear2):
+            nn.init.xavier_normal_(lin.weight, gain=gamma)
+            lin.bias.zero_()
+
+
+def _ffn(x: Tensor, linear1: nn.Linear, sub: nn.LayerNorm, linear2: nn.Linear,
+         dropout: nn.Dropout, gelu: bool) -> Tensor:
+    """x (already pre-normalised) -> linear1 -> act -> dropout -> sub-LN -> linear2 -> dropout."""
+    a = F.linear(x, linear1.weight, linear1.bias)
+    a = F.gelu(a) if gelu else F.relu(a)
+    z = sub(dropout(a))
+    return dropout(F.linear(z, linear2.weight, linear2.bias))
+
+
+class DilatedTransformerEncoderLayer(nn.Module):
+    """Pre-LN MAGNETO encoder layer with residuals (core/'s EncoderLayer):
+
+        x = x + dropout(self_attn(norm1(x)))                 (self_attn has its own sub-LN)
+        x = x + dropout(linear2(norm3(dropout(act(linear1(norm2(x)))))))
+
+    Arguments as the reference library's DilatedTransformerEncoderLayer (d_model, nhead,
+    segment_lengths, dilation_rates, dim_feedforward=2048, dropout=0.1, activation,
+    layer_norm_eps, gamma_init, device, dtype). Unlike the reference, the residual connections
+    are kept (MAGNETO has them). forward(src, is_causal=False): (B, N, d_model) -> same.
+    """
+
+    def __init__(self, d_model: int, nhead: int, segment_lengths: Sequence[int],
+                 dilation_rates: Sequence[int], dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation: Activation = F.relu,
+                 layer_norm_eps: float = 1e-5, gamma_init: float = 1.0, device: Device = None,
+                 dtype: Optional[torch.dtype] = None) -> None:
+        super().__init__()
+        self._gelu = _activation_name(activation) == "gelu"
+        dim_feedforward = _check_int("dim_feedforward", dim_feedforward)
+        f = {"device": device, "dtype": dtype}
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
+        self.self_attn = MultiheadDilatedAttention(
+            d_model, nhead, dilation_rates=dilation_rates, segment_lengths=segment_lengths,
+            dropout=dropout, layer_norm=True, layer_norm_eps=layer_norm_eps,
+            gamma_init=gamma_init, **f)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
+        self.linear1 = nn.Linear(d_model, dim_feedforward, **f)
+        self.norm3 = nn.LayerNorm(dim_feedforward, eps=layer_norm_eps, **f)
+        self.linear2 = nn.Linear(dim_feedforward, d_model, **f)
+        self.dropout = nn.Dropout(dropout)
+        _ffn_init(self.linear1, self.linear2, gamma_init)
+
+    def forward(self, src: Tensor, is_causal: bool = False) -> Tensor:
+        """src: (batch, seq_len, d_model) -> (batch, seq_len, d_model)."""
+        h = self.norm1(src)
+        x = src + self.dropout(self.self_attn(h, h, h, is_causal=is_causal)[0])
+        return x + _ffn(self.norm2(x), self.linear1, self.norm3, self.linear2, self.dropout,
+                        self._gelu)
+
+
+class DilatedTransformerDecoderLayer(nn.Module):
+    """Pre-LN MAGNETO decoder layer with residuals (core/'s DecoderLayer):
+
+        x = x + dropout(self_attn(norm1(x)))
+        x = x + dropout(multihead_attn(norm2(x), memory, memory))   (with cross_attention)
+        x = x + dropout(linear2(norm4(dropout(act(linear1(norm3(x)))))))
+
+    Arguments as the reference library's DilatedTransformerDecoderLayer, plus keyword-only
+    cross_attention (default True; False gives the decoder-only layer, without norm2 and
+    multihead_attn). As MAGNETO, cross-attention has no sub-LN and init gain 1. forward(tgt,
+    memory=None, tgt_is_causal=False, memory_is_causal=False): (B, N, d_model) -> same; memory
+    (B, N, d_model) holds the same positions as tgt.
+    """
+
+    def __init__(self, d_model: int, nhead: int, segment_lengths: Sequence[int],
+                 dilation_rates: Sequence[int], dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation: Activation = F.relu,
+                 layer_norm_eps: float = 1e-5, gamma_init: float = 1.0, device: Device = None,
+                 dtype: Optional[torch.dtype] = None, *, cross_attention: bool = True) -> None:
+        super().__init__()
+        self._gelu = _activation_name(activation) == "gelu"
+        dim_feedforward = _check_int("dim_feedforward", dim_feedforward)
+        f = {"device": device, "dtype": dtype}
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
+        self.self_attn = MultiheadDilatedAttention(
+            d_model, nhead, dilation_rates=dilation_rates, segment_lengths=segment_lengths,
+            dropout=dropout, layer_norm=True, layer_norm_eps=layer_norm_eps,
+            gamma_init=gamma_init, **f)
+        self.norm2: Optional[nn.LayerNorm] = None
+        self.multihead_attn: Optional[MultiheadDilatedAttention] = None
+        if cross_attention:
+            self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
+            self.multihead_attn = MultiheadDilatedAttention(
+                d_model, nhead, dilation_rates=dilation_rates, segment_lengths=segment_lengths,
+                dropout=dropout, layer_norm=False, layer_norm_eps=layer_norm_eps, gamma_init=1.0,
+                **f)
+        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
+        self.linear1 = nn.Linear(d_model, dim_feedforward, **f)
+        self.norm4 = nn.LayerNorm(dim_feedforward, eps=layer_norm_eps, **f)
+        self.linear2 = nn.Linear(dim_feedforward, d_model, **f)
+        self.dropout = nn.Dropout(dropout)
+        _ffn_init(self.linear1, self.linear2, gamma_init)
+
+    def forward(self, tgt: Tensor, memory: Optional[Tensor] = None, tgt_is_causal: bool = False,
+                memory_is_causal: bool = False) -> Tensor:
+        """tgt: (batch, seq_len, d_model); memory: the same shape, or None without
+        cross-attention. Returns (batch, seq_len, d_model)."""
+        if (memory is None) != (self.multihead_attn is None):
+            raise ValueError("DilatedTransformerDecoderLayer: " + (
+                "this layer has no cross-attention, but memory was given"
+                if self.multihead_attn is None else
+                "this layer cross-attends, but no memory was given"))
+        h = self.norm1(tgt)
+        x = tgt + self.dropout(self.self_attn(h, h, h, is_causal=tgt_is_causal)[0])
+        if self.multihead_attn is not None:
+            assert self.norm2 is not None and memory is not None
+            x = x + self.dropout(self.multihead_attn(self.norm2(x), memory, memory,
+                                                     is_causal=memory_is_causal)[0])
+        return x + _ffn(self.norm3(x), self.linear1, self.norm4, self.linear2, self.dropout,
+                        self._gelu)
+
+
+class LongNet(nn.Module):
+    """The reference library's LongNet encoder-decoder (core/'s LongNet): encoder layers over x,
+    a final encoder LayerNorm, then decoder layers over x that cross-attend to the encoder's
+    output. The decoder's output is left unnormalised (LongNetLM's final norm follows it).
+
+    Arguments and defaults are the reference's (d_model 768, nhead 12, 12 + 12 layers, FFN
+    3072, dropout 0, relu, eps 1e-5, device, dtype), except the branches: the paper's
+    segment_lengths [2048, 4096, 8192, 16384, 32768] and dilation_rates [1, 2, 4, 6, 12] (the
+    reference repeats the last branch to make 12 heads divisible by the branch count; longnet
+    needs no such thing). Init gains are MAGNETO's for the layer counts.
+    forward(x, is_causal=True): (B, N, d_model) -> (B, N, d_model); is_causal applies to every
+    attention. Parameters: encoder_layers.N..., encoder_norm, decoder_layers.N...
+    """
+
+    def __init__(self, d_model: int = 768, nhead: int = 12, num_encoder_layers: int = 12,
+                 num_decoder_layers: int = 12, dim_feedforward: int = 3072,
+                 segment_lengths: Sequence[int] = DEFAULT_SEGMENT_LENGTHS,
+                 dilation_rates: Sequence[int] = DEFAULT_DILATION_RATES, dropout: float = 0.0,
+                 activation: Activation = F.relu, layer_norm_eps: float = 1e-5,
+                 device: Device = None, dtype: Optional[torch.dtype] = None) -> None:
+        super().__init__()
+        num_encoder_layers = _check_int("num_encoder_layers", num_encoder_layers)
+        num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers)
+        common = dict(d_model=d_model, nhead=nhead, segment_lengths=segment_lengths,
+                      dilation_rates=dilation_rates, dim_feedforward=dim_feedforward,
+                      dropout=dropout, activation=activation, layer_norm_eps=layer_norm_eps,
+                      device=device, dtype=dtype)
+        enc = magneto_encoder_gamma(num_encoder_layers, num_decoder_layers)
+        dec = magneto_decoder_gamma(num_decoder_layers)
+        self.encoder_layers = nn.ModuleList(
+            [DilatedTransformerEncoderLayer(gamma_init=enc, **common)  # type: ignore[arg-type]
+             for _ in range(num_encoder_layers)])
+        self.encoder_norm = nn.LayerNorm(d_model, eps=layer_norm_eps, device=device, dtype=dtype)
+        self.decoder_layers = nn.ModuleList(
+            [DilatedTransformerDecoderLayer(gamma_init=dec, **common)  # type: ignore[arg-type]
+             for _ in range(num_decoder_layers)])
+
+    def forward(self, x: Tensor, is_causal: bool = True) -> Tensor:
+        """x: (batch, seq_len, d_model) -> (batch, seq_len, d_model)."""
+        mem = x
+        for layer in self.encoder_layers:
+            mem = layer(mem, is_causal=is_causal)
+        mem = self.encoder_norm(mem)
+        tgt = x
+        for layer in self.decoder_layers:
+            tgt = layer(tgt, mem, tgt_is_causal=is_causal, memory_is_causal=is_causal)
+        return tgt
+
+
+# train/config.h ModelConfig: the keys of a config's `model:` section and their defaults.
+MODEL_CONFIG_DEFAULTS: Mapping[str, Any] = {
+    "variant": "decoder_only",
+    "vocab_size": 256,
+    "d_model": 768,
+    "num_heads": 12,
+    "num_layers": 12,
+    "num_encoder_layers": 0,
+    "dim_feedforward": 3072,
+    "segment_lengths": list(DEFAULT_SEGMENT_LENGTHS),
+    "dilation_rates": list(DEFAULT_DILATION_RATES),
+    "dropout": 0.0,
+    "activation": "gelu",
+    "layer_norm_eps": 1.0e-5,
+}
+
+
+class LongNetLM(nn.Module):
+    """A causal language model: token_embedding -> body -> norm -> out (logits over num_tokens),
+    core/'s LongNetLM parameter for parameter. Positions come from xPos inside every attention
+    (no position embedding).
+
+    Arguments are the reference library's LongNetLM (num_tokens, d_model=768, nhead=12,
+    num_encoder_layers, num_decoder_layers=12, dim_feedforward=3072, segment_lengths,
+    dilation_rates, dropout=0.0, activation=relu, layer_norm_eps=1e-5, device, dtype), with the
+    paper's five branches as defaults (see LongNet), plus keyword-only `variant`:
+
+      "encoder_decoder" (default, the reference's model): LongNet under `long_net`, with
+          num_encoder_layers (default 12) and num_decoder_layers layers.
+      "decoder_only" (the paper's LM and `longnet train`'s default): num_decoder_layers MAGNETO
+          decoder layers without cross-attention under `layers`; num_encoder_layers must be left
+          out (or 0).
+
+    forward(x, is_causal=True): x (batch, seq_len) int64 token ids -> logits (batch, seq_len,
+    num_tokens). LongNetLM.from_checkpoint(path) builds the model of a `longnet train`
+    checkpoint and loads its parameters.
+    """
+
+    def __init__(self, num_tokens: int, d_model: int = 768, nhead: int = 12,
+                 num_encoder_layers: Optional[int] = None, num_decoder_layers: int = 12,
+                 dim_feedforward: int = 3072,
+                 segment_lengths: Sequence[int] = DEFAULT_SEGMENT_LENGTHS,
+                 dilation_rates: Sequence[int] = DEFAULT_DILATION_RATES, dropout: float = 0.0,
+                 activation: Activation = F.relu, layer_norm_eps: float = 1e-5,
+                 device: Device = None, dtype: Optional[torch.dtype] = None, *,
+                 variant: str = "encoder_decoder") -> None:
+        super().__init__()
+        num_tokens = _check_int("num_tokens", num_tokens)
+        d_model = _check_int("d_model", d_model)
+        num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers)
+        layer_norm_eps = _check_positive("layer_norm_eps", layer_norm_eps)
+        if variant not in ("decoder_only", "encoder_decoder"):
+            raise ValueError(f"unknown LongNetLM variant {variant!r}; allowed values: "
+                             f"'decoder_only', 'encoder_decoder'")
+        if variant == "decoder_only" and num_encoder_layers not in (None, 0):
+            raise ValueError(f"num_encoder_layers = {num_encoder_layers} but variant is "
+                             f"'decoder_only' (no encoder); leave it out, or use "
+                             f"variant='encoder_decoder'")
+        self.variant = variant
+        self.num_tokens = num_tokens
+        f = {"device": device, "dtype": dtype}
+        self.token_embedding = nn.Embedding(num_tokens, d_model, **f)
+        self.layers: Optional[nn.ModuleList] = None
+        self.long_net: Optional[LongNet] = None
+        if variant == "decoder_only":
+            gamma = magneto_decoder_only_gamma(num_decoder_layers)
+            self.layers = nn.ModuleList([
+                DilatedTransformerDecoderLayer(
+                    d_model, nhead, segment_lengths, dilation_rates,
+                    dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
+                    layer_norm_eps=layer_norm_eps, gamma_init=gamma, cross_attention=False, **f)
+                for _ in range(num_decoder_layers)])
+        else:
+            self.long_net = LongNet(
+                d_model, nhead, 12 if num_encoder_layers is None else num_encoder_layers,
+                num_decoder_layers, dim_feedforward, segment_lengths, dilation_rates, dropout,
+                activation, layer_norm_eps, **f)
+        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
+        self.out = nn.Linear(d_model, num_tokens, **f)
+        with torch.no_grad():  # logits near unit scale: the final LayerNorm's output has unit variance
+            nn.init.normal_(self.out.weight, 0.0, 1.0 / math.sqrt(d_model))
+            self.out.bias.zero_()
+
+    def forward(self, x: Tensor, is_causal: bool = True) -> Tensor:
+        """x: (batch, seq_len) int64 token ids in [0, num_tokens) -> logits (batch, seq_len,
+        num_tokens)."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"LongNetLM: x must be a torch.Tensor of token ids, got "
+                            f"{type(x).__name__}")
+        if x.dim() != 2 or x.dtype != torch.long:
+            raise ValueError(f"LongNetLM: x must be (batch, seq_len) int64 token ids; got "
+                             f"{tuple(x.shape)} {x.dtype}")
+        h = self.token_embedding(x)
+        if self.layers is not None:
+            for layer in self.layers:
+                h = layer(h, None, tgt_is_causal=is_causal, memory_is_causal=is_causal)
+        else:
+            assert self.long_net is not None
+            h = self.long_net(h, is_causal=is_causal)
+        return self.out(self.norm(h))
+
+    @classmethod
+    def from_config(cls, model: Mapping[str, Any], device: Device = None,
+                    dtype: Optional[torch.dtype] = None) -> "LongNetLM":
+        """The model of a `longnet train` config's `model:` section (train/config.h
+        ModelConfig keys: variant, vocab_size, d_model, num_heads, num_layers,
+        num_encoder_layers, dim_feedforward, segment_lengths, dilation_rates, dropout,
+        activation, layer_norm_eps; missing keys take ModelConfig's defaults), built as the
+        trainer builds it. Unknown keys are an error."""
+        unknown = sorted(set(model) - set(MODEL_CONFIG_DEFAULTS))
+        if unknown:
+            raise ValueError(f"model config: unknown key(s) {unknown}; known: "
+                             f"{list(MODEL_CONFIG_DEFAULTS)}")
+        m = {**MODEL_CONFIG_DEFAULTS, **model}
+        ints = ("vocab_size", "d_model", "num_heads", "num_layers", "num_encoder_layers",
+                "dim_feedforward")
+        for key in ints:
+            _check_int(f"model.{key}", m[key], minimum=0)
+        for key in ("dropout", "layer_norm_eps"):
+            if isinstance(m[key], bool) or not isinstance(m[key], numbers.Real):
+                raise TypeError(f"model.{key} must be a number, got {m[key]!r}")
+        check_branches(m["segment_lengths"], m["dilation_rates"])
+        check_probability("model.dropout", m["dropout"])
+        variant = m["variant"]
+        if variant == "encoder_decoder" and m["num_encoder_layers"] < 1:
+            raise ValueError("model.num_encoder_layers is 0 but model.variant is encoder_decoder")
+        return cls(m["vocab_size"], d_model=m["d_model"], nhead=m["num_heads"],
+                   num_encoder_layers=m["num_encoder_layers"] if variant == "encoder_decoder"
+                   else None, num_decoder_layers=m["num_layers"],
+                   dim_feedforward=m["dim_feedforward"], segment_lengths=m["segment_lengths"],
+                   dilation_rates=m["dilation_rates"], dropout=float(m["dropout"]),
+                   activation=m["activation"], layer_norm_eps=float(m["layer_norm_eps"]),
+                   device=device, dtype=dtype, variant=variant)
+
+    @classmethod
+    def from_checkpoint(cls, path: Union[str, Path], device: Device = None,
+                        dtype: Optional[torch.dtype] = None, *,
+                        weights_only: Optional[bool] = None) -> "LongNetLM":
+        """The model of a `longnet train` checkpoint (runs/.../step_00000100.ckpt), with its
+        parameters loaded. The architecture comes from the checkpoint's own resolved config
+        ("config", its `model:` section), the parameters from its "model" dict. See
+        longnet.load_checkpoint for weights_only. The model is returned in training mode, as
+        every new module; call .eval() for inference."""
+        from longnet.checkpoint import load_checkpoint, parse_config
+
+        ckpt = load_checkpoint(path, weights_only=weights_only)
+        config = parse_config(ckpt["config"])
+        if "model" not in config:
+            raise ValueError(f"checkpoint {path}: its config has no 'model' section")
+        model = cls.from_config(config["model"], device=device, dtype=dtype)
+        state = ckpt["model"]
+        own = dict(model.named_parameters())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"checkpoint {path}: parameters do not match the model of its "
+                             f"config; missing {missing[:8]}, unexpected {unexpected[:8]}")
+        for name, p in own.items():
+            if tuple(state[name].shape) != tuple(p.shape):
+                raise ValueError(f"checkpoint {path}: parameter {name!r} has shape "
+                                 f"{tuple(state[name].shape)}, the model wants {tuple(p.shape)}")
+        model.load_state_dict(dict(state), strict=True)
+        return model

@@ -1,0 +1,142 @@
+"""xPos relative positions for q and k, computed as core/xpos.cpp does, so that the Python models
+give the C++ models' numbers.
+
+xPos (Sun et al. 2022) rotates each interleaved pair i of q_n and k_m by n * theta_i
+(theta_i = 10000^(-2i/D)) and scales it by zeta_i^(+n/512) for q and zeta_i^(-n/512) for k,
+zeta_i = (2i + 0.4 D) / (1.4 D). q_n . k_m then depends only on n - m, so n may be replaced by
+n - c for any c that the two tokens share. longnet uses c = the centre of the token's block of W
+tokens, W the largest segment length clipped to N when every clipped segment length divides it
+(every segment of every branch lies inside one block), else c = N / 2 for all tokens. Then
+|n - c| <= W / 2 and the scales stay finite in float32 and bfloat16 at any N. Tables are built in
+float64 and cast to the rotation's dtype (float64 for float64 inputs, else float32).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+SCALE_BASE = 512
+
+
+def xpos_block_length(global_len: int, segment_lengths: Sequence[int]) -> int:
+    """The block length W of the reference position (largest segment length clipped to
+    global_len), or 0 when the clipped segment lengths do not all divide it."""
+    if global_len < 1:
+        raise ValueError(f"xPos: global_len = {global_len} must be >= 1")
+    if len(segment_lengths) == 0:
+        raise ValueError("xPos: segment_lengths is empty")
+    clipped = [min(int(w), global_len) for w in segment_lengths]
+    if min(clipped) < 1:
+        raise ValueError(f"xPos: segment lengths {list(segment_lengths)} must be >= 1")
+    W = max(clipped)
+    return W if all(W % w == 0 for w in clipped) else 0
+
+
+def xpos_local_positions(position_offset: int, n_local: int, global_len: int,
+                         segment_lengths: Sequence[int],
+                         device: Optional[torch.device] = None) -> Tensor:
+    """n - c for global tokens position_offset .. position_offset + n_local - 1 of a sequence of
+    global_len tokens: (n_local,) float64."""
+    if not (position_offset >= 0 and n_local >= 0 and position_offset + n_local <= global_len):
+        raise ValueError(f"xPos: local tokens [{position_offset}, {position_offset + n_local}) "
+                         f"must lie inside the global sequence [0, {global_len})")
+    W = xpos_block_length(global_len, segment_lengths)
+    # Integer maths until the subtraction, as the C++ does.
+    n = torch.arange(position_offset, position_offset + n_local, dtype=torch.long, device=device)
+    local = n - (torch.div(n, W, rounding_mode="floor") * W + W // 2) if W > 0 else \
+        n - global_len // 2
+    return local.to(torch.float64)
+
+
+def xpos_tables(local: Tensor, head_dim: int, scale_base: int,
+                dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(cos_q, sin_q, cos_k, sin_k), each (n_local, head_dim/2) in dtype, from local positions
+    (n_local,) float64: cos and sin of the angle times zeta^(+l/scale_base) (q) or
+    zeta^(-l/scale_base) (k)."""
+    D = head_dim
+    i2 = torch.arange(0, D, 2, dtype=torch.float64, device=local.device)  # 2i
+    theta = torch.pow(10000.0, -i2 / float(D))
+    log_zeta = torch.log((i2 + 0.4 * D) / (1.4 * D))
+    angle = local.unsqueeze(1) * theta.unsqueeze(0)
+    log_scale = local.unsqueeze(1) / float(scale_base) * log_zeta
+    up, down = torch.exp(log_scale), torch.exp(-log_scale)
+    c, s = torch.cos(angle), torch.sin(angle)
+    return (c * up).to(dtype), (s * up).to(dtype), (c * down).to(dtype), (s * down).to(dtype)
+
+
+def xpos_rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotates and scales each interleaved pair (x0, x1) of x (B, N, H, D) by the tables
+    (N, D/2), in the tables' dtype; returns x's dtype."""
+    N, half = x.size(1), x.size(3) // 2
+    pairs = x.to(cos.dtype).unflatten(-1, (half, 2))
+    x0, x1 = pairs.select(-1, 0), pairs.select(-1, 1)
+    c, s = cos.view(1, N, 1, half), sin.view(1, N, 1, half)
+    return torch.stack([x0 * c - x1 * s, x1 * c + x0 * s], -1).flatten(-2).to(x.dtype)
+
+
+def xpos_apply(q: Tensor, k: Tensor, segment_lengths: Sequence[int], position_offset: int = 0,
+               global_len: Optional[int] = None,
+               scale_base: int = SCALE_BASE) -> Tuple[Tensor, Tensor]:
+    """xPos on q and k (B, N_local, H, D), D even, holding global tokens position_offset ..
+    + N_local - 1 of a sequence of global_len tokens (default: N_local). Returns (q', k'),
+    differentiable, in the inputs' dtype (float16 inputs are refused where the scales would pass
+    float16's range)."""
+    if q.dim() != 4 or k.dim() != 4:
+        raise ValueError(f"xPos: q and k must be (batch, seq_len, heads, head_dim); got q "
+                         f"{tuple(q.shape)}, k {tuple(k.shape)}")
+    if q.size(1) != k.size(1) or q.size(3) != k.size(3):
+        raise ValueError(f"xPos: q and k must have the same seq_len and head_dim; got q "
+                         f"{tuple(q.shape)}, k {tuple(k.shape)}")
+    D = q.size(3)
+    if D < 2 or D % 2:
+        raise ValueError(f"xPos: head_dim = {D} must be even and at least 2")
+    if not q.is_floating_point() or q.dtype != k.dtype:
+        raise TypeError(f"xPos: q and k must have the same floating dtype; got {q.dtype} and "
+                        f"{k.dtype}")
+    if q.device != k.device:
+        raise ValueError(f"xPos: q and k must be on one device; got {q.device} and {k.device}")
+    n_local = q.size(1)
+    global_len = n_local if global_len is None else int(global_len)
+    if q.dtype == torch.float16:
+        W = xpos_block_length(global_len, segment_lengths)
+        reach = W // 2 if W > 0 else global_len - global_len // 2
+        top = math.pow(1.4 / 0.4, reach / scale_base)
+        if not top < 1e3:
+            raise ValueError(f"xPos: scales reach {top:g} at local position +-{reach} for these "
+                             f"segment lengths, beyond float16's range; use bfloat16 or float32")
+    compute = torch.float64 if q.dtype == torch.float64 else torch.float32
+    with torch.no_grad():
+        local = xpos_local_positions(position_offset, n_local, global_len, segment_lengths,
+                                     q.device)
+        cq, sq, ck, sk = xpos_tables(local, D, scale_base, compute)
+    return xpos_rotate(q, cq, sq), xpos_rotate(k, ck, sk)
+
+
+class XPos(nn.Module):
+    """xPos as a module (torchscale's XPOS(head_dim, scale_base) with longnet's local reference
+    positions). It has no parameters; the tables depend on the positions."""
+
+    def __init__(self, head_dim: int, scale_base: int = SCALE_BASE) -> None:
+        super().__init__()
+        if head_dim < 2 or head_dim % 2:
+            raise ValueError(f"XPos: head_dim = {head_dim} must be even and at least 2")
+        if scale_base < 1:
+            raise ValueError(f"XPos: scale_base = {scale_base} must be >= 1")
+        self.head_dim = head_dim
+        self.scale_base = scale_base
+
+    def forward(self, q: Tensor, k: Tensor, segment_lengths: Sequence[int],
+                position_offset: int = 0,
+                global_len: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+        """q, k: (B, N_local, H, head_dim) -> (q', k'); see xpos_apply."""
+        if q.dim() != 4 or q.size(3) != self.head_dim:
+            raise ValueError(f"XPos: expected q of shape (B, N, H, {self.head_dim}); got "
+                             f"{tuple(q.shape)}")
+        return xpos_apply(q, k, segment_lengths, position_offset, global_len, self.scale_base)
+
+    def extra_repr(self) -> str:
+        return f"head_dim={self.head_dim}, scale_base={self.scale_base}"

@@ -1,0 +1,332 @@
+"""The Python package `longnet`: its four classes (reference-library arguments, errors, warnings,
+forward and backward on CPU and CUDA when present), the attention against a brute-force float64
+reference, and model parity with C++: a checkpoint from a short `longnet train` run, loaded by
+LongNetLM.from_checkpoint, must give the logits of the C++ model (tests/python/lm_logits.cpp)
+within 1e-5 relative in float32 on the CPU, for decoder_only and encoder_decoder.
+
+Run (from a launch/setup.sh build; exit 77 = skipped: no torch):
+  python3 tests/python/test_package.py --build build --source .            # python/ + build/
+  python3 tests/python/test_package.py --build build --source . --installed  # pip-installed
+"""
+import argparse
+import contextlib
+import faulthandler
+import io
+import math
+import os
+import pydoc
+import subprocess
+import sys
+import time
+import warnings
+
+faulthandler.enable()
+
+try:
+    import torch
+except ImportError:
+    print("skipped: this python has no torch")
+    sys.exit(77)
+
+TOL = 1e-5  # relative, logits of the fp32 CPU models
+
+
+def rel_err(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm()).item()
+
+
+def max_rel_err(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def expect_error(kind, text, fn):
+    try:
+        fn()
+    except kind as e:
+        assert text in str(e), f"expected {text!r} in: {e}"
+        return
+    raise AssertionError(f"no {kind.__name__} containing {text!r}")
+
+
+def check_api(longnet):
+    """Constructors with the reference library's keywords, its positional order, the swap
+    warning, and errors that name the argument."""
+    w, r = [32, 64, 128], [1, 2, 4]
+    longnet.DilatedAttention(segment_lengths=w, dilation_rates=r, softmax_scale=None,
+                             attention_dropout=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of these may warn
+        longnet.MultiheadDilatedAttention(embed_dim=64, num_heads=2, dilation_rates=r,
+                                          segment_lengths=w, dropout=0.0, bias=True,
+                                          layer_norm=True, layer_norm_eps=1e-5, gamma_init=1.0,
+                                          device="cpu", dtype=torch.float32)
+        longnet.MultiheadDilatedAttention(64, 2, r, w)  # the reference's positional order
+        longnet.MultiheadDilatedAttention(64, 2, segment_lengths=r, dilation_rates=w)  # keywords
+        longnet.LongNet(d_model=64, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                        dim_feedforward=128, segment_lengths=w, dilation_rates=r, dropout=0.0,
+                        activation="relu", layer_norm_eps=1e-5, device=None, dtype=None)
+        longnet.LongNetLM(num_tokens=100, d_model=64, nhead=2, num_encoder_layers=1,
+                          num_decoder_layers=1, dim_feedforward=128, segment_lengths=w,
+                          dilation_rates=r, dropout=0.0, activation=torch.nn.functional.gelu,
+                          layer_norm_eps=1e-5)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        m = longnet.MultiheadDilatedAttention(64, 2, w, r)  # C++ order, positionally
+    assert len(seen) == 1 and issubclass(seen[0].category, UserWarning), seen
+    assert "pass them by keyword" in str(seen[0].message), seen[0].message
+    assert m.segment_lengths == r and m.dilation_rates == w  # it still does what it was told
+
+    expect_error(TypeError, "segment_lengths", lambda: longnet.DilatedAttention("abc", r))
+    expect_error(ValueError, "same length", lambda: longnet.DilatedAttention([8, 16], [1]))
+    expect_error(ValueError, "dilation_rates[1] = 0", lambda: longnet.DilatedAttention(w, [1, 0, 2]))
+    expect_error(ValueError, "attention_dropout must be in [0, 1)",
+                 lambda: longnet.DilatedAttention(w, r, attention_dropout=1.0))
+    expect_error(ValueError, "num_heads in {", lambda: longnet.MultiheadDilatedAttention(
+        64, 7, dilation_rates=r, segment_lengths=w))
+    expect_error(TypeError, "embed_dim must be an int", lambda: longnet.MultiheadDilatedAttention(
+        64.0, 2, dilation_rates=r, segment_lengths=w))
+    expect_error(ValueError, "activation 'tanh'", lambda: longnet.LongNet(
+        64, 2, 1, 1, 128, w, r, activation="tanh"))
+    expect_error(ValueError, "variant is 'decoder_only'", lambda: longnet.LongNetLM(
+        10, 64, 2, num_encoder_layers=2, variant="decoder_only"))
+    expect_error(ValueError, "unknown LongNetLM variant", lambda: longnet.LongNetLM(
+        10, 64, 2, variant="encoder"))
+    lm = longnet.LongNetLM(10, 64, 2, num_decoder_layers=1, dim_feedforward=64,
+                           segment_lengths=w, dilation_rates=r, variant="decoder_only")
+    expect_error(ValueError, "int64 token ids", lambda: lm(torch.zeros(2, 5)))
+    expect_error(TypeError, "query must be a torch.Tensor",
+                 lambda: longnet.dilated_attention([1], [1], [1], w, r))
+    expect_error(ValueError, "dropout_p must be in [0, 1)", lambda: longnet.dilated_attention(
+        torch.zeros(1, 4, 1, 8), torch.zeros(1, 4, 1, 8), torch.zeros(1, 4, 1, 8), w, r,
+        dropout_p=2.0))
+    q = torch.zeros(1, 4, 1, 8)
+    expect_error(RuntimeError, "same shape", lambda: longnet.dilated_attention(
+        q, q, torch.zeros(1, 5, 1, 8), w, r))
+    text = pydoc.render_doc(longnet.LongNetLM, renderer=pydoc.plaintext)
+    assert "from_checkpoint" in text and "num_tokens" in text
+    with contextlib.redirect_stdout(io.StringIO()):
+        help(longnet.LongNetLM)
+    print("ok: api (reference keywords, positional-order warning, errors, help)")
+
+
+def check_attention_reference(longnet, test_ops):
+    """DilatedAttention and the functional op against DESIGN.md section 3's brute force, with N
+    that no segment divides, r = 6 and 12 not dividing w, and heads not divisible by branches."""
+    torch.manual_seed(3)
+    for B, N, H, D, w, r, causal, scale in [(2, 100, 5, 8, [16, 36, 48], [1, 6, 12], True, None),
+                                            (1, 37, 3, 16, [24, 64], [2, 6], False, 0.3)]:
+        q, k, v, g = (torch.randn(B, N, H, D, dtype=torch.float64) for _ in range(4))
+        mod = longnet.DilatedAttention(w, r, softmax_scale=scale)
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        out = mod(*leaves, is_causal=causal)
+        out.backward(g)
+        ref_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        ref = test_ops.reference(*ref_leaves, w, r, causal, scale or 1 / math.sqrt(D))
+        ref.backward(g)
+        for name, a, b in [("out", out, ref)] + [(n, x.grad, y.grad) for n, x, y in
+                                                 zip("qkv", leaves, ref_leaves)]:
+            err = rel_err(a.detach(), b.detach())
+            assert err < 1e-10, f"DilatedAttention N={N}: {name} rel error {err}"
+    print("ok: DilatedAttention = brute-force reference (float64, out and gradients)")
+
+
+def check_forward_backward(longnet, device):
+    """The four classes run forward and backward, in training mode with dropout, on `device`."""
+    torch.manual_seed(0)
+    w, r = [16, 32], [1, 2]
+    B, N, E, H = 2, 45, 64, 4
+    dev = torch.device(device)
+    x = torch.randn(B, N, E, device=dev, requires_grad=True)
+    mods = {
+        "DilatedAttention": longnet.DilatedAttention(w, r, attention_dropout=0.1),
+        "MultiheadDilatedAttention": longnet.MultiheadDilatedAttention(
+            E, H, dilation_rates=r, segment_lengths=w, dropout=0.1, device=dev),
+        "LongNet": longnet.LongNet(E, H, 1, 2, 96, w, r, dropout=0.1, device=dev),
+        "LongNetLM(encoder_decoder)": longnet.LongNetLM(
+            50, E, H, 1, 1, 96, w, r, dropout=0.1, activation="gelu", device=dev),
+        "LongNetLM(decoder_only)": longnet.LongNetLM(
+            50, E, H, num_decoder_layers=2, dim_feedforward=96, segment_lengths=w,
+            dilation_rates=r, dropout=0.1, device=dev, variant="decoder_only"),
+    }
+    tokens = torch.randint(0, 50, (B, N), device=dev)
+    for name, m in mods.items():
+        m.train()
+        if name == "DilatedAttention":
+            qkv = x.view(B, N, H, E // H)
+            y = m(qkv, qkv, qkv, is_causal=True)
+        elif name == "MultiheadDilatedAttention":
+            y, none = m(x, x, x, is_causal=True)
+            assert none is None
+        elif name == "LongNet":
+            y = m(x, is_causal=True)
+        else:
+            y = m(tokens)
+            assert y.shape == (B, N, 50), y.shape
+        y.square().mean().backward()
+        grads = [p.grad for p in m.parameters()] + ([x.grad] if x.grad is not None else [])
+        assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), name
+        assert any(g.abs().sum() > 0 for g in grads), f"{name}: all gradients are zero"
+        x.grad = None
+    print(f"ok: forward + backward on {device} ({', '.join(mods)})")
+
+
+def check_no_future_leak(longnet):
+    """Causal models: logits at position p do not change when tokens after p do."""
+    torch.manual_seed(1)
+    for variant in ("decoder_only", "encoder_decoder"):
+        lm = longnet.LongNetLM(30, 32, 4, num_decoder_layers=2, dim_feedforward=64,
+                               segment_lengths=[8, 16], dilation_rates=[1, 2], variant=variant,
+                               num_encoder_layers=1 if variant == "encoder_decoder" else None)
+        lm.eval()
+        a = torch.randint(0, 30, (1, 40))
+        b = a.clone()
+        b[:, 25:] = torch.randint(0, 30, (1, 15))
+        with torch.no_grad():
+            la, lb = lm(a), lm(b)
+        assert torch.equal(la[:, :25], lb[:, :25]), f"{variant}: future tokens leak"
+        assert not torch.equal(la[:, 25:], lb[:, 25:])
+    print("ok: causal LongNetLM (both variants): no future token changes a logit")
+
+
+def run(cmd, **kw):
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise AssertionError(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout}\n"
+                             f"{p.stderr}")
+    return time.time() - t0
+
+
+def train_checkpoint(args, name, overrides):
+    """A checkpoint of a 2-step single-rank `longnet train` run of tests/train_small.yaml."""
+    work = os.path.join(args.work, name)
+    ckpt_dir = os.path.join(work, "ckpt")
+    config = os.path.join(args.source, "tests", "train_small.yaml")
+    cmd = [os.path.join(args.build, "longnet"), "train", config,
+           f"data.source={os.path.join(args.source, 'core')}",
+           f"data.path={os.path.join(args.work, 'data.tokens')}", f"checkpoint.dir={ckpt_dir}",
+           "checkpoint.resume=none", f"log.metrics={os.path.join(work, 'metrics.jsonl')}",
+           "grid.sequence_parallel=1", "grid.data_parallel=1", "train.steps=2",
+           "optim.warmup_steps=1", "eval.interval=100"] + overrides
+    if os.path.isdir(ckpt_dir):
+        for f in os.listdir(ckpt_dir):
+            os.remove(os.path.join(ckpt_dir, f))
+    seconds = run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    path = os.path.join(ckpt_dir, "step_00000002.ckpt")
+    assert os.path.isfile(path), f"no {path} after {' '.join(cmd)}"
+    print(f"  trained {name} ({seconds:.1f} s): {path}")
+    return path
+
+
+def check_checkpoint_parity(longnet, args):
+    """from_checkpoint's logits = the C++ model's, fp32 CPU, both variants, N = 128 (one xPos
+    block of W = 128), N = 300 (blocks of 128, each with its own centre, the last one partial)
+    and N = 100 (segments clipped to 32, 64, 100: xPos centre N / 2; short last segments)."""
+    from longnet.checkpoint import load_checkpoint, parse_config, parse_config_simple
+    os.makedirs(args.work, exist_ok=True)
+    cases = {
+        "decoder_only": [],  # train_small.yaml: gelu, 2 layers, w [32, 64, 128], r [1, 2, 4]
+        "encoder_decoder": ["model.variant=encoder_decoder", "model.num_encoder_layers=2",
+                            "model.num_layers=1", "model.activation=relu",
+                            "model.dilation_rates=[1,3,6]", "model.dropout=0.1"],
+    }
+    worst = 0.0
+    for variant, overrides in cases.items():
+        path = train_checkpoint(args, variant, overrides)
+        ckpt = load_checkpoint(path)
+        text = ckpt["config"]
+        simple = parse_config_simple(text)
+        assert simple == parse_config(text), "the fallback YAML parser differs from PyYAML's"
+        assert simple["model"]["variant"] == variant
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # weights_only=True must read it: no fallback warning
+            model = longnet.LongNetLM.from_checkpoint(path).eval()
+        assert model.variant == variant
+        own = dict(model.state_dict())
+        assert list(own) == list(ckpt["model"]), "parameter names or order differ from C++"
+        for n, t in own.items():
+            assert torch.equal(t, ckpt["model"][n]), n
+        for N in (128, 300, 100):
+            torch.manual_seed(N)
+            tokens = torch.randint(0, 256, (2, N))
+            tok_path = os.path.join(args.work, f"{variant}_{N}_tokens.pt")
+            out_path = os.path.join(args.work, f"{variant}_{N}_logits.pt")
+            torch.save({"tokens": tokens}, tok_path)
+            run([os.path.join(args.build, "tests", "lm_logits"), path, tok_path, out_path],
+                env={**os.environ, "OMP_NUM_THREADS": "1"})
+            cpp = torch.load(out_path, weights_only=False)["logits"]
+            with torch.no_grad():
+                py = model(tokens)
+            assert py.dtype == torch.float32 and py.shape == cpp.shape, (py.shape, cpp.shape)
+            err, err_max = rel_err(py, cpp), max_rel_err(py, cpp)
+            worst = max(worst, err, err_max)
+            print(f"  {variant} N={N}: logits rel error {err:.3g} (norm), {err_max:.3g} (max)")
+            assert err < TOL and err_max < TOL, f"{variant} N={N}: {err}, {err_max} >= {TOL}"
+            # float64 Python against the float32 C++: the float32 rounding only.
+            with torch.no_grad():
+                py64 = model.double()(tokens)
+            model.float()
+            err64 = rel_err(py64, cpp)
+            assert err64 < 1e-4, f"{variant} N={N}: float64 model differs by {err64}"
+    bad = os.path.join(args.work, "not_a_checkpoint.pt")
+    torch.save({"model": {}}, bad)
+    expect_error(ValueError, "is not a longnet checkpoint",
+                 lambda: longnet.LongNetLM.from_checkpoint(bad))
+    expect_error(FileNotFoundError, "does not exist",
+                 lambda: longnet.LongNetLM.from_checkpoint(bad + ".missing"))
+    print(f"ok: from_checkpoint logits = C++ logits (worst relative error {worst:.3g} < {TOL})")
+    return worst
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", required=True, help="the CMake build dir (longnet, tests/lm_logits)")
+    ap.add_argument("--source", required=True, help="the repository root")
+    ap.add_argument("--work", help="scratch dir (default BUILD/test_runs/python_package)")
+    ap.add_argument("--installed", action="store_true",
+                    help="test the pip-installed package (not python/ of the checkout)")
+    args = ap.parse_args()
+    args.build, args.source = os.path.abspath(args.build), os.path.abspath(args.source)
+    args.work = os.path.abspath(args.work or os.path.join(args.build, "test_runs",
+                                                          "python_package"))
+    if args.installed:
+        os.environ.pop("LONGNET_OPS_LIBRARY", None)
+        sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(
+            args.source, "python")]
+    else:
+        sys.path.insert(0, os.path.join(args.source, "python"))
+        os.environ.setdefault("LONGNET_OPS_LIBRARY",
+                              os.path.join(args.build, "liblongnet_ops.so"))
+    sys.path.insert(1, os.path.join(args.source, "tests"))
+    import longnet
+    import test_ops
+    lib = longnet.load_library()
+    where = os.path.dirname(os.path.abspath(longnet.__file__))
+    print(f"longnet {longnet.__version__} from {where}; op library {lib}")
+    if args.installed:
+        assert where != os.path.join(args.source, "python", "longnet"), f"{where} is python/"
+        assert os.path.dirname(lib) == where, f"{lib} is not inside the package {where}"
+        real = torch.__version__
+        try:  # under another torch the package refuses its library, saying why
+            torch.__version__ = "0.0.1"
+            expect_error(ImportError, "was built against torch",
+                         lambda: longnet._ops._check_torch_version(lib))
+        finally:
+            torch.__version__ = real
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    check_api(longnet)
+    check_attention_reference(longnet, test_ops)
+    check_forward_backward(longnet, "cpu")
+    if torch.cuda.is_available():
+        check_forward_backward(longnet, "cuda")
+    else:
+        print("skip: CUDA forward + backward (no GPU)")
+    check_no_future_leak(longnet)
+    check_checkpoint_parity(longnet, args)
+    print("python package: all passed")
+
+
+if __name__ == "__main__":
+    main()
