@@ -226,7 +226,8 @@ class LongNet(nn.Module):
         return tgt
 
 
-# train/config.h ModelConfig: the keys of a config's `model:` section and their defaults.
+# core/options.h LongNetLMOptions (options_visit): the keys of a config's `model:` section and
+# their defaults. activation_checkpointing only changes how training runs, not the function.
 MODEL_CONFIG_DEFAULTS: Mapping[str, Any] = {
     "variant": "decoder_only",
     "vocab_size": 256,
@@ -240,6 +241,7 @@ MODEL_CONFIG_DEFAULTS: Mapping[str, Any] = {
     "dropout": 0.0,
     "activation": "gelu",
     "layer_norm_eps": 1.0e-5,
+    "activation_checkpointing": False,
 }
 
 
@@ -330,11 +332,11 @@ class LongNetLM(nn.Module):
     @classmethod
     def from_config(cls, model: Mapping[str, Any], device: Device = None,
                     dtype: Optional[torch.dtype] = None) -> "LongNetLM":
-        """The model of a `longnet train` config's `model:` section (train/config.h
-        ModelConfig keys: variant, vocab_size, d_model, num_heads, num_layers,
+        """The model of a `longnet train` config's `model:` section (the keys of
+        LongNetLMOptions in core/options.h: variant, vocab_size, d_model, num_heads, num_layers,
         num_encoder_layers, dim_feedforward, segment_lengths, dilation_rates, dropout,
-        activation, layer_norm_eps; missing keys take ModelConfig's defaults), built as the
-        trainer builds it. Unknown keys are an error."""
+        activation, layer_norm_eps, activation_checkpointing; missing keys take its defaults),
+        built as the trainer builds it. Unknown keys are an error."""
         unknown = sorted(set(model) - set(MODEL_CONFIG_DEFAULTS))
         if unknown:
             raise ValueError(f"model config: unknown key(s) {unknown}; known: "

@@ -22,26 +22,6 @@
 namespace longnet {
 namespace {
 
-// The trainer's mapping (train/trainer.cpp lm_options), copied until a shared function exists.
-LongNetLMOptions lm_options_of(const TrainConfig& c) {
-  LongNetLMOptions o;
-  o.num_tokens = c.model.vocab_size;
-  o.d_model = c.model.d_model;
-  o.nhead = c.model.num_heads;
-  o.num_layers = c.model.num_layers;
-  o.num_encoder_layers = c.model.num_encoder_layers;
-  o.num_decoder_layers = c.model.num_layers;
-  o.dim_feedforward = c.model.dim_feedforward;
-  o.segment_lengths = c.model.segment_lengths;
-  o.dilation_rates = c.model.dilation_rates;
-  o.dropout = c.model.dropout;
-  o.activation = c.model.activation;
-  o.layer_norm_eps = c.model.layer_norm_eps;
-  o.variant = longnet_variant_from_string(c.model.variant);
-  o.activation_checkpointing = c.train.activation_checkpointing;
-  return o;
-}
-
 std::vector<char> file_read(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   TORCH_CHECK(f, "lm_logits: cannot open ", path);
@@ -53,7 +33,7 @@ int run(const std::string& checkpoint, const std::string& tokens_path, const std
   TORCH_CHECK(state.contains("config") && state.contains("model"), "lm_logits: ", checkpoint,
               " has no 'config' or 'model' entry");
   const auto config = config_parse(state.at("config").toStringRef(), checkpoint + " (config)");
-  LongNetLM model(lm_options_of(config));
+  LongNetLM model(config.model);
   auto params = state.at("model").toGenericDict();
   {
     at::NoGradGuard no_grad;
