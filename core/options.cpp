@@ -2,6 +2,8 @@
 // its rules. Plain C++ (no LibTorch), so that the config fuzzer links it alone.
 #include "core/options.h"
 
+#include "core/text.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -17,18 +19,6 @@ std::string number_text(double v) {
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof(buf), v);
   return std::string(buf, r.ptr);
-}
-
-std::string list_text(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
-  return s;
 }
 
 // Checks values against their specs; throws OptionsError for the first that is out.
@@ -205,7 +195,7 @@ void dilated_options_check(const DilatedAttentionOptions& o_in) {
   const auto& r = o.dilation_rates;
   if (w.size() != r.size())
     throw OptionsError(owner, "dilation_rates",
-                       "segment_lengths " + list_text(w) + " and dilation_rates " + list_text(r) +
+                       "segment_lengths " + ints_text(w) + " and dilation_rates " + ints_text(r) +
                            " must have the same length (one rate per segment length), got " +
                            std::to_string(w.size()) + " and " + std::to_string(r.size()),
                        {"segment_lengths"});

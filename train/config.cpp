@@ -13,18 +13,13 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/text.h"
 #include "train/config_schema.h"
 #include "train/fault_injection.h"
 #include "train/yaml_strict.h"
 
 namespace longnet {
 namespace {
-
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
-  return s;
-}
 
 std::string parent_of(const std::string& key) {
   auto dot = key.rfind('.');

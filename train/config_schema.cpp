@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "core/text.h"
 #include "train/yaml_strict.h"
 
 namespace longnet {
@@ -13,12 +14,6 @@ namespace {
 
 constexpr double kMaxCount = double(int64_t(1) << 20);  // ranks, batch sizes, kept files, ...
 constexpr double kMaxSteps = double(kMaxTokens);
-
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
-  return s;
-}
 
 // Records every key with its spec.
 class Recorder : public ConfigVisitor {
