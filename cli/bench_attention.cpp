@@ -1,4 +1,4 @@
-// Dilated attention benchmark (see bench_attention.h): times, effective TFLOP/s by DESIGN.md
+// Dilated attention benchmark (see bench_attention.h): times, effective TFLOP/s by docs/design.md
 // section 7, peak memory, and for sequence parallelism the bytes exchanged and the all-gather
 // bus bandwidth (nccl-tests convention: busbw = algbw * (n - 1) / n).
 #include "cli/bench_attention.h"

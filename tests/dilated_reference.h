@@ -1,4 +1,4 @@
-// The brute-force definition of dilated attention (DESIGN.md section 3), for tests: a dense
+// The brute-force definition of dilated attention (docs/design.md section 2), for tests: a dense
 // (N x N) multiplicity mask C[j, p, t] = number of branches that give key t to query p in head
 // j, then softmax(c * q k^T + log C) v in float64. Rows with no key give 0.
 #pragma once
