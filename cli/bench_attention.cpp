@@ -1,5 +1,5 @@
 // Dilated attention benchmark (see bench_attention.h): times, effective TFLOP/s by docs/design.md
-// section 7, peak memory, and for sequence parallelism the bytes exchanged and the all-gather
+// section 6, peak memory, and for sequence parallelism the bytes exchanged and the all-gather
 // bus bandwidth (nccl-tests convention: busbw = algbw * (n - 1) / n).
 #include "cli/bench_attention.h"
 
