@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/tokenizer_command.h"
 #include "longnet_build_info.h"
 #include "parallel/mpi_bootstrap.h"
 
@@ -30,6 +31,12 @@ const std::map<std::string, Command>& commands() {
       {"bench scaling",
        {"the paper's Figure 5: forward time vs N at fixed tokens", cmd_bench_scaling}},
       {"data build", {"pack a directory of text/code into a byte-token file", cmd_data_build}},
+      {"tokenizer train",
+       {"train a SentencePiece BPE tokenizer (byte fallback) on a corpus, offline",
+        tokenizer_train_command}},
+      {"tokenizer encode", {"text on stdin -> token ids on stdout", tokenizer_encode_command}},
+      {"tokenizer decode", {"token ids on stdin -> text on stdout", tokenizer_decode_command}},
+      {"tokenizer info", {"a tokenizer's kind, vocabulary and hash", tokenizer_info_command}},
       {"train", {"train a LongNetLM from a YAML config (under mpirun)", cmd_train}},
   };
   return table;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what longnet needs and builds it into build/. Idempotent: a second run with nothing
 # changed takes seconds.
-#   1. Debian packages: compilers, CMake, Ninja, OpenMPI, yaml-cpp, GoogleTest.
+#   1. Debian packages: compilers, CMake, Ninja, OpenMPI, yaml-cpp, GoogleTest; and, where they
+#      can be had, the optional ones of the tokenizers and corpus formats (PCRE2, SentencePiece,
+#      zstd, zlib, nlohmann-json): without them those parts are built out (configure says so).
 #   2. LibTorch: a python whose `import torch` works (e.g. the GPU machine's), else the pinned
 #      torch wheel installed into .venv/ at the repository root.
 #   3. cmake configure (first time) and build.
@@ -17,22 +19,52 @@ say() { echo "[setup] $*"; }
 # ---- 1. system packages --------------------------------------------------------------------
 packages=(build-essential cmake ninja-build pkg-config libopenmpi-dev openmpi-bin
           libyaml-cpp-dev libgtest-dev python3-venv)
+# tokenizers and corpus (issue 20): optional, see cmake/longnet_tokenizers.cmake
+optional_packages=(libpcre2-dev libsentencepiece-dev libzstd-dev zlib1g-dev nlohmann-json3-dev)
 missing=()
+missing_optional=()
 if [[ "${LONGNET_SKIP_APT:-0}" != 1 ]] && command -v dpkg-query >/dev/null; then
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
+  installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+  for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
+  for p in "${optional_packages[@]}"; do installed "$p" || missing_optional+=("$p"); done
 fi
-if ((${#missing[@]})); then
-  say "installing Debian packages: ${missing[*]}"
+# Where they could not be had (a machine without a package registry), ask again only when the
+# list changes, so that later runs stay fast: delete this file to retry.
+APT_NOTE="$BUILD_DIR/.optional_packages_unavailable"
+if ((${#missing_optional[@]})) && [[ -f "$APT_NOTE" && "$(cat "$APT_NOTE")" == "${missing_optional[*]}" ]]; then
+  say "note: optional packages unavailable here (${missing_optional[*]}); not retrying ($APT_NOTE)"
+  missing_optional=()
+fi
+packages_added=0
+if ((${#missing[@]} + ${#missing_optional[@]})); then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
+  apt_install() {
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  }
+  apt_updated=1
+  $SUDO apt-get update -qq || apt_updated=0
+  if ((${#missing[@]})); then
+    say "installing Debian packages: ${missing[*]}"
+    ((apt_updated)) || { echo "[setup] error: apt-get update failed" >&2; exit 1; }
+    apt_install "${missing[@]}"
+  fi
+  if ((${#missing_optional[@]})); then
+    say "installing optional Debian packages (tokenizers, corpus formats): ${missing_optional[*]}"
+    if ((apt_updated)) && apt_install "${missing_optional[@]}"; then
+      packages_added=1
+    else
+      say "note: could not install them; the tokenizers and formats they provide are built out"
+      mkdir -p "$BUILD_DIR" && echo "${missing_optional[*]}" >"$APT_NOTE"
+    fi
+  fi
 fi
 
 # ---- 2. LibTorch ---------------------------------------------------------------------------
+# Beside torch: the Python package's build backend and YAML reader, and the references the
+# tokenizer tests compare with.
+PY_EXTRAS=(scikit-build-core pyyaml tiktoken sentencepiece regex)
+PY_EXTRAS_IMPORT='import scikit_build_core, yaml, tiktoken, sentencepiece, regex'
 has_torch() { "$1" -c 'import torch' >/dev/null 2>&1; }
 PY="${LONGNET_PYTHON:-}"
 if [[ -z "$PY" ]]; then
@@ -48,18 +80,24 @@ if [[ -z "$PY" ]]; then
     [[ -x .venv/bin/python3 ]] || "$BASE" -m venv .venv
     .venv/bin/python3 -m pip install -q --disable-pip-version-check --upgrade pip
     .venv/bin/python3 -m pip install -q --disable-pip-version-check \
-      "torch==$TORCH_VERSION" numpy matplotlib scikit-build-core pyyaml
+      "torch==$TORCH_VERSION" numpy matplotlib "${PY_EXTRAS[@]}"
     PY="$ROOT/.venv/bin/python3"
   fi
 fi
 has_torch "$PY" || { echo "[setup] error: $PY cannot import torch" >&2; exit 1; }
-# The Python package's build backend and YAML reader (tests python.pip_install, python.package),
-# added to the project's own env when an older setup made it without them.
-if [[ "$PY" == "$ROOT/.venv/bin/python3" ]] && ! "$PY" -c 'import scikit_build_core, yaml' 2>/dev/null; then
-  say "installing scikit-build-core and pyyaml into .venv"
-  "$PY" -m pip install -q --disable-pip-version-check scikit-build-core pyyaml
-fi
 say "LibTorch from $("$PY" -c 'import torch;print(torch.__version__, "at", torch.__file__.rsplit("/",1)[0])')"
+# The Python packages the tests and the Python package use beside torch (PY_EXTRAS), added to
+# the project's own .venv when an older setup made it without them (never to a system python;
+# the tests that need one skip without it).
+if ! "$PY" -c "$PY_EXTRAS_IMPORT" >/dev/null 2>&1; then
+  if [[ "$PY" == "$ROOT/.venv/bin/python3" ]]; then
+    say "installing ${PY_EXTRAS[*]} into .venv"
+    "$PY" -m pip install -q --disable-pip-version-check --retries 1 --timeout 15 \
+      "${PY_EXTRAS[@]}" || say "note: pip could not install them; the tests that need them skip"
+  else
+    say "note: $PY lacks some of ${PY_EXTRAS[*]}; the tests that need them skip"
+  fi
+fi
 
 # ---- 3. configure and build ----------------------------------------------------------------
 TORCH_CMAKE="$("$PY" -c 'import torch;print(torch.utils.cmake_prefix_path)')"
@@ -88,6 +126,8 @@ fi
 configure=0
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   configure=1
+elif ((packages_added)); then
+  configure=1  # optional libraries just installed: let CMake find them
 elif [[ -n "${CXX:-}" ]] && command -v "$CXX" >/dev/null &&
      ! grep -qx "CMAKE_CXX_COMPILER:FILEPATH=$(command -v "$CXX")" "$BUILD_DIR/CMakeCache.txt"; then
   say "the C++ compiler changed to $CXX: configuring afresh"

@@ -1,0 +1,237 @@
+// `longnet tokenizer train|encode|decode|info` (see tokenizer_command.h): flags through CliFlags,
+// data through stdin and stdout, so the commands compose with shell pipes and tests.
+#include "cli/tokenizer_command.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <stdexcept>
+
+#include "cli/cli_flags.h"
+#include "train/tokenizer.h"
+#include "train/tokenizer_train.h"
+
+namespace longnet {
+namespace {
+
+constexpr const char* kTokenizerHelp =
+    "tokenizer spec: bytes, bytes:eot, tiktoken:PATH.tiktoken or sentencepiece:PATH.model";
+
+std::string stdin_read_all() {
+  std::string data;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(0, buf, sizeof(buf));
+    if (n > 0) {
+      data.append(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+      return data;
+    } else if (errno != EINTR) {
+      throw std::runtime_error(std::string("reading stdin failed: ") + std::strerror(errno));
+    }
+  }
+}
+
+void stdout_write(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+  if (std::ferror(stdout)) throw std::runtime_error("writing stdout failed");
+}
+
+bool help_print(const CliFlags& f, const std::string& line, const std::string& about) {
+  if (!f.help_requested()) return false;
+  const std::string u = f.usage();
+  std::cout << "usage: longnet tokenizer " << line << "\n" << about << u.substr(u.find('\n') + 1);
+  return true;
+}
+
+std::unique_ptr<Tokenizer> tokenizer_from_flags(const CliFlags& f, const std::string& command) {
+  if (!f.given("tokenizer"))
+    throw std::invalid_argument("longnet tokenizer " + command + ": --tokenizer is required (" +
+                                kTokenizerHelp + ")");
+  return tokenizer_open(f.get("tokenizer"));
+}
+
+void no_positional(const CliFlags& f, const std::string& command) {
+  if (!f.positional().empty())
+    throw std::invalid_argument("longnet tokenizer " + command + ": unexpected argument '" +
+                                f.positional().front() + "' (the data comes on stdin)");
+}
+
+}  // namespace
+
+int tokenizer_train_command(const std::vector<std::string>& args_in) {
+  // --source may come several times and take several paths: gather them before CliFlags, which
+  // keeps one value per flag.
+  std::vector<std::string> sources, args;
+  for (size_t i = 0; i < args_in.size(); ++i) {
+    const std::string& a = args_in[i];
+    if (a == "--source") {
+      if (i + 1 >= args_in.size() || args_in[i + 1].rfind("--", 0) == 0)
+        throw std::invalid_argument("longnet tokenizer train: --source needs a path");
+      sources.push_back(args_in[++i]);
+    } else if (a.rfind("--source=", 0) == 0) {
+      sources.push_back(a.substr(9));
+    } else {
+      args.push_back(a);
+    }
+  }
+  CliFlags f("tokenizer train");
+  f.add("source", "",
+        "a directory, text, .jsonl, .gz or .zst file (repeatable; more paths may "
+        "follow it)");
+  f.add("vocab-size", "", "vocabulary size of the model (e.g. 32000)");
+  f.add("out", "", "the SentencePiece .model file to write");
+  f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
+  f.add("max-input-bytes", std::to_string(TokenizerTrainOptions{}.max_input_bytes),
+        "about this much text is read, from files sampled by name across the corpus");
+  f.add("max-sentences", std::to_string(TokenizerTrainOptions{}.max_sentences),
+        "SentencePiece trains on a uniform sample of at most this many lines");
+  f.add("seed", "1", "sampling seed (same seed and inputs, same model)");
+  f.add("threads", "0", "training threads (0: one per core)");
+  f.add_switch("verbose", "show SentencePiece's own progress log");
+  f.parse(args);
+  if (help_print(f, "train --vocab-size V --source PATH [PATH...] --out PATH.model [flags]",
+                 "  Trains a SentencePiece BPE tokenizer (byte fallback, no normalization) on the "
+                 "sources.\n"))
+    return 0;
+  for (const auto& p : f.positional()) sources.push_back(p);
+  if (sources.empty() || !f.given("vocab-size") || !f.given("out"))
+    throw std::invalid_argument(
+        "longnet tokenizer train: needs --vocab-size V, --source PATH and "
+        "--out PATH.model (e.g. longnet tokenizer train --vocab-size "
+        "32000 --source data/code --out data/code.model)");
+  TokenizerTrainOptions o;
+  o.sources = sources;
+  o.vocab_size = f.get_int("vocab-size");
+  o.out_path = f.get("out");
+  o.corpus.jsonl_field = f.get("jsonl-field");
+  const int64_t max_input = f.get_int("max-input-bytes");
+  if (max_input < 1)
+    throw std::invalid_argument("longnet tokenizer train: --max-input-bytes must be >= 1");
+  o.max_input_bytes = static_cast<uint64_t>(max_input);
+  o.max_sentences = f.get_int("max-sentences");
+  const int64_t seed = f.get_int("seed"), threads = f.get_int("threads");
+  if (seed < 0 || seed >= (int64_t{1} << 32) - 1 || threads < 0 || threads > 4096)
+    throw std::invalid_argument(
+        "longnet tokenizer train: --seed must be in [0, 2^32 - 1) and "
+        "--threads in [0, 4096]");
+  o.seed = static_cast<uint32_t>(seed);
+  o.threads = static_cast<int>(threads);
+  o.verbose = f.get_switch("verbose");
+  const auto t0 = std::chrono::steady_clock::now();
+  const TokenizerTrainSummary s = tokenizer_train(o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "tokenizer train: " << o.out_path << ": vocabulary " << o.vocab_size << ", from "
+            << s.files_sampled << " of " << s.files_listed << " files, " << s.documents
+            << " documents, " << s.sentences << " lines, " << s.text_bytes / 1000000.0
+            << " MB of text, " << secs << " s; " << s.content_hash << std::endl;
+  return 0;
+}
+
+int tokenizer_encode_command(const std::vector<std::string>& args) {
+  CliFlags f("tokenizer encode");
+  f.add("tokenizer", "", kTokenizerHelp);
+  f.add_switch("stats", "print bytes, ids and throughput on stderr");
+  f.parse(args);
+  if (help_print(f, "encode --tokenizer SPEC < text",
+                 "  Prints the ids of the text on stdin, space-separated (special-token strings "
+                 "are plain text).\n"))
+    return 0;
+  no_positional(f, "encode");
+  auto tok = tokenizer_from_flags(f, "encode");
+  const std::string text = stdin_read_all();
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<uint32_t> ids = tok->encode(text);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string out;
+  out.reserve(ids.size() * 7 + 1);
+  char num[16];
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) out.push_back(' ');
+    const auto r = std::to_chars(num, num + sizeof(num), ids[i]);
+    out.append(num, r.ptr);
+  }
+  out.push_back('\n');
+  stdout_write(out);
+  if (f.get_switch("stats"))
+    std::cerr << "tokenizer encode: " << text.size() << " bytes -> " << ids.size() << " ids in "
+              << secs << " s (" << text.size() / 1e6 / std::max(secs, 1e-9) << " MB/s, "
+              << static_cast<double>(text.size()) / std::max<size_t>(ids.size(), 1)
+              << " bytes per id)" << std::endl;
+  return 0;
+}
+
+int tokenizer_decode_command(const std::vector<std::string>& args) {
+  CliFlags f("tokenizer decode");
+  f.add("tokenizer", "", kTokenizerHelp);
+  f.parse(args);
+  if (help_print(f, "decode --tokenizer SPEC < ids",
+                 "  Prints the text of the whitespace-separated ids on stdin (raw bytes, no "
+                 "newline added).\n"))
+    return 0;
+  no_positional(f, "decode");
+  auto tok = tokenizer_from_flags(f, "decode");
+  const std::string in = stdin_read_all();
+  std::vector<uint32_t> ids;
+  const char* p = in.data();
+  const char* end = p + in.size();
+  while (p < end) {
+    while (p < end && std::strchr(" \t\r\n", *p) && *p) ++p;
+    if (p == end) break;
+    const char* q = p;
+    while (q < end && !std::strchr(" \t\r\n", *q)) ++q;
+    uint32_t id = 0;
+    const auto r = std::from_chars(p, q, id);
+    if (r.ec != std::errc() || r.ptr != q)
+      throw std::invalid_argument("longnet tokenizer decode: '" +
+                                  std::string(p, std::min<size_t>(q - p, 40)) + "' (item " +
+                                  std::to_string(ids.size() + 1) +
+                                  ") is not an id; give whole numbers separated by spaces");
+    ids.push_back(id);
+    p = q;
+  }
+  stdout_write(tok->decode(ids));
+  return 0;
+}
+
+int tokenizer_info_command(const std::vector<std::string>& args) {
+  CliFlags f("tokenizer info");
+  f.add("tokenizer", "", kTokenizerHelp);
+  f.parse(args);
+  if (help_print(f, "info --tokenizer SPEC", "  Prints what a tokenizer is.\n")) return 0;
+  no_positional(f, "info");
+  auto tok = tokenizer_from_flags(f, "info");
+  const auto eot = tok->eot_id();
+  std::cout << "kind " << tok->kind() << "\nvocab_size " << tok->vocab_size() << "\neot_id "
+            << (eot ? std::to_string(*eot) : "none") << "\ncontent_hash " << tok->content_hash()
+            << "\n";
+  return 0;
+}
+
+int tokenizer_command(const std::vector<std::string>& args) {
+  const std::string usage =
+      "usage: longnet tokenizer SUBCOMMAND [flags]   (--help after any subcommand)\n"
+      "  train    train a SentencePiece BPE tokenizer on directories, text, JSONL, .gz, .zst\n"
+      "  encode   text on stdin -> ids on stdout\n"
+      "  decode   ids on stdin -> text on stdout\n"
+      "  info     kind, vocabulary size, end-of-text id and content hash of a tokenizer\n";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << usage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "train") return tokenizer_train_command(rest);
+  if (args[0] == "encode") return tokenizer_encode_command(rest);
+  if (args[0] == "decode") return tokenizer_decode_command(rest);
+  if (args[0] == "info") return tokenizer_info_command(rest);
+  throw std::invalid_argument("longnet tokenizer: unknown subcommand '" + args[0] +
+                              "'; use train, encode, decode or info");
+}
+
+}  // namespace longnet

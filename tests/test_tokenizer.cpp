@@ -1,0 +1,680 @@
+// Tokenizers and corpus readers: specs and their errors, the byte tokenizer, tiktoken's merge
+// against a plain reference (short and long pieces), malformed ranks files, special tokens,
+// SentencePiece training and round trips, and the corpus readers on directories, JSON Lines and
+// .gz / .zst files, good, malformed and truncated. Ids against Python tiktoken and sentencepiece
+// are compared in test_tokenizer_reference.py. Parts compiled out of the build are skipped.
+#include <ftw.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "train/corpus.h"
+#include "train/input_stream.h"
+#include "train/sha256.h"
+#include "train/tokenizer.h"
+#include "cli/tokenizer_command.h"
+#include "train/tokenizer_train.h"
+
+namespace longnet {
+namespace {
+
+// ---- helpers (POSIX calls: see core/file_util.h on std::filesystem) ---------------------------
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/longnet_tokenizer_XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    ::nftw(
+        path_.c_str(),
+        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
+  }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+void write_file(const std::string& path, const std::string& content) {
+  for (size_t pos = 1; pos < path.size(); ++pos)
+    if (path[pos] == '/') ::mkdir(path.substr(0, pos).c_str(), 0755);
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+template <typename E = std::runtime_error>
+std::string expect_error(const std::function<void()>& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const auto& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
+    return msg;
+  }
+  ADD_FAILURE() << "no exception; expected one mentioning '" << needles.front() << "'";
+  return "";
+}
+
+std::string base64(const std::string& in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v =
+        uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8 | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out.push_back(k[(v >> s) & 63]);
+  }
+  if (i < in.size()) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    out.push_back(k[(v >> 18) & 63]);
+    out.push_back(k[(v >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? k[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+// A ranks file: the 256 bytes at ranks 0..255 (in byte order), then `tokens` in order.
+std::string ranks_text(const std::vector<std::string>& tokens) {
+  std::string s;
+  for (int b = 0; b < 256; ++b)
+    s += base64(std::string(1, char(b))) + " " + std::to_string(b) + "\n";
+  for (size_t i = 0; i < tokens.size(); ++i)
+    s += base64(tokens[i]) + " " + std::to_string(256 + i) + "\n";
+  return s;
+}
+
+// tiktoken's encoding of one piece, written plainly: the whole piece if it is a token, else
+// merge the adjacent pair whose bytes have the lowest rank (leftmost first) until none is left.
+std::vector<uint32_t> reference_piece(const std::map<std::string, uint32_t>& ranks,
+                                      const std::string& piece) {
+  if (auto it = ranks.find(piece); it != ranks.end()) return {it->second};
+  std::vector<std::string> parts;
+  for (char c : piece) parts.emplace_back(1, c);
+  for (;;) {
+    size_t best_i = 0;
+    uint32_t best = UINT32_MAX;
+    for (size_t i = 0; i + 1 < parts.size(); ++i)
+      if (auto it = ranks.find(parts[i] + parts[i + 1]); it != ranks.end() && it->second < best) {
+        best = it->second;
+        best_i = i;
+      }
+    if (best == UINT32_MAX) break;
+    parts[best_i] += parts[best_i + 1];
+    parts.erase(parts.begin() + best_i + 1);
+  }
+  std::vector<uint32_t> ids;
+  for (const auto& p : parts) ids.push_back(ranks.at(p));
+  return ids;
+}
+
+bool have_program(const std::string& name) {
+  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+#define SKIP_UNLESS_KIND(kind)                                                               \
+  if (!tokenizer_kind_available(kind)) {                                                     \
+    expect_error([] { tokenizer_open(std::string(kind) + ":/nonexistent"); },                \
+                 {"this build has no", "install"});                                          \
+    GTEST_SKIP() << kind << " is compiled out of this build (its error message is checked)"; \
+  }
+
+// ---- SHA-256 ----------------------------------------------------------------------------------
+
+TEST(Sha256, MatchesFipsVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  // One million 'a', fed in uneven pieces (the block-buffer path).
+  Sha256 s;
+  const std::string chunk(997, 'a');
+  size_t left = 1000000;
+  while (left) {
+    const size_t n = std::min(left, chunk.size());
+    s.update(chunk.data(), n);
+    left -= n;
+  }
+  EXPECT_EQ(s.hex_digest(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+// ---- specs and the byte tokenizer --------------------------------------------------------------
+
+TEST(Tokenizer, SpecErrorsNameTheProblem) {
+  expect_error<std::invalid_argument>([] { tokenizer_open("gpt2"); },
+                                      {"unknown tokenizer 'gpt2'", "bytes", "tiktoken:PATH"});
+  expect_error<std::invalid_argument>([] { tokenizer_open(""); }, {"unknown tokenizer"});
+  expect_error<std::invalid_argument>([] { tokenizer_open("tiktoken"); },
+                                      {"tiktoken needs a file"});
+  expect_error<std::invalid_argument>([] { tokenizer_open("sentencepiece:"); },
+                                      {"sentencepiece needs a file"});
+  expect_error<std::invalid_argument>([] { tokenizer_open("bytes:/x"); }, {"takes no file"});
+  EXPECT_TRUE(tokenizer_kind_available("bytes"));
+  EXPECT_FALSE(tokenizer_kind_available("wordpiece"));
+}
+
+TEST(Tokenizer, BytesIsTodaysVocabulary) {
+  auto t = tokenizer_open("bytes");
+  EXPECT_EQ(t->kind(), "bytes");
+  EXPECT_EQ(t->vocab_size(), 256u);
+  EXPECT_FALSE(t->eot_id().has_value());
+  const std::string text("h\xc3\xa9\0\xff<|endoftext|>", 18);
+  const auto ids = t->encode(text);
+  ASSERT_EQ(ids.size(), text.size());
+  for (size_t i = 0; i < text.size(); ++i) EXPECT_EQ(ids[i], uint8_t(text[i]));
+  EXPECT_EQ(t->decode(ids), text);
+  expect_error<std::out_of_range>([&] { t->decode({65, 256}); }, {"id 256", "position 1"});
+
+  auto e = tokenizer_open("bytes:eot");
+  EXPECT_EQ(e->vocab_size(), 257u);
+  EXPECT_EQ(e->eot_id(), 256u);
+  EXPECT_EQ(e->encode("<|endoftext|>"), t->encode("<|endoftext|>"));  // ordinary text
+  EXPECT_EQ(e->decode({104, 256, 105}), "h<|endoftext|>i");
+  EXPECT_NE(e->content_hash(), t->content_hash());
+  EXPECT_EQ(e->clone()->encode("abc"), e->encode("abc"));
+}
+
+// ---- tiktoken -----------------------------------------------------------------------------------
+
+TEST(Tiktoken, MergesLowestRankFirstLeftmostOnTies) {
+  SKIP_UNLESS_KIND("tiktoken");
+  TempDir dir;
+  // "aa" 256, "bc" 257, "ab" 258, "abc" 259 (reachable only as a whole piece).
+  write_file(dir / "r.tiktoken", ranks_text({"aa", "bc", "ab", "abc", " the"}));
+  auto t = tokenizer_open("tiktoken:" + dir / "r.tiktoken");
+  EXPECT_EQ(t->encode("aaa"), (std::vector<uint32_t>{256, 'a'}));  // leftmost pair first
+  EXPECT_EQ(t->encode("aaaa"), (std::vector<uint32_t>{256, 256}));
+  EXPECT_EQ(t->encode("abc"), (std::vector<uint32_t>{259}));  // whole piece
+  // "bc" outranks "ab"; then "a"+"bc" is the token "abc".
+  EXPECT_EQ(t->encode("abca"), (std::vector<uint32_t>{259, 'a'}));
+  EXPECT_EQ(t->encode("bca"), (std::vector<uint32_t>{257, 'a'}));
+  EXPECT_EQ(t->encode(" the"), (std::vector<uint32_t>{260}));
+  // Pieces: " the" and "aa" are separate pieces, so no merge crosses the space.
+  EXPECT_EQ(t->encode("aa the"), (std::vector<uint32_t>{256, 260}));
+  EXPECT_EQ(t->encode(""), std::vector<uint32_t>{});
+}
+
+TEST(Tiktoken, ShortAndLongPiecesMatchReference_1000Strings) {
+  SKIP_UNLESS_KIND("tiktoken");
+  TempDir dir;
+  // Random tokens over {a, b, c}: concatenations of earlier ones, in rank order.
+  std::mt19937 rng(20);
+  std::vector<std::string> tokens;
+  std::vector<std::string> pool = {"a", "b", "c"};
+  std::map<std::string, uint32_t> ranks;
+  for (int b = 0; b < 256; ++b) ranks[std::string(1, char(b))] = b;
+  while (tokens.size() < 300) {
+    const std::string tok = pool[rng() % pool.size()] + pool[rng() % pool.size()];
+    if (tok.size() > 12 || ranks.count(tok)) continue;
+    ranks[tok] = static_cast<uint32_t>(256 + tokens.size());
+    tokens.push_back(tok);
+    pool.push_back(tok);
+  }
+  write_file(dir / "abc.tiktoken", ranks_text(tokens));
+  auto t = tokenizer_open("tiktoken:" + dir / "abc.tiktoken");
+  auto copy = t->clone();
+  // Around the switch from the scan to the heap (96 bytes), and a few long ones.
+  const int lengths[] = {1, 2, 3, 17, 37, 95, 96, 97, 127, 200};
+  for (int i = 0; i < 1000; ++i) {
+    const int n = i >= 995 ? 2000 : lengths[i % 10];
+    std::string s;
+    for (int k = 0; k < n; ++k) s.push_back("abc"[rng() % 3]);
+    // Letters only: the pre-tokenizer leaves it one piece, so the reference sees what we see.
+    const auto want = reference_piece(ranks, s);
+    ASSERT_EQ(t->encode(s), want) << "length " << n << ": " << s.substr(0, 80);
+    ASSERT_EQ(copy->encode(s), want);  // and again from the cache, in a clone
+    ASSERT_EQ(t->decode(want), s);
+  }
+}
+
+TEST(Tiktoken, SpecialTokensAfterTheRanks) {
+  SKIP_UNLESS_KIND("tiktoken");
+  TempDir dir;
+  write_file(dir / "r.tiktoken", ranks_text({"ab"}));
+  auto t = tokenizer_open("tiktoken:" + dir / "r.tiktoken");
+  EXPECT_EQ(t->vocab_size(), 257u + 5);
+  EXPECT_EQ(t->eot_id(), 257u);
+  EXPECT_EQ(t->decode({257, 258, 259, 260, 261}),
+            "<|endoftext|><|fim_prefix|><|fim_middle|><|fim_suffix|><|endofprompt|>");
+  // In text, a special token is ordinary text.
+  const auto ids = t->encode("<|endoftext|>");
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 257u), 0);
+  EXPECT_EQ(t->decode(ids), "<|endoftext|>");
+  expect_error<std::out_of_range>([&] { t->decode({262}); }, {"id 262", "not a token"});
+  EXPECT_EQ(t->content_hash(), "tiktoken:" + sha256_hex(read_file(dir / "r.tiktoken")));
+}
+
+TEST(Tiktoken, Cl100kSizedFileGetsCl100kSpecialIds) {
+  SKIP_UNLESS_KIND("tiktoken");
+  TempDir dir;
+  std::vector<std::string> tokens;  // "tok" + i in base 26, letters only (one piece each)
+  for (int i = 0; i < 100000; ++i) {
+    std::string t = "tok";
+    for (int v = i; v; v /= 26) t.push_back(static_cast<char>('a' + v % 26));
+    tokens.push_back(t);
+  }
+  write_file(dir / "cl.tiktoken", ranks_text(tokens));
+  auto t = tokenizer_open("tiktoken:" + dir / "cl.tiktoken");
+  EXPECT_EQ(t->vocab_size(), 100277u);
+  EXPECT_EQ(t->eot_id(), 100257u);
+  EXPECT_EQ(t->decode({100257, 100258, 100259, 100260, 100276}),
+            "<|endoftext|><|fim_prefix|><|fim_middle|><|fim_suffix|><|endofprompt|>");
+  expect_error<std::out_of_range>([&] { t->decode({100256}); }, {"id 100256"});
+  EXPECT_EQ(t->encode(tokens.back()), (std::vector<uint32_t>{256 + 99999}));
+}
+
+TEST(Tiktoken, AnyBytesRoundTrip) {
+  SKIP_UNLESS_KIND("tiktoken");
+  TempDir dir;
+  write_file(dir / "r.tiktoken", ranks_text({"  ", "\xc3\xa9", "e\xcc", " \xff"}));
+  auto t = tokenizer_open("tiktoken:" + dir / "r.tiktoken");
+  std::mt19937 rng(7);
+  for (int i = 0; i < 300; ++i) {
+    std::string s(rng() % 200, '\0');
+    for (auto& c : s) c = static_cast<char>(i % 2 ? rng() : "ab \n\xc3\xa9\xff\x80"[rng() % 8]);
+    ASSERT_EQ(t->decode(t->encode(s)), s) << "case " << i;
+  }
+  // Long runs (one piece each): spaces, letters, and a run of invalid bytes.
+  for (const std::string& s : {std::string(200000, ' '), std::string(200000, 'x'),
+                               std::string(5000, '\xff'), std::string(100000, '\n')})
+    ASSERT_EQ(t->decode(t->encode(s)), s);
+}
+
+TEST(Tiktoken, MalformedRanksFilesNameFileAndLine) {
+  SKIP_UNLESS_KIND("tiktoken");
+  TempDir dir;
+  auto open_text = [&](const std::string& name, const std::string& text) {
+    write_file(dir / name, text);
+    return [&dir, name] { tokenizer_open("tiktoken:" + dir / name); };
+  };
+  const std::string good = ranks_text({"ab"});
+  expect_error(open_text("empty.tiktoken", ""), {"empty.tiktoken' is empty", "BASE64_TOKEN RANK"});
+  expect_error(open_text("blank.tiktoken", "\n\n"), {"is empty"});
+  expect_error(open_text("b64.tiktoken", good + "YW*= 257\n"),
+               {"b64.tiktoken:258:", "'YW*=' is not valid base64"});
+  expect_error(open_text("b64len.tiktoken", good + "YWJ 257\n"), {":258:", "not valid base64"});
+  expect_error(open_text("dup_rank.tiktoken", good + base64("xy") + " 256\n"),
+               {"dup_rank.tiktoken:258:", "rank 256 is given twice (first on line 257)"});
+  expect_error(open_text("dup_tok.tiktoken", good + base64("ab") + " 257\n"),
+               {":258:", "token 'ab' is listed twice (rank 256 on line 257)"});
+  expect_error(open_text("norank.tiktoken", good + base64("xy") + "\n"),
+               {"norank.tiktoken:258:", "no rank"});
+  expect_error(open_text("badrank.tiktoken", good + base64("xy") + " 25x\n"),
+               {":258:", "'25x' is not a whole number"});
+  expect_error(open_text("gap.tiktoken", good + base64("xy") + " 258\n"),
+               {"gap.tiktoken", "rank 257 is missing"});
+  expect_error(open_text("huge.tiktoken", good + base64("xy") + " 999999999\n"),
+               {"huge.tiktoken:258:", "rank 999999999 is beyond the"});
+  // A byte without a rank: drop the line for 'q' and renumber nothing (so also a gap): the
+  // byte check needs contiguous ranks, so give 'q' bytes' rank to another token.
+  std::string no_q = good;
+  const std::string q_line = base64("q") + " 113\n";
+  no_q.replace(no_q.find(q_line), q_line.size(), base64("zz") + " 113\n");
+  expect_error(open_text("noq.tiktoken", no_q), {"no rank for the byte 0x71"});
+  expect_error([&] { tokenizer_open("tiktoken:" + dir / "missing.tiktoken"); },
+               {"missing.tiktoken' does not exist"});
+  // CRLF line ends and blank lines are accepted, as tiktoken's loader accepts them.
+  std::string crlf;
+  for (char c : good) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  write_file(dir / "crlf.tiktoken", crlf + "\r\n");
+  EXPECT_EQ(tokenizer_open("tiktoken:" + dir / "crlf.tiktoken")->encode("ab"),
+            (std::vector<uint32_t>{256}));
+}
+
+// ---- SentencePiece ------------------------------------------------------------------------------
+
+TEST(SentencePiece, TrainsOpensAndRoundTrips) {
+  SKIP_UNLESS_KIND("sentencepiece");
+  TempDir dir;
+  std::string text;
+  std::mt19937 rng(3);
+  const char* syllables[] = {"in",  "re",   "st", "th", "va", "lu", "fo", "(i", " = ", "0;", "}\n",
+                             "{\n", "    ", "\t", "ü",  "数", "据", "😀",  "0x", "12",  "ka", "mo"};
+  for (int i = 0; i < 40000; ++i) {
+    text += syllables[rng() % 22];
+    if (rng() % 3 == 0) text += rng() % 5 ? " " : "\n";
+  }
+  write_file(dir / "src/a.txt", text.substr(0, text.size() / 2));
+  write_file(dir / "src/b.txt", text.substr(text.size() / 2));
+  TokenizerTrainOptions o;
+  o.vocab_size = 400;
+  o.sources = {dir / "src"};
+  o.out_path = dir / "out/m.model";
+  o.threads = 1;
+  const auto sum = tokenizer_train(o);
+  EXPECT_EQ(sum.files_sampled, 2);
+  EXPECT_GT(sum.sentences, 1000);
+  auto t = tokenizer_open("sentencepiece:" + o.out_path);
+  EXPECT_EQ(t->kind(), "sentencepiece");
+  EXPECT_EQ(t->vocab_size(), 400u);
+  EXPECT_EQ(t->eot_id(), 2u);  // </s>
+  EXPECT_EQ(t->content_hash(), sum.content_hash);
+  for (const std::string& s :
+       {std::string("int value = 1234;\n\treturn über 数据 😀"),
+        std::string("  two  spaces\n\nand \xe2\x82\xac unseen \xf0\x9f\xa6\x80")})
+    EXPECT_EQ(t->decode(t->encode(s)), s);
+  // Same corpus, same options: the same model.
+  o.out_path = dir / "out/m2.model";
+  EXPECT_EQ(tokenizer_train(o).content_hash, sum.content_hash);
+
+  // A bounded read: with about a quarter of the text allowed, about a quarter of the files.
+  for (int i = 0; i < 40; ++i)
+    write_file(dir / ("many/" + std::to_string(i) + ".txt"), text.substr(i * 2000, 2000));
+  TokenizerTrainOptions small = o;
+  small.sources = {dir / "many"};
+  small.vocab_size = 300;
+  small.max_input_bytes = 20000;
+  small.out_path = dir / "out/small.model";
+  const auto part = tokenizer_train(small);
+  EXPECT_EQ(part.files_listed, 40);
+  EXPECT_GE(part.files_sampled, 3);
+  EXPECT_LE(part.files_sampled, 20);
+  EXPECT_LE(part.text_bytes, 2 * small.max_input_bytes + 2000);
+
+  write_file(dir / "junk.model", "this is not a model");
+  expect_error([&] { tokenizer_open("sentencepiece:" + dir / "junk.model"); },
+               {"junk.model' cannot be loaded"});
+  o.vocab_size = 100;
+  expect_error<std::invalid_argument>([&] { tokenizer_train(o); }, {"--vocab-size 100"});
+  o.vocab_size = 50000;  // more than this text can fill: SentencePiece's message comes through
+  expect_error([&] { tokenizer_train(o); }, {"Vocabulary size too high", "a smaller --vocab-size"});
+}
+
+// ---- corpus -------------------------------------------------------------------------------------
+
+std::vector<Document> read_all(CorpusReader& r) {
+  std::vector<Document> docs;
+  Document d;
+  while (r.next(d)) docs.push_back(d);
+  return docs;
+}
+
+TEST(Corpus, DirectoryWalkSortedSkipsLinksBinaryLargeAndEmpty) {
+  TempDir dir;
+  write_file(dir / "src/b.txt", "bee");
+  write_file(dir / "src/a/z.c", "int z;");
+  write_file(dir / "src/a/y.h", "// y");
+  write_file(dir / "src/bin.dat", std::string("\x7f"
+                                              "ELF\0\0",
+                                              6) +
+                                      "rest");
+  write_file(dir / "src/empty.txt", "");
+  write_file(dir / "src/large.txt", std::string(3000, 'L'));
+  ASSERT_EQ(::symlink((dir / "src/b.txt").c_str(), (dir / "src/link.txt").c_str()), 0);
+  CorpusOptions o;
+  o.max_directory_file_bytes = 2000;
+  CorpusReader r({dir / "src"}, o);
+  const auto docs = read_all(r);
+  ASSERT_EQ(docs.size(), 3u);
+  EXPECT_EQ(docs[0].text, "// y");
+  EXPECT_EQ(docs[1].text, "int z;");
+  EXPECT_EQ(docs[2].text, "bee");
+  EXPECT_EQ(docs[2].where, dir / "src/b.txt");
+  EXPECT_EQ(r.summary().binary_files, 1);
+  EXPECT_EQ(r.summary().large_files, 1);
+  EXPECT_EQ(r.summary().empty_files, 1);
+  EXPECT_EQ(r.summary().links, 1);
+  // Named explicitly, a binary file is an error and a large one is read.
+  expect_error(
+      [&] {
+        CorpusReader b({dir / "src/bin.dat"}, o);
+        read_all(b);
+      },
+      {"bin.dat' looks binary"});
+  CorpusReader l({dir / "src/large.txt"}, o);
+  EXPECT_EQ(read_all(l).size(), 1u);
+  expect_error([&] { CorpusReader n({dir / "nope"}); }, {"source '", "nope' does not exist"});
+}
+
+TEST(Corpus, LongDocumentsComeInPartsCutAtNewlines) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "line " + std::to_string(i) + " \xe2\x82\xac\n";
+  text +=
+      std::string(700, 'x') + "\xe2\x82\xac\xe2\x82\xac";  // no newline: cut at a UTF-8 boundary
+  write_file(dir / "long.txt", text);
+  write_file(dir / "short.txt", "short");
+  CorpusOptions o;
+  o.max_document_bytes = 256;
+  CorpusReader r({dir / "long.txt", dir / "short.txt"}, o);
+  const auto docs = read_all(r);
+  std::string joined;
+  size_t i = 0;
+  for (; i < docs.size() && docs[i].where == dir / "long.txt"; ++i) {
+    EXPECT_LE(docs[i].text.size(), 256u);
+    EXPECT_EQ(docs[i].continued, i > 0);
+    // Every part starts on a UTF-8 boundary.
+    EXPECT_NE(uint8_t(docs[i].text[0]) & 0xC0, 0x80);
+    if (joined.size() + docs[i].text.size() < text.size() - 800) {
+      EXPECT_EQ(docs[i].text.back(), '\n') << "part " << i;
+    }
+    joined += docs[i].text;
+  }
+  EXPECT_EQ(joined, text);
+  ASSERT_EQ(docs.size(), i + 1);
+  EXPECT_EQ(docs.back().text, "short");
+  EXPECT_FALSE(docs.back().continued);
+  EXPECT_EQ(r.summary().documents, 2);
+  EXPECT_EQ(r.summary().parts, static_cast<int64_t>(i - 1));
+}
+
+TEST(Corpus, JsonLinesGoodAndMalformed) {
+  if (!compression_available(Compression::kNone)) GTEST_SKIP();
+  TempDir dir;
+  write_file(dir / "good.jsonl",
+             "{\"text\": \"first \\u00e9\\n\", \"id\": 1}\n\n"
+             "{\"id\": 2, \"text\": \"second\"}\r\n"
+             "{\"text\": \"\"}\n"
+             "{\"text\": \"last, no newline\"}");
+  CorpusReader r({dir / "good.jsonl"});
+  std::vector<Document> docs;
+  try {
+    docs = read_all(r);
+  } catch (const std::runtime_error& e) {
+    if (std::string(e.what()).find("cannot read JSON Lines") != std::string::npos)
+      GTEST_SKIP() << e.what();
+    throw;
+  }
+  ASSERT_EQ(docs.size(), 3u);
+  EXPECT_EQ(docs[0].text, "first \xc3\xa9\n");
+  EXPECT_EQ(docs[0].where, dir / "good.jsonl:1");
+  EXPECT_EQ(docs[1].text, "second");
+  EXPECT_EQ(docs[1].where, dir / "good.jsonl:3");
+  EXPECT_EQ(docs[2].where, dir / "good.jsonl:5");
+  EXPECT_EQ(r.summary().empty_documents, 1);
+  // Another field.
+  write_file(dir / "content.jsonl", "{\"content\": \"c\"}\n");
+  CorpusOptions o;
+  o.jsonl_field = "content";
+  CorpusReader c({dir / "content.jsonl"}, o);
+  EXPECT_EQ(read_all(c).at(0).text, "c");
+
+  const std::string ok = "{\"text\": \"fine\"}\n";
+  auto bad = [&](const std::string& name, const std::string& line,
+                 const std::vector<std::string>& needles) {
+    write_file(dir / name, ok + ok + line + "\n" + ok);
+    std::vector<std::string> n = needles;
+    n.push_back(dir / name + ":3: ");
+    expect_error(
+        [&] {
+          CorpusReader b({dir / name});
+          read_all(b);
+        },
+        n);
+  };
+  bad("syntax.jsonl", "{\"text\": \"unterminated}", {"not valid JSON"});
+  bad("trailing.jsonl", "{\"text\": \"a\"} x", {"not valid JSON"});
+  bad("missing.jsonl", "{\"body\": \"a\", \"id\": 3}",
+      {"no field \"text\"", "body, id", "--jsonl-field"});
+  bad("number.jsonl", "{\"text\": 42}", {"field \"text\" is a JSON number, not a string"});
+  bad("null.jsonl", "{\"text\": null}", {"is a JSON null"});
+  bad("array.jsonl", "[\"text\"]", {"a JSON array, not an object"});
+  bad("utf8.jsonl", "{\"text\": \"\xff\"}", {"not valid JSON"});
+  CorpusOptions small;
+  small.max_document_bytes = 64;
+  write_file(dir / "longline.jsonl", ok + "{\"text\": \"" + std::string(100, 'a') + "\"}\n");
+  expect_error(
+      [&] {
+        CorpusReader b({dir / "longline.jsonl"}, small);
+        read_all(b);
+      },
+      {"longline.jsonl:2:", "longer than 64 bytes"});
+}
+
+// Compresses `path` to path + suffix with the command-line tool; false if it is missing.
+bool compress_with(const std::string& tool, const std::string& path, const std::string& suffix) {
+  if (!have_program(tool)) return false;
+  const std::string cmd = tool + " -q -c '" + path + "' > '" + path + suffix + "'";
+  return std::system(cmd.c_str()) == 0;
+}
+
+void truncate_to(const std::string& path, double fraction) {
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(st.st_size * fraction)), 0);
+}
+
+void check_compressed(Compression c, const std::string& tool, const std::string& suffix) {
+  if (!compression_available(c)) {
+    TempDir dir;
+    write_file(dir / ("x.txt" + suffix), "whatever");
+    expect_error(
+        [&] {
+          CorpusReader r({dir / ("x.txt" + suffix)});
+          read_all(r);
+        },
+        {"this build cannot read", "install"});
+    GTEST_SKIP() << compression_name(c) << " is compiled out (its error message is checked)";
+  }
+  TempDir dir;
+  std::string big;
+  std::mt19937 rng(5);
+  while (big.size() < 3000000) big += "line " + std::to_string(rng() % 100000) + " of text\n";
+  write_file(dir / "big.txt", big);
+  write_file(dir / "docs.jsonl", "{\"text\": \"one\"}\n{\"text\": \"two\"}\n");
+  if (!compress_with(tool, dir / "big.txt", suffix) ||
+      !compress_with(tool, dir / "docs.jsonl", suffix))
+    GTEST_SKIP() << "no `" << tool << "` program to make test files with";
+  {
+    CorpusReader r({dir / ("big.txt" + suffix), dir / ("docs.jsonl" + suffix)});
+    const auto docs = read_all(r);
+    ASSERT_EQ(docs.size(), 3u);
+    EXPECT_EQ(docs[0].text, big);
+    EXPECT_EQ(docs[1].text, "one");
+    EXPECT_EQ(docs[2].where, dir / ("docs.jsonl" + suffix) + ":2");
+  }
+  // Two compressed streams one after the other (cat a.gz b.gz) read as their concatenation.
+  write_file(dir / "two" + suffix,
+             read_file(dir / ("big.txt" + suffix)) + read_file(dir / ("big.txt" + suffix)));
+  {
+    CorpusReader r({dir / "two" + suffix});
+    EXPECT_EQ(read_all(r).at(0).text, big + big);
+  }
+  // Truncated: an error naming the file, whatever the cut.
+  for (double f : {0.5, 0.99}) {
+    write_file(dir / "cut.txt" + suffix, read_file(dir / ("big.txt" + suffix)));
+    truncate_to(dir / "cut.txt" + suffix, f);
+    expect_error(
+        [&] {
+          CorpusReader r({dir / "cut.txt" + suffix});
+          read_all(r);
+        },
+        {"cut.txt" + suffix, "truncated"});
+  }
+  // Corrupt: bytes changed in the middle.
+  std::string bytes = read_file(dir / ("big.txt" + suffix));
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] ^= 0x5a;
+  write_file(dir / "bad.txt" + suffix, bytes);
+  expect_error(
+      [&] {
+        CorpusReader r({dir / "bad.txt" + suffix});
+        read_all(r);
+      },
+      {"bad.txt" + suffix});
+  // Not compressed at all, or empty.
+  write_file(dir / "plain.txt" + suffix, "just text");
+  expect_error(
+      [&] {
+        CorpusReader r({dir / "plain.txt" + suffix});
+        read_all(r);
+      },
+      {"plain.txt" + suffix + "' is not a " + compression_name(c) + " file"});
+  write_file(dir / "empty.txt" + suffix, "");
+  expect_error(
+      [&] {
+        CorpusReader r({dir / "empty.txt" + suffix});
+        read_all(r);
+      },
+      {"is empty"});
+}
+
+TEST(Corpus, GzipGoodTruncatedAndCorrupt) {
+  check_compressed(Compression::kGzip, "gzip", ".gz");
+}
+TEST(Corpus, ZstdGoodTruncatedAndCorrupt) {
+  check_compressed(Compression::kZstd, "zstd", ".zst");
+}
+
+TEST(Corpus, TokenizeSeparatesDocumentsWithEndOfText) {
+  TempDir dir;
+  write_file(dir / "src/a.txt", "ab");
+  write_file(dir / "src/b.txt", "cd");
+  auto collect = [&](const std::string& spec) {
+    CorpusReader r({dir / "src"});
+    std::vector<uint32_t> all;
+    corpus_tokenize(r, *tokenizer_open(spec), [&](const std::vector<uint32_t>& ids) {
+      all.insert(all.end(), ids.begin(), ids.end());
+    });
+    return all;
+  };
+  // bytes: files joined by '\n', as `data build` joins them.
+  EXPECT_EQ(collect("bytes"), (std::vector<uint32_t>{'a', 'b', '\n', 'c', 'd'}));
+  EXPECT_EQ(collect("bytes:eot"), (std::vector<uint32_t>{'a', 'b', 256, 'c', 'd'}));
+}
+
+// ---- the command
+// ----------------------------------------------------------------------------------
+
+TEST(TokenizerCommand, HelpAndFlagErrors) {
+  EXPECT_EQ(tokenizer_command({"--help"}), 0);
+  EXPECT_EQ(tokenizer_command({}), 2);
+  EXPECT_EQ(tokenizer_command({"encode", "--help"}), 0);
+  EXPECT_EQ(tokenizer_command({"decode", "--help"}), 0);
+  EXPECT_EQ(tokenizer_command({"train", "--help"}), 0);
+  expect_error<std::invalid_argument>([] { tokenizer_command({"split"}); },
+                                      {"unknown subcommand 'split'"});
+  expect_error<std::invalid_argument>([] { tokenizer_command({"encode"}); },
+                                      {"--tokenizer is required"});
+  expect_error<std::invalid_argument>(
+      [] {
+        tokenizer_command({"encode", "--bogus", "1"});
+      },
+      {"unknown flag --bogus"});
+  expect_error<std::invalid_argument>(
+      [] {
+        tokenizer_command({"train", "--vocab-size", "1000"});
+      },
+      {"needs --vocab-size V, --source PATH and --out"});
+}
+
+}  // namespace
+}  // namespace longnet

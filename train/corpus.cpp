@@ -1,0 +1,334 @@
+// Corpus sources -> documents (see corpus.h). Files are listed first (cheap: names and sizes),
+// then read one at a time through input_stream.h, so memory stays near max_document_bytes
+// whatever the corpus size.
+#include "train/corpus.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "train/tokenizer.h"
+
+#include "longnet_tokenizer_config.h"
+
+#if LONGNET_WITH_JSON
+#include <nlohmann/json.hpp>
+#endif
+
+namespace longnet {
+namespace {
+
+constexpr size_t kSniffBytes = 8192;  // as data build: a NUL in these means binary
+constexpr size_t kReadBlock = 256 << 10;
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+CorpusFile file_describe(const std::string& path, const std::string& name, uint64_t bytes,
+                         bool in_directory) {
+  CorpusFile f;
+  f.path = path;
+  f.name = name;
+  f.bytes = bytes;
+  f.in_directory = in_directory;
+  f.compression = compression_from_name(path);
+  f.format =
+      ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz") || ends_with(path, ".jsonl.zst")
+          ? CorpusFormat::kJsonl
+          : CorpusFormat::kText;
+  return f;
+}
+
+// Regular files below `dir` (links skipped, never followed). POSIX calls rather than
+// std::filesystem, for the reason given in core/file_util.h.
+void walk(const std::string& dir, const std::string& rel, std::vector<CorpusFile>& out,
+          CorpusSummary& skipped) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d)
+    throw std::runtime_error("corpus: cannot read the directory '" + dir +
+                             "': " + std::strerror(errno));
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  for (const auto& name : names) {
+    const std::string path = dir + "/" + name, r = rel.empty() ? name : rel + "/" + name;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0)
+      throw std::runtime_error("corpus: cannot stat '" + path + "': " + std::strerror(errno));
+    if (S_ISLNK(st.st_mode)) {
+      ++skipped.links;
+    } else if (S_ISDIR(st.st_mode)) {
+      walk(path, r, out, skipped);
+    } else if (S_ISREG(st.st_mode)) {
+      out.push_back(file_describe(path, r, static_cast<uint64_t>(st.st_size), true));
+    }
+  }
+}
+
+#if LONGNET_WITH_JSON
+const char* json_type(const nlohmann::json& j) {
+  return j.type_name();
+}
+#endif
+
+}  // namespace
+
+std::vector<CorpusFile> corpus_files(const std::vector<std::string>& sources,
+                                     const CorpusOptions& options, CorpusSummary* skipped) {
+  if (sources.empty())
+    throw std::invalid_argument(
+        "corpus: no sources given; give directories or files of text "
+        "(.txt, .jsonl, .gz, .zst)");
+  CorpusSummary local;
+  CorpusSummary& sk = skipped ? *skipped : local;
+  std::vector<CorpusFile> files;
+  for (const auto& src : sources) {
+    struct stat st;
+    if (::stat(src.c_str(), &st) != 0)
+      throw std::runtime_error("corpus: source '" + src + "' " +
+                               (errno == ENOENT
+                                    ? std::string("does not exist")
+                                    : "cannot be read: " + std::string(std::strerror(errno))));
+    if (S_ISDIR(st.st_mode)) {
+      std::vector<CorpusFile> found;
+      walk(src, "", found, sk);
+      // Directory order is unspecified; sorting makes the corpus a function of the contents.
+      std::sort(found.begin(), found.end(),
+                [](const CorpusFile& a, const CorpusFile& b) { return a.name < b.name; });
+      if (found.empty()) throw std::runtime_error("corpus: directory '" + src + "' holds no files");
+      for (auto& f : found) {
+        if (f.compression == Compression::kNone && f.format == CorpusFormat::kText &&
+            f.bytes > options.max_directory_file_bytes) {
+          ++sk.large_files;
+          continue;
+        }
+        files.push_back(std::move(f));
+      }
+    } else if (S_ISREG(st.st_mode)) {
+      files.push_back(file_describe(src, src, static_cast<uint64_t>(st.st_size), false));
+    } else {
+      throw std::runtime_error("corpus: source '" + src +
+                               "' is neither a directory nor a regular file");
+    }
+  }
+  return files;
+}
+
+// The file being read.
+struct CorpusReader::Open {
+  const CorpusFile* file = nullptr;
+  std::unique_ptr<InputStream> stream;
+  bool eof = false;
+  bool sniffed = false;
+  bool first_part = true;
+  std::string carry;  // text read past the end of the last part
+  // JSON Lines
+  std::vector<char> buf;
+  size_t pos = 0, len = 0;
+  int64_t line = 0;
+  std::string line_text;
+};
+
+CorpusReader::CorpusReader(const std::vector<std::string>& sources, CorpusOptions options)
+    : options_(std::move(options)) {
+  files_ = corpus_files(sources, options_, &summary_);
+}
+
+CorpusReader::CorpusReader(std::vector<CorpusFile> files, CorpusOptions options)
+    : files_(std::move(files)), options_(std::move(options)) {}
+
+CorpusReader::~CorpusReader() = default;
+
+bool CorpusReader::open_next_file() {
+  if (options_.max_document_bytes < 16)
+    throw std::invalid_argument("corpus: max_document_bytes " +
+                                std::to_string(options_.max_document_bytes) +
+                                " is too small (the default is 64 MiB)");
+  if (next_file_ >= files_.size()) return false;
+  const CorpusFile& f = files_[next_file_++];
+#if !LONGNET_WITH_JSON
+  if (f.format == CorpusFormat::kJsonl)
+    throw std::runtime_error("'" + f.path +
+                             "': this build cannot read JSON Lines: install nlohmann-json3-dev "
+                             "and reconfigure");
+#endif
+  open_ = std::make_unique<Open>();
+  open_->file = &f;
+  open_->stream = input_stream_open(f.path, f.compression);
+  ++summary_.files;
+  return true;
+}
+
+bool CorpusReader::next(Document& doc) {
+  for (;;) {
+    if (!open_ && !open_next_file()) return false;
+    const bool got = open_->file->format == CorpusFormat::kJsonl ? next_jsonl(doc) : next_text(doc);
+    if (got) {
+      if (doc.continued) {
+        ++summary_.parts;
+      } else {
+        ++summary_.documents;
+      }
+      summary_.text_bytes += doc.text.size();
+      return true;
+    }
+    open_.reset();
+  }
+}
+
+bool CorpusReader::next_text(Document& doc) {
+  Open& o = *open_;
+  const CorpusFile& f = *o.file;
+  const size_t max = options_.max_document_bytes;
+  doc.text.swap(o.carry);
+  o.carry.clear();
+  // Read until more than one part is held, or the end.
+  while (!o.eof && doc.text.size() <= max) {
+    const size_t at = doc.text.size();
+    doc.text.resize(at + std::min(kReadBlock, max + 1 - at));
+    const size_t n = o.stream->read(&doc.text[at], doc.text.size() - at);
+    doc.text.resize(at + n);
+    if (n == 0) o.eof = true;
+    if (!o.sniffed && (doc.text.size() >= kSniffBytes || o.eof)) {
+      o.sniffed = true;
+      if (std::memchr(doc.text.data(), 0, std::min(kSniffBytes, doc.text.size()))) {
+        if (f.in_directory) {
+          ++summary_.binary_files;
+          return false;
+        }
+        throw std::runtime_error("corpus: '" + f.path +
+                                 "' looks binary (a NUL byte in its first 8 KiB); give text, "
+                                 "JSON Lines (.jsonl) or their .gz / .zst forms");
+      }
+    }
+  }
+  if (doc.text.empty()) {
+    if (o.first_part) ++summary_.empty_files;
+    return false;
+  }
+  if (doc.text.size() > max) {
+    // Cut after the last newline in the second half of the part, else at a UTF-8 boundary.
+    size_t cut = max;
+    const size_t nl = doc.text.rfind('\n', max - 1);
+    if (nl != std::string::npos && nl + 1 >= max / 2) {
+      cut = nl + 1;
+    } else {
+      for (int back = 0; back < 3 && (static_cast<unsigned char>(doc.text[cut]) & 0xC0) == 0x80;
+           ++back)
+        --cut;
+    }
+    o.carry.assign(doc.text, cut, std::string::npos);
+    doc.text.resize(cut);
+  }
+  doc.where = f.path;
+  doc.continued = !o.first_part;
+  o.first_part = false;
+  return true;
+}
+
+bool CorpusReader::next_jsonl(Document& doc) {
+#if !LONGNET_WITH_JSON
+  return false;
+#else
+  Open& o = *open_;
+  const CorpusFile& f = *o.file;
+  const size_t max = options_.max_document_bytes;
+  if (o.buf.empty()) o.buf.resize(kReadBlock);
+  std::string& line = o.line_text;
+  for (;;) {
+    // One line (without its '\n'); false at the end of the file.
+    line.clear();
+    bool have = false;
+    for (;;) {
+      if (o.pos == o.len) {
+        if (o.eof) break;
+        o.len = o.stream->read(o.buf.data(), o.buf.size());
+        o.pos = 0;
+        if (o.len == 0) {
+          o.eof = true;
+          break;
+        }
+      }
+      const char* start = o.buf.data() + o.pos;
+      const char* nl = static_cast<const char*>(std::memchr(start, '\n', o.len - o.pos));
+      const size_t take = nl ? static_cast<size_t>(nl - start) : o.len - o.pos;
+      if (line.size() + take > max)
+        throw std::runtime_error("corpus: " + f.path + ":" + std::to_string(o.line + 1) +
+                                 ": a JSON line longer than " + std::to_string(max) +
+                                 " bytes (max_document_bytes); split the document or raise the "
+                                 "bound");
+      line.append(start, take);
+      have = true;
+      o.pos += take;
+      if (nl) {
+        ++o.pos;
+        break;
+      }
+    }
+    if (!have) return false;
+    ++o.line;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string where = f.path + ":" + std::to_string(o.line);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error("corpus: " + where + ": not valid JSON: " + e.what());
+    }
+    if (!j.is_object())
+      throw std::runtime_error("corpus: " + where + ": a JSON " + json_type(j) +
+                               ", not an object; each line must be an object with a \"" +
+                               options_.jsonl_field + "\" string");
+    auto it = j.find(options_.jsonl_field);
+    if (it == j.end()) {
+      std::string keys;
+      int shown = 0;
+      for (auto k = j.begin(); k != j.end() && shown < 8; ++k, ++shown)
+        keys += (shown ? ", " : "") + k.key();
+      throw std::runtime_error("corpus: " + where + ": no field \"" + options_.jsonl_field +
+                               "\" (fields: " + (keys.empty() ? "none" : keys) +
+                               "); choose the text field with --jsonl-field");
+    }
+    if (!it->is_string())
+      throw std::runtime_error("corpus: " + where + ": field \"" + options_.jsonl_field +
+                               "\" is a JSON " + json_type(*it) + ", not a string");
+    doc.text = std::move(it->get_ref<std::string&>());
+    if (doc.text.empty()) {
+      ++summary_.empty_documents;
+      continue;
+    }
+    doc.where = where;
+    doc.continued = false;
+    return true;
+  }
+#endif
+}
+
+void corpus_tokenize(CorpusReader& reader, const Tokenizer& tokenizer,
+                     const std::function<void(const std::vector<uint32_t>& ids)>& sink) {
+  const auto eot = tokenizer.eot_id();
+  const std::vector<uint32_t> separator =
+      eot ? std::vector<uint32_t>{*eot} : tokenizer.encode("\n");
+  std::vector<uint32_t> ids;
+  Document doc;
+  bool first = true;
+  while (reader.next(doc)) {
+    ids.clear();
+    if (!first && !doc.continued) ids = separator;
+    tokenizer.encode_append(doc.text, ids);
+    sink(ids);
+    first = false;
+  }
+}
+
+}  // namespace longnet

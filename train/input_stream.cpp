@@ -1,0 +1,262 @@
+// Plain, gzip and zstd input streams (see input_stream.h). Each holds one 256 KiB buffer of
+// file bytes; the decompressors stream into the caller's buffer. A stream that ends before its
+// end marker is an error: "truncated" is the commonest corruption of a copied corpus shard.
+#include "train/input_stream.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "longnet_tokenizer_config.h"
+
+#if LONGNET_WITH_ZLIB
+#include <zlib.h>
+#endif
+#if LONGNET_WITH_ZSTD
+#include <zstd.h>
+#endif
+
+namespace longnet {
+namespace {
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+// The raw bytes of a file, read in blocks.
+class FileReader {
+ public:
+  explicit FileReader(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw std::runtime_error("'" + path + "': cannot open: " + std::strerror(errno));
+  }
+  ~FileReader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileReader(const FileReader&) = delete;
+  FileReader& operator=(const FileReader&) = delete;
+
+  size_t read(char* buf, size_t size) {
+    for (;;) {
+      const ssize_t n = ::read(fd_, buf, size);
+      if (n >= 0) {
+        offset_ += static_cast<uint64_t>(n);
+        return static_cast<size_t>(n);
+      }
+      if (errno != EINTR)
+        throw std::runtime_error("'" + path_ + "': read failed at byte " + std::to_string(offset_) +
+                                 ": " + std::strerror(errno));
+    }
+  }
+  const std::string& path() const { return path_; }
+  uint64_t offset() const { return offset_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t offset_ = 0;
+};
+
+class PlainStream final : public InputStream {
+ public:
+  explicit PlainStream(const std::string& path) : file_(path) {}
+  size_t read(char* buf, size_t size) override { return file_.read(buf, size); }
+
+ private:
+  FileReader file_;
+};
+
+constexpr size_t kInBuffer = 256 << 10;
+
+// The file's first bytes, kept for the decoder: checks the format's magic number.
+size_t read_head(FileReader& file, std::vector<char>& in, const unsigned char* magic,
+                 size_t magic_size, const char* format) {
+  size_t got = 0;
+  while (got < in.size()) {
+    const size_t n = file.read(in.data() + got, in.size() - got);
+    if (n == 0) break;
+    got += n;
+  }
+  if (got == 0)
+    throw std::runtime_error("'" + file.path() + "' is empty, not a " + format + " file");
+  if (got < magic_size || std::memcmp(in.data(), magic, magic_size) != 0)
+    throw std::runtime_error("'" + file.path() + "' is not a " + format +
+                             " file (its first bytes are not the " + format +
+                             " magic number); rename it if it is not compressed");
+  return got;
+}
+
+#if LONGNET_WITH_ZLIB
+class GzipStream final : public InputStream {
+ public:
+  explicit GzipStream(const std::string& path) : file_(path), in_(kInBuffer) {
+    static const unsigned char kMagic[] = {0x1f, 0x8b};
+    const size_t got = read_head(file_, in_, kMagic, sizeof(kMagic), "gzip");
+    std::memset(&z_, 0, sizeof(z_));
+    if (inflateInit2(&z_, 15 + 16) != Z_OK)  // gzip wrapper only
+      throw std::runtime_error("'" + path + "': zlib inflateInit2 failed");
+    z_.next_in = reinterpret_cast<Bytef*>(in_.data());
+    z_.avail_in = static_cast<uInt>(got);
+    eof_ = got < in_.size();
+  }
+  ~GzipStream() override { inflateEnd(&z_); }
+
+  size_t read(char* buf, size_t size) override {
+    for (;;) {
+      if (z_.avail_in == 0 && !eof_) refill();
+      if (member_done_) {
+        if (z_.avail_in == 0) return 0;  // eof_ is set: refill found nothing more
+        inflateReset(&z_);               // another gzip member follows (as `cat a.gz b.gz` makes)
+        member_done_ = false;
+      }
+      z_.next_out = reinterpret_cast<Bytef*>(buf);
+      z_.avail_out = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
+      const size_t avail_before = z_.avail_out;
+      const int rc = inflate(&z_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        member_done_ = true;
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        throw std::runtime_error("'" + file_.path() + "': corrupt gzip data near compressed byte " +
+                                 std::to_string(consumed()) + ": " +
+                                 (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)));
+      }
+      const size_t produced = avail_before - z_.avail_out;
+      if (produced > 0) return produced;
+      if (!member_done_ && z_.avail_in == 0 && eof_)
+        throw std::runtime_error("'" + file_.path() +
+                                 "': truncated gzip file (the stream ends at byte " +
+                                 std::to_string(consumed()) +
+                                 " before its end marker); the file was cut short, copy it again");
+    }
+  }
+
+ private:
+  void refill() {
+    const size_t n = file_.read(in_.data(), in_.size());
+    z_.next_in = reinterpret_cast<Bytef*>(in_.data());
+    z_.avail_in = static_cast<uInt>(n);
+    if (n == 0) eof_ = true;
+  }
+  uint64_t consumed() const { return file_.offset() - z_.avail_in; }
+
+  FileReader file_;
+  std::vector<char> in_;
+  z_stream z_;
+  bool eof_ = false, member_done_ = false;
+};
+#endif
+
+#if LONGNET_WITH_ZSTD
+class ZstdStream final : public InputStream {
+ public:
+  explicit ZstdStream(const std::string& path) : file_(path), in_(kInBuffer) {
+    static const unsigned char kMagic[] = {0x28, 0xb5, 0x2f, 0xfd};
+    const size_t got = read_head(file_, in_, kMagic, sizeof(kMagic), "zstd");
+    ds_ = ZSTD_createDStream();
+    if (!ds_) throw std::bad_alloc();
+    ZSTD_initDStream(ds_);
+    input_ = {in_.data(), got, 0};
+    eof_ = got < in_.size();
+  }
+  ~ZstdStream() override { ZSTD_freeDStream(ds_); }
+
+  size_t read(char* buf, size_t size) override {
+    for (;;) {
+      if (input_.pos == input_.size && !eof_) {
+        const size_t n = file_.read(in_.data(), in_.size());
+        input_ = {in_.data(), n, 0};
+        if (n == 0) eof_ = true;
+      }
+      ZSTD_outBuffer out = {buf, size, 0};
+      const size_t in_before = input_.pos;
+      const size_t rc = ZSTD_decompressStream(ds_, &out, &input_);
+      if (ZSTD_isError(rc))
+        throw std::runtime_error("'" + file_.path() + "': corrupt zstd data near compressed byte " +
+                                 std::to_string(consumed()) + ": " + ZSTD_getErrorName(rc));
+      // 0: a frame is complete and flushed. A call that did nothing (no input left) says
+      // nothing about the last frame.
+      if (input_.pos != in_before || out.pos > 0) frame_done_ = rc == 0;
+      if (out.pos > 0) return out.pos;
+      if (input_.pos == input_.size && eof_) {
+        if (!frame_done_)
+          throw std::runtime_error("'" + file_.path() +
+                                   "': truncated zstd file (the stream ends at byte " +
+                                   std::to_string(consumed()) +
+                                   " inside a frame); the file was cut short, copy it again");
+        return 0;
+      }
+    }
+  }
+
+ private:
+  uint64_t consumed() const { return file_.offset() - (input_.size - input_.pos); }
+
+  FileReader file_;
+  std::vector<char> in_;
+  ZSTD_DStream* ds_ = nullptr;
+  ZSTD_inBuffer input_{};
+  bool eof_ = false, frame_done_ = false;
+};
+#endif
+
+}  // namespace
+
+Compression compression_from_name(const std::string& path) {
+  if (ends_with(path, ".gz")) return Compression::kGzip;
+  if (ends_with(path, ".zst")) return Compression::kZstd;
+  return Compression::kNone;
+}
+
+const char* compression_name(Compression c) {
+  switch (c) {
+    case Compression::kGzip:
+      return "gzip";
+    case Compression::kZstd:
+      return "zstd";
+    default:
+      return "plain";
+  }
+}
+
+bool compression_available(Compression c) {
+  switch (c) {
+    case Compression::kGzip:
+      return LONGNET_WITH_ZLIB;
+    case Compression::kZstd:
+      return LONGNET_WITH_ZSTD;
+    default:
+      return true;
+  }
+}
+
+std::unique_ptr<InputStream> input_stream_open(const std::string& path, Compression c) {
+  switch (c) {
+    case Compression::kGzip:
+#if LONGNET_WITH_ZLIB
+      return std::make_unique<GzipStream>(path);
+#else
+      throw std::runtime_error("'" + path +
+                               "': this build cannot read gzip files: install zlib1g-dev and "
+                               "reconfigure, or decompress it first (gunzip)");
+#endif
+    case Compression::kZstd:
+#if LONGNET_WITH_ZSTD
+      return std::make_unique<ZstdStream>(path);
+#else
+      throw std::runtime_error("'" + path +
+                               "': this build cannot read zstd files: install libzstd-dev and "
+                               "reconfigure (cmake -DLONGNET_ZSTD=ON), or decompress it first "
+                               "(unzstd)");
+#endif
+    default:
+      return std::make_unique<PlainStream>(path);
+  }
+}
+
+}  // namespace longnet

@@ -1,0 +1,75 @@
+// Tokenizers: text <-> token ids, chosen by a spec string KIND[:PATH] so that a config or a
+// command line names one in a word. Which kinds a build has depends on the libraries found at
+// configure time (cmake/longnet_tokenizers.cmake); asking for a missing one says what to install.
+//
+//   spec                 ids                                           end-of-text
+//   bytes                the bytes of the text, vocabulary 256         none (today's token files)
+//   bytes:eot            the same, vocabulary 257                      256
+//   tiktoken:PATH        a .tiktoken ranks file, cl100k_base's         <|endoftext|> (see below)
+//                        pre-tokenizer, byte-pair merges as tiktoken
+//   sentencepiece:PATH   a SentencePiece .model file                   the model's </s>, if any
+//
+// tiktoken special tokens: a ranks file of exactly 100,256 ranks is taken as cl100k_base and
+// gets cl100k's ids: <|endoftext|> 100257, <|fim_prefix|> 100258, <|fim_middle|> 100259,
+// <|fim_suffix|> 100260, <|endofprompt|> 100276 (vocabulary 100,277). Any other ranks file of
+// n ranks gets the same five, in that order, at n, n+1, ..., n+4 (vocabulary n + 5).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace longnet {
+
+// One object serves one thread at a time; clone() gives another thread its own copy, sharing
+// the read-only model.
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // The ids of ordinary text: special-token strings in it ("<|endoftext|>") are encoded as
+  // plain text, as tiktoken's encode_ordinary does. Any bytes are accepted; for tiktoken, bytes
+  // that are not valid UTF-8 are kept (as byte tokens) so that decode(encode(x)) == x always.
+  std::vector<uint32_t> encode(std::string_view text) const {
+    std::vector<uint32_t> ids;
+    encode_append(text, ids);
+    return ids;
+  }
+  // Appends the ids of `text` to `out`.
+  virtual void encode_append(std::string_view text, std::vector<uint32_t>& out) const = 0;
+
+  // The bytes of `ids` (special tokens as their text). The result need not be valid UTF-8.
+  // Throws std::out_of_range naming an id that is not a token of this tokenizer.
+  virtual std::string decode(const uint32_t* ids, size_t count) const = 0;
+  std::string decode(const std::vector<uint32_t>& ids) const {
+    return decode(ids.data(), ids.size());
+  }
+
+  // Every id is below vocab_size() (some ids below it may be unused, as cl100k's 100256).
+  virtual uint32_t vocab_size() const = 0;
+  // The end-of-text id that separates documents, if the tokenizer has one.
+  virtual std::optional<uint32_t> eot_id() const = 0;
+  // "bytes", "tiktoken" or "sentencepiece".
+  virtual std::string kind() const = 0;
+  // The spec it was opened with, e.g. "tiktoken:/data/cl100k_base.tiktoken".
+  virtual std::string spec() const = 0;
+  // Equal strings <=> the same ids for every text: "KIND:SHA256" with the SHA-256 of the model
+  // file as `sha256sum` prints it ("bytes" and "bytes:eot" for the byte kinds).
+  virtual std::string content_hash() const = 0;
+
+  virtual std::unique_ptr<Tokenizer> clone() const = 0;
+};
+
+// Opens a tokenizer from its spec (table above). Throws std::invalid_argument for an unknown
+// kind or a missing PATH, and std::runtime_error naming the file (and line) when the file is
+// missing, unreadable or malformed, or when this build lacks the kind (saying what to install).
+std::unique_ptr<Tokenizer> tokenizer_open(const std::string& spec);
+
+// Whether this build has `kind` ("bytes", "tiktoken", "sentencepiece").
+bool tokenizer_kind_available(const std::string& kind);
+
+}  // namespace longnet

@@ -1,0 +1,111 @@
+// SentencePiece models (see tokenizer.h) through the SentencePiece C++ library: encode and
+// decode are the library's own, so ids equal Python sentencepiece's for the same .model file.
+#include <stdexcept>
+
+#include "train/sha256.h"
+#include "train/tokenizer_kinds.h"
+
+#include "longnet_tokenizer_config.h"
+
+#if LONGNET_WITH_SENTENCEPIECE
+#include <sentencepiece_processor.h>
+#endif
+
+namespace longnet {
+
+#if !LONGNET_WITH_SENTENCEPIECE
+
+bool sentencepiece_available() {
+  return false;
+}
+std::unique_ptr<Tokenizer> sentencepiece_open(const std::string& path) {
+  throw std::runtime_error("tokenizer sentencepiece:" + path +
+                           ": this build has no SentencePiece support: install "
+                           "libsentencepiece-dev and reconfigure (cmake "
+                           "-DLONGNET_SENTENCEPIECE=ON)");
+}
+
+#else
+
+bool sentencepiece_available() {
+  return true;
+}
+
+namespace {
+
+struct SentencePieceModel {
+  std::string path, sha256;
+  sentencepiece::SentencePieceProcessor processor;
+};
+
+class SentencePieceTokenizer final : public Tokenizer {
+ public:
+  explicit SentencePieceTokenizer(std::shared_ptr<const SentencePieceModel> model)
+      : m_(std::move(model)) {}
+
+  void encode_append(std::string_view text, std::vector<uint32_t>& out) const override {
+    const auto status = m_->processor.Encode(text, &scratch_);
+    if (!status.ok())
+      throw std::runtime_error("tokenizer " + spec() + ": encode failed: " + status.ToString());
+    out.insert(out.end(), scratch_.begin(), scratch_.end());
+  }
+
+  // SentencePiece's own decode: control ids (</s>, <s>) give no text, <unk> gives " \u2047 ",
+  // and byte pieces that do not form valid UTF-8 become U+FFFD.
+  std::string decode(const uint32_t* ids, size_t count) const override {
+    const uint32_t n = vocab_size();
+    scratch_.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      if (ids[i] >= n)
+        throw std::out_of_range("tokenizer " + spec() + ": id " + std::to_string(ids[i]) +
+                                " (at position " + std::to_string(i) +
+                                ") is not a token; ids are below " + std::to_string(n));
+      scratch_[i] = static_cast<int>(ids[i]);
+    }
+    std::string s;
+    const auto status = m_->processor.Decode(scratch_, &s);
+    if (!status.ok())
+      throw std::runtime_error("tokenizer " + spec() + ": decode failed: " + status.ToString());
+    return s;
+  }
+
+  uint32_t vocab_size() const override {
+    return static_cast<uint32_t>(m_->processor.GetPieceSize());
+  }
+  std::optional<uint32_t> eot_id() const override {
+    const int eos = m_->processor.eos_id();
+    return eos >= 0 ? std::optional<uint32_t>(static_cast<uint32_t>(eos)) : std::nullopt;
+  }
+  std::string kind() const override { return "sentencepiece"; }
+  std::string spec() const override { return "sentencepiece:" + m_->path; }
+  std::string content_hash() const override { return "sentencepiece:" + m_->sha256; }
+  std::unique_ptr<Tokenizer> clone() const override {
+    return std::make_unique<SentencePieceTokenizer>(m_);
+  }
+
+ private:
+  std::shared_ptr<const SentencePieceModel> m_;
+  mutable std::vector<int> scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> sentencepiece_open(const std::string& path) {
+  auto m = std::make_shared<SentencePieceModel>();
+  m->path = path;
+  const std::string data = tokenizer_file_read(path, "SentencePiece model");
+  m->sha256 = sha256_hex(data);
+  const auto status = m->processor.LoadFromSerializedProto(data);
+  if (!status.ok())
+    throw std::runtime_error("SentencePiece model '" + path +
+                             "' cannot be loaded: " + status.ToString() +
+                             " (is it a .model file written by SentencePiece, e.g. by longnet "
+                             "tokenizer train?)");
+  if (m->processor.GetPieceSize() <= 0)
+    throw std::runtime_error("SentencePiece model '" + path + "' has no pieces");
+  return std::make_unique<SentencePieceTokenizer>(m);
+}
+
+#endif  // LONGNET_WITH_SENTENCEPIECE
+
+}  // namespace longnet

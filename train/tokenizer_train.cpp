@@ -1,0 +1,211 @@
+// SentencePiece BPE training on a corpus (see tokenizer_train.h): our corpus reader feeds the
+// trainer through its SentenceIterator, so that directories, JSON Lines and compressed files
+// train a tokenizer the same way they are tokenized.
+#include "train/tokenizer_train.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+
+#include "core/file_util.h"
+#include "train/sha256.h"
+#include "train/tokenizer.h"
+
+#include "longnet_tokenizer_config.h"
+
+#if LONGNET_WITH_SENTENCEPIECE
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+#endif
+
+namespace longnet {
+
+#if !LONGNET_WITH_SENTENCEPIECE
+
+TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& options) {
+  throw std::runtime_error(
+      "tokenizer train: this build has no SentencePiece support: install "
+      "libsentencepiece-dev and reconfigure (cmake "
+      "-DLONGNET_SENTENCEPIECE=ON)");
+}
+
+#else
+
+namespace {
+
+constexpr uint64_t kCompressedRatio = 4;  // text bytes per compressed byte, for the estimate
+
+// In [0, 1), from a file's name: the same files are sampled on every run and machine.
+double name_unit(const std::string& name) {
+  const std::string h = sha256_hex(name).substr(0, 13);  // 52 bits
+  return static_cast<double>(std::stoull(h, nullptr, 16)) * 0x1.0p-52;
+}
+
+// The corpus as SentencePiece sentences: the lines of every document.
+class CorpusSentences final : public sentencepiece::SentenceIterator {
+ public:
+  CorpusSentences(CorpusReader& reader, const TokenizerTrainOptions& o, TokenizerTrainSummary& sum)
+      : reader_(reader), o_(o), sum_(sum) {
+    Next();
+  }
+  bool done() const override { return done_; }
+  const std::string& value() const override { return value_; }
+  sentencepiece::util::Status status() const override {
+    if (error_.empty()) return sentencepiece::util::Status();
+    return sentencepiece::util::Status(sentencepiece::util::StatusCode::kInternal, error_);
+  }
+  const std::string& error() const { return error_; }
+
+  void Next() override {
+    if (done_) return;
+    try {
+      advance();
+    } catch (const std::exception& e) {
+      error_ = e.what();
+      done_ = true;
+    }
+  }
+
+ private:
+  void advance() {
+    const size_t max_line = static_cast<size_t>(o_.max_sentence_bytes);
+    for (;;) {
+      while (pos_ < doc_.text.size()) {
+        size_t end = doc_.text.find('\n', pos_);
+        if (end == std::string::npos) end = doc_.text.size();
+        size_t next = end + 1;
+        if (end - pos_ > max_line) {  // cut a long line at a UTF-8 boundary
+          end = pos_ + max_line;
+          while (end > pos_ && (static_cast<unsigned char>(doc_.text[end]) & 0xC0) == 0x80) --end;
+          if (end == pos_) end = pos_ + max_line;
+          next = end;
+        }
+        const size_t start = pos_;
+        pos_ = next;
+        if (end > start && doc_.text.find_first_not_of(" \t\r", start) < end) {
+          value_.assign(doc_.text, start, end - start);
+          if (!value_.empty() && value_.back() == '\r') value_.pop_back();
+          ++sum_.sentences;
+          return;
+        }
+      }
+      if (sum_.text_bytes >= 2 * o_.max_input_bytes || !reader_.next(doc_)) {
+        done_ = true;
+        return;
+      }
+      pos_ = 0;
+      if (!doc_.continued) ++sum_.documents;
+      sum_.text_bytes += doc_.text.size();
+    }
+  }
+
+  CorpusReader& reader_;
+  const TokenizerTrainOptions& o_;
+  TokenizerTrainSummary& sum_;
+  Document doc_;
+  size_t pos_ = 0;
+  std::string value_, error_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
+  if (o.vocab_size < 300 || o.vocab_size > (int64_t{1} << 24))
+    throw std::invalid_argument("tokenizer train: --vocab-size " + std::to_string(o.vocab_size) +
+                                " must be in [300, 16777216]: the 256 byte pieces and the "
+                                "control pieces come first (e.g. 32000)");
+  if (o.out_path.empty())
+    throw std::invalid_argument("tokenizer train: no output path (--out PATH.model)");
+  if (o.max_input_bytes == 0 || o.max_sentences < 1 || o.max_sentence_bytes < 16)
+    throw std::invalid_argument(
+        "tokenizer train: max_input_bytes, max_sentences must be >= 1 "
+        "and max_sentence_bytes >= 16");
+
+  TokenizerTrainSummary sum;
+  CorpusSummary skipped;
+  const std::vector<CorpusFile> all = corpus_files(o.sources, o.corpus, &skipped);
+  uint64_t estimate = 0;
+  for (const auto& f : all)
+    estimate += f.compression == Compression::kNone ? f.bytes : kCompressedRatio * f.bytes;
+  const double keep = estimate <= o.max_input_bytes
+                          ? 1.0
+                          : static_cast<double>(o.max_input_bytes) / static_cast<double>(estimate);
+  std::vector<CorpusFile> sampled;
+  for (const auto& f : all)
+    if (keep >= 1.0 || name_unit(f.name) < keep) sampled.push_back(f);
+  if (sampled.empty() && !all.empty()) sampled.push_back(all.front());
+  sum.files_listed = static_cast<int64_t>(all.size());
+  sum.files_sampled = static_cast<int64_t>(sampled.size());
+
+  CorpusReader reader(std::move(sampled), o.corpus);
+  CorpusSentences sentences(reader, o, sum);
+
+  std::unordered_map<std::string, std::string> args = {
+      {"model_type", "bpe"},
+      {"vocab_size", std::to_string(o.vocab_size)},
+      {"byte_fallback", "true"},
+      {"character_coverage", "0.9995"},
+      // Keep the text as it is (code: whitespace matters): no normalization, no collapsing.
+      {"normalization_rule_name", "identity"},
+      {"remove_extra_whitespaces", "false"},
+      {"add_dummy_prefix", "false"},
+      {"split_digits", "true"},
+      {"allow_whitespace_only_pieces", "true"},
+      {"max_sentence_length", std::to_string(o.max_sentence_bytes)},
+      {"input_sentence_size", std::to_string(o.max_sentences)},
+      {"shuffle_input_sentence", "true"},
+      {"num_threads",
+       std::to_string(o.threads > 0 ? o.threads
+                                    : std::max<long>(1, ::sysconf(_SC_NPROCESSORS_ONLN)))},
+      {"minloglevel", o.verbose ? "0" : "2"},
+  };
+  sentencepiece::SetRandomGeneratorSeed(o.seed);
+  std::string model;
+  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &sentences, &model);
+  if (!sentences.error().empty()) throw std::runtime_error("tokenizer train: " + sentences.error());
+  if (sum.sentences == 0)
+    throw std::runtime_error("tokenizer train: the sources hold no text (" +
+                             std::to_string(sum.files_sampled) + " files read)");
+  if (!status.ok())
+    throw std::runtime_error("tokenizer train: SentencePiece failed: " + status.ToString() + " (" +
+                             std::to_string(sum.sentences) + " lines, " +
+                             std::to_string(sum.text_bytes) +
+                             " bytes of text; a smaller --vocab-size or more text may help)");
+
+  if (!make_parent_dirs(o.out_path))
+    throw std::runtime_error("tokenizer train: cannot create the directory of '" + o.out_path +
+                             "': " + std::strerror(errno));
+  const std::string tmp = o.out_path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(model.data(), static_cast<std::streamsize>(model.size()));
+    out.close();
+    if (!out) {
+      ::unlink(tmp.c_str());
+      throw std::runtime_error("tokenizer train: writing '" + tmp + "' failed (disk full?)");
+    }
+  }
+  if (::rename(tmp.c_str(), o.out_path.c_str()) != 0)
+    throw std::runtime_error("tokenizer train: cannot rename '" + tmp + "' to '" + o.out_path +
+                             "': " + std::strerror(errno));
+  sum.content_hash = "sentencepiece:" + sha256_hex(model);
+  return sum;
+}
+
+#endif  // LONGNET_WITH_SENTENCEPIECE
+
+TokenizerTrainSummary tokenizer_train(int64_t vocab_size, const std::vector<std::string>& sources,
+                                      const std::string& out_path) {
+  TokenizerTrainOptions o;
+  o.vocab_size = vocab_size;
+  o.sources = sources;
+  o.out_path = out_path;
+  return tokenizer_train(o);
+}
+
+}  // namespace longnet
