@@ -21,7 +21,7 @@ SCHEMA = ("longnet::dilated_attention(Tensor q, Tensor k, Tensor v, int[] segmen
 
 
 def reference(q, k, v, w_list, r_list, causal, scale):
-    """softmax(scale q k^T + log C) v with C the branch multiplicity mask (DESIGN.md 3)."""
+    """softmax(scale q k^T + log C) v, C the branch multiplicity mask (docs/design.md section 2)."""
     B, N, H, D = q.shape
     C = torch.zeros(H, N, N, dtype=torch.float64)
     for w, r in zip(w_list, r_list):

@@ -147,7 +147,8 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
                       segment_lengths: Sequence[int], dilation_rates: Sequence[int],
                       is_causal: bool = False, softmax_scale: Optional[float] = None,
                       dropout_p: float = 0.0) -> torch.Tensor:
-    """LongNet dilated attention, exactly (DESIGN.md section 3): torch.ops.longnet.dilated_attention.
+    """LongNet dilated attention, exactly (docs/design.md section 2):
+    torch.ops.longnet.dilated_attention.
 
     query, key, value: (batch, seq_len, heads, head_dim), one dtype and device (CPU float32 and
     float64; CUDA float32, float16, bfloat16). Returns (batch, seq_len, heads, head_dim).

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from longnet.attention import MultiheadDilatedAttention, _check_int, _check_positive
 from longnet._ops import check_branches, check_probability
 
-# The paper's base configuration (DESIGN.md section 5).
+# The paper's base configuration (docs/design.md section 4).
 DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
 DEFAULT_DILATION_RATES = (1, 2, 4, 6, 12)
 

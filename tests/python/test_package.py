@@ -112,7 +112,7 @@ def check_api(longnet):
 
 
 def check_attention_reference(longnet, test_ops):
-    """DilatedAttention and the functional op against DESIGN.md section 3's brute force, with N
+    """DilatedAttention and the functional op against docs/design.md section 2's brute force, with N
     that no segment divides, r = 6 and 12 not dividing w, and heads not divisible by branches."""
     torch.manual_seed(3)
     for B, N, H, D, w, r, causal, scale in [(2, 100, 5, 8, [16, 36, 48], [1, 6, 12], True, None),
