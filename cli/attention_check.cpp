@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "cli/common_flags.h"
 #include "parallel/mpi_bootstrap.h"
 #include "parallel/process_grid.h"
 #include "parallel/sequence_layout.h"
@@ -52,6 +53,8 @@ int attention_check(const AttentionCheckOptions& c) {
   o.engine = c.engine;
   dilated_options_check(o);
   const int64_t L = SequenceLayout(c.seq_len, sp_size, o.segment_lengths).local_len();
+  tensor_size_check("--batch x --seq-len x --heads x --head-dim",
+                    {c.batch, c.seq_len, c.heads, c.head_dim});
 
   // The same full input on every rank: one seed, the same generator on every device.
   at::manual_seed(c.seed);

@@ -17,6 +17,7 @@
 #endif
 
 #include "cli/bench_common.h"
+#include "cli/common_flags.h"
 #include "core/dilated_attention.h"
 #include "parallel/mpi_bootstrap.h"
 #include "parallel/process_grid.h"
@@ -71,6 +72,7 @@ int bench_attention(const BenchAttentionOptions& o) {
       const int64_t B = std::max<int64_t>(1, o.tokens / N), H = o.heads;
       Schedule sch = schedule_for(o, N, L);
       SequenceLayout(N, P, sch.w);  // every segment nests with L
+      tensor_size_check("B x N / P x --heads x head dim", {B, L, H, D});
       DilatedAttentionOptions opt;
       opt.segment_lengths = sch.w;
       opt.dilation_rates = sch.r;

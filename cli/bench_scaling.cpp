@@ -16,6 +16,7 @@
 #endif
 
 #include "cli/bench_common.h"
+#include "cli/common_flags.h"
 #include "core/dilated_attention.h"
 #include "parallel/mpi_bootstrap.h"
 #include "parallel/process_grid.h"
@@ -63,6 +64,10 @@ int bench_scaling(const BenchScalingOptions& o) {
   TORCH_CHECK(o.total_tokens % P == 0, "bench scaling: --total-tokens ", o.total_tokens,
               " does not split over ", P, " ranks");
   const int64_t per_gpu = o.total_tokens / P;
+  tensor_size_check("--total-tokens / ranks x --heads x --head-dim",
+                    {per_gpu, o.heads, o.head_dim});
+  TORCH_CHECK(o.schedule == "reference" || o.schedule == "paper", "bench scaling: --schedule '",
+              o.schedule, "' is not a schedule; use reference or paper");
   std::vector<int64_t> lens = o.seq_lens;
   if (lens.empty())
     for (int64_t n = 8192; n <= o.total_tokens; n *= 2) lens.push_back(n);

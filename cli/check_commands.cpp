@@ -11,8 +11,7 @@ namespace longnet {
 
 int cmd_check_comm(const Args& args) {
   CliFlags f("check comm");
-  f.add("device", "cpu", "cpu (MPI) or cuda (NCCL)");
-  f.add("elements", "1024", "elements per rank");
+  flags_check_comm(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
   return comm_check(device_from_name(f.get("device")), f.get_int("elements"));
@@ -20,18 +19,7 @@ int cmd_check_comm(const Args& args) {
 
 int cmd_check_attention(const Args& args) {
   CliFlags f("check attention");
-  f.add("seq-len", "4096", "tokens in the whole sequence (N)");
-  f.add("batch", "1", "sequences");
-  f.add("heads", "12", "attention heads");
-  f.add("head-dim", "64", "dimension per head");
-  f.add("segments", "2048,4096", "segment lengths, comma-separated");
-  f.add("rates", "1,2", "dilation rates, one per segment length");
-  f.add_switch("causal", "causal attention");
-  f.add("dtype", "float32", "float32, bfloat16, float16 or float64");
-  f.add("sp", "0", "sequence-parallel ranks (0 = all ranks)");
-  f.add("seed", "0", "seed of the random input (the same on every rank)");
-  f.add("device", "cpu", "cpu (MPI) or cuda (NCCL)");
-  engine_flags_add(f);
+  flags_check_attention(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
   AttentionCheckOptions o;

@@ -2,6 +2,7 @@
 #include "cli/cli_flags.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -10,26 +11,40 @@
 namespace longnet {
 
 int64_t parse_int_strict(const std::string& text, const std::string& what) {
-  errno = 0;
-  char* end = nullptr;
-  long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE)
+  const char* b = text.data() + (!text.empty() && text[0] == '+' ? 1 : 0);
+  const char* e = text.data() + text.size();
+  int64_t v = 0;
+  auto r = std::from_chars(b, e, v);
+  if (text.empty() || b == e || (r.ec != std::errc() && r.ec != std::errc::result_out_of_range) ||
+      r.ptr != e)
     throw std::invalid_argument(what + ": '" + text + "' is not a whole number");
-  return static_cast<int64_t>(v);
+  if (r.ec == std::errc::result_out_of_range)
+    throw std::invalid_argument(what + ": '" + text + "' is out of range for a 64-bit number");
+  return v;
 }
 
 double parse_double_strict(const std::string& text, const std::string& what) {
   errno = 0;
   char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(v))
-    throw std::invalid_argument(what + ": '" + text + "' is not a finite number");
+  const bool plain = !text.empty() && text.find_first_of(" \t\n\r\f\vxXpP") == std::string::npos;
+  double v = plain ? std::strtod(text.c_str(), &end) : 0.0;
+  if (!plain || end != text.c_str() + text.size())
+    throw std::invalid_argument(what + ": '" + text + "' is not a number");
+  if (!std::isfinite(v) || errno == ERANGE)
+    throw std::invalid_argument(what + ": '" + text + "' is not a finite number in range");
   return v;
 }
 
+void CliFlags::range_check(const std::string& name, double v, const std::string& shown) const {
+  const OptionSpec& r = find(name).range;
+  if (!r.contains(v))
+    throw std::invalid_argument("longnet " + command_ + " --" + name + ": " + shown +
+                                " is out of range; it must be " + r.range_text());
+}
+
 void CliFlags::add(const std::string& name, const std::string& default_value,
-                   const std::string& help) {
-  flags_[name] = Flag{default_value, help, false, false};
+                   const std::string& help, const OptionSpec& range) {
+  flags_[name] = Flag{default_value, help, false, false, false, range};
   order_.push_back(name);
 }
 
@@ -39,8 +54,8 @@ void CliFlags::add_switch(const std::string& name, const std::string& help) {
 }
 
 void CliFlags::add_hidden(const std::string& name, const std::string& default_value,
-                          const std::string& help) {
-  add(name, default_value, help);
+                          const std::string& help, const OptionSpec& range) {
+  add(name, default_value, help, range);
   flags_[name].hidden = true;
 }
 
@@ -105,19 +120,27 @@ bool CliFlags::given(const std::string& name) const {
 }
 
 int64_t CliFlags::get_int(const std::string& name) const {
-  return parse_int_strict(get(name), "longnet " + command_ + " --" + name);
+  const int64_t v = parse_int_strict(get(name), "longnet " + command_ + " --" + name);
+  range_check(name, double(v), std::to_string(v));
+  return v;
 }
 
 double CliFlags::get_double(const std::string& name) const {
-  return parse_double_strict(get(name), "longnet " + command_ + " --" + name);
+  const double v = parse_double_strict(get(name), "longnet " + command_ + " --" + name);
+  range_check(name, v, get(name));
+  return v;
 }
 
 std::vector<int64_t> CliFlags::get_int_list(const std::string& name) const {
   std::vector<int64_t> out;
   std::stringstream ss(get(name));
   std::string item;
-  while (std::getline(ss, item, ','))
+  while (std::getline(ss, item, ',')) {
     out.push_back(parse_int_strict(item, "longnet " + command_ + " --" + name));
+    range_check(name, double(out.back()), item);
+    if (out.size() > 4096)
+      throw std::invalid_argument("longnet " + command_ + " --" + name + ": more than 4096 values");
+  }
   if (out.empty())
     throw std::invalid_argument("longnet " + command_ + " --" + name +
                                 ": expected a comma-separated list of whole numbers");

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/options.h"
+
 namespace longnet {
 
 class CliFlags {
@@ -14,13 +16,16 @@ class CliFlags {
   // command: e.g. "bench attention", used in messages.
   explicit CliFlags(std::string command) : command_(std::move(command)) {}
 
-  // Declares a flag taking a value, with its default text and a help line.
-  void add(const std::string& name, const std::string& default_value, const std::string& help);
+  // Declares a flag taking a value, with its default text, a help line, and for numbers (and
+  // lists of numbers) the allowed range: get_int, get_double and get_int_list check it and name
+  // the flag, the value and the range.
+  void add(const std::string& name, const std::string& default_value, const std::string& help,
+           const OptionSpec& range = {});
   // Declares a boolean switch (no value).
   void add_switch(const std::string& name, const std::string& help);
   // The same, left out of usage(): testing aids (the --debug-* flags).
   void add_hidden(const std::string& name, const std::string& default_value,
-                  const std::string& help);
+                  const std::string& help, const OptionSpec& range = {});
   void add_switch_hidden(const std::string& name, const std::string& help);
   // Parses args; positional arguments are kept in order. Throws std::invalid_argument naming
   // the bad flag. "--help" sets help_requested().
@@ -32,6 +37,8 @@ class CliFlags {
   // One entry per visible flag: name, default and help.
   std::string flags_usage() const;
   const std::vector<std::string>& positional() const { return positional_; }
+  // The declared flags' names, in declaration order.
+  const std::vector<std::string>& names() const { return order_; }
 
   std::string get(const std::string& name) const;
   bool get_switch(const std::string& name) const;
@@ -46,15 +53,19 @@ class CliFlags {
   struct Flag {
     std::string value, help;
     bool is_switch = false, given = false, hidden = false;
+    OptionSpec range;
   };
   const Flag& find(const std::string& name) const;
+  // Throws naming the flag unless v lies in its range.
+  void range_check(const std::string& name, double v, const std::string& shown) const;
   std::string command_;
   std::map<std::string, Flag> flags_;
   std::vector<std::string> order_, positional_;
   bool help_ = false;
 };
 
-// Parses a whole decimal integer; throws std::invalid_argument mentioning `what` otherwise.
+// Parses a whole decimal integer (optional sign, digits only, within int64); throws
+// std::invalid_argument mentioning `what` otherwise.
 int64_t parse_int_strict(const std::string& text, const std::string& what);
 double parse_double_strict(const std::string& text, const std::string& what);
 

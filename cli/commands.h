@@ -5,9 +5,32 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_flags.h"
+
 namespace longnet {
 
 using Args = std::vector<std::string>;
+
+// What a --tokenizer flag takes.
+constexpr const char* kTokenizerHelp =
+    "tokenizer spec: bytes, bytes:eot, tiktoken:PATH.tiktoken or sentencepiece:PATH.model";
+
+// Each command's flags, declared on f (the commands call them; so does the flags fuzzer).
+void flags_check_comm(CliFlags& f);
+void flags_check_attention(CliFlags& f);
+void flags_bench_attention(CliFlags& f);
+void flags_bench_scaling(CliFlags& f);
+void flags_data_build(CliFlags& f);
+void flags_train(CliFlags& f);
+void flags_tokenizer_train(CliFlags& f);
+void flags_tokenizer_encode(CliFlags& f);
+void flags_tokenizer_decode(CliFlags& f);
+void flags_tokenizer_info(CliFlags& f);
+
+// The names of the commands that take flags ("check comm", ..., "train"), and their flags:
+// command_flags declares name's flags on f and returns false for an unknown name.
+const std::vector<std::string>& command_names();
+bool command_flags(const std::string& name, CliFlags& f);
 
 int cmd_check_comm(const Args& args);       // check_commands.cpp
 int cmd_check_attention(const Args& args);  // check_commands.cpp

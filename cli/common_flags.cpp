@@ -24,10 +24,12 @@ void engine_flags_add(CliFlags& f) {
   const EngineOptions d;
   f.add("backend", d.backend, "GPU dense-attention kernel: cudnn or flash (engine.backend)");
   f.add("streams", std::to_string(d.streams),
-        "CUDA streams the dense problems are spread over, 1 to 16 (engine.streams)");
+        "CUDA streams the dense problems are spread over, 1 to 16 (engine.streams)",
+        spec_range(1, 16));
   f.add_switch("no-fused-merge", "merge branches with ATen maths instead of the fused kernel");
   f.add("chunk-above", std::to_string(d.chunk_above),
-        "GPU forward in chunks above this many elements of q; -1 automatic, 0 always");
+        "GPU forward in chunks above this many elements of q; -1 automatic, 0 always",
+        spec_range(-1, double(kMaxTokens) * (1 << 20)));
   f.add_switch("memory-trace", "print the allocator's memory after each sequence-parallel stage");
 }
 
@@ -46,6 +48,20 @@ EngineOptions engine_flags_get(const CliFlags& f) {
     throw std::invalid_argument("longnet: --" + flag + ": " + err.detail());
   }
   return e;
+}
+
+void tensor_size_check(const std::string& what, const std::vector<int64_t>& sizes) {
+  int64_t n = 1;
+  std::string text;
+  bool overflow = false;
+  for (int64_t x : sizes) {
+    overflow = overflow || __builtin_mul_overflow(n, x, &n);
+    text += (text.empty() ? "" : " x ") + std::to_string(x);
+  }
+  if (overflow || n > (int64_t(1) << 50))
+    throw std::invalid_argument("longnet: " + what + " = " + text +
+                                " elements is more than any machine holds (over 2^50); use "
+                                "smaller sizes");
 }
 
 std::string command_line(const std::string& name, const std::vector<std::string>& args) {

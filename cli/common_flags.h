@@ -13,6 +13,17 @@
 
 namespace longnet {
 
+// Allowed ranges of numeric flags that several commands share (CliFlags::add checks them).
+inline const OptionSpec kTokens = spec_range(1, double(kMaxTokens));   // lengths, segments, rates
+inline const OptionSpec kTokens0 = spec_range(0, double(kMaxTokens));  // the same, 0 allowed
+inline const OptionSpec kCount = spec_range(1, 1 << 20);               // batch sizes and the like
+inline const OptionSpec kRanks = spec_range(1, 1 << 20);
+inline const OptionSpec kHeads = spec_range(1, 1 << 16);
+inline const OptionSpec kHeadDim = spec_range(1, 1024);
+inline const OptionSpec kRuns0 = spec_range(0, 100000);  // warm-up runs
+inline const OptionSpec kRuns1 = spec_range(1, 100000);  // timed runs
+inline const OptionSpec kSeed = spec_range(0, double(int64_t(1) << 62));
+
 // "cpu" or "cuda"; throws std::invalid_argument naming both.
 c10::DeviceType device_from_name(const std::string& name);
 // "float32" -> kFloat, also bfloat16, float16, float64; throws naming the accepted names.
@@ -22,6 +33,11 @@ c10::ScalarType dtype_from_name(const std::string& name);
 // engine's options, core/options.h), and reads them back, checked (engine_options_check).
 void engine_flags_add(CliFlags& f);
 EngineOptions engine_flags_get(const CliFlags& f);
+
+// Throws std::invalid_argument("<what> = a x b x ... elements does not fit ...") when the product
+// of a tensor's sizes overflows 64-bit integers (flags are range-checked one by one; their
+// product is checked here before any allocation or index arithmetic).
+void tensor_size_check(const std::string& what, const std::vector<int64_t>& sizes);
 
 // "longnet bench attention --seq-lens 32768" for results files.
 std::string command_line(const std::string& name, const std::vector<std::string>& args);

@@ -5,13 +5,14 @@
 
 #include "cli/cli_flags.h"
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "train/token_data.h"
 
 namespace longnet {
 
 int cmd_data_build(const Args& args) {
   CliFlags f("data build");
-  f.add("val-fraction", "0.005", "fraction of the files kept for validation (by path hash)");
+  flags_data_build(f);
   f.parse(args);
   if (f.help_requested()) {
     std::cout << "usage: longnet data build SRC_DIR OUT [flags]\n"

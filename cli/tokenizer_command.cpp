@@ -13,14 +13,12 @@
 #include <stdexcept>
 
 #include "cli/cli_flags.h"
+#include "cli/commands.h"
 #include "train/tokenizer.h"
 #include "train/tokenizer_train.h"
 
 namespace longnet {
 namespace {
-
-constexpr const char* kTokenizerHelp =
-    "tokenizer spec: bytes, bytes:eot, tiktoken:PATH.tiktoken or sentencepiece:PATH.model";
 
 std::string stdin_read_all() {
   std::string data;
@@ -82,19 +80,7 @@ int tokenizer_train_command(const std::vector<std::string>& args_in) {
     }
   }
   CliFlags f("tokenizer train");
-  f.add("source", "",
-        "a directory, text, .jsonl, .gz or .zst file (repeatable; more paths may "
-        "follow it)");
-  f.add("vocab-size", "", "vocabulary size of the model (e.g. 32000)");
-  f.add("out", "", "the SentencePiece .model file to write");
-  f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
-  f.add("max-input-bytes", std::to_string(TokenizerTrainOptions{}.max_input_bytes),
-        "about this much text is read, from files sampled by name across the corpus");
-  f.add("max-sentences", std::to_string(TokenizerTrainOptions{}.max_sentences),
-        "SentencePiece trains on a uniform sample of at most this many lines");
-  f.add("seed", "1", "sampling seed (same seed and inputs, same model)");
-  f.add("threads", "0", "training threads (0: one per core)");
-  f.add_switch("verbose", "show SentencePiece's own progress log");
+  flags_tokenizer_train(f);
   f.parse(args);
   if (help_print(f, "train --vocab-size V --source PATH [PATH...] --out PATH.model [flags]",
                  "  Trains a SentencePiece BPE tokenizer (byte fallback, no normalization) on the "
@@ -136,8 +122,7 @@ int tokenizer_train_command(const std::vector<std::string>& args_in) {
 
 int tokenizer_encode_command(const std::vector<std::string>& args) {
   CliFlags f("tokenizer encode");
-  f.add("tokenizer", "", kTokenizerHelp);
-  f.add_switch("stats", "print bytes, ids and throughput on stderr");
+  flags_tokenizer_encode(f);
   f.parse(args);
   if (help_print(f, "encode --tokenizer SPEC < text",
                  "  Prints the ids of the text on stdin, space-separated (special-token strings "
@@ -169,7 +154,7 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
 
 int tokenizer_decode_command(const std::vector<std::string>& args) {
   CliFlags f("tokenizer decode");
-  f.add("tokenizer", "", kTokenizerHelp);
+  flags_tokenizer_decode(f);
   f.parse(args);
   if (help_print(f, "decode --tokenizer SPEC < ids",
                  "  Prints the text of the whitespace-separated ids on stdin (raw bytes, no "
@@ -202,7 +187,7 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
 
 int tokenizer_info_command(const std::vector<std::string>& args) {
   CliFlags f("tokenizer info");
-  f.add("tokenizer", "", kTokenizerHelp);
+  flags_tokenizer_info(f);
   f.parse(args);
   if (help_print(f, "info --tokenizer SPEC", "  Prints what a tokenizer is.\n")) return 0;
   no_positional(f, "info");

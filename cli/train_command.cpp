@@ -6,6 +6,7 @@
 
 #include "cli/cli_flags.h"
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "train/config.h"
 #include "train/fault_injection.h"
 #include "train/trainer.h"
@@ -31,25 +32,15 @@ std::pair<int64_t, int64_t> rank_step(const std::string& text) {
 
 int cmd_train(const Args& args) {
   CliFlags f("train");
-  f.add("stop-after", "0", "stop (with a checkpoint) after this many steps of this run");
-  f.add("profile", "0", "time forward, backward, all-reduce and optimizer of the first N steps");
-  f.add("trace", "",
-        "write a Kineto trace (Chrome JSON) of steps 4 and 5 of this run to this path (with "
-        ".rankR added when there are several ranks); sum it up with bench/trace_summary.py");
-  f.add("check-config", "0",
-        "validate the config for a job of this many ranks, print it resolved, and exit");
-  // Testing aids (train/fault_injection.h); not listed in --help.
-  f.add_hidden("debug-nan-at", "", "poison the loss with NaN at these steps (0-based)");
-  f.add_hidden("debug-sleep-after", "0", "after this step, pause 0.5 s per step");
-  f.add_hidden("debug-stall", "", "RANK:STEP, that rank stops responding at that step");
-  f.add_hidden("debug-crash-in-checkpoint", "-1", "die half-way through writing this checkpoint");
-  f.add_switch_hidden("debug-parser-hang", "the config parser's trial child never returns");
+  flags_train(f);
   f.parse(args);
   if (f.help_requested()) {
-    std::cout << "usage: longnet train [CONFIG.yaml] [key=value ...] [flags]\n"
-                 "  CONFIG: an experiment config (configs/*.yaml); key=value overrides any key,\n"
-                 "  e.g. optim.lr=3e-4 train.steps=100 model.segment_lengths=[64,128]\n"
-              << f.flags_usage();
+    std::cout
+        << "usage: longnet train CONFIG.yaml [key=value ...] [flags]\n"
+           "  CONFIG: an experiment config (configs/*.yaml; configs/base.yaml is the paper's\n"
+           "  model); key=value overrides any key, e.g. optim.lr=3e-4 train.steps=100\n"
+           "  model.segment_lengths=[64,128]\n"
+        << f.flags_usage();
     return 0;
   }
   std::string config_path;
@@ -63,6 +54,10 @@ int cmd_train(const Args& args) {
       throw std::invalid_argument("longnet train: more than one config file given ('" +
                                   config_path + "' and '" + a + "')");
   }
+  if (config_path.empty())
+    throw std::invalid_argument(
+        "longnet train: no config given; name one, e.g. `longnet train configs/tiny.yaml` (a "
+        "small CPU run) or configs/base.yaml (the paper's model, every default spelled out)");
   FaultInjection& faults = fault_injection();
   if (!f.get("debug-nan-at").empty()) faults.nan_at_steps = f.get_int_list("debug-nan-at");
   faults.sleep_after_step = f.get_int("debug-sleep-after");
@@ -72,7 +67,8 @@ int cmd_train(const Args& args) {
   faults.config_parser_hang = f.get_switch("debug-parser-hang");
 
   auto cfg = config_load(config_path, overrides);
-  if (const int64_t world = f.get_int("check-config"); world > 0) {
+  if (f.given("check-config")) {
+    const int64_t world = f.get_int("check-config");
     config_check(cfg, static_cast<int>(world));
     std::cout << "config OK for " << world << " rank(s):\n" << config_to_yaml(cfg);
     return 0;

@@ -127,6 +127,7 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
   // The gradients come back packed (slices of one (B, N, 3, H, D) tensor): a fused q/k/v
   // projection's xPos function (xpos.h) then takes them as its input's gradient without a copy.
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    dilated_double_backward_check();
     auto saved = ctx->get_saved_variables();
     auto o = dilated_ctx_options(ctx);
     auto rng = dilated_ctx_rng(ctx);
@@ -138,6 +139,15 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
 };
 
 }  // namespace
+
+void dilated_double_backward_check() {
+  // The engine runs a backward in grad mode only when asked to build a graph of it
+  // (create_graph=True): that is the one way a gradient of this backward could be requested.
+  TORCH_CHECK(!at::GradMode::is_enabled(),
+              "dilated attention: double backward is not supported (a gradient of its gradient: "
+              "backward or torch.autograd.grad with create_graph=True through it). Take first "
+              "derivatives only, or compute the higher-order term another way");
+}
 
 void dilated_ctx_save(AutogradContext* ctx, const DilatedAttentionOptions& o, int64_t head_dim,
                       const std::vector<at::Tensor>& rng) {

@@ -48,6 +48,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_attention_backward(
     const DilatedAttentionOptions& o, const std::vector<at::Tensor>& lse_parts = {},
     bool packed = false);
 
+// Throws "double backward is not supported" when a backward runs with create_graph (grad mode on):
+// the backwards of dilated attention (this file's and sequence parallelism's) compute the exact
+// first derivatives with kernels that are not themselves differentiable.
+void dilated_double_backward_check();
+
 // Options and dropout states kept in an autograd context between forward and backward (this
 // file's function and sequence parallelism's). The scale is stored resolved.
 void dilated_ctx_save(torch::autograd::AutogradContext* ctx, const DilatedAttentionOptions& o,

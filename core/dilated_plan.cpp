@@ -75,7 +75,10 @@ at::Tensor dilated_view(const at::Tensor& x, const DilatedProblem& p) {
                           "dilated_view: batch and segments do not "
                           "form one strided dimension");
   std::vector<int64_t> sizes{p.b_count * p.seg_count, p.n, p.heads};
-  std::vector<int64_t> strides{p.seg_count > 1 ? p.w * sN : sB, p.r * sN, p.r * sH};
+  // A rate above the rows or heads there are (up to 2^40) strides nothing: only a dimension of
+  // more than one element takes the product, which then lies inside the tensor (no overflow).
+  std::vector<int64_t> strides{p.seg_count > 1 ? p.w * sN : sB, p.n > 1 ? p.r * sN : sN,
+                               p.heads > 1 ? p.r * sH : sH};
   for (int64_t d = 3; d < x.dim(); ++d) {
     sizes.push_back(x.size(d));
     strides.push_back(x.stride(d));
@@ -89,7 +92,8 @@ at::Tensor strided_rows_view(const at::Tensor& x, int64_t b_begin, int64_t b_cou
                              int64_t head_begin, int64_t heads, int64_t head_stride) {
   const int64_t sB = x.stride(0), sN = x.stride(1), sH = x.stride(2);
   std::vector<int64_t> sizes{b_count, rows, heads};
-  std::vector<int64_t> strides{sB, row_stride * sN, head_stride * sH};
+  std::vector<int64_t> strides{sB, rows > 1 ? row_stride * sN : sN,
+                               heads > 1 ? head_stride * sH : sH};
   for (int64_t d = 3; d < x.dim(); ++d) {
     sizes.push_back(x.size(d));
     strides.push_back(x.stride(d));

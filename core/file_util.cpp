@@ -1,11 +1,42 @@
-// POSIX directory helpers (see file_util.h).
+// POSIX file helpers (see file_util.h).
 #include "core/file_util.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <stdexcept>
 
 namespace longnet {
+namespace {
+
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+std::string parent_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Creates and removes a file in dir: the one sure test of "can write here" (access() says yes
+// to root on a read-only file system).
+void probe_writable(const std::string& dir, const std::string& what, const std::string& path) {
+  const std::string probe = dir + "/.longnet-write-test." + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    throw std::runtime_error(what + " '" + path + "': cannot write in '" + dir +
+                             "': " + errno_text() + "; use a writable place");
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+}  // namespace
 
 bool make_dirs(const std::string& dir) {
   for (size_t pos = 1; pos <= dir.size(); ++pos) {
@@ -22,6 +53,108 @@ bool make_parent_dirs(const std::string& path) {
   const auto slash = path.rfind('/');
   if (slash == std::string::npos || slash == 0) return true;
   return make_dirs(path.substr(0, slash));
+}
+
+PathKind path_kind(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return PathKind::kMissing;
+  if (S_ISREG(st.st_mode)) return PathKind::kFile;
+  if (S_ISDIR(st.st_mode)) return PathKind::kDirectory;
+  return PathKind::kOther;
+}
+
+std::string path_kind_text(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return "missing";
+  if (S_ISREG(st.st_mode)) return "a regular file";
+  if (S_ISDIR(st.st_mode)) return "a directory";
+  if (S_ISFIFO(st.st_mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(st.st_mode)) return "a character device";
+  if (S_ISBLK(st.st_mode)) return "a block device";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  return "not a regular file";
+}
+
+int file_open_regular(const std::string& path, const std::string& what, uint64_t* size) {
+  const std::string who = what + " '" + path + "'";
+  // O_NONBLOCK: opening a FIFO for reading would wait for a writer; the fstat below refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) throw std::runtime_error(who + " does not exist");
+    throw std::runtime_error(who + " cannot be opened: " + errno_text());
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw std::runtime_error(who + " is " + path_kind_text(path) + ", not a regular file");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  if (size) *size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
+std::string file_read_bounded(const std::string& path, const std::string& what,
+                              uint64_t max_bytes) {
+  uint64_t size = 0;
+  const int fd = file_open_regular(path, what, &size);
+  const std::string who = what + " '" + path + "'";
+  if (size > max_bytes) {
+    ::close(fd);
+    throw std::runtime_error(who + " is " + std::to_string(size) + " bytes; at most " +
+                             std::to_string(max_bytes) + " are read (is it the right file?)");
+  }
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string err = errno_text();
+      ::close(fd);
+      throw std::runtime_error(who + " cannot be read: " + err);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {  // it grew while being read
+      ::close(fd);
+      throw std::runtime_error(who + " grew past " + std::to_string(max_bytes) +
+                               " bytes while being read");
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+void output_file_prepare(const std::string& path, const std::string& what) {
+  const std::string who = what + " '" + path + "'";
+  if (path.empty()) throw std::runtime_error(what + ": the path is empty");
+  const PathKind kind = path_kind(path);
+  if (kind == PathKind::kDirectory || kind == PathKind::kOther)
+    throw std::runtime_error(who + " is " + path_kind_text(path) +
+                             ", not a regular file; give a file path");
+  const std::string dir = parent_of(path);
+  if (!make_dirs(dir))
+    throw std::runtime_error(who + ": its directory '" + dir +
+                             "' cannot be created: " + errno_text());
+  probe_writable(dir, what, path);
+  if (kind == PathKind::kFile && ::access(path.c_str(), W_OK) != 0)
+    throw std::runtime_error(who + " exists and cannot be written: " + errno_text());
+}
+
+void output_dir_prepare(const std::string& dir, const std::string& what) {
+  const std::string who = what + " '" + dir + "'";
+  if (dir.empty()) throw std::runtime_error(what + ": the path is empty");
+  const PathKind kind = path_kind(dir);
+  if (kind == PathKind::kFile || kind == PathKind::kOther)
+    throw std::runtime_error(who + " is " + path_kind_text(dir) + ", not a directory");
+  if (!make_dirs(dir)) throw std::runtime_error(who + " cannot be created: " + errno_text());
+  probe_writable(dir, what, dir);
+}
+
+int64_t free_bytes(const std::string& path) {
+  struct statvfs s;
+  if (::statvfs(path.c_str(), &s) != 0) return -1;
+  return static_cast<int64_t>(s.f_bavail) * static_cast<int64_t>(s.f_frsize);
 }
 
 }  // namespace longnet

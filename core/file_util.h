@@ -1,8 +1,10 @@
-// Small POSIX file helpers shared by every layer. POSIX calls rather than std::filesystem:
-// libtorch.so exports std::filesystem symbols of another build that the dynamic linker may bind
-// to instead of libstdc++'s, and they crash.
+// Small POSIX file helpers shared by every layer: directories, and the checks every input and
+// output path gets before it is opened (a FIFO blocks its opener, a device never ends, a
+// directory is not a file). POSIX calls rather than std::filesystem: libtorch.so exports
+// std::filesystem symbols of another build that the dynamic linker may bind to, and they crash.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace longnet {
@@ -11,5 +13,31 @@ namespace longnet {
 bool make_dirs(const std::string& dir);
 // mkdir -p of the directory part of path (nothing when path has none).
 bool make_parent_dirs(const std::string& path);
+
+// What a path is (symlinks followed).
+enum class PathKind { kMissing, kFile, kDirectory, kOther };
+PathKind path_kind(const std::string& path);
+// "a FIFO", "a character device", ... for messages.
+std::string path_kind_text(const std::string& path);
+
+// Reads the whole regular file `path` of at most max_bytes. Throws std::runtime_error naming
+// `what` and the path when it is missing, not a regular file (checked without blocking: a FIFO
+// is refused, not opened for reading), larger than max_bytes, or unreadable.
+std::string file_read_bounded(const std::string& path, const std::string& what, uint64_t max_bytes);
+
+// Opens the regular file `path` for reading (O_RDONLY | O_CLOEXEC), refusing anything that is not
+// a regular file without blocking on it. Returns the descriptor; throws std::runtime_error naming
+// `what` otherwise. *size gets the file's size.
+int file_open_regular(const std::string& path, const std::string& what, uint64_t* size);
+
+// Prepares an output file the job will append to or replace: its directory is created if needed
+// and must be writable (a probe file is created and removed there), and the path must be absent
+// or a regular file it can write. Throws std::runtime_error naming `what`, the path and the fix.
+void output_file_prepare(const std::string& path, const std::string& what);
+// The same for an output directory (created if needed).
+void output_dir_prepare(const std::string& dir, const std::string& what);
+
+// Bytes free for this user on the file system holding `path` (an existing path); -1 if unknown.
+int64_t free_bytes(const std::string& path);
 
 }  // namespace longnet

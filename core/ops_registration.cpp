@@ -2,7 +2,9 @@
 // torch.ops.longnet.* after torch.ops.load_library("build/liblongnet_ops.so"). The op is
 // CompositeImplicitAutograd: its body is longnet's own autograd function, on CPU and CUDA.
 // dropout_p applies whenever it is > 0 (an op has no training flag: callers pass 0 in eval); the
-// masks come from the default generator, so torch.manual_seed makes them reproducible.
+// masks come from the default generator, so torch.manual_seed makes them reproducible. Bad
+// arguments raise ValueError naming the argument (core's OptionsError is a std::invalid_argument);
+// double backward raises RuntimeError saying it is not supported.
 #include <torch/library.h>
 
 #include "core/dilated_attention.h"
@@ -18,8 +20,8 @@ at::Tensor dilated_attention_op(const at::Tensor& q, const at::Tensor& k, const 
   o.dilation_rates = dilation_rates.vec();
   o.is_causal = is_causal;
   o.softmax_scale = softmax_scale;
-  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0,
-              "longnet::dilated_attention: dropout_p must be in [0, 1), got ", dropout_p);
+  TORCH_CHECK_VALUE(dropout_p >= 0.0 && dropout_p < 1.0,
+                    "longnet::dilated_attention: dropout_p must be in [0, 1), got ", dropout_p);
   o.dropout = dropout_p;
   return longnet::dilated_attention(q, k, v, o);
 }

@@ -61,6 +61,39 @@ expect config.parser_trap_line "a line starting with ','" train "$WORK/trap2.yam
 cp "$CONFIG" "$WORK/hang.yaml"
 expect config.parser_guard "the YAML parser did not finish" train "$WORK/hang.yaml" \
   --debug-parser-hang
+# Config files that are not regular files or not config-sized: refused before reading (a FIFO
+# would block, a device never ends).
+mkfifo "$WORK/fifo.yaml"
+expect config.fifo "is a FIFO" train "$WORK/fifo.yaml"
+expect config.device "is a character device" train /dev/zero
+head -c 2000000 /dev/zero | tr '\0' '#' > "$WORK/huge.yaml"
+expect config.huge "at most 1048576 are read" train "$WORK/huge.yaml"
+expect config.directory "is a directory" train "$WORK"
+expect train.no_config "no config given" train
+# Numbers from configs and flags: range-checked before any arithmetic.
+expect number.eps_zero_in_float32 "optim.eps" "${T[@]}" optim.eps=1e-50
+expect number.huge_segment "model.segment_lengths[0]" "${T[@]}" model.segment_lengths=[1125899906842624]
+expect number.int_wrap "data.batch_size" "${T[@]}" data.batch_size=2147483648
+expect number.check_config_zero "--check-config: 0 is out of range" "${T[@]}" --check-config 0
+expect number.check_config_wrap "--check-config: 4294967298 is out of range" "${T[@]}" --check-config 4294967298
+expect number.flag_overflow "out of range for a 64-bit number" "${T[@]}" --stop-after 99999999999999999999
+expect number.bench_zero_len "--seq-lens: 0 is out of range" bench attention --device cpu --seq-lens 0
+# Paths the job will write: checked at start, before any training.
+expect paths.ckpt_dir_is_file "not a directory" "${T[@]}" checkpoint.dir="$CONFIG"
+expect paths.ckpt_dir_under_file "cannot be created" "${T[@]}" checkpoint.dir="$CONFIG/sub"
+mkfifo "$WORK/fifo.jsonl"
+expect paths.metrics_fifo "is a FIFO" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_metrics" \
+  log.metrics="$WORK/fifo.jsonl"
+expect paths.metrics_dir "is a directory" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_metrics" \
+  log.metrics="$WORK"
+# A second job pointed at a checkpoint directory in use: refused at start, naming the holder.
+"${MPIRUN[@]}" "$BIN" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_busy" checkpoint.resume=none \
+  log.metrics="$WORK/busy.jsonl" train.steps=400 --debug-sleep-after 1 > "$WORK/busy.log" 2>&1 &
+BUSY=$!
+for _ in $(seq 100); do grep -q "^step 1/" "$WORK/busy.log" && break; sleep 0.2; done
+expect paths.ckpt_dir_in_use "in use by another training job" train "$CONFIG" $DATA \
+  checkpoint.dir="$WORK/c_busy" log.metrics="$WORK/busy2.jsonl"
+kill $BUSY 2>/dev/null; wait $BUSY 2>/dev/null
 # Flags.
 expect flag.unknown "unknown flag --stpo-after" "${T[@]}" --stpo-after 3
 expect flag.missing_value "--stop-after needs a value" "${T[@]}" --stop-after
@@ -91,4 +124,11 @@ expect ckpt.other_shape "has shape" train "$CONFIG" $DATA checkpoint.dir="$WORK/
   model.dim_feedforward=192 train.steps=12
 cp -r "$WORK/ckpt" "$WORK/c_all"; for f in "$WORK"/c_all/*.ckpt; do head -c 1000 "$f" > "$f.x" && mv "$f.x" "$f"; done
 expect ckpt.none_intact "none reads back intact" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_all"
+# Help on every command and command group (exit 0).
+for c in "" data bench check tokenizer train "data build" "bench attention" "check comm" \
+         "tokenizer encode"; do
+  out=$("$BIN" $c --help 2>&1) || fail "help: 'longnet $c --help' exited non-zero: $out"
+  grep -q "usage" <<< "$out" || fail "help: 'longnet $c --help' printed no usage"
+done
+echo "ok: --help on every command and group"
 echo "bad inputs: all $cases passed, checkpoints untouched"

@@ -203,6 +203,17 @@ const std::vector<Case> kCases = {
     {1, 50, 16, 8, {4, 8}, {8, 16}, false, {}, "RateAboveSegment_w4_r8"},
     {2, 17, 3, 8, {17}, {1}, true, {}, "DenseCausal_N17_w17"},
     {1, 48, 4, 8, {16, 16}, {2, 2}, false, {}, "RepeatedBranchCountsTwice"},
+    // The largest segment lengths and rates the options allow (2^40): clipped to N, a rate above
+    // the rows and heads there are selects one row per class (no stride overflow).
+    {2,
+     45,
+     3,
+     8,
+     {int64_t(1) << 40, 9},
+     {int64_t(1) << 40, (int64_t(1) << 40) - 1},
+     true,
+     {},
+     "HugeSegmentAndRate_2pow40"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, DilatedAttentionCpu, ::testing::ValuesIn(kCases), case_name);
@@ -302,7 +313,7 @@ TEST(DilatedAttentionGpuOnly, PaperConfigLongSequenceBf16MatchesFloat32Path) {
   // The paper's branches at N = 32768 (r = 6, 12 with w = 16384, 32768), against the float32
   // maths path on the same GPU: errors of bf16 rounding only.
   at::manual_seed(23);
-  DilatedAttentionOptions o{{2048, 4096, 8192, 16384, 32768}, {1, 2, 4, 6, 12}, true, {}, 0.0};
+  DilatedAttentionOptions o{{2048, 4096, 8192, 16384, 32768}, {1, 2, 4, 6, 12}, true, {}, 0.0, {}};
   auto q = at::randn({1, 32768, 12, 64}, at::kCUDA), k = at::randn_like(q), v = at::randn_like(q),
        gout = at::randn_like(q);
   auto f32 = run_with_grads(
@@ -318,7 +329,7 @@ TEST(DilatedAttentionGpuOnly, PaperConfigLongSequenceBf16MatchesFloat32Path) {
 
 TEST(DilatedAttention, CausalNoLookahead_PerturbFutureToken) {
   at::manual_seed(3);
-  DilatedAttentionOptions o{{8, 16, 32}, {1, 2, 4}, true, {}, 0.0};
+  DilatedAttentionOptions o{{8, 16, 32}, {1, 2, 4}, true, {}, 0.0, {}};
   auto q = at::randn({1, 64, 4, 8}), k = at::randn_like(q), v = at::randn_like(q);
   auto base = dilated_attention(q, k, v, o);
   for (int64_t t : {5, 17, 40, 63}) {
@@ -334,7 +345,7 @@ TEST(DilatedAttention, CausalNoLookahead_PerturbFutureToken) {
 
 TEST(DilatedAttention, EveryHeadGetsGradient_H12_r6_12) {
   at::manual_seed(5);
-  DilatedAttentionOptions o{{24, 48}, {6, 12}, false, {}, 0.0};
+  DilatedAttentionOptions o{{24, 48}, {6, 12}, false, {}, 0.0, {}};
   auto q = torch::randn({1, 96, 12, 8}, torch::requires_grad()),
        k = torch::randn({1, 96, 12, 8}, torch::requires_grad()),
        v = torch::randn({1, 96, 12, 8}, torch::requires_grad());
@@ -350,7 +361,7 @@ TEST(DilatedAttention, EveryHeadGetsGradient_H12_r6_12) {
 
 TEST(DilatedAttention, NonContiguousInputsMatchContiguous) {
   at::manual_seed(9);
-  DilatedAttentionOptions o{{16, 32}, {1, 2}, true, {}, 0.0};
+  DilatedAttentionOptions o{{16, 32}, {1, 2}, true, {}, 0.0, {}};
   // q, k, v as slices of one fused projection (B, N, 3, H, D).
   auto qkv = at::randn({2, 50, 3, 4, 8}, at::kDouble);
   auto q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
@@ -361,7 +372,7 @@ TEST(DilatedAttention, NonContiguousInputsMatchContiguous) {
 
 // Dropout: a fixed seed gives a fixed mask, so finite differences check the gradient.
 TEST(DilatedAttention, DropoutGradientMatchesFiniteDifferences) {
-  DilatedAttentionOptions o{{8, 16}, {1, 2}, true, {}, 0.25};
+  DilatedAttentionOptions o{{8, 16}, {1, 2}, true, {}, 0.25, {}};
   at::manual_seed(1);
   auto q = at::randn({1, 24, 2, 8}, at::kDouble), k = at::randn_like(q), v = at::randn_like(q);
   auto gout = at::randn_like(q);
@@ -399,23 +410,40 @@ TEST(DilatedAttention, ModuleDropoutOnlyInTraining) {
   DilatedAttention attn(std::vector<int64_t>{8, 16}, std::vector<int64_t>{1, 2}, std::nullopt, 0.5);
   auto q = at::randn({1, 32, 2, 8}), k = at::randn_like(q), v = at::randn_like(q);
   attn->eval();
-  DilatedAttentionOptions o{{8, 16}, {1, 2}, false, {}, 0.0};
+  DilatedAttentionOptions o{{8, 16}, {1, 2}, false, {}, 0.0, {}};
   EXPECT_TRUE(at::equal(attn->forward(q, k, v), dilated_attention(q, k, v, o)));
   attn->train();
   EXPECT_FALSE(at::allclose(attn->forward(q, k, v), dilated_attention(q, k, v, o)));
 }
 
+// The backward's kernels are not differentiable: a gradient of the gradient is refused clearly,
+// while first derivatives (also with retain_graph) work.
+TEST(DilatedAttention, DoubleBackwardIsRefusedClearly) {
+  auto q = at::randn({1, 16, 2, 8}).requires_grad_(), k = at::randn({1, 16, 2, 8}),
+       v = at::randn({1, 16, 2, 8});
+  DilatedAttentionOptions o{{8, 16}, {1, 2}, true, {}, 0.0, {}};
+  auto out = dilated_attention(q, k, v, o);
+  auto g = torch::autograd::grad({out.pow(2).sum()}, {q}, {}, /*retain_graph=*/true);
+  EXPECT_TRUE(g[0].defined());
+  expect_error(
+      [&] {
+        auto gg = torch::autograd::grad({out.pow(2).sum()}, {q}, {}, true, /*create_graph=*/true);
+        gg[0].sum().backward();
+      },
+      "double backward is not supported");
+}
+
 TEST(DilatedAttention, BadInputsGiveClearErrors) {
   auto q = at::randn({1, 16, 2, 8});
   auto ok = [&](DilatedAttentionOptions o) { return [o, q] { dilated_attention(q, q, q, o); }; };
-  expect_error(ok({{8, 16}, {1}, false, {}, 0}), "must have the same length");
-  expect_error(ok({{}, {}, false, {}, 0}), "segment_lengths: is empty");
-  expect_error(ok({{8, 0}, {1, 1}, false, {}, 0}),
+  expect_error(ok({{8, 16}, {1}, false, {}, 0, {}}), "must have the same length");
+  expect_error(ok({{}, {}, false, {}, 0, {}}), "segment_lengths: is empty");
+  expect_error(ok({{8, 0}, {1, 1}, false, {}, 0, {}}),
                "segment_lengths[1]: 0 is out of range; it must be >= 1");
-  expect_error(ok({{8}, {-2}, false, {}, 0}),
+  expect_error(ok({{8}, {-2}, false, {}, 0, {}}),
                "dilation_rates[0]: -2 is out of range; it must be >= 1");
-  expect_error(ok({{8}, {1}, false, {}, 1.0}), "dropout: must be in [0, 1)");
-  DilatedAttentionOptions o{{8}, {1}, false, {}, 0};
+  expect_error(ok({{8}, {1}, false, {}, 1.0, {}}), "dropout: must be in [0, 1)");
+  DilatedAttentionOptions o{{8}, {1}, false, {}, 0, {}};
   expect_error([&] { dilated_attention(q[0], q[0], q[0], o); }, "must be (batch, seq_len, heads");
   expect_error([&] { dilated_attention(q, q.narrow(1, 0, 8), q, o); }, "same shape");
   expect_error([&] { dilated_attention(q, q.to(at::kDouble), q, o); }, "same dtype");

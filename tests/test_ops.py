@@ -97,7 +97,7 @@ def check_dropout(device):
         try:
             op(q, k, v, w, r, dropout_p=p)
             raise AssertionError(f"no error for dropout_p={p}")
-        except RuntimeError as e:
+        except ValueError as e:
             assert "dropout_p must be in [0, 1)" in str(e), str(e)
     print(f"ok: dropout on {device} (mean of 300 draws at p=0.1 off by {err:.3g})")
 
@@ -121,6 +121,25 @@ def main():
             raise AssertionError("no error for bad input")
         except (RuntimeError, ValueError) as e:
             assert message in str(e), str(e)
+    # Double backward: refused with a clear message, not an autograd internal.
+    x = torch.randn(1, 16, 2, 8, dtype=torch.float64, requires_grad=True)
+    y = torch.ops.longnet.dilated_attention(x, x, x, [8, 16], [1, 2], is_causal=True)
+    (g,) = torch.autograd.grad(y.pow(2).sum(), x, retain_graph=True)
+    assert g.isfinite().all()
+    try:
+        (g,) = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
+        g.sum().backward()
+        raise AssertionError("no error for double backward")
+    except RuntimeError as e:
+        assert "double backward is not supported" in str(e), str(e)
+    # Bad arguments are ValueErrors naming the argument.
+    for args, name in [(([8, 2 ** 50], [1, 1]), "segment_lengths[1]"),
+                       (([8], [-3]), "dilation_rates[0]")]:
+        try:
+            torch.ops.longnet.dilated_attention(q, q, q, *args)
+            raise AssertionError("no error for " + name)
+        except ValueError as e:
+            assert name in str(e), str(e)
     print("ok: schema, errors")
 
 

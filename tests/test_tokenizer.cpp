@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "cli/tokenizer_command.h"
 #include "train/corpus.h"
 #include "train/input_stream.h"
 #include "train/sha256.h"
 #include "train/tokenizer.h"
-#include "cli/tokenizer_command.h"
 #include "train/tokenizer_train.h"
 
 namespace longnet {

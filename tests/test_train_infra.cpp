@@ -17,10 +17,12 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "train/checkpoint_files.h"
 #include "train/config.h"
+#include "train/config_schema.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
 #include "train/token_data.h"
@@ -382,6 +384,67 @@ TEST_F(Config, OverridesApplyAndAreCheckedLikeTheFile) {
   TrainConfig h = config_load("", {"model.num_heads=10"});
   expect_error([&] { config_check(h, 1); },
                {"command-line override 'model.num_heads=10': model.num_heads"});
+}
+
+// Every numeric key at the edges (0, -1, 2^31, 2^53, 2^63 - 1, 2^63, denormals, NaN, inf, ...):
+// loading and checking either succeeds or refuses with std::invalid_argument naming the key (or,
+// for a cross-field rule, the key that rule is about, with the value given mentioned); never
+// another exception, a signal or an int narrowing.
+TEST(ConfigProperty, EveryNumericKeyAtTheEdgesIsRefusedCleanlyOrAccepted) {
+  const std::vector<std::string> edges = {"0",
+                                          "-1",
+                                          "1",
+                                          "2",
+                                          "2147483647",
+                                          "2147483648",
+                                          "4294967297",
+                                          "9007199254740992",
+                                          "9223372036854775807",
+                                          "9223372036854775808",
+                                          "-9223372036854775808",
+                                          "1.5",
+                                          "1e-320",
+                                          "4.9e-324",
+                                          "1e308",
+                                          "1e309",
+                                          ".nan",
+                                          ".inf",
+                                          "-.inf",
+                                          "1e-45",
+                                          "0.0",
+                                          "-0.0"};
+  int accepted = 0, refused = 0;
+  for (const auto& f : config_fields()) {
+    TrainConfig probe;
+    const ConfigRef r = config_ref(probe, f);
+    if (std::holds_alternative<bool*>(r) || std::holds_alternative<std::string*>(r)) continue;
+    const bool list = std::holds_alternative<std::vector<int64_t>*>(r) ||
+                      std::holds_alternative<std::vector<double>*>(r);
+    for (const auto& v : edges) {
+      std::vector<std::string> values = {v};
+      if (list) values = {"[" + v + "]", "[" + v + ", " + v + "]", "[2048, " + v + "]"};
+      for (const auto& value : values) {
+        const std::string override = f.key + "=" + value;
+        SCOPED_TRACE(override);
+        try {
+          TrainConfig c = config_parse("", "defaults", {override});
+          for (int world : {1, 2, 4}) config_check(c, world);
+          ++accepted;
+        } catch (const std::invalid_argument& e) {
+          const std::string msg = e.what();
+          const std::string leaf = f.key.substr(f.key.rfind('.') + 1);
+          EXPECT_TRUE(msg.find(f.key) != std::string::npos || msg.find(leaf) != std::string::npos ||
+                      msg.find(override) != std::string::npos)
+              << msg;
+          ++refused;
+        }
+      }
+    }
+  }
+  EXPECT_GT(refused, 500);
+  EXPECT_GT(accepted, 10);
+  std::cout << "config keys at the edges: " << accepted << " accepted, " << refused
+            << " refused cleanly" << std::endl;
 }
 
 // ---- token files ---------------------------------------------------------------------------
@@ -746,6 +809,45 @@ TEST(CheckpointFiles, KeepsTheNewestM) {
   list = checkpoint_list(dir / "ck");
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].first, 5);
+}
+
+// An unreadable newest file (empty, cut short, not ours) does not count among the kept ones: the
+// older good checkpoints it would have pushed out stay, and it is left for the user to inspect.
+TEST(CheckpointFiles, RetentionCountsOnlyCheckpointsThatVerify) {
+  TempDir dir;
+  const std::string ck = dir / "ck";
+  for (int64_t step : {10, 20}) checkpoint_write(ck, step, sample_state(step, 10), 2);
+  write_file(checkpoint_path(ck, 90), "");                      // empty
+  write_file(checkpoint_path(ck, 80), "PK\x03\x04 not a zip");  // not a checkpoint
+  checkpoint_write(ck, 30, sample_state(30, 10), 2);
+  auto list = checkpoint_list(ck);
+  std::vector<int64_t> steps;
+  for (const auto& [step, path] : list) steps.push_back(step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{90, 80, 30, 20})) << "10 is the only one beyond keep";
+  EXPECT_EQ(checkpoint_latest(ck), checkpoint_path(ck, 30));
+  // A good file damaged after it was written is checked again, not trusted from memory: it no
+  // longer counts (and is left), so 30 is kept beside 40.
+  flip_byte(checkpoint_path(ck, 20), file_size(checkpoint_path(ck, 20)) / 2);
+  checkpoint_write(ck, 40, sample_state(40, 10), 2);
+  steps.clear();
+  for (const auto& [step, path] : checkpoint_list(ck)) steps.push_back(step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{90, 80, 40, 30, 20}));
+}
+
+// One job per checkpoint directory: a second lock on it is refused, naming the holder.
+TEST(CheckpointFiles, DirectoryLockRefusesASecondJob) {
+  TempDir dir;
+  {
+    CheckpointDirLock first(dir / "ck");
+    expect_error<std::runtime_error>(
+        [&] { CheckpointDirLock second(dir / "ck"); },
+        {"in use by another training job", "pid " + std::to_string(::getpid()),
+         "another checkpoint.dir"});
+  }
+  CheckpointDirLock again(dir / "ck");  // released with the first
+  write_file(dir / "file", "x");
+  expect_error<std::runtime_error>([&] { CheckpointDirLock bad(dir / "file/ck"); },
+                                   {"cannot be created"});
 }
 
 TEST(CheckpointFiles, LatestSkipsTruncatedAndCorruptedFiles) {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "train/tokenizer.h"
 #include "cli/tokenizer_command.h"
+#include "train/tokenizer.h"
 
 namespace {
 

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <torch/serialize.h>
 #include <unistd.h>
@@ -18,9 +19,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <iostream>
+#include <mutex>
 #include <regex>
+#include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "core/errors.h"
 #include "train/fault_injection.h"
@@ -236,6 +241,56 @@ std::string join_path(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
+// Checkpoints known to verify in this process (written by it, or read back whole), by file
+// identity, so that retention reads each older checkpoint once, not at every save.
+struct FileId {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  int64_t mtime_ns;
+  bool operator<(const FileId& o) const {
+    return std::tie(dev, ino, size, mtime_ns) < std::tie(o.dev, o.ino, o.size, o.mtime_ns);
+  }
+};
+
+std::optional<FileId> file_id(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino, st.st_size,
+                int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+std::mutex g_verified_mu;
+std::set<FileId> g_verified;
+
+void verified_remember(const std::string& path) {
+  if (auto id = file_id(path)) {
+    std::lock_guard<std::mutex> lock(g_verified_mu);
+    g_verified.insert(*id);
+  }
+}
+
+// Whether the checkpoint at path reads back and verifies; *why says why not.
+bool verified(const std::string& path, std::string* why) {
+  auto id = file_id(path);
+  if (!id) {
+    *why = "checkpoint '" + path + "' cannot be read: " + errno_text();
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_verified_mu);
+    if (g_verified.count(*id)) return true;
+  }
+  try {
+    checkpoint_read(path);
+  } catch (const std::exception& e) {
+    *why = first_line(e.what());
+    return false;
+  }
+  verified_remember(path);
+  return true;
+}
+
 }  // namespace
 
 std::string checkpoint_path(const std::string& dir, int64_t step) {
@@ -310,13 +365,23 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
                              "' failed: " + errno_text());
   fsync_dir(dir);
 
-  // Leftovers of a crash mid-write are never complete: remove them.
+  verified_remember(path);
+
+  // Leftovers of a crash mid-write are never complete (the directory's lock says no other job
+  // is writing here): remove them.
   for (const std::string& name : dir_names(dir))
     if (name.size() > 9 && name.compare(name.size() - 9, 9, ".ckpt.tmp") == 0)
       ::unlink(join_path(dir, name).c_str());
+  // Retention over the checkpoints that verify, newest first.
   int kept = 1;  // the one just written
   for (const auto& [s, p] : checkpoint_list(dir)) {
     if (p == path) continue;
+    std::string why;
+    if (!verified(p, &why)) {
+      std::cerr << log_prefix() << "warning: " << why
+                << "; not counted among the checkpoint.keep checkpoints, and left as it is\n";
+      continue;
+    }
     if (kept < keep) {
       ++kept;
       continue;
@@ -395,6 +460,7 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
                       (kv.key().toStringRef() == kFormatKey || kv.key().toStringRef() == kCrcKey);
     if (!ours) out.insert(kv.key(), kv.value());
   }
+  verified_remember(path);
   return out;
 }
 
@@ -408,6 +474,48 @@ std::optional<std::string> checkpoint_latest(const std::string& dir) {
     }
   }
   return std::nullopt;
+}
+
+CheckpointDirLock::CheckpointDirLock(const std::string& dir) {
+  const std::string who = "checkpoint dir '" + dir + "'";
+  if (!make_dirs(dir)) throw std::runtime_error(who + " cannot be created: " + errno_text());
+  const std::string path = join_path(dir, ".longnet.lock");
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw std::runtime_error(who + " cannot be used: cannot create its lock file '" + path +
+                             "': " + errno_text() + "; give a writable checkpoint.dir");
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char holder[256] = {0};
+    const ssize_t n = ::pread(fd_, holder, sizeof(holder) - 1, 0);
+    std::string who_holds = n > 0 ? std::string(holder, size_t(n)) : "another process";
+    while (!who_holds.empty() && (who_holds.back() == '\n' || who_holds.back() == '\0'))
+      who_holds.pop_back();
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK)
+      throw std::runtime_error(who + " is in use by another training job (" + who_holds +
+                               "); two jobs writing one directory would delete each other's "
+                               "checkpoints. Stop that job, or give this one another "
+                               "checkpoint.dir");
+    throw std::runtime_error(who + ": cannot lock '" + path + "': " + std::strerror(err));
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  char since[32] = {0};
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  std::strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  const std::string me = "host " + std::string(host) + ", pid " + std::to_string(::getpid()) +
+                         ", since " + since + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+    // The lock holds without the note; the note only helps a second job's message.
+  }
+}
+
+CheckpointDirLock::~CheckpointDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
 }  // namespace longnet

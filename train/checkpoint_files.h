@@ -8,6 +8,7 @@
 //                      numbers, strings, in dict order), independent of the zip layout.
 // Tensors are stored on the CPU. From Python (the dict carries TorchScript type tags):
 //   torch.load(path, weights_only=False)
+// A directory is written by one job at a time (CheckpointDirLock).
 #pragma once
 
 #include <ATen/core/ivalue.h>
@@ -25,11 +26,29 @@ std::string checkpoint_path(const std::string& dir, int64_t step);
 
 // Writes `state` (string keys; values: tensors, numbers, strings, bools, None, and lists,
 // tuples and dicts of those) as checkpoint `step` in `dir` (created if needed), then deletes
-// all but the newest `keep` checkpoints (never the one just written) and any stray .tmp files
-// left by a crash. Throws std::runtime_error on I/O failure, std::invalid_argument on a bad
+// the good checkpoints beyond the newest `keep` ones (never the one just written) and any stray
+// .tmp files left by a crash. Only checkpoints that read back and verify count towards `keep`:
+// one that does not (damaged, truncated, not ours) is reported on stderr and left alone, and
+// never shields an older good one from deletion. Call it while holding the directory's
+// CheckpointDirLock. Throws std::runtime_error on I/O failure, std::invalid_argument on a bad
 // state. Returns nothing; the file is complete on disk when it returns.
 void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::GenericDict& state,
                       int keep);
+
+// An advisory lock on a checkpoint directory, held by one training job while it runs: flock on
+// dir/.longnet.lock (which records the holder's host, pid and start time), released when the
+// process ends however it ends. The directory is created if needed. A second job asking for the
+// same directory gets std::runtime_error naming the holder.
+class CheckpointDirLock {
+ public:
+  explicit CheckpointDirLock(const std::string& dir);
+  ~CheckpointDirLock();
+  CheckpointDirLock(const CheckpointDirLock&) = delete;
+  CheckpointDirLock& operator=(const CheckpointDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 // Reads and verifies a checkpoint; returns the caller's dict (without the "_longnet_" entries).
 // Throws std::runtime_error naming the file and the problem: missing, empty or truncated,

@@ -2,17 +2,15 @@
 // scalar through the strict parser (yaml_strict.h) and checked against its field's spec.
 #include "train/config.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
 
+#include "core/file_util.h"
 #include "core/text.h"
 #include "train/config_schema.h"
 #include "train/fault_injection.h"
@@ -200,20 +198,15 @@ TrainConfig config_parse(const std::string& text, const std::string& name,
 
 TrainConfig config_load(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) return config_parse_guarded("", "defaults", overrides);
-  // stat, not std::filesystem: libtorch.so exports std::filesystem symbols of another build
-  // that the dynamic linker may bind to (they crash).
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
-    throw std::invalid_argument("config file '" + path + "' does not exist");
-  if (S_ISDIR(st.st_mode))
-    throw std::invalid_argument("config file '" + path + "' is a directory, not a YAML file");
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in)
-    throw std::invalid_argument("config file '" + path +
-                                "' cannot be read: " + std::strerror(errno));
-  return config_parse_guarded(text.str(), path, overrides);
+  // A config is a small text file: a FIFO, a device or a huge file is refused before reading.
+  constexpr uint64_t kMaxConfigBytes = 1 << 20;
+  std::string text;
+  try {
+    text = file_read_bounded(path, "config file", kMaxConfigBytes);
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(e.what());
+  }
+  return config_parse_guarded(text, path, overrides);
 }
 
 TrainConfig config_parse_guarded(const std::string& text, const std::string& name,

@@ -73,10 +73,7 @@ JsonLine& JsonLine::add(const std::string& key, bool value) {
 }
 
 MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
-  const auto slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0 && !make_dirs(path.substr(0, slash)))
-    throw std::runtime_error("metrics file '" + path +
-                             "': cannot create its directory: " + std::strerror(errno));
+  output_file_prepare(path, "metrics file");  // (never opens a FIFO or a directory)
   out_.open(path, std::ios::app);
   if (!out_)
     throw std::runtime_error("metrics file '" + path +

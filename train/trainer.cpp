@@ -17,6 +17,7 @@
 #include <string>
 
 #include "core/dilated_plan.h"
+#include "core/file_util.h"
 #include "core/longnet_model.h"
 #include "parallel/grad_sync.h"
 #include "parallel/mpi_bootstrap.h"
@@ -24,6 +25,7 @@
 #include "parallel/sequence_parallel_attention.h"
 #include "parallel/watchdog.h"
 #include "train/adamw.h"
+#include "train/checkpoint_files.h"
 #include "train/fault_injection.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
@@ -78,6 +80,12 @@ class Trainer {
   void finish_step(bool eval_now);
   double evaluate();
   at::Tensor forward(const at::Tensor& inputs);  // logits, under autocast when bf16
+  // This rank's --trace file ("" when not tracing).
+  std::string trace_path() const {
+    return run_.trace_path.empty() || grid_->world_size == 1
+               ? run_.trace_path
+               : run_.trace_path + ".rank" + std::to_string(grid_->world_rank);
+  }
 
   TrainConfig cfg_;
   TrainRunOptions run_;
@@ -99,6 +107,7 @@ class Trainer {
   double flops_ = 0, peak_flops_ = 0;
   std::chrono::steady_clock::time_point t_start_;
   std::optional<StepStats> pending_, last_;
+  std::unique_ptr<CheckpointDirLock> checkpoint_lock_;  // rank 0, for the whole job
 };
 
 void Trainer::grid_setup() {
@@ -109,6 +118,15 @@ void Trainer::grid_setup() {
   grid_ = process_grid_create(static_cast<int>(config_data_parallel(cfg_, world)),
                               static_cast<int>(cfg_.grid.sequence_parallel), device);
   bf16_ = cfg_.train.precision == "bf16";
+  // Every path the job will write, checked now rather than at the first write an interval of
+  // training later; the checkpoint directory locked against a second job.
+  if (grid_->world_rank == 0) {
+    output_dir_prepare(cfg_.checkpoint.dir, "checkpoint dir (checkpoint.dir)");
+    checkpoint_lock_ = std::make_unique<CheckpointDirLock>(cfg_.checkpoint.dir);
+    output_file_prepare(cfg_.log.metrics, "metrics file (log.metrics)");
+  }
+  if (!trace_path().empty()) output_file_prepare(trace_path(), "trace file (--trace)");
+  grid_->world->barrier();
   log_info("longnet train: " + std::to_string(world) + " rank(s), grid " +
            std::to_string(grid_->data_parallel) + " data x " +
            std::to_string(grid_->sequence_parallel) + " sequence parallel, device " +
@@ -172,6 +190,14 @@ void Trainer::model_setup() {
       std::vector<AdamW::Group>{{decay, cfg_.optim.weight_decay}, {no_decay, 0.0}},
       cfg_.optim.betas[0], cfg_.optim.betas[1], cfg_.optim.eps);
   attention_ = std::make_unique<SequenceParallelAttention>(grid_);
+  if (grid_->world_rank == 0) {
+    // Room for one more checkpoint: float32 parameters and AdamW's two moments, plus headroom.
+    const int64_t need = 3 * 4 * total + (int64_t(64) << 20);
+    const int64_t free = free_bytes(cfg_.checkpoint.dir);
+    TORCH_CHECK(free < 0 || free >= need, "checkpoint dir (checkpoint.dir) '", cfg_.checkpoint.dir,
+                "' has ", free >> 20, " MiB free; one checkpoint of this model ", "needs about ",
+                need >> 20, " MiB. Free some space or use another checkpoint.dir");
+  }
   const auto& m = cfg_.model;
   std::ostringstream s;
   s << "model: " << m.variant << ", " << total << " parameters (" << matmul_params_
@@ -326,10 +352,7 @@ void Trainer::loop() {
   }
   t_start_ = std::chrono::steady_clock::now();
   first_step_ = step_;
-  StepTrace trace(run_.trace_path.empty() || grid_->world_size == 1
-                      ? run_.trace_path
-                      : run_.trace_path + ".rank" + std::to_string(grid_->world_rank),
-                  grid_->device);
+  StepTrace trace(trace_path(), grid_->device);
   const auto& faults = fault_injection();
   // On CUDA a step's numbers are read after the next step's forward and backward are queued; at
   // evaluations, checkpoints, stops and on the CPU, at once.
