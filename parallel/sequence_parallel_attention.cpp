@@ -339,6 +339,7 @@ class SequenceParallelFunction : public torch::autograd::Function<SequenceParall
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    dilated_double_backward_check();
     auto saved = ctx->get_saved_variables();
     auto* self = reinterpret_cast<SequenceParallelAttention*>(ctx->saved_data["self"].toInt());
     const auto o = dilated_ctx_options(ctx);
