@@ -1,7 +1,8 @@
 // Parameter files in the format of Python's torch.save: a zip archive holding data.pkl (a pickled
-// {name: tensor} dict) and one record per tensor. torch::pickle_save would tag the dict with
-// torch.jit._pickle.restore_type_tag, which torch.load's default weights_only=True rejects, so the
-// dict is pickled untagged here. Written atomically: temporary file, fsync, rename.
+// {name: tensor} dict) and one record per tensor. torch::pickle_save would tag containers with
+// torch.jit._pickle.restore_type_tag, which torch.load's default weights_only=True rejects, so
+// they are pickled untagged here (torch_save_bytes, which checkpoints use too). Written
+// atomically: temporary file, fsync, rename.
 #include "core/parameter_io.h"
 
 #include <ATen/ATen.h>
@@ -53,22 +54,44 @@ void write_all(int fd, const char* bytes, size_t size, const std::string& tmp) {
   }
 }
 
-// The torch.save archive of {name: tensor} into fd.
-void archive_write(int fd, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                   const std::string& tmp) {
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, t] : tensors) dict.insert(name, t.detach().cpu().contiguous());
+// value with every typed list (of ints, floats, bools, tensors: the Pickler writes those through
+// torch.jit._pickle.build_*list, which torch.load's default refuses) made a plain list,
+// recursively through dicts, lists and tuples.
+c10::IValue plain_containers(const c10::IValue& v) {
+  if (v.isList()) {
+    c10::impl::GenericList out(c10::AnyType::get());
+    for (const auto& x : v.toListRef()) out.push_back(plain_containers(x));
+    return out;
+  }
+  if (v.isGenericDict()) {
+    c10::impl::GenericDict out(c10::AnyType::get(), c10::AnyType::get());
+    for (const auto& kv : v.toGenericDict()) out.insert(kv.key(), plain_containers(kv.value()));
+    return out;
+  }
+  if (v.isTuple()) {
+    std::vector<c10::IValue> elems;
+    for (const auto& e : v.toTupleRef().elements()) elems.push_back(plain_containers(e));
+    return c10::ivalue::Tuple::create(std::move(elems));
+  }
+  return v;
+}
+
+}  // namespace
+
+std::vector<char> torch_save_bytes(const c10::IValue& value_in) {
+  const c10::IValue value = plain_containers(value_in);
   std::vector<char> pickle;
   torch::jit::Pickler pickler(
       [&](const char* b, size_t n) { pickle.insert(pickle.end(), b, b + n); },
       /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
       /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
   pickler.protocol();
-  pickler.pushIValue(dict);
+  pickler.pushIValue(value);
   pickler.stop();
 
+  std::vector<char> out;
   caffe2::serialize::PyTorchStreamWriter zip([&](const void* b, size_t n) {
-    write_all(fd, static_cast<const char*>(b), n, tmp);
+    out.insert(out.end(), static_cast<const char*>(b), static_cast<const char*>(b) + n);
     return n;
   });
   // The record names torch.load looks for: data/<storage key> and data.pkl.
@@ -79,6 +102,18 @@ void archive_write(int fd, const std::vector<std::pair<std::string, at::Tensor>>
   }
   zip.writeRecord("data.pkl", pickle.data(), pickle.size());
   zip.writeEndOfFile();
+  return out;
+}
+
+namespace {
+
+// The torch.save archive of {name: tensor} into fd.
+void archive_write(int fd, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                   const std::string& tmp) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, t] : tensors) dict.insert(name, t.detach().cpu().contiguous());
+  const auto bytes = torch_save_bytes(dict);
+  write_all(fd, bytes.data(), bytes.size(), tmp);
 }
 
 }  // namespace

@@ -5,9 +5,18 @@
 
 #include <torch/nn/module.h>
 
+#include <ATen/core/ivalue.h>
+
 #include <string>
+#include <vector>
 
 namespace longnet {
+
+// The bytes Python's torch.save writes for `value` (tensors on the CPU; dicts, lists, tuples,
+// strings, numbers, bools, None), pickled without TorchScript type tags, so that
+// torch.load(path) with its default weights_only=True reads them; torch::pickle_load reads them
+// back too (containers then come back untyped).
+std::vector<char> torch_save_bytes(const c10::IValue& value);
 
 // Writes every parameter and buffer of m (detached, on the CPU, in its dtype) to `path`. Writes a
 // temporary file beside it first and renames it over `path`, so a crash never leaves a

@@ -751,6 +751,11 @@ void expect_same_state(const c10::impl::GenericDict& a, const c10::impl::Generic
     const c10::IValue y = b.at(kv.key());
     if (x.isGenericDict()) {
       expect_same_state(x.toGenericDict(), y.toGenericDict());
+    } else if (x.isList()) {  // (read back as a plain list: checkpoints are pickled untagged)
+      ASSERT_TRUE(y.isList()) << kv.key().toStringRef();
+      auto xs = x.toListRef(), ys = y.toListRef();
+      ASSERT_EQ(xs.size(), ys.size()) << kv.key().toStringRef();
+      for (size_t i = 0; i < xs.size(); ++i) EXPECT_EQ(xs[i], ys[i]) << kv.key().toStringRef();
     } else if (x.isTensor()) {
       EXPECT_EQ(x.toTensor().scalar_type(), y.toTensor().scalar_type());
       EXPECT_TRUE(at::equal(x.toTensor(), y.toTensor())) << kv.key().toStringRef();

@@ -28,6 +28,7 @@
 #include <tuple>
 
 #include "core/errors.h"
+#include "core/parameter_io.h"
 #include "train/fault_injection.h"
 
 namespace longnet {
@@ -337,7 +338,7 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
   }
   out.insert(kFormatKey, std::string(kFormat));
   out.insert(kCrcKey, static_cast<int64_t>(state_crc(out)));
-  const std::vector<char> bytes = torch::pickle_save(out);
+  const std::vector<char> bytes = torch_save_bytes(out);  // loads with torch.load defaults
 
   if (!make_dirs(dir))
     throw std::runtime_error("checkpoint dir '" + dir + "' cannot be created: " + errno_text());

@@ -6,8 +6,9 @@
 //   "_longnet_format": "longnet-checkpoint-1"
 //   "_longnet_crc32":  CRC-32 of every other entry's contents (tensor bytes, dtypes and shapes,
 //                      numbers, strings, in dict order), independent of the zip layout.
-// Tensors are stored on the CPU. From Python (the dict carries TorchScript type tags):
-//   torch.load(path, weights_only=False)
+// Tensors are stored on the CPU, pickled without TorchScript type tags, so Python reads a
+// checkpoint with the defaults: torch.load(path) (weights_only=True). (Checkpoints of longnet
+// before 2026-12 carried the tags: torch.load(path, weights_only=False) for those.)
 // A directory is written by one job at a time (CheckpointDirLock).
 #pragma once
 

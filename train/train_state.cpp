@@ -109,7 +109,8 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
   };
   TORCH_CHECK(get("format").toStringRef() == kFormat, "checkpoint ", path, " has format '",
               get("format").toStringRef(), "', this build reads '", kFormat, "'");
-  auto g = get("grid").toIntVector();
+  std::vector<int64_t> g;  // (a list of ints, typed or not: checkpoints are pickled untagged)
+  for (const auto& x : get("grid").toListRef()) g.push_back(x.toInt());
   TORCH_CHECK(g.size() == 2 && g[0] == grid.data_parallel && g[1] == grid.sequence_parallel,
               "checkpoint ", path, " was written with grid ", g[0], " data x ", g[1],
               " sequence parallel; this run is ", grid.data_parallel, " x ", grid.sequence_parallel,

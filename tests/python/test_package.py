@@ -235,6 +235,12 @@ def check_checkpoint_parity(longnet, args):
     worst = 0.0
     for variant, overrides in cases.items():
         path = train_checkpoint(args, variant, overrides)
+        # A trainer checkpoint loads with torch.load's defaults (weights_only=True, nothing
+        # allowed beyond them).
+        plain = torch.load(path)
+        assert {"format", "step", "config", "model", "optimizer"} <= set(plain), sorted(plain)
+        assert plain["format"] == "longnet-train-1" and isinstance(plain["config"], str)
+        assert all(isinstance(t, torch.Tensor) for t in plain["model"].values())
         ckpt = load_checkpoint(path)
         text = ckpt["config"]
         simple = parse_config_simple(text)
