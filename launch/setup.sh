@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what longnet needs and builds it into build/. Idempotent: a second run with nothing
 # changed takes seconds.
-#   1. Debian packages: compilers, CMake, Ninja, OpenMPI, yaml-cpp, GoogleTest; and, where they
-#      can be had, the optional ones of the tokenizers and corpus formats (PCRE2, SentencePiece,
-#      zstd, zlib, nlohmann-json): without them those parts are built out (configure says so).
+#   1. Debian packages: compilers, CMake, Ninja, OpenMPI, yaml-cpp, GoogleTest, zlib; and, where
+#      they can be had, the optional ones of the tokenizers and corpus formats (PCRE2,
+#      SentencePiece, zstd, nlohmann-json): without them those parts are built out (configure
+#      says so).
 #   2. LibTorch: a python whose `import torch` works (e.g. the GPU machine's), else the pinned
 #      torch wheel installed into .venv/ at the repository root.
 #   3. cmake configure (first time) and build.
@@ -18,9 +19,9 @@ say() { echo "[setup] $*"; }
 
 # ---- 1. system packages --------------------------------------------------------------------
 packages=(build-essential cmake ninja-build pkg-config libopenmpi-dev openmpi-bin
-          libyaml-cpp-dev libgtest-dev python3-venv)
+          libyaml-cpp-dev libgtest-dev python3-venv zlib1g-dev)
 # tokenizers and corpus (issue 20): optional, see cmake/longnet_tokenizers.cmake
-optional_packages=(libpcre2-dev libsentencepiece-dev libzstd-dev zlib1g-dev nlohmann-json3-dev)
+optional_packages=(libpcre2-dev libsentencepiece-dev libzstd-dev nlohmann-json3-dev)
 missing=()
 missing_optional=()
 if [[ "${LONGNET_SKIP_APT:-0}" != 1 ]] && command -v dpkg-query >/dev/null; then

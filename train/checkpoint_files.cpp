@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <torch/serialize.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -38,47 +39,24 @@ constexpr const char* kFormatKey = "_longnet_format";
 constexpr const char* kCrcKey = "_longnet_crc32";
 constexpr const char* kFormat = "longnet-checkpoint-1";
 
-// ---- CRC-32 (IEEE, as zlib), slicing by 8 so that GB-sized checkpoints verify in seconds ----
-
-struct CrcTables {
-  std::array<std::array<uint32_t, 256>, 8> t;
-  CrcTables() {
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[0][i] = c;
-    }
-    for (uint32_t i = 0; i < 256; ++i)
-      for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
-  }
-};
-
+// CRC-32 (IEEE) through zlib, in pieces below zlib's 32-bit length limit.
 class Crc32 {
  public:
   void update(const void* data, size_t n) {
-    static const CrcTables tables;
-    const auto& t = tables.t;
-    const auto* p = static_cast<const uint8_t*>(data);
-    uint32_t c = ~crc_;
-    while (n >= 8) {
-      uint32_t lo, hi;
-      std::memcpy(&lo, p, 4);
-      std::memcpy(&hi, p + 4, 4);
-      lo ^= c;  // little-endian hosts (x86-64, aarch64)
-      c = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
-          t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff] ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
-      p += 8;
-      n -= 8;
+    const auto* p = static_cast<const Bytef*>(data);
+    while (n > 0) {
+      const uInt piece = static_cast<uInt>(std::min<size_t>(n, size_t(1) << 30));
+      crc_ = ::crc32(crc_, p, piece);
+      p += piece;
+      n -= piece;
     }
-    while (n--) c = t[0][(c ^ *p++) & 0xff] ^ (c >> 8);
-    crc_ = ~c;
   }
   void tag(char ch) { update(&ch, 1); }
-  void u64(uint64_t v) { update(&v, sizeof(v)); }
-  uint32_t value() const { return crc_; }
+  void u64(uint64_t v) { update(&v, sizeof(v)); }  // little-endian hosts (x86-64, aarch64)
+  uint32_t value() const { return static_cast<uint32_t>(crc_); }
 
  private:
-  uint32_t crc_ = 0;
+  uLong crc_ = ::crc32(0L, Z_NULL, 0);
 };
 
 // Feeds one value's contents into the CRC: a type tag, then its data. Lists of every element
