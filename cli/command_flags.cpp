@@ -138,6 +138,13 @@ void flags_tokenizer_info(CliFlags& f) {
   f.add("tokenizer", "", kTokenizerHelp);
 }
 
+// The flags of `longnet export`.
+void flags_export(CliFlags& f) {
+  f.add("out", "", "the directory to write model.safetensors and config.json into");
+  f.add("dtype", "",
+        "cast floating-point parameters to float32, bfloat16 or float16 (default: as stored)");
+}
+
 namespace {
 
 const std::map<std::string, std::function<void(CliFlags&)>>& table() {
@@ -152,6 +159,7 @@ const std::map<std::string, std::function<void(CliFlags&)>>& table() {
       {"tokenizer encode", flags_tokenizer_encode},
       {"tokenizer decode", flags_tokenizer_decode},
       {"tokenizer info", flags_tokenizer_info},
+      {"export", flags_export},
   };
   return t;
 }

@@ -26,6 +26,7 @@ void flags_tokenizer_train(CliFlags& f);
 void flags_tokenizer_encode(CliFlags& f);
 void flags_tokenizer_decode(CliFlags& f);
 void flags_tokenizer_info(CliFlags& f);
+void flags_export(CliFlags& f);
 
 // The names of the commands that take flags ("check comm", ..., "train"), and their flags:
 // command_flags declares name's flags on f and returns false for an unknown name.
@@ -38,5 +39,6 @@ int cmd_bench_attention(const Args& args);  // bench_commands.cpp
 int cmd_bench_scaling(const Args& args);    // bench_commands.cpp
 int cmd_data_build(const Args& args);       // data_command.cpp
 int cmd_train(const Args& args);            // train_command.cpp
+int cmd_export(const Args& args);           // export_command.cpp
 
 }  // namespace longnet

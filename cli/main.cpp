@@ -38,6 +38,7 @@ const std::map<std::string, Command>& commands() {
       {"tokenizer decode", {"token ids on stdin -> text on stdout", tokenizer_decode_command}},
       {"tokenizer info", {"a tokenizer's kind, vocabulary and hash", tokenizer_info_command}},
       {"train", {"train a LongNetLM from a YAML config (under mpirun)", cmd_train}},
+      {"export", {"a checkpoint's model as model.safetensors and config.json", cmd_export}},
   };
   return table;
 }

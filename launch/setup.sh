@@ -62,10 +62,11 @@ if ((${#missing[@]} + ${#missing_optional[@]})); then
 fi
 
 # ---- 2. LibTorch ---------------------------------------------------------------------------
-# Beside torch: the Python package's build backend and YAML reader, and the references the
-# tokenizer tests compare with.
-PY_EXTRAS=(scikit-build-core pyyaml tiktoken sentencepiece regex)
-PY_EXTRAS_IMPORT='import scikit_build_core, yaml, tiktoken, sentencepiece, regex'
+# Beside torch: the Python package's build backend and YAML reader, the references the tokenizer
+# tests compare with, and the readers and writers of the export formats (safetensors,
+# TensorBoard event files).
+PY_EXTRAS=(scikit-build-core pyyaml tiktoken sentencepiece regex safetensors tensorboard)
+PY_EXTRAS_IMPORT='import scikit_build_core, yaml, tiktoken, sentencepiece, regex, safetensors, tensorboard'
 has_torch() { "$1" -c 'import torch' >/dev/null 2>&1; }
 PY="${LONGNET_PYTHON:-}"
 if [[ -z "$PY" ]]; then

@@ -286,6 +286,38 @@ def check_checkpoint_parity(longnet, args):
     return worst
 
 
+def check_export(longnet, args):
+    """`longnet export`: model.safetensors (read back by the safetensors package) holds the
+    checkpoint's parameters bit for bit, and config.json builds the same model."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        print("skip: export round trip (no safetensors package)")
+        return
+    import json
+    path = train_checkpoint(args, "export", [])
+    out = os.path.join(args.work, "exported")
+    run([os.path.join(args.build, "longnet"), "export", path, "--out", out])
+    tensors = load_file(os.path.join(out, "model.safetensors"))
+    ckpt = torch.load(path)
+    assert list(tensors) and set(tensors) == set(ckpt["model"]), "parameter names differ"
+    for name, t in ckpt["model"].items():
+        assert torch.equal(tensors[name], t), name
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["architecture"] == "LongNetLM" and cfg["step"] == 2, cfg
+    model = longnet.LongNetLM.from_config(cfg["model"]).eval()
+    model.load_state_dict(tensors)
+    ref = longnet.LongNetLM.from_checkpoint(path).eval()
+    tokens = torch.randint(0, 256, (1, 70))
+    with torch.no_grad():
+        assert torch.equal(model(tokens), ref(tokens)), "config.json builds another model"
+    run([os.path.join(args.build, "longnet"), "export", path, "--out", out + "_bf16",
+         "--dtype", "bfloat16"])
+    half = load_file(os.path.join(out + "_bf16", "model.safetensors"))
+    assert all(t.dtype == torch.bfloat16 for t in half.values())
+    print(f"ok: export round trip ({len(tensors)} tensors; bfloat16 too)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", required=True, help="the CMake build dir (longnet, tests/lm_logits)")
@@ -331,6 +363,7 @@ def main():
         print("skip: CUDA forward + backward (no GPU)")
     check_no_future_leak(longnet)
     check_checkpoint_parity(longnet, args)
+    check_export(longnet, args)
     print("python package: all passed")
 
 

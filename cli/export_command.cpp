@@ -1,0 +1,34 @@
+// `longnet export CHECKPOINT --out DIR [--dtype T]`: a trained model as model.safetensors and
+// config.json (train/model_export.h), for tools that read those.
+#include <iostream>
+#include <stdexcept>
+
+#include "cli/cli_flags.h"
+#include "cli/commands.h"
+#include "train/model_export.h"
+
+namespace longnet {
+
+int cmd_export(const Args& args) {
+  CliFlags f("export");
+  flags_export(f);
+  f.parse(args);
+  if (f.help_requested()) {
+    std::cout << "usage: longnet export CHECKPOINT --out DIR [flags]\n"
+                 "  Writes DIR/model.safetensors (the parameters) and DIR/config.json (the\n"
+                 "  model's options) from a `longnet train` checkpoint.\n"
+              << f.flags_usage();
+    return 0;
+  }
+  if (f.positional().size() != 1 || f.get("out").empty())
+    throw std::invalid_argument(
+        "longnet export: expected one CHECKPOINT and --out DIR (e.g. longnet export "
+        "runs/base/checkpoints/step_00001000.ckpt --out exported/base)");
+  const auto s = checkpoint_export(f.positional()[0], f.get("out"), f.get("dtype"));
+  std::cout << "export: step " << s.step << ", " << s.tensors << " tensors, " << s.bytes
+            << " bytes -> " << f.get("out") << "/model.safetensors, " << f.get("out")
+            << "/config.json" << std::endl;
+  return 0;
+}
+
+}  // namespace longnet

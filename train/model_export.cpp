@@ -1,0 +1,206 @@
+// safetensors and config.json export (see model_export.h).
+#include "train/model_export.h"
+
+#include <ATen/ATen.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/file_util.h"
+#include "train/checkpoint_files.h"
+#include "train/config.h"
+#include "train/metrics.h"
+
+namespace longnet {
+namespace {
+
+const char* safetensors_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble:
+      return "F64";
+    case at::kFloat:
+      return "F32";
+    case at::kHalf:
+      return "F16";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kLong:
+      return "I64";
+    case at::kInt:
+      return "I32";
+    case at::kShort:
+      return "I16";
+    case at::kChar:
+      return "I8";
+    case at::kByte:
+      return "U8";
+    case at::kBool:
+      return "BOOL";
+    default:
+      return nullptr;
+  }
+}
+
+std::string number_json(double v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".eE") == std::string::npos) s += ".0";  // keep it a float
+  return s;
+}
+
+// Writes all bytes; a temporary file renamed over `path` once complete and flushed.
+void file_write_atomic(const std::string& path,
+                       const std::vector<std::pair<const char*, size_t>>& parts) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("'" + tmp + "': cannot create: " + std::strerror(errno));
+  auto fail = [&](const char* what) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("'" + tmp + "': " + what + " failed: " + err);
+  };
+  for (auto [p, n] : parts)
+    while (n > 0) {
+      const ssize_t w = ::write(fd, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) fail("write");
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+  if (::fsync(fd) != 0) fail("fsync");
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string err = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("'" + path + "': rename failed: " + err);
+  }
+}
+
+// Visits LongNetLMOptions into JSON members.
+class JsonVisitor : public OptionVisitor {
+ public:
+  std::string body;
+  void field(const char* n, int64_t& v, const OptionSpec&) override { add(n, std::to_string(v)); }
+  void field(const char* n, double& v, const OptionSpec&) override { add(n, number_json(v)); }
+  void field(const char* n, bool& v, const OptionSpec&) override { add(n, v ? "true" : "false"); }
+  void field(const char* n, std::string& v, const OptionSpec&) override { add(n, json_quote(v)); }
+  void field(const char* n, std::vector<int64_t>& v, const OptionSpec&) override {
+    std::string s;
+    for (auto x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
+    add(n, "[" + s + "]");
+  }
+  void field(const char* n, std::vector<double>& v, const OptionSpec&) override {
+    std::string s;
+    for (auto x : v) s += (s.empty() ? "" : ", ") + number_json(x);
+    add(n, "[" + s + "]");
+  }
+
+ private:
+  void add(const char* name, const std::string& value) {
+    body += (body.empty() ? "" : ",\n") + std::string("    ") + json_quote(name) + ": " + value;
+  }
+};
+
+}  // namespace
+
+void safetensors_write(const std::string& path,
+                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<at::Tensor> data;
+  std::string header = "{";
+  if (!metadata.empty()) {
+    header += "\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [k, v] : metadata) {
+      header += (first ? "" : ",") + json_quote(k) + ":" + json_quote(v);
+      first = false;
+    }
+    header += "}";
+  }
+  int64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    const char* dtype = safetensors_dtype(t.scalar_type());
+    if (dtype == nullptr)
+      throw std::invalid_argument("safetensors: tensor '" + name + "' has dtype " +
+                                  std::string(c10::toString(t.scalar_type())) +
+                                  ", which the format does not hold");
+    if (name.empty() || name == "__metadata__")
+      throw std::invalid_argument("safetensors: '" + name + "' is not a tensor name");
+    auto c = t.detach().cpu().contiguous();
+    std::string shape;
+    for (int64_t s : c.sizes()) shape += (shape.empty() ? "" : ",") + std::to_string(s);
+    const int64_t bytes = static_cast<int64_t>(c.nbytes());
+    header += std::string(header.size() > 1 ? "," : "") + json_quote(name) + ":{\"dtype\":\"" +
+              dtype + "\",\"shape\":[" + shape + "],\"data_offsets\":[" + std::to_string(offset) +
+              "," + std::to_string(offset + bytes) + "]}";
+    offset += bytes;
+    data.push_back(c);
+  }
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
+  const uint64_t n = header.size();
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
+  std::vector<std::pair<const char*, size_t>> parts{{reinterpret_cast<const char*>(len), 8},
+                                                    {header.data(), header.size()}};
+  for (const auto& t : data) parts.emplace_back(static_cast<const char*>(t.data_ptr()), t.nbytes());
+  file_write_atomic(path, parts);
+}
+
+std::string lm_options_json(const LongNetLMOptions& o_in) {
+  LongNetLMOptions o = o_in;
+  JsonVisitor v;
+  options_visit(o, v);
+  return "{\n" + v.body + "\n  }";
+}
+
+ExportSummary checkpoint_export(const std::string& checkpoint, const std::string& out_dir,
+                                const std::string& dtype) {
+  at::ScalarType cast = at::kFloat;
+  if (!dtype.empty()) {
+    if (dtype == "float32")
+      cast = at::kFloat;
+    else if (dtype == "bfloat16")
+      cast = at::kBFloat16;
+    else if (dtype == "float16")
+      cast = at::kHalf;
+    else
+      throw std::invalid_argument("export: dtype '" + dtype +
+                                  "' is not float32, bfloat16 or float16");
+  }
+  auto state = checkpoint_read(checkpoint);
+  if (!state.contains("config") || !state.contains("model") || !state.contains("step"))
+    throw std::runtime_error("checkpoint '" + checkpoint +
+                             "' has no config, model or step entry: not written by longnet train");
+  const TrainConfig config =
+      config_parse(state.at("config").toStringRef(), checkpoint + " (its config)");
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  ExportSummary s;
+  s.step = state.at("step").toInt();
+  for (const auto& kv : state.at("model").toGenericDict()) {
+    at::Tensor t = kv.value().toTensor();
+    if (!dtype.empty() && t.is_floating_point()) t = t.to(cast);
+    tensors.emplace_back(kv.key().toStringRef(), t);
+    s.bytes += static_cast<int64_t>(t.nbytes());
+  }
+  s.tensors = static_cast<int64_t>(tensors.size());
+  output_dir_prepare(out_dir, "export directory");
+  safetensors_write(out_dir + "/model.safetensors", tensors,
+                    {{"format", "pt"},
+                     {"longnet_checkpoint", checkpoint},
+                     {"longnet_step", std::to_string(s.step)}});
+  const std::string json =
+      "{\n  \"architecture\": \"LongNetLM\",\n  \"format\": "
+      "\"longnet-export-1\",\n  \"step\": " +
+      std::to_string(s.step) + ",\n  \"model\": " + lm_options_json(config.model) + "\n}\n";
+  file_write_atomic(out_dir + "/config.json", {{json.data(), json.size()}});
+  return s;
+}
+
+}  // namespace longnet
