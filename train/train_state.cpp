@@ -111,11 +111,10 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
               get("format").toStringRef(), "', this build reads '", kFormat, "'");
   std::vector<int64_t> g;  // (a list of ints, typed or not: checkpoints are pickled untagged)
   for (const auto& x : get("grid").toListRef()) g.push_back(x.toInt());
-  TORCH_CHECK(g.size() == 2 && g[0] == grid.data_parallel && g[1] == grid.sequence_parallel,
-              "checkpoint ", path, " was written with grid ", g[0], " data x ", g[1],
-              " sequence parallel; this run is ", grid.data_parallel, " x ", grid.sequence_parallel,
-              ". Resume with the same grid (and mpirun -np ", g[0] * g[1],
-              "), or start a new run (checkpoint.resume: none or another checkpoint.dir)");
+  TORCH_CHECK(g.size() == 2, "checkpoint ", path, " has no valid grid entry");
+  // Another grid resumes too: parameters and optimizer state are the same on every rank; the data
+  // position is a count of sequences of the whole job; only the generators are per rank.
+  const bool same_grid = g[0] == grid.data_parallel && g[1] == grid.sequence_parallel;
   // Parameters: names and shapes must match before anything is changed.
   auto model = get("model").toGenericDict();
   for (const auto& [name, p] : params) {
@@ -137,7 +136,7 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
   progress.step = get("step").toInt();
   progress.bad_steps = get("bad_steps").toInt();
   progress.samples = get("samples").toInt();
-  auto rng_cpu = get("rng_cpu").toTensor();
+  const at::Tensor rng_cpu = get("rng_cpu").toTensor();
   {
     at::NoGradGuard no_grad;
     for (const auto& [name, p] : params) p.copy_(model.at(name).toTensor());
@@ -149,14 +148,29 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
       st.step.fill_(s.at("step").toDouble());
     }
   }
-  at::Generator cpu = at::detail::getDefaultCPUGenerator();
-  cpu.set_state(rng_cpu[grid.world_rank].clone());
+  if (same_grid) {
+    at::Generator cpu = at::detail::getDefaultCPUGenerator();
+    cpu.set_state(rng_cpu[grid.world_rank].clone());
 #ifdef LONGNET_WITH_CUDA
-  if (grid.device.is_cuda() && state.contains("rng_cuda")) {
-    at::Generator cuda = at::cuda::detail::getDefaultCUDAGenerator(grid.device.index());
-    cuda.set_state(state.at("rng_cuda").toTensor()[grid.world_rank].clone());
-  }
+    if (grid.device.is_cuda() && state.contains("rng_cuda")) {
+      at::Generator cuda = at::cuda::detail::getDefaultCUDAGenerator(grid.device.index());
+      cuda.set_state(state.at("rng_cuda").toTensor()[grid.world_rank].clone());
+    }
 #endif
+  } else {
+    // No state for these ranks: seeded from (seed, step, rank), so a rerun of this resume is
+    // reproducible (dropout masks then differ from an uninterrupted run's).
+    at::manual_seed(static_cast<uint64_t>(cfg.train.seed) * 1000003u +
+                    static_cast<uint64_t>(progress.step) * 7919u +
+                    static_cast<uint64_t>(grid.world_rank) + 1u);
+    log_info("resume: " + path + " was written with grid " + std::to_string(g[0]) + " data x " +
+             std::to_string(g[1]) + " sequence parallel; this run is " +
+             std::to_string(grid.data_parallel) + " x " + std::to_string(grid.sequence_parallel) +
+             ": parameters and optimizer state load as they are, the data continues after the " +
+             std::to_string(progress.samples) +
+             " sequences consumed, and each rank's generator is seeded afresh from (seed, step, "
+             "rank)");
+  }
   log_info("resume: " + path + " at step " + std::to_string(progress.step) + ", " +
            std::to_string(progress.samples) + " samples consumed");
   return progress;

@@ -32,10 +32,12 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
                       const AdamW& optim, const TrainProgress& progress);
 
 // The checkpoint that cfg.checkpoint.resume names ("auto": the newest one in the directory that
-// verifies; "none"; or a path), checked against this model (parameter names and shapes) and
-// grid, restored into params, optim and this rank's generators. nullopt when there is nothing to
+// verifies; "none"; or a path), checked against this model (parameter names and shapes),
+// restored into params, optim and this rank's generators. nullopt when there is nothing to
 // resume. Throws naming the file and the mismatch before changing anything. Every rank must call
-// it.
+// it. A checkpoint of another data x sequence grid resumes too: parameters and optimizer state
+// are replicated on every rank, the data position counts sequences of the whole job; the
+// generators, which are per rank, are then seeded from (seed, step, rank) instead.
 std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainConfig& cfg,
                                                 const NamedTensors& params, AdamW& optim);
 
