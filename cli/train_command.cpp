@@ -44,6 +44,8 @@ int cmd_train(const Args& args) {
   f.add_hidden("debug-stall", "", "RANK:STEP, that rank stops responding at that step");
   f.add_hidden("debug-crash-in-checkpoint", "-1", "die half-way through writing this checkpoint");
   f.add_switch_hidden("debug-parser-hang", "the config parser's trial child never returns");
+  f.add_hidden("debug-truncate-data-at", "-1",
+               "before this step, truncate every training shard to 64 bytes");
   f.parse(args);
   if (f.help_requested()) {
     std::cout << "usage: longnet train [CONFIG.yaml] [key=value ...] [flags]\n"
@@ -70,6 +72,7 @@ int cmd_train(const Args& args) {
     std::tie(faults.stall_rank, faults.stall_at_step) = rank_step(f.get("debug-stall"));
   faults.crash_in_checkpoint_step = f.get_int("debug-crash-in-checkpoint");
   faults.config_parser_hang = f.get_switch("debug-parser-hang");
+  faults.truncate_data_at_step = f.get_int("debug-truncate-data-at");
 
   auto cfg = config_load(config_path, overrides);
   if (const int64_t world = f.get_int("check-config"); world > 0) {
