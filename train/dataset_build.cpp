@@ -291,7 +291,7 @@ void Builder::run() {
   sum_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (o_.quiet) return;
   char rate[160];
-  std::snprintf(rate, sizeof(rate), "%.1f MB of text in %.1f s (%.2f MB/s, %lld worker(s))",
+  std::snprintf(rate, sizeof(rate), "%.1f MB of text in %.2f s (%.2f MB/s, %lld worker(s))",
                 sum_.text_bytes / 1e6, sum_.seconds,
                 sum_.seconds > 0 ? sum_.text_bytes / 1e6 / sum_.seconds : 0.0,
                 static_cast<long long>(sum_.workers));
