@@ -105,6 +105,7 @@ class Trainer {
   int64_t step_ = 0, bad_steps_ = 0, matmul_params_ = 0;
   bool bf16_ = false, chunked_loss_ = false;
   int64_t loss_chunk_rows_ = 0;
+  std::string bits_per_ = "byte";  // the evaluation's unit: "byte" for byte tokens, else "token"
   // Per run: the step numbers and the steps' statistics not yet read (on CUDA a step's numbers
   // are read after the next step is queued), and the one finished before it, if the device went
   // straight on from it to the next step (not after an evaluation or a checkpoint).
@@ -168,6 +169,8 @@ void Trainer::data_setup() {
   grid_->world->barrier();
   data_ = TokenDataset::open(d.path, d.format);
   log_info(dataset_config_check(cfg_, *data_));
+  const DatasetManifest* m = data_->manifest();
+  if (data_->format() == "nanogpt" || (m && m->tokenizer_kind != "bytes")) bits_per_ = "token";
   if (d.verify == "checksums" && data_->manifest()) {
     // Each rank checks every world_size-th shard; all end on the first bad one.
     const auto [bad, why] = data_->verify_checksums(grid_->world_rank, grid_->world_size);
@@ -361,7 +364,7 @@ void Trainer::finish_step(bool eval_now) {
     const double v = evaluate();
     line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
     log_info("eval at step " + std::to_string(s.step()) + ": loss " + std::to_string(v) +
-             ", bits per byte " + std::to_string(v / std::log(2.0)));
+             ", bits per " + bits_per_ + " " + std::to_string(v / std::log(2.0)));
   }
   if (metrics_) metrics_->write(line);
   const int64_t total = cfg_.train.steps;
@@ -392,7 +395,7 @@ void Trainer::loop() {
            " sequences of " + std::to_string(cfg_.data.seq_len) + ")");
   if (step_ == 0) {
     const double v = evaluate();
-    log_info("eval before training: loss " + std::to_string(v) + ", bits per byte " +
+    log_info("eval before training: loss " + std::to_string(v) + ", bits per " + bits_per_ + " " +
              std::to_string(v / std::log(2.0)));
     if (metrics_)
       metrics_->write(
