@@ -32,6 +32,7 @@ class DataFile;
 enum class DataSplit { kTrain = 0, kVal = 1 };
 const char* split_name(DataSplit s);  // "training", "validation"
 
+// One thread reads a TokenDataset at a time (reads share a buffer and the open files).
 class TokenDataset {
  public:
   // Opens data.path as `format` (auto | longnet | nanogpt | legacy). Throws std::runtime_error
