@@ -97,12 +97,30 @@ void flags_train(CliFlags& f) {
   f.add_hidden("debug-crash-in-checkpoint", "-1", "die half-way through writing this checkpoint",
                spec_range(-1, double(kMaxTokens)));
   f.add_switch_hidden("debug-parser-hang", "the config parser's trial child never returns");
+  f.add_hidden("debug-truncate-data-at", "-1",
+               "before this step, truncate every training shard to 64 bytes",
+               spec_range(-1, double(kMaxTokens)));
 }
 
 // The flags of `longnet data build`.
 void flags_data_build(CliFlags& f) {
-  f.add("val-fraction", "0.005", "fraction of the files kept for validation (by path hash)",
-        spec_half_open(0, 1));
+  f.add("tokenizer", "",
+        "KIND[:PATH]: bytes, bytes:eot, tiktoken:FILE.tiktoken, sentencepiece:FILE.model");
+  f.add("source", "",
+        "a directory, text, .jsonl, .gz or .zst file (repeatable; more paths may follow it)");
+  f.add("out", "",
+        "the dataset directory (new, empty, or an interrupted build of the same inputs)");
+  f.add("shard-mb", "1024", "token bytes per shard, at most, in MiB (fractions allowed)",
+        spec_above(0, 1 << 20));
+  f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
+  f.add("val-fraction", "0.005", "fraction of the text kept for validation", spec_half_open(0, 1));
+  f.add("workers", "0", "tokenizing threads (0: one per core)", spec_range(0, 4096));
+  f.add_switch("no-progress", "no progress line on stderr");
+  // Testing aids (train/fault_injection.h); not listed in --help.
+  f.add_hidden("debug-fail-after-shards", "-1", "fail (as an error would) after N shards",
+               spec_range(-1, 1 << 30));
+  f.add_hidden("debug-kill-after-shards", "-1", "exit at once (as kill -9) after N shards",
+               spec_range(-1, 1 << 30));
 }
 
 // The flags of `longnet tokenizer train`.

@@ -198,6 +198,10 @@ LongNetLMImpl::LongNetLMImpl(const LongNetLMOptions& o) : options_(o) {
 }
 
 at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& backend) {
+  return linear_apply(out, forward_hidden(tokens, backend));  // (B, N_local, vocab_size)
+}
+
+at::Tensor LongNetLMImpl::forward_hidden(const at::Tensor& tokens, AttentionBackend& backend) {
   TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong,
               "LongNetLM: tokens must be (batch, seq_len) int64; got ", tokens.sizes(), " ",
               tokens.scalar_type());
@@ -213,7 +217,7 @@ at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& ba
       auto r = add_layer_norm_apply(next, y, f);
       x = r[0], h = r[1];
     }
-    return linear_apply(out, h);  // (B, N_local, vocab_size)
+    return h;  // (B, N_local, d_model)
   }
   if (options_.variant == "decoder_only") {
     for (auto& layer : decoder) {
@@ -226,7 +230,7 @@ at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens, AttentionBackend& ba
   } else {
     x = long_net->forward(x, /*is_causal=*/true, backend);
   }
-  return linear_apply(out, layer_norm_apply(norm, x));  // (B, N_local, vocab_size)
+  return layer_norm_apply(norm, x);  // (B, N_local, d_model)
 }
 
 at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens) {

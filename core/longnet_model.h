@@ -111,6 +111,10 @@ class LongNetLMImpl : public torch::nn::Module {
   // tokens: (B, N_local) int64, this rank's tokens -> logits (B, N_local, vocab_size).
   at::Tensor forward(const at::Tensor& tokens, AttentionBackend& backend);
   at::Tensor forward(const at::Tensor& tokens);
+  // The final LayerNorm's output, before `out`: (B, N_local, d_model); forward = out(this). A
+  // loss over a large vocabulary takes it with out's weight and bias
+  // (core/chunked_cross_entropy.h) instead of the whole logits.
+  at::Tensor forward_hidden(const at::Tensor& tokens, AttentionBackend& backend);
 
   const LongNetLMOptions& options() const { return options_; }
 

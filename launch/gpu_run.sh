@@ -4,7 +4,7 @@
 # multi-GPU checks and the benchmarks. Results go to bench/results/ (JSON with card, date,
 # commit, command); logs to $OUT (or out/), and a summary is printed last.
 #   launch/gpu_run.sh [stage ...]
-# stages: build test check bench breakdown weak scaling scaling4 train trace train4 stall
+# stages: build test check bench breakdown weak scaling scaling4 train trace train4 stall data
 # (default: build test check bench weak)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -179,6 +179,58 @@ for stage in "${STAGES[@]}"; do
         log.metrics=/tmp/stall.jsonl train.collective_timeout_s=20 --debug-stall 1:5
       note "stall: the job ended $((SECONDS - T0)) s after start"
       grep -E "stalling|error|watchdog|has not finished|^step" "$LOGS/stall.log" | tee -a "$SUMMARY"
+      ;;
+    data)
+      # ---- sharded data and the paper's vocabulary (issue 20) ----
+      # configs/paper_lm.yaml (12 x 768, 32K context, 0.5M tokens per step, vocabulary 100,277)
+      # on one GPU, with a synthetic ranks file of cl100k_base's size (bench/synthetic_ranks.py):
+      # the chunked output layer and loss against the plain one, in this same run. A dataset built
+      # here when this build has tiktoken (PCRE2), else a synthetic one (random ids; the manifest
+      # names the ranks file by its SHA-256, which training checks without the library).
+      RANKS=/tmp/longnet_paper/ranks.tiktoken DS=/tmp/longnet_paper/data
+      rm -rf /tmp/longnet_paper && mkdir -p /tmp/longnet_paper
+      python3 bench/synthetic_ranks.py $RANKS | tee -a "$SUMMARY"
+      if $BIN tokenizer info --tokenizer tiktoken:$RANKS > "$LOGS/data_tokenizer.log" 2>&1; then
+        DATA_SRC=/usr/include
+        [[ -d $DATA_SRC ]] || DATA_SRC=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+        run data_build 300 $BIN data build --tokenizer tiktoken:$RANKS --source $DATA_SRC \
+          --out $DS --shard-mb 256 --val-fraction 0.01 --no-progress
+        grep -E "data build|error" "$LOGS/data_build.log" | tee -a "$SUMMARY"
+      else
+        note "data: this build has no tiktoken ($(tail -1 "$LOGS/data_tokenizer.log")); synthetic ids"
+        run data_synth 300 python3 bench/synthetic_dataset.py $RANKS $DS --tokens 100000000
+        tail -1 "$LOGS/data_synth.log" | tee -a "$SUMMARY"
+      fi
+      # name LOSS BATCH ACCUM LIMIT: 12 steps of paper_lm.yaml (16 sequences of 32K each).
+      paper() {
+        run paper_$1 $5 $BIN train configs/paper_lm.yaml data.path=$DS \
+          data.tokenizer=tiktoken:$RANKS train.loss=$2 data.batch_size=$3 \
+          train.grad_accumulation=$4 train.steps=12 optim.warmup_steps=2 eval.interval=1000 \
+          eval.batches=1 log.interval=1 checkpoint.interval=1000 checkpoint.resume=none \
+          checkpoint.dir=/tmp/longnet_paper/ck_$1 log.metrics=bench/results/paper_lm_$1_$CARD.jsonl
+        grep -E "^model:|^data:|training done|error|out of memory" "$LOGS/paper_$1.log" |
+          cut -c1-240 | sed "s/^/$1: /" | tee -a "$SUMMARY"
+      }
+      paper chunked_b4 chunked 4 4 240
+      paper chunked_b1 chunked 1 16 300
+      paper plain_b1 plain 1 16 300
+      paper plain_b4 plain 4 4 150  # expected to run out of memory: 26 GB of bf16 logits alone
+      # Steps 4..12 of each run: tokens/s, MFU, peak memory.
+      python3 - bench/results/paper_lm_{chunked_b4,chunked_b1,plain_b1,plain_b4}_$CARD.jsonl \
+          <<'PY' | tee -a "$SUMMARY" | tee bench/results/paper_lm_loss_paths_$CARD.txt
+import json, os, sys
+for path in sys.argv[1:]:
+    name = os.path.basename(path)
+    rows = [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+    rows = [r for r in rows if r.get("step", 0) >= 4 and "tokens_per_s" in r]
+    if not rows:
+        print(f"{name}: no steps (see its log)")
+        continue
+    mean = lambda k: sum(r[k] for r in rows) / len(rows)
+    print(f"{name}: {len(rows)} steps, {mean('tokens_per_s'):.0f} tokens/s, MFU "
+          f"{100 * mean('mfu'):.1f}%, peak {max(r['peak_gib'] for r in rows):.1f} GiB, "
+          f"last loss {rows[-1]['loss']:.4f}")
+PY
       ;;
     *) note "unknown stage $stage" ;;
   esac

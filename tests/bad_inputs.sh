@@ -122,6 +122,73 @@ expect ckpt.other_shape "has shape" train "$CONFIG" $DATA checkpoint.dir="$WORK/
   model.dim_feedforward=192 train.steps=12
 cp -r "$WORK/ckpt" "$WORK/c_all"; for f in "$WORK"/c_all/*.ckpt; do head -c 1000 "$f" > "$f.x" && mv "$f.x" "$f"; done
 expect ckpt.none_intact "none reads back intact" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_all"
+# ---- sharded datasets (issues 18, 20) ------------------------------------------------------
+# expect1 NAME MESSAGE ARGS...: as expect, one process (data build writes one directory).
+expect1() {
+  local name=$1 message=$2
+  shift 2
+  local t0=$SECONDS
+  timeout 60 "$BIN" "$@" > "$WORK/$name.log" 2>&1
+  local rc=$? dt=$((SECONDS - t0))
+  ((rc != 0)) || fail "$name: exited 0"
+  ((rc != 124)) || fail "$name: hung"
+  grep -qF -- "$message" "$WORK/$name.log" || fail "$name: no '$message' in: $(head -3 "$WORK/$name.log")"
+  cases=$((cases + 1))
+  echo "ok: $name ($dt s): $(grep -m1 -F -- "$message" "$WORK/$name.log" | cut -c1-150)"
+}
+# Corrupts a copy of dataset DIR: python3 EXPR on each training shard's bytes b (bytearray).
+corrupt() {
+  cp -r "$DS" "$1"
+  python3 -c "import sys,glob
+for p in sorted(glob.glob(sys.argv[1] + '/train_*.bin')):
+    b = bytearray(open(p, 'rb').read()); $2; open(p, 'wb').write(b)" "$1"
+}
+DS="$WORK/ds"
+"$BIN" data build --tokenizer bytes --source "$SRC" --out "$DS" --shard-mb 0.05 --no-progress \
+  > "$WORK/ds_build.log" 2>&1 || fail "building the dataset failed: $(tail -3 "$WORK/ds_build.log")"
+TD=(train "$CONFIG" data.source='""' checkpoint.dir="$WORK/ck_data" checkpoint.resume=none
+    log.metrics="$WORK/m3.jsonl")
+mkfifo "$WORK/pipe"
+expect data.fifo "pipe' is a FIFO (named pipe), not a regular file" "${TD[@]}" data.path="$WORK/pipe"
+cp -r "$DS" "$WORK/ds_fifo" && rm "$WORK/ds_fifo/train_000001.bin" && mkfifo "$WORK/ds_fifo/train_000001.bin"
+expect data.fifo_shard "train_000001.bin' is a FIFO" "${TD[@]}" data.path="$WORK/ds_fifo"
+cp -r "$DS" "$WORK/ds_dir" && rm "$WORK/ds_dir/train_000002.bin" && mkdir "$WORK/ds_dir/train_000002.bin"
+expect data.dir_shard "train_000002.bin' is a directory" "${TD[@]}" data.path="$WORK/ds_dir"
+expect1 build.interrupted "stopped after 2 shard(s)" data build --tokenizer bytes --source "$SRC" \
+  --out "$WORK/ds_cut" --shard-mb 0.05 --no-progress --debug-fail-after-shards 2
+expect data.incomplete "is incomplete: its build was interrupted" "${TD[@]}" data.path="$WORK/ds_cut"
+expect data.tokenizer_mismatch "its manifest records 'bytes'" "${TD[@]}" data.path="$DS" \
+  data.tokenizer=bytes:eot model.vocab_size=257
+expect data.vocab_small "model.vocab_size: 200 is smaller than the vocabulary of longnet dataset" \
+  "${TD[@]}" data.path="$DS" model.vocab_size=200
+corrupt "$WORK/ds_crc" "b[100] ^= 1"
+expect data.checksum "is corrupt: its CRC-32" "${TD[@]}" data.path="$WORK/ds_crc"
+corrupt "$WORK/ds_ids" "b[64:] = b'\xff' * (len(b) - 64)"
+expect data.corrupt_ids "not below the vocabulary 256 of the dataset" "${TD[@]}" \
+  data.path="$WORK/ds_ids" data.verify=sizes
+cp -r "$DS" "$WORK/ds_shrink"
+expect data.shrunk "shrank while in use" "${TD[@]}" data.path="$WORK/ds_shrink" \
+  --debug-truncate-data-at 2
+! grep -qiE "bus error|sigbus|signal 7" "$WORK/data.shrunk.log" || fail "data.shrunk: died of a signal"
+printf '{"text": "fine"}\n{"text": "cut off\n' > "$WORK/bad.jsonl"
+expect1 build.malformed_jsonl "bad.jsonl:2: not valid JSON" data build --tokenizer bytes \
+  --source "$WORK/bad.jsonl" --out "$WORK/ds_bad" --no-progress
+[[ ! -e "$WORK/ds_bad" ]] || fail "build.malformed_jsonl: left $WORK/ds_bad behind"
+if command -v gzip > /dev/null; then
+  seq 1 200000 > "$WORK/nums.txt" && gzip -n "$WORK/nums.txt"
+  head -c 50000 "$WORK/nums.txt.gz" > "$WORK/cut.txt.gz"
+  expect1 build.truncated_gz "cut.txt.gz" data build --tokenizer bytes --source "$WORK/cut.txt.gz" \
+    --out "$WORK/ds_gz" --no-progress
+fi
+echo x > "$WORK/afile"
+expect1 build.out_is_file "exists and is not a directory" data build --tokenizer bytes \
+  --source "$SRC" --out "$WORK/afile"
+expect1 build.out_foreign "is not empty" data build --tokenizer bytes --source "$SRC" --out "$WORK/c_all"
+expect1 build.out_other_inputs "built from other inputs (the tokenizer: bytes there, bytes:eot here)" \
+  data build --tokenizer bytes:eot --source "$SRC" --out "$DS" --shard-mb 0.05
+expect1 build.fifo_source "neither a directory nor a regular file" data build --tokenizer bytes \
+  --source "$WORK/pipe" --out "$WORK/ds_pipe"
+# ---- end sharded datasets ------------------------------------------------------------------
 # Help on every command and command group (exit 0).
 for c in "" data bench check tokenizer train "data build" "bench attention" "check comm" \
          "tokenizer encode"; do

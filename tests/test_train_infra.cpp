@@ -26,6 +26,8 @@
 #include "train/metrics.h"
 #include "train/schedule.h"
 #include "train/token_data.h"
+#include "train/token_dataset.h"
+#include "train/token_sampler.h"
 
 namespace longnet {
 namespace {
@@ -472,6 +474,13 @@ std::map<std::string, std::string> make_tree(const TempDir& dir, int n_text, int
   return text;
 }
 
+// A whole split of a dataset as bytes (byte-token files: one byte per token).
+std::string split_text(const TokenDataset& d, DataSplit s) {
+  std::vector<int64_t> ids(static_cast<size_t>(d.tokens(s)));
+  d.read(s, 0, d.tokens(s), ids.data());
+  return std::string(ids.begin(), ids.end());
+}
+
 std::vector<std::string> split_lines(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -494,15 +503,16 @@ TEST(TokenData, BuildTakesTextFilesOnlyAndSplitsByFile) {
   EXPECT_EQ(s.train_files + s.val_files, 7);
   EXPECT_FALSE(path_exists(out + ".tmp"));
 
-  TokenFile f(out);
-  EXPECT_EQ(static_cast<int64_t>(f.train().size()), s.train_tokens);
-  EXPECT_EQ(static_cast<int64_t>(f.val().size()), s.val_tokens);
+  auto f = TokenDataset::open(out);
+  EXPECT_EQ(f->format(), "legacy");
+  EXPECT_EQ(f->tokens(DataSplit::kTrain), s.train_tokens);
+  EXPECT_EQ(f->tokens(DataSplit::kVal), s.val_tokens);
   int64_t bytes = 0;
   for (const auto& [name, content] : text) bytes += static_cast<int64_t>(content.size());
   EXPECT_EQ(s.train_tokens + s.val_tokens, bytes + (s.train_files - 1) + (s.val_files - 1));
   // Each split is its files' bytes in sorted path order, joined by '\n'.
-  auto train = split_lines(std::string(f.train().begin(), f.train().end()));
-  auto val = split_lines(std::string(f.val().begin(), f.val().end()));
+  auto train = split_lines(split_text(*f, DataSplit::kTrain));
+  auto val = split_lines(split_text(*f, DataSplit::kVal));
   EXPECT_EQ(static_cast<int64_t>(train.size()), s.train_files);
   EXPECT_EQ(static_cast<int64_t>(val.size()), s.val_files);
   std::vector<std::string> sorted_contents;
@@ -538,9 +548,9 @@ TEST(TokenData, BuildWithValidationFractionMakesAReadableFile) {
   TempDir dir;
   make_tree(dir, 4, 30);
   data_build(dir / "src_tree", dir / "t.tokens", 0.3);
-  TokenFile f(dir / "t.tokens");
-  EXPECT_GT(f.train().size(), 0u);
-  EXPECT_GT(f.val().size(), 0u);
+  auto f = TokenDataset::open(dir / "t.tokens");
+  EXPECT_GT(f->tokens(DataSplit::kTrain), 0);
+  EXPECT_GT(f->tokens(DataSplit::kVal), 0);
 }
 
 TEST(TokenData, TokenFileErrorsNameTheProblem) {
@@ -550,35 +560,36 @@ TEST(TokenData, TokenFileErrorsNameTheProblem) {
   data_build(dir / "src_tree", good, 0.3);
   const std::string bytes = read_file(good);
 
-  expect_error<std::runtime_error>([&] { TokenFile f(dir / "missing.tokens"); },
+  expect_error<std::runtime_error>([&] { TokenDataset::open(dir / "missing.tokens"); },
                                    {"missing.tokens' does not exist", "longnet data build"});
   write_file(dir / "empty.tokens", "");
-  expect_error<std::runtime_error>([&] { TokenFile f(dir / "empty.tokens"); }, {"is empty"});
+  expect_error<std::runtime_error>([&] { TokenDataset::open(dir / "empty.tokens"); }, {"is empty"});
   write_file(dir / "text.tokens", "#include <stdio.h>\nint main() {}\n" + std::string(100, ' '));
-  expect_error<std::runtime_error>([&] { TokenFile f(dir / "text.tokens"); },
+  expect_error<std::runtime_error>([&] { TokenDataset::open(dir / "text.tokens"); },
                                    {"not a longnet token file", "bad magic"});
   write_file(dir / "cut.tokens", bytes.substr(0, bytes.size() - 7));
-  expect_error<std::runtime_error>([&] { TokenFile f(dir / "cut.tokens"); }, {"is truncated"});
+  expect_error<std::runtime_error>([&] { TokenDataset::open(dir / "cut.tokens"); },
+                                   {"is truncated"});
   write_file(dir / "head.tokens", bytes.substr(0, 20));
-  expect_error<std::runtime_error>([&] { TokenFile f(dir / "head.tokens"); },
+  expect_error<std::runtime_error>([&] { TokenDataset::open(dir / "head.tokens"); },
                                    {"is truncated", "64-byte header"});
   write_file(dir / "long.tokens", bytes + "xyz");
-  expect_error<std::runtime_error>([&] { TokenFile f(dir / "long.tokens"); },
+  expect_error<std::runtime_error>([&] { TokenDataset::open(dir / "long.tokens"); },
                                    {"3 bytes more than its header promises"});
   std::string v2 = bytes;
   v2[8] = 2;
   write_file(dir / "v2.tokens", v2);
-  expect_error<std::runtime_error>([&] { TokenFile f(dir / "v2.tokens"); },
+  expect_error<std::runtime_error>([&] { TokenDataset::open(dir / "v2.tokens"); },
                                    {"format version 2", "reads version 1"});
 
-  TokenFile f(good);
+  auto f = TokenDataset::open(good);
   SamplerOptions o;
-  o.seq_len = static_cast<int64_t>(f.val().size());  // one token short for validation
-  expect_error<std::runtime_error>([&] { TokenSampler s(f, o); },
+  o.seq_len = f->tokens(DataSplit::kVal);  // one token short for validation
+  expect_error<std::runtime_error>([&] { TokenSampler s(*f, o); },
                                    {"validation split has", "shorter than one sequence",
                                     "use a smaller data.seq_len or a larger corpus"});
-  o.seq_len = static_cast<int64_t>(f.train().size()) + 10;
-  expect_error<std::runtime_error>([&] { TokenSampler s(f, o); }, {"training split has"});
+  o.seq_len = f->tokens(DataSplit::kTrain) + 10;
+  expect_error<std::runtime_error>([&] { TokenSampler s(*f, o); }, {"training split has"});
 }
 
 // A corpus big enough for sampling: 12 files of 3000 random letters.
@@ -587,16 +598,16 @@ class Sampler : public ::testing::Test {
   void SetUp() override {
     make_tree(dir_, 12, 3000);
     data_build(dir_ / "src_tree", dir_ / "c.tokens", 0.25);
-    file_ = std::make_unique<TokenFile>(dir_ / "c.tokens");
+    file_ = TokenDataset::open(dir_ / "c.tokens");
   }
   // The training tokens [start, start + n) as int64.
   at::Tensor window(int64_t start, int64_t n) const {
     auto t = at::empty({n}, at::kLong);
-    for (int64_t i = 0; i < n; ++i) t[i] = static_cast<int64_t>(file_->train()[start + i]);
+    file_->read(DataSplit::kTrain, start, n, t.data_ptr<int64_t>());
     return t;
   }
   TempDir dir_;
-  std::unique_ptr<TokenFile> file_;
+  std::unique_ptr<TokenDataset> file_;
 };
 
 TEST_F(Sampler, DataParallelRanksGetDisjointSequences) {
@@ -694,9 +705,9 @@ TEST_F(Sampler, ValidationBatchesAreFixedAndSpreadOverTheSplit) {
   EXPECT_TRUE(at::equal(s.val_batch(0).inputs, v0.inputs));
   EXPECT_FALSE(at::equal(v0.inputs, v3.inputs));
   // The first window starts at the split's start and the last ends at its end.
-  auto val = file_->val();
-  EXPECT_EQ(v0.inputs[0][0].item<int64_t>(), val[0]);
-  EXPECT_EQ(v3.targets[1][49].item<int64_t>(), val[val.size() - 1]);
+  const std::string val = split_text(*file_, DataSplit::kVal);
+  EXPECT_EQ(v0.inputs[0][0].item<int64_t>(), static_cast<unsigned char>(val.front()));
+  EXPECT_EQ(v3.targets[1][49].item<int64_t>(), static_cast<unsigned char>(val.back()));
   expect_error([&] { s.val_batch(4); }, {"outside [0, 4)"});
 }
 

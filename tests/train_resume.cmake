@@ -1,11 +1,23 @@
 # Exact resume: 2N uninterrupted steps, against N steps + stop + resume for N more. The losses
 # of steps N+1..2N must be identical to the last bit (metrics hold shortest round-trip text).
-# In: LONGNET, MPIRUN (|-separated), CONFIG, DATA_SRC, WORK, N.
+# In: LONGNET, MPIRUN (|-separated), CONFIG, DATA_SRC, WORK, N; and SHARD_MB to train on a
+# sharded dataset built first from DATA_SRC (shards of that size: sequences cross them).
 string(REPLACE "|" ";" mpirun "${MPIRUN}")
 file(REMOVE_RECURSE "${WORK}")
 math(EXPR total "2 * ${N}")
 set(common ${mpirun} ${LONGNET} train ${CONFIG} data.source=${DATA_SRC}
     data.path=${WORK}/data.tokens train.steps=${total})
+if(DEFINED SHARD_MB)
+  execute_process(COMMAND ${LONGNET} data build --tokenizer bytes --source ${DATA_SRC}
+                          --out ${WORK}/dataset --shard-mb ${SHARD_MB} --val-fraction 0.05
+                          --no-progress RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "data build failed (${rc}):\n${out}")
+  endif()
+  message(STATUS "${out}")
+  set(common ${mpirun} ${LONGNET} train ${CONFIG} data.path=${WORK}/dataset
+      data.tokenizer=bytes train.steps=${total})
+endif()
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
                   TIMEOUT 240)

@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <torch/serialize.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -30,6 +29,7 @@
 
 #include "core/errors.h"
 #include "core/parameter_io.h"
+#include "train/crc32.h"
 #include "train/fault_injection.h"
 
 namespace longnet {
@@ -39,24 +39,16 @@ constexpr const char* kFormatKey = "_longnet_format";
 constexpr const char* kCrcKey = "_longnet_crc32";
 constexpr const char* kFormat = "longnet-checkpoint-1";
 
-// CRC-32 (IEEE) through zlib, in pieces below zlib's 32-bit length limit.
+// CRC-32 over a stream of tagged values (train/crc32.h).
 class Crc32 {
  public:
-  void update(const void* data, size_t n) {
-    const auto* p = static_cast<const Bytef*>(data);
-    while (n > 0) {
-      const uInt piece = static_cast<uInt>(std::min<size_t>(n, size_t(1) << 30));
-      crc_ = ::crc32(crc_, p, piece);
-      p += piece;
-      n -= piece;
-    }
-  }
+  void update(const void* data, size_t n) { crc_ = crc32_update(crc_, data, n); }
   void tag(char ch) { update(&ch, 1); }
   void u64(uint64_t v) { update(&v, sizeof(v)); }  // little-endian hosts (x86-64, aarch64)
-  uint32_t value() const { return static_cast<uint32_t>(crc_); }
+  uint32_t value() const { return crc_; }
 
  private:
-  uLong crc_ = ::crc32(0L, Z_NULL, 0);
+  uint32_t crc_ = 0;
 };
 
 // Feeds one value's contents into the CRC: a type tag, then its data. Lists of every element

@@ -22,10 +22,18 @@ struct GridConfig {
 };
 
 struct DataConfig {
-  std::string path = "data/usr_include.tokens";  // made by `longnet data build`
-  std::string source = "/usr/include";           // built into `path` when missing ("": never)
-  int64_t seq_len = 2048;  // tokens per sequence, before the sequence-parallel split
-  int64_t batch_size = 1;  // sequences per data-parallel rank per micro-step
+  // A dataset directory (or its manifest.json) made by `longnet data build --out`, a directory
+  // of llm.c / nanoGPT .bin shards, or a byte-token file (train/token_dataset.h).
+  std::string path = "data/usr_include.tokens";
+  std::string source = "/usr/include";  // built into `path` when missing ("": never)
+  // The tokenizer spec (KIND[:PATH], train/tokenizer.h) the dataset must have been built with:
+  // checked against the manifest; "" takes the manifest's. With `source`, the tokenizer a missing
+  // `path` is built with (none: the byte-token file).
+  std::string tokenizer = "";
+  std::string format = "auto";       // auto | longnet | nanogpt | legacy
+  std::string verify = "checksums";  // checksums (CRC-32 of every shard at start) | sizes
+  int64_t seq_len = 2048;            // tokens per sequence, before the sequence-parallel split
+  int64_t batch_size = 1;            // sequences per data-parallel rank per micro-step
 };
 
 struct OptimConfig {
@@ -48,6 +56,11 @@ struct TrainLoopConfig {
   // A collective unfinished after this many seconds ends the job (parallel/watchdog.h); 0 waits
   // forever. Keep it above the longest step.
   double collective_timeout_s = 600.0;
+  // The output layer and loss: plain (whole logits, then cross-entropy), chunked
+  // (core/chunked_cross_entropy.h: logits a chunk of rows at a time, never whole), or auto:
+  // chunked when model.vocab_size > 8 x d_model (the logits would outweigh the hidden states
+  // several times over), plain otherwise. Both give the same numbers up to rounding.
+  std::string loss = "auto";
 };
 
 struct EvalConfig {
@@ -111,6 +124,20 @@ TrainConfig config_parse_guarded(const std::string& text, const std::string& nam
 // on device, warm-up shorter than the run, ...). Throws std::invalid_argument naming where the
 // key was set, the key, the values and what would work.
 void config_check(const TrainConfig& config, int world_size);
+
+// The data rules, once the dataset is open: model.vocab_size must cover the data's vocabulary
+// (`data_vocab`, described by `data_what`, e.g. "the dataset's tokenizer tiktoken:... (manifest
+// data/x/manifest.json)"). Throws std::invalid_argument naming both values and where they were
+// set.
+void config_check_vocab(const TrainConfig& config, int64_t data_vocab,
+                        const std::string& data_what);
+
+// Throws std::invalid_argument "<where key was set>: <key>: msg" as config_check's rules do.
+[[noreturn]] void config_fail(const TrainConfig& config, const std::string& key,
+                              const std::string& msg);
+
+// Whether training computes the loss with the chunked output layer (train.loss, rule above).
+bool config_chunked_loss(const TrainConfig& config);
 
 // The data-parallel size of the grid: grid.data_parallel, or world_size / sequence_parallel
 // when it is 0. Assumes config_check passed.

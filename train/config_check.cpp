@@ -78,11 +78,22 @@ void check_grid(const TrainConfig& c, int world) {
                   std::to_string(dp * sp));
 }
 
+// The vocabulary the data will have, when the config alone says: the byte tokenizers' and the
+// byte-token file's. (Other tokenizers and datasets are checked when they are opened:
+// config_check_vocab.)
+void check_vocab_static(const TrainConfig& c) {
+  const std::string& t = c.data.tokenizer;
+  if (t == "bytes" || t == "bytes:eot")
+    config_check_vocab(c, t == "bytes" ? 256 : 257,
+                       "the vocabulary of " + mention(c, "data.tokenizer", t));
+  else if (c.data.format == "legacy")
+    config_check_vocab(
+        c, 256,
+        "the 256 byte values of " + mention(c, "data.format", c.data.format) + " token files");
+}
+
 void check_training(const TrainConfig& c, int world) {
-  if (c.model.vocab_size < 256)
-    fail_rule(c, "model.vocab_size",
-              std::to_string(c.model.vocab_size) +
-                  " is smaller than the 256 byte values the token files hold; use 256");
+  check_vocab_static(c);
   if (c.train.precision == "bf16" && c.device != "cuda")
     fail_rule(c, "train.precision",
               "bf16 needs device: cuda but " + mention(c, "device", c.device) +
@@ -110,6 +121,23 @@ void check_training(const TrainConfig& c, int world) {
 }
 
 }  // namespace
+
+void config_fail(const TrainConfig& c, const std::string& key, const std::string& msg) {
+  fail_rule(c, key, msg);
+}
+
+void config_check_vocab(const TrainConfig& c, int64_t data_vocab, const std::string& data_what) {
+  if (c.model.vocab_size < data_vocab)
+    fail_rule(c, "model.vocab_size",
+              std::to_string(c.model.vocab_size) + " is smaller than " + data_what + ", " +
+                  std::to_string(data_vocab) +
+                  " ids; set model.vocab_size: " + std::to_string(data_vocab) + " (or more)");
+}
+
+bool config_chunked_loss(const TrainConfig& c) {
+  if (c.train.loss != "auto") return c.train.loss == "chunked";
+  return c.model.vocab_size > 8 * c.model.layer.d_model;
+}
 
 void config_check(const TrainConfig& config, int world_size) {
   if (world_size < 1) throw std::logic_error("config_check: world_size must be >= 1");

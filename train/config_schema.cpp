@@ -85,6 +85,9 @@ void config_visit(TrainConfig& c, ConfigVisitor& v) {
   v.section("data");
   v.field("path", c.data.path, text);
   v.field("source", c.data.source, maybe_empty);
+  v.field("tokenizer", c.data.tokenizer, maybe_empty);
+  v.field("format", c.data.format, spec_choices({"auto", "longnet", "nanogpt", "legacy"}));
+  v.field("verify", c.data.verify, spec_choices({"checksums", "sizes"}));
   v.field("seq_len", c.data.seq_len, spec_range(1, double(kMaxTokens)));
   v.field("batch_size", c.data.batch_size, spec_range(1, kMaxCount));
   v.section("optim");
@@ -106,6 +109,7 @@ void config_visit(TrainConfig& c, ConfigVisitor& v) {
   v.field("seed", c.train.seed, spec_range(0, double(int64_t(1) << 62)));
   v.field("max_bad_steps", c.train.max_bad_steps, spec_range(0, double(INT32_MAX)));
   v.field("collective_timeout_s", c.train.collective_timeout_s, spec_range(0, 1e9));
+  v.field("loss", c.train.loss, spec_choices({"auto", "chunked", "plain"}));
   v.section("eval");
   v.field("interval", c.eval.interval, spec_range(1, kMaxSteps));
   v.field("batches", c.eval.batches, spec_range(1, kMaxCount));

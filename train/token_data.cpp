@@ -1,14 +1,12 @@
-// Byte-token files and their sampler (see token_data.h). The build streams files straight to
+// Byte-token files (see token_data.h). The build streams files straight to
 // disk (a corpus can be far larger than memory) and decides the split from path hashes alone,
 // so the same directory always gives the same file.
 #include "train/token_data.h"
 
 #include "core/file_util.h"
 
-#include <ATen/ATen.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
+#include <vector>
 
 #include "train/token_header.h"
 
@@ -41,12 +40,6 @@ uint64_t path_hash(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
   return splitmix64(h);
-}
-
-// Uniform in [0, n) from 64 random bits (multiply-high; bias at most n / 2^64).
-int64_t below(uint64_t bits, int64_t n) {
-  return static_cast<int64_t>((static_cast<unsigned __int128>(bits) * static_cast<uint64_t>(n)) >>
-                              64);
 }
 
 std::string mb(int64_t bytes) {
@@ -220,136 +213,6 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
             << " tokens (" << sum.train_files << " files), validation " << millions(sum.val_tokens)
             << " tokens (" << sum.val_files << " files)" << std::endl;
   return sum;
-}
-
-// ---- reading ---------------------------------------------------------------------------------
-
-TokenFile::TokenFile(const std::string& path) : path_(path) {
-  const std::string who = "token file '" + path + "'";
-  const std::string rebuild = "; rebuild it with: longnet data build SRC_DIR " + path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT)
-      throw std::runtime_error(who +
-                               " does not exist; build it with: longnet data build "
-                               "SRC_DIR " +
-                               path);
-    throw std::runtime_error(who + ": cannot open: " + std::strerror(errno));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw std::runtime_error(who + " is not a regular file");
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
-  if (size == 0) {
-    ::close(fd);
-    throw std::runtime_error(who + " is empty" + rebuild);
-  }
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-  int err = errno;
-  ::close(fd);  // the mapping keeps the file open
-  if (p == MAP_FAILED) throw std::runtime_error(who + ": mmap failed: " + std::strerror(err));
-  map_ = p;
-  map_size_ = size;
-  try {
-    const auto* b = static_cast<const unsigned char*>(p);
-    const auto [t, v] = token_header_check(b, size, path);
-    train_ = c10::ArrayRef<uint8_t>(b + kHeaderBytes, t);
-    val_ = c10::ArrayRef<uint8_t>(b + kHeaderBytes + t, v);
-  } catch (...) {
-    ::munmap(map_, map_size_);
-    throw;
-  }
-}
-
-TokenFile::~TokenFile() {
-  if (map_) ::munmap(map_, map_size_);
-}
-
-// ---- sampling --------------------------------------------------------------------------------
-
-TokenSampler::TokenSampler(const TokenFile& file, const SamplerOptions& options,
-                           int64_t samples_consumed)
-    : file_(file), opt_(options) {
-  const auto& o = opt_;
-  if (o.seq_len < 1 || o.batch_size < 1 || o.val_batches < 1)
-    throw std::invalid_argument("TokenSampler: seq_len = " + std::to_string(o.seq_len) +
-                                ", batch_size = " + std::to_string(o.batch_size) +
-                                " and val_batches = " + std::to_string(o.val_batches) +
-                                " must all be >= 1");
-  if (o.dp_size < 1 || o.dp_index < 0 || o.dp_index >= o.dp_size || o.sp_size < 1 ||
-      o.sp_index < 0 || o.sp_index >= o.sp_size)
-    throw std::invalid_argument("TokenSampler: rank (dp " + std::to_string(o.dp_index) + " of " +
-                                std::to_string(o.dp_size) + ", sp " + std::to_string(o.sp_index) +
-                                " of " + std::to_string(o.sp_size) + ") is outside the grid");
-  if (o.seq_len % o.sp_size != 0)
-    throw std::invalid_argument("TokenSampler: seq_len " + std::to_string(o.seq_len) +
-                                " is not divisible by sequence_parallel " +
-                                std::to_string(o.sp_size));
-  const std::pair<const char*, int64_t> splits[] = {
-      {"training", static_cast<int64_t>(file.train().size())},
-      {"validation", static_cast<int64_t>(file.val().size())}};
-  for (const auto& [name, n] : splits)
-    if (n < o.seq_len + 1)
-      throw std::runtime_error("token file '" + file.path() + "': the " + name + " split has " +
-                               std::to_string(n) +
-                               " tokens, shorter than one sequence (data.seq_len + 1 = " +
-                               std::to_string(o.seq_len + 1) +
-                               " tokens): use a smaller data.seq_len or a larger corpus");
-  set_position(samples_consumed);
-}
-
-void TokenSampler::set_position(int64_t samples_consumed) {
-  if (samples_consumed < 0)
-    throw std::invalid_argument("TokenSampler: position " + std::to_string(samples_consumed) +
-                                " must be >= 0");
-  position_ = samples_consumed;
-}
-
-int64_t TokenSampler::train_start(int64_t sample) const {
-  const int64_t starts = static_cast<int64_t>(file_.train().size()) - opt_.seq_len;
-  return below(splitmix64(splitmix64(opt_.seed) + static_cast<uint64_t>(sample)), starts);
-}
-
-TokenBatch TokenSampler::slice(c10::ArrayRef<uint8_t> split,
-                               const std::vector<int64_t>& starts) const {
-  const int64_t L = opt_.seq_len / opt_.sp_size, B = static_cast<int64_t>(starts.size());
-  auto inputs = at::empty({B, L}, at::kLong), targets = at::empty({B, L}, at::kLong);
-  int64_t* x = inputs.data_ptr<int64_t>();
-  int64_t* y = targets.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b) {
-    const uint8_t* src = split.data() + starts[b] + opt_.sp_index * L;
-    for (int64_t i = 0; i < L; ++i) {
-      x[b * L + i] = src[i];
-      y[b * L + i] = src[i + 1];  // in range: start + seq_len < split size
-    }
-  }
-  return {inputs, targets};
-}
-
-TokenBatch TokenSampler::next_batch() {
-  std::vector<int64_t> starts(opt_.batch_size);
-  const int64_t first = position_ + opt_.dp_index * opt_.batch_size;
-  for (int64_t b = 0; b < opt_.batch_size; ++b) starts[b] = train_start(first + b);
-  position_ += opt_.dp_size * opt_.batch_size;
-  return slice(file_.train(), starts);
-}
-
-TokenBatch TokenSampler::val_batch(int64_t i) const {
-  if (i < 0 || i >= opt_.val_batches)
-    throw std::invalid_argument("TokenSampler::val_batch: " + std::to_string(i) +
-                                " is outside [0, " + std::to_string(opt_.val_batches) + ")");
-  // Windows j = 0..total-1 spread evenly from the first to the last possible start.
-  const int64_t total = opt_.val_batches * opt_.dp_size * opt_.batch_size;
-  const int64_t last = static_cast<int64_t>(file_.val().size()) - opt_.seq_len - 1;
-  std::vector<int64_t> starts(opt_.batch_size);
-  for (int64_t b = 0; b < opt_.batch_size; ++b) {
-    const int64_t j = (i * opt_.dp_size + opt_.dp_index) * opt_.batch_size + b;
-    starts[b] =
-        total == 1 ? 0 : static_cast<int64_t>(static_cast<__int128>(j) * last / (total - 1));
-  }
-  return slice(file_.val(), starts);
 }
 
 }  // namespace longnet

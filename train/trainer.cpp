@@ -5,6 +5,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/nn/functional/loss.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include <sstream>
 #include <string>
 
+#include "core/chunked_cross_entropy.h"
 #include "core/dilated_plan.h"
 #include "core/file_util.h"
 #include "core/longnet_model.h"
@@ -26,11 +28,15 @@
 #include "parallel/watchdog.h"
 #include "train/adamw.h"
 #include "train/checkpoint_files.h"
+#include "train/dataset_build.h"
+#include "train/dataset_check.h"
 #include "train/fault_injection.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
 #include "train/step_profile.h"
 #include "train/token_data.h"
+#include "train/token_dataset.h"
+#include "train/token_sampler.h"
 #include "train/train_state.h"
 
 namespace longnet {
@@ -79,18 +85,24 @@ class Trainer {
   // evaluates if eval_now, logs and writes its metrics line.
   void finish_step(bool eval_now);
   double evaluate();
-  at::Tensor forward(const at::Tensor& inputs);  // logits, under autocast when bf16
   // This rank's --trace file ("" when not tracing).
   std::string trace_path() const {
     return run_.trace_path.empty() || grid_->world_size == 1
                ? run_.trace_path
                : run_.trace_path + ".rank" + std::to_string(grid_->world_rank);
   }
+  // The loss of a batch (its mean, or with sum its sum), under autocast when bf16: through the
+  // whole logits, or the chunked output layer (train.loss).
+  at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets, bool sum);
+  // rank 0 builds data.path from data.source when it is missing (or an interrupted build).
+  void data_build_if_missing();
+  // The --debug-truncate-data-at hook: every training shard cut to 64 bytes, on every rank's view.
+  void data_truncate_for_test();
 
   TrainConfig cfg_;
   TrainRunOptions run_;
   std::shared_ptr<ProcessGrid> grid_;
-  std::unique_ptr<TokenFile> data_;
+  std::unique_ptr<TokenDataset> data_;
   std::unique_ptr<TokenSampler> sampler_;
   LongNetLM model_{nullptr};
   std::unique_ptr<AdamW> optim_;
@@ -99,7 +111,9 @@ class Trainer {
   NamedTensors named_params_;
   std::vector<at::Tensor> params_;
   int64_t step_ = 0, bad_steps_ = 0, matmul_params_ = 0;
-  bool bf16_ = false;
+  bool bf16_ = false, chunked_loss_ = false;
+  int64_t loss_chunk_rows_ = 0;
+  std::string bits_per_ = "byte";  // the evaluation's unit: "byte" for byte tokens, else "token"
   // Per run: the step numbers and the steps' statistics not yet read (on CUDA a step's numbers
   // are read after the next step is queued), and the one finished before it, if the device went
   // straight on from it to the next step (not after an evaluation or a checkpoint).
@@ -134,21 +148,64 @@ void Trainer::grid_setup() {
   log_info("resolved config:\n" + config_to_yaml(cfg_));
 }
 
-void Trainer::data_setup() {
-  const std::string& path = cfg_.data.path;
-  if (grid_->world_rank == 0 && ::access(path.c_str(), F_OK) != 0) {
-    TORCH_CHECK(!cfg_.data.source.empty(), "data.path '", path,
-                "' does not exist and data.source is empty; run `longnet data build SRC_DIR ", path,
-                "` first");
-    log_info("data: " + path + " missing; building it from " + cfg_.data.source);
-    // 2% for validation: long contexts need validation sequences of data.seq_len tokens.
-    data_build(cfg_.data.source, path, 0.02);
+void Trainer::data_build_if_missing() {
+  const DataConfig& d = cfg_.data;
+  struct stat st;
+  bool missing = ::stat(d.path.c_str(), &st) != 0, interrupted = false;
+  if (!missing && S_ISDIR(st.st_mode) && !d.source.empty() && !d.tokenizer.empty()) {
+    try {
+      interrupted = !manifest_read(d.path).complete;
+    } catch (const std::exception&) {
+      // Not a dataset of ours (or damaged): opening it says what is wrong.
+    }
   }
+  if (!missing && !interrupted) return;
+  TORCH_CHECK(!d.source.empty(), "data.path '", d.path,
+              "' does not exist and data.source is empty; build it first: longnet data build "
+              "--tokenizer KIND:PATH --source SRC --out ",
+              d.path, " (or the byte-token file: longnet data build SRC_DIR ", d.path, ")");
+  if (d.tokenizer.empty() || d.format == "legacy") {
+    log_info("data: " + d.path + " missing; building it from " + d.source);
+    // 2% for validation: long contexts need validation sequences of data.seq_len tokens.
+    data_build(d.source, d.path, 0.02);
+    return;
+  }
+  log_info("data: " + d.path +
+           (interrupted ? " incomplete; finishing it" : " missing; building it") + " from " +
+           d.source + " with " + d.tokenizer);
+  DatasetBuildOptions o;
+  o.sources = {d.source};
+  o.tokenizer = d.tokenizer;
+  o.out_dir = d.path;
+  o.val_fraction = 0.02;
+  dataset_build(o);
+}
+
+void Trainer::data_setup() {
+  const DataConfig& d = cfg_.data;
+  if (grid_->world_rank == 0) data_build_if_missing();
   grid_->world->barrier();
-  data_ = std::make_unique<TokenFile>(path);
+  data_ = TokenDataset::open(d.path, d.format);
+  log_info(dataset_config_check(cfg_, *data_));
+  const DatasetManifest* m = data_->manifest();
+  if (data_->format() == "nanogpt" || (m && m->tokenizer_kind != "bytes")) bits_per_ = "token";
+  if (d.verify == "checksums" && data_->manifest()) {
+    // Each rank checks every world_size-th shard; all end on the first bad one.
+    const auto [bad, why] = data_->verify_checksums(grid_->world_rank, grid_->world_size);
+    const double n = double(data_->shard_count());
+    const double first = n - world_max(*grid_, bad < 0 ? 0.0 : n - double(bad));
+    if (first < n) {
+      TORCH_CHECK(bad != int64_t(first), why);
+      TORCH_CHECK(false, "shard '", data_->shard_path(int64_t(first)),
+                  "' is corrupt: its CRC-32 does not match the manifest (rank ",
+                  int64_t(first) % grid_->world_size,
+                  " checked it); rerun the same `longnet data build` command: it verifies "
+                  "every shard and rebuilds from the first damaged one");
+    }
+  }
   SamplerOptions so;
-  so.seq_len = cfg_.data.seq_len;
-  so.batch_size = cfg_.data.batch_size;
+  so.seq_len = d.seq_len;
+  so.batch_size = d.batch_size;
   so.dp_size = grid_->data_parallel;
   so.dp_index = grid_->dp_index;
   so.sp_size = grid_->sequence_parallel;
@@ -156,8 +213,15 @@ void Trainer::data_setup() {
   so.seed = static_cast<uint64_t>(cfg_.train.seed);
   so.val_batches = cfg_.eval.batches;
   sampler_ = std::make_unique<TokenSampler>(*data_, so);
-  log_info("data: " + path + " (" + std::to_string(data_->train().size()) + " training, " +
-           std::to_string(data_->val().size()) + " validation tokens)");
+  log_info("data: " + data_->summary() +
+           (d.verify == "checksums" && data_->manifest() ? "; checksums verified" : ""));
+}
+
+void Trainer::data_truncate_for_test() {
+  if (grid_->world_rank == 0)
+    for (const auto& f : data_->files(DataSplit::kTrain))
+      TORCH_CHECK(::truncate(f.c_str(), 64) == 0, "--debug-truncate-data-at: cannot truncate ", f);
+  grid_->world->barrier();
 }
 
 void Trainer::model_setup() {
@@ -186,6 +250,8 @@ void Trainer::model_setup() {
       no_decay.push_back(p);
     }
   }
+  chunked_loss_ = config_chunked_loss(cfg_);
+  loss_chunk_rows_ = cross_entropy_chunk_rows(cfg_.model.vocab_size);
   optim_ = std::make_unique<AdamW>(
       std::vector<AdamW::Group>{{decay, cfg_.optim.weight_decay}, {no_decay, 0.0}},
       cfg_.optim.betas[0], cfg_.optim.betas[1], cfg_.optim.eps);
@@ -203,15 +269,27 @@ void Trainer::model_setup() {
   s << "model: " << m.variant << ", " << total << " parameters (" << matmul_params_
     << " in matmuls), d_model " << m.layer.d_model << ", " << m.num_layers << " layers, "
     << m.layer.num_heads << " heads, precision " << cfg_.train.precision
-    << (m.activation_checkpointing ? ", activation checkpointing" : "");
+    << (m.activation_checkpointing ? ", activation checkpointing" : "") << ", loss "
+    << (chunked_loss_
+            ? "chunked (" + std::to_string(loss_chunk_rows_) + " rows of logits at a time)"
+            : std::string("plain"));
   log_info(s.str());
 }
 
-at::Tensor Trainer::forward(const at::Tensor& inputs) {
+at::Tensor Trainer::loss(const at::Tensor& inputs, const at::Tensor& targets, bool sum) {
   at::autocast::set_autocast_enabled(at::kCUDA, bf16_);
-  auto logits = model_->forward(inputs, *attention_);
+  if (!chunked_loss_) {
+    auto logits = model_->forward(inputs, *attention_);  // (B, N_local, V)
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    return lm_loss(logits, targets, sum);
+  }
+  auto hidden = model_->forward_hidden(inputs, *attention_);  // (B, N_local, d_model)
   at::autocast::set_autocast_enabled(at::kCUDA, false);
-  return logits;
+  ChunkedCrossEntropyOptions o;
+  o.chunk_rows = loss_chunk_rows_;
+  o.sum = sum;
+  if (bf16_) o.compute_dtype = at::kBFloat16;  // as autocast runs the plain path's `out`
+  return linear_cross_entropy_chunked(hidden, model_->out->weight, model_->out->bias, targets, o);
 }
 
 double Trainer::evaluate() {
@@ -221,8 +299,7 @@ double Trainer::evaluate() {
   for (int64_t i = 0; i < cfg_.eval.batches; ++i) {
     auto batch = sampler_->val_batch(i);
     auto targets = batch_to(batch.targets, grid_->device);
-    sums[0] +=
-        lm_loss(forward(batch_to(batch.inputs, grid_->device)), targets, true).to(at::kDouble);
+    sums[0] += loss(batch_to(batch.inputs, grid_->device), targets, true).to(at::kDouble);
     sums[1] += double(targets.numel());
   }
   grid_->world->all_reduce(sums, ReduceOp::kSum)->wait();
@@ -242,8 +319,8 @@ StepStats Trainer::train_step() {
   auto loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(grid_->device));
   for (int64_t micro = 0; micro < accum; ++micro) {
     auto batch = sampler_->next_batch();
-    auto logits = forward(batch_to(batch.inputs, grid_->device));
-    auto loss = lm_loss(logits, batch_to(batch.targets, grid_->device), false);
+    auto loss = this->loss(batch_to(batch.inputs, grid_->device),
+                           batch_to(batch.targets, grid_->device), false);
     const auto& nan_at = faults.nan_at_steps;
     if (std::find(nan_at.begin(), nan_at.end(), step_) != nan_at.end())
       loss = loss * std::nan("");  // a deliberately poisoned step
@@ -313,7 +390,7 @@ void Trainer::finish_step(bool eval_now) {
     const double v = evaluate();
     line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
     log_info("eval at step " + std::to_string(s.step()) + ": loss " + std::to_string(v) +
-             ", bits per byte " + std::to_string(v / std::log(2.0)));
+             ", bits per " + bits_per_ + " " + std::to_string(v / std::log(2.0)));
   }
   if (metrics_) metrics_->write(line);
   const int64_t total = cfg_.train.steps;
@@ -344,7 +421,7 @@ void Trainer::loop() {
            " sequences of " + std::to_string(cfg_.data.seq_len) + ")");
   if (step_ == 0) {
     const double v = evaluate();
-    log_info("eval before training: loss " + std::to_string(v) + ", bits per byte " +
+    log_info("eval before training: loss " + std::to_string(v) + ", bits per " + bits_per_ + " " +
              std::to_string(v / std::log(2.0)));
     if (metrics_)
       metrics_->write(
@@ -361,6 +438,7 @@ void Trainer::loop() {
     const int64_t steps_this_run = step_ - first_step_;
     trace.at_step(steps_this_run);
     if (faults.sleep_after_step > 0 && step_ >= faults.sleep_after_step) ::usleep(500000);
+    if (step_ == faults.truncate_data_at_step) data_truncate_for_test();
     if (step_ == faults.stall_at_step && grid_->world_rank == faults.stall_rank) {
       std::fprintf(stderr, "%sstalling on purpose at step %lld (--debug-stall)\n",
                    log_prefix().c_str(), static_cast<long long>(step_));

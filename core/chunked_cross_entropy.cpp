@@ -1,0 +1,165 @@
+// Chunked linear + cross-entropy (see chunked_cross_entropy.h): an autograd Function whose
+// forward saves the inputs and one log-sum-exp per row, and whose backward recomputes each
+// chunk's logits, forms softmax - onehot in float32, and takes the three gradients from it.
+#include "core/chunked_cross_entropy.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/autograd.h>
+
+#include <algorithm>
+
+namespace longnet {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Outside autocast: the dtypes below are the ones chosen here, whatever the caller's state.
+struct NoAutocast {
+  c10::impl::ExcludeDispatchKeyGuard guard{c10::autocast_dispatch_keyset};
+};
+
+at::ScalarType accumulate_dtype(at::ScalarType compute) {
+  return compute == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// logits of rows [r0, r0 + n): (n, V) in the compute dtype.
+at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& w, const at::Tensor& b,
+                        int64_t r0, int64_t n, at::ScalarType compute) {
+  auto h = hidden.narrow(0, r0, n).to(compute);  // (n, d)
+  return b.defined() ? at::addmm(b, h, w.t()) : at::mm(h, w.t());
+}
+
+class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
+ public:
+  // hidden (R, d), weight (V, d), bias_in (V) or (0) for none (Function::apply takes no
+  // undefined tensors), targets (R) int64.
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
+                            const at::Tensor& weight, const at::Tensor& bias_in,
+                            const at::Tensor& targets, int64_t chunk_rows, bool sum,
+                            int64_t compute) {
+    NoAutocast no_autocast;
+    const at::Tensor bias = bias_in.numel() ? bias_in : at::Tensor();
+    const auto ct = static_cast<at::ScalarType>(compute);
+    const auto acc = accumulate_dtype(ct);
+    const int64_t R = hidden.size(0);
+    auto w = weight.to(ct);                                // (V, d)
+    auto b = bias.defined() ? bias.to(ct) : at::Tensor();  // (V)
+    auto lse = at::empty({R}, hidden.options().dtype(acc));
+    auto total = at::zeros({}, hidden.options().dtype(acc));
+    for (int64_t r0 = 0; r0 < R; r0 += chunk_rows) {
+      const int64_t n = std::min(chunk_rows, R - r0);
+      auto logits = chunk_logits(hidden, w, b, r0, n, ct).to(acc);  // (n, V)
+      auto l = at::logsumexp(logits, {1});                          // (n)
+      auto picked = logits.gather(1, targets.narrow(0, r0, n).unsqueeze(1)).squeeze(1);
+      lse.narrow(0, r0, n).copy_(l);
+      total += (l - picked).sum();
+    }
+    ctx->save_for_backward({hidden, weight, bias_in, targets, lse});
+    ctx->saved_data["chunk_rows"] = chunk_rows;
+    ctx->saved_data["sum"] = sum;
+    ctx->saved_data["compute"] = compute;
+    return sum ? total : total / double(R);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    NoAutocast no_autocast;
+    auto saved = ctx->get_saved_variables();
+    const auto &hidden = saved[0], &weight = saved[1], &targets = saved[3], &lse = saved[4];
+    const at::Tensor bias = saved[2].numel() ? saved[2] : at::Tensor();
+    const int64_t chunk_rows = ctx->saved_data["chunk_rows"].toInt();
+    const bool sum = ctx->saved_data["sum"].toBool();
+    const auto ct = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
+    const auto acc = accumulate_dtype(ct);
+    const int64_t R = hidden.size(0);
+    // d loss / d logits = scale * (softmax - onehot), scale the incoming gradient (over R for
+    // the mean), a 0-dim tensor: no host synchronisation.
+    auto scale = grads[0].to(acc);
+    if (!sum) scale = scale / double(R);
+    const bool need_h = ctx->needs_input_grad(0), need_w = ctx->needs_input_grad(1),
+               need_b = bias.defined() && ctx->needs_input_grad(2);
+    auto w = weight.to(ct);
+    auto b = bias.defined() ? bias.to(ct) : at::Tensor();
+    at::Tensor grad_h = need_h ? at::empty_like(hidden) : at::Tensor();
+    at::Tensor grad_w =
+        need_w ? at::zeros(weight.sizes(), weight.options().dtype(acc)) : at::Tensor();  // (V, d)
+    at::Tensor grad_b =
+        need_b ? at::zeros(bias.sizes(), bias.options().dtype(acc)) : at::Tensor();  // (V)
+    for (int64_t r0 = 0; r0 < R; r0 += chunk_rows) {
+      const int64_t n = std::min(chunk_rows, R - r0);
+      auto p = (chunk_logits(hidden, w, b, r0, n, ct).to(acc) - lse.narrow(0, r0, n).unsqueeze(1))
+                   .exp_();  // (n, V) softmax
+      p.scatter_add_(1, targets.narrow(0, r0, n).unsqueeze(1), at::full({n, 1}, -1.0, p.options()));
+      p.mul_(scale);
+      auto d = p.to(ct);  // (n, V)
+      if (need_h) grad_h.narrow(0, r0, n).copy_(at::mm(d, w));
+      if (need_w) grad_w.add_(at::mm(d.t(), hidden.narrow(0, r0, n).to(ct)));
+      if (need_b) grad_b.add_(p.sum(0));
+    }
+    return {grad_h,
+            need_w ? grad_w.to(weight.scalar_type()) : at::Tensor(),
+            need_b ? grad_b.to(bias.scalar_type()) : at::Tensor(),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+void inputs_check(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& bias,
+                  const at::Tensor& targets, const ChunkedCrossEntropyOptions& o) {
+  TORCH_CHECK(hidden.dim() >= 1 && at::isFloatingType(hidden.scalar_type()),
+              "linear_cross_entropy: hidden must be a floating tensor (..., d); got ",
+              hidden.sizes(), " ", hidden.scalar_type());
+  TORCH_CHECK(weight.dim() == 2 && weight.size(1) == hidden.size(-1),
+              "linear_cross_entropy: weight must be (V, d) with d = ", hidden.size(-1), "; got ",
+              weight.sizes());
+  TORCH_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)),
+              "linear_cross_entropy: bias must be (V) with V = ", weight.size(0), "; got ",
+              bias.sizes());
+  TORCH_CHECK(targets.scalar_type() == at::kLong &&
+                  targets.sizes() == hidden.sizes().slice(0, hidden.dim() - 1),
+              "linear_cross_entropy: targets must be int64 of shape ",
+              hidden.sizes().slice(0, hidden.dim() - 1), "; got ", targets.sizes(), " ",
+              targets.scalar_type());
+  TORCH_CHECK(weight.device() == hidden.device() && targets.device() == hidden.device() &&
+                  (!bias.defined() || bias.device() == hidden.device()),
+              "linear_cross_entropy: hidden, weight, bias and targets must be on one device");
+  TORCH_CHECK(o.chunk_rows >= 1, "linear_cross_entropy: chunk_rows must be >= 1, got ",
+              o.chunk_rows);
+  TORCH_CHECK(hidden.numel() > 0, "linear_cross_entropy: no rows");
+}
+
+}  // namespace
+
+at::Tensor linear_cross_entropy_chunked(const at::Tensor& hidden, const at::Tensor& weight,
+                                        const at::Tensor& bias, const at::Tensor& targets,
+                                        const ChunkedCrossEntropyOptions& o) {
+  inputs_check(hidden, weight, bias, targets, o);
+  const auto ct = o.compute_dtype.value_or(hidden.scalar_type());
+  auto h = hidden.reshape({-1, hidden.size(-1)});  // (R, d)
+  const at::Tensor no_bias = at::empty({0}, weight.options());
+  return LinearCrossEntropy::apply(h, weight, bias.defined() ? bias : no_bias,
+                                   targets.reshape({-1}), o.chunk_rows, o.sum,
+                                   static_cast<int64_t>(ct));
+}
+
+at::Tensor linear_cross_entropy_plain(const at::Tensor& hidden, const at::Tensor& weight,
+                                      const at::Tensor& bias, const at::Tensor& targets,
+                                      const ChunkedCrossEntropyOptions& o) {
+  inputs_check(hidden, weight, bias, targets, o);
+  NoAutocast no_autocast;
+  const auto ct = o.compute_dtype.value_or(hidden.scalar_type());
+  auto logits = at::linear(hidden.to(ct), weight.to(ct),
+                           bias.defined() ? bias.to(ct) : at::Tensor());  // (..., V)
+  auto lf = logits.reshape({-1, logits.size(-1)}).to(accumulate_dtype(ct));
+  return at::cross_entropy_loss(lf, targets.reshape({-1}), {},
+                                o.sum ? at::Reduction::Sum : at::Reduction::Mean);
+}
+
+int64_t cross_entropy_chunk_rows(int64_t vocab_size, int64_t bytes) {
+  return std::max<int64_t>(1, bytes / (4 * std::max<int64_t>(1, vocab_size)));
+}
+
+}  // namespace longnet

@@ -1,0 +1,115 @@
+// Helpers of the dataset tests (test_dataset_build.cpp, test_dataset_read.cpp): temporary
+// directories, files, a small corpus, and reading a split back whole. POSIX calls rather than
+// std::filesystem (see core/file_util.h).
+#pragma once
+
+#include <dirent.h>
+#include <ftw.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "train/token_dataset.h"
+
+namespace longnet::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/longnet_dataset_XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    ::nftw(
+        path_.c_str(),
+        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
+  }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_file(const std::string& path, const std::string& content) {
+  for (size_t pos = 1; pos < path.size(); ++pos)
+    if (path[pos] == '/') ::mkdir(path.substr(0, pos).c_str(), 0755);
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+inline bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Runs fn, which must throw E with every needle in its message; returns the message.
+template <typename E = std::exception>
+std::string expect_throw(const std::function<void()>& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const auto& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
+    return msg;
+  }
+  ADD_FAILURE() << "no exception; expected one mentioning '" << needles.front() << "'";
+  return "";
+}
+
+// `files` text files of random words under dir/NAME (sorted names f00.txt, f01.txt, ...), each
+// about `bytes` long; returns their contents in name order.
+inline std::vector<std::string> make_corpus(const std::string& dir, int files, int bytes,
+                                            unsigned seed = 1) {
+  std::mt19937 rng(seed);
+  std::vector<std::string> out;
+  for (int i = 0; i < files; ++i) {
+    std::string s;
+    while (static_cast<int>(s.size()) < bytes + static_cast<int>(rng() % 50)) {
+      for (int k = 0, n = 1 + rng() % 8; k < n; ++k) s += static_cast<char>('a' + rng() % 26);
+      s += rng() % 9 == 0 ? '\n' : ' ';
+    }
+    char name[32];
+    std::snprintf(name, sizeof(name), "/f%02d.txt", i);
+    write_file(dir + name, s);
+    out.push_back(s);
+  }
+  return out;
+}
+
+// A whole split as ids.
+inline std::vector<int64_t> split_ids(const TokenDataset& d, DataSplit s) {
+  std::vector<int64_t> ids(static_cast<size_t>(d.tokens(s)));
+  d.read(s, 0, d.tokens(s), ids.data());
+  return ids;
+}
+
+// The files in a directory (names), sorted.
+inline std::vector<std::string> listing(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+        names.push_back(e->d_name);
+    ::closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace longnet::testing

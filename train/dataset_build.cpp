@@ -1,0 +1,467 @@
+// `data build` into a sharded dataset (see dataset_build.h): the output directory's state, the
+// reading loop, and the shard writing in corpus order.
+#include "train/dataset_build.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+#include <thread>
+
+#include "core/file_util.h"
+#include "core/options.h"
+#include "train/build_progress.h"
+#include "train/corpus.h"
+#include "train/fault_injection.h"
+#include "train/sha256.h"
+#include "train/shard_writer.h"
+#include "train/tokenize_pool.h"
+#include "train/tokenizer.h"
+
+namespace longnet {
+namespace {
+
+constexpr size_t kBatchBytes = size_t{1} << 20;  // text per worker batch
+constexpr size_t kBatchUnits = 256;
+constexpr size_t kPieceBytes = size_t{1} << 20;  // units: documents cut to at most this
+
+// The length of the piece of `text` that starts at `off`: the rest, if at most kPieceBytes;
+// else up to the last newline in the second half of kPieceBytes, or else a UTF-8 boundary.
+size_t piece_length(const std::string& text, size_t off) {
+  const size_t rest = text.size() - off;
+  if (rest <= kPieceBytes) return rest;
+  const size_t nl = text.rfind('\n', off + kPieceBytes - 1);
+  if (nl != std::string::npos && nl + 1 >= off + kPieceBytes / 2) return nl + 1 - off;
+  size_t cut = kPieceBytes;
+  for (int back = 0; back < 3 && (static_cast<unsigned char>(text[off + cut]) & 0xC0) == 0x80;
+       ++back)
+    --cut;
+  return cut;
+}
+
+bool before(const CorpusPosition& a, const CorpusPosition& b) {
+  return a.file != b.file ? a.file < b.file : a.unit < b.unit;
+}
+
+std::vector<std::string> dir_entries(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d)
+    throw std::runtime_error("data build: cannot read --out '" + dir +
+                             "': " + std::strerror(errno));
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  return out;
+}
+
+// A file a build of ours may have left: a shard, a temporary shard or manifest.
+bool ours(const std::string& name) {
+  auto shard = [](const std::string& n) {
+    for (const char* p : {"train_", "val_"}) {
+      const size_t k = std::strlen(p);
+      if (n.size() == k + 10 && n.compare(0, k, p) == 0 &&
+          n.compare(n.size() - 4, 4, ".bin") == 0 &&
+          std::all_of(n.begin() + k, n.end() - 4, [](char c) { return c >= '0' && c <= '9'; }))
+        return true;
+    }
+    return false;
+  };
+  if (name == std::string(kManifestName) + ".tmp") return true;
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0)
+    return shard(name.substr(0, name.size() - 4));
+  return shard(name);
+}
+
+// The build's state: the manifest so far and the shard being written in each split.
+class Builder {
+ public:
+  Builder(const DatasetBuildOptions& o, DatasetBuildSummary& sum) : o_(o), sum_(sum) {}
+  ~Builder() {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+  void run();
+
+ private:
+  void prepare_out_dir();
+  void write_all(const CorpusOptions& co, const CorpusSummary& listing);
+  void write_units(std::vector<TokenizeUnit>& units);
+  void finish_shard(int split, const CorpusPosition& end);
+  ManifestSplit& split(int s) { return s ? m_.val : m_.train; }
+
+  const DatasetBuildOptions& o_;
+  DatasetBuildSummary& sum_;
+  std::unique_ptr<Tokenizer> tok_;
+  DatasetManifest m_;
+  std::vector<CorpusFile> files_;
+  std::unique_ptr<ShardWriter> writer_[2];
+  std::unique_ptr<CorpusFingerprint> fingerprint_;  // of the prefixes shards end in
+  int lock_fd_ = -1;
+  bool created_dir_ = false, kill_pending_ = false;
+  int64_t shards_this_run_ = 0;
+};
+
+void Builder::prepare_out_dir() {
+  const std::string& out = o_.out_dir;
+  struct stat st;
+  if (::stat(out.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode))
+      throw std::runtime_error("data build: --out '" + out +
+                               "' exists and is not a directory; a dataset is a directory (of "
+                               "shards and manifest.json): give a new or empty directory");
+  } else {
+    if (!make_dirs(out))
+      throw std::runtime_error("data build: cannot create --out '" + out +
+                               "': " + std::strerror(errno));
+    created_dir_ = true;
+  }
+  // One build per directory at a time.
+  lock_fd_ = ::open(out.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    throw std::runtime_error("data build: --out '" + out +
+                             "' is being written by another longnet data build (or cannot be "
+                             "locked); wait for it to finish");
+  const auto entries = dir_entries(out);
+  const bool has_manifest =
+      std::find(entries.begin(), entries.end(), kManifestName) != entries.end();
+  if (!has_manifest) {
+    if (!entries.empty())
+      throw std::runtime_error("data build: --out '" + out + "' is not empty (" +
+                               std::to_string(entries.size()) + " entries, e.g. '" +
+                               entries.front() +
+                               "') and holds no longnet dataset (no manifest.json); give a new "
+                               "or empty directory");
+    return;
+  }
+  DatasetManifest there;
+  try {
+    there = manifest_read(out);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("data build: --out '" + out +
+                             "' holds a manifest.json that cannot be read (" + e.what() +
+                             "); remove '" + out + "' or give another --out");
+  }
+  // A complete dataset must be of this very corpus; an interrupted one, of the same files up to
+  // where each split stopped (later files may have changed: a malformed one fixed, say).
+  const std::string diff = manifest_build_difference(there, m_, there.complete);
+  if (!diff.empty())
+    throw std::runtime_error("data build: --out '" + out +
+                             "' holds a dataset built from other inputs (" + diff +
+                             "); give another --out, or remove '" + out + "' to rebuild it");
+  if (!there.complete) {
+    std::vector<const ManifestShard*> ends;
+    for (const ManifestSplit* sp : {&there.train, &there.val})
+      if (!sp->shards.empty()) ends.push_back(&sp->shards.back());
+    std::sort(ends.begin(), ends.end(), [](const ManifestShard* a, const ManifestShard* b) {
+      return a->end.file < b->end.file;
+    });
+    CorpusFingerprint fp(files_);
+    for (const ManifestShard* e : ends)
+      if (fp.prefix(e->end.file) != e->corpus_prefix)
+        throw std::runtime_error(
+            "data build: --out '" + out + "' holds an interrupted build whose corpus files up to " +
+            (e->end.file < static_cast<int64_t>(files_.size())
+                 ? "'" + files_[static_cast<size_t>(e->end.file)].path + "'"
+                 : std::string("the end")) +
+            " (where it stopped) changed since; remove '" + out + "' to rebuild it");
+  }
+  // Keep each split's shards up to the first one that does not verify.
+  bool dropped = false;
+  for (int s = 0; s < 2; ++s) {
+    const ManifestSplit& from = s ? there.val : there.train;
+    for (size_t i = 0; i < from.shards.size(); ++i) {
+      const std::string why = shard_verify(out, from.shards[i], s == 1, static_cast<int64_t>(i),
+                                           m_.token_bytes, m_.vocab_size);
+      if (!why.empty()) {
+        std::cerr << "data build: shard '" << out << "/" << from.shards[i].file << "': " << why
+                  << "; rebuilding from it" << std::endl;
+        dropped = true;
+        break;
+      }
+      split(s).shards.push_back(from.shards[i]);
+      split(s).tokens += from.shards[i].tokens;
+      ++sum_.shards_kept;
+    }
+  }
+  if (there.complete && !dropped) {
+    m_ = there;
+    sum_.up_to_date = true;
+    return;
+  }
+  sum_.resumed = true;
+  // Remove what the kept shards do not cover: temporary files, dropped shards.
+  for (const auto& name : entries) {
+    bool kept = name == kManifestName;
+    for (int s = 0; s < 2; ++s)
+      for (const auto& h : split(s).shards) kept = kept || h.file == name;
+    if (!kept && ours(name)) ::unlink((out + "/" + name).c_str());
+  }
+}
+
+void Builder::finish_shard(int s, const CorpusPosition& end) {
+  ManifestShard entry = writer_[s]->finish(end);
+  entry.corpus_prefix = fingerprint_->prefix(end.file);
+  writer_[s].reset();
+  split(s).tokens += entry.tokens;
+  split(s).shards.push_back(std::move(entry));
+  manifest_write(o_.out_dir, m_);
+  ++sum_.shards_written;
+  ++shards_this_run_;
+  const auto& f = fault_injection();
+  if (f.build_fail_after_shards >= 0 && shards_this_run_ >= f.build_fail_after_shards)
+    throw std::runtime_error("data build: stopped after " + std::to_string(shards_this_run_) +
+                             " shard(s) (--debug-fail-after-shards)");
+  if (f.build_kill_after_shards >= 0 && shards_this_run_ >= f.build_kill_after_shards)
+    kill_pending_ = true;
+}
+
+void Builder::write_units(std::vector<TokenizeUnit>& units) {
+  for (auto& u : units) {
+    const int s = u.split;
+    size_t i = 0;
+    while (i < u.ids.size()) {
+      if (!writer_[s])
+        writer_[s] = std::make_unique<ShardWriter>(o_.out_dir, s == 1,
+                                                   static_cast<int64_t>(split(s).shards.size()),
+                                                   m_.token_bytes, m_.vocab_size);
+      const size_t n = std::min<size_t>(
+          u.ids.size() - i, static_cast<size_t>(m_.shard_tokens - writer_[s]->tokens()));
+      writer_[s]->append(u.ids.data() + i, n);
+      i += n;
+      if (kill_pending_) {  // as a kill -9 would: the next shard's temporary file stays
+        writer_[s]->flush();
+        std::fprintf(stderr, "data build: killed on purpose (--debug-kill-after-shards)\n");
+        std::_Exit(137);
+      }
+      if (writer_[s]->tokens() == m_.shard_tokens) {
+        CorpusPosition end = u.pos;
+        end.token = u.pos.token + static_cast<int64_t>(i);
+        finish_shard(s, end);
+      }
+    }
+  }
+}
+
+void Builder::run() {
+  const auto t0 = std::chrono::steady_clock::now();
+  tok_ = tokenizer_open(o_.tokenizer);
+  m_.tokenizer_kind = tok_->kind();
+  m_.tokenizer_spec = o_.tokenizer;
+  m_.tokenizer_hash = tok_->content_hash();
+  m_.vocab_size = tok_->vocab_size();
+  m_.eot_id = tok_->eot_id() ? static_cast<int64_t>(*tok_->eot_id()) : -1;
+  m_.token_bytes = m_.vocab_size <= 65536 ? 2 : 4;
+  m_.shard_tokens = static_cast<int64_t>(
+      std::max<uint64_t>(1, std::min<uint64_t>(o_.shard_bytes / m_.token_bytes, kMaxTokens)));
+  m_.val_fraction = o_.val_fraction;
+  m_.jsonl_field = o_.jsonl_field;
+  for (const auto& s : o_.sources) m_.sources.push_back(path_absolute(s));
+  CorpusOptions co;
+  co.jsonl_field = o_.jsonl_field;
+  CorpusSummary listing;
+  files_ = corpus_files(o_.sources, co, &listing);
+  m_.corpus_files = static_cast<int64_t>(files_.size());
+  m_.corpus_fingerprint = CorpusFingerprint(files_).prefix(m_.corpus_files);
+  fingerprint_ = std::make_unique<CorpusFingerprint>(files_);
+
+  prepare_out_dir();
+  if (!sum_.up_to_date) write_all(co, listing);
+  sum_.train_tokens = m_.train.tokens;
+  sum_.val_tokens = m_.val.tokens;
+  sum_.train_shards = static_cast<int64_t>(m_.train.shards.size());
+  sum_.val_shards = static_cast<int64_t>(m_.val.shards.size());
+  sum_.documents = m_.documents;
+  sum_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (o_.quiet) return;
+  char rate[160];
+  std::snprintf(rate, sizeof(rate), "%.1f MB of text in %.2f s (%.2f MB/s, %lld worker(s))",
+                sum_.text_bytes / 1e6, sum_.seconds,
+                sum_.seconds > 0 ? sum_.text_bytes / 1e6 / sum_.seconds : 0.0,
+                static_cast<long long>(sum_.workers));
+  std::cout << "data build: " << o_.out_dir << ": "
+            << (sum_.up_to_date ? "already complete and intact; nothing to do"
+                                : std::string(sum_.resumed ? "resumed with " +
+                                                                 std::to_string(sum_.shards_kept) +
+                                                                 " shard(s) kept, "
+                                                           : "") +
+                                      rate)
+            << "; " << m_.documents << " documents; training " << m_.train.tokens << " tokens in "
+            << m_.train.shards.size() << " shard(s), validation " << m_.val.tokens << " tokens in "
+            << m_.val.shards.size() << " shard(s); uint" << 8 * m_.token_bytes << " tokens of "
+            << m_.tokenizer_spec << " (vocabulary " << m_.vocab_size << ")" << std::endl;
+}
+
+void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
+  try {
+    m_.complete = false;
+    manifest_write(o_.out_dir, m_);
+
+    // Where each split resumes, and the first of the two.
+    CorpusPosition resume[2];
+    for (int s = 0; s < 2; ++s)
+      if (!split(s).shards.empty()) resume[s] = split(s).shards.back().end;
+    const CorpusPosition start = before(resume[1], resume[0]) ? resume[1] : resume[0];
+    const double f = m_.val_fraction;
+    // The first unit of each split gets no separator.
+    int64_t first_unit[2] = {-1, -1};
+    for (int64_t k = 0; first_unit[0] < 0 || (first_unit[1] < 0 && f > 0); ++k)
+      if (first_unit[dataset_unit_is_val(k, f)] < 0) first_unit[dataset_unit_is_val(k, f)] = k;
+    const auto eot = tok_->eot_id();
+    std::vector<uint32_t> separator = eot ? std::vector<uint32_t>{*eot} : tok_->encode("\n");
+
+    sum_.workers =
+        o_.workers > 0 ? o_.workers : std::max<int64_t>(1, std::thread::hardware_concurrency());
+    TokenizePool pool(*tok_, sum_.workers, separator);
+    const int64_t max_in_flight = 2 * sum_.workers + 2;
+    uint64_t total_bytes = 0, done_bytes = 0;
+    for (size_t i = static_cast<size_t>(start.file); i < files_.size(); ++i)
+      total_bytes += files_[i].bytes;
+    Progress progress(o_.progress, total_bytes);
+    auto shards_now = [&] {
+      return static_cast<int64_t>(m_.train.shards.size() + m_.val.shards.size());
+    };
+    auto tokens_now = [&] {
+      return m_.train.tokens + m_.val.tokens + (writer_[0] ? writer_[0]->tokens() : 0) +
+             (writer_[1] ? writer_[1]->tokens() : 0);
+    };
+    auto drain = [&](int64_t keep) {
+      while (pool.in_flight() > keep) {
+        TokenizeBatch b = pool.take();
+        write_units(b.units);
+      }
+    };
+    int64_t index = start.index, docs = start.doc;
+    TokenizeBatch batch;
+    size_t batch_bytes = 0;
+    // A malformed input ends the build, but only after everything read before it is written:
+    // the shards it completes are kept for a rerun (once the input is fixed).
+    std::exception_ptr read_error;
+    auto next = [&](CorpusReader& reader, Document& doc) {
+      try {
+        return reader.next(doc);
+      } catch (const std::exception&) {
+        read_error = std::current_exception();
+        return false;
+      }
+    };
+    for (int64_t fi = start.file; fi < static_cast<int64_t>(files_.size()) && !read_error; ++fi) {
+      CorpusReader reader(std::vector<CorpusFile>{files_[fi]}, co);
+      Document doc;
+      uint64_t file_text = 0;
+      int64_t unit = 0;
+      while (next(reader, doc)) {
+        file_text += doc.text.size();
+        for (size_t off = 0; off < doc.text.size(); ++unit) {
+          const size_t len = piece_length(doc.text, off);
+          const bool continued = doc.continued || off > 0;
+          const CorpusPosition pos{fi, unit, index, docs, 0};
+          const std::string_view piece(doc.text.data() + off, len);
+          off += len;
+          if (fi == start.file && unit < start.unit) continue;  // before the resume point
+          ++index;
+          if (!continued) ++docs;
+          const int s = dataset_unit_is_val(pos.index, f) ? 1 : 0;
+          if (before(pos, resume[s])) continue;  // this split has it already
+          TokenizeUnit u;
+          u.split = s;
+          u.separator = pos.index != first_unit[s] &&
+                        (!continued || dataset_unit_is_val(pos.index - 1, f) != (s == 1));
+          u.pos = pos;
+          if (!before(resume[s], pos)) u.pos.token = resume[s].token;  // the resume unit
+          u.text.assign(piece);
+          sum_.text_bytes += len;
+          batch_bytes += len;
+          batch.units.push_back(std::move(u));
+          if (batch_bytes >= kBatchBytes || batch.units.size() >= kBatchUnits) {
+            pool.submit(std::move(batch));
+            batch = TokenizeBatch();
+            batch_bytes = 0;
+            drain(max_in_flight);
+          }
+        }
+        progress.update(done_bytes + std::min<uint64_t>(file_text, files_[fi].bytes),
+                        sum_.text_bytes, tokens_now(), shards_now());
+      }
+      done_bytes += files_[fi].bytes;
+    }
+    if (!batch.units.empty()) pool.submit(std::move(batch));
+    drain(0);
+    if (read_error) std::rethrow_exception(read_error);
+    const CorpusPosition past_end{static_cast<int64_t>(files_.size()), 0, index, docs, 0};
+    for (int s = 0; s < 2; ++s)
+      if (writer_[s] && writer_[s]->tokens() > 0) finish_shard(s, past_end);
+    if (kill_pending_) std::_Exit(137);
+    progress.update(done_bytes, sum_.text_bytes, tokens_now(), shards_now(), true);
+    progress.end();
+    if (m_.train.tokens == 0)
+      throw std::runtime_error(
+          "data build: the training split is empty: the sources gave " + std::to_string(docs) +
+          " document(s) in " + std::to_string(index) +
+          " unit(s) of at most 1 MiB, and unit 0 goes to validation (skipped: " +
+          std::to_string(listing.large_files) + " plain files over 16 MiB, " +
+          std::to_string(listing.links) +
+          " links); give more text (directories or files of text, .jsonl, .gz, .zst) or "
+          "--val-fraction 0");
+    m_.documents = docs;
+    m_.units = index;
+    m_.complete = true;
+    manifest_write(o_.out_dir, m_);
+  } catch (...) {
+    // Temporary files go (the writers' destructors); complete shards stay for a rerun. A
+    // directory this run created and filled with nothing complete is removed again.
+    writer_[0].reset();
+    writer_[1].reset();
+    if (created_dir_ && m_.train.shards.empty() && m_.val.shards.empty()) {
+      ::unlink((o_.out_dir + "/" + kManifestName).c_str());
+      ::rmdir(o_.out_dir.c_str());
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
+bool dataset_unit_is_val(int64_t k, double f) {
+  if (!(f > 0)) return false;
+  if (k == 0) return true;
+  return std::floor(double(k) * f) > std::floor(double(k - 1) * f);
+}
+
+DatasetBuildSummary dataset_build(const DatasetBuildOptions& o) {
+  if (o.sources.empty())
+    throw std::invalid_argument(
+        "data build: give at least one --source (a directory, or a text, "
+        ".jsonl, .gz or .zst file)");
+  if (o.out_dir.empty()) throw std::invalid_argument("data build: --out DIR is required");
+  if (!(o.val_fraction >= 0 && o.val_fraction < 1))
+    throw std::invalid_argument("data build: --val-fraction " + std::to_string(o.val_fraction) +
+                                " must be in [0, 1) (e.g. 0.005)");
+  if (o.shard_bytes < 256)
+    throw std::invalid_argument("data build: --shard-mb gives " + std::to_string(o.shard_bytes) +
+                                " bytes per shard; use at least 256 bytes (e.g. --shard-mb 1024)");
+  if (o.workers < 0 || o.workers > 4096)
+    throw std::invalid_argument("data build: --workers " + std::to_string(o.workers) +
+                                " must be in [0, 4096] (0: one per core)");
+  DatasetBuildSummary sum;
+  Builder(o, sum).run();
+  return sum;
+}
+
+}  // namespace longnet

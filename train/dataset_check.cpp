@@ -1,0 +1,102 @@
+// Config against dataset (see dataset_check.h).
+#include "train/dataset_check.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "train/data_file.h"
+#include "train/sha256.h"
+#include "train/token_dataset.h"
+#include "train/tokenizer.h"
+
+namespace longnet {
+namespace {
+
+std::string kind_of(const std::string& spec) {
+  return spec.substr(0, spec.find(':'));
+}
+
+std::string where(const TrainConfig& c, const std::string& key) {
+  auto it = c.origin.find(key);
+  return it == c.origin.end() ? "default" : it->second;
+}
+
+}  // namespace
+
+std::string tokenizer_spec_hash(const std::string& spec) {
+  const std::string kind = kind_of(spec);
+  if (kind == "bytes" || tokenizer_kind_available(kind))
+    return tokenizer_open(spec)->content_hash();
+  if (kind != "tiktoken" && kind != "sentencepiece") return tokenizer_open(spec)->content_hash();
+  // This build lacks the kind's library: the hash of the file is all a comparison needs.
+  return tokenizer_file_hash(spec);
+}
+
+std::string tokenizer_file_hash(const std::string& spec) {
+  const std::string kind = kind_of(spec);
+  if (spec.find(':') == std::string::npos)
+    throw std::invalid_argument("tokenizer '" + spec + "' names no file (KIND:PATH)");
+  const std::string path = spec.substr(spec.find(':') + 1);
+  DataFile f(path, kind + " tokenizer file");
+  Sha256 h;
+  std::vector<unsigned char> block(size_t{1} << 20);
+  for (uint64_t at = 0; at < f.size();) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(block.size(), f.size() - at));
+    f.read_exact(at, block.data(), n);
+    h.update(block.data(), n);
+    at += n;
+  }
+  return kind + ":" + h.hex_digest();
+}
+
+std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
+  const std::string& spec = c.data.tokenizer;
+  const std::string dataset = data.format() + " dataset '" + data.path() + "'";
+  if (const DatasetManifest* m = data.manifest()) {
+    std::string how;
+    if (!spec.empty()) {
+      const std::string hash = tokenizer_spec_hash(spec);
+      if (hash != m->tokenizer_hash)
+        config_fail(c, "data.tokenizer",
+                    "'" + spec + "' (" + hash + ") is not the tokenizer " + dataset +
+                        " was built with: its manifest records '" + m->tokenizer_spec + "' (" +
+                        m->tokenizer_hash + "); set data.tokenizer: " + m->tokenizer_spec +
+                        " (or a copy of that file), leave it empty, or rebuild the dataset "
+                        "with this tokenizer");
+      how = tokenizer_kind_available(kind_of(spec)) || kind_of(spec) == "bytes"
+                ? ", matches data.tokenizer"
+                : ", matches data.tokenizer by file hash (this build lacks the " + kind_of(spec) +
+                      " library; reading shards needs none)";
+    }
+    config_check_vocab(c, m->vocab_size,
+                       "the vocabulary of " + dataset + " (tokenizer " + m->tokenizer_spec + ")");
+    return "data: tokenizer " + m->tokenizer_spec + " (" + m->tokenizer_hash + ", vocabulary " +
+           std::to_string(m->vocab_size) + ")" + how;
+  }
+  if (data.format() == "legacy") {
+    if (!spec.empty() && spec != "bytes")
+      config_fail(c, "data.tokenizer",
+                  "'" + spec + "' cannot have made " + dataset +
+                      ": a byte-token file holds the bytes of its text (tokenizer bytes); leave "
+                      "data.tokenizer empty, or build a dataset with it: longnet data build "
+                      "--tokenizer " +
+                      spec + " --source SRC --out DIR");
+    config_check_vocab(c, 256, "the 256 byte values of " + dataset);
+    return "data: byte tokens (vocabulary 256)";
+  }
+  // llm.c / nanoGPT shards record no tokenizer: the model's vocabulary bounds the ids read.
+  int64_t bound = std::min<int64_t>(data.vocab_bound(), c.model.vocab_size);
+  std::string note = "data: llm.c shards record no tokenizer; ids must be below model.vocab_size " +
+                     std::to_string(c.model.vocab_size) + " (" + where(c, "model.vocab_size") + ")";
+  if (!spec.empty() && (kind_of(spec) == "bytes" || tokenizer_kind_available(kind_of(spec)))) {
+    const int64_t v = tokenizer_open(spec)->vocab_size();
+    config_check_vocab(c, v, "the vocabulary of data.tokenizer '" + spec + "'");
+    bound = std::min<int64_t>(bound, v);
+    note = "data: llm.c shards record no tokenizer; ids must be below " + std::to_string(v) +
+           " (data.tokenizer " + spec + ")";
+  }
+  data.set_vocab_bound(bound);
+  return note;
+}
+
+}  // namespace longnet

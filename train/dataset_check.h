@@ -1,0 +1,29 @@
+// The rules between a config and the dataset it opened (issue 20): the tokenizer the config
+// names must be the one the dataset was built with (compared by content hash, so that a copy of
+// the file elsewhere matches, and without the tokenizer's library where this build lacks it:
+// then the hash is the kind and the SHA-256 of the file), and model.vocab_size must cover the
+// data's vocabulary. Errors name both values and where the config set them.
+#pragma once
+
+#include <string>
+
+#include "train/config.h"
+
+namespace longnet {
+
+class TokenDataset;
+
+// "KIND:SHA256" of a tokenizer spec: content_hash() when this build has the kind, else computed
+// from the file (a tokenizer's content hash is its kind and the SHA-256 of its model file).
+// Throws naming the file when it cannot be read.
+std::string tokenizer_spec_hash(const std::string& spec);
+// The same computed from the file alone (KIND:PATH specs), as it is without the library.
+std::string tokenizer_file_hash(const std::string& spec);
+
+// Checks data.tokenizer against the dataset and model.vocab_size against its vocabulary, and
+// sets the bound every token id read must stay below (for llm.c shards, which record no
+// vocabulary: model.vocab_size, or the tokenizer's). Throws std::invalid_argument (config rules)
+// or std::runtime_error (an unreadable tokenizer file). Returns a line for the log.
+std::string dataset_config_check(const TrainConfig& config, TokenDataset& data);
+
+}  // namespace longnet
