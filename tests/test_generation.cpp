@@ -2,20 +2,27 @@
 // the brute-force definition, teacher-forced incremental logits against the full forward (both
 // variants, prompts mid-segment and on boundaries, chunked prefills, r not dividing w, sequences
 // shorter than the longest segment, several heads per offset class, batches of different prompt
-// lengths), constant memory from 32K to 1M tokens, the CUDA decode kernels, sampling.
+// lengths), constant memory from 32K to 1M tokens, the CUDA decode kernels, sampling; and
+// loading a model from its files and the evaluation across context lengths (train/).
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <vector>
 
 #include "core/dilated_cache.h"
 #include "core/incremental_lm.h"
+#include "core/parameter_io.h"
 #include "core/sampling.h"
+#include "parallel/process_grid.h"
 #include "tests/dilated_reference.h"
 #include "tests/test_util.h"
+#include "train/context_eval.h"
+#include "train/model_load.h"
 
 namespace longnet {
 namespace {
@@ -405,6 +412,102 @@ TEST(Sampling, TopKAndTopPKeepOnlyTheirTokens) {
   SamplingOptions bad;
   bad.top_p = 0;
   expect_error([&] { sample_next(logits, bad); }, "top_p");
+}
+
+}  // namespace
+}  // namespace longnet
+
+// ---- loading and evaluation (train/) --------------------------------------------------------
+
+namespace longnet {
+namespace {
+
+std::string temp_path(const std::string& name) {
+  std::string tmpl = ::testing::TempDir() + "longnet_generation_XXXXXX";
+  char* dir = ::mkdtemp(tmpl.data());
+  EXPECT_NE(dir, nullptr);
+  return tmpl + "/" + name;
+}
+
+const char* kTinyConfig =
+    "model:\n  d_model: 32\n  num_heads: 4\n  num_layers: 2\n  dim_feedforward: 48\n"
+    "  vocab_size: 256\n  segment_lengths: [8, 16, 32]\n  dilation_rates: [1, 2, 4]\n";
+
+TEST(ModelLoad, ParametersFileWithConfig) {
+  const auto cfg_path = temp_path("tiny.yaml");
+  std::ofstream(cfg_path) << kTinyConfig;
+  ModelLoadOptions o;
+  o.config = cfg_path;
+  o.random_init = true;
+  o.seed = 3;
+  auto a = model_load(o);
+  const auto params = temp_path("params.pt");
+  parameters_save(*a.model, params);
+  ModelLoadOptions p;
+  p.checkpoint = params;
+  p.config = cfg_path;
+  auto b = model_load(p);
+  EXPECT_FALSE(b.model->is_training());
+  auto tokens = at::randint(256, {2, 40}, at::kLong);
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(at::equal(a.model->forward(tokens), b.model->forward(tokens)));
+  // Without its config, a parameters file is not a checkpoint: the error says what to add.
+  ModelLoadOptions alone;
+  alone.checkpoint = params;
+  expect_error([&] { model_load(alone); }, "needs --config");
+  // A config whose model does not fit the file.
+  std::string three = kTinyConfig;
+  three.replace(three.find("num_layers: 2"), 13, "num_layers: 3");
+  std::ofstream(cfg_path) << three;
+  expect_error([&] { model_load(p); }, "lacks");
+}
+
+TEST(ContextEval, WindowEndsAndErrors) {
+  ContextEvalOptions o;
+  o.context_lens = {16, 64, 32};
+  o.windows = 3;
+  EXPECT_EQ(context_eval_window_ends(o, 1000), (std::vector<int64_t>{64, 531, 999}));
+  expect_error([&] { context_eval_window_ends(o, 64); }, "needs at least 65");
+  o.score_tokens = 17;
+  expect_error([&] { context_eval_window_ends(o, 1000); }, "must lie in [1, 16]");
+}
+
+// Every context length scores the same final tokens: each row equals the cross-entropy of the
+// window's forward on its last T positions, computed directly.
+TEST(ContextEval, ScoresTheSameFinalTokens) {
+  at::manual_seed(4);
+  LongNetLMOptions m = tiny_lm("decoder_only", {8, 16, 32}, {1, 2, 4}, 4);
+  m.vocab_size = 256;
+  LongNetLM model(m);
+  model->eval();
+  auto val = at::randint(256, {700}, at::kLong);
+  ValidationTokens data;
+  data.size = 700;
+  data.vocab_size = 256;
+  data.read = [val](int64_t start, int64_t count) { return val.narrow(0, start, count).clone(); };
+  ContextEvalOptions o;
+  o.context_lens = {24, 48, 100};
+  o.score_tokens = 10;
+  o.windows = 3;
+  o.batch_size = 2;
+  auto grid = process_grid_create(1, 1, c10::kCPU);
+  LocalAttention local;
+  auto rows = context_eval(model, data, *grid, local, o);
+  ASSERT_EQ(rows.size(), 3u);
+  const auto ends = context_eval_window_ends(o, 700);
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t c = o.context_lens[i];
+    double sum = 0;
+    for (int64_t e : ends) {
+      auto logits = model->forward(val.narrow(0, e - c, c).view({1, c}));
+      auto lp = logits[0].narrow(0, c - 10, 10).log_softmax(-1);
+      auto tgt = val.narrow(0, e - 9, 10);
+      sum -= lp.gather(1, tgt.view({-1, 1})).sum().item<double>();
+    }
+    EXPECT_EQ(rows[i].tokens, 30);
+    EXPECT_NEAR(rows[i].loss, sum / 30, 1e-5) << "context " << c;
+  }
 }
 
 }  // namespace
