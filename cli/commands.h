@@ -15,5 +15,9 @@ int cmd_bench_attention(const Args& args);  // bench_commands.cpp
 int cmd_bench_scaling(const Args& args);    // bench_commands.cpp
 int cmd_data_build(const Args& args);       // data_command.cpp
 int cmd_train(const Args& args);            // train_command.cpp
+int cmd_check_generate(const Args& args);   // generation_check.cpp
+int cmd_generate(const Args& args);         // generate_command.cpp
+int cmd_eval(const Args& args);             // eval_command.cpp
+int cmd_bench_generate(const Args& args);   // bench_generate.cpp
 
 }  // namespace longnet

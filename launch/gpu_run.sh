@@ -4,7 +4,7 @@
 # multi-GPU checks and the benchmarks. Results go to bench/results/ (JSON with card, date,
 # commit, command); logs to $OUT (or out/), and a summary is printed last.
 #   launch/gpu_run.sh [stage ...]
-# stages: build test check bench breakdown weak scaling scaling4 train trace train4 stall
+# stages: build test check bench breakdown weak scaling scaling4 train trace train4 stall generate
 # (default: build test check bench weak)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -179,6 +179,28 @@ for stage in "${STAGES[@]}"; do
         log.metrics=/tmp/stall.jsonl train.collective_timeout_s=20 --debug-stall 1:5
       note "stall: the job ended $((SECONDS - T0)) s after start"
       grep -E "stalling|error|watchdog|has not finished|^step" "$LOGS/stall.log" | tee -a "$SUMMARY"
+      ;;
+    generate)
+      # Generation (docs/design.md section 7), with the build of the build stage: the decode
+      # kernels and bf16 generation tests, the teacher-forced check of base.yaml in bf16 past a
+      # block boundary and in float32 below one block (N < w_max), then tokens/s after 32K and
+      # 1M-token prompts at batch 1 and 64 against the memory-bandwidth bound.
+      run test_generation 600 build/tests/test_generation
+      grep -E "^\[  (PASSED|FAILED|SKIPPED) |worst" "$LOGS/test_generation.log" | tee -a "$SUMMARY"
+      run check_generate_bf16 600 $BIN check generate --config configs/base.yaml --device cuda \
+        --dtype bfloat16 --seq-len 40000 --prompt-len 33001
+      grep -E "worst|PASS|FAIL|error" "$LOGS/check_generate_bf16.log" | tee -a "$SUMMARY"
+      run check_generate_f32 600 $BIN check generate --config configs/base.yaml --device cuda \
+        --dtype float32 --seq-len 12000 --prompt-len 9001
+      grep -E "worst|PASS|FAIL|error" "$LOGS/check_generate_f32.log" | tee -a "$SUMMARY"
+      run bench_generate 600 $BIN bench generate --config configs/base.yaml --random-init \
+        --prompt-lens 32768,1048576 --batches 1,64 --json bench/results/generate_base_$CARD.json
+      cat "$LOGS/bench_generate.log" | tee -a "$SUMMARY"
+      # The same at 32K without the CUDA graph: what the graph buys.
+      run bench_generate_nograph 300 $BIN bench generate --config configs/base.yaml --random-init \
+        --prompt-lens 32768 --batches 1,64 --no-cuda-graph \
+        --json bench/results/generate_base_nograph_$CARD.json
+      grep -E "^ +[0-9]" "$LOGS/bench_generate_nograph.log" | sed 's/^/no graph: /' | tee -a "$SUMMARY"
       ;;
     *) note "unknown stage $stage" ;;
   esac
