@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
+constexpr int kTile = 4;  // rows per lane group in flight at once
 constexpr float kLog2e = 1.4426950408889634f;
 
 void check(cudaError_t e, const char* what) {
@@ -38,20 +39,20 @@ __device__ __forceinline__ Slot slot_of(const DilatedDecodeParams& p, int i, int
   return {o / r, h % r == o % r};
 }
 
-// 8 consecutive elements as float.
+// 8 consecutive elements of one row, as loaded (16-bit: one 16-byte word; float: two), and as
+// float. Loading all of a tile's rows before using any keeps several loads in flight per thread.
 template <typename T>
-__device__ __forceinline__ void load8(const T* src, float (&x)[8]) {
-  if constexpr (sizeof(T) == 4) {
-    const float4 a = reinterpret_cast<const float4*>(src)[0];
-    const float4 b = reinterpret_cast<const float4*>(src)[1];
-    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
-  } else {
-    const uint4 raw = *reinterpret_cast<const uint4*>(src);
-    const T* e = reinterpret_cast<const T*>(&raw);
+struct Row8 {
+  uint4 w[sizeof(T) == 4 ? 2 : 1];
+  __device__ __forceinline__ void load(const T* src) {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) x[j] = to_float(e[j]);
+    for (int j = 0; j < int(sizeof(w) / sizeof(uint4)); ++j)
+      w[j] = reinterpret_cast<const uint4*>(src)[j];
   }
-}
+  __device__ __forceinline__ float get(int j) const {
+    return to_float(reinterpret_cast<const T*>(w)[j]);
+  }
+};
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) decode_store_kernel(const DilatedDecodeParams p) {
@@ -98,28 +99,49 @@ __global__ void __launch_bounds__(kThreads) decode_attend_kernel(const DilatedDe
   const T* vb = static_cast<const T*>(p.v_cache) + base;
 
   float m = -INFINITY, l = 0.f, acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  // The loop bound is uniform over the warp (every lane takes part in the shuffles).
-  for (int64_t r0 = row0 + warp * RW; r0 < row1; r0 += kWarps * RW) {
-    const int64_t row = r0 + g;
-    const bool ok = row < row1;
-    float x[8];
-    float dot = 0.f;
-    if (ok) {
-      load8(kb + row * D, x);
+  // Tiles of kTile rows per group: rows r0 + u RW + g. The loop bound is uniform over the warp
+  // (every lane takes part in the shuffles).
+  for (int64_t r0 = row0 + warp * kTile * RW; r0 < row1; r0 += kWarps * kTile * RW) {
+    Row8<T> kr[kTile], vr[kTile];
+    bool ok[kTile];
 #pragma unroll
-      for (int j = 0; j < 8; ++j) dot += q[j] * x[j];
+    for (int u = 0; u < kTile; ++u) {
+      const int64_t row = r0 + u * RW + g;
+      ok[u] = row < row1;
+      if (ok[u]) {
+        kr[u].load(kb + row * D);
+        vr[u].load(vb + row * D);
+      }
     }
+    float dot[kTile];
+    float tile_max = -INFINITY;
 #pragma unroll
-    for (int off = G / 2; off >= 1; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-    if (ok) {
-      load8(vb + row * D, x);
-      const float m_new = fmaxf(m, dot);
-      const float corr = exp2f(m - m_new), e = exp2f(dot - m_new);
-      l = l * corr + e;
+    for (int u = 0; u < kTile; ++u) {
+      float d = 0.f;
+      if (ok[u]) {
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc[j] = acc[j] * corr + e * x[j];
-      m = m_new;
+        for (int j = 0; j < 8; ++j) d += q[j] * kr[u].get(j);
+      }
+#pragma unroll
+      for (int off = G / 2; off >= 1; off /= 2) d += __shfl_xor_sync(0xffffffffu, d, off);
+      dot[u] = d;
+      if (ok[u]) tile_max = fmaxf(tile_max, d);
     }
+    if (tile_max == -INFINITY) continue;  // no row of this tile for this group
+    const float m_new = fmaxf(m, tile_max);
+    const float corr = exp2f(m - m_new);
+    l *= corr;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] *= corr;
+#pragma unroll
+    for (int u = 0; u < kTile; ++u) {
+      if (!ok[u]) continue;
+      const float e = exp2f(dot[u] - m_new);
+      l += e;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[j] += e * vr[u].get(j);
+    }
+    m = m_new;
   }
   const int grp = warp * RW + g;
   if (li == 0) sm_m[grp] = m, sm_l[grp] = l;

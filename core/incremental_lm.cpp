@@ -106,6 +106,23 @@ IncrementalLM::IncrementalLM(LongNetLM model, int64_t batch, IncrementalOptions 
       add(layer->multihead_attn, false);
     }
   }
+  // On the GPU in 16-bit, the step's LayerNorms read float32 copies of their parameters: the
+  // fused kernels take float32 gamma and beta and would otherwise convert them on every call
+  // (two extra kernels per LayerNorm per step). Same numbers.
+  if (w.is_cuda() && w.scalar_type() != at::kFloat) {
+    for (const auto& item : model_->named_modules()) {
+      auto* ln = dynamic_cast<torch::nn::LayerNormImpl*>(item.value().get());
+      if (!ln || !ln->weight.defined()) continue;
+      torch::nn::LayerNorm copy(ln->options);
+      copy->to(w.device(), at::kFloat);
+      {
+        at::NoGradGuard no_grad;
+        copy->weight.copy_(ln->weight);
+        copy->bias.copy_(ln->bias);
+      }
+      float_norms_.emplace(ln, copy);
+    }
+  }
   auto i64 = w.options().dtype(at::kLong);
   positions_ = at::zeros({batch_}, i64);
   tokens_in_ = at::zeros({batch_}, i64);
@@ -124,6 +141,7 @@ int64_t IncrementalLM::state_bytes() const {
   int64_t n = cache_bytes() + positions_.nbytes() + tokens_in_.nbytes();
   for (const auto& a : attentions_)
     n += a->w_in.nbytes() + (a->b_in.defined() ? a->b_in.nbytes() : 0);
+  for (const auto& [key, norm] : float_norms_) n += norm->weight.nbytes() + norm->bias.nbytes();
   return n;
 }
 
@@ -203,6 +221,11 @@ at::Tensor IncrementalLM::prefill(const at::Tensor& tokens_in, const std::vector
   return last;
 }
 
+torch::nn::LayerNorm& IncrementalLM::step_norm(torch::nn::LayerNorm& norm) {
+  auto it = float_norms_.find(norm.get());
+  return it == float_norms_.end() ? norm : it->second;
+}
+
 void IncrementalLM::state_from(const IncrementalLM& src, int64_t index) {
   TORCH_CHECK(src.prefilled_, "IncrementalLM::state_from: the source has no prompt yet");
   TORCH_CHECK(src.caches_.size() == caches_.size() && src.block_ == block_,
@@ -232,7 +255,7 @@ at::Tensor IncrementalLM::attention_step(Attention& a, const at::Tensor& hq, con
   }
   auto x = cache.step(q.view({B, H, D}), k.view({B, H, D}), v.view({B, H, D}), positions_, a.scale)
                .view({B, 1, d});
-  if (m->norm) x = layer_norm_apply(m->norm, x);
+  if (m->norm) x = layer_norm_apply(step_norm(m->norm), x);
   return linear_apply(m->out_proj, x);  // (B, 1, d)
 }
 
@@ -251,13 +274,13 @@ at::Tensor IncrementalLM::step_body() {
   };
   if (model_->options().variant == "decoder_only") {
     auto& dec = model_->decoder;
-    h = layer_norm_apply(dec[0]->norm1, x);
+    h = layer_norm_apply(step_norm(dec[0]->norm1), x);
     for (size_t i = 0; i < dec.size(); ++i) {
       auto [a, c] = next_attention();
-      auto yh = add_layer_norm_apply(dec[i]->norm3, x, attention_step(a, h, h, c));
-      auto f = ffn_apply(dec[i]->linear1, dec[i]->norm4, dec[i]->linear2, yh[1], gelu_);
+      auto yh = add_layer_norm_apply(step_norm(dec[i]->norm3), x, attention_step(a, h, h, c));
+      auto f = ffn_apply(dec[i]->linear1, step_norm(dec[i]->norm4), dec[i]->linear2, yh[1], gelu_);
       auto& next = i + 1 < dec.size() ? dec[i + 1]->norm1 : model_->norm;
-      auto r = add_layer_norm_apply(next, yh[0], f);
+      auto r = add_layer_norm_apply(step_norm(next), yh[0], f);
       x = r[0], h = r[1];
     }
   } else {
@@ -265,20 +288,21 @@ at::Tensor IncrementalLM::step_body() {
     auto mem = x;
     for (auto& layer : net->encoder) {
       auto [a, c] = next_attention();
-      auto hn = layer_norm_apply(layer->norm1, mem);
-      auto yh = add_layer_norm_apply(layer->norm2, mem, attention_step(a, hn, hn, c));
-      mem = yh[0] + ffn_apply(layer->linear1, layer->norm3, layer->linear2, yh[1], gelu_);
+      auto hn = layer_norm_apply(step_norm(layer->norm1), mem);
+      auto yh = add_layer_norm_apply(step_norm(layer->norm2), mem, attention_step(a, hn, hn, c));
+      mem =
+          yh[0] + ffn_apply(layer->linear1, step_norm(layer->norm3), layer->linear2, yh[1], gelu_);
     }
-    mem = layer_norm_apply(net->encoder_norm, mem);
+    mem = layer_norm_apply(step_norm(net->encoder_norm), mem);
     for (auto& layer : net->decoder) {
       auto [sa, sc] = next_attention();
-      auto hn = layer_norm_apply(layer->norm1, x);
-      auto yh = add_layer_norm_apply(layer->norm2, x, attention_step(sa, hn, hn, sc));
+      auto hn = layer_norm_apply(step_norm(layer->norm1), x);
+      auto yh = add_layer_norm_apply(step_norm(layer->norm2), x, attention_step(sa, hn, hn, sc));
       auto [ca, cc] = next_attention();
-      yh = add_layer_norm_apply(layer->norm3, yh[0], attention_step(ca, yh[1], mem, cc));
-      x = yh[0] + ffn_apply(layer->linear1, layer->norm4, layer->linear2, yh[1], gelu_);
+      yh = add_layer_norm_apply(step_norm(layer->norm3), yh[0], attention_step(ca, yh[1], mem, cc));
+      x = yh[0] + ffn_apply(layer->linear1, step_norm(layer->norm4), layer->linear2, yh[1], gelu_);
     }
-    h = layer_norm_apply(model_->norm, x);
+    h = layer_norm_apply(step_norm(model_->norm), x);
   }
   auto logits = linear_apply(model_->out, h).view({batch_, vocab_});
   positions_.add_(1);

@@ -19,6 +19,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -69,7 +70,7 @@ class IncrementalLM {
   // encoder-decoder: each encoder layer's, then each decoder layer's self- and cross-attention).
   const std::vector<std::unique_ptr<DilatedKVCache>>& caches() const { return caches_; }
   // Bytes of every cache; and of everything the generator keeps besides the model's parameters
-  // (caches, fused projection weights, positions and the step's input).
+  // (caches, fused projection weights, float32 LayerNorm copies, positions, the step's input).
   int64_t cache_bytes() const;
   int64_t state_bytes() const;
   // Bytes one step reads at least, for bandwidth bounds: every parameter once (the embedding
@@ -83,6 +84,8 @@ class IncrementalLM {
   at::Tensor step_body();                                                        // (B, V)
   at::Tensor attention_step(Attention& a, const at::Tensor& hq, const at::Tensor& hm,
                             DilatedKVCache& cache);
+  // The LayerNorm the step runs for one of the model's: a float32 copy on the GPU in 16-bit.
+  torch::nn::LayerNorm& step_norm(torch::nn::LayerNorm& norm);
 
   LongNetLM model_;
   IncrementalOptions options_;
@@ -93,6 +96,7 @@ class IncrementalLM {
   at::Tensor positions_, tokens_in_;  // (B,) int64, the step's static inputs
   XposPositionTables tables_;         // of the current step
   std::unique_ptr<StepGraph> graph_;
+  std::map<const void*, torch::nn::LayerNorm> float_norms_;  // model's LayerNormImpl -> copy
   bool prefilled_ = false;
 };
 

@@ -21,6 +21,7 @@
 
 #include "core/kernel_dtype.h"
 #include "core/xpos_kernel.h"
+#include "core/xpos_positions_kernel.h"
 #endif
 
 namespace longnet {
@@ -346,6 +347,28 @@ XposPositionTables xpos_tables_at(const at::Tensor& positions, int64_t block, in
               " even, scale_base = ", scale_base, " >= 1");
   at::NoGradGuard no_grad;
   auto n = positions.reshape({-1});
+#ifdef LONGNET_WITH_CUDA
+  if (n.is_cuda() && dtype == at::kFloat) {  // one kernel instead of the expression below
+    c10::cuda::CUDAGuard guard(n.device());
+    auto nc = n.contiguous();
+    auto opts = nc.options().dtype(at::kFloat);
+    XposPositionTables t{
+        at::empty({nc.numel(), head_dim / 2}, opts), at::empty({nc.numel(), head_dim / 2}, opts),
+        at::empty({nc.numel(), head_dim / 2}, opts), at::empty({nc.numel(), head_dim / 2}, opts)};
+    XposPositionParams p;
+    p.positions = nc.data_ptr<int64_t>();
+    p.cos_q = t.cos_q.data_ptr<float>();
+    p.sin_q = t.sin_q.data_ptr<float>();
+    p.cos_k = t.cos_k.data_ptr<float>();
+    p.sin_k = t.sin_k.data_ptr<float>();
+    p.n = nc.numel();
+    p.D = head_dim;
+    p.block = block;
+    p.scale_base = scale_base;
+    xpos_position_tables_launch(p, at::cuda::getCurrentCUDAStream().stream());
+    return t;
+  }
+#endif
   // Integer maths until the subtraction, as xpos_local_positions.
   auto local = (n - (at::div(n, block, "floor") * block + block / 2)).to(at::kDouble);
   auto t = xpos_tables(local, head_dim, scale_base, dtype);

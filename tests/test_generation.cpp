@@ -18,6 +18,7 @@
 #include "core/incremental_lm.h"
 #include "core/parameter_io.h"
 #include "core/sampling.h"
+#include "core/xpos.h"
 #include "parallel/process_grid.h"
 #include "tests/dilated_reference.h"
 #include "tests/test_util.h"
@@ -153,6 +154,33 @@ TEST(DilatedKVCache, CudaKernelMatchesDefinition) {
     const double naive = naive_bf16_error(c);
     EXPECT_LT(bf16, 2 * naive) << "H " << H << " naive " << naive << " ATen path " << aten;
   }
+}
+
+// ---- xPos at explicit positions --------------------------------------------------------------
+
+// Rotating tokens at explicit positions gives the forward's rotation (block mode) bit for bit.
+TEST(XposAt, MatchesTheForwardsRotation) {
+  at::manual_seed(14);
+  const std::vector<int64_t> w = {16, 64};
+  const int64_t offset = 128 + 5, n = 70, H = 3, D = 8;
+  auto q = at::randn({2, n, H, D}), k = at::randn_like(q);
+  auto [q_fwd, k_fwd] = xpos_apply(q, k, offset, /*global_len=*/4096, w);
+  auto pos = at::arange(offset, offset + n, at::kLong).expand({2, n}).contiguous();
+  auto t = xpos_tables_at(pos, 64, D, at::kFloat);
+  EXPECT_TRUE(at::equal(xpos_rotate_at(q, t, false), q_fwd));
+  EXPECT_TRUE(at::equal(xpos_rotate_at(k, t, true), k_fwd));
+}
+
+TEST(XposAt, CudaTablesMatchTheCpuOnes) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  auto pos =
+      at::tensor(std::vector<int64_t>{0, 1, 16383, 16384, 32767, 32768, 1048576 + 77}, at::kLong);
+  auto cpu = xpos_tables_at(pos, 32768, 64, at::kFloat);
+  auto gpu = xpos_tables_at(pos.cuda(), 32768, 64, at::kFloat);
+  EXPECT_LT(rel_error(gpu.cos_q, cpu.cos_q), 1e-7);
+  EXPECT_LT(rel_error(gpu.sin_q, cpu.sin_q), 1e-7);
+  EXPECT_LT(rel_error(gpu.cos_k, cpu.cos_k), 1e-7);
+  EXPECT_LT(rel_error(gpu.sin_k, cpu.sin_k), 1e-7);
 }
 
 // ---- the model ----------------------------------------------------------------------------------
