@@ -1,10 +1,12 @@
 // The flags of every command, declared in one place (see commands.h): each with its default,
 // help and allowed range. Light on purpose (no LibTorch calls): the flags fuzzer links it.
 #include <functional>
+#include <climits>
 #include <map>
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
+#include "cli/model_flags.h"
 #include "train/tokenizer_train.h"
 
 namespace longnet {
@@ -163,6 +165,88 @@ void flags_export(CliFlags& f) {
         "cast floating-point parameters to float32, bfloat16 or float16 (default: as stored)");
 }
 
+// The flags of the commands that use a trained model (model_flags.h).
+void model_flags_add(CliFlags& f) {
+  f.add("checkpoint", "",
+        "a `longnet train` checkpoint (runs/NAME/checkpoints/step_*.ckpt), or a parameters file "
+        "with --config");
+  f.add("config", "", "YAML config whose model: section built the parameters file");
+  f.add_switch_hidden("random-init", "no checkpoint: fresh parameters for --config's model");
+}
+
+
+// The flags of `longnet check generate`.
+void flags_check_generate(CliFlags& f) {
+  f.add("config", "", "YAML config; its model: section is the model (random parameters)");
+  f.add("seq-len", "0", "tokens per sequence N (0: the config's data.seq_len)", kTokens0);
+  f.add("prompt-len", "0", "prompt of the first sequence (0: N/2 + 1, mid-segment)", kTokens0);
+  f.add("batch", "2", "sequences; sequence b's prompt is the first's minus b/3 of it", kCount);
+  f.add("prefill-chunk", "0", "tokens per prefill forward (0: twice the largest segment)",
+        kTokens0);
+  f.add("seed", "0", "seed of the parameters and tokens", kSeed);
+  f.add("device", "cpu", "cpu or cuda");
+  f.add("dtype", "float32", "float32, bfloat16, float16 or float64");
+  f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
+}
+
+// The flags of `longnet generate`.
+void flags_generate(CliFlags& f) {
+  model_flags_add(f);
+  f.add("prompt", "", "the prompt text");
+  f.add("prompt-file", "", "a file whose whole content is the prompt");
+  f.add("prompts-file", "", "a file with one prompt per line: generated as one batch");
+  f.add("max-new-tokens", "256", "tokens to generate per prompt (fewer at end-of-text)",
+        kTokens0);
+  f.add_switch("greedy", "always the most likely token");
+  f.add("temperature", "1.0", "sampling temperature (0: greedy)", spec_range(0, 1e6));
+  f.add("top-k", "0", "sample among the k most likely tokens (0: all)", spec_range(0, INT32_MAX));
+  f.add("top-p", "1.0", "sample among the most likely tokens holding probability p",
+        spec_above(0, 1));
+  f.add("seed", "0", "seed of the sampling", kSeed);
+  f.add("tokenizer", "bytes", "tokenizer spec (train/tokenizer.h): bytes, bytes:eot, ...");
+  f.add("device", "auto", "cpu, cuda, or auto (cuda when present)");
+  f.add("dtype", "auto", "float32, bfloat16, float16 (auto: bfloat16 on cuda, float32 on cpu)");
+  f.add("prefill-chunk", "65536", "tokens per prefill forward (rounded to the largest segment)",
+        kTokens);
+  f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
+  f.add_switch("stats", "print prefill and generation speed to stderr");
+}
+
+// The flags of `longnet eval`.
+void flags_eval(CliFlags& f) {
+  model_flags_add(f);
+  f.add("data", "",
+        "token file whose validation split is scored (default: the config's data.path)");
+  f.add("context-lens", "2048,4096,8192,16384,32768", "context lengths, comma-separated", kTokens);
+  f.add("score-tokens", "0",
+        "final tokens of each window that are scored (0: the smallest "
+        "context length)");
+  f.add("batches", "4", "forwards per context length", kCount);
+  f.add("batch-size", "1", "windows per forward", kCount);
+  f.add("json", "", "write the results to this JSON file");
+  f.add("plot", "", "also draw loss against context length into this PNG (needs --json)");
+  f.add("device", "auto", "cpu, cuda, or auto (cuda when present)");
+  f.add("dtype", "float32", "float32, or bfloat16 (autocast on cuda, as training evaluates)");
+  f.add("seed", "0", "seed of --random-init", kSeed);
+}
+
+// The flags of `longnet bench generate`.
+void flags_bench_generate(CliFlags& f) {
+  model_flags_add(f);
+  f.add("prompt-lens", "32768,1048576", "prompt lengths, comma-separated", kTokens);
+  f.add("batches", "1,64", "batch sizes, comma-separated", kCount);
+  f.add("steps", "128", "timed steps per measurement", kRuns1);
+  f.add("warmup", "8", "untimed steps first (the CUDA graph is captured in these)", kRuns0);
+  f.add("device", "cuda", "cuda or cpu");
+  f.add("dtype", "bfloat16", "bfloat16, float16 or float32 (the parameters' dtype)");
+  f.add("prefill-chunk", "65536", "tokens per prefill forward", kTokens);
+  f.add("bandwidth", "4.8e12", "memory bandwidth in bytes/s for the bound (H200: 4.8e12)",
+        spec_above(0, 1e16));
+  f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
+  f.add("seed", "0", "seed of the parameters (--random-init) and prompt tokens", kSeed);
+  f.add("json", "", "write the results to this JSON file");
+}
+
 namespace {
 
 const std::map<std::string, std::function<void(CliFlags&)>>& table() {
@@ -178,6 +262,10 @@ const std::map<std::string, std::function<void(CliFlags&)>>& table() {
       {"tokenizer decode", flags_tokenizer_decode},
       {"tokenizer info", flags_tokenizer_info},
       {"export", flags_export},
+      {"check generate", flags_check_generate},
+      {"generate", flags_generate},
+      {"eval", flags_eval},
+      {"bench generate", flags_bench_generate},
   };
   return t;
 }

@@ -27,6 +27,10 @@ void flags_tokenizer_encode(CliFlags& f);
 void flags_tokenizer_decode(CliFlags& f);
 void flags_tokenizer_info(CliFlags& f);
 void flags_export(CliFlags& f);
+void flags_check_generate(CliFlags& f);
+void flags_generate(CliFlags& f);
+void flags_eval(CliFlags& f);
+void flags_bench_generate(CliFlags& f);
 
 // The names of the commands that take flags ("check comm", ..., "train"), and their flags:
 // command_flags declares name's flags on f and returns false for an unknown name.
@@ -40,5 +44,9 @@ int cmd_bench_scaling(const Args& args);    // bench_commands.cpp
 int cmd_data_build(const Args& args);       // data_command.cpp
 int cmd_train(const Args& args);            // train_command.cpp
 int cmd_export(const Args& args);           // export_command.cpp
+int cmd_check_generate(const Args& args);   // generation_check.cpp
+int cmd_generate(const Args& args);         // generate_command.cpp
+int cmd_eval(const Args& args);             // eval_command.cpp
+int cmd_bench_generate(const Args& args);   // bench_generate.cpp
 
 }  // namespace longnet

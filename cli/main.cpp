@@ -41,6 +41,15 @@ const std::map<std::string, Command>& commands() {
       {"tokenizer info", {"a tokenizer's kind, vocabulary and hash", tokenizer_info_command}},
       {"train", {"train a LongNetLM from a YAML config (under mpirun)", cmd_train}},
       {"export", {"a checkpoint's model as model.safetensors and config.json", cmd_export}},
+      {"check generate",
+       {"teacher-forced incremental logits vs the full forward (dilated KV cache)",
+        cmd_check_generate}},
+      {"generate",
+       {"text from a trained model (prompt of any length, constant memory)", cmd_generate}},
+      {"eval", {"validation loss against context length (same scored tokens)", cmd_eval}},
+      {"bench generate",
+       {"generation tokens/s after 32K and 1M prompts, against the bandwidth bound",
+        cmd_bench_generate}},
   };
   return table;
 }

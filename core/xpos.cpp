@@ -21,6 +21,7 @@
 
 #include "core/kernel_dtype.h"
 #include "core/xpos_kernel.h"
+#include "core/xpos_positions_kernel.h"
 #endif
 
 namespace longnet {
@@ -335,6 +336,86 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> xpos_apply_qkv(
 #endif
   auto [q, k] = xpos_apply(u[0], u[1], position_offset, global_len, segment_lengths, scale_base);
   return {q, k, u[2]};
+}
+
+XposPositionTables xpos_tables_at(const at::Tensor& positions, int64_t block, int64_t head_dim,
+                                  at::ScalarType dtype, int64_t scale_base) {
+  TORCH_CHECK(positions.scalar_type() == at::kLong, "xPos: positions must be int64; got ",
+              positions.scalar_type());
+  TORCH_CHECK(block >= 2 && head_dim >= 2 && head_dim % 2 == 0 && scale_base >= 1,
+              "xPos: block = ", block, " must be >= 2, head_dim = ", head_dim,
+              " even, scale_base = ", scale_base, " >= 1");
+  at::NoGradGuard no_grad;
+  auto n = positions.reshape({-1});
+#ifdef LONGNET_WITH_CUDA
+  if (n.is_cuda() && dtype == at::kFloat) {  // one kernel instead of the expression below
+    c10::cuda::CUDAGuard guard(n.device());
+    auto nc = n.contiguous();
+    auto opts = nc.options().dtype(at::kFloat);
+    XposPositionTables t{
+        at::empty({nc.numel(), head_dim / 2}, opts), at::empty({nc.numel(), head_dim / 2}, opts),
+        at::empty({nc.numel(), head_dim / 2}, opts), at::empty({nc.numel(), head_dim / 2}, opts)};
+    XposPositionParams p;
+    p.positions = nc.data_ptr<int64_t>();
+    p.cos_q = t.cos_q.data_ptr<float>();
+    p.sin_q = t.sin_q.data_ptr<float>();
+    p.cos_k = t.cos_k.data_ptr<float>();
+    p.sin_k = t.sin_k.data_ptr<float>();
+    p.n = nc.numel();
+    p.D = head_dim;
+    p.block = block;
+    p.scale_base = scale_base;
+    xpos_position_tables_launch(p, at::cuda::getCurrentCUDAStream().stream());
+    return t;
+  }
+#endif
+  // Integer maths until the subtraction, as xpos_local_positions.
+  auto local = (n - (at::div(n, block, "floor") * block + block / 2)).to(at::kDouble);
+  auto t = xpos_tables(local, head_dim, scale_base, dtype);
+  return {t.cos_q, t.sin_q, t.cos_k, t.sin_k};
+}
+
+at::Tensor xpos_rotate_at(const at::Tensor& x, const XposPositionTables& tables, bool key) {
+  TORCH_CHECK(x.dim() == 4 && x.size(3) % 2 == 0,
+              "xPos: x must be (batch, seq_len, heads, even head_dim); got ", x.sizes());
+  const auto& cos = key ? tables.cos_k : tables.cos_q;
+  const auto& sin = key ? tables.sin_k : tables.sin_q;
+  const int64_t B = x.size(0), T = x.size(1), H = x.size(2), D = x.size(3);
+  TORCH_CHECK(cos.dim() == 2 && cos.size(0) == B * T && cos.size(1) == D / 2, "xPos: tables for ",
+              cos.size(0), " positions and head_dim ", 2 * cos.size(1), " do not fit x of shape ",
+              x.sizes());
+  at::NoGradGuard no_grad;
+  // Every token has its own table row: (B, T) folds into the kernel's N with a batch of one.
+  auto flat = x.reshape({1, B * T, H, D});
+#ifdef LONGNET_WITH_CUDA
+  if (xpos_use_kernel(x) && cos.scalar_type() == at::kFloat) {
+    auto xc = flat.stride(3) == 1 ? flat : flat.contiguous();
+    auto y = at::empty({1, B * T, H, D}, x.options());
+    c10::cuda::CUDAGuard guard(x.device());
+    if (x.numel() > 0) {  // no recordStream: the caller owns the tables on this stream
+      XposRotateParams p;
+      p.x = xc.data_ptr();
+      p.y = y.data_ptr();
+      p.cos = cos.data_ptr<float>();
+      p.sin = sin.data_ptr<float>();
+      p.B = 1;
+      p.N = B * T;
+      p.H = H;
+      p.D = D;
+      p.stride_b = xc.stride(0);
+      p.stride_n = xc.stride(1);
+      p.stride_h = xc.stride(2);
+      p.y_stride_b = y.stride(0);
+      p.y_stride_n = y.stride(1);
+      p.y_stride_h = y.stride(2);
+      p.sign = 1.0f;
+      xpos_rotate_launch(p, kernel_dtype_code(x.scalar_type(), "xPos"),
+                         at::cuda::getCurrentCUDAStream().stream());
+    }
+    return y.view({B, T, H, D});
+  }
+#endif
+  return xpos_rotate(flat, cos, sin).view({B, T, H, D});
 }
 
 XPosImpl::XPosImpl(int64_t head_dim, int64_t scale_base)

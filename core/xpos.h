@@ -59,6 +59,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> xpos_apply_qkv(
     const at::Tensor& qkv, int64_t position_offset, int64_t global_len,
     const std::vector<int64_t>& segment_lengths, int64_t scale_base = kXposScaleBase);
 
+// ---- explicit positions (generation, docs/design.md section 7) --------------------------------
+
+// xPos tables for tokens at explicit global positions, with the block-mode reference
+// c = floor(n / block) * block + block / 2 for every token (generation knows no final length, so
+// it always uses block mode; see core/dilated_cache.h). Each table is (positions.numel(), D/2) in
+// `dtype` (float32, or float64 for float64 inputs), built in float64 exactly as the forward's.
+struct XposPositionTables {
+  at::Tensor cos_q, sin_q, cos_k, sin_k;
+};
+// positions: int64, any shape, on the device the tables are wanted on. No host synchronisation
+// (the step of generation captures it in a CUDA graph).
+XposPositionTables xpos_tables_at(const at::Tensor& positions, int64_t block, int64_t head_dim,
+                                  at::ScalarType dtype, int64_t scale_base = kXposScaleBase);
+// x: (B, T, H, D), token (b, t) at the position of entry b * T + t of the tables. Rotates x as a
+// query (key = false) or a key. Not differentiable. Returns a new (B, T, H, D) tensor.
+at::Tensor xpos_rotate_at(const at::Tensor& x, const XposPositionTables& tables, bool key);
+
 // torchscale's XPOS(head_dim, scale_base) as a module; it has no parameters or buffers (the
 // tables depend on the positions; the last few sets built are cached process-wide).
 class XPosImpl : public torch::nn::Module {

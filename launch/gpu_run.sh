@@ -5,6 +5,7 @@
 # commit, command); logs to $OUT (or out/), and a summary is printed last.
 #   launch/gpu_run.sh [stage ...]
 # stages: build test check bench breakdown weak scaling scaling4 train trace train4 stall data
+#   generate
 # (default: build test check bench weak)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -231,6 +232,27 @@ for path in sys.argv[1:]:
           f"{100 * mean('mfu'):.1f}%, peak {max(r['peak_gib'] for r in rows):.1f} GiB, "
           f"last loss {rows[-1]['loss']:.4f}")
 PY
+    generate)
+      # Generation (docs/design.md section 7), with the build of the build stage: the decode
+      # kernels and bf16 generation tests, the teacher-forced check of base.yaml in bf16 past a
+      # block boundary and in float32 below one block (N < w_max), then tokens/s after 32K and
+      # 1M-token prompts at batch 1 and 64 against the memory-bandwidth bound.
+      run test_generation 600 build/tests/test_generation
+      grep -E "^\[  (PASSED|FAILED|SKIPPED) |worst" "$LOGS/test_generation.log" | tee -a "$SUMMARY"
+      run check_generate_bf16 600 $BIN check generate --config configs/base.yaml --device cuda \
+        --dtype bfloat16 --seq-len 40000 --prompt-len 33001
+      grep -E "worst|PASS|FAIL|error" "$LOGS/check_generate_bf16.log" | tee -a "$SUMMARY"
+      run check_generate_f32 600 $BIN check generate --config configs/base.yaml --device cuda \
+        --dtype float32 --seq-len 12000 --prompt-len 9001
+      grep -E "worst|PASS|FAIL|error" "$LOGS/check_generate_f32.log" | tee -a "$SUMMARY"
+      run bench_generate 600 $BIN bench generate --config configs/base.yaml --random-init \
+        --prompt-lens 32768,1048576 --batches 1,64 --json bench/results/generate_base_$CARD.json
+      cat "$LOGS/bench_generate.log" | tee -a "$SUMMARY"
+      # The same at 32K without the CUDA graph: what the graph buys.
+      run bench_generate_nograph 300 $BIN bench generate --config configs/base.yaml --random-init \
+        --prompt-lens 32768 --batches 1,64 --no-cuda-graph \
+        --json bench/results/generate_base_nograph_$CARD.json
+      grep -E "^ +[0-9]" "$LOGS/bench_generate_nograph.log" | sed 's/^/no graph: /' | tee -a "$SUMMARY"
       ;;
     *) note "unknown stage $stage" ;;
   esac

@@ -1,0 +1,158 @@
+// `longnet generate`: text from a trained LongNetLM. The prompt (any length, longer than the
+// training context too) is prefilled in chunks, then one token per step from the dilated KV cache
+// (core/incremental_lm.h), sampled greedily or with temperature / top-k / top-p, until the
+// end-of-text token (when the tokenizer has one; byte-level models have none) or
+// --max-new-tokens. One prompt streams its text to stdout as it is produced; several
+// (--prompts-file, one per line) run as one batch and print in order when done.
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "cli/cli_flags.h"
+#include "cli/commands.h"
+#include "cli/model_flags.h"
+#include "core/incremental_lm.h"
+#include "core/sampling.h"
+#include "parallel/mpi_bootstrap.h"
+#include "train/tokenizer.h"
+
+namespace longnet {
+namespace {
+
+std::string file_text(const std::string& path, const std::string& flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(flag + ": cannot open " + path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The prompts the flags give: exactly one of --prompt, --prompt-file, --prompts-file.
+std::vector<std::string> prompts_from(const CliFlags& f) {
+  const int given =
+      int(f.given("prompt")) + int(f.given("prompt-file")) + int(f.given("prompts-file"));
+  if (given != 1)
+    throw std::invalid_argument(
+        "generate: give exactly one of --prompt TEXT, --prompt-file PATH (one prompt, any "
+        "length) and --prompts-file PATH (one prompt per line, run as a batch)");
+  if (f.given("prompt")) return {f.get("prompt")};
+  if (f.given("prompt-file")) return {file_text(f.get("prompt-file"), "--prompt-file")};
+  std::vector<std::string> out;
+  std::istringstream lines(file_text(f.get("prompts-file"), "--prompts-file"));
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) out.push_back(line);
+  if (out.empty())
+    throw std::invalid_argument("generate: --prompts-file " + f.get("prompts-file") +
+                                " has no non-empty line");
+  return out;
+}
+
+}  // namespace
+
+int cmd_generate(const Args& args) {
+  CliFlags f("generate");
+  flags_generate(f);
+  f.parse(args);
+  if (f.help_requested()) return std::cout << f.usage(), 0;
+  single_rank_require("generate");
+
+  SamplingOptions s;
+  s.greedy = f.get_switch("greedy");
+  s.temperature = f.get_double("temperature");
+  s.top_k = f.get_int("top-k");
+  s.top_p = f.get_double("top-p");
+  sampling_options_check(s);
+  const int64_t max_new = f.get_int("max-new-tokens");
+  if (max_new < 0) throw std::invalid_argument("generate: --max-new-tokens must be >= 0");
+  const auto prompts = prompts_from(f);
+  auto tokenizer = tokenizer_open(f.get("tokenizer"));
+
+  const auto device = device_auto(f.get("device"));
+  const auto dtype = dtype_auto(f.get("dtype"), device);
+  const int64_t seed = f.get_int("seed");
+  auto loaded = model_load(model_flags_get(f, device, dtype, seed));
+  const int64_t V = loaded.config.model.vocab_size;
+  if (int64_t(tokenizer->vocab_size()) > V)
+    throw std::invalid_argument("generate: tokenizer " + tokenizer->spec() + " has " +
+                                std::to_string(tokenizer->vocab_size()) +
+                                " tokens, the model's vocabulary " + std::to_string(V));
+  const int64_t B = int64_t(prompts.size());
+  std::vector<std::vector<uint32_t>> ids;
+  std::vector<int64_t> lengths;
+  for (const auto& p : prompts) {
+    ids.push_back(tokenizer->encode(p));
+    if (ids.back().empty())
+      throw std::invalid_argument(
+          "generate: a prompt is empty; generation starts from at least one token (e.g. "
+          "--prompt $'\\n')");
+    lengths.push_back(int64_t(ids.back().size()));
+  }
+  const int64_t P = *std::max_element(lengths.begin(), lengths.end());
+  auto tokens = at::zeros({B, P}, at::kLong);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < lengths[b]; ++t) tokens[b][t] = int64_t(ids[b][t]);
+
+  at::manual_seed(static_cast<uint64_t>(seed));
+  IncrementalOptions io;
+  io.prefill_chunk = f.get_int("prefill-chunk");
+  io.cuda_graph = !f.get_switch("no-cuda-graph");
+  IncrementalLM inc(loaded.model, B, io);
+  const auto eot = tokenizer->eot_id();
+  const bool stream = B == 1;
+  std::vector<std::vector<uint32_t>> out(B);
+  std::vector<bool> done(B, false);
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto logits = inc.prefill(tokens, lengths);
+  auto next = sample_next(logits, s);
+  auto host = next.cpu();  // the one host synchronisation per step
+  auto t1 = std::chrono::steady_clock::now();
+  int64_t produced = 0;
+  for (int64_t i = 0; i < max_new; ++i) {
+    for (int64_t b = 0; b < B; ++b) {
+      if (done[b]) continue;
+      const auto id = static_cast<uint32_t>(host[b].item<int64_t>());
+      if (eot && id == *eot) {
+        done[b] = true;
+        continue;
+      }
+      out[b].push_back(id);
+      if (stream) {
+        const std::string text = tokenizer->decode(&id, 1);
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+      }
+    }
+    produced += 1;
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || i + 1 == max_new) break;
+    next = sample_next(inc.step(next), s);
+    host = next.cpu();
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  if (stream) {
+    std::fputc('\n', stdout);
+  } else {
+    for (int64_t b = 0; b < B; ++b) {
+      const std::string text = tokenizer->decode(out[b]);
+      std::cout << "=== " << b << " ===\n" << prompts[b] << text << "\n";
+    }
+  }
+  std::fflush(stdout);
+  if (f.get_switch("stats")) {
+    const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
+    const double gen_s = std::chrono::duration<double>(t2 - t1).count();
+    std::ostringstream m;
+    m << "generate: " << loaded.source << "; prompts " << B << " x up to " << P
+      << " tokens, prefill " << prefill_s << " s (" << double(B * P) / prefill_s << " tokens/s); "
+      << produced << " steps in " << gen_s << " s ("
+      << (gen_s > 0 ? double(B * produced) / gen_s : 0.0) << " tokens/s, batch " << B
+      << "); device " << device << ", " << dtype << "\n";
+    std::cerr << m.str();
+  }
+  return 0;
+}
+
+}  // namespace longnet

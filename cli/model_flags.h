@@ -1,0 +1,30 @@
+// Flags of the commands that use a trained model (generate, eval, check generate, bench
+// generate): where the model comes from, and the "auto" device and dtype.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <string>
+
+#include "cli/cli_flags.h"
+#include "train/model_load.h"
+
+namespace longnet {
+
+// Declares --checkpoint, --config and the hidden testing aid --random-init.
+void model_flags_add(CliFlags& f);
+// The ModelLoadOptions the flags give (device, dtype and seed set by the caller's values).
+ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::ScalarType dtype,
+                                 int64_t seed);
+
+// "auto": cuda when a GPU is present, else cpu; otherwise device_from_name.
+c10::Device device_auto(const std::string& name);
+// "auto": bfloat16 on cuda, float32 on cpu; otherwise dtype_from_name.
+c10::ScalarType dtype_auto(const std::string& name, const c10::Device& device);
+
+// Throws std::invalid_argument when run under mpirun with more than one rank: `command` runs on
+// one device.
+void single_rank_require(const std::string& command);
+
+}  // namespace longnet

@@ -1,0 +1,246 @@
+// The decode kernels of the dilated KV cache (see dilated_cache_kernel.h). Memory-bound: each
+// cached row a query attends to is read once, by a group of D/8 lanes holding 8 elements each
+// (one 16-byte word for 16-bit types), with an online softmax in float32 (log2 domain) per group;
+// groups, warps and then chunks merge by log-sum-exp.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "core/cuda_convert.cuh"
+#include "core/cuda_dispatch.cuh"
+#include "core/dilated_cache_kernel.h"
+
+namespace longnet {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kTile = 4;  // rows per lane group in flight at once
+constexpr float kLog2e = 1.4426950408889634f;
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("dilated decode kernel: ") + what + ": " +
+                             cudaGetErrorString(e));
+}
+
+// Where row pos of sequence b falls in branch i: slot a, and whether head h selects it.
+struct Slot {
+  int64_t a;
+  bool selected;
+};
+__device__ __forceinline__ Slot slot_of(const DilatedDecodeParams& p, int i, int64_t pos,
+                                        int64_t h) {
+  const int64_t o = pos % p.w[i], r = p.r[i];
+  return {o / r, h % r == o % r};
+}
+
+// 8 consecutive elements of one row, as loaded (16-bit: one 16-byte word; float: two), and as
+// float. Loading all of a tile's rows before using any keeps several loads in flight per thread.
+template <typename T>
+struct Row8 {
+  uint4 w[sizeof(T) == 4 ? 2 : 1];
+  __device__ __forceinline__ void load(const T* src) {
+#pragma unroll
+    for (int j = 0; j < int(sizeof(w) / sizeof(uint4)); ++j)
+      w[j] = reinterpret_cast<const uint4*>(src)[j];
+  }
+  __device__ __forceinline__ float get(int j) const {
+    return to_float(reinterpret_cast<const T*>(w)[j]);
+  }
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) decode_store_kernel(const DilatedDecodeParams p) {
+  const int64_t bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
+  const int64_t pos = p.positions[b];
+  const T* ks = static_cast<const T*>(p.k_new) + b * p.k_stride_b + h * p.k_stride_h;
+  const T* vs = static_cast<const T*>(p.v_new) + b * p.v_stride_b + h * p.v_stride_h;
+  for (int i = 0; i < p.nb; ++i) {
+    const Slot s = slot_of(p, i, pos, h);
+    if (!s.selected) continue;
+    const int64_t row = (bh * p.S + p.off[i] + s.a) * p.D;
+    T* kd = static_cast<T*>(p.k_cache) + row;
+    T* vd = static_cast<T*>(p.v_cache) + row;
+    for (int64_t d = threadIdx.x; d < p.D; d += kThreads) {
+      kd[d] = ks[d];
+      vd[d] = vs[d];
+    }
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads) decode_attend_kernel(const DilatedDecodeParams p) {
+  constexpr int G = D / 8;    // lanes per row
+  constexpr int RW = 32 / G;  // rows per warp and iteration
+  constexpr int kGroups = kWarps * RW;
+  __shared__ float sm_m[kGroups], sm_l[kGroups], sm_acc[kGroups][D];
+
+  const int64_t bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
+  const int i = blockIdx.y;
+  const Slot s = slot_of(p, i, p.positions[b], h);
+  const int64_t row0 = int64_t(blockIdx.z) * p.chunk_rows;
+  if (!s.selected || row0 > s.a) return;  // (uniform over the block)
+  const int64_t row1 = min(row0 + p.chunk_rows, s.a + 1);
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / G, li = lane % G;
+  float q[8];
+  {
+    const T* qs = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h + li * 8;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) q[j] = to_float(qs[j]) * p.scale * kLog2e;
+  }
+  const int64_t base = (bh * p.S + p.off[i]) * D + li * 8;
+  const T* kb = static_cast<const T*>(p.k_cache) + base;
+  const T* vb = static_cast<const T*>(p.v_cache) + base;
+
+  float m = -INFINITY, l = 0.f, acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  // Tiles of kTile rows per group: rows r0 + u RW + g. The loop bound is uniform over the warp
+  // (every lane takes part in the shuffles).
+  for (int64_t r0 = row0 + warp * kTile * RW; r0 < row1; r0 += kWarps * kTile * RW) {
+    Row8<T> kr[kTile], vr[kTile];
+    bool ok[kTile];
+#pragma unroll
+    for (int u = 0; u < kTile; ++u) {
+      const int64_t row = r0 + u * RW + g;
+      ok[u] = row < row1;
+      if (ok[u]) {
+        kr[u].load(kb + row * D);
+        vr[u].load(vb + row * D);
+      }
+    }
+    float dot[kTile];
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < kTile; ++u) {
+      float d = 0.f;
+      if (ok[u]) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) d += q[j] * kr[u].get(j);
+      }
+#pragma unroll
+      for (int off = G / 2; off >= 1; off /= 2) d += __shfl_xor_sync(0xffffffffu, d, off);
+      dot[u] = d;
+      if (ok[u]) tile_max = fmaxf(tile_max, d);
+    }
+    if (tile_max == -INFINITY) continue;  // no row of this tile for this group
+    const float m_new = fmaxf(m, tile_max);
+    const float corr = exp2f(m - m_new);
+    l *= corr;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] *= corr;
+#pragma unroll
+    for (int u = 0; u < kTile; ++u) {
+      if (!ok[u]) continue;
+      const float e = exp2f(dot[u] - m_new);
+      l += e;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[j] += e * vr[u].get(j);
+    }
+    m = m_new;
+  }
+  const int grp = warp * RW + g;
+  if (li == 0) sm_m[grp] = m, sm_l[grp] = l;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) sm_acc[grp][li * 8 + j] = acc[j];
+  __syncthreads();
+
+  float M = -INFINITY;
+  for (int k = 0; k < kGroups; ++k) M = fmaxf(M, sm_m[k]);
+  float* out = p.partial + ((bh * p.nb + i) * p.max_chunks + blockIdx.z) * (D + 2);
+  for (int d = threadIdx.x; d < D; d += kThreads) {
+    float a = 0.f;
+    for (int k = 0; k < kGroups; ++k)
+      if (sm_m[k] != -INFINITY) a += sm_acc[k][d] * exp2f(sm_m[k] - M);
+    out[d] = a;
+  }
+  if (threadIdx.x == 0) {
+    float L = 0.f;
+    for (int k = 0; k < kGroups; ++k)
+      if (sm_m[k] != -INFINITY) L += sm_l[k] * exp2f(sm_m[k] - M);
+    out[D] = M;
+    out[D + 1] = L;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) decode_combine_kernel(const DilatedDecodeParams p) {
+  const int64_t bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
+  const int64_t pos = p.positions[b];
+  const int64_t stride = p.D + 2;
+  const float* part = p.partial + bh * p.nb * p.max_chunks * stride;
+  float M = -INFINITY;
+  for (int i = 0; i < p.nb; ++i) {
+    const Slot s = slot_of(p, i, pos, h);
+    if (!s.selected) continue;
+    const int64_t chunks = (s.a + p.chunk_rows) / p.chunk_rows;  // ceil((a + 1) / R)
+    for (int64_t c = 0; c < chunks; ++c) M = fmaxf(M, part[(i * p.max_chunks + c) * stride + p.D]);
+  }
+  T* out = static_cast<T*>(p.out) + bh * p.D;
+  for (int64_t d = threadIdx.x; d < p.D; d += kThreads) {
+    float a = 0.f, L = 0.f;
+    for (int i = 0; i < p.nb; ++i) {
+      const Slot s = slot_of(p, i, pos, h);
+      if (!s.selected) continue;
+      const int64_t chunks = (s.a + p.chunk_rows) / p.chunk_rows;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const float* q = part + (i * p.max_chunks + c) * stride;
+        const float w = exp2f(q[p.D] - M);
+        a += q[d] * w;
+        L += q[p.D + 1] * w;
+      }
+    }
+    out[d] = from_float<T>(L > 0.f ? a / L : 0.f);
+  }
+}
+
+template <typename T, int D>
+void launch_with(const DilatedDecodeParams& p, cudaStream_t stream) {
+  const unsigned bh = static_cast<unsigned>(p.B * p.H);
+  decode_store_kernel<T><<<bh, kThreads, 0, stream>>>(p);
+  check(cudaGetLastError(), "store launch");
+  const dim3 grid(bh, static_cast<unsigned>(p.nb), static_cast<unsigned>(p.max_chunks));
+  decode_attend_kernel<T, D><<<grid, kThreads, 0, stream>>>(p);
+  check(cudaGetLastError(), "attend launch");
+  decode_combine_kernel<T><<<bh, kThreads, 0, stream>>>(p);
+  check(cudaGetLastError(), "combine launch");
+}
+
+template <typename T>
+void launch(const DilatedDecodeParams& p, cudaStream_t stream) {
+  if (p.B * p.H == 0) return;
+  if (p.chunk_rows % 64 != 0 || p.max_chunks < 1 || p.max_chunks > 65535 || p.nb < 1 ||
+      p.nb > kDecodeMaxBranches)
+    throw std::runtime_error("dilated decode kernel: bad launch geometry (chunk_rows " +
+                             std::to_string(p.chunk_rows) + ", max_chunks " +
+                             std::to_string(p.max_chunks) + ", branches " + std::to_string(p.nb) +
+                             ")");
+  switch (p.D) {
+    case 16:
+      return launch_with<T, 16>(p, stream);
+    case 32:
+      return launch_with<T, 32>(p, stream);
+    case 64:
+      return launch_with<T, 64>(p, stream);
+    case 128:
+      return launch_with<T, 128>(p, stream);
+    case 256:
+      return launch_with<T, 256>(p, stream);
+    default:
+      throw std::runtime_error("dilated decode kernel: head_dim " + std::to_string(p.D) +
+                               " is not one of 16, 32, 64, 128, 256");
+  }
+}
+
+}  // namespace
+
+void dilated_decode_launch(const DilatedDecodeParams& p, int dtype, void* stream) {
+  auto s = static_cast<cudaStream_t>(stream);
+  kernel_dtype_dispatch(dtype, "dilated decode kernel", [&](auto t) { launch<decltype(t)>(p, s); });
+}
+
+}  // namespace longnet

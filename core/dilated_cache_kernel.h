@@ -1,0 +1,42 @@
+// The decode kernels of the dilated KV cache (dilated_cache.h), torch-free for nvcc: one step of
+// one attention layer for B sequences, each at its own position.
+//
+//   1. store:   the new k, v rows into slot off_i + a_i of every head that selects them;
+//   2. attend:  block (b h, branch i, chunk c) reads slots [c R, min((c+1) R, a_i + 1)) of
+//               branch i when head h selects the row, and writes a partial (acc[D], max, sum)
+//               in float32 (log2 domain) to partial[b h][i max_chunks + c];
+//   3. combine: merges the partials of (b, h) into out (0 when no branch selects the row).
+// Only the slots a row attends to are read: the step's cost follows the rows needed, not the
+// cache's capacity.
+#pragma once
+
+#include <cstdint>
+
+namespace longnet {
+
+constexpr int kDecodeMaxBranches = 8;
+
+struct DilatedDecodeParams {
+  const void* q = nullptr;      // (B, H, D), last dim contiguous
+  const void* k_new = nullptr;  // (B, H, D)
+  const void* v_new = nullptr;  // (B, H, D)
+  int64_t q_stride_b = 0, q_stride_h = 0, k_stride_b = 0, k_stride_h = 0, v_stride_b = 0,
+          v_stride_h = 0;              // in elements
+  void* k_cache = nullptr;             // (B, H, S, D) contiguous
+  void* v_cache = nullptr;             // (B, H, S, D) contiguous
+  void* out = nullptr;                 // (B, H, D) contiguous
+  float* partial = nullptr;            // (B H, nb max_chunks, D + 2) scratch
+  const int64_t* positions = nullptr;  // (B,)
+  int64_t B = 0, H = 0, D = 0, S = 0;
+  int nb = 0;  // branches
+  int64_t w[kDecodeMaxBranches] = {}, r[kDecodeMaxBranches] = {}, off[kDecodeMaxBranches] = {};
+  int64_t chunk_rows = 64;  // R: a multiple of 64
+  int64_t max_chunks = 1;   // ceil(max_i ceil(w_i / r_i) / R)
+  float scale = 1.0f;
+};
+
+// dtype: 0 float32, 1 float16, 2 bfloat16 (kernel_dtype.h). D in {16, 32, 64, 128, 256}.
+// stream: a cudaStream_t.
+void dilated_decode_launch(const DilatedDecodeParams& p, int dtype, void* stream);
+
+}  // namespace longnet

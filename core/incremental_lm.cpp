@@ -1,0 +1,322 @@
+// Prefill and step of IncrementalLM (see incremental_lm.h). The step mirrors the modules' forward
+// (longnet_model.cpp) for one token per sequence, with the same kernels (fused LayerNorms,
+// xPos); the attention is the cache's.
+#include "core/incremental_lm.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <string>
+
+#include "core/dilated_plan.h"
+#include "core/int_math.h"
+#include "core/layer_norm.h"
+
+namespace longnet {
+
+namespace {
+
+// The AttentionBackend of a prefill chunk: the forward's own dilated attention on the chunk (its
+// segments lie inside it), each attention's rotated keys and values handed to its cache, and
+// positions that give xPos the block-mode reference of generation.
+class CacheFillBackend : public AttentionBackend {
+ public:
+  CacheFillBackend(std::vector<std::unique_ptr<DilatedKVCache>>& caches,
+                   const std::vector<int64_t>& lengths, int64_t chunk_start, int64_t block)
+      : caches_(caches), lengths_(lengths), chunk_start_(chunk_start), block_(block) {}
+  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    const DilatedAttentionOptions& o) override {
+    TORCH_INTERNAL_ASSERT(calls_ < caches_.size(), "prefill: more attentions than caches");
+    auto out = dilated_attention(q, k, v, o);
+    caches_[calls_++]->fill(k, v, chunk_start_, lengths_);
+    return out;
+  }
+  int64_t position_offset(int64_t) const override { return chunk_start_; }
+  // At least one block long, so that xPos's reference is the block centre (xpos.h) however
+  // short the prompt.
+  int64_t global_len(int64_t local_len) const override {
+    return std::max(chunk_start_ + local_len, block_);
+  }
+  size_t calls() const { return calls_; }
+
+ private:
+  std::vector<std::unique_ptr<DilatedKVCache>>& caches_;
+  const std::vector<int64_t>& lengths_;
+  int64_t chunk_start_, block_;
+  size_t calls_ = 0;
+};
+
+// The FFN of a layer in eval mode, as longnet_model.cpp's ffn_forward: h is already normalised by
+// the FFN's pre-LN.
+at::Tensor ffn_apply(torch::nn::Linear& linear1, torch::nn::LayerNorm& sub,
+                     torch::nn::Linear& linear2, const at::Tensor& h, bool gelu) {
+  auto a = linear_apply(linear1, h);
+  auto z = gelu ? gelu_layer_norm_apply(sub, a) : layer_norm_apply(sub, at::relu(a));
+  return linear_apply(linear2, z);
+}
+
+}  // namespace
+
+struct IncrementalLM::Attention {
+  MultiheadDilatedAttention m{nullptr};
+  bool self;
+  at::Tensor w_in, b_in;  // self: q, k, v stacked (3d, d); cross: k, v stacked (2d, d)
+  double scale;
+};
+
+IncrementalLM::IncrementalLM(LongNetLM model, int64_t batch, IncrementalOptions options)
+    : model_(std::move(model)), options_(options), batch_(batch) {
+  const auto& o = model_->options();
+  block_ = generation_block_check(o.layer.attention);
+  vocab_ = o.vocab_size;
+  gelu_ = o.layer.activation == "gelu";
+  TORCH_CHECK(batch >= 1, "IncrementalLM: batch = ", batch, " must be >= 1");
+  TORCH_CHECK(!model_->is_training(),
+              "IncrementalLM: the model is in training mode; call model->eval() first (dropout "
+              "would make the step differ from the forward)");
+  TORCH_CHECK(options_.prefill_chunk >= 1,
+              "IncrementalLM: prefill_chunk = ", options_.prefill_chunk, " must be >= 1");
+  options_.prefill_chunk = ceil_div(options_.prefill_chunk, block_) * block_;
+  const auto& w = model_->token_embedding->weight;
+  TORCH_CHECK(o.num_layers >= 1, "IncrementalLM: the model has no decoder layers");
+  auto add = [&](MultiheadDilatedAttention m, bool self) {
+    at::NoGradGuard no_grad;
+    auto a = std::make_unique<Attention>();
+    a->m = m;
+    a->self = self;
+    std::vector<at::Tensor> ws, bs;
+    if (self) ws.push_back(m->q_proj->weight), bs.push_back(m->q_proj->bias);
+    ws.push_back(m->k_proj->weight), bs.push_back(m->k_proj->bias);
+    ws.push_back(m->v_proj->weight), bs.push_back(m->v_proj->bias);
+    a->w_in = at::cat(ws);
+    if (bs[0].defined()) a->b_in = at::cat(bs);
+    a->scale = dilated_scale(m->attention_options(), m->head_dim());
+    caches_.push_back(std::make_unique<DilatedKVCache>(m->attention_options(), batch_,
+                                                       m->num_heads(), m->head_dim(), w.options()));
+    attentions_.push_back(std::move(a));
+  };
+  if (o.variant == "decoder_only") {
+    for (auto& layer : model_->decoder) add(layer->self_attn, true);
+  } else {
+    for (auto& layer : model_->long_net->encoder) add(layer->self_attn, true);
+    for (auto& layer : model_->long_net->decoder) {
+      add(layer->self_attn, true);
+      add(layer->multihead_attn, false);
+    }
+  }
+  // On the GPU in 16-bit, the step's LayerNorms read float32 copies of their parameters: the
+  // fused kernels take float32 gamma and beta and would otherwise convert them on every call
+  // (two extra kernels per LayerNorm per step). Same numbers.
+  if (w.is_cuda() && w.scalar_type() != at::kFloat) {
+    for (const auto& item : model_->named_modules()) {
+      auto* ln = dynamic_cast<torch::nn::LayerNormImpl*>(item.value().get());
+      if (!ln || !ln->weight.defined()) continue;
+      torch::nn::LayerNorm copy(ln->options);
+      copy->to(w.device(), at::kFloat);
+      {
+        at::NoGradGuard no_grad;
+        copy->weight.copy_(ln->weight);
+        copy->bias.copy_(ln->bias);
+      }
+      float_norms_.emplace(ln, copy);
+    }
+  }
+  auto i64 = w.options().dtype(at::kLong);
+  positions_ = at::zeros({batch_}, i64);
+  tokens_in_ = at::zeros({batch_}, i64);
+  graph_ = std::make_unique<StepGraph>(options_.cuda_graph);
+}
+
+IncrementalLM::~IncrementalLM() = default;
+
+int64_t IncrementalLM::cache_bytes() const {
+  int64_t n = 0;
+  for (const auto& c : caches_) n += c->bytes();
+  return n;
+}
+
+int64_t IncrementalLM::state_bytes() const {
+  int64_t n = cache_bytes() + positions_.nbytes() + tokens_in_.nbytes();
+  for (const auto& a : attentions_)
+    n += a->w_in.nbytes() + (a->b_in.defined() ? a->b_in.nbytes() : 0);
+  for (const auto& [key, norm] : float_norms_) n += norm->weight.nbytes() + norm->bias.nbytes();
+  return n;
+}
+
+int64_t IncrementalLM::step_bytes_read(const std::vector<int64_t>& positions) const {
+  // Every parameter once (the fused projection copies stand in for their sources, byte for
+  // byte), but only B rows of the embedding table.
+  int64_t n = 0;
+  for (const auto& p : model_->named_parameters()) {
+    const auto& t = p.value();
+    n += p.key() == "token_embedding.weight" ? batch_ * t.size(1) * t.element_size() : t.nbytes();
+  }
+  for (const auto& c : caches_) {
+    const int64_t row = 2 * c->head_dim() * c->keys().element_size();  // k and v
+    for (int64_t p : positions)
+      for (int64_t h = 0; h < c->heads(); ++h) n += c->rows_read(p, h) * row;
+  }
+  return n;
+}
+
+at::Tensor IncrementalLM::body_prefill(const at::Tensor& tokens, AttentionBackend& backend) {
+  auto x = model_->token_embedding(tokens);  // (B, T, d)
+  if (model_->options().variant == "decoder_only") {
+    auto& dec = model_->decoder;
+    if (dec.empty()) return layer_norm_apply(model_->norm, x);
+    auto h = layer_norm_apply(dec[0]->norm1, x);
+    for (size_t i = 0; i < dec.size(); ++i) {
+      auto [y, f] = dec[i]->forward_parts(x, h, at::Tensor(), true, true, backend);
+      auto& next = i + 1 < dec.size() ? dec[i + 1]->norm1 : model_->norm;
+      auto r = add_layer_norm_apply(next, y, f);
+      x = r[0], h = r[1];
+    }
+    return h;
+  }
+  x = model_->long_net->forward(x, /*is_causal=*/true, backend);
+  return layer_norm_apply(model_->norm, x);
+}
+
+at::Tensor IncrementalLM::prefill(const at::Tensor& tokens_in, const std::vector<int64_t>& lengths,
+                                  at::Tensor* all_logits) {
+  TORCH_CHECK(
+      tokens_in.dim() == 2 && tokens_in.size(0) == batch_ && tokens_in.scalar_type() == at::kLong,
+      "IncrementalLM::prefill: tokens must be (", batch_, ", P) int64; got ", tokens_in.sizes(),
+      " ", tokens_in.scalar_type());
+  const int64_t P = tokens_in.size(1);
+  TORCH_CHECK(int64_t(lengths.size()) == batch_, "IncrementalLM::prefill: ", lengths.size(),
+              " prompt lengths for a batch of ", batch_);
+  for (int64_t b = 0; b < batch_; ++b)
+    TORCH_CHECK(lengths[b] >= 1 && lengths[b] <= P, "IncrementalLM::prefill: prompt ", b,
+                " has length ", lengths[b], "; lengths must lie in [1, ", P,
+                "] (an empty prompt gives no logits to start from)");
+  at::NoGradGuard no_grad;
+  const auto device = positions_.device();
+  auto tokens = tokens_in.to(device);
+  auto last = at::empty({batch_, vocab_}, model_->out->weight.options());
+  std::vector<at::Tensor> chunks_logits;
+  const int64_t T = options_.prefill_chunk;
+  for (int64_t c0 = 0; c0 < P; c0 += T) {
+    const int64_t n = std::min(T, P - c0);
+    CacheFillBackend backend(caches_, lengths, c0, block_);
+    auto h = body_prefill(tokens.narrow(1, c0, n), backend);  // (B, n, d)
+    TORCH_INTERNAL_ASSERT(backend.calls() == caches_.size(), "prefill: ", backend.calls(),
+                          " attentions ran for ", caches_.size(), " caches");
+    if (all_logits) chunks_logits.push_back(linear_apply(model_->out, h));
+    // The sequences whose last prompt token lies in this chunk.
+    std::vector<int64_t> rows, cols;
+    for (int64_t b = 0; b < batch_; ++b)
+      if (lengths[b] - 1 >= c0 && lengths[b] - 1 < c0 + n)
+        rows.push_back(b), cols.push_back(lengths[b] - 1 - c0);
+    if (!rows.empty()) {
+      auto r = at::tensor(rows, at::kLong).to(device), c = at::tensor(cols, at::kLong).to(device);
+      last.index_put_({r}, linear_apply(model_->out, h.index({r, c})));
+    }
+  }
+  if (all_logits) *all_logits = at::cat(chunks_logits, 1);
+  positions_.copy_(at::tensor(lengths, at::kLong));
+  prefilled_ = true;
+  return last;
+}
+
+torch::nn::LayerNorm& IncrementalLM::step_norm(torch::nn::LayerNorm& norm) {
+  auto it = float_norms_.find(norm.get());
+  return it == float_norms_.end() ? norm : it->second;
+}
+
+void IncrementalLM::state_from(const IncrementalLM& src, int64_t index) {
+  TORCH_CHECK(src.prefilled_, "IncrementalLM::state_from: the source has no prompt yet");
+  TORCH_CHECK(src.caches_.size() == caches_.size() && src.block_ == block_,
+              "IncrementalLM::state_from: the source generator is for another model");
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < caches_.size(); ++i) caches_[i]->copy_from(*src.caches_[i], index);
+  positions_.copy_(src.positions_.narrow(0, index, 1).expand_as(positions_));
+  prefilled_ = true;
+}
+
+at::Tensor IncrementalLM::attention_step(Attention& a, const at::Tensor& hq, const at::Tensor& hm,
+                                         DilatedKVCache& cache) {
+  auto& m = a.m;
+  const int64_t B = batch_, H = m->num_heads(), D = m->head_dim(), d = m->embed_dim();
+  at::Tensor q, k, v;  // (B, 1, H, D)
+  if (a.self) {
+    auto qkv = at::linear(hq, a.w_in, a.b_in).view({B, 1, 3, H, D});
+    q = qkv.select(2, 0), k = qkv.select(2, 1), v = qkv.select(2, 2);
+  } else {
+    q = linear_apply(m->q_proj, hq).view({B, 1, H, D});
+    auto kv = at::linear(hm, a.w_in, a.b_in).view({B, 1, 2, H, D});
+    k = kv.select(2, 0), v = kv.select(2, 1);
+  }
+  if (m->xpos) {
+    q = xpos_rotate_at(q, tables_, /*key=*/false);
+    k = xpos_rotate_at(k, tables_, /*key=*/true);
+  }
+  auto x = cache.step(q.view({B, H, D}), k.view({B, H, D}), v.view({B, H, D}), positions_, a.scale)
+               .view({B, 1, d});
+  if (m->norm) x = layer_norm_apply(step_norm(m->norm), x);
+  return linear_apply(m->out_proj, x);  // (B, 1, d)
+}
+
+at::Tensor IncrementalLM::step_body() {
+  const auto& att0 = attentions_.front()->m;
+  const auto ct = model_->out->weight.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  tables_ = xpos_tables_at(positions_, block_, att0->head_dim(), ct);
+  auto x = model_->token_embedding(tokens_in_).view({batch_, 1, -1});  // (B, 1, d)
+  at::Tensor h;
+  size_t ai = 0;
+  auto next_attention = [&]() -> std::pair<Attention&, DilatedKVCache&> {
+    auto& a = *attentions_[ai];
+    auto& c = *caches_[ai];
+    ++ai;
+    return {a, c};
+  };
+  if (model_->options().variant == "decoder_only") {
+    auto& dec = model_->decoder;
+    h = layer_norm_apply(step_norm(dec[0]->norm1), x);
+    for (size_t i = 0; i < dec.size(); ++i) {
+      auto [a, c] = next_attention();
+      auto yh = add_layer_norm_apply(step_norm(dec[i]->norm3), x, attention_step(a, h, h, c));
+      auto f = ffn_apply(dec[i]->linear1, step_norm(dec[i]->norm4), dec[i]->linear2, yh[1], gelu_);
+      auto& next = i + 1 < dec.size() ? dec[i + 1]->norm1 : model_->norm;
+      auto r = add_layer_norm_apply(step_norm(next), yh[0], f);
+      x = r[0], h = r[1];
+    }
+  } else {
+    auto& net = model_->long_net;
+    auto mem = x;
+    for (auto& layer : net->encoder) {
+      auto [a, c] = next_attention();
+      auto hn = layer_norm_apply(step_norm(layer->norm1), mem);
+      auto yh = add_layer_norm_apply(step_norm(layer->norm2), mem, attention_step(a, hn, hn, c));
+      mem =
+          yh[0] + ffn_apply(layer->linear1, step_norm(layer->norm3), layer->linear2, yh[1], gelu_);
+    }
+    mem = layer_norm_apply(step_norm(net->encoder_norm), mem);
+    for (auto& layer : net->decoder) {
+      auto [sa, sc] = next_attention();
+      auto hn = layer_norm_apply(step_norm(layer->norm1), x);
+      auto yh = add_layer_norm_apply(step_norm(layer->norm2), x, attention_step(sa, hn, hn, sc));
+      auto [ca, cc] = next_attention();
+      yh = add_layer_norm_apply(step_norm(layer->norm3), yh[0], attention_step(ca, yh[1], mem, cc));
+      x = yh[0] + ffn_apply(layer->linear1, step_norm(layer->norm4), layer->linear2, yh[1], gelu_);
+    }
+    h = layer_norm_apply(step_norm(model_->norm), x);
+  }
+  auto logits = linear_apply(model_->out, h).view({batch_, vocab_});
+  positions_.add_(1);
+  return logits;
+}
+
+at::Tensor IncrementalLM::step(const at::Tensor& tokens) {
+  TORCH_CHECK(prefilled_, "IncrementalLM::step: prefill a prompt first");
+  TORCH_CHECK(tokens.numel() == batch_ && tokens.scalar_type() == at::kLong,
+              "IncrementalLM::step: tokens must be (", batch_, ",) int64; got ", tokens.sizes(),
+              " ", tokens.scalar_type());
+  at::NoGradGuard no_grad;
+  tokens_in_.copy_(tokens.reshape({batch_}), /*non_blocking=*/true);
+  return graph_->run([this] { return step_body(); }, positions_);
+}
+
+}  // namespace longnet

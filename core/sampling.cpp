@@ -1,0 +1,51 @@
+// Greedy and nucleus sampling (see sampling.h), in float32.
+#include "core/sampling.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/util/Exception.h>
+
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace longnet {
+
+void sampling_options_check(const SamplingOptions& o) {
+  if (!(o.temperature >= 0.0) || o.temperature > 1e6)
+    throw std::invalid_argument("sampling: temperature " + std::to_string(o.temperature) +
+                                " must be in [0, 1e6] (0 = greedy)");
+  if (o.top_k < 0)
+    throw std::invalid_argument("sampling: top_k " + std::to_string(o.top_k) +
+                                " must be >= 0 (0 = no limit)");
+  if (!(o.top_p > 0.0 && o.top_p <= 1.0))
+    throw std::invalid_argument("sampling: top_p " + std::to_string(o.top_p) +
+                                " must be in (0, 1] (1 = no limit)");
+}
+
+at::Tensor sample_next(const at::Tensor& logits_in, const SamplingOptions& o) {
+  TORCH_CHECK(logits_in.dim() == 2 && logits_in.is_floating_point(),
+              "sample_next: logits must be (batch, vocab) floating; got ", logits_in.sizes(), " ",
+              logits_in.scalar_type());
+  sampling_options_check(o);
+  at::NoGradGuard no_grad;
+  if (o.greedy || o.temperature == 0.0) return logits_in.argmax(-1);
+  auto logits = logits_in.to(at::kFloat) / o.temperature;  // (B, V)
+  const auto neg_inf = -std::numeric_limits<float>::infinity();
+  const int64_t V = logits.size(1);
+  if (o.top_k > 0 && o.top_k < V) {
+    auto kth = std::get<0>(logits.topk(o.top_k, -1)).select(-1, o.top_k - 1).unsqueeze(-1);
+    logits = logits.masked_fill(logits < kth, neg_inf);
+  }
+  if (o.top_p < 1.0) {
+    auto [sorted, order] = logits.sort(-1, /*descending=*/true);
+    auto cum = sorted.softmax(-1).cumsum(-1);
+    // Drop a token when the tokens before it already reach top_p (the first always stays).
+    auto drop = (cum - sorted.softmax(-1)) >= o.top_p;
+    sorted = sorted.masked_fill(drop, neg_inf);
+    logits = at::full_like(logits, neg_inf).scatter(-1, order, sorted);
+  }
+  return at::multinomial(logits.softmax(-1), 1).squeeze(-1);
+}
+
+}  // namespace longnet

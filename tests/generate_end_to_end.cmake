@@ -1,0 +1,69 @@
+# The generation commands end to end on the CPU: train tests/train_small.yaml for a few steps (2
+# ranks), then from its checkpoint `longnet generate` (one prompt streamed; a batch of prompts
+# longer than the training context), `longnet eval` over context lengths on 1 and 2 ranks (the
+# same numbers) with JSON and a plot, and `longnet bench generate` with tiny sizes.
+# In: LONGNET, MPIRUN (|-separated), CONFIG, DATA_SRC, WORK.
+string(REPLACE "|" ";" mpirun "${MPIRUN}")
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}")
+function(run out_var)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  TIMEOUT 300)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "command failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(${out_var} "${out}${err}" PARENT_SCOPE)
+endfunction()
+function(expect text pattern what)
+  if(NOT text MATCHES "${pattern}")
+    message(FATAL_ERROR "${what}: output lacks '${pattern}':\n${text}")
+  endif()
+endfunction()
+
+run(out ${mpirun} ${LONGNET} train ${CONFIG} data.source=${DATA_SRC} data.path=${WORK}/data.tokens
+    train.steps=6 checkpoint.dir=${WORK}/ckpt log.metrics=${WORK}/m.jsonl checkpoint.resume=none)
+file(GLOB ckpts "${WORK}/ckpt/step_*.ckpt")
+list(GET ckpts 0 ckpt)
+
+# One prompt: greedy is deterministic, so two runs print the same text.
+run(a ${LONGNET} generate --checkpoint ${ckpt} --prompt "int main(" --max-new-tokens 40 --greedy
+    --stats --device cpu)
+run(b ${LONGNET} generate --checkpoint ${ckpt} --prompt "int main(" --max-new-tokens 40 --greedy
+    --device cpu)
+expect("${a}" "generate: checkpoint .* 40 steps" "generate --stats")
+string(REGEX REPLACE "generate: [^\n]*\n" "" a_text "${a}")
+if(NOT a_text STREQUAL b)
+  message(FATAL_ERROR "greedy generation is not deterministic:\n[${a_text}]\n[${b}]")
+endif()
+# A batch of prompts of different lengths, one longer than the training context (128 tokens).
+string(REPEAT "#include <stdio.h> " 20 long_prompt)
+file(WRITE ${WORK}/prompts.txt "static\n${long_prompt}\nvoid f(int x) {\n")
+run(out ${LONGNET} generate --checkpoint ${ckpt} --prompts-file ${WORK}/prompts.txt
+    --max-new-tokens 30 --temperature 0.8 --top-k 20 --top-p 0.9 --seed 3 --device cpu)
+expect("${out}" "=== 0 ===\nstatic" "generate --prompts-file")
+expect("${out}" "=== 2 ===\nvoid f" "generate --prompts-file")
+
+# Loss against context length, the same on 1 and 2 ranks.
+set(eval_args eval --checkpoint ${ckpt} --data ${WORK}/data.tokens --context-lens 32,64,128,256
+    --batches 2 --batch-size 2 --device cpu)
+run(one ${LONGNET} ${eval_args} --json ${WORK}/eval1.json --plot ${WORK}/eval1.png)
+run(two ${mpirun} ${LONGNET} ${eval_args} --json ${WORK}/eval2.json)
+expect("${one}" "256 +[0-9.]+ +[0-9.]+ +128 .*beyond training" "eval")
+file(READ ${WORK}/eval1.json j1)
+file(READ ${WORK}/eval2.json j2)
+foreach(j j1 j2)
+  string(REGEX MATCHALL "\"bits_per_byte\":[0-9.]+" ${j}_bpb "${${j}}")
+endforeach()
+list(LENGTH j1_bpb n)
+if(NOT n EQUAL 4)
+  message(FATAL_ERROR "eval: expected 4 rows in ${WORK}/eval1.json:\n${j1}")
+endif()
+message(STATUS "eval 1 rank: ${j1_bpb}\neval 2 ranks: ${j2_bpb}")
+
+# The benchmark with tiny sizes.
+run(out ${LONGNET} bench generate --checkpoint ${ckpt} --device cpu --dtype float32
+    --prompt-lens 300,1000 --batches 1,3 --steps 4 --warmup 2 --json ${WORK}/bench.json)
+expect("${out}" "1000 +3 " "bench generate")
+file(READ ${WORK}/bench.json bench)
+expect("${bench}" "\"bound_tokens_per_s\"" "bench generate --json")
+message(STATUS "generate end to end: all passed")

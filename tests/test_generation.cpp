@@ -1,0 +1,542 @@
+// Generation (core/dilated_cache.h, core/incremental_lm.h): the cache's attention rows against
+// the brute-force definition, teacher-forced incremental logits against the full forward (both
+// variants, prompts mid-segment and on boundaries, chunked prefills, r not dividing w, sequences
+// shorter than the longest segment, several heads per offset class, batches of different prompt
+// lengths), constant memory from 32K to 1M tokens, the CUDA decode kernels, sampling; and
+// loading a model from its files and the evaluation across context lengths (train/).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <vector>
+
+#include "core/dilated_cache.h"
+#include "core/incremental_lm.h"
+#include "core/parameter_io.h"
+#include "core/sampling.h"
+#include "core/xpos.h"
+#include "parallel/process_grid.h"
+#include "tests/dilated_reference.h"
+#include "tests/test_util.h"
+#include "train/context_eval.h"
+#include "train/model_load.h"
+
+namespace longnet {
+namespace {
+
+using testing::expect_error;
+using testing::rel_error;
+
+// ---- the cache alone ----------------------------------------------------------------------------
+
+struct CacheCase {
+  std::vector<int64_t> w, r;
+  int64_t H, N;
+  std::vector<int64_t> prompts;  // per sequence; each then steps to its prompt + (N - max prompt)
+};
+
+// Worst relative error (per row and head) of the cache's rows against the float64 definition.
+double cache_error(const CacheCase& c, at::Device device, at::ScalarType dtype,
+                   bool reference_path = false) {
+  const int64_t B = int64_t(c.prompts.size()), D = 16;
+  const int64_t P = *std::max_element(c.prompts.begin(), c.prompts.end());
+  const int64_t steps = c.N - P, total = P + steps;
+  at::manual_seed(11);
+  auto q = at::randn({B, total, c.H, D}, at::kDouble), k = at::randn_like(q), v = at::randn_like(q);
+  const double scale = 0.37;
+  auto want = testing::reference_dilated_attention(q, k, v, c.w, c.r, true, scale);
+  DilatedAttentionOptions o;
+  o.segment_lengths = c.w;
+  o.dilation_rates = c.r;
+  auto opts = at::TensorOptions().dtype(dtype).device(device);
+  DilatedKVCache cache(o, B, c.H, D, opts);
+  auto qd = q.to(opts), kd = k.to(opts), vd = v.to(opts);
+  // The prompt in chunks of one block (the last shorter).
+  for (int64_t c0 = 0; c0 < P; c0 += cache.block()) {
+    const int64_t n = std::min(cache.block(), P - c0);
+    cache.fill(kd.narrow(1, c0, n), vd.narrow(1, c0, n), c0, c.prompts);
+  }
+  auto pos = at::tensor(c.prompts, at::kLong).to(device);
+  double worst = 0;
+  const int64_t min_prompt = *std::min_element(c.prompts.begin(), c.prompts.end());
+  for (int64_t s = 0; s < total - min_prompt; ++s) {
+    auto idx = pos.cpu();
+    std::vector<at::Tensor> qs, ks, vs, refs;
+    bool any = false;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t p = std::min(idx[b].item<int64_t>(), total - 1);
+      any |= idx[b].item<int64_t>() < total;
+      qs.push_back(qd[b][p]), ks.push_back(kd[b][p]), vs.push_back(vd[b][p]);
+      refs.push_back(want[b][p]);
+    }
+    if (!any) break;
+    auto out = reference_path
+                   ? cache.step_reference(at::stack(qs), at::stack(ks), at::stack(vs), pos, scale)
+                   : cache.step(at::stack(qs), at::stack(ks), at::stack(vs), pos, scale);
+    for (int64_t b = 0; b < B; ++b) {
+      if (idx[b].item<int64_t>() >= total) continue;
+      for (int64_t h = 0; h < c.H; ++h) {
+        auto r = refs[b][h], o_ = out[b][h];
+        const double den = r.norm().item<double>();
+        // Rows no branch selects are exactly 0 on both sides.
+        const double e =
+            den == 0 ? o_.to(at::kDouble).cpu().norm().item<double>() : rel_error(o_, r);
+        worst = std::max(worst, e);
+      }
+    }
+    pos += 1;
+  }
+  std::cout << "  worst relative error of the rows (" << dtype << "): " << worst << "\n";
+  return worst;
+}
+
+// The worst row error of the definition computed naively in bfloat16 on the GPU (same inputs as
+// cache_error), against float64.
+double naive_bf16_error(const CacheCase& c) {
+  const int64_t B = int64_t(c.prompts.size()), D = 16;
+  at::manual_seed(11);
+  auto q = at::randn({B, c.N, c.H, D}, at::kDouble), k = at::randn_like(q), v = at::randn_like(q);
+  auto want = testing::reference_dilated_attention(q, k, v, c.w, c.r, true, 0.37);
+  auto bf = [](const at::Tensor& x) { return x.to(at::kCUDA, at::kBFloat16); };
+  auto got = testing::reference_dilated_attention(bf(q), bf(k), bf(v), c.w, c.r, true, 0.37)
+                 .to(at::kDouble)
+                 .cpu();
+  auto den = want.norm(2, -1);
+  auto err = (got - want).norm(2, -1) / den.clamp_min(1e-300);
+  return at::where(den > 0, err, at::zeros_like(err)).max().item<double>();
+}
+
+TEST(DilatedKVCache, RowsMatchDefinition_r6_r12_crossingBlocks) {
+  // r = 6 does not divide 16, r = 12 does not divide 64; 8 heads: two per class of r = 6.
+  CacheCase c{{8, 16, 64}, {1, 6, 12}, 8, 64 * 3 + 17, {70}};
+  EXPECT_LT(cache_error(c, at::kCPU, at::kFloat), 1e-5);
+}
+
+TEST(DilatedKVCache, RowsMatchDefinition_unselectedRowsAreZero) {
+  // w = {8, 16}, r = {2, 4}: e.g. head 0 at odd offsets is selected by no branch.
+  CacheCase c{{8, 16}, {2, 4}, 4, 50, {5}};
+  EXPECT_LT(cache_error(c, at::kCPU, at::kFloat), 1e-5);
+}
+
+TEST(DilatedKVCache, RowsMatchDefinition_batchOfPromptsOnAndOffBoundaries) {
+  CacheCase c{{8, 16, 64}, {1, 6, 12}, 8, 200, {64, 128, 1, 77}};
+  EXPECT_LT(cache_error(c, at::kCPU, at::kFloat), 1e-5);
+}
+
+TEST(DilatedKVCache, RowsMatchDefinition_shorterThanLongestSegment) {
+  CacheCase c{{8, 16, 64}, {1, 6, 12}, 8, 40, {13}};
+  EXPECT_LT(cache_error(c, at::kCPU, at::kFloat), 1e-5);
+  EXPECT_LT(cache_error(c, at::kCPU, at::kDouble), 1e-12);
+}
+
+TEST(DilatedKVCache, RefusesNonNestedSegments) {
+  DilatedAttentionOptions o;
+  o.segment_lengths = {6, 10};
+  o.dilation_rates = {1, 2};
+  expect_error([&] { DilatedKVCache(o, 1, 2, 8, at::TensorOptions()); },
+               "does not divide the largest segment length 10");
+}
+
+TEST(DilatedKVCache, CudaKernelMatchesDefinition) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  for (int64_t H : {8, 12}) {
+    CacheCase c{{8, 16, 64}, {1, 6, 12}, H, 64 * 3 + 17, {70, 64, 1}};
+    const double f32 = cache_error(c, at::kCUDA, at::kFloat);
+    EXPECT_LT(f32, 1e-5) << "H " << H;
+    // bfloat16: within twice the error of the same maths done naively in bfloat16 (the
+    // brute-force definition evaluated in bfloat16), worst row against worst row.
+    const double bf16 = cache_error(c, at::kCUDA, at::kBFloat16);
+    const double aten = cache_error(c, at::kCUDA, at::kBFloat16, /*reference_path=*/true);
+    const double naive = naive_bf16_error(c);
+    EXPECT_LT(bf16, 2 * naive) << "H " << H << " naive " << naive << " ATen path " << aten;
+  }
+}
+
+// ---- xPos at explicit positions --------------------------------------------------------------
+
+// Rotating tokens at explicit positions gives the forward's rotation (block mode) bit for bit.
+TEST(XposAt, MatchesTheForwardsRotation) {
+  at::manual_seed(14);
+  const std::vector<int64_t> w = {16, 64};
+  const int64_t offset = 128 + 5, n = 70, H = 3, D = 8;
+  auto q = at::randn({2, n, H, D}), k = at::randn_like(q);
+  auto [q_fwd, k_fwd] = xpos_apply(q, k, offset, /*global_len=*/4096, w);
+  auto pos = at::arange(offset, offset + n, at::kLong).expand({2, n}).contiguous();
+  auto t = xpos_tables_at(pos, 64, D, at::kFloat);
+  EXPECT_TRUE(at::equal(xpos_rotate_at(q, t, false), q_fwd));
+  EXPECT_TRUE(at::equal(xpos_rotate_at(k, t, true), k_fwd));
+}
+
+TEST(XposAt, CudaTablesMatchTheCpuOnes) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  auto pos =
+      at::tensor(std::vector<int64_t>{0, 1, 16383, 16384, 32767, 32768, 1048576 + 77}, at::kLong);
+  auto cpu = xpos_tables_at(pos, 32768, 64, at::kFloat);
+  auto gpu = xpos_tables_at(pos.cuda(), 32768, 64, at::kFloat);
+  EXPECT_LT(rel_error(gpu.cos_q, cpu.cos_q), 1e-7);
+  EXPECT_LT(rel_error(gpu.sin_q, cpu.sin_q), 1e-7);
+  EXPECT_LT(rel_error(gpu.cos_k, cpu.cos_k), 1e-7);
+  EXPECT_LT(rel_error(gpu.sin_k, cpu.sin_k), 1e-7);
+}
+
+// ---- the model ----------------------------------------------------------------------------------
+
+LongNetLMOptions tiny_lm(const std::string& variant, std::vector<int64_t> w, std::vector<int64_t> r,
+                         int64_t heads = 8) {
+  LongNetLMOptions o;
+  o.variant = variant;
+  o.vocab_size = 50;
+  o.num_layers = 2;
+  o.num_encoder_layers = variant == "encoder_decoder" ? 1 : 0;
+  o.layer.d_model = heads * 8;
+  o.layer.num_heads = heads;
+  o.layer.dim_feedforward = 48;
+  o.layer.attention.segment_lengths = std::move(w);
+  o.layer.attention.dilation_rates = std::move(r);
+  return o;
+}
+
+// The largest per-row relative error of a (..., V) against b, over every row.
+double worst_row_error(const at::Tensor& a, const at::Tensor& b) {
+  auto bd = b.to(at::kDouble).cpu(), ad = a.to(at::kDouble).cpu();
+  return ((ad - bd).norm(2, -1) / bd.norm(2, -1)).max().item<double>();
+}
+
+struct Teacher {
+  double prefill_error = 0, step_error = 0;  // worst per-position relative error of the logits
+};
+
+// Teacher-forced: sequence b gets prompt tokens [0, prompts[b]) then `steps` tokens one by one;
+// every logit row is compared with the full forward's at the same position.
+Teacher teacher_forced(LongNetLM model, const std::vector<int64_t>& prompts, int64_t steps,
+                       int64_t chunk, at::Device device = at::kCPU,
+                       at::ScalarType dtype = at::kFloat, LongNetLM reference = nullptr) {
+  model->to(device, dtype);
+  model->eval();
+  const int64_t B = int64_t(prompts.size());
+  const int64_t P = *std::max_element(prompts.begin(), prompts.end());
+  const int64_t N = P + steps;
+  at::manual_seed(5);
+  auto tokens = at::randint(model->options().vocab_size, {B, N}, at::kLong);
+  at::Tensor full;
+  {
+    at::NoGradGuard no_grad;
+    auto ref = reference ? reference : model;
+    full = ref->forward(tokens.to(ref->out->weight.device())).to(at::kDouble).cpu();
+  }
+  auto row_error = [&](const at::Tensor& got, int64_t b, int64_t p) {
+    return rel_error(got, full[b][p]);
+  };
+  IncrementalOptions io;
+  io.prefill_chunk = chunk;
+  io.cuda_graph = device.is_cuda();
+  IncrementalLM inc(model, B, io);
+  at::Tensor all;
+  auto last = inc.prefill(tokens.narrow(1, 0, P), prompts, &all);
+  Teacher t;
+  for (int64_t b = 0; b < B; ++b) {
+    t.prefill_error = std::max(t.prefill_error, row_error(last[b], b, prompts[b] - 1));
+    for (int64_t p = 0; p < prompts[b]; ++p)
+      t.prefill_error = std::max(t.prefill_error, row_error(all[b][p], b, p));
+  }
+  const int64_t min_prompt = *std::min_element(prompts.begin(), prompts.end());
+  for (int64_t s = 0; s < N - min_prompt; ++s) {
+    auto pos = inc.positions().cpu().clone();  // (a CPU tensor's .cpu() is itself)
+    auto next = at::empty({B}, at::kLong);
+    for (int64_t b = 0; b < B; ++b) next[b] = tokens[b][std::min(pos[b].item<int64_t>(), N - 1)];
+    auto logits = inc.step(next.to(device)).to(at::kDouble).cpu();
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t p = pos[b].item<int64_t>();
+      if (p < N) t.step_error = std::max(t.step_error, row_error(logits[b], b, p));
+    }
+  }
+  std::cout << "  worst relative error of the logits: prefill " << t.prefill_error << ", step "
+            << t.step_error << "\n";
+  return t;
+}
+
+TEST(IncrementalLM, DecoderOnlyMatchesForward_crossingBlocks_r6_r12_midSegmentPrompt) {
+  at::manual_seed(1);
+  LongNetLM m(tiny_lm("decoder_only", {8, 16, 64}, {1, 6, 12}));
+  auto t = teacher_forced(m, {70}, 64 * 2 + 9, /*chunk=*/64);
+  EXPECT_LT(t.prefill_error, 1e-4);
+  EXPECT_LT(t.step_error, 1e-4);
+}
+
+TEST(IncrementalLM, DecoderOnlyMatchesForward_promptsOnBoundaries_batchOfLengths) {
+  at::manual_seed(2);
+  LongNetLM m(tiny_lm("decoder_only", {8, 16, 64}, {1, 6, 12}));
+  auto t = teacher_forced(m, {64, 128, 37}, 90, /*chunk=*/64);
+  EXPECT_LT(t.prefill_error, 1e-4);
+  EXPECT_LT(t.step_error, 1e-4);
+}
+
+TEST(IncrementalLM, DecoderOnlyMatchesForward_chunkedPrefill) {
+  at::manual_seed(3);
+  LongNetLM m(tiny_lm("decoder_only", {8, 16, 64}, {1, 6, 12}));
+  auto t = teacher_forced(m, {150, 129}, 40, /*chunk=*/64);  // 3 chunks
+  EXPECT_LT(t.prefill_error, 1e-4);
+  EXPECT_LT(t.step_error, 1e-4);
+}
+
+TEST(IncrementalLM, DecoderOnlyMatchesForward_shorterThanLongestSegment) {
+  // N = 40 < w_max = 64: the full forward's xPos reference differs from generation's.
+  at::manual_seed(4);
+  LongNetLM m(tiny_lm("decoder_only", {8, 16, 64}, {1, 6, 12}));
+  auto t = teacher_forced(m, {13, 1}, 27, 64);
+  EXPECT_LT(t.prefill_error, 1e-4);
+  EXPECT_LT(t.step_error, 1e-4);
+}
+
+TEST(IncrementalLM, DecoderOnlyMatchesForward_headsPerClass_unselectedRows) {
+  at::manual_seed(6);
+  LongNetLM m(tiny_lm("decoder_only", {8, 16}, {2, 4}, /*heads=*/4));
+  auto t = teacher_forced(m, {5, 16}, 45, 16);
+  EXPECT_LT(t.prefill_error, 1e-4);
+  EXPECT_LT(t.step_error, 1e-4);
+}
+
+TEST(IncrementalLM, EncoderDecoderMatchesForward) {
+  at::manual_seed(7);
+  LongNetLM m(tiny_lm("encoder_decoder", {8, 16, 64}, {1, 6, 12}));
+  auto t = teacher_forced(m, {70, 33}, 80, 64);
+  EXPECT_LT(t.prefill_error, 1e-4);
+  EXPECT_LT(t.step_error, 1e-4);
+}
+
+TEST(IncrementalLM, ReluModelMatchesForward) {
+  at::manual_seed(8);
+  auto o = tiny_lm("decoder_only", {16, 32}, {1, 2});
+  o.layer.activation = "relu";
+  LongNetLM m(o);
+  auto t = teacher_forced(m, {20}, 30, 32);
+  EXPECT_LT(t.step_error, 1e-4);
+}
+
+TEST(IncrementalLM, RefusesNonNestedSegments) {
+  LongNetLM m(tiny_lm("decoder_only", {8, 12}, {1, 2}));
+  m->eval();
+  expect_error([&] { IncrementalLM inc(m, 1); }, "Generation needs nested segment lengths");
+}
+
+TEST(IncrementalLM, RefusesTrainingModeAndEmptyPrompts) {
+  LongNetLM m(tiny_lm("decoder_only", {8, 16}, {1, 2}));
+  expect_error([&] { IncrementalLM inc(m, 1); }, "training mode");
+  m->eval();
+  IncrementalLM inc(m, 2);
+  expect_error([&] { inc.prefill(at::zeros({2, 4}, at::kLong), {4, 0}); }, "has length 0");
+  IncrementalLM fresh(m, 1);
+  expect_error([&] { fresh.step(at::zeros({1}, at::kLong)); }, "prefill a prompt first");
+}
+
+// The state after 32K tokens and after 1M tokens: the same bytes, no reallocation while
+// stepping, and at 1M the step's logits equal the full forward of the last block alone (the
+// block-mode reference makes every block independent of what came before it).
+TEST(IncrementalLM, ConstantMemoryFrom32KTo1M) {
+  at::manual_seed(9);
+  LongNetLMOptions o = tiny_lm("decoder_only", {64, 256}, {1, 4}, /*heads=*/2);
+  o.num_layers = 1;
+  o.layer.dim_feedforward = 16;
+  LongNetLM m(o);
+  m->eval();
+  std::vector<int64_t> state;
+  for (int64_t P : {int64_t(32768) + 37, (int64_t(1) << 20) + 37}) {
+    const int64_t steps = 6, N = P + steps;
+    auto tokens = at::randint(o.vocab_size, {1, N}, at::kLong);
+    IncrementalLM inc(m, 1);
+    inc.prefill(tokens.narrow(1, 0, P), {P});
+    const void* k0 = inc.caches()[0]->keys().data_ptr();
+    const int64_t block_start = P / 256 * 256;
+    at::Tensor block_logits;
+    {
+      at::NoGradGuard no_grad;
+      block_logits = m->forward(tokens.narrow(1, block_start, N - block_start));
+    }
+    for (int64_t s = 0; s < steps - 1; ++s) {
+      auto logits = inc.step(tokens.narrow(1, P + s, 1).reshape({1}));
+      EXPECT_LT(rel_error(logits[0], block_logits[0][P + s - block_start]), 1e-4) << "P " << P;
+    }
+    EXPECT_EQ(inc.caches()[0]->keys().data_ptr(), k0);
+    state.push_back(inc.state_bytes());
+  }
+  EXPECT_EQ(state[0], state[1]);
+  // H * sum ceil(w / r) rows of k and v, float32, one layer.
+  EXPECT_EQ(state[0] - 2 * 8, 2 * 2 * (64 + 64) * 8 * 4 + 3 * 16 * 16 * 4 + 3 * 16 * 4);
+}
+
+TEST(IncrementalLM, CudaBFloat16WithinTwiceNaiveError) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(10);
+  auto o = tiny_lm("decoder_only", {16, 32, 128}, {1, 6, 12}, /*heads=*/12);
+  o.layer.d_model = 12 * 64;  // the kernel's head dim 64
+  o.layer.dim_feedforward = 512;
+  LongNetLM ref(o);
+  ref->eval();
+  ref->to(at::kCUDA);
+  LongNetLM m(o);
+  m->eval();
+  {
+    at::NoGradGuard no_grad;
+    auto src = ref->named_parameters();
+    for (auto& p : m->named_parameters()) p.value().copy_(src[p.key()].cpu());
+  }
+  // The incremental bfloat16 logits and the full bfloat16 forward, both against float32.
+  auto inc = teacher_forced(m, {150, 70}, 120, 128, at::kCUDA, at::kBFloat16, ref);
+  LongNetLM naive(o);
+  naive->eval();
+  {
+    at::NoGradGuard no_grad;
+    auto src = ref->named_parameters();
+    for (auto& p : naive->named_parameters()) p.value().copy_(src[p.key()].cpu());
+  }
+  naive->to(at::kCUDA, at::kBFloat16);
+  at::manual_seed(5);
+  auto tokens = at::randint(o.vocab_size, {2, 270}, at::kLong).to(at::kCUDA);
+  at::NoGradGuard no_grad;
+  const double naive_err = worst_row_error(naive->forward(tokens), ref->forward(tokens));
+  EXPECT_LT(inc.step_error, 2 * naive_err + 1e-3) << "naive " << naive_err;
+  EXPECT_LT(inc.prefill_error, 2 * naive_err + 1e-3) << "naive " << naive_err;
+}
+
+// ---- sampling -----------------------------------------------------------------------------------
+
+TEST(Sampling, GreedyAndDegenerateSettingsPickTheArgmax) {
+  at::manual_seed(12);
+  auto logits = at::randn({3, 40});
+  auto best = logits.argmax(-1);
+  SamplingOptions g;
+  g.greedy = true;
+  EXPECT_TRUE(at::equal(sample_next(logits, g), best));
+  SamplingOptions t0;
+  t0.temperature = 0;
+  EXPECT_TRUE(at::equal(sample_next(logits, t0), best));
+  SamplingOptions k1;
+  k1.top_k = 1;
+  EXPECT_TRUE(at::equal(sample_next(logits, k1), best));
+  SamplingOptions p0;
+  p0.top_p = 1e-6;
+  EXPECT_TRUE(at::equal(sample_next(logits, p0), best));
+}
+
+TEST(Sampling, TopKAndTopPKeepOnlyTheirTokens) {
+  at::manual_seed(13);
+  auto logits = at::randn({1, 30}).expand({2000, 30}).contiguous();
+  SamplingOptions k;
+  k.top_k = 3;
+  auto top3 = std::get<1>(logits[0].topk(3));
+  auto got = sample_next(logits, k);
+  EXPECT_TRUE(at::isin(got, top3).all().item<bool>());
+  EXPECT_EQ(std::get<0>(at::_unique(got)).size(0), 3);  // all three drawn in 2000 tries
+  SamplingOptions p;
+  p.top_p = 0.5;
+  auto probs = logits[0].softmax(-1);
+  auto [sorted, order] = probs.sort(-1, true);
+  const int64_t keep = (sorted.cumsum(-1) - sorted < 0.5).sum().item<int64_t>();
+  EXPECT_TRUE(at::isin(sample_next(logits, p), order.narrow(0, 0, keep)).all().item<bool>());
+  SamplingOptions bad;
+  bad.top_p = 0;
+  expect_error([&] { sample_next(logits, bad); }, "top_p");
+}
+
+}  // namespace
+}  // namespace longnet
+
+// ---- loading and evaluation (train/) --------------------------------------------------------
+
+namespace longnet {
+namespace {
+
+std::string temp_path(const std::string& name) {
+  std::string tmpl = ::testing::TempDir() + "longnet_generation_XXXXXX";
+  char* dir = ::mkdtemp(tmpl.data());
+  EXPECT_NE(dir, nullptr);
+  return tmpl + "/" + name;
+}
+
+const char* kTinyConfig =
+    "model:\n  d_model: 32\n  num_heads: 4\n  num_layers: 2\n  dim_feedforward: 48\n"
+    "  vocab_size: 256\n  segment_lengths: [8, 16, 32]\n  dilation_rates: [1, 2, 4]\n";
+
+TEST(ModelLoad, ParametersFileWithConfig) {
+  const auto cfg_path = temp_path("tiny.yaml");
+  std::ofstream(cfg_path) << kTinyConfig;
+  ModelLoadOptions o;
+  o.config = cfg_path;
+  o.random_init = true;
+  o.seed = 3;
+  auto a = model_load(o);
+  const auto params = temp_path("params.pt");
+  parameters_save(*a.model, params);
+  ModelLoadOptions p;
+  p.checkpoint = params;
+  p.config = cfg_path;
+  auto b = model_load(p);
+  EXPECT_FALSE(b.model->is_training());
+  auto tokens = at::randint(256, {2, 40}, at::kLong);
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(at::equal(a.model->forward(tokens), b.model->forward(tokens)));
+  // Without its config, a parameters file is not a checkpoint: the error says what to add.
+  ModelLoadOptions alone;
+  alone.checkpoint = params;
+  expect_error([&] { model_load(alone); }, "needs --config");
+  // A config whose model does not fit the file.
+  std::string three = kTinyConfig;
+  three.replace(three.find("num_layers: 2"), 13, "num_layers: 3");
+  std::ofstream(cfg_path) << three;
+  expect_error([&] { model_load(p); }, "lacks");
+}
+
+TEST(ContextEval, WindowEndsAndErrors) {
+  ContextEvalOptions o;
+  o.context_lens = {16, 64, 32};
+  o.windows = 3;
+  EXPECT_EQ(context_eval_window_ends(o, 1000), (std::vector<int64_t>{64, 531, 999}));
+  expect_error([&] { context_eval_window_ends(o, 64); }, "needs at least 65");
+  o.score_tokens = 17;
+  expect_error([&] { context_eval_window_ends(o, 1000); }, "must lie in [1, 16]");
+}
+
+// Every context length scores the same final tokens: each row equals the cross-entropy of the
+// window's forward on its last T positions, computed directly.
+TEST(ContextEval, ScoresTheSameFinalTokens) {
+  at::manual_seed(4);
+  LongNetLMOptions m = tiny_lm("decoder_only", {8, 16, 32}, {1, 2, 4}, 4);
+  m.vocab_size = 256;
+  LongNetLM model(m);
+  model->eval();
+  auto val = at::randint(256, {700}, at::kLong);
+  ValidationTokens data;
+  data.size = 700;
+  data.vocab_size = 256;
+  data.read = [val](int64_t start, int64_t count) { return val.narrow(0, start, count).clone(); };
+  ContextEvalOptions o;
+  o.context_lens = {24, 48, 100};
+  o.score_tokens = 10;
+  o.windows = 3;
+  o.batch_size = 2;
+  auto grid = process_grid_create(1, 1, c10::kCPU);
+  LocalAttention local;
+  auto rows = context_eval(model, data, *grid, local, o);
+  ASSERT_EQ(rows.size(), 3u);
+  const auto ends = context_eval_window_ends(o, 700);
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t c = o.context_lens[i];
+    double sum = 0;
+    for (int64_t e : ends) {
+      auto logits = model->forward(val.narrow(0, e - c, c).view({1, c}));
+      auto lp = logits[0].narrow(0, c - 10, 10).log_softmax(-1);
+      auto tgt = val.narrow(0, e - 9, 10);
+      sum -= lp.gather(1, tgt.view({-1, 1})).sum().item<double>();
+    }
+    EXPECT_EQ(rows[i].tokens, 30);
+    EXPECT_NEAR(rows[i].loss, sum / 30, 1e-5) << "context " << c;
+  }
+}
+
+}  // namespace
+}  // namespace longnet

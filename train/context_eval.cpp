@@ -1,0 +1,95 @@
+// Loss against context length (see context_eval.h).
+#include "train/context_eval.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/nn/functional/loss.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace longnet {
+
+std::vector<int64_t> context_eval_window_ends(const ContextEvalOptions& o, int64_t val_size) {
+  if (o.context_lens.empty()) throw std::invalid_argument("eval: no context lengths given");
+  if (o.windows < 1 || o.batch_size < 1)
+    throw std::invalid_argument("eval: windows (" + std::to_string(o.windows) +
+                                ") and batch size (" + std::to_string(o.batch_size) +
+                                ") must be >= 1");
+  const int64_t c_min = *std::min_element(o.context_lens.begin(), o.context_lens.end());
+  const int64_t c_max = *std::max_element(o.context_lens.begin(), o.context_lens.end());
+  if (c_min < 1) throw std::invalid_argument("eval: context lengths must be >= 1");
+  if (o.score_tokens < 0 || o.score_tokens > c_min)
+    throw std::invalid_argument("eval: score tokens " + std::to_string(o.score_tokens) +
+                                " must lie in [1, " + std::to_string(c_min) +
+                                "] (the smallest context length); 0 means " +
+                                std::to_string(c_min));
+  // The last input token e - 1 predicts token e, so e <= val_size - 1.
+  if (val_size - 1 < c_max)
+    throw std::invalid_argument(
+        "eval: the validation split has " + std::to_string(val_size) +
+        " tokens; the longest context " + std::to_string(c_max) + " needs at least " +
+        std::to_string(c_max + 1) +
+        ". Use shorter --context-lens, or build the data with a larger validation fraction");
+  std::vector<int64_t> ends;
+  const int64_t span = val_size - 1 - c_max;
+  for (int64_t j = 0; j < o.windows; ++j)
+    ends.push_back(c_max + (o.windows == 1 ? span : span * j / (o.windows - 1)));
+  return ends;
+}
+
+std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationTokens& data,
+                                         ProcessGrid& grid, AttentionBackend& backend,
+                                         const ContextEvalOptions& o) {
+  const auto ends = context_eval_window_ends(o, data.size);
+  const int64_t T = o.score_tokens > 0
+                        ? o.score_tokens
+                        : *std::min_element(o.context_lens.begin(), o.context_lens.end());
+  const int64_t P = grid.sequence_parallel, rank = grid.sp_index;
+  at::NoGradGuard no_grad;
+  std::vector<ContextEvalRow> rows;
+  for (int64_t c : o.context_lens) {
+    if (c % P != 0)
+      throw std::invalid_argument(
+          "eval: context length " + std::to_string(c) + " does not split over " +
+          std::to_string(P) + " sequence-parallel ranks; use multiples of " + std::to_string(P));
+    const int64_t L = c / P, first = c - T;  // this rank's tokens; the first scored position
+    const int64_t lo = std::clamp<int64_t>(first - rank * L, 0, L);
+    auto sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(grid.device));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t w0 = 0; w0 < ends.size(); w0 += size_t(o.batch_size)) {
+      const size_t n = std::min(ends.size() - w0, size_t(o.batch_size));
+      std::vector<at::Tensor> windows;
+      for (size_t j = 0; j < n; ++j)
+        windows.push_back(data.read(ends[w0 + j] - c + rank * L, L + 1));
+      auto tokens = at::stack(windows).to(grid.device);  // (n, L + 1)
+      auto inputs = tokens.narrow(1, 0, L), targets = tokens.narrow(1, 1, L);
+      at::autocast::set_autocast_enabled(at::kCUDA, o.bf16_autocast);
+      auto logits = model->forward(inputs, backend);  // (n, L, V)
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      if (lo < L) {
+        auto scored = logits.narrow(1, lo, L - lo).reshape({-1, logits.size(-1)}).to(at::kFloat);
+        auto loss = torch::nn::functional::cross_entropy(
+            scored, targets.narrow(1, lo, L - lo).reshape({-1}),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+        sums[0] += loss.to(at::kDouble);
+        sums[1] += double(scored.size(0));
+      }
+    }
+    grid.sp->all_reduce(sums, ReduceOp::kSum)->wait();
+    auto s = sums.cpu();
+    ContextEvalRow row;
+    row.context_len = c;
+    row.tokens = int64_t(s[1].item<double>());
+    row.loss = s[0].item<double>() / s[1].item<double>();
+    row.bits_per_token = row.loss / std::log(2.0);
+    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+}  // namespace longnet

@@ -1,0 +1,37 @@
+// The validation split through train/token_dataset.h (see eval_data.h): the one place evaluation
+// touches the data format. Any format training reads (a sharded dataset, llm.c shards, a byte
+// file); reads are pread-based and checked like training's.
+#include "train/eval_data.h"
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+
+#include "train/token_dataset.h"
+
+namespace longnet {
+
+ValidationTokens validation_tokens_open(const std::string& path) {
+  std::shared_ptr<TokenDataset> data = TokenDataset::open(path, "auto");
+  auto mu = std::make_shared<std::mutex>();  // a TokenDataset is read by one thread at a time
+  ValidationTokens v;
+  v.size = data->tokens(DataSplit::kVal);
+  v.vocab_size = data->vocab_bound();
+  v.description = data->summary();
+  v.read = [data, mu](int64_t start, int64_t count) {
+    const int64_t size = data->tokens(DataSplit::kVal);
+    if (start < 0 || count < 0 || start + count > size)
+      throw std::out_of_range("validation tokens [" + std::to_string(start) + ", " +
+                              std::to_string(start + count) + ") outside the split of " +
+                              std::to_string(size) + " in " + data->path());
+    auto out = at::empty({count}, at::kLong);
+    std::lock_guard<std::mutex> lock(*mu);
+    data->read(DataSplit::kVal, start, count, out.data_ptr<int64_t>());
+    return out;
+  };
+  return v;
+}
+
+}  // namespace longnet

@@ -1,0 +1,25 @@
+// The validation tokens that `longnet eval` scores, behind one function: evaluation needs only
+// "how many validation tokens, and the ones in [start, start + count)".
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace longnet {
+
+struct ValidationTokens {
+  int64_t size = 0;         // tokens in the validation split
+  int64_t vocab_size = 0;   // every id is below it (256: bytes)
+  std::string description;  // for logs: "data/x.tokens (validation: 123456 tokens)"
+  // Tokens [start, start + count) as (count,) int64 on the CPU; 0 <= start, start + count <= size.
+  std::function<at::Tensor(int64_t start, int64_t count)> read;
+};
+
+// Opens the validation split of the dataset at `path` (any format training reads,
+// train/token_dataset.h). Throws std::runtime_error naming the file when it cannot.
+ValidationTokens validation_tokens_open(const std::string& path);
+
+}  // namespace longnet

@@ -1,0 +1,37 @@
+// A trained LongNetLM from its files, for generation and evaluation: a `longnet train`
+// checkpoint (which carries its resolved config), or a parameters file (core/parameter_io.h,
+// e.g. written from Python) with the YAML config whose `model:` section built it.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <string>
+#include <vector>
+
+#include "core/longnet_model.h"
+#include "train/config.h"
+
+namespace longnet {
+
+struct ModelLoadOptions {
+  std::string checkpoint;  // a trainer checkpoint, or a parameters file (then config is needed)
+  std::string config;      // YAML config for a parameters file; "" for a trainer checkpoint
+  std::vector<std::string> overrides;  // "model.engine.backend=flash"-style, for engine choices
+  c10::Device device = c10::Device(c10::kCPU);
+  c10::ScalarType dtype = c10::kFloat;  // the parameters' dtype after loading
+  bool random_init = false;  // no checkpoint: the config's model with fresh parameters (tests)
+  int64_t seed = 0;          // of random_init
+};
+
+struct LoadedModel {
+  LongNetLM model{nullptr};  // in eval mode, on the device, in the dtype
+  TrainConfig config;        // the checkpoint's config, or the config file's
+  std::string source;        // what was loaded, for logs: "checkpoint X (step 1000)"
+};
+
+// Throws std::runtime_error / std::invalid_argument naming the file and the problem (missing,
+// not a checkpoint, parameters that do not fit the config's model) and what would work.
+LoadedModel model_load(const ModelLoadOptions& o);
+
+}  // namespace longnet
