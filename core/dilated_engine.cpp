@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <limits>
 
 namespace longnet {
@@ -22,6 +23,7 @@ AttentionCall plan_call(const DilatedProblem& p, const at::Tensor& q, const at::
   c.q = dilated_view(q, p);
   c.k = dilated_view(k, p);
   c.v = dilated_view(v, p);
+  c.copies = p.copies;
   return c;
 }
 
@@ -33,7 +35,8 @@ void attention_calls_forward(std::vector<AttentionCall>& calls, const DenseAtten
     a.causal = c.causal;
     auto r = dense_attention_forward(c.q, c.k, c.v, a);
     c.rng = r.rng;
-    auto lse_c = r.lse.transpose(1, 2);  // (B', n, H')
+    auto lse_c = r.lse.transpose(1, 2);                            // (B', n, H')
+    if (c.copies > 1) lse_c = lse_c + std::log(double(c.copies));  // counted `copies` times
     c.lse.copy_(at::logaddexp(c.lse, lse_c));
     outs.push_back(std::move(r.out));
     lses.push_back(std::move(lse_c));
@@ -48,9 +51,10 @@ void attention_call_backward(AttentionCall& c, const DenseAttentionArgs& args) {
   a.causal = c.causal;
   auto lse = c.lse.permute({0, 2, 1}).contiguous();  // (B', H', n)
   auto [dq, dk, dv] = dense_attention_backward(c.dout, c.q, c.k, c.v, c.out, lse, c.rng, a);
-  c.dq.add_(dq);
-  c.dk.add_(dk);
-  c.dv.add_(dv);
+  const double m = double(c.copies);  // one copy's share, `copies` times
+  c.dq.add_(dq, m);
+  c.dk.add_(dk, m);
+  c.dv.add_(dv, m);
 }
 
 DilatedForward dilated_plain_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -29,12 +29,13 @@ struct AttentionCall {
   at::Tensor dout;        // backward: (B', n_q, H', D) view of the output gradient
   at::Tensor dq, dk, dv;  // backward: like q, k, v, views into the gradient accumulators
   bool causal = false;
-  at::Tensor rng;  // dropout state of the forward, for the backward
+  int64_t copies = 1;  // identical branches it stands for (DilatedProblem::copies)
+  at::Tensor rng;      // dropout state of the forward, for the backward
 };
 
 // The dense-attention arguments of o's problems (scale, dropout, kernel) for this head dim.
 DenseAttentionArgs dense_args_of(const DilatedAttentionOptions& o, int64_t head_dim);
-// The call of plan problem p over q, k, v (B, N, H, D): their views only.
+// The call of plan problem p over q, k, v (B, N, H, D): their views, and p's copies.
 AttentionCall plan_call(const DilatedProblem& p, const at::Tensor& q, const at::Tensor& k,
                         const at::Tensor& v);
 

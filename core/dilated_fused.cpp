@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #ifdef LONGNET_WITH_CUDA
@@ -29,6 +30,7 @@ void run_problems(const std::vector<DilatedProblem>& plan, const at::Tensor& q, 
   streams_run(static_cast<int64_t>(plan.size()), o.engine.streams, q, [&](int64_t i) {
     auto c = plan_call(plan[i], q, k, v);
     auto r = dense_attention_forward(c.q, c.k, c.v, a);
+    if (c.copies > 1) r.lse.add_(std::log(double(c.copies)));  // counted `copies` times
     (*outs)[first + i] = r.out;
     (*lses)[first + i] = r.lse;
     if (rng) (*rng)[first + i] = r.rng;
@@ -109,15 +111,16 @@ void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tens
     rest_plan = dilated_plan(1, N, H, rest_o);
     run_problems(rest_plan, q, k, v, o, &rest_outs, &rest_lses, nullptr);
   }
-  const int n_chunked = static_cast<int>(chunk_o.segment_lengths.size());
+  const int n_rest = dilated_branch_count(rest_plan);
   for (int64_t t0 = 0; t0 < N; t0 += C) {
     const int64_t n = std::min(C, N - t0);
     auto plan = dilated_plan(1, n, H, chunk_o);
+    const int n_chunked = dilated_branch_count(plan);  // (a short last chunk may have fewer)
     std::vector<at::Tensor> outs, lses;
     run_problems(plan, q.narrow(1, t0, n), k.narrow(1, t0, n), v.narrow(1, t0, n), o, &outs, &lses,
                  nullptr);
     std::vector<MergeSpan> spans(n_chunked, MergeSpan{n, 0});
-    spans.resize(n_chunked + rest_o.segment_lengths.size(), MergeSpan{N, t0});
+    spans.resize(n_chunked + n_rest, MergeSpan{N, t0});
     for (auto p : rest_plan) {
       p.branch += n_chunked;
       plan.push_back(p);
@@ -176,6 +179,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dilated_fused_backward(
     auto [dq, dk, dv] =
         dense_attention_backward(dilated_view(dout, p), c.q, c.k, c.v, dilated_view(out, p), lse_c,
                                  rng.empty() ? at::Tensor() : rng[i], args);
+    if (p.copies > 1)  // one copy's share, `copies` times
+      for (auto* g : {&dq, &dk, &dv}) g->mul_(double(p.copies));
     grads[i] = {dq, dk, dv};
     return std::vector<at::Tensor>{dq, dk, dv, lse_c};
   });

@@ -27,13 +27,27 @@ double dilated_scale(const DilatedAttentionOptions& o, int64_t head_dim) {
 
 std::vector<DilatedProblem> dilated_plan(int64_t B, int64_t N, int64_t H,
                                          const DilatedAttentionOptions& o) {
-  std::vector<DilatedProblem> plan;
+  // The distinct (w clipped to N, r) pairs, in order of first appearance, and their counts.
+  std::vector<std::pair<int64_t, int64_t>> branches;
+  std::vector<int64_t> copies;
   for (size_t i = 0; i < o.segment_lengths.size(); ++i) {
-    const int64_t w = std::min(o.segment_lengths[i], N), r = o.dilation_rates[i];
+    const std::pair<int64_t, int64_t> wr{std::min(o.segment_lengths[i], N), o.dilation_rates[i]};
+    auto it = std::find(branches.begin(), branches.end(), wr);
+    if (it != branches.end() && o.dropout == 0) {
+      ++copies[it - branches.begin()];
+      continue;
+    }
+    branches.push_back(wr);
+    copies.push_back(1);
+  }
+  std::vector<DilatedProblem> plan;
+  for (size_t i = 0; i < branches.size(); ++i) {
+    const auto [w, r] = branches[i];
     const int64_t M = N / w, tail = N - M * w;
     for (int64_t s = 0; s < std::min(r, H); ++s) {
       DilatedProblem p;
       p.branch = static_cast<int>(i);
+      p.copies = copies[i];
       p.w = w;
       p.r = r;
       p.s = s;
@@ -66,6 +80,12 @@ std::vector<DilatedProblem> dilated_plan(int64_t B, int64_t N, int64_t H,
     }
   }
   return plan;
+}
+
+int dilated_branch_count(const std::vector<DilatedProblem>& plan) {
+  int n = 0;
+  for (const auto& p : plan) n = std::max(n, p.branch + 1);
+  return n;
 }
 
 at::Tensor dilated_view(const at::Tensor& x, const DilatedProblem& p) {

@@ -17,9 +17,13 @@
 
 namespace longnet {
 
-// One dense problem of a dilated branch.
+// One dense problem of a dilated branch. Branches that are identical after clipping to N (the
+// same w and r: short sequences make them) are planned once, with `copies` the number of branches
+// it stands for: its softmax weight counts that many times (log(copies) added to its lse) and so
+// do its gradients. (Not with dropout, where every branch draws its own mask.)
 struct DilatedProblem {
-  int branch = 0;
+  int branch = 0;  // index among the distinct branches
+  int64_t copies = 1;
   int64_t w = 0, r = 1, s = 0;  // segment length (clipped to N), rate, offset class
   int64_t b_begin = 0, b_count = 1;
   int64_t seg_begin = 0, seg_count = 1;  // first token of the first segment; segments
@@ -30,6 +34,8 @@ struct DilatedProblem {
 // The problems of a (B, N, H, *) attention with these segment lengths and rates.
 std::vector<DilatedProblem> dilated_plan(int64_t B, int64_t N, int64_t H,
                                          const DilatedAttentionOptions& o);
+// The number of distinct branches a plan covers (1 + its largest branch index).
+int dilated_branch_count(const std::vector<DilatedProblem>& plan);
 
 // The view of x (B, N, H, *rest) that problem p reads or writes: (B'', n, H_s, *rest).
 at::Tensor dilated_view(const at::Tensor& x, const DilatedProblem& p);

@@ -126,7 +126,7 @@ TEST_P(DilatedAttentionCpu, FusedMergeEmulationMatchesPlainMerge) {
   for (const auto& p : plan) {
     auto r = dense_attention_forward(dilated_view(q, p), dilated_view(k, p), dilated_view(v, p), a);
     outs.push_back(r.out);
-    lses.push_back(r.lse);
+    lses.push_back(r.lse + std::log(double(p.copies)));  // identical branches count p.copies times
   }
   auto out = at::empty_like(q), lse = at::empty({c.B, c.N, c.H});
   dilated_merge_forward(plan, c.B, c.N, c.H, outs, lses, out, lse);
@@ -153,7 +153,8 @@ TEST_P(DilatedAttentionCpu, FusedMergeEmulationMatchesPlainMerge) {
     auto [dq, dk, dv] = dense_attention_backward(dilated_view(gout, p), dilated_view(q, p),
                                                  dilated_view(k, p), dilated_view(v, p),
                                                  dilated_view(ref.out, p), lse_c, at::Tensor(), a);
-    grads.push_back({dq, dk, dv});
+    const double m = double(p.copies);
+    grads.push_back({dq * m, dk * m, dv * m});
   }
   std::array<at::Tensor, 3> d{at::empty_like(q), at::empty_like(q), at::empty_like(q)};
   dilated_merge_backward(plan, c.B, c.N, c.H, grads, d);
@@ -203,6 +204,10 @@ const std::vector<Case> kCases = {
     {1, 50, 16, 8, {4, 8}, {8, 16}, false, {}, "RateAboveSegment_w4_r8"},
     {2, 17, 3, 8, {17}, {1}, true, {}, "DenseCausal_N17_w17"},
     {1, 48, 4, 8, {16, 16}, {2, 2}, false, {}, "RepeatedBranchCountsTwice"},
+    // Branches identical only once clipped to N (the reference library's Figure-5 schedule at
+    // its shortest N): planned once, counted as often as they appear.
+    {2, 37, 4, 8, {64, 128, 37}, {1, 1, 2}, true, {}, "IdenticalAfterClipping_N37"},
+    {1, 16, 2, 8, {16, 32, 64}, {1, 1, 1}, false, {}, "ThreeIdenticalAfterClipping_N16"},
     // The largest segment lengths and rates the options allow (2^40): clipped to N, a rate above
     // the rows and heads there are selects one row per class (no stride overflow).
     {2,
@@ -431,6 +436,19 @@ TEST(DilatedAttention, DoubleBackwardIsRefusedClearly) {
         gg[0].sum().backward();
       },
       "double backward is not supported");
+}
+
+// Identical (clipped) branches become one problem set with copies; with dropout each keeps its own.
+TEST(DilatedAttention, PlanComputesIdenticalBranchesOnce) {
+  DilatedAttentionOptions o{{8192, 16384, 32768}, {1, 1, 1}, true, {}, 0.0, {}};
+  const auto plan = dilated_plan(2, 8192, 4, o);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].copies, 3);
+  EXPECT_EQ(dilated_branch_count(plan), 1);
+  o.dropout = 0.1;
+  EXPECT_EQ(dilated_plan(2, 8192, 4, o).size(), 3u);
+  o.dropout = 0.0;
+  EXPECT_EQ(dilated_plan(2, 65536, 4, o).size(), 3u);  // distinct when N is longer
 }
 
 TEST(DilatedAttention, BadInputsGiveClearErrors) {
