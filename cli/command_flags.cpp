@@ -1,7 +1,7 @@
 // The flags of every command, declared in one place (see commands.h): each with its default,
 // help and allowed range. Light on purpose (no LibTorch calls): the flags fuzzer links it.
-#include <functional>
 #include <climits>
+#include <functional>
 #include <map>
 
 #include "cli/commands.h"
@@ -174,7 +174,6 @@ void model_flags_add(CliFlags& f) {
   f.add_switch_hidden("random-init", "no checkpoint: fresh parameters for --config's model");
 }
 
-
 // The flags of `longnet check generate`.
 void flags_check_generate(CliFlags& f) {
   f.add("config", "", "YAML config; its model: section is the model (random parameters)");
@@ -195,8 +194,7 @@ void flags_generate(CliFlags& f) {
   f.add("prompt", "", "the prompt text");
   f.add("prompt-file", "", "a file whose whole content is the prompt");
   f.add("prompts-file", "", "a file with one prompt per line: generated as one batch");
-  f.add("max-new-tokens", "256", "tokens to generate per prompt (fewer at end-of-text)",
-        kTokens0);
+  f.add("max-new-tokens", "256", "tokens to generate per prompt (fewer at end-of-text)", kTokens0);
   f.add_switch("greedy", "always the most likely token");
   f.add("temperature", "1.0", "sampling temperature (0: greedy)", spec_range(0, 1e6));
   f.add("top-k", "0", "sample among the k most likely tokens (0: all)", spec_range(0, INT32_MAX));
