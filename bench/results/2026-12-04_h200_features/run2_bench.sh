@@ -28,5 +28,21 @@ timeout 150 $B bench generate --config configs/base.yaml --random-init \
 timeout 60 $B bench generate --config configs/base.yaml --random-init \
   --prompt-lens 32768 --batches 1,64 --steps 64 --no-cuda-graph \
   --json $R/generate_base_nograph.json > $R/generate_base_nograph.log 2>&1; t generate_nograph
+# configs/paper_lm.yaml (vocabulary 100,277, 32K context, 16 sequences per step): the chunked
+# output layer and loss against the plain one, 8 steps each on synthetic ids.
+RANKS=/tmp/lp/ranks.tiktoken DS=/tmp/lp/data; rm -rf /tmp/lp; mkdir -p /tmp/lp
+python3 bench/synthetic_ranks.py $RANKS > $R/data_synth.log 2>&1
+timeout 60 python3 bench/synthetic_dataset.py $RANKS $DS --tokens 8000000 --val-tokens 200000 \
+  >> $R/data_synth.log 2>&1; t data_synth
+paper() {
+  timeout $5 $B train configs/paper_lm.yaml data.path=$DS data.tokenizer=tiktoken:$RANKS \
+    train.loss=$2 data.batch_size=$3 train.grad_accumulation=$4 train.steps=8 \
+    optim.warmup_steps=2 eval.interval=1000 eval.batches=1 log.interval=1 \
+    checkpoint.interval=1000 checkpoint.resume=none checkpoint.dir=/tmp/lp/ck_$1 \
+    log.metrics=$R/paper_lm_$1.jsonl > $R/paper_$1.log 2>&1; t paper_$1
+}
+paper chunked_b4 chunked 4 4 75
+paper plain_b1 plain 1 16 75
+paper plain_b4 plain 4 4 45
 cat $R/*.log | grep -vE "^\s*$" | tail -60
 cat $R/times.txt
