@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 OUT_DIR="${OUT:-$ROOT/out}"
 LOGS="${LONGNET_LOG_DIR:-/tmp/longnet_gpu_logs}"
-mkdir -p "$LOGS" bench/results
+mkdir -p "$LOGS" "$OUT_DIR" bench/results
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 source launch/mpi_env.sh
 NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
@@ -232,6 +232,7 @@ for path in sys.argv[1:]:
           f"{100 * mean('mfu'):.1f}%, peak {max(r['peak_gib'] for r in rows):.1f} GiB, "
           f"last loss {rows[-1]['loss']:.4f}")
 PY
+      ;;
     generate)
       # Generation (docs/design.md section 7), with the build of the build stage: the decode
       # kernels and bf16 generation tests, the teacher-forced check of base.yaml in bf16 past a
