@@ -1,6 +1,8 @@
 // Chunked linear + cross-entropy (see chunked_cross_entropy.h): an autograd Function whose
 // forward saves the inputs and one log-sum-exp per row, and whose backward recomputes each
-// chunk's logits, forms softmax - onehot in float32, and takes the three gradients from it.
+// chunk's logits, forms softmax - onehot in float32, and takes the three gradients from it. On
+// the GPU the per-row statistics and softmax - onehot are one kernel each (cross_entropy_kernel.h)
+// reading the chunk's logits in the compute dtype; elsewhere they are ATen expressions in float32.
 #include "core/chunked_cross_entropy.h"
 
 #include <ATen/ATen.h>
@@ -8,6 +10,13 @@
 #include <torch/autograd.h>
 
 #include <algorithm>
+
+#ifdef LONGNET_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+
+#include "core/cross_entropy_kernel.h"
+#include "core/kernel_dtype.h"
+#endif
 
 namespace longnet {
 namespace {
@@ -31,6 +40,58 @@ at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& w, const at:
   return b.defined() ? at::addmm(b, h, w.t()) : at::mm(h, w.t());
 }
 
+// Per row of a chunk's logits (n, V) in the compute dtype: its log-sum-exp, written to lse (n)
+// (the accumulate dtype), and its loss lse - logit of the target, returned (n).
+at::Tensor rows_forward(const at::Tensor& logits, const at::Tensor& targets, at::Tensor lse) {
+#ifdef LONGNET_WITH_CUDA
+  if (logits.is_cuda() && lse.scalar_type() == at::kFloat) {
+    auto x = logits.contiguous();
+    auto tg = targets.contiguous();
+    auto loss = at::empty_like(lse);
+    CrossEntropyRowsParams p;
+    p.logits = x.data_ptr();
+    p.targets = tg.data_ptr<int64_t>();
+    p.lse = lse.data_ptr<float>();
+    p.loss = loss.data_ptr<float>();
+    p.rows = x.size(0);
+    p.V = x.size(1);
+    cross_entropy_rows_forward_launch(p, kernel_dtype_code(x.scalar_type(), "cross-entropy"),
+                                      at::cuda::getCurrentCUDAStream().stream());
+    return loss;
+  }
+#endif
+  auto xf = logits.to(lse.scalar_type());
+  lse.copy_(at::logsumexp(xf, {1}));
+  return lse - xf.gather(1, targets.unsqueeze(1)).squeeze(1);
+}
+
+// d loss / d logits = scale * (softmax - onehot(target)) of a chunk's logits (n, V), formed in
+// the accumulate dtype of lse (n) and returned in the logits' dtype (in place on the GPU).
+at::Tensor rows_backward(at::Tensor logits, const at::Tensor& targets, const at::Tensor& lse,
+                         const at::Tensor& scale) {
+#ifdef LONGNET_WITH_CUDA
+  if (logits.is_cuda() && lse.scalar_type() == at::kFloat) {
+    auto x = logits.contiguous();
+    auto tg = targets.contiguous();
+    auto sc = scale.to(at::kFloat).contiguous();  // a 0-dim tensor on the device
+    auto l = lse.contiguous();
+    CrossEntropyRowsParams p;
+    p.logits = x.data_ptr();
+    p.targets = tg.data_ptr<int64_t>();
+    p.lse = l.data_ptr<float>();
+    p.scale = sc.data_ptr<float>();
+    p.rows = x.size(0);
+    p.V = x.size(1);
+    cross_entropy_rows_backward_launch(p, kernel_dtype_code(x.scalar_type(), "cross-entropy"),
+                                       at::cuda::getCurrentCUDAStream().stream());
+    return x;
+  }
+#endif
+  auto p = (logits.to(lse.scalar_type()) - lse.unsqueeze(1)).exp_();  // softmax
+  p.scatter_add_(1, targets.unsqueeze(1), at::full({p.size(0), 1}, -1.0, p.options()));
+  return p.mul_(scale).to(logits.scalar_type());
+}
+
 class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
  public:
   // hidden (R, d), weight (V, d), bias_in (V) or (0) for none (Function::apply takes no
@@ -47,15 +108,14 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     auto w = weight.to(ct);                                // (V, d)
     auto b = bias.defined() ? bias.to(ct) : at::Tensor();  // (V)
     auto lse = at::empty({R}, hidden.options().dtype(acc));
-    auto total = at::zeros({}, hidden.options().dtype(acc));
+    auto losses = at::empty({R}, lse.options());
     for (int64_t r0 = 0; r0 < R; r0 += chunk_rows) {
       const int64_t n = std::min(chunk_rows, R - r0);
-      auto logits = chunk_logits(hidden, w, b, r0, n, ct).to(acc);  // (n, V)
-      auto l = at::logsumexp(logits, {1});                          // (n)
-      auto picked = logits.gather(1, targets.narrow(0, r0, n).unsqueeze(1)).squeeze(1);
-      lse.narrow(0, r0, n).copy_(l);
-      total += (l - picked).sum();
+      losses.narrow(0, r0, n)
+          .copy_(rows_forward(chunk_logits(hidden, w, b, r0, n, ct), targets.narrow(0, r0, n),
+                              lse.narrow(0, r0, n)));
     }
+    auto total = losses.sum();
     ctx->save_for_backward({hidden, weight, bias_in, targets, lse});
     ctx->saved_data["chunk_rows"] = chunk_rows;
     ctx->saved_data["sum"] = sum;
@@ -88,14 +148,11 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
         need_b ? at::zeros(bias.sizes(), bias.options().dtype(acc)) : at::Tensor();  // (V)
     for (int64_t r0 = 0; r0 < R; r0 += chunk_rows) {
       const int64_t n = std::min(chunk_rows, R - r0);
-      auto p = (chunk_logits(hidden, w, b, r0, n, ct).to(acc) - lse.narrow(0, r0, n).unsqueeze(1))
-                   .exp_();  // (n, V) softmax
-      p.scatter_add_(1, targets.narrow(0, r0, n).unsqueeze(1), at::full({n, 1}, -1.0, p.options()));
-      p.mul_(scale);
-      auto d = p.to(ct);  // (n, V)
+      auto d = rows_backward(chunk_logits(hidden, w, b, r0, n, ct), targets.narrow(0, r0, n),
+                             lse.narrow(0, r0, n), scale);  // (n, V)
       if (need_h) grad_h.narrow(0, r0, n).copy_(at::mm(d, w));
       if (need_w) grad_w.add_(at::mm(d.t(), hidden.narrow(0, r0, n).to(ct)));
-      if (need_b) grad_b.add_(p.sum(0));
+      if (need_b) grad_b.add_(d.sum(0, /*keepdim=*/false, acc));
     }
     return {grad_h,
             need_w ? grad_w.to(weight.scalar_type()) : at::Tensor(),

@@ -121,11 +121,15 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
     save.insert(save.end(), f.lse_parts.begin(), f.lse_parts.end());
     ctx->save_for_backward(save);
     dilated_ctx_save(ctx, o, q.size(3), f.rng);
+    // Gradients packed as slices of one (B, N, 3, H, D) tensor when an input is a view (a fused
+    // q/k/v projection's: its xPos function, xpos.h, then takes them without a copy); separate
+    // contiguous inputs (leaves, say) get contiguous gradients, which autograd's accumulation
+    // into .grad takes as they are instead of copying slices into the leaves' layout.
+    ctx->saved_data["packed"] =
+        !(q_in.is_contiguous() && k_in.is_contiguous() && v_in.is_contiguous());
     return f.out;
   }
 
-  // The gradients come back packed (slices of one (B, N, 3, H, D) tensor): a fused q/k/v
-  // projection's xPos function (xpos.h) then takes them as its input's gradient without a copy.
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     dilated_double_backward_check();
     auto saved = ctx->get_saved_variables();
@@ -133,7 +137,8 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
     auto rng = dilated_ctx_rng(ctx);
     const std::vector<at::Tensor> lse_parts(saved.begin() + 5, saved.end());
     auto [dq, dk, dv] = dilated_attention_backward(grads[0], saved[0], saved[1], saved[2], saved[3],
-                                                   saved[4], rng, o, lse_parts, /*packed=*/true);
+                                                   saved[4], rng, o, lse_parts,
+                                                   ctx->saved_data["packed"].toBool());
     return {dq, dk, dv, at::Tensor()};
   }
 };

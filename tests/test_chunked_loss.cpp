@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -144,6 +145,42 @@ TEST(ChunkedLossGpu, Bf16WithinTwiceThePlainErrorAtVocab100277) {
            {chunked.gb, plain.gb, ref.gb}})
     EXPECT_LE(rel_error(c, r), std::max(2 * rel_error(p, r), floor))
         << "chunked " << rel_error(c, r) << " plain " << rel_error(p, r);
+}
+
+// The GPU row kernels (cross_entropy_kernel.h) in float32 against float64 on the CPU: vocabularies
+// below, at and above one block's threads, every chunking, mean and sum, with and without bias.
+TEST(ChunkedLossGpu, Float32RowKernelsMatchFloat64) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(23);
+  for (int64_t V : {1, 7, 512, 513, 5003}) {
+    const int64_t R = 301, d = 24;
+    auto h = at::randn({R, d}, at::kDouble);
+    auto w = at::randn({V, d}, at::kDouble) / 3;
+    auto b = at::randn({V}, at::kDouble);
+    auto t = at::randint(0, V, {R}, at::kLong);
+    for (int64_t chunk : {1, 97, 301, 4096})
+      for (bool sum : {false, true})
+        for (bool with_bias : {false, true}) {
+          ChunkedCrossEntropyOptions o;
+          o.chunk_rows = chunk;
+          o.sum = sum;
+          auto bias = with_bias ? b : at::Tensor();
+          const Result ref = run(linear_cross_entropy_plain, h, w, bias, t, o);
+          auto cuda = [](const at::Tensor& x) {
+            return x.defined() ? x.to(at::kCUDA, x.is_floating_point() ? at::kFloat
+                                                                        : x.scalar_type())
+                               : x;
+          };
+          const Result got = run(linear_cross_entropy_chunked, cuda(h), cuda(w), cuda(bias),
+                                 cuda(t), o);
+          SCOPED_TRACE("V " + std::to_string(V) + " chunk " + std::to_string(chunk) +
+                       (sum ? " sum" : " mean") + (with_bias ? " bias" : ""));
+          compare({got.loss.cpu().to(at::kDouble), got.gh.cpu().to(at::kDouble),
+                   got.gw.cpu().to(at::kDouble),
+                   with_bias ? got.gb.cpu().to(at::kDouble) : at::Tensor()},
+                  ref, 2e-5);
+        }
+  }
 }
 
 TEST(LongNetLM, ForwardHiddenThroughOutIsForward) {

@@ -375,6 +375,27 @@ TEST(DilatedAttention, NonContiguousInputsMatchContiguous) {
   EXPECT_LT(rel_error(a, b), 1e-14);
 }
 
+// On the GPU, separate contiguous leaves get contiguous gradients (no copy into .grad's layout);
+// q, k, v as views of one fused projection get the same gradients (packed, then summed by the
+// views' backward into the projection's).
+TEST(DilatedAttentionGpuOnly, GradientLayoutFollowsInputs) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(12);
+  DilatedAttentionOptions o{{16, 32}, {1, 2}, true, {}, 0.0, {}};
+  auto qkv = at::randn({2, 50, 3, 4, 8}, at::kCUDA);
+  auto g = at::randn({2, 50, 4, 8}, at::kCUDA);
+  std::vector<at::Tensor> leaves;
+  for (int t = 0; t < 3; ++t)
+    leaves.push_back(qkv.select(2, t).contiguous().requires_grad_(true));
+  dilated_attention(leaves[0], leaves[1], leaves[2], o).backward(g);
+  auto fused = qkv.clone().requires_grad_(true);
+  dilated_attention(fused.select(2, 0), fused.select(2, 1), fused.select(2, 2), o).backward(g);
+  for (int t = 0; t < 3; ++t) {
+    EXPECT_TRUE(leaves[t].grad().is_contiguous()) << "input " << t;
+    EXPECT_LT(rel_error(fused.grad().select(2, t), leaves[t].grad()), 1e-6) << "input " << t;
+  }
+}
+
 // Dropout: a fixed seed gives a fixed mask, so finite differences check the gradient.
 TEST(DilatedAttention, DropoutGradientMatchesFiniteDifferences) {
   DilatedAttentionOptions o{{8, 16}, {1, 2}, true, {}, 0.25, {}};
