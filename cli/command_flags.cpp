@@ -91,6 +91,9 @@ void flags_train(CliFlags& f) {
   f.add("check-config", "1",
         "validate the config for a job of this many ranks, print it resolved, and exit",
         spec_range(1, 1 << 20));
+  f.add_switch("print-ranks",
+               "print the rank count the resolved config's grid asks for (launch/train.sh's "
+               "mpirun -np), after checking the config for it, and exit");
   // Testing aids (train/fault_injection.h); not listed in --help.
   const OptionSpec steps = spec_range(0, double(kMaxTokens));
   f.add_hidden("debug-nan-at", "", "poison the loss with NaN at these steps (0-based)", steps);

@@ -74,6 +74,12 @@ int cmd_train(const Args& args) {
     std::cout << "config OK for " << world << " rank(s):\n" << config_to_yaml(cfg);
     return 0;
   }
+  if (f.get_switch("print-ranks")) {
+    const int64_t ranks = config_rank_count(cfg);
+    config_check(cfg, static_cast<int>(ranks));
+    std::cout << ranks << "\n";
+    return 0;
+  }
   TrainRunOptions run;
   run.config_path = config_path;
   run.stop_after = f.get_int("stop-after");

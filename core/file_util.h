@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace longnet {
 
@@ -36,6 +38,11 @@ int file_open_regular(const std::string& path, const std::string& what, uint64_t
 void output_file_prepare(const std::string& path, const std::string& what);
 // The same for an output directory (created if needed).
 void output_dir_prepare(const std::string& dir, const std::string& what);
+
+// Writes the parts (pointer, size) to `path` atomically: a temporary file beside it, written in
+// full, fsynced and renamed over it. Throws std::runtime_error naming the file and the failure.
+void file_write_atomic(const std::string& path,
+                       const std::vector<std::pair<const char*, size_t>>& parts);
 
 // Bytes free for this user on the file system holding `path` (an existing path); -1 if unknown.
 int64_t free_bytes(const std::string& path);

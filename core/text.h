@@ -1,7 +1,10 @@
 // Small text helpers for messages, shared by every layer.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,25 @@ inline std::string ints_text(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
   return s + "]";
+}
+
+// "1:02:03" for 3723 seconds; "?" for a negative, huge or non-finite time.
+inline std::string hms(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e12) return "?";
+  const auto s = static_cast<long long>(seconds);
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  return buf;
+}
+
+// The time now in UTC through strftime's format: "2026-12-04T21:30:05Z" by default.
+inline std::string utc_time(const char* format = "%Y-%m-%dT%H:%M:%SZ") {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  char buf[64] = {0};
+  std::strftime(buf, sizeof(buf), format, &utc);
+  return buf;
 }
 
 }  // namespace longnet

@@ -18,16 +18,15 @@ done
 "$ROOT/launch/setup.sh"
 source "$ROOT/launch/mpi_env.sh"
 cd "$ROOT"
-# The rank count the config's grid asks for, unless -np says otherwise.
+BIN="$ROOT/${LONGNET_BUILD_DIR:-build}/longnet"
+# The rank count the resolved config's grid asks for (overrides included), unless -np says
+# otherwise; a bad config or override is reported here, before mpirun.
 if [[ -z "$NP" ]]; then
-  dp=$(sed -n 's/.*data_parallel: *\([0-9]*\).*/\1/p' "$CONFIG" | head -1)
-  sp=$(sed -n 's/.*sequence_parallel: *\([0-9]*\).*/\1/p' "$CONFIG" | head -1)
-  NP=$(( ${dp:-1} == 0 ? ${sp:-1} : ${dp:-1} * ${sp:-1} ))
+  NP=$("$BIN" train "$CONFIG" "${EXTRA[@]}" --print-ranks)
 fi
 # One thread per rank when ranks share a small machine's cores.
 if [[ -z "${OMP_NUM_THREADS:-}" ]]; then
   export OMP_NUM_THREADS=$(( $(nproc) / NP > 0 ? $(nproc) / NP : 1 ))
 fi
-BIN="$ROOT/${LONGNET_BUILD_DIR:-build}/longnet"
 echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]}"
 exec "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}"

@@ -4,7 +4,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <memory>
+
+#include "core/file_util.h"
 
 namespace longnet {
 
@@ -16,6 +20,13 @@ std::string mpi_error_string(int code) {
 }
 
 namespace {
+std::unique_ptr<std::ofstream> g_log_file;  // rank 0's copy of its output (log_file_open)
+
+void log_file_write(const std::string& text) {
+  if (!g_log_file) return;
+  *g_log_file << text << std::endl;  // flushed: a crash loses nothing written before it
+}
+
 void finalize_at_exit() {
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -72,6 +83,7 @@ int run_main(const std::function<int()>& fn) {
   auto cut = message.find("\nException raised from");
   if (cut != std::string::npos) message.resize(cut);
   std::cerr << log_prefix() << "error: " << message << std::endl;
+  log_file_write("error: " + message);
   std::fflush(stderr);
   if (mpi_is_initialized() && mpi_world_size() > 1) MPI_Abort(MPI_COMM_WORLD, kExitFailure);
   return kExitFailure;
@@ -80,6 +92,15 @@ int run_main(const std::function<int()>& fn) {
 void log_info(const std::string& line) {
   if (mpi_world_rank() != 0) return;
   std::cout << line << std::endl;
+  log_file_write(line);
+}
+
+void log_file_open(const std::string& path) {
+  if (mpi_world_rank() != 0) return;
+  output_file_prepare(path, "train log (log.dir)");
+  auto f = std::make_unique<std::ofstream>(path, std::ios::app);
+  if (!*f) throw std::runtime_error("train log '" + path + "': cannot open it for appending");
+  g_log_file = std::move(f);
 }
 
 }  // namespace longnet

@@ -36,7 +36,13 @@ constexpr int kExitFailure = 1;
 // than one rank, calls MPI_Abort so every rank ends; returns fn's status otherwise.
 int run_main(const std::function<int()>& fn);
 
-// Prints on rank 0 only (or always when not under MPI).
+// Prints on rank 0 only (or always when not under MPI), and appends to the log file if one is
+// open.
 void log_info(const std::string& line);
+
+// From now on rank 0's log lines, and its error should the job fail, are also appended to
+// `path` (a run's train.log), created if needed. Throws std::runtime_error naming the path when it
+// cannot be written. Other ranks ignore the call.
+void log_file_open(const std::string& path);
 
 }  // namespace longnet

@@ -10,18 +10,9 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "core/text.h"
+
 namespace longnet {
-namespace {
-
-std::string hms(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  char buf[32];
-  const long t = std::lround(s);
-  std::snprintf(buf, sizeof(buf), "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-  return buf;
-}
-
-}  // namespace
 
 std::string path_absolute(const std::string& p) {
   char* r = ::realpath(p.c_str(), nullptr);

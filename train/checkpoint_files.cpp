@@ -4,6 +4,7 @@
 #include "train/checkpoint_files.h"
 
 #include "core/file_util.h"
+#include "core/text.h"
 
 #include <ATen/ATen.h>
 #include <dirent.h>
@@ -473,11 +474,7 @@ CheckpointDirLock::CheckpointDirLock(const std::string& dir) {
   }
   char host[256] = {0};
   ::gethostname(host, sizeof(host) - 1);
-  char since[32] = {0};
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  ::gmtime_r(&now, &utc);
-  std::strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  const std::string since = utc_time();
   const std::string me = "host " + std::string(host) + ", pid " + std::to_string(::getpid()) +
                          ", since " + since + "\n";
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {

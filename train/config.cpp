@@ -221,6 +221,16 @@ int64_t config_data_parallel(const TrainConfig& config, int world_size) {
                                    : world_size / config.grid.sequence_parallel;
 }
 
+std::string config_metrics_path(const TrainConfig& config) {
+  if (!config.log.metrics.empty()) return config.log.metrics;
+  return config.log.dir + "/metrics.jsonl";
+}
+
+int64_t config_rank_count(const TrainConfig& config) {
+  const int64_t dp = config.grid.data_parallel ? config.grid.data_parallel : 1;
+  return dp * config.grid.sequence_parallel;
+}
+
 std::string config_to_yaml(const TrainConfig& config) {
   std::string out, section;
   for (const auto& f : config_fields()) {

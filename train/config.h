@@ -75,9 +75,13 @@ struct CheckpointConfig {
   std::string resume = "auto";  // auto | none | a checkpoint path
 };
 
+// The run folder `dir` holds the resolved config.yaml, train.log (a copy of rank 0's output)
+// and, unless `metrics` names another file, metrics.jsonl. An empty dir: no run folder (then
+// `metrics` must be given).
 struct LogConfig {
   int64_t interval = 10;
-  std::string metrics = "runs/default/metrics.jsonl";
+  std::string dir = "runs/default";
+  std::string metrics;  // "" : <dir>/metrics.jsonl
 };
 
 struct TrainConfig {
@@ -142,6 +146,13 @@ bool config_chunked_loss(const TrainConfig& config);
 // The data-parallel size of the grid: grid.data_parallel, or world_size / sequence_parallel
 // when it is 0. Assumes config_check passed.
 int64_t config_data_parallel(const TrainConfig& config, int world_size);
+
+// The metrics file: log.metrics, or <log.dir>/metrics.jsonl when that is empty.
+std::string config_metrics_path(const TrainConfig& config);
+
+// The number of ranks the config's grid asks for: data_parallel x sequence_parallel, or
+// sequence_parallel alone when data_parallel is 0 (inferred; one data-parallel group then).
+int64_t config_rank_count(const TrainConfig& config);
 
 // The resolved config as YAML (every key, schema order); config_load of it gives an equal config.
 std::string config_to_yaml(const TrainConfig& config);

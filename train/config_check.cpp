@@ -94,6 +94,11 @@ void check_vocab_static(const TrainConfig& c) {
 
 void check_training(const TrainConfig& c, int world) {
   check_vocab_static(c);
+  if (c.log.dir.empty() && c.log.metrics.empty())
+    fail_rule(c, "log.dir",
+              "is empty (no run folder) and so is log.metrics; name a run folder (e.g. log.dir: "
+              "runs/my_run) or a metrics file",
+              {"log.metrics"});
   if (c.train.precision == "bf16" && c.device != "cuda")
     fail_rule(c, "train.precision",
               "bf16 needs device: cuda but " + mention(c, "device", c.device) +

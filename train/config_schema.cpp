@@ -120,7 +120,8 @@ void config_visit(TrainConfig& c, ConfigVisitor& v) {
   v.field("resume", c.checkpoint.resume, text);  // auto | none | a path
   v.section("log");
   v.field("interval", c.log.interval, spec_range(1, kMaxSteps));
-  v.field("metrics", c.log.metrics, text);
+  v.field("dir", c.log.dir, maybe_empty);          // "": no run folder
+  v.field("metrics", c.log.metrics, maybe_empty);  // "": <dir>/metrics.jsonl
 }
 
 const std::vector<ConfigField>& config_fields() {

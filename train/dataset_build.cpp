@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -25,6 +26,7 @@
 
 #include "core/file_util.h"
 #include "core/options.h"
+#include "parallel/mpi_bootstrap.h"
 #include "train/build_progress.h"
 #include "train/corpus.h"
 #include "train/fault_injection.h"
@@ -295,7 +297,8 @@ void Builder::run() {
                 sum_.text_bytes / 1e6, sum_.seconds,
                 sum_.seconds > 0 ? sum_.text_bytes / 1e6 / sum_.seconds : 0.0,
                 static_cast<long long>(sum_.workers));
-  std::cout << "data build: " << o_.out_dir << ": "
+  std::ostringstream line;
+  line << "data build: " << o_.out_dir << ": "
             << (sum_.up_to_date ? "already complete and intact; nothing to do"
                                 : std::string(sum_.resumed ? "resumed with " +
                                                                  std::to_string(sum_.shards_kept) +
@@ -305,7 +308,8 @@ void Builder::run() {
             << "; " << m_.documents << " documents; training " << m_.train.tokens << " tokens in "
             << m_.train.shards.size() << " shard(s), validation " << m_.val.tokens << " tokens in "
             << m_.val.shards.size() << " shard(s); uint" << 8 * m_.token_bytes << " tokens of "
-            << m_.tokenizer_spec << " (vocabulary " << m_.vocab_size << ")" << std::endl;
+            << m_.tokenizer_spec << " (vocabulary " << m_.vocab_size << ")";
+  log_info(line.str());
 }
 
 void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {

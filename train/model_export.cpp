@@ -53,35 +53,6 @@ std::string number_json(double v) {
   return s;
 }
 
-// Writes all bytes; a temporary file renamed over `path` once complete and flushed.
-void file_write_atomic(const std::string& path,
-                       const std::vector<std::pair<const char*, size_t>>& parts) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("'" + tmp + "': cannot create: " + std::strerror(errno));
-  auto fail = [&](const char* what) {
-    const std::string err = std::strerror(errno);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("'" + tmp + "': " + what + " failed: " + err);
-  };
-  for (auto [p, n] : parts)
-    while (n > 0) {
-      const ssize_t w = ::write(fd, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) fail("write");
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  if (::fsync(fd) != 0) fail("fsync");
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("'" + path + "': rename failed: " + err);
-  }
-}
-
 // Visits LongNetLMOptions into JSON members.
 class JsonVisitor : public OptionVisitor {
  public:

@@ -38,15 +38,6 @@ double peak_gib() {
   return 0;
 }
 
-std::string hms(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e12) return "?";
-  int64_t s = static_cast<int64_t>(seconds);
-  char buf[48];
-  std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", (long long)(s / 3600),
-                (long long)(s / 60 % 60), (long long)(s % 60));
-  return buf;
-}
-
 // ---- StepStats -------------------------------------------------------------------------------
 
 StepStats::StepStats(int64_t step, const c10::Device& device) : step_(step) {

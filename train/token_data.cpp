@@ -4,6 +4,7 @@
 #include "train/token_data.h"
 
 #include "core/file_util.h"
+#include "parallel/mpi_bootstrap.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,7 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iostream>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -206,12 +207,14 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     throw std::runtime_error("data build: cannot rename '" + tmp + "' to '" + out_path +
                              "': " + std::strerror(errno));
   sum.text_files = static_cast<int64_t>(files.size());
-  std::cout << "data build: " << src_dir << " -> " << out_path << ": " << sum.text_files
+  std::ostringstream line;
+  line << "data build: " << src_dir << " -> " << out_path << ": " << sum.text_files
             << " text files, " << mb(sum.train_tokens + sum.val_tokens) << " (skipped "
             << sum.binary_files << " binary, " << sum.large_files << " over 16 MiB, "
             << sum.other_skipped << " empty or unreadable); train " << millions(sum.train_tokens)
             << " tokens (" << sum.train_files << " files), validation " << millions(sum.val_tokens)
-            << " tokens (" << sum.val_files << " files)" << std::endl;
+            << " tokens (" << sum.val_files << " files)";
+  log_info(line.str());
   return sum;
 }
 

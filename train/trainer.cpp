@@ -20,6 +20,7 @@
 #include "core/chunked_cross_entropy.h"
 #include "core/dilated_plan.h"
 #include "core/file_util.h"
+#include "core/text.h"
 #include "core/longnet_model.h"
 #include "parallel/grad_sync.h"
 #include "parallel/mpi_bootstrap.h"
@@ -121,6 +122,11 @@ class Trainer {
   double flops_ = 0, peak_flops_ = 0;
   std::chrono::steady_clock::time_point t_start_;
   std::optional<StepStats> pending_, last_;
+  // The steps since the last progress line: their count, time, and loss over the finite ones.
+  struct {
+    int64_t steps = 0, finite = 0;
+    double seconds = 0, loss_sum = 0;
+  } interval_;
   std::unique_ptr<CheckpointDirLock> checkpoint_lock_;  // rank 0, for the whole job
 };
 
@@ -137,15 +143,26 @@ void Trainer::grid_setup() {
   if (grid_->world_rank == 0) {
     output_dir_prepare(cfg_.checkpoint.dir, "checkpoint dir (checkpoint.dir)");
     checkpoint_lock_ = std::make_unique<CheckpointDirLock>(cfg_.checkpoint.dir);
-    output_file_prepare(cfg_.log.metrics, "metrics file (log.metrics)");
+    output_file_prepare(config_metrics_path(cfg_), "metrics file (log.metrics)");
+    // The run folder: the resolved config, and from here on a copy of this output.
+    if (!cfg_.log.dir.empty()) {
+      output_dir_prepare(cfg_.log.dir, "run folder (log.dir)");
+      const std::string yaml = config_to_yaml(cfg_);
+      file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
+      log_file_open(cfg_.log.dir + "/train.log");
+    }
   }
   if (!trace_path().empty()) output_file_prepare(trace_path(), "trace file (--trace)");
   grid_->world->barrier();
-  log_info("longnet train: " + std::to_string(world) + " rank(s), grid " +
+  log_info("longnet train: " + utc_time("%Y-%m-%d %H:%M:%S UTC") + ", " +
+           std::to_string(world) + " rank(s), grid " +
            std::to_string(grid_->data_parallel) + " data x " +
            std::to_string(grid_->sequence_parallel) + " sequence parallel, device " +
            grid_->device.str() + (run_.config_path.empty() ? "" : ", config " + run_.config_path));
   log_info("resolved config:\n" + config_to_yaml(cfg_));
+  if (!cfg_.log.dir.empty())
+    log_info("run folder: " + cfg_.log.dir + " (config.yaml, train.log" +
+             (cfg_.log.metrics.empty() ? ", metrics.jsonl)" : "); metrics: " + cfg_.log.metrics));
 }
 
 void Trainer::data_build_if_missing() {
@@ -379,6 +396,8 @@ void Trainer::finish_step(bool eval_now) {
   const bool cuda = grid_->device.is_cuda();
   JsonLine line;
   line.add("step", s.step())
+      .add("time", utc_time())
+      .add("elapsed_s", elapsed)
       .add("loss", loss)
       .add("lr", s.lr())
       .add("grad_norm", grad_norm)
@@ -393,17 +412,33 @@ void Trainer::finish_step(bool eval_now) {
              ", bits per " + bits_per_ + " " + std::to_string(v / std::log(2.0)));
   }
   if (metrics_) metrics_->write(line);
+  // The progress line: loss, speed and MFU averaged over the steps since the last line.
+  interval_.steps += 1;
+  interval_.seconds += step_s;
+  if (finite) {
+    interval_.loss_sum += loss;
+    interval_.finite += 1;
+  }
   const int64_t total = cfg_.train.steps;
   if (s.step() % cfg_.log.interval == 0 || s.step() == total || s.step() == first_step_ + 1) {
     const double eta = elapsed / double(s.step() - first_step_) * double(total - s.step());
+    const double avg_s = interval_.seconds / double(interval_.steps);
     const std::string mfu =
-        cuda ? " | MFU " + std::to_string(int(100 * flops_ / step_s / peak_flops_)) + "%" : "";
-    char buf[256];
+        cuda ? " | MFU " + std::to_string(int(100 * flops_ / avg_s / peak_flops_)) + "%" : "";
+    const std::string skipped =
+        interval_.finite < interval_.steps
+            ? " (" + std::to_string(interval_.steps - interval_.finite) + " skipped)"
+            : "";
+    char buf[320];
     std::snprintf(buf, sizeof(buf),
-                  "step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | %.0f ms/step%s | ETA %s",
-                  (long long)s.step(), (long long)total, loss, s.lr(), tok_s, step_s * 1e3,
-                  mfu.c_str(), hms(eta).c_str());
+                  "step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s | %.0f ms/step%s | "
+                  "elapsed %s | ETA %s | %s",
+                  (long long)s.step(), (long long)total,
+                  interval_.finite ? interval_.loss_sum / double(interval_.finite) : std::nan(""),
+                  skipped.c_str(), s.lr(), tokens_per_step_ / avg_s, avg_s * 1e3, mfu.c_str(),
+                  hms(elapsed).c_str(), hms(eta).c_str(), utc_time("%H:%M:%S UTC").c_str());
     log_info(buf);
+    interval_ = {};
   }
   last_ = std::move(s);
 }
@@ -416,6 +451,15 @@ void Trainer::loop() {
   flops_ = step_flops(cfg_, tokens_per_step_, global_batch, matmul_params_);
   // H100/H200 dense bf16 peak of every GPU of the job (flops_ counts the whole job's step).
   peak_flops_ = grid_->device.is_cuda() ? 989e12 * grid_->world_size : std::nan("");
+  if (step_ >= total) {
+    log_info("this run is already finished: its checkpoint in " + cfg_.checkpoint.dir +
+             " is at step " + std::to_string(step_) + " and train.steps is " +
+             std::to_string(total) + "; nothing to do. To train further, raise train.steps (e.g. "
+             "train.steps=" + std::to_string(2 * std::max<int64_t>(step_, 1)) +
+             "; the learning-rate schedule follows the new length); to start afresh, give a new "
+             "log.dir and checkpoint.dir (or checkpoint.resume=none)");
+    return;
+  }
   log_info("training: steps " + std::to_string(step_) + " -> " + std::to_string(total) + ", " +
            std::to_string(tokens_per_step_) + " tokens per step (" + std::to_string(global_batch) +
            " sequences of " + std::to_string(cfg_.data.seq_len) + ")");
@@ -480,7 +524,7 @@ int Trainer::run() {
     bad_steps_ = progress->bad_steps;
     sampler_->set_position(progress->samples);
   }
-  if (grid_->world_rank == 0) metrics_ = std::make_unique<MetricsWriter>(cfg_.log.metrics);
+  if (grid_->world_rank == 0) metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_));
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   if (bf16_) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);

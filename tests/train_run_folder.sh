@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A run that explains itself, as a whole job (2 ranks): the run folder (log.dir) holds the
+# resolved config.yaml (which loads back to the same config), train.log (rank 0's output,
+# errors included) and metrics.jsonl with a UTC time and the elapsed seconds on every row;
+# progress lines carry loss, speed and time; a re-run of the finished run says so and changes
+# nothing; `train --print-ranks` gives the rank count of the config with its overrides.
+#   tests/train_run_folder.sh LONGNET_BINARY CONFIG DATA_SRC WORK_DIR
+set -uo pipefail
+BIN=$1 CONFIG=$2 SRC=$3 WORK=$4
+rm -rf "$WORK" && mkdir -p "$WORK"
+MPIRUN=(mpirun -np 2 --oversubscribe --allow-run-as-root --bind-to none)
+fail() { echo "FAIL: $*"; exit 1; }
+COMMON=(train "$CONFIG" data.source="$SRC" data.path="$WORK/data.bin" log.interval=3)
+
+# --print-ranks: the grid of the resolved config, overrides included; bad ones refused.
+[[ $("$BIN" train "$CONFIG" --print-ranks) == 2 ]] || fail "--print-ranks of $CONFIG is not 2"
+[[ $("$BIN" train "$CONFIG" grid.sequence_parallel=1 grid.data_parallel=3 --print-ranks) == 3 ]] ||
+  fail "--print-ranks did not follow the grid overrides"
+"$BIN" train "$CONFIG" grid.sequence_parallel=0 --print-ranks > "$WORK/bad.txt" 2>&1 &&
+  fail "--print-ranks accepted grid.sequence_parallel=0"
+grep -q "sequence_parallel" "$WORK/bad.txt" || fail "the --print-ranks error names no key: $(cat "$WORK/bad.txt")"
+
+# A run with its folder.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run" checkpoint.dir="$WORK/ck" \
+  > "$WORK/out1.txt" 2>&1 || fail "training failed: $(tail -3 "$WORK/out1.txt")"
+for f in config.yaml train.log metrics.jsonl; do
+  [[ -s $WORK/run/$f ]] || fail "the run folder has no $f"
+done
+# config.yaml is the resolved config: loading it back resolves to the same text.
+"$BIN" train "$WORK/run/config.yaml" --check-config 2 | tail -n +2 > "$WORK/again.yaml" ||
+  fail "config.yaml does not load back"
+cmp -s "$WORK/again.yaml" "$WORK/run/config.yaml" || fail "config.yaml does not resolve to itself"
+# train.log: every line rank 0 printed, in order.
+# (blank lines and mpirun's own notes, "--" and "[host:pid]" lines, left out of the comparison)
+grep -vE "^\[|^--|^$" "$WORK/out1.txt" > "$WORK/stdout_lines.txt"
+grep -v "^$" "$WORK/run/train.log" > "$WORK/log_lines.txt"
+cmp -s "$WORK/stdout_lines.txt" "$WORK/log_lines.txt" ||
+  fail "train.log is not the job's output: $(diff "$WORK/stdout_lines.txt" "$WORK/log_lines.txt" | head -5)"
+grep -qE "^longnet train: [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} UTC, 2 rank" "$WORK/run/train.log" ||
+  fail "train.log does not start with the start time"
+# Progress lines: averaged over the interval, with elapsed time, ETA and the time of day.
+grep -qE "^step 3/8 \| loss [0-9.]+ \| lr [0-9.e+-]+ \| [0-9]+ tok/s \| [0-9]+ ms/step \| elapsed [0-9]+:[0-9]{2}:[0-9]{2} \| ETA [0-9]+:[0-9]{2}:[0-9]{2} \| [0-9:]{8} UTC$" \
+  "$WORK/run/train.log" || fail "no complete progress line at step 3: $(grep '^step' "$WORK/run/train.log" | head -2)"
+python3 - "$WORK/run/metrics.jsonl" "$WORK/run/train.log" <<'PY' || fail "metrics or progress lines wrong"
+import datetime, json, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+steps = [r for r in rows if "loss" in r]
+assert [r["step"] for r in steps] == list(range(1, 9)), [r["step"] for r in steps]
+last = -1.0
+for r in steps:
+    t = datetime.datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%SZ")
+    assert abs((datetime.datetime.utcnow() - t).total_seconds()) < 3600, r["time"]
+    assert r["elapsed_s"] >= last, (r["elapsed_s"], last)
+    last = r["elapsed_s"]
+# The loss at step 6 is the mean of steps 4..6 (the interval), as printed to 4 decimals.
+line = [l for l in open(sys.argv[2]) if l.startswith("step 6/8")][0]
+shown = float(re.search(r"loss ([0-9.]+)", line).group(1))
+mean = sum(r["loss"] for r in steps[3:6]) / 3
+assert abs(shown - mean) < 1e-4, (shown, mean)
+print(f"metrics: {len(rows)} rows; step 6 line shows the interval mean {shown} ({mean:.6f})")
+PY
+rows=$(wc -l < "$WORK/run/metrics.jsonl")
+
+# The same command again: finished, says so, writes no metrics, exits 0.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run" checkpoint.dir="$WORK/ck" \
+  > "$WORK/out2.txt" 2>&1 || fail "the re-run failed: $(tail -3 "$WORK/out2.txt")"
+grep -q "already finished.*step 8.*train.steps is 8.*raise train.steps" "$WORK/out2.txt" ||
+  fail "the re-run did not say the run is finished: $(tail -3 "$WORK/out2.txt")"
+grep -q "^step" "$WORK/out2.txt" && fail "the re-run trained"
+[[ $(wc -l < "$WORK/run/metrics.jsonl") == "$rows" ]] || fail "the re-run wrote metrics"
+grep -q "already finished" "$WORK/run/train.log" || fail "train.log lacks the re-run's output"
+
+# An error ends up in train.log too.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/bad_run" checkpoint.dir="$WORK/ck_bad" \
+  train.max_bad_steps=2 --debug-nan-at 0,1 > "$WORK/out3.txt" 2>&1 && fail "the poisoned run succeeded"
+grep -q "^error: training stopped: 2 steps in a row" "$WORK/bad_run/train.log" ||
+  fail "train.log lacks the error: $(tail -2 "$WORK/bad_run/train.log")"
+echo "run folder: all passed"
