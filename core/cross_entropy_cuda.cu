@@ -32,7 +32,7 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
 __device__ __forceinline__ void lse_combine(float& m, float& s, float m2, float s2) {
   const float mn = fmaxf(m, m2);
   if (mn == -INFINITY) return;  // both empty (or every logit -inf so far)
-  s = s * __expf(m - mn) + s2 * __expf(m2 - mn);
+  s = s * expf(m - mn) + s2 * expf(m2 - mn);
   m = mn;
 }
 
@@ -44,10 +44,10 @@ __global__ void __launch_bounds__(kThreads) ce_forward_kernel(const CrossEntropy
   for (int64_t j = threadIdx.x; j < p.V; j += kThreads) {
     const float v = to_float(x[j]);
     if (v > m) {
-      s = (m == -INFINITY ? 0.f : s * __expf(m - v)) + 1.f;
+      s = (m == -INFINITY ? 0.f : s * expf(m - v)) + 1.f;
       m = v;
-    } else {
-      s += __expf(v - m);  // (v NaN: s becomes NaN, and so does the row's loss)
+    } else if (v != -INFINITY) {
+      s += expf(v - m);  // (v NaN: s becomes NaN, and so does the row's loss)
     }
   }
   for (int off = 16; off > 0; off >>= 1)
@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kThreads) ce_backward_kernel(const CrossEntrop
   const float lse = p.lse[row], scale = *p.scale;
   const int64_t t = p.targets[row];
   for (int64_t j = threadIdx.x; j < p.V; j += kThreads) {
-    const float prob = __expf(to_float(x[j]) - lse);
+    const float prob = expf(to_float(x[j]) - lse);
     x[j] = from_float<T>(scale * (j == t ? prob - 1.f : prob));
   }
 }

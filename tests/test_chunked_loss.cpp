@@ -147,8 +147,9 @@ TEST(ChunkedLossGpu, Bf16WithinTwiceThePlainErrorAtVocab100277) {
         << "chunked " << rel_error(c, r) << " plain " << rel_error(p, r);
 }
 
-// The GPU row kernels (cross_entropy_kernel.h) in float32 against float64 on the CPU: vocabularies
-// below, at and above one block's threads, every chunking, mean and sum, with and without bias.
+// The chunked loss on the GPU (through the row kernels of cross_entropy_kernel.h once they are
+// enabled) in float32 against float64 on the CPU: vocabularies below, at and above one block's
+// threads, every chunking, mean and sum, with and without bias.
 TEST(ChunkedLossGpu, Float32RowKernelsMatchFloat64) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
   at::manual_seed(23);
