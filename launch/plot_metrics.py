@@ -1,23 +1,50 @@
 #!/usr/bin/env python3
-"""Plots a training run's metrics file (JSON Lines written by the `longnet` trainer).
+"""Plots training runs from their metrics (JSON Lines written by `longnet train`).
 
-    launch/plot_metrics.py runs/default/metrics.jsonl runs/default/loss.png
+    launch/plot_metrics.py runs/tiny                      # writes runs/tiny/metrics.png
+    launch/plot_metrics.py runs/a runs/b --out ab.png     # two runs on the same axes
 
-Top panel: training loss (key `loss`, nats per token) against `step`; bottom panel: validation
-bits per byte (key `val_bpb`). Lines without a key are skipped, and so are malformed lines
-(the last one may be half-written while the run goes on). JSON null (a NaN or infinite value
-in the run) shows as a gap.
+Each argument is a run folder (log.dir; its metrics.jsonl is read) or a metrics file. Top panel:
+training loss (raw, faint, and smoothed by an exponential moving average, --smooth) and
+validation loss, both in nats per token on one axis; bottom panel: the learning rate. Malformed
+lines (the last may be half-written while the run goes on) are skipped; JSON null (a NaN or
+infinite value in the run) shows as a gap. Runs with the project's python: started by a python
+without matplotlib, it starts itself again with the checkout's .venv/bin/python3.
 """
 import argparse
 import json
 import math
+import os
 import sys
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python3")
 
-def read_series(path):
-    """Returns {key: ([steps], [values])} for `loss` and `val_bpb`."""
-    series = {"loss": ([], []), "val_bpb": ([], [])}
-    bad = 0
+
+def import_pyplot():
+    """matplotlib.pyplot with a file backend; re-executes with the project's python without it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        return plt
+    except ImportError:
+        in_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
+        if os.path.exists(VENV_PYTHON) and not in_venv:
+            os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
+        sys.exit("plot_metrics: matplotlib is missing; run launch/setup.sh (it installs it into "
+                 ".venv) or `python3 -m pip install matplotlib`")
+
+
+def metrics_path(arg):
+    return os.path.join(arg, "metrics.jsonl") if os.path.isdir(arg) else arg
+
+
+def read_rows(path):
+    """The rows of a metrics file that are JSON objects with a step."""
+    rows, bad = [], 0
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.strip()
@@ -28,55 +55,88 @@ def read_series(path):
             except json.JSONDecodeError:
                 bad += 1
                 continue
-            if not isinstance(row, dict) or "step" not in row:
+            if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
+                rows.append(row)
+            else:
                 bad += 1
-                continue
-            for key, (steps, values) in series.items():
-                if key in row:
-                    value = row[key]
-                    steps.append(row["step"])
-                    values.append(math.nan if value is None else float(value))
     if bad:
         print(f"plot_metrics: skipped {bad} malformed line(s) in {path}", file=sys.stderr)
-    return series
+    return rows
+
+
+def series(rows, key):
+    """([steps], [values]) of the rows that have key; null -> NaN."""
+    steps, values = [], []
+    for r in rows:
+        if key in r:
+            steps.append(r["step"])
+            v = r[key]
+            values.append(math.nan if v is None else float(v))
+    return steps, values
+
+
+def ema(values, weight):
+    """Exponential moving average with bias correction (TensorBoard's smoothing); NaN passes."""
+    out, avg, n = [], 0.0, 0
+    for v in values:
+        if math.isnan(v):
+            out.append(math.nan)
+            continue
+        n += 1
+        avg = weight * avg + (1 - weight) * v
+        out.append(avg / (1 - weight ** n) if weight > 0 else v)
+    return out
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("metrics", help="metrics.jsonl written by the trainer")
-    parser.add_argument("out", help="image to write (.png, .svg, .pdf)")
-    args = parser.parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="run folders (log.dir) or metrics.jsonl files")
+    ap.add_argument("--out", help="image (.png, .svg, .pdf); default <first run>/metrics.png")
+    ap.add_argument("--smooth", type=float, default=0.9,
+                    help="EMA weight for the training loss, in [0, 1) (0: none; default 0.9)")
+    a = ap.parse_args()
+    if not 0 <= a.smooth < 1:
+        sys.exit(f"plot_metrics: --smooth {a.smooth} is outside [0, 1)")
+    paths = [metrics_path(r) for r in a.runs]
+    for p in paths:
+        if not os.path.isfile(p):
+            sys.exit(f"plot_metrics: no metrics file at {p} (give a run folder or a .jsonl file)")
+    runs = [(p, read_rows(p)) for p in paths]
+    if not any(series(rows, "loss")[0] or series(rows, "val_loss")[0] for _, rows in runs):
+        sys.exit("plot_metrics: no `loss` or `val_loss` values in " + ", ".join(paths))
+    out = a.out or os.path.join(os.path.dirname(paths[0]) or ".", "metrics.png")
 
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display needed
-        import matplotlib.pyplot as plt
-    except ImportError:
-        sys.exit("plot_metrics: matplotlib is missing; install it with "
-                 "`.venv/bin/python3 -m pip install matplotlib`")
-
-    series = read_series(args.metrics)
-    if not series["loss"][0] and not series["val_bpb"][0]:
-        sys.exit(f"plot_metrics: {args.metrics} has no `loss` or `val_bpb` values")
-
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(8, 6))
-    steps, values = series["loss"]
-    top.plot(steps, values, lw=1, color="tab:blue", label="training loss")
-    top.set_ylabel("loss (nats / token)")
-    top.set_title(args.metrics)
-    steps, values = series["val_bpb"]
-    bottom.plot(steps, values, marker="o", ms=3, lw=1, color="tab:orange",
-                label="validation")
-    bottom.set_ylabel("validation bits / byte")
+    plt = import_pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6.5),
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (path, rows) in enumerate(runs):
+        c = colors[i % len(colors)]
+        name = os.path.basename(os.path.dirname(os.path.abspath(path))) if len(runs) > 1 else ""
+        tag = f" ({name})" if name else ""
+        steps, loss = series(rows, "loss")
+        if steps:
+            if a.smooth > 0:
+                top.plot(steps, loss, lw=0.8, color=c, alpha=0.25)
+            top.plot(steps, ema(loss, a.smooth), lw=1.5, color=c, label="training" + tag)
+        steps, val = series(rows, "val_loss")
+        if steps:
+            top.plot(steps, val, "o--", ms=4, lw=1, color=c, label="validation" + tag)
+        steps, lr = series(rows, "lr")
+        if steps:
+            bottom.plot(steps, lr, lw=1.2, color=c)
+    top.set_ylabel("loss (nats per token)")
+    top.set_title(", ".join(a.runs) + (f"   (training loss smoothed, EMA {a.smooth})"
+                                       if a.smooth > 0 else ""), fontsize=9)
+    top.legend(loc="upper right", fontsize=8)
+    bottom.set_ylabel("learning rate")
     bottom.set_xlabel("step")
+    bottom.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-        if ax.lines and len(ax.lines[0].get_xdata()):
-            ax.legend(loc="upper right")
     fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
-    print(f"plot_metrics: wrote {args.out}")
+    fig.savefig(out, dpi=120)
+    print(f"plot_metrics: wrote {out}")
 
 
 if __name__ == "__main__":

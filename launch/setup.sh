@@ -64,9 +64,9 @@ fi
 # ---- 2. LibTorch ---------------------------------------------------------------------------
 # Beside torch: the Python package's build backend and YAML reader, the references the tokenizer
 # tests compare with, and the readers and writers of the export formats (safetensors,
-# TensorBoard event files).
-PY_EXTRAS=(scikit-build-core pyyaml tiktoken sentencepiece regex safetensors tensorboard)
-PY_EXTRAS_IMPORT='import scikit_build_core, yaml, tiktoken, sentencepiece, regex, safetensors, tensorboard'
+# TensorBoard event files) and the plotting scripts (matplotlib).
+PY_EXTRAS=(scikit-build-core pyyaml tiktoken sentencepiece regex safetensors tensorboard numpy matplotlib)
+PY_EXTRAS_IMPORT='import scikit_build_core, yaml, tiktoken, sentencepiece, regex, safetensors, tensorboard, numpy, matplotlib'
 has_torch() { "$1" -c 'import torch' >/dev/null 2>&1; }
 PY="${LONGNET_PYTHON:-}"
 if [[ -z "$PY" ]]; then
@@ -82,7 +82,7 @@ if [[ -z "$PY" ]]; then
     [[ -x .venv/bin/python3 ]] || "$BASE" -m venv .venv
     .venv/bin/python3 -m pip install -q --disable-pip-version-check --upgrade pip
     .venv/bin/python3 -m pip install -q --disable-pip-version-check \
-      "torch==$TORCH_VERSION" numpy matplotlib "${PY_EXTRAS[@]}"
+      "torch==$TORCH_VERSION" "${PY_EXTRAS[@]}"
     PY="$ROOT/.venv/bin/python3"
   fi
 fi

@@ -61,6 +61,35 @@ print(f"metrics: {len(rows)} rows; step 6 line shows the interval mean {shown} (
 PY
 rows=$(wc -l < "$WORK/run/metrics.jsonl")
 
+# The plot (with whichever python is first on PATH: the script finds the project's) and the
+# TensorBoard event files, read back with the tensorboard package.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY=python3; [[ -x $ROOT/.venv/bin/python3 ]] && PY=$ROOT/.venv/bin/python3
+if "$PY" -c "import matplotlib, tensorboard, torch" 2>/dev/null; then
+  python3 "$ROOT/launch/plot_metrics.py" "$WORK/run" > "$WORK/plot.txt" 2>&1 ||
+    fail "plot_metrics: $(tail -2 "$WORK/plot.txt")"
+  [[ $(head -c 8 "$WORK/run/metrics.png" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] ||
+    fail "plot_metrics wrote no PNG"
+  python3 "$ROOT/launch/metrics_to_tensorboard.py" "$WORK/run" > "$WORK/tb.txt" 2>&1 ||
+    fail "metrics_to_tensorboard: $(tail -2 "$WORK/tb.txt")"
+  "$PY" - "$WORK/run" <<'PY' || fail "the event files do not hold the metrics"
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+run = sys.argv[1]
+rows = [json.loads(l) for l in open(run + "/metrics.jsonl")]
+acc = EventAccumulator(run + "/tensorboard")
+acc.Reload()
+for key, tag in (("loss", "train/loss"), ("lr", "train/lr"), ("val_loss", "val/loss")):
+    want = [(r["step"], r[key]) for r in rows if key in r]
+    got = [(e.step, e.value) for e in acc.Scalars(tag)]
+    assert len(got) == len(want) and all(a == c and abs(b - d) <= 1e-6 * max(1, abs(d))
+                                         for (a, b), (c, d) in zip(got, want)), (tag, got, want)
+print(f"tensorboard: {len(acc.Scalars('train/loss'))} training losses read back")
+PY
+else
+  echo "note: no python with matplotlib, tensorboard and torch; plot and event files not checked"
+fi
+
 # The same command again: finished, says so, writes no metrics, exits 0.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run" checkpoint.dir="$WORK/ck" \
   > "$WORK/out2.txt" 2>&1 || fail "the re-run failed: $(tail -3 "$WORK/out2.txt")"

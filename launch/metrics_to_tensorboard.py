@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""TensorBoard event files from a run's metrics (JSON Lines written by `longnet train`).
+
+    launch/metrics_to_tensorboard.py runs/tiny            # writes runs/tiny/tensorboard/
+    tensorboard --logdir runs/tiny/tensorboard
+
+The argument is a run folder (log.dir; its metrics.jsonl is read) or a metrics file. Every
+numeric field of a row becomes a scalar at the row's step, timed by the row's "time" field
+(UTC) where it has one: train/loss, train/lr, train/grad_norm, train/tokens_per_s,
+train/step_ms, train/mfu, train/peak_gib, val/loss, val/bpb. Event files are written by the
+tensorboard package's writer (through torch.utils.tensorboard). The output directory is
+replaced: run it again after more steps to bring it up to date. Started by a python without
+the packages, it starts itself again with the checkout's .venv/bin/python3.
+"""
+import argparse
+import calendar
+import json
+import os
+import shutil
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python3")
+TAGS = {"loss": "train/loss", "lr": "train/lr", "grad_norm": "train/grad_norm",
+        "tokens_per_s": "train/tokens_per_s", "step_ms": "train/step_ms", "mfu": "train/mfu",
+        "peak_gib": "train/peak_gib", "val_loss": "val/loss", "val_bpb": "val/bpb"}
+
+
+def summary_writer():
+    try:
+        import tensorboard  # noqa: F401  (torch's writer needs the package)
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter
+    except ImportError:
+        in_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
+        if os.path.exists(VENV_PYTHON) and not in_venv:
+            os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
+        sys.exit("metrics_to_tensorboard: needs torch and tensorboard; run launch/setup.sh (it "
+                 "installs them into .venv) or `python3 -m pip install tensorboard`")
+
+
+def walltime(row):
+    t = row.get("time")
+    if isinstance(t, str):
+        try:
+            return float(calendar.timegm(time.strptime(t, "%Y-%m-%dT%H:%M:%SZ")))
+        except ValueError:
+            pass
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="a run folder (log.dir) or a metrics.jsonl file")
+    ap.add_argument("--out", help="event file directory (default <run folder>/tensorboard)")
+    a = ap.parse_args()
+    path = os.path.join(a.run, "metrics.jsonl") if os.path.isdir(a.run) else a.run
+    if not os.path.isfile(path):
+        sys.exit(f"metrics_to_tensorboard: no metrics file at {path}")
+    out = a.out or os.path.join(os.path.dirname(path) or ".", "tensorboard")
+    SummaryWriter = summary_writer()
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    writer = SummaryWriter(log_dir=out)
+    scalars = bad = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                bad += line.strip() != ""
+                continue
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                bad += 1
+                continue
+            wt = walltime(row)
+            for key, tag in TAGS.items():
+                v = row.get(key)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    writer.add_scalar(tag, float(v), row["step"], walltime=wt)
+                    scalars += 1
+    writer.close()
+    if bad:
+        print(f"metrics_to_tensorboard: skipped {bad} malformed line(s)", file=sys.stderr)
+    print(f"metrics_to_tensorboard: {scalars} scalars from {path} -> {out} "
+          f"(tensorboard --logdir {out})")
+
+
+if __name__ == "__main__":
+    main()
