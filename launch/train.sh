@@ -2,7 +2,9 @@
 # Sets up and builds (launch/setup.sh), then trains under mpirun.
 #   launch/train.sh [CONFIG.yaml] [-np P] [key=value ...] [--flags for longnet train]
 # Defaults: configs/tiny.yaml on 2 CPU ranks (one sequence-parallel group), which shows the
-# validation loss falling within a few minutes. Progress on rank 0; metrics in runs/tiny/.
+# validation loss falling within a few minutes. Progress on rank 0; the run folder is runs/tiny/.
+# Afterwards it prints a 200-token sample from the newest checkpoint (LONGNET_NO_SAMPLE=1: not;
+# LONGNET_SAMPLE_PROMPT: another prompt).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFIG=configs/tiny.yaml
@@ -29,4 +31,21 @@ if [[ -z "${OMP_NUM_THREADS:-}" ]]; then
   export OMP_NUM_THREADS=$(( $(nproc) / NP > 0 ? $(nproc) / NP : 1 ))
 fi
 echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]}"
-exec "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}"
+"${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}"
+
+# A short sample from the newest checkpoint, so that the model is seen to work. The checkpoint
+# dir and tokenizer are the resolved config's.
+key() {  # key SECTION NAME: a value of the resolved config, quotes removed
+  "$BIN" train "$CONFIG" "${EXTRA[@]}" --check-config "$NP" |
+    awk -v s="$1:" -v k="  $2:" '$0 == s {on = 1; next} /^[a-z]/ {on = 0}
+                                 on && index($0, k) == 1 {sub(k " *", ""); gsub("\"", ""); print}'
+}
+CKPT=$(ls -t "$(key checkpoint dir)"/step_*.ckpt 2>/dev/null | head -1 || true)
+TOKENIZER=$(key data tokenizer)
+if [[ -n "$CKPT" && -z "${LONGNET_NO_SAMPLE:-}" ]]; then
+  PROMPT=${LONGNET_SAMPLE_PROMPT:-"#include <"}
+  echo "[train] a sample from $CKPT (prompt: $PROMPT):"
+  "$BIN" generate --checkpoint "$CKPT" --tokenizer "${TOKENIZER:-bytes}" --prompt "$PROMPT" \
+    --max-new-tokens 200 --temperature 0.8 --top-k 40 --seed 1
+  echo
+fi
