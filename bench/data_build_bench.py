@@ -17,8 +17,6 @@ documents). Writes result.json into OUT_DIR.
 usage: data_build_bench.py LONGNET_BINARY OUT_DIR [--mb 48] [--merges 8000] [--work DIR]
 """
 import argparse
-import collections
-import base64
 import json
 import os
 import platform
@@ -29,10 +27,8 @@ import subprocess
 import sys
 import time
 
-CL100K_PAT = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++"""
-              r"""[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
-SPECIALS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
-            "<|endofprompt|>"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from bpe_ranks import CL100K_PAT, SPECIALS, bpe_train, write_tiktoken  # noqa: E402
 
 
 def corpus(dst, mb):
@@ -60,48 +56,6 @@ def corpus(dst, mb):
     return texts
 
 
-def bpe_train(text, merges, rng):
-    import regex
-    counts = collections.Counter(regex.findall(CL100K_PAT, text))
-    order = list(range(256))
-    rng.shuffle(order)
-    ranks = {bytes([b]): r for r, b in enumerate(order)}
-    seqs = [[bytes([b]) for b in w.encode("utf-8")] for w in counts]
-    weight = list(counts.values())
-    pairs, where = collections.Counter(), collections.defaultdict(set)
-    for i, s in enumerate(seqs):
-        for p in zip(s, s[1:]):
-            pairs[p] += weight[i]
-            where[p].add(i)
-    for _ in range(merges):
-        if not pairs:
-            break
-        best = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))[0]
-        merged = best[0] + best[1]
-        if merged not in ranks:
-            ranks[merged] = len(ranks)
-        for i in where.pop(best, ()):
-            s = seqs[i]
-            for p in zip(s, s[1:]):
-                pairs[p] -= weight[i]
-                if pairs[p] <= 0:
-                    del pairs[p]
-            out, k = [], 0
-            while k < len(s):
-                if k + 1 < len(s) and (s[k], s[k + 1]) == best:
-                    out.append(merged)
-                    k += 2
-                else:
-                    out.append(s[k])
-                    k += 1
-            seqs[i] = out
-            for p in zip(out, out[1:]):
-                pairs[p] += weight[i]
-                where[p].add(i)
-        pairs.pop(best, None)
-    return ranks
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("longnet")
@@ -120,11 +74,9 @@ def main():
     text_bytes = sum(len(t.encode()) for t in texts)
     rng = random.Random(20)
     train_text = "".join(texts[::7])[:3_000_000]
-    ranks = bpe_train(train_text, a.merges, rng)
+    ranks = bpe_train(train_text, a.merges, CL100K_PAT, rng)
     ranks_path = os.path.join(a.work, "bench.tiktoken")
-    with open(ranks_path, "wb") as f:
-        for tok, r in sorted(ranks.items(), key=lambda kv: kv[1]):
-            f.write(base64.b64encode(tok) + b" " + str(r).encode() + b"\n")
+    write_tiktoken(ranks_path, ranks)
     print(f"corpus: {len(texts)} files, {text_bytes / 1e6:.1f} MB; ranks file: {len(ranks)} ranks "
           f"({time.time() - t0:.0f} s to prepare)", flush=True)
     n = len(ranks)

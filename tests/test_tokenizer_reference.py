@@ -10,7 +10,6 @@ Python sentencepiece package.
 
 usage: test_tokenizer_reference.py TOKENIZER_TOOL WORK_DIR     (exit 77: skipped)
 """
-import collections
 import json
 import os
 import random
@@ -18,19 +17,16 @@ import shutil
 import struct
 import subprocess
 import sys
-import base64
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bpe_ranks import CL100K_PAT, SPECIALS, bpe_train, write_tiktoken  # noqa: E402
 
 SKIP = 77
 TOOL, WORK = sys.argv[1], sys.argv[2]
 
-# cl100k_base's pattern as tiktoken ships it (tiktoken_ext/openai_public.py).
-CL100K_PAT = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++"""
-              r"""[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
 # The older spelling of the same pattern (the issue quotes this one); it must split alike.
 CL100K_PAT_OLD = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}"""
                   r"""\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
-SPECIALS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
-            "<|endofprompt|>"]
 
 
 def tool(*args, stdin=None):
@@ -177,60 +173,8 @@ def code_chunks(rng, files, count):
 
 # ---- a small byte-level BPE trainer (the ranks file under test) --------------------------------
 
-def bpe_train(text, merges, pat, rng):
-    """Byte-level BPE as tiktoken's are trained: ranks 0..255 are the single bytes (shuffled, as
-    cl100k's are not in byte order), then each merge of the most frequent adjacent pair within
-    the pattern's pieces gets the next rank."""
-    import regex
-    counts = collections.Counter(regex.findall(pat, text))
-    order = list(range(256))
-    rng.shuffle(order)
-    ranks = {bytes([b]): r for r, b in enumerate(order)}
-    seqs = [[bytes([b]) for b in w.encode("utf-8")] for w in counts]
-    weight = list(counts.values())
-    pairs, where = collections.Counter(), collections.defaultdict(set)
-    for i, s in enumerate(seqs):
-        for p in zip(s, s[1:]):
-            pairs[p] += weight[i]
-            where[p].add(i)
-    for _ in range(merges):
-        if not pairs:
-            break
-        best = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))[0]
-        merged = best[0] + best[1]
-        if merged not in ranks:
-            ranks[merged] = len(ranks)
-        for i in where.pop(best, ()):
-            s = seqs[i]
-            for p in zip(s, s[1:]):
-                pairs[p] -= weight[i]
-                if pairs[p] <= 0:
-                    del pairs[p]
-            out, k = [], 0
-            while k < len(s):
-                if k + 1 < len(s) and (s[k], s[k + 1]) == best:
-                    out.append(merged)
-                    k += 2
-                else:
-                    out.append(s[k])
-                    k += 1
-            seqs[i] = out
-            for p in zip(out, out[1:]):
-                pairs[p] += weight[i]
-                where[p].add(i)
-        pairs.pop(best, None)
-    # A few tokens no merge makes: found only when a whole piece equals one.
-    for extra in [" xyzzy", "plugh", " 😀😀", "ab" * 10, "    ", "\n\n\n", "'ll", " unseenword"]:
-        b = extra.encode("utf-8")
-        if b not in ranks:
-            ranks[b] = len(ranks)
-    return ranks
-
-
-def write_tiktoken(path, ranks):
-    with open(path, "wb") as f:
-        for tok, r in sorted(ranks.items(), key=lambda kv: kv[1]):
-            f.write(base64.b64encode(tok) + b" " + str(r).encode() + b"\n")
+# A few tokens no merge makes: found only when a whole piece equals one.
+EXTRA_TOKENS = [" xyzzy", "plugh", " 😀😀", "ab" * 10, "    ", "\n\n\n", "'ll", " unseenword"]
 
 
 def check(cond, msg):
@@ -252,7 +196,7 @@ def test_tiktoken(rng, files):
         return False
     # Train on every third header file plus a little Unicode; test on the others.
     train_text = "\n".join(files[::3])[:1_500_000] + "\n".join(UNICODE_SAMPLES[:6]) * 3
-    ranks = bpe_train(train_text, 3000, CL100K_PAT, rng)
+    ranks = bpe_train(train_text, 3000, CL100K_PAT, rng, EXTRA_TOKENS)
     path = os.path.join(WORK, "test.tiktoken")
     write_tiktoken(path, ranks)
     n = len(ranks)
