@@ -14,14 +14,14 @@ the packages, it starts itself again with the checkout's .venv/bin/python3.
 """
 import argparse
 import calendar
-import json
 import os
 import shutil
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from metrics_common import metrics_path, read_rows, reexec_with_project_python  # noqa: E402
+
 TAGS = {"loss": "train/loss", "lr": "train/lr", "grad_norm": "train/grad_norm",
         "tokens_per_s": "train/tokens_per_s", "step_ms": "train/step_ms", "mfu": "train/mfu",
         "peak_gib": "train/peak_gib", "val_loss": "val/loss", "val_bpb": "val/bpb"}
@@ -34,10 +34,7 @@ def summary_writer():
 
         return SummaryWriter
     except ImportError:
-        in_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
-        if os.path.exists(VENV_PYTHON) and not in_venv:
-            os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-        sys.exit("metrics_to_tensorboard: needs torch and tensorboard; run launch/setup.sh (it "
+        reexec_with_project_python(__file__, "metrics_to_tensorboard: needs torch and tensorboard; run launch/setup.sh (it "
                  "installs them into .venv) or `python3 -m pip install tensorboard`")
 
 
@@ -56,7 +53,7 @@ def main():
     ap.add_argument("run", help="a run folder (log.dir) or a metrics.jsonl file")
     ap.add_argument("--out", help="event file directory (default <run folder>/tensorboard)")
     a = ap.parse_args()
-    path = os.path.join(a.run, "metrics.jsonl") if os.path.isdir(a.run) else a.run
+    path = metrics_path(a.run)
     if not os.path.isfile(path):
         sys.exit(f"metrics_to_tensorboard: no metrics file at {path}")
     out = a.out or os.path.join(os.path.dirname(path) or ".", "tensorboard")
@@ -64,26 +61,15 @@ def main():
     if os.path.isdir(out):
         shutil.rmtree(out)
     writer = SummaryWriter(log_dir=out)
-    scalars = bad = 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                bad += line.strip() != ""
-                continue
-            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-                bad += 1
-                continue
-            wt = walltime(row)
-            for key, tag in TAGS.items():
-                v = row.get(key)
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    writer.add_scalar(tag, float(v), row["step"], walltime=wt)
-                    scalars += 1
+    scalars = 0
+    for row in read_rows(path, "metrics_to_tensorboard"):
+        wt = walltime(row)
+        for key, tag in TAGS.items():
+            v = row.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                writer.add_scalar(tag, float(v), int(row["step"]), walltime=wt)
+                scalars += 1
     writer.close()
-    if bad:
-        print(f"metrics_to_tensorboard: skipped {bad} malformed line(s)", file=sys.stderr)
     print(f"metrics_to_tensorboard: {scalars} scalars from {path} -> {out} "
           f"(tensorboard --logdir {out})")
 

@@ -12,13 +12,12 @@ infinite value in the run) shows as a gap. Runs with the project's python: start
 without matplotlib, it starts itself again with the checkout's .venv/bin/python3.
 """
 import argparse
-import json
 import math
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from metrics_common import metrics_path, read_rows, reexec_with_project_python  # noqa: E402
 
 
 def import_pyplot():
@@ -31,37 +30,8 @@ def import_pyplot():
 
         return plt
     except ImportError:
-        in_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(ROOT, ".venv"))
-        if os.path.exists(VENV_PYTHON) and not in_venv:
-            os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-        sys.exit("plot_metrics: matplotlib is missing; run launch/setup.sh (it installs it into "
+        reexec_with_project_python(__file__, "plot_metrics: matplotlib is missing; run launch/setup.sh (it installs it into "
                  ".venv) or `python3 -m pip install matplotlib`")
-
-
-def metrics_path(arg):
-    return os.path.join(arg, "metrics.jsonl") if os.path.isdir(arg) else arg
-
-
-def read_rows(path):
-    """The rows of a metrics file that are JSON objects with a step."""
-    rows, bad = [], 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
-                rows.append(row)
-            else:
-                bad += 1
-    if bad:
-        print(f"plot_metrics: skipped {bad} malformed line(s) in {path}", file=sys.stderr)
-    return rows
 
 
 def series(rows, key):
@@ -101,7 +71,7 @@ def main():
     for p in paths:
         if not os.path.isfile(p):
             sys.exit(f"plot_metrics: no metrics file at {p} (give a run folder or a .jsonl file)")
-    runs = [(p, read_rows(p)) for p in paths]
+    runs = [(p, read_rows(p, "plot_metrics")) for p in paths]
     if not any(series(rows, "loss")[0] or series(rows, "val_loss")[0] for _, rows in runs):
         sys.exit("plot_metrics: no `loss` or `val_loss` values in " + ", ".join(paths))
     out = a.out or os.path.join(os.path.dirname(paths[0]) or ".", "metrics.png")
