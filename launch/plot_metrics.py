@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--smooth", type=float, default=0.9,
                     help="EMA weight for the training loss, in [0, 1) (0: none; default 0.9)")
     a = ap.parse_args()
+    plt = import_pyplot()  # first: it may restart this script with the project's python
     if not 0 <= a.smooth < 1:
         sys.exit(f"plot_metrics: --smooth {a.smooth} is outside [0, 1)")
     paths = [metrics_path(r) for r in a.runs]
@@ -76,7 +77,6 @@ def main():
         sys.exit("plot_metrics: no `loss` or `val_loss` values in " + ", ".join(paths))
     out = a.out or os.path.join(os.path.dirname(paths[0]) or ".", "metrics.png")
 
-    plt = import_pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6.5),
                                       gridspec_kw={"height_ratios": [3, 1]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
