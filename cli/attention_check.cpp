@@ -1,5 +1,5 @@
 // Sequence-parallel attention against the single-process computation (see attention_check.h).
-#include "cli/attention_check.h"
+#include "longnet/cli/attention_check.h"
 
 #include <ATen/ATen.h>
 
@@ -7,11 +7,11 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "cli/common_flags.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/process_grid.h"
-#include "parallel/sequence_layout.h"
-#include "parallel/sequence_parallel_attention.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/parallel/sequence_layout.h"
+#include "longnet/parallel/sequence_parallel_attention.h"
 
 namespace longnet {
 

@@ -1,7 +1,7 @@
 // Dilated attention benchmark (see bench_attention.h): times, effective TFLOP/s by docs/design.md
 // section 6, peak memory, and for sequence parallelism the bytes exchanged and the all-gather
 // bus bandwidth (nccl-tests convention: busbw = algbw * (n - 1) / n).
-#include "cli/bench_attention.h"
+#include "longnet/cli/bench_attention.h"
 
 #include <ATen/ATen.h>
 
@@ -16,13 +16,13 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "cli/bench_common.h"
-#include "cli/common_flags.h"
-#include "core/dilated_attention.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/process_grid.h"
-#include "parallel/sequence_layout.h"
-#include "parallel/sequence_parallel_attention.h"
+#include "longnet/cli/bench_common.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/core/dilated_attention.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/parallel/sequence_layout.h"
+#include "longnet/parallel/sequence_parallel_attention.h"
 
 namespace longnet {
 

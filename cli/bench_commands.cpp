@@ -2,10 +2,10 @@
 // are bench_attention.cpp and bench_scaling.cpp).
 #include <iostream>
 
-#include "cli/bench_attention.h"
-#include "cli/bench_scaling.h"
-#include "cli/commands.h"
-#include "cli/common_flags.h"
+#include "longnet/cli/bench_attention.h"
+#include "longnet/cli/bench_scaling.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
 
 namespace longnet {
 

@@ -1,5 +1,5 @@
 // Timing and provenance helpers for the benchmarks (see bench_common.h).
-#include "cli/bench_common.h"
+#include "longnet/cli/bench_common.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -20,8 +20,8 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "core/file_util.h"
-#include "longnet_build_info.h"
+#include "longnet/core/file_util.h"
+#include "longnet/longnet_build_info.h"
 
 namespace longnet {
 

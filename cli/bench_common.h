@@ -8,7 +8,7 @@
 
 #include <c10/core/Device.h>
 
-#include "train/metrics.h"
+#include "longnet/train/metrics.h"
 
 namespace longnet {
 

@@ -17,13 +17,13 @@
 #include <ATen/cuda/CUDAEvent.h>
 #endif
 
-#include "cli/bench_common.h"
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "cli/common_flags.h"
-#include "cli/model_flags.h"
-#include "core/incremental_lm.h"
-#include "parallel/mpi_bootstrap.h"
+#include "longnet/cli/bench_common.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/cli/model_flags.h"
+#include "longnet/core/incremental_lm.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 namespace longnet {
 namespace {

@@ -1,7 +1,7 @@
 // Figure 5 of the paper (see bench_scaling.h): forward time against sequence length at a fixed
 // number of tokens, dilated attention (sequence-parallel once a sequence outgrows one GPU) and
 // dense SDPA, with peak memory and effective TFLOP/s per point.
-#include "cli/bench_scaling.h"
+#include "longnet/cli/bench_scaling.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -15,12 +15,12 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "cli/bench_common.h"
-#include "cli/common_flags.h"
-#include "core/dilated_attention.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/process_grid.h"
-#include "parallel/sequence_parallel_attention.h"
+#include "longnet/cli/bench_common.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/core/dilated_attention.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/parallel/sequence_parallel_attention.h"
 
 namespace longnet {
 namespace {

@@ -2,10 +2,10 @@
 // comm_check.cpp and attention_check.cpp).
 #include <iostream>
 
-#include "cli/attention_check.h"
-#include "cli/comm_check.h"
-#include "cli/commands.h"
-#include "cli/common_flags.h"
+#include "longnet/cli/attention_check.h"
+#include "longnet/cli/comm_check.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
 
 namespace longnet {
 

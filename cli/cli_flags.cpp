@@ -1,5 +1,5 @@
 // Strict flag parsing for the CLI (see cli_flags.h).
-#include "cli/cli_flags.h"
+#include "longnet/cli/cli_flags.h"
 
 #include <cerrno>
 #include <charconv>

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/options.h"
+#include "longnet/core/options.h"
 
 namespace longnet {
 

@@ -1,12 +1,12 @@
 // Round-trip check of the communicators on CPU (MPI) or GPU (NCCL); see comm_check.h.
-#include "cli/comm_check.h"
+#include "longnet/cli/comm_check.h"
 
 #include <ATen/ATen.h>
 
 #include <sstream>
 
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/process_grid.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
 
 namespace longnet {
 

@@ -4,10 +4,10 @@
 #include <functional>
 #include <map>
 
-#include "cli/commands.h"
-#include "cli/common_flags.h"
-#include "cli/model_flags.h"
-#include "train/tokenizer_train.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/cli/model_flags.h"
+#include "longnet/train/tokenizer_train.h"
 
 namespace longnet {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/cli_flags.h"
+#include "longnet/cli/cli_flags.h"
 
 namespace longnet {
 

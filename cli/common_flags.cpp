@@ -1,5 +1,5 @@
 // Shared command-line values (see common_flags.h).
-#include "cli/common_flags.h"
+#include "longnet/cli/common_flags.h"
 
 #include <stdexcept>
 

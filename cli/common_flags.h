@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/cli_flags.h"
-#include "core/options.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/core/options.h"
 
 namespace longnet {
 

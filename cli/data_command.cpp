@@ -6,12 +6,12 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "cli/common_flags.h"
-#include "train/dataset_build.h"
-#include "train/fault_injection.h"
-#include "train/token_data.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/train/dataset_build.h"
+#include "longnet/train/fault_injection.h"
+#include "longnet/train/token_data.h"
 
 namespace longnet {
 

@@ -12,16 +12,16 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli/bench_common.h"
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "cli/common_flags.h"
-#include "cli/model_flags.h"
-#include "core/dilated_plan.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/process_grid.h"
-#include "parallel/sequence_parallel_attention.h"
-#include "train/context_eval.h"
+#include "longnet/cli/bench_common.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/cli/model_flags.h"
+#include "longnet/core/dilated_plan.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/parallel/sequence_parallel_attention.h"
+#include "longnet/train/context_eval.h"
 
 #ifndef LONGNET_PYTHON_PATH
 #define LONGNET_PYTHON_PATH "python3"

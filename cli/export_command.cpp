@@ -3,9 +3,9 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "train/model_export.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/train/model_export.h"
 
 namespace longnet {
 

@@ -13,13 +13,13 @@
 #include <iterator>
 #include <sstream>
 
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "cli/model_flags.h"
-#include "core/incremental_lm.h"
-#include "core/sampling.h"
-#include "parallel/mpi_bootstrap.h"
-#include "train/tokenizer.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/model_flags.h"
+#include "longnet/core/incremental_lm.h"
+#include "longnet/core/sampling.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/train/tokenizer.h"
 
 namespace longnet {
 namespace {

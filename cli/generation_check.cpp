@@ -11,13 +11,13 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "cli/common_flags.h"
-#include "cli/model_flags.h"
-#include "core/incremental_lm.h"
-#include "parallel/mpi_bootstrap.h"
-#include "train/config.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/cli/model_flags.h"
+#include "longnet/core/incremental_lm.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/train/config.h"
 
 namespace longnet {
 namespace {

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "cli/commands.h"
-#include "cli/tokenizer_command.h"
-#include "longnet_build_info.h"
-#include "parallel/mpi_bootstrap.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/tokenizer_command.h"
+#include "longnet/longnet_build_info.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 namespace longnet {
 namespace {

@@ -1,12 +1,12 @@
 // Shared flags of the model-using commands (see model_flags.h).
-#include "cli/model_flags.h"
+#include "longnet/cli/model_flags.h"
 
 #include <ATen/Context.h>
 
 #include <stdexcept>
 
-#include "cli/common_flags.h"
-#include "parallel/mpi_bootstrap.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 namespace longnet {
 

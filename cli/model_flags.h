@@ -7,8 +7,8 @@
 
 #include <string>
 
-#include "cli/cli_flags.h"
-#include "train/model_load.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/train/model_load.h"
 
 namespace longnet {
 

@@ -1,6 +1,6 @@
 // `longnet tokenizer train|encode|decode|info` (see tokenizer_command.h): flags through CliFlags,
 // data through stdin and stdout, so the commands compose with shell pipes and tests.
-#include "cli/tokenizer_command.h"
+#include "longnet/cli/tokenizer_command.h"
 
 #include <unistd.h>
 
@@ -12,10 +12,10 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "train/tokenizer.h"
-#include "train/tokenizer_train.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/train/tokenizer.h"
+#include "longnet/train/tokenizer_train.h"
 
 namespace longnet {
 namespace {

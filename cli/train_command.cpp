@@ -4,12 +4,12 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "cli/common_flags.h"
-#include "train/config.h"
-#include "train/fault_injection.h"
-#include "train/trainer.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
+#include "longnet/train/config.h"
+#include "longnet/train/fault_injection.h"
+#include "longnet/train/trainer.h"
 
 namespace longnet {
 namespace {

@@ -6,8 +6,9 @@
 #   LONGNET_ZSTD           libzstd (Debian libzstd-dev)
 #   LONGNET_GZIP           zlib (Debian zlib1g-dev)
 #   LONGNET_JSONL          nlohmann/json, header-only (Debian nlohmann-json3-dev)
-# Writes generated/longnet_tokenizer_config.h (LONGNET_WITH_* 0|1, rewritten only on change) and
-# sets LONGNET_TOKENIZER_INCLUDE_DIRS and LONGNET_TOKENIZER_LIBRARIES for train/CMakeLists.txt.
+# Writes generated/longnet/longnet_tokenizer_config.h (LONGNET_WITH_* 0|1, rewritten only on
+# change) and sets LONGNET_TOKENIZER_INCLUDE_DIRS and LONGNET_TOKENIZER_LIBRARIES for
+# train/CMakeLists.txt.
 
 set(LONGNET_TOKENIZER_DEFINITIONS "")
 set(LONGNET_TOKENIZER_INCLUDE_DIRS "")
@@ -140,5 +141,5 @@ foreach(_def ${LONGNET_TOKENIZER_DEFINITIONS})
   string(REPLACE "=" " " _def "${_def}")
   string(APPEND _lines "#define ${_def}\n")
 endforeach()
-file(CONFIGURE OUTPUT "${PROJECT_BINARY_DIR}/generated/longnet_tokenizer_config.h"
+file(CONFIGURE OUTPUT "${PROJECT_BINARY_DIR}/generated/longnet/longnet_tokenizer_config.h"
      CONTENT "${_lines}")

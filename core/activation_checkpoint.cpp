@@ -1,5 +1,5 @@
 // Reentrant activation checkpointing (see activation_checkpoint.h).
-#include "core/activation_checkpoint.h"
+#include "longnet/core/activation_checkpoint.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>

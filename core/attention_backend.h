@@ -7,7 +7,7 @@
 
 #include <memory>
 
-#include "core/dilated_attention.h"
+#include "longnet/core/dilated_attention.h"
 
 namespace longnet {
 

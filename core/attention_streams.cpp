@@ -1,5 +1,5 @@
 // The stream executor of dilated attention's dense problems (see attention_streams.h).
-#include "core/attention_streams.h"
+#include "longnet/core/attention_streams.h"
 
 #include <algorithm>
 #include <mutex>

@@ -3,7 +3,7 @@
 // chunk's logits, forms softmax - onehot in float32, and takes the three gradients from it. The
 // per-row statistics and softmax - onehot are ATen expressions in float32; on the GPU they are
 // to become one kernel each (cross_entropy_kernel.h, written, awaiting its GPU tests: below).
-#include "core/chunked_cross_entropy.h"
+#include "longnet/core/chunked_cross_entropy.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -17,8 +17,8 @@
 
 #include <c10/cuda/CUDAGuard.h>
 
-#include "core/cross_entropy_kernel.h"
-#include "core/kernel_dtype.h"
+#include "longnet/core/cross_entropy_kernel.h"
+#include "longnet/core/kernel_dtype.h"
 #endif
 
 namespace longnet {

@@ -6,8 +6,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/cross_entropy_kernel.h"
-#include "core/cuda_dispatch.cuh"
+#include "longnet/core/cross_entropy_kernel.h"
+#include "longnet/core/cuda_dispatch.cuh"
 
 namespace longnet {
 namespace {

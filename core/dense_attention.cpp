@@ -1,7 +1,7 @@
 // Dense attention with log-sum-exp: the plain maths (CPU, and float32 on the GPU) and the device
 // dispatch (see dense_attention.h). The maths path materialises the (n_q x n_k) scores per head,
 // which is what the branch sizes on a CPU (tests, the tiny model) afford.
-#include "core/dense_attention.h"
+#include "longnet/core/dense_attention.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>

@@ -7,7 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 
-#include "core/dense_attention.h"
+#include "longnet/core/dense_attention.h"
 
 namespace longnet {
 namespace {

@@ -1,6 +1,6 @@
 // Dilated attention: input checks, the choice of engine, the autograd function and the module
 // (see dilated_attention.h).
-#include "core/dilated_attention.h"
+#include "longnet/core/dilated_attention.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>

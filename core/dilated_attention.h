@@ -17,8 +17,8 @@
 #include <tuple>
 #include <vector>
 
-#include "core/dilated_engine.h"
-#include "core/options.h"
+#include "longnet/core/dilated_engine.h"
+#include "longnet/core/options.h"
 
 namespace torch::autograd {
 struct AutogradContext;

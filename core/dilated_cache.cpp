@@ -1,6 +1,6 @@
 // The dilated KV cache (see dilated_cache.h): the slot arithmetic, the prompt fill, and the
 // step's ATen path; the CUDA path is dilated_cache_cuda.cu behind dilated_cache_kernel.h.
-#include "core/dilated_cache.h"
+#include "longnet/core/dilated_cache.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -10,14 +10,14 @@
 #include <limits>
 #include <string>
 
-#include "core/int_math.h"
+#include "longnet/core/int_math.h"
 
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "core/dilated_cache_kernel.h"
-#include "core/kernel_dtype.h"
+#include "longnet/core/dilated_cache_kernel.h"
+#include "longnet/core/kernel_dtype.h"
 #endif
 
 namespace longnet {

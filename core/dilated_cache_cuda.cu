@@ -10,9 +10,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/cuda_convert.cuh"
-#include "core/cuda_dispatch.cuh"
-#include "core/dilated_cache_kernel.h"
+#include "longnet/core/cuda_convert.cuh"
+#include "longnet/core/cuda_dispatch.cuh"
+#include "longnet/core/dilated_cache_kernel.h"
 
 namespace longnet {
 namespace {

@@ -1,5 +1,5 @@
 // The plain engine: dense problems merged with ATen maths (see dilated_engine.h).
-#include "core/dilated_engine.h"
+#include "longnet/core/dilated_engine.h"
 
 #include <ATen/ATen.h>
 

@@ -15,9 +15,9 @@
 #include <tuple>
 #include <vector>
 
-#include "core/dense_attention.h"
-#include "core/dilated_plan.h"
-#include "core/options.h"
+#include "longnet/core/dense_attention.h"
+#include "longnet/core/dilated_plan.h"
+#include "longnet/core/options.h"
 
 namespace longnet {
 

@@ -10,9 +10,9 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
-#include "core/attention_streams.h"
-#include "core/dilated_engine.h"
-#include "core/dilated_merge.h"
+#include "longnet/core/attention_streams.h"
+#include "longnet/core/dilated_engine.h"
+#include "longnet/core/dilated_merge.h"
 
 namespace longnet {
 namespace {

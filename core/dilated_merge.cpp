@@ -1,7 +1,7 @@
 // Host side of the fused merge (see dilated_merge.h): builds the kernel's tables from the plan
 // and the problems' tensors, launches the kernel on CUDA tensors, or runs a host emulation of
 // it, through the same index functions, on CPU float32 tensors.
-#include "core/dilated_merge.h"
+#include "longnet/core/dilated_merge.h"
 
 #include <ATen/ATen.h>
 
@@ -11,8 +11,8 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
-#include "core/dilated_plan.h"
-#include "core/kernel_dtype.h"
+#include "longnet/core/dilated_plan.h"
+#include "longnet/core/kernel_dtype.h"
 
 namespace longnet {
 namespace {

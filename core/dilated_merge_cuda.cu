@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/cuda_dispatch.cuh"
-#include "core/dilated_merge.h"
+#include "longnet/core/cuda_dispatch.cuh"
+#include "longnet/core/dilated_merge.h"
 
 namespace longnet {
 namespace {

@@ -1,12 +1,12 @@
 // The plan of dense problems and their strided views (see dilated_plan.h).
-#include "core/dilated_plan.h"
+#include "longnet/core/dilated_plan.h"
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/int_math.h"
+#include "longnet/core/int_math.h"
 
 namespace longnet {
 

@@ -1,5 +1,5 @@
 // Rank-aware error reporting for all of longnet (see errors.h).
-#include "core/errors.h"
+#include "longnet/core/errors.h"
 
 #include <atomic>
 #include <sstream>

@@ -1,5 +1,5 @@
 // POSIX file helpers (see file_util.h).
-#include "core/file_util.h"
+#include "longnet/core/file_util.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,7 +1,7 @@
 // Prefill and step of IncrementalLM (see incremental_lm.h). The step mirrors the modules' forward
 // (longnet_model.cpp) for one token per sequence, with the same kernels (fused LayerNorms,
 // xPos); the attention is the cache's.
-#include "core/incremental_lm.h"
+#include "longnet/core/incremental_lm.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <string>
 
-#include "core/dilated_plan.h"
-#include "core/int_math.h"
-#include "core/layer_norm.h"
+#include "longnet/core/dilated_plan.h"
+#include "longnet/core/int_math.h"
+#include "longnet/core/layer_norm.h"
 
 namespace longnet {
 

@@ -23,9 +23,9 @@
 #include <memory>
 #include <vector>
 
-#include "core/dilated_cache.h"
-#include "core/longnet_model.h"
-#include "core/step_graph.h"
+#include "longnet/core/dilated_cache.h"
+#include "longnet/core/longnet_model.h"
+#include "longnet/core/step_graph.h"
 
 namespace longnet {
 

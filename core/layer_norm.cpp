@@ -1,5 +1,5 @@
 // LayerNorm dispatch and the fused kernel's autograd function (see layer_norm.h).
-#include "core/layer_norm.h"
+#include "longnet/core/layer_norm.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
@@ -10,8 +10,8 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "core/kernel_dtype.h"
-#include "core/layer_norm_kernel.h"
+#include "longnet/core/kernel_dtype.h"
+#include "longnet/core/layer_norm_kernel.h"
 #endif
 
 namespace longnet {

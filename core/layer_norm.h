@@ -11,7 +11,7 @@
 
 #include <array>
 
-#include "core/layer_norm_kernel.h"  // kLayerNormMaxCachedC
+#include "longnet/core/layer_norm_kernel.h"  // kLayerNormMaxCachedC
 
 namespace longnet {
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <type_traits>
 
-#include "core/cuda_convert.cuh"
-#include "core/cuda_dispatch.cuh"
-#include "core/layer_norm_kernel.h"
+#include "longnet/core/cuda_convert.cuh"
+#include "longnet/core/cuda_dispatch.cuh"
+#include "longnet/core/layer_norm_kernel.h"
 
 namespace longnet {
 namespace {

@@ -1,9 +1,9 @@
 // MAGNETO layers, LongNet and LongNetLM. Init follows MAGNETO: xavier_normal_ with gain gamma for
 // v_proj, out_proj, linear1, linear2 (gain 1 for q_proj, k_proj and cross-attention), biases 0.
-#include "core/longnet_model.h"
+#include "longnet/core/longnet_model.h"
 
-#include "core/activation_checkpoint.h"
-#include "core/layer_norm.h"
+#include "longnet/core/activation_checkpoint.h"
+#include "longnet/core/layer_norm.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "core/attention_backend.h"
-#include "core/multihead_dilated_attention.h"
-#include "core/options.h"
+#include "longnet/core/attention_backend.h"
+#include "longnet/core/multihead_dilated_attention.h"
+#include "longnet/core/options.h"
 
 namespace longnet {
 

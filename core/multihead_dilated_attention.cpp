@@ -1,8 +1,8 @@
 // Multi-head dilated attention: projections, xPos, the backend's dilated attention, sub-LN and
 // out_proj. The constructor rejects shapes the fast kernels cannot take, saying what would work.
-#include "core/multihead_dilated_attention.h"
+#include "longnet/core/multihead_dilated_attention.h"
 
-#include "core/layer_norm.h"
+#include "longnet/core/layer_norm.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>

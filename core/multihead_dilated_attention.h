@@ -13,9 +13,9 @@
 #include <memory>
 #include <vector>
 
-#include "core/attention_backend.h"
-#include "core/options.h"
-#include "core/xpos.h"
+#include "longnet/core/attention_backend.h"
+#include "longnet/core/options.h"
+#include "longnet/core/xpos.h"
 
 namespace longnet {
 

@@ -7,7 +7,7 @@
 // double backward raises RuntimeError saying it is not supported.
 #include <torch/library.h>
 
-#include "core/dilated_attention.h"
+#include "longnet/core/dilated_attention.h"
 
 namespace {
 

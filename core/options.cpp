@@ -1,8 +1,8 @@
 // The options spine (see options.h): the schema of every model option and the checks that own
 // its rules. Plain C++ (no LibTorch), so that the config fuzzer links it alone.
-#include "core/options.h"
+#include "longnet/core/options.h"
 
-#include "core/text.h"
+#include "longnet/core/text.h"
 
 #include <algorithm>
 #include <charconv>

@@ -3,7 +3,7 @@
 // torch.jit._pickle.restore_type_tag, which torch.load's default weights_only=True rejects, so
 // they are pickled untagged here (torch_save_bytes, which checkpoints use too). Written
 // atomically: temporary file, fsync, rename.
-#include "core/parameter_io.h"
+#include "longnet/core/parameter_io.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/Dict.h>

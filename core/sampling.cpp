@@ -1,5 +1,5 @@
 // Greedy and nucleus sampling (see sampling.h), in float32.
-#include "core/sampling.h"
+#include "longnet/core/sampling.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>

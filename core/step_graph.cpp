@@ -1,5 +1,5 @@
 // CUDA graph capture and replay of the decode step (see step_graph.h).
-#include "core/step_graph.h"
+#include "longnet/core/step_graph.h"
 
 #include <ATen/ATen.h>
 

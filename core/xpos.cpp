@@ -2,7 +2,7 @@
 // Tables are built in float64 on the inputs' device, (N_local, D/2) each, and kept in a small
 // cache (every layer of a model asks for the same ones). On the GPU the rotation is one kernel
 // (xpos_cuda.cu) in an autograd function; elsewhere it is ATen maths.
-#include "core/xpos.h"
+#include "longnet/core/xpos.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -19,9 +19,9 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "core/kernel_dtype.h"
-#include "core/xpos_kernel.h"
-#include "core/xpos_positions_kernel.h"
+#include "longnet/core/kernel_dtype.h"
+#include "longnet/core/xpos_kernel.h"
+#include "longnet/core/xpos_positions_kernel.h"
 #endif
 
 namespace longnet {

@@ -9,9 +9,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/cuda_convert.cuh"
-#include "core/cuda_dispatch.cuh"
-#include "core/xpos_kernel.h"
+#include "longnet/core/cuda_convert.cuh"
+#include "longnet/core/cuda_dispatch.cuh"
+#include "longnet/core/xpos_kernel.h"
 
 namespace longnet {
 namespace {

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/xpos_positions_kernel.h"
+#include "longnet/core/xpos_positions_kernel.h"
 
 namespace longnet {
 namespace {

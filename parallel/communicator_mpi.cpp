@@ -4,9 +4,9 @@
 
 #include <vector>
 
-#include "parallel/communicator.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/watchdog.h"
+#include "longnet/parallel/communicator.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/watchdog.h"
 
 namespace longnet {
 namespace {

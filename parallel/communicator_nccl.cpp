@@ -11,9 +11,9 @@
 
 #include <atomic>
 
-#include "parallel/communicator.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/watchdog.h"
+#include "longnet/parallel/communicator.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/watchdog.h"
 
 #define LONGNET_CHECK_NCCL(call)                                                          \
   do {                                                                                    \

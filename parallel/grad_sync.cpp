@@ -1,5 +1,5 @@
 // Bucketed gradient all-reduce (see grad_sync.h).
-#include "parallel/grad_sync.h"
+#include "longnet/parallel/grad_sync.h"
 
 #include <ATen/ATen.h>
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "parallel/communicator.h"
+#include "longnet/parallel/communicator.h"
 
 namespace longnet {
 

@@ -1,5 +1,5 @@
 // MPI start-up, rank-prefixed logging and the job-ending error path (see mpi_bootstrap.h).
-#include "parallel/mpi_bootstrap.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #include <iostream>
 #include <memory>
 
-#include "core/file_util.h"
+#include "longnet/core/file_util.h"
 
 namespace longnet {
 

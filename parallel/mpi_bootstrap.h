@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "core/errors.h"
+#include "longnet/core/errors.h"
 
 #define LONGNET_CHECK_MPI(call)                                                              \
   do {                                                                                       \

@@ -1,5 +1,5 @@
 // Builds the data x sequence process grid and its communicators (see process_grid.h).
-#include "parallel/process_grid.h"
+#include "longnet/parallel/process_grid.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -10,7 +10,7 @@
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
-#include "parallel/mpi_bootstrap.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 namespace longnet {
 

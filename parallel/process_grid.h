@@ -17,7 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "parallel/communicator.h"
+#include "longnet/parallel/communicator.h"
 
 namespace longnet {
 

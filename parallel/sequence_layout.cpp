@@ -1,5 +1,5 @@
 // The split of a sequence over sequence-parallel ranks and its checks (see sequence_layout.h).
-#include "parallel/sequence_layout.h"
+#include "longnet/parallel/sequence_layout.h"
 
 #include <algorithm>
 #include <string>

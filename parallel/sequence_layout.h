@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/options.h"
+#include "longnet/core/options.h"
 
 namespace longnet {
 

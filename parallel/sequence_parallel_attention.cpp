@@ -1,6 +1,6 @@
 // Sequence-parallel dilated attention: the plan of local and spanning problems, the dilated K/V
 // exchange, and the autograd function (see sequence_parallel_attention.h for the layout).
-#include "parallel/sequence_parallel_attention.h"
+#include "longnet/parallel/sequence_parallel_attention.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <limits>
 
-#include "core/int_math.h"
+#include "longnet/core/int_math.h"
 
 #ifdef LONGNET_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>

@@ -27,9 +27,9 @@
 #include <memory>
 #include <vector>
 
-#include "core/attention_backend.h"
-#include "parallel/process_grid.h"
-#include "parallel/sequence_layout.h"
+#include "longnet/core/attention_backend.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/parallel/sequence_layout.h"
 
 namespace longnet {
 

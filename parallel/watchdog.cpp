@@ -1,6 +1,6 @@
 // The collective watchdog (see watchdog.h): one detached thread polls the watched collectives
 // every 50 ms. Its state is allocated once and never freed, so the thread may outlive main().
-#include "parallel/watchdog.h"
+#include "longnet/parallel/watchdog.h"
 
 #include <unistd.h>
 
@@ -13,8 +13,8 @@
 #include <mutex>
 #include <thread>
 
-#include "core/errors.h"
-#include "parallel/mpi_bootstrap.h"
+#include "longnet/core/errors.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 namespace longnet {
 namespace {

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "train/token_dataset.h"
+#include "longnet/train/token_dataset.h"
 
 namespace longnet::testing {
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "parallel/mpi_bootstrap.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 namespace {
 

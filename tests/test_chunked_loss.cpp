@@ -11,9 +11,9 @@
 #include <tuple>
 #include <vector>
 
-#include "core/chunked_cross_entropy.h"
-#include "core/longnet_model.h"
-#include "tests/dilated_reference.h"
+#include "longnet/core/chunked_cross_entropy.h"
+#include "longnet/core/longnet_model.h"
+#include "longnet/tests/dilated_reference.h"
 
 namespace longnet {
 namespace {

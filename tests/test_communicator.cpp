@@ -7,9 +7,9 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
-#include "parallel/communicator.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/process_grid.h"
+#include "longnet/parallel/communicator.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
 
 namespace longnet {
 namespace {

@@ -10,11 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "tests/dataset_test_util.h"
-#include "train/dataset_build.h"
-#include "train/dataset_manifest.h"
-#include "train/fault_injection.h"
-#include "train/tokenizer.h"
+#include "longnet/tests/dataset_test_util.h"
+#include "longnet/train/dataset_build.h"
+#include "longnet/train/dataset_manifest.h"
+#include "longnet/train/fault_injection.h"
+#include "longnet/train/tokenizer.h"
 
 namespace longnet {
 namespace {

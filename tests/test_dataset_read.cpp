@@ -12,18 +12,18 @@
 
 #include <cstring>
 
-#include "parallel/mpi_bootstrap.h"
-#include "tests/dataset_test_util.h"
-#include "train/config.h"
-#include "train/crc32.h"
-#include "train/data_file.h"
-#include "train/dataset_build.h"
-#include "train/dataset_check.h"
-#include "train/json_read.h"
-#include "train/sha256.h"
-#include "train/shard_header.h"
-#include "train/token_sampler.h"
-#include "train/tokenizer.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/tests/dataset_test_util.h"
+#include "longnet/train/config.h"
+#include "longnet/train/crc32.h"
+#include "longnet/train/data_file.h"
+#include "longnet/train/dataset_build.h"
+#include "longnet/train/dataset_check.h"
+#include "longnet/train/json_read.h"
+#include "longnet/train/sha256.h"
+#include "longnet/train/shard_header.h"
+#include "longnet/train/token_sampler.h"
+#include "longnet/train/tokenizer.h"
 
 namespace longnet {
 namespace {

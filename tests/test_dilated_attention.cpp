@@ -7,10 +7,10 @@
 
 #include <sstream>
 
-#include "core/dilated_attention.h"
-#include "core/dilated_merge.h"
-#include "tests/dilated_reference.h"
-#include "tests/test_util.h"
+#include "longnet/core/dilated_attention.h"
+#include "longnet/core/dilated_merge.h"
+#include "longnet/tests/dilated_reference.h"
+#include "longnet/tests/test_util.h"
 
 namespace longnet {
 namespace {

@@ -14,16 +14,16 @@
 #include <iostream>
 #include <vector>
 
-#include "core/dilated_cache.h"
-#include "core/incremental_lm.h"
-#include "core/parameter_io.h"
-#include "core/sampling.h"
-#include "core/xpos.h"
-#include "parallel/process_grid.h"
-#include "tests/dilated_reference.h"
-#include "tests/test_util.h"
-#include "train/context_eval.h"
-#include "train/model_load.h"
+#include "longnet/core/dilated_cache.h"
+#include "longnet/core/incremental_lm.h"
+#include "longnet/core/parameter_io.h"
+#include "longnet/core/sampling.h"
+#include "longnet/core/xpos.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/tests/dilated_reference.h"
+#include "longnet/tests/test_util.h"
+#include "longnet/train/context_eval.h"
+#include "longnet/train/model_load.h"
 
 namespace longnet {
 namespace {

@@ -18,13 +18,13 @@
 #include <sstream>
 #include <string>
 
-#include "core/layer_norm.h"
-#include "core/longnet_model.h"
-#include "core/multihead_dilated_attention.h"
-#include "core/parameter_io.h"
-#include "core/xpos.h"
-#include "tests/dilated_reference.h"
-#include "tests/test_util.h"
+#include "longnet/core/layer_norm.h"
+#include "longnet/core/longnet_model.h"
+#include "longnet/core/multihead_dilated_attention.h"
+#include "longnet/core/parameter_io.h"
+#include "longnet/core/xpos.h"
+#include "longnet/tests/dilated_reference.h"
+#include "longnet/tests/test_util.h"
 
 #ifndef LONGNET_TEST_PYTHON
 #define LONGNET_TEST_PYTHON ""

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "parallel/grad_sync.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/process_grid.h"
-#include "train/adamw.h"
+#include "longnet/parallel/grad_sync.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/train/adamw.h"
 
 namespace longnet {
 namespace {

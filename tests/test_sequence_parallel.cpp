@@ -8,12 +8,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "core/dilated_attention.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/sequence_layout.h"
-#include "parallel/sequence_parallel_attention.h"
-#include "tests/dilated_reference.h"
-#include "tests/test_util.h"
+#include "longnet/core/dilated_attention.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/sequence_layout.h"
+#include "longnet/parallel/sequence_parallel_attention.h"
+#include "longnet/tests/dilated_reference.h"
+#include "longnet/tests/test_util.h"
 
 namespace longnet {
 namespace {

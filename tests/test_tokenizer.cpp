@@ -16,12 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "cli/tokenizer_command.h"
-#include "train/corpus.h"
-#include "train/input_stream.h"
-#include "train/sha256.h"
-#include "train/tokenizer.h"
-#include "train/tokenizer_train.h"
+#include "longnet/cli/tokenizer_command.h"
+#include "longnet/train/corpus.h"
+#include "longnet/train/input_stream.h"
+#include "longnet/train/sha256.h"
+#include "longnet/train/tokenizer.h"
+#include "longnet/train/tokenizer_train.h"
 
 namespace longnet {
 namespace {

@@ -20,14 +20,14 @@
 #include <variant>
 #include <vector>
 
-#include "train/checkpoint_files.h"
-#include "train/config.h"
-#include "train/config_schema.h"
-#include "train/metrics.h"
-#include "train/schedule.h"
-#include "train/token_data.h"
-#include "train/token_dataset.h"
-#include "train/token_sampler.h"
+#include "longnet/train/checkpoint_files.h"
+#include "longnet/train/config.h"
+#include "longnet/train/config_schema.h"
+#include "longnet/train/metrics.h"
+#include "longnet/train/schedule.h"
+#include "longnet/train/token_data.h"
+#include "longnet/train/token_dataset.h"
+#include "longnet/train/token_sampler.h"
 
 namespace longnet {
 namespace {

@@ -14,8 +14,8 @@
 #include <string>
 #include <thread>
 
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/watchdog.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/watchdog.h"
 
 namespace longnet {
 namespace {

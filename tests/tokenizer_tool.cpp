@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/tokenizer_command.h"
-#include "train/tokenizer.h"
+#include "longnet/cli/tokenizer_command.h"
+#include "longnet/train/tokenizer.h"
 
 namespace {
 

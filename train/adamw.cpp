@@ -1,5 +1,5 @@
 // AdamW: fused on CUDA, per-tensor maths on the CPU (see adamw.h).
-#include "train/adamw.h"
+#include "longnet/train/adamw.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

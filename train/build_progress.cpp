@@ -1,5 +1,5 @@
 // The corpus fingerprint and the progress line of `data build` (see build_progress.h).
-#include "train/build_progress.h"
+#include "longnet/train/build_progress.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "core/text.h"
+#include "longnet/core/text.h"
 
 namespace longnet {
 

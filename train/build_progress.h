@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "train/corpus.h"
-#include "train/sha256.h"
+#include "longnet/train/corpus.h"
+#include "longnet/train/sha256.h"
 
 namespace longnet {
 

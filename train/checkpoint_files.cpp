@@ -1,10 +1,10 @@
 // Safe checkpoint files (see checkpoint_files.h). torch's zip reader does not check its CRCs,
 // and a dict re-pickled after loading is not byte-identical to the file, so the integrity
 // record is a CRC-32 over the decoded contents, computed the same way on write and on read.
-#include "train/checkpoint_files.h"
+#include "longnet/train/checkpoint_files.h"
 
-#include "core/file_util.h"
-#include "core/text.h"
+#include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
 
 #include <ATen/ATen.h>
 #include <dirent.h>
@@ -28,10 +28,10 @@
 #include <stdexcept>
 #include <tuple>
 
-#include "core/errors.h"
-#include "core/parameter_io.h"
-#include "train/crc32.h"
-#include "train/fault_injection.h"
+#include "longnet/core/errors.h"
+#include "longnet/core/parameter_io.h"
+#include "longnet/train/crc32.h"
+#include "longnet/train/fault_injection.h"
 
 namespace longnet {
 namespace {

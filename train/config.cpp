@@ -1,6 +1,6 @@
 // Loading configs (see config.h): YAML and overrides onto the key table (config_schema.h), each
 // scalar through the strict parser (yaml_strict.h) and checked against its field's spec.
-#include "train/config.h"
+#include "longnet/train/config.h"
 
 #include <algorithm>
 #include <cctype>
@@ -10,11 +10,11 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "core/file_util.h"
-#include "core/text.h"
-#include "train/config_schema.h"
-#include "train/fault_injection.h"
-#include "train/yaml_strict.h"
+#include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
+#include "longnet/train/config_schema.h"
+#include "longnet/train/fault_injection.h"
+#include "longnet/train/yaml_strict.h"
 
 namespace longnet {
 namespace {

@@ -5,10 +5,10 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/int_math.h"
-#include "parallel/sequence_layout.h"
-#include "train/config.h"
-#include "train/yaml_strict.h"
+#include "longnet/core/int_math.h"
+#include "longnet/parallel/sequence_layout.h"
+#include "longnet/train/config.h"
+#include "longnet/train/yaml_strict.h"
 
 namespace longnet {
 namespace {

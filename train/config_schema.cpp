@@ -1,13 +1,13 @@
 // The config's key table (see config_schema.h).
-#include "train/config_schema.h"
+#include "longnet/train/config_schema.h"
 
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
 #include <cstdio>
 
-#include "core/text.h"
-#include "train/yaml_strict.h"
+#include "longnet/core/text.h"
+#include "longnet/train/yaml_strict.h"
 
 namespace longnet {
 namespace {

@@ -8,8 +8,8 @@
 #include <variant>
 #include <vector>
 
-#include "core/options.h"
-#include "train/config.h"
+#include "longnet/core/options.h"
+#include "longnet/train/config.h"
 
 namespace longnet {
 

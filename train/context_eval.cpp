@@ -1,5 +1,5 @@
 // Loss against context length (see context_eval.h).
-#include "train/context_eval.h"
+#include "longnet/train/context_eval.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>

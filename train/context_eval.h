@@ -15,10 +15,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/attention_backend.h"
-#include "core/longnet_model.h"
-#include "parallel/process_grid.h"
-#include "train/eval_data.h"
+#include "longnet/core/attention_backend.h"
+#include "longnet/core/longnet_model.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/train/eval_data.h"
 
 namespace longnet {
 

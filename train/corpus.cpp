@@ -1,7 +1,7 @@
 // Corpus sources -> documents (see corpus.h). Files are listed first (cheap: names and sizes),
 // then read one at a time through input_stream.h, so memory stays near max_document_bytes
 // whatever the corpus size.
-#include "train/corpus.h"
+#include "longnet/train/corpus.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -11,9 +11,9 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "train/tokenizer.h"
+#include "longnet/train/tokenizer.h"
 
-#include "longnet_tokenizer_config.h"
+#include "longnet/longnet_tokenizer_config.h"
 
 #if LONGNET_WITH_JSON
 #include <nlohmann/json.hpp>

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "train/input_stream.h"
+#include "longnet/train/input_stream.h"
 
 namespace longnet {
 

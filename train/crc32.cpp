@@ -1,5 +1,5 @@
 // CRC-32 through zlib (see crc32.h).
-#include "train/crc32.h"
+#include "longnet/train/crc32.h"
 
 #include <zlib.h>
 

@@ -1,5 +1,5 @@
 // Defensive reads of data files (see data_file.h).
-#include "train/data_file.h"
+#include "longnet/train/data_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "train/crc32.h"
+#include "longnet/train/crc32.h"
 
 namespace longnet {
 namespace {

@@ -1,6 +1,6 @@
 // `data build` into a sharded dataset (see dataset_build.h): the output directory's state, the
 // reading loop, and the shard writing in corpus order.
-#include "train/dataset_build.h"
+#include "longnet/train/dataset_build.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -24,16 +24,16 @@
 #include <string_view>
 #include <thread>
 
-#include "core/file_util.h"
-#include "core/options.h"
-#include "parallel/mpi_bootstrap.h"
-#include "train/build_progress.h"
-#include "train/corpus.h"
-#include "train/fault_injection.h"
-#include "train/sha256.h"
-#include "train/shard_writer.h"
-#include "train/tokenize_pool.h"
-#include "train/tokenizer.h"
+#include "longnet/core/file_util.h"
+#include "longnet/core/options.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/train/build_progress.h"
+#include "longnet/train/corpus.h"
+#include "longnet/train/fault_injection.h"
+#include "longnet/train/sha256.h"
+#include "longnet/train/shard_writer.h"
+#include "longnet/train/tokenize_pool.h"
+#include "longnet/train/tokenizer.h"
 
 namespace longnet {
 namespace {

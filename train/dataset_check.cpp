@@ -1,13 +1,13 @@
 // Config against dataset (see dataset_check.h).
-#include "train/dataset_check.h"
+#include "longnet/train/dataset_check.h"
 
 #include <algorithm>
 #include <stdexcept>
 
-#include "train/data_file.h"
-#include "train/sha256.h"
-#include "train/token_dataset.h"
-#include "train/tokenizer.h"
+#include "longnet/train/data_file.h"
+#include "longnet/train/sha256.h"
+#include "longnet/train/token_dataset.h"
+#include "longnet/train/tokenizer.h"
 
 namespace longnet {
 namespace {

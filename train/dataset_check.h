@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "train/config.h"
+#include "longnet/train/config.h"
 
 namespace longnet {
 

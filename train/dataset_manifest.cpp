@@ -1,5 +1,5 @@
 // Dataset manifests: JSON out, checked JSON in (see dataset_manifest.h).
-#include "train/dataset_manifest.h"
+#include "longnet/train/dataset_manifest.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,13 +12,13 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "core/int_math.h"
-#include "core/options.h"
-#include "train/crc32.h"
-#include "train/data_file.h"
-#include "train/json_read.h"
-#include "train/metrics.h"
-#include "train/shard_header.h"
+#include "longnet/core/int_math.h"
+#include "longnet/core/options.h"
+#include "longnet/train/crc32.h"
+#include "longnet/train/data_file.h"
+#include "longnet/train/json_read.h"
+#include "longnet/train/metrics.h"
+#include "longnet/train/shard_header.h"
 
 namespace longnet {
 namespace {

@@ -1,7 +1,7 @@
 // The validation split through train/token_dataset.h (see eval_data.h): the one place evaluation
 // touches the data format. Any format training reads (a sharded dataset, llm.c shards, a byte
 // file); reads are pread-based and checked like training's.
-#include "train/eval_data.h"
+#include "longnet/train/eval_data.h"
 
 #include <ATen/ATen.h>
 
@@ -9,7 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "train/token_dataset.h"
+#include "longnet/train/token_dataset.h"
 
 namespace longnet {
 

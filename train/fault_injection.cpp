@@ -1,5 +1,5 @@
 // The process's fault-injection settings (see fault_injection.h).
-#include "train/fault_injection.h"
+#include "longnet/train/fault_injection.h"
 
 namespace longnet {
 

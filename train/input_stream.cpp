@@ -1,7 +1,7 @@
 // Plain, gzip and zstd input streams (see input_stream.h). Each holds one 256 KiB buffer of
 // file bytes; the decompressors stream into the caller's buffer. A stream that ends before its
 // end marker is an error: "truncated" is the commonest corruption of a copied corpus shard.
-#include "train/input_stream.h"
+#include "longnet/train/input_stream.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "longnet_tokenizer_config.h"
+#include "longnet/longnet_tokenizer_config.h"
 
 #if LONGNET_WITH_ZLIB
 #include <zlib.h>

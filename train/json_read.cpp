@@ -1,5 +1,5 @@
 // The strict JSON reader (see json_read.h): recursive descent over the text.
-#include "train/json_read.h"
+#include "longnet/train/json_read.h"
 
 #include <cctype>
 #include <cstring>

@@ -1,7 +1,7 @@
 // JSON Lines metrics (see metrics.h).
-#include "train/metrics.h"
+#include "longnet/train/metrics.h"
 
-#include "core/file_util.h"
+#include "longnet/core/file_util.h"
 
 #include <sys/stat.h>
 

@@ -1,5 +1,5 @@
 // safetensors and config.json export (see model_export.h).
-#include "train/model_export.h"
+#include "longnet/train/model_export.h"
 
 #include <ATen/ATen.h>
 #include <fcntl.h>
@@ -10,10 +10,10 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "core/file_util.h"
-#include "train/checkpoint_files.h"
-#include "train/config.h"
-#include "train/metrics.h"
+#include "longnet/core/file_util.h"
+#include "longnet/train/checkpoint_files.h"
+#include "longnet/train/config.h"
+#include "longnet/train/metrics.h"
 
 namespace longnet {
 namespace {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/options.h"
+#include "longnet/core/options.h"
 
 namespace longnet {
 

@@ -1,12 +1,12 @@
 // Loading a LongNetLM for generation and evaluation (see model_load.h).
-#include "train/model_load.h"
+#include "longnet/train/model_load.h"
 
 #include <ATen/ATen.h>
 
 #include <stdexcept>
 
-#include "core/parameter_io.h"
-#include "train/checkpoint_files.h"
+#include "longnet/core/parameter_io.h"
+#include "longnet/train/checkpoint_files.h"
 
 namespace longnet {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/longnet_model.h"
-#include "train/config.h"
+#include "longnet/core/longnet_model.h"
+#include "longnet/train/config.h"
 
 namespace longnet {
 

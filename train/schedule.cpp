@@ -1,5 +1,5 @@
 // Learning-rate schedule (see schedule.h).
-#include "train/schedule.h"
+#include "longnet/train/schedule.h"
 
 #include <algorithm>
 #include <cmath>

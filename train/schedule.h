@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "train/config.h"
+#include "longnet/train/config.h"
 
 namespace longnet {
 

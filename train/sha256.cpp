@@ -1,6 +1,6 @@
 // SHA-256 (see sha256.h): the plain FIPS 180-4 compression function, one 64-byte block at a
 // time. Tokenizer files are at most a few MB, so clarity is worth more than speed here.
-#include "train/sha256.h"
+#include "longnet/train/sha256.h"
 
 #include <algorithm>
 #include <cstring>

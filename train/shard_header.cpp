@@ -1,5 +1,5 @@
 // Shard headers: writing and checking (see shard_header.h).
-#include "train/shard_header.h"
+#include "longnet/train/shard_header.h"
 
 #include <cstring>
 #include <stdexcept>

@@ -1,5 +1,5 @@
 // Shard files: writing through a temporary name, and verifying (see shard_writer.h).
-#include "train/shard_writer.h"
+#include "longnet/train/shard_writer.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,9 +9,9 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "train/crc32.h"
-#include "train/data_file.h"
-#include "train/shard_header.h"
+#include "longnet/train/crc32.h"
+#include "longnet/train/data_file.h"
+#include "longnet/train/shard_header.h"
 
 namespace longnet {
 namespace {

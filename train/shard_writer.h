@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "train/dataset_manifest.h"
+#include "longnet/train/dataset_manifest.h"
 
 namespace longnet {
 

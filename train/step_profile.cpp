@@ -1,5 +1,5 @@
 // Step timing and profiling (see step_profile.h).
-#include "train/step_profile.h"
+#include "longnet/train/step_profile.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/profiler_kineto.h>

@@ -1,10 +1,10 @@
 // Byte-token files (see token_data.h). The build streams files straight to
 // disk (a corpus can be far larger than memory) and decides the split from path hashes alone,
 // so the same directory always gives the same file.
-#include "train/token_data.h"
+#include "longnet/train/token_data.h"
 
-#include "core/file_util.h"
-#include "parallel/mpi_bootstrap.h"
+#include "longnet/core/file_util.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,7 +20,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "train/token_header.h"
+#include "longnet/train/token_header.h"
 
 namespace longnet {
 namespace {

@@ -1,6 +1,6 @@
 // Reading token datasets (see token_dataset.h): opening and checking each format, then pread of
 // the requested tokens with a bounded set of open files.
-#include "train/token_dataset.h"
+#include "longnet/train/token_dataset.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -10,10 +10,10 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "train/crc32.h"
-#include "train/data_file.h"
-#include "train/shard_header.h"
-#include "train/token_header.h"
+#include "longnet/train/crc32.h"
+#include "longnet/train/data_file.h"
+#include "longnet/train/shard_header.h"
+#include "longnet/train/token_header.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "token files are little-endian");
 

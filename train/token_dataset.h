@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "train/dataset_manifest.h"
+#include "longnet/train/dataset_manifest.h"
 
 namespace longnet {
 

@@ -1,5 +1,5 @@
 // Token file header: writing and checking (see token_header.h).
-#include "train/token_header.h"
+#include "longnet/train/token_header.h"
 
 #include <algorithm>
 #include <cstring>

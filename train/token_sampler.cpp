@@ -1,5 +1,5 @@
 // The grid sampler (see token_sampler.h).
-#include "train/token_sampler.h"
+#include "longnet/train/token_sampler.h"
 
 #include <ATen/ATen.h>
 

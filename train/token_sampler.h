@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "train/token_dataset.h"
+#include "longnet/train/token_dataset.h"
 
 namespace longnet {
 

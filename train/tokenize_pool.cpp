@@ -1,9 +1,9 @@
 // The tokenizing workers (see tokenize_pool.h).
-#include "train/tokenize_pool.h"
+#include "longnet/train/tokenize_pool.h"
 
 #include <stdexcept>
 
-#include "train/tokenizer.h"
+#include "longnet/train/tokenizer.h"
 
 namespace longnet {
 

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "train/dataset_manifest.h"
+#include "longnet/train/dataset_manifest.h"
 
 namespace longnet {
 

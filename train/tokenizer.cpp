@@ -1,6 +1,6 @@
 // tokenizer_open: parses a KIND[:PATH] spec and hands it to the kind's constructor (see
 // tokenizer.h), so that every caller reports a bad spec the same way.
-#include "train/tokenizer.h"
+#include "longnet/train/tokenizer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "train/tokenizer_kinds.h"
+#include "longnet/train/tokenizer_kinds.h"
 
 namespace longnet {
 

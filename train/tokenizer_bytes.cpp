@@ -2,7 +2,7 @@
 // bytes:eot, id 256 is an end-of-text that separates documents (vocabulary 257).
 #include <stdexcept>
 
-#include "train/tokenizer_kinds.h"
+#include "longnet/train/tokenizer_kinds.h"
 
 namespace longnet {
 namespace {

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "train/tokenizer.h"
+#include "longnet/train/tokenizer.h"
 
 namespace longnet {
 

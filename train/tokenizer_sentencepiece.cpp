@@ -2,10 +2,10 @@
 // decode are the library's own, so ids equal Python sentencepiece's for the same .model file.
 #include <stdexcept>
 
-#include "train/sha256.h"
-#include "train/tokenizer_kinds.h"
+#include "longnet/train/sha256.h"
+#include "longnet/train/tokenizer_kinds.h"
 
-#include "longnet_tokenizer_config.h"
+#include "longnet/longnet_tokenizer_config.h"
 
 #if LONGNET_WITH_SENTENCEPIECE
 #include <sentencepiece_processor.h>

@@ -10,10 +10,10 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "train/sha256.h"
-#include "train/tokenizer_kinds.h"
+#include "longnet/train/sha256.h"
+#include "longnet/train/tokenizer_kinds.h"
 
-#include "longnet_tokenizer_config.h"
+#include "longnet/longnet_tokenizer_config.h"
 
 #if LONGNET_WITH_TIKTOKEN
 #define PCRE2_CODE_UNIT_WIDTH 8

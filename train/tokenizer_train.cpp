@@ -1,7 +1,7 @@
 // SentencePiece BPE training on a corpus (see tokenizer_train.h): our corpus reader feeds the
 // trainer through its SentenceIterator, so that directories, JSON Lines and compressed files
 // train a tokenizer the same way they are tokenized.
-#include "train/tokenizer_train.h"
+#include "longnet/train/tokenizer_train.h"
 
 #include <unistd.h>
 
@@ -11,11 +11,11 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "core/file_util.h"
-#include "train/sha256.h"
-#include "train/tokenizer.h"
+#include "longnet/core/file_util.h"
+#include "longnet/train/sha256.h"
+#include "longnet/train/tokenizer.h"
 
-#include "longnet_tokenizer_config.h"
+#include "longnet/longnet_tokenizer_config.h"
 
 #if LONGNET_WITH_SENTENCEPIECE
 #include <sentencepiece_processor.h>

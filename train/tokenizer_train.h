@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "train/corpus.h"
+#include "longnet/train/corpus.h"
 
 namespace longnet {
 

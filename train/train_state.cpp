@@ -1,5 +1,5 @@
 // Saving and resuming the state of a training job (see train_state.h).
-#include "train/train_state.h"
+#include "longnet/train/train_state.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -9,8 +9,8 @@
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #endif
 
-#include "parallel/mpi_bootstrap.h"
-#include "train/checkpoint_files.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/train/checkpoint_files.h"
 
 namespace longnet {
 namespace {

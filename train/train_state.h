@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
-#include "parallel/process_grid.h"
-#include "train/adamw.h"
-#include "train/config.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/train/adamw.h"
+#include "longnet/train/config.h"
 
 namespace longnet {
 

@@ -1,5 +1,5 @@
 // The training loop (see trainer.h).
-#include "train/trainer.h"
+#include "longnet/train/trainer.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
@@ -17,28 +17,28 @@
 #include <sstream>
 #include <string>
 
-#include "core/chunked_cross_entropy.h"
-#include "core/dilated_plan.h"
-#include "core/file_util.h"
-#include "core/text.h"
-#include "core/longnet_model.h"
-#include "parallel/grad_sync.h"
-#include "parallel/mpi_bootstrap.h"
-#include "parallel/process_grid.h"
-#include "parallel/sequence_parallel_attention.h"
-#include "parallel/watchdog.h"
-#include "train/adamw.h"
-#include "train/checkpoint_files.h"
-#include "train/dataset_build.h"
-#include "train/dataset_check.h"
-#include "train/fault_injection.h"
-#include "train/metrics.h"
-#include "train/schedule.h"
-#include "train/step_profile.h"
-#include "train/token_data.h"
-#include "train/token_dataset.h"
-#include "train/token_sampler.h"
-#include "train/train_state.h"
+#include "longnet/core/chunked_cross_entropy.h"
+#include "longnet/core/dilated_plan.h"
+#include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
+#include "longnet/core/longnet_model.h"
+#include "longnet/parallel/grad_sync.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
+#include "longnet/parallel/sequence_parallel_attention.h"
+#include "longnet/parallel/watchdog.h"
+#include "longnet/train/adamw.h"
+#include "longnet/train/checkpoint_files.h"
+#include "longnet/train/dataset_build.h"
+#include "longnet/train/dataset_check.h"
+#include "longnet/train/fault_injection.h"
+#include "longnet/train/metrics.h"
+#include "longnet/train/schedule.h"
+#include "longnet/train/step_profile.h"
+#include "longnet/train/token_data.h"
+#include "longnet/train/token_dataset.h"
+#include "longnet/train/token_sampler.h"
+#include "longnet/train/train_state.h"
 
 namespace longnet {
 namespace {

@@ -1,5 +1,5 @@
 // Strict YAML scalars and yaml-cpp's traps (see yaml_strict.h).
-#include "train/yaml_strict.h"
+#include "longnet/train/yaml_strict.h"
 
 #include <sys/resource.h>
 #include <sys/wait.h>

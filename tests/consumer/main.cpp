@@ -3,9 +3,9 @@
 
 #include <iostream>
 
-#include "longnet_build_info.h"
-#include "parallel/communicator.h"
-#include "parallel/mpi_bootstrap.h"
+#include <longnet/longnet_build_info.h>
+#include <longnet/parallel/communicator.h>
+#include <longnet/parallel/mpi_bootstrap.h>
 
 int main() {
   return longnet::run_main([] {

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "train/checkpoint_files.h"
+#include "longnet/train/checkpoint_files.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path =

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "cli/cli_flags.h"
-#include "cli/commands.h"
-#include "train/config.h"
+#include "longnet/cli/cli_flags.h"
+#include "longnet/cli/commands.h"
+#include "longnet/train/config.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "train/config.h"
+#include "longnet/train/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "train/token_header.h"
+#include "longnet/train/token_header.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A copy of exactly `size` bytes, so that AddressSanitizer sees any read beyond the end.

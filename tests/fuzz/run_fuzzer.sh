@@ -34,8 +34,12 @@ case "$TARGET" in
           "checkpoint" >&2; exit 2 ;;
 esac
 mkdir -p "tests/fuzz/corpus_$TARGET"
+# The project's headers as longnet/... (as the CMake build sees them): a link to the repository.
+mkdir -p "$OUT/include"
+ln -sfn "$PWD" "$OUT/include/longnet"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize=vptr \
-  -DLONGNET_FUZZ_IN_PROCESS -I. -Ibuild/generated "${SOURCES[@]}" -o "$OUT/fuzz_$TARGET"
+  -DLONGNET_FUZZ_IN_PROCESS -I"$OUT/include" -Ibuild/generated "${SOURCES[@]}" \
+  -o "$OUT/fuzz_$TARGET"
 # LibTorch's zip reader (miniz) leaks a few hundred bytes on a malformed archive, and its
 # unpickler reserves a string of the length a pickle declares (up to 4 GiB) before finding the
 # data shorter (corpus_checkpoint/oom-unpickler-string: 1.9 GB, then a clean "corrupted"

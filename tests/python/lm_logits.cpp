@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "core/longnet_model.h"
-#include "train/checkpoint_files.h"
-#include "train/config.h"
+#include "longnet/core/longnet_model.h"
+#include "longnet/train/checkpoint_files.h"
+#include "longnet/train/config.h"
 
 namespace longnet {
 namespace {

@@ -1,0 +1,43 @@
+# longnet_runtime_dirs(VAR item...): appends to list VAR the folders the dynamic loader must be
+# told about so that the installed binaries find these libraries (files or imported targets):
+# each library's folder, unless the file it resolves to lies in a folder the toolchain links from
+# by default (the system's, which the loader searches anyway). No empty entries, no duplicates,
+# only folders that exist.
+
+function(longnet_runtime_dirs var)
+  set(system_dirs "")
+  foreach(d ${CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES} ${CMAKE_PLATFORM_IMPLICIT_LINK_DIRECTORIES})
+    file(REAL_PATH "${d}" d)
+    list(APPEND system_dirs "${d}")
+  endforeach()
+  set(dirs ${${var}})
+  foreach(item ${ARGN})
+    set(file "")
+    if(TARGET ${item})
+      get_target_property(type ${item} TYPE)
+      if(type MATCHES "^(SHARED|UNKNOWN)_LIBRARY$")
+        get_target_property(file ${item} LOCATION)
+      endif()
+    elseif(IS_ABSOLUTE "${item}" AND item MATCHES "\\.so(\\.[0-9]+)*$")
+      set(file "${item}")
+    endif()
+    if(NOT file OR NOT EXISTS "${file}")
+      continue()
+    endif()
+    file(REAL_PATH "${file}" real)
+    get_filename_component(real_dir "${real}" DIRECTORY)
+    if(real_dir IN_LIST system_dirs)
+      continue()
+    endif()
+    get_filename_component(dir "${file}" DIRECTORY)
+    list(APPEND dirs "${dir}")
+  endforeach()
+  set(kept "")
+  foreach(d ${dirs})  # an empty entry would make the loader search the working directory
+    if(IS_DIRECTORY "${d}")
+      list(APPEND kept "${d}")
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES kept)
+  set(${var} ${kept} PARENT_SCOPE)
+endfunction()
