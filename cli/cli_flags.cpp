@@ -49,7 +49,7 @@ void CliFlags::add(const std::string& name, const std::string& default_value,
 }
 
 void CliFlags::add_switch(const std::string& name, const std::string& help) {
-  flags_[name] = Flag{"0", help, true, false};
+  flags_[name] = Flag{"0", help, true, false, false, OptionSpec{}};
   order_.push_back(name);
 }
 

@@ -129,9 +129,8 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     auto losses = at::empty({R}, lse.options());
     for (int64_t r0 = 0; r0 < R; r0 += chunk_rows) {
       const int64_t n = std::min(chunk_rows, R - r0);
-      losses.narrow(0, r0, n)
-          .copy_(rows_forward(chunk_logits(hidden, w, b, r0, n, ct), targets.narrow(0, r0, n),
-                              lse.narrow(0, r0, n)));
+      losses.narrow(0, r0, n).copy_(rows_forward(chunk_logits(hidden, w, b, r0, n, ct),
+                                                 targets.narrow(0, r0, n), lse.narrow(0, r0, n)));
     }
     auto total = losses.sum();
     ctx->save_for_backward({hidden, weight, bias_in, targets, lse});

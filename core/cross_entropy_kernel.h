@@ -9,7 +9,7 @@
 namespace longnet {
 
 struct CrossEntropyRowsParams {
-  void* logits = nullptr;           // (rows, V) contiguous, the compute dtype; backward: in place
+  void* logits = nullptr;            // (rows, V) contiguous, the compute dtype; backward: in place
   const int64_t* targets = nullptr;  // (rows,)
   float* lse = nullptr;              // (rows,): written by the forward, read by the backward
   float* loss = nullptr;             // forward: (rows,) lse - logit of the target (NaN for a

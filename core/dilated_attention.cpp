@@ -136,9 +136,9 @@ class DilatedAttentionFunction : public torch::autograd::Function<DilatedAttenti
     auto o = dilated_ctx_options(ctx);
     auto rng = dilated_ctx_rng(ctx);
     const std::vector<at::Tensor> lse_parts(saved.begin() + 5, saved.end());
-    auto [dq, dk, dv] = dilated_attention_backward(grads[0], saved[0], saved[1], saved[2], saved[3],
-                                                   saved[4], rng, o, lse_parts,
-                                                   ctx->saved_data["packed"].toBool());
+    auto [dq, dk, dv] =
+        dilated_attention_backward(grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], rng,
+                                   o, lse_parts, ctx->saved_data["packed"].toBool());
     return {dq, dk, dv, at::Tensor()};
   }
 };

@@ -168,12 +168,12 @@ TEST(ChunkedLossGpu, Float32RowKernelsMatchFloat64) {
           auto bias = with_bias ? b : at::Tensor();
           const Result ref = run(linear_cross_entropy_plain, h, w, bias, t, o);
           auto cuda = [](const at::Tensor& x) {
-            return x.defined() ? x.to(at::kCUDA, x.is_floating_point() ? at::kFloat
-                                                                        : x.scalar_type())
-                               : x;
+            return x.defined()
+                       ? x.to(at::kCUDA, x.is_floating_point() ? at::kFloat : x.scalar_type())
+                       : x;
           };
-          const Result got = run(linear_cross_entropy_chunked, cuda(h), cuda(w), cuda(bias),
-                                 cuda(t), o);
+          const Result got =
+              run(linear_cross_entropy_chunked, cuda(h), cuda(w), cuda(bias), cuda(t), o);
           SCOPED_TRACE("V " + std::to_string(V) + " chunk " + std::to_string(chunk) +
                        (sum ? " sum" : " mean") + (with_bias ? " bias" : ""));
           compare({got.loss.cpu().to(at::kDouble), got.gh.cpu().to(at::kDouble),

@@ -385,8 +385,7 @@ TEST(DilatedAttentionGpuOnly, GradientLayoutFollowsInputs) {
   auto qkv = at::randn({2, 50, 3, 4, 8}, at::kCUDA);
   auto g = at::randn({2, 50, 4, 8}, at::kCUDA);
   std::vector<at::Tensor> leaves;
-  for (int t = 0; t < 3; ++t)
-    leaves.push_back(qkv.select(2, t).contiguous().requires_grad_(true));
+  for (int t = 0; t < 3; ++t) leaves.push_back(qkv.select(2, t).contiguous().requires_grad_(true));
   dilated_attention(leaves[0], leaves[1], leaves[2], o).backward(g);
   auto fused = qkv.clone().requires_grad_(true);
   dilated_attention(fused.select(2, 0), fused.select(2, 1), fused.select(2, 2), o).backward(g);

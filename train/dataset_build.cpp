@@ -17,9 +17,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <sstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
@@ -299,16 +299,16 @@ void Builder::run() {
                 static_cast<long long>(sum_.workers));
   std::ostringstream line;
   line << "data build: " << o_.out_dir << ": "
-            << (sum_.up_to_date ? "already complete and intact; nothing to do"
-                                : std::string(sum_.resumed ? "resumed with " +
-                                                                 std::to_string(sum_.shards_kept) +
-                                                                 " shard(s) kept, "
-                                                           : "") +
-                                      rate)
-            << "; " << m_.documents << " documents; training " << m_.train.tokens << " tokens in "
-            << m_.train.shards.size() << " shard(s), validation " << m_.val.tokens << " tokens in "
-            << m_.val.shards.size() << " shard(s); uint" << 8 * m_.token_bytes << " tokens of "
-            << m_.tokenizer_spec << " (vocabulary " << m_.vocab_size << ")";
+       << (sum_.up_to_date
+               ? "already complete and intact; nothing to do"
+               : std::string(sum_.resumed ? "resumed with " + std::to_string(sum_.shards_kept) +
+                                                " shard(s) kept, "
+                                          : "") +
+                     rate)
+       << "; " << m_.documents << " documents; training " << m_.train.tokens << " tokens in "
+       << m_.train.shards.size() << " shard(s), validation " << m_.val.tokens << " tokens in "
+       << m_.val.shards.size() << " shard(s); uint" << 8 * m_.token_bytes << " tokens of "
+       << m_.tokenizer_spec << " (vocabulary " << m_.vocab_size << ")";
   log_info(line.str());
 }
 

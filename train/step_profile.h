@@ -27,7 +27,6 @@ at::Tensor batch_to(const at::Tensor& host, const at::Device& device);
 // Peak GPU memory allocated by this process so far, GiB (0 on the CPU).
 double peak_gib();
 
-
 // One step's loss (summed over ranks) and gradient norm, float64, on their way to the host, and
 // the step's time. On CUDA the copy is queued behind the step and waited for only when the
 // numbers are read, so the host can queue the next step's work first (the GPU then never idles

@@ -209,11 +209,11 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
   sum.text_files = static_cast<int64_t>(files.size());
   std::ostringstream line;
   line << "data build: " << src_dir << " -> " << out_path << ": " << sum.text_files
-            << " text files, " << mb(sum.train_tokens + sum.val_tokens) << " (skipped "
-            << sum.binary_files << " binary, " << sum.large_files << " over 16 MiB, "
-            << sum.other_skipped << " empty or unreadable); train " << millions(sum.train_tokens)
-            << " tokens (" << sum.train_files << " files), validation " << millions(sum.val_tokens)
-            << " tokens (" << sum.val_files << " files)";
+       << " text files, " << mb(sum.train_tokens + sum.val_tokens) << " (skipped "
+       << sum.binary_files << " binary, " << sum.large_files << " over 16 MiB, "
+       << sum.other_skipped << " empty or unreadable); train " << millions(sum.train_tokens)
+       << " tokens (" << sum.train_files << " files), validation " << millions(sum.val_tokens)
+       << " tokens (" << sum.val_files << " files)";
   log_info(line.str());
   return sum;
 }
