@@ -9,6 +9,7 @@
 #include <c10/util/Exception.h>
 #include <torch/nn/init.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -206,31 +207,34 @@ at::Tensor LongNetLMImpl::forward_hidden(const at::Tensor& tokens, AttentionBack
               "LongNetLM: tokens must be (batch, seq_len) int64; got ", tokens.sizes(), " ",
               tokens.scalar_type());
   auto x = token_embedding(tokens);  // (B, N_local, d_model)
-  if (options_.variant == "decoder_only" && !decoder.empty() &&
-      !(options_.activation_checkpointing && is_training())) {
-    // Each layer's closing residual add runs fused with the LayerNorm that reads its sum (the
-    // next layer's norm1, the last layer's the final norm).
-    auto h = layer_norm_apply(decoder[0]->norm1, x);
-    for (size_t i = 0; i < decoder.size(); ++i) {
-      auto [y, f] = decoder[i]->forward_parts(x, h, at::Tensor(), true, true, backend);
-      auto& next = i + 1 < decoder.size() ? decoder[i + 1]->norm1 : norm;
-      auto r = add_layer_norm_apply(next, y, f);
-      x = r[0], h = r[1];
-    }
-    return h;  // (B, N_local, d_model)
-  }
-  if (options_.variant == "decoder_only") {
-    for (auto& layer : decoder) {
-      auto run = [&layer, &backend](const std::vector<at::Tensor>& in) {
-        return layer->forward(in[0], at::Tensor(), true, true, backend);
-      };
-      x = options_.activation_checkpointing && is_training() ? activation_checkpoint(run, {x})
-                                                             : run({x});
-    }
-  } else {
+  if (options_.variant != "decoder_only") {
     x = long_net->forward(x, /*is_causal=*/true, backend);
+    return layer_norm_apply(norm, x);  // (B, N_local, d_model)
   }
-  return layer_norm_apply(norm, x);  // (B, N_local, d_model)
+  // The first `recomputed` layers run under activation checkpointing (training only)...
+  size_t recomputed = 0;
+  if (options_.activation_checkpointing && is_training())
+    recomputed = options_.checkpoint_layers == 0
+                     ? decoder.size()
+                     : std::min(decoder.size(), static_cast<size_t>(options_.checkpoint_layers));
+  for (size_t i = 0; i < recomputed; ++i) {
+    auto& layer = decoder[i];
+    auto run = [&layer, &backend](const std::vector<at::Tensor>& in) {
+      return layer->forward(in[0], at::Tensor(), true, true, backend);
+    };
+    x = activation_checkpoint(run, {x});
+  }
+  if (recomputed == decoder.size()) return layer_norm_apply(norm, x);  // (B, N_local, d_model)
+  // ...the others keep their activations, each closing residual add fused with the LayerNorm
+  // that reads its sum (the next layer's norm1, the last layer's the final norm).
+  auto h = layer_norm_apply(decoder[recomputed]->norm1, x);
+  for (size_t i = recomputed; i < decoder.size(); ++i) {
+    auto [y, f] = decoder[i]->forward_parts(x, h, at::Tensor(), true, true, backend);
+    auto& next = i + 1 < decoder.size() ? decoder[i + 1]->norm1 : norm;
+    auto r = add_layer_norm_apply(next, y, f);
+    x = r[0], h = r[1];
+  }
+  return h;  // (B, N_local, d_model)
 }
 
 at::Tensor LongNetLMImpl::forward(const at::Tensor& tokens) {

@@ -166,6 +166,7 @@ void options_visit(LongNetLMOptions& o, OptionVisitor& v) {
   v.field("num_encoder_layers", o.num_encoder_layers, spec_range(0, 1 << 16));
   options_visit(o.layer, v);
   v.field("activation_checkpointing", o.activation_checkpointing, {});
+  v.field("checkpoint_layers", o.checkpoint_layers, spec_range(0, 1 << 16));
 }
 
 // ---- checks ----------------------------------------------------------------------------------
@@ -270,6 +271,18 @@ void lm_options_check(const LongNetLMOptions& o_in) {
     throw OptionsError(owner, "activation_checkpointing",
                        "is supported for variant decoder_only; turn it off for encoder_decoder",
                        {"variant"});
+  if (o.checkpoint_layers != 0 && !o.activation_checkpointing)
+    throw OptionsError(owner, "checkpoint_layers",
+                       "is " + std::to_string(o.checkpoint_layers) +
+                           " but activation_checkpointing is off; set activation_checkpointing: "
+                           "true, or checkpoint_layers: 0",
+                       {"activation_checkpointing"});
+  if (o.checkpoint_layers > o.num_layers)
+    throw OptionsError(owner, "checkpoint_layers",
+                       "is " + std::to_string(o.checkpoint_layers) + " but the model has " +
+                           std::to_string(o.num_layers) +
+                           " decoder layers; use at most num_layers (0 also means all)",
+                       {"num_layers"});
 }
 
 }  // namespace longnet

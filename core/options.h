@@ -77,6 +77,10 @@ struct LongNetLMOptions {
   int64_t num_encoder_layers = 0;        // encoder_decoder only (then >= 1)
   // Recompute each layer's activations in the backward instead of keeping them (training).
   bool activation_checkpointing = false;
+  // With activation_checkpointing: how many decoder layers, from the first, are recomputed
+  // (0: all). Fewer trade memory for speed: each layer not recomputed keeps its activations and
+  // saves one forward in the backward.
+  int64_t checkpoint_layers = 0;
   LayerOptions layer;
 };
 

@@ -637,40 +637,45 @@ TEST_P(LongNetLMVariants, EveryParameterGetsGradient) {
   EXPECT_GT(count, 20);
 }
 
-// Activation checkpointing recomputes each layer in the backward: same loss, same gradients,
-// also with dropout (the recompute replays the forward's RNG).
+// Activation checkpointing recomputes each layer in the backward (all of them, or the first
+// checkpoint_layers): same loss, same gradients, also with dropout (the recompute replays the
+// forward's RNG).
 TEST(LongNetLM, ActivationCheckpointingGivesSameGradients) {
-  for (double dropout : {0.0, 0.2}) {
-    at::manual_seed(21);
-    auto o = tiny_lm("decoder_only");
-    o.layer.dropout = dropout;
-    LongNetLM plain(o);
-    o.activation_checkpointing = true;
-    LongNetLM ckpt(o);
-    {
-      torch::NoGradGuard no_grad;
-      for (size_t i = 0; i < plain->parameters().size(); ++i)
-        ckpt->parameters()[i].copy_(plain->parameters()[i]);
+  for (int64_t checkpointed : {0, 1, 2})
+    for (double dropout : {0.0, 0.2}) {
+      SCOPED_TRACE("checkpoint_layers " + std::to_string(checkpointed));
+      at::manual_seed(21);
+      auto o = tiny_lm("decoder_only");
+      o.num_layers = 3;
+      o.layer.dropout = dropout;
+      LongNetLM plain(o);
+      o.activation_checkpointing = true;
+      o.checkpoint_layers = checkpointed;
+      LongNetLM ckpt(o);
+      {
+        torch::NoGradGuard no_grad;
+        for (size_t i = 0; i < plain->parameters().size(); ++i)
+          ckpt->parameters()[i].copy_(plain->parameters()[i]);
+      }
+      auto tokens = at::randint(0, 11, {2, 29}, at::kLong);
+      auto targets = at::randint(0, 11, {2 * 29}, at::kLong);
+      std::vector<double> losses;
+      for (auto* lm : {&plain, &ckpt}) {
+        at::manual_seed(5);  // the same dropout masks in both runs
+        auto loss =
+            torch::nn::functional::cross_entropy((*lm)->forward(tokens).reshape({-1, 11}), targets);
+        loss.backward();
+        losses.push_back(loss.item<double>());
+      }
+      EXPECT_EQ(losses[0], losses[1]) << "dropout " << dropout;
+      auto pp = plain->named_parameters(), cp = ckpt->named_parameters();
+      for (const auto& p : pp) {
+        const auto& g = p.value().grad();
+        const auto& h = cp[p.key()].grad();
+        ASSERT_TRUE(h.defined()) << p.key();
+        EXPECT_TRUE(at::allclose(g, h, 1e-5, 1e-7)) << p.key() << " dropout " << dropout;
+      }
     }
-    auto tokens = at::randint(0, 11, {2, 29}, at::kLong);
-    auto targets = at::randint(0, 11, {2 * 29}, at::kLong);
-    std::vector<double> losses;
-    for (auto* lm : {&plain, &ckpt}) {
-      at::manual_seed(5);  // the same dropout masks in both runs
-      auto loss =
-          torch::nn::functional::cross_entropy((*lm)->forward(tokens).reshape({-1, 11}), targets);
-      loss.backward();
-      losses.push_back(loss.item<double>());
-    }
-    EXPECT_EQ(losses[0], losses[1]) << "dropout " << dropout;
-    auto pp = plain->named_parameters(), cp = ckpt->named_parameters();
-    for (const auto& p : pp) {
-      const auto& g = p.value().grad();
-      const auto& h = cp[p.key()].grad();
-      ASSERT_TRUE(h.defined()) << p.key();
-      EXPECT_TRUE(at::allclose(g, h, 1e-5, 1e-7)) << p.key() << " dropout " << dropout;
-    }
-  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, LongNetLMVariants,

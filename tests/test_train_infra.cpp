@@ -341,6 +341,10 @@ TEST_F(Config, CrossFieldRulesNameKeysLinesAndFixes) {
               {"train.steps = 100"});
   check_fails("model:\n  num_encoder_layers: 6\n", 1, 2, "model.num_encoder_layers",
               {"decoder_only", "set it to 0"});
+  check_fails("model:\n  checkpoint_layers: 3\n", 1, 2, "model.checkpoint_layers",
+              {"activation_checkpointing is off", "activation_checkpointing: true"});
+  check_fails("model:\n  num_layers: 4\n  activation_checkpointing: true\n  checkpoint_layers: 5\n",
+              1, 4, "model.checkpoint_layers", {"has 4 decoder layers", "model.num_layers at"});
   // A rule broken by a default value says so.
   TrainConfig c = load("model:\n  variant: encoder_decoder\n");
   expect_error([&] { config_check(c, 1); }, {"config (default value): model.num_encoder_layers",

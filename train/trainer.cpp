@@ -20,8 +20,8 @@
 #include "longnet/core/chunked_cross_entropy.h"
 #include "longnet/core/dilated_plan.h"
 #include "longnet/core/file_util.h"
-#include "longnet/core/text.h"
 #include "longnet/core/longnet_model.h"
+#include "longnet/core/text.h"
 #include "longnet/parallel/grad_sync.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
@@ -154,9 +154,8 @@ void Trainer::grid_setup() {
   }
   if (!trace_path().empty()) output_file_prepare(trace_path(), "trace file (--trace)");
   grid_->world->barrier();
-  log_info("longnet train: " + utc_time("%Y-%m-%d %H:%M:%S UTC") + ", " +
-           std::to_string(world) + " rank(s), grid " +
-           std::to_string(grid_->data_parallel) + " data x " +
+  log_info("longnet train: " + utc_time("%Y-%m-%d %H:%M:%S UTC") + ", " + std::to_string(world) +
+           " rank(s), grid " + std::to_string(grid_->data_parallel) + " data x " +
            std::to_string(grid_->sequence_parallel) + " sequence parallel, device " +
            grid_->device.str() + (run_.config_path.empty() ? "" : ", config " + run_.config_path));
   log_info("resolved config:\n" + config_to_yaml(cfg_));
@@ -286,7 +285,12 @@ void Trainer::model_setup() {
   s << "model: " << m.variant << ", " << total << " parameters (" << matmul_params_
     << " in matmuls), d_model " << m.layer.d_model << ", " << m.num_layers << " layers, "
     << m.layer.num_heads << " heads, precision " << cfg_.train.precision
-    << (m.activation_checkpointing ? ", activation checkpointing" : "") << ", loss "
+    << (!m.activation_checkpointing ? ""
+        : m.checkpoint_layers == 0 || m.checkpoint_layers == m.num_layers
+            ? ", activation checkpointing"
+            : ", activation checkpointing in " + std::to_string(m.checkpoint_layers) + " of " +
+                  std::to_string(m.num_layers) + " layers")
+    << ", loss "
     << (chunked_loss_
             ? "chunked (" + std::to_string(loss_chunk_rows_) + " rows of logits at a time)"
             : std::string("plain"));
@@ -454,8 +458,10 @@ void Trainer::loop() {
   if (step_ >= total) {
     log_info("this run is already finished: its checkpoint in " + cfg_.checkpoint.dir +
              " is at step " + std::to_string(step_) + " and train.steps is " +
-             std::to_string(total) + "; nothing to do. To train further, raise train.steps (e.g. "
-             "train.steps=" + std::to_string(2 * std::max<int64_t>(step_, 1)) +
+             std::to_string(total) +
+             "; nothing to do. To train further, raise train.steps (e.g. "
+             "train.steps=" +
+             std::to_string(2 * std::max<int64_t>(step_, 1)) +
              "; the learning-rate schedule follows the new length); to start afresh, give a new "
              "log.dir and checkpoint.dir (or checkpoint.resume=none)");
     return;

@@ -227,7 +227,8 @@ class LongNet(nn.Module):
 
 
 # core/options.h LongNetLMOptions (options_visit): the keys of a config's `model:` section and
-# their defaults. activation_checkpointing only changes how training runs, not the function.
+# their defaults. activation_checkpointing and checkpoint_layers only change how training runs,
+# not the function.
 MODEL_CONFIG_DEFAULTS: Mapping[str, Any] = {
     "variant": "decoder_only",
     "vocab_size": 256,
@@ -242,6 +243,7 @@ MODEL_CONFIG_DEFAULTS: Mapping[str, Any] = {
     "activation": "gelu",
     "layer_norm_eps": 1.0e-5,
     "activation_checkpointing": False,
+    "checkpoint_layers": 0,
 }
 
 
@@ -335,7 +337,8 @@ class LongNetLM(nn.Module):
         """The model of a `longnet train` config's `model:` section (the keys of
         LongNetLMOptions in core/options.h: variant, vocab_size, d_model, num_heads, num_layers,
         num_encoder_layers, dim_feedforward, segment_lengths, dilation_rates, dropout,
-        activation, layer_norm_eps, activation_checkpointing; missing keys take its defaults),
+        activation, layer_norm_eps, activation_checkpointing, checkpoint_layers; missing keys take
+        its defaults),
         built as the trainer builds it. Unknown keys are an error."""
         unknown = sorted(set(model) - set(MODEL_CONFIG_DEFAULTS))
         if unknown:
