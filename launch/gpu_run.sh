@@ -165,6 +165,13 @@ for stage in "${STAGES[@]}"; do
         checkpoint.interval=1000 checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_1m \
         data.source=$DATA_SRC log.metrics=bench/results/train_long_1m_sp4_$CARD.jsonl
       grep -E "^step|model:|training|error|resume" "$LOGS/train_long_1m.log" | tee -a "$SUMMARY"
+      # The same with only 4 of the 12 layers recomputed (docs/scaling.md: more memory, less work).
+      run train_long_1m_k4 420 mpirun -np 4 $BIN train configs/long_1m.yaml train.steps=20 \
+        model.checkpoint_layers=4 optim.warmup_steps=5 eval.interval=1000 eval.batches=1 \
+        log.interval=1 checkpoint.interval=1000 checkpoint.resume=none \
+        checkpoint.dir=/tmp/longnet_ckpt_1m_k4 data.source=$DATA_SRC \
+        log.metrics=bench/results/train_long_1m_k4_sp4_$CARD.jsonl
+      grep -E "^step (1|2)0/|model:|training|error" "$LOGS/train_long_1m_k4.log" | tee -a "$SUMMARY"
       ;;
     stall)
       # A rank that stops responding mid-training on 2 GPUs: the collective watchdog must end
