@@ -4,12 +4,18 @@
 // steps: per-token latency with the sampled token read back each step (as `longnet generate`
 // runs), the device time per step queued back to back, tokens/s, the peak memory while stepping,
 // and beside each the memory-bandwidth bound: the bytes a step must read (every weight once, the
-// cached k and v rows its queries attend to) over the card's bandwidth.
+// cached k and v rows its queries attend to) over the card's bandwidth. The rows read depend on
+// where the step falls in the segments' cycle (few right after a multiple of the longest segment,
+// the most just before one): each row also gives the bound over the steps ending at the last
+// position of a cycle (every segment full) and the cache fill (cache bytes read / there);
+// --cache-fill full times the steps there.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <sstream>
 
 #ifdef LONGNET_WITH_CUDA
@@ -58,6 +64,22 @@ double device_ms_per_step(IncrementalLM& inc, at::Tensor& next, int64_t steps,
   return seconds_since(t0) * 1e3 / double(steps);
 }
 
+// The period of the segments' cycle: the least common multiple of the segment lengths (at
+// position cycle - 1 every branch's segment is full). Throws when it exceeds 2^50.
+int64_t segment_cycle(const std::vector<int64_t>& segment_lengths) {
+  int64_t l = 1;
+  for (int64_t w : segment_lengths) {
+    const int64_t g = std::gcd(l, w);
+    if (l / g > (int64_t(1) << 50) / w)
+      throw std::invalid_argument(
+          "bench generate: the segment lengths' least common multiple exceeds 2^50; "
+          "--cache-fill full needs segment lengths with a reachable common multiple (e.g. powers "
+          "of two)");
+    l = l / g * w;
+  }
+  return l;
+}
+
 }  // namespace
 
 int cmd_bench_generate(const Args& args) {
@@ -74,8 +96,25 @@ int cmd_bench_generate(const Args& args) {
     throw std::invalid_argument(
         "bench generate: --steps >= 1 and --warmup >= 2 (the graph is "
         "captured on the second step)");
+  const std::string fill_mode = f.get("cache-fill");
+  if (fill_mode != "prompt" && fill_mode != "full")
+    throw std::invalid_argument("bench generate --cache-fill: '" + fill_mode +
+                                "' is not one of prompt, full");
   auto loaded = model_load(model_flags_get(f, device, dtype, seed));
   const auto& m = loaded.config.model;
+  const auto& segments = m.layer.attention.segment_lengths;
+  // The period of the segments: at its last position every branch's segment is full (the
+  // longest segment when the lengths are powers of two).
+  int64_t cycle = 0;
+  if (fill_mode == "full") {
+    cycle = segment_cycle(segments);
+  } else {
+    try {
+      cycle = segment_cycle(segments);
+    } catch (const std::invalid_argument&) {
+      cycle = *std::max_element(segments.begin(), segments.end());  // an approximation
+    }
+  }
   IncrementalOptions io;
   io.prefill_chunk = f.get_int("prefill-chunk");
   io.cuda_graph = !f.get_switch("no-cuda-graph");
@@ -85,10 +124,17 @@ int cmd_bench_generate(const Args& args) {
            " on " + card + (io.cuda_graph && device.is_cuda() ? ", CUDA graph" : ""));
   std::ostringstream table;
   table << "  prompt    batch  prefill_s  ms/token  device_ms  tokens/s    bound_tok/s  of_bound"
-           "  state_GiB  peak_GiB\n";
+           "  cache_fill  full_bound_tok/s  state_GiB  peak_GiB\n";
   std::vector<JsonLine> rows;
   at::NoGradGuard no_grad;
   for (int64_t P : f.get_int_list("prompt-lens")) {
+    if (fill_mode == "full") {
+      // The device-timed steps (after warmup and the per-token steps) end at position
+      // cycle - 1 (mod cycle): P = -(warmup + 2 steps) (mod cycle), the least such P >= the
+      // requested one.
+      const int64_t want = ((-(warmup + 2 * steps)) % cycle + cycle) % cycle;
+      P += ((want - P) % cycle + cycle) % cycle;
+    }
     at::manual_seed(static_cast<uint64_t>(seed));
     auto prompt = at::randint(m.vocab_size, {1, P}, at::kLong);
     // The prefill of one prompt.
@@ -122,6 +168,18 @@ int cmd_bench_generate(const Args& args) {
         bytes += double(inc.step_bytes_read(std::vector<int64_t>(B, pos0[0].item<int64_t>() + i)));
       bytes /= double(steps);
       const double bound_tps = double(B) / (bytes / bandwidth);
+      // The same at the costliest position, and how full the cache reads were against it.
+      const double weight_bytes = double(inc.step_bytes_read({}));  // no cache rows
+      // Over as many positions, ending at the last of a cycle (what --cache-fill full times).
+      double full_bytes = 0;
+      for (int64_t i = 0; i < steps; ++i) {
+        const int64_t pos = ((cycle - steps + i) % cycle + cycle) % cycle;
+        full_bytes += double(inc.step_bytes_read(std::vector<int64_t>(B, pos)));
+      }
+      full_bytes /= double(steps);
+      const double fill =
+          full_bytes > weight_bytes ? (bytes - weight_bytes) / (full_bytes - weight_bytes) : 1.0;
+      const double full_bound_tps = double(B) / (full_bytes / bandwidth);
       const double tps = double(B) / (ms / 1e3);
       const double dev_tps = double(B) / (dev_ms / 1e3);
       const double state_gib = double(inc.state_bytes()) / double(1ull << 30);
@@ -129,7 +187,8 @@ int cmd_bench_generate(const Args& args) {
       table << std::setw(9) << P << std::setw(7) << B << std::fixed << std::setprecision(3)
             << std::setw(10) << prefill_s << std::setw(10) << ms << std::setw(10) << dev_ms
             << std::setprecision(0) << std::setw(11) << tps << std::setw(14) << bound_tps
-            << std::setprecision(2) << std::setw(9) << dev_tps / bound_tps << std::setprecision(3)
+            << std::setprecision(2) << std::setw(9) << dev_tps / bound_tps << std::setw(12) << fill
+            << std::setprecision(0) << std::setw(18) << full_bound_tps << std::setprecision(3)
             << std::setw(11) << state_gib << std::setw(10) << peak << "\n"
             << std::defaultfloat;
       JsonLine j;
@@ -145,6 +204,9 @@ int cmd_bench_generate(const Args& args) {
           .add("bytes_per_step", bytes)
           .add("bound_tokens_per_s", bound_tps)
           .add("fraction_of_bound", dev_tps / bound_tps)
+          .add("cache_fill", fill)
+          .add("full_cache_bytes_per_step", full_bytes)
+          .add("full_cache_bound_tokens_per_s", full_bound_tps)
           .add("state_gib", state_gib)
           .add("cache_gib", double(inc.cache_bytes()) / double(1ull << 30))
           .add("peak_gib", peak)
@@ -168,6 +230,8 @@ int cmd_bench_generate(const Args& args) {
         .add("dilation_rates", bench_list_str(m.layer.attention.dilation_rates))
         .add("cuda_graph", io.cuda_graph && device.is_cuda())
         .add("bandwidth_bytes_per_s", bandwidth)
+        .add("cache_fill_mode", fill_mode)
+        .add("segment_cycle", cycle)
         .add("steps", steps);
     bench_write_results(f.get("json"), command_line("bench generate", args), card, extra, rows);
     log_info("bench generate: results " + f.get("json"));

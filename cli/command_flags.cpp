@@ -236,6 +236,10 @@ void flags_bench_generate(CliFlags& f) {
   model_flags_add(f);
   f.add("prompt-lens", "32768,1048576", "prompt lengths, comma-separated", kTokens);
   f.add("batches", "1,64", "batch sizes, comma-separated", kCount);
+  f.add("cache-fill", "prompt",
+        "prompt: time the steps right after each prompt; full: lengthen each prompt so that the "
+        "timed steps end at the last position of a cycle of the segments, where every branch's "
+        "segment is full and a step reads the most cached rows");
   f.add("steps", "128", "timed steps per measurement", kRuns1);
   f.add("warmup", "8", "untimed steps first (the CUDA graph is captured in these)", kRuns0);
   f.add("device", "cuda", "cuda or cpu");

@@ -66,4 +66,18 @@ run(out ${LONGNET} bench generate --checkpoint ${ckpt} --device cpu --dtype floa
 expect("${out}" "1000 +3 " "bench generate")
 file(READ ${WORK}/bench.json bench)
 expect("${bench}" "\"bound_tokens_per_s\"" "bench generate --json")
+# --cache-fill full lengthens the prompt so that the device-timed steps (after 2 warm-up and 4
+# per-token steps) end at the last position of the segments' cycle: there the fill is 1.
+run(out ${LONGNET} bench generate --checkpoint ${ckpt} --device cpu --dtype float32
+    --prompt-lens 300 --batches 2 --steps 4 --warmup 2 --cache-fill full --json ${WORK}/full.json)
+file(READ ${WORK}/full.json full)
+expect("${full}" "\"cache_fill\":1[,}]" "bench generate --cache-fill full")
+string(REGEX MATCH "\"segment_cycle\":([0-9]+)" _ "${full}")
+set(cycle "${CMAKE_MATCH_1}")
+string(REGEX MATCH "\"position\":([0-9]+)" _ "${full}")
+math(EXPR end_mod "(${CMAKE_MATCH_1} + 4) % ${cycle}")
+if(NOT end_mod EQUAL 0)
+  message(FATAL_ERROR "bench generate --cache-fill full: timed steps from position "
+                      "${CMAKE_MATCH_1} do not end at a cycle of ${cycle}")
+endif()
 message(STATUS "generate end to end: all passed")

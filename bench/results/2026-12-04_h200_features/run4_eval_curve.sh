@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Run 4 on one H200 (issue 19: the eval curve of a base run). Not run yet: the device was
-# withdrawn. Builds, trains configs/base.yaml for 240 optimizer steps (~126M byte tokens of
-# /usr/include, about 5 minutes at base.yaml's speed), then `longnet eval` of the last checkpoint
-# at contexts 2K ... 256K (beyond the 32K training length), scoring the same final 2,048 tokens
-# of each window, with the JSON and the PNG. Everything in $OUT/r4.tgz.
+# Run 4 on one H200 (issue 19: the eval curve of a base run, and generation speed with every
+# segment full). Not run yet: the device was withdrawn. Builds, trains configs/base.yaml for 160
+# optimizer steps (~84M byte tokens of /usr/include, about 3.5 minutes at base.yaml's speed),
+# then `longnet eval` of the last checkpoint at contexts 2K ... 256K (beyond the 32K training
+# length), scoring the same final 2,048 tokens of each window, with the JSON and the PNG; then
+# `bench generate --cache-fill full`. Fits one 10-minute call. Everything in $OUT/r4.tgz.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 R=/tmp/r4; rm -rf $R; mkdir -p $R
@@ -13,15 +14,21 @@ trap save EXIT
 t() { echo "$1 at $((SECONDS-T0)) s" >> $R/times.txt; }
 OUT=/tmp/out_f LONGNET_LOG_DIR=/tmp/logs_f4 launch/gpu_run.sh build > $R/build.txt 2>&1; t build
 B=build/longnet
-timeout 420 mpirun --allow-run-as-root -np 1 $B train configs/base.yaml train.steps=240 \
-  optim.warmup_steps=24 eval.interval=120 eval.batches=2 log.interval=10 checkpoint.interval=120 \
+timeout 280 mpirun --allow-run-as-root -np 1 $B train configs/base.yaml train.steps=160 \
+  optim.warmup_steps=16 eval.interval=80 eval.batches=2 log.interval=10 checkpoint.interval=80 \
   checkpoint.resume=none log.dir=/tmp/r4_run checkpoint.dir=/tmp/r4_run/checkpoints \
   > $R/train.log 2>&1; echo "rc=$?" >> $R/train.log; t train
 cp /tmp/r4_run/metrics.jsonl /tmp/r4_run/config.yaml $R/ 2>/dev/null
 CK=$(ls /tmp/r4_run/checkpoints/step_*.ckpt | tail -1)
-timeout 150 $B eval --checkpoint "$CK" --context-lens 2048,4096,8192,16384,32768,65536,131072,262144 \
+timeout 110 $B eval --checkpoint "$CK" --context-lens 2048,4096,8192,16384,32768,65536,131072,262144 \
   --score-tokens 2048 --batches 8 --dtype bfloat16 --json $R/eval_base.json --plot $R/eval_base.png \
   > $R/eval.log 2>&1; echo "rc=$?" >> $R/eval.log; t eval
-grep -E "^step (120|240)/|rc=|error" $R/train.log | cut -c1-160
+# Generation speed with every segment full (the costly end of the cycle; run 2 timed the cheap end).
+timeout 80 $B bench generate --config configs/base.yaml --random-init \
+  --prompt-lens 32768,1048576 --batches 1,64 --steps 64 --cache-fill full \
+  --json $R/generate_full.json > $R/generate_full.log 2>&1; echo "rc=$?" >> $R/generate_full.log
+t generate_full
+grep -E "^step (80|160)/|rc=|error" $R/train.log | cut -c1-160
+tail -8 $R/generate_full.log
 cat $R/eval.log | tail -15
 cat $R/times.txt
