@@ -143,6 +143,51 @@ def check_probability(name: str, p: object) -> float:
     return float(p)
 
 
+def check_dense(name: str, t: torch.Tensor) -> None:
+    """Refuses nested and sparse tensors (TypeError naming `name` and what to pass instead): the
+    op and the modules need one dense (strided) tensor, and PyTorch's own errors for these are
+    about its internals."""
+    if t.is_nested:
+        raise TypeError(
+            f"{name} is a nested tensor (sequences of different lengths); longnet needs one "
+            f"dense tensor: call it once per sequence ({name}.unbind()), or pad the sequences "
+            f"to one length with torch.nested.to_padded_tensor({name}, 0.0)")
+    if t.layout != torch.strided:
+        raise TypeError(f"{name} has layout {t.layout}; longnet needs a dense (torch.strided) "
+                        f"tensor: pass {name}.to_dense()")
+
+
+def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
+    """The checks of dilated_attention's tensors that need no kernel: dense, 4 dims, no empty
+    dimension, one floating dtype, one device (TypeError or ValueError naming the tensor). Shape
+    equality and the kernels' own limits (dtypes per device, head_dim) are the op's checks."""
+    tensors = (("query", query), ("key", key), ("value", value))
+    for name, t in tensors:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        check_dense(name, t)
+    for name, t in tensors:
+        if t.dim() != 4:
+            raise ValueError(f"dilated_attention: {name} must be (batch, seq_len, heads, "
+                             f"head_dim), got {t.dim()} dims with shape {tuple(t.shape)}")
+        if t.numel() == 0:
+            dims = ", ".join(f"{d} = {n}" for d, n in
+                             zip(("batch", "seq_len", "heads", "head_dim"), t.shape) if n == 0)
+            raise ValueError(f"dilated_attention: {name} has shape {tuple(t.shape)} ({dims}); "
+                             f"every dimension must be >= 1")
+        if not t.is_floating_point():
+            raise TypeError(f"dilated_attention: {name} must be floating point (float32, "
+                            f"float64; float16, bfloat16 on CUDA), got {t.dtype}")
+    if not query.dtype == key.dtype == value.dtype:
+        raise TypeError(f"dilated_attention: query, key and value must have one dtype, got "
+                        f"{query.dtype}, {key.dtype}, {value.dtype}; convert them with "
+                        f".to({query.dtype})")
+    if not query.device == key.device == value.device:
+        raise ValueError(f"dilated_attention: query, key and value must be on one device, got "
+                         f"{query.device}, {key.device}, {value.device}; move them with "
+                         f".to({str(query.device)!r})")
+
+
 def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       segment_lengths: Sequence[int], dilation_rates: Sequence[int],
                       is_causal: bool = False, softmax_scale: Optional[float] = None,
@@ -159,10 +204,9 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     two branches select counts twice); rows no branch selects are 0. is_causal hides later keys;
     softmax_scale defaults to 1/sqrt(head_dim); dropout_p drops attention weights (always, when
     > 0: pass 0 in evaluation). Differentiable with exact gradients for query, key and value.
+    Nested and sparse tensors are refused (TypeError), as are empty dimensions (ValueError).
     """
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    check_qkv(query, key, value)
     w, r = check_branches(segment_lengths, dilation_rates)
     if not isinstance(is_causal, bool):
         raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")

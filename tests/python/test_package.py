@@ -111,6 +111,35 @@ def check_api(longnet):
     print("ok: api (reference keywords, positional-order warning, errors, help)")
 
 
+def check_op_inputs(longnet):
+    """longnet.dilated_attention refuses what the op cannot take before PyTorch's internals see
+    it: nested and sparse tensors, a wrong rank, empty dimensions, mixed or integer dtypes."""
+    w, r = [16, 32], [1, 2]
+    q = torch.randn(2, 5, 2, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "nested / sparse CSR support is a prototype / beta"
+        nested = torch.nested.nested_tensor([torch.randn(5, 2, 16), torch.randn(3, 2, 16)])
+        csr = q.to_sparse_csr()
+    expect_error(TypeError, "query is a nested tensor",
+                 lambda: longnet.dilated_attention(nested, nested, nested, w, r))
+    expect_error(TypeError, "key has layout torch.sparse_coo",
+                 lambda: longnet.dilated_attention(q, q.to_sparse(), q, w, r))
+    expect_error(TypeError, "value.to_dense()",
+                 lambda: longnet.dilated_attention(q, q, csr, w, r))
+    expect_error(TypeError, "query is a nested tensor",
+                 lambda: longnet.DilatedAttention(w, r)(nested, nested, nested))
+    expect_error(ValueError, "got 3 dims", lambda: longnet.dilated_attention(q[0], q[0], q[0], w, r))
+    expect_error(ValueError, "seq_len = 0", lambda: longnet.dilated_attention(
+        q[:, :0], q[:, :0], q[:, :0], w, r))
+    expect_error(ValueError, "batch = 0", lambda: longnet.DilatedAttention(w, r)(
+        q[:0], q[:0], q[:0]))
+    expect_error(TypeError, "torch.float32, torch.float64, torch.float32",
+                 lambda: longnet.dilated_attention(q, q.double(), q, w, r))
+    expect_error(TypeError, "must be floating point", lambda: longnet.dilated_attention(
+        q.long(), q.long(), q.long(), w, r))
+    print("ok: dilated_attention refuses nested, sparse, empty, wrong-rank and mixed inputs")
+
+
 def check_attention_reference(longnet, test_ops):
     """DilatedAttention and the functional op against docs/design.md section 2's brute force, with N
     that no segment divides, r = 6 and 12 not dividing w, and heads not divisible by branches."""
@@ -355,6 +384,7 @@ def main():
             torch.__version__ = real
     torch.set_num_threads(min(2, torch.get_num_threads()))
     check_api(longnet)
+    check_op_inputs(longnet)
     check_attention_reference(longnet, test_ops)
     check_forward_backward(longnet, "cpu")
     if torch.cuda.is_available():
