@@ -22,10 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from longnet._ops import check_branches, check_probability, dilated_attention
+from longnet._ops import check_branches, check_dense, check_probability, dilated_attention
 from longnet.xpos import XPos
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+# The most elements one weight matrix may have (embed_dim * embed_dim, d_model *
+# dim_feedforward, num_tokens * d_model). Far larger sizes reach PyTorch as a storage-size
+# overflow or a failed allocation of terabytes, messages that do not name the argument.
+MAX_WEIGHT_ELEMENTS = 2**31
 
 
 def _check_int(name: str, value: object, minimum: int = 1) -> int:
@@ -42,6 +47,60 @@ def _check_positive(name: str, value: object) -> float:
     if not (math.isfinite(float(value)) and float(value) > 0):
         raise ValueError(f"{name} = {value} must be a finite number > 0")
     return float(value)
+
+
+def _check_weight_size(owner: str, rows_name: str, rows: int, cols_name: str, cols: int) -> None:
+    """Refuses a (rows, cols) weight of more than MAX_WEIGHT_ELEMENTS elements, before PyTorch
+    allocates it; the message names both sizes and the largest that works."""
+    if rows * cols <= MAX_WEIGHT_ELEMENTS:
+        return
+    if rows_name == cols_name:
+        sizes = f"{rows_name} = {rows} makes a weight of {rows_name} * {rows_name}"
+        fix = f"{rows_name} <= {math.isqrt(MAX_WEIGHT_ELEMENTS)} works"
+    else:
+        sizes = f"{rows_name} = {rows} and {cols_name} = {cols} make a weight of {rows} * {cols}"
+        fix = f"{rows_name} <= {MAX_WEIGHT_ELEMENTS // cols} works with {cols_name} = {cols}"
+    raise ValueError(f"{owner}: {sizes} = {rows * cols} elements, more than the 2**31 one "
+                     f"weight may have; {fix}")
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4: no device argument
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return device_type == "cuda" and bool(torch.is_autocast_enabled())
+
+
+def check_input(owner: str, name: str, x: object, width_name: str, width: int,
+                like: Tensor) -> None:
+    """x must be a dense (batch, seq_len, width) floating tensor with batch, seq_len >= 1, on
+    the device of `like` (one of the module's parameters) and of its dtype; under autocast the
+    dtype may differ (autocast casts per op). Raises TypeError or ValueError naming `name`, what
+    it got and what would work."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{owner}: {name} must be a torch.Tensor, got {type(x).__name__}")
+    check_dense(name, x)
+    shape = tuple(x.shape)
+    if x.dim() != 3 or x.size(2) != width:
+        raise ValueError(f"{owner}: {name} must be (batch, seq_len, {width_name} = {width}); "
+                         f"got {shape}")
+    if x.size(0) == 0 or x.size(1) == 0:
+        which = " and ".join(d for d, n in zip(("batch", "seq_len"), shape) if n == 0)
+        raise ValueError(f"{owner}: {name} has shape {shape} ({which} = 0); batch and seq_len "
+                         f"must be >= 1")
+    if x.device != like.device:
+        raise ValueError(f"{owner}: {name} is on {x.device} but the module's parameters are on "
+                         f"{like.device}; move the module (module.to({str(x.device)!r})) or the "
+                         f"input ({name}.to({str(like.device)!r}))")
+    if not x.is_floating_point():
+        raise TypeError(f"{owner}: {name} must be floating point like the module's parameters "
+                        f"({like.dtype}), got {x.dtype}; pass {name}.to({like.dtype})")
+    if x.dtype != like.dtype and not _autocast_enabled(x.device.type):
+        raise TypeError(f"{owner}: {name} is {x.dtype} but the module's parameters are "
+                        f"{like.dtype}; convert the module (module.to({x.dtype})) or the input "
+                        f"({name}.to({like.dtype}))")
 
 
 def _warn_positional_swap(init: _F) -> _F:
@@ -137,7 +196,8 @@ class MultiheadDilatedAttention(nn.Module):
     reference has no position encoding here).
 
     embed_dim must be divisible by num_heads with a head dim that is a multiple of 8 (the fast
-    kernels need it); any number of heads works with any number of branches.
+    kernels need it); any number of heads works with any number of branches. Each weight has
+    embed_dim * embed_dim elements, at most 2**31 (embed_dim <= 46340).
 
     forward(query, key, value, is_causal=False) takes (batch, seq_len, embed_dim) tensors (key and
     value hold the same positions as query: dilated attention pairs them) and returns
@@ -155,6 +215,8 @@ class MultiheadDilatedAttention(nn.Module):
         super().__init__()
         embed_dim = _check_int("embed_dim", embed_dim)
         num_heads = _check_int("num_heads", num_heads)
+        _check_weight_size("MultiheadDilatedAttention", "embed_dim", embed_dim, "embed_dim",
+                           embed_dim)
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadDilatedAttention: embed_dim = {embed_dim} is not divisible "
                              f"by num_heads = {num_heads}; {_heads_that_work(embed_dim, num_heads)}")
@@ -204,13 +266,11 @@ class MultiheadDilatedAttention(nn.Module):
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
                 is_causal: bool = False) -> Tuple[Tensor, None]:
         """query, key, value: (batch, seq_len, embed_dim), the same positions. Returns
-        (output (batch, seq_len, embed_dim), None)."""
+        (output (batch, seq_len, embed_dim), None). The inputs must be dense, with batch and
+        seq_len >= 1, on the parameters' device and (outside autocast) of their dtype."""
         for name, t in (("query", query), ("key", key), ("value", value)):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if query.dim() != 3 or query.size(2) != self.embed_dim:
-            raise ValueError(f"MultiheadDilatedAttention: query must be (batch, seq_len, "
-                             f"embed_dim = {self.embed_dim}); got {tuple(query.shape)}")
+            check_input("MultiheadDilatedAttention", name, t, "embed_dim", self.embed_dim,
+                        self.q_proj.weight)
         if key.shape != query.shape or value.shape != query.shape:
             raise ValueError(f"MultiheadDilatedAttention: query, key and value must have the same "
                              f"shape (dilated attention pairs query and key positions); got "

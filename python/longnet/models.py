@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -18,12 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from longnet.attention import MultiheadDilatedAttention, _check_int, _check_positive
-from longnet._ops import check_branches, check_probability
+from longnet.attention import (MultiheadDilatedAttention, _check_int, _check_positive,
+                               _check_weight_size, check_input)
+from longnet._ops import check_branches, check_dense, check_probability
 
 # The paper's base configuration (docs/design.md section 4).
 DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
 DEFAULT_DILATION_RATES = (1, 2, 4, 6, 12)
+
+# Set to 1 to range-check LongNetLM's token ids on CUDA too (a host sync per forward).
+TOKEN_ID_CHECK_ENV = "LONGNET_CHECK_TOKEN_IDS"
 
 Activation = Union[str, Callable[[Tensor], Tensor]]
 Device = Optional[Union[torch.device, str]]
@@ -74,6 +79,16 @@ def _ffn(x: Tensor, linear1: nn.Linear, sub: nn.LayerNorm, linear2: nn.Linear,
     return dropout(F.linear(z, linear2.weight, linear2.bias))
 
 
+def _check_layer_sizes(owner: str, d_model: object, dim_feedforward: object) -> tuple[int, int]:
+    """d_model and dim_feedforward as ints >= 1 whose weights (d_model^2, d_model *
+    dim_feedforward) stay within MAX_WEIGHT_ELEMENTS; checked before any parameter exists."""
+    d_model = _check_int("d_model", d_model)
+    dim_feedforward = _check_int("dim_feedforward", dim_feedforward)
+    _check_weight_size(owner, "d_model", d_model, "d_model", d_model)
+    _check_weight_size(owner, "dim_feedforward", dim_feedforward, "d_model", d_model)
+    return d_model, dim_feedforward
+
+
 class DilatedTransformerEncoderLayer(nn.Module):
     """Pre-LN MAGNETO encoder layer with residuals (core/'s EncoderLayer):
 
@@ -93,7 +108,9 @@ class DilatedTransformerEncoderLayer(nn.Module):
                  dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
         self._gelu = _activation_name(activation) == "gelu"
-        dim_feedforward = _check_int("dim_feedforward", dim_feedforward)
+        d_model, dim_feedforward = _check_layer_sizes("DilatedTransformerEncoderLayer", d_model,
+                                                      dim_feedforward)
+        self.d_model = d_model
         f = {"device": device, "dtype": dtype}
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
         self.self_attn = MultiheadDilatedAttention(
@@ -109,6 +126,8 @@ class DilatedTransformerEncoderLayer(nn.Module):
 
     def forward(self, src: Tensor, is_causal: bool = False) -> Tensor:
         """src: (batch, seq_len, d_model) -> (batch, seq_len, d_model)."""
+        check_input("DilatedTransformerEncoderLayer", "src", src, "d_model", self.d_model,
+                    self.norm1.weight)
         h = self.norm1(src)
         x = src + self.dropout(self.self_attn(h, h, h, is_causal=is_causal)[0])
         return x + _ffn(self.norm2(x), self.linear1, self.norm3, self.linear2, self.dropout,
@@ -136,7 +155,9 @@ class DilatedTransformerDecoderLayer(nn.Module):
                  dtype: Optional[torch.dtype] = None, *, cross_attention: bool = True) -> None:
         super().__init__()
         self._gelu = _activation_name(activation) == "gelu"
-        dim_feedforward = _check_int("dim_feedforward", dim_feedforward)
+        d_model, dim_feedforward = _check_layer_sizes("DilatedTransformerDecoderLayer", d_model,
+                                                      dim_feedforward)
+        self.d_model = d_model
         f = {"device": device, "dtype": dtype}
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
         self.self_attn = MultiheadDilatedAttention(
@@ -167,6 +188,15 @@ class DilatedTransformerDecoderLayer(nn.Module):
                 "this layer has no cross-attention, but memory was given"
                 if self.multihead_attn is None else
                 "this layer cross-attends, but no memory was given"))
+        check_input("DilatedTransformerDecoderLayer", "tgt", tgt, "d_model", self.d_model,
+                    self.norm1.weight)
+        if memory is not None:
+            check_input("DilatedTransformerDecoderLayer", "memory", memory, "d_model",
+                        self.d_model, self.norm1.weight)
+            if memory.shape != tgt.shape:
+                raise ValueError(f"DilatedTransformerDecoderLayer: memory must have tgt's shape "
+                                 f"(dilated cross-attention pairs their positions); got tgt "
+                                 f"{tuple(tgt.shape)}, memory {tuple(memory.shape)}")
         h = self.norm1(tgt)
         x = tgt + self.dropout(self.self_attn(h, h, h, is_causal=tgt_is_causal)[0])
         if self.multihead_attn is not None:
@@ -200,6 +230,8 @@ class LongNet(nn.Module):
         super().__init__()
         num_encoder_layers = _check_int("num_encoder_layers", num_encoder_layers)
         num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers)
+        d_model, dim_feedforward = _check_layer_sizes("LongNet", d_model, dim_feedforward)
+        self.d_model = d_model
         common = dict(d_model=d_model, nhead=nhead, segment_lengths=segment_lengths,
                       dilation_rates=dilation_rates, dim_feedforward=dim_feedforward,
                       dropout=dropout, activation=activation, layer_norm_eps=layer_norm_eps,
@@ -216,6 +248,7 @@ class LongNet(nn.Module):
 
     def forward(self, x: Tensor, is_causal: bool = True) -> Tensor:
         """x: (batch, seq_len, d_model) -> (batch, seq_len, d_model)."""
+        check_input("LongNet", "x", x, "d_model", self.d_model, self.encoder_norm.weight)
         mem = x
         for layer in self.encoder_layers:
             mem = layer(mem, is_causal=is_causal)
@@ -263,10 +296,20 @@ class LongNetLM(nn.Module):
           decoder layers without cross-attention under `layers`; num_encoder_layers must be left
           out (or 0).
 
-    forward(x, is_causal=True): x (batch, seq_len) int64 token ids -> logits (batch, seq_len,
-    num_tokens). LongNetLM.from_checkpoint(path) builds the model of a `longnet train`
+    forward(x, is_causal=True): x (batch, seq_len) int64 or int32 token ids -> logits (batch,
+    seq_len, num_tokens). LongNetLM.from_checkpoint(path) builds the model of a `longnet train`
     checkpoint and loads its parameters.
+
+    Token ids outside [0, num_tokens) are a ValueError naming the id and its position. On the
+    CPU they are always checked. On other devices (CUDA) reading the ids' min and max waits for
+    the device, a host synchronisation every step, so they are checked only when the attribute
+    `check_token_ids_on_device` is True: it starts as the environment variable
+    LONGNET_CHECK_TOKEN_IDS=1 says (default off) and may be set on a model at any time. Unchecked,
+    a bad id on CUDA ends in a device-side assert that leaves the CUDA context unusable; turn the
+    check on while debugging.
     """
+
+    check_token_ids_on_device: bool
 
     def __init__(self, num_tokens: int, d_model: int = 768, nhead: int = 12,
                  num_encoder_layers: Optional[int] = None, num_decoder_layers: int = 12,
@@ -279,6 +322,8 @@ class LongNetLM(nn.Module):
         super().__init__()
         num_tokens = _check_int("num_tokens", num_tokens)
         d_model = _check_int("d_model", d_model)
+        _check_weight_size("LongNetLM", "num_tokens", num_tokens, "d_model", d_model)
+        _check_weight_size("LongNetLM", "d_model", d_model, "d_model", d_model)
         num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers)
         layer_norm_eps = _check_positive("layer_norm_eps", layer_norm_eps)
         if variant not in ("decoder_only", "encoder_decoder"):
@@ -290,6 +335,7 @@ class LongNetLM(nn.Module):
                              f"variant='encoder_decoder'")
         self.variant = variant
         self.num_tokens = num_tokens
+        self.check_token_ids_on_device = os.environ.get(TOKEN_ID_CHECK_ENV, "") not in ("", "0")
         f = {"device": device, "dtype": dtype}
         self.token_embedding = nn.Embedding(num_tokens, d_model, **f)
         self.layers: Optional[nn.ModuleList] = None
@@ -313,15 +359,51 @@ class LongNetLM(nn.Module):
             nn.init.normal_(self.out.weight, 0.0, 1.0 / math.sqrt(d_model))
             self.out.bias.zero_()
 
-    def forward(self, x: Tensor, is_causal: bool = True) -> Tensor:
-        """x: (batch, seq_len) int64 token ids in [0, num_tokens) -> logits (batch, seq_len,
-        num_tokens)."""
+    def _check_tokens(self, x: object) -> None:
+        """x must be dense (batch, seq_len) int64/int32 ids, batch and seq_len >= 1, on the
+        embedding's device, in [0, num_tokens) (see the class docstring for when ids are read)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"LongNetLM: x must be a torch.Tensor of token ids, got "
                             f"{type(x).__name__}")
-        if x.dim() != 2 or x.dtype != torch.long:
+        check_dense("x", x)
+        if x.dtype not in (torch.long, torch.int32):
+            raise TypeError(f"LongNetLM: x must hold int64 (or int32) token ids, got {x.dtype}; "
+                            f"pass x.long() if the values are whole numbers")
+        shape = tuple(x.shape)
+        if x.dim() != 2:
             raise ValueError(f"LongNetLM: x must be (batch, seq_len) int64 token ids; got "
-                             f"{tuple(x.shape)} {x.dtype}")
+                             f"shape {shape}"
+                             + ("; for one sequence pass x.unsqueeze(0)" if x.dim() == 1 else ""))
+        if x.numel() == 0:
+            which = " and ".join(d for d, n in zip(("batch", "seq_len"), shape) if n == 0)
+            raise ValueError(f"LongNetLM: x has shape {shape} ({which} = 0); batch and seq_len "
+                             f"must be >= 1")
+        weight = self.token_embedding.weight
+        if x.device != weight.device:
+            raise ValueError(f"LongNetLM: x is on {x.device} but the model's parameters are on "
+                             f"{weight.device}; move the model (model.to({str(x.device)!r})) or "
+                             f"the ids (x.to({str(weight.device)!r}))")
+        if x.device.type == "meta" or (x.device.type != "cpu" and
+                                       not self.check_token_ids_on_device):
+            return
+        lo, hi = torch.stack(list(torch.aminmax(x))).tolist()  # one host sync off the CPU
+        if lo >= 0 and hi < self.num_tokens:
+            return
+        where = ((x < 0) | (x >= self.num_tokens)).nonzero()[0].tolist()
+        bad = int(x[where[0], where[1]])
+        fix = (f"replace negative ids (padding or ignore markers such as -100) by real tokens"
+               if bad < 0 else
+               f"the ids must come from a tokenizer of at most {self.num_tokens} tokens, or the "
+               f"model needs num_tokens >= {hi + 1}")
+        raise ValueError(f"LongNetLM: token id {bad} at x[{where[0]}, {where[1]}] is outside "
+                         f"[0, num_tokens = {self.num_tokens}) (ids in x span [{lo}, {hi}]); "
+                         f"{fix}")
+
+    def forward(self, x: Tensor, is_causal: bool = True) -> Tensor:
+        """x: (batch, seq_len) int64 or int32 token ids in [0, num_tokens) -> logits (batch,
+        seq_len, num_tokens). Ids are range-checked on the CPU always, elsewhere only when
+        check_token_ids_on_device is True (see the class docstring)."""
+        self._check_tokens(x)
         h = self.token_embedding(x)
         if self.layers is not None:
             for layer in self.layers:

@@ -95,7 +95,7 @@ def check_api(longnet):
         10, 64, 2, variant="encoder"))
     lm = longnet.LongNetLM(10, 64, 2, num_decoder_layers=1, dim_feedforward=64,
                            segment_lengths=w, dilation_rates=r, variant="decoder_only")
-    expect_error(ValueError, "int64 token ids", lambda: lm(torch.zeros(2, 5)))
+    expect_error(TypeError, "int64 (or int32) token ids", lambda: lm(torch.zeros(2, 5)))
     expect_error(TypeError, "query must be a torch.Tensor",
                  lambda: longnet.dilated_attention([1], [1], [1], w, r))
     expect_error(ValueError, "dropout_p must be in [0, 1)", lambda: longnet.dilated_attention(
@@ -138,6 +138,98 @@ def check_op_inputs(longnet):
     expect_error(TypeError, "must be floating point", lambda: longnet.dilated_attention(
         q.long(), q.long(), q.long(), w, r))
     print("ok: dilated_attention refuses nested, sparse, empty, wrong-rank and mixed inputs")
+
+
+def check_module_inputs(longnet):
+    """The modules refuse, naming the argument and what would work, what PyTorch would otherwise
+    fail on with its own words: token ids out of range or of a float dtype, inputs of another
+    dtype or device than the parameters, empty sequences and batches, a wrong rank, weights
+    whose size overflows."""
+    w, r = [16, 32], [1, 2]
+    lm = longnet.LongNetLM(10, 32, 2, num_decoder_layers=1, dim_feedforward=32,
+                           segment_lengths=w, dilation_rates=r, variant="decoder_only")
+    expect_error(ValueError, "token id 10 at x[0, 1] is outside [0, num_tokens = 10)",
+                 lambda: lm(torch.tensor([[1, 10]])))
+    expect_error(ValueError, "token id -1 at x[1, 0]", lambda: lm(torch.tensor([[1, 2], [-1, 3]])))
+    expect_error(ValueError, "num_tokens = 10", lambda: lm(torch.tensor([[1, 99]], dtype=torch.int32)))
+    expect_error(TypeError, "int64 (or int32) token ids, got torch.float64",
+                 lambda: lm(torch.zeros(1, 5, dtype=torch.float64)))
+    expect_error(TypeError, "got torch.uint8", lambda: lm(torch.zeros(1, 5, dtype=torch.uint8)))
+    expect_error(ValueError, "seq_len = 0", lambda: lm(torch.zeros(1, 0, dtype=torch.long)))
+    expect_error(ValueError, "batch = 0", lambda: lm(torch.zeros(0, 5, dtype=torch.long)))
+    expect_error(ValueError, "x.unsqueeze(0)", lambda: lm(torch.zeros(5, dtype=torch.long)))
+    expect_error(TypeError, "x has layout torch.sparse_coo",
+                 lambda: lm(torch.zeros(1, 5, dtype=torch.long).to_sparse()))
+    ok = torch.tensor([[0, 9]], dtype=torch.int32)  # int32 ids and the ends of the range work
+    with torch.no_grad():
+        assert torch.equal(lm(ok), lm(ok.long())) and lm(ok).shape == (1, 2, 10)
+    meta_lm = longnet.LongNetLM(10, 32, 2, num_decoder_layers=1, dim_feedforward=32,
+                                segment_lengths=w, dilation_rates=r, variant="decoder_only",
+                                device="meta")
+    expect_error(ValueError, "x is on cpu but the model's parameters are on meta",
+                 lambda: meta_lm(torch.zeros(1, 5, dtype=torch.long)))
+    assert meta_lm(torch.full((1, 5), 99, device="meta")).shape == (1, 5, 10)  # never read
+    assert lm.check_token_ids_on_device is (os.environ.get("LONGNET_CHECK_TOKEN_IDS", "0")
+                                            not in ("", "0"))
+    if torch.cuda.is_available():  # off the CPU the ids are read only when asked to
+        cuda_lm = longnet.LongNetLM(10, 32, 2, num_decoder_layers=1, dim_feedforward=32,
+                                    segment_lengths=w, dilation_rates=r, variant="decoder_only",
+                                    device="cuda")
+        cuda_lm.check_token_ids_on_device = True
+        expect_error(ValueError, "token id 12 at x[0, 1]",
+                     lambda: cuda_lm(torch.tensor([[1, 12]], device="cuda")))
+        expect_error(ValueError, "x is on cpu but the model's parameters are on cuda:0",
+                     lambda: cuda_lm(torch.tensor([[1, 2]])))
+
+    E = 32
+    x = torch.randn(2, 5, E)
+    mha = longnet.MultiheadDilatedAttention(E, 2, dilation_rates=r, segment_lengths=w)
+    expect_error(TypeError, "query is torch.float64 but the module's parameters are "
+                 "torch.float32; convert the module (module.to(torch.float64))",
+                 lambda: mha(x.double(), x.double(), x.double()))
+    expect_error(TypeError, "value is torch.float64", lambda: mha(x, x, x.double()))
+    expect_error(TypeError, "must be floating point", lambda: mha(x.long(), x.long(), x.long()))
+    expect_error(ValueError, "(seq_len = 0); batch and seq_len must be >= 1",
+                 lambda: mha(x[:, :0], x[:, :0], x[:, :0]))
+    expect_error(ValueError, "(batch = 0)", lambda: mha(x[:0], x[:0], x[:0]))
+    expect_error(ValueError, "query must be (batch, seq_len, embed_dim = 32)",
+                 lambda: mha(x[0], x[0], x[0]))
+    expect_error(TypeError, "key has layout torch.sparse_coo",
+                 lambda: mha(x, x.to_sparse(), x))
+    expect_error(ValueError, "query is on cpu but the module's parameters are on meta",
+                 lambda: longnet.MultiheadDilatedAttention(
+                     E, 2, dilation_rates=r, segment_lengths=w, device="meta")(x, x, x))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts per op: no dtype error
+        y, _ = mha(x.bfloat16(), x.bfloat16(), x.bfloat16())
+    assert y.shape == x.shape
+    expect_error(ValueError, "embed_dim = 1099511627776 makes a weight of embed_dim * embed_dim",
+                 lambda: longnet.MultiheadDilatedAttention(2**40, 2**5, dilation_rates=r,
+                                                           segment_lengths=w))
+    expect_error(ValueError, "embed_dim <= 46340 works", lambda: longnet.MultiheadDilatedAttention(
+        2**40 + 1, 2, dilation_rates=r, segment_lengths=w))
+
+    net = longnet.LongNet(E, 2, 1, 1, 32, w, r)
+    expect_error(TypeError, "LongNet: x is torch.float64", lambda: net(x.double()))
+    expect_error(ValueError, "LongNet: x has shape (2, 0, 32) (seq_len = 0)", lambda: net(x[:, :0]))
+    expect_error(ValueError, "(batch = 0)", lambda: net(x[:0]))
+    expect_error(ValueError, "x must be (batch, seq_len, d_model = 32); got (2, 5, 16)",
+                 lambda: net(torch.randn(2, 5, 16)))
+    expect_error(ValueError, "x must be (batch, seq_len, d_model = 32); got (5, 32)",
+                 lambda: net(x[0]))
+    enc = longnet.DilatedTransformerEncoderLayer(E, 2, w, r, dim_feedforward=32)
+    expect_error(TypeError, "src is torch.float64", lambda: enc(x.double()))
+    dec = longnet.DilatedTransformerDecoderLayer(E, 2, w, r, dim_feedforward=32)
+    expect_error(TypeError, "memory is torch.float64", lambda: dec(x, x.double()))
+    expect_error(ValueError, "memory must have tgt's shape", lambda: dec(x, x[:, :3]))
+    expect_error(ValueError, "tgt has shape (0, 5, 32)", lambda: dec(x[:0], x[:0]))
+    expect_error(ValueError, "dim_feedforward = 1099511627776 and d_model = 32",
+                 lambda: longnet.LongNet(E, 2, 1, 1, 2**40, w, r))
+    expect_error(ValueError, "d_model = 1099511627776 makes a weight",
+                 lambda: longnet.DilatedTransformerEncoderLayer(2**40, 2, w, r))
+    expect_error(ValueError, "num_tokens = 1099511627776 and d_model = 32", lambda: longnet.LongNetLM(
+        2**40, E, 2, num_decoder_layers=1, segment_lengths=w, dilation_rates=r,
+        variant="decoder_only"))
+    print("ok: modules refuse bad ids, dtypes, devices, empty and wrong-rank inputs, huge sizes")
 
 
 def check_attention_reference(longnet, test_ops):
@@ -385,6 +477,7 @@ def main():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     check_api(longnet)
     check_op_inputs(longnet)
+    check_module_inputs(longnet)
     check_attention_reference(longnet, test_ops)
     check_forward_backward(longnet, "cpu")
     if torch.cuda.is_available():
