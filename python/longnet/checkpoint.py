@@ -7,14 +7,74 @@ plus "_longnet_format" and "_longnet_crc32" (an integrity record the C++ reader 
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
+import stat
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 import torch
 
 CHECKPOINT_FORMAT = "longnet-checkpoint-1"
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format (and LibTorch's) is a zip archive
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _damaged(path: Path, reason: str) -> ValueError:
+    return ValueError(f"{path} is not a readable longnet checkpoint (truncated or damaged: "
+                      f"{reason})")
+
+
+def check_checkpoint_file(path: Path) -> None:
+    """Says what `path` is when it cannot be a checkpoint, reading at most its zip directory:
+    FileNotFoundError (missing, or a dangling link), IsADirectoryError, ValueError for a FIFO,
+    device or socket (never opened, so a FIFO cannot block), for a file that is not a zip
+    archive, or for a truncated or damaged one."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        dangling = os.path.islink(path)
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist" +
+            (f" (it is a symbolic link to the missing {os.readlink(path)})" if dangling else ""))
+    if stat.S_ISDIR(st.st_mode):
+        found = sorted(path.glob("*.ckpt"))
+        hint = f", e.g. {found[-1]}" if found else ""
+        raise IsADirectoryError(f"checkpoint {path} is a directory; pass one checkpoint file "
+                                f"in it{hint}")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"checkpoint {path} is {_file_kind(st.st_mode)}, not a regular file; "
+                         f"longnet reads checkpoints from regular files only (copy it to one)")
+    # O_NONBLOCK: should the path have become a FIFO since the stat, open does not wait for it.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError(f"checkpoint {path} is not a regular file")
+        head = f.read(len(ZIP_MAGIC))
+        if head != ZIP_MAGIC:
+            what = "it is empty" if not head else f"it starts with {head!r}"
+            raise ValueError(f"{path} is not a readable longnet checkpoint (not a torch.save zip "
+                             f"archive: {what}, a checkpoint starts with {ZIP_MAGIC!r})")
+        try:  # reads the end of the file and the zip directory, not the tensors
+            with zipfile.ZipFile(f) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+            raise _damaged(path, f"no readable zip directory at its end ({e}); the file has "
+                                 f"{st.st_size} bytes") from None
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        raise ValueError(f"{path} is not a readable longnet checkpoint (a zip archive without "
+                         f"torch.save's data.pkl record; it holds {names[:4]})")
 
 
 def _jit_pickle_globals() -> List[Any]:
@@ -28,6 +88,11 @@ def _jit_pickle_globals() -> List[Any]:
     names = ("restore_type_tag", "build_intlist", "build_tensorlist", "build_doublelist",
              "build_boollist", "build_tensor_from_id")
     return [getattr(jp, n) for n in names if hasattr(jp, n)]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else "no message"
 
 
 def _load_weights_only(path: Path) -> Any:
@@ -47,23 +112,29 @@ def load_checkpoint(path: Union[str, Path], *,
     list and type-tag helpers, identity functions) and, if torch refuses the file, falls back to
     weights_only=False with a warning (that unpickles arbitrary objects: only for files you
     trust); True never falls back; False loads without the check.
-    Raises FileNotFoundError, or ValueError when the file is not a longnet checkpoint.
+    Raises FileNotFoundError (missing), IsADirectoryError, or ValueError naming what the path is
+    (a FIFO, a device: never opened), that the file is not a torch.save archive, that it is
+    truncated or damaged ("PATH is not a readable longnet checkpoint (truncated or damaged:
+    ...)"), or that it is not a longnet checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if weights_only is None:
-        try:
+    check_checkpoint_file(path)
+    try:
+        if weights_only is None:
+            try:
+                raw = _load_weights_only(path)
+            except pickle.UnpicklingError as e:  # what weights_only=True refuses
+                warnings.warn(f"torch.load({str(path)!r}, weights_only=True) refused the file "
+                              f"({type(e).__name__}: {_first_line(e)}); loading it with "
+                              f"weights_only=False", UserWarning, stacklevel=2)
+                raw = torch.load(path, map_location="cpu", weights_only=False)
+        elif weights_only:
             raw = _load_weights_only(path)
-        except Exception as e:  # torch raises UnpicklingError or RuntimeError for what it refuses
-            warnings.warn(f"torch.load({str(path)!r}, weights_only=True) refused the file "
-                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                          f"loading it with weights_only=False", UserWarning, stacklevel=2)
+        else:
             raw = torch.load(path, map_location="cpu", weights_only=False)
-    elif weights_only:
-        raw = _load_weights_only(path)
-    else:
-        raw = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError,
+            ValueError, OSError) as e:  # what torch.load raises for a damaged archive
+        raise _damaged(path, f"{type(e).__name__}: {_first_line(e)}") from e
     if not isinstance(raw, dict) or raw.get("_longnet_format") != CHECKPOINT_FORMAT:
         found = raw.get("_longnet_format") if isinstance(raw, dict) else type(raw).__name__
         raise ValueError(f"{path} is not a longnet checkpoint (format {found!r}, expected "

@@ -403,8 +403,63 @@ def check_checkpoint_parity(longnet, args):
                  lambda: longnet.LongNetLM.from_checkpoint(bad))
     expect_error(FileNotFoundError, "does not exist",
                  lambda: longnet.LongNetLM.from_checkpoint(bad + ".missing"))
+    check_checkpoint_paths(longnet, args, path)
     print(f"ok: from_checkpoint logits = C++ logits (worst relative error {worst:.3g} < {TOL})")
     return worst
+
+
+def check_checkpoint_paths(longnet, args, good):
+    """from_checkpoint says what a path is when it is no checkpoint: a missing file, a dangling
+    link, a directory, a FIFO or a device (without opening them: a FIFO would block), a file
+    that is no zip archive, a truncated one, a zip without torch.save's records, a damaged
+    record. `good` is a real checkpoint, the source of the truncated copy."""
+    import zipfile
+    work = os.path.join(args.work, "bad_paths")
+    os.makedirs(work, exist_ok=True)
+    for f in os.listdir(work):
+        os.remove(os.path.join(work, f))
+    load = longnet.LongNetLM.from_checkpoint
+
+    def write(name, data):
+        p = os.path.join(work, name)
+        with open(p, "wb") as f:
+            f.write(data)
+        return p
+
+    link = os.path.join(work, "dangling.ckpt")
+    os.symlink(os.path.join(work, "nowhere.ckpt"), link)
+    expect_error(FileNotFoundError, "symbolic link to the missing", lambda: load(link))
+    expect_error(IsADirectoryError, "is a directory; pass one checkpoint file in it, e.g. ",
+                 lambda: load(os.path.dirname(good)))
+    fifo = os.path.join(work, "fifo.ckpt")
+    os.mkfifo(fifo)
+    expect_error(ValueError, "is a FIFO (named pipe), not a regular file", lambda: load(fifo))
+    if os.path.exists("/dev/zero"):
+        expect_error(ValueError, "/dev/zero is a character device", lambda: load("/dev/zero"))
+    expect_error(ValueError, "not a torch.save zip archive: it is empty",
+                 lambda: load(write("empty.ckpt", b"")))
+    expect_error(ValueError, "not a torch.save zip archive: it starts with b'\\x80\\x02ga'",
+                 lambda: load(write("garbage.ckpt", b"\x80\x02garbage" * 1000)))
+    with open(good, "rb") as f:
+        data = f.read()
+    expect_error(ValueError, "is not a readable longnet checkpoint (truncated or damaged: ",
+                 lambda: load(write("truncated.ckpt", data[:len(data) // 2])))
+    expect_error(ValueError, "truncated or damaged", lambda: load(write("tiny.ckpt", data[:10])))
+    other = os.path.join(work, "other.zip")
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("hello.txt", "not a checkpoint")
+    expect_error(ValueError, "without torch.save's data.pkl record", lambda: load(other))
+    broken = os.path.join(work, "broken_pickle.ckpt")
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02garbage")
+        z.writestr("archive/version", "3\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # weights_only=None warns before its fallback fails too
+        expect_error(ValueError, "truncated or damaged: UnpicklingError", lambda: load(broken))
+    expect_error(ValueError, "truncated or damaged", lambda: longnet.load_checkpoint(
+        broken, weights_only=True))
+    print("ok: from_checkpoint names missing, directory, FIFO, device, non-zip, truncated and "
+          "damaged paths")
 
 
 def check_export(longnet, args):
