@@ -128,7 +128,8 @@ def check_op_inputs(longnet):
                  lambda: longnet.dilated_attention(q, q, csr, w, r))
     expect_error(TypeError, "query is a nested tensor",
                  lambda: longnet.DilatedAttention(w, r)(nested, nested, nested))
-    expect_error(ValueError, "got 3 dims", lambda: longnet.dilated_attention(q[0], q[0], q[0], w, r))
+    expect_error(ValueError, "got 3 dims",
+                 lambda: longnet.dilated_attention(q[0], q[0], q[0], w, r))
     expect_error(ValueError, "seq_len = 0", lambda: longnet.dilated_attention(
         q[:, :0], q[:, :0], q[:, :0], w, r))
     expect_error(ValueError, "batch = 0", lambda: longnet.DilatedAttention(w, r)(
@@ -151,7 +152,8 @@ def check_module_inputs(longnet):
     expect_error(ValueError, "token id 10 at x[0, 1] is outside [0, num_tokens = 10)",
                  lambda: lm(torch.tensor([[1, 10]])))
     expect_error(ValueError, "token id -1 at x[1, 0]", lambda: lm(torch.tensor([[1, 2], [-1, 3]])))
-    expect_error(ValueError, "num_tokens = 10", lambda: lm(torch.tensor([[1, 99]], dtype=torch.int32)))
+    expect_error(ValueError, "num_tokens = 10",
+                 lambda: lm(torch.tensor([[1, 99]], dtype=torch.int32)))
     expect_error(TypeError, "int64 (or int32) token ids, got torch.float64",
                  lambda: lm(torch.zeros(1, 5, dtype=torch.float64)))
     expect_error(TypeError, "got torch.uint8", lambda: lm(torch.zeros(1, 5, dtype=torch.uint8)))
@@ -226,9 +228,9 @@ def check_module_inputs(longnet):
                  lambda: longnet.LongNet(E, 2, 1, 1, 2**40, w, r))
     expect_error(ValueError, "d_model = 1099511627776 makes a weight",
                  lambda: longnet.DilatedTransformerEncoderLayer(2**40, 2, w, r))
-    expect_error(ValueError, "num_tokens = 1099511627776 and d_model = 32", lambda: longnet.LongNetLM(
-        2**40, E, 2, num_decoder_layers=1, segment_lengths=w, dilation_rates=r,
-        variant="decoder_only"))
+    expect_error(ValueError, "num_tokens = 1099511627776 and d_model = 32",
+                 lambda: longnet.LongNetLM(2**40, E, 2, num_decoder_layers=1, segment_lengths=w,
+                                           dilation_rates=r, variant="decoder_only"))
     print("ok: modules refuse bad ids, dtypes, devices, empty and wrong-rank inputs, huge sizes")
 
 
