@@ -125,6 +125,18 @@ std::string file_read_bounded(const std::string& path, const std::string& what,
   return out;
 }
 
+bool is_checkpoint_name(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0)
+    name.resize(name.size() - 4);
+  if (name.size() < 11 || name.compare(0, 5, "step_") != 0 ||
+      name.compare(name.size() - 5, 5, ".ckpt") != 0)
+    return false;
+  const std::string digits = name.substr(5, name.size() - 10);
+  return digits.find_first_not_of("0123456789") == std::string::npos;
+}
+
 void output_file_prepare(const std::string& path, const std::string& what) {
   const std::string who = what + " '" + path + "'";
   if (path.empty()) throw std::runtime_error(what + ": the path is empty");
@@ -132,6 +144,10 @@ void output_file_prepare(const std::string& path, const std::string& what) {
   if (kind == PathKind::kDirectory || kind == PathKind::kOther)
     throw std::runtime_error(who + " is " + path_kind_text(path) +
                              ", not a regular file; give a file path");
+  if (kind == PathKind::kFile && is_checkpoint_name(path))
+    throw std::runtime_error(who +
+                             " is a training checkpoint (step_*.ckpt); nothing else is "
+                             "written over one: give another path");
   const std::string dir = parent_of(path);
   if (!make_dirs(dir))
     throw std::runtime_error(who + ": its directory '" + dir +

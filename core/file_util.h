@@ -35,7 +35,10 @@ int file_open_regular(const std::string& path, const std::string& what, uint64_t
 // Prepares an output file the job will append to or replace: its directory is created if needed
 // and must be writable (a probe file is created and removed there), and the path must be absent
 // or a regular file it can write. Throws std::runtime_error naming `what`, the path and the fix.
+// An existing checkpoint (a file named step_N.ckpt) is refused too.
 void output_file_prepare(const std::string& path, const std::string& what);
+// Whether the file name of `path` is a training checkpoint's: step_N.ckpt (or its .tmp).
+bool is_checkpoint_name(const std::string& path);
 // The same for an output directory (created if needed).
 void output_dir_prepare(const std::string& dir, const std::string& what);
 

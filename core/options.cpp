@@ -5,6 +5,7 @@
 #include "longnet/core/text.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -156,7 +157,7 @@ void options_visit(LayerOptions& o, OptionVisitor& v) {
   options_visit(o.attention, v);
   v.field("dropout", o.dropout, spec_half_open(0, 1));
   v.field("activation", o.activation, spec_choices({"gelu", "relu"}));
-  v.field("layer_norm_eps", o.layer_norm_eps, spec_above(0, 1));
+  v.field("layer_norm_eps", o.layer_norm_eps, spec_range(FLT_MIN, 1));  // not 0 in float32
 }
 
 void options_visit(LongNetLMOptions& o, OptionVisitor& v) {

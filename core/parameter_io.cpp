@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "longnet/core/file_util.h"
+
 namespace longnet {
 
 namespace {
@@ -149,6 +151,7 @@ void parameters_save(const torch::nn::Module& m, const std::string& path) {
 }
 
 void parameters_load(torch::nn::Module& m, const std::string& path) {
+  ::close(file_open_regular(path, "parameters file", nullptr));  // no FIFO or device: refused
   std::ifstream in(path, std::ios::binary);
   TORCH_CHECK(in, "parameters_load: cannot open ", path, ": ", std::strerror(errno));
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

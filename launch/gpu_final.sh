@@ -18,6 +18,7 @@ except RuntimeError as e:
     print("python error path (cpu, no cuda init): caught:", str(e).splitlines()[0][:100])
 PY
 echo "python rc=$?" >> "$S"
+rm -rf /tmp/ck1 /tmp/ck4 /tmp/cklong  # scratch checkpoint dirs (a fresh run refuses to replace)
 for B in 1 4; do
   timeout 150 build/longnet train configs/base.yaml train.steps=20 optim.warmup_steps=5 \
     data.batch_size=$B train.grad_accumulation=1 eval.interval=1000 eval.batches=1 log.interval=5 checkpoint.interval=1000 \

@@ -13,6 +13,8 @@ cd "$ROOT"
 OUT_DIR="${OUT:-$ROOT/out}"
 LOGS="${LONGNET_LOG_DIR:-/tmp/longnet_gpu_logs}"
 mkdir -p "$LOGS" "$OUT_DIR" bench/results
+# Scratch checkpoint directories of the runs below (a fresh run refuses to replace checkpoints).
+rm -rf /tmp/longnet_ckpt /tmp/longnet_ckpt_* /tmp/longnet_paper
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 source launch/mpi_env.sh
 NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
@@ -149,7 +151,7 @@ for stage in "${STAGES[@]}"; do
       run profile_base 300 $BIN train configs/base.yaml train.steps=6 optim.warmup_steps=2 \
         data.batch_size=1 train.grad_accumulation=1 \
         eval.interval=1000 eval.batches=1 log.interval=1 checkpoint.interval=1000 \
-        checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_trace data.source=$DATA_SRC \
+        checkpoint.resume=none checkpoint.dir=/tmp/longnet_ckpt_profile data.source=$DATA_SRC \
         log.metrics=/tmp/profile_base.jsonl ${LONGNET_TRACE_ARGS:-} --profile 6
       grep -E "profile step|error" "$LOGS/profile_base.log" | tee -a "$SUMMARY"
       python3 bench/trace_summary.py "$LOGS/trace_base.json" --top 40 > "$LOGS/trace_summary.txt" 2>&1

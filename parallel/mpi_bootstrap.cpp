@@ -1,12 +1,18 @@
 // MPI start-up, rank-prefixed logging and the job-ending error path (see mpi_bootstrap.h).
 #include "longnet/parallel/mpi_bootstrap.h"
 
+#include <c10/util/Exception.h>
+#include <c10/util/Logging.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <new>
+#include <thread>
 
 #include "longnet/core/file_util.h"
 
@@ -71,17 +77,41 @@ int mpi_world_size() {
 }
 
 int run_main(const std::function<int()>& fn) {
+  // A failed enforce (an allocation that does not fit, among others) must throw, to be reported
+  // below, not abort the process: in this process the flag is found set at start.
+  FLAGS_caffe2_use_fatal_for_enforce = false;
   std::string message;
+  bool out_of_memory = false;
   try {
     return fn();
+  } catch (const c10::OutOfMemoryError& e) {
+    message = e.what_without_backtrace();
+    out_of_memory = true;
+  } catch (const c10::Error& e) {
+    message = e.what_without_backtrace();
+    out_of_memory = message.find("can't allocate memory") != std::string::npos;
+  } catch (const std::bad_alloc&) {
+    message = "out of host memory (std::bad_alloc)";
+    out_of_memory = true;
   } catch (const std::exception& e) {
     message = e.what();
+    out_of_memory = message.find("can't allocate memory") != std::string::npos ||
+                    message.find("out of memory") != std::string::npos;
   } catch (...) {
     message = "unknown exception";
   }
   // c10::Error messages carry a C++ backtrace after the first line; users need the first part.
   auto cut = message.find("\nException raised from");
   if (cut != std::string::npos) message.resize(cut);
+  if (out_of_memory)
+    message +=
+        "\n(the sizes asked for do not fit in memory: use a smaller model, sequence or "
+        "batch, or more ranks)";
+  // Most errors (a config, a file) are found by every rank alike: the other ranks give rank 0 a
+  // moment to report and end the job, so that the user reads one message, not one per rank. An
+  // error of this rank alone is still reported, a second later.
+  if (mpi_is_initialized() && mpi_world_size() > 1 && mpi_world_rank() != 0)
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   std::cerr << log_prefix() << "error: " << message << std::endl;
   log_file_write("error: " + message);
   std::fflush(stderr);

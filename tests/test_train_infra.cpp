@@ -293,7 +293,11 @@ TEST_F(Config, ValidConfigsNearTheParserTrapsLoad) {
 TEST_F(Config, ZeroAndNegativeSizesAreErrors) {
   load_fails("model:\n  d_model: 0\n", 2, "model.d_model", {"must be >= 1"});
   load_fails("data:\n  batch_size: -2\n", 2, "data.batch_size", {"-2", "must be >= 1"});
-  load_fails("optim:\n  lr: 0\n", 2, "optim.lr", {"must be in (0, 1000]"});
+  load_fails("optim:\n  lr: 0\n", 2, "optim.lr", {"out of range", "<= 1000"});
+  // Not 0 once in float32, as the optimizer computes (nor the LayerNorm's epsilon).
+  load_fails("optim:\n  lr: 4.9e-324\n", 2, "optim.lr", {"out of range", ">= 1.17"});
+  load_fails("model:\n  layer_norm_eps: 1e-45\n", 2, "model.layer_norm_eps",
+             {"out of range", ">= 1.17"});
   load_fails("model:\n  segment_lengths: [64, 0]\n", 2, "model.segment_lengths[1]",
              {"must be >= 1"});
   load_fails("model:\n  dropout: 1.0\n", 2, "model.dropout", {"in [0, 1)"});

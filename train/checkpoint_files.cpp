@@ -22,6 +22,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <set>
@@ -219,9 +220,10 @@ struct FileId {
   dev_t dev;
   ino_t ino;
   off_t size;
-  int64_t mtime_ns;
+  int64_t mtime_ns, ctime_ns;  // ctime: a change of permissions too
   bool operator<(const FileId& o) const {
-    return std::tie(dev, ino, size, mtime_ns) < std::tie(o.dev, o.ino, o.size, o.mtime_ns);
+    return std::tie(dev, ino, size, mtime_ns, ctime_ns) <
+           std::tie(o.dev, o.ino, o.size, o.mtime_ns, o.ctime_ns);
   }
 };
 
@@ -229,11 +231,13 @@ std::optional<FileId> file_id(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return std::nullopt;
   return FileId{st.st_dev, st.st_ino, st.st_size,
-                int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+                int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
 }
 
 std::mutex g_verified_mu;
 std::set<FileId> g_verified;
+std::map<FileId, std::string> g_failed;  // why each did not verify
 
 void verified_remember(const std::string& path) {
   if (auto id = file_id(path)) {
@@ -252,11 +256,18 @@ bool verified(const std::string& path, std::string* why) {
   {
     std::lock_guard<std::mutex> lock(g_verified_mu);
     if (g_verified.count(*id)) return true;
+    auto f = g_failed.find(*id);
+    if (f != g_failed.end()) {  // the same file as before: not read again at every save
+      *why = f->second;
+      return false;
+    }
   }
   try {
     checkpoint_read(path);
   } catch (const std::exception& e) {
     *why = first_line(e.what());
+    std::lock_guard<std::mutex> lock(g_verified_mu);
+    g_failed[*id] = *why;
     return false;
   }
   verified_remember(path);
@@ -370,10 +381,32 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0)
     throw std::runtime_error(who + ": cannot open: " + errno_text());
   if (!S_ISREG(st.st_mode)) throw std::runtime_error(who + ": not a regular file");
-  std::vector<char> bytes(static_cast<size_t>(st.st_size));
+  if (st.st_size == 0) throw std::runtime_error(who + ": truncated (the file is empty)");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw std::runtime_error(who + ": cannot open: " + errno_text());
+  // The zip signature first, so that a large file that is not a checkpoint is refused without
+  // being read (or allocated for).
+  static const char kZipMagic[4] = {'P', 'K', 3, 4};
+  char head[4] = {0, 0, 0, 0};
+  const ssize_t nh = ::pread(fd, head, sizeof(head), 0);
+  if (nh < 0) {
+    const std::string err = errno_text();
+    ::close(fd);
+    throw std::runtime_error(who + ": read failed: " + err);
+  }
+  if (nh < 4 || std::memcmp(head, kZipMagic, 4) != 0) {
+    ::close(fd);
+    throw std::runtime_error(who + ": not a checkpoint (not a torch.save zip archive)");
+  }
+  std::vector<char> bytes;
+  try {
+    bytes.resize(static_cast<size_t>(st.st_size));
+  } catch (const std::bad_alloc&) {
+    ::close(fd);
+    throw std::runtime_error(who + ": " + std::to_string(st.st_size) +
+                             " bytes do not fit in this machine's memory");
+  }
   {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error(who + ": cannot open: " + errno_text());
     size_t got = 0;
     while (got < bytes.size()) {
       ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
@@ -381,13 +414,12 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
       if (r <= 0) break;
       got += static_cast<size_t>(r);
     }
+    const std::string err = errno_text();
     ::close(fd);
-    if (got != bytes.size()) throw std::runtime_error(who + ": read failed: " + errno_text());
+    if (got != bytes.size())
+      throw std::runtime_error(who + ": read failed after " + std::to_string(got) + " of " +
+                               std::to_string(bytes.size()) + " bytes: " + err);
   }
-  if (bytes.empty()) throw std::runtime_error(who + ": truncated (the file is empty)");
-  static const char kZipMagic[4] = {'P', 'K', 3, 4};
-  if (bytes.size() < 4 || std::memcmp(bytes.data(), kZipMagic, 4) != 0)
-    throw std::runtime_error(who + ": not a checkpoint (not a torch.save zip archive)");
   if (!has_zip_end_record(bytes))
     throw std::runtime_error(who + ": truncated (" + std::to_string(bytes.size()) +
                              " bytes and no zip end record; it was cut short, e.g. by a crash "
@@ -448,14 +480,37 @@ std::optional<std::string> checkpoint_latest(const std::string& dir) {
   return std::nullopt;
 }
 
-CheckpointDirLock::CheckpointDirLock(const std::string& dir) {
-  const std::string who = "checkpoint dir '" + dir + "'";
+CheckpointDirLock::CheckpointDirLock(const std::string& dir, const std::string& key) {
+  const std::string who = key + " '" + dir + "'";
   if (!make_dirs(dir)) throw std::runtime_error(who + " cannot be created: " + errno_text());
   const std::string path = join_path(dir, ".longnet.lock");
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0)
+  // Never through a symbolic link (the note below would be written into its target), never
+  // blocking on a FIFO put there.
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    struct stat lst;
+    const bool exists = ::lstat(path.c_str(), &lst) == 0;
+    if (exists && S_ISLNK(lst.st_mode))
+      throw std::runtime_error(who + " cannot be used: its lock file '" + path +
+                               "' is a symbolic link; remove it (longnet creates the file itself)");
+    if (exists && err == EACCES)
+      throw std::runtime_error(who + " cannot be used: its lock file '" + path +
+                               "' exists and is not writable by this user (it belongs to uid " +
+                               std::to_string(lst.st_uid) +
+                               "); remove it if no job uses the directory, or give another " + key);
     throw std::runtime_error(who + " cannot be used: cannot create its lock file '" + path +
-                             "': " + errno_text() + "; give a writable checkpoint.dir");
+                             "': " + std::strerror(err) + "; give a writable " + key);
+  }
+  struct stat st;
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    ::close(fd_);
+    fd_ = -1;
+    throw std::runtime_error(who + " cannot be used: its lock file '" + path +
+                             "' is not a plain file of its own (a FIFO, a device, or a hard "
+                             "link to another file); remove it (longnet creates the file itself)");
+  }
+  ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     char holder[256] = {0};
@@ -467,9 +522,9 @@ CheckpointDirLock::CheckpointDirLock(const std::string& dir) {
     fd_ = -1;
     if (err == EWOULDBLOCK)
       throw std::runtime_error(who + " is in use by another training job (" + who_holds +
-                               "); two jobs writing one directory would delete each other's "
-                               "checkpoints. Stop that job, or give this one another "
-                               "checkpoint.dir");
+                               "); two jobs writing one directory would destroy each other's "
+                               "files. Stop that job, or give this one another " +
+                               key);
     throw std::runtime_error(who + ": cannot lock '" + path + "': " + std::strerror(err));
   }
   char host[256] = {0};

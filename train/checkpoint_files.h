@@ -36,13 +36,14 @@ std::string checkpoint_path(const std::string& dir, int64_t step);
 void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::GenericDict& state,
                       int keep);
 
-// An advisory lock on a checkpoint directory, held by one training job while it runs: flock on
-// dir/.longnet.lock (which records the holder's host, pid and start time), released when the
-// process ends however it ends. The directory is created if needed. A second job asking for the
-// same directory gets std::runtime_error naming the holder.
+// An advisory lock on a directory a training job writes (its checkpoint dir, its run folder),
+// held while the job runs: flock on dir/.longnet.lock (which records the holder's host, pid and
+// start time; opened without following a symbolic link), released when the process ends however
+// it ends. The directory is created if needed. A second job asking for the same directory gets
+// std::runtime_error naming the holder; `key` names the setting in messages.
 class CheckpointDirLock {
  public:
-  explicit CheckpointDirLock(const std::string& dir);
+  explicit CheckpointDirLock(const std::string& dir, const std::string& key = "checkpoint.dir");
   ~CheckpointDirLock();
   CheckpointDirLock(const CheckpointDirLock&) = delete;
   CheckpointDirLock& operator=(const CheckpointDirLock&) = delete;

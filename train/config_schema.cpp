@@ -91,7 +91,7 @@ void config_visit(TrainConfig& c, ConfigVisitor& v) {
   v.field("seq_len", c.data.seq_len, spec_range(1, double(kMaxTokens)));
   v.field("batch_size", c.data.batch_size, spec_range(1, kMaxCount));
   v.section("optim");
-  v.field("lr", c.optim.lr, spec_above(0, 1e3));
+  v.field("lr", c.optim.lr, spec_range(FLT_MIN, 1e3));  // not 0 in float32
   OptionSpec betas = spec_half_open(0, 1);
   betas.list_size = 2;
   v.field("betas", c.optim.betas, betas);

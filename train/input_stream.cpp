@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "longnet/core/file_util.h"
 #include "longnet/longnet_tokenizer_config.h"
 
 #if LONGNET_WITH_ZLIB
@@ -32,9 +33,9 @@ bool ends_with(const std::string& s, const char* suffix) {
 // The raw bytes of a file, read in blocks.
 class FileReader {
  public:
+  // A regular file only, checked without blocking (a FIFO source is refused, not waited on).
   explicit FileReader(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw std::runtime_error("'" + path + "': cannot open: " + std::strerror(errno));
+    fd_ = file_open_regular(path, "source file", nullptr);
   }
   ~FileReader() {
     if (fd_ >= 0) ::close(fd_);

@@ -2,14 +2,10 @@
 // tokenizer.h), so that every caller reports a bad spec the same way.
 #include "longnet/train/tokenizer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <cstdint>
 #include <stdexcept>
 
+#include "longnet/core/file_util.h"
 #include "longnet/train/tokenizer_kinds.h"
 
 namespace longnet {
@@ -21,39 +17,8 @@ constexpr const char* kSpecHelp =
 }
 
 std::string tokenizer_file_read(const std::string& path, const std::string& what) {
-  const std::string who = what + " '" + path + "'";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    throw std::runtime_error(who + (errno == ENOENT
-                                        ? " does not exist"
-                                        : ": cannot open: " + std::string(std::strerror(errno))));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw std::runtime_error(who + " is not a regular file");
-  }
-  constexpr off_t kMaxBytes = off_t{1} << 30;
-  if (st.st_size > kMaxBytes) {
-    ::close(fd);
-    throw std::runtime_error(who + " has " + std::to_string(st.st_size) +
-                             " bytes, more than a tokenizer file can have (1 GiB); is it the "
-                             "right file?");
-  }
-  std::string data(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::read(fd, &data[done], data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      throw std::runtime_error(who + ": read failed" +
-                               (n < 0 ? ": " + std::string(std::strerror(err)) : " (file shrank)"));
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  return data;
+  // Checked without blocking (a FIFO is refused, not opened for reading) and bounded.
+  return file_read_bounded(path, what, uint64_t{1} << 30);
 }
 
 bool tokenizer_kind_available(const std::string& kind) {

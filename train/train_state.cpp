@@ -32,6 +32,64 @@ at::Tensor cuda_generator_state(const ProcessGrid& grid) {
   return at::Tensor();
 }
 
+// The step in a checkpoint's file name (step_00000100.ckpt -> 100), -1 for another name.
+int64_t step_of_name(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (name.size() < 11 || name.compare(0, 5, "step_") != 0 ||
+      name.compare(name.size() - 5, 5, ".ckpt") != 0)
+    return -1;
+  const std::string digits = name.substr(5, name.size() - 10);
+  if (digits.empty() || digits.size() > 18 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return -1;
+  return std::stoll(digits);
+}
+
+// Refuses, before anything is changed, a start that would replace checkpoints in
+// checkpoint.dir: this run writes steps after `start_step` there, so a file named for a later
+// step (good, damaged or unreadable; a failed read says nothing about what it holds) would be
+// overwritten and then deleted by retention. With checkpoint.resume "none" every checkpoint
+// there is another run's. Rank 0 looks; every rank throws the same message.
+void replace_guard(ProcessGrid& grid, const TrainConfig& cfg, int64_t start_step,
+                   const std::string& resumed) {
+  std::string problem;
+  if (grid.world_rank == 0) {
+    const auto& dir = cfg.checkpoint.dir;
+    const auto existing = checkpoint_list(dir);  // newest first
+    if (cfg.checkpoint.resume == "none" && !existing.empty()) {
+      problem = "checkpoint.resume is none, but checkpoint.dir '" + dir + "' already holds " +
+                std::to_string(existing.size()) +
+                " checkpoint(s) (newest: " + existing.front().second +
+                "): a new run there would replace and delete them. Give a new run its own "
+                "checkpoint.dir (and log.dir), or continue that run with checkpoint.resume: "
+                "auto. Nothing was changed";
+    } else {
+      for (const auto& [step, path] : existing) {
+        if (step <= start_step) break;
+        if (path == resumed) continue;
+        std::string state = "it reads back as a good checkpoint";
+        try {
+          checkpoint_read(path);
+        } catch (const std::exception& e) {
+          state = e.what();
+          const size_t nl = state.find('\n');
+          if (nl != std::string::npos) state.resize(nl);
+        }
+        problem = "checkpoint.dir '" + dir + "' holds " + path + ", after step " +
+                  std::to_string(start_step) + " where this run starts" +
+                  (resumed.empty() ? "" : " (from " + resumed + ")") +
+                  "; training on would replace it (" + state +
+                  "). Resume from it if it is good (checkpoint.resume: auto, or its path), or "
+                  "move it out of the directory (e.g. to inspect it). Nothing was changed";
+        break;
+      }
+    }
+  }
+  problem = world_broadcast(grid, problem, 0);
+  TORCH_CHECK(problem.empty(), problem);
+}
+
 // The checkpoint to resume from, the same on every rank; "" when there is none.
 std::string resume_path(ProcessGrid& grid, const TrainConfig& cfg) {
   const auto& mode = cfg.checkpoint.resume;
@@ -100,7 +158,10 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
 std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainConfig& cfg,
                                                 const NamedTensors& params, AdamW& optim) {
   const std::string path = resume_path(grid, cfg);
-  if (path.empty()) return std::nullopt;
+  if (path.empty()) {
+    replace_guard(grid, cfg, -1, "");
+    return std::nullopt;
+  }
   auto state = checkpoint_read(path);
   auto get = [&](const char* key) {
     TORCH_CHECK(state.contains(key), "checkpoint ", path, " has no '", key,
@@ -136,6 +197,13 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
   progress.step = get("step").toInt();
   progress.bad_steps = get("bad_steps").toInt();
   progress.samples = get("samples").toInt();
+  const int64_t named = step_of_name(path);
+  TORCH_CHECK(named < 0 || named == progress.step, "checkpoint ", path, " holds step ",
+              progress.step, " but its name says step ", named,
+              " (renamed or copied?): resuming from it would write steps already in its "
+              "directory. Rename it step_XXXXXXXX.ckpt after the step it holds, or move it away. "
+              "Nothing was changed");
+  replace_guard(grid, cfg, progress.step, path);
   const at::Tensor rng_cpu = get("rng_cpu").toTensor();
   {
     at::NoGradGuard no_grad;

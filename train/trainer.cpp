@@ -127,8 +127,15 @@ class Trainer {
     int64_t steps = 0, finite = 0;
     double seconds = 0, loss_sum = 0;
   } interval_;
-  std::unique_ptr<CheckpointDirLock> checkpoint_lock_;  // rank 0, for the whole job
+  std::unique_ptr<CheckpointDirLock> checkpoint_lock_, run_lock_;  // rank 0, the whole job
 };
+
+// Whether two existing directories are the same one.
+static bool same_dir(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
 
 void Trainer::grid_setup() {
   const int world = mpi_world_size();
@@ -147,6 +154,9 @@ void Trainer::grid_setup() {
     // The run folder: the resolved config, and from here on a copy of this output.
     if (!cfg_.log.dir.empty()) {
       output_dir_prepare(cfg_.log.dir, "run folder (log.dir)");
+      // Locked too: a second job would rewrite its config.yaml and interleave its metrics.
+      if (!same_dir(cfg_.log.dir, cfg_.checkpoint.dir))
+        run_lock_ = std::make_unique<CheckpointDirLock>(cfg_.log.dir, "log.dir");
       const std::string yaml = config_to_yaml(cfg_);
       file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
       log_file_open(cfg_.log.dir + "/train.log");
@@ -274,11 +284,13 @@ void Trainer::model_setup() {
   attention_ = std::make_unique<SequenceParallelAttention>(grid_);
   if (grid_->world_rank == 0) {
     // Room for one more checkpoint: float32 parameters and AdamW's two moments, plus headroom.
-    const int64_t need = 3 * 4 * total + (int64_t(64) << 20);
+    const int64_t one = 3 * 4 * total, margin = int64_t(64) << 20;
     const int64_t free = free_bytes(cfg_.checkpoint.dir);
-    TORCH_CHECK(free < 0 || free >= need, "checkpoint dir (checkpoint.dir) '", cfg_.checkpoint.dir,
-                "' has ", free >> 20, " MiB free; one checkpoint of this model ", "needs about ",
-                need >> 20, " MiB. Free some space or use another checkpoint.dir");
+    TORCH_CHECK(free < 0 || free >= one + margin, "checkpoint dir (checkpoint.dir) '",
+                cfg_.checkpoint.dir, "' has ", free >> 20,
+                " MiB free; one checkpoint of this model takes about ", (one + (1 << 20) - 1) >> 20,
+                " MiB, and 64 MiB more are kept free. Free some space or use another "
+                "checkpoint.dir");
   }
   const auto& m = cfg_.model;
   std::ostringstream s;
@@ -463,7 +475,7 @@ void Trainer::loop() {
              "train.steps=" +
              std::to_string(2 * std::max<int64_t>(step_, 1)) +
              "; the learning-rate schedule follows the new length); to start afresh, give a new "
-             "log.dir and checkpoint.dir (or checkpoint.resume=none)");
+             "log.dir and checkpoint.dir");
     return;
   }
   log_info("training: steps " + std::to_string(step_) + " -> " + std::to_string(total) + ", " +

@@ -7,7 +7,7 @@
 # `bench generate --cache-fill full`. Fits one 10-minute call. Everything in $OUT/r4.tgz.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-R=/tmp/r4; rm -rf $R; mkdir -p $R
+R=/tmp/r4; rm -rf $R /tmp/r4_run; mkdir -p $R
 T0=$SECONDS
 save() { tar -C /tmp -czf $OUT/r4.tgz r4; }
 trap save EXIT

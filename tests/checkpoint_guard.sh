@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Checkpoints are never replaced behind the user's back: a start that would write over or delete
+# checkpoints of checkpoint.dir is refused before anything changes, whatever the files are (good,
+# damaged, unreadable, misnamed), and so are lock files and output paths that would be turned
+# against them. Every case must end the 2-rank job non-zero within 20 s with one message naming
+# the problem, and leave every checkpoint byte for byte as it was.
+#   tests/checkpoint_guard.sh LONGNET_BINARY CONFIG DATA_SRC WORK_DIR
+set -uo pipefail
+BIN=$1 CONFIG=$2 SRC=$3 WORK=$4
+rm -rf "$WORK" && mkdir -p "$WORK"
+MPIRUN=(mpirun -np 2 --oversubscribe --allow-run-as-root --bind-to none)
+fail() { echo "FAIL: $*"; exit 1; }
+# A good run leaves checkpoints at steps 4 and 8.
+"${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source="$SRC" data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/ckpt" train.steps=8 checkpoint.interval=4 checkpoint.resume=none \
+  log.dir="$WORK/run0" > "$WORK/good.log" 2>&1 || fail "the good run failed: $(tail -3 "$WORK/good.log")"
+cases=0
+sums() { sha256sum "$1"/step_* 2>/dev/null | cut -c1-64 | tr '\n' ' '; }
+
+# expect NAME DIR MESSAGE ARGS... : a copy of the good checkpoints in WORK/DIR (prepared by the
+# caller), then `longnet train CONFIG ARGS` on it; the copy must be unchanged afterwards.
+expect() {
+  local name=$1 dir=$WORK/$2 message=$3
+  shift 3
+  local before t0=$SECONDS
+  before=$(sums "$dir")
+  timeout 60 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+    checkpoint.dir="$dir" log.dir="$WORK/run_$name" "$@" > "$WORK/$name.log" 2>&1
+  local rc=$? dt=$((SECONDS - t0))
+  ((rc != 0)) || fail "$name: exited 0"
+  ((rc != 124)) || fail "$name: hung"
+  ((dt <= 20)) || fail "$name: took $dt s"
+  grep -qF -- "$message" "$WORK/$name.log" || fail "$name: no '$message' in: $(grep -m2 error "$WORK/$name.log")"
+  [[ "$(sums "$dir")" == "$before" ]] || fail "$name: the checkpoints changed"
+  cases=$((cases + 1))
+  echo "ok: $name ($dt s): $(grep -m1 -F -- "$message" "$WORK/$name.log" | cut -c1-160)"
+}
+copy() { rm -rf "$WORK/$1" && cp -r "$WORK/ckpt" "$WORK/$1" && rm -f "$WORK/$1/.longnet.lock"; }
+
+copy none; expect resume_none_over_checkpoints none "already holds 2 checkpoint(s)" \
+  checkpoint.resume=none train.steps=4
+copy older; expect resume_older_path older "training on would replace it" \
+  checkpoint.resume="$WORK/older/step_00000004.ckpt" train.steps=12
+copy renamed; cp "$WORK/ckpt/step_00000004.ckpt" "$WORK/renamed/step_00000100.ckpt"
+expect misnamed_checkpoint renamed "holds step 4 but its name says step 100" train.steps=120
+copy damaged; : > "$WORK/damaged/step_00000012.ckpt"
+expect damaged_newer damaged "truncated (the file is empty)" train.steps=16
+copy garbage; head -c 5000 /dev/urandom > "$WORK/garbage/step_00000010.ckpt"
+expect garbage_newer garbage "training on would replace it" train.steps=16
+if [[ $(id -u) != 0 ]]; then  # root reads any file
+  copy unreadable; cp "$WORK/ckpt/step_00000008.ckpt" "$WORK/unreadable/step_00000012.ckpt"
+  chmod 000 "$WORK/unreadable/step_00000012.ckpt"
+  expect unreadable_newer unreadable "cannot open" train.steps=16
+  chmod 644 "$WORK/unreadable/step_00000012.ckpt"
+fi
+copy symlock; ln -s step_00000008.ckpt "$WORK/symlock/.longnet.lock"
+expect lock_symlink symlock "is a symbolic link" train.steps=16
+copy hardlock; ln "$WORK/hardlock/step_00000008.ckpt" "$WORK/hardlock/.longnet.lock"
+expect lock_hard_link hardlock "hard link" train.steps=16
+copy outputs; copy outputs_target
+expect metrics_onto_checkpoint outputs "is a training checkpoint" train.steps=12 \
+  log.metrics="$WORK/outputs_target/step_00000008.ckpt"
+[[ "$(sums "$WORK/outputs_target")" == "$(sums "$WORK/ckpt")" ]] || fail "the metrics target changed"
+# A second job on the same run folder (log.dir) is refused while the first runs.
+copy busy
+"${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/busy" log.dir="$WORK/run_shared" train.steps=40 \
+  --debug-sleep-after 8 > "$WORK/busy1.log" 2>&1 &
+first=$!
+for _ in $(seq 100); do grep -q "^step" "$WORK/busy1.log" 2>/dev/null && break; sleep 0.2; done
+copy busy2
+t0=$SECONDS
+timeout 60 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/busy2" log.dir="$WORK/run_shared" train.steps=12 > "$WORK/busy2.log" 2>&1
+rc=$?
+kill "$first" 2>/dev/null; wait "$first" 2>/dev/null
+((rc != 0)) || fail "run_folder_in_use: exited 0"
+grep -qF "log.dir '$WORK/run_shared' is in use by another training job" "$WORK/busy2.log" ||
+  fail "run_folder_in_use: $(grep -m2 error "$WORK/busy2.log")"
+cases=$((cases + 1))
+echo "ok: run_folder_in_use ($((SECONDS - t0)) s)"
+# The good directory itself still resumes and trains on.
+timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/ckpt" log.dir="$WORK/run0" train.steps=12 checkpoint.interval=4 \
+  > "$WORK/resume.log" 2>&1 || fail "resume of the good run: $(grep -m2 error "$WORK/resume.log")"
+grep -q "resume: .*step_00000008.ckpt at step 8" "$WORK/resume.log" || fail "did not resume at 8"
+echo "checkpoint guard: all $cases cases passed"
