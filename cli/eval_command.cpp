@@ -56,6 +56,7 @@ int cmd_eval(const Args& args) {
   flags_eval(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  f.no_positional();
   mpi_ensure_initialized();
   const auto device = device_auto(f.get("device"));
   const auto dtype = dtype_from_name(f.get("dtype"));

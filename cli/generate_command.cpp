@@ -57,6 +57,7 @@ int cmd_generate(const Args& args) {
   flags_generate(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  f.no_positional();
   single_rank_require("generate");
 
   SamplingOptions s;

@@ -97,6 +97,11 @@ int dispatch(const Args& argv) {
       return run_main([&] { return it->second.run(rest); });
     }
   }
+  // An empty word would match every group below ("usage: longnet  SUBCOMMAND").
+  if (argv[0].empty()) {
+    std::cerr << "longnet: the command is empty ('')\n\n" << usage();
+    return 2;
+  }
   // A command group ("longnet data", "longnet bench --help"): list its sub-commands.
   const std::string group = argv[0];
   const std::string sub = command_lines(group);
