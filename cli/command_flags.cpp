@@ -225,7 +225,8 @@ void flags_eval(CliFlags& f) {
   f.add("batches", "4", "forwards per context length", kCount);
   f.add("batch-size", "1", "windows per forward", kCount);
   f.add("json", "", "write the results to this JSON file");
-  f.add("plot", "", "also draw loss against context length into this PNG (needs --json)");
+  f.add("plot", "",
+        "also draw loss against context length into this .png, .svg or .pdf file (needs --json)");
   f.add("device", "auto", "cpu, cuda, or auto (cuda when present)");
   f.add("dtype", "float32", "float32, or bfloat16 (autocast on cuda, as training evaluates)");
   f.add("seed", "0", "seed of --random-init", kSeed);
