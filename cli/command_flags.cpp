@@ -195,8 +195,9 @@ void flags_check_generate(CliFlags& f) {
 void flags_generate(CliFlags& f) {
   model_flags_add(f);
   f.add("prompt", "", "the prompt text");
-  f.add("prompt-file", "", "a file whose whole content is the prompt");
-  f.add("prompts-file", "", "a file with one prompt per line: generated as one batch");
+  f.add("prompt-file", "", "a file whose whole content is the prompt (a regular file, <= 1 GiB)");
+  f.add("prompts-file", "",
+        "a file with one prompt per line: generated as one batch (a regular file, <= 1 GiB)");
   f.add("max-new-tokens", "256", "tokens to generate per prompt (fewer at end-of-text)", kTokens0);
   f.add_switch("greedy", "always the most likely token");
   f.add("temperature", "1.0", "sampling temperature (0: greedy)", spec_range(0, 1e6));

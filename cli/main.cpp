@@ -1,6 +1,7 @@
 // The `longnet` command line: one binary, sub-commands for checking, benchmarking, data and
 // training (commands.h). Run under mpirun for more than one rank; errors end the whole job
 // (run_main in parallel/mpi_bootstrap.h).
+#include <csignal>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -122,5 +123,8 @@ int dispatch(const Args& argv) {
 }  // namespace longnet
 
 int main(int argc, char** argv) {
+  // No command dies of a signal: a write to a closed pipe (`longnet generate ... | head`) fails
+  // with EPIPE instead, and the commands that stream to stdout stop cleanly (stdout_stream.h).
+  std::signal(SIGPIPE, SIG_IGN);
   return longnet::dispatch(std::vector<std::string>(argv + 1, argv + argc));
 }

@@ -14,6 +14,8 @@
 
 #include "longnet/cli/cli_flags.h"
 #include "longnet/cli/commands.h"
+#include "longnet/cli/stdout_stream.h"
+#include "longnet/core/file_util.h"
 #include "longnet/train/tokenizer.h"
 #include "longnet/train/tokenizer_train.h"
 
@@ -33,12 +35,6 @@ std::string stdin_read_all() {
       throw std::runtime_error(std::string("reading stdin failed: ") + std::strerror(errno));
     }
   }
-}
-
-void stdout_write(const std::string& s) {
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  std::fflush(stdout);
-  if (std::ferror(stdout)) throw std::runtime_error("writing stdout failed");
 }
 
 bool help_print(const CliFlags& f, const std::string& line, const std::string& about) {
@@ -143,7 +139,7 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
     out.append(num, r.ptr);
   }
   out.push_back('\n');
-  stdout_write(out);
+  if (!stdout_write(out)) return stdout_closed_note("tokenizer encode"), 0;
   if (f.get_switch("stats"))
     std::cerr << "tokenizer encode: " << text.size() << " bytes -> " << ids.size() << " ids in "
               << secs << " s (" << text.size() / 1e6 / std::max(secs, 1e-9) << " MB/s, "
@@ -181,7 +177,7 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
     ids.push_back(id);
     p = q;
   }
-  stdout_write(tok->decode(ids));
+  if (!stdout_write(tok->decode(ids))) return stdout_closed_note("tokenizer decode"), 0;
   return 0;
 }
 
