@@ -51,12 +51,35 @@ Schedule schedule_for(const BenchAttentionOptions& o, int64_t N, int64_t L) {
   return s;
 }
 
+// The flags that must agree with every sequence length, checked before any timing: B = tokens / N
+// sequences per step, and the weak-scaling schedule's rates L / F and N / F (L = N / P).
+void options_check(const BenchAttentionOptions& o, int64_t P) {
+  for (int64_t N : o.seq_lens) {
+    if (o.tokens % N != 0)
+      throw std::invalid_argument("longnet bench attention: --tokens " + std::to_string(o.tokens) +
+                                  " is not a positive multiple of --seq-lens " + std::to_string(N) +
+                                  " (B = tokens / N sequences per step); use --tokens " +
+                                  std::to_string(N) + " or a multiple of it");
+    const int64_t F = o.weak_scaling_first;
+    if (F <= 0) continue;
+    const int64_t L = SequenceLayout(N, P, {}).local_len();
+    if (L % F != 0)
+      throw std::invalid_argument(
+          "longnet bench attention: --weak-scaling-first " + std::to_string(F) +
+          " must divide the local length N / P = " + std::to_string(L) + " of --seq-lens " +
+          std::to_string(N) + " on " + std::to_string(P) +
+          " rank(s) (segments {F, L, N}, rates {1, L/F, N/F}); use a divisor of " +
+          std::to_string(L));
+  }
+}
+
 }  // namespace
 
 int bench_attention(const BenchAttentionOptions& o) {
   auto grid = process_grid_create(0, o.sp, o.device);
   const auto dev = grid->device;
   const int64_t P = grid->sequence_parallel;
+  options_check(o, P);
   const std::string card = bench_device_name(dev);
   std::vector<JsonLine> rows;
   auto print = [&](const std::string& line) { log_info(line); };
@@ -69,7 +92,7 @@ int bench_attention(const BenchAttentionOptions& o) {
   for (int64_t D : o.head_dims) {
     for (int64_t N : o.seq_lens) {
       const int64_t L = SequenceLayout(N, P, {}).local_len();
-      const int64_t B = std::max<int64_t>(1, o.tokens / N), H = o.heads;
+      const int64_t B = o.tokens / N, H = o.heads;
       Schedule sch = schedule_for(o, N, L);
       SequenceLayout(N, P, sch.w);  // every segment nests with L
       tensor_size_check("B x N / P x --heads x head dim", {B, L, H, D});

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "longnet/cli/bench_attention.h"
+#include "longnet/cli/bench_common.h"
 #include "longnet/cli/bench_scaling.h"
 #include "longnet/cli/commands.h"
 #include "longnet/cli/common_flags.h"
@@ -14,6 +15,7 @@ int cmd_bench_attention(const Args& args) {
   flags_bench_attention(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  f.no_positional();
   BenchAttentionOptions o;
   o.seq_lens = f.get_int_list("seq-lens");
   o.tokens = f.get_int("tokens");
@@ -35,6 +37,7 @@ int cmd_bench_attention(const Args& args) {
   o.device = device_from_name(f.get("device"));
   o.engine = engine_flags_get(f);
   o.command = command_line("bench attention", args);
+  bench_results_path_check(o.json, "longnet bench attention --json");
   return bench_attention(o);
 }
 
@@ -43,6 +46,7 @@ int cmd_bench_scaling(const Args& args) {
   flags_bench_scaling(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  f.no_positional();
   BenchScalingOptions o;
   o.total_tokens = f.get_int("total-tokens");
   if (!f.get("seq-lens").empty()) o.seq_lens = f.get_int_list("seq-lens");
@@ -59,6 +63,7 @@ int cmd_bench_scaling(const Args& args) {
   o.device = device_from_name(f.get("device"));
   o.engine = engine_flags_get(f);
   o.command = command_line("bench scaling", args);
+  bench_results_path_check(o.json, "longnet bench scaling --json");
   return bench_scaling(o);
 }
 

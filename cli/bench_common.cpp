@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -22,6 +22,7 @@
 
 #include "longnet/core/file_util.h"
 #include "longnet/longnet_build_info.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 
 namespace longnet {
 
@@ -103,24 +104,33 @@ std::string bench_list_str(const std::vector<int64_t>& v) {
 
 namespace longnet {
 
+void bench_results_path_check(const std::string& path, const std::string& what) {
+  if (path.empty()) return;
+  mpi_ensure_initialized();
+  if (mpi_world_rank() == 0) output_file_prepare(path, what);
+}
+
 void bench_write_results(const std::string& path, const std::string& command,
                          const std::string& device, const JsonLine& extra,
                          const std::vector<JsonLine>& rows) {
-  if (!make_parent_dirs(path)) throw std::runtime_error("cannot create the directory of " + path);
-  std::ofstream f(path);
-  if (!f) throw std::runtime_error("cannot write results file " + path);
   JsonLine head;
   head.add("command", command)
       .add("device", device)
       .add("date", bench_date_utc())
       .add("commit", bench_commit());
   std::string h = head.str(), e = extra.str();
+  std::ostringstream f;
   f << h.substr(0, h.size() - 1);
   if (e.size() > 2) f << ", " << e.substr(1, e.size() - 2);
   f << ",\n  \"rows\": [\n";
   for (size_t i = 0; i < rows.size(); ++i)
     f << "    " << rows[i].str() << (i + 1 < rows.size() ? ",\n" : "\n");
   f << "  ]\n}\n";
+  // Checked again (the path may have changed during the run), then written beside it and renamed
+  // over it: a FIFO or device put there meanwhile is replaced, never opened.
+  output_file_prepare(path, "results file");
+  const std::string text = f.str();
+  file_write_atomic(path, {{text.data(), text.size()}});
 }
 
 }  // namespace longnet

@@ -37,8 +37,12 @@ std::string bench_list_str(const std::vector<int64_t>& v);
 
 namespace longnet {
 
+// At the start of a command, before any work: throws naming `what` (the flag) unless the results
+// file `path` can be written by rank 0 (output_file_prepare: not a directory, FIFO or device, in
+// a writable directory, created if needed). Nothing for an empty path.
+void bench_results_path_check(const std::string& path, const std::string& what);
 // Writes {"command": ..., "device": ..., "date": ..., "commit": ..., <extra>, "rows": [...]}
-// to path (creating parent directories).
+// to path (creating parent directories), atomically: a regular file, never opened if it is not one.
 void bench_write_results(const std::string& path, const std::string& command,
                          const std::string& device, const JsonLine& extra,
                          const std::vector<JsonLine>& rows);

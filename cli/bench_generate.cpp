@@ -87,7 +87,9 @@ int cmd_bench_generate(const Args& args) {
   flags_bench_generate(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  f.no_positional();
   single_rank_require("bench generate");
+  bench_results_path_check(f.get("json"), "longnet bench generate --json");
   const auto device = device_auto(f.get("device"));
   const auto dtype = dtype_from_name(f.get("dtype"));
   const int64_t seed = f.get_int("seed"), steps = f.get_int("steps"), warmup = f.get_int("warmup");

@@ -72,6 +72,11 @@ void CliFlags::parse(const std::vector<std::string>& args) {
       continue;
     }
     if (a.rfind("--", 0) != 0) {
+      // "-checkpoint X" would otherwise be two positionals the command may ignore; "-" (stdin)
+      // stays a positional.
+      if (a.size() > 1 && a[0] == '-')
+        throw std::invalid_argument("longnet " + command_ + ": unexpected argument '" + a +
+                                    "' (flags start with --; see --help)");
       positional_.push_back(a);
       continue;
     }
@@ -88,6 +93,10 @@ void CliFlags::parse(const std::vector<std::string>& args) {
       throw std::invalid_argument("longnet " + command_ + ": unknown flag --" + name +
                                   " (see --help for the flags it takes)");
     Flag& f = it->second;
+    // The last value would silently win: say so instead.
+    if (f.given)
+      throw std::invalid_argument("longnet " + command_ + ": --" + name +
+                                  " given twice; give it once");
     if (f.is_switch) {
       if (inline_value)
         throw std::invalid_argument("longnet " + command_ + ": --" + name + " takes no value");
@@ -101,6 +110,13 @@ void CliFlags::parse(const std::vector<std::string>& args) {
     }
     f.given = true;
   }
+}
+
+void CliFlags::no_positional() const {
+  if (!positional_.empty())
+    throw std::invalid_argument("longnet " + command_ + ": unexpected argument '" +
+                                positional_.front() +
+                                "'; this command takes only --flags (see --help)");
 }
 
 const CliFlags::Flag& CliFlags::find(const std::string& name) const {

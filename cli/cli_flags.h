@@ -28,7 +28,8 @@ class CliFlags {
                   const std::string& help, const OptionSpec& range = {});
   void add_switch_hidden(const std::string& name, const std::string& help);
   // Parses args; positional arguments are kept in order. Throws std::invalid_argument naming
-  // the bad flag. "--help" sets help_requested().
+  // the bad flag, a flag given twice, or an argument with one dash ("-checkpoint"; "-" is a
+  // positional). "--help" sets help_requested().
   void parse(const std::vector<std::string>& args);
 
   bool help_requested() const { return help_; }
@@ -37,6 +38,8 @@ class CliFlags {
   // One entry per visible flag: name, default and help.
   std::string flags_usage() const;
   const std::vector<std::string>& positional() const { return positional_; }
+  // For commands that take only flags: throws std::invalid_argument naming the first positional.
+  void no_positional() const;
   // The declared flags' names, in declaration order.
   const std::vector<std::string>& names() const { return order_; }
 

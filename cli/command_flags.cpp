@@ -137,11 +137,14 @@ void flags_tokenizer_train(CliFlags& f) {
   f.add("out", "", "the SentencePiece .model file to write");
   f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
   f.add("max-input-bytes", std::to_string(TokenizerTrainOptions{}.max_input_bytes),
-        "about this much text is read, from files sampled by name across the corpus");
+        "about this much text is read, from files sampled by name across the corpus",
+        spec_range(1, double(int64_t{1} << 62)));
   f.add("max-sentences", std::to_string(TokenizerTrainOptions{}.max_sentences),
-        "SentencePiece trains on a uniform sample of at most this many lines");
-  f.add("seed", "1", "sampling seed (same seed and inputs, same model)");
-  f.add("threads", "0", "training threads (0: one per core)");
+        "SentencePiece trains on a uniform sample of at most this many lines",
+        spec_range(1, INT32_MAX));
+  f.add("seed", "1", "sampling seed (same seed and inputs, same model)",
+        spec_range(0, 4294967294.0));
+  f.add("threads", "0", "training threads (0: one per core)", spec_range(0, 4096));
   f.add_switch("verbose", "show SentencePiece's own progress log");
 }
 
@@ -195,8 +198,9 @@ void flags_check_generate(CliFlags& f) {
 void flags_generate(CliFlags& f) {
   model_flags_add(f);
   f.add("prompt", "", "the prompt text");
-  f.add("prompt-file", "", "a file whose whole content is the prompt");
-  f.add("prompts-file", "", "a file with one prompt per line: generated as one batch");
+  f.add("prompt-file", "", "a file whose whole content is the prompt (a regular file, <= 1 GiB)");
+  f.add("prompts-file", "",
+        "a file with one prompt per line: generated as one batch (a regular file, <= 1 GiB)");
   f.add("max-new-tokens", "256", "tokens to generate per prompt (fewer at end-of-text)", kTokens0);
   f.add_switch("greedy", "always the most likely token");
   f.add("temperature", "1.0", "sampling temperature (0: greedy)", spec_range(0, 1e6));
@@ -225,7 +229,8 @@ void flags_eval(CliFlags& f) {
   f.add("batches", "4", "forwards per context length", kCount);
   f.add("batch-size", "1", "windows per forward", kCount);
   f.add("json", "", "write the results to this JSON file");
-  f.add("plot", "", "also draw loss against context length into this PNG (needs --json)");
+  f.add("plot", "",
+        "also draw loss against context length into this .png, .svg or .pdf file (needs --json)");
   f.add("device", "auto", "cpu, cuda, or auto (cuda when present)");
   f.add("dtype", "float32", "float32, or bfloat16 (autocast on cuda, as training evaluates)");
   f.add("seed", "0", "seed of --random-init", kSeed);

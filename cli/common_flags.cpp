@@ -1,6 +1,7 @@
 // Shared command-line values (see common_flags.h).
 #include "longnet/cli/common_flags.h"
 
+#include <cctype>
 #include <stdexcept>
 
 namespace longnet {
@@ -62,6 +63,33 @@ void tensor_size_check(const std::string& what, const std::vector<int64_t>& size
     throw std::invalid_argument("longnet: " + what + " = " + text +
                                 " elements is more than any machine holds (over 2^50); use "
                                 "smaller sizes");
+}
+
+void overrides_unique_check(const std::vector<std::string>& overrides, const std::string& command) {
+  auto trim = [](std::string t) {
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.erase(0, 1);
+    return t;
+  };
+  auto key_of = [&](const std::string& o) { return trim(o.substr(0, o.find('='))); };
+  auto value_of = [&](const std::string& o) {
+    const auto eq = o.find('=');
+    return eq == std::string::npos ? std::string() : trim(o.substr(eq + 1));
+  };
+  for (size_t i = 0; i < overrides.size(); ++i)
+    for (size_t j = 0; j < i; ++j) {
+      const std::string a = key_of(overrides[j]), b = key_of(overrides[i]);
+      // The same value twice loses nothing (scripts repeat a shared setting).
+      if (a == b && value_of(overrides[j]) != value_of(overrides[i]))
+        throw std::invalid_argument("longnet " + command + ": " + b +
+                                    " is overridden twice with different values ('" + overrides[j] +
+                                    "' and '" + overrides[i] + "'); give it once");
+      const std::string& shorter = a.size() < b.size() ? a : b;
+      const std::string& longer = a.size() < b.size() ? b : a;
+      if (!shorter.empty() && longer.rfind(shorter + ".", 0) == 0)
+        throw std::invalid_argument("longnet " + command + ": '" + overrides[j] + "' and '" +
+                                    overrides[i] + "' both set " + longer + "; give each key once");
+    }
 }
 
 std::string command_line(const std::string& name, const std::vector<std::string>& args) {

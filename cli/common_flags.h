@@ -39,6 +39,11 @@ EngineOptions engine_flags_get(const CliFlags& f);
 // product is checked here before any allocation or index arithmetic).
 void tensor_size_check(const std::string& what, const std::vector<int64_t>& sizes);
 
+// Throws std::invalid_argument naming the key when two key=value overrides set the same config
+// key to different values ("train.steps=5 train.steps=6": the last would silently win), or one
+// sets a section and the other a key in it ("train={steps: 5}" and "train.steps=6").
+void overrides_unique_check(const std::vector<std::string>& overrides, const std::string& command);
+
 // "longnet bench attention --seq-lens 32768" for results files.
 std::string command_line(const std::string& name, const std::vector<std::string>& args);
 

@@ -1,13 +1,20 @@
 // `longnet eval`: validation loss of a trained LongNetLM against context length
 // (train/context_eval.h): every context length scores the same final tokens of windows that end
 // at the same positions. Under mpirun every window is split over the ranks (sequence-parallel
-// attention), for contexts one device cannot hold. Writes JSON and, with --plot, a PNG through
-// launch/plot_eval.py.
+// attention), for contexts one device cannot hold. Writes JSON and, with --plot, a PNG, SVG or
+// PDF through launch/plot_eval.py.
 #include <ATen/ATen.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -18,6 +25,7 @@
 #include "longnet/cli/common_flags.h"
 #include "longnet/cli/model_flags.h"
 #include "longnet/core/dilated_plan.h"
+#include "longnet/core/file_util.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
 #include "longnet/parallel/sequence_parallel_attention.h"
@@ -33,17 +41,57 @@
 namespace longnet {
 namespace {
 
-// Runs launch/plot_eval.py on the results file; says why when it cannot.
+// Throws unless --plot names a file matplotlib writes by its extension: savefig adds ".png" to
+// a path without one, so only these extensions write exactly the path given.
+void plot_path_check(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const auto dot = path.rfind('.');
+  std::string ext = dot == std::string::npos || (slash != std::string::npos && dot < slash)
+                        ? ""
+                        : path.substr(dot);
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext != ".png" && ext != ".svg" && ext != ".pdf")
+    throw std::invalid_argument("longnet eval --plot '" + path +
+                                "': name a .png, .svg or .pdf file, the format follows the "
+                                "extension (got " +
+                                (ext.empty() ? std::string("none") : "'" + ext + "'") + ")");
+  output_file_prepare(path, "longnet eval --plot");
+}
+
+// Runs launch/plot_eval.py on the results file (without a shell: any path is one argument);
+// says why when it cannot.
 void plot_results(const std::string& json, const std::string& png) {
   const char* env = std::getenv("LONGNET_PYTHON");
   const std::string python = env && *env ? env : LONGNET_PYTHON_PATH;
   const std::string script = std::string(LONGNET_SOURCE_DIR) + "/launch/plot_eval.py";
-  const std::string cmd = "'" + python + "' '" + script + "' '" + json + "' '" + png + "'";
-  const int rc = std::system(cmd.c_str());
-  if (rc == 0) {
+  std::vector<std::string> words = {python, script, json, png};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  // The child gets the default SIGPIPE back (main ignores it).
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attr, &pipe_set);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  const int err = posix_spawnp(&pid, python.c_str(), nullptr, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  int status = 0;
+  if (err == 0)
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  const std::string cmd = python + " " + script + " " + json + " " + png;
+  if (err == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     log_info("eval: plot " + png);
   } else {
-    log_info("eval: no plot (" + cmd + " exited with " + std::to_string(rc) +
+    const std::string why = err != 0 ? std::string("cannot start: ") + std::strerror(err)
+                            : WIFEXITED(status)
+                                ? "exited with " + std::to_string(WEXITSTATUS(status))
+                                : "ended by signal " + std::to_string(WTERMSIG(status));
+    log_info("eval: no plot (" + cmd + " " + why +
              "; exit 3 means matplotlib is missing from that python: pip install matplotlib, "
              "or set LONGNET_PYTHON to a python that has it)");
   }
@@ -56,6 +104,7 @@ int cmd_eval(const Args& args) {
   flags_eval(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  f.no_positional();
   mpi_ensure_initialized();
   const auto device = device_auto(f.get("device"));
   const auto dtype = dtype_from_name(f.get("dtype"));
@@ -63,6 +112,11 @@ int cmd_eval(const Args& args) {
     throw std::invalid_argument("eval: --dtype takes float32, or bfloat16 on cuda (autocast)");
   if (!f.get("plot").empty() && f.get("json").empty())
     throw std::invalid_argument("eval: --plot draws the --json results; give --json too");
+  // The output paths are checked before any work (rank 0 writes them).
+  if (mpi_world_rank() == 0) {
+    if (!f.get("json").empty()) output_file_prepare(f.get("json"), "longnet eval --json");
+    if (!f.get("plot").empty()) plot_path_check(f.get("plot"));
+  }
 
   const int world = mpi_world_size();
   auto grid = process_grid_create(1, world, device.type());

@@ -5,6 +5,7 @@
 
 #include "longnet/cli/cli_flags.h"
 #include "longnet/cli/commands.h"
+#include "longnet/core/file_util.h"
 #include "longnet/train/model_export.h"
 
 namespace longnet {
@@ -24,6 +25,8 @@ int cmd_export(const Args& args) {
     throw std::invalid_argument(
         "longnet export: expected one CHECKPOINT and --out DIR (e.g. longnet export "
         "runs/base/checkpoints/step_00001000.ckpt --out exported/base)");
+  // Checked before the checkpoint is read: a file, FIFO or unwritable place is refused at once.
+  output_dir_prepare(f.get("out"), "longnet export --out");
   const auto s = checkpoint_export(f.positional()[0], f.get("out"), f.get("dtype"));
   std::cout << "export: step " << s.step << ", " << s.tensors << " tensors, " << s.bytes
             << " bytes -> " << f.get("out") << "/model.safetensors, " << f.get("out")

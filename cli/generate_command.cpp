@@ -8,14 +8,14 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 
 #include "longnet/cli/cli_flags.h"
 #include "longnet/cli/commands.h"
 #include "longnet/cli/model_flags.h"
+#include "longnet/cli/stdout_stream.h"
+#include "longnet/core/file_util.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/sampling.h"
 #include "longnet/parallel/mpi_bootstrap.h"
@@ -24,10 +24,12 @@
 namespace longnet {
 namespace {
 
+// Prompt files are read whole: a regular file of at most this size (a FIFO, device or directory
+// is refused before it is opened for reading; /dev/zero would never end).
+constexpr uint64_t kPromptFileMaxBytes = uint64_t{1} << 30;
+
 std::string file_text(const std::string& path, const std::string& flag) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(flag + ": cannot open " + path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return file_read_bounded(path, "longnet generate " + flag, kPromptFileMaxBytes);
 }
 
 // The prompts the flags give: exactly one of --prompt, --prompt-file, --prompts-file.
@@ -57,6 +59,7 @@ int cmd_generate(const Args& args) {
   flags_generate(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  f.no_positional();
   single_rank_require("generate");
 
   SamplingOptions s;
@@ -120,11 +123,9 @@ int cmd_generate(const Args& args) {
         continue;
       }
       out[b].push_back(id);
-      if (stream) {
-        const std::string text = tokenizer->decode(&id, 1);
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-      }
+      // The reader may go (`| head`): stop generating, status 0.
+      if (stream && !stdout_write(tokenizer->decode(&id, 1)))
+        return stdout_closed_note("generate"), 0;
     }
     produced += 1;
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || i + 1 == max_new) break;
@@ -132,15 +133,10 @@ int cmd_generate(const Args& args) {
     host = next.cpu();
   }
   auto t2 = std::chrono::steady_clock::now();
-  if (stream) {
-    std::fputc('\n', stdout);
-  } else {
-    for (int64_t b = 0; b < B; ++b) {
-      const std::string text = tokenizer->decode(out[b]);
-      std::cout << "=== " << b << " ===\n" << prompts[b] << text << "\n";
-    }
-  }
-  std::fflush(stdout);
+  std::string tail = stream ? "\n" : "";
+  for (int64_t b = 0; b < B && !stream; ++b)
+    tail += "=== " + std::to_string(b) + " ===\n" + prompts[b] + tokenizer->decode(out[b]) + "\n";
+  if (!stdout_write(tail)) return stdout_closed_note("generate"), 0;
   if (f.get_switch("stats")) {
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
     const double gen_s = std::chrono::duration<double>(t2 - t1).count();

@@ -55,6 +55,7 @@ int cmd_check_generate(const Args& args) {
                                   "' (overrides are key=value, e.g. model.num_layers=2)");
     overrides.push_back(a);
   }
+  overrides_unique_check(overrides, "check generate");
   auto cfg = config_load(f.get("config"), overrides);
   const int64_t W = generation_block_check(cfg.model.layer.attention);
   const auto device = device_auto(f.get("device"));

@@ -1,6 +1,7 @@
 // The `longnet` command line: one binary, sub-commands for checking, benchmarking, data and
 // training (commands.h). Run under mpirun for more than one rank; errors end the whole job
 // (run_main in parallel/mpi_bootstrap.h).
+#include <csignal>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -97,6 +98,11 @@ int dispatch(const Args& argv) {
       return run_main([&] { return it->second.run(rest); });
     }
   }
+  // An empty word would match every group below ("usage: longnet  SUBCOMMAND").
+  if (argv[0].empty()) {
+    std::cerr << "longnet: the command is empty ('')\n\n" << usage();
+    return 2;
+  }
   // A command group ("longnet data", "longnet bench --help"): list its sub-commands.
   const std::string group = argv[0];
   const std::string sub = command_lines(group);
@@ -117,5 +123,8 @@ int dispatch(const Args& argv) {
 }  // namespace longnet
 
 int main(int argc, char** argv) {
+  // No command dies of a signal: a write to a closed pipe (`longnet generate ... | head`) fails
+  // with EPIPE instead, and the commands that stream to stdout stop cleanly (stdout_stream.h).
+  std::signal(SIGPIPE, SIG_IGN);
   return longnet::dispatch(std::vector<std::string>(argv + 1, argv + argc));
 }

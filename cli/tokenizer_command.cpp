@@ -10,10 +10,13 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <regex>
 #include <stdexcept>
 
 #include "longnet/cli/cli_flags.h"
 #include "longnet/cli/commands.h"
+#include "longnet/cli/stdout_stream.h"
+#include "longnet/core/file_util.h"
 #include "longnet/train/tokenizer.h"
 #include "longnet/train/tokenizer_train.h"
 
@@ -35,12 +38,6 @@ std::string stdin_read_all() {
   }
 }
 
-void stdout_write(const std::string& s) {
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  std::fflush(stdout);
-  if (std::ferror(stdout)) throw std::runtime_error("writing stdout failed");
-}
-
 bool help_print(const CliFlags& f, const std::string& line, const std::string& about) {
   if (!f.help_requested()) return false;
   const std::string u = f.usage();
@@ -53,6 +50,24 @@ std::unique_ptr<Tokenizer> tokenizer_from_flags(const CliFlags& f, const std::st
     throw std::invalid_argument("longnet tokenizer " + command + ": --tokenizer is required (" +
                                 kTokenizerHelp + ")");
   return tokenizer_open(f.get("tokenizer"));
+}
+
+// tokenizer_train, with SentencePiece's too-small-vocabulary error said in the flags' terms.
+TokenizerTrainSummary tokenizer_train_explained(const TokenizerTrainOptions& o) {
+  try {
+    return tokenizer_train(o);
+  } catch (const std::runtime_error& e) {
+    // "... Vocabulary size is smaller than required_chars. 300 vs 342. ..."
+    static const std::regex chars(
+        "Vocabulary size is smaller than required_chars\\. ([0-9]+) vs "
+        "([0-9]+)");
+    std::smatch m;
+    const std::string what = e.what();
+    if (!std::regex_search(what, m, chars)) throw;
+    throw std::invalid_argument("longnet tokenizer train: --vocab-size " + m[1].str() +
+                                " is below the number of distinct characters in the corpus (" +
+                                m[2].str() + "); raise it");
+  }
 }
 
 void no_positional(const CliFlags& f, const std::string& command) {
@@ -97,21 +112,16 @@ int tokenizer_train_command(const std::vector<std::string>& args_in) {
   o.vocab_size = f.get_int("vocab-size");
   o.out_path = f.get("out");
   o.corpus.jsonl_field = f.get("jsonl-field");
-  const int64_t max_input = f.get_int("max-input-bytes");
-  if (max_input < 1)
-    throw std::invalid_argument("longnet tokenizer train: --max-input-bytes must be >= 1");
-  o.max_input_bytes = static_cast<uint64_t>(max_input);
+  // Each number is range-checked by its flag (command_flags.cpp), one message per flag.
+  o.max_input_bytes = static_cast<uint64_t>(f.get_int("max-input-bytes"));
   o.max_sentences = f.get_int("max-sentences");
-  const int64_t seed = f.get_int("seed"), threads = f.get_int("threads");
-  if (seed < 0 || seed >= (int64_t{1} << 32) - 1 || threads < 0 || threads > 4096)
-    throw std::invalid_argument(
-        "longnet tokenizer train: --seed must be in [0, 2^32 - 1) and "
-        "--threads in [0, 4096]");
-  o.seed = static_cast<uint32_t>(seed);
-  o.threads = static_cast<int>(threads);
+  o.seed = static_cast<uint32_t>(f.get_int("seed"));
+  o.threads = static_cast<int>(f.get_int("threads"));
+  // Checked before the corpus is read: a directory, FIFO or unwritable place is refused at once.
+  output_file_prepare(o.out_path, "longnet tokenizer train --out");
   o.verbose = f.get_switch("verbose");
   const auto t0 = std::chrono::steady_clock::now();
-  const TokenizerTrainSummary s = tokenizer_train(o);
+  const TokenizerTrainSummary s = tokenizer_train_explained(o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "tokenizer train: " << o.out_path << ": vocabulary " << o.vocab_size << ", from "
             << s.files_sampled << " of " << s.files_listed << " files, " << s.documents
@@ -143,7 +153,7 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
     out.append(num, r.ptr);
   }
   out.push_back('\n');
-  stdout_write(out);
+  if (!stdout_write(out)) return stdout_closed_note("tokenizer encode"), 0;
   if (f.get_switch("stats"))
     std::cerr << "tokenizer encode: " << text.size() << " bytes -> " << ids.size() << " ids in "
               << secs << " s (" << text.size() / 1e6 / std::max(secs, 1e-9) << " MB/s, "
@@ -181,7 +191,7 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
     ids.push_back(id);
     p = q;
   }
-  stdout_write(tok->decode(ids));
+  if (!stdout_write(tok->decode(ids))) return stdout_closed_note("tokenizer decode"), 0;
   return 0;
 }
 

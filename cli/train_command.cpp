@@ -54,6 +54,7 @@ int cmd_train(const Args& args) {
       throw std::invalid_argument("longnet train: more than one config file given ('" +
                                   config_path + "' and '" + a + "')");
   }
+  overrides_unique_check(overrides, "train");
   if (config_path.empty())
     throw std::invalid_argument(
         "longnet train: no config given; name one, e.g. `longnet train configs/tiny.yaml` (a "

@@ -31,7 +31,8 @@ expect() {
   cases=$((cases + 1))
   echo "ok: $name ($dt s): $(grep -m1 -F -- "$message" "$WORK/$name.log" | cut -c1-150)"
 }
-T=(train "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" log.metrics="$WORK/m2.jsonl")
+T0=(train "$CONFIG" $DATA log.metrics="$WORK/m2.jsonl")  # T without checkpoint.dir
+T=("${T0[@]}" checkpoint.dir="$WORK/ckpt")
 
 # Configs.
 printf 'model:\n  num_haeds: 4\n' > "$WORK/unknown.yaml"
@@ -79,8 +80,8 @@ expect number.check_config_wrap "--check-config: 4294967298 is out of range" "${
 expect number.flag_overflow "out of range for a 64-bit number" "${T[@]}" --stop-after 99999999999999999999
 expect number.bench_zero_len "--seq-lens: 0 is out of range" bench attention --device cpu --seq-lens 0
 # Paths the job will write: checked at start, before any training.
-expect paths.ckpt_dir_is_file "not a directory" "${T[@]}" checkpoint.dir="$CONFIG"
-expect paths.ckpt_dir_under_file "cannot be created" "${T[@]}" checkpoint.dir="$CONFIG/sub"
+expect paths.ckpt_dir_is_file "not a directory" "${T0[@]}" checkpoint.dir="$CONFIG"
+expect paths.ckpt_dir_under_file "cannot be created" "${T0[@]}" checkpoint.dir="$CONFIG/sub"
 mkfifo "$WORK/fifo.jsonl"
 expect paths.metrics_fifo "is a FIFO" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_metrics" \
   log.metrics="$WORK/fifo.jsonl"
@@ -189,6 +190,76 @@ expect1 build.out_other_inputs "built from other inputs (the tokenizer: bytes th
 expect1 build.fifo_source "neither a directory nor a regular file" data build --tokenizer bytes \
   --source "$WORK/pipe" --out "$WORK/ds_pipe"
 # ---- end sharded datasets ------------------------------------------------------------------
+# ---- the command line (cli/) ----------------------------------------------------------------
+CK=$(ls "$WORK"/ckpt/*.ckpt | tail -1)
+mkfifo "$WORK/out.fifo" "$WORK/fifo.png"
+# Output paths: checked at the start, before any work (a FIFO there would block the write forever,
+# a directory fail only after the run).
+expect1 out.eval_json_fifo "eval --json '$WORK/out.fifo' is a FIFO" eval --checkpoint "$CK" \
+  --device cpu --json "$WORK/out.fifo"
+expect1 out.eval_json_dir "eval --json '$WORK' is a directory" eval --checkpoint "$CK" \
+  --device cpu --json "$WORK"
+expect1 out.eval_plot_fifo "eval --plot '$WORK/fifo.png' is a FIFO" eval --checkpoint "$CK" \
+  --device cpu --json "$WORK/e.json" --plot "$WORK/fifo.png"
+# matplotlib adds ".png" to a name without an extension: only names it writes as given are taken.
+expect1 out.eval_plot_ext "name a .png, .svg or .pdf file, the format follows the extension (got none)" \
+  eval --checkpoint "$CK" --device cpu --json "$WORK/e.json" --plot "$WORK/plot"
+[[ ! -e "$WORK/e.json" ]] || fail "out.eval_plot_ext: wrote $WORK/e.json before refusing --plot"
+expect1 out.bench_attention_json "bench attention --json '$WORK/out.fifo' is a FIFO" bench attention \
+  --device cpu --seq-lens 256 --tokens 256 --json "$WORK/out.fifo"
+expect1 out.bench_scaling_json "bench scaling --json '$WORK' is a directory" bench scaling \
+  --device cpu --json "$WORK"
+expect1 out.bench_generate_json "bench generate --json '$WORK/out.fifo' is a FIFO" bench generate \
+  --checkpoint "$CK" --device cpu --dtype float32 --json "$WORK/out.fifo"
+expect1 out.tokenizer_train "tokenizer train --out '$WORK/out.fifo' is a FIFO" tokenizer train \
+  --vocab-size 400 --source "$SRC" --out "$WORK/out.fifo"
+expect1 out.export "export --out '$WORK/out.fifo' is a FIFO" export "$CK" --out "$WORK/out.fifo"
+# Prompt files: regular files of at most 1 GiB (a FIFO blocks, /dev/zero never ends).
+expect1 prompt.fifo "generate --prompt-file '$WORK/out.fifo' is a FIFO" generate --checkpoint "$CK" \
+  --device cpu --prompt-file "$WORK/out.fifo"
+expect1 prompt.device "generate --prompt-file '/dev/zero' is a character device" generate \
+  --checkpoint "$CK" --device cpu --prompt-file /dev/zero
+expect1 prompt.directory "generate --prompts-file '$WORK' is a directory" generate \
+  --checkpoint "$CK" --device cpu --prompts-file "$WORK"
+# A flag or override given twice would silently take its last value.
+expect1 flag.twice "generate: --prompt given twice" generate --checkpoint "$CK" --prompt a --prompt b
+expect flag.twice_np2 "check comm: --elements given twice" check comm --elements 5 --elements 7
+expect override.twice "train.steps is overridden twice with different values" "${T[@]}" \
+  train.steps=5 train.steps=6
+# Arguments that are no flag, and positionals for commands that take none, would be ignored.
+expect1 arg.single_dash "unexpected argument '-checkpoint' (flags start with --" generate \
+  -checkpoint "$CK"
+expect1 arg.stray "generate: unexpected argument 'X'" generate --checkpoint "$CK" --prompt a X
+expect1 arg.stray_bench "bench attention: unexpected argument '512'" bench attention --device cpu 512
+expect1 arg.empty_command "the command is empty ('')" ""
+# bench attention: flags that must agree with every sequence length.
+expect1 bench.tokens_multiple "--tokens 100 is not a positive multiple of --seq-lens 256" \
+  bench attention --device cpu --tokens 100 --seq-lens 256
+expect1 bench.weak_scaling_first "--weak-scaling-first 512 must divide the local length N / P = 256" \
+  bench attention --device cpu --tokens 256 --seq-lens 256 --weak-scaling-first 512
+# tokenizer train: one message per flag, naming it and its range.
+TT=(tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/t.model")
+expect1 tok.seed "tokenizer train --seed: 4294967296 is out of range" "${TT[@]}" --seed 4294967296
+expect1 tok.threads "tokenizer train --threads: 5000 is out of range" "${TT[@]}" --threads 5000
+expect1 tok.max_sentences "tokenizer train --max-sentences: 0 is out of range" "${TT[@]}" \
+  --max-sentences 0
+python3 -c "import random,sys;random.seed(1);c=[chr(0x4e00+i) for i in range(400)]
+open(sys.argv[1],'w').write(''.join(''.join(random.choice(c) for _ in range(40))+'\n' for _ in range(3000)))" \
+  "$WORK/cjk.txt"
+if ! "$BIN" tokenizer train --vocab-size 300 --source "$WORK/cjk.txt" --out "$WORK/cjk.model" 2>&1 |
+  grep -q "has no SentencePiece support"; then
+  expect1 tok.vocab_chars "--vocab-size 300 is below the number of distinct characters in the corpus" \
+    tokenizer train --vocab-size 300 --source "$WORK/cjk.txt" --out "$WORK/cjk.model"
+fi
+# A reader that closes the pipe early (`| head`) ends the command with status 0, not SIGPIPE (141).
+head -c 3000000 /dev/urandom | "$BIN" tokenizer encode --tokenizer bytes 2> "$WORK/pipe_encode.err" |
+  head -c 10 > /dev/null
+rc=${PIPESTATUS[1]}; ((rc == 0)) || fail "pipe.encode: exited $rc: $(cat "$WORK/pipe_encode.err")"
+timeout 60 "$BIN" generate --checkpoint "$CK" --device cpu --prompt x --max-new-tokens 100000 \
+  2> "$WORK/pipe_generate.err" | head -c 10 > /dev/null
+rc=${PIPESTATUS[0]}; ((rc == 0)) || fail "pipe.generate: exited $rc: $(cat "$WORK/pipe_generate.err")"
+cases=$((cases + 2))
+echo "ok: pipe.encode, pipe.generate: status 0 when stdout closes early"
 # Help on every command and command group (exit 0).
 for c in "" data bench check tokenizer train "data build" "bench attention" "check comm" \
          "tokenizer encode"; do
