@@ -64,9 +64,11 @@ TokenizerTrainSummary tokenizer_train_explained(const TokenizerTrainOptions& o) 
     std::smatch m;
     const std::string what = e.what();
     if (!std::regex_search(what, m, chars)) throw;
-    throw std::invalid_argument("longnet tokenizer train: --vocab-size " + m[1].str() +
-                                " is below the number of distinct characters in the corpus (" +
-                                m[2].str() + "); raise it");
+    throw std::invalid_argument(
+        "longnet tokenizer train: --vocab-size " + m[1].str() +
+        " is below the pieces SentencePiece needs before any merge for this corpus (" + m[2].str() +
+        ": its characters, the byte-fallback bytes and the special pieces); "
+        "raise --vocab-size to at least that");
   }
 }
 

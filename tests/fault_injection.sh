@@ -47,8 +47,8 @@ resumes kill
 echo "ok: SIGKILL of a rank ended the job in $((SECONDS - T0)) s; resume matched"
 
 # 2. SIGTERM to one rank: every rank checkpoints at the next step boundary and exits 0.
-"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/term" log.metrics="$WORK/term.jsonl" \
-  checkpoint.resume=none checkpoint.interval=100 --debug-sleep-after 6 > "$WORK/term.log" 2>&1 &
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]/#checkpoint.interval=4/checkpoint.interval=100}" \
+  checkpoint.dir="$WORK/term" log.metrics="$WORK/term.jsonl" checkpoint.resume=none --debug-sleep-after 6 > "$WORK/term.log" 2>&1 &
 JOB=$!
 for _ in $(seq 100); do grep -q "^step 6/" "$WORK/term.log" 2>/dev/null && break; sleep 0.2; done
 kill -TERM "$(pgrep -f "^$BIN train.*$WORK/term" | tail -1)"
