@@ -140,8 +140,8 @@ void flags_tokenizer_train(CliFlags& f) {
         "about this much text is read, from files sampled by name across the corpus",
         spec_range(1, double(int64_t{1} << 62)));
   f.add("max-sentences", std::to_string(TokenizerTrainOptions{}.max_sentences),
-        "SentencePiece trains on a uniform sample of at most this many lines",
-        spec_range(1, INT32_MAX));
+        "SentencePiece trains on a uniform sample of at most this many lines (more than 100)",
+        spec_range(101, INT32_MAX));
   f.add("seed", "1", "sampling seed (same seed and inputs, same model)",
         spec_range(0, 4294967294.0));
   f.add("threads", "0", "training threads (0: one per core)", spec_range(0, 4096));

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -128,6 +129,27 @@ int cmd_eval(const Args& args) {
   o.score_tokens = f.get_int("score-tokens");
   o.batch_size = f.get_int("batch-size");
   o.windows = f.get_int("batches") * o.batch_size;
+  // The data's ids must be ids of the model, and each window must score tokens of its own.
+  const int64_t model_vocab = loaded.config.model.vocab_size;
+  if (data.vocab_size > model_vocab)
+    throw std::invalid_argument("eval: " + data.description + " holds ids below " +
+                                std::to_string(data.vocab_size) +
+                                ", but the model's vocabulary is " + std::to_string(model_vocab) +
+                                " (model.vocab_size): score data built with the model's tokenizer");
+  {
+    auto lens = o.context_lens;
+    std::sort(lens.begin(), lens.end());
+    if (std::adjacent_find(lens.begin(), lens.end()) != lens.end())
+      throw std::invalid_argument("eval --context-lens: a length is given twice; give each once");
+    const int64_t scored = o.score_tokens > 0 ? o.score_tokens : lens.front();
+    if (o.windows > 0 && scored > 0 && o.windows > data.size / scored)
+      throw std::invalid_argument(
+          "eval: --batches x --batch-size = " + std::to_string(o.windows) + " windows of " +
+          std::to_string(scored) + " scored tokens need " + std::to_string(o.windows) + " x " +
+          std::to_string(scored) + " validation tokens, but " + data.description + " has " +
+          std::to_string(data.size) + "; fewer windows would score some tokens twice (at most " +
+          std::to_string(data.size / scored) + " windows)");
+  }
   o.bf16_autocast = dtype == at::kBFloat16;
   log_info("eval: " + loaded.source + "; data " + data.description + "; " + std::to_string(world) +
            " rank(s), device " + grid->device.str());

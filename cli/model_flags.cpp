@@ -29,6 +29,11 @@ ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::Sca
 c10::Device device_auto(const std::string& name) {
   if (name == "auto") return at::hasCUDA() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   const auto type = device_from_name(name);
+  if (type == c10::kCUDA && !at::hasCUDA())
+    throw std::invalid_argument(
+        "--device cuda: this machine has no usable GPU (no CUDA device or "
+        "driver, or a build without the CUDA path); use --device cpu or "
+        "auto");
   return type == c10::kCUDA ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
 }
 

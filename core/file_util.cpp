@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <stdexcept>
 
@@ -165,6 +166,27 @@ void output_dir_prepare(const std::string& dir, const std::string& what) {
     throw std::runtime_error(who + " is " + path_kind_text(dir) + ", not a directory");
   if (!make_dirs(dir)) throw std::runtime_error(who + " cannot be created: " + errno_text());
   probe_writable(dir, what, dir);
+}
+
+bool path_inside(const std::string& path, const std::string& dir) {
+  char buf[PATH_MAX];
+  if (!::realpath(dir.c_str(), buf)) return false;
+  const std::string d = buf;
+  // The deepest existing ancestor of path, resolved, then the rest as written.
+  std::string head = path, tail;
+  while (!head.empty() && !::realpath(head.c_str(), buf)) {
+    const size_t slash = head.find_last_of('/');
+    tail = (slash == std::string::npos ? head : head.substr(slash)) + tail;
+    head = slash == std::string::npos ? "" : head.substr(0, slash);
+  }
+  std::string p =
+      head.empty() ? tail : std::string(buf) + (tail.empty() || tail[0] == '/' ? "" : "/") + tail;
+  if (head.empty()) {
+    if (!::getcwd(buf, sizeof(buf))) return false;
+    p = std::string(buf) + "/" + tail;
+  }
+  return p == d || (p.size() > d.size() && p.compare(0, d.size(), d) == 0 &&
+                    (d == "/" || p[d.size()] == '/'));
 }
 
 int64_t free_bytes(const std::string& path) {

@@ -47,6 +47,10 @@ void output_dir_prepare(const std::string& dir, const std::string& what);
 void file_write_atomic(const std::string& path,
                        const std::vector<std::pair<const char*, size_t>>& parts);
 
+// Whether `path` (existing or not) lies inside the directory `dir` or is `dir` itself, after
+// resolving symbolic links of the parts that exist.
+bool path_inside(const std::string& path, const std::string& dir);
+
 // Bytes free for this user on the file system holding `path` (an existing path); -1 if unknown.
 int64_t free_bytes(const std::string& path);
 

@@ -5,6 +5,7 @@
 #include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -15,6 +16,13 @@ void sampling_options_check(const SamplingOptions& o) {
   if (!(o.temperature >= 0.0) || o.temperature > 1e6)
     throw std::invalid_argument("sampling: temperature " + std::to_string(o.temperature) +
                                 " must be in [0, 1e6] (0 = greedy)");
+  if (o.temperature > 0.0 && o.temperature < 1e-4) {
+    char v[32];
+    std::snprintf(v, sizeof(v), "%g", o.temperature);
+    throw std::invalid_argument(std::string("sampling: temperature ") + v +
+                                " is below 1e-4, where logits / temperature overflow float32; use "
+                                "0 (greedy) for the most likely token, or at least 1e-4");
+  }
   if (o.top_k < 0)
     throw std::invalid_argument("sampling: top_k " + std::to_string(o.top_k) +
                                 " must be >= 0 (0 = no limit)");

@@ -260,6 +260,34 @@ timeout 60 "$BIN" generate --checkpoint "$CK" --device cpu --prompt x --max-new-
 rc=${PIPESTATUS[0]}; ((rc == 0)) || fail "pipe.generate: exited $rc: $(cat "$WORK/pipe_generate.err")"
 cases=$((cases + 2))
 echo "ok: pipe.encode, pipe.generate: status 0 when stdout closes early"
+# Outputs that would replace a source file or a file of another kind are refused; so are settings
+# that overflow (a tiny temperature) or score tokens twice (eval windows beyond the data).
+mkdir -p "$WORK/osrc" && cp "$SRC"/*.cpp "$WORK/osrc/" && echo "my notes" > "$WORK/notes.txt"
+mkdir -p "$WORK/hf" && echo '{"mine": 1}' > "$WORK/hf/config.json"
+if ! "$BIN" tokenizer train --vocab-size 400 --source "$WORK/cjk.txt" --out "$WORK/probe.model" 2>&1 |
+  grep -q "has no SentencePiece support"; then
+  expect1 out.tok_in_source "is inside --source" \
+    tokenizer train --vocab-size 400 --source "$WORK/osrc" --out "$WORK/osrc/x.model"
+  expect1 out.tok_not_model "exists and is not a SentencePiece model" \
+    tokenizer train --vocab-size 400 --source "$WORK/osrc" --out "$WORK/notes.txt"
+fi
+expect1 out.data_in_source "is inside the source" data build "$WORK/osrc" "$WORK/osrc/x.tokens"
+expect1 out.data_not_tokens "exists and is not a longnet token file" \
+  data build "$WORK/osrc" "$WORK/notes.txt"
+expect1 out.export_foreign "is not from a longnet export" export "$CK" --out "$WORK/hf"
+[[ "$(cat "$WORK/notes.txt")" == "my notes" && "$(cat "$WORK/hf/config.json")" == '{"mine": 1}' ]] ||
+  fail "out.*: a file that was not ours changed"
+expect1 gen.temperature_tiny "is below 1e-4" \
+  generate --checkpoint "$CK" --device cpu --prompt x --temperature 1e-45
+expect1 eval.windows_overlap "would score some tokens twice" \
+  eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64 \
+  --batch-size 100000
+expect1 eval.duplicate_len "a length is given twice" \
+  eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,64
+if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; then
+  expect1 device.no_gpu "--device cuda: this machine has no usable GPU" \
+    generate --checkpoint "$CK" --device cuda --prompt x
+fi
 # Help on every command and command group (exit 0).
 for c in "" data bench check tokenizer train "data build" "bench attention" "check comm" \
          "tokenizer encode"; do

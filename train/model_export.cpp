@@ -162,6 +162,17 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   }
   s.tensors = static_cast<int64_t>(tensors.size());
   output_dir_prepare(out_dir, "export directory");
+  // A previous export here is replaced; files of anything else are not.
+  const std::string cfg_path = out_dir + "/config.json", st_path = out_dir + "/model.safetensors";
+  const bool ours =
+      path_kind(cfg_path) == PathKind::kFile &&
+      file_read_bounded(cfg_path, "export config", 1 << 20).find("\"longnet-export-1\"") !=
+          std::string::npos;
+  for (const auto& p : {cfg_path, st_path})
+    if (path_kind(p) != PathKind::kMissing && !ours)
+      throw std::invalid_argument("export: '" + p +
+                                  "' exists and is not from a longnet export; it is not replaced. "
+                                  "Give another --out directory, or remove the file");
   safetensors_write(out_dir + "/model.safetensors", tensors,
                     {{"format", "pt"},
                      {"longnet_checkpoint", checkpoint},

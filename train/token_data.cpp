@@ -125,6 +125,25 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     throw std::runtime_error("data build: source '" + src_dir +
                              "' is not a directory; give a directory of text or code");
 
+  // The token file never replaces a source or a file that is not a token file.
+  if (path_inside(out_path, src_dir))
+    throw std::invalid_argument("data build: the output '" + out_path + "' is inside the source '" +
+                                src_dir + "'; write it elsewhere (e.g. data/NAME.tokens)");
+  const PathKind out_kind = path_kind(out_path);
+  if (out_kind == PathKind::kDirectory || out_kind == PathKind::kOther)
+    throw std::invalid_argument("data build: the output '" + out_path + "' is " +
+                                path_kind_text(out_path) + "; give a file path (NAME.tokens)");
+  if (out_kind == PathKind::kFile) {
+    char magic[8] = {};
+    const int fd = file_open_regular(out_path, "data build output", nullptr);
+    const ssize_t n = ::pread(fd, magic, sizeof(magic), 0);
+    ::close(fd);
+    if (n != 8 || std::memcmp(magic, "LNTOKENS", 8) != 0)
+      throw std::invalid_argument("data build: the output '" + out_path +
+                                  "' exists and is not a longnet token file; it is not replaced. "
+                                  "Give a new path, or remove the file");
+  }
+
   DataBuildSummary sum;
   std::vector<Candidate> files;
   std::vector<FileEntry> entries;

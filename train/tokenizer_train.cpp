@@ -126,6 +126,25 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
         "tokenizer train: max_input_bytes, max_sentences must be >= 1 "
         "and max_sentence_bytes >= 16");
 
+  // The model never replaces a source or anything that is not a model, and never lands where a
+  // later training would read it as text.
+  for (const auto& src : o.sources)
+    if (path_inside(o.out_path, src))
+      throw std::invalid_argument("tokenizer train: --out '" + o.out_path +
+                                  "' is inside --source '" + src +
+                                  "' (or is it): it would replace a source file, or be read as "
+                                  "text by the next training; write the model elsewhere");
+  if (path_kind(o.out_path) == PathKind::kFile) {
+    sentencepiece::SentencePieceProcessor existing;
+    if (!existing.Load(o.out_path).ok())
+      throw std::invalid_argument("tokenizer train: --out '" + o.out_path +
+                                  "' exists and is not a SentencePiece model; it is not replaced. "
+                                  "Give a new path, or remove the file");
+  } else if (path_kind(o.out_path) != PathKind::kMissing) {
+    throw std::invalid_argument("tokenizer train: --out '" + o.out_path + "' is " +
+                                path_kind_text(o.out_path) + "; give a .model file path");
+  }
+
   TokenizerTrainSummary sum;
   CorpusSummary skipped;
   const std::vector<CorpusFile> all = corpus_files(o.sources, o.corpus, &skipped);
