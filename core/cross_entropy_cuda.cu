@@ -14,15 +14,25 @@ namespace {
 
 constexpr int kThreads = 512;
 
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(float x) {
+  return x;
+}
+__device__ __forceinline__ float to_float(__half x) {
+  return __half2float(x);
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
 template <typename T>
 __device__ __forceinline__ T from_float(float x);
 template <>
-__device__ __forceinline__ float from_float<float>(float x) { return x; }
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
 template <>
-__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
@@ -91,8 +101,8 @@ void cross_entropy_rows_forward_launch(const CrossEntropyRowsParams& p, int dtyp
   if (p.rows == 0) return;
   kernel_dtype_dispatch(dtype, "cross-entropy forward", [&](auto tag) {
     using T = decltype(tag);
-    ce_forward_kernel<T><<<static_cast<unsigned>(p.rows), kThreads, 0,
-                           static_cast<cudaStream_t>(stream)>>>(p);
+    ce_forward_kernel<T>
+        <<<static_cast<unsigned>(p.rows), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
   });
   launch_check("forward");
 }
@@ -101,8 +111,8 @@ void cross_entropy_rows_backward_launch(const CrossEntropyRowsParams& p, int dty
   if (p.rows == 0) return;
   kernel_dtype_dispatch(dtype, "cross-entropy backward", [&](auto tag) {
     using T = decltype(tag);
-    ce_backward_kernel<T><<<static_cast<unsigned>(p.rows), kThreads, 0,
-                            static_cast<cudaStream_t>(stream)>>>(p);
+    ce_backward_kernel<T>
+        <<<static_cast<unsigned>(p.rows), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
   });
   launch_check("backward");
 }
