@@ -4,6 +4,10 @@
 // end-of-text token (when the tokenizer has one; byte-level models have none) or
 // --max-new-tokens. One prompt streams its text to stdout as it is produced; several
 // (--prompts-file, one per line) run as one batch and print in order when done.
+//
+// Under mpirun the prefill is split over the ranks (parallel/parallel_prefill.h: each rank runs
+// its share of the prompt's blocks of the largest segment length, then the state is broadcast),
+// for prompts whose activations do not fit one device; rank 0 then generates and prints alone.
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -19,6 +23,8 @@
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/sampling.h"
 #include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/parallel_prefill.h"
+#include "longnet/parallel/process_grid.h"
 #include "longnet/train/tokenizer.h"
 
 namespace longnet {
@@ -60,10 +66,15 @@ int cmd_generate(const Args& args) {
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
   f.no_positional();
-  single_rank_require("generate");
+  mpi_ensure_initialized();
 
   SamplingOptions s;
   s.greedy = f.get_switch("greedy");
+  for (const char* flag : {"temperature", "top-k", "top-p"})
+    if (s.greedy && f.given(flag))
+      throw std::invalid_argument(
+          std::string("generate: --greedy takes the most likely token; --") + flag +
+          " applies to sampling only: drop one of the two");
   s.temperature = f.get_double("temperature");
   s.top_k = f.get_int("top-k");
   s.top_p = f.get_double("top-p");
@@ -73,8 +84,10 @@ int cmd_generate(const Args& args) {
   const auto prompts = prompts_from(f);
   auto tokenizer = tokenizer_open(f.get("tokenizer"));
 
-  const auto device = device_auto(f.get("device"));
-  const auto dtype = dtype_auto(f.get("dtype"), device);
+  const auto requested = device_auto(f.get("device"));
+  const auto dtype = dtype_auto(f.get("dtype"), requested);
+  auto grid = process_grid_create(1, mpi_world_size(), requested.type());
+  const auto device = grid->device;  // this rank's GPU under mpirun
   const int64_t seed = f.get_int("seed");
   auto loaded = model_load(model_flags_get(f, device, dtype, seed));
   const int64_t V = loaded.config.model.vocab_size;
@@ -109,7 +122,8 @@ int cmd_generate(const Args& args) {
   std::vector<bool> done(B, false);
 
   auto t0 = std::chrono::steady_clock::now();
-  auto logits = inc.prefill(tokens, lengths);
+  auto logits = prefill_parallel(inc, tokens, lengths, *grid->world);
+  if (grid->world_rank != 0) return 0;  // rank 0 generates from the whole prefill's state
   auto next = sample_next(logits, s);
   auto host = next.cpu();  // the one host synchronisation per step
   auto t1 = std::chrono::steady_clock::now();
@@ -142,8 +156,8 @@ int cmd_generate(const Args& args) {
     const double gen_s = std::chrono::duration<double>(t2 - t1).count();
     std::ostringstream m;
     m << "generate: " << loaded.source << "; prompts " << B << " x up to " << P
-      << " tokens, prefill " << prefill_s << " s (" << double(B * P) / prefill_s << " tokens/s); "
-      << produced << " steps in " << gen_s << " s ("
+      << " tokens, prefill " << prefill_s << " s (" << double(B * P) / prefill_s << " tokens/s, "
+      << grid->world_size << " rank(s)); " << produced << " steps in " << gen_s << " s ("
       << (gen_s > 0 ? double(B * produced) / gen_s : 0.0) << " tokens/s, batch " << B
       << "); device " << device << ", " << dtype << "\n";
     std::cerr << m.str();

@@ -48,8 +48,8 @@ void single_rank_require(const std::string& command) {
     throw std::invalid_argument(
         "longnet " + command + " runs on one rank (one GPU, or the CPU), not under mpirun with " +
         std::to_string(mpi_world_size()) +
-        " ranks: sequence-parallel prefill is not implemented. Prompts of any length prefill "
-        "in chunks on one device (--prefill-chunk); run it without mpirun");
+        " ranks; run it without mpirun (prompts of any length prefill in chunks on one device, "
+        "--prefill-chunk; `longnet generate` can also split a prefill over ranks under mpirun)");
 }
 
 }  // namespace longnet

@@ -179,8 +179,14 @@ at::Tensor IncrementalLM::body_prefill(const at::Tensor& tokens, AttentionBacken
   return layer_norm_apply(model_->norm, x);
 }
 
-at::Tensor IncrementalLM::prefill(const at::Tensor& tokens_in, const std::vector<int64_t>& lengths,
+at::Tensor IncrementalLM::prefill(const at::Tensor& tokens, const std::vector<int64_t>& lengths,
                                   at::Tensor* all_logits) {
+  return prefill_range(tokens, lengths, 0, tokens.dim() == 2 ? tokens.size(1) : 0, all_logits);
+}
+
+at::Tensor IncrementalLM::prefill_range(const at::Tensor& tokens_in,
+                                        const std::vector<int64_t>& lengths, int64_t begin,
+                                        int64_t end, at::Tensor* all_logits) {
   TORCH_CHECK(
       tokens_in.dim() == 2 && tokens_in.size(0) == batch_ && tokens_in.scalar_type() == at::kLong,
       "IncrementalLM::prefill: tokens must be (", batch_, ", P) int64; got ", tokens_in.sizes(),
@@ -192,14 +198,18 @@ at::Tensor IncrementalLM::prefill(const at::Tensor& tokens_in, const std::vector
     TORCH_CHECK(lengths[b] >= 1 && lengths[b] <= P, "IncrementalLM::prefill: prompt ", b,
                 " has length ", lengths[b], "; lengths must lie in [1, ", P,
                 "] (an empty prompt gives no logits to start from)");
+  TORCH_CHECK(begin >= 0 && begin <= end && end <= P && begin % block_ == 0 &&
+                  (end % block_ == 0 || end == P),
+              "IncrementalLM::prefill_range: [", begin, ", ", end, ") of ", P,
+              " tokens does not start and end at multiples of ", block_, " (or at P)");
   at::NoGradGuard no_grad;
   const auto device = positions_.device();
   auto tokens = tokens_in.to(device);
-  auto last = at::empty({batch_, vocab_}, model_->out->weight.options());
+  auto last = at::zeros({batch_, vocab_}, model_->out->weight.options());
   std::vector<at::Tensor> chunks_logits;
   const int64_t T = options_.prefill_chunk;
-  for (int64_t c0 = 0; c0 < P; c0 += T) {
-    const int64_t n = std::min(T, P - c0);
+  for (int64_t c0 = begin; c0 < end; c0 += T) {
+    const int64_t n = std::min(T, end - c0);
     CacheFillBackend backend(caches_, lengths, c0, block_);
     auto h = body_prefill(tokens.narrow(1, c0, n), backend);  // (B, n, d)
     TORCH_INTERNAL_ASSERT(backend.calls() == caches_.size(), "prefill: ", backend.calls(),
@@ -215,7 +225,10 @@ at::Tensor IncrementalLM::prefill(const at::Tensor& tokens_in, const std::vector
       last.index_put_({r}, linear_apply(model_->out, h.index({r, c})));
     }
   }
-  if (all_logits) *all_logits = at::cat(chunks_logits, 1);
+  if (all_logits)
+    *all_logits = chunks_logits.empty()
+                      ? at::empty({batch_, 0, vocab_}, model_->out->weight.options())
+                      : at::cat(chunks_logits, 1);
   positions_.copy_(at::tensor(lengths, at::kLong));
   prefilled_ = true;
   return last;

@@ -51,6 +51,17 @@ class IncrementalLM {
   at::Tensor prefill(const at::Tensor& tokens, const std::vector<int64_t>& lengths,
                      at::Tensor* all_logits = nullptr);
 
+  // One rank's part of a prefill split over several (parallel/parallel_prefill.h): runs prompt
+  // tokens [begin, end) only, begin a multiple of block() and end a multiple of it or P. Blocks
+  // of block() tokens are independent (no segment crosses one), so the caches of the sequences
+  // whose last prompt token lies in the range end as a whole prefill leaves them, and so do
+  // their rows of the returned (B, V) logits; the other rows are zero and the other sequences'
+  // caches hold stale slots (the caller copies both from the rank that ran them). An empty range
+  // runs nothing. Positions become `lengths` either way. With all_logits: the range's (B, end -
+  // begin, V).
+  at::Tensor prefill_range(const at::Tensor& tokens, const std::vector<int64_t>& lengths,
+                           int64_t begin, int64_t end, at::Tensor* all_logits = nullptr);
+
   // Every sequence continues from sequence `index` of src (a generator of the same model after
   // its prefill): its caches and position, copied. (Several samples of one prompt, prefilled
   // once.)
@@ -65,6 +76,8 @@ class IncrementalLM {
   // tensor, which every step advances: clone it to keep a value.
   const at::Tensor& positions() const { return positions_; }
   int64_t batch() const { return batch_; }
+  // The largest segment length: no segment of any branch crosses a multiple of it.
+  int64_t block() const { return block_; }
   LongNetLM& model() { return model_; }
   // The caches in the order the model's attentions run (decoder-only: one per layer;
   // encoder-decoder: each encoder layer's, then each decoder layer's self- and cross-attention).

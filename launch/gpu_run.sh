@@ -5,7 +5,7 @@
 # commit, command); logs to $OUT (or out/), and a summary is printed last.
 #   launch/gpu_run.sh [stage ...]
 # stages: build test check bench breakdown weak scaling scaling4 train trace train4 stall data
-#   generate
+#   generate longctx4
 # (default: build test check bench weak)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -263,6 +263,28 @@ PY
         --prompt-lens 32768 --batches 1,64 --no-cuda-graph \
         --json bench/results/generate_base_nograph_$CARD.json
       grep -E "^ +[0-9]" "$LOGS/bench_generate_nograph.log" | sed 's/^/no graph: /' | tee -a "$SUMMARY"
+      ;;
+    longctx4)
+      # The model train4 trained, used at a 1,048,576-token context on 4 GPUs (issue 23): eval
+      # over context lengths, sequence-parallel; generation after a 1M-byte prompt whose prefill
+      # is split over the 4 GPUs, and the same prompt prefilled on one GPU for comparison.
+      CK=$(ls /tmp/longnet_ckpt_1m/step_*.ckpt 2>/dev/null | tail -1)
+      if [[ -z $CK ]]; then
+        note "longctx4: no checkpoint in /tmp/longnet_ckpt_1m (run train4 first)"
+        continue
+      fi
+      run eval_1m 420 mpirun -np 4 $BIN eval --checkpoint "$CK" --dtype bfloat16 \
+        --context-lens 32768,131072,262144,1048576 --batches 1 --batch-size 1 \
+        --json bench/results/eval_long_1m_sp4_$CARD.json
+      grep -E "context|^ +[0-9]|error" "$LOGS/eval_1m.log" | tee -a "$SUMMARY"
+      find /usr/include -name '*.h' -type f 2>/dev/null | sort | xargs cat 2>/dev/null |
+        head -c 1048576 > /tmp/longnet_prompt_1m.txt
+      run generate_1m_sp4 300 mpirun -np 4 $BIN generate --checkpoint "$CK" \
+        --prompt-file /tmp/longnet_prompt_1m.txt --max-new-tokens 256 --greedy --stats
+      grep -E "^generate:|error" "$LOGS/generate_1m_sp4.log" | tee -a "$SUMMARY"
+      run generate_1m_one 300 $BIN generate --checkpoint "$CK" \
+        --prompt-file /tmp/longnet_prompt_1m.txt --max-new-tokens 256 --greedy --stats
+      grep -E "^generate:|error" "$LOGS/generate_1m_one.log" | tee -a "$SUMMARY"
       ;;
     *) note "unknown stage $stage" ;;
   esac

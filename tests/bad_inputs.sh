@@ -279,6 +279,8 @@ expect1 out.export_foreign "is not from a longnet export" export "$CK" --out "$W
   fail "out.*: a file that was not ours changed"
 expect1 gen.temperature_tiny "is below 1e-4" \
   generate --checkpoint "$CK" --device cpu --prompt x --temperature 1e-45
+expect1 gen.greedy_and_sampling "--top-k applies to sampling only" \
+  generate --checkpoint "$CK" --device cpu --prompt x --greedy --top-k 5
 expect1 eval.windows_overlap "would score some tokens twice" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64 \
   --batch-size 100000

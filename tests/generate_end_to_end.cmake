@@ -1,7 +1,8 @@
 # The generation commands end to end on the CPU: train tests/train_small.yaml for a few steps (2
 # ranks), then from its checkpoint `longnet generate` (one prompt streamed; a batch of prompts
-# longer than the training context), `longnet eval` over context lengths on 1 and 2 ranks (the
-# same numbers) with JSON and a plot, and `longnet bench generate` with tiny sizes.
+# longer than the training context; a long prompt prefilled on 2 ranks), `longnet eval` over
+# context lengths on 1 and 2 ranks (the same numbers) with JSON and a plot, and `longnet bench
+# generate` with tiny sizes.
 # In: LONGNET, MPIRUN (|-separated), CONFIG, DATA_SRC, WORK.
 string(REPLACE "|" ";" mpirun "${MPIRUN}")
 file(REMOVE_RECURSE "${WORK}")
@@ -42,6 +43,18 @@ run(out ${LONGNET} generate --checkpoint ${ckpt} --prompts-file ${WORK}/prompts.
     --max-new-tokens 30 --temperature 0.8 --top-k 20 --top-p 0.9 --seed 3 --device cpu)
 expect("${out}" "=== 0 ===\nstatic" "generate --prompts-file")
 expect("${out}" "=== 2 ===\nvoid f" "generate --prompts-file")
+
+# Under mpirun the prefill of a prompt of several blocks (128 tokens) is split over the ranks;
+# greedy text equals one rank's.
+run(one ${LONGNET} generate --checkpoint ${ckpt} --prompt "${long_prompt}" --max-new-tokens 30
+    --greedy --device cpu)
+run(two ${mpirun} ${LONGNET} generate --checkpoint ${ckpt} --prompt "${long_prompt}"
+    --max-new-tokens 30 --greedy --device cpu --stats)
+expect("${two}" "prefill [^\n]*2 rank" "generate under mpirun --stats")
+string(REGEX REPLACE "generate: [^\n]*\n" "" two_text "${two}")
+if(NOT one STREQUAL two_text)
+  message(FATAL_ERROR "generate on 2 ranks differs from 1 rank:\n[${one}]\n[${two_text}]")
+endif()
 
 # Loss against context length, the same on 1 and 2 ranks.
 set(eval_args eval --checkpoint ${ckpt} --data ${WORK}/data.tokens --context-lens 32,64,128,256

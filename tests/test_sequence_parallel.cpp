@@ -3,13 +3,18 @@
 // only summation order differs). Run by CTest under mpirun -np 2 and -np 4; at -np 1 the same
 // cases check the local path. Shapes are given in units of the local length L so that each
 // world size covers w < L, w = L, w = 2L (and 3L: an uneven last segment at 4 ranks), w = N,
-// w > N, r not dividing L, the paper's r = 6 and 12, causal and not.
+// w > N, r not dividing L, the paper's r = 6 and 12, causal and not. Also the generation prefill
+// split over the ranks (parallel/parallel_prefill.h) against one rank's.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "longnet/core/dilated_attention.h"
+#include "longnet/core/incremental_lm.h"
 #include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/parallel_prefill.h"
 #include "longnet/parallel/sequence_layout.h"
 #include "longnet/parallel/sequence_parallel_attention.h"
 #include "longnet/tests/dilated_reference.h"
@@ -152,6 +157,91 @@ TEST(SequenceParallel, BytesSentAreTheDilatedRowsOnly) {
   sp.forward(q, q, q, o);
   // K and V rows of 1/r of the local tokens per head: 2 * (L / r) * H * D floats.
   EXPECT_EQ(sp.bytes_sent(), 2 * (kL / 4) * H * D * B * int64_t(sizeof(float)));
+}
+
+// ---- the generation prefill split over the ranks ------------------------------------------------
+
+struct PrefillCase {
+  std::string variant;
+  std::vector<int64_t> w, r;
+  int64_t heads;
+  std::vector<int64_t> prompts;  // lengths; each sequence then takes `steps` tokens one by one
+  int64_t chunk, steps;
+};
+
+// Every rank prefills the batch alone and split over all ranks, from the same float64 model and
+// tokens, then steps both generators teacher-forced: logits after the prompts and at every step
+// must agree (the split's caches are the whole prefill's).
+void expect_split_prefill_matches(const PrefillCase& c) {
+  auto grid = process_grid_create(0, mpi_world_size(), c10::kCPU);
+  LongNetLMOptions o;
+  o.variant = c.variant;
+  o.vocab_size = 40;
+  o.num_layers = 2;
+  o.num_encoder_layers = c.variant == "encoder_decoder" ? 1 : 0;
+  o.layer.d_model = c.heads * 8;
+  o.layer.num_heads = c.heads;
+  o.layer.dim_feedforward = 32;
+  o.layer.attention.segment_lengths = c.w;
+  o.layer.attention.dilation_rates = c.r;
+  at::manual_seed(17);  // the same model and tokens on every rank
+  LongNetLM model(o);
+  model->to(at::kDouble);
+  model->eval();
+  const int64_t B = int64_t(c.prompts.size());
+  const int64_t P = *std::max_element(c.prompts.begin(), c.prompts.end());
+  auto tokens = at::randint(o.vocab_size, {B, P + c.steps}, at::kLong);
+  IncrementalOptions io;
+  io.prefill_chunk = c.chunk;
+  IncrementalLM one(model, B, io), split(model, B, io);
+  auto want = one.prefill(tokens.narrow(1, 0, P), c.prompts);
+  auto got = prefill_parallel(split, tokens.narrow(1, 0, P), c.prompts, *grid->world);
+  EXPECT_LT(rel_error(got, want), 1e-12) << "logits after the prompts";
+  EXPECT_TRUE(at::equal(split.positions(), one.positions()));
+  for (int64_t s = 0; s < c.steps; ++s) {
+    auto next = at::empty({B}, at::kLong);
+    for (int64_t b = 0; b < B; ++b) next[b] = tokens[b][c.prompts[b] + s];
+    EXPECT_LT(rel_error(split.step(next), one.step(next)), 1e-12) << "step " << s;
+  }
+}
+
+TEST(ParallelPrefill, BlocksSplitEvenlyAndCoverThePrompt) {
+  // 5 blocks over 4 ranks, 1 block over 3 (two ranks run nothing), an empty prompt range.
+  EXPECT_EQ(prefill_blocks(150, 32, 0, 4), std::make_pair(int64_t(0), int64_t(1)));
+  EXPECT_EQ(prefill_blocks(150, 32, 3, 4), std::make_pair(int64_t(3), int64_t(5)));
+  EXPECT_EQ(prefill_blocks(20, 32, 1, 3), std::make_pair(int64_t(0), int64_t(0)));
+  EXPECT_EQ(prefill_blocks(20, 32, 2, 3), std::make_pair(int64_t(0), int64_t(1)));
+  for (int ranks : {1, 2, 3, 4, 7})
+    for (int64_t P : {1, 31, 32, 33, 150, 1000}) {
+      int64_t next = 0;
+      for (int k = 0; k < ranks; ++k) {
+        auto [f, l] = prefill_blocks(P, 32, k, ranks);
+        EXPECT_EQ(f, next);
+        EXPECT_LE(f, l);
+        next = l;
+      }
+      EXPECT_EQ(next, (P + 31) / 32);
+    }
+}
+
+TEST(ParallelPrefill, MatchesOneRank_promptsOnAndOffBlockBoundaries) {
+  // Block 32: lengths on a boundary, one past it, mid-block and shorter than a block; chunks of
+  // one block inside each rank's range.
+  expect_split_prefill_matches(
+      {"decoder_only", {8, 16, 32}, {1, 2, 4}, 4, {150, 32, 33, 1, 97, 64}, 32, 40});
+}
+
+TEST(ParallelPrefill, MatchesOneRank_rNotDividingW_headsPerClass) {
+  expect_split_prefill_matches({"decoder_only", {6, 12, 24}, {1, 5, 7}, 8, {100, 71}, 48, 30});
+}
+
+TEST(ParallelPrefill, MatchesOneRank_promptShorterThanOneBlock) {
+  // One block in all: every rank but rank 0 (of several) runs nothing.
+  expect_split_prefill_matches({"decoder_only", {8, 16, 32}, {1, 2, 4}, 4, {3, 20}, 32, 20});
+}
+
+TEST(ParallelPrefill, MatchesOneRank_encoderDecoder) {
+  expect_split_prefill_matches({"encoder_decoder", {8, 16}, {1, 2}, 2, {50, 17, 16}, 16, 20});
 }
 
 }  // namespace
