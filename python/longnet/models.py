@@ -463,16 +463,62 @@ class LongNetLM(nn.Module):
         if "model" not in config:
             raise ValueError(f"checkpoint {path}: its config has no 'model' section")
         model = cls.from_config(config["model"], device=device, dtype=dtype)
-        state = ckpt["model"]
-        own = dict(model.named_parameters())
+        model._load_parameters(ckpt["model"], f"checkpoint {path}")
+        return model
+
+    @classmethod
+    def from_export(cls, directory: Union[str, Path], device: Device = None,
+                    dtype: Optional[torch.dtype] = None) -> "LongNetLM":
+        """The model of a `longnet export CKPT --out DIR` folder: its architecture from
+        DIR/config.json, its parameters from DIR/model.safetensors (read with the `safetensors`
+        package; converted to dtype when given, else kept as exported). The model is returned
+        in training mode; call .eval() for inference."""
+        import json
+
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise ValueError(f"export {folder}: not a directory (give the --out folder of "
+                             f"`longnet export`)")
+        config_path, weights_path = folder / "config.json", folder / "model.safetensors"
+        for f in (config_path, weights_path):
+            if not f.is_file():
+                raise ValueError(f"export {folder}: {f.name} is missing or not a regular file "
+                                 f"(`longnet export` writes config.json and model.safetensors)")
+        try:
+            with open(config_path, encoding="utf-8") as fh:
+                config = json.load(fh)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"export {folder}: config.json is not readable JSON ({e})") from None
+        if (not isinstance(config, dict) or config.get("architecture") != "LongNetLM"
+                or not isinstance(config.get("model"), dict)):
+            raise ValueError(f"export {folder}: config.json is not a longnet export (it needs "
+                             f"\"architecture\": \"LongNetLM\" and a \"model\" object)")
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ImportError("LongNetLM.from_export reads model.safetensors with the "
+                              "`safetensors` package: pip install safetensors") from None
+        try:
+            state = load_file(str(weights_path))
+        except Exception as e:  # the package's own errors (header, truncation) vary by version
+            raise ValueError(f"export {folder}: model.safetensors cannot be read "
+                             f"({type(e).__name__}: {e})") from None
+        model = cls.from_config(config["model"], device=device,
+                                dtype=dtype or (next(iter(state.values())).dtype if state else None))
+        model._load_parameters(state, f"export {folder}")
+        return model
+
+    def _load_parameters(self, state: Mapping[str, Tensor], source: str) -> None:
+        """Loads state (exactly this model's parameter names and shapes; converted to each
+        parameter's dtype and device) or raises ValueError naming `source` and what differs."""
+        own = dict(self.named_parameters())
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
-            raise ValueError(f"checkpoint {path}: parameters do not match the model of its "
-                             f"config; missing {missing[:8]}, unexpected {unexpected[:8]}")
+            raise ValueError(f"{source}: parameters do not match the model of its config; "
+                             f"missing {missing[:8]}, unexpected {unexpected[:8]}")
         for name, p in own.items():
             if tuple(state[name].shape) != tuple(p.shape):
-                raise ValueError(f"checkpoint {path}: parameter {name!r} has shape "
+                raise ValueError(f"{source}: parameter {name!r} has shape "
                                  f"{tuple(state[name].shape)}, the model wants {tuple(p.shape)}")
-        model.load_state_dict(dict(state), strict=True)
-        return model
+        self.load_state_dict(dict(state), strict=True)

@@ -15,6 +15,7 @@ import io
 import math
 import os
 import pydoc
+import shutil
 import subprocess
 import sys
 import time
@@ -493,7 +494,33 @@ def check_export(longnet, args):
          "--dtype", "bfloat16"])
     half = load_file(os.path.join(out + "_bf16", "model.safetensors"))
     assert all(t.dtype == torch.bfloat16 for t in half.values())
-    print(f"ok: export round trip ({len(tensors)} tensors; bfloat16 too)")
+    # The package reads its own export back: the same logits; bfloat16 stays bfloat16.
+    back = longnet.LongNetLM.from_export(out).eval()
+    with torch.no_grad():
+        assert torch.equal(back(tokens), ref(tokens)), "from_export gives other logits"
+    back16 = longnet.LongNetLM.from_export(out + "_bf16")
+    assert all(p.dtype == torch.bfloat16 for p in back16.parameters())
+    assert longnet.LongNetLM.from_export(out + "_bf16", dtype=torch.float32).out.weight.dtype \
+        == torch.float32
+    foreign = os.path.join(args.work, "foreign_export")
+    os.makedirs(foreign, exist_ok=True)
+    with open(os.path.join(foreign, "config.json"), "w") as fh:
+        fh.write('{"mine": 1}')
+    expect_error(ValueError, "is missing or not a regular file",
+                 lambda: longnet.LongNetLM.from_export(foreign))
+    shutil.copy(os.path.join(out, "model.safetensors"), foreign)
+    expect_error(ValueError, "is not a longnet export", lambda: longnet.LongNetLM.from_export(foreign))
+    with open(os.path.join(foreign, "config.json"), "w") as fh:
+        fh.write("{not json")
+    expect_error(ValueError, "not readable JSON", lambda: longnet.LongNetLM.from_export(foreign))
+    shutil.copy(os.path.join(out, "config.json"), foreign)
+    with open(os.path.join(foreign, "model.safetensors"), "r+b") as fh:
+        fh.truncate(100)
+    expect_error(ValueError, "model.safetensors cannot be read",
+                 lambda: longnet.LongNetLM.from_export(foreign))
+    expect_error(ValueError, "not a directory", lambda: longnet.LongNetLM.from_export(foreign + ".missing"))
+    print(f"ok: export round trip ({len(tensors)} tensors; bfloat16 too; from_export, and its "
+          f"errors)")
 
 
 def main():
