@@ -7,36 +7,13 @@
 #include <string>
 
 #include "longnet/core/cross_entropy_kernel.h"
+#include "longnet/core/cuda_convert.cuh"
 #include "longnet/core/cuda_dispatch.cuh"
 
 namespace longnet {
 namespace {
 
 constexpr int kThreads = 512;
-
-__device__ __forceinline__ float to_float(float x) {
-  return x;
-}
-__device__ __forceinline__ float to_float(__half x) {
-  return __half2float(x);
-}
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-template <typename T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 // (m, s) <- the running max and the sum of exp(x - m) over both pairs.
 __device__ __forceinline__ void lse_combine(float& m, float& s, float m2, float s2) {

@@ -17,40 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "longnet/tests/temp_files.h"
 #include "longnet/train/token_dataset.h"
 
 namespace longnet::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/longnet_dataset_XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    ::nftw(
-        path_.c_str(),
-        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-inline void write_file(const std::string& path, const std::string& content) {
-  for (size_t pos = 1; pos < path.size(); ++pos)
-    if (path[pos] == '/') ::mkdir(path.substr(0, pos).c_str(), 0755);
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 inline bool exists(const std::string& path) {
   struct stat st;

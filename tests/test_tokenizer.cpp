@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "longnet/cli/tokenizer_command.h"
+#include "longnet/tests/temp_files.h"
 #include "longnet/train/corpus.h"
 #include "longnet/train/input_stream.h"
 #include "longnet/train/sha256.h"
@@ -28,36 +29,9 @@ namespace {
 
 // ---- helpers (POSIX calls: see core/file_util.h on std::filesystem) ---------------------------
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/longnet_tokenizer_XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    ::nftw(
-        path_.c_str(),
-        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-void write_file(const std::string& path, const std::string& content) {
-  for (size_t pos = 1; pos < path.size(); ++pos)
-    if (path[pos] == '/') ::mkdir(path.substr(0, pos).c_str(), 0755);
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::read_file;
+using testing::TempDir;
+using testing::write_file;
 
 template <typename E = std::runtime_error>
 std::string expect_error(const std::function<void()>& fn, const std::vector<std::string>& needles) {

@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "longnet/tests/temp_files.h"
 #include "longnet/train/checkpoint_files.h"
 #include "longnet/train/config.h"
 #include "longnet/train/config_schema.h"
@@ -50,41 +51,9 @@ void resize_file(const std::string& path, int64_t size) {
   ASSERT_EQ(::truncate(path.c_str(), size), 0) << path;
 }
 
-void make_dirs(const std::string& dir) {
-  for (size_t pos = 1; pos <= dir.size(); ++pos)
-    if (pos == dir.size() || dir[pos] == '/') ::mkdir(dir.substr(0, pos).c_str(), 0755);
-}
-
-// A fresh directory under /tmp, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/longnet_train_infra_XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    // Depth first, links not followed.
-    ::nftw(
-        path_.c_str(),
-        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-void write_file(const std::string& path, const std::string& content) {
-  make_dirs(path.substr(0, path.rfind('/')));
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::read_file;
+using testing::TempDir;
+using testing::write_file;
 
 // Runs fn, which must throw E; every `needles` string must occur in the message.
 template <typename E = std::invalid_argument>
