@@ -149,7 +149,12 @@ double CliFlags::get_double(const std::string& name) const {
 
 std::vector<int64_t> CliFlags::get_int_list(const std::string& name) const {
   std::vector<int64_t> out;
-  std::stringstream ss(get(name));
+  const std::string text = get(name);
+  if (!text.empty() && text.back() == ',')
+    throw std::invalid_argument("longnet " + command_ + " --" + name + ": '" + text +
+                                "' ends with a comma; give a comma-separated list of whole "
+                                "numbers (e.g. 2048,4096)");
+  std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
     out.push_back(parse_int_strict(item, "longnet " + command_ + " --" + name));

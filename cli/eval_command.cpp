@@ -119,16 +119,19 @@ int cmd_eval(const Args& args) {
     if (!f.get("plot").empty()) plot_path_check(f.get("plot"));
   }
 
-  const int world = mpi_world_size();
-  auto grid = process_grid_create(1, world, device.type());
-  auto loaded = model_load(model_flags_get(f, grid->device, at::kFloat, f.get_int("seed")));
-  const std::string data_path = f.get("data").empty() ? loaded.config.data.path : f.get("data");
-  auto data = validation_tokens_open(data_path);
+  // Every flag is read (and range-checked) before the model and the data are loaded.
   ContextEvalOptions o;
   o.context_lens = f.get_int_list("context-lens");
   o.score_tokens = f.get_int("score-tokens");
   o.batch_size = f.get_int("batch-size");
   o.windows = f.get_int("batches") * o.batch_size;
+  const int64_t seed = f.get_int("seed");
+
+  const int world = mpi_world_size();
+  auto grid = process_grid_create(1, world, device.type());
+  auto loaded = model_load(model_flags_get(f, grid->device, at::kFloat, seed));
+  const std::string data_path = f.get("data").empty() ? loaded.config.data.path : f.get("data");
+  auto data = validation_tokens_open(data_path);
   // The data's ids must be ids of the model, and each window must score tokens of its own.
   const int64_t model_vocab = loaded.config.model.vocab_size;
   if (data.vocab_size > model_vocab)

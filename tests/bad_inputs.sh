@@ -284,6 +284,8 @@ expect1 gen.greedy_and_sampling "--top-k applies to sampling only" \
 expect1 eval.windows_overlap "would score some tokens twice" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64 \
   --batch-size 100000
+expect1 eval.list_trailing_comma "ends with a comma" \
+  eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,
 expect1 eval.duplicate_len "a length is given twice" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,64
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; then
