@@ -284,6 +284,11 @@ expect1 gen.greedy_and_sampling "--top-k applies to sampling only" \
 expect1 eval.windows_overlap "would score some tokens twice" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64 \
   --batch-size 100000
+cp -r "$DS" "$WORK/ds_val_crc" && python3 -c "import glob
+p = sorted(glob.glob('$WORK/ds_val_crc/val_*.bin'))[0]
+b = bytearray(open(p, 'rb').read()); b[70] ^= 1; open(p, 'wb').write(b)"
+expect1 eval.val_checksum "is corrupt: its CRC-32" \
+  eval --checkpoint "$CK" --device cpu --data "$WORK/ds_val_crc" --context-lens 32
 expect1 eval.list_trailing_comma "ends with a comma" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,
 expect1 eval.duplicate_len "a length is given twice" \

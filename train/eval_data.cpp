@@ -15,6 +15,10 @@ namespace longnet {
 
 ValidationTokens validation_tokens_open(const std::string& path) {
   std::shared_ptr<TokenDataset> data = TokenDataset::open(path, "auto");
+  // A damaged validation shard would give wrong scores, not an error: its checksums are checked
+  // first (the split is small; training checks both splits at its start).
+  const auto [bad, why] = data->verify_checksums(0, 1, DataSplit::kVal);
+  if (bad >= 0) throw std::runtime_error(why);
   auto mu = std::make_shared<std::mutex>();  // a TokenDataset is read by one thread at a time
   ValidationTokens v;
   v.size = data->tokens(DataSplit::kVal);

@@ -338,12 +338,14 @@ const std::string& TokenDataset::shard_path(int64_t index) const {
   return static_cast<size_t>(index) < n0 ? shards_[0][index].path : shards_[1][index - n0].path;
 }
 
-std::pair<int64_t, std::string> TokenDataset::verify_checksums(int rank, int world) const {
+std::pair<int64_t, std::string> TokenDataset::verify_checksums(int rank, int world,
+                                                               std::optional<DataSplit> only) const {
   int64_t index = 0;
   for (int si = 0; si < 2; ++si) {
+    const bool wanted = !only || si == static_cast<int>(*only);
     for (const Shard& sh : shards_[si]) {
       const int64_t g = index++;
-      if (!sh.has_crc || g % world != rank) continue;
+      if (!wanted || !sh.has_crc || g % world != rank) continue;
       const uint32_t crc = data_file_crc32(DataFile(sh.path, "shard"), sh.data_offset,
                                            static_cast<uint64_t>(sh.tokens) * sh.width);
       if (crc != sh.crc)

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,8 +67,10 @@ class TokenDataset {
 
   // Checks the CRC-32 of the shards whose index (training shards first, then validation) is
   // rank mod world, against the manifest (longnet datasets only; others have none). Returns the
-  // index and the message of the first mismatch, or {-1, ""}.
-  std::pair<int64_t, std::string> verify_checksums(int rank, int world) const;
+  // index and the message of the first mismatch, or {-1, ""}. With `only`, the shards of that
+  // split alone (indices still count over both).
+  std::pair<int64_t, std::string> verify_checksums(int rank, int world,
+                                                   std::optional<DataSplit> only = {}) const;
   // The number of shards over both splits, and the path of shard `index` in that order.
   int64_t shard_count() const;
   const std::string& shard_path(int64_t index) const;
