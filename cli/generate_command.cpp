@@ -58,6 +58,33 @@ std::vector<std::string> prompts_from(const CliFlags& f) {
   return out;
 }
 
+// The generator of B sequences; a batch whose caches do not fit is refused with their size.
+std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t B,
+                                                const IncrementalOptions& io,
+                                                const c10::Device& device) {
+  const auto& w = model->token_embedding->weight;
+  const int64_t per_prompt = IncrementalLM::cache_bytes_for(model->options(), 1, w.element_size());
+  const int64_t total = IncrementalLM::cache_bytes_for(model->options(), B, w.element_size());
+  auto too_big = [&] {
+    std::ostringstream m;
+    m << "generate: the KV caches of " << B << " prompt(s) need "
+      << (total < 0 ? std::string("more than 2^63") : std::to_string(double(total) / (1 << 30)))
+      << " GiB (" << double(per_prompt) / (1 << 20) << " MiB per prompt) on " << device
+      << ", more than it can allocate: run fewer prompts at a time (lines of --prompts-file)";
+    return std::runtime_error(m.str());
+  };
+  if (total < 0) throw too_big();
+  try {
+    return std::make_unique<IncrementalLM>(model, B, io);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    if (what.find("allocate") == std::string::npos &&
+        what.find("out of memory") == std::string::npos)
+      throw;
+    throw too_big();
+  }
+}
+
 }  // namespace
 
 int cmd_generate(const Args& args) {
@@ -115,7 +142,8 @@ int cmd_generate(const Args& args) {
   IncrementalOptions io;
   io.prefill_chunk = f.get_int("prefill-chunk");
   io.cuda_graph = !f.get_switch("no-cuda-graph");
-  IncrementalLM inc(loaded.model, B, io);
+  auto inc_ptr = generator_create(loaded.model, B, io, device);
+  IncrementalLM& inc = *inc_ptr;
   const auto eot = tokenizer->eot_id();
   const bool stream = B == 1;
   std::vector<std::vector<uint32_t>> out(B);

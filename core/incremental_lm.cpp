@@ -131,6 +131,19 @@ IncrementalLM::IncrementalLM(LongNetLM model, int64_t batch, IncrementalOptions 
 
 IncrementalLM::~IncrementalLM() = default;
 
+int64_t IncrementalLM::cache_bytes_for(const LongNetLMOptions& o, int64_t batch,
+                                       int64_t element_size) {
+  const auto& a = o.layer.attention;
+  int64_t slots = 0;
+  for (size_t i = 0; i < a.segment_lengths.size() && i < a.dilation_rates.size(); ++i)
+    slots += ceil_div(a.segment_lengths[i], std::max<int64_t>(a.dilation_rates[i], 1));
+  const int64_t attentions =
+      o.variant == "decoder_only" ? o.num_layers : o.num_encoder_layers + 2 * o.num_layers;
+  // k and v: (batch, heads, slots, head_dim) each, heads x head_dim = d_model.
+  const auto n = product_checked({2, attentions, batch, o.layer.d_model, slots, element_size});
+  return n ? *n : -1;
+}
+
 int64_t IncrementalLM::cache_bytes() const {
   int64_t n = 0;
   for (const auto& c : caches_) n += c->bytes();

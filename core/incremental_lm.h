@@ -82,6 +82,9 @@ class IncrementalLM {
   // The caches in the order the model's attentions run (decoder-only: one per layer;
   // encoder-decoder: each encoder layer's, then each decoder layer's self- and cross-attention).
   const std::vector<std::unique_ptr<DilatedKVCache>>& caches() const { return caches_; }
+  // Bytes the caches of a generator for `batch` sequences of a model with options o take, k and
+  // v in a dtype of element_size bytes (what the constructor allocates); -1 if over int64.
+  static int64_t cache_bytes_for(const LongNetLMOptions& o, int64_t batch, int64_t element_size);
   // Bytes of every cache; and of everything the generator keeps besides the model's parameters
   // (caches, fused projection weights, float32 LayerNorm copies, positions, the step's input).
   int64_t cache_bytes() const;

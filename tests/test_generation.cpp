@@ -306,6 +306,11 @@ TEST(IncrementalLM, EncoderDecoderMatchesForward) {
   auto t = teacher_forced(m, {70, 33}, 80, 64);
   EXPECT_LT(t.prefill_error, 1e-4);
   EXPECT_LT(t.step_error, 1e-4);
+  // What generate checks before allocating: the caches of every attention (encoder, decoder
+  // self and cross), as allocated.
+  IncrementalLM inc(m, 3);
+  EXPECT_EQ(IncrementalLM::cache_bytes_for(m->options(), 3, 4), inc.cache_bytes());
+  EXPECT_EQ(IncrementalLM::cache_bytes_for(m->options(), int64_t(1) << 62, 4), -1);
 }
 
 TEST(IncrementalLM, ReluModelMatchesForward) {
@@ -361,6 +366,7 @@ TEST(IncrementalLM, ConstantMemoryFrom32KTo1M) {
       EXPECT_LT(rel_error(logits[0], block_logits[0][P + s - block_start]), 1e-4) << "P " << P;
     }
     EXPECT_EQ(inc.caches()[0]->keys().data_ptr(), k0);
+    EXPECT_EQ(IncrementalLM::cache_bytes_for(o, 1, 4), inc.cache_bytes());
     state.push_back(inc.state_bytes());
   }
   EXPECT_EQ(state[0], state[1]);
