@@ -224,8 +224,7 @@ void flags_eval(CliFlags& f) {
         "token file whose validation split is scored (default: the config's data.path)");
   f.add("context-lens", "2048,4096,8192,16384,32768", "context lengths, comma-separated", kTokens);
   f.add("score-tokens", "0",
-        "final tokens of each window that are scored (0: the smallest "
-        "context length)");
+        "final tokens of each window that are scored (0: the smallest context length)", kTokens0);
   f.add("batches", "4", "forwards per context length", kCount);
   f.add("batch-size", "1", "windows per forward", kCount);
   f.add("json", "", "write the results to this JSON file");
