@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #ifdef LONGNET_WITH_CUDA
@@ -88,6 +90,27 @@ int bench_attention(const BenchAttentionOptions& o) {
                 "D", "fwd_ms", "fwd_TF/s", "fwd+bwd_ms", "fb_TF/s", "peak_GiB");
   print("bench attention on " + card + (P > 1 ? " x " + std::to_string(P) + " ranks" : ""));
   print(buf);
+  // Per head dim, the last dense measurement: dilated rows are compared with dense at the same
+  // N, or, past --dense-max-len, with the dense of the largest N measured before them.
+  struct DenseRef {
+    int64_t seq_len = 0;
+    double forward_tflops = 0, forward_backward_tflops = 0;
+  };
+  std::map<int64_t, DenseRef> dense_ref;
+  // Prints dilated TF/s as a share of dense's and records it in the dilated row.
+  auto ratio_to_dense = [&](JsonLine& row, double fwd, double fb, const DenseRef& d, int64_t N) {
+    const double rf = fwd / d.forward_tflops, rfb = fb / d.forward_backward_tflops;
+    row.add("dense_reference_seq_len", d.seq_len)
+        .add("forward_ratio_to_dense", rf)
+        .add("forward_backward_ratio_to_dense", rfb);
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "  dilated / dense at N = %lld%s: forward %.1f%%, forward+backward %.1f%% of "
+                  "dense TFLOP/s",
+                  (long long)d.seq_len, d.seq_len == N ? "" : " (the largest dense measured)",
+                  100 * rf, 100 * rfb);
+    print(line);
+  };
 
   for (int64_t D : o.head_dims) {
     for (int64_t N : o.seq_lens) {
@@ -175,7 +198,14 @@ int bench_attention(const BenchAttentionOptions& o) {
                     "dilated", (long long)N, (long long)B, (long long)D, ms_f, flops / ms_f * 1e-9,
                     ms_fb, 3.5 * flops / ms_fb * 1e-9, peak);
       print(buf);
+      bool dense_here = false;
+#ifdef LONGNET_WITH_CUDA
+      dense_here = o.dense && P == 1 && dev.is_cuda() && N <= o.dense_max_len;
+#endif
+      if (!dense_here && P == 1 && dense_ref.count(D))
+        ratio_to_dense(row, flops / ms_f * 1e-9, 3.5 * flops / ms_fb * 1e-9, dense_ref[D], N);
       rows.push_back(row);
+      const size_t dilated_row = rows.size() - 1;
 
       // Each branch alone: where the time goes (the sum exceeds the whole by the merges).
       if (o.breakdown && P == 1) {
@@ -213,7 +243,7 @@ int bench_attention(const BenchAttentionOptions& o) {
       }
 
 #ifdef LONGNET_WITH_CUDA
-      if (o.dense && P == 1 && dev.is_cuda() && N <= o.dense_max_len) {
+      if (dense_here) {
         // LibTorch's dense causal attention, cuDNN backend, on the same tensors.
         auto qt = q.transpose(1, 2), kt = k.transpose(1, 2), vt = v.transpose(1, 2);
         const double dflops = 4.0 * B * H * D * double(N) * N / (o.causal ? 2 : 1);
@@ -250,6 +280,9 @@ int bench_attention(const BenchAttentionOptions& o) {
                       dflops / dms_f * 1e-9, dms_fb, 3.5 * dflops / dms_fb * 1e-9, dpeak);
         print(buf);
         rows.push_back(d);
+        dense_ref[D] = {N, dflops / dms_f * 1e-9, 3.5 * dflops / dms_fb * 1e-9};
+        ratio_to_dense(rows[dilated_row], flops / ms_f * 1e-9, 3.5 * flops / ms_fb * 1e-9,
+                       dense_ref[D], N);
       }
 #endif
     }
