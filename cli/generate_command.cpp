@@ -10,8 +10,10 @@
 // for prompts whose activations do not fit one device; rank 0 then generates and prints alone.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <sstream>
 
@@ -55,6 +57,32 @@ std::vector<std::string> prompts_from(const CliFlags& f) {
   if (out.empty())
     throw std::invalid_argument("generate: --prompts-file " + f.get("prompts-file") +
                                 " has no non-empty line");
+  return out;
+}
+
+// Rank 0's token lists on every rank (a count, then each list's length and ids, as uint32).
+std::vector<std::vector<uint32_t>> token_lists_from_rank0(
+    ProcessGrid& grid, const std::vector<std::vector<uint32_t>>& lists) {
+  std::vector<uint32_t> flat;
+  if (grid.world_rank == 0) {
+    flat.push_back(static_cast<uint32_t>(lists.size()));
+    for (const auto& x : lists) {
+      TORCH_CHECK(x.size() < (uint64_t{1} << 32), "generate: a prompt of ", x.size(), " tokens");
+      flat.push_back(static_cast<uint32_t>(x.size()));
+      flat.insert(flat.end(), x.begin(), x.end());
+    }
+  }
+  const std::string blob = world_broadcast(
+      grid, std::string(reinterpret_cast<const char*>(flat.data()), flat.size() * 4), 0);
+  flat.resize(blob.size() / 4);
+  std::memcpy(flat.data(), blob.data(), flat.size() * 4);
+  std::vector<std::vector<uint32_t>> out(flat.at(0));
+  size_t i = 1;
+  for (auto& x : out) {
+    const size_t n = flat.at(i++);
+    x.assign(flat.begin() + i, flat.begin() + i + n);
+    i += n;
+  }
   return out;
 }
 
@@ -122,21 +150,23 @@ int cmd_generate(const Args& args) {
     throw std::invalid_argument("generate: tokenizer " + tokenizer->spec() + " has " +
                                 std::to_string(tokenizer->vocab_size()) +
                                 " tokens, the model's vocabulary " + std::to_string(V));
-  const int64_t B = int64_t(prompts.size());
   std::vector<std::vector<uint32_t>> ids;
-  std::vector<int64_t> lengths;
   for (const auto& p : prompts) {
     ids.push_back(tokenizer->encode(p));
     if (ids.back().empty())
       throw std::invalid_argument(
           "generate: a prompt is empty; generation starts from at least one token (e.g. "
           "--prompt $'\\n')");
-    lengths.push_back(int64_t(ids.back().size()));
   }
+  // Under mpirun every rank prefills rank 0's tokens: files read on other hosts may differ.
+  if (grid->world_size > 1) ids = token_lists_from_rank0(*grid, ids);
+  const int64_t B = int64_t(ids.size());
+  std::vector<int64_t> lengths;
+  for (const auto& x : ids) lengths.push_back(int64_t(x.size()));
   const int64_t P = *std::max_element(lengths.begin(), lengths.end());
   auto tokens = at::zeros({B, P}, at::kLong);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < lengths[b]; ++t) tokens[b][t] = int64_t(ids[b][t]);
+  int64_t* t = tokens.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) std::copy(ids[b].begin(), ids[b].end(), t + b * P);
 
   at::manual_seed(static_cast<uint64_t>(seed));
   IncrementalOptions io;
