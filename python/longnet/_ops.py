@@ -105,6 +105,10 @@ def load_library() -> str:
         return path
 
 
+# The largest segment length or dilation rate the op takes (core/options.h, kMaxTokens).
+MAX_BRANCH_LENGTH = 1 << 40
+
+
 def _int_list(name: str, value: object) -> list[int]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise TypeError(f"{name} must be a list of ints, got {type(value).__name__}")
@@ -131,6 +135,9 @@ def check_branches(segment_lengths: object, dilation_rates: object) -> tuple[lis
         for i, x in enumerate(xs):
             if x < 1:
                 raise ValueError(f"{name}[{i}] = {x} must be >= 1")
+            if x > MAX_BRANCH_LENGTH:
+                raise ValueError(f"{name}[{i}] = {x} is out of range; it must be >= 1 and <= "
+                                 f"{MAX_BRANCH_LENGTH} (2^40, the op's limit)")
     return w, r
 
 

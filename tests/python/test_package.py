@@ -82,6 +82,9 @@ def check_api(longnet):
     expect_error(TypeError, "segment_lengths", lambda: longnet.DilatedAttention("abc", r))
     expect_error(ValueError, "same length", lambda: longnet.DilatedAttention([8, 16], [1]))
     expect_error(ValueError, "dilation_rates[1] = 0", lambda: longnet.DilatedAttention(w, [1, 0, 2]))
+    for huge in (2**63, 2**70):  # past int64: refused here, not by the dispatcher's type check
+        expect_error(ValueError, "segment_lengths[0] = ", lambda: longnet.MultiheadDilatedAttention(
+            64, 2, dilation_rates=[1], segment_lengths=[huge]))
     expect_error(ValueError, "attention_dropout must be in [0, 1)",
                  lambda: longnet.DilatedAttention(w, r, attention_dropout=1.0))
     expect_error(ValueError, "num_heads in {", lambda: longnet.MultiheadDilatedAttention(
@@ -503,7 +506,8 @@ def check_export(longnet, args):
     assert longnet.LongNetLM.from_export(out + "_bf16", dtype=torch.float32).out.weight.dtype \
         == torch.float32
     foreign = os.path.join(args.work, "foreign_export")
-    os.makedirs(foreign, exist_ok=True)
+    shutil.rmtree(foreign, ignore_errors=True)  # left by an earlier run
+    os.makedirs(foreign)
     with open(os.path.join(foreign, "config.json"), "w") as fh:
         fh.write('{"mine": 1}')
     expect_error(ValueError, "is missing or not a regular file",
