@@ -17,6 +17,11 @@ while (($#)); do
     *) EXTRA+=("$1"); shift ;;
   esac
 done
+# A config given relative to where the script was started from still names that file after the
+# cd below (the default, configs/tiny.yaml, is relative to the repository).
+if [[ -f "$CONFIG" ]]; then
+  CONFIG="$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")"
+fi
 "$ROOT/launch/setup.sh"
 source "$ROOT/launch/mpi_env.sh"
 cd "$ROOT"
