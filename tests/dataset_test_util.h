@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "longnet/tests/temp_files.h"
+#include "longnet/tests/test_util.h"
 #include "longnet/train/token_dataset.h"
 
 namespace longnet::testing {
@@ -27,20 +28,6 @@ inline bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// Runs fn, which must throw E with every needle in its message; returns the message.
-template <typename E = std::exception>
-std::string expect_throw(const std::function<void()>& fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
-    return msg;
-  }
-  ADD_FAILURE() << "no exception; expected one mentioning '" << needles.front() << "'";
-  return "";
-}
 
 // `files` text files of random words under dir/NAME (sorted names f00.txt, f01.txt, ...), each
 // about `bytes` long; returns their contents in name order.

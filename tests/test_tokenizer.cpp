@@ -18,6 +18,7 @@
 
 #include "longnet/cli/tokenizer_command.h"
 #include "longnet/tests/temp_files.h"
+#include "longnet/tests/test_util.h"
 #include "longnet/train/corpus.h"
 #include "longnet/train/input_stream.h"
 #include "longnet/train/sha256.h"
@@ -35,16 +36,7 @@ using testing::write_file;
 
 template <typename E = std::runtime_error>
 std::string expect_error(const std::function<void()>& fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
-    return msg;
-  }
-  ADD_FAILURE() << "no exception; expected one mentioning '" << needles.front() << "'";
-  return "";
+  return testing::expect_throw<E>(fn, needles);
 }
 
 std::string base64(const std::string& in) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "longnet/tests/temp_files.h"
+#include "longnet/tests/test_util.h"
 #include "longnet/train/checkpoint_files.h"
 #include "longnet/train/config.h"
 #include "longnet/train/config_schema.h"
@@ -58,16 +59,7 @@ using testing::write_file;
 // Runs fn, which must throw E; every `needles` string must occur in the message.
 template <typename E = std::invalid_argument>
 std::string expect_error(const std::function<void()>& fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-  } catch (const E& e) {
-    std::string msg = e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
-    return msg;
-  }
-  ADD_FAILURE() << "no exception; expected one mentioning '" << needles.front() << "'";
-  return "";
+  return testing::expect_throw<E>(fn, needles);
 }
 
 // ---- configs ---------------------------------------------------------------------------------

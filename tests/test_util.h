@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace longnet::testing {
 
@@ -17,6 +18,22 @@ inline void expect_error(const std::function<void()>& f, const std::string& expe
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
   }
+}
+
+// fn must throw E (or a type derived from it; another type propagates) with every needle in its
+// message; returns the message ("" and a failure when nothing is thrown).
+template <typename E = std::exception>
+std::string expect_throw(const std::function<void()>& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const auto& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
+    return msg;
+  }
+  ADD_FAILURE() << "no exception; expected one mentioning '" << needles.front() << "'";
+  return "";
 }
 
 }  // namespace longnet::testing
