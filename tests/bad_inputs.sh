@@ -8,28 +8,20 @@ BIN=$1 CONFIG=$2 SRC=$3 WORK=$4
 rm -rf "$WORK" && mkdir -p "$WORK"
 MPIRUN=(mpirun -np 2 --oversubscribe --allow-run-as-root --bind-to none)
 DATA="data.source=$SRC data.path=$WORK/data.tokens"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/expect_lib.sh"
 # A good run leaves checkpoints at steps 4 and 8 to guard.
 "${MPIRUN[@]}" "$BIN" train "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" train.steps=8 \
   checkpoint.interval=4 checkpoint.resume=none log.metrics="$WORK/m.jsonl" > "$WORK/good.log" 2>&1 ||
   fail "the good run failed: $(tail -3 "$WORK/good.log")"
 SUM=$(cat "$WORK"/ckpt/*.ckpt | md5sum)
-cases=0
 
 # expect NAME MESSAGE [env ...] -- ARGS... : runs `longnet ARGS` on 2 ranks.
 expect() {
   local name=$1 message=$2
   shift 2
-  local t0=$SECONDS
-  timeout 60 "${MPIRUN[@]}" "$BIN" "$@" > "$WORK/$name.log" 2>&1
-  local rc=$? dt=$((SECONDS - t0))
-  ((rc != 0)) || fail "$name: exited 0"
-  ((rc != 124)) || fail "$name: hung"
-  ((dt <= 20)) || fail "$name: took $dt s"
-  grep -qF -- "$message" "$WORK/$name.log" || fail "$name: no '$message' in: $(head -3 "$WORK/$name.log")"
+  expect_failure "$name" "$message" 20 "${MPIRUN[@]}" "$BIN" "$@"
   [[ "$(cat "$WORK"/ckpt/*.ckpt | md5sum)" == "$SUM" ]] || fail "$name: the checkpoints changed"
-  cases=$((cases + 1))
-  echo "ok: $name ($dt s): $(grep -m1 -F -- "$message" "$WORK/$name.log" | cut -c1-150)"
+  expect_ok "$name" "$message"
 }
 T0=(train "$CONFIG" $DATA log.metrics="$WORK/m2.jsonl")  # T without checkpoint.dir
 T=("${T0[@]}" checkpoint.dir="$WORK/ckpt")
@@ -128,14 +120,8 @@ expect ckpt.none_intact "none reads back intact" train "$CONFIG" $DATA checkpoin
 expect1() {
   local name=$1 message=$2
   shift 2
-  local t0=$SECONDS
-  timeout 60 "$BIN" "$@" > "$WORK/$name.log" 2>&1
-  local rc=$? dt=$((SECONDS - t0))
-  ((rc != 0)) || fail "$name: exited 0"
-  ((rc != 124)) || fail "$name: hung"
-  grep -qF -- "$message" "$WORK/$name.log" || fail "$name: no '$message' in: $(head -3 "$WORK/$name.log")"
-  cases=$((cases + 1))
-  echo "ok: $name ($dt s): $(grep -m1 -F -- "$message" "$WORK/$name.log" | cut -c1-150)"
+  expect_failure "$name" "$message" 0 "$BIN" "$@"
+  expect_ok "$name" "$message"
 }
 # Corrupts a copy of dataset DIR: python3 EXPR on each training shard's bytes b (bytearray).
 corrupt() {

@@ -9,12 +9,11 @@ set -uo pipefail
 BIN=$1 CONFIG=$2 SRC=$3 WORK=$4
 rm -rf "$WORK" && mkdir -p "$WORK"
 MPIRUN=(mpirun -np 2 --oversubscribe --allow-run-as-root --bind-to none)
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/expect_lib.sh"
 # A good run leaves checkpoints at steps 4 and 8.
 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source="$SRC" data.path="$WORK/data.tokens" \
   checkpoint.dir="$WORK/ckpt" train.steps=8 checkpoint.interval=4 checkpoint.resume=none \
   log.dir="$WORK/run0" > "$WORK/good.log" 2>&1 || fail "the good run failed: $(tail -3 "$WORK/good.log")"
-cases=0
 sums() { sha256sum "$1"/step_* 2>/dev/null | cut -c1-64 | tr '\n' ' '; }
 
 # expect NAME DIR MESSAGE ARGS... : a copy of the good checkpoints in WORK/DIR (prepared by the
@@ -22,18 +21,12 @@ sums() { sha256sum "$1"/step_* 2>/dev/null | cut -c1-64 | tr '\n' ' '; }
 expect() {
   local name=$1 dir=$WORK/$2 message=$3
   shift 3
-  local before t0=$SECONDS
+  local before
   before=$(sums "$dir")
-  timeout 60 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
-    checkpoint.dir="$dir" log.dir="$WORK/run_$name" "$@" > "$WORK/$name.log" 2>&1
-  local rc=$? dt=$((SECONDS - t0))
-  ((rc != 0)) || fail "$name: exited 0"
-  ((rc != 124)) || fail "$name: hung"
-  ((dt <= 20)) || fail "$name: took $dt s"
-  grep -qF -- "$message" "$WORK/$name.log" || fail "$name: no '$message' in: $(grep -m2 error "$WORK/$name.log")"
+  expect_failure "$name" "$message" 20 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' \
+    data.path="$WORK/data.tokens" checkpoint.dir="$dir" log.dir="$WORK/run_$name" "$@"
   [[ "$(sums "$dir")" == "$before" ]] || fail "$name: the checkpoints changed"
-  cases=$((cases + 1))
-  echo "ok: $name ($dt s): $(grep -m1 -F -- "$message" "$WORK/$name.log" | cut -c1-160)"
+  expect_ok "$name" "$message"
 }
 copy() { rm -rf "$WORK/$1" && cp -r "$WORK/ckpt" "$WORK/$1" && rm -f "$WORK/$1/.longnet.lock"; }
 
