@@ -130,6 +130,7 @@ int cmd_eval(const Args& args) {
   const int world = mpi_world_size();
   auto grid = process_grid_create(1, world, device.type());
   auto loaded = model_load(model_flags_get(f, grid->device, at::kFloat, seed));
+  model_agree_across_ranks(*grid, loaded.model, loaded.source);
   const std::string data_path = f.get("data").empty() ? loaded.config.data.path : f.get("data");
   auto data = validation_tokens_open(data_path);
   // The data's ids must be ids of the model, and each window must score tokens of its own.

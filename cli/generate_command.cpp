@@ -145,6 +145,7 @@ int cmd_generate(const Args& args) {
   const auto device = grid->device;  // this rank's GPU under mpirun
   const int64_t seed = f.get_int("seed");
   auto loaded = model_load(model_flags_get(f, device, dtype, seed));
+  model_agree_across_ranks(*grid, loaded.model, loaded.source);
   const int64_t V = loaded.config.model.vocab_size;
   if (int64_t(tokenizer->vocab_size()) > V)
     throw std::invalid_argument("generate: tokenizer " + tokenizer->spec() + " has " +

@@ -1,12 +1,15 @@
 // Shared flags of the model-using commands (see model_flags.h).
 #include "longnet/cli/model_flags.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Context.h>
 
 #include <stdexcept>
 
 #include "longnet/cli/common_flags.h"
 #include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/train/crc32.h"
+#include "longnet/train/model_export.h"
 
 namespace longnet {
 
@@ -40,6 +43,30 @@ c10::Device device_auto(const std::string& name) {
 c10::ScalarType dtype_auto(const std::string& name, const c10::Device& device) {
   if (name == "auto") return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
   return dtype_from_name(name);
+}
+
+void model_agree_across_ranks(ProcessGrid& grid, const LongNetLM& model,
+                              const std::string& source) {
+  if (grid.world_size == 1) return;
+  uint32_t crc = 0;
+  std::string names;
+  for (const auto& p : model->named_parameters()) {
+    const auto t = p.value().detach().contiguous().cpu();
+    names += p.key() + " " + std::string(c10::toString(t.scalar_type()));
+    for (int64_t d : t.sizes()) names += " " + std::to_string(d);
+    names += ";";
+    crc = crc32_update(crc, t.data_ptr(), t.nbytes());
+  }
+  const std::string mine = lm_options_json(model->options()) + "|" +
+                           crc32_hex(crc32_update(0, names.data(), names.size())) + "|" +
+                           crc32_hex(crc);
+  const std::string root = world_broadcast(grid, mine, 0);
+  if (mine != root)
+    throw std::runtime_error(
+        "rank " + std::to_string(grid.world_rank) + " loaded another model than rank 0 from " +
+        source +
+        " (options or parameters differ): under mpirun every rank must read the same "
+        "checkpoint, so copy the same file to every host");
 }
 
 void single_rank_require(const std::string& command) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "longnet/cli/cli_flags.h"
+#include "longnet/parallel/process_grid.h"
 #include "longnet/train/model_load.h"
 
 namespace longnet {
@@ -22,6 +23,11 @@ ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::Sca
 c10::Device device_auto(const std::string& name);
 // "auto": bfloat16 on cuda, float32 on cpu; otherwise dtype_from_name.
 c10::ScalarType dtype_auto(const std::string& name, const c10::Device& device);
+
+// Under mpirun (collective over grid's world): throws std::runtime_error on a rank whose model
+// (options, parameter names, shapes, dtypes and bytes, as a CRC-32) differs from rank 0's, as
+// when a checkpoint path names other files on another host. `source` names the model.
+void model_agree_across_ranks(ProcessGrid& grid, const LongNetLM& model, const std::string& source);
 
 // Throws std::invalid_argument when run under mpirun with more than one rank: `command` runs on
 // one device.

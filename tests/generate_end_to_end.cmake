@@ -63,8 +63,8 @@ function(expect_same_file a b what)
     message(FATAL_ERROR "${what}:\n${ta}\n${tb}")
   endif()
 endfunction()
-set(gen_args generate --config ${CONFIG} --random-init --seed 3 --max-new-tokens 30 --greedy
-    --device cpu)
+set(gen_model --config ${CONFIG} --random-init --max-new-tokens 30 --greedy --device cpu)
+set(gen_args generate ${gen_model} --seed 3)
 run_to_file(${WORK}/gen1.out ${LONGNET} ${gen_args} --prompt "${long_prompt}")
 run_to_file(${WORK}/gen2.out ${mpirun} ${LONGNET} ${gen_args} --prompt "${long_prompt}")
 expect_same_file(${WORK}/gen1.out ${WORK}/gen2.out "generate on 2 ranks differs from 1 rank")
@@ -82,6 +82,14 @@ run_to_file(${WORK}/gen_mpmd.out ${mpi_exe} ${mpi_flags} -np 1 ${LONGNET} ${gen_
             --prompt "${long_prompt}" : -np 1 ${LONGNET} ${gen_args} --prompt "something else")
 expect_same_file(${WORK}/gen1.out ${WORK}/gen_mpmd.out
                  "generate: rank 1's own prompt changed the output")
+# A rank whose model differs from rank 0's (another seed here; another file on another host in
+# practice) is refused, naming the rank.
+execute_process(COMMAND ${mpi_exe} ${mpi_flags} -np 1 ${LONGNET} ${gen_args} --prompt x
+                : -np 1 ${LONGNET} generate ${gen_model} --prompt x --seed 4
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "rank 1 loaded another model than rank 0")
+  message(FATAL_ERROR "generate: ranks with different models were not refused (${rc}):\n${err}")
+endif()
 run(two ${mpirun} ${LONGNET} ${gen_args} --prompt "${long_prompt}" --stats)
 expect("${two}" "prefill [^\n]*2 rank" "generate under mpirun --stats")
 
