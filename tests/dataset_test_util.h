@@ -28,7 +28,6 @@ inline bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-
 // `files` text files of random words under dir/NAME (sorted names f00.txt, f01.txt, ...), each
 // about `bytes` long; returns their contents in name order.
 inline std::vector<std::string> make_corpus(const std::string& dir, int files, int bytes,

@@ -338,8 +338,8 @@ const std::string& TokenDataset::shard_path(int64_t index) const {
   return static_cast<size_t>(index) < n0 ? shards_[0][index].path : shards_[1][index - n0].path;
 }
 
-std::pair<int64_t, std::string> TokenDataset::verify_checksums(int rank, int world,
-                                                               std::optional<DataSplit> only) const {
+std::pair<int64_t, std::string> TokenDataset::verify_checksums(
+    int rank, int world, std::optional<DataSplit> only) const {
   int64_t index = 0;
   for (int si = 0; si < 2; ++si) {
     const bool wanted = !only || si == static_cast<int>(*only);
