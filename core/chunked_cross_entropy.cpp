@@ -44,23 +44,18 @@ at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& w, const at:
 }
 
 #ifdef LONGNET_WITH_CUDA
-// The row kernels are written and compiled but stay off until their GPU tests
-// (tests/test_chunked_loss.cpp, ChunkedLossGpu) have passed on a GPU: the device was withdrawn
-// before bench/results/2026-12-04_h200_features/run3_kernels.sh could run. Until then the GPU
-// takes the ATen expressions below, as the CPU does.
-constexpr bool kRowKernelsVerified = false;
-
-bool row_kernels(const at::Tensor& logits, const at::Tensor& lse) {
-  return kRowKernelsVerified && logits.is_cuda() && lse.scalar_type() == at::kFloat &&
+bool row_kernels(bool wanted, const at::Tensor& logits, const at::Tensor& lse) {
+  return wanted && logits.is_cuda() && lse.scalar_type() == at::kFloat &&
          logits.size(0) <= INT32_MAX;
 }
 #endif
 
 // Per row of a chunk's logits (n, V) in the compute dtype: its log-sum-exp, written to lse (n)
 // (the accumulate dtype), and its loss lse - logit of the target, returned (n).
-at::Tensor rows_forward(const at::Tensor& logits, const at::Tensor& targets, at::Tensor lse) {
+at::Tensor rows_forward(const at::Tensor& logits, const at::Tensor& targets, at::Tensor lse,
+                        [[maybe_unused]] bool kernels) {
 #ifdef LONGNET_WITH_CUDA
-  if (row_kernels(logits, lse)) {
+  if (row_kernels(kernels, logits, lse)) {
     c10::cuda::CUDAGuard device(logits.device());
     auto x = logits.contiguous();
     auto tg = targets.contiguous();
@@ -85,9 +80,9 @@ at::Tensor rows_forward(const at::Tensor& logits, const at::Tensor& targets, at:
 // d loss / d logits = scale * (softmax - onehot(target)) of a chunk's logits (n, V), formed in
 // the accumulate dtype of lse (n) and returned in the logits' dtype (in place on the GPU).
 at::Tensor rows_backward(at::Tensor logits, const at::Tensor& targets, const at::Tensor& lse,
-                         const at::Tensor& scale) {
+                         const at::Tensor& scale, [[maybe_unused]] bool kernels) {
 #ifdef LONGNET_WITH_CUDA
-  if (row_kernels(logits, lse)) {
+  if (row_kernels(kernels, logits, lse)) {
     c10::cuda::CUDAGuard device(logits.device());
     auto x = logits.contiguous();
     auto tg = targets.contiguous();
@@ -117,7 +112,7 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
                             const at::Tensor& weight, const at::Tensor& bias_in,
                             const at::Tensor& targets, int64_t chunk_rows, bool sum,
-                            int64_t compute) {
+                            int64_t compute, bool kernels) {
     NoAutocast no_autocast;
     const at::Tensor bias = bias_in.numel() ? bias_in : at::Tensor();
     const auto ct = static_cast<at::ScalarType>(compute);
@@ -130,13 +125,15 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     for (int64_t r0 = 0; r0 < R; r0 += chunk_rows) {
       const int64_t n = std::min(chunk_rows, R - r0);
       losses.narrow(0, r0, n).copy_(rows_forward(chunk_logits(hidden, w, b, r0, n, ct),
-                                                 targets.narrow(0, r0, n), lse.narrow(0, r0, n)));
+                                                 targets.narrow(0, r0, n), lse.narrow(0, r0, n),
+                                                 kernels));
     }
     auto total = losses.sum();
     ctx->save_for_backward({hidden, weight, bias_in, targets, lse});
     ctx->saved_data["chunk_rows"] = chunk_rows;
     ctx->saved_data["sum"] = sum;
     ctx->saved_data["compute"] = compute;
+    ctx->saved_data["kernels"] = kernels;
     return sum ? total : total / double(R);
   }
 
@@ -148,6 +145,7 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     const int64_t chunk_rows = ctx->saved_data["chunk_rows"].toInt();
     const bool sum = ctx->saved_data["sum"].toBool();
     const auto ct = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
+    const bool kernels = ctx->saved_data["kernels"].toBool();
     const auto acc = accumulate_dtype(ct);
     const int64_t R = hidden.size(0);
     // d loss / d logits = scale * (softmax - onehot), scale the incoming gradient (over R for
@@ -166,7 +164,7 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     for (int64_t r0 = 0; r0 < R; r0 += chunk_rows) {
       const int64_t n = std::min(chunk_rows, R - r0);
       auto d = rows_backward(chunk_logits(hidden, w, b, r0, n, ct), targets.narrow(0, r0, n),
-                             lse.narrow(0, r0, n), scale);  // (n, V)
+                             lse.narrow(0, r0, n), scale, kernels);  // (n, V)
       if (need_h) grad_h.narrow(0, r0, n).copy_(at::mm(d, w));
       if (need_w) grad_w.add_(at::mm(d.t(), hidden.narrow(0, r0, n).to(ct)));
       if (need_b) grad_b.add_(d.sum(0, /*keepdim=*/false, acc));
@@ -174,6 +172,7 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
     return {grad_h,
             need_w ? grad_w.to(weight.scalar_type()) : at::Tensor(),
             need_b ? grad_b.to(bias.scalar_type()) : at::Tensor(),
+            at::Tensor(),
             at::Tensor(),
             at::Tensor(),
             at::Tensor(),
@@ -216,7 +215,7 @@ at::Tensor linear_cross_entropy_chunked(const at::Tensor& hidden, const at::Tens
   const at::Tensor no_bias = at::empty({0}, weight.options());
   return LinearCrossEntropy::apply(h, weight, bias.defined() ? bias : no_bias,
                                    targets.reshape({-1}), o.chunk_rows, o.sum,
-                                   static_cast<int64_t>(ct));
+                                   static_cast<int64_t>(ct), o.row_kernels);
 }
 
 at::Tensor linear_cross_entropy_plain(const at::Tensor& hidden, const at::Tensor& weight,

@@ -23,6 +23,10 @@ struct ChunkedCrossEntropyOptions {
   int64_t chunk_rows = 4096;                     // rows whose logits exist at a time
   bool sum = false;                              // the sum over rows (else the mean)
   std::optional<c10::ScalarType> compute_dtype;  // of the logits; default: hidden's dtype
+  // On a GPU with a float32 accumulate: each chunk's log-sum-exp, loss and d loss / d logits in
+  // one pass by the row kernels of core/cross_entropy_cuda.cu; false: ATen expressions (the
+  // CPU's path), kept for comparison.
+  bool row_kernels = true;
 };
 
 // hidden (..., d) floating; weight (V, d); bias (V) or undefined; targets (...) int64 in [0, V).

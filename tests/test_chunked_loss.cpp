@@ -147,9 +147,9 @@ TEST(ChunkedLossGpu, Bf16WithinTwiceThePlainErrorAtVocab100277) {
         << "chunked " << rel_error(c, r) << " plain " << rel_error(p, r);
 }
 
-// The chunked loss on the GPU (through the row kernels of cross_entropy_kernel.h once they are
-// enabled) in float32 against float64 on the CPU: vocabularies below, at and above one block's
-// threads, every chunking, mean and sum, with and without bias.
+// The chunked loss on the GPU in float32, through the row kernels of cross_entropy_kernel.h and
+// through the ATen expressions, against float64 on the CPU: vocabularies below, at and above one
+// block's threads, every chunking, mean and sum, with and without bias.
 TEST(ChunkedLossGpu, Float32RowKernelsMatchFloat64) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
   at::manual_seed(23);
@@ -161,26 +161,29 @@ TEST(ChunkedLossGpu, Float32RowKernelsMatchFloat64) {
     auto t = at::randint(0, V, {R}, at::kLong);
     for (int64_t chunk : {1, 97, 301, 4096})
       for (bool sum : {false, true})
-        for (bool with_bias : {false, true}) {
-          ChunkedCrossEntropyOptions o;
-          o.chunk_rows = chunk;
-          o.sum = sum;
-          auto bias = with_bias ? b : at::Tensor();
-          const Result ref = run(linear_cross_entropy_plain, h, w, bias, t, o);
-          auto cuda = [](const at::Tensor& x) {
-            return x.defined()
-                       ? x.to(at::kCUDA, x.is_floating_point() ? at::kFloat : x.scalar_type())
-                       : x;
-          };
-          const Result got =
-              run(linear_cross_entropy_chunked, cuda(h), cuda(w), cuda(bias), cuda(t), o);
-          SCOPED_TRACE("V " + std::to_string(V) + " chunk " + std::to_string(chunk) +
-                       (sum ? " sum" : " mean") + (with_bias ? " bias" : ""));
-          compare({got.loss.cpu().to(at::kDouble), got.gh.cpu().to(at::kDouble),
-                   got.gw.cpu().to(at::kDouble),
-                   with_bias ? got.gb.cpu().to(at::kDouble) : at::Tensor()},
-                  ref, 2e-5);
-        }
+        for (bool with_bias : {false, true})
+          for (bool kernels : {true, false}) {
+            ChunkedCrossEntropyOptions o;
+            o.chunk_rows = chunk;
+            o.sum = sum;
+            o.row_kernels = kernels;
+            auto bias = with_bias ? b : at::Tensor();
+            const Result ref = run(linear_cross_entropy_plain, h, w, bias, t, o);
+            auto cuda = [](const at::Tensor& x) {
+              return x.defined()
+                         ? x.to(at::kCUDA, x.is_floating_point() ? at::kFloat : x.scalar_type())
+                         : x;
+            };
+            const Result got =
+                run(linear_cross_entropy_chunked, cuda(h), cuda(w), cuda(bias), cuda(t), o);
+            SCOPED_TRACE("V " + std::to_string(V) + " chunk " + std::to_string(chunk) +
+                         (sum ? " sum" : " mean") + (with_bias ? " bias" : "") +
+                         (kernels ? " row kernels" : " ATen"));
+            compare({got.loss.cpu().to(at::kDouble), got.gh.cpu().to(at::kDouble),
+                     got.gw.cpu().to(at::kDouble),
+                     with_bias ? got.gb.cpu().to(at::kDouble) : at::Tensor()},
+                    ref, 2e-5);
+          }
   }
 }
 
