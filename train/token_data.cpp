@@ -134,11 +134,11 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     throw std::invalid_argument("data build: the output '" + out_path + "' is " +
                                 path_kind_text(out_path) + "; give a file path (NAME.tokens)");
   if (out_kind == PathKind::kFile) {
-    char magic[8] = {};
+    unsigned char head[8] = {};
     const int fd = file_open_regular(out_path, "data build output", nullptr);
-    const ssize_t n = ::pread(fd, magic, sizeof(magic), 0);
+    const ssize_t n = ::pread(fd, head, sizeof(head), 0);
     ::close(fd);
-    if (n != 8 || std::memcmp(magic, "LNTOKENS", 8) != 0)
+    if (n < 0 || !token_file_magic(head, static_cast<size_t>(n)))
       throw std::invalid_argument("data build: the output '" + out_path +
                                   "' exists and is not a longnet token file; it is not replaced. "
                                   "Give a new path, or remove the file");

@@ -14,6 +14,10 @@ constexpr char kMagic[8] = {'L', 'N', 'T', 'O', 'K', 'E', 'N', 'S'};
 
 }  // namespace
 
+bool token_file_magic(const unsigned char* b, size_t avail) {
+  return avail >= sizeof(kMagic) && std::memcmp(b, kMagic, sizeof(kMagic)) == 0;
+}
+
 void token_header_write(unsigned char* header, uint64_t train, uint64_t val) {
   std::memset(header, 0, kTokenHeaderBytes);
   std::memcpy(header, kMagic, 8);

@@ -12,6 +12,10 @@ constexpr uint32_t kTokenHeaderBytes = 64;
 constexpr uint32_t kTokenFileVersion = 1;
 constexpr uint32_t kTokenVocabSize = 256;
 
+// Whether the first `avail` bytes at b begin with a token file's magic number (false when
+// fewer than its 8 bytes are given).
+bool token_file_magic(const unsigned char* b, size_t avail);
+
 // Fills header[0, 64) for a file of `train` training and `val` validation tokens.
 void token_header_write(unsigned char* header, uint64_t train, uint64_t val);
 
