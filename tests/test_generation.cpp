@@ -14,6 +14,7 @@
 #include <iostream>
 #include <vector>
 
+#include "longnet/core/autocast_scope.h"
 #include "longnet/core/dilated_cache.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/parameter_io.h"
@@ -542,6 +543,58 @@ TEST(ContextEval, ScoresTheSameFinalTokens) {
     EXPECT_EQ(rows[i].tokens, 30);
     EXPECT_NEAR(rows[i].loss, sum / 30, 1e-5) << "context " << c;
   }
+}
+
+// The scope sets CUDA autocast and its dtype (LibTorch's CUDA default is float16) and puts both
+// back at exit; the state is process-wide, so this holds on a machine without a GPU too.
+TEST(CudaAutocastScope, SetsBFloat16AndRestores) {
+  at::autocast::set_autocast_enabled(at::kCUDA, false);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kHalf);
+  {
+    CudaAutocastScope on(true);
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCUDA));
+    EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCUDA), at::kBFloat16);
+    {
+      CudaAutocastScope off(false);
+      EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCUDA));
+    }
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCUDA));
+    EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCUDA), at::kBFloat16);
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCUDA));
+  EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCUDA), at::kHalf);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+}
+
+// `longnet eval --dtype bfloat16` on a GPU: the forward runs in bfloat16 (it once ran in
+// CUDA's default float16 and xPos refused a longest segment of 8,192), and its losses agree
+// with float32's.
+TEST(ContextEval, CudaBFloat16AgreesWithFloat32AtLongSegments) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(6);
+  LongNetLMOptions m = tiny_lm("decoder_only", {2048, 8192}, {1, 4}, 4);
+  m.vocab_size = 256;
+  LongNetLM model(m);
+  model->eval();
+  model->to(at::kCUDA);
+  auto val = at::randint(256, {20000}, at::kLong);
+  ValidationTokens data;
+  data.size = val.size(0);
+  data.vocab_size = 256;
+  data.read = [val](int64_t start, int64_t count) { return val.narrow(0, start, count).clone(); };
+  ContextEvalOptions o;
+  o.context_lens = {4096, 16384};
+  o.score_tokens = 1024;
+  o.windows = 2;
+  auto grid = process_grid_create(1, 1, c10::kCUDA);
+  LocalAttention local;
+  const auto f32 = context_eval(model, data, *grid, local, o);
+  o.bf16_autocast = true;
+  const auto bf16 = context_eval(model, data, *grid, local, o);
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCUDA));
+  ASSERT_EQ(bf16.size(), f32.size());
+  for (size_t i = 0; i < f32.size(); ++i)
+    EXPECT_NEAR(bf16[i].loss, f32[i].loss, 0.02 * f32[i].loss) << "context " << f32[i].context_len;
 }
 
 }  // namespace

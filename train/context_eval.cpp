@@ -2,8 +2,8 @@
 #include "longnet/train/context_eval.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <torch/nn/functional/loss.h>
+#include "longnet/core/autocast_scope.h"
 
 #include <algorithm>
 #include <chrono>
@@ -67,9 +67,11 @@ std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationToken
         windows.push_back(data.read(ends[w0 + j] - c + rank * L, L + 1));
       auto tokens = at::stack(windows).to(grid.device);  // (n, L + 1)
       auto inputs = tokens.narrow(1, 0, L), targets = tokens.narrow(1, 1, L);
-      at::autocast::set_autocast_enabled(at::kCUDA, o.bf16_autocast);
-      auto logits = model->forward(inputs, backend);  // (n, L, V)
-      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::Tensor logits;  // (n, L, V)
+      {
+        CudaAutocastScope autocast(o.bf16_autocast);
+        logits = model->forward(inputs, backend);
+      }
       if (lo < L) {
         auto scored = logits.narrow(1, lo, L - lo).reshape({-1, logits.size(-1)}).to(at::kFloat);
         auto loss = torch::nn::functional::cross_entropy(

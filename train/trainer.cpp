@@ -2,8 +2,8 @@
 #include "longnet/train/trainer.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <torch/nn/functional/loss.h>
+#include "longnet/core/autocast_scope.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -310,14 +310,14 @@ void Trainer::model_setup() {
 }
 
 at::Tensor Trainer::loss(const at::Tensor& inputs, const at::Tensor& targets, bool sum) {
-  at::autocast::set_autocast_enabled(at::kCUDA, bf16_);
-  if (!chunked_loss_) {
-    auto logits = model_->forward(inputs, *attention_);  // (B, N_local, V)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    return lm_loss(logits, targets, sum);
+  at::Tensor out;  // logits (B, N_local, V), or the hidden states (B, N_local, d_model)
+  {
+    CudaAutocastScope autocast(bf16_);
+    out = chunked_loss_ ? model_->forward_hidden(inputs, *attention_)
+                        : model_->forward(inputs, *attention_);
   }
-  auto hidden = model_->forward_hidden(inputs, *attention_);  // (B, N_local, d_model)
-  at::autocast::set_autocast_enabled(at::kCUDA, false);
+  if (!chunked_loss_) return lm_loss(out, targets, sum);
+  auto& hidden = out;
   ChunkedCrossEntropyOptions o;
   o.chunk_rows = loss_chunk_rows_;
   o.sum = sum;
@@ -545,7 +545,6 @@ int Trainer::run() {
   if (grid_->world_rank == 0) metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_));
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  if (bf16_) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
   loop();
   return 0;
 }
