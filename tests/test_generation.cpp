@@ -548,6 +548,7 @@ TEST(ContextEval, ScoresTheSameFinalTokens) {
 // The scope sets CUDA autocast and its dtype (LibTorch's CUDA default is float16) and puts both
 // back at exit; the state is process-wide, so this holds on a machine without a GPU too.
 TEST(CudaAutocastScope, SetsBFloat16AndRestores) {
+  const auto dtype_before = at::autocast::get_autocast_dtype(at::kCUDA);
   at::autocast::set_autocast_enabled(at::kCUDA, false);
   at::autocast::set_autocast_dtype(at::kCUDA, at::kHalf);
   {
@@ -563,7 +564,7 @@ TEST(CudaAutocastScope, SetsBFloat16AndRestores) {
   }
   EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCUDA));
   EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCUDA), at::kHalf);
-  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype_before);
 }
 
 // `longnet eval --dtype bfloat16` on a GPU: the forward runs in bfloat16 (it once ran in
@@ -571,6 +572,7 @@ TEST(CudaAutocastScope, SetsBFloat16AndRestores) {
 // with float32's.
 TEST(ContextEval, CudaBFloat16AgreesWithFloat32AtLongSegments) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kHalf);  // LibTorch's default, as in `longnet`
   at::manual_seed(6);
   LongNetLMOptions m = tiny_lm("decoder_only", {2048, 8192}, {1, 4}, 4);
   m.vocab_size = 256;

@@ -3,13 +3,14 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
-#include "longnet/core/autocast_scope.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+
+#include "longnet/core/autocast_scope.h"
 
 namespace longnet {
 

@@ -3,7 +3,6 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
-#include "longnet/core/autocast_scope.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include <sstream>
 #include <string>
 
+#include "longnet/core/autocast_scope.h"
 #include "longnet/core/chunked_cross_entropy.h"
 #include "longnet/core/dilated_plan.h"
 #include "longnet/core/file_util.h"
