@@ -864,6 +864,52 @@ TEST(CheckpointFiles, LatestSkipsTruncatedAndCorruptedFiles) {
   EXPECT_EQ(checkpoint_latest(ck), checkpoint_path(ck, 4));
 }
 
+// A checkpoint whose zip directory points outside itself is refused before LibTorch's reader
+// (which does not bound its reads) sees it: the central directory, an entry's fields, its local
+// header. The fuzzer found the second kind (tests/fuzz/corpus_checkpoint keeps the input).
+TEST(CheckpointFiles, BrokenZipLayoutIsRefusedBeforeReading) {
+  TempDir dir;
+  const std::string ck = dir / "ck";
+  checkpoint_write(ck, 1, sample_state(1, 64), 5);
+  const std::string good = read_file(checkpoint_path(ck, 1));
+  ASSERT_GE(good.size(), 22u);
+  const size_t end = good.size() - 22;  // torch.save writes no zip comment
+  ASSERT_EQ(good.substr(end, 4), std::string("PK\x05\x06", 4));
+  auto u32 = [&](const std::string& b, size_t at) {
+    uint32_t v = 0;
+    for (int k = 3; k >= 0; --k) v = (v << 8) | static_cast<uint8_t>(b[at + size_t(k)]);
+    return v;
+  };
+  auto put = [](std::string& b, size_t at, uint64_t v, int bytes) {
+    for (int k = 0; k < bytes; ++k) b[at + size_t(k)] = static_cast<char>((v >> (8 * k)) & 0xFF);
+  };
+  const size_t cd = u32(good, end + 16);
+  ASSERT_EQ(u32(good, cd), 0x02014b50u);
+  auto refused = [&](const std::string& name, std::string bytes, const std::string& what) {
+    write_file(dir / name, bytes);
+    expect_error<std::runtime_error>([&] { checkpoint_read(dir / name); },
+                                     {name, "corrupted", "zip layout", what});
+  };
+  std::string b = good;
+  put(b, end + 16, good.size(), 4);  // the directory starts at the end of the file
+  refused("cd.ckpt", b, "central directory lies outside the file");
+  b = good;
+  put(b, cd + 30, 0xFFFF, 2);  // the first entry's extra field: 64K past the directory
+  refused("extra.ckpt", b, "entry 0 of the central directory runs past the directory");
+  b = good;
+  put(b, cd + 42, good.size() - 10, 4);  // its local header 10 bytes before the end
+  refused("local.ckpt", b, "points to no local header inside the file");
+  b = good;
+  put(b, cd + 20, 0xFFFFFFFF, 4);  // zip64 sizes that its extra field does not hold
+  refused("zip64.ckpt", b, "zip64");
+  b = good;
+  ASSERT_EQ(u32(good, end - 20), 0x07064b50u);  // torch.save writes a zip64 end record too
+  put(b, end + 10, 0xFFFF, 2);                  // the entry count from it...
+  put(b, end - 20 + 8, good.size(), 8);         // ...which its locator puts past the end
+  refused("z64end.ckpt", b, "zip64 end record lies outside the file");
+  EXPECT_NO_THROW(checkpoint_read(checkpoint_path(ck, 1)));
+}
+
 TEST(CheckpointFiles, ReadErrorsNameTheFileAndProblem) {
   TempDir dir;
   expect_error<std::runtime_error>([&] { checkpoint_read(dir / "none.ckpt"); },
