@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "longnet/core/file_util.h"
+#include "longnet/core/zip_layout.h"
 
 namespace longnet {
 
@@ -155,6 +156,13 @@ void parameters_load(torch::nn::Module& m, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   TORCH_CHECK(in, "parameters_load: cannot open ", path, ": ", std::strerror(errno));
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t end_record = zip_end_record(bytes);
+  TORCH_CHECK(end_record != std::string::npos, "parameters_load: ", path,
+              " is not a parameter file (no zip end record: not a torch.save archive, or cut "
+              "short)");
+  const std::string layout = zip_layout_error(bytes, end_record);
+  TORCH_CHECK(layout.empty(), "parameters_load: ", path,
+              " is corrupted (its zip layout is broken: ", layout, ")");
   c10::IValue v;
   try {
     v = torch::jit::pickle_load(bytes);

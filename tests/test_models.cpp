@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -847,6 +848,20 @@ TEST(ParameterIo, LoadMismatchNamesParameterAndLeavesModelUntouched) {
   expect_error([&] { parameters_load(*d, path); }, "the model does not have: 'layers.1.");
   expect_error([&] { parameters_load(*a, dir + "/absent.pt"); },
                "parameters file '" + dir + "/absent.pt' does not exist");
+  // Not a zip archive; a zip whose directory points past its end (refused before LibTorch's
+  // reader, which does not bound its reads, sees it).
+  {
+    std::ofstream(dir + "/text.pt") << "d_model: 64\n";
+    expect_error([&] { parameters_load(*a, dir + "/text.pt"); }, "no zip end record");
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t end = bytes.size() - 22;  // torch.save writes no zip comment
+    const uint64_t past = bytes.size();
+    for (int k = 0; k < 4; ++k) bytes[end + 16 + size_t(k)] = char((past >> (8 * k)) & 0xFF);
+    std::ofstream(dir + "/broken.pt", std::ios::binary) << bytes;
+    expect_error([&] { parameters_load(*a, dir + "/broken.pt"); },
+                 "its zip layout is broken: the central directory lies outside the file");
+  }
   dir_remove(dir);
 }
 

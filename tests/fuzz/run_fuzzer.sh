@@ -28,7 +28,7 @@ case "$TARGET" in
                cli/command_flags.cpp "${CONFIG[@]}" -lyaml-cpp "${TORCH_FLAGS[@]}" -lc10)
     else
       SOURCES=(tests/fuzz/fuzz_checkpoint.cpp train/checkpoint_files.cpp train/crc32.cpp train/fault_injection.cpp
-               core/file_util.cpp core/errors.cpp core/parameter_io.cpp "${TORCH_FLAGS[@]}" -ltorch_cpu -lc10 -lz)
+               core/file_util.cpp core/errors.cpp core/parameter_io.cpp core/zip_layout.cpp "${TORCH_FLAGS[@]}" -ltorch_cpu -lc10 -lz)
     fi ;;
   *) echo "run_fuzzer.sh: unknown target '$TARGET'; use config, token_header, cli_flags or" \
           "checkpoint" >&2; exit 2 ;;
