@@ -3,14 +3,15 @@
 
 #include <cstdint>
 
+#include "longnet/core/little_endian.h"
+
 namespace longnet {
 namespace {
 
-// The little-endian integer of `bytes` bytes at b[at].
+// The little-endian integer of `bytes` (2, 4 or 8) bytes at b[at].
 uint64_t le(const std::vector<char>& b, size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int k = bytes - 1; k >= 0; --k) v = (v << 8) | static_cast<uint8_t>(b[at + size_t(k)]);
-  return v;
+  const auto* p = reinterpret_cast<const unsigned char*>(b.data() + at);
+  return bytes == 2 ? get_u16(p) : bytes == 4 ? get_u32(p) : get_u64(p);
 }
 
 }  // namespace
@@ -20,8 +21,7 @@ size_t zip_end_record(const std::vector<char>& b) {
   const size_t lowest = b.size() >= 22 + 65535 ? b.size() - 22 - 65535 : 0;
   for (size_t i = b.size() - 22 + 1; i-- > lowest;) {
     if (b[i] == 'P' && b[i + 1] == 'K' && b[i + 2] == 5 && b[i + 3] == 6) {
-      const size_t comment =
-          static_cast<uint8_t>(b[i + 20]) | (static_cast<uint8_t>(b[i + 21]) << 8);
+      const size_t comment = le(b, i + 20, 2);
       return i + 22 + comment == b.size() ? i : std::string::npos;
     }
   }

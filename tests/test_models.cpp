@@ -20,6 +20,7 @@
 #include <string>
 
 #include "longnet/core/layer_norm.h"
+#include "longnet/core/little_endian.h"
 #include "longnet/core/longnet_model.h"
 #include "longnet/core/multihead_dilated_attention.h"
 #include "longnet/core/parameter_io.h"
@@ -856,8 +857,7 @@ TEST(ParameterIo, LoadMismatchNamesParameterAndLeavesModelUntouched) {
     std::ifstream in(path, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const size_t end = bytes.size() - 22;  // torch.save writes no zip comment
-    const uint64_t past = bytes.size();
-    for (int k = 0; k < 4; ++k) bytes[end + 16 + size_t(k)] = char((past >> (8 * k)) & 0xFF);
+    put_u32(reinterpret_cast<unsigned char*>(&bytes[end + 16]), uint32_t(bytes.size()));
     std::ofstream(dir + "/broken.pt", std::ios::binary) << bytes;
     expect_error([&] { parameters_load(*a, dir + "/broken.pt"); },
                  "its zip layout is broken: the central directory lies outside the file");

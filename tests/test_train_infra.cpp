@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "longnet/core/little_endian.h"
 #include "longnet/tests/temp_files.h"
 #include "longnet/tests/test_util.h"
 #include "longnet/train/checkpoint_files.h"
@@ -875,14 +876,10 @@ TEST(CheckpointFiles, BrokenZipLayoutIsRefusedBeforeReading) {
   ASSERT_GE(good.size(), 22u);
   const size_t end = good.size() - 22;  // torch.save writes no zip comment
   ASSERT_EQ(good.substr(end, 4), std::string("PK\x05\x06", 4));
-  auto u32 = [&](const std::string& b, size_t at) {
-    uint32_t v = 0;
-    for (int k = 3; k >= 0; --k) v = (v << 8) | static_cast<uint8_t>(b[at + size_t(k)]);
-    return v;
+  auto at = [](const std::string& b, size_t i) {
+    return reinterpret_cast<unsigned char*>(const_cast<char*>(b.data()) + i);
   };
-  auto put = [](std::string& b, size_t at, uint64_t v, int bytes) {
-    for (int k = 0; k < bytes; ++k) b[at + size_t(k)] = static_cast<char>((v >> (8 * k)) & 0xFF);
-  };
+  auto u32 = [&](const std::string& b, size_t i) { return get_u32(at(b, i)); };
   const size_t cd = u32(good, end + 16);
   ASSERT_EQ(u32(good, cd), 0x02014b50u);
   auto refused = [&](const std::string& name, std::string bytes, const std::string& what) {
@@ -891,21 +888,21 @@ TEST(CheckpointFiles, BrokenZipLayoutIsRefusedBeforeReading) {
                                      {name, "corrupted", "zip layout", what});
   };
   std::string b = good;
-  put(b, end + 16, good.size(), 4);  // the directory starts at the end of the file
+  put_u32(at(b, end + 16), uint32_t(good.size()));  // the directory starts at the end of the file
   refused("cd.ckpt", b, "central directory lies outside the file");
   b = good;
-  put(b, cd + 30, 0xFFFF, 2);  // the first entry's extra field: 64K past the directory
+  put_u16(at(b, cd + 30), 0xFFFF);  // the first entry's extra field: 64K past the directory
   refused("extra.ckpt", b, "entry 0 of the central directory runs past the directory");
   b = good;
-  put(b, cd + 42, good.size() - 10, 4);  // its local header 10 bytes before the end
+  put_u32(at(b, cd + 42), uint32_t(good.size() - 10));  // its local header 10 bytes before the end
   refused("local.ckpt", b, "points to no local header inside the file");
   b = good;
-  put(b, cd + 20, 0xFFFFFFFF, 4);  // zip64 sizes that its extra field does not hold
+  put_u32(at(b, cd + 20), 0xFFFFFFFFu);  // zip64 sizes that its extra field does not hold
   refused("zip64.ckpt", b, "zip64");
   b = good;
   ASSERT_EQ(u32(good, end - 20), 0x07064b50u);  // torch.save writes a zip64 end record too
-  put(b, end + 10, 0xFFFF, 2);                  // the entry count from it...
-  put(b, end - 20 + 8, good.size(), 8);         // ...which its locator puts past the end
+  put_u16(at(b, end + 10), 0xFFFF);             // the entry count from it...
+  put_u64(at(b, end - 20 + 8), good.size());    // ...which its locator puts past the end
   refused("z64end.ckpt", b, "zip64 end record lies outside the file");
   EXPECT_NO_THROW(checkpoint_read(checkpoint_path(ck, 1)));
 }

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "longnet/train/little_endian.h"
+#include "longnet/core/little_endian.h"
 
 namespace longnet {
 namespace {
