@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Sums up a Kineto trace written by `longnet train --trace PATH`: GPU time per kernel (top N),
-how busy the GPU was over the traced window, the CPU ops that took the most host time, and with
+"""Sums up a Kineto trace written by `longnet train --trace PATH` (or one of `longnet bench
+generate --trace DIR`): GPU time per kernel (top N), how busy the GPU was over the traced
+window, the CPU ops that took the most host time, and with
 --gaps N the N longest stretches where no GPU work ran (what ran before and after, and the CPU op
 the host was in when the gap began).
     python3 bench/trace_summary.py TRACE.json [--top 30] [--gaps 20]"""

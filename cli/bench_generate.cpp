@@ -8,7 +8,8 @@
 // where the step falls in the segments' cycle (few right after a multiple of the longest segment,
 // the most just before one): each row also gives the bound over the steps ending at the last
 // position of a cycle (every segment full) and the cache fill (cache bytes read / there);
-// --cache-fill full times the steps there.
+// --cache-fill full times the steps there. --trace keeps a Kineto trace of a few more steps of
+// each measurement (kernels and their gaps: what a step's time is made of).
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -28,8 +29,10 @@
 #include "longnet/cli/commands.h"
 #include "longnet/cli/common_flags.h"
 #include "longnet/cli/model_flags.h"
+#include "longnet/core/file_util.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/train/step_profile.h"
 
 namespace longnet {
 namespace {
@@ -80,6 +83,9 @@ int64_t segment_cycle(const std::vector<int64_t>& segment_lengths) {
   return l;
 }
 
+// Steps traced per measurement with --trace.
+constexpr int64_t kTraceSteps = 8;
+
 }  // namespace
 
 int cmd_bench_generate(const Args& args) {
@@ -90,6 +96,9 @@ int cmd_bench_generate(const Args& args) {
   f.no_positional();
   single_rank_require("bench generate");
   bench_results_path_check(f.get("json"), "longnet bench generate --json");
+  const std::string trace_dir = f.get("trace");
+  if (!trace_dir.empty()) output_dir_prepare(trace_dir, "longnet bench generate --trace");
+  const int64_t traced = trace_dir.empty() ? 0 : kTraceSteps;
   const auto device = device_auto(f.get("device"));
   const auto dtype = dtype_from_name(f.get("dtype"));
   const int64_t seed = f.get_int("seed"), steps = f.get_int("steps"), warmup = f.get_int("warmup");
@@ -131,10 +140,10 @@ int cmd_bench_generate(const Args& args) {
   at::NoGradGuard no_grad;
   for (int64_t P : f.get_int_list("prompt-lens")) {
     if (fill_mode == "full") {
-      // The device-timed steps (after warmup and the per-token steps) end at position
-      // cycle - 1 (mod cycle): P = -(warmup + 2 steps) (mod cycle), the least such P >= the
-      // requested one.
-      const int64_t want = ((-(warmup + 2 * steps)) % cycle + cycle) % cycle;
+      // The device-timed steps (after warmup, the traced steps and the per-token steps) end at
+      // position cycle - 1 (mod cycle): P = -(warmup + traced + 2 steps) (mod cycle), the least
+      // such P >= the requested one.
+      const int64_t want = ((-(warmup + traced + 2 * steps)) % cycle + cycle) % cycle;
       P += ((want - P) % cycle + cycle) % cycle;
     }
     at::manual_seed(static_cast<uint64_t>(seed));
@@ -154,6 +163,16 @@ int cmd_bench_generate(const Args& args) {
       inc.state_from(one, 0);
       auto next = first.expand({B}).contiguous();
       for (int64_t i = 0; i < warmup; ++i) next = inc.step(next).argmax(-1);
+      if (!trace_dir.empty()) {
+        StepTrace trace(
+            trace_dir + "/generate_p" + std::to_string(P) + "_b" + std::to_string(B) + ".json",
+            device, 0, kTraceSteps);
+        for (int64_t i = 0; i < kTraceSteps; ++i) {
+          trace.at_step(i);
+          next = inc.step(next).argmax(-1);
+        }
+        trace.at_step(kTraceSteps);
+      }
       device_sync(device);
       // Per token with the host reading each sampled token, as generation runs.
       auto t1 = std::chrono::steady_clock::now();

@@ -254,6 +254,10 @@ void flags_bench_generate(CliFlags& f) {
   f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
   f.add("seed", "0", "seed of the parameters (--random-init) and prompt tokens", kSeed);
   f.add("json", "", "write the results to this JSON file");
+  f.add("trace", "",
+        "write a Kineto trace (Chrome JSON) of 8 more steps of each measurement into this "
+        "directory, as generate_pP_bB.json (P: prompt length, B: batch); sum one up with "
+        "bench/trace_summary.py");
 }
 
 namespace {

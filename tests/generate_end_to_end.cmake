@@ -116,10 +116,20 @@ run(out ${LONGNET} bench generate --checkpoint ${ckpt} --device cpu --dtype floa
 expect("${out}" "1000 +3 " "bench generate")
 file(READ ${WORK}/bench.json bench)
 expect("${bench}" "\"bound_tokens_per_s\"" "bench generate --json")
-# --cache-fill full lengthens the prompt so that the device-timed steps (after 2 warm-up and 4
-# per-token steps) end at the last position of the segments' cycle: there the fill is 1.
+# --cache-fill full lengthens the prompt so that the device-timed steps (after 2 warm-up, 8
+# traced and 4 per-token steps) end at the last position of the segments' cycle: there the fill
+# is 1. --trace writes a Kineto trace of the traced steps.
+file(REMOVE_RECURSE ${WORK}/traces)
 run(out ${LONGNET} bench generate --checkpoint ${ckpt} --device cpu --dtype float32
-    --prompt-lens 300 --batches 2 --steps 4 --warmup 2 --cache-fill full --json ${WORK}/full.json)
+    --prompt-lens 300 --batches 2 --steps 4 --warmup 2 --cache-fill full --json ${WORK}/full.json
+    --trace ${WORK}/traces)
+file(GLOB traces ${WORK}/traces/generate_p*_b2.json)
+list(LENGTH traces n)
+if(NOT n EQUAL 1)
+  message(FATAL_ERROR "bench generate --trace: expected one trace in ${WORK}/traces; got ${traces}")
+endif()
+file(READ ${traces} trace LIMIT 1000000)
+expect("${trace}" "aten::linear" "bench generate --trace")
 file(READ ${WORK}/full.json full)
 expect("${full}" "\"cache_fill\":1[,}]" "bench generate --cache-fill full")
 string(REGEX MATCH "\"segment_cycle\":([0-9]+)" _ "${full}")

@@ -110,7 +110,7 @@ StepTrace::~StepTrace() {
     if (active_)
       finish();
     else if (!path_.empty() && !done_)
-      std::cerr << "no trace written: the run ended before step " << kFirst + 1 << "\n";
+      std::cerr << "no trace written: the run ended before step " << first_ + 1 << "\n";
   } catch (const std::exception& e) {
     std::cerr << "trace not written: " << e.what() << "\n";
   }
@@ -119,7 +119,7 @@ StepTrace::~StepTrace() {
 void StepTrace::at_step(int64_t steps_this_run) {
   if (path_.empty()) return;
   namespace pi = torch::profiler::impl;
-  if (steps_this_run == kFirst) {
+  if (steps_this_run == first_) {
     sync();
     const pi::ProfilerConfig config(pi::ProfilerState::KINETO);
     std::set<pi::ActivityType> acts{pi::ActivityType::CPU};
@@ -128,7 +128,7 @@ void StepTrace::at_step(int64_t steps_this_run) {
     torch::autograd::profiler::enableProfiler(config, acts);
     active_ = true;
     traced_ = 0;
-  } else if (active_ && steps_this_run == kFirst + kSteps) {
+  } else if (active_ && steps_this_run == first_ + count_) {
     finish();
   }
   if (active_) ++traced_;

@@ -77,12 +77,15 @@ class PhaseTimer {
 // traced; one that ends before it says so. An empty path traces nothing.
 class StepTrace {
  public:
-  StepTrace(std::string path, c10::Device device) : path_(std::move(path)), device_(device) {}
+  // Traces steps [first, first + count) (0-based, as at_step counts them).
+  StepTrace(std::string path, c10::Device device, int64_t first = kFirst, int64_t count = kSteps)
+      : path_(std::move(path)), device_(device), first_(first), count_(count) {}
   StepTrace(const StepTrace&) = delete;
   StepTrace& operator=(const StepTrace&) = delete;
   ~StepTrace();
-  // Called at the start of each step of this run (0-based): traces steps [kFirst, kFirst + kSteps).
+  // Called at the start of each step of this run (0-based), and once after the last.
   void at_step(int64_t steps_this_run);
+  // The training run's window: steps 4 and 5 (after the first steps' allocations and warm-up).
   static constexpr int64_t kFirst = 3, kSteps = 2;
 
  private:
@@ -90,6 +93,7 @@ class StepTrace {
   void sync() const;
   std::string path_;
   c10::Device device_;
+  int64_t first_, count_;
   bool active_ = false, done_ = false;
   int64_t traced_ = 0;
 };
