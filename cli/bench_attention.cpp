@@ -13,11 +13,6 @@
 #include <map>
 #include <sstream>
 
-#ifdef LONGNET_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
-
 #include "longnet/cli/bench_common.h"
 #include "longnet/cli/common_flags.h"
 #include "longnet/core/dilated_attention.h"
@@ -25,16 +20,11 @@
 #include "longnet/parallel/process_grid.h"
 #include "longnet/parallel/sequence_layout.h"
 #include "longnet/parallel/sequence_parallel_attention.h"
+#include "longnet/train/step_profile.h"
 
 namespace longnet {
 
 namespace {
-
-void synchronize(const c10::Device& d) {
-#ifdef LONGNET_WITH_CUDA
-  if (d.is_cuda()) at::cuda::getCurrentCUDAStream(d.index()).synchronize();
-#endif
-}
 
 struct Schedule {
   std::vector<int64_t> w, r;
@@ -174,7 +164,7 @@ int bench_attention(const BenchAttentionOptions& o) {
         // Bytes of one forward+backward and the bandwidth of the exchange alone.
         int64_t before = sp_attn.bytes_sent();
         fwd_bwd();
-        synchronize(dev);
+        device_sync(dev);
         const int64_t bytes = sp_attn.bytes_sent() - before;
         double busbw = 0;
         for (size_t i = 0; i < sch.w.size(); ++i) {

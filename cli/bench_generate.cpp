@@ -20,7 +20,6 @@
 #include <sstream>
 
 #ifdef LONGNET_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
 #endif
 
@@ -36,12 +35,6 @@
 
 namespace longnet {
 namespace {
-
-void device_sync(const c10::Device& d) {
-#ifdef LONGNET_WITH_CUDA
-  if (d.is_cuda()) at::cuda::getCurrentCUDAStream(d.index()).synchronize();
-#endif
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

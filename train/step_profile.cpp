@@ -15,13 +15,12 @@
 #endif
 
 namespace longnet {
-namespace {
+
 void device_sync(const c10::Device& device) {
 #ifdef LONGNET_WITH_CUDA
   if (device.is_cuda()) at::cuda::getCurrentCUDAStream(device.index()).synchronize();
 #endif
 }
-}  // namespace
 
 at::Tensor batch_to(const at::Tensor& host, const at::Device& device) {
   if (!device.is_cuda()) return host.to(device);

@@ -24,6 +24,9 @@ namespace longnet {
 // reused before its copy is done: the caching host allocator records the copy's stream.)
 at::Tensor batch_to(const at::Tensor& host, const at::Device& device);
 
+// Waits for the work queued on the device's current stream (nothing on the CPU).
+void device_sync(const c10::Device& device);
+
 // Peak GPU memory allocated by this process so far, GiB (0 on the CPU).
 double peak_gib();
 
