@@ -89,6 +89,9 @@ int cmd_bench_generate(const Args& args) {
   f.no_positional();
   single_rank_require("bench generate");
   bench_results_path_check(f.get("json"), "longnet bench generate --json");
+  if (!f.get("json").empty())
+    output_not_input(f.get("json"), {f.get("checkpoint"), f.get("config")},
+                     "longnet bench generate --json");
   const std::string trace_dir = f.get("trace");
   if (!trace_dir.empty()) output_dir_prepare(trace_dir, "longnet bench generate --trace");
   const int64_t traced = trace_dir.empty() ? 0 : kTraceSteps;

@@ -56,7 +56,7 @@ void plot_path_check(const std::string& path) {
                                 "': name a .png, .svg or .pdf file, the format follows the "
                                 "extension (got " +
                                 (ext.empty() ? std::string("none") : "'" + ext + "'") + ")");
-  output_file_prepare(path, "longnet eval --plot");
+  output_file_prepare(path, "longnet eval --plot", OutputContent::kImage);
 }
 
 // Runs launch/plot_eval.py on the results file (without a shell: any path is one argument);
@@ -113,10 +113,17 @@ int cmd_eval(const Args& args) {
     throw std::invalid_argument("eval: --dtype takes float32, or bfloat16 on cuda (autocast)");
   if (!f.get("plot").empty() && f.get("json").empty())
     throw std::invalid_argument("eval: --plot draws the --json results; give --json too");
-  // The output paths are checked before any work (rank 0 writes them).
+  // The output paths are checked before any work (rank 0 writes them): never one of the inputs.
   if (mpi_world_rank() == 0) {
-    if (!f.get("json").empty()) output_file_prepare(f.get("json"), "longnet eval --json");
-    if (!f.get("plot").empty()) plot_path_check(f.get("plot"));
+    const std::vector<std::string> inputs = {f.get("checkpoint"), f.get("config"), f.get("data")};
+    if (!f.get("json").empty()) {
+      output_not_input(f.get("json"), inputs, "longnet eval --json");
+      output_file_prepare(f.get("json"), "longnet eval --json", OutputContent::kJson);
+    }
+    if (!f.get("plot").empty()) {
+      output_not_input(f.get("plot"), inputs, "longnet eval --plot");
+      plot_path_check(f.get("plot"));
+    }
   }
 
   // Every flag is read (and range-checked) before the model and the data are loaded.
@@ -132,6 +139,10 @@ int cmd_eval(const Args& args) {
   auto loaded = model_load(model_flags_get(f, grid->device, at::kFloat, seed));
   model_agree_across_ranks(*grid, loaded.model, loaded.source);
   const std::string data_path = f.get("data").empty() ? loaded.config.data.path : f.get("data");
+  if (mpi_world_rank() == 0)  // the checkpoint's dataset, when --data did not name one
+    for (const char* out : {"json", "plot"})
+      if (!f.get(out).empty())
+        output_not_input(f.get(out), {data_path}, std::string("longnet eval --") + out);
   auto data = validation_tokens_open(data_path);
   // The data's ids must be ids of the model, and each window must score tokens of its own.
   const int64_t model_vocab = loaded.config.model.vocab_size;

@@ -37,6 +37,32 @@ void probe_writable(const std::string& dir, const std::string& what, const std::
   ::unlink(probe.c_str());
 }
 
+// Whether the existing file `path` is empty or starts as `content` says (output_file_prepare).
+bool existing_content_is(const std::string& path, OutputContent content) {
+  uint64_t size = 0;
+  int fd = -1;
+  try {
+    fd = file_open_regular(path, "output file", &size);
+  } catch (const std::runtime_error&) {
+    return false;
+  }
+  char head[512];
+  ssize_t n;
+  while ((n = ::read(fd, head, sizeof(head))) < 0 && errno == EINTR) {
+  }
+  ::close(fd);
+  if (n < 0) return false;
+  const std::string h(head, static_cast<size_t>(n));
+  if (content == OutputContent::kJson) {
+    const size_t i = h.find_first_not_of(" \t\r\n");
+    return i == std::string::npos ? n < static_cast<ssize_t>(sizeof(head))
+                                  : h[i] == '{' || h[i] == '[';
+  }
+  if (h.empty()) return true;
+  return h.rfind("\x89PNG\r\n\x1a\n", 0) == 0 || h.rfind("%PDF", 0) == 0 ||
+         h.rfind("<?xml", 0) == 0 || h.rfind("<svg", 0) == 0;
+}
+
 }  // namespace
 
 bool make_dirs(const std::string& dir) {
@@ -138,7 +164,7 @@ bool is_checkpoint_name(const std::string& path) {
   return digits.find_first_not_of("0123456789") == std::string::npos;
 }
 
-void output_file_prepare(const std::string& path, const std::string& what) {
+void output_file_prepare(const std::string& path, const std::string& what, OutputContent content) {
   const std::string who = what + " '" + path + "'";
   if (path.empty()) throw std::runtime_error(what + ": the path is empty");
   const PathKind kind = path_kind(path);
@@ -149,6 +175,13 @@ void output_file_prepare(const std::string& path, const std::string& what) {
     throw std::runtime_error(who +
                              " is a training checkpoint (step_*.ckpt); nothing else is "
                              "written over one: give another path");
+  if (kind == PathKind::kFile && content != OutputContent::kAny) {
+    const std::string kind_text = content == OutputContent::kJson ? "JSON" : "a PNG, SVG or PDF";
+    if (!existing_content_is(path, content))
+      throw std::runtime_error(who + " exists and does not hold " + kind_text +
+                               " (a model, dataset, config or other file?); longnet replaces "
+                               "only a file of the kind it writes there: give a new path");
+  }
   const std::string dir = parent_of(path);
   if (!make_dirs(dir))
     throw std::runtime_error(who + ": its directory '" + dir +
@@ -166,6 +199,23 @@ void output_dir_prepare(const std::string& dir, const std::string& what) {
     throw std::runtime_error(who + " is " + path_kind_text(dir) + ", not a directory");
   if (!make_dirs(dir)) throw std::runtime_error(who + " cannot be created: " + errno_text());
   probe_writable(dir, what, dir);
+}
+
+void output_not_input(const std::string& path, const std::vector<std::string>& inputs,
+                      const std::string& what) {
+  struct stat out;
+  const bool out_exists = ::stat(path.c_str(), &out) == 0;
+  for (const auto& in : inputs) {
+    if (in.empty()) continue;
+    struct stat st;
+    const bool same = out_exists && ::stat(in.c_str(), &st) == 0 && st.st_dev == out.st_dev &&
+                      st.st_ino == out.st_ino;
+    const bool inside = !same && path_kind(in) == PathKind::kDirectory && path_inside(path, in);
+    if (same || inside)
+      throw std::runtime_error(what + " '" + path + "' " + (inside ? "lies inside" : "is") +
+                               " an input of this job ('" + in +
+                               "'), which it would write over: give another path");
+  }
 }
 
 bool path_inside(const std::string& path, const std::string& dir) {

@@ -32,11 +32,26 @@ std::string file_read_bounded(const std::string& path, const std::string& what, 
 // `what` otherwise. *size gets the file's size.
 int file_open_regular(const std::string& path, const std::string& what, uint64_t* size);
 
+// What an existing output file must hold for longnet to replace it (or append to it): only a
+// file of the kind the output writes is written over, never a model, a dataset or a config.
+enum class OutputContent {
+  kAny,    // any regular file (outputs whose callers check the kind themselves)
+  kJson,   // JSON or JSON lines: an empty file, or '{' / '[' first (after white space)
+  kImage,  // a plot: an empty file, or a PNG, SVG or PDF
+};
+
 // Prepares an output file the job will append to or replace: its directory is created if needed
 // and must be writable (a probe file is created and removed there), and the path must be absent
-// or a regular file it can write. Throws std::runtime_error naming `what`, the path and the fix.
-// An existing checkpoint (a file named step_N.ckpt) is refused too.
-void output_file_prepare(const std::string& path, const std::string& what);
+// or a regular file it can write whose contents are of the kind `content` names. Throws
+// std::runtime_error naming `what`, the path and the fix. An existing checkpoint (a file named
+// step_N.ckpt) is refused too.
+void output_file_prepare(const std::string& path, const std::string& what,
+                         OutputContent content = OutputContent::kAny);
+// Throws std::runtime_error unless the output `path` is none of the job's inputs (the same file,
+// also through a symbolic or hard link) and lies inside none of those that are directories (the
+// directory itself included). Empty inputs are skipped.
+void output_not_input(const std::string& path, const std::vector<std::string>& inputs,
+                      const std::string& what);
 // Whether the file name of `path` is a training checkpoint's: step_N.ckpt (or its .tmp).
 bool is_checkpoint_name(const std::string& path);
 // The same for an output directory (created if needed).

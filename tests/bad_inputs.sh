@@ -111,7 +111,7 @@ expect ckpt.truncated "truncated" train "$CONFIG" $DATA checkpoint.resume="$f" c
 cp -r "$WORK/ckpt" "$WORK/c_flip"; f=$(ls "$WORK"/c_flip/*.ckpt | tail -1)
 python3 -c "import sys;p=sys.argv[1];b=bytearray(open(p,'rb').read());b[len(b)//2]^=0xFF;open(p,'wb').write(b)" "$f"
 expect ckpt.corrupted "corrupt" train "$CONFIG" $DATA checkpoint.resume="$f" checkpoint.dir="$WORK/c_flip"
-expect ckpt.other_shape "has shape" train "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" \
+expect ckpt.other_shape "holds another model than this run's (model.dim_feedforward" train "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" \
   model.dim_feedforward=192 train.steps=12
 cp -r "$WORK/ckpt" "$WORK/c_all"; for f in "$WORK"/c_all/*.ckpt; do head -c 1000 "$f" > "$f.x" && mv "$f.x" "$f"; done
 expect ckpt.none_intact "none reads back intact" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_all"
@@ -191,6 +191,18 @@ expect1 out.eval_plot_fifo "eval --plot '$WORK/fifo.png' is a FIFO" eval --check
 expect1 out.eval_plot_ext "name a .png, .svg or .pdf file, the format follows the extension (got none)" \
   eval --checkpoint "$CK" --device cpu --json "$WORK/e.json" --plot "$WORK/plot"
 [[ ! -e "$WORK/e.json" ]] || fail "out.eval_plot_ext: wrote $WORK/e.json before refusing --plot"
+# Outputs never replace the command's inputs or a file of another kind.
+cp "$CK" "$WORK/eval_in.ckpt"
+expect1 out.eval_json_onto_checkpoint "is an input of this job" eval --checkpoint \
+  "$WORK/eval_in.ckpt" --device cpu --data "$WORK/data.tokens" --json "$WORK/eval_in.ckpt"
+cmp -s "$CK" "$WORK/eval_in.ckpt" || fail "out.eval_json_onto_checkpoint: the checkpoint changed"
+expect1 out.eval_json_onto_data "is an input of this job" eval --checkpoint "$CK" --device cpu \
+  --data "$WORK/data.tokens" --json "$WORK/data.tokens"
+expect1 out.eval_json_into_dataset "lies inside an input of this job" eval --checkpoint "$CK" \
+  --device cpu --data "$DS" --context-lens 32 --json "$DS/manifest.json"
+cp "$CK" "$WORK/eval_in.ckpt.png"
+expect1 out.eval_plot_onto_other "does not hold a PNG, SVG or PDF" eval --checkpoint "$CK" \
+  --device cpu --json "$WORK/e.json" --plot "$WORK/eval_in.ckpt.png" --data "$WORK/data.tokens"
 expect1 out.bench_attention_json "bench attention --json '$WORK/out.fifo' is a FIFO" bench attention \
   --device cpu --seq-lens 256 --tokens 256 --json "$WORK/out.fifo"
 expect1 out.bench_scaling_json "bench scaling --json '$WORK' is a directory" bench scaling \
@@ -258,6 +270,9 @@ if ! "$BIN" tokenizer train --vocab-size 400 --source "$WORK/cjk.txt" --out "$WO
     tokenizer train --vocab-size 400 --source "$WORK/osrc" --out "$WORK/notes.txt"
 fi
 expect1 out.data_in_source "is inside the source" data build "$WORK/osrc" "$WORK/osrc/x.tokens"
+expect1 out.dataset_in_source "overlap (one is, or lies inside, the other)" \
+  data build --tokenizer bytes --source "$WORK/osrc" --out "$WORK/osrc/ds"
+[[ ! -e "$WORK/osrc/ds" ]] || fail "out.dataset_in_source: created $WORK/osrc/ds"
 expect1 out.data_not_tokens "exists and is not a longnet token file" \
   data build "$WORK/osrc" "$WORK/notes.txt"
 expect1 out.export_foreign "is not from a longnet export" export "$CK" --out "$WORK/hf"

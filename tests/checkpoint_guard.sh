@@ -54,6 +54,46 @@ copy outputs; copy outputs_target
 expect metrics_onto_checkpoint outputs "is a training checkpoint" train.steps=12 \
   log.metrics="$WORK/outputs_target/step_00000008.ckpt"
 [[ "$(sums "$WORK/outputs_target")" == "$(sums "$WORK/ckpt")" ]] || fail "the metrics target changed"
+# Outputs never land on the job's inputs: the token file, the config.
+copy onto_data; cp "$WORK/data.tokens" "$WORK/data_copy.tokens"
+expect metrics_onto_data onto_data "is an input of this job" train.steps=12 \
+  log.metrics="$WORK/data.tokens"
+cmp -s "$WORK/data.tokens" "$WORK/data_copy.tokens" || fail "metrics_onto_data: the data changed"
+# (rank R traces into TRACE.rankR: rank 0's trace file is the config itself)
+copy onto_config; cp "$CONFIG" "$WORK/config.yaml.rank0"
+expect_failure trace_onto_config "is an input of this job" 20 "${MPIRUN[@]}" "$BIN" train \
+  "$WORK/config.yaml.rank0" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/onto_config" log.dir="$WORK/run_trace" train.steps=12 \
+  --trace "$WORK/config.yaml"
+cmp -s "$CONFIG" "$WORK/config.yaml.rank0" || fail "trace_onto_config: the config changed"
+expect_ok trace_onto_config "is an input of this job"
+copy onto_other; printf 'not json\n' > "$WORK/notes.txt"
+expect metrics_onto_text onto_other "does not hold JSON" train.steps=12 log.metrics="$WORK/notes.txt"
+# A checkpoint of another model with parameters of the same shapes (other heads, activation,
+# segments) is not resumed.
+copy other_model
+expect resume_other_model other_model "holds another model than this run's" train.steps=12 \
+  model.activation=relu
+# A directory where a checkpoint of this run would be written is found at the start.
+copy blocked; mkdir "$WORK/blocked/step_00000012.ckpt"
+expect checkpoint_name_is_dir blocked "with a checkpoint's name" train.steps=12
+# Retention keeps another model's checkpoint that sits in the directory (not counted, not deleted).
+rm -rf "$WORK/foreign" && mkdir -p "$WORK/foreign"
+timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/foreign" log.dir="$WORK/run_foreign" train.steps=3 checkpoint.resume=none \
+  model.activation=relu > "$WORK/foreign0.log" 2>&1 || fail "foreign: $(tail -2 "$WORK/foreign0.log")"
+mv "$WORK/foreign/step_00000003.ckpt" "$WORK/foreign_step3.ckpt"
+rm -rf "$WORK/foreign" && copy foreign && cp "$WORK/foreign_step3.ckpt" "$WORK/foreign/step_00000003.ckpt"
+timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/foreign" log.dir="$WORK/run_foreign" train.steps=16 checkpoint.interval=4 \
+  checkpoint.keep=2 > "$WORK/foreign.log" 2>&1 || fail "foreign: $(grep -m2 error "$WORK/foreign.log")"
+cmp -s "$WORK/foreign_step3.ckpt" "$WORK/foreign/step_00000003.ckpt" ||
+  fail "retention deleted or changed another model's checkpoint"
+grep -q "step_00000003.ckpt' is not this run's" "$WORK/foreign.log" || fail "foreign: not reported"
+[[ ! -e "$WORK/foreign/step_00000008.ckpt" && -e "$WORK/foreign/step_00000012.ckpt" ]] ||
+  fail "foreign: retention did not keep the newest 2 of this run's: $(ls "$WORK/foreign")"
+cases=$((cases + 1))
+echo "ok: retention_keeps_foreign_model"
 # A second job on the same run folder (log.dir) is refused while the first runs.
 copy busy
 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \

@@ -20,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "longnet/core/file_util.h"
 #include "longnet/core/little_endian.h"
 #include "longnet/tests/temp_files.h"
 #include "longnet/tests/test_util.h"
@@ -820,6 +821,42 @@ TEST(CheckpointFiles, RetentionCountsOnlyCheckpointsThatVerify) {
   EXPECT_EQ(steps, (std::vector<int64_t>{90, 80, 40, 30, 20}));
 }
 
+// With an owner, retention counts and deletes only the checkpoints of the same owner (the run's
+// model): another model's checkpoint in the directory is neither counted nor deleted.
+TEST(CheckpointFiles, RetentionLeavesOtherOwnersCheckpoints) {
+  TempDir dir;
+  const std::string ck = dir / "ck";
+  auto owner = [](const c10::impl::GenericDict& d) { return d.at("config").toStringRef(); };
+  auto state_of = [](int64_t step, const std::string& model) {
+    auto d = sample_state(step, 10);
+    d.insert_or_assign("config", model);
+    return d;
+  };
+  checkpoint_write(ck, 5, state_of(5, "model: B"), 1, owner);  // another run's
+  // Read back once without an owner (as a resume does): retention must still ask it.
+  checkpoint_read(checkpoint_path(ck, 5));
+  for (int64_t step : {10, 20, 30})
+    checkpoint_write(ck, step, state_of(step, "model: A"), 2, owner);
+  std::vector<int64_t> steps;
+  for (const auto& [step, path] : checkpoint_list(ck)) steps.push_back(step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{30, 20, 5}));
+}
+
+// Names that a later checkpoint write would trip over are found up front.
+TEST(CheckpointFiles, NameBlockersAreFound) {
+  TempDir dir;
+  const std::string ck = dir / "ck";
+  checkpoint_write(ck, 10, sample_state(10, 10), 2);
+  EXPECT_TRUE(checkpoint_name_blockers(ck).empty());
+  ASSERT_EQ(::mkdir((ck + "/step_00000020.ckpt").c_str(), 0755), 0);
+  ASSERT_EQ(::mkfifo((ck + "/step_00000030.ckpt.tmp").c_str(), 0644), 0);
+  ASSERT_EQ(::symlink("nowhere", (ck + "/step_00000040.ckpt").c_str()), 0);
+  EXPECT_EQ(checkpoint_name_blockers(ck),
+            (std::vector<std::string>{ck + "/step_00000020.ckpt", ck + "/step_00000030.ckpt.tmp",
+                                      ck + "/step_00000040.ckpt"}));
+  EXPECT_TRUE(checkpoint_name_blockers(dir / "missing").empty());
+}
+
 // One job per checkpoint directory: a second lock on it is refused, naming the holder.
 TEST(CheckpointFiles, DirectoryLockRefusesASecondJob) {
   TempDir dir;
@@ -945,6 +982,59 @@ TEST(Metrics, JsonLinesAreEscapedAndAppended) {
   MetricsWriter w(path);  // reopening appends
   w.write(JsonLine().add("step", int64_t(2)).add("val_bpb", 1.25));
   EXPECT_EQ(read_file(path), "{\"step\":1,\"loss\":3}\n{\"step\":2,\"val_bpb\":1.25}\n");
+  // A second writer (another job) is refused while the first holds the file.
+  expect_error<std::runtime_error>([&] { MetricsWriter second(path); },
+                                   {"is being written by another job"});
+}
+
+// A last line cut short (a full disk, a kill) is dropped when the file is opened again; a file
+// that is not JSON lines is refused, not appended to.
+TEST(Metrics, IncompleteLastLineDroppedAndOtherFilesRefused) {
+  TempDir dir;
+  const std::string path = dir / "metrics.jsonl";
+  write_file(path, "{\"step\":1}\n{\"step\":2,\"lo");
+  {
+    MetricsWriter w(path);
+    w.write(JsonLine().add("step", int64_t(2)));
+  }
+  EXPECT_EQ(read_file(path), "{\"step\":1}\n{\"step\":2}\n");
+  write_file(path, "{\"step\":1");  // one line, incomplete
+  { MetricsWriter w(path); }
+  EXPECT_EQ(read_file(path), "");
+  const std::string tokens = dir / "data.tokens";
+  write_file(tokens, std::string("LNTK\x01\0\0\0", 8));
+  expect_error<std::runtime_error>([&] { MetricsWriter w(tokens); }, {"does not hold JSON"});
+  EXPECT_EQ(read_file(tokens), std::string("LNTK\x01\0\0\0", 8));
+}
+
+// Outputs are never one of the job's inputs, nor inside an input directory, also through links.
+TEST(OutputPaths, NeverAnInput) {
+  TempDir dir;
+  const std::string data = dir / "data.tokens", ds = dir / "ds";
+  write_file(data, "x");
+  ASSERT_EQ(::mkdir(ds.c_str(), 0755), 0);
+  ASSERT_EQ(::link(data.c_str(), (dir / "hard.json").c_str()), 0);
+  ASSERT_EQ(::symlink(data.c_str(), (dir / "soft.json").c_str()), 0);
+  const std::vector<std::string> inputs = {"", data, ds};
+  for (const std::string out :
+       {data, dir / "hard.json", dir / "soft.json", ds + "/manifest.json", ds + "/new/deeper.json"})
+    expect_error<std::runtime_error>([&] { output_not_input(out, inputs, "--json"); },
+                                     {"--json '" + out + "'", "an input of this job"});
+  output_not_input(dir / "e.json", inputs, "--json");  // elsewhere: fine
+  output_not_input(dir / "ds.json", inputs, "--json");
+  // Content kinds: JSON replaces only JSON (or an empty file), plots only images.
+  write_file(dir / "old.json", "  \n[1, 2]");
+  output_file_prepare(dir / "old.json", "--json", OutputContent::kJson);
+  write_file(dir / "empty.json", "");
+  output_file_prepare(dir / "empty.json", "--json", OutputContent::kJson);
+  expect_error<std::runtime_error>(
+      [&] { output_file_prepare(data, "--json", OutputContent::kJson); }, {"does not hold JSON"});
+  write_file(dir / "p.png", "\x89PNG\r\n\x1a\n....");
+  output_file_prepare(dir / "p.png", "--plot", OutputContent::kImage);
+  expect_error<std::runtime_error>(
+      [&] { output_file_prepare(dir / "old.json", "--plot", OutputContent::kImage); },
+      {"does not hold a PNG, SVG or PDF"});
+  output_file_prepare(data, "--out", OutputContent::kAny);  // callers that check themselves
 }
 
 }  // namespace

@@ -225,18 +225,21 @@ std::optional<FileId> file_id(const std::string& path) {
 }
 
 std::mutex g_verified_mu;
-std::set<FileId> g_verified;
+// Each one's owner (nullopt: not asked yet, as after checkpoint_read).
+std::map<FileId, std::optional<std::string>> g_verified;
 std::map<FileId, std::string> g_failed;  // why each did not verify
 
-void verified_remember(const std::string& path) {
+void verified_remember(const std::string& path, const std::optional<std::string>& owner) {
   if (auto id = file_id(path)) {
     std::lock_guard<std::mutex> lock(g_verified_mu);
-    g_verified.insert(*id);
+    g_verified[*id] = owner;
   }
 }
 
-// Whether the checkpoint at path reads back and verifies; *why says why not.
-bool verified(const std::string& path, std::string* why) {
+// Whether the checkpoint at path reads back and verifies; *why says why not. *owner gets
+// owner_of's verdict on it (read once per file, as the verification).
+bool verified(const std::string& path, std::string* why, const CheckpointOwner& owner_of,
+              std::string* owner) {
   auto id = file_id(path);
   if (!id) {
     *why = "checkpoint '" + path + "' cannot be read: " + errno_text();
@@ -244,7 +247,11 @@ bool verified(const std::string& path, std::string* why) {
   }
   {
     std::lock_guard<std::mutex> lock(g_verified_mu);
-    if (g_verified.count(*id)) return true;
+    auto v = g_verified.find(*id);
+    if (v != g_verified.end() && (v->second || !owner_of)) {
+      *owner = v->second.value_or("");
+      return true;
+    }
     auto f = g_failed.find(*id);
     if (f != g_failed.end()) {  // the same file as before: not read again at every save
       *why = f->second;
@@ -252,14 +259,15 @@ bool verified(const std::string& path, std::string* why) {
     }
   }
   try {
-    checkpoint_read(path);
+    auto state = checkpoint_read(path);
+    *owner = owner_of ? owner_of(state) : "";
   } catch (const std::exception& e) {
     *why = first_line(e.what());
     std::lock_guard<std::mutex> lock(g_verified_mu);
     g_failed[*id] = *why;
     return false;
   }
-  verified_remember(path);
+  verified_remember(path, *owner);
   return true;
 }
 
@@ -288,8 +296,20 @@ std::vector<std::pair<int64_t, std::string>> checkpoint_list(const std::string& 
   return out;
 }
 
+std::vector<std::string> checkpoint_name_blockers(const std::string& dir) {
+  static const std::regex kName(R"(step_[0-9]+\.ckpt(\.tmp)?)");
+  std::vector<std::string> out;
+  for (const std::string& name : dir_names(dir)) {
+    if (!std::regex_match(name, kName)) continue;
+    const std::string path = join_path(dir, name);
+    if (path_kind(path) != PathKind::kFile) out.push_back(path);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::GenericDict& state,
-                      int keep) {
+                      int keep, const CheckpointOwner& owner_of) {
   if (keep < 1)
     throw std::invalid_argument("checkpoint_write: keep = " + std::to_string(keep) +
                                 " must be >= 1");
@@ -337,7 +357,8 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
                              "' failed: " + errno_text());
   fsync_dir(dir);
 
-  verified_remember(path);
+  const std::string owner = owner_of ? owner_of(state) : "";
+  verified_remember(path, owner);
 
   // Leftovers of a crash mid-write are never complete (the directory's lock says no other job
   // is writing here): remove them.
@@ -348,10 +369,16 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
   int kept = 1;  // the one just written
   for (const auto& [s, p] : checkpoint_list(dir)) {
     if (p == path) continue;
-    std::string why;
-    if (!verified(p, &why)) {
+    std::string why, its_owner;
+    if (!verified(p, &why, owner_of, &its_owner)) {
       std::cerr << log_prefix() << "warning: " << why
                 << "; not counted among the checkpoint.keep checkpoints, and left as it is\n";
+      continue;
+    }
+    if (its_owner != owner) {
+      std::cerr << log_prefix() << "warning: checkpoint '" << p
+                << "' is not this run's (it holds another model); not counted among the "
+                   "checkpoint.keep checkpoints, and left as it is\n";
       continue;
     }
     if (kept < keep) {
@@ -457,7 +484,7 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
                       (kv.key().toStringRef() == kFormatKey || kv.key().toStringRef() == kCrcKey);
     if (!ours) out.insert(kv.key(), kv.value());
   }
-  verified_remember(path);
+  verified_remember(path, std::nullopt);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <ATen/core/ivalue.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -33,8 +34,18 @@ std::string checkpoint_path(const std::string& dir, int64_t step);
 // never shields an older good one from deletion. Call it while holding the directory's
 // CheckpointDirLock. Throws std::runtime_error on I/O failure, std::invalid_argument on a bad
 // state. Returns nothing; the file is complete on disk when it returns.
+//
+// owner_of, when given, says whose a checkpoint is (e.g. the model it holds, from its config):
+// retention then counts and deletes only the checkpoints whose owner equals the new one's; others
+// (another model's, put there by hand) are reported and left as they are.
+using CheckpointOwner = std::function<std::string(const c10::impl::GenericDict&)>;
 void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::GenericDict& state,
-                      int keep);
+                      int keep, const CheckpointOwner& owner_of = nullptr);
+
+// Entries of `dir` named as checkpoints or their temporary files (step_N.ckpt, step_N.ckpt.tmp)
+// that are not regular files (a directory, a FIFO, a dangling link): a write to that name would
+// fail after the interval of training it saves. Empty when there are none (or no dir).
+std::vector<std::string> checkpoint_name_blockers(const std::string& dir);
 
 // An advisory lock on a directory a training job writes (its checkpoint dir, its run folder),
 // held while the job runs: flock on dir/.longnet.lock (which records the holder's host, pid and

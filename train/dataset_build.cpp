@@ -454,6 +454,14 @@ DatasetBuildSummary dataset_build(const DatasetBuildOptions& o) {
         "data build: give at least one --source (a directory, or a text, "
         ".jsonl, .gz or .zst file)");
   if (o.out_dir.empty()) throw std::invalid_argument("data build: --out DIR is required");
+  // The dataset never lands where this build or a later one would read it as text, and never
+  // holds a source that a resumed build could remove.
+  for (const auto& src : o.sources)
+    if (path_inside(o.out_dir, src) || path_inside(src, o.out_dir))
+      throw std::invalid_argument("data build: --out '" + o.out_dir + "' and --source '" + src +
+                                  "' overlap (one is, or lies inside, the other): the shards "
+                                  "would be read back as text by the next build; write the "
+                                  "dataset elsewhere (e.g. data/NAME)");
   if (!(o.val_fraction >= 0 && o.val_fraction < 1))
     throw std::invalid_argument("data build: --val-fraction " + std::to_string(o.val_fraction) +
                                 " must be in [0, 1) (e.g. 0.005)");

@@ -3,13 +3,17 @@
 
 #include "longnet/core/file_util.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <stdexcept>
 
 namespace longnet {
@@ -73,17 +77,72 @@ JsonLine& JsonLine::add(const std::string& key, bool value) {
 }
 
 MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
-  output_file_prepare(path, "metrics file");  // (never opens a FIFO or a directory)
-  out_.open(path, std::ios::app);
-  if (!out_)
-    throw std::runtime_error("metrics file '" + path +
-                             "': cannot open for appending: " + std::strerror(errno));
+  // (never opens a FIFO or a directory, never appends to a file that is not JSON lines)
+  output_file_prepare(path, "metrics file", OutputContent::kJson);
+  const std::string who = "metrics file '" + path + "'";
+  fd_ = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+  if (fd_ < 0)
+    throw std::runtime_error(who + ": cannot open for appending: " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw std::runtime_error(who + " is not a regular file");
+  }
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    throw std::runtime_error(who + (err == EWOULDBLOCK
+                                        ? " is being written by another job; two jobs appending "
+                                          "to one file interleave their lines: give this one "
+                                          "another log.metrics (or log.dir)"
+                                        : ": cannot lock: " + std::string(std::strerror(err))));
+  }
+  // Drop an incomplete last line (no newline at the end): the tail of a cut-short write.
+  if (st.st_size > 0) {
+    const off_t size = st.st_size;
+    char last = '\n';
+    if (::pread(fd_, &last, 1, size - 1) == 1 && last != '\n') {
+      off_t keep = 0;
+      char buf[4096];
+      for (off_t end = size; end > 0 && keep == 0;) {
+        const off_t start = end > off_t(sizeof(buf)) ? end - off_t(sizeof(buf)) : 0;
+        const ssize_t n = ::pread(fd_, buf, size_t(end - start), start);
+        if (n <= 0) break;
+        for (ssize_t k = n - 1; k >= 0; --k)
+          if (buf[k] == '\n') {
+            keep = start + k + 1;
+            break;
+          }
+        end = start;
+      }
+      if (::ftruncate(fd_, keep) != 0)
+        throw std::runtime_error(who +
+                                 ": cannot drop its incomplete last line: " + std::strerror(errno));
+      std::cerr << who << ": dropped an incomplete last line of " << (size - keep)
+                << " bytes (a write cut short before)\n";
+    }
+  }
+}
+
+MetricsWriter::~MetricsWriter() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void MetricsWriter::write(const JsonLine& line) {
-  out_ << line.str() << '\n';
-  out_.flush();
-  if (!out_) throw std::runtime_error("metrics file '" + path_ + "': write failed (disk full?)");
+  const std::string text = line.str() + "\n";
+  const char* p = text.data();
+  size_t n = text.size();
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0)
+      throw std::runtime_error("metrics file '" + path_ + "': write failed (" +
+                               std::strerror(errno) + "; disk full?)");
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
 }
 
 }  // namespace longnet

@@ -36,16 +36,21 @@ std::string json_quote(const std::string& s);
 
 class MetricsWriter {
  public:
-  // Opens `path` for appending (a resumed run continues the file), creating parent dirs.
-  // Throws std::runtime_error when it cannot.
+  // Opens `path` for appending (a resumed run continues the file), creating parent dirs, and
+  // locks it (flock) against a second job appending its own lines. A last line left incomplete
+  // (a write cut short by a full disk or a kill) is dropped first, so the file stays one JSON
+  // object per line. Throws std::runtime_error when it cannot, naming the holder's clash.
   explicit MetricsWriter(const std::string& path);
-  // Appends one line and flushes it. Throws std::runtime_error on a write error.
+  ~MetricsWriter();
+  MetricsWriter(const MetricsWriter&) = delete;
+  MetricsWriter& operator=(const MetricsWriter&) = delete;
+  // Appends one line (one write). Throws std::runtime_error on a write error.
   void write(const JsonLine& line);
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
-  std::ofstream out_;
+  int fd_ = -1;
 };
 
 }  // namespace longnet

@@ -5,10 +5,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
+#include <cstdio>
+
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #endif
 
+#include "longnet/core/file_util.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/train/checkpoint_files.h"
 
@@ -30,6 +33,69 @@ at::Tensor cuda_generator_state(const ProcessGrid& grid) {
     return at::cuda::detail::getDefaultCUDAGenerator(grid.device.index()).get_state();
 #endif
   return at::Tensor();
+}
+
+// The model: keys that make a model what it is (the function its parameters compute), as
+// "key: value" lines: all but dropout and activation checkpointing, which change how a step
+// runs, not the model (and num_encoder_layers of a decoder-only model, which has none).
+class ModelIdentity : public OptionVisitor {
+ public:
+  std::vector<std::pair<std::string, std::string>> keys;
+  void field(const char* n, int64_t& v, const OptionSpec&) override { add(n, std::to_string(v)); }
+  void field(const char* n, double& v, const OptionSpec&) override {
+    char buf[40];
+    std::snprintf(buf, sizeof(buf), "%.17g", v);
+    add(n, buf);
+  }
+  void field(const char* n, bool& v, const OptionSpec&) override { add(n, v ? "true" : "false"); }
+  void field(const char* n, std::string& v, const OptionSpec&) override { add(n, v); }
+  void field(const char* n, std::vector<int64_t>& v, const OptionSpec&) override {
+    std::string t;
+    for (auto x : v) t += (t.empty() ? "" : ", ") + std::to_string(x);
+    add(n, "[" + t + "]");
+  }
+  void field(const char* n, std::vector<double>& v, const OptionSpec& s) override {
+    std::string t;
+    for (auto x : v) {
+      double y = x;
+      field(n, y, s);
+      t += (t.empty() ? "" : ", ") + keys.back().second;
+      keys.pop_back();
+    }
+    add(n, "[" + t + "]");
+  }
+
+ private:
+  void add(const std::string& name, const std::string& value) {
+    if (name == "dropout" || name == "activation_checkpointing" || name == "checkpoint_layers")
+      return;
+    keys.emplace_back("model." + name, value);
+  }
+};
+
+std::vector<std::pair<std::string, std::string>> model_identity(const TrainConfig& cfg) {
+  LongNetLMOptions o = cfg.model;
+  if (o.variant == "decoder_only") o.num_encoder_layers = 0;
+  ModelIdentity v;
+  options_visit(o, v);
+  return v.keys;
+}
+
+std::string model_identity_text(const TrainConfig& cfg) {
+  std::string t;
+  for (const auto& [k, v] : model_identity(cfg)) t += k + ": " + v + "\n";
+  return t;
+}
+
+// The model a checkpoint's config describes (retention's owner of a checkpoint); a checkpoint
+// without a config that parses belongs to no run.
+std::string checkpoint_model(const c10::impl::GenericDict& state) {
+  try {
+    if (!state.contains("config")) return "(no config)";
+    return model_identity_text(config_parse(state.at("config").toStringRef(), "checkpoint"));
+  } catch (const std::exception& e) {
+    return std::string("(config unreadable: ") + e.what() + ")";
+  }
 }
 
 // The step in a checkpoint's file name (step_00000100.ckpt -> 100), -1 for another name.
@@ -57,7 +123,14 @@ void replace_guard(ProcessGrid& grid, const TrainConfig& cfg, int64_t start_step
   if (grid.world_rank == 0) {
     const auto& dir = cfg.checkpoint.dir;
     const auto existing = checkpoint_list(dir);  // newest first
-    if (cfg.checkpoint.resume == "none" && !existing.empty()) {
+    const auto blockers = checkpoint_name_blockers(dir);
+    if (!blockers.empty()) {
+      problem = "checkpoint.dir '" + dir + "' holds '" + blockers.front() + "', " +
+                path_kind_text(blockers.front()) +
+                " with a checkpoint's name: writing a checkpoint there would fail after the "
+                "training it saves. Remove or rename it (longnet writes only regular files "
+                "named step_N.ckpt), or give another checkpoint.dir. Nothing was changed";
+    } else if (cfg.checkpoint.resume == "none" && !existing.empty()) {
       problem = "checkpoint.resume is none, but checkpoint.dir '" + dir + "' already holds " +
                 std::to_string(existing.size()) +
                 " checkpoint(s) (newest: " + existing.front().second +
@@ -149,7 +222,7 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
     state.insert("rng_cpu", rng_cpu);
     if (rng_cuda.defined()) state.insert("rng_cuda", rng_cuda);
     checkpoint_write(cfg.checkpoint.dir, progress.step, state,
-                     static_cast<int>(cfg.checkpoint.keep));
+                     static_cast<int>(cfg.checkpoint.keep), checkpoint_model);
     log_info("checkpoint: " + checkpoint_path(cfg.checkpoint.dir, progress.step));
   }
   grid.world->barrier();
@@ -170,6 +243,29 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
   };
   TORCH_CHECK(get("format").toStringRef() == kFormat, "checkpoint ", path, " has format '",
               get("format").toStringRef(), "', this build reads '", kFormat, "'");
+  // The model: the one this run builds, key by key (parameters of equal shapes can belong to
+  // another model: other heads, activation or segments).
+  {
+    const auto ours = model_identity(cfg);
+    std::vector<std::pair<std::string, std::string>> theirs;
+    try {
+      theirs = model_identity(config_parse(get("config").toStringRef(), path + " (config)"));
+    } catch (const c10::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      TORCH_CHECK(false, "checkpoint ", path, ": its config cannot be read (", e.what(),
+                  "), so the model it holds is unknown. Nothing was changed");
+    }
+    std::string diff;
+    for (size_t i = 0; i < ours.size() && i < theirs.size(); ++i)
+      if (ours[i] != theirs[i])
+        diff += (diff.empty() ? "" : "; ") + ours[i].first + " " + theirs[i].second + " there, " +
+                ours[i].second + " here";
+    TORCH_CHECK(diff.empty(), "checkpoint ", path, " holds another model than this run's (", diff,
+                "). Resume it with the model: section it was trained with (its config is in the "
+                "checkpoint and in the run folder's config.yaml), or start this model in its own "
+                "checkpoint.dir. Nothing was changed");
+  }
   std::vector<int64_t> g;  // (a list of ints, typed or not: checkpoints are pickled untagged)
   for (const auto& x : get("grid").toListRef()) g.push_back(x.toInt());
   TORCH_CHECK(g.size() == 2, "checkpoint ", path, " has no valid grid entry");

@@ -147,13 +147,23 @@ void Trainer::grid_setup() {
   bf16_ = cfg_.train.precision == "bf16";
   // Every path the job will write, checked now rather than at the first write an interval of
   // training later; the checkpoint directory locked against a second job.
+  // Nothing is written over the config or over or into the dataset.
+  const std::vector<std::string> inputs = {run_.config_path, cfg_.data.path};
+  // (a directory path that names a file is refused as such by output_dir_prepare)
+  auto dir_prepare = [&](const std::string& dir, const std::string& what) {
+    if (path_kind(dir) == PathKind::kMissing || path_kind(dir) == PathKind::kDirectory)
+      output_not_input(dir, inputs, what);
+    output_dir_prepare(dir, what);
+  };
   if (grid_->world_rank == 0) {
-    output_dir_prepare(cfg_.checkpoint.dir, "checkpoint dir (checkpoint.dir)");
+    dir_prepare(cfg_.checkpoint.dir, "checkpoint dir (checkpoint.dir)");
     checkpoint_lock_ = std::make_unique<CheckpointDirLock>(cfg_.checkpoint.dir);
-    output_file_prepare(config_metrics_path(cfg_), "metrics file (log.metrics)");
+    output_not_input(config_metrics_path(cfg_), inputs, "metrics file (log.metrics)");
+    output_file_prepare(config_metrics_path(cfg_), "metrics file (log.metrics)",
+                        OutputContent::kJson);
     // The run folder: the resolved config, and from here on a copy of this output.
     if (!cfg_.log.dir.empty()) {
-      output_dir_prepare(cfg_.log.dir, "run folder (log.dir)");
+      dir_prepare(cfg_.log.dir, "run folder (log.dir)");
       // Locked too: a second job would rewrite its config.yaml and interleave its metrics.
       if (!same_dir(cfg_.log.dir, cfg_.checkpoint.dir))
         run_lock_ = std::make_unique<CheckpointDirLock>(cfg_.log.dir, "log.dir");
@@ -162,7 +172,10 @@ void Trainer::grid_setup() {
       log_file_open(cfg_.log.dir + "/train.log");
     }
   }
-  if (!trace_path().empty()) output_file_prepare(trace_path(), "trace file (--trace)");
+  if (!trace_path().empty()) {
+    output_not_input(trace_path(), inputs, "trace file (--trace)");
+    output_file_prepare(trace_path(), "trace file (--trace)", OutputContent::kJson);
+  }
   grid_->world->barrier();
   log_info("longnet train: " + utc_time("%Y-%m-%d %H:%M:%S UTC") + ", " + std::to_string(world) +
            " rank(s), grid " + std::to_string(grid_->data_parallel) + " data x " +
