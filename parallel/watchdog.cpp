@@ -25,7 +25,13 @@ struct Entry {
   std::string what;
   Clock::time_point start;
   std::function<WatchState(std::string*)> poll;  // empty: a scope, done when it closes
+  double extra_s = 0;                            // seconds beyond the timeout (CollectiveAllowance)
+  std::string note;                              // why, for the message
 };
+
+// This thread's CollectiveAllowance.
+thread_local double t_extra_s = 0;
+thread_local std::string t_note;
 
 struct State {
   std::mutex mu;
@@ -93,11 +99,12 @@ void watch_loop() {
                     "; a rank of its group died or failed. Ending the job.";
           break;
         }
-        if (limit > 0 && waited > limit) {
+        if (limit > 0 && waited > limit + it->second.extra_s) {
           char buf[64];
-          std::snprintf(buf, sizeof(buf), "%.0f", limit);
-          failure = it->second.what + " has not finished after " + buf +
-                    " s: another rank of its group stalled, died or failed before reaching it. "
+          std::snprintf(buf, sizeof(buf), "%.0f", limit + it->second.extra_s);
+          failure = it->second.what + " has not finished after " + buf + " s" +
+                    (it->second.note.empty() ? "" : " (" + it->second.note + ")") +
+                    ": another rank of its group stalled, died or failed before reaching it. "
                     "Ending the job (the limit is train.collective_timeout_s; 0 waits forever).";
           break;
         }
@@ -137,11 +144,22 @@ double collective_timeout() {
 }
 
 void collective_watch(std::string what, std::function<WatchState(std::string* why)> poll) {
-  add_entry(Entry{std::move(what), Clock::now(), std::move(poll)});
+  add_entry(Entry{std::move(what), Clock::now(), std::move(poll), t_extra_s, t_note});
 }
 
 CollectiveScope::CollectiveScope(std::string what)
-    : id_(add_entry(Entry{std::move(what), Clock::now(), {}})) {}
+    : id_(add_entry(Entry{std::move(what), Clock::now(), {}, t_extra_s, t_note})) {}
+
+CollectiveAllowance::CollectiveAllowance(double extra_s, std::string why)
+    : prev_extra_(t_extra_s), prev_why_(std::move(t_note)) {
+  t_extra_s = extra_s > 0 ? extra_s : 0;
+  t_note = std::move(why);
+}
+
+CollectiveAllowance::~CollectiveAllowance() {
+  t_extra_s = prev_extra_;
+  t_note = std::move(prev_why_);
+}
 
 CollectiveScope::~CollectiveScope() {
   State& s = state();

@@ -36,6 +36,22 @@ class CollectiveScope {
   int64_t id_;
 };
 
+// Collectives that this thread starts inside the scope may take extra_s seconds more than the
+// timeout: waits whose length is known to grow with work another rank does outside collectives
+// (the barrier where every rank waits for rank 0 to write a checkpoint). `why` is added to the
+// message should one still time out. Scopes nest; the innermost one counts.
+class CollectiveAllowance {
+ public:
+  CollectiveAllowance(double extra_s, std::string why);
+  ~CollectiveAllowance();
+  CollectiveAllowance(const CollectiveAllowance&) = delete;
+  CollectiveAllowance& operator=(const CollectiveAllowance&) = delete;
+
+ private:
+  double prev_extra_;
+  std::string prev_why_;
+};
+
 // "NCCL all-gather (rank 1 of a group of 4)": how the watchdog names a collective.
 std::string collective_what(const char* backend, const char* op, int group_rank, int group_size);
 

@@ -104,6 +104,16 @@ expect data.truncated "truncated" train "$CONFIG" data.source='""' data.path="$W
   checkpoint.dir="$WORK/ckpt"
 expect data.short "shorter than one sequence" "${T[@]}" data.seq_len=8388608 \
   model.segment_lengths=[32,64,128] data.batch_size=1
+# Ranks started with different configs (MPMD, or another file on another host).
+MP1=(mpirun -np 1 --oversubscribe --allow-run-as-root --bind-to none)
+expect_failure config.ranks_differ "resolved another config than rank 0" 20 "${MP1[@]}" "$BIN" \
+  "${T[@]}" : -np 1 "$BIN" "${T[@]}" optim.lr=1e-2
+expect_ok config.ranks_differ "resolved another config than rank 0"
+ln -sfn "$WORK/no_such_volume/data.tokens" "$WORK/dangling.tokens"
+expect data.dangling_link "is a symbolic link to nothing" train "$CONFIG" data.path="$WORK/dangling.tokens" \
+  checkpoint.dir="$WORK/ckpt" log.metrics="$WORK/m2.jsonl"
+[[ -L "$WORK/dangling.tokens" ]] || fail "data.dangling_link: the link was replaced"
+expect data.eval_windows "more would score the same tokens again" "${T[@]}" eval.batches=1048576
 # Checkpoints (the guarded ones are never written to: each case reads a copy).
 cp -r "$WORK/ckpt" "$WORK/c_trunc"; f=$(ls "$WORK"/c_trunc/*.ckpt | tail -1)
 head -c 2000 "$f" > "$f.x" && mv "$f.x" "$f"
@@ -111,8 +121,8 @@ expect ckpt.truncated "truncated" train "$CONFIG" $DATA checkpoint.resume="$f" c
 cp -r "$WORK/ckpt" "$WORK/c_flip"; f=$(ls "$WORK"/c_flip/*.ckpt | tail -1)
 python3 -c "import sys;p=sys.argv[1];b=bytearray(open(p,'rb').read());b[len(b)//2]^=0xFF;open(p,'wb').write(b)" "$f"
 expect ckpt.corrupted "corrupt" train "$CONFIG" $DATA checkpoint.resume="$f" checkpoint.dir="$WORK/c_flip"
-expect ckpt.other_shape "holds another model than this run's (model.dim_feedforward" train "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" \
-  model.dim_feedforward=192 train.steps=12
+expect ckpt.other_shape "holds another model than this run's (model.dim_feedforward" train \
+  "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" model.dim_feedforward=192 train.steps=12
 cp -r "$WORK/ckpt" "$WORK/c_all"; for f in "$WORK"/c_all/*.ckpt; do head -c 1000 "$f" > "$f.x" && mv "$f.x" "$f"; done
 expect ckpt.none_intact "none reads back intact" train "$CONFIG" $DATA checkpoint.dir="$WORK/c_all"
 # ---- sharded datasets (issues 18, 20) ------------------------------------------------------

@@ -71,6 +71,34 @@ TEST(Watchdog, FinishedCollectivesAndZeroTimeoutLeaveTheProcessAlone) {
   EXPECT_EQ(err.find("has not finished"), std::string::npos) << err;
 }
 
+// An allowance lengthens the limit of the collectives started inside it (and names why in the
+// message); outside it the plain timeout holds again.
+TEST(Watchdog, AllowanceLengthensTheLimitInsideItsScope) {
+  if (mpi_world_size() > 1) GTEST_SKIP() << "forks: run on one rank";
+  auto [rc, err] = in_child([] {
+    collective_timeout_set(0.3);
+    {
+      CollectiveAllowance allow(1.5, "waiting for rank 0 to write checkpoint X");
+      CollectiveScope scope("MPI barrier (rank 1 of a group of 2)");
+      std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    }
+    CollectiveScope late("MPI barrier (rank 1 of a group of 2)");
+    std::this_thread::sleep_for(std::chrono::seconds(20));
+  });
+  EXPECT_EQ(rc, kExitFailure);
+  EXPECT_NE(err.find("has not finished after 0 s: another rank"), std::string::npos) << err;
+  auto [rc2, err2] = in_child([] {
+    collective_timeout_set(0.3);
+    CollectiveAllowance allow(0.5, "waiting for rank 0 to write checkpoint X");
+    CollectiveScope scope("MPI barrier (rank 1 of a group of 2)");
+    std::this_thread::sleep_for(std::chrono::seconds(20));
+  });
+  EXPECT_EQ(rc2, kExitFailure);
+  EXPECT_NE(err2.find("has not finished after 1 s (waiting for rank 0 to write checkpoint X)"),
+            std::string::npos)
+      << err2;
+}
+
 TEST(Watchdog, FailedPollRunsTheAbortHooksAndEndsTheProcess) {
   if (mpi_world_size() > 1) GTEST_SKIP() << "forks: run on one rank";
   auto [rc, err] = in_child([] {

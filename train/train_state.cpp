@@ -13,6 +13,7 @@
 
 #include "longnet/core/file_util.h"
 #include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/watchdog.h"
 #include "longnet/train/checkpoint_files.h"
 
 namespace longnet {
@@ -225,6 +226,13 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
                      static_cast<int>(cfg.checkpoint.keep), checkpoint_model);
     log_info("checkpoint: " + checkpoint_path(cfg.checkpoint.dir, progress.step));
   }
+  // The other ranks wait here while rank 0 writes: a minute and 10 MB/s of the checkpoint's size
+  // beyond the collective timeout (a large model on slow storage is not a stalled rank).
+  double bytes = 0;
+  for (const auto& [name, p] : params) bytes += 3.0 * double(p.numel()) * double(p.element_size());
+  CollectiveAllowance slow_write(60 + bytes / 10e6,
+                                 "waiting for rank 0 to write checkpoint " +
+                                     checkpoint_path(cfg.checkpoint.dir, progress.step));
   grid.world->barrier();
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -119,6 +120,7 @@ class Trainer {
   // are read after the next step is queued), and the one finished before it, if the device went
   // straight on from it to the next step (not after an evaluation or a checkpoint).
   int64_t first_step_ = 0, tokens_per_step_ = 0;
+  bool eval_interrupted_ = false;  // a stop signal ended an evaluation
   double flops_ = 0, peak_flops_ = 0;
   std::chrono::steady_clock::time_point t_start_;
   std::optional<StepStats> pending_, last_;
@@ -145,6 +147,23 @@ void Trainer::grid_setup() {
   grid_ = process_grid_create(static_cast<int>(config_data_parallel(cfg_, world)),
                               static_cast<int>(cfg_.grid.sequence_parallel), device);
   bf16_ = cfg_.train.precision == "bf16";
+  // Every rank must train the same resolved config (another config file or override on one host
+  // would make the ranks' models diverge silently, or their collectives mismatch).
+  {
+    const std::string mine = config_to_yaml(cfg_), root = world_broadcast(*grid_, mine, 0);
+    std::string first_diff;
+    if (mine != root) {
+      std::istringstream a(mine), b(root);
+      std::string la, lb;
+      while (std::getline(a, la) && std::getline(b, lb) && la == lb) {
+      }
+      first_diff = " (here '" + la + "', on rank 0 '" + lb + "')";
+    }
+    const double bad = world_max(*grid_, mine == root ? -1.0 : double(grid_->world_rank));
+    TORCH_CHECK(bad < 0, "rank ", int64_t(bad), " resolved another config than rank 0", first_diff,
+                ": every rank must run the same config file and overrides (mpirun -np P longnet "
+                "train CONFIG [key=value ...], with the same CONFIG on every host)");
+  }
   // Every path the job will write, checked now rather than at the first write an interval of
   // training later; the checkpoint directory locked against a second job.
   // Nothing is written over the config or over or into the dataset.
@@ -191,6 +210,7 @@ void Trainer::data_build_if_missing() {
   const DataConfig& d = cfg_.data;
   struct stat st;
   bool missing = ::stat(d.path.c_str(), &st) != 0, interrupted = false;
+  const int stat_errno = missing ? errno : 0;
   if (!missing && S_ISDIR(st.st_mode) && !d.source.empty() && !d.tokenizer.empty()) {
     try {
       interrupted = !manifest_read(d.path).complete;
@@ -199,6 +219,13 @@ void Trainer::data_build_if_missing() {
     }
   }
   if (!missing && !interrupted) return;
+  // A symbolic link whose target is missing (an unmounted volume) or a loop is not built over.
+  struct stat lst;
+  TORCH_CHECK(!(missing && ::lstat(d.path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)),
+              "data.path '", d.path, "' is a symbolic link to ",
+              stat_errno == ELOOP ? "itself (a loop)" : "nothing (its target is missing)",
+              "; longnet does not build data in its place: mount or fix its target, or give "
+              "another data.path");
   TORCH_CHECK(!d.source.empty(), "data.path '", d.path,
               "' does not exist and data.source is empty; build it first: longnet data build "
               "--tokenizer KIND:PATH --source SRC --out ",
@@ -343,6 +370,13 @@ double Trainer::evaluate() {
   torch::NoGradGuard no_grad;
   auto sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(grid_->device));
   for (int64_t i = 0; i < cfg_.eval.batches; ++i) {
+    // A stop signal ends the evaluation at the next batch (on every rank alike); the step loop
+    // then checkpoints and stops as at a step boundary.
+    if (world_max(*grid_, g_signal.load()) > 0) {
+      model_->train();
+      eval_interrupted_ = true;
+      return std::nan("");
+    }
     auto batch = sampler_->val_batch(i);
     auto targets = batch_to(batch.targets, grid_->device);
     sums[0] += loss(batch_to(batch.inputs, grid_->device), targets, true).to(at::kDouble);
@@ -436,9 +470,13 @@ void Trainer::finish_step(bool eval_now) {
   if (cuda) line.add("mfu", flops_ / step_s / peak_flops_).add("peak_gib", peak_gib());
   if (eval_now) {
     const double v = evaluate();
-    line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
-    log_info("eval at step " + std::to_string(s.step()) + ": loss " + std::to_string(v) +
-             ", bits per " + bits_per_ + " " + std::to_string(v / std::log(2.0)));
+    if (eval_interrupted_) {
+      log_info("eval at step " + std::to_string(s.step()) + ": interrupted by a stop signal");
+    } else {
+      line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
+      log_info("eval at step " + std::to_string(s.step()) + ": loss " + std::to_string(v) +
+               ", bits per " + bits_per_ + " " + std::to_string(v / std::log(2.0)));
+    }
   }
   if (metrics_) metrics_->write(line);
   // The progress line: loss, speed and MFU averaged over the steps since the last line.
@@ -496,6 +534,10 @@ void Trainer::loop() {
            " sequences of " + std::to_string(cfg_.data.seq_len) + ")");
   if (step_ == 0) {
     const double v = evaluate();
+    if (eval_interrupted_) {
+      log_info("stopping on a signal during the evaluation before training; nothing to save");
+      return;
+    }
     log_info("eval before training: loss " + std::to_string(v) + ", bits per " + bits_per_ + " " +
              std::to_string(v / std::log(2.0)));
     if (metrics_)
@@ -522,12 +564,13 @@ void Trainer::loop() {
     }
     pending_.emplace(train_step());
     ++step_;
-    const bool stop_signal = world_max(*grid_, g_signal.load()) > 0;
+    bool stop_signal = world_max(*grid_, g_signal.load()) > 0;
     const bool stop_here = run_.stop_after > 0 && step_ - first_step_ >= run_.stop_after;
     const bool eval_now = step_ % cfg_.eval.interval == 0 || step_ == total;
-    const bool save_now =
+    bool save_now =
         step_ % cfg_.checkpoint.interval == 0 || step_ == total || stop_signal || stop_here;
     if (!defer || eval_now || save_now) finish_step(eval_now);
+    if (eval_interrupted_) stop_signal = save_now = true;  // a signal came during the evaluation
     if (save_now)
       train_state_save(*grid_, cfg_, named_params_, *optim_,
                        TrainProgress{step_, bad_steps_, sampler_->position()});
