@@ -2,7 +2,8 @@
 
 A checkpoint (train/checkpoint_files.h) is a torch.save-format dict: "config" (the resolved YAML
 of the run, every key), "model" ({parameter name: tensor}, on the CPU), "optimizer", "step", ...,
-plus "_longnet_format" and "_longnet_crc32" (an integrity record the C++ reader checks).
+plus "_longnet_format" and "_longnet_crc32": a CRC-32 of every other entry's contents, which
+load_checkpoint checks as the C++ reader does (train/checkpoint_files.cpp, state_crc).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import os
 import pickle
 import re
 import stat
+import struct
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -20,6 +23,80 @@ import torch
 
 CHECKPOINT_FORMAT = "longnet-checkpoint-1"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format (and LibTorch's) is a zip archive
+
+
+# c10::ScalarType codes of the dtypes checkpoints hold (the CRC hashes the code, not the name).
+_SCALAR_TYPE = {torch.uint8: 0, torch.int8: 1, torch.int16: 2, torch.int32: 3, torch.int64: 4,
+                torch.float16: 5, torch.float32: 6, torch.float64: 7, torch.complex32: 8,
+                torch.complex64: 9, torch.complex128: 10, torch.bool: 11, torch.bfloat16: 15}
+
+
+class _Crc32:
+    """The C++ reader's CRC-32 over tagged values (state_crc): a tag byte per value, then its
+    data; integers and sizes as 64-bit little-endian."""
+
+    def __init__(self) -> None:
+        self.crc = 0
+
+    def update(self, data: bytes) -> None:
+        self.crc = zlib.crc32(data, self.crc)
+
+    def u64(self, v: int) -> None:
+        self.update(struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF))
+
+    def value(self, v: Any, where: str) -> None:
+        if v is None:
+            self.update(b"N")
+        elif isinstance(v, bool):
+            self.update(b"B" + (b"\x01" if v else b"\x00"))
+        elif isinstance(v, int):
+            self.update(b"I")
+            self.u64(v)
+        elif isinstance(v, float):
+            self.update(b"D" + struct.pack("<d", v))
+        elif isinstance(v, str):
+            data = v.encode("utf-8", "surrogatepass")
+            self.update(b"S")
+            self.u64(len(data))
+            self.update(data)
+        elif isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous()
+            if t.dtype not in _SCALAR_TYPE:
+                raise ValueError(f"entry {where!r} holds a tensor of dtype {t.dtype}, which "
+                                 f"longnet checkpoints do not store")
+            self.update(b"T")
+            self.u64(_SCALAR_TYPE[t.dtype])
+            self.u64(t.dim())
+            for s in t.shape:
+                self.u64(s)
+            nbytes = t.numel() * t.element_size()
+            self.u64(nbytes)
+            if nbytes:
+                self.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(v, (list, tuple)):
+            self.update(b"L" if isinstance(v, list) else b"U")
+            self.u64(len(v))
+            for i, x in enumerate(v):
+                self.value(x, f"{where}[{i}]")
+        elif isinstance(v, dict):
+            self.update(b"M")
+            self.u64(len(v))
+            for k, x in v.items():
+                self.value(k, where + " key")
+                self.value(x, f"{where}.{k}")
+        else:
+            raise ValueError(f"entry {where!r} holds a {type(v).__name__}, which longnet "
+                             f"checkpoints do not store")
+
+
+def _state_crc(raw: Dict[Any, Any]) -> int:
+    crc = _Crc32()
+    for k, v in raw.items():
+        if k == "_longnet_crc32":
+            continue
+        crc.value(k, "key")
+        crc.value(v, str(k))
+    return crc.crc
 
 
 def _file_kind(mode: int) -> str:
@@ -139,6 +216,16 @@ def load_checkpoint(path: Union[str, Path], *,
         found = raw.get("_longnet_format") if isinstance(raw, dict) else type(raw).__name__
         raise ValueError(f"{path} is not a longnet checkpoint (format {found!r}, expected "
                          f"{CHECKPOINT_FORMAT!r})")
+    stored = raw.get("_longnet_crc32")
+    if not isinstance(stored, int) or isinstance(stored, bool):
+        raise _damaged(path, "it has no integrity record (_longnet_crc32)")
+    try:
+        computed = _state_crc(raw)
+    except ValueError as e:
+        raise _damaged(path, str(e)) from e
+    if computed != stored & 0xFFFFFFFF:
+        raise ValueError(f"{path} is a corrupted longnet checkpoint (checksum mismatch: stored "
+                         f"CRC-32 {stored & 0xFFFFFFFF:08x}, contents give {computed:08x})")
     out = {k: v for k, v in raw.items() if not str(k).startswith("_longnet_")}
     for key in ("config", "model"):
         if key not in out:

@@ -464,8 +464,26 @@ def check_checkpoint_paths(longnet, args, good):
         expect_error(ValueError, "truncated or damaged: UnpicklingError", lambda: load(broken))
     expect_error(ValueError, "truncated or damaged", lambda: longnet.load_checkpoint(
         broken, weights_only=True))
-    print("ok: from_checkpoint names missing, directory, FIFO, device, non-zip, truncated and "
-          "damaged paths")
+    # A checkpoint whose contents changed under its CRC-32 (one weight, or its config) is refused
+    # as the C++ reader refuses it; the good one loads.
+    longnet.load_checkpoint(good)
+    raw = torch.load(good, map_location="cpu", weights_only=True)
+    name = next(iter(raw["model"]))
+    raw["model"][name].view(-1)[0] += 1.0
+    torch.save(raw, os.path.join(work, "weight_changed.ckpt"))
+    expect_error(ValueError, "is a corrupted longnet checkpoint (checksum mismatch: stored CRC-32",
+                 lambda: load(os.path.join(work, "weight_changed.ckpt")))
+    raw = torch.load(good, map_location="cpu", weights_only=True)
+    raw["config"] += "\n# edited by hand\n"
+    torch.save(raw, os.path.join(work, "config_changed.ckpt"))
+    expect_error(ValueError, "checksum mismatch",
+                 lambda: longnet.load_checkpoint(os.path.join(work, "config_changed.ckpt")))
+    raw.pop("_longnet_crc32")
+    torch.save(raw, os.path.join(work, "no_crc.ckpt"))
+    expect_error(ValueError, "it has no integrity record",
+                 lambda: longnet.load_checkpoint(os.path.join(work, "no_crc.ckpt")))
+    print("ok: from_checkpoint names missing, directory, FIFO, device, non-zip, truncated, "
+          "damaged and altered (CRC-32) checkpoints")
 
 
 def check_export(longnet, args):
