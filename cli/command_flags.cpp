@@ -208,7 +208,10 @@ void flags_generate(CliFlags& f) {
   f.add("top-p", "1.0", "sample among the most likely tokens holding probability p",
         spec_above(0, 1));
   f.add("seed", "0", "seed of the sampling", kSeed);
-  f.add("tokenizer", "bytes", "tokenizer spec (train/tokenizer.h): bytes, bytes:eot, ...");
+  f.add("tokenizer", "",
+        "tokenizer spec (bytes, bytes:eot, tiktoken:FILE, sentencepiece:FILE); default: the one "
+        "the model's training data was made with (its config's data.tokenizer, or its dataset's "
+        "manifest); a different one is refused");
   f.add("device", "auto", "cpu, cuda, or auto (cuda when present)");
   f.add("dtype", "auto", "float32, bfloat16, float16 (auto: bfloat16 on cuda, float32 on cpu)");
   f.add("prefill-chunk", "65536", "tokens per prefill forward (rounded to the largest segment)",

@@ -31,6 +31,7 @@
 #include "longnet/parallel/process_grid.h"
 #include "longnet/parallel/sequence_parallel_attention.h"
 #include "longnet/train/context_eval.h"
+#include "longnet/train/dataset_check.h"
 
 #ifndef LONGNET_PYTHON_PATH
 #define LONGNET_PYTHON_PATH "python3"
@@ -144,7 +145,17 @@ int cmd_eval(const Args& args) {
       if (!f.get(out).empty())
         output_not_input(f.get(out), {data_path}, std::string("longnet eval --") + out);
   auto data = validation_tokens_open(data_path);
-  // The data's ids must be ids of the model, and each window must score tokens of its own.
+  // The data must be made by the model's tokenizer (where both are known), its ids must be ids
+  // of the model, and each window must score tokens of its own.
+  const std::string model_tokenizer = config_data_tokenizer(loaded.config);
+  if (!model_tokenizer.empty() && !data.tokenizer_spec.empty() &&
+      !tokenizers_same(model_tokenizer, data.tokenizer_spec, data.tokenizer_hash))
+    throw std::invalid_argument("eval: " + data.description + " was made by tokenizer " +
+                                data.tokenizer_spec + ", but " + loaded.source +
+                                " was trained on data of tokenizer " + model_tokenizer +
+                                ": its losses there would mean nothing; score data built with the "
+                                "model's tokenizer (longnet data build --tokenizer " +
+                                model_tokenizer + " ...)");
   const int64_t model_vocab = loaded.config.model.vocab_size;
   if (data.vocab_size > model_vocab)
     throw std::invalid_argument("eval: " + data.description + " holds ids below " +

@@ -27,6 +27,7 @@
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/parallel_prefill.h"
 #include "longnet/parallel/process_grid.h"
+#include "longnet/train/dataset_check.h"
 #include "longnet/train/tokenizer.h"
 
 namespace longnet {
@@ -137,7 +138,6 @@ int cmd_generate(const Args& args) {
   const int64_t max_new = f.get_int("max-new-tokens");
   if (max_new < 0) throw std::invalid_argument("generate: --max-new-tokens must be >= 0");
   const auto prompts = prompts_from(f);
-  auto tokenizer = tokenizer_open(f.get("tokenizer"));
 
   const auto requested = device_auto(f.get("device"));
   const auto dtype = dtype_auto(f.get("dtype"), requested);
@@ -147,10 +147,42 @@ int cmd_generate(const Args& args) {
   auto loaded = model_load(model_flags_get(f, device, dtype, seed));
   model_agree_across_ranks(*grid, loaded.model, loaded.source);
   const int64_t V = loaded.config.model.vocab_size;
-  if (int64_t(tokenizer->vocab_size()) > V)
+  // The tokenizer: the one the model's data was made with (the prompt's ids must mean what they
+  // meant in training), given or taken from the model's config.
+  const std::string recorded = config_data_tokenizer(loaded.config);
+  std::string spec = f.get("tokenizer");
+  if (spec.empty() && recorded.empty() && V != 256)
+    throw std::invalid_argument(
+        "generate: " + loaded.source + " does not say which tokenizer made its training data " +
+        "(its data.path is not here, or holds llm.c shards) and its vocabulary is " +
+        std::to_string(V) +
+        ", not bytes: give --tokenizer KIND:PATH (the one it was trained with)");
+  if (spec.empty()) spec = recorded.empty() ? "bytes" : recorded;
+  if (!recorded.empty() && !tokenizers_same(spec, recorded))
+    throw std::invalid_argument("generate: --tokenizer " + spec + " is not the tokenizer " +
+                                loaded.source + " was trained with (" + recorded +
+                                "); its ids would mean other text: give that one (or a copy of its "
+                                "file), or leave --tokenizer out");
+  std::unique_ptr<Tokenizer> tokenizer;
+  try {
+    tokenizer = tokenizer_open(spec);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string(e.what()) +
+                             (f.get("tokenizer").empty()
+                                  ? " (the tokenizer the model was trained with, from its config; "
+                                    "give --tokenizer KIND:PATH with a copy of that file)"
+                                  : ""));
+  }
+  const int64_t tok_vocab = int64_t(tokenizer->vocab_size());
+  if (tok_vocab > V)
     throw std::invalid_argument("generate: tokenizer " + tokenizer->spec() + " has " +
-                                std::to_string(tokenizer->vocab_size()) +
-                                " tokens, the model's vocabulary " + std::to_string(V));
+                                std::to_string(tok_vocab) + " tokens, the model's vocabulary " +
+                                std::to_string(V));
+  // A model's vocabulary may be padded past its tokenizer's: those ids mean no text and are never
+  // sampled.
+  auto choose = [&](const at::Tensor& logits) {
+    return sample_next(tok_vocab < V ? logits.narrow(-1, 0, tok_vocab) : logits, s);
+  };
   std::vector<std::vector<uint32_t>> ids;
   for (const auto& p : prompts) {
     ids.push_back(tokenizer->encode(p));
@@ -183,7 +215,7 @@ int cmd_generate(const Args& args) {
   auto t0 = std::chrono::steady_clock::now();
   auto logits = prefill_parallel(inc, tokens, lengths, *grid->world);
   if (grid->world_rank != 0) return 0;  // rank 0 generates from the whole prefill's state
-  auto next = sample_next(logits, s);
+  auto next = choose(logits);
   auto host = next.cpu();  // the one host synchronisation per step
   auto t1 = std::chrono::steady_clock::now();
   int64_t produced = 0;
@@ -202,7 +234,7 @@ int cmd_generate(const Args& args) {
     }
     produced += 1;
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || i + 1 == max_new) break;
-    next = sample_next(inc.step(next), s);
+    next = choose(inc.step(next));
     host = next.cpu();
   }
   auto t2 = std::chrono::steady_clock::now();

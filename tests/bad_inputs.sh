@@ -186,6 +186,21 @@ expect1 build.out_other_inputs "built from other inputs (the tokenizer: bytes th
 expect1 build.fifo_source "neither a directory nor a regular file" data build --tokenizer bytes \
   --source "$WORK/pipe" --out "$WORK/ds_pipe"
 # ---- end sharded datasets ------------------------------------------------------------------
+# generate and eval use the tokenizer of the model's data, and refuse another.
+"$BIN" data build --tokenizer bytes:eot --source "$SRC" --out "$WORK/ds_eot" --val-fraction 0.05 \
+  --no-progress > "$WORK/ds_eot.log" 2>&1 || fail "ds_eot build: $(tail -2 "$WORK/ds_eot.log")"
+"${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/ds_eot" model.vocab_size=257 optim.warmup_steps=1 \
+  train.steps=2 checkpoint.dir="$WORK/ck_eot" checkpoint.resume=none log.metrics="$WORK/m_eot.jsonl" \
+  > "$WORK/train_eot.log" 2>&1 || fail "train on ds_eot: $(grep -m2 error "$WORK/train_eot.log")"
+CK_EOT=$(ls "$WORK"/ck_eot/*.ckpt | tail -1)
+expect1 gen.other_tokenizer "is not the tokenizer" generate --checkpoint "$CK_EOT" --device cpu \
+  --prompt x --tokenizer bytes
+expect1 eval.other_tokenizer "was made by tokenizer bytes" eval --checkpoint "$CK_EOT" \
+  --device cpu --data "$WORK/data.tokens" --context-lens 32
+for seed in 1 2 3 4 5 6; do  # the model's own bytes:eot, whatever it samples
+  "$BIN" generate --checkpoint "$CK_EOT" --device cpu --prompt x --max-new-tokens 40 --seed $seed \
+    > "$WORK/gen_eot.log" 2>&1 || fail "generate with the recorded tokenizer: $(tail -2 "$WORK/gen_eot.log")"
+done
 # ---- the command line (cli/) ----------------------------------------------------------------
 CK=$(ls "$WORK"/ckpt/*.ckpt | tail -1)
 mkfifo "$WORK/out.fifo" "$WORK/fifo.png"

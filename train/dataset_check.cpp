@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "longnet/core/file_util.h"
 #include "longnet/train/data_file.h"
+#include "longnet/train/dataset_manifest.h"
 #include "longnet/train/sha256.h"
 #include "longnet/train/token_dataset.h"
 #include "longnet/train/tokenizer.h"
@@ -47,6 +49,33 @@ std::string tokenizer_file_hash(const std::string& spec) {
     at += n;
   }
   return kind + ":" + h.hex_digest();
+}
+
+std::string config_data_tokenizer(const TrainConfig& c) {
+  const DataConfig& d = c.data;
+  if (!d.tokenizer.empty()) return d.tokenizer;
+  if (d.format == "legacy") return "bytes";
+  if (d.format == "nanogpt" || d.path.empty()) return "";
+  const PathKind kind = path_kind(d.path);
+  if (kind == PathKind::kFile) return "bytes";  // the byte-token file (the one single-file format)
+  if (kind != PathKind::kDirectory) return "";
+  try {
+    return manifest_read(d.path).tokenizer_spec;
+  } catch (const std::exception&) {
+    return "";  // llm.c shards, or not a dataset of ours
+  }
+}
+
+bool tokenizers_same(const std::string& a, const std::string& b, const std::string& b_hash) {
+  auto hash = [](const std::string& spec) -> std::string {
+    try {
+      return tokenizer_spec_hash(spec);
+    } catch (const std::exception&) {
+      return "";  // the file is not here
+    }
+  };
+  const std::string ha = hash(a), hb = b_hash.empty() ? hash(b) : b_hash;
+  return !ha.empty() && !hb.empty() ? ha == hb : a == b;
 }
 
 std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {

@@ -20,6 +20,16 @@ std::string tokenizer_spec_hash(const std::string& spec);
 // The same computed from the file alone (KIND:PATH specs), as it is without the library.
 std::string tokenizer_file_hash(const std::string& spec);
 
+// The tokenizer a model's training data was made with, as far as its config tells: data.tokenizer
+// when set, else the one the manifest of data.path records (when that dataset is here), "bytes"
+// for a byte-token file; "" when it cannot be told (llm.c shards, a dataset not here).
+std::string config_data_tokenizer(const TrainConfig& config);
+
+// Whether tokenizer specs a and b name the same tokenizer: by content hash where both can be
+// computed (a copy of the file elsewhere matches), else by the spec text. b_hash: b's recorded
+// hash (a manifest's), "" to compute it.
+bool tokenizers_same(const std::string& a, const std::string& b, const std::string& b_hash = "");
+
 // Checks data.tokenizer against the dataset and model.vocab_size against its vocabulary, and
 // sets the bound every token id read must stay below (for llm.c shards, which record no
 // vocabulary: model.vocab_size, or the tokenizer's). Throws std::invalid_argument (config rules)

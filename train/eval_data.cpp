@@ -9,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "longnet/train/dataset_manifest.h"
 #include "longnet/train/token_dataset.h"
 
 namespace longnet {
@@ -24,6 +25,12 @@ ValidationTokens validation_tokens_open(const std::string& path) {
   v.size = data->tokens(DataSplit::kVal);
   v.vocab_size = data->vocab_bound();
   v.description = data->summary();
+  if (const DatasetManifest* m = data->manifest()) {
+    v.tokenizer_spec = m->tokenizer_spec;
+    v.tokenizer_hash = m->tokenizer_hash;
+  } else if (data->format() == "legacy") {
+    v.tokenizer_spec = v.tokenizer_hash = "bytes";
+  }
   v.read = [data, mu](int64_t start, int64_t count) {
     const int64_t size = data->tokens(DataSplit::kVal);
     if (start < 0 || count < 0 || start + count > size)

@@ -14,6 +14,9 @@ struct ValidationTokens {
   int64_t size = 0;         // tokens in the validation split
   int64_t vocab_size = 0;   // every id is below it (256: bytes)
   std::string description;  // for logs: "data/x.tokens (validation: 123456 tokens)"
+  // The tokenizer that made the data and its content hash, as recorded: a sharded dataset's
+  // manifest, "bytes" for a byte-token file; "" for llm.c shards (they record none).
+  std::string tokenizer_spec, tokenizer_hash;
   // Tokens [start, start + count) as (count,) int64 on the CPU; 0 <= start, start + count <= size.
   std::function<at::Tensor(int64_t start, int64_t count)> read;
 };
