@@ -53,8 +53,10 @@ std::vector<std::string> prompts_from(const CliFlags& f) {
   if (f.given("prompt-file")) return {file_text(f.get("prompt-file"), "--prompt-file")};
   std::vector<std::string> out;
   std::istringstream lines(file_text(f.get("prompts-file"), "--prompts-file"));
-  for (std::string line; std::getline(lines, line);)
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF line ends
     if (!line.empty()) out.push_back(line);
+  }
   if (out.empty())
     throw std::invalid_argument("generate: --prompts-file " + f.get("prompts-file") +
                                 " has no non-empty line");
@@ -131,6 +133,11 @@ int cmd_generate(const Args& args) {
       throw std::invalid_argument(
           std::string("generate: --greedy takes the most likely token; --") + flag +
           " applies to sampling only: drop one of the two");
+  for (const char* flag : {"top-k", "top-p"})
+    if (f.given("temperature") && f.get_double("temperature") == 0 && f.given(flag))
+      throw std::invalid_argument(std::string("generate: --temperature 0 takes the most likely "
+                                              "token; --") +
+                                  flag + " applies to sampling only: drop one of the two");
   s.temperature = f.get_double("temperature");
   s.top_k = f.get_int("top-k");
   s.top_p = f.get_double("top-p");

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -23,13 +24,21 @@
 namespace longnet {
 namespace {
 
-std::string stdin_read_all() {
+// Input read at most (as generate's prompt files): an endless stdin (/dev/zero) ends in a clear
+// error, not in the memory running out.
+constexpr size_t kStdinMaxBytes = size_t(1) << 30;
+
+std::string stdin_read_all(const std::string& command) {
   std::string data;
   char buf[1 << 16];
   for (;;) {
     const ssize_t n = ::read(0, buf, sizeof(buf));
     if (n > 0) {
       data.append(buf, static_cast<size_t>(n));
+      if (data.size() > kStdinMaxBytes)
+        throw std::invalid_argument("longnet tokenizer " + command +
+                                    ": stdin holds more than 1 GiB; give it in pieces (e.g. "
+                                    "split -b 512M), or tokenize a corpus with longnet data build");
     } else if (n == 0) {
       return data;
     } else if (errno != EINTR) {
@@ -142,7 +151,7 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
     return 0;
   no_positional(f, "encode");
   auto tok = tokenizer_from_flags(f, "encode");
-  const std::string text = stdin_read_all();
+  const std::string text = stdin_read_all("encode");
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<uint32_t> ids = tok->encode(text);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -174,22 +183,30 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
     return 0;
   no_positional(f, "decode");
   auto tok = tokenizer_from_flags(f, "decode");
-  const std::string in = stdin_read_all();
+  const std::string in = stdin_read_all("decode");
   std::vector<uint32_t> ids;
   const char* p = in.data();
   const char* end = p + in.size();
+  // White space of any kind separates ids (a NUL does not: it is an error, shown).
+  auto sep = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
   while (p < end) {
-    while (p < end && std::strchr(" \t\r\n", *p) && *p) ++p;
+    while (p < end && sep(*p)) ++p;
     if (p == end) break;
     const char* q = p;
-    while (q < end && !std::strchr(" \t\r\n", *q)) ++q;
+    while (q < end && !sep(*q)) ++q;
     uint32_t id = 0;
     const auto r = std::from_chars(p, q, id);
-    if (r.ec != std::errc() || r.ptr != q)
-      throw std::invalid_argument("longnet tokenizer decode: '" +
-                                  std::string(p, std::min<size_t>(q - p, 40)) + "' (item " +
+    if (r.ec != std::errc() || r.ptr != q) {
+      std::string shown;  // printable, so that the message shows what is wrong
+      for (const char* c = p; c < q && shown.size() < 40; ++c) {
+        char hex[8];
+        std::snprintf(hex, sizeof(hex), "\\x%02x", static_cast<unsigned char>(*c));
+        shown += std::isprint(static_cast<unsigned char>(*c)) ? std::string(1, *c) : hex;
+      }
+      throw std::invalid_argument("longnet tokenizer decode: '" + shown + "' (item " +
                                   std::to_string(ids.size() + 1) +
                                   ") is not an id; give whole numbers separated by spaces");
+    }
     ids.push_back(id);
     p = q;
   }

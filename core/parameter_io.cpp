@@ -204,9 +204,14 @@ void parameters_load(torch::nn::Module& m, const std::string& path) {
               " parameter(s) of the model: ", list(missing));
   TORCH_CHECK(unexpected.empty(), "parameters_load: ", path, " holds ", unexpected.size(),
               " parameter(s) the model does not have: ", list(unexpected));
-  for (const auto& [name, t] : model)
+  for (const auto& [name, t] : model) {
     TORCH_CHECK(t.sizes() == file[name].sizes(), "parameters_load: parameter '", name,
                 "' has shape ", t.sizes(), " in the model but ", file[name].sizes(), " in ", path);
+    TORCH_CHECK(file[name].is_floating_point() == t.is_floating_point(),
+                "parameters_load: ", "parameter '", name, "' is ", file[name].scalar_type(), " in ",
+                path, " but the model's is ", t.scalar_type(),
+                ": not a parameter file of this model (integer tensors would be cast silently)");
+  }
 
   torch::NoGradGuard no_grad;
   for (const auto& [name, t] : model) t.copy_(file[name]);

@@ -201,6 +201,10 @@ for seed in 1 2 3 4 5 6; do  # the model's own bytes:eot, whatever it samples
   "$BIN" generate --checkpoint "$CK_EOT" --device cpu --prompt x --max-new-tokens 40 --seed $seed \
     > "$WORK/gen_eot.log" 2>&1 || fail "generate with the recorded tokenizer: $(tail -2 "$WORK/gen_eot.log")"
 done
+# An endless stdin ends in a clear error, not in the memory running out.
+expect_failure tok.endless_stdin "stdin holds more than 1 GiB" 30 \
+  bash -c "'$BIN' tokenizer encode --tokenizer bytes < /dev/zero"
+expect_ok tok.endless_stdin "stdin holds more than 1 GiB"
 # ---- the command line (cli/) ----------------------------------------------------------------
 CK=$(ls "$WORK"/ckpt/*.ckpt | tail -1)
 mkfifo "$WORK/out.fifo" "$WORK/fifo.png"

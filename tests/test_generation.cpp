@@ -495,6 +495,15 @@ TEST(ModelLoad, ParametersFileWithConfig) {
   three.replace(three.find("num_layers: 2"), 13, "num_layers: 3");
   std::ofstream(cfg_path) << three;
   expect_error([&] { model_load(p); }, "lacks");
+  // Non-finite parameters are refused by name (they would generate nonsense without an error).
+  std::ofstream(cfg_path) << kTinyConfig;
+  {
+    at::NoGradGuard no_grad;
+    auto name = a.model->named_parameters().begin()->key();
+    a.model->named_parameters()[name].view(-1)[3] = std::nan("");
+    parameters_save(*a.model, params);
+    expect_error([&] { model_load(p); }, "parameter '" + name + "' holds 1 NaN or infinite");
+  }
 }
 
 TEST(ContextEval, WindowEndsAndErrors) {

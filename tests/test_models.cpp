@@ -849,6 +849,14 @@ TEST(ParameterIo, LoadMismatchNamesParameterAndLeavesModelUntouched) {
   expect_error([&] { parameters_load(*d, path); }, "the model does not have: 'layers.1.");
   expect_error([&] { parameters_load(*a, dir + "/absent.pt"); },
                "parameters file '" + dir + "/absent.pt' does not exist");
+  {  // integer tensors of the right shapes are not parameters (copy_ would cast them)
+    c10::impl::GenericDict ints(c10::StringType::get(), c10::TensorType::get());
+    for (const auto& p : a->named_parameters())
+      ints.insert(p.key(), at::zeros(p.value().sizes(), at::kLong));
+    const auto bytes = torch_save_bytes(ints);
+    std::ofstream(dir + "/ints.pt", std::ios::binary).write(bytes.data(), bytes.size());
+    expect_error([&] { parameters_load(*a, dir + "/ints.pt"); }, "is Long in " + dir);
+  }
   // Not a zip archive; a zip whose directory points past its end (refused before LibTorch's
   // reader, which does not bound its reads, sees it).
   {

@@ -309,6 +309,10 @@ void Builder::run() {
        << m_.train.shards.size() << " shard(s), validation " << m_.val.tokens << " tokens in "
        << m_.val.shards.size() << " shard(s); uint" << 8 * m_.token_bytes << " tokens of "
        << m_.tokenizer_spec << " (vocabulary " << m_.vocab_size << ")";
+  if (listing.large_files > 0 || listing.links > 0)
+    line << "; skipped in directories: " << listing.large_files << " plain file(s) over "
+         << (co.max_directory_file_bytes >> 20) << " MiB and " << listing.links
+         << " link(s) (name a file as a --source to include it whatever its size)";
   log_info(line.str());
 }
 

@@ -21,6 +21,10 @@ void params_from_dict(LongNetLM& model, const c10::impl::GenericDict& params,
       throw std::runtime_error("checkpoint " + path + " has no parameter '" + p.key() +
                                "' although its config builds a model with it");
     const auto& t = params.at(p.key()).toTensor();
+    if (!t.is_floating_point())
+      throw std::runtime_error("checkpoint " + path + ": parameter '" + p.key() + "' is " +
+                               std::string(c10::toString(t.scalar_type())) +
+                               ", not a floating-point tensor");
     if (t.sizes() != p.value().sizes())
       throw std::runtime_error("checkpoint " + path + ": parameter '" + p.key() + "' has shape " +
                                c10::str(t.sizes()) + " but its config's model has " +
@@ -95,6 +99,18 @@ LoadedModel model_load(const ModelLoadOptions& o) {
                                " (the model is the `model:` section of " + o.config + ")");
     }
     out.source = "parameters " + o.checkpoint + " with the model of " + o.config;
+  }
+  // Non-finite parameters would generate and score nonsense without an error.
+  if (!o.random_init) {
+    at::NoGradGuard no_grad;
+    for (const auto& p : out.model->named_parameters())
+      if (!at::isfinite(p.value()).all().item<bool>())
+        throw std::runtime_error(
+            out.source + ": parameter '" + p.key() + "' holds " +
+            std::to_string(at::logical_not(at::isfinite(p.value())).sum().item<int64_t>()) +
+            " NaN or infinite value(s); the model would produce nonsense. Use an earlier "
+            "checkpoint (training skips non-finite steps, so a file like this was damaged or "
+            "made elsewhere)");
   }
   out.model->eval();
   out.model->to(o.device, o.dtype);

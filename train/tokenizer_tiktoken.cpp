@@ -295,10 +295,11 @@ std::shared_ptr<TiktokenModel> tiktoken_model_load(const std::string& path) {
   for (uint32_t r = 0; r < rank_line.size(); ++r)
     if (rank_line[r] == 0)
       throw std::runtime_error("tiktoken ranks file '" + path + "': rank " + std::to_string(r) +
-                               " is missing (ranks must be 0.." + std::to_string(m->n_ranks - 1) +
-                               " with none left out; " + std::to_string(m->n_ranks) +
-                               " lines give ranks up to " + std::to_string(rank_line.size() - 1) +
-                               ")");
+                               " is missing: its " + std::to_string(m->n_ranks) +
+                               " tokens have ranks from 0 to " +
+                               std::to_string(rank_line.size() - 1) +
+                               ", so some in between are left out (n tokens take the ranks "
+                               "0..n-1, each once)");
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     if (m->ranks.find(&c, 1) == kNoRank) {
