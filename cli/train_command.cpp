@@ -7,6 +7,7 @@
 #include "longnet/cli/cli_flags.h"
 #include "longnet/cli/commands.h"
 #include "longnet/cli/common_flags.h"
+#include "longnet/core/file_util.h"
 #include "longnet/train/config.h"
 #include "longnet/train/fault_injection.h"
 #include "longnet/train/trainer.h"
@@ -50,6 +51,12 @@ int cmd_train(const Args& args) {
       overrides.push_back(a);
     else if (config_path.empty())
       config_path = a;
+    else if (path_kind(a) == PathKind::kMissing && a.find('.') != std::string::npos &&
+             a.find('/') == std::string::npos)
+      throw std::invalid_argument("longnet train: '" + a +
+                                  "' is no file and has no '=value': an override is "
+                                  "key=value (e.g. " +
+                                  a + "=...)");
     else
       throw std::invalid_argument("longnet train: more than one config file given ('" +
                                   config_path + "' and '" + a + "')");

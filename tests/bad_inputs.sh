@@ -33,6 +33,10 @@ printf 'model:\n  d_model: 64\n  d_model: 128\n' > "$WORK/dup.yaml"
 expect config.duplicate_key "duplicate" train "$WORK/dup.yaml"
 expect config.wrong_type "model.d_model" "${T[@]}" model.d_model=abc
 expect config.octal "leading zero" "${T[@]}" train.seed=010
+expect config.override_trailing "',8' follows the bracketed value" "${T[@]}" \
+  'model.dilation_rates=[1,2,4] ,8'
+expect config.override_lines "an override is one line" "${T[@]}" $'train.seed=5\n---\n9'
+expect config.override_no_value "has no '=value'" "${T[@]}" train.steps
 expect config.yes_bool "model.activation_checkpointing" "${T[@]}" model.activation_checkpointing=yes
 expect config.zero_size "data.seq_len" "${T[@]}" data.seq_len=0
 expect config.negative_size "train.steps" "${T[@]}" train.steps=-3

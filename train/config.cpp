@@ -141,9 +141,37 @@ void apply_override(TrainConfig& c, const std::string& text) {
   std::string key = text.substr(0, eq);
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(0, 1);
+  const std::string value_text = text.substr(eq + 1);
+  // One line, and nothing after a bracketed value but a comment: yaml-cpp would read only the
+  // first document ('5\n---\n9') or the leading list ('[1, 2] ,8') and drop the rest silently.
+  if (value_text.find_first_of("\r\n") != std::string::npos)
+    yaml_fail(where, key, "the value spans several lines; an override is one line (key=value)");
+  const size_t open = value_text.find_first_not_of(" \t");
+  if (open != std::string::npos && (value_text[open] == '[' || value_text[open] == '{')) {
+    int depth = 0;
+    char quote = 0;
+    size_t close = std::string::npos;
+    for (size_t i = open; i < value_text.size() && close == std::string::npos; ++i) {
+      const char ch = value_text[i];
+      if (quote) {
+        if (ch == quote) quote = 0;
+      } else if (ch == '"' || ch == '\'') {
+        quote = ch;
+      } else if (ch == '[' || ch == '{') {
+        ++depth;
+      } else if ((ch == ']' || ch == '}') && --depth == 0) {
+        close = i;
+      }
+    }
+    const size_t rest =
+        close == std::string::npos ? close : value_text.find_first_not_of(" \t", close + 1);
+    if (rest != std::string::npos && value_text[rest] != '#')
+      yaml_fail(where, key,
+                "'" + value_text.substr(rest) + "' follows the bracketed value; give one value");
+  }
   YAML::Node value;
   try {
-    value = YAML::Load(text.substr(eq + 1));
+    value = YAML::Load(value_text);
   } catch (const YAML::Exception& e) {
     yaml_fail(where, key, "the value is not valid YAML (" + e.msg + ")");
   }

@@ -245,6 +245,11 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
   grid.world->barrier();
 }
 
+namespace {
+TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const NamedTensors& params,
+                          AdamW& optim, const std::string& path);
+}  // namespace
+
 std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainConfig& cfg,
                                                 const NamedTensors& params, AdamW& optim) {
   const std::string path = resume_path(grid, cfg);
@@ -252,6 +257,28 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
     replace_guard(grid, cfg, -1, "");
     return std::nullopt;
   }
+  try {
+    return resume_from(grid, cfg, params, optim, path);
+  } catch (const c10::Error& e) {
+    // An entry of another type than longnet writes (a file made elsewhere whose CRC-32 still
+    // holds) surfaces from LibTorch as an internal assertion: say what it is instead.
+    const std::string what = e.what_without_backtrace();
+    if (what.find("INTERNAL ASSERT FAILED") == std::string::npos) throw;
+    const size_t expected = what.find("Expected");
+    throw std::runtime_error(
+        "checkpoint " + path +
+        ": an entry holds a value of another type than `longnet train` "
+        "writes (" +
+        (expected == std::string::npos
+             ? std::string("a type mismatch")
+             : what.substr(expected, what.find('\n', expected) - expected)) +
+        "); it was not written by `longnet train`. Nothing was changed on disk");
+  }
+}
+
+namespace {
+TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const NamedTensors& params,
+                          AdamW& optim, const std::string& path) {
   auto state = checkpoint_read(path);
   auto get = [&](const char* key) {
     TORCH_CHECK(state.contains(key), "checkpoint ", path, " has no '", key,
@@ -284,7 +311,11 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
                 "checkpoint.dir. Nothing was changed");
   }
   std::vector<int64_t> g;  // (a list of ints, typed or not: checkpoints are pickled untagged)
-  for (const auto& x : get("grid").toListRef()) g.push_back(x.toInt());
+  TORCH_CHECK(get("grid").isList(), "checkpoint ", path, " has no valid grid entry");
+  for (const auto& x : get("grid").toListRef()) {
+    TORCH_CHECK(x.isInt(), "checkpoint ", path, " has no valid grid entry");
+    g.push_back(x.toInt());
+  }
   TORCH_CHECK(g.size() == 2, "checkpoint ", path, " has no valid grid entry");
   // Another grid resumes too: parameters and optimizer state are the same on every rank; the data
   // position is a count of sequences of the whole job; only the generators are per rank.
@@ -306,10 +337,17 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
   for (const auto& p : ps)
     TORCH_CHECK(opt_state.contains(name_of(params, p)), "checkpoint ", path,
                 " has no optimizer state for '", name_of(params, p), "'");
+  auto count = [&](const char* key) {
+    const c10::IValue v = get(key);
+    TORCH_CHECK(v.isInt() && v.toInt() >= 0, "checkpoint ", path, ": its '", key,
+                "' entry is not a count (", v.isInt() ? std::to_string(v.toInt()) : v.tagKind(),
+                "); it was not written by `longnet train`");
+    return v.toInt();
+  };
   TrainProgress progress;
-  progress.step = get("step").toInt();
-  progress.bad_steps = get("bad_steps").toInt();
-  progress.samples = get("samples").toInt();
+  progress.step = count("step");
+  progress.bad_steps = count("bad_steps");
+  progress.samples = count("samples");
   const int64_t named = step_of_name(path);
   TORCH_CHECK(named < 0 || named == progress.step, "checkpoint ", path, " holds step ",
               progress.step, " but its name says step ", named,
@@ -356,5 +394,6 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
            std::to_string(progress.samples) + " samples consumed");
   return progress;
 }
+}  // namespace
 
 }  // namespace longnet

@@ -601,6 +601,7 @@ int Trainer::run() {
   if (grid_->world_rank == 0) metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_));
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGHUP, on_stop_signal);  // a closed terminal or ssh session: stop the same way
   loop();
   return 0;
 }

@@ -41,6 +41,16 @@ def _check_int(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_dtype(owner: str, dtype: object) -> None:
+    """Parameters are trained: a dtype must be a floating-point torch.dtype (or None)."""
+    if dtype is None:
+        return
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{owner}: dtype = {dtype!r}; parameters need a floating-point "
+                        f"torch.dtype (torch.float32, torch.bfloat16, torch.float16, "
+                        f"torch.float64) or None")
+
+
 def _check_positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
@@ -213,6 +223,7 @@ class MultiheadDilatedAttention(nn.Module):
                  dtype: Optional[torch.dtype] = None, op: Optional[Any] = None, *,
                  xpos: bool = True) -> None:
         super().__init__()
+        _check_dtype("MultiheadDilatedAttention", dtype)
         embed_dim = _check_int("embed_dim", embed_dim)
         num_heads = _check_int("num_heads", num_heads)
         _check_weight_size("MultiheadDilatedAttention", "embed_dim", embed_dim, "embed_dim",

@@ -312,7 +312,10 @@ def parse_config(text: str) -> Dict[str, Any]:
         import yaml  # type: ignore[import-untyped]
     except ImportError:
         return parse_config_simple(text)
-    data = yaml.safe_load(text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"config is not valid YAML ({str(e).splitlines()[0]})") from e
     if not isinstance(data, dict):
         raise ValueError(f"config is not a mapping (got {type(data).__name__})")
     return data

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from longnet.attention import (MultiheadDilatedAttention, _check_int, _check_positive,
-                               _check_weight_size, check_input)
+from longnet.attention import (MultiheadDilatedAttention, _check_dtype, _check_int,
+                               _check_positive, _check_weight_size, check_input)
 from longnet._ops import check_branches, check_dense, check_probability
 
 # The paper's base configuration (docs/design.md section 4).
@@ -320,6 +320,7 @@ class LongNetLM(nn.Module):
                  device: Device = None, dtype: Optional[torch.dtype] = None, *,
                  variant: str = "encoder_decoder") -> None:
         super().__init__()
+        _check_dtype("LongNetLM", dtype)
         num_tokens = _check_int("num_tokens", num_tokens)
         d_model = _check_int("d_model", d_model)
         _check_weight_size("LongNetLM", "num_tokens", num_tokens, "d_model", d_model)
@@ -459,7 +460,10 @@ class LongNetLM(nn.Module):
         from longnet.checkpoint import load_checkpoint, parse_config
 
         ckpt = load_checkpoint(path, weights_only=weights_only)
-        config = parse_config(ckpt["config"])
+        try:
+            config = parse_config(ckpt["config"])
+        except ValueError as e:
+            raise ValueError(f"checkpoint {path}: {e}") from e
         if "model" not in config:
             raise ValueError(f"checkpoint {path}: its config has no 'model' section")
         model = cls.from_config(config["model"], device=device, dtype=dtype)

@@ -156,6 +156,11 @@ def check_module_inputs(longnet):
     expect_error(ValueError, "token id 10 at x[0, 1] is outside [0, num_tokens = 10)",
                  lambda: lm(torch.tensor([[1, 10]])))
     expect_error(ValueError, "token id -1 at x[1, 0]", lambda: lm(torch.tensor([[1, 2], [-1, 3]])))
+    expect_error(TypeError, "parameters need a floating-point torch.dtype",
+                 lambda: longnet.MultiheadDilatedAttention(32, 2, r, w, dtype=torch.int64))
+    expect_error(TypeError, "LongNetLM: dtype = torch.int32",
+                 lambda: longnet.LongNetLM(10, 32, 2, dtype=torch.int32, segment_lengths=w,
+                                           dilation_rates=r))
     expect_error(ValueError, "num_tokens = 10",
                  lambda: lm(torch.tensor([[1, 99]], dtype=torch.int32)))
     expect_error(TypeError, "int64 (or int32) token ids, got torch.float64",
