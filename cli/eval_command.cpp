@@ -29,6 +29,7 @@
 #include "longnet/core/file_util.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
+#include "longnet/parallel/sequence_layout.h"
 #include "longnet/parallel/sequence_parallel_attention.h"
 #include "longnet/train/context_eval.h"
 #include "longnet/train/dataset_check.h"
@@ -167,6 +168,18 @@ int cmd_eval(const Args& args) {
     std::sort(lens.begin(), lens.end());
     if (std::adjacent_find(lens.begin(), lens.end()) != lens.end())
       throw std::invalid_argument("eval --context-lens: a length is given twice; give each once");
+    // Under mpirun every context is split over the ranks: checked here for each length, not
+    // when its forward starts (after the shorter ones ran).
+    if (world > 1)
+      for (int64_t c : lens) try {
+          SequenceLayout(c, world, loaded.config.model.layer.attention.segment_lengths);
+        } catch (const std::exception& e) {
+          throw std::invalid_argument("eval --context-lens: " + std::to_string(c) +
+                                      " cannot be "
+                                      "split over the " +
+                                      std::to_string(world) + " ranks: " + e.what() +
+                                      "; give context lengths that split, or fewer ranks");
+        }
     const int64_t scored = o.score_tokens > 0 ? o.score_tokens : lens.front();
     if (o.windows > 0 && scored > 0 && o.windows > data.size / scored)
       throw std::invalid_argument(

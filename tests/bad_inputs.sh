@@ -325,6 +325,8 @@ expect1 eval.val_checksum "is corrupt: its CRC-32" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/ds_val_crc" --context-lens 32
 expect1 eval.list_trailing_comma "ends with a comma" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,
+expect eval.context_not_split "eval --context-lens: 100 cannot be split over the 2 ranks" eval \
+  --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,100
 expect1 eval.duplicate_len "a length is given twice" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,64
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; then
