@@ -117,6 +117,8 @@ ln -sfn "$WORK/no_such_volume/data.tokens" "$WORK/dangling.tokens"
 expect data.dangling_link "is a symbolic link to nothing" train "$CONFIG" data.path="$WORK/dangling.tokens" \
   checkpoint.dir="$WORK/ckpt" log.metrics="$WORK/m2.jsonl"
 [[ -L "$WORK/dangling.tokens" ]] || fail "data.dangling_link: the link was replaced"
+expect data.format_mismatch "is a byte-token file (made by longnet data build SRC_DIR OUT), not a" \
+  "${T[@]}" data.format=longnet
 expect data.eval_windows "more would score the same tokens again" "${T[@]}" eval.batches=1048576
 # Checkpoints (the guarded ones are never written to: each case reads a copy).
 cp -r "$WORK/ckpt" "$WORK/c_trunc"; f=$(ls "$WORK"/c_trunc/*.ckpt | tail -1)

@@ -90,7 +90,8 @@ std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
                     "'" + spec + "' (" + hash + ") is not the tokenizer " + dataset +
                         " was built with: its manifest records '" + m->tokenizer_spec + "' (" +
                         m->tokenizer_hash + "); set data.tokenizer: " + m->tokenizer_spec +
-                        " (or a copy of that file), leave it empty, or rebuild the dataset "
+                        " (or a copy of that file), leave it empty (data.tokenizer: \"\", or "
+                        "data.tokenizer='\"\"' as an override), or rebuild the dataset "
                         "with this tokenizer");
       how = tokenizer_kind_available(kind_of(spec)) || kind_of(spec) == "bytes"
                 ? ", matches data.tokenizer"

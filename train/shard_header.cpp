@@ -100,6 +100,11 @@ LlmcHeader llmc_header_check(const unsigned char* b, size_t avail, uint64_t file
     h.token_bytes = 2;
   } else if (magic == kLlmcMagicU32 && version == kLlmcVersionU32) {
     h.token_bytes = 4;
+  } else if (shard_magic(b, avail)) {
+    throw std::runtime_error(who +
+                             " is a longnet shard (LNSHARD1), not an llm.c one: its "
+                             "directory is a longnet dataset (read with data.format longnet or "
+                             "auto, which finds its manifest.json)");
   } else {
     throw std::runtime_error(who + " has magic " + std::to_string(magic) + " and version " +
                              std::to_string(version) + "; this longnet reads " +

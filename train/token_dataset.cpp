@@ -124,6 +124,11 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path,
       }
     }
     if (kind == "longnet") {
+      const auto head = head_read(path, "data.path", 64);
+      if (token_file_magic(head.data(), head.size()))
+        throw std::runtime_error("data.path '" + path +
+                                 "' is a byte-token file (made by longnet data build SRC_DIR OUT), "
+                                 "not a dataset manifest: read it with data.format legacy or auto");
       d->open_longnet(path);
     } else {
       d->open_legacy(path);
