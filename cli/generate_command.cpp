@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "longnet/cli/cli_flags.h"
@@ -156,20 +157,26 @@ int cmd_generate(const Args& args) {
   const int64_t V = loaded.config.model.vocab_size;
   // The tokenizer: the one the model's data was made with (the prompt's ids must mean what they
   // meant in training), given or taken from the model's config.
-  const std::string recorded = config_data_tokenizer(loaded.config);
+  const RecordedTokenizer recorded = config_data_tokenizer(loaded.config);
   std::string spec = f.get("tokenizer");
-  if (spec.empty() && recorded.empty() && V != 256)
+  if (spec.empty() && recorded.spec.empty() && V != 256)
     throw std::invalid_argument(
         "generate: " + loaded.source + " does not say which tokenizer made its training data " +
         "(its data.path is not here, or holds llm.c shards) and its vocabulary is " +
         std::to_string(V) +
         ", not bytes: give --tokenizer KIND:PATH (the one it was trained with)");
-  if (spec.empty()) spec = recorded.empty() ? "bytes" : recorded;
-  if (!recorded.empty() && !tokenizers_same(spec, recorded))
-    throw std::invalid_argument("generate: --tokenizer " + spec + " is not the tokenizer " +
-                                loaded.source + " was trained with (" + recorded +
-                                "); its ids would mean other text: give that one (or a copy of its "
-                                "file), or leave --tokenizer out");
+  if (spec.empty()) spec = recorded.spec.empty() ? "bytes" : recorded.spec;
+  if (!recorded.spec.empty() && spec != recorded.spec) {
+    const auto same = tokenizers_same({spec, ""}, recorded);
+    if (same && !*same)
+      throw std::invalid_argument("generate: --tokenizer " + spec + " is not the tokenizer " +
+                                  loaded.source + " was trained with (" + recorded.spec +
+                                  "); its ids would mean other text: give that one (or a copy of "
+                                  "its file), or leave --tokenizer out");
+    if (!same)
+      log_info("generate: warning: cannot check --tokenizer " + spec + " against the model's " +
+               recorded.spec + " (a file is not here); using " + spec + " as given");
+  }
   std::unique_ptr<Tokenizer> tokenizer;
   try {
     tokenizer = tokenizer_open(spec);
@@ -185,10 +192,26 @@ int cmd_generate(const Args& args) {
     throw std::invalid_argument("generate: tokenizer " + tokenizer->spec() + " has " +
                                 std::to_string(tok_vocab) + " tokens, the model's vocabulary " +
                                 std::to_string(V));
-  // A model's vocabulary may be padded past its tokenizer's: those ids mean no text and are never
-  // sampled.
+  // Ids that are no token of the tokenizer are never sampled: past its vocabulary (a model's
+  // may be padded) or gaps in it (cl100k has ids that name nothing, as 100256).
+  std::vector<int64_t> banned_ids;
+  for (uint32_t id = 0; id < uint32_t(tok_vocab); ++id) try {
+      (void)tokenizer->decode(&id, 1);
+    } catch (const std::out_of_range&) {
+      banned_ids.push_back(id);
+    }
+  at::Tensor banned;
+  if (!banned_ids.empty() || tok_vocab < V) {
+    banned = at::zeros({V}, at::kBool);
+    banned.narrow(0, tok_vocab, V - tok_vocab).fill_(true);
+    if (!banned_ids.empty()) banned.index_fill_(0, at::tensor(banned_ids, at::kLong), true);
+    banned = banned.to(device);
+  }
   auto choose = [&](const at::Tensor& logits) {
-    return sample_next(tok_vocab < V ? logits.narrow(-1, 0, tok_vocab) : logits, s);
+    return sample_next(banned.defined()
+                           ? logits.masked_fill(banned, -std::numeric_limits<double>::infinity())
+                           : logits,
+                       s);
   };
   std::vector<std::vector<uint32_t>> ids;
   for (const auto& p : prompts) {

@@ -9,6 +9,7 @@
 #include "longnet/cli/common_flags.h"
 #include "longnet/core/file_util.h"
 #include "longnet/train/config.h"
+#include "longnet/train/config_schema.h"
 #include "longnet/train/fault_injection.h"
 #include "longnet/train/trainer.h"
 
@@ -52,7 +53,7 @@ int cmd_train(const Args& args) {
     else if (config_path.empty())
       config_path = a;
     else if (path_kind(a) == PathKind::kMissing && a.find('.') != std::string::npos &&
-             a.find('/') == std::string::npos)
+             config_is_section(a.substr(0, a.find('.'))))
       throw std::invalid_argument("longnet train: '" + a +
                                   "' is no file and has no '=value': an override is "
                                   "key=value (e.g. " +

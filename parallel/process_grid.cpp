@@ -25,19 +25,27 @@ std::shared_ptr<Communicator> ProcessGrid::segment_group(int span) {
   return group;
 }
 
-double world_max(ProcessGrid& grid, double x) {
+double world_max(Communicator& host, double x) {
   auto t = at::full({1}, x, at::kDouble);
-  grid.host->all_reduce(t, ReduceOp::kMax)->wait();
+  host.all_reduce(t, ReduceOp::kMax)->wait();
   return t.item<double>();
 }
 
-std::string world_broadcast(ProcessGrid& grid, const std::string& s, int root) {
+std::string world_broadcast(Communicator& host, const std::string& s, int root) {
   auto len = at::full({1}, static_cast<int64_t>(s.size()), at::kLong);
-  grid.host->broadcast(len, root);
+  host.broadcast(len, root);
   auto bytes = at::empty({len.item<int64_t>()}, at::kByte);
-  if (grid.world_rank == root && !s.empty()) std::memcpy(bytes.data_ptr(), s.data(), s.size());
-  if (bytes.numel() > 0) grid.host->broadcast(bytes, root);
+  if (host.rank() == root && !s.empty()) std::memcpy(bytes.data_ptr(), s.data(), s.size());
+  if (bytes.numel() > 0) host.broadcast(bytes, root);
   return std::string(static_cast<const char*>(bytes.data_ptr()), bytes.numel());
+}
+
+double world_max(ProcessGrid& grid, double x) {
+  return world_max(*grid.host, x);
+}
+
+std::string world_broadcast(ProcessGrid& grid, const std::string& s, int root) {
+  return world_broadcast(*grid.host, s, root);
 }
 
 at::Tensor world_all_gather_bytes(ProcessGrid& grid, const at::Tensor& bytes) {

@@ -46,6 +46,9 @@ class ProcessGrid {
 // (the same count on each) as a (world, n) uint8 tensor.
 double world_max(ProcessGrid& grid, double x);
 std::string world_broadcast(ProcessGrid& grid, const std::string& s, int root);
+// The same over any host communicator (e.g. communicator_mpi_world() before a grid exists).
+double world_max(Communicator& host, double x);
+std::string world_broadcast(Communicator& host, const std::string& s, int root);
 at::Tensor world_all_gather_bytes(ProcessGrid& grid, const at::Tensor& bytes);
 
 // Builds the grid from MPI's world (initialising MPI if needed). data_parallel = 0 means

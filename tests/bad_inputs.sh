@@ -119,7 +119,6 @@ expect data.dangling_link "is a symbolic link to nothing" train "$CONFIG" data.p
 [[ -L "$WORK/dangling.tokens" ]] || fail "data.dangling_link: the link was replaced"
 expect data.format_mismatch "is a byte-token file (made by longnet data build SRC_DIR OUT), not a" \
   "${T[@]}" data.format=longnet
-expect data.eval_windows "more would score the same tokens again" "${T[@]}" eval.batches=1048576
 # Checkpoints (the guarded ones are never written to: each case reads a copy).
 cp -r "$WORK/ckpt" "$WORK/c_trunc"; f=$(ls "$WORK"/c_trunc/*.ckpt | tail -1)
 head -c 2000 "$f" > "$f.x" && mv "$f.x" "$f"
@@ -195,7 +194,7 @@ expect1 build.fifo_source "neither a directory nor a regular file" data build --
 # generate and eval use the tokenizer of the model's data, and refuse another.
 "$BIN" data build --tokenizer bytes:eot --source "$SRC" --out "$WORK/ds_eot" --val-fraction 0.05 \
   --no-progress > "$WORK/ds_eot.log" 2>&1 || fail "ds_eot build: $(tail -2 "$WORK/ds_eot.log")"
-"${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/ds_eot" model.vocab_size=257 optim.warmup_steps=1 \
+"${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/ds_eot" model.vocab_size=300 optim.warmup_steps=1 \
   train.steps=2 checkpoint.dir="$WORK/ck_eot" checkpoint.resume=none log.metrics="$WORK/m_eot.jsonl" \
   > "$WORK/train_eot.log" 2>&1 || fail "train on ds_eot: $(grep -m2 error "$WORK/train_eot.log")"
 CK_EOT=$(ls "$WORK"/ck_eot/*.ckpt | tail -1)
@@ -203,7 +202,7 @@ expect1 gen.other_tokenizer "is not the tokenizer" generate --checkpoint "$CK_EO
   --prompt x --tokenizer bytes
 expect1 eval.other_tokenizer "was made by tokenizer bytes" eval --checkpoint "$CK_EOT" \
   --device cpu --data "$WORK/data.tokens" --context-lens 32
-for seed in 1 2 3 4 5 6; do  # the model's own bytes:eot, whatever it samples
+for seed in 1 2 3 4 5 6; do  # its own bytes:eot; ids 257..299 (padding) are never sampled
   "$BIN" generate --checkpoint "$CK_EOT" --device cpu --prompt x --max-new-tokens 40 --seed $seed \
     > "$WORK/gen_eot.log" 2>&1 || fail "generate with the recorded tokenizer: $(tail -2 "$WORK/gen_eot.log")"
 done

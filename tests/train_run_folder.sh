@@ -21,8 +21,11 @@ COMMON=(train "$CONFIG" data.source="$SRC" data.path="$WORK/data.bin" log.interv
 grep -q "sequence_parallel" "$WORK/bad.txt" || fail "the --print-ranks error names no key: $(cat "$WORK/bad.txt")"
 
 # A run with its folder.
+# (eval.batches beyond what the validation split holds apart: capped with a warning)
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run" checkpoint.dir="$WORK/ck" \
-  > "$WORK/out1.txt" 2>&1 || fail "training failed: $(tail -3 "$WORK/out1.txt")"
+  eval.batches=100000 > "$WORK/out1.txt" 2>&1 || fail "training failed: $(tail -3 "$WORK/out1.txt")"
+grep -qE "warning: eval.batches = 100000 asks for [0-9]+ validation windows .* each evaluation reads [0-9]+ batch" \
+  "$WORK/out1.txt" || fail "eval.batches was not capped: $(grep -m1 eval "$WORK/out1.txt")"
 for f in config.yaml train.log metrics.jsonl; do
   [[ -s $WORK/run/$f ]] || fail "the run folder has no $f"
 done

@@ -249,7 +249,7 @@ bool verified(const std::string& path, std::string* why, const CheckpointOwner& 
     std::lock_guard<std::mutex> lock(g_verified_mu);
     auto v = g_verified.find(*id);
     if (v != g_verified.end() && (v->second || !owner_of)) {
-      *owner = v->second.value_or("");
+      *owner = owner_of ? *v->second : "";
       return true;
     }
     auto f = g_failed.find(*id);

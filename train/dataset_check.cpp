@@ -1,7 +1,10 @@
 // Config against dataset (see dataset_check.h).
 #include "longnet/train/dataset_check.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
 #include "longnet/core/file_util.h"
@@ -16,6 +19,16 @@ namespace {
 
 std::string kind_of(const std::string& spec) {
   return spec.substr(0, spec.find(':'));
+}
+
+// The first n bytes of the regular file at path (fewer when it is shorter).
+std::string head_of(const std::string& path, size_t n) {
+  const int fd = file_open_regular(path, "data.path", nullptr);
+  std::string h(n, '\0');
+  const ssize_t r = ::pread(fd, h.data(), n, 0);
+  ::close(fd);
+  h.resize(r > 0 ? static_cast<size_t>(r) : 0);
+  return h;
 }
 
 std::string where(const TrainConfig& c, const std::string& key) {
@@ -51,31 +64,46 @@ std::string tokenizer_file_hash(const std::string& spec) {
   return kind + ":" + h.hex_digest();
 }
 
-std::string config_data_tokenizer(const TrainConfig& c) {
+RecordedTokenizer config_data_tokenizer(const TrainConfig& c) {
   const DataConfig& d = c.data;
-  if (!d.tokenizer.empty()) return d.tokenizer;
-  if (d.format == "legacy") return "bytes";
-  if (d.format == "nanogpt" || d.path.empty()) return "";
-  const PathKind kind = path_kind(d.path);
-  if (kind == PathKind::kFile) return "bytes";  // the byte-token file (the one single-file format)
-  if (kind != PathKind::kDirectory) return "";
-  try {
-    return manifest_read(d.path).tokenizer_spec;
-  } catch (const std::exception&) {
-    return "";  // llm.c shards, or not a dataset of ours
+  std::optional<DatasetManifest> m;
+  if (d.format != "legacy" && d.format != "nanogpt" && !d.path.empty()) {
+    try {
+      const PathKind kind = path_kind(d.path);
+      bool manifest = kind == PathKind::kDirectory;
+      if (kind == PathKind::kFile) {  // a manifest.json given as the path, or a byte-token file
+        const std::string head = head_of(d.path, 256);
+        const size_t i = head.find_first_not_of(" \t\r\n");
+        manifest = i != std::string::npos && head[i] == '{';
+        if (!manifest && d.tokenizer.empty()) return {"bytes", "bytes"};
+      }
+      if (manifest) m = manifest_read(d.path);
+    } catch (const std::exception&) {
+      // llm.c shards, or not a dataset of ours: nothing recorded
+    }
+  } else if (d.format == "legacy" && d.tokenizer.empty()) {
+    return {"bytes", "bytes"};
   }
+  if (!d.tokenizer.empty()) {
+    // Training checked data.tokenizer against this manifest's hash, when it is the same dataset.
+    return {d.tokenizer, m ? m->tokenizer_hash : ""};
+  }
+  if (m) return {m->tokenizer_spec, m->tokenizer_hash};
+  return {};
 }
 
-bool tokenizers_same(const std::string& a, const std::string& b, const std::string& b_hash) {
-  auto hash = [](const std::string& spec) -> std::string {
+std::optional<bool> tokenizers_same(const RecordedTokenizer& a, const RecordedTokenizer& b) {
+  auto hash = [](const RecordedTokenizer& t) -> std::string {
+    if (!t.hash.empty()) return t.hash;
     try {
-      return tokenizer_spec_hash(spec);
+      return tokenizer_spec_hash(t.spec);
     } catch (const std::exception&) {
       return "";  // the file is not here
     }
   };
-  const std::string ha = hash(a), hb = b_hash.empty() ? hash(b) : b_hash;
-  return !ha.empty() && !hb.empty() ? ha == hb : a == b;
+  const std::string ha = hash(a), hb = hash(b);
+  if (ha.empty() || hb.empty()) return std::nullopt;
+  return ha == hb;
 }
 
 std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {

@@ -5,6 +5,7 @@
 // data's vocabulary. Errors name both values and where the config set them.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "longnet/train/config.h"
@@ -20,15 +21,20 @@ std::string tokenizer_spec_hash(const std::string& spec);
 // The same computed from the file alone (KIND:PATH specs), as it is without the library.
 std::string tokenizer_file_hash(const std::string& spec);
 
-// The tokenizer a model's training data was made with, as far as its config tells: data.tokenizer
-// when set, else the one the manifest of data.path records (when that dataset is here), "bytes"
-// for a byte-token file; "" when it cannot be told (llm.c shards, a dataset not here).
-std::string config_data_tokenizer(const TrainConfig& config);
+// The tokenizer a model's training data was made with, as far as its config tells: spec and
+// content hash ("" when not known). data.tokenizer when set (training checked it against its
+// dataset), else the one the manifest of data.path records (a dataset directory or its
+// manifest.json, when here), "bytes" for a byte-token file; an empty spec when it cannot be
+// told (llm.c shards, a dataset not here).
+struct RecordedTokenizer {
+  std::string spec, hash;
+};
+RecordedTokenizer config_data_tokenizer(const TrainConfig& config);
 
-// Whether tokenizer specs a and b name the same tokenizer: by content hash where both can be
-// computed (a copy of the file elsewhere matches), else by the spec text. b_hash: b's recorded
-// hash (a manifest's), "" to compute it.
-bool tokenizers_same(const std::string& a, const std::string& b, const std::string& b_hash = "");
+// Whether two tokenizers (spec and hash; a hash "" is computed from the spec's file where it can
+// be read) are the same, by content hash (a copy of the file elsewhere matches); nullopt when a
+// hash cannot be had (the file is not here), so that the caller can say it could not tell.
+std::optional<bool> tokenizers_same(const RecordedTokenizer& a, const RecordedTokenizer& b);
 
 // Checks data.tokenizer against the dataset and model.vocab_size against its vocabulary, and
 // sets the bound every token id read must stay below (for llm.c shards, which record no

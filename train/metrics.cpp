@@ -117,9 +117,12 @@ MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
           }
         end = start;
       }
-      if (::ftruncate(fd_, keep) != 0)
-        throw std::runtime_error(who +
-                                 ": cannot drop its incomplete last line: " + std::strerror(errno));
+      if (::ftruncate(fd_, keep) != 0) {
+        const std::string err = std::strerror(errno);
+        ::close(fd_);
+        fd_ = -1;
+        throw std::runtime_error(who + ": cannot drop its incomplete last line: " + err);
+      }
       std::cerr << who << ": dropped an incomplete last line of " << (size - keep)
                 << " bytes (a write cut short before)\n";
     }

@@ -52,20 +52,11 @@ TokenSampler::TokenSampler(const TokenDataset& data, const SamplerOptions& optio
                                " tokens): use a smaller data.seq_len or a larger corpus");
   }
   // Validation windows are spread evenly over the split; more of them than fit apart would score
-  // the same tokens again and again (and make each evaluation as long as it likes).
-  const int64_t windows = o.val_batches * o.dp_size * o.batch_size;
+  // the same tokens again (and make each evaluation as long as it likes): capped.
+  val_batches_asked_ = o.val_batches;
   const int64_t apart = (data.tokens(DataSplit::kVal) - 1) / o.seq_len;
-  if (windows > apart)
-    throw std::invalid_argument(
-        "eval.batches = " + std::to_string(o.val_batches) + " asks for " + std::to_string(windows) +
-        " validation windows of " + std::to_string(o.seq_len) +
-        " tokens (eval.batches x data.batch_size x data_parallel), but the validation split of '" +
-        data.path() + "' (" + std::to_string(data.tokens(DataSplit::kVal)) + " tokens) holds " +
-        std::to_string(apart) + " apart; more would score the same tokens again: " +
-        (apart >= o.dp_size * o.batch_size
-             ? "use eval.batches <= " + std::to_string(apart / (o.dp_size * o.batch_size)) + " or"
-             : "use a smaller data.batch_size, or") +
-        " a larger validation split (data build --val-fraction)");
+  const int64_t per_batch = o.dp_size * o.batch_size;
+  if (o.val_batches > apart / per_batch) opt_.val_batches = std::max<int64_t>(1, apart / per_batch);
   set_position(samples_consumed);
 }
 

@@ -52,8 +52,14 @@ class TokenSampler {
   int64_t position() const { return position_; }
   void set_position(int64_t samples_consumed);
 
-  // Validation batch i in [0, val_batches): the same windows on every call.
+  // Validation batch i in [0, val_batches()): the same windows on every call.
   TokenBatch val_batch(int64_t i) const;
+  // The validation batches an evaluation reads: options.val_batches, or fewer when more windows
+  // than fit apart in the validation split were asked for (they would score the same tokens
+  // again and make each evaluation as long as it likes); at least 1.
+  int64_t val_batches() const { return opt_.val_batches; }
+  // options.val_batches when it was not capped, else the number asked for (for the log).
+  int64_t val_batches_asked() const { return val_batches_asked_; }
 
   // Start of global training sample s in the training split (for tests and tools).
   int64_t train_start(int64_t sample) const;
@@ -64,6 +70,7 @@ class TokenSampler {
   TokenBatch slice(DataSplit split, const std::vector<int64_t>& starts) const;
   const TokenDataset& data_;
   SamplerOptions opt_;
+  int64_t val_batches_asked_ = 0;
   int64_t position_ = 0;
 };
 

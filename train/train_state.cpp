@@ -39,7 +39,9 @@ at::Tensor cuda_generator_state(const ProcessGrid& grid) {
 
 // The model: keys that make a model what it is (the function its parameters compute), as
 // "key: value" lines: all but dropout and activation checkpointing, which change how a step
-// runs, not the model (and num_encoder_layers of a decoder-only model, which has none).
+// runs, not the model, and the segments and rates, which a run may change on purpose to extend
+// its context (resuming says so); num_encoder_layers of a decoder-only model, which has none,
+// neither.
 class ModelIdentity : public OptionVisitor {
  public:
   std::vector<std::pair<std::string, std::string>> keys;
@@ -69,7 +71,8 @@ class ModelIdentity : public OptionVisitor {
 
  private:
   void add(const std::string& name, const std::string& value) {
-    if (name == "dropout" || name == "activation_checkpointing" || name == "checkpoint_layers")
+    if (name == "dropout" || name == "activation_checkpointing" || name == "checkpoint_layers" ||
+        name == "segment_lengths" || name == "dilation_rates")
       return;
     keys.emplace_back("model." + name, value);
   }
@@ -293,12 +296,21 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
     const auto ours = model_identity(cfg);
     std::vector<std::pair<std::string, std::string>> theirs;
     try {
-      theirs = model_identity(config_parse(get("config").toStringRef(), path + " (config)"));
+      const TrainConfig stored = config_parse(get("config").toStringRef(), path + " (config)");
+      theirs = model_identity(stored);
+      const auto& a = stored.model.layer.attention;
+      const auto& b = cfg.model.layer.attention;
+      if (a.segment_lengths != b.segment_lengths || a.dilation_rates != b.dilation_rates)
+        log_info("resume: warning: " + path +
+                 " was trained with other segment lengths or dilation rates than this run's; "
+                 "its parameters continue under this run's attention pattern");
     } catch (const c10::Error&) {
       throw;
     } catch (const std::exception& e) {
-      TORCH_CHECK(false, "checkpoint ", path, ": its config cannot be read (", e.what(),
-                  "), so the model it holds is unknown. Nothing was changed");
+      // A config of an older longnet (a key renamed or a range tightened since): the parameter
+      // names and shapes below are still checked.
+      log_info("resume: warning: the config in " + path + " does not load in this version (" +
+               e.what() + "); only the parameters' names and shapes are checked against it");
     }
     std::string diff;
     for (size_t i = 0; i < ours.size() && i < theirs.size(); ++i)

@@ -141,29 +141,33 @@ static bool same_dir(const std::string& a, const std::string& b) {
 
 void Trainer::grid_setup() {
   const int world = mpi_world_size();
+  // Every rank must train the same resolved config (another config file or override on one host
+  // would make the ranks' models diverge silently, or their collectives mismatch): compared
+  // before anything else runs over the world, the first differing line told by the rank that has
+  // it.
+  if (world > 1) {
+    auto host = communicator_mpi_world();
+    const std::string mine = config_to_yaml(cfg_), root = world_broadcast(*host, mine, 0);
+    std::string diff;
+    if (mine != root) {
+      std::istringstream a(mine), b(root);
+      std::string la, lb;
+      while (std::getline(a, la) && std::getline(b, lb) && la == lb) {
+      }
+      diff = " (there '" + la + "', on rank 0 '" + lb + "')";
+    }
+    const int bad = static_cast<int>(world_max(*host, mine == root ? -1.0 : double(host->rank())));
+    if (bad >= 0) diff = world_broadcast(*host, diff, bad);
+    TORCH_CHECK(bad < 0, "rank ", bad, " resolved another config than rank 0", diff,
+                ": every rank must run the same config file and overrides (mpirun -np P longnet "
+                "train CONFIG [key=value ...], with the same CONFIG on every host)");
+  }
   config_check(cfg_, world);
   const auto device = cfg_.device == "cuda" ? c10::kCUDA : c10::kCPU;
   collective_timeout_set(cfg_.train.collective_timeout_s);
   grid_ = process_grid_create(static_cast<int>(config_data_parallel(cfg_, world)),
                               static_cast<int>(cfg_.grid.sequence_parallel), device);
   bf16_ = cfg_.train.precision == "bf16";
-  // Every rank must train the same resolved config (another config file or override on one host
-  // would make the ranks' models diverge silently, or their collectives mismatch).
-  {
-    const std::string mine = config_to_yaml(cfg_), root = world_broadcast(*grid_, mine, 0);
-    std::string first_diff;
-    if (mine != root) {
-      std::istringstream a(mine), b(root);
-      std::string la, lb;
-      while (std::getline(a, la) && std::getline(b, lb) && la == lb) {
-      }
-      first_diff = " (here '" + la + "', on rank 0 '" + lb + "')";
-    }
-    const double bad = world_max(*grid_, mine == root ? -1.0 : double(grid_->world_rank));
-    TORCH_CHECK(bad < 0, "rank ", int64_t(bad), " resolved another config than rank 0", first_diff,
-                ": every rank must run the same config file and overrides (mpirun -np P longnet "
-                "train CONFIG [key=value ...], with the same CONFIG on every host)");
-  }
   // Every path the job will write, checked now rather than at the first write an interval of
   // training later; the checkpoint directory locked against a second job.
   // Nothing is written over the config or over or into the dataset.
@@ -279,6 +283,14 @@ void Trainer::data_setup() {
   so.seed = static_cast<uint64_t>(cfg_.train.seed);
   so.val_batches = cfg_.eval.batches;
   sampler_ = std::make_unique<TokenSampler>(*data_, so);
+  if (sampler_->val_batches() < cfg_.eval.batches)
+    log_info("warning: eval.batches = " + std::to_string(cfg_.eval.batches) + " asks for " +
+             std::to_string(cfg_.eval.batches * so.dp_size * so.batch_size) +
+             " validation windows of " + std::to_string(so.seq_len) +
+             " tokens, but the validation split (" +
+             std::to_string(data_->tokens(DataSplit::kVal)) + " tokens) holds fewer apart: " +
+             "each evaluation reads " + std::to_string(sampler_->val_batches()) +
+             " batch(es) instead (more would score the same tokens again)");
   log_info("data: " + data_->summary() +
            (d.verify == "checksums" && data_->manifest() ? "; checksums verified" : ""));
 }
@@ -369,7 +381,7 @@ double Trainer::evaluate() {
   model_->eval();
   torch::NoGradGuard no_grad;
   auto sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(grid_->device));
-  for (int64_t i = 0; i < cfg_.eval.batches; ++i) {
+  for (int64_t i = 0; i < sampler_->val_batches(); ++i) {
     // A stop signal ends the evaluation at the next batch (on every rank alike); the step loop
     // then checkpoints and stops as at a step boundary.
     if (world_max(*grid_, g_signal.load()) > 0) {
@@ -601,7 +613,11 @@ int Trainer::run() {
   if (grid_->world_rank == 0) metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_));
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGHUP, on_stop_signal);  // a closed terminal or ssh session: stop the same way
+  // A closed terminal or ssh session stops the same way, unless the job ignores hang-ups
+  // (nohup): then it keeps ignoring them.
+  struct sigaction hup {};
+  if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN)
+    std::signal(SIGHUP, on_stop_signal);
   loop();
   return 0;
 }

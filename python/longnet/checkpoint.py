@@ -71,8 +71,8 @@ class _Crc32:
                 self.u64(s)
             nbytes = t.numel() * t.element_size()
             self.u64(nbytes)
-            if nbytes:
-                self.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            if nbytes:  # (the tensor's own bytes, not a copy)
+                self.crc = zlib.crc32(t.reshape(-1).view(torch.uint8).numpy(), self.crc)
         elif isinstance(v, (list, tuple)):
             self.update(b"L" if isinstance(v, list) else b"U")
             self.u64(len(v))
