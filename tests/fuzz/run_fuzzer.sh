@@ -24,8 +24,11 @@ case "$TARGET" in
                  -D_GLIBCXX_USE_CXX11_ABI=1 -L"$TORCH/lib" -Wl,-rpath,"$TORCH/lib")
     if [[ $TARGET == cli_flags ]]; then
       mapfile -t CONFIG < tests/fuzz/config_sources.txt
+      # (command_flags.cpp sees parallel/ headers, which include mpi.h: its include path only)
+      read -r -a MPI_FLAGS <<< "$(mpicxx --showme:compile)"
       SOURCES=(tests/fuzz/fuzz_cli_flags.cpp cli/cli_flags.cpp cli/common_flags.cpp
-               cli/command_flags.cpp "${CONFIG[@]}" -lyaml-cpp "${TORCH_FLAGS[@]}" -lc10)
+               cli/command_flags.cpp "${CONFIG[@]}" -lyaml-cpp "${TORCH_FLAGS[@]}" -lc10
+               "${MPI_FLAGS[@]}")
     else
       SOURCES=(tests/fuzz/fuzz_checkpoint.cpp train/checkpoint_files.cpp train/crc32.cpp train/fault_injection.cpp
                core/file_util.cpp core/errors.cpp core/parameter_io.cpp core/zip_layout.cpp "${TORCH_FLAGS[@]}" -ltorch_cpu -lc10 -lz)
