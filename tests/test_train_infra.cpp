@@ -9,6 +9,7 @@
 #include <torch/serialize.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -682,6 +683,41 @@ TEST_F(Sampler, ValidationBatchesAreFixedAndSpreadOverTheSplit) {
   expect_error([&] { s.val_batch(4); }, {"outside [0, 4)"});
 }
 
+TEST_F(Sampler, ValidationBatchesBeyondTheWindowsThatFitApartAreCapped) {
+  SamplerOptions o;
+  o.seq_len = 50;
+  o.batch_size = 2;
+  o.dp_size = 2;
+  o.dp_index = 1;
+  const int64_t apart = (file_->tokens(DataSplit::kVal) - 1) / o.seq_len;
+  const int64_t fit = apart / (o.dp_size * o.batch_size);
+  ASSERT_GT(fit, 2);
+  o.val_batches = fit;  // exactly what fits: kept
+  EXPECT_EQ(TokenSampler(*file_, o).val_batches(), fit);
+  for (int64_t asked : {fit + 1, int64_t{1} << 40}) {
+    o.val_batches = asked;
+    TokenSampler s(*file_, o);
+    EXPECT_EQ(s.val_batches(), fit) << asked;
+    // The windows of every batch and both data-parallel ranks stay apart: no token scored twice.
+    std::vector<int64_t> starts;
+    for (int64_t d = 0; d < o.dp_size; ++d) {
+      SamplerOptions r = o;
+      r.dp_index = d;
+      TokenSampler t(*file_, r);
+      for (int64_t i = 0; i < t.val_batches(); ++i)
+        for (int64_t b = 0; b < o.batch_size; ++b) starts.push_back(t.val_start(i, b));
+    }
+    std::sort(starts.begin(), starts.end());
+    for (size_t k = 1; k < starts.size(); ++k) EXPECT_GE(starts[k] - starts[k - 1], o.seq_len);
+    EXPECT_LE(starts.back() + o.seq_len + 1, file_->tokens(DataSplit::kVal));
+    expect_error([&] { s.val_batch(fit); }, {"outside [0, " + std::to_string(fit) + ")"});
+  }
+  // A split with room for fewer windows than one batch still gives one batch.
+  o.seq_len = file_->tokens(DataSplit::kVal) - 1;
+  o.val_batches = 5;
+  EXPECT_EQ(TokenSampler(*file_, o).val_batches(), 1);
+}
+
 // ---- schedule -----------------------------------------------------------------------------
 
 TEST(Schedule, WarmupThenPolynomialDecay) {
@@ -1016,7 +1052,7 @@ TEST(OutputPaths, NeverAnInput) {
   ASSERT_EQ(::link(data.c_str(), (dir / "hard.json").c_str()), 0);
   ASSERT_EQ(::symlink(data.c_str(), (dir / "soft.json").c_str()), 0);
   const std::vector<std::string> inputs = {"", data, ds};
-  for (const std::string out :
+  for (const std::string& out :
        {data, dir / "hard.json", dir / "soft.json", ds + "/manifest.json", ds + "/new/deeper.json"})
     expect_error<std::runtime_error>([&] { output_not_input(out, inputs, "--json"); },
                                      {"--json '" + out + "'", "an input of this job"});

@@ -53,7 +53,6 @@ TokenSampler::TokenSampler(const TokenDataset& data, const SamplerOptions& optio
   }
   // Validation windows are spread evenly over the split; more of them than fit apart would score
   // the same tokens again (and make each evaluation as long as it likes): capped.
-  val_batches_asked_ = o.val_batches;
   const int64_t apart = (data.tokens(DataSplit::kVal) - 1) / o.seq_len;
   const int64_t per_batch = o.dp_size * o.batch_size;
   if (o.val_batches > apart / per_batch) opt_.val_batches = std::max<int64_t>(1, apart / per_batch);

@@ -58,8 +58,6 @@ class TokenSampler {
   // than fit apart in the validation split were asked for (they would score the same tokens
   // again and make each evaluation as long as it likes); at least 1.
   int64_t val_batches() const { return opt_.val_batches; }
-  // options.val_batches when it was not capped, else the number asked for (for the log).
-  int64_t val_batches_asked() const { return val_batches_asked_; }
 
   // Start of global training sample s in the training split (for tests and tools).
   int64_t train_start(int64_t sample) const;
@@ -70,7 +68,6 @@ class TokenSampler {
   TokenBatch slice(DataSplit split, const std::vector<int64_t>& starts) const;
   const TokenDataset& data_;
   SamplerOptions opt_;
-  int64_t val_batches_asked_ = 0;
   int64_t position_ = 0;
 };
 
