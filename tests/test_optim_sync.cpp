@@ -19,7 +19,11 @@
 #include "longnet/parallel/grad_sync.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
+#include "longnet/tests/temp_files.h"
 #include "longnet/train/adamw.h"
+#include "longnet/train/checkpoint_files.h"
+#include "longnet/train/config.h"
+#include "longnet/train/train_state.h"
 
 namespace longnet {
 namespace {
@@ -181,6 +185,45 @@ TEST(GradSync, BadBucketSizeIsAnError) {
   auto grid = process_grid_create(0, 1, c10::kCPU);
   std::vector<at::Tensor> none;
   EXPECT_THROW(grads_all_reduce(none, *grid->world, 0), c10::Error);
+}
+
+// ---- resume from a checkpoint not written by longnet ------------------------------------------
+
+// A checkpoint whose checksum holds but whose entries have other types than `longnet train`
+// writes (made by another tool): resuming names the file and the mismatch, not a LibTorch
+// internal assertion.
+TEST(TrainState, ResumeNamesEntriesOfAnotherType) {
+  auto grid = process_grid_create(0, 1, c10::kCPU);
+  testing::TempDir dir("forged");
+  for (const bool int_format : {true, false}) {
+    c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
+    if (int_format) {
+      state.insert("format", int64_t{7});  // a string in ours
+    } else {
+      state.insert("format", std::string("longnet-train-1"));
+      state.insert("config", at::zeros({3}));  // YAML text in ours
+    }
+    const int64_t step = int_format ? 3 : 4;
+    checkpoint_write(dir.path(), step, state, 10);
+    TrainConfig cfg;
+    cfg.checkpoint.dir = dir.path();
+    cfg.checkpoint.resume = checkpoint_path(dir.path(), step);
+    NamedTensors params;
+    AdamW optim({}, 0.9, 0.98, 1e-8);
+    std::string message;
+    try {
+      train_state_resume(*grid, cfg, params, optim);
+    } catch (const std::exception& e) {
+      message = e.what();
+    }
+    SCOPED_TRACE(message);
+    EXPECT_NE(message.find(cfg.checkpoint.resume), std::string::npos);
+    EXPECT_EQ(message.find("INTERNAL ASSERT"), std::string::npos);
+    if (int_format) {
+      EXPECT_NE(message.find("another type"), std::string::npos);
+    }
+    EXPECT_NE(message.find("not written by `longnet train`"), std::string::npos);
+  }
 }
 
 }  // namespace
