@@ -179,6 +179,45 @@ OptionsError::OptionsError(const std::string& owner, std::string field, std::str
       detail_(std::move(detail)),
       related_(std::move(related)) {}
 
+int64_t xpos_reference_block(int64_t global_len, const std::vector<int64_t>& segment_lengths) {
+  int64_t W = 0;
+  for (int64_t w : segment_lengths) W = std::max(W, std::min(w, global_len));
+  for (int64_t w : segment_lengths)
+    if (W % std::min(w, global_len) != 0) return 0;
+  return W;
+}
+
+void xpos_scales_check(int64_t global_len, const std::vector<int64_t>& segment_lengths,
+                       XposPrecision precision, int64_t scale_base) {
+  const int64_t W = xpos_reference_block(global_len, segment_lengths);
+  const int64_t reach = W > 0 ? W / 2 : global_len - global_len / 2;
+  // The largest scale is zeta_0^(-reach / scale_base), zeta_0 = 0.4 / 1.4; its inverse must stay
+  // a normal number too, and the scaled q and k hold |x| times it. The limits leave that room.
+  const bool half = precision == XposPrecision::kFloat16,
+             f64 = precision == XposPrecision::kFloat64;
+  const double limit = half ? 1e3 : f64 ? 1e300 : 1e36;
+  const std::string range = half  ? "float16's range (max 65504)"
+                            : f64 ? "float64's range"
+                                  : "float32's range";
+  const double log_top = double(reach) / double(scale_base) * std::log(1.4 / 0.4);
+  if (log_top < std::log(limit)) return;
+  const auto max_reach =
+      static_cast<int64_t>(std::floor(std::log(limit) / std::log(1.4 / 0.4) * double(scale_base)));
+  const std::string fix =
+      half ? "use bfloat16 or float32 inputs"
+           : "segment lengths that each divide the largest, the largest at most " +
+                 std::to_string(2 * max_reach) + " tokens (then |n - c| <= half of it)";
+  throw OptionsError(
+      "xPos", "segment_lengths",
+      "the scales reach 10^" + std::to_string(int64_t(log_top / std::log(10.0))) +
+          " at local position +-" + std::to_string(reach) + " for a sequence of " +
+          std::to_string(global_len) + " tokens with these segment lengths (" +
+          (W > 0 ? "half the largest segment, " + std::to_string(W)
+                 : "half the sequence: the segment lengths do not each divide the largest") +
+          "), beyond " + range + ": keys would overflow and queries vanish. Use " + fix,
+      {"seq_len"});
+}
+
 void options_check_fields(const std::string& owner,
                           const std::function<void(OptionVisitor&)>& visit) {
   CheckVisitor check(owner, "");

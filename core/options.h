@@ -153,6 +153,21 @@ void longnet_options_check(const LongNetOptions& o);
 // The variant's layer counts, and the layer's.
 void lm_options_check(const LongNetLMOptions& o);
 
+// xPos's reference block (xpos.h): the largest segment length clipped to global_len when every
+// clipped segment length divides it, else 0 (then the reference is the sequence's centre).
+// Assumes global_len >= 1 and segment lengths >= 1.
+int64_t xpos_reference_block(int64_t global_len, const std::vector<int64_t>& segment_lengths);
+constexpr int64_t kXposScaleBase = 512;  // xPos's scale base (torchscale's)
+// The precision xPos's scaled q and k are computed in: float16 itself; bfloat16 and float32 in
+// float32; float64.
+enum class XposPrecision { kFloat16, kFloat32, kFloat64 };
+// Throws OptionsError (field "segment_lengths", related "seq_len") unless xPos's scales for a
+// sequence of global_len tokens, zeta_0^(-+|n - c| / scale_base) up to the largest |n - c| (half
+// the reference block, or half the sequence when there is none), stay well inside the range of
+// `precision`: beyond it keys overflow and queries underflow, silently.
+void xpos_scales_check(int64_t global_len, const std::vector<int64_t>& segment_lengths,
+                       XposPrecision precision, int64_t scale_base = kXposScaleBase);
+
 // Checks every field that `visit` walks against its spec; the check functions above start with
 // it. `owner` prefixes messages ("LongNetLM options").
 void options_check_fields(const std::string& owner,

@@ -13,6 +13,9 @@
 #include <cmath>
 #include <list>
 #include <mutex>
+#include <string>
+
+#include "longnet/core/options.h"
 
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -29,14 +32,19 @@ namespace longnet {
 int64_t xpos_block_length(int64_t global_len, const std::vector<int64_t>& segment_lengths) {
   TORCH_CHECK(global_len >= 1, "xPos: global_len = ", global_len, " must be >= 1");
   TORCH_CHECK(!segment_lengths.empty(), "xPos: segment_lengths is empty");
-  int64_t W = 0;
-  for (int64_t w : segment_lengths) {
-    TORCH_CHECK(w >= 1, "xPos: segment length ", w, " must be >= 1");
-    W = std::max(W, std::min(w, global_len));
-  }
   for (int64_t w : segment_lengths)
-    if (W % std::min(w, global_len) != 0) return 0;
-  return W;
+    TORCH_CHECK(w >= 1, "xPos: segment length ", w, " must be >= 1");
+  return xpos_reference_block(global_len, segment_lengths);
+}
+
+void xpos_range_check(int64_t global_len, const std::vector<int64_t>& segment_lengths,
+                      at::ScalarType dtype, int64_t scale_base) {
+  xpos_block_length(global_len, segment_lengths);  // its argument checks
+  xpos_scales_check(global_len, segment_lengths,
+                    dtype == at::kHalf     ? XposPrecision::kFloat16
+                    : dtype == at::kDouble ? XposPrecision::kFloat64
+                                           : XposPrecision::kFloat32,
+                    scale_base);
 }
 
 at::Tensor xpos_local_positions(int64_t position_offset, int64_t n_local, int64_t global_len,
@@ -296,16 +304,7 @@ XposTables xpos_checked_tables(const at::Tensor& q, const at::Tensor& k, int64_t
   const auto dtype = q.scalar_type();
   // 16-bit inputs are rotated in float32, then cast back.
   const auto compute = (dtype == at::kDouble) ? at::kDouble : at::kFloat;
-  if (dtype == at::kHalf) {
-    // The largest scale any token of the sequence gets, from the host (no device sync): the
-    // scaled q, k reach |x| times it, and float16 tops out at 65504.
-    const int64_t W = xpos_block_length(global_len, segment_lengths);
-    const int64_t reach = W > 0 ? W / 2 : global_len - global_len / 2;
-    const double top = std::pow(1.4 / 0.4, double(reach) / double(scale_base));
-    TORCH_CHECK(top < 1e3, "xPos: scales reach ", top, " at local position +-", reach,
-                " for these segment lengths, beyond float16's range (max 65504); use bfloat16 "
-                "or float32 inputs");
-  }
+  xpos_range_check(global_len, segment_lengths, dtype, scale_base);
   return xpos_tables_cached(position_offset, q.size(1), global_len, segment_lengths, q.size(3),
                             scale_base, compute, q.device());
 }
@@ -345,6 +344,7 @@ XposPositionTables xpos_tables_at(const at::Tensor& positions, int64_t block, in
   TORCH_CHECK(block >= 2 && head_dim >= 2 && head_dim % 2 == 0 && scale_base >= 1,
               "xPos: block = ", block, " must be >= 2, head_dim = ", head_dim,
               " even, scale_base = ", scale_base, " >= 1");
+  xpos_range_check(block, {block}, dtype, scale_base);
   at::NoGradGuard no_grad;
   auto n = positions.reshape({-1});
 #ifdef LONGNET_WITH_CUDA

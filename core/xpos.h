@@ -15,7 +15,8 @@
 //   W = the largest segment length clipped to N, if every clipped segment length divides W
 //       (then every segment of every branch lies inside one block [b W, (b+1) W)), and
 //   c = (n / W) * W + W / 2        (integer division: the centre of n's block),
-// else c = N / 2 for every token (exact, but as torchscale it overflows for very long N).
+// else c = N / 2 for every token (exact, but as torchscale's it would overflow for long N: such
+// sequences, and largest segments beyond float32's range, are refused by xpos_range_check).
 // So |n - c| <= W / 2 (16384 for the paper's w = 32768): zeta_0^(32) ~ 4e-18 and its inverse
 // fit float32 and bfloat16 comfortably (not float16: that is rejected beyond its range). Angles,
 // scales and their products are computed in float64, then cast; the rotation itself runs in
@@ -31,13 +32,17 @@
 #include <tuple>
 #include <vector>
 
-namespace longnet {
+#include "longnet/core/options.h"
 
-constexpr int64_t kXposScaleBase = 512;
+namespace longnet {
 
 // The block length W used for the reference position c (see above), or 0 when the clipped segment
 // lengths do not all divide the largest one (then c = global_len / 2).
 int64_t xpos_block_length(int64_t global_len, const std::vector<int64_t>& segment_lengths);
+
+// xpos_scales_check (options.h) for inputs of `dtype`, after this file's argument checks.
+void xpos_range_check(int64_t global_len, const std::vector<int64_t>& segment_lengths,
+                      at::ScalarType dtype, int64_t scale_base = kXposScaleBase);
 
 // The local positions n - c of global tokens position_offset .. position_offset + n_local - 1.
 // Returns (n_local,) float64 on `device`.

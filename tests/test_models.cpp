@@ -278,6 +278,37 @@ TEST(XPos, SixteenBitInputsRotateInFloat32) {
   expect_error([&] { xpos_apply(h, h, 0, 1 << 20, {2048, 32768}); }, "beyond float16's range");
 }
 
+// float32 and bfloat16 (rotated in float32) hold zeta_0^(-+reach / 512) up to reach 33,878:
+// beyond, keys overflowed to inf and queries underflowed, silently; now refused, with or without
+// nested segments. Within it the rotation stays finite and exact to float32's rounding, also at
+// the edge of the block.
+TEST(XPos, ScalesBeyondFloat32RangeAreRefused) {
+  at::manual_seed(9);
+  auto q = at::randn({1, 8, 2, 16}, at::kDouble), k = at::randn({1, 8, 2, 16}, at::kDouble);
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    auto qd = q.to(dtype), kd = k.to(dtype);
+    // Segment lengths that do not nest: c = N / 2.
+    expect_error([&] { xpos_apply(qd, kd, 0, 80000, {3, 4}); }, "beyond float32's range");
+    // Nested, but half the largest segment is too far.
+    expect_error([&] { xpos_apply(qd, kd, 0, 1 << 20, {2048, 131072}); }, "beyond float32's range");
+    expect_error([&] { xpos_range_check(131072, {131072}, dtype); },
+                 "the largest at most 67756 tokens");
+  }
+  // float64 holds them.
+  xpos_range_check(80000, {3, 4}, at::kDouble);
+  // The edge that passes: W = 65536, tokens 0..7 of a block sit at n - c = -32768...
+  for (int64_t offset : {int64_t(0), int64_t(65536 - 8)}) {
+    auto [q64, k64] = xpos_apply(q, k, offset, 1 << 17, {1024, 65536});
+    auto [q32, k32] =
+        xpos_apply(q.to(at::kFloat), k.to(at::kFloat), offset, 1 << 17, {1024, 65536});
+    ASSERT_TRUE(at::isfinite(q32).all().item<bool>() && at::isfinite(k32).all().item<bool>());
+    // q' k'^T is what attention reads: the scales cancel to within float32's rounding.
+    auto s64 = at::matmul(q64.squeeze(0).transpose(0, 1), k64.squeeze(0).permute({1, 2, 0}));
+    auto s32 = at::matmul(q32.squeeze(0).transpose(0, 1), k32.squeeze(0).permute({1, 2, 0}));
+    EXPECT_LT(rel_error(s32.to(at::kDouble), s64), 1e-5) << offset;
+  }
+}
+
 // GPU: the rotation kernel (strided, misaligned and odd-width inputs, three dtypes), forward and
 // backward, against the same maths in float64 on the CPU.
 TEST(XPos, CudaKernelMatchesFloat64Maths) {

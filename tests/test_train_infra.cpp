@@ -313,6 +313,13 @@ TEST_F(Config, CrossFieldRulesNameKeysLinesAndFixes) {
               {"activation_checkpointing is off", "activation_checkpointing: true"});
   check_fails("model:\n  num_layers: 4\n  activation_checkpointing: true\n  checkpoint_layers: 5\n",
               1, 4, "model.checkpoint_layers", {"has 4 decoder layers", "model.num_layers at"});
+  // xPos's scales must stay inside float32: a largest segment above 67,756 tokens (or segment
+  // lengths that do not nest at such a length) is refused at load, not at the first forward.
+  check_fails(
+      "model:\n  segment_lengths: [2048, 131072]\n  dilation_rates: [1, 2]\ndata:\n"
+      "  seq_len: 131072\n",
+      1, 2, "model.segment_lengths",
+      {"beyond float32's range", "the largest at most 67756 tokens", "data.seq_len at"});
   // A rule broken by a default value says so.
   TrainConfig c = load("model:\n  variant: encoder_decoder\n");
   expect_error([&] { config_check(c, 1); }, {"config (default value): model.num_encoder_layers",

@@ -156,6 +156,13 @@ void config_check(const TrainConfig& config, int world_size) {
                        c.model.layer.attention.segment_lengths);
       },
       layout_key);
+  owned(
+      c,
+      [&] {
+        xpos_scales_check(c.data.seq_len, c.model.layer.attention.segment_lengths,
+                          XposPrecision::kFloat32);
+      },
+      layout_key);
   check_grid(c, world_size);
   check_training(c, world_size);
 }

@@ -78,13 +78,41 @@ def xpos_rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.stack([x0 * c - x1 * s, x1 * c + x0 * s], -1).flatten(-2).to(x.dtype)
 
 
+def xpos_range_check(global_len: int, segment_lengths: Sequence[int], dtype: torch.dtype,
+                     scale_base: int = SCALE_BASE) -> None:
+    """Raises ValueError unless xPos's scales for a sequence of global_len tokens,
+    zeta_0^(-+|n - c| / scale_base) up to the largest |n - c| (half the largest segment, or half
+    the sequence when the segment lengths do not nest), stay well inside the range dtype computes
+    in (float16 itself; bfloat16 and float32 in float32; float64): beyond it keys overflow to
+    inf and queries vanish, silently. Mirrors the C++ check."""
+    W = xpos_block_length(global_len, segment_lengths)
+    reach = W // 2 if W > 0 else global_len - global_len // 2
+    half, f64 = dtype == torch.float16, dtype == torch.float64
+    limit = 1e3 if half else 1e300 if f64 else 1e36
+    log_top = reach / scale_base * math.log(1.4 / 0.4)
+    if log_top < math.log(limit):
+        return
+    rng = ("float16's range (max 65504)" if half else "float64's range" if f64 else
+           "float32's range")
+    max_reach = math.floor(math.log(limit) / math.log(1.4 / 0.4) * scale_base)
+    fix = ("use bfloat16 or float32 inputs" if half else
+           f"segment lengths that each divide the largest, the largest at most {2 * max_reach} "
+           f"tokens (then |n - c| <= half of it)")
+    where = (f"half the largest segment, {W}" if W > 0 else
+             "half the sequence: the segment lengths do not each divide the largest")
+    raise ValueError(f"xPos: the scales reach 10^{int(log_top / math.log(10))} at local position "
+                     f"+-{reach} for a sequence of {global_len} tokens with these segment "
+                     f"lengths ({where}), beyond {rng}: keys would overflow and queries "
+                     f"vanish. Use {fix}")
+
+
 def xpos_apply(q: Tensor, k: Tensor, segment_lengths: Sequence[int], position_offset: int = 0,
                global_len: Optional[int] = None,
                scale_base: int = SCALE_BASE) -> Tuple[Tensor, Tensor]:
     """xPos on q and k (B, N_local, H, D), D even, holding global tokens position_offset ..
     + N_local - 1 of a sequence of global_len tokens (default: N_local). Returns (q', k'),
-    differentiable, in the inputs' dtype (float16 inputs are refused where the scales would pass
-    float16's range)."""
+    differentiable, in the inputs' dtype (refused where the scales would pass the range of the
+    dtype they are computed in: xpos_range_check)."""
     if q.dim() != 4 or k.dim() != 4:
         raise ValueError(f"xPos: q and k must be (batch, seq_len, heads, head_dim); got q "
                          f"{tuple(q.shape)}, k {tuple(k.shape)}")
@@ -101,13 +129,7 @@ def xpos_apply(q: Tensor, k: Tensor, segment_lengths: Sequence[int], position_of
         raise ValueError(f"xPos: q and k must be on one device; got {q.device} and {k.device}")
     n_local = q.size(1)
     global_len = n_local if global_len is None else int(global_len)
-    if q.dtype == torch.float16:
-        W = xpos_block_length(global_len, segment_lengths)
-        reach = W // 2 if W > 0 else global_len - global_len // 2
-        top = math.pow(1.4 / 0.4, reach / scale_base)
-        if not top < 1e3:
-            raise ValueError(f"xPos: scales reach {top:g} at local position +-{reach} for these "
-                             f"segment lengths, beyond float16's range; use bfloat16 or float32")
+    xpos_range_check(global_len, segment_lengths, q.dtype, scale_base)
     compute = torch.float64 if q.dtype == torch.float64 else torch.float32
     with torch.no_grad():
         local = xpos_local_positions(position_offset, n_local, global_len, segment_lengths,
