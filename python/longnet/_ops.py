@@ -85,6 +85,7 @@ def load_library() -> str:
         if _loaded_from is not None:
             return _loaded_from
         if _op_registered():  # a second copy would abort on the duplicate TORCH_LIBRARY
+            _keep_out_of_compiled_graphs()
             _loaded_from = ""
             return _loaded_from
         path = library_path()
@@ -101,8 +102,25 @@ def load_library() -> str:
             raise LibraryNotFoundError(
                 f"{path} loaded but registered no torch.ops.longnet.dilated_attention; is it "
                 f"longnet's {LIBRARY_NAME}?")
+        _keep_out_of_compiled_graphs()
         _loaded_from = path
         return path
+
+
+# The dtypes the op and the modules compute in (float8 and complex types are not among them).
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _keep_out_of_compiled_graphs() -> None:
+    """torch.compile must not trace into the op: its C++ body (strided views written in place
+    and longnet's own autograd function) is not traceable, and inductor compiled it to wrong
+    outputs and gradients. Dynamo breaks the graph at the op instead and runs it as it runs
+    eagerly; the code around it is still compiled."""
+    try:
+        import torch._dynamo as dynamo
+    except ImportError:  # a torch without the compiler: nothing to keep out
+        return
+    dynamo.disallow_in_graph(torch.ops.longnet.dilated_attention)
 
 
 # The largest segment length or dilation rate the op takes (core/options.h, kMaxTokens).
@@ -182,7 +200,7 @@ def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> No
                              zip(("batch", "seq_len", "heads", "head_dim"), t.shape) if n == 0)
             raise ValueError(f"dilated_attention: {name} has shape {tuple(t.shape)} ({dims}); "
                              f"every dimension must be >= 1")
-        if not t.is_floating_point():
+        if t.dtype not in FLOAT_DTYPES:
             raise TypeError(f"dilated_attention: {name} must be floating point (float32, "
                             f"float64; float16, bfloat16 on CUDA), got {t.dtype}")
     if not query.dtype == key.dtype == value.dtype:

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from longnet._ops import check_branches, check_dense, check_probability, dilated_attention
+from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_probability,
+                          dilated_attention)
 from longnet.xpos import XPos
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -45,7 +46,7 @@ def _check_dtype(owner: str, dtype: object) -> None:
     """Parameters are trained: a dtype must be a floating-point torch.dtype (or None)."""
     if dtype is None:
         return
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+    if not isinstance(dtype, torch.dtype) or dtype not in FLOAT_DTYPES:
         raise TypeError(f"{owner}: dtype = {dtype!r}; parameters need a floating-point "
                         f"torch.dtype (torch.float32, torch.bfloat16, torch.float16, "
                         f"torch.float64) or None")
@@ -104,7 +105,7 @@ def check_input(owner: str, name: str, x: object, width_name: str, width: int,
         raise ValueError(f"{owner}: {name} is on {x.device} but the module's parameters are on "
                          f"{like.device}; move the module (module.to({str(x.device)!r})) or the "
                          f"input ({name}.to({str(like.device)!r}))")
-    if not x.is_floating_point():
+    if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{owner}: {name} must be floating point like the module's parameters "
                         f"({like.dtype}), got {x.dtype}; pass {name}.to({like.dtype})")
     if x.dtype != like.dtype and not _autocast_enabled(x.device.type):

@@ -209,8 +209,7 @@ def load_checkpoint(path: Union[str, Path], *,
             raw = _load_weights_only(path)
         else:
             raw = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError,
-            ValueError, OSError) as e:  # what torch.load raises for a damaged archive
+    except Exception as e:  # noqa: BLE001 - a damaged pickle can raise nearly any error
         raise _damaged(path, f"{type(e).__name__}: {_first_line(e)}") from e
     if not isinstance(raw, dict) or raw.get("_longnet_format") != CHECKPOINT_FORMAT:
         found = raw.get("_longnet_format") if isinstance(raw, dict) else type(raw).__name__
@@ -247,8 +246,11 @@ def _scalar(text: str, where: str) -> Any:
             ch = body[i]
             if ch == "\\" and i + 1 < len(body):
                 nxt = body[i + 1]
-                if nxt == "x" and i + 3 < len(body):
-                    out.append(chr(int(body[i + 2:i + 4], 16)))
+                if nxt == "x":
+                    digits = body[i + 2:i + 4]
+                    if len(digits) != 2 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+                        raise ValueError(f"{where}: \\x needs two hex digits, got {digits!r}")
+                    out.append(chr(int(digits, 16)))
                     i += 4
                     continue
                 out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
@@ -289,6 +291,8 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         where = f"config line {n}"
+        if line[:1] == "\t" or line.lstrip(" ")[:1] == "\t":
+            raise ValueError(f"{where}: indented with a tab (YAML indents with spaces)")
         indented = line.startswith(" ")
         key, sep, rest = line.strip().partition(":")
         if not sep or not key:
@@ -302,12 +306,16 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
             section = None
         else:
             section = out.setdefault(key, {})
+            if not isinstance(section, dict):
+                raise ValueError(f"{where}: {key!r} is a value above and a section here")
     return out
 
 
 def parse_config(text: str) -> Dict[str, Any]:
     """A `longnet train` config (YAML text) as nested dicts: PyYAML's safe_load when PyYAML is
     installed, else parse_config_simple (enough for the configs checkpoints carry)."""
+    if not isinstance(text, str):
+        raise ValueError(f"config is not YAML text (got {type(text).__name__})")
     try:
         import yaml  # type: ignore[import-untyped]
     except ImportError:

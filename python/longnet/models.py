@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from longnet.attention import (MultiheadDilatedAttention, _check_dtype, _check_int,
                                _check_positive, _check_weight_size, check_input)
-from longnet._ops import check_branches, check_dense, check_probability
+from longnet._ops import FLOAT_DTYPES, check_branches, check_dense, check_probability
 
 # The paper's base configuration (docs/design.md section 4).
 DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
@@ -423,6 +423,9 @@ class LongNetLM(nn.Module):
         activation, layer_norm_eps, activation_checkpointing, checkpoint_layers; missing keys take
         its defaults),
         built as the trainer builds it. Unknown keys are an error."""
+        if not isinstance(model, Mapping):
+            raise TypeError(f"model config must be a mapping of the `model:` keys, got "
+                            f"{type(model).__name__} {model!r:.80}")
         unknown = sorted(set(model) - set(MODEL_CONFIG_DEFAULTS))
         if unknown:
             raise ValueError(f"model config: unknown key(s) {unknown}; known: "
@@ -466,8 +469,10 @@ class LongNetLM(nn.Module):
             raise ValueError(f"checkpoint {path}: {e}") from e
         if "model" not in config:
             raise ValueError(f"checkpoint {path}: its config has no 'model' section")
+        source = f"checkpoint {path}"
+        _check_state_fits_config(ckpt["model"], config["model"], source)
         model = cls.from_config(config["model"], device=device, dtype=dtype)
-        model._load_parameters(ckpt["model"], f"checkpoint {path}")
+        model._load_parameters(ckpt["model"], source)
         return model
 
     @classmethod
@@ -507,15 +512,27 @@ class LongNetLM(nn.Module):
         except Exception as e:  # the package's own errors (header, truncation) vary by version
             raise ValueError(f"export {folder}: model.safetensors cannot be read "
                              f"({type(e).__name__}: {e})") from None
-        model = cls.from_config(config["model"], device=device,
-                                dtype=dtype or (next(iter(state.values())).dtype if state else None))
-        model._load_parameters(state, f"export {folder}")
+        source = f"export {folder}"
+        _check_state_fits_config(state, config["model"], source)
+        stored = next(iter(state.values())).dtype if state else None
+        if dtype is None and stored not in FLOAT_DTYPES:
+            raise ValueError(f"{source}: model.safetensors holds {stored} parameters; longnet "
+                             f"computes in {', '.join(map(str, FLOAT_DTYPES))} (pass dtype=)")
+        model = cls.from_config(config["model"], device=device, dtype=dtype or stored)
+        model._load_parameters(state, source)
         return model
 
     def _load_parameters(self, state: Mapping[str, Tensor], source: str) -> None:
         """Loads state (exactly this model's parameter names and shapes; converted to each
         parameter's dtype and device) or raises ValueError naming `source` and what differs."""
         own = dict(self.named_parameters())
+        for name, t in state.items():
+            if not isinstance(t, Tensor):
+                raise ValueError(f"{source}: parameter {name!r} is a {type(t).__name__}, not a "
+                                 f"tensor")
+            if t.dtype not in FLOAT_DTYPES:
+                raise ValueError(f"{source}: parameter {name!r} is {t.dtype}; parameters are "
+                                 f"float32, float64, float16 or bfloat16")
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
@@ -526,3 +543,39 @@ class LongNetLM(nn.Module):
                 raise ValueError(f"{source}: parameter {name!r} has shape "
                                  f"{tuple(state[name].shape)}, the model wants {tuple(p.shape)}")
         self.load_state_dict(dict(state), strict=True)
+
+
+def _check_state_fits_config(state: Any, model: Any, source: str) -> None:
+    """Before a model is built from a stored config: its layer counts and the embedding's shape
+    must be those of the stored parameters, so a config that was edited (or forged) to ask for a
+    billion layers is refused instead of exhausting memory while the model is built."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{source}: its parameters are a {type(state).__name__}, not a dict of "
+                         f"tensors")
+    if not isinstance(model, Mapping):
+        return  # from_config names it
+    import re
+
+    m = {**MODEL_CONFIG_DEFAULTS, **model}
+    encoder_decoder = m.get("variant") == "encoder_decoder"
+    counts = {"num_layers": set(), "num_encoder_layers": set()}
+    for name in state:
+        hit = re.match(r"(?:long_net\.)?(layers|decoder_layers|encoder_layers)\.(\d+)\.", str(name))
+        if hit:
+            key = "num_encoder_layers" if hit.group(1) == "encoder_layers" else "num_layers"
+            counts[key].add(int(hit.group(2)))
+    for key, found in counts.items():
+        want = m.get(key) if key == "num_layers" or encoder_decoder else 0
+        if found != set(range(len(found))) or want != len(found):
+            raise ValueError(f"{source}: the config's model.{key} = {want!r} but the parameters "
+                             f"hold {len(found)} such layers; the config does not describe them")
+    sizes = {"token_embedding.weight": ("vocab_size", "d_model")}
+    first_ffn = next((n for n in state if str(n).endswith(".linear1.weight")), None)
+    if first_ffn is not None:
+        sizes[first_ffn] = ("dim_feedforward", "d_model")
+    for name, keys in sizes.items():
+        t, want = state.get(name), tuple(m.get(k) for k in keys)
+        if isinstance(t, Tensor) and tuple(t.shape) != want:
+            raise ValueError(f"{source}: {name} has shape {tuple(t.shape)}, the config's "
+                             f"(model.{keys[0]}, model.{keys[1]}) = {want}; the config does not "
+                             f"describe the parameters")

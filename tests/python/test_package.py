@@ -322,6 +322,62 @@ def check_no_future_leak(longnet):
     print("ok: causal LongNetLM (both variants): no future token changes a logit")
 
 
+def check_compile(longnet):
+    """torch.compile around the op (training: outputs and gradients) equals eager: the op is
+    kept out of compiled graphs (inductor once compiled its body to wrong numbers), the code
+    around it is compiled; a second sequence length (a recompile) works too."""
+    op = torch.ops.longnet.dilated_attention
+
+    def f(q, k, v):
+        return op(q * 1.5, k, v, [4, 8], [1, 2], True).tanh() * 2
+
+    compiled = torch.compile(f)
+    for n in (8, 13):
+        torch.manual_seed(n)
+        q, k, v = (torch.randn(2, n, 2, 4, requires_grad=True) for _ in range(3))
+        want = f(q, k, v)
+        gw = torch.autograd.grad(want.square().sum(), (q, k, v))
+        got = compiled(q, k, v)
+        gg = torch.autograd.grad(got.square().sum(), (q, k, v))
+        assert max_rel_err(got, want) < 1e-5, f"compiled output differs at N = {n}"
+        for a, b, name in zip(gg, gw, "qkv"):
+            assert max_rel_err(a, b) < 1e-5, f"compiled d{name} differs at N = {n}"
+    mha = longnet.MultiheadDilatedAttention(16, 2, dilation_rates=[1, 2], segment_lengths=[4, 8])
+    x = torch.randn(2, 12, 16, requires_grad=True)
+    want, _ = mha(x, x, x, is_causal=True)
+    gw = torch.autograd.grad(want.sum(), x)[0]
+    got, _ = torch.compile(mha)(x, x, x, is_causal=True)
+    gg = torch.autograd.grad(got.sum(), x)[0]
+    assert max_rel_err(got, want) < 1e-5 and max_rel_err(gg, gw) < 1e-5, "compiled module differs"
+    print("ok: torch.compile (op and module, outputs and gradients, two lengths) = eager")
+
+
+def check_xpos_range(longnet):
+    """xPos scales that would leave the computing dtype's range are refused (they gave inf keys
+    and zero queries in float32 and bfloat16 silently); float64 and nested segments work."""
+    q = torch.randn(1, 80000, 1, 8)
+    for dt in (torch.float32, torch.bfloat16):
+        expect_error(ValueError, "beyond float32's range",
+                     lambda: longnet.xpos_apply(q.to(dt), q.to(dt), [3, 4]))
+    expect_error(ValueError, "beyond float32's range",
+                 lambda: longnet.xpos_apply(q, q, [131072]))
+    expect_error(ValueError, "beyond float16's range",
+                 lambda: longnet.xpos_apply(q.half(), q.half(), [2048, 32768]))
+    a, b = longnet.xpos_apply(q.double(), q.double(), [3, 4])
+    assert torch.isfinite(a).all() and torch.isfinite(b).all()
+    a, b = longnet.xpos_apply(q, q, [1024, 65536])  # |n - c| <= 32768: inside float32's range
+    assert torch.isfinite(a).all() and torch.isfinite(b).all()
+    if hasattr(torch, "float8_e4m3fn"):
+        expect_error(TypeError, "parameters need a floating-point torch.dtype",
+                     lambda: longnet.MultiheadDilatedAttention(
+                         16, 2, dilation_rates=[1, 2], segment_lengths=[4, 8],
+                         dtype=torch.float8_e4m3fn))
+        x8 = torch.zeros(1, 8, 2, 4).to(torch.float8_e4m3fn)
+        expect_error(TypeError, "must be floating point", lambda: longnet.dilated_attention(
+            x8, x8, x8, [4], [1]))
+    print("ok: xPos range refused beyond float16/float32 (float64 and nested fine); float8 refused")
+
+
 def run(cmd, **kw):
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, **kw)
@@ -487,8 +543,51 @@ def check_checkpoint_paths(longnet, args, good):
     torch.save(raw, os.path.join(work, "no_crc.ckpt"))
     expect_error(ValueError, "it has no integrity record",
                  lambda: longnet.load_checkpoint(os.path.join(work, "no_crc.ckpt")))
+    # A pickle that names a missing global: torch.load raises AttributeError (after the
+    # weights_only=True refusal), reported as damage like any other unpickling failure.
+    odd = os.path.join(work, "odd_pickle.ckpt")
+    with zipfile.ZipFile(odd, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02cbuiltins\nno_such_name\nq\x00.")
+        z.writestr("archive/version", "3\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expect_error(ValueError, "truncated or damaged: AttributeError", lambda: load(odd))
+    # Checkpoints whose CRC-32 was recomputed after an edit (another tool's making): a config
+    # that asks for a billion layers is refused before any layer is built; an empty model
+    # section, a config that is no text and an integer parameter get named errors.
+    from longnet.checkpoint import _state_crc
+
+    def forged(name, edit):
+        raw = torch.load(good, map_location="cpu", weights_only=True)
+        edit(raw)
+        raw["_longnet_crc32"] = _state_crc(raw)
+        p = os.path.join(work, name)
+        torch.save(raw, p)
+        return p
+
+    def more_layers(raw):
+        lines = raw["config"].splitlines()
+        i = next(i for i, x in enumerate(lines) if x.strip().startswith("num_layers:"))
+        lines[i] = "  num_layers: 1000000000"
+        raw["config"] = "\n".join(lines) + "\n"
+
+    start = time.monotonic()
+    expect_error(ValueError, "model.num_layers = 1000000000 but the parameters hold",
+                 lambda: load(forged("billion_layers.ckpt", more_layers)))
+    assert time.monotonic() - start < 30, "the forged layer count was not refused up front"
+    expect_error(TypeError, "model config must be a mapping", lambda: load(forged(
+        "empty_model.ckpt", lambda raw: raw.__setitem__("config", "model:\ndata:\n  seq_len: 8\n"))))
+    expect_error(ValueError, "config is not YAML text (got int)", lambda: load(forged(
+        "int_config.ckpt", lambda raw: raw.__setitem__("config", 7))))
+
+    def int_param(raw):
+        name = next(iter(raw["model"]))
+        raw["model"][name] = raw["model"][name].long()
+
+    expect_error(ValueError, "is torch.int64; parameters are float32", lambda: load(forged(
+        "int_param.ckpt", int_param)))
     print("ok: from_checkpoint names missing, directory, FIFO, device, non-zip, truncated, "
-          "damaged and altered (CRC-32) checkpoints")
+          "damaged, altered (CRC-32) and forged checkpoints")
 
 
 def check_export(longnet, args):
@@ -546,6 +645,21 @@ def check_export(longnet, args):
     expect_error(ValueError, "model.safetensors cannot be read",
                  lambda: longnet.LongNetLM.from_export(foreign))
     expect_error(ValueError, "not a directory", lambda: longnet.LongNetLM.from_export(foreign + ".missing"))
+    # A config.json edited to describe more layers than model.safetensors holds: refused before
+    # the model is built (a billion layers would exhaust memory).
+    shutil.copy(os.path.join(out, "model.safetensors"), foreign)
+    big = json.load(open(os.path.join(out, "config.json")))
+    big["model"]["num_layers"] = 10**9
+    with open(os.path.join(foreign, "config.json"), "w") as fh:
+        json.dump(big, fh)
+    expect_error(ValueError, "model.num_layers = 1000000000 but the parameters hold",
+                 lambda: longnet.LongNetLM.from_export(foreign))
+    big["model"]["num_layers"] = cfg["model"]["num_layers"]
+    big["model"]["dim_feedforward"] = 2**30
+    with open(os.path.join(foreign, "config.json"), "w") as fh:
+        json.dump(big, fh)
+    expect_error(ValueError, "(model.dim_feedforward, model.d_model)",
+                 lambda: longnet.LongNetLM.from_export(foreign))
     print(f"ok: export round trip ({len(tensors)} tensors; bfloat16 too; from_export, and its "
           f"errors)")
 
@@ -596,6 +710,8 @@ def main():
     else:
         print("skip: CUDA forward + backward (no GPU)")
     check_no_future_leak(longnet)
+    check_xpos_range(longnet)
+    check_compile(longnet)
     check_checkpoint_parity(longnet, args)
     check_export(longnet, args)
     print("python package: all passed")
