@@ -107,7 +107,7 @@ namespace longnet {
 void bench_results_path_check(const std::string& path, const std::string& what) {
   if (path.empty()) return;
   mpi_ensure_initialized();
-  if (mpi_world_rank() == 0) output_file_prepare(path, what, OutputContent::kJson);
+  if (mpi_world_rank() == 0) output_file_prepare(path, what, OutputContent::kResults);
 }
 
 void bench_write_results(const std::string& path, const std::string& command,
@@ -128,7 +128,7 @@ void bench_write_results(const std::string& path, const std::string& command,
   f << "  ]\n}\n";
   // Checked again (the path may have changed during the run), then written beside it and renamed
   // over it: a FIFO or device put there meanwhile is replaced, never opened.
-  output_file_prepare(path, "results file", OutputContent::kJson);
+  output_file_prepare(path, "results file", OutputContent::kResults);
   const std::string text = f.str();
   file_write_atomic(path, {{text.data(), text.size()}});
 }

@@ -134,14 +134,25 @@ int cmd_bench_generate(const Args& args) {
            "  cache_fill  full_bound_tok/s  state_GiB  peak_GiB\n";
   std::vector<JsonLine> rows;
   at::NoGradGuard no_grad;
+  auto prompt_len = [&](int64_t P) {
+    if (fill_mode != "full") return P;
+    // The device-timed steps (after warmup, the traced steps and the per-token steps) end at
+    // position cycle - 1 (mod cycle): P = -(warmup + traced + 2 steps) (mod cycle), the least
+    // such P >= the requested one.
+    const int64_t want = ((-(warmup + traced + 2 * steps)) % cycle + cycle) % cycle;
+    return P + ((want - P) % cycle + cycle) % cycle;
+  };
+  auto trace_file = [&](int64_t P, int64_t B) {
+    return trace_dir + "/generate_p" + std::to_string(P) + "_b" + std::to_string(B) + ".json";
+  };
+  // Every trace file is checked before any work: only an earlier trace is written over.
+  if (!trace_dir.empty())
+    for (int64_t P : f.get_int_list("prompt-lens"))
+      for (int64_t B : f.get_int_list("batches"))
+        output_file_prepare(trace_file(prompt_len(P), B), "longnet bench generate --trace file",
+                            OutputContent::kTrace);
   for (int64_t P : f.get_int_list("prompt-lens")) {
-    if (fill_mode == "full") {
-      // The device-timed steps (after warmup, the traced steps and the per-token steps) end at
-      // position cycle - 1 (mod cycle): P = -(warmup + traced + 2 steps) (mod cycle), the least
-      // such P >= the requested one.
-      const int64_t want = ((-(warmup + traced + 2 * steps)) % cycle + cycle) % cycle;
-      P += ((want - P) % cycle + cycle) % cycle;
-    }
+    P = prompt_len(P);
     at::manual_seed(static_cast<uint64_t>(seed));
     auto prompt = at::randint(m.vocab_size, {1, P}, at::kLong);
     // The prefill of one prompt.
@@ -160,9 +171,7 @@ int cmd_bench_generate(const Args& args) {
       auto next = first.expand({B}).contiguous();
       for (int64_t i = 0; i < warmup; ++i) next = inc.step(next).argmax(-1);
       if (!trace_dir.empty()) {
-        StepTrace trace(
-            trace_dir + "/generate_p" + std::to_string(P) + "_b" + std::to_string(B) + ".json",
-            device, 0, kTraceSteps);
+        StepTrace trace(trace_file(P, B), device, 0, kTraceSteps);
         for (int64_t i = 0; i < kTraceSteps; ++i) {
           trace.at_step(i);
           next = inc.step(next).argmax(-1);

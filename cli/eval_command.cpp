@@ -120,7 +120,7 @@ int cmd_eval(const Args& args) {
     const std::vector<std::string> inputs = {f.get("checkpoint"), f.get("config"), f.get("data")};
     if (!f.get("json").empty()) {
       output_not_input(f.get("json"), inputs, "longnet eval --json");
-      output_file_prepare(f.get("json"), "longnet eval --json", OutputContent::kJson);
+      output_file_prepare(f.get("json"), "longnet eval --json", OutputContent::kResults);
     }
     if (!f.get("plot").empty()) {
       output_not_input(f.get("plot"), inputs, "longnet eval --plot");

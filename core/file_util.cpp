@@ -47,14 +47,25 @@ bool existing_content_is(const std::string& path, OutputContent content) {
   ::close(fd);
   if (n < 0) return false;
   const std::string h(head, static_cast<size_t>(n));
-  if (content == OutputContent::kJson) {
-    const size_t i = h.find_first_not_of(" \t\r\n");
-    return i == std::string::npos ? n < static_cast<ssize_t>(sizeof(head))
-                                  : h[i] == '{' || h[i] == '[';
+  if (content == OutputContent::kImage)
+    return h.empty() || h.rfind("\x89PNG\r\n\x1a\n", 0) == 0 || h.rfind("%PDF", 0) == 0 ||
+           h.find("<svg") != std::string::npos;  // (after an XML declaration, a DOCTYPE, ...)
+  // The JSON kinds: white space, then what longnet's writer puts first (JSON text without the
+  // white space between tokens, so that either spelling is recognised).
+  std::string t;
+  for (char c : h)
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') t += c;
+  if (t.empty()) return n < static_cast<ssize_t>(sizeof(head));  // empty or only white space
+  switch (content) {
+    case OutputContent::kResults:
+      return t.rfind("{\"command\":\"longnet", 0) == 0;
+    case OutputContent::kMetrics:
+      return t.rfind("{\"step\":", 0) == 0;
+    case OutputContent::kTrace:
+      return t.rfind("{\"schemaVersion\":", 0) == 0 || t.rfind("{\"traceEvents\":", 0) == 0;
+    default:
+      return true;
   }
-  if (h.empty()) return true;
-  return h.rfind("\x89PNG\r\n\x1a\n", 0) == 0 || h.rfind("%PDF", 0) == 0 ||
-         h.find("<svg") != std::string::npos;  // (after an XML declaration, a DOCTYPE, ...)
 }
 
 }  // namespace
@@ -170,7 +181,10 @@ void output_file_prepare(const std::string& path, const std::string& what, Outpu
                              " is a training checkpoint (step_*.ckpt); nothing else is "
                              "written over one: give another path");
   if (kind == PathKind::kFile && content != OutputContent::kAny) {
-    const std::string kind_text = content == OutputContent::kJson ? "JSON" : "a PNG, SVG or PDF";
+    const std::string kind_text = content == OutputContent::kResults   ? "longnet's results JSON"
+                                  : content == OutputContent::kMetrics ? "longnet's metrics lines"
+                                  : content == OutputContent::kTrace   ? "a profiler trace"
+                                                                       : "a PNG, SVG or PDF";
     if (!existing_content_is(path, content))
       throw std::runtime_error(who + " exists and does not hold " + kind_text +
                                " (a model, dataset, config or other file?); longnet replaces "

@@ -34,10 +34,14 @@ int file_open_regular(const std::string& path, const std::string& what, uint64_t
 
 // What an existing output file must hold for longnet to replace it (or append to it): only a
 // file of the kind the output writes is written over, never a model, a dataset or a config.
+// Each kind accepts an empty file, or one that starts as longnet writes that kind: any other
+// JSON (a dataset manifest, an export's config.json, a corpus in JSON lines) is never replaced.
 enum class OutputContent {
-  kAny,    // any regular file (outputs whose callers check the kind themselves)
-  kJson,   // JSON or JSON lines: an empty file, or '{' / '[' first (after white space)
-  kImage,  // a plot: an empty file, or a PNG, SVG or PDF
+  kAny,      // any regular file (outputs whose callers check the kind themselves)
+  kResults,  // a results file of `longnet bench` / `longnet eval`: {"command":"longnet ...
+  kMetrics,  // training metrics, JSON lines: {"step":...
+  kTrace,    // a Kineto / Chrome trace: a JSON object with "schemaVersion" or "traceEvents" first
+  kImage,    // a plot: a PNG, SVG or PDF
 };
 
 // Prepares an output file the job will append to or replace: its directory is created if needed

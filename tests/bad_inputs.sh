@@ -230,6 +230,20 @@ cp "$CK" "$WORK/eval_in.ckpt"
 expect1 out.eval_json_onto_checkpoint "is an input of this job" eval --checkpoint \
   "$WORK/eval_in.ckpt" --device cpu --data "$WORK/data.tokens" --json "$WORK/eval_in.ckpt"
 cmp -s "$CK" "$WORK/eval_in.ckpt" || fail "out.eval_json_onto_checkpoint: the checkpoint changed"
+# Other JSON is not a results file: a dataset's manifest, a corpus in JSON lines, a plain list
+# are never replaced by --json (nor a trace dir's other files by bench generate --trace).
+printf '{"format": "a manifest of someone else"}\n' > "$WORK/other_manifest.json"
+printf '[1, 2, 3]\n' > "$WORK/list.json"
+for f in other_manifest.json list.json; do
+  cp "$WORK/$f" "$WORK/$f.orig"
+  expect1 "out.eval_json_onto_$f" "does not hold longnet's results JSON" eval --checkpoint "$CK" \
+    --device cpu --json "$WORK/$f"
+  cmp -s "$WORK/$f" "$WORK/$f.orig" || fail "out.eval_json_onto_$f: the file changed"
+done
+mkdir -p "$WORK/tracedir" && printf 'notes\n' > "$WORK/tracedir/generate_p16_b1.json"
+expect1 out.bench_trace_onto_notes "does not hold a profiler trace" bench generate --device cpu \
+  --checkpoint "$CK" --prompt-lens 16 --batches 1 --steps 1 --warmup 2 --trace "$WORK/tracedir"
+grep -q notes "$WORK/tracedir/generate_p16_b1.json" || fail "out.bench_trace_onto_notes: replaced"
 expect1 out.eval_json_onto_data "is an input of this job" eval --checkpoint "$CK" --device cpu \
   --data "$WORK/data.tokens" --json "$WORK/data.tokens"
 expect1 out.eval_json_into_dataset "lies inside an input of this job" eval --checkpoint "$CK" \

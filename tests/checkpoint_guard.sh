@@ -68,7 +68,7 @@ expect_failure trace_onto_config "is an input of this job" 20 "${MPIRUN[@]}" "$B
 cmp -s "$CONFIG" "$WORK/config.yaml.rank0" || fail "trace_onto_config: the config changed"
 expect_ok trace_onto_config "is an input of this job"
 copy onto_other; printf 'not json\n' > "$WORK/notes.txt"
-expect metrics_onto_text onto_other "does not hold JSON" train.steps=12 log.metrics="$WORK/notes.txt"
+expect metrics_onto_text onto_other "does not hold longnet's metrics lines" train.steps=12 log.metrics="$WORK/notes.txt"
 # A checkpoint of another model with parameters of the same shapes (other heads, activation,
 # segments) is not resumed.
 copy other_model

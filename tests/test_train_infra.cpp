@@ -1046,7 +1046,8 @@ TEST(Metrics, IncompleteLastLineDroppedAndOtherFilesRefused) {
   EXPECT_EQ(read_file(path), "");
   const std::string tokens = dir / "data.tokens";
   write_file(tokens, std::string("LNTK\x01\0\0\0", 8));
-  expect_error<std::runtime_error>([&] { MetricsWriter w(tokens); }, {"does not hold JSON"});
+  expect_error<std::runtime_error>([&] { MetricsWriter w(tokens); },
+                                   {"does not hold longnet's metrics lines"});
   EXPECT_EQ(read_file(tokens), std::string("LNTK\x01\0\0\0", 8));
 }
 
@@ -1065,13 +1066,34 @@ TEST(OutputPaths, NeverAnInput) {
                                      {"--json '" + out + "'", "an input of this job"});
   output_not_input(dir / "e.json", inputs, "--json");  // elsewhere: fine
   output_not_input(dir / "ds.json", inputs, "--json");
-  // Content kinds: JSON replaces only JSON (or an empty file), plots only images.
-  write_file(dir / "old.json", "  \n[1, 2]");
-  output_file_prepare(dir / "old.json", "--json", OutputContent::kJson);
+  // Content kinds: each replaces only what longnet writes of that kind (or an empty file), never
+  // other JSON: a dataset manifest, an export's config, a corpus in JSON lines, a plain list.
+  write_file(dir / "old.json", "  \n{\n  \"command\": \"longnet bench scaling\", \"rows\": []}");
+  output_file_prepare(dir / "old.json", "--json", OutputContent::kResults);
   write_file(dir / "empty.json", "");
-  output_file_prepare(dir / "empty.json", "--json", OutputContent::kJson);
+  output_file_prepare(dir / "empty.json", "--json", OutputContent::kResults);
+  write_file(dir / "m.jsonl", "{\"step\":0,\"val_loss\":5.9}\n");
+  output_file_prepare(dir / "m.jsonl", "log.metrics", OutputContent::kMetrics);
+  write_file(dir / "t.json", "\n  {\n    \"schemaVersion\": 1,\n");
+  output_file_prepare(dir / "t.json", "--trace", OutputContent::kTrace);
+  for (const std::string& other :
+       {std::string("[1, 2, 3]"), std::string("{\"format\": \"longnet-dataset\"}"),
+        std::string("{\"text\": \"a corpus line\"}\n"),
+        std::string("{\"command\": \"python x\"}")}) {
+    write_file(dir / "other.json", other);
+    for (auto kind : {OutputContent::kResults, OutputContent::kMetrics, OutputContent::kTrace})
+      expect_error<std::runtime_error>(
+          [&] { output_file_prepare(dir / "other.json", "--json", kind); },
+          {"exists and does not hold", "give a new path"});
+  }
   expect_error<std::runtime_error>(
-      [&] { output_file_prepare(data, "--json", OutputContent::kJson); }, {"does not hold JSON"});
+      [&] { output_file_prepare(dir / "m.jsonl", "--json", OutputContent::kResults); },
+      {"does not hold longnet's results JSON"});
+  expect_error<std::runtime_error>(
+      [&] { output_file_prepare(dir / "old.json", "log.metrics", OutputContent::kMetrics); },
+      {"does not hold longnet's metrics lines"});
+  expect_error<std::runtime_error>(
+      [&] { output_file_prepare(data, "--json", OutputContent::kResults); }, {"does not hold"});
   write_file(dir / "p.png", "\x89PNG\r\n\x1a\n....");
   output_file_prepare(dir / "p.png", "--plot", OutputContent::kImage);
   expect_error<std::runtime_error>(

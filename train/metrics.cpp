@@ -78,7 +78,7 @@ JsonLine& JsonLine::add(const std::string& key, bool value) {
 
 MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
   // (never opens a FIFO or a directory, never appends to a file that is not JSON lines)
-  output_file_prepare(path, "metrics file", OutputContent::kJson);
+  output_file_prepare(path, "metrics file", OutputContent::kMetrics);
   const std::string who = "metrics file '" + path + "'";
   fd_ = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
   if (fd_ < 0)

@@ -183,7 +183,7 @@ void Trainer::grid_setup() {
     checkpoint_lock_ = std::make_unique<CheckpointDirLock>(cfg_.checkpoint.dir);
     output_not_input(config_metrics_path(cfg_), inputs, "metrics file (log.metrics)");
     output_file_prepare(config_metrics_path(cfg_), "metrics file (log.metrics)",
-                        OutputContent::kJson);
+                        OutputContent::kMetrics);
     // The run folder: the resolved config, and from here on a copy of this output.
     if (!cfg_.log.dir.empty()) {
       dir_prepare(cfg_.log.dir, "run folder (log.dir)");
@@ -197,7 +197,7 @@ void Trainer::grid_setup() {
   }
   if (!trace_path().empty()) {
     output_not_input(trace_path(), inputs, "trace file (--trace)");
-    output_file_prepare(trace_path(), "trace file (--trace)", OutputContent::kJson);
+    output_file_prepare(trace_path(), "trace file (--trace)", OutputContent::kTrace);
   }
   grid_->world->barrier();
   log_info("longnet train: " + utc_time("%Y-%m-%d %H:%M:%S UTC") + ", " + std::to_string(world) +
