@@ -166,14 +166,24 @@ int cmd_generate(const Args& args) {
         std::to_string(V) +
         ", not bytes: give --tokenizer KIND:PATH (the one it was trained with)");
   if (spec.empty()) spec = recorded.spec.empty() ? "bytes" : recorded.spec;
-  if (!recorded.spec.empty() && spec != recorded.spec) {
+  // By content: also when the name is the recorded one (its file may have been replaced since,
+  // e.g. by another `tokenizer train --out` onto it).
+  if (!recorded.spec.empty() && (spec != recorded.spec || !recorded.hash.empty())) {
     const auto same = tokenizers_same({spec, ""}, recorded);
+    if (same && !*same && spec == recorded.spec)
+      throw std::invalid_argument(
+          "generate: tokenizer " + spec + " is not the file " + loaded.source +
+          " was trained with: its contents changed since the training data was made (recorded "
+          "hash " +
+          recorded.hash +
+          "); its ids would mean other text: restore that file (or give a copy "
+          "of it with --tokenizer KIND:PATH)");
     if (same && !*same)
       throw std::invalid_argument("generate: --tokenizer " + spec + " is not the tokenizer " +
                                   loaded.source + " was trained with (" + recorded.spec +
                                   "); its ids would mean other text: give that one (or a copy of "
                                   "its file), or leave --tokenizer out");
-    if (!same)
+    if (!same && spec != recorded.spec)  // (the same name missing: opening it says so below)
       log_info("generate: warning: cannot check --tokenizer " + spec + " against the model's " +
                recorded.spec + " (a file is not here); using " + spec + " as given");
   }

@@ -202,6 +202,26 @@ expect1 gen.other_tokenizer "is not the tokenizer" generate --checkpoint "$CK_EO
   --prompt x --tokenizer bytes
 expect1 eval.other_tokenizer "was made by tokenizer bytes" eval --checkpoint "$CK_EOT" \
   --device cpu --data "$WORK/data.tokens" --context-lens 32
+# The tokenizer file itself replaced after the data was made (same name, other contents, as
+# another `tokenizer train --out` onto it): generate compares contents, not names.
+if "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model" \
+  > "$WORK/sp.log" 2>&1; then
+  "$BIN" data build --tokenizer sentencepiece:"$WORK/sp.model" --source "$SRC" --out "$WORK/ds_sp" \
+    --val-fraction 0.05 --no-progress > "$WORK/ds_sp.log" 2>&1 || fail "ds_sp: $(tail -2 "$WORK/ds_sp.log")"
+  "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/ds_sp" model.vocab_size=512 \
+    optim.warmup_steps=1 train.steps=2 checkpoint.dir="$WORK/ck_sp" checkpoint.resume=none \
+    log.metrics="$WORK/m_sp.jsonl" > "$WORK/train_sp.log" 2>&1 ||
+    fail "train on ds_sp: $(grep -m2 error "$WORK/train_sp.log")"
+  CK_SP=$(ls "$WORK"/ck_sp/*.ckpt | tail -1)
+  "$BIN" generate --checkpoint "$CK_SP" --device cpu --prompt x --max-new-tokens 3 \
+    > "$WORK/gen_sp.log" 2>&1 || fail "generate with the sentencepiece model: $(tail -2 "$WORK/gen_sp.log")"
+  "$BIN" tokenizer train --vocab-size 450 --source "$SRC" --out "$WORK/sp.model" > "$WORK/sp2.log" 2>&1 ||
+    fail "retraining the tokenizer: $(tail -2 "$WORK/sp2.log")"
+  expect1 gen.tokenizer_file_replaced "its contents changed since the training data was made" \
+    generate --checkpoint "$CK_SP" --device cpu --prompt x
+elif ! grep -q "has no SentencePiece support" "$WORK/sp.log"; then
+  fail "tokenizer train: $(tail -2 "$WORK/sp.log")"
+fi
 for seed in 1 2 3 4 5 6; do  # its own bytes:eot; ids 257..299 (padding) are never sampled
   "$BIN" generate --checkpoint "$CK_EOT" --device cpu --prompt x --max-new-tokens 40 --seed $seed \
     > "$WORK/gen_eot.log" 2>&1 || fail "generate with the recorded tokenizer: $(tail -2 "$WORK/gen_eot.log")"
