@@ -6,11 +6,13 @@
 // JSON Lines, a truncated .gz, a FIFO source. Each leaves no temporary file and loses no
 // complete shard.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 
 #include "longnet/tests/dataset_test_util.h"
+#include "longnet/train/corpus.h"
 #include "longnet/train/dataset_build.h"
 #include "longnet/train/dataset_manifest.h"
 #include "longnet/train/fault_injection.h"
@@ -84,6 +86,26 @@ TEST(DatasetBuild, StreamIsDocumentsWithEotBetweenAndValidationByUnitIndex) {
   EXPECT_EQ(m.eot_id, 256);
   EXPECT_EQ(m.tokenizer_hash, "bytes:eot");
   EXPECT_EQ(m.corpus_files, 23);
+}
+
+// Sources that overlap (the same directory twice, a file inside it, a link to it) read each file
+// once: the dataset equals the one built from the directory alone, so no text sits in both
+// splits.
+TEST(DatasetBuild, OverlappingSourcesReadEachFileOnce) {
+  TempDir dir;
+  make_corpus(dir / "src", 23, 300);
+  ASSERT_EQ(::symlink((dir / "src").c_str(), (dir / "link").c_str()), 0);
+  const std::string inside = dir / ("src/" + listing(dir / "src")[3]);
+  dataset_build(options({dir / "src"}, dir / "one", "bytes:eot", 1 << 20, 0.2));
+  dataset_build(options({dir / "src", inside, dir / "link", dir / "src"}, dir / "overlap",
+                        "bytes:eot", 1 << 20, 0.2));
+  auto a = TokenDataset::open(dir / "one"), b = TokenDataset::open(dir / "overlap");
+  EXPECT_EQ(split_ids(*b, DataSplit::kTrain), split_ids(*a, DataSplit::kTrain));
+  EXPECT_EQ(split_ids(*b, DataSplit::kVal), split_ids(*a, DataSplit::kVal));
+  EXPECT_EQ(b->manifest()->corpus_files, 23);
+  CorpusSummary sum;
+  corpus_files({dir / "src", inside, dir / "link", dir / "src"}, CorpusOptions{}, &sum);
+  EXPECT_EQ(sum.duplicate_files, 1 + 23 + 23);
 }
 
 TEST(DatasetBuild, ShardBoundariesCutTheStreamAtShardTokens_uint16) {

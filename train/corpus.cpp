@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 
 #include "longnet/train/tokenizer.h"
@@ -120,7 +121,20 @@ std::vector<CorpusFile> corpus_files(const std::vector<std::string>& sources,
                                "' is neither a directory nor a regular file");
     }
   }
-  return files;
+  // Overlapping sources (a directory and a file in it, a link to a directory also given, the
+  // same source twice) would read a file twice: its text could then sit in both splits.
+  std::set<std::pair<dev_t, ino_t>> seen;
+  std::vector<CorpusFile> unique;
+  unique.reserve(files.size());
+  for (auto& f : files) {
+    struct stat st;
+    if (::stat(f.path.c_str(), &st) == 0 && !seen.insert({st.st_dev, st.st_ino}).second) {
+      ++sk.duplicate_files;
+      continue;
+    }
+    unique.push_back(std::move(f));
+  }
+  return unique;
 }
 
 // The file being read.

@@ -49,12 +49,16 @@ struct CorpusSummary {
   int64_t parts = 0;            // extra parts of documents longer than max_document_bytes
   int64_t empty_documents = 0;  // skipped
   int64_t binary_files = 0, large_files = 0, empty_files = 0, links = 0;  // skipped
+  // Skipped: files reached a second time (sources that overlap, one naming a file inside another
+  // or a link to it), read once so that no text lands in both splits.
+  int64_t duplicate_files = 0;
   uint64_t text_bytes = 0;  // bytes of document text returned
 };
 
 // The files of `sources` in reading order (sources in the order given). Throws
 // std::runtime_error naming a source that does not exist or cannot be read, and when a
-// directory holds no file at all. Links and, with `skipped`, large files are counted there.
+// directory holds no file at all. Links and, with `skipped`, large files are counted there; a file
+// reached twice (the same device and inode) is kept once, at its first place, and counted.
 std::vector<CorpusFile> corpus_files(const std::vector<std::string>& sources,
                                      const CorpusOptions& options,
                                      CorpusSummary* skipped = nullptr);

@@ -313,6 +313,9 @@ void Builder::run() {
     line << "; skipped in directories: " << listing.large_files << " plain file(s) over "
          << (co.max_directory_file_bytes >> 20) << " MiB and " << listing.links
          << " link(s) (name a file as a --source to include it whatever its size)";
+  if (listing.duplicate_files > 0)
+    line << "; " << listing.duplicate_files
+         << " file(s) reached twice by overlapping --source paths, read once";
   log_info(line.str());
 }
 
