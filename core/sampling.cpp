@@ -50,6 +50,9 @@ at::Tensor sample_next(const at::Tensor& logits_in, const SamplingOptions& o) {
     auto cum = sorted.softmax(-1).cumsum(-1);
     // Drop a token when the tokens before it already reach top_p (the first always stays).
     auto drop = (cum - sorted.softmax(-1)) >= o.top_p;
+    // The first by construction, also where top_p is below float32's smallest number (it
+    // compares as 0) or rounding leaves cum - p a hair above 0.
+    drop.select(-1, 0).fill_(false);
     sorted = sorted.masked_fill(drop, neg_inf);
     logits = at::full_like(logits, neg_inf).scatter(-1, order, sorted);
   }

@@ -424,9 +424,12 @@ TEST(Sampling, GreedyAndDegenerateSettingsPickTheArgmax) {
   SamplingOptions k1;
   k1.top_k = 1;
   EXPECT_TRUE(at::equal(sample_next(logits, k1), best));
-  SamplingOptions p0;
-  p0.top_p = 1e-6;
-  EXPECT_TRUE(at::equal(sample_next(logits, p0), best));
+  // Any top_p in (0, 1] keeps the most likely token, also below float32's smallest number.
+  for (double top_p : {1e-6, 1e-46, 1e-300, 4.9e-324}) {
+    SamplingOptions p0;
+    p0.top_p = top_p;
+    EXPECT_TRUE(at::equal(sample_next(logits, p0), best)) << top_p;
+  }
 }
 
 TEST(Sampling, TopKAndTopPKeepOnlyTheirTokens) {
