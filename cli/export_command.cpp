@@ -25,8 +25,13 @@ int cmd_export(const Args& args) {
     throw std::invalid_argument(
         "longnet export: expected one CHECKPOINT and --out DIR (e.g. longnet export "
         "runs/base/checkpoints/step_00001000.ckpt --out exported/base)");
-  // Checked before the checkpoint is read: a file, FIFO or unwritable place is refused at once.
-  output_dir_prepare(f.get("out"), "longnet export --out");
+  // Checked before the checkpoint is read (a file or FIFO there is refused at once), without
+  // creating it: a run that fails on the checkpoint or --dtype leaves nothing behind. The export
+  // creates it, and checks that it can write there, once the checkpoint has been read.
+  const std::string out = f.get("out");
+  if (path_kind(out) != PathKind::kMissing && path_kind(out) != PathKind::kDirectory)
+    throw std::invalid_argument("longnet export --out '" + out + "' is " + path_kind_text(out) +
+                                ", not a directory: give a directory (created if missing)");
   const auto s = checkpoint_export(f.positional()[0], f.get("out"), f.get("dtype"));
   std::cout << "export: step " << s.step << ", " << s.tensors << " tensors, " << s.bytes
             << " bytes -> " << f.get("out") << "/model.safetensors, " << f.get("out")

@@ -280,6 +280,10 @@ expect1 out.bench_generate_json "bench generate --json '$WORK/out.fifo' is a FIF
 expect1 out.tokenizer_train "tokenizer train --out '$WORK/out.fifo' is a FIFO" tokenizer train \
   --vocab-size 400 --source "$SRC" --out "$WORK/out.fifo"
 expect1 out.export "export --out '$WORK/out.fifo' is a FIFO" export "$CK" --out "$WORK/out.fifo"
+# A failed export (a bad --dtype, a missing checkpoint) leaves no --out directory behind.
+expect1 out.export_bad_dtype "dtype 'float64'" export "$CK" --out "$WORK/exp_new" --dtype float64
+expect1 out.export_missing "cannot open" export "$WORK/none.ckpt" --out "$WORK/exp_new"
+[[ ! -e "$WORK/exp_new" ]] || fail "out.export: a failed export left $WORK/exp_new behind"
 # Prompt files: regular files of at most 1 GiB (a FIFO blocks, /dev/zero never ends).
 expect1 prompt.fifo "generate --prompt-file '$WORK/out.fifo' is a FIFO" generate --checkpoint "$CK" \
   --device cpu --prompt-file "$WORK/out.fifo"

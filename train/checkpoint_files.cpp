@@ -448,6 +448,17 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
   try {
     v = torch::pickle_load(bytes);
   } catch (const std::exception& e) {
+    // Python's torch.save writes records LibTorch's writer does not, and a pickle LibTorch cannot
+    // read: a checkpoint loaded and saved again in Python is not damaged, only not ours.
+    auto holds = [&](const std::string& record) {
+      return std::search(bytes.begin(), bytes.end(), record.begin(), record.end()) != bytes.end();
+    };
+    if (holds("/.format_version") || holds("/.storage_alignment"))
+      throw std::runtime_error(
+          who +
+          ": written by Python's torch.save (e.g. a checkpoint loaded and saved again in Python), "
+          "which LibTorch cannot read back; longnet reads the files `longnet train` writes: use "
+          "the original checkpoint");
     throw std::runtime_error(who + ": corrupted (cannot be unpickled: " + first_line(e.what()) +
                              ")");
   }
