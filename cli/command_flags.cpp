@@ -253,7 +253,7 @@ void flags_bench_generate(CliFlags& f) {
   f.add("dtype", "bfloat16", "bfloat16, float16 or float32 (the parameters' dtype)");
   f.add("prefill-chunk", "65536", "tokens per prefill forward", kTokens);
   f.add("bandwidth", "4.8e12", "memory bandwidth in bytes/s for the bound (H200: 4.8e12)",
-        spec_above(0, 1e16));
+        spec_range(1e6, 1e16));
   f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
   f.add("seed", "0", "seed of the parameters (--random-init) and prompt tokens", kSeed);
   f.add("json", "", "write the results to this JSON file");

@@ -145,7 +145,18 @@ int cmd_eval(const Args& args) {
     for (const char* out : {"json", "plot"})
       if (!f.get(out).empty())
         output_not_input(f.get(out), {data_path}, std::string("longnet eval --") + out);
-  auto data = validation_tokens_open(data_path);
+  auto data = [&] {
+    try {
+      return validation_tokens_open(data_path);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      // The path came from --data (not from a config's data.path): name the flag.
+      const std::string key = "data.path '";
+      if (!f.get("data").empty() && what.rfind(key, 0) == 0)
+        what = "--data '" + what.substr(key.size());
+      throw std::runtime_error("eval: " + what);
+    }
+  }();
   // The data must be made by the model's tokenizer (where both are known), its ids must be ids
   // of the model, and each window must score tokens of its own.
   const RecordedTokenizer model_tokenizer = config_data_tokenizer(loaded.config);

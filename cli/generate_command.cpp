@@ -42,21 +42,28 @@ std::string file_text(const std::string& path, const std::string& flag) {
   return file_read_bounded(path, "longnet generate " + flag, kPromptFileMaxBytes);
 }
 
-// The prompts the flags give: exactly one of --prompt, --prompt-file, --prompts-file.
-std::vector<std::string> prompts_from(const CliFlags& f) {
+// The prompts the flags give: exactly one of --prompt, --prompt-file, --prompts-file; *lines gets
+// each prompt's line in the --prompts-file (1-based; blank lines are skipped), else 1.
+std::vector<std::string> prompts_from(const CliFlags& f, std::vector<int64_t>* lines_of) {
   const int given =
       int(f.given("prompt")) + int(f.given("prompt-file")) + int(f.given("prompts-file"));
   if (given != 1)
     throw std::invalid_argument(
         "generate: give exactly one of --prompt TEXT, --prompt-file PATH (one prompt, any "
         "length) and --prompts-file PATH (one prompt per line, run as a batch)");
+  *lines_of = {1};
   if (f.given("prompt")) return {f.get("prompt")};
   if (f.given("prompt-file")) return {file_text(f.get("prompt-file"), "--prompt-file")};
   std::vector<std::string> out;
+  lines_of->clear();
   std::istringstream lines(file_text(f.get("prompts-file"), "--prompts-file"));
+  int64_t n = 0;
   for (std::string line; std::getline(lines, line);) {
+    ++n;
     if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF line ends
-    if (!line.empty()) out.push_back(line);
+    if (line.empty()) continue;
+    out.push_back(line);
+    lines_of->push_back(n);
   }
   if (out.empty())
     throw std::invalid_argument("generate: --prompts-file " + f.get("prompts-file") +
@@ -145,7 +152,8 @@ int cmd_generate(const Args& args) {
   sampling_options_check(s);
   const int64_t max_new = f.get_int("max-new-tokens");
   if (max_new < 0) throw std::invalid_argument("generate: --max-new-tokens must be >= 0");
-  const auto prompts = prompts_from(f);
+  std::vector<int64_t> prompt_lines;
+  const auto prompts = prompts_from(f, &prompt_lines);
 
   const auto requested = device_auto(f.get("device"));
   const auto dtype = dtype_auto(f.get("dtype"), requested);
@@ -280,7 +288,8 @@ int cmd_generate(const Args& args) {
   auto t2 = std::chrono::steady_clock::now();
   std::string tail = stream ? "\n" : "";
   for (int64_t b = 0; b < B && !stream; ++b)
-    tail += "=== " + std::to_string(b) + " ===\n" + prompts[b] + tokenizer->decode(out[b]) + "\n";
+    tail += "=== line " + std::to_string(prompt_lines[b]) + " ===\n" + prompts[b] +
+            tokenizer->decode(out[b]) + "\n";
   if (!stdout_write(tail)) return stdout_closed_note("generate"), 0;
   if (f.get_switch("stats")) {
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();

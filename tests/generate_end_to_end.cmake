@@ -38,11 +38,12 @@ if(NOT a_text STREQUAL b)
 endif()
 # A batch of prompts of different lengths, one longer than the training context (128 tokens).
 string(REPEAT "#include <stdio.h> " 20 long_prompt)
-file(WRITE ${WORK}/prompts.txt "static\n${long_prompt}\nvoid f(int x) {\n")
+file(WRITE ${WORK}/prompts.txt "static\n\n${long_prompt}\nvoid f(int x) {\n")
 run(out ${LONGNET} generate --checkpoint ${ckpt} --prompts-file ${WORK}/prompts.txt
     --max-new-tokens 30 --temperature 0.8 --top-k 20 --top-p 0.9 --seed 3 --device cpu)
-expect("${out}" "=== 0 ===\nstatic" "generate --prompts-file")
-expect("${out}" "=== 2 ===\nvoid f" "generate --prompts-file")
+# Each result is headed by its prompt's line in the file (blank lines are skipped).
+expect("${out}" "=== line 1 ===\nstatic" "generate --prompts-file")
+expect("${out}" "=== line 4 ===\nvoid f" "generate --prompts-file")
 
 # Under mpirun the prefill of a prompt of several blocks (128 tokens) is split over the ranks;
 # greedy output equals one rank's. A randomly initialised model (its output depends on every

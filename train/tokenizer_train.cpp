@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -190,11 +191,23 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
   if (sum.sentences == 0)
     throw std::runtime_error("tokenizer train: the sources hold no text (" +
                              std::to_string(sum.files_sampled) + " files read)");
-  if (!status.ok())
-    throw std::runtime_error("tokenizer train: SentencePiece failed: " + status.ToString() + " (" +
+  if (!status.ok()) {
+    // "Vocabulary size is too high (N). Please set it to a value <= M.": a text too small or too
+    // uniform for N pieces; below 300 (the byte pieces and the specials) only more text helps.
+    const std::string text = status.ToString();
+    std::string fix = "a smaller --vocab-size (300 or more) or more text may help";
+    const size_t at = text.find("<= ");
+    if (text.find("too high") != std::string::npos && at != std::string::npos) {
+      const int64_t most = std::strtoll(text.c_str() + at + 3, nullptr, 10);
+      fix = most >= 300 ? "--vocab-size " + std::to_string(most) + " or less works on this text"
+                        : "this text yields at most " + std::to_string(most) +
+                              " pieces, fewer than the 300 a vocabulary needs (256 byte pieces "
+                              "and the specials): give more, and more varied, text";
+    }
+    throw std::runtime_error("tokenizer train: SentencePiece failed: " + text + " (" +
                              std::to_string(sum.sentences) + " lines, " +
-                             std::to_string(sum.text_bytes) +
-                             " bytes of text; a smaller --vocab-size or more text may help)");
+                             std::to_string(sum.text_bytes) + " bytes of text; " + fix + ")");
+  }
 
   if (!make_parent_dirs(o.out_path))
     throw std::runtime_error("tokenizer train: cannot create the directory of '" + o.out_path +
