@@ -52,9 +52,19 @@ void options_check(const BenchAttentionOptions& o, int64_t P) {
                                   " is not a positive multiple of --seq-lens " + std::to_string(N) +
                                   " (B = tokens / N sequences per step); use --tokens " +
                                   std::to_string(N) + " or a multiple of it");
-    const int64_t F = o.weak_scaling_first;
-    if (F <= 0) continue;
     const int64_t L = SequenceLayout(N, P, {}).local_len();
+    const int64_t F = o.weak_scaling_first;
+    if (F <= 0) {
+      // The branches, as the timing below will use them (a bad --segments / --rates is refused
+      // before the dense reference has been timed).
+      const Schedule sch = schedule_for(o, N, L);
+      SequenceLayout(N, P, sch.w);
+      DilatedAttentionOptions opt;
+      opt.segment_lengths = sch.w;
+      opt.dilation_rates = sch.r;
+      dilated_options_check(opt);
+      continue;
+    }
     if (L % F != 0)
       throw std::invalid_argument(
           "longnet bench attention: --weak-scaling-first " + std::to_string(F) +

@@ -1,6 +1,7 @@
 // `longnet bench attention` and `longnet bench scaling`: their flags (the benchmarks themselves
 // are bench_attention.cpp and bench_scaling.cpp).
 #include <iostream>
+#include <stdexcept>
 
 #include "longnet/cli/bench_attention.h"
 #include "longnet/cli/bench_common.h"
@@ -38,7 +39,24 @@ int cmd_bench_attention(const Args& args) {
   o.engine = engine_flags_get(f);
   o.command = command_line("bench attention", args);
   bench_results_path_check(o.json, "longnet bench attention --json");
-  return bench_attention(o);
+  try {
+    return bench_attention(o);
+  } catch (const OptionsError& e) {
+    // The owners name their fields; here they came from flags.
+    auto flag = [](std::string field) {
+      const std::string base = field.substr(0, field.find('['));
+      const std::string index = field.substr(base.size());
+      if (base == "segment_lengths") return "--segments" + index;
+      if (base == "dilation_rates") return "--rates" + index;
+      if (base == "seq_len") return std::string("--seq-lens");
+      if (base == "sequence_parallel") return std::string("--sp");
+      return field;
+    };
+    std::string also;
+    for (const auto& r : e.related()) also += (also.empty() ? " (see " : ", ") + flag(r);
+    throw std::invalid_argument("bench attention: " + flag(e.field()) + ": " + e.detail() +
+                                (also.empty() ? "" : also + ")"));
+  }
 }
 
 int cmd_bench_scaling(const Args& args) {
