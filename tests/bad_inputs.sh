@@ -176,6 +176,9 @@ printf '{"text": "fine"}\n{"text": "cut off\n' > "$WORK/bad.jsonl"
 expect1 build.malformed_jsonl "bad.jsonl:2: not valid JSON" data build --tokenizer bytes \
   --source "$WORK/bad.jsonl" --out "$WORK/ds_bad" --no-progress
 [[ ! -e "$WORK/ds_bad" ]] || fail "build.malformed_jsonl: left $WORK/ds_bad behind"
+printf '{"meta": {"text": "inner"}, "text": "fine"}\n{"text": "a", "text": "b"}\n' > "$WORK/dup.jsonl"
+expect1 build.jsonl_duplicate_field 'dup.jsonl:2: the field "text" appears 2 times' data build \
+  --tokenizer bytes --source "$WORK/dup.jsonl" --out "$WORK/ds_dup" --no-progress
 if command -v gzip > /dev/null; then
   seq 1 200000 > "$WORK/nums.txt" && gzip -n "$WORK/nums.txt"
   head -c 50000 "$WORK/nums.txt.gz" > "$WORK/cut.txt.gz"

@@ -294,11 +294,24 @@ bool CorpusReader::next_jsonl(Document& doc) {
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = f.path + ":" + std::to_string(o.line);
     nlohmann::json j;
+    // The text field given twice in one object: JSON keeps one of them silently (as a config
+    // refuses a duplicate key, so does the corpus).
+    int text_keys = 0;
+    const std::string& field = options_.jsonl_field;
+    auto count_text_keys = [&](int depth, nlohmann::json::parse_event_t event,
+                               nlohmann::json& parsed) {
+      if (event == nlohmann::json::parse_event_t::key && depth == 1 && parsed == field) ++text_keys;
+      return true;
+    };
     try {
-      j = nlohmann::json::parse(line);
+      j = nlohmann::json::parse(line, count_text_keys);
     } catch (const nlohmann::json::exception& e) {
       throw std::runtime_error("corpus: " + where + ": not valid JSON: " + e.what());
     }
+    if (text_keys > 1)
+      throw std::runtime_error("corpus: " + where + ": the field \"" + field + "\" appears " +
+                               std::to_string(text_keys) +
+                               " times in one object; JSON would keep only one of them");
     if (!j.is_object())
       throw std::runtime_error("corpus: " + where + ": a JSON " + json_type(j) +
                                ", not an object; each line must be an object with a \"" +
