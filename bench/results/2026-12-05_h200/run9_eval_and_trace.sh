@@ -9,7 +9,8 @@ R=/tmp/r9; rm -rf $R /tmp/r9_run; mkdir -p $R
 T0=$SECONDS
 save() { tar -C /tmp -czf $OUT/r9.tgz r9; }
 trap save EXIT
-t() { echo "$1 at $((SECONDS-T0)) s" >> $R/times.txt; }
+t() { echo "$1 at $((SECONDS-T0)) s" >> $R/times.txt; save; }  # saved after each stage
+trap 'save; exit 143' TERM
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > $R/gpu.txt 2>&1
 OUT=/tmp/out_f LONGNET_LOG_DIR=/tmp/logs_f9 launch/gpu_run.sh build > $R/build.txt 2>&1; t build
 B=build/longnet
