@@ -424,12 +424,13 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     if (m_.train.tokens == 0)
       throw std::runtime_error(
           "data build: the training split is empty: the sources gave " + std::to_string(docs) +
-          " document(s) in " + std::to_string(index) +
-          " unit(s) of at most 1 MiB, and unit 0 goes to validation (skipped: " +
-          std::to_string(listing.large_files) + " plain files over 16 MiB, " +
-          std::to_string(listing.links) +
-          " links); give more text (directories or files of text, .jsonl, .gz, .zst) or "
-          "--val-fraction 0");
+          " document(s) in " + std::to_string(index) + " unit(s) of at most 1 MiB" +
+          (m_.val_fraction > 0 && index > 0 ? ", and unit 0 goes to validation" : "") +
+          " (skipped: " + std::to_string(listing.large_files) + " plain files over 16 MiB, " +
+          std::to_string(listing.links) + " links, " + std::to_string(listing.duplicate_files) +
+          " files reached twice); give more text (directories or files of text, .jsonl, .gz, "
+          ".zst)" +
+          (m_.val_fraction > 0 ? " or --val-fraction 0" : ""));
     m_.documents = docs;
     m_.units = index;
     m_.complete = true;
