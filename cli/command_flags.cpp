@@ -213,7 +213,8 @@ void flags_generate(CliFlags& f) {
         "the model's training data was made with (its config's data.tokenizer, or its dataset's "
         "manifest); a different one is refused");
   f.add("device", "auto", "cpu, cuda, or auto (cuda when present)");
-  f.add("dtype", "auto", "float32, bfloat16, float16 (auto: bfloat16 on cuda, float32 on cpu)");
+  f.add("dtype", "auto",
+        "float32, bfloat16, float16 or float64 (auto: bfloat16 on cuda, float32 on cpu)");
   f.add("prefill-chunk", "65536", "tokens per prefill forward (rounded to the largest segment)",
         kTokens);
   f.add_switch("no-cuda-graph", "run the step without a CUDA graph");

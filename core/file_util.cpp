@@ -59,8 +59,11 @@ bool existing_content_is(const std::string& path, OutputContent content) {
   switch (content) {
     case OutputContent::kResults:
       return t.rfind("{\"command\":\"longnet", 0) == 0;
-    case OutputContent::kMetrics:
-      return t.rfind("{\"step\":", 0) == 0;
+    case OutputContent::kMetrics: {
+      // (also a first line cut short within its first bytes: the writer drops such a line)
+      const std::string head = "{\"step\":";
+      return t.rfind(head, 0) == 0 || (h.find('\n') == std::string::npos && head.rfind(t, 0) == 0);
+    }
     case OutputContent::kTrace:
       return t.rfind("{\"schemaVersion\":", 0) == 0 || t.rfind("{\"traceEvents\":", 0) == 0;
     default:

@@ -67,6 +67,10 @@ at::Tensor MultiheadDilatedAttentionImpl::forward(const at::Tensor& query, const
               "attention pairs query and key positions); got ",
               query.sizes(), ", ", key.sizes(), ", ", value.sizes());
   const int64_t B = query.size(0), N = query.size(1), H = num_heads_, D = head_dim();
+  // Without the causal mask q' . k' spans a whole block of xPos scales (xpos.h).
+  if (xpos && !is_causal)
+    xpos_range_check(backend.global_len(N), attention_.segment_lengths, query.scalar_type(),
+                     xpos->scale_base(), /*causal=*/false);
   at::Tensor q, k, v;  // (B, N_local, H, D)
   if (query.is_same(key) && key.is_same(value)) {
     // Self-attention: one projection GEMM for q, k and v (one read and one cast of the input,

@@ -188,32 +188,45 @@ int64_t xpos_reference_block(int64_t global_len, const std::vector<int64_t>& seg
 }
 
 void xpos_scales_check(int64_t global_len, const std::vector<int64_t>& segment_lengths,
-                       XposPrecision precision, int64_t scale_base) {
+                       XposPrecision precision, int64_t scale_base, bool causal) {
   const int64_t W = xpos_reference_block(global_len, segment_lengths);
-  const int64_t reach = W > 0 ? W / 2 : global_len - global_len / 2;
-  // The largest scale is zeta_0^(-reach / scale_base), zeta_0 = 0.4 / 1.4; its inverse must stay
+  const int64_t span = W > 0 ? W : global_len;  // tokens sharing one reference position
+  // Causal: the largest |n - c| (the block's first token); otherwise the farthest key after a
+  // query, span - 1 tokens on.
+  const int64_t reach = causal ? span / 2 : span - 1;
+  // The largest factor is zeta_0^(-reach / scale_base), zeta_0 = 0.4 / 1.4; its inverse must stay
   // a normal number too, and the scaled q and k hold |x| times it. The limits leave that room.
   const bool half = precision == XposPrecision::kFloat16,
              f64 = precision == XposPrecision::kFloat64;
+  const double log_zeta = std::log(1.4 / 0.4), log_f32 = std::log(1e36);
   const double limit = half ? 1e3 : f64 ? 1e300 : 1e36;
   const std::string range = half  ? "float16's range (max 65504)"
                             : f64 ? "float64's range"
                                   : "float32's range";
-  const double log_top = double(reach) / double(scale_base) * std::log(1.4 / 0.4);
+  const double log_top = double(reach) / double(scale_base) * log_zeta;
   if (log_top < std::log(limit)) return;
-  const auto max_reach =
-      static_cast<int64_t>(std::floor(std::log(limit) / std::log(1.4 / 0.4) * double(scale_base)));
+  // The longest block that fits: reach <= max_reach.
+  auto longest = [&](double log_limit) {
+    const auto max_reach =
+        static_cast<int64_t>(std::floor(log_limit / log_zeta * double(scale_base)));
+    return causal ? 2 * max_reach + 1 : max_reach + 1;
+  };
   const std::string fix =
-      half ? "use bfloat16 or float32 inputs"
-           : "segment lengths that each divide the largest, the largest at most " +
-                 std::to_string(2 * max_reach) + " tokens (then |n - c| <= half of it)";
+      half && log_top < log_f32
+          ? "bfloat16 or float32 inputs"
+          : "segment lengths that each divide the largest, the largest at most " +
+                std::to_string(longest(std::log(limit))) + " tokens";
   throw OptionsError(
       "xPos", "segment_lengths",
-      "the scales reach 10^" + std::to_string(int64_t(log_top / std::log(10.0))) +
-          " at local position +-" + std::to_string(reach) + " for a sequence of " +
-          std::to_string(global_len) + " tokens with these segment lengths (" +
-          (W > 0 ? "half the largest segment, " + std::to_string(W)
-                 : "half the sequence: the segment lengths do not each divide the largest") +
+      "the scales reach 10^" + std::to_string(int64_t(log_top / std::log(10.0))) + " at " +
+          (causal ? "local position +-" + std::to_string(reach)
+                  : "a distance of " + std::to_string(reach) +
+                        " tokens (attention is not causal: a query reads keys after it)") +
+          " for a sequence of " + std::to_string(global_len) +
+          " tokens with these segment lengths (" +
+          (W > 0 ? "the largest segment is " + std::to_string(W)
+                 : "the segment lengths do not each divide the largest: the whole sequence shares "
+                   "one reference") +
           "), beyond " + range + ": keys would overflow and queries vanish. Use " + fix,
       {"seq_len"});
 }

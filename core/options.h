@@ -164,9 +164,12 @@ enum class XposPrecision { kFloat16, kFloat32, kFloat64 };
 // Throws OptionsError (field "segment_lengths", related "seq_len") unless xPos's scales for a
 // sequence of global_len tokens, zeta_0^(-+|n - c| / scale_base) up to the largest |n - c| (half
 // the reference block, or half the sequence when there is none), stay well inside the range of
-// `precision`: beyond it keys overflow and queries underflow, silently.
+// `precision`: beyond it keys overflow and queries underflow, silently. Without the causal mask a
+// query also reads keys after it, and q' . k' grows as zeta_0^(-(m - n) / scale_base): then the
+// reach is the whole block less one (the sequence less one without a block).
 void xpos_scales_check(int64_t global_len, const std::vector<int64_t>& segment_lengths,
-                       XposPrecision precision, int64_t scale_base = kXposScaleBase);
+                       XposPrecision precision, int64_t scale_base = kXposScaleBase,
+                       bool causal = true);
 
 // Checks every field that `visit` walks against its spec; the check functions above start with
 // it. `owner` prefixes messages ("LongNetLM options").

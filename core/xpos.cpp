@@ -38,13 +38,13 @@ int64_t xpos_block_length(int64_t global_len, const std::vector<int64_t>& segmen
 }
 
 void xpos_range_check(int64_t global_len, const std::vector<int64_t>& segment_lengths,
-                      at::ScalarType dtype, int64_t scale_base) {
+                      at::ScalarType dtype, int64_t scale_base, bool causal) {
   xpos_block_length(global_len, segment_lengths);  // its argument checks
   xpos_scales_check(global_len, segment_lengths,
                     dtype == at::kHalf     ? XposPrecision::kFloat16
                     : dtype == at::kDouble ? XposPrecision::kFloat64
                                            : XposPrecision::kFloat32,
-                    scale_base);
+                    scale_base, causal);
 }
 
 at::Tensor xpos_local_positions(int64_t position_offset, int64_t n_local, int64_t global_len,

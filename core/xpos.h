@@ -40,9 +40,11 @@ namespace longnet {
 // lengths do not all divide the largest one (then c = global_len / 2).
 int64_t xpos_block_length(int64_t global_len, const std::vector<int64_t>& segment_lengths);
 
-// xpos_scales_check (options.h) for inputs of `dtype`, after this file's argument checks.
+// xpos_scales_check (options.h) for inputs of `dtype`, after this file's argument checks. The
+// rotation itself checks the causal bound; attention without the causal mask checks its own.
 void xpos_range_check(int64_t global_len, const std::vector<int64_t>& segment_lengths,
-                      at::ScalarType dtype, int64_t scale_base = kXposScaleBase);
+                      at::ScalarType dtype, int64_t scale_base = kXposScaleBase,
+                      bool causal = true);
 
 // The local positions n - c of global tokens position_offset .. position_offset + n_local - 1.
 // Returns (n_local,) float64 on `device`.

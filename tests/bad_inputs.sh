@@ -283,11 +283,9 @@ expect1 out.bench_generate_json "bench generate --json '$WORK/out.fifo' is a FIF
 expect1 out.tokenizer_train "tokenizer train --out '$WORK/out.fifo' is a FIFO" tokenizer train \
   --vocab-size 400 --source "$SRC" --out "$WORK/out.fifo"
 expect1 out.export "export --out '$WORK/out.fifo' is a FIFO" export "$CK" --out "$WORK/out.fifo"
-# Bench flags are named as flags, not as the options they fill; generate has no float64.
+# Bench flags are named as flags, not as the options they fill.
 expect1 bench.rates_count "bench attention: --rates: " bench attention --device cpu --seq-lens 512 \
   --segments 64,128 --rates 1 --warmup 0 --repeats 1
-expect1 gen.float64 "--dtype float64: generation runs in float32" generate --checkpoint "$CK" \
-  --device cpu --prompt x --dtype float64
 # A failed export (a bad --dtype, a missing checkpoint) leaves no --out directory behind.
 expect1 out.export_bad_dtype "dtype 'float64'" export "$CK" --out "$WORK/exp_new" --dtype float64
 expect1 out.export_missing "cannot open" export "$WORK/none.ckpt" --out "$WORK/exp_new"

@@ -292,8 +292,22 @@ TEST(XPos, ScalesBeyondFloat32RangeAreRefused) {
     // Nested, but half the largest segment is too far.
     expect_error([&] { xpos_apply(qd, kd, 0, 1 << 20, {2048, 131072}); }, "beyond float32's range");
     expect_error([&] { xpos_range_check(131072, {131072}, dtype); },
-                 "the largest at most 67756 tokens");
+                 "the largest at most 67757 tokens");
+    // The edges: a block of 67,757 (|n - c| <= 33,878) passes, one more token does not.
+    xpos_range_check(67757, {67757}, dtype);
+    expect_error([&] { xpos_range_check(67758, {67758}, dtype); }, "beyond float32's range");
+    // Without the causal mask q' . k' spans the whole block: 33,879 tokens at most.
+    xpos_range_check(33879, {33879}, dtype, kXposScaleBase, /*causal=*/false);
+    expect_error([&] { xpos_range_check(40000, {40000}, dtype, kXposScaleBase, false); },
+                 "a distance of 39999 tokens (attention is not causal");
+    expect_error([&] { xpos_range_check(40000, {40000}, dtype, kXposScaleBase, false); },
+                 "the largest at most 33879 tokens");
   }
+  // float16: the causal block reaches 5,647; beyond float32's range too, no dtype would help.
+  xpos_range_check(5647, {5647}, at::kHalf);
+  expect_error([&] { xpos_range_check(5648, {5648}, at::kHalf); }, "bfloat16 or float32 inputs");
+  expect_error([&] { xpos_range_check(131072, {131072}, at::kHalf); },
+               "the largest at most 5647 tokens");
   // float64 holds them.
   xpos_range_check(80000, {3, 4}, at::kDouble);
   // The edge that passes: W = 65536, tokens 0..7 of a block sit at n - c = -32768...

@@ -313,13 +313,18 @@ TEST_F(Config, CrossFieldRulesNameKeysLinesAndFixes) {
               {"activation_checkpointing is off", "activation_checkpointing: true"});
   check_fails("model:\n  num_layers: 4\n  activation_checkpointing: true\n  checkpoint_layers: 5\n",
               1, 4, "model.checkpoint_layers", {"has 4 decoder layers", "model.num_layers at"});
-  // xPos's scales must stay inside float32: a largest segment above 67,756 tokens (or segment
+  // xPos's scales must stay inside float32: a largest segment above 67,757 tokens (or segment
   // lengths that do not nest at such a length) is refused at load, not at the first forward.
   check_fails(
       "model:\n  segment_lengths: [2048, 131072]\n  dilation_rates: [1, 2]\ndata:\n"
       "  seq_len: 131072\n",
       1, 2, "model.segment_lengths",
-      {"beyond float32's range", "the largest at most 67756 tokens", "data.seq_len at"});
+      {"beyond float32's range", "the largest at most 67757 tokens", "data.seq_len at"});
+  // An encoder-decoder's encoder attends without the causal mask: 33,879 at most.
+  check_fails(
+      "model:\n  variant: encoder_decoder\n  num_encoder_layers: 1\n  segment_lengths: [40000]\n"
+      "  dilation_rates: [1]\ndata:\n  seq_len: 40000\n",
+      1, 4, "model.segment_lengths", {"not causal", "the largest at most 33879 tokens"});
   // A rule broken by a default value says so.
   TrainConfig c = load("model:\n  variant: encoder_decoder\n");
   expect_error([&] { config_check(c, 1); }, {"config (default value): model.num_encoder_layers",
@@ -1072,6 +1077,8 @@ TEST(OutputPaths, NeverAnInput) {
   output_file_prepare(dir / "old.json", "--json", OutputContent::kResults);
   write_file(dir / "empty.json", "");
   output_file_prepare(dir / "empty.json", "--json", OutputContent::kResults);
+  write_file(dir / "m.jsonl", "{\"st");  // a first line cut short: the writer drops it
+  output_file_prepare(dir / "m.jsonl", "log.metrics", OutputContent::kMetrics);
   write_file(dir / "m.jsonl", "{\"step\":0,\"val_loss\":5.9}\n");
   output_file_prepare(dir / "m.jsonl", "log.metrics", OutputContent::kMetrics);
   write_file(dir / "t.json", "\n  {\n    \"schemaVersion\": 1,\n");

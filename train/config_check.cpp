@@ -159,8 +159,10 @@ void config_check(const TrainConfig& config, int world_size) {
   owned(
       c,
       [&] {
+        // The encoder of an encoder-decoder attends without the causal mask.
         xpos_scales_check(c.data.seq_len, c.model.layer.attention.segment_lengths,
-                          XposPrecision::kFloat32);
+                          XposPrecision::kFloat32, kXposScaleBase,
+                          c.model.variant != "encoder_decoder");
       },
       layout_key);
   check_grid(c, world_size);

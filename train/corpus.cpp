@@ -128,7 +128,9 @@ std::vector<CorpusFile> corpus_files(const std::vector<std::string>& sources,
   unique.reserve(files.size());
   for (auto& f : files) {
     struct stat st;
-    if (::stat(f.path.c_str(), &st) == 0 && !seen.insert({st.st_dev, st.st_ino}).second) {
+    // (inode 0: a file system without stable inode numbers; nothing to compare)
+    if (::stat(f.path.c_str(), &st) == 0 && st.st_ino != 0 &&
+        !seen.insert({st.st_dev, st.st_ino}).second) {
       ++sk.duplicate_files;
       continue;
     }

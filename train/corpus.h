@@ -50,7 +50,7 @@ struct CorpusSummary {
   int64_t empty_documents = 0;  // skipped
   int64_t binary_files = 0, large_files = 0, empty_files = 0, links = 0;  // skipped
   // Skipped: files reached a second time (sources that overlap, one naming a file inside another
-  // or a link to it), read once so that no text lands in both splits.
+  // or a link to it; hard links), read once so that no text lands in both splits.
   int64_t duplicate_files = 0;
   uint64_t text_bytes = 0;  // bytes of document text returned
 };

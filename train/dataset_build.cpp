@@ -315,7 +315,7 @@ void Builder::run() {
          << " link(s) (name a file as a --source to include it whatever its size)";
   if (listing.duplicate_files > 0)
     line << "; " << listing.duplicate_files
-         << " file(s) reached twice by overlapping --source paths, read once";
+         << " file(s) reached twice (overlapping --source paths or hard links), read once";
   log_info(line.str());
 }
 

@@ -118,9 +118,17 @@ def _keep_out_of_compiled_graphs() -> None:
     eagerly; the code around it is still compiled."""
     try:
         import torch._dynamo as dynamo
-    except ImportError:  # a torch without the compiler: nothing to keep out
-        return
-    dynamo.disallow_in_graph(torch.ops.longnet.dilated_attention)
+
+        packet = torch.ops.longnet.dilated_attention
+        # The packet and each overload (a call through .default is traced on its own).
+        for op in [packet] + [getattr(packet, name) for name in packet.overloads()]:
+            dynamo.disallow_in_graph(op)
+    except Exception as e:  # noqa: BLE001 - a torch without a usable compiler: eager is unaffected
+        import warnings
+
+        warnings.warn(f"longnet: could not keep dilated_attention out of torch.compile graphs "
+                      f"({type(e).__name__}: {e}); do not torch.compile code that calls it",
+                      RuntimeWarning, stacklevel=3)
 
 
 # The largest segment length or dilation rate the op takes (core/options.h, kMaxTokens).

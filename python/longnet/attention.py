@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_probability,
                           dilated_attention)
-from longnet.xpos import XPos
+from longnet.xpos import XPos, xpos_range_check
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -299,6 +299,9 @@ class MultiheadDilatedAttention(nn.Module):
             k = F.linear(key, self.k_proj.weight, self.k_proj.bias).view(B, N, H, D)
             v = F.linear(value, self.v_proj.weight, self.v_proj.bias).view(B, N, H, D)
         if self.xpos is not None:
+            if not is_causal:  # q' . k' then spans a whole block of xPos scales
+                xpos_range_check(N, self.segment_lengths, q.dtype, self.xpos.scale_base,
+                                 causal=False)
             q, k = self.xpos(q, k, self.segment_lengths)
         x = self.attention(q, k, v, is_causal=is_causal).reshape(B, N, self.embed_dim)
         if self.norm is not None:

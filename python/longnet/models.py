@@ -517,7 +517,7 @@ class LongNetLM(nn.Module):
         stored = next(iter(state.values())).dtype if state else None
         if dtype is None and stored not in FLOAT_DTYPES:
             raise ValueError(f"{source}: model.safetensors holds {stored} parameters; longnet "
-                             f"computes in {', '.join(map(str, FLOAT_DTYPES))} (pass dtype=)")
+                             f"computes in {', '.join(map(str, FLOAT_DTYPES))}")
         model = cls.from_config(config["model"], device=device, dtype=dtype or stored)
         model._load_parameters(state, source)
         return model

@@ -79,31 +79,36 @@ def xpos_rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 def xpos_range_check(global_len: int, segment_lengths: Sequence[int], dtype: torch.dtype,
-                     scale_base: int = SCALE_BASE) -> None:
+                     scale_base: int = SCALE_BASE, causal: bool = True) -> None:
     """Raises ValueError unless xPos's scales for a sequence of global_len tokens,
     zeta_0^(-+|n - c| / scale_base) up to the largest |n - c| (half the largest segment, or half
     the sequence when the segment lengths do not nest), stay well inside the range dtype computes
     in (float16 itself; bfloat16 and float32 in float32; float64): beyond it keys overflow to
-    inf and queries vanish, silently. Mirrors the C++ check."""
+    inf and queries vanish, silently. Without the causal mask a query also reads keys after it
+    and q' . k' spans the whole block (reach: the block less one). Mirrors the C++ check."""
     W = xpos_block_length(global_len, segment_lengths)
-    reach = W // 2 if W > 0 else global_len - global_len // 2
+    span = W if W > 0 else global_len
+    reach = span // 2 if causal else span - 1
     half, f64 = dtype == torch.float16, dtype == torch.float64
     limit = 1e3 if half else 1e300 if f64 else 1e36
-    log_top = reach / scale_base * math.log(1.4 / 0.4)
+    log_zeta = math.log(1.4 / 0.4)
+    log_top = reach / scale_base * log_zeta
     if log_top < math.log(limit):
         return
     rng = ("float16's range (max 65504)" if half else "float64's range" if f64 else
            "float32's range")
-    max_reach = math.floor(math.log(limit) / math.log(1.4 / 0.4) * scale_base)
-    fix = ("use bfloat16 or float32 inputs" if half else
-           f"segment lengths that each divide the largest, the largest at most {2 * max_reach} "
-           f"tokens (then |n - c| <= half of it)")
-    where = (f"half the largest segment, {W}" if W > 0 else
-             "half the sequence: the segment lengths do not each divide the largest")
-    raise ValueError(f"xPos: the scales reach 10^{int(log_top / math.log(10))} at local position "
-                     f"+-{reach} for a sequence of {global_len} tokens with these segment "
-                     f"lengths ({where}), beyond {rng}: keys would overflow and queries "
-                     f"vanish. Use {fix}")
+    max_reach = math.floor(math.log(limit) / log_zeta * scale_base)
+    longest = 2 * max_reach + 1 if causal else max_reach + 1
+    fix = ("bfloat16 or float32 inputs" if half and log_top < math.log(1e36) else
+           f"segment lengths that each divide the largest, the largest at most {longest} tokens")
+    at = (f"local position +-{reach}" if causal else
+          f"a distance of {reach} tokens (attention is not causal: a query reads keys after it)")
+    where = (f"the largest segment is {W}" if W > 0 else
+             "the segment lengths do not each divide the largest: the whole sequence shares one "
+             "reference")
+    raise ValueError(f"xPos: the scales reach 10^{int(log_top / math.log(10))} at {at} for a "
+                     f"sequence of {global_len} tokens with these segment lengths ({where}), "
+                     f"beyond {rng}: keys would overflow and queries vanish. Use {fix}")
 
 
 def xpos_apply(q: Tensor, k: Tensor, segment_lengths: Sequence[int], position_offset: int = 0,

@@ -331,6 +331,19 @@ def check_compile(longnet):
     def f(q, k, v):
         return op(q * 1.5, k, v, [4, 8], [1, 2], True).tanh() * 2
 
+    def f_default(q, k, v):  # the overload, called directly
+        return op.default(q * 1.5, k, v, [4, 8], [1, 2], True).tanh() * 2
+
+    for fn in (f, f_default):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(2, 8, 2, 4, requires_grad=True) for _ in range(3))
+        want = f(q, k, v)
+        gw = torch.autograd.grad(want.square().sum(), (q, k, v))
+        got = torch.compile(fn)(q, k, v)
+        gg = torch.autograd.grad(got.square().sum(), (q, k, v))
+        assert max_rel_err(got, want) < 1e-5, f"compiled {fn.__name__} output differs"
+        for a, b, name in zip(gg, gw, "qkv"):
+            assert max_rel_err(a, b) < 1e-5, f"compiled {fn.__name__}: d{name} differs"
     compiled = torch.compile(f)
     for n in (8, 13):
         torch.manual_seed(n)
@@ -367,6 +380,13 @@ def check_xpos_range(longnet):
     assert torch.isfinite(a).all() and torch.isfinite(b).all()
     a, b = longnet.xpos_apply(q, q, [1024, 65536])  # |n - c| <= 32768: inside float32's range
     assert torch.isfinite(a).all() and torch.isfinite(b).all()
+    # Without the causal mask q' . k' spans the whole segment: 33,879 tokens at most in float32.
+    mha = longnet.MultiheadDilatedAttention(8, 1, dilation_rates=[1], segment_lengths=[40000])
+    x = torch.randn(1, 40000, 8)
+    expect_error(ValueError, "attention is not causal", lambda: mha(x, x, x))
+    with torch.no_grad():
+        y, _ = mha(x[:, :3000], x[:, :3000], x[:, :3000])  # one short segment: fine
+    assert torch.isfinite(y).all()
     if hasattr(torch, "float8_e4m3fn"):
         expect_error(TypeError, "parameters need a floating-point torch.dtype",
                      lambda: longnet.MultiheadDilatedAttention(
@@ -570,10 +590,8 @@ def check_checkpoint_paths(longnet, args, good):
         lines[i] = "  num_layers: 1000000000"
         raw["config"] = "\n".join(lines) + "\n"
 
-    start = time.monotonic()
     expect_error(ValueError, "model.num_layers = 1000000000 but the parameters hold",
                  lambda: load(forged("billion_layers.ckpt", more_layers)))
-    assert time.monotonic() - start < 30, "the forged layer count was not refused up front"
     expect_error(TypeError, "model config must be a mapping", lambda: load(forged(
         "empty_model.ckpt", lambda raw: raw.__setitem__("config", "model:\ndata:\n  seq_len: 8\n"))))
     expect_error(ValueError, "config is not YAML text (got int)", lambda: load(forged(
