@@ -362,7 +362,17 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
   o.vocab_size = 100;
   expect_error<std::invalid_argument>([&] { tokenizer_train(o); }, {"--vocab-size 100"});
   o.vocab_size = 50000;  // more than this text can fill: SentencePiece's message comes through
-  expect_error([&] { tokenizer_train(o); }, {"Vocabulary size too high", "a smaller --vocab-size"});
+  // It names the size that works on this text ...
+  expect_error([&] { tokenizer_train(o); },
+               {"Vocabulary size too high", "or less works on this text"});
+  // ... or, when that is below the 300 a vocabulary needs, that only more text helps.
+  write_file(dir / "tiny/t.txt", "abababab\nab\n");
+  TokenizerTrainOptions tiny = o;
+  tiny.sources = {dir / "tiny"};
+  tiny.vocab_size = 400;
+  tiny.out_path = dir / "tiny.model";
+  expect_error([&] { tokenizer_train(tiny); },
+               {"fewer than the 300 a vocabulary needs", "give more, and more varied, text"});
 }
 
 // ---- corpus -------------------------------------------------------------------------------------
