@@ -106,6 +106,20 @@ TEST(DatasetBuild, OverlappingSourcesReadEachFileOnce) {
   CorpusSummary sum;
   corpus_files({dir / "src", inside, dir / "link", dir / "src"}, CorpusOptions{}, &sum);
   EXPECT_EQ(sum.duplicate_files, 1 + 23 + 23);
+  // A dataset an older longnet built from these sources listed every file as often as it was
+  // reached: rebuilding onto it is refused with the reason named.
+  DatasetManifest older = manifest_read(dir / "overlap");
+  older.corpus_files = 23 + 47;
+  older.corpus_fingerprint = std::string(64, '0');
+  manifest_write(dir / "overlap", older);
+  testing::expect_throw<std::runtime_error>(
+      [&] {
+        dataset_build(options({dir / "src", inside, dir / "link", dir / "src"}, dir / "overlap",
+                              "bytes:eot", 1 << 20, 0.2));
+      },
+      {"70 files 000000000000 there, 23 files",
+       "the 47 file(s) these sources reach twice (overlapping --source paths or hard links) are "
+       "now read once"});
 }
 
 TEST(DatasetBuild, ShardBoundariesCutTheStreamAtShardTokens_uint16) {

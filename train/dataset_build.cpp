@@ -115,6 +115,7 @@ class Builder {
   std::vector<CorpusFile> files_;
   std::unique_ptr<ShardWriter> writer_[2];
   std::unique_ptr<CorpusFingerprint> fingerprint_;  // of the prefixes shards end in
+  int64_t duplicate_files_ = 0;                     // reached twice in the sources, read once
   int lock_fd_ = -1;
   bool created_dir_ = false, kill_pending_ = false;
   int64_t shards_this_run_ = 0;
@@ -163,10 +164,18 @@ void Builder::prepare_out_dir() {
   // A complete dataset must be of this very corpus; an interrupted one, of the same files up to
   // where each split stopped (later files may have changed: a malformed one fixed, say).
   const std::string diff = manifest_build_difference(there, m_, there.complete);
-  if (!diff.empty())
-    throw std::runtime_error("data build: --out '" + out +
-                             "' holds a dataset built from other inputs (" + diff +
-                             "); give another --out, or remove '" + out + "' to rebuild it");
+  if (!diff.empty()) {
+    // Built before files reached twice were read once: it lists each duplicate again.
+    const bool older_dedup = duplicate_files_ > 0 && there.complete &&
+                             there.corpus_files == m_.corpus_files + duplicate_files_;
+    throw std::runtime_error(
+        "data build: --out '" + out + "' holds a dataset built from other inputs (" + diff +
+        (older_dedup ? "; the " + std::to_string(duplicate_files_) +
+                           " file(s) these sources reach twice (overlapping --source paths or "
+                           "hard links) are now read once, and that dataset read them twice"
+                     : std::string()) +
+        "); give another --out, or remove '" + out + "' to rebuild it");
+  }
   if (!there.complete) {
     std::vector<const ManifestShard*> ends;
     for (const ManifestSplit* sp : {&there.train, &there.val})
@@ -282,6 +291,7 @@ void Builder::run() {
   m_.corpus_files = static_cast<int64_t>(files_.size());
   m_.corpus_fingerprint = CorpusFingerprint(files_).prefix(m_.corpus_files);
   fingerprint_ = std::make_unique<CorpusFingerprint>(files_);
+  duplicate_files_ = listing.duplicate_files;
 
   prepare_out_dir();
   if (!sum_.up_to_date) write_all(co, listing);

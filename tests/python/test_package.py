@@ -9,6 +9,7 @@ Run (from a launch/setup.sh build; exit 77 = skipped: no torch):
   python3 tests/python/test_package.py --build build --source . --installed  # pip-installed
 """
 import argparse
+import collections
 import contextlib
 import faulthandler
 import io
@@ -611,6 +612,15 @@ def check_checkpoint_paths(longnet, args, good):
     p = subprocess.run([os.path.join(args.build, "longnet"), "export", resaved, "--out",
                         os.path.join(work, "resaved_export")], capture_output=True, text=True)
     assert p.returncode == 0 or "written by Python's torch.save" in p.stderr, p.stderr
+    # One LibTorch cannot read for certain: the parameters as the OrderedDict a Python
+    # state_dict is (its global is not one LibTorch's unpickler knows).
+    raw = torch.load(good, map_location="cpu", weights_only=True)
+    raw["model"] = collections.OrderedDict(raw["model"])
+    torch.save(raw, resaved)
+    p = subprocess.run([os.path.join(args.build, "longnet"), "export", resaved, "--out",
+                        os.path.join(work, "resaved_export2")], capture_output=True, text=True)
+    assert p.returncode != 0 and "written by Python's torch.save" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(work, "resaved_export2")), "export made --out"
     print("ok: from_checkpoint names missing, directory, FIFO, device, non-zip, truncated, "
           "damaged, altered (CRC-32) and forged checkpoints; C++ names a Python re-save")
 
