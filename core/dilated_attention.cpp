@@ -39,6 +39,11 @@ bool use_fused(const at::Tensor& q, const DilatedAttentionOptions& o) {
 void dilated_inputs_check(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const DilatedAttentionOptions& o) {
   dilated_options_check(o);
+  for (const auto* t : {&q, &k, &v})
+    TORCH_CHECK(!t->is_nested() && t->layout() == at::kStrided,
+                "dilated attention: query, key and value must be dense (strided) tensors, got ",
+                t->is_nested() ? std::string("a nested tensor") : c10::str(t->layout()),
+                "; pass padded dense tensors (e.g. nested.to_padded_tensor(0.0), or .to_dense())");
   TORCH_CHECK(q.dim() == 4,
               "dilated attention: query must be (batch, seq_len, heads, head_dim), "
               "got ",

@@ -81,6 +81,8 @@ def load_library() -> str:
     came from ("" when torch.ops.longnet was already registered by someone else, e.g. a direct
     torch.ops.load_library call). Raises LibraryNotFoundError naming the file and the cause."""
     global _loaded_from
+    if _loaded_from is not None:  # no lock once loaded (and none for torch.compile to trace)
+        return _loaded_from
     with _lock:
         if _loaded_from is not None:
             return _loaded_from
@@ -146,24 +148,53 @@ def _int_list(name: str, value: object) -> list[int]:
     return out
 
 
+def check_int(name: str, value: object, minimum: int = 1, maximum: Optional[int] = None) -> int:
+    """value as an int in [minimum, maximum] (a bool, float or string is a TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} = {value} is out of range; it must be {allowed}")
+    return int(value)
+
+
+def check_bool(name: str, value: object) -> bool:
+    """value as a bool: True/False or a numpy bool (an int, string or tensor is a TypeError)."""
+    if isinstance(value, bool):
+        return value
+    kind = type(value)
+    if kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {kind.__module__}.{kind.__qualname__} "
+                    f"{value!r:.40}")
+
+
+def _branch_list(name: str, value: object) -> list[int]:
+    xs = _int_list(name, value)
+    for i, x in enumerate(xs):
+        if not 1 <= x <= MAX_BRANCH_LENGTH:
+            raise ValueError(f"{name}[{i}] = {x} is out of range; it must be >= 1 and <= "
+                             f"{MAX_BRANCH_LENGTH} (2^40, the op's limit)")
+    return xs
+
+
+def check_segment_lengths(segment_lengths: object) -> list[int]:
+    """segment_lengths as a non-empty list of ints in [1, 2^40]."""
+    w = _branch_list("segment_lengths", segment_lengths)
+    if not w:
+        raise ValueError("segment_lengths is empty; give at least one branch")
+    return w
+
+
 def check_branches(segment_lengths: object, dilation_rates: object) -> tuple[list[int], list[int]]:
     """Checks segment_lengths and dilation_rates (lists of ints >= 1 of one length, at least one
     branch) and returns them as lists. Raises TypeError or ValueError naming the argument."""
-    w = _int_list("segment_lengths", segment_lengths)
-    r = _int_list("dilation_rates", dilation_rates)
-    if not w:
-        raise ValueError("segment_lengths is empty; give at least one branch")
+    w = check_segment_lengths(segment_lengths)
+    r = _branch_list("dilation_rates", dilation_rates)
     if len(w) != len(r):
         raise ValueError(
             f"segment_lengths {w} and dilation_rates {r} must have the same length (one rate per "
             f"segment length), got {len(w)} and {len(r)}")
-    for name, xs in (("segment_lengths", w), ("dilation_rates", r)):
-        for i, x in enumerate(xs):
-            if x < 1:
-                raise ValueError(f"{name}[{i}] = {x} must be >= 1")
-            if x > MAX_BRANCH_LENGTH:
-                raise ValueError(f"{name}[{i}] = {x} is out of range; it must be >= 1 and <= "
-                                 f"{MAX_BRANCH_LENGTH} (2^40, the op's limit)")
     return w, r
 
 
@@ -210,7 +241,8 @@ def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> No
                              f"every dimension must be >= 1")
         if t.dtype not in FLOAT_DTYPES:
             raise TypeError(f"dilated_attention: {name} must be floating point (float32, "
-                            f"float64; float16, bfloat16 on CUDA), got {t.dtype}")
+                            f"float64, float16 or bfloat16; float64 on the CPU only), got "
+                            f"{t.dtype}")
     if not query.dtype == key.dtype == value.dtype:
         raise TypeError(f"dilated_attention: query, key and value must have one dtype, got "
                         f"{query.dtype}, {key.dtype}, {value.dtype}; convert them with "
@@ -229,7 +261,8 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     torch.ops.longnet.dilated_attention.
 
     query, key, value: (batch, seq_len, heads, head_dim), one dtype and device (CPU float32 and
-    float64; CUDA float32, float16, bfloat16). Returns (batch, seq_len, heads, head_dim).
+    float64, float16, bfloat16; float64 on the CPU only). Returns (batch, seq_len, heads,
+    head_dim).
 
     Branch i splits the sequence into segments of segment_lengths[i] tokens (the last may be
     shorter; any seq_len works) and head j attends within its segment to the rows at offset
@@ -241,8 +274,7 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     """
     check_qkv(query, key, value)
     w, r = check_branches(segment_lengths, dilation_rates)
-    if not isinstance(is_causal, bool):
-        raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
+    is_causal = check_bool("is_causal", is_causal)
     if softmax_scale is not None:
         if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, numbers.Real):
             raise TypeError(f"softmax_scale must be a float or None, got "

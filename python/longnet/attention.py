@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_probability,
-                          dilated_attention)
+from longnet._ops import (FLOAT_DTYPES, check_bool, check_branches, check_dense, check_int,
+                          check_probability, dilated_attention)
 from longnet.xpos import XPos, xpos_range_check
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -34,12 +34,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 MAX_WEIGHT_ELEMENTS = 2**31
 
 
-def _check_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} = {value} must be >= {minimum}")
-    return int(value)
+def _check_int(name: str, value: object, minimum: int = 1,
+               maximum: Optional[int] = None) -> int:
+    return check_int(name, value, minimum, maximum)
 
 
 def _check_dtype(owner: str, dtype: object) -> None:
@@ -239,7 +236,8 @@ class MultiheadDilatedAttention(nn.Module):
                              f"fast kernels need it); {_heads_that_work(embed_dim, num_heads)}")
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
         self.dropout = check_probability("dropout", dropout)
-        self.layer_norm = bool(layer_norm)
+        bias = check_bool("bias", bias)
+        self.layer_norm = check_bool("layer_norm", layer_norm)
         self.gamma_init = _check_positive("gamma_init", gamma_init)
         layer_norm_eps = _check_positive("layer_norm_eps", layer_norm_eps)
         factory = {"device": device, "dtype": dtype}

@@ -181,34 +181,40 @@ def _load_weights_only(path: Path) -> Any:
 
 
 def load_checkpoint(path: Union[str, Path], *,
-                    weights_only: Optional[bool] = None) -> Dict[str, Any]:
+                    weights_only: Optional[bool] = True) -> Dict[str, Any]:
     """Reads a `longnet train` checkpoint into a dict (the "_longnet_" entries left out), tensors
     on the CPU.
 
-    weights_only: None (default) tries torch.load(weights_only=True) (allowing only LibTorch's
-    list and type-tag helpers, identity functions) and, if torch refuses the file, falls back to
-    weights_only=False with a warning (that unpickles arbitrary objects: only for files you
-    trust); True never falls back; False loads without the check.
+    weights_only: True (default; None means the same) reads with torch.load(weights_only=True),
+    allowing only LibTorch's list and type-tag helpers (identity functions): a file holding any
+    other object is refused, never unpickled, since unpickling runs whatever code the file
+    names. False unpickles arbitrary objects: only for files you trust.
     Raises FileNotFoundError (missing), IsADirectoryError, or ValueError naming what the path is
-    (a FIFO, a device: never opened), that the file is not a torch.save archive, that it is
-    truncated or damaged ("PATH is not a readable longnet checkpoint (truncated or damaged:
-    ...)"), or that it is not a longnet checkpoint.
+    (a FIFO, a device: never opened), that the file is not a torch.save archive, that it holds
+    objects weights_only=True refuses, that it is truncated or damaged ("PATH is not a readable
+    longnet checkpoint (truncated or damaged: ...)"), or that it is not a longnet checkpoint.
     """
     path = Path(path)
+    if weights_only is not None and not isinstance(weights_only, bool):
+        raise TypeError(f"weights_only must be True, False or None, got {weights_only!r}")
     check_checkpoint_file(path)
     try:
-        if weights_only is None:
-            try:
-                raw = _load_weights_only(path)
-            except pickle.UnpicklingError as e:  # what weights_only=True refuses
-                warnings.warn(f"torch.load({str(path)!r}, weights_only=True) refused the file "
-                              f"({type(e).__name__}: {_first_line(e)}); loading it with "
-                              f"weights_only=False", UserWarning, stacklevel=2)
-                raw = torch.load(path, map_location="cpu", weights_only=False)
-        elif weights_only:
-            raw = _load_weights_only(path)
-        else:
+        if weights_only is False:
             raw = torch.load(path, map_location="cpu", weights_only=False)
+        else:
+            raw = _load_weights_only(path)
+    except pickle.UnpicklingError as e:  # a broken pickle, or an object weights_only refuses
+        # torch names a refused object as "GLOBAL module.name".
+        refused = re.findall(r"GLOBAL ([\w.]+)", str(e))
+        if not refused:
+            found = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))  # after torch's advice
+            reason = found.group(1).strip() if found else _first_line(e)
+            raise _damaged(path, f"{type(e).__name__}: {reason}") from e
+        raise ValueError(f"{path} holds objects other than tensors and plain values, which "
+                         f"torch.load(weights_only=True) refuses (it names {refused[0]}); `longnet "
+                         f"train` never writes such a file, so it was changed or made elsewhere. "
+                         f"Unpickling it runs whatever code it names: only for a file you trust, "
+                         f"pass weights_only=False") from e
     except Exception as e:  # noqa: BLE001 - a damaged pickle can raise nearly any error
         raise _damaged(path, f"{type(e).__name__}: {_first_line(e)}") from e
     if not isinstance(raw, dict) or raw.get("_longnet_format") != CHECKPOINT_FORMAT:

@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from longnet.attention import (MultiheadDilatedAttention, _check_dtype, _check_int,
                                _check_positive, _check_weight_size, check_input)
-from longnet._ops import FLOAT_DTYPES, check_branches, check_dense, check_probability
+from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_int,
+                          check_probability)
 
 # The paper's base configuration (docs/design.md section 4).
 DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
@@ -32,6 +33,53 @@ TOKEN_ID_CHECK_ENV = "LONGNET_CHECK_TOKEN_IDS"
 
 Activation = Union[str, Callable[[Tensor], Tensor]]
 Device = Optional[Union[torch.device, str]]
+
+# core/options.cpp's ranges of the `model:` keys (options_visit(LongNetLMOptions)).
+MAX_LAYERS = 1 << 16
+MODEL_INT_RANGES: Mapping[str, tuple[int, int]] = {
+    "vocab_size": (1, 2**31 - 1),
+    "d_model": (1, 1 << 20),
+    "num_heads": (1, 1 << 16),
+    "num_layers": (1, MAX_LAYERS),
+    "num_encoder_layers": (0, MAX_LAYERS),
+    "dim_feedforward": (1, 1 << 22),
+    "checkpoint_layers": (0, MAX_LAYERS),
+}
+FLOAT32_TINY = 1.1754943508222875e-38  # FLT_MIN: layer_norm_eps must not be 0 in float32
+
+
+def _check_parameter_memory(owner: str, elements: int, device: Device,
+                            dtype: Optional[torch.dtype], fix: str) -> None:
+    """Refuses, before anything is allocated, a model whose parameters alone (at least
+    `elements` of dtype) exceed the memory of the device they would be built on (the CPU's
+    physical memory, a CUDA device's memory; other devices, meta included, are not checked)."""
+    try:
+        dev = torch.device(device) if device is not None else torch.get_default_device()
+    except (AttributeError, RuntimeError, TypeError):
+        return  # torch names a bad device when the first parameter is made
+    try:
+        if dev.type == "cpu":
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        elif dev.type == "cuda" and torch.cuda.is_available():
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            total = torch.cuda.get_device_properties(index).total_memory
+        else:
+            return
+    except (OSError, ValueError, RuntimeError, AssertionError):
+        return
+    size = (dtype or torch.get_default_dtype()).itemsize
+    if elements * size <= total:
+        return
+    gib = 1 << 30
+    raise ValueError(f"{owner}: the parameters alone need at least {elements * size / gib:,.1f} "
+                     f"GiB ({elements:,} elements of {size} bytes), more than the "
+                     f"{total / gib:,.1f} GiB of memory on {dev}; reduce {fix} (or build it on "
+                     f"device='meta' to inspect it)")
+
+
+def _layer_elements(d_model: int, dim_feedforward: int, cross_attention: bool) -> int:
+    """A lower bound on one layer's parameters: its projections and FFN weights."""
+    return (8 if cross_attention else 4) * d_model * d_model + 2 * d_model * dim_feedforward
 
 
 def _activation_name(activation: Activation) -> str:
@@ -107,6 +155,7 @@ class DilatedTransformerEncoderLayer(nn.Module):
                  layer_norm_eps: float = 1e-5, gamma_init: float = 1.0, device: Device = None,
                  dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
+        _check_dtype("DilatedTransformerEncoderLayer", dtype)
         self._gelu = _activation_name(activation) == "gelu"
         d_model, dim_feedforward = _check_layer_sizes("DilatedTransformerEncoderLayer", d_model,
                                                       dim_feedforward)
@@ -154,6 +203,7 @@ class DilatedTransformerDecoderLayer(nn.Module):
                  layer_norm_eps: float = 1e-5, gamma_init: float = 1.0, device: Device = None,
                  dtype: Optional[torch.dtype] = None, *, cross_attention: bool = True) -> None:
         super().__init__()
+        _check_dtype("DilatedTransformerDecoderLayer", dtype)
         self._gelu = _activation_name(activation) == "gelu"
         d_model, dim_feedforward = _check_layer_sizes("DilatedTransformerDecoderLayer", d_model,
                                                       dim_feedforward)
@@ -228,9 +278,16 @@ class LongNet(nn.Module):
                  activation: Activation = F.relu, layer_norm_eps: float = 1e-5,
                  device: Device = None, dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
-        num_encoder_layers = _check_int("num_encoder_layers", num_encoder_layers)
-        num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers)
+        _check_dtype("LongNet", dtype)
+        num_encoder_layers = _check_int("num_encoder_layers", num_encoder_layers,
+                                        maximum=MAX_LAYERS)
+        num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers,
+                                        maximum=MAX_LAYERS)
         d_model, dim_feedforward = _check_layer_sizes("LongNet", d_model, dim_feedforward)
+        _check_parameter_memory(
+            "LongNet", num_encoder_layers * _layer_elements(d_model, dim_feedforward, False) +
+            num_decoder_layers * _layer_elements(d_model, dim_feedforward, True), device, dtype,
+            "num_encoder_layers, num_decoder_layers, d_model or dim_feedforward")
         self.d_model = d_model
         common = dict(d_model=d_model, nhead=nhead, segment_lengths=segment_lengths,
                       dilation_rates=dilation_rates, dim_feedforward=dim_feedforward,
@@ -280,6 +337,49 @@ MODEL_CONFIG_DEFAULTS: Mapping[str, Any] = {
 }
 
 
+def _check_model_config(model: Mapping[str, Any]) -> dict:
+    """The `model:` section with defaults filled in, checked as core/options.cpp checks it
+    (lm_options_check): each key's type and range, then the rules between keys. Errors name the
+    key as the config spells it (model.KEY)."""
+    m = {**MODEL_CONFIG_DEFAULTS, **model}
+    for key, (lo, hi) in MODEL_INT_RANGES.items():
+        check_int(f"model.{key}", m[key], minimum=lo, maximum=hi)
+    for key in ("dropout", "layer_norm_eps"):
+        if isinstance(m[key], bool) or not isinstance(m[key], numbers.Real):
+            raise TypeError(f"model.{key} must be a number, got {m[key]!r}")
+    check_probability("model.dropout", m["dropout"])
+    if not FLOAT32_TINY <= float(m["layer_norm_eps"]) <= 1:
+        raise ValueError(f"model.layer_norm_eps = {m['layer_norm_eps']} is out of range; it must "
+                         f"be in [{FLOAT32_TINY:.6g}, 1] (not 0 in float32)")
+    for key, allowed in (("variant", ("decoder_only", "encoder_decoder")),
+                         ("activation", ("gelu", "relu"))):
+        if m[key] not in allowed:
+            raise ValueError(f"model.{key} = {m[key]!r}; allowed values: {', '.join(allowed)}")
+    if not isinstance(m["activation_checkpointing"], bool):
+        raise TypeError(f"model.activation_checkpointing must be true or false, got "
+                        f"{m['activation_checkpointing']!r}")
+    check_branches(m["segment_lengths"], m["dilation_rates"])
+    variant, enc = m["variant"], m["num_encoder_layers"]
+    if variant == "encoder_decoder" and enc < 1:
+        raise ValueError("model.num_encoder_layers is 0 but model.variant is encoder_decoder; set "
+                         "num_encoder_layers >= 1 (e.g. 12) or use variant decoder_only")
+    if variant == "decoder_only" and enc != 0:
+        raise ValueError(f"model.num_encoder_layers is {enc} but model.variant is decoder_only; "
+                         f"set it to 0 or use variant encoder_decoder")
+    if m["activation_checkpointing"] and variant != "decoder_only":
+        raise ValueError("model.activation_checkpointing is supported for variant decoder_only; "
+                         "turn it off for encoder_decoder")
+    if m["checkpoint_layers"] != 0 and not m["activation_checkpointing"]:
+        raise ValueError(f"model.checkpoint_layers is {m['checkpoint_layers']} but "
+                         f"activation_checkpointing is off; set activation_checkpointing: true, "
+                         f"or checkpoint_layers: 0")
+    if m["checkpoint_layers"] > m["num_layers"]:
+        raise ValueError(f"model.checkpoint_layers is {m['checkpoint_layers']} but the model has "
+                         f"{m['num_layers']} decoder layers; use at most num_layers (0 also "
+                         f"means all)")
+    return m
+
+
 class LongNetLM(nn.Module):
     """A causal language model: token_embedding -> body -> norm -> out (logits over num_tokens),
     core/'s LongNetLM parameter for parameter. Positions come from xPos inside every attention
@@ -322,10 +422,10 @@ class LongNetLM(nn.Module):
         super().__init__()
         _check_dtype("LongNetLM", dtype)
         num_tokens = _check_int("num_tokens", num_tokens)
-        d_model = _check_int("d_model", d_model)
+        d_model, dim_feedforward = _check_layer_sizes("LongNetLM", d_model, dim_feedforward)
         _check_weight_size("LongNetLM", "num_tokens", num_tokens, "d_model", d_model)
-        _check_weight_size("LongNetLM", "d_model", d_model, "d_model", d_model)
-        num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers)
+        num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers,
+                                        maximum=MAX_LAYERS)
         layer_norm_eps = _check_positive("layer_norm_eps", layer_norm_eps)
         if variant not in ("decoder_only", "encoder_decoder"):
             raise ValueError(f"unknown LongNetLM variant {variant!r}; allowed values: "
@@ -334,6 +434,11 @@ class LongNetLM(nn.Module):
             raise ValueError(f"num_encoder_layers = {num_encoder_layers} but variant is "
                              f"'decoder_only' (no encoder); leave it out, or use "
                              f"variant='encoder_decoder'")
+        if variant == "decoder_only":
+            _check_parameter_memory(
+                "LongNetLM", 2 * num_tokens * d_model +
+                num_decoder_layers * _layer_elements(d_model, dim_feedforward, False), device,
+                dtype, "num_decoder_layers, d_model, dim_feedforward or num_tokens")
         self.variant = variant
         self.num_tokens = num_tokens
         self.check_token_ids_on_device = os.environ.get(TOKEN_ID_CHECK_ENV, "") not in ("", "0")
@@ -430,19 +535,8 @@ class LongNetLM(nn.Module):
         if unknown:
             raise ValueError(f"model config: unknown key(s) {unknown}; known: "
                              f"{list(MODEL_CONFIG_DEFAULTS)}")
-        m = {**MODEL_CONFIG_DEFAULTS, **model}
-        ints = ("vocab_size", "d_model", "num_heads", "num_layers", "num_encoder_layers",
-                "dim_feedforward")
-        for key in ints:
-            _check_int(f"model.{key}", m[key], minimum=0)
-        for key in ("dropout", "layer_norm_eps"):
-            if isinstance(m[key], bool) or not isinstance(m[key], numbers.Real):
-                raise TypeError(f"model.{key} must be a number, got {m[key]!r}")
-        check_branches(m["segment_lengths"], m["dilation_rates"])
-        check_probability("model.dropout", m["dropout"])
+        m = _check_model_config(model)
         variant = m["variant"]
-        if variant == "encoder_decoder" and m["num_encoder_layers"] < 1:
-            raise ValueError("model.num_encoder_layers is 0 but model.variant is encoder_decoder")
         return cls(m["vocab_size"], d_model=m["d_model"], nhead=m["num_heads"],
                    num_encoder_layers=m["num_encoder_layers"] if variant == "encoder_decoder"
                    else None, num_decoder_layers=m["num_layers"],
@@ -454,7 +548,7 @@ class LongNetLM(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path], device: Device = None,
                         dtype: Optional[torch.dtype] = None, *,
-                        weights_only: Optional[bool] = None) -> "LongNetLM":
+                        weights_only: Optional[bool] = True) -> "LongNetLM":
         """The model of a `longnet train` checkpoint (runs/.../step_00000100.ckpt), with its
         parameters loaded. The architecture comes from the checkpoint's own resolved config
         ("config", its `model:` section), the parameters from its "model" dict. See
@@ -470,7 +564,7 @@ class LongNetLM(nn.Module):
         if "model" not in config:
             raise ValueError(f"checkpoint {path}: its config has no 'model' section")
         source = f"checkpoint {path}"
-        _check_state_fits_config(ckpt["model"], config["model"], source)
+        cls._check_fits(ckpt["model"], config["model"], source)
         model = cls.from_config(config["model"], device=device, dtype=dtype)
         model._load_parameters(ckpt["model"], source)
         return model
@@ -513,7 +607,7 @@ class LongNetLM(nn.Module):
             raise ValueError(f"export {folder}: model.safetensors cannot be read "
                              f"({type(e).__name__}: {e})") from None
         source = f"export {folder}"
-        _check_state_fits_config(state, config["model"], source)
+        cls._check_fits(state, config["model"], source)
         stored = next(iter(state.values())).dtype if state else None
         if dtype is None and stored not in FLOAT_DTYPES:
             raise ValueError(f"{source}: model.safetensors holds {stored} parameters; longnet "
@@ -522,9 +616,18 @@ class LongNetLM(nn.Module):
         model._load_parameters(state, source)
         return model
 
-    def _load_parameters(self, state: Mapping[str, Tensor], source: str) -> None:
-        """Loads state (exactly this model's parameter names and shapes; converted to each
-        parameter's dtype and device) or raises ValueError naming `source` and what differs."""
+    @classmethod
+    def _check_fits(cls, state: Mapping[str, Tensor], model: Any, source: str) -> None:
+        """Before the model of config section `model` is built for real: it is built on the meta
+        device (no memory) and must hold exactly the parameter names and shapes of `state`, so
+        a config edited or forged to describe a larger model than its parameters is refused
+        without allocating anything."""
+        _check_state_fits_config(state, model, source)
+        cls.from_config(model, device="meta")._check_parameters(state, source)
+
+    def _check_parameters(self, state: Mapping[str, Tensor], source: str) -> None:
+        """state must hold exactly this model's parameter names and shapes, as float tensors;
+        else ValueError naming `source` and what differs."""
         own = dict(self.named_parameters())
         for name, t in state.items():
             if not isinstance(t, Tensor):
@@ -542,6 +645,11 @@ class LongNetLM(nn.Module):
             if tuple(state[name].shape) != tuple(p.shape):
                 raise ValueError(f"{source}: parameter {name!r} has shape "
                                  f"{tuple(state[name].shape)}, the model wants {tuple(p.shape)}")
+
+    def _load_parameters(self, state: Mapping[str, Tensor], source: str) -> None:
+        """Loads state (exactly this model's parameter names and shapes; converted to each
+        parameter's dtype and device) or raises ValueError naming `source` and what differs."""
+        self._check_parameters(state, source)
         self.load_state_dict(dict(state), strict=True)
 
 

@@ -19,19 +19,16 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from longnet._ops import check_int, check_segment_lengths
+
 SCALE_BASE = 512
 
 
 def xpos_block_length(global_len: int, segment_lengths: Sequence[int]) -> int:
     """The block length W of the reference position (largest segment length clipped to
     global_len), or 0 when the clipped segment lengths do not all divide it."""
-    if global_len < 1:
-        raise ValueError(f"xPos: global_len = {global_len} must be >= 1")
-    if len(segment_lengths) == 0:
-        raise ValueError("xPos: segment_lengths is empty")
-    clipped = [min(int(w), global_len) for w in segment_lengths]
-    if min(clipped) < 1:
-        raise ValueError(f"xPos: segment lengths {list(segment_lengths)} must be >= 1")
+    global_len = check_int("xPos: global_len", global_len)
+    clipped = [min(w, global_len) for w in check_segment_lengths(segment_lengths)]
     W = max(clipped)
     return W if all(W % w == 0 for w in clipped) else 0
 
@@ -41,6 +38,9 @@ def xpos_local_positions(position_offset: int, n_local: int, global_len: int,
                          device: Optional[torch.device] = None) -> Tensor:
     """n - c for global tokens position_offset .. position_offset + n_local - 1 of a sequence of
     global_len tokens: (n_local,) float64."""
+    position_offset = check_int("xPos: position_offset", position_offset, minimum=0)
+    n_local = check_int("xPos: n_local", n_local, minimum=0)
+    global_len = check_int("xPos: global_len", global_len)
     if not (position_offset >= 0 and n_local >= 0 and position_offset + n_local <= global_len):
         raise ValueError(f"xPos: local tokens [{position_offset}, {position_offset + n_local}) "
                          f"must lie inside the global sequence [0, {global_len})")
@@ -86,6 +86,9 @@ def xpos_range_check(global_len: int, segment_lengths: Sequence[int], dtype: tor
     in (float16 itself; bfloat16 and float32 in float32; float64): beyond it keys overflow to
     inf and queries vanish, silently. Without the causal mask a query also reads keys after it
     and q' . k' spans the whole block (reach: the block less one). Mirrors the C++ check."""
+    scale_base = check_int("xPos: scale_base", scale_base)
+    if not isinstance(causal, bool):
+        raise TypeError(f"xPos: causal must be a bool, got {type(causal).__name__}")
     W = xpos_block_length(global_len, segment_lengths)
     span = W if W > 0 else global_len
     reach = span // 2 if causal else span - 1
@@ -133,7 +136,8 @@ def xpos_apply(q: Tensor, k: Tensor, segment_lengths: Sequence[int], position_of
     if q.device != k.device:
         raise ValueError(f"xPos: q and k must be on one device; got {q.device} and {k.device}")
     n_local = q.size(1)
-    global_len = n_local if global_len is None else int(global_len)
+    global_len = n_local if global_len is None else check_int("xPos: global_len", global_len)
+    scale_base = check_int("xPos: scale_base", scale_base)
     xpos_range_check(global_len, segment_lengths, q.dtype, scale_base)
     compute = torch.float64 if q.dtype == torch.float64 else torch.float32
     with torch.no_grad():
@@ -149,10 +153,10 @@ class XPos(nn.Module):
 
     def __init__(self, head_dim: int, scale_base: int = SCALE_BASE) -> None:
         super().__init__()
-        if head_dim < 2 or head_dim % 2:
+        head_dim = check_int("XPos: head_dim", head_dim, minimum=2)
+        if head_dim % 2:
             raise ValueError(f"XPos: head_dim = {head_dim} must be even and at least 2")
-        if scale_base < 1:
-            raise ValueError(f"XPos: scale_base = {scale_base} must be >= 1")
+        scale_base = check_int("XPos: scale_base", scale_base)
         self.head_dim = head_dim
         self.scale_base = scale_base
 

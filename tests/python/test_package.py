@@ -143,7 +143,19 @@ def check_op_inputs(longnet):
                  lambda: longnet.dilated_attention(q, q.double(), q, w, r))
     expect_error(TypeError, "must be floating point", lambda: longnet.dilated_attention(
         q.long(), q.long(), q.long(), w, r))
-    print("ok: dilated_attention refuses nested, sparse, empty, wrong-rank and mixed inputs")
+    # The raw op (no Python checks in front) refuses them too, naming them.
+    longnet.load_library()
+    for a in (nested, q.to_sparse()):
+        expect_error(RuntimeError, "must be dense (strided) tensors",
+                     lambda: torch.ops.longnet.dilated_attention(a, a, a, w, r))
+    # A numpy bool is a bool; a string is not.
+    import numpy as np
+    out = longnet.dilated_attention(q, q, q, w, r, is_causal=np.bool_(True))
+    assert torch.equal(out, longnet.dilated_attention(q, q, q, w, r, is_causal=True))
+    expect_error(TypeError, "is_causal must be True or False",
+                 lambda: longnet.dilated_attention(q, q, q, w, r, is_causal="yes"))
+    print("ok: dilated_attention (and the raw op) refuse nested, sparse, empty, wrong-rank and "
+          "mixed inputs")
 
 
 def check_module_inputs(longnet):
@@ -241,7 +253,47 @@ def check_module_inputs(longnet):
     expect_error(ValueError, "num_tokens = 1099511627776 and d_model = 32",
                  lambda: longnet.LongNetLM(2**40, E, 2, num_decoder_layers=1, segment_lengths=w,
                                            dilation_rates=r, variant="decoder_only"))
-    print("ok: modules refuse bad ids, dtypes, devices, empty and wrong-rank inputs, huge sizes")
+    # A model whose parameters alone pass the machine's memory is refused before any is made
+    # (on meta it builds: nothing is allocated); layer counts stop at C++'s 65536.
+    huge = dict(d_model=8192, nhead=64, num_decoder_layers=60000, dim_feedforward=32768,
+                segment_lengths=w, dilation_rates=r)
+    expect_error(ValueError, "LongNetLM: the parameters alone need at least",
+                 lambda: longnet.LongNetLM(256, variant="decoder_only", **huge))
+    expect_error(ValueError, "LongNet: the parameters alone need at least",
+                 lambda: longnet.LongNetLM(256, num_encoder_layers=60000, **huge))
+    expect_error(ValueError, "num_decoder_layers = 65537 is out of range; it must be in "
+                 "[1, 65536]", lambda: longnet.LongNetLM(10, 32, 2, num_decoder_layers=65537,
+                                                         segment_lengths=w, dilation_rates=r))
+    for cls in (longnet.DilatedTransformerEncoderLayer, longnet.DilatedTransformerDecoderLayer):
+        expect_error(TypeError, f"{cls.__name__}: dtype = torch.int64",
+                     lambda: cls(E, 2, w, r, dtype=torch.int64))
+    expect_error(TypeError, "bias must be True or False", lambda: longnet.MultiheadDilatedAttention(
+        E, 2, dilation_rates=r, segment_lengths=w, bias="no"))
+    # from_config checks the `model:` section as the C++ loader does, naming model.KEY.
+    base = dict(variant="decoder_only", vocab_size=10, d_model=32, num_heads=2, num_layers=2,
+                dim_feedforward=32, segment_lengths=w, dilation_rates=r)
+    for extra, kind, text in (
+            (dict(num_encoder_layers=3), ValueError, "model.num_encoder_layers is 3 but "
+             "model.variant is decoder_only"),
+            (dict(activation_checkpointing="yes"), TypeError,
+             "model.activation_checkpointing must be true or false"),
+            (dict(checkpoint_layers=-5), ValueError, "model.checkpoint_layers = -5 is out of "
+             "range"),
+            (dict(checkpoint_layers=1), ValueError, "activation_checkpointing is off"),
+            (dict(activation_checkpointing=True, checkpoint_layers=3), ValueError,
+             "the model has 2 decoder layers"),
+            (dict(vocab_size=0), ValueError, "model.vocab_size = 0 is out of range"),
+            (dict(dim_feedforward=2**23), ValueError, "model.dim_feedforward = 8388608"),
+            (dict(num_layers=2**17), ValueError, "model.num_layers = 131072"),
+            (dict(layer_norm_eps=0.0), ValueError, "model.layer_norm_eps = 0.0 is out of range"),
+            (dict(activation="tanh"), ValueError, "model.activation = 'tanh'"),
+            (dict(variant="encoder_decoder", activation_checkpointing=True,
+                  num_encoder_layers=1), ValueError, "supported for variant decoder_only")):
+        expect_error(kind, text, lambda: longnet.LongNetLM.from_config({**base, **extra}))
+    longnet.LongNetLM.from_config({**base, "activation_checkpointing": True,
+                                   "checkpoint_layers": 2})
+    print("ok: modules refuse bad ids, dtypes, devices, empty and wrong-rank inputs, huge sizes "
+          "and models past the machine's memory; from_config checks as the C++ loader")
 
 
 def check_attention_reference(longnet, test_ops):
@@ -396,7 +448,26 @@ def check_xpos_range(longnet):
         x8 = torch.zeros(1, 8, 2, 4).to(torch.float8_e4m3fn)
         expect_error(TypeError, "must be floating point", lambda: longnet.dilated_attention(
             x8, x8, x8, [4], [1]))
-    print("ok: xPos range refused beyond float16/float32 (float64 and nested fine); float8 refused")
+    # Arguments are checked by type and range before any arithmetic.
+    x = torch.randn(1, 8, 2, 8)
+    for args, kind, text in (
+            (dict(scale_base=0), ValueError, "scale_base = 0 is out of range"),
+            (dict(scale_base=-5), ValueError, "scale_base = -5 is out of range"),
+            (dict(segment_lengths=[4.5]), TypeError, "segment_lengths[0] must be an int"),
+            (dict(segment_lengths=[True]), TypeError, "segment_lengths[0] must be an int"),
+            (dict(segment_lengths=[2**80]), ValueError, "segment_lengths[0] = "),
+            (dict(segment_lengths=4), TypeError, "segment_lengths must be a list of ints"),
+            (dict(position_offset=-1), ValueError, "position_offset = -1 is out of range"),
+            (dict(global_len=2.0), TypeError, "global_len must be an int")):
+        call = {"segment_lengths": [4], **args}
+        expect_error(kind, text, lambda: longnet.xpos_apply(x, x, **call))
+    for args, kind, text in (
+            (("8",), TypeError, "head_dim must be an int"), ((8.0,), TypeError, "head_dim"),
+            ((8, float("nan")), TypeError, "scale_base must be an int"),
+            ((7,), ValueError, "must be even")):
+        expect_error(kind, text, lambda: longnet.XPos(*args))
+    print("ok: xPos range refused beyond float16/float32 (float64 and nested fine); float8 "
+          "refused; xPos arguments checked by type and range")
 
 
 def run(cmd, **kw):
@@ -540,11 +611,24 @@ def check_checkpoint_paths(longnet, args, good):
     with zipfile.ZipFile(broken, "w") as z:
         z.writestr("archive/data.pkl", b"\x80\x02garbage")
         z.writestr("archive/version", "3\n")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # weights_only=None warns before its fallback fails too
-        expect_error(ValueError, "truncated or damaged: UnpicklingError", lambda: load(broken))
+    expect_error(ValueError, "truncated or damaged: UnpicklingError: Unsupported operand",
+                 lambda: load(broken))
     expect_error(ValueError, "truncated or damaged", lambda: longnet.load_checkpoint(
-        broken, weights_only=True))
+        broken, weights_only=None))
+    # A pickle that names code to run is refused by default, before anything of it runs; only
+    # weights_only=False (a file the user trusts) unpickles it.
+    marker = os.path.join(work, "code_ran")
+    hostile = os.path.join(work, "hostile.ckpt")
+    torch.save({"_longnet_format": "longnet-checkpoint-1", "_longnet_crc32": 0,
+                "config": "", "model": _RunsCode(marker)}, hostile)
+    for wo in (True, None):
+        expect_error(ValueError, "holds objects other than tensors and plain values",
+                     lambda: longnet.load_checkpoint(hostile, weights_only=wo))
+        expect_error(ValueError, "(it names posix.system)",
+                     lambda: longnet.LongNetLM.from_checkpoint(hostile, weights_only=wo))
+    assert not os.path.exists(marker), "loading a hostile checkpoint ran its code"
+    expect_error(TypeError, "weights_only must be True, False or None",
+                 lambda: longnet.load_checkpoint(good, weights_only="yes"))
     # A checkpoint whose contents changed under its CRC-32 (one weight, or its config) is refused
     # as the C++ reader refuses it; the good one loads.
     longnet.load_checkpoint(good)
@@ -563,15 +647,18 @@ def check_checkpoint_paths(longnet, args, good):
     torch.save(raw, os.path.join(work, "no_crc.ckpt"))
     expect_error(ValueError, "it has no integrity record",
                  lambda: longnet.load_checkpoint(os.path.join(work, "no_crc.ckpt")))
-    # A pickle that names a missing global: torch.load raises AttributeError (after the
-    # weights_only=True refusal), reported as damage like any other unpickling failure.
+    # A pickle that names a missing global: refused by default (it names a global); with
+    # weights_only=False torch.load raises AttributeError, reported as damage like any other
+    # unpickling failure.
     odd = os.path.join(work, "odd_pickle.ckpt")
     with zipfile.ZipFile(odd, "w") as z:
         z.writestr("archive/data.pkl", b"\x80\x02cbuiltins\nno_such_name\nq\x00.")
         z.writestr("archive/version", "3\n")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expect_error(ValueError, "truncated or damaged: AttributeError", lambda: load(odd))
+        expect_error(ValueError, "refuses (it names no_such_name)", lambda: load(odd))
+        expect_error(ValueError, "truncated or damaged: AttributeError",
+                     lambda: load(odd, weights_only=False))
     # Checkpoints whose CRC-32 was recomputed after an edit (another tool's making): a config
     # that asks for a billion layers is refused before any layer is built; an empty model
     # section, a config that is no text and an integer parameter get named errors.
@@ -593,6 +680,15 @@ def check_checkpoint_paths(longnet, args, good):
 
     expect_error(ValueError, "model.num_layers = 1000000000 but the parameters hold",
                  lambda: load(forged("billion_layers.ckpt", more_layers)))
+    def bigger_ffn(raw):  # no linear1 left to compare against: the meta build finds it
+        raw["model"] = {n: t for n, t in raw["model"].items() if ".linear" not in n}
+        lines = raw["config"].splitlines()
+        i = next(i for i, x in enumerate(lines) if x.strip().startswith("dim_feedforward:"))
+        lines[i] = "  dim_feedforward: 4194304"
+        raw["config"] = "\n".join(lines) + "\n"
+
+    expect_error(ValueError, "parameters do not match the model of its config; missing",
+                 lambda: load(forged("bigger_ffn.ckpt", bigger_ffn)))
     expect_error(TypeError, "model config must be a mapping", lambda: load(forged(
         "empty_model.ckpt", lambda raw: raw.__setitem__("config", "model:\ndata:\n  seq_len: 8\n"))))
     expect_error(ValueError, "config is not YAML text (got int)", lambda: load(forged(
@@ -623,6 +719,16 @@ def check_checkpoint_paths(longnet, args, good):
     assert not os.path.exists(os.path.join(work, "resaved_export2")), "export made --out"
     print("ok: from_checkpoint names missing, directory, FIFO, device, non-zip, truncated, "
           "damaged, altered (CRC-32) and forged checkpoints; C++ names a Python re-save")
+
+
+class _RunsCode:
+    """Pickles as a call to os.system (touching `marker`): what a hostile checkpoint holds."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 def check_export(longnet, args):
