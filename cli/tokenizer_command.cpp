@@ -28,23 +28,33 @@ namespace {
 // error, not in the memory running out.
 constexpr size_t kStdinMaxBytes = size_t(1) << 30;
 
-std::string stdin_read_all(const std::string& command) {
-  std::string data;
+// Appends up to 64 KiB of stdin to `data`; false at the end of stdin. `total` counts every byte
+// read, which may not pass kStdinMaxBytes.
+bool stdin_read_some(std::string& data, uint64_t& total, const std::string& command) {
   char buf[1 << 16];
   for (;;) {
     const ssize_t n = ::read(0, buf, sizeof(buf));
     if (n > 0) {
       data.append(buf, static_cast<size_t>(n));
-      if (data.size() > kStdinMaxBytes)
+      total += static_cast<uint64_t>(n);
+      if (total > kStdinMaxBytes)
         throw std::invalid_argument("longnet tokenizer " + command +
                                     ": stdin holds more than 1 GiB; give it in pieces (e.g. "
                                     "split -b 512M), or tokenize a corpus with longnet data build");
-    } else if (n == 0) {
-      return data;
-    } else if (errno != EINTR) {
-      throw std::runtime_error(std::string("reading stdin failed: ") + std::strerror(errno));
+      return true;
     }
+    if (n == 0) return false;
+    if (errno != EINTR)
+      throw std::runtime_error(std::string("reading stdin failed: ") + std::strerror(errno));
   }
+}
+
+std::string stdin_read_all(const std::string& command) {
+  std::string data;
+  uint64_t total = 0;
+  while (stdin_read_some(data, total, command)) {
+  }
+  return data;
 }
 
 bool help_print(const CliFlags& f, const std::string& line, const std::string& about) {
@@ -147,29 +157,43 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
   f.parse(args);
   if (help_print(f, "encode --tokenizer SPEC < text",
                  "  Prints the ids of the text on stdin, space-separated (special-token strings "
-                 "are plain text).\n"))
+                 "are plain text).\n  Text over 1 MiB is tokenized in pieces cut at newlines, as "
+                 "longnet data build cuts it.\n"))
     return 0;
   no_positional(f, "encode");
   auto tok = tokenizer_from_flags(f, "encode");
-  const std::string text = stdin_read_all("encode");
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<uint32_t> ids = tok->encode(text);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // stdin is read and tokenized in pieces (text_piece_length, as data build cuts its units), so
+  // memory stays bounded whatever the input and the tokenizer.
+  std::string text;
+  bool eof = false;
+  uint64_t bytes = 0, count = 0;
+  double secs = 0;
+  std::vector<uint32_t> ids;
   std::string out;
-  out.reserve(ids.size() * 7 + 1);
   char num[16];
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i) out.push_back(' ');
-    const auto r = std::to_chars(num, num + sizeof(num), ids[i]);
-    out.append(num, r.ptr);
+  while (true) {
+    while (!eof && text.size() < 2 * kTextPieceBytes) eof = !stdin_read_some(text, bytes, "encode");
+    if (text.empty()) break;
+    const size_t len = text_piece_length(text, 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    ids.clear();
+    tok->encode_append(std::string_view(text.data(), len), ids);
+    secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    text.erase(0, len);
+    out.clear();
+    for (uint32_t id : ids) {
+      if (count++) out.push_back(' ');
+      const auto r = std::to_chars(num, num + sizeof(num), id);
+      out.append(num, r.ptr);
+    }
+    if (!stdout_write(out)) return stdout_closed_note("tokenizer encode"), 0;
   }
-  out.push_back('\n');
-  if (!stdout_write(out)) return stdout_closed_note("tokenizer encode"), 0;
+  if (!stdout_write("\n")) return stdout_closed_note("tokenizer encode"), 0;
   if (f.get_switch("stats"))
-    std::cerr << "tokenizer encode: " << text.size() << " bytes -> " << ids.size() << " ids in "
-              << secs << " s (" << text.size() / 1e6 / std::max(secs, 1e-9) << " MB/s, "
-              << static_cast<double>(text.size()) / std::max<size_t>(ids.size(), 1)
-              << " bytes per id)" << std::endl;
+    std::cerr << "tokenizer encode: " << bytes << " bytes -> " << count << " ids in " << secs
+              << " s (" << bytes / 1e6 / std::max(secs, 1e-9) << " MB/s, "
+              << static_cast<double>(bytes) / std::max<uint64_t>(count, 1) << " bytes per id)"
+              << std::endl;
   return 0;
 }
 

@@ -212,6 +212,45 @@ void output_dir_prepare(const std::string& dir, const std::string& what) {
   probe_writable(dir, what, dir);
 }
 
+namespace {
+// `path` made absolute one component at a time: each prefix that exists is resolved (symlinks
+// followed, as realpath); past the first one that does not, components are taken as written
+// (they will be plain directories once created), with "." dropped and ".." the parent. So
+// "missing/../data/x" is "$PWD/data/x", as the kernel will see it once "missing" exists.
+std::string path_resolve(const std::string& path) {
+  char buf[PATH_MAX];
+  std::string at;
+  if (path.empty() || path[0] != '/') {
+    if (!::getcwd(buf, sizeof(buf))) return "";
+    at = buf;
+  }
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    const std::string c = path.substr(i, j - i);
+    i = j + 1;
+    if (c.empty() || c == ".") continue;
+    if (c == "..") {
+      const size_t slash = at.find_last_of('/');
+      at = slash == std::string::npos || slash == 0 ? "" : at.substr(0, slash);
+      continue;
+    }
+    at += "/" + c;
+    if (::realpath(at.c_str(), buf)) at = buf;
+    if (at == "/") at.clear();
+  }
+  return at.empty() ? "/" : at;
+}
+
+// Whether `path` (existing or not) names the existing file `file` once its missing directories
+// exist.
+bool path_is(const std::string& path, const std::string& file) {
+  char buf[PATH_MAX];
+  return ::realpath(file.c_str(), buf) && path_resolve(path) == buf;
+}
+}  // namespace
+
 void output_not_input(const std::string& path, const std::vector<std::string>& inputs,
                       const std::string& what) {
   struct stat out;
@@ -219,9 +258,12 @@ void output_not_input(const std::string& path, const std::vector<std::string>& i
   for (const auto& in : inputs) {
     if (in.empty()) continue;
     struct stat st;
-    const bool same = out_exists && ::stat(in.c_str(), &st) == 0 && st.st_dev == out.st_dev &&
-                      st.st_ino == out.st_ino;
-    const bool inside = !same && path_kind(in) == PathKind::kDirectory && path_inside(path, in);
+    const bool dir = path_kind(in) == PathKind::kDirectory;
+    // The same file now, or once the missing directories of `path` exist ("new/../data.tokens").
+    const bool same = (out_exists && ::stat(in.c_str(), &st) == 0 && st.st_dev == out.st_dev &&
+                       st.st_ino == out.st_ino) ||
+                      (!dir && path_is(path, in));
+    const bool inside = !same && dir && path_inside(path, in);
     if (same || inside)
       throw std::runtime_error(what + " '" + path + "' " + (inside ? "lies inside" : "is") +
                                " an input of this job ('" + in +
@@ -233,19 +275,8 @@ bool path_inside(const std::string& path, const std::string& dir) {
   char buf[PATH_MAX];
   if (!::realpath(dir.c_str(), buf)) return false;
   const std::string d = buf;
-  // The deepest existing ancestor of path, resolved, then the rest as written.
-  std::string head = path, tail;
-  while (!head.empty() && !::realpath(head.c_str(), buf)) {
-    const size_t slash = head.find_last_of('/');
-    tail = (slash == std::string::npos ? head : head.substr(slash)) + tail;
-    head = slash == std::string::npos ? "" : head.substr(0, slash);
-  }
-  std::string p =
-      head.empty() ? tail : std::string(buf) + (tail.empty() || tail[0] == '/' ? "" : "/") + tail;
-  if (head.empty()) {
-    if (!::getcwd(buf, sizeof(buf))) return false;
-    p = std::string(buf) + "/" + tail;
-  }
+  const std::string p = path_resolve(path);
+  if (p.empty()) return false;
   return p == d || (p.size() > d.size() && p.compare(0, d.size(), d) == 0 &&
                     (d == "/" || p[d.size()] == '/'));
 }

@@ -16,6 +16,7 @@
 #include "longnet/train/dataset_build.h"
 #include "longnet/train/dataset_manifest.h"
 #include "longnet/train/fault_injection.h"
+#include "longnet/train/token_sampler.h"
 #include "longnet/train/tokenizer.h"
 
 namespace longnet {
@@ -120,6 +121,39 @@ TEST(DatasetBuild, OverlappingSourcesReadEachFileOnce) {
       {"70 files 000000000000 there, 23 files",
        "the 47 file(s) these sources reach twice (overlapping --source paths or hard links) are "
        "now read once"});
+}
+
+// Text too small for both splits (one unit, which goes to validation) is refused and leaves
+// nothing behind, so the advised --val-fraction 0 then builds; training reads a dataset without
+// a validation split only when it does not evaluate (eval.interval: 0).
+TEST(DatasetBuild, NoValidationSplit) {
+  TempDir dir;
+  make_corpus(dir / "src", 1, 3000);
+  expect_throw<std::runtime_error>(
+      [&] { dataset_build(options({dir / "src"}, dir / "ds", "bytes:eot", 1 << 20, 0.2)); },
+      {"the training split is empty", "unit 0 goes to validation",
+       "--val-fraction 0 (and train with eval.interval: 0)"});
+  struct stat st;
+  EXPECT_NE(::stat((dir / "ds").c_str(), &st), 0) << "the refused build left its directory";
+  ASSERT_EQ(::mkdir((dir / "mine").c_str(), 0755), 0);  // a directory the user made stays
+  EXPECT_THROW(dataset_build(options({dir / "src"}, dir / "mine", "bytes:eot", 1 << 20, 0.2)),
+               std::runtime_error);
+  EXPECT_EQ(listing(dir / "mine").size(), 0u);
+  dataset_build(options({dir / "src"}, dir / "ds", "bytes:eot", 1 << 20, 0.0));
+  expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "ds"); },
+                                   {"has an empty validation split", "eval.interval: 0"});
+  auto d = TokenDataset::open(dir / "ds", "auto", /*need_val=*/false);
+  EXPECT_EQ(d->tokens(DataSplit::kVal), 0);
+  EXPECT_GT(d->tokens(DataSplit::kTrain), 2900);
+  SamplerOptions so;
+  so.seq_len = 16;
+  so.val_batches = 0;
+  TokenSampler sampler(*d, so);
+  EXPECT_EQ(sampler.val_batches(), 0);
+  EXPECT_EQ(sampler.next_batch().inputs.size(1), 16);
+  so.val_batches = 1;
+  expect_throw<std::runtime_error>([&] { TokenSampler(*d, so); },
+                                   {"the validation split has 0 tokens"});
 }
 
 TEST(DatasetBuild, ShardBoundariesCutTheStreamAtShardTokens_uint16) {

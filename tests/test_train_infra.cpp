@@ -267,7 +267,7 @@ TEST_F(Config, ZeroAndNegativeSizesAreErrors) {
   load_fails("model:\n  dropout: 1.0\n", 2, "model.dropout", {"in [0, 1)"});
   load_fails("optim:\n  betas: [0.9, 1.0]\n", 2, "optim.betas[1]", {"in [0, 1)"});
   load_fails("checkpoint:\n  keep: 0\n", 2, "checkpoint.keep", {">= 1"});
-  load_fails("eval:\n  interval: 0\n", 2, "eval.interval", {">= 1"});
+  load_fails("eval:\n  interval: -1\n", 2, "eval.interval", {">= 0"});  // 0: no evaluation
   load_fails("train:\n  steps: -1\n", 2, "train.steps", {">= 1"});
   load_fails("grid:\n  sequence_parallel: 0\n", 2, "grid.sequence_parallel", {">= 1"});
   load_fails("data:\n  path: \"\"\n", 2, "data.path", {"must not be empty"});
@@ -1071,6 +1071,18 @@ TEST(OutputPaths, NeverAnInput) {
                                      {"--json '" + out + "'", "an input of this job"});
   output_not_input(dir / "e.json", inputs, "--json");  // elsewhere: fine
   output_not_input(dir / "ds.json", inputs, "--json");
+  // ".." after a part that does not exist yet leads back inside as the kernel will see it, once
+  // the missing part is created; "." and repeated slashes change nothing.
+  for (const std::string& out : {dir / "missing/../ds/x.json", dir / "a/b/../../ds/./y.json",
+                                 dir / "ds//new/../z.json", dir / "missing/../data.tokens"})
+    expect_error<std::runtime_error>([&] { output_not_input(out, inputs, "--json"); },
+                                     {"an input of this job"});
+  output_not_input(dir / "ds/../e.json", inputs, "--json");
+  output_not_input(dir / "missing/../ds/../e.json", inputs, "--json");
+  EXPECT_TRUE(path_inside(dir / "ds/../ds", ds));
+  EXPECT_FALSE(path_inside(dir / "ds/..", ds));
+  EXPECT_TRUE(path_inside("/", "/"));
+  EXPECT_TRUE(path_inside(dir / "../../..", "/"));
   // Content kinds: each replaces only what longnet writes of that kind (or an empty file), never
   // other JSON: a dataset manifest, an export's config, a corpus in JSON lines, a plain list.
   write_file(dir / "old.json", "  \n{\n  \"command\": \"longnet bench scaling\", \"rows\": []}");

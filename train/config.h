@@ -64,7 +64,7 @@ struct TrainLoopConfig {
 };
 
 struct EvalConfig {
-  int64_t interval = 100;
+  int64_t interval = 100;  // steps between evaluations; 0 turns evaluation off
   int64_t batches = 8;
 };
 

@@ -111,7 +111,7 @@ void config_visit(TrainConfig& c, ConfigVisitor& v) {
   v.field("collective_timeout_s", c.train.collective_timeout_s, spec_range(0, 1e9));
   v.field("loss", c.train.loss, spec_choices({"auto", "chunked", "plain"}));
   v.section("eval");
-  v.field("interval", c.eval.interval, spec_range(1, kMaxSteps));
+  v.field("interval", c.eval.interval, spec_range(0, kMaxSteps));  // 0: no evaluation
   v.field("batches", c.eval.batches, spec_range(1, kMaxCount));
   v.section("checkpoint");
   v.field("dir", c.checkpoint.dir, text);

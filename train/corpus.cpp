@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "longnet/train/json_read.h"
 #include "longnet/train/tokenizer.h"
 
 #include "longnet/longnet_tokenizer_config.h"
@@ -71,11 +72,40 @@ void walk(const std::string& dir, const std::string& rel, std::vector<CorpusFile
       walk(path, r, out, skipped);
     } else if (S_ISREG(st.st_mode)) {
       out.push_back(file_describe(path, r, static_cast<uint64_t>(st.st_size), true));
+    } else {
+      ++skipped.special_files;  // a FIFO would block the read, a device never end
     }
   }
 }
 
 #if LONGNET_WITH_JSON
+// A JSON line as the strict reader (json_read.h) parses it, reduced to what the corpus reads:
+// an object holding the text field, or the field's kind when it is not a string.
+nlohmann::json strict_jsonl_line(const std::string& line, const std::string& where,
+                                 const std::string& field) {
+  JsonValue v;
+  try {
+    v = json_parse(line, where);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("corpus: " + std::string(e.what()));
+  }
+  if (v.type != JsonValue::Type::kObject)
+    throw std::runtime_error("corpus: " + where + ": a JSON " + v.type_name() +
+                             ", not an object; each line must be an object with a \"" + field +
+                             "\" string");
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, value] : v.members) {
+    if (value.type == JsonValue::Type::kString)
+      out[key] = value.text;
+    else if (key == field)
+      throw std::runtime_error("corpus: " + where + ": field \"" + field + "\" is a JSON " +
+                               value.type_name() + ", not a string");
+    else
+      out[key] = nullptr;  // not read
+  }
+  return out;
+}
+
 const char* json_type(const nlohmann::json& j) {
   return j.type_name();
 }
@@ -307,6 +337,12 @@ bool CorpusReader::next_jsonl(Document& doc) {
     };
     try {
       j = nlohmann::json::parse(line, count_text_keys);
+    } catch (const nlohmann::json::out_of_range& e) {
+      if (e.id != 406)
+        throw std::runtime_error("corpus: " + where + ": not valid JSON: " + e.what());
+      // A number past double's range (1e99999), which JSON allows and nlohmann-json refuses,
+      // even in a field never read: the strict reader keeps numbers as their text.
+      j = strict_jsonl_line(line, where, field);
     } catch (const nlohmann::json::exception& e) {
       throw std::runtime_error("corpus: " + where + ": not valid JSON: " + e.what());
     }

@@ -49,6 +49,7 @@ struct CorpusSummary {
   int64_t parts = 0;            // extra parts of documents longer than max_document_bytes
   int64_t empty_documents = 0;  // skipped
   int64_t binary_files = 0, large_files = 0, empty_files = 0, links = 0;  // skipped
+  int64_t special_files = 0;  // skipped in directories: FIFOs, sockets, devices (never opened)
   // Skipped: files reached a second time (sources that overlap, one naming a file inside another
   // or a link to it; hard links), read once so that no text lands in both splits.
   int64_t duplicate_files = 0;

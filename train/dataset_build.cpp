@@ -40,22 +40,6 @@ namespace {
 
 constexpr size_t kBatchBytes = size_t{1} << 20;  // text per worker batch
 constexpr size_t kBatchUnits = 256;
-constexpr size_t kPieceBytes = size_t{1} << 20;  // units: documents cut to at most this
-
-// The length of the piece of `text` that starts at `off`: the rest, if at most kPieceBytes;
-// else up to the last newline in the second half of kPieceBytes, or else a UTF-8 boundary.
-size_t piece_length(const std::string& text, size_t off) {
-  const size_t rest = text.size() - off;
-  if (rest <= kPieceBytes) return rest;
-  const size_t nl = text.rfind('\n', off + kPieceBytes - 1);
-  if (nl != std::string::npos && nl + 1 >= off + kPieceBytes / 2) return nl + 1 - off;
-  size_t cut = kPieceBytes;
-  for (int back = 0; back < 3 && (static_cast<unsigned char>(text[off + cut]) & 0xC0) == 0x80;
-       ++back)
-    --cut;
-  return cut;
-}
-
 bool before(const CorpusPosition& a, const CorpusPosition& b) {
   return a.file != b.file ? a.file < b.file : a.unit < b.unit;
 }
@@ -319,10 +303,12 @@ void Builder::run() {
        << m_.train.shards.size() << " shard(s), validation " << m_.val.tokens << " tokens in "
        << m_.val.shards.size() << " shard(s); uint" << 8 * m_.token_bytes << " tokens of "
        << m_.tokenizer_spec << " (vocabulary " << m_.vocab_size << ")";
-  if (listing.large_files > 0 || listing.links > 0)
+  if (listing.large_files > 0 || listing.links > 0 || listing.special_files > 0)
     line << "; skipped in directories: " << listing.large_files << " plain file(s) over "
-         << (co.max_directory_file_bytes >> 20) << " MiB and " << listing.links
-         << " link(s) (name a file as a --source to include it whatever its size)";
+         << (co.max_directory_file_bytes >> 20) << " MiB, " << listing.links << " link(s) and "
+         << listing.special_files
+         << " FIFO(s), socket(s) or device(s) (name a plain file as a --source to include it "
+            "whatever its size)";
   if (listing.duplicate_files > 0)
     line << "; " << listing.duplicate_files
          << " file(s) reached twice (overlapping --source paths or hard links), read once";
@@ -390,7 +376,7 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
       while (next(reader, doc)) {
         file_text += doc.text.size();
         for (size_t off = 0; off < doc.text.size(); ++unit) {
-          const size_t len = piece_length(doc.text, off);
+          const size_t len = text_piece_length(doc.text, off);
           const bool continued = doc.continued || off > 0;
           const CorpusPosition pos{fi, unit, index, docs, 0};
           const std::string_view piece(doc.text.data() + off, len);
@@ -431,16 +417,23 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     if (kill_pending_) std::_Exit(137);
     progress.update(done_bytes, sum_.text_bytes, tokens_now(), shards_now(), true);
     progress.end();
-    if (m_.train.tokens == 0)
+    if (m_.train.tokens == 0) {
+      // Nothing can train on it, and a rerun with other flags would be refused as a dataset of
+      // other inputs: what this build wrote goes.
+      for (const auto& sh : m_.val.shards) ::unlink((o_.out_dir + "/" + sh.file).c_str());
+      ::unlink((o_.out_dir + "/" + kManifestName).c_str());
+      if (created_dir_) ::rmdir(o_.out_dir.c_str());
       throw std::runtime_error(
           "data build: the training split is empty: the sources gave " + std::to_string(docs) +
           " document(s) in " + std::to_string(index) + " unit(s) of at most 1 MiB" +
           (m_.val_fraction > 0 && index > 0 ? ", and unit 0 goes to validation" : "") +
           " (skipped: " + std::to_string(listing.large_files) + " plain files over 16 MiB, " +
-          std::to_string(listing.links) + " links, " + std::to_string(listing.duplicate_files) +
+          std::to_string(listing.links) + " links, " + std::to_string(listing.special_files) +
+          " FIFOs, sockets or devices, " + std::to_string(listing.duplicate_files) +
           " files reached twice); give more text (directories or files of text, .jsonl, .gz, "
           ".zst)" +
-          (m_.val_fraction > 0 ? " or --val-fraction 0" : ""));
+          (m_.val_fraction > 0 ? " or --val-fraction 0 (and train with eval.interval: 0)" : ""));
+    }
     m_.documents = docs;
     m_.units = index;
     m_.complete = true;
@@ -484,8 +477,10 @@ DatasetBuildSummary dataset_build(const DatasetBuildOptions& o) {
     throw std::invalid_argument("data build: --val-fraction " + std::to_string(o.val_fraction) +
                                 " must be in [0, 1) (e.g. 0.005)");
   if (o.shard_bytes < 256)
-    throw std::invalid_argument("data build: --shard-mb gives " + std::to_string(o.shard_bytes) +
-                                " bytes per shard; use at least 256 bytes (e.g. --shard-mb 1024)");
+    throw std::invalid_argument(
+        "data build: --shard-mb gives " + std::to_string(o.shard_bytes) +
+        " bytes per shard; use at least 256 bytes (--shard-mb 0.000245 or more; "
+        "e.g. --shard-mb 1024)");
   if (o.workers < 0 || o.workers > 4096)
     throw std::invalid_argument("data build: --workers " + std::to_string(o.workers) +
                                 " must be in [0, 4096] (0: one per core)");

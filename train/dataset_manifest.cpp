@@ -60,11 +60,17 @@ class Reader {
  public:
   Reader(const std::string& path) : path_(path) {}
 
+  // The dataset directory: the manifest's.
+  std::string dir() const {
+    const size_t slash = path_.find_last_of('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+  }
+
   [[noreturn]] void fail(const JsonValue& v, const std::string& key, const std::string& msg) const {
     throw std::runtime_error("dataset manifest '" + path_ + "':" + std::to_string(v.line) + ": " +
-                             key + ": " + msg +
-                             "; the manifest is damaged: rebuild the dataset (rerun `longnet "
-                             "data build`)");
+                             key + ": " + msg + "; the manifest is damaged: remove '" + dir() +
+                             "' and rebuild the dataset (rerun `longnet data build`), which does "
+                             "not build onto a manifest it cannot read");
   }
   const JsonValue& member(const JsonValue& obj, const std::string& key, const std::string& dotted,
                           JsonValue::Type type) const {
@@ -193,7 +199,9 @@ std::string manifest_to_json(const DatasetManifest& m) {
 
 std::string manifest_path_of(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+  const std::string name = path.substr(path.find_last_of('/') + 1);
+  // (A directory named manifest.json is itself what is wrong: it is named, not looked into.)
+  if (name != kManifestName && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     return (path.size() > 1 && path.back() == '/' ? path.substr(0, path.size() - 1) : path) + "/" +
            kManifestName;
   return path;

@@ -15,7 +15,8 @@
 namespace longnet {
 
 ValidationTokens validation_tokens_open(const std::string& path) {
-  std::shared_ptr<TokenDataset> data = TokenDataset::open(path, "auto");
+  // (An empty validation split is named by the caller, which says how many tokens it needs.)
+  std::shared_ptr<TokenDataset> data = TokenDataset::open(path, "auto", /*need_val=*/false);
   // A damaged validation shard would give wrong scores, not an error: its checksums are checked
   // first (the split is small; training checks both splits at its start).
   const auto [bad, why] = data->verify_checksums(0, 1, DataSplit::kVal);

@@ -66,8 +66,8 @@ const char* split_name(DataSplit s) {
 
 TokenDataset::~TokenDataset() = default;
 
-std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path,
-                                                 const std::string& format) {
+std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, const std::string& format,
+                                                 bool need_val) {
   if (format != "auto" && format != "longnet" && format != "nanogpt" && format != "legacy")
     throw std::invalid_argument("data.format '" + format + "' is not one of " + kFormats);
   std::unique_ptr<TokenDataset> d(new TokenDataset());
@@ -134,12 +134,16 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path,
       d->open_legacy(path);
     }
   }
-  for (int s = 0; s < 2; ++s)
-    if (d->tokens_[s] == 0)
-      throw std::runtime_error("dataset '" + path + "' has an empty " +
-                               split_name(static_cast<DataSplit>(s)) +
-                               " split; build it from a larger corpus (or a larger "
-                               "--val-fraction)");
+  if (d->tokens_[0] == 0)
+    throw std::runtime_error("dataset '" + path +
+                             "' has an empty training split; build it from a larger corpus (or a "
+                             "smaller --val-fraction)");
+  if (d->tokens_[1] == 0 && need_val)
+    throw std::runtime_error(
+        "dataset '" + path +
+        "' has an empty validation split (built with --val-fraction 0, or from too little text "
+        "for one); set eval.interval: 0 to train without evaluation, or rebuild it with a "
+        "--val-fraction above 0 (e.g. 0.01)");
   return d;
 }
 

@@ -39,10 +39,12 @@ class TokenDataset {
   // Opens data.path as `format` (auto | longnet | nanogpt | legacy). Throws std::runtime_error
   // naming the file and what would work when it is missing, not a regular file or directory
   // (FIFOs and devices are refused before they are opened), of another format, incomplete (an
-  // interrupted build), or when a shard's size or header disagrees with the manifest; and
+  // interrupted build), when a shard's size or header disagrees with the manifest, or when the
+  // training split (or, with need_val, the validation split) is empty; and
   // std::invalid_argument for an unknown format.
   static std::unique_ptr<TokenDataset> open(const std::string& path,
-                                            const std::string& format = "auto");
+                                            const std::string& format = "auto",
+                                            bool need_val = true);
   ~TokenDataset();
   TokenDataset(const TokenDataset&) = delete;
   TokenDataset& operator=(const TokenDataset&) = delete;

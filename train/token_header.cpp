@@ -35,8 +35,8 @@ TokenCounts token_header_check(const unsigned char* b, size_t size, const std::s
   if (size > 0 && std::memcmp(b, kMagic, std::min<size_t>(8, size)) != 0)
     throw std::runtime_error(who +
                              " is not a longnet token file (bad magic; expected "
-                             "\"LNTOKENS\"); make one with: longnet data build SRC_DIR " +
-                             path);
+                             "\"LNTOKENS\"): give a dataset or token file (make one with: "
+                             "longnet data build SRC_DIR OUT.tokens, OUT a new path)");
   if (size < kTokenHeaderBytes)
     throw std::runtime_error(who + " is truncated (" + std::to_string(size) +
                              " bytes, shorter than its 64-byte header)" + rebuild);

@@ -28,11 +28,11 @@ TokenSampler::TokenSampler(const TokenDataset& data, const SamplerOptions& optio
                            int64_t samples_consumed)
     : data_(data), opt_(options) {
   const auto& o = opt_;
-  if (o.seq_len < 1 || o.batch_size < 1 || o.val_batches < 1)
+  if (o.seq_len < 1 || o.batch_size < 1 || o.val_batches < 0)
     throw std::invalid_argument("TokenSampler: seq_len = " + std::to_string(o.seq_len) +
-                                ", batch_size = " + std::to_string(o.batch_size) +
-                                " and val_batches = " + std::to_string(o.val_batches) +
-                                " must all be >= 1");
+                                " and batch_size = " + std::to_string(o.batch_size) +
+                                " must be >= 1, val_batches = " + std::to_string(o.val_batches) +
+                                " >= 0");
   if (o.dp_size < 1 || o.dp_index < 0 || o.dp_index >= o.dp_size || o.sp_size < 1 ||
       o.sp_index < 0 || o.sp_index >= o.sp_size)
     throw std::invalid_argument("TokenSampler: rank (dp " + std::to_string(o.dp_index) + " of " +
@@ -43,6 +43,7 @@ TokenSampler::TokenSampler(const TokenDataset& data, const SamplerOptions& optio
                                 " is not divisible by sequence_parallel " +
                                 std::to_string(o.sp_size));
   for (DataSplit s : {DataSplit::kTrain, DataSplit::kVal}) {
+    if (s == DataSplit::kVal && o.val_batches == 0) continue;  // no validation
     const int64_t n = data.tokens(s);
     if (n < o.seq_len + 1)
       throw std::runtime_error("dataset '" + data.path() + "': the " + split_name(s) +
@@ -55,7 +56,8 @@ TokenSampler::TokenSampler(const TokenDataset& data, const SamplerOptions& optio
   // the same tokens again (and make each evaluation as long as it likes): capped.
   const int64_t apart = (data.tokens(DataSplit::kVal) - 1) / o.seq_len;
   const int64_t per_batch = o.dp_size * o.batch_size;
-  if (o.val_batches > apart / per_batch) opt_.val_batches = std::max<int64_t>(1, apart / per_batch);
+  if (o.val_batches > apart / per_batch)
+    opt_.val_batches = std::max<int64_t>(o.val_batches > 0 ? 1 : 0, apart / per_batch);
   set_position(samples_consumed);
 }
 

@@ -30,7 +30,8 @@ struct SamplerOptions {
   int64_t dp_size = 1, dp_index = 0;
   int64_t sp_size = 1, sp_index = 0;
   uint64_t seed = 0;
-  int64_t val_batches = 1;  // val_batch(i), i < val_batches, spread evenly over validation
+  int64_t val_batches = 1;  // val_batch(i), i < val_batches, spread evenly over validation;
+                            // 0: no validation (the split may be empty)
 };
 
 struct TokenBatch {

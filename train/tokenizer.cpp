@@ -28,6 +28,18 @@ bool tokenizer_kind_available(const std::string& kind) {
   return false;
 }
 
+size_t text_piece_length(std::string_view text, size_t off) {
+  const size_t rest = text.size() - off;
+  if (rest <= kTextPieceBytes) return rest;
+  const size_t nl = text.rfind('\n', off + kTextPieceBytes - 1);
+  if (nl != std::string_view::npos && nl + 1 >= off + kTextPieceBytes / 2) return nl + 1 - off;
+  size_t cut = kTextPieceBytes;
+  for (int back = 0; back < 3 && (static_cast<unsigned char>(text[off + cut]) & 0xC0) == 0x80;
+       ++back)
+    --cut;
+  return cut;
+}
+
 std::unique_ptr<Tokenizer> tokenizer_open(const std::string& spec) {
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);

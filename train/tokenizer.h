@@ -72,4 +72,13 @@ std::unique_ptr<Tokenizer> tokenizer_open(const std::string& spec);
 // Whether this build has `kind` ("bytes", "tiktoken", "sentencepiece").
 bool tokenizer_kind_available(const std::string& kind);
 
+// Long texts are tokenized in pieces of at most kTextPieceBytes (a tokenizer's memory grows with
+// its input: SentencePiece's by ~200 bytes per byte): `data build`'s units and `tokenizer
+// encode`'s pieces alike, so both give the same ids for the same text.
+constexpr size_t kTextPieceBytes = size_t{1} << 20;
+
+// The length of the piece of `text` that starts at `off`: the rest, if at most kTextPieceBytes;
+// else up to the last newline in the second half of kTextPieceBytes, or else a UTF-8 boundary.
+size_t text_piece_length(std::string_view text, size_t off);
+
 }  // namespace longnet

@@ -255,7 +255,8 @@ void Trainer::data_setup() {
   const DataConfig& d = cfg_.data;
   if (grid_->world_rank == 0) data_build_if_missing();
   grid_->world->barrier();
-  data_ = TokenDataset::open(d.path, d.format);
+  const bool evaluates = cfg_.eval.interval > 0;
+  data_ = TokenDataset::open(d.path, d.format, evaluates);
   log_info(dataset_config_check(cfg_, *data_));
   const DatasetManifest* m = data_->manifest();
   if (data_->format() == "nanogpt" || (m && m->tokenizer_kind != "bytes")) bits_per_ = "token";
@@ -281,9 +282,11 @@ void Trainer::data_setup() {
   so.sp_size = grid_->sequence_parallel;
   so.sp_index = grid_->sp_index;
   so.seed = static_cast<uint64_t>(cfg_.train.seed);
-  so.val_batches = cfg_.eval.batches;
+  so.val_batches = evaluates ? cfg_.eval.batches : 0;
   sampler_ = std::make_unique<TokenSampler>(*data_, so);
-  if (sampler_->val_batches() < cfg_.eval.batches)
+  if (!evaluates)
+    log_info("eval.interval is 0: no evaluation (validation loss is not measured)");
+  else if (sampler_->val_batches() < cfg_.eval.batches)
     log_info("warning: eval.batches = " + std::to_string(cfg_.eval.batches) + " asks for " +
              std::to_string(cfg_.eval.batches * so.dp_size * so.batch_size) +
              " validation windows of " + std::to_string(so.seq_len) +
@@ -578,7 +581,8 @@ void Trainer::loop() {
     ++step_;
     bool stop_signal = world_max(*grid_, g_signal.load()) > 0;
     const bool stop_here = run_.stop_after > 0 && step_ - first_step_ >= run_.stop_after;
-    const bool eval_now = step_ % cfg_.eval.interval == 0 || step_ == total;
+    const bool eval_now =
+        cfg_.eval.interval > 0 && (step_ % cfg_.eval.interval == 0 || step_ == total);
     bool save_now =
         step_ % cfg_.checkpoint.interval == 0 || step_ == total || stop_signal || stop_here;
     if (!defer || eval_now || save_now) finish_step(eval_now);
