@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -58,6 +59,11 @@ void plot_path_check(const std::string& path) {
                                 "': name a .png, .svg or .pdf file, the format follows the "
                                 "extension (got " +
                                 (ext.empty() ? std::string("none") : "'" + ext + "'") + ")");
+  // ".png" alone is a hidden file without an extension to matplotlib, which would add one.
+  if (path.size() - (slash == std::string::npos ? 0 : slash + 1) <= ext.size())
+    throw std::invalid_argument("longnet eval --plot '" + path +
+                                "': the file name is only an extension; give a name before it "
+                                "(e.g. eval.png)");
   output_file_prepare(path, "longnet eval --plot", OutputContent::kImage);
 }
 
@@ -154,6 +160,12 @@ int cmd_eval(const Args& args) {
       const std::string key = "data.path '";
       if (!f.get("data").empty() && what.rfind(key, 0) == 0)
         what = "--data '" + what.substr(key.size());
+      // The checkpoint's own relative data.path holds from the directory training ran in.
+      char cwd[PATH_MAX];
+      if (f.get("data").empty() && !data_path.empty() && data_path[0] != '/' &&
+          ::getcwd(cwd, sizeof(cwd)))
+        what += " (the checkpoint's data.path, relative to the directory longnet runs in, " +
+                std::string(cwd) + "): run from the directory training ran in, or give --data PATH";
       throw std::runtime_error("eval: " + what);
     }
   }();
@@ -196,6 +208,11 @@ int cmd_eval(const Args& args) {
                                       std::to_string(world) + " ranks: " + e.what() +
                                       "; give context lengths that split, or fewer ranks");
         }
+    // The score tokens and the longest context against the split first (their own messages),
+    // then the windows.
+    ContextEvalOptions one = o;
+    one.windows = 1;
+    context_eval_window_ends(one, data.size);
     const int64_t scored = o.score_tokens > 0 ? o.score_tokens : lens.front();
     if (o.windows > 0 && scored > 0 && o.windows > data.size / scored)
       throw std::invalid_argument(

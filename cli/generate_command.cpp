@@ -22,6 +22,7 @@
 #include "longnet/cli/commands.h"
 #include "longnet/cli/model_flags.h"
 #include "longnet/cli/stdout_stream.h"
+#include "longnet/core/device_memory.h"
 #include "longnet/core/file_util.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/sampling.h"
@@ -113,6 +114,9 @@ std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t 
     return std::runtime_error(m.str());
   };
   if (total < 0) throw too_big();
+  // Known too large for the device: refused before anything is allocated (on the CPU the kernel
+  // may overcommit, and the allocation would then end in the OOM killer, not in an error).
+  if (total > device_memory_bytes(device) && device_memory_bytes(device) > 0) throw too_big();
   try {
     return std::make_unique<IncrementalLM>(model, B, io);
   } catch (const c10::Error& e) {
@@ -191,9 +195,11 @@ int cmd_generate(const Args& args) {
                                   loaded.source + " was trained with (" + recorded.spec +
                                   "); its ids would mean other text: give that one (or a copy of "
                                   "its file), or leave --tokenizer out");
-    if (!same && spec != recorded.spec)  // (the same name missing: opening it says so below)
-      log_info("generate: warning: cannot check --tokenizer " + spec + " against the model's " +
-               recorded.spec + " (a file is not here); using " + spec + " as given");
+    // (The same name missing: opening it says so below.) On stderr: stdout holds the text.
+    if (!same && spec != recorded.spec && mpi_world_rank() == 0)
+      std::cerr << "generate: warning: cannot check --tokenizer " << spec << " against the model's "
+                << recorded.spec << " (a file is not here); using " << spec << " as given"
+                << std::endl;
   }
   std::unique_ptr<Tokenizer> tokenizer;
   try {

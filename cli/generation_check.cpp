@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iostream>
 #include <sstream>
 
@@ -15,6 +16,7 @@
 #include "longnet/cli/commands.h"
 #include "longnet/cli/common_flags.h"
 #include "longnet/cli/model_flags.h"
+#include "longnet/core/device_memory.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/train/config.h"
@@ -63,6 +65,10 @@ int cmd_check_generate(const Args& args) {
   const int64_t N = f.get_int("seq-len") > 0 ? f.get_int("seq-len") : cfg.data.seq_len;
   const int64_t B = f.get_int("batch");
   const int64_t P0 = f.get_int("prompt-len") > 0 ? f.get_int("prompt-len") : N / 2 + 1;
+  if (f.get_int("prompt-len") <= 0 && N < 3)
+    throw std::invalid_argument("check generate: --seq-len " + std::to_string(N) +
+                                " is too short: the default prompt of N/2 + 1 tokens leaves no "
+                                "step to generate; use --seq-len 3 or more");
   if (B < 1 || N < 2 || P0 < 1 || P0 >= N)
     throw std::invalid_argument(
         "check generate: need --batch >= 1 and 1 <= --prompt-len < "
@@ -73,6 +79,26 @@ int cmd_check_generate(const Args& args) {
   const int64_t P_max = *std::max_element(prompts.begin(), prompts.end());
   const int64_t P_min = *std::min_element(prompts.begin(), prompts.end());
   const int64_t steps = N - P_min, total = N + (P_max - P_min);
+  {
+    // Logits of every position, full and incremental (float32 or float64), one layer's
+    // activations of the full forward (q, k, v, output, FFN) and the caches: a lower bound of
+    // what the check allocates, refused up front when the device cannot hold it.
+    const auto& L = cfg.model.layer;
+    const double width = double(cfg.model.vocab_size) + 4.0 * double(L.d_model) +
+                         double(L.dim_feedforward),
+                 es = dtype == at::kDouble ? 8 : 4;
+    const int64_t cache = IncrementalLM::cache_bytes_for(cfg.model, B, es);
+    device_memory_check(
+        double(B) *
+                (double(total) + 1 +
+                 double(N) * (dtype == at::kBFloat16 || dtype == at::kHalf ? 2 : 1)) *
+                width * es +
+            (cache < 0 ? INFINITY : double(cache)),
+        device,
+        "check generate: --batch " + std::to_string(B) + " x --seq-len " + std::to_string(N) +
+            " with vocab_size " + std::to_string(cfg.model.vocab_size),
+        "use a smaller --seq-len or --batch");
+  }
 
   at::manual_seed(static_cast<uint64_t>(f.get_int("seed")));
   LongNetLM init(cfg.model);

@@ -351,6 +351,9 @@ expect1 out.data_in_source "is inside the source" data build "$WORK/osrc" "$WORK
 expect1 out.dataset_in_source "overlap (one is, or lies inside, the other)" \
   data build --tokenizer bytes --source "$WORK/osrc" --out "$WORK/osrc/ds"
 [[ ! -e "$WORK/osrc/ds" ]] || fail "out.dataset_in_source: created $WORK/osrc/ds"
+expect1 out.dataset_in_source_dotdot "overlap (one is, or lies inside, the other)" \
+  data build --tokenizer bytes --source "$WORK/osrc" --out "$WORK/not_yet/../osrc/ds"
+[[ ! -e "$WORK/osrc/ds" && ! -e "$WORK/not_yet" ]] || fail "out.dataset_in_source_dotdot: created it"
 expect1 out.data_not_tokens "exists and is not a longnet token file" \
   data build "$WORK/osrc" "$WORK/notes.txt"
 expect1 out.export_foreign "is not from a longnet export" export "$CK" --out "$WORK/hf"
@@ -374,6 +377,49 @@ expect eval.context_not_split "eval --context-lens: 100 cannot be split over the
   --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,100
 expect1 eval.duplicate_len "a length is given twice" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64,64
+expect1 eval.plot_only_extension "the file name is only an extension" \
+  eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64 --json "$WORK/pe.json" --plot "$WORK/.png"
+expect1 eval.context_past_data "the longest context 100000000 needs at least" \
+  eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 100000000
+expect1 eval.score_past_context "score tokens 300 must lie in [1, 64]" \
+  eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64 --score-tokens 300
+expect1 eval.data_not_tokens "give a dataset or token file" \
+  eval --checkpoint "$CK" --device cpu --data "$WORK/notes.txt" --context-lens 64
+expect1 checkgen.default_prompt_short "--seq-len 2 is too short" \
+  check generate --config "$CONFIG" --seq-len 2
+expect1 checkgen.too_big "more than its" \
+  check generate --config "$CONFIG" --seq-len 1099511627776
+# Prompts whose KV caches cannot fit the machine are refused before any cache is made.
+python3 -c "print('a\n' * 10000000, end='')" > "$WORK/many_prompts.txt"
+expect_failure gen.prompts_past_memory "generate: the KV caches of 10000000 prompt(s) need" 50 \
+  "$BIN" generate --checkpoint "$CK" --device cpu --prompts-file "$WORK/many_prompts.txt" \
+  --max-new-tokens 1
+expect_ok gen.prompts_past_memory "the KV caches of"
+# JSON allows numbers past double's range; one in a field the corpus does not read is no error.
+mkdir -p "$WORK/jl" && python3 -c "
+for i in range(40): print('{\"text\": \"line %d of some text to train on\", \"n\": 1e99999}' % i)" \
+  > "$WORK/jl/a.jsonl" && printf '{"text": 1e99999}\n' > "$WORK/jl_bad.jsonl"
+"$BIN" data build --tokenizer bytes:eot --source "$WORK/jl" --out "$WORK/ds_jl" --val-fraction 0 \
+  --no-progress > "$WORK/ds_jl.log" 2>&1 || fail "jsonl with a huge number: $(tail -2 "$WORK/ds_jl.log")"
+expect1 build.jsonl_huge_text 'field "text" is a JSON number, not a string' \
+  data build --tokenizer bytes:eot --source "$WORK/jl_bad.jsonl" --out "$WORK/ds_jl_bad"
+# A FIFO inside a source directory is skipped (never opened) and counted.
+mkfifo "$WORK/jl/pipe.txt"
+"$BIN" data build --tokenizer bytes:eot --source "$WORK/jl" --out "$WORK/ds_jl2" --val-fraction 0 \
+  > "$WORK/ds_jl2.log" 2>&1 || fail "a FIFO in a source directory: $(tail -2 "$WORK/ds_jl2.log")"
+grep -q "1 FIFO(s), socket(s) or device(s)" "$WORK/ds_jl2.log" ||
+  fail "the skipped FIFO is not counted: $(tail -1 "$WORK/ds_jl2.log")"
+# A dataset without a validation split trains with eval.interval: 0, and only so.
+expect data.no_val_split "set eval.interval: 0 to train without evaluation" "${TD[@]}" \
+  data.path="$WORK/ds_jl" model.vocab_size=257 data.tokenizer=bytes:eot
+"${MPIRUN[@]}" "$BIN" "${TD[@]}" data.path="$WORK/ds_jl" model.vocab_size=257 \
+  data.tokenizer=bytes:eot eval.interval=0 optim.warmup_steps=1 train.steps=2 \
+  > "$WORK/train_noval.log" 2>&1 || fail "train without validation: $(grep -m2 error "$WORK/train_noval.log")"
+grep -q "no evaluation" "$WORK/train_noval.log" || fail "train without validation: no notice"
+# tokenizer encode reads and tokenizes stdin in pieces: a 3 MB input gives every id.
+head -c 3000000 /dev/zero | tr '\0' 'a' > "$WORK/big.txt"
+n=$("$BIN" tokenizer encode --tokenizer bytes < "$WORK/big.txt" | wc -w)
+[[ $n == 3000000 ]] || fail "tokenizer encode of 3 MB gave $n ids"
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; then
   expect1 device.no_gpu "--device cuda: this machine has no usable GPU" \
     generate --checkpoint "$CK" --device cuda --prompt x

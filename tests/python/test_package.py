@@ -672,20 +672,19 @@ def check_checkpoint_paths(longnet, args, good):
         torch.save(raw, p)
         return p
 
-    def more_layers(raw):
+    def set_model_key(raw, key, value):  # one `model:` line of the stored config
         lines = raw["config"].splitlines()
-        i = next(i for i, x in enumerate(lines) if x.strip().startswith("num_layers:"))
-        lines[i] = "  num_layers: 1000000000"
+        i = next(i for i, x in enumerate(lines) if x.strip().startswith(key + ":"))
+        lines[i] = f"  {key}: {value}"
         raw["config"] = "\n".join(lines) + "\n"
 
     expect_error(ValueError, "model.num_layers = 1000000000 but the parameters hold",
-                 lambda: load(forged("billion_layers.ckpt", more_layers)))
+                 lambda: load(forged("billion_layers.ckpt", lambda raw: set_model_key(
+                     raw, "num_layers", 1000000000))))
+
     def bigger_ffn(raw):  # no linear1 left to compare against: the meta build finds it
         raw["model"] = {n: t for n, t in raw["model"].items() if ".linear" not in n}
-        lines = raw["config"].splitlines()
-        i = next(i for i, x in enumerate(lines) if x.strip().startswith("dim_feedforward:"))
-        lines[i] = "  dim_feedforward: 4194304"
-        raw["config"] = "\n".join(lines) + "\n"
+        set_model_key(raw, "dim_feedforward", 4194304)
 
     expect_error(ValueError, "parameters do not match the model of its config; missing",
                  lambda: load(forged("bigger_ffn.ckpt", bigger_ffn)))
