@@ -108,6 +108,11 @@ void CliFlags::parse(const std::vector<std::string>& args) {
         throw std::invalid_argument("longnet " + command_ + ": --" + name + " needs a value");
       f.value = args[++i];
     }
+    // An empty value would read as "not given" and silently mean the default.
+    if (!f.is_switch && f.value.empty())
+      throw std::invalid_argument("longnet " + command_ + ": --" + name +
+                                  " has an empty value; give one, or leave the flag out for its "
+                                  "default");
     f.given = true;
   }
 }

@@ -236,7 +236,7 @@ void flags_eval(CliFlags& f) {
         "also draw loss against context length into this .png, .svg or .pdf file (needs --json)");
   f.add("device", "auto", "cpu, cuda, or auto (cuda when present)");
   f.add("dtype", "float32", "float32, or bfloat16 (autocast on cuda, as training evaluates)");
-  f.add("seed", "0", "seed of --random-init", kSeed);
+  f.add_hidden("seed", "0", "seed of --random-init", kSeed);
 }
 
 // The flags of `longnet bench generate`.

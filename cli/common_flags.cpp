@@ -21,6 +21,12 @@ c10::ScalarType dtype_from_name(const std::string& name) {
                               "' is not supported; use float32, bfloat16, float16 or float64");
 }
 
+std::string dtype_name(c10::ScalarType dtype) {
+  for (const char* name : {"float32", "bfloat16", "float16", "float64"})
+    if (dtype_from_name(name) == dtype) return name;
+  return c10::toString(dtype);
+}
+
 void engine_flags_add(CliFlags& f) {
   const EngineOptions d;
   f.add("backend", d.backend, "GPU dense-attention kernel: cudnn or flash (engine.backend)");

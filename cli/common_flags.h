@@ -28,6 +28,8 @@ inline const OptionSpec kSeed = spec_range(0, double(int64_t(1) << 62));
 c10::DeviceType device_from_name(const std::string& name);
 // "float32" -> kFloat, also bfloat16, float16, float64; throws naming the accepted names.
 c10::ScalarType dtype_from_name(const std::string& name);
+// The name dtype_from_name takes ("float32" for kFloat); the ATen name for others.
+std::string dtype_name(c10::ScalarType dtype);
 
 // Declares --backend, --streams, --no-fused-merge, --chunk-above and --memory-trace (the
 // engine's options, core/options.h), and reads them back, checked (engine_options_check).

@@ -20,6 +20,7 @@
 
 #include "longnet/cli/cli_flags.h"
 #include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
 #include "longnet/cli/model_flags.h"
 #include "longnet/cli/stdout_stream.h"
 #include "longnet/core/device_memory.h"
@@ -191,10 +192,14 @@ int cmd_generate(const Args& args) {
           "); its ids would mean other text: restore that file (or give a copy "
           "of it with --tokenizer KIND:PATH)");
     if (same && !*same)
-      throw std::invalid_argument("generate: --tokenizer " + spec + " is not the tokenizer " +
-                                  loaded.source + " was trained with (" + recorded.spec +
-                                  "); its ids would mean other text: give that one (or a copy of "
-                                  "its file), or leave --tokenizer out");
+      throw std::invalid_argument(
+          "generate: --tokenizer " + spec + " is not the tokenizer " + loaded.source +
+          " was trained with (" + recorded.spec +
+          "); its ids would mean other text: give that one" +
+          (recorded.spec.find(':') != std::string::npos && recorded.spec.rfind("bytes", 0) != 0
+               ? std::string(" (or a copy of its file)")
+               : std::string()) +
+          ", or leave --tokenizer out");
     // (The same name missing: opening it says so below.) On stderr: stdout holds the text.
     if (!same && spec != recorded.spec && mpi_world_rank() == 0)
       std::cerr << "generate: warning: cannot check --tokenizer " << spec << " against the model's "
@@ -305,7 +310,7 @@ int cmd_generate(const Args& args) {
       << " tokens, prefill " << prefill_s << " s (" << double(B * P) / prefill_s << " tokens/s, "
       << grid->world_size << " rank(s)); " << produced << " steps in " << gen_s << " s ("
       << (gen_s > 0 ? double(B * produced) / gen_s : 0.0) << " tokens/s, batch " << B
-      << "); device " << device << ", " << dtype << "\n";
+      << "); device " << device << ", " << dtype_name(dtype) << "\n";
     std::cerr << m.str();
   }
   return 0;

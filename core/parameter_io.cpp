@@ -157,9 +157,13 @@ void parameters_load(torch::nn::Module& m, const std::string& path) {
   TORCH_CHECK(in, "parameters_load: cannot open ", path, ": ", std::strerror(errno));
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const size_t end_record = zip_end_record(bytes);
+  const bool safetensors = bytes.size() >= 9 && bytes[8] == '{';  // u64 header size, JSON
   TORCH_CHECK(end_record != std::string::npos, "parameters_load: ", path,
-              " is not a parameter file (no zip end record: not a torch.save archive, or cut "
-              "short)");
+              safetensors ? " looks like a safetensors file (as `longnet export` writes), which "
+                            "longnet does not load: give the checkpoint it was exported from, or a "
+                            "parameters file"
+                          : " is not a parameter file (no zip end record: not a torch.save "
+                            "archive, or cut short)");
   const std::string layout = zip_layout_error(bytes, end_record);
   TORCH_CHECK(layout.empty(), "parameters_load: ", path,
               " is corrupted (its zip layout is broken: ", layout, ")");

@@ -416,6 +416,11 @@ expect data.no_val_split "set eval.interval: 0 to train without evaluation" "${T
   data.tokenizer=bytes:eot eval.interval=0 optim.warmup_steps=1 train.steps=2 \
   > "$WORK/train_noval.log" 2>&1 || fail "train without validation: $(grep -m2 error "$WORK/train_noval.log")"
 grep -q "no evaluation" "$WORK/train_noval.log" || fail "train without validation: no notice"
+expect1 flag.empty_value "--tokenizer has an empty value; give one, or leave the flag out" \
+  generate --checkpoint "$CK" --device cpu --prompt x --tokenizer=
+"$BIN" export "$CK" --out "$WORK/exp_ok" > "$WORK/exp_ok.log" 2>&1 || fail "export: $(tail -2 "$WORK/exp_ok.log")"
+expect1 gen.safetensors "looks like a safetensors file (as \`longnet export\` writes)" \
+  generate --checkpoint "$WORK/exp_ok/model.safetensors" --config "$CONFIG" --device cpu --prompt x
 # tokenizer encode reads and tokenizes stdin in pieces: a 3 MB input gives every id.
 head -c 3000000 /dev/zero | tr '\0' 'a' > "$WORK/big.txt"
 n=$("$BIN" tokenizer encode --tokenizer bytes < "$WORK/big.txt" | wc -w)

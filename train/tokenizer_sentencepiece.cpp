@@ -96,11 +96,16 @@ std::unique_ptr<Tokenizer> sentencepiece_open(const std::string& path) {
   const std::string data = tokenizer_file_read(path, "SentencePiece model");
   m->sha256 = sha256_hex(data);
   const auto status = m->processor.LoadFromSerializedProto(data);
-  if (!status.ok())
-    throw std::runtime_error("SentencePiece model '" + path +
-                             "' cannot be loaded: " + status.ToString() +
+  if (!status.ok()) {
+    // A file that is no model protobuf fails SentencePiece's parse with an internal message
+    // naming its own source line: said in words.
+    const std::string why = status.ToString().find("ParseFromArray") != std::string::npos
+                                ? "it is not a SentencePiece model (its bytes do not parse as one)"
+                                : status.ToString();
+    throw std::runtime_error("SentencePiece model '" + path + "' cannot be loaded: " + why +
                              " (is it a .model file written by SentencePiece, e.g. by longnet "
                              "tokenizer train?)");
+  }
   if (m->processor.GetPieceSize() <= 0)
     throw std::runtime_error("SentencePiece model '" + path + "' has no pieces");
   return std::make_unique<SentencePieceTokenizer>(m);
