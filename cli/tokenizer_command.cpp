@@ -2,6 +2,8 @@
 // data through stdin and stdout, so the commands compose with shell pipes and tests.
 #include "longnet/cli/tokenizer_command.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -27,6 +29,24 @@ namespace {
 // Input read at most (as generate's prompt files): an endless stdin (/dev/zero) ends in a clear
 // error, not in the memory running out.
 constexpr size_t kStdinMaxBytes = size_t(1) << 30;
+
+// Refuses, before anything is read or written, a stdin known to pass kStdinMaxBytes: a regular
+// file larger than that, or a device that never ends (/dev/zero, /dev/urandom; /dev/null and a
+// terminal are read).
+void stdin_check(const std::string& command) {
+  struct stat st;
+  if (::fstat(0, &st) != 0) return;  // reading says what is wrong
+  const std::string who = "longnet tokenizer " + command + ": stdin ";
+  if (S_ISREG(st.st_mode) && uint64_t(st.st_size) > kStdinMaxBytes)
+    throw std::invalid_argument(who + "is a file of " + std::to_string(st.st_size) +
+                                " bytes, more than 1 GiB; give it in pieces (e.g. split -b 512M), "
+                                "or tokenize a corpus with longnet data build");
+  const bool dev_null = major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
+  if (S_ISCHR(st.st_mode) && !::isatty(0) && !dev_null)
+    throw std::invalid_argument(who +
+                                "is a device that does not end (such as /dev/zero); give the "
+                                "text in a file or through a pipe");
+}
 
 // Appends up to 64 KiB of stdin to `data`; false at the end of stdin. `total` counts every byte
 // read, which may not pass kStdinMaxBytes.
@@ -162,6 +182,7 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
     return 0;
   no_positional(f, "encode");
   auto tok = tokenizer_from_flags(f, "encode");
+  stdin_check("encode");
   // stdin is read and tokenized in pieces (text_piece_length, as data build cuts its units), so
   // memory stays bounded whatever the input and the tokenizer.
   std::string text;
@@ -207,6 +228,7 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
     return 0;
   no_positional(f, "decode");
   auto tok = tokenizer_from_flags(f, "decode");
+  stdin_check("decode");
   const std::string in = stdin_read_all("decode");
   std::vector<uint32_t> ids;
   const char* p = in.data();

@@ -223,6 +223,7 @@ std::string path_resolve(const std::string& path) {
   if (path.empty() || path[0] != '/') {
     if (!::getcwd(buf, sizeof(buf))) return "";
     at = buf;
+    if (at == "/") at.clear();  // the root is "" below
   }
   size_t i = 0;
   while (i <= path.size()) {

@@ -36,7 +36,21 @@ if [[ -z "${OMP_NUM_THREADS:-}" ]]; then
   export OMP_NUM_THREADS=$(( $(nproc) / NP > 0 ? $(nproc) / NP : 1 ))
 fi
 echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]}"
-"${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}"
+# Ctrl-C or SIGTERM here stops the job at the next step boundary with a checkpoint: mpirun runs in
+# its own session (so the terminal's SIGINT does not reach it: Open MPI ends the ranks with
+# SIGKILL a second after mpirun gets SIGINT or SIGTERM) and is sent SIGUSR1, which it forwards to
+# every rank.
+setsid "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}" &
+MPIRUN_PID=$!
+trap 'echo "[train] stopping at the next step boundary (a checkpoint is written; resume with the same command)"
+      kill -USR1 "$MPIRUN_PID" 2> /dev/null || true' INT TERM
+RC=0
+while :; do
+  wait "$MPIRUN_PID" && RC=0 || RC=$?
+  kill -0 "$MPIRUN_PID" 2> /dev/null || break  # (a trapped signal ends `wait` early)
+done
+trap - INT TERM
+((RC == 0)) || exit "$RC"
 
 # A short sample from the newest checkpoint, so that the model is seen to work. The checkpoint
 # dir and tokenizer are the resolved config's.

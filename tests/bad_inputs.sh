@@ -229,10 +229,18 @@ for seed in 1 2 3 4 5 6; do  # its own bytes:eot; ids 257..299 (padding) are nev
   "$BIN" generate --checkpoint "$CK_EOT" --device cpu --prompt x --max-new-tokens 40 --seed $seed \
     > "$WORK/gen_eot.log" 2>&1 || fail "generate with the recorded tokenizer: $(tail -2 "$WORK/gen_eot.log")"
 done
-# An endless stdin ends in a clear error, not in the memory running out.
-expect_failure tok.endless_stdin "stdin holds more than 1 GiB" 30 \
-  bash -c "'$BIN' tokenizer encode --tokenizer bytes < /dev/zero"
-expect_ok tok.endless_stdin "stdin holds more than 1 GiB"
+# An endless stdin ends in a clear error, not in the memory running out: a device that never
+# ends is refused before anything is written, an endless pipe after 1 GiB (decode holds it).
+for cmd in encode decode; do
+  expect_failure tok.endless_device_$cmd "is a device that does not end" 5 \
+    bash -c "'$BIN' tokenizer $cmd --tokenizer bytes < /dev/zero > '$WORK/endless.out'"
+  [[ ! -s "$WORK/endless.out" ]] || fail "tokenizer $cmd < /dev/zero wrote output before refusing"
+  expect_ok tok.endless_device_$cmd "is a device that does not end"
+done
+expect_failure tok.endless_pipe "stdin holds more than 1 GiB" 30 \
+  bash -c "cat /dev/zero | '$BIN' tokenizer decode --tokenizer bytes"
+expect_ok tok.endless_pipe "stdin holds more than 1 GiB"
+[[ "$("$BIN" tokenizer encode --tokenizer bytes < /dev/null)" == "" ]] || fail "encode < /dev/null"
 # ---- the command line (cli/) ----------------------------------------------------------------
 CK=$(ls "$WORK"/ckpt/*.ckpt | tail -1)
 mkfifo "$WORK/out.fifo" "$WORK/fifo.png"
@@ -354,6 +362,10 @@ expect1 out.dataset_in_source "overlap (one is, or lies inside, the other)" \
 expect1 out.dataset_in_source_dotdot "overlap (one is, or lies inside, the other)" \
   data build --tokenizer bytes --source "$WORK/osrc" --out "$WORK/not_yet/../osrc/ds"
 [[ ! -e "$WORK/osrc/ds" && ! -e "$WORK/not_yet" ]] || fail "out.dataset_in_source_dotdot: created it"
+expect out.run_folder_in_source "lies inside an input of this job ('$WORK/osrc')" train "$CONFIG" \
+  data.source="$WORK/osrc" data.path="$WORK/data.tokens" checkpoint.dir="$WORK/ck_osrc" \
+  log.dir="$WORK/osrc/run"
+[[ ! -e "$WORK/osrc/run" ]] || fail "out.run_folder_in_source: created $WORK/osrc/run"
 expect1 out.data_not_tokens "exists and is not a longnet token file" \
   data build "$WORK/osrc" "$WORK/notes.txt"
 expect1 out.export_foreign "is not from a longnet export" export "$CK" --out "$WORK/hf"
@@ -412,10 +424,14 @@ grep -q "1 FIFO(s), socket(s) or device(s)" "$WORK/ds_jl2.log" ||
 # A dataset without a validation split trains with eval.interval: 0, and only so.
 expect data.no_val_split "set eval.interval: 0 to train without evaluation" "${TD[@]}" \
   data.path="$WORK/ds_jl" model.vocab_size=257 data.tokenizer=bytes:eot
+rm -f "$WORK/m3.jsonl"
 "${MPIRUN[@]}" "$BIN" "${TD[@]}" data.path="$WORK/ds_jl" model.vocab_size=257 \
   data.tokenizer=bytes:eot eval.interval=0 optim.warmup_steps=1 train.steps=2 \
   > "$WORK/train_noval.log" 2>&1 || fail "train without validation: $(grep -m2 error "$WORK/train_noval.log")"
 grep -q "no evaluation" "$WORK/train_noval.log" || fail "train without validation: no notice"
+grep -q '"step":2' "$WORK/m3.jsonl" || fail "train without validation: no metrics of step 2"
+! grep -q "val_loss\|eval before training" "$WORK/train_noval.log" "$WORK/m3.jsonl" ||
+  fail "train without validation: it evaluated"
 expect1 flag.empty_value "--tokenizer has an empty value; give one, or leave the flag out" \
   generate --checkpoint "$CK" --device cpu --prompt x --tokenizer=
 "$BIN" export "$CK" --out "$WORK/exp_ok" > "$WORK/exp_ok.log" 2>&1 || fail "export: $(tail -2 "$WORK/exp_ok.log")"

@@ -327,6 +327,16 @@ TEST(DatasetBuild, ResumeAfterAKillCleansTemporaryFilesAndRepairsADamagedShard) 
   write_file(dir / "ds/train_000002.bin", bytes);
   EXPECT_TRUE(dataset_build(o).resumed);
   EXPECT_EQ(contents(dir / "ds"), contents(dir / "whole"));
+  // A directory in a shard's place: refused before the manifest is touched, with what to do.
+  ASSERT_EQ(::unlink((dir / "ds/train_000003.bin").c_str()), 0);
+  ASSERT_EQ(::mkdir((dir / "ds/train_000003.bin").c_str(), 0755), 0);
+  expect_throw<std::runtime_error>([&] { dataset_build(o); },
+                                   {"train_000003.bin' is a directory, where the dataset's shard "
+                                    "belongs; remove it and rerun"});
+  EXPECT_TRUE(manifest_read(dir / "ds").complete);
+  ASSERT_EQ(::rmdir((dir / "ds/train_000003.bin").c_str()), 0);
+  EXPECT_TRUE(dataset_build(o).resumed);
+  EXPECT_EQ(contents(dir / "ds"), contents(dir / "whole"));
 }
 
 TEST(DatasetBuild, RefusesOutputThatIsAFileOrSomethingElse) {

@@ -421,6 +421,36 @@ TEST(Corpus, DirectoryWalkSortedSkipsLinksBinaryLargeAndEmpty) {
   expect_error([&] { CorpusReader n({dir / "nope"}); }, {"source '", "nope' does not exist"});
 }
 
+// A NUL byte anywhere in a text file, not only in its first 8 KiB: a file in a directory is
+// skipped as binary, a file named or already partly read is an error naming the byte.
+TEST(Corpus, NulBytesPastTheHeadAreBinary) {
+  TempDir dir;
+  std::string text(100000, 'a');
+  text[70000] = '\0';
+  write_file(dir / "src/tail.txt", text);
+  write_file(dir / "src/ok.txt", "fine");
+  CorpusReader r({dir / "src"});
+  const auto docs = read_all(r);
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(docs[0].text, "fine");
+  EXPECT_EQ(r.summary().binary_files, 1);
+  expect_error(
+      [&] {
+        CorpusReader named({dir / "src/tail.txt"});
+        read_all(named);
+      },
+      {"tail.txt' looks binary (a NUL byte at byte 70000 of its text)"});
+  CorpusOptions parts;
+  parts.max_document_bytes = 40000;  // the first part is returned before the NUL is read
+  expect_error(
+      [&] {
+        CorpusReader split({dir / "src"}, parts);
+        read_all(split);
+      },
+      {"a NUL byte at byte 70000 of its text, after text already read",
+       "move it out of the directory"});
+}
+
 TEST(Corpus, LongDocumentsComeInPartsCutAtNewlines) {
   TempDir dir;
   std::string text;
@@ -505,6 +535,17 @@ TEST(Corpus, JsonLinesGoodAndMalformed) {
   bad("null.jsonl", "{\"text\": null}", {"is a JSON null"});
   bad("array.jsonl", "[\"text\"]", {"a JSON array, not an object"});
   bad("utf8.jsonl", "{\"text\": \"\xff\"}", {"not valid JSON"});
+  // Numbers past double's range are valid JSON: read where the corpus does not use them (other
+  // keys given twice too, as without one), refused in the text field, errors at the line's
+  // column.
+  write_file(dir / "huge.jsonl",
+             "{\"text\": \"big\", \"n\": 1e99999, \"m\": 1, \"m\": [2, {\"x\": -1e99999}]}\n");
+  CorpusReader h({dir / "huge.jsonl"});
+  EXPECT_EQ(read_all(h).at(0).text, "big");
+  bad("huge_text.jsonl", "{\"text\": 1e99999}", {"field \"text\" is a JSON number"});
+  bad("huge_twice.jsonl", "{\"text\": \"a\", \"n\": 1e99999, \"text\": \"b\"}",
+      {"the field \"text\" appears more than once"});
+  bad("huge_broken.jsonl", "{\"text\": \"a\", \"n\": 1e99999,}", {"column 28: not valid JSON"});
   CorpusOptions small;
   small.max_document_bytes = 64;
   write_file(dir / "longline.jsonl", ok + "{\"text\": \"" + std::string(100, 'a') + "\"}\n");

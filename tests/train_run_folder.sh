@@ -102,6 +102,21 @@ grep -q "^step" "$WORK/out2.txt" && fail "the re-run trained"
 [[ $(wc -l < "$WORK/run/metrics.jsonl") == "$rows" ]] || fail "the re-run wrote metrics"
 grep -q "already finished" "$WORK/run/train.log" || fail "train.log lacks the re-run's output"
 
+# Continued with more steps and another learning rate and seed: said at resume, and the run
+# folder keeps the config the first steps were trained with.
+cp "$WORK/run/config.yaml" "$WORK/first_config.yaml"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run" checkpoint.dir="$WORK/ck" \
+  train.steps=9 optim.lr=1.0e-3 train.seed=8 > "$WORK/out4.txt" 2>&1 ||
+  fail "the continued run failed: $(tail -3 "$WORK/out4.txt")"
+grep -q "resume: warning: this run's config differs from the one .* optim.lr (0.002 there, 0.001 here); train.seed (7 there, 8 here)" \
+  "$WORK/out4.txt" || fail "the changed keys were not named: $(grep -m1 'resume:' "$WORK/out4.txt")"
+# (config.1.yaml is the first run's, with eval.batches=100000, kept when the re-run above wrote
+# its own; config.2.yaml the re-run's)
+grep -q "batches: 100000" "$WORK/run/config.1.yaml" || fail "config.1.yaml is not the first run's"
+cmp -s "$WORK/first_config.yaml" "$WORK/run/config.2.yaml" ||
+  fail "the earlier config was not kept as config.2.yaml: $(ls "$WORK/run")"
+grep -q "lr: 0.001" "$WORK/run/config.yaml" || fail "config.yaml is not this run's"
+
 # An error ends up in train.log too.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/bad_run" checkpoint.dir="$WORK/ck_bad" \
   train.max_bad_steps=2 --debug-nan-at 0,1 > "$WORK/out3.txt" 2>&1 && fail "the poisoned run succeeded"

@@ -24,7 +24,6 @@
 namespace longnet {
 namespace {
 
-constexpr size_t kSniffBytes = 8192;  // as data build: a NUL in these means binary
 constexpr size_t kReadBlock = 256 << 10;
 
 bool ends_with(const std::string& s, const char* suffix) {
@@ -84,17 +83,33 @@ void walk(const std::string& dir, const std::string& rel, std::vector<CorpusFile
 nlohmann::json strict_jsonl_line(const std::string& line, const std::string& where,
                                  const std::string& field) {
   JsonValue v;
+  JsonParseOptions o;
+  o.duplicate_keys = true;  // as nlohmann-json takes them (the text field's are counted below)
+  o.max_depth = 1000;
   try {
-    v = json_parse(line, where);
+    v = json_parse(line, where, o);
   } catch (const std::exception& e) {
-    throw std::runtime_error("corpus: " + std::string(e.what()));
+    // "WHERE:1:COL: not valid JSON: ..." for the one line: its column, under the file's line.
+    std::string what = e.what();
+    const std::string head = where + ":1:";
+    if (what.rfind(head, 0) == 0) {
+      const size_t colon = what.find(':', head.size());
+      what =
+          where + ": column " + what.substr(head.size(), colon - head.size()) + what.substr(colon);
+    }
+    throw std::runtime_error("corpus: " + what);
   }
   if (v.type != JsonValue::Type::kObject)
     throw std::runtime_error("corpus: " + where + ": a JSON " + v.type_name() +
                              ", not an object; each line must be an object with a \"" + field +
                              "\" string");
   nlohmann::json out = nlohmann::json::object();
+  int text_keys = 0;
   for (const auto& [key, value] : v.members) {
+    if (key == field && ++text_keys > 1)
+      throw std::runtime_error("corpus: " + where + ": the field \"" + field +
+                               "\" appears more than once in one object; JSON would keep only "
+                               "one of them");
     if (value.type == JsonValue::Type::kString)
       out[key] = value.text;
     else if (key == field)
@@ -174,7 +189,7 @@ struct CorpusReader::Open {
   const CorpusFile* file = nullptr;
   std::unique_ptr<InputStream> stream;
   bool eof = false;
-  bool sniffed = false;
+  uint64_t text_read = 0;  // bytes of (decompressed) text read so far
   bool first_part = true;
   std::string carry;  // text read past the end of the last part
   // JSON Lines
@@ -244,18 +259,22 @@ bool CorpusReader::next_text(Document& doc) {
     const size_t n = o.stream->read(&doc.text[at], doc.text.size() - at);
     doc.text.resize(at + n);
     if (n == 0) o.eof = true;
-    if (!o.sniffed && (doc.text.size() >= kSniffBytes || o.eof)) {
-      o.sniffed = true;
-      if (std::memchr(doc.text.data(), 0, std::min(kSniffBytes, doc.text.size()))) {
-        if (f.in_directory) {
-          ++summary_.binary_files;
-          return false;
-        }
-        throw std::runtime_error("corpus: '" + f.path +
-                                 "' looks binary (a NUL byte in its first 8 KiB); give text, "
-                                 "JSON Lines (.jsonl) or their .gz / .zst forms");
+    // Text holds no NUL byte anywhere (a text head before binary data, a file with a hole of
+    // zeros): a file in a directory walk is skipped as binary while none of it was returned;
+    // otherwise it is an error, never tokenized.
+    if (const char* z = n ? static_cast<const char*>(std::memchr(&doc.text[at], 0, n)) : nullptr) {
+      const uint64_t byte = o.text_read + static_cast<uint64_t>(z - &doc.text[at]);
+      if (f.in_directory && o.first_part) {
+        ++summary_.binary_files;
+        return false;
       }
+      throw std::runtime_error("corpus: '" + f.path + "' looks binary (a NUL byte at byte " +
+                               std::to_string(byte) + " of its text" +
+                               (o.first_part ? "" : ", after text already read") +
+                               "); give text, JSON Lines (.jsonl) or their .gz / .zst forms" +
+                               (f.in_directory ? ", and move it out of the directory" : ""));
     }
+    o.text_read += n;
   }
   if (doc.text.empty()) {
     if (o.first_part) ++summary_.empty_files;

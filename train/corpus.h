@@ -1,8 +1,9 @@
 // Corpus input: the documents of a list of sources, read as streams in bounded memory, for
 // tokenizing (`data build`) and tokenizer training. A source is
 //   a directory   every file below it, sorted by relative path, links skipped (never followed);
-//                 plain files that look binary (a NUL byte in the first 8 KiB, after
-//                 decompression) or are larger than 16 MiB are skipped, as `data build` does
+//                 plain files that look binary (a NUL byte, after decompression) or are
+//                 larger than 16 MiB are skipped, as `data build` does (a NUL byte after a
+//                 part of the file was returned is an error: text was already read)
 //   a file        by name: *.jsonl, *.jsonl.gz, *.jsonl.zst are JSON Lines, one document per line
 //                 in the field CorpusOptions::jsonl_field (a line that is not JSON, not an object,
 //                 lacks the field or whose field is not a string is an error naming file:line);

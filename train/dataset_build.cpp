@@ -185,7 +185,18 @@ void Builder::prepare_out_dir() {
       const std::string why = shard_verify(out, from.shards[i], s == 1, static_cast<int64_t>(i),
                                            m_.token_bytes, m_.vocab_size);
       if (!why.empty()) {
-        std::cerr << "data build: shard '" << out << "/" << from.shards[i].file << "': " << why
+        // A directory, FIFO or device in a shard's place cannot be written over: said before
+        // the manifest is touched.
+        const std::string at = out + "/" + from.shards[i].file;
+        const PathKind kind = path_kind(at);
+        if (kind != PathKind::kFile && kind != PathKind::kMissing)
+          throw std::runtime_error("data build: '" + at + "' is " + path_kind_text(at) +
+                                   ", where the dataset's shard belongs; remove it and rerun the "
+                                   "build (it goes on from the shards before it)");
+        std::cerr << "data build: "
+                  << (why.find(from.shards[i].file) != std::string::npos
+                          ? why
+                          : "shard '" + at + "': " + why)
                   << "; rebuilding from it" << std::endl;
         dropped = true;
         break;

@@ -8,11 +8,10 @@
 namespace longnet {
 namespace {
 
-constexpr int kMaxDepth = 64;
-
 class Parser {
  public:
-  Parser(const std::string& text, const std::string& name) : s_(text), name_(name) {}
+  Parser(const std::string& text, const std::string& name, const JsonParseOptions& o)
+      : s_(text), name_(name), o_(o) {}
 
   JsonValue document() {
     JsonValue v = value(0);
@@ -51,7 +50,7 @@ class Parser {
   }
 
   JsonValue value(int depth) {
-    if (depth > kMaxDepth) fail("nested more than 64 deep");
+    if (depth > o_.max_depth) fail("nested more than " + std::to_string(o_.max_depth) + " deep");
     space();
     if (pos_ >= s_.size()) fail("unexpected end of the text");
     JsonValue v;
@@ -69,7 +68,7 @@ class Parser {
         space();
         if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string key");
         std::string key = string();
-        if (v.find(key)) fail("duplicate key \"" + key + "\"");
+        if (!o_.duplicate_keys && v.find(key)) fail("duplicate key \"" + key + "\"");
         space();
         if (pos_ >= s_.size() || s_[pos_] != ':') fail("expected ':' after a key");
         ++pos_;
@@ -243,6 +242,7 @@ class Parser {
 
   const std::string& s_;
   const std::string& name_;
+  const JsonParseOptions& o_;
   size_t pos_ = 0;
   int line_ = 1;
 };
@@ -273,8 +273,9 @@ const char* JsonValue::type_name() const {
   return "?";
 }
 
-JsonValue json_parse(const std::string& text, const std::string& name) {
-  return Parser(text, name).document();
+JsonValue json_parse(const std::string& text, const std::string& name,
+                     const JsonParseOptions& options) {
+  return Parser(text, name, options).document();
 }
 
 }  // namespace longnet

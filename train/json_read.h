@@ -26,7 +26,13 @@ struct JsonValue {
   const char* type_name() const;
 };
 
+struct JsonParseOptions {
+  bool duplicate_keys = false;  // true: a key given twice is kept twice in `members`, in order
+  int max_depth = 64;           // (the reader recurses: each level costs stack)
+};
+
 // Parses `text` (a whole document). Throws std::runtime_error "NAME:LINE:COL: what".
-JsonValue json_parse(const std::string& text, const std::string& name);
+JsonValue json_parse(const std::string& text, const std::string& name,
+                     const JsonParseOptions& options = {});
 
 }  // namespace longnet

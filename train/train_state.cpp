@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <sstream>
 
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -90,6 +91,43 @@ std::string model_identity_text(const TrainConfig& cfg) {
   std::string t;
   for (const auto& [k, v] : model_identity(cfg)) t += k + ": " + v + "\n";
   return t;
+}
+
+// The keys of the data, optimiser and training sections (not the model, the grid, the step
+// count or where things are written: those are checked, or free to change on resume) whose
+// values differ between two resolved configs: "data.path (A there, B here); ...".
+std::string config_training_difference(const TrainConfig& there, const TrainConfig& here) {
+  auto keys = [](const TrainConfig& c) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::istringstream in(config_to_yaml(c));
+    std::string section;
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      if (line[0] != ' ') {
+        section = line.substr(0, line.find(':'));
+        continue;
+      }
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      const size_t first = line.find_first_not_of(' ');
+      const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
+      out.push_back({section + "." + line.substr(first, colon - first), value});
+    }
+    return out;
+  };
+  static const std::vector<std::string> kWatched = {
+      "data.", "optim.", "train.seed", "train.grad_accumulation", "train.precision", "train.loss"};
+  const auto a = keys(there), b = keys(here);
+  std::string diff;
+  for (const auto& [key, value] : b) {
+    bool watched = false;
+    for (const auto& w : kWatched) watched |= key.rfind(w, 0) == 0;
+    if (!watched || key == "data.source" || key == "data.verify") continue;
+    for (const auto& [k, v] : a)
+      if (k == key && v != value)
+        diff += (diff.empty() ? "" : "; ") + key + " (" + v + " there, " + value + " here)";
+  }
+  return diff;
 }
 
 // The model a checkpoint's config describes (retention's owner of a checkpoint); a checkpoint
@@ -304,6 +342,12 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
         log_info("resume: warning: " + path +
                  " was trained with other segment lengths or dilation rates than this run's; "
                  "its parameters continue under this run's attention pattern");
+      const std::string changed = config_training_difference(stored, cfg);
+      if (!changed.empty())
+        log_info("resume: warning: this run's config differs from the one " + path +
+                 " was trained with: " + changed +
+                 "; training continues with this run's values (the checkpoint keeps its own "
+                 "config)");
     } catch (const c10::Error&) {
       throw;
     } catch (const std::exception& e) {

@@ -13,12 +13,15 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
 
 #include "longnet/core/autocast_scope.h"
 #include "longnet/core/chunked_cross_entropy.h"
+#include "longnet/core/device_memory.h"
 #include "longnet/core/dilated_plan.h"
 #include "longnet/core/file_util.h"
 #include "longnet/core/longnet_model.h"
@@ -43,6 +46,26 @@
 
 namespace longnet {
 namespace {
+
+// A run folder's config.yaml that differs from this run's (a resume with changed keys, or
+// another run in the same folder) is kept as config.N.yaml before this run's replaces it: the
+// folder keeps saying what earlier steps were trained with.
+void config_previous_keep(const std::string& dir, const std::string& yaml) {
+  const std::string path = dir + "/config.yaml";
+  if (path_kind(path) != PathKind::kFile) return;
+  std::ifstream in(path, std::ios::binary);
+  std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return;
+  if (before == yaml) return;
+  for (int n = 1; n < 10000; ++n) {
+    const std::string keep = dir + "/config." + std::to_string(n) + ".yaml";
+    if (path_kind(keep) != PathKind::kMissing) continue;
+    if (::rename(path.c_str(), keep.c_str()) == 0)
+      log_info("run folder: its config.yaml (of an earlier start, with other values) kept as " +
+               keep);
+    return;
+  }
+}
 
 std::atomic<int> g_signal{0};
 extern "C" void on_stop_signal(int sig) {
@@ -170,8 +193,9 @@ void Trainer::grid_setup() {
   bf16_ = cfg_.train.precision == "bf16";
   // Every path the job will write, checked now rather than at the first write an interval of
   // training later; the checkpoint directory locked against a second job.
-  // Nothing is written over the config or over or into the dataset.
-  const std::vector<std::string> inputs = {run_.config_path, cfg_.data.path};
+  // Nothing is written over the config or over or into the dataset, nor into the text it is
+  // built from (a later build would read the logs and checkpoints as text).
+  const std::vector<std::string> inputs = {run_.config_path, cfg_.data.path, cfg_.data.source};
   // (a directory path that names a file is refused as such by output_dir_prepare)
   auto dir_prepare = [&](const std::string& dir, const std::string& what) {
     if (path_kind(dir) == PathKind::kMissing || path_kind(dir) == PathKind::kDirectory)
@@ -191,6 +215,7 @@ void Trainer::grid_setup() {
       if (!same_dir(cfg_.log.dir, cfg_.checkpoint.dir))
         run_lock_ = std::make_unique<CheckpointDirLock>(cfg_.log.dir, "log.dir");
       const std::string yaml = config_to_yaml(cfg_);
+      config_previous_keep(cfg_.log.dir, yaml);
       file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
       log_file_open(cfg_.log.dir + "/train.log");
     }
@@ -306,6 +331,28 @@ void Trainer::data_truncate_for_test() {
 }
 
 void Trainer::model_setup() {
+  {
+    // A lower bound of what training holds per rank: each parameter with its gradient and Adam's
+    // two moments in float32, and each layer's input kept for the backward. A run that cannot
+    // fit is refused here, not ended by the allocator (or on the CPU by the kernel's OOM killer)
+    // while the model is built or at the first step.
+    const auto& m = cfg_.model;
+    const double d = double(m.layer.d_model), ff = double(m.layer.dim_feedforward);
+    const double layers = double(m.num_layers) + double(m.num_encoder_layers);
+    const double cross = m.variant == "encoder_decoder" ? double(m.num_layers) * 4 * d * d : 0;
+    const double params = 2 * double(m.vocab_size) * d + layers * (4 * d * d + 2 * d * ff) + cross;
+    const double tokens =
+        double(cfg_.data.batch_size) * double(cfg_.data.seq_len) / double(grid_->sequence_parallel);
+    char what[200];
+    std::snprintf(what, sizeof(what),
+                  "train: a model of %.3g parameters with data.batch_size %lld x data.seq_len %lld",
+                  params, static_cast<long long>(cfg_.data.batch_size),
+                  static_cast<long long>(cfg_.data.seq_len));
+    device_memory_check(16 * params + 4 * tokens * d * layers, grid_->device, what,
+                        "use fewer or narrower layers (model.num_layers, model.d_model, "
+                        "model.dim_feedforward, model.vocab_size), a smaller data.batch_size or "
+                        "data.seq_len, or more sequence-parallel ranks");
+  }
   at::manual_seed(cfg_.train.seed);  // the same initial parameters on every rank
   model_ = LongNetLM(cfg_.model);
   model_->to(grid_->device);
@@ -547,7 +594,7 @@ void Trainer::loop() {
   log_info("training: steps " + std::to_string(step_) + " -> " + std::to_string(total) + ", " +
            std::to_string(tokens_per_step_) + " tokens per step (" + std::to_string(global_batch) +
            " sequences of " + std::to_string(cfg_.data.seq_len) + ")");
-  if (step_ == 0) {
+  if (step_ == 0 && cfg_.eval.interval > 0) {
     const double v = evaluate();
     if (eval_interrupted_) {
       log_info("stopping on a signal during the evaluation before training; nothing to save");
@@ -617,6 +664,9 @@ int Trainer::run() {
   if (grid_->world_rank == 0) metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_));
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  // mpirun forwards SIGUSR1 to every rank (SIGINT and SIGTERM sent to mpirun end the ranks with
+  // SIGKILL a second later): `kill -USR1 <mpirun pid>` stops a job at a step boundary.
+  std::signal(SIGUSR1, on_stop_signal);
   // A closed terminal or ssh session stops the same way, unless the job ignores hang-ups
   // (nohup): then it keeps ignoring them.
   struct sigaction hup {};

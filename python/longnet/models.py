@@ -608,10 +608,7 @@ class LongNetLM(nn.Module):
                              f"({type(e).__name__}: {e})") from None
         source = f"export {folder}"
         cls._check_fits(state, config["model"], source)
-        stored = next(iter(state.values())).dtype if state else None
-        if dtype is None and stored not in FLOAT_DTYPES:
-            raise ValueError(f"{source}: model.safetensors holds {stored} parameters; longnet "
-                             f"computes in {', '.join(map(str, FLOAT_DTYPES))}")
+        stored = next(iter(state.values())).dtype  # float: _check_fits checked them
         model = cls.from_config(config["model"], device=device, dtype=dtype or stored)
         model._load_parameters(state, source)
         return model
