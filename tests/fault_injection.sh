@@ -57,6 +57,18 @@ grep -q "stopping on a signal" "$WORK/term.log" || fail "no signal stop message"
 ls "$WORK"/term/step_*.ckpt > /dev/null || fail "no checkpoint written on SIGTERM"
 echo "ok: SIGTERM checkpointed and exited cleanly"
 
+# 2b. SIGUSR1 to mpirun (which forwards it to every rank; SIGTERM to mpirun would kill them a
+# second later): the same stop at a step boundary, and the job exits 0.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]/#checkpoint.interval=4/checkpoint.interval=100}" \
+  checkpoint.dir="$WORK/usr1" log.metrics="$WORK/usr1.jsonl" checkpoint.resume=none --debug-sleep-after 6 > "$WORK/usr1.log" 2>&1 &
+JOB=$!
+for _ in $(seq 100); do grep -q "^step 6/" "$WORK/usr1.log" 2>/dev/null && break; sleep 0.2; done
+kill -USR1 $JOB
+wait $JOB || fail "SIGUSR1 to mpirun: the job exited non-zero: $(tail -5 "$WORK/usr1.log")"
+grep -q "stopping on a signal" "$WORK/usr1.log" || fail "SIGUSR1: no signal stop message"
+ls "$WORK"/usr1/step_*.ckpt > /dev/null || fail "SIGUSR1: no checkpoint written"
+echo "ok: SIGUSR1 to mpirun checkpointed on every rank and exited 0"
+
 # 3. A crash half-way through writing the step-8 checkpoint: step 4's stays intact and resumes.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" --debug-crash-in-checkpoint 8 \
   checkpoint.dir="$WORK/crash" log.metrics="$WORK/crash.jsonl" checkpoint.resume=none \
