@@ -53,8 +53,9 @@ int attention_check(const AttentionCheckOptions& c) {
   o.engine = c.engine;
   dilated_options_check(o);
   const int64_t L = SequenceLayout(c.seq_len, sp_size, o.segment_lengths).local_len();
-  tensor_size_check("--batch x --seq-len x --heads x --head-dim",
-                    {c.batch, c.seq_len, c.heads, c.head_dim});
+  // q, k, v, the output gradient, the reference output and its three gradients, on every rank.
+  tensor_memory_check("check attention", "--batch x --seq-len x --heads x --head-dim",
+                      {c.batch, c.seq_len, c.heads, c.head_dim}, 8, c.dtype, grid->device);
 
   // The same full input on every rank: one seed, the same generator on every device.
   at::manual_seed(c.seed);

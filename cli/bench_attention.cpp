@@ -118,7 +118,9 @@ int bench_attention(const BenchAttentionOptions& o) {
       const int64_t B = o.tokens / N, H = o.heads;
       Schedule sch = schedule_for(o, N, L);
       SequenceLayout(N, P, sch.w);  // every segment nests with L
-      tensor_size_check("B x N / P x --heads x head dim", {B, L, H, D});
+      // q, k, v, the output gradient and the output
+      tensor_memory_check("bench attention", "B x N / P x --heads x head dim", {B, L, H, D}, 5,
+                          o.dtype, dev);
       DilatedAttentionOptions opt;
       opt.segment_lengths = sch.w;
       opt.dilation_rates = sch.r;

@@ -64,8 +64,9 @@ int bench_scaling(const BenchScalingOptions& o) {
   TORCH_CHECK(o.total_tokens % P == 0, "bench scaling: --total-tokens ", o.total_tokens,
               " does not split over ", P, " ranks");
   const int64_t per_gpu = o.total_tokens / P;
-  tensor_size_check("--total-tokens / ranks x --heads x --head-dim",
-                    {per_gpu, o.heads, o.head_dim});
+  // q, k, v and the output on every rank
+  tensor_memory_check("bench scaling", "--total-tokens / ranks x --heads x --head-dim",
+                      {per_gpu, o.heads, o.head_dim}, 4, o.dtype, c10::Device(o.device));
   TORCH_CHECK(o.schedule == "reference" || o.schedule == "paper", "bench scaling: --schedule '",
               o.schedule, "' is not a schedule; use reference or paper");
   std::vector<int64_t> lens = o.seq_lens;

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "longnet/core/device_memory.h"
+
 namespace longnet {
 
 c10::DeviceType device_from_name(const std::string& name) {
@@ -69,6 +71,17 @@ void tensor_size_check(const std::string& what, const std::vector<int64_t>& size
     throw std::invalid_argument("longnet: " + what + " = " + text +
                                 " elements is more than any machine holds (over 2^50); use "
                                 "smaller sizes");
+}
+
+void tensor_memory_check(const std::string& command, const std::string& what,
+                         const std::vector<int64_t>& sizes, int copies, c10::ScalarType dtype,
+                         const c10::Device& device) {
+  tensor_size_check(what, sizes);
+  double bytes = double(copies) * double(c10::elementSize(dtype));
+  for (int64_t x : sizes) bytes *= double(x);
+  device_memory_check(bytes, device,
+                      "longnet " + command + ": " + std::to_string(copies) + " tensors of " + what,
+                      "use smaller sizes");
 }
 
 void overrides_unique_check(const std::vector<std::string>& overrides, const std::string& command) {

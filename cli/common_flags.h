@@ -2,6 +2,7 @@
 // options, and the command line as results files record it.
 #pragma once
 
+#include <c10/core/Device.h>
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 
@@ -40,6 +41,14 @@ EngineOptions engine_flags_get(const CliFlags& f);
 // of a tensor's sizes overflows 64-bit integers (flags are range-checked one by one; their
 // product is checked here before any allocation or index arithmetic).
 void tensor_size_check(const std::string& what, const std::vector<int64_t>& sizes);
+
+// tensor_size_check, then refuses (core/device_memory.h) when `copies` tensors of these sizes
+// and dtype, a lower bound of what the command allocates, exceed the device's memory: a clear
+// error before anything is allocated, where the CPU's overcommit would otherwise let the
+// allocation through and end in swapping or the OOM killer.
+void tensor_memory_check(const std::string& command, const std::string& what,
+                         const std::vector<int64_t>& sizes, int copies, c10::ScalarType dtype,
+                         const c10::Device& device);
 
 // Throws std::invalid_argument naming the key when two key=value overrides set the same config
 // key to different values ("train.steps=5 train.steps=6": the last would silently win), or one

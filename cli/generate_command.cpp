@@ -117,7 +117,8 @@ std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t 
   if (total < 0) throw too_big();
   // Known too large for the device: refused before anything is allocated (on the CPU the kernel
   // may overcommit, and the allocation would then end in the OOM killer, not in an error).
-  if (total > device_memory_bytes(device) && device_memory_bytes(device) > 0) throw too_big();
+  const int64_t have = device_memory_bytes(device);
+  if (have > 0 && total > have) throw too_big();
   try {
     return std::make_unique<IncrementalLM>(model, B, io);
   } catch (const c10::Error& e) {

@@ -167,33 +167,87 @@ __global__ void __launch_bounds__(kThreads) decode_attend_kernel(const DilatedDe
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads) decode_combine_kernel(const DilatedDecodeParams p) {
+// One block per (b, h) and kCombineWarps warps: warp w merges the partials w, w + kCombineWarps,
+// ... of the flattened list (branch by branch, chunk by chunk, over the branches that select the
+// row) with an online softmax, kCombineAhead of them loaded before any is used (the loop is
+// latency-bound), lane j holding dimensions j, j + 32, ...; the warps then merge through shared
+// memory. A partial's maximum is finite (every chunk launched holds a row) unless its scores were
+// NaN; a warp left at -inf weighs nothing.
+constexpr int kCombineWarps = 16;
+constexpr int kCombineAhead = 4;
+template <typename T, int D>
+__global__ void __launch_bounds__(32 * kCombineWarps)
+    decode_combine_kernel(const DilatedDecodeParams p) {
+  constexpr int PL = (D + 31) / 32;  // dimensions per lane
+  __shared__ float sm_m[kCombineWarps], sm_l[kCombineWarps], sm_acc[kCombineWarps][D];
   const int64_t bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
   const int64_t pos = p.positions[b];
-  const int64_t stride = p.D + 2;
-  const float* part = p.partial + bh * p.nb * p.max_chunks * stride;
-  float M = -INFINITY;
-  for (int i = 0; i < p.nb; ++i) {
-    const Slot s = slot_of(p, i, pos, h);
-    if (!s.selected) continue;
-    const int64_t chunks = (s.a + p.chunk_rows) / p.chunk_rows;  // ceil((a + 1) / R)
-    for (int64_t c = 0; c < chunks; ++c) M = fmaxf(M, part[(i * p.max_chunks + c) * stride + p.D]);
-  }
-  T* out = static_cast<T*>(p.out) + bh * p.D;
-  for (int64_t d = threadIdx.x; d < p.D; d += kThreads) {
-    float a = 0.f, L = 0.f;
-    for (int i = 0; i < p.nb; ++i) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float* part = p.partial + bh * p.nb * p.max_chunks * (D + 2);
+  int64_t chunks[kDecodeMaxBranches], total = 0;
+#pragma unroll
+  for (int i = 0; i < kDecodeMaxBranches; ++i) {
+    chunks[i] = 0;
+    if (i < p.nb) {
       const Slot s = slot_of(p, i, pos, h);
-      if (!s.selected) continue;
-      const int64_t chunks = (s.a + p.chunk_rows) / p.chunk_rows;
-      for (int64_t c = 0; c < chunks; ++c) {
-        const float* q = part + (i * p.max_chunks + c) * stride;
-        const float w = exp2f(q[p.D] - M);
-        a += q[d] * w;
-        L += q[p.D + 1] * w;
+      if (s.selected) chunks[i] = (s.a + p.chunk_rows) / p.chunk_rows;  // ceil((a + 1) / R)
+    }
+    total += chunks[i];
+  }
+  // The partial at flattened index k.
+  auto partial_at = [&](int64_t k) {
+    int i = 0;
+#pragma unroll
+    for (int j = 0; j < kDecodeMaxBranches - 1; ++j)
+      if (i == j && k >= chunks[j]) k -= chunks[j], i = j + 1;
+    return part + (i * p.max_chunks + k) * (D + 2);
+  };
+  float m = -INFINITY, l = 0.f, acc[PL];
+#pragma unroll
+  for (int j = 0; j < PL; ++j) acc[j] = 0.f;
+  for (int64_t k0 = warp; k0 < total; k0 += kCombineWarps * kCombineAhead) {
+    float qm[kCombineAhead], ql[kCombineAhead], qv[kCombineAhead][PL];
+#pragma unroll
+    for (int u = 0; u < kCombineAhead; ++u) {
+      const int64_t k = k0 + int64_t(u) * kCombineWarps;
+      qm[u] = -INFINITY;
+      if (k < total) {
+        const float* q = partial_at(k);
+        qm[u] = q[D];
+        ql[u] = q[D + 1];
+#pragma unroll
+        for (int j = 0; j < PL; ++j) qv[u][j] = lane + 32 * j < D ? q[lane + 32 * j] : 0.f;
       }
     }
+#pragma unroll
+    for (int u = 0; u < kCombineAhead; ++u) {
+      if (qm[u] == -INFINITY) continue;  // past the list, or a chunk whose scores were all NaN
+      const float m_new = fmaxf(m, qm[u]);
+      const float corr = exp2f(m - m_new), w = exp2f(qm[u] - m_new);
+      l = l * corr + ql[u] * w;
+#pragma unroll
+      for (int j = 0; j < PL; ++j) acc[j] = acc[j] * corr + qv[u][j] * w;
+      m = m_new;
+    }
+  }
+  if (lane == 0) sm_m[warp] = m, sm_l[warp] = l;
+#pragma unroll
+  for (int j = 0; j < PL; ++j)
+    if (lane + 32 * j < D) sm_acc[warp][lane + 32 * j] = acc[j];
+  __syncthreads();
+  float M = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kCombineWarps; ++w) M = fmaxf(M, sm_m[w]);
+  float L = 0.f;
+#pragma unroll
+  for (int w = 0; w < kCombineWarps; ++w)
+    if (sm_m[w] != -INFINITY) L += sm_l[w] * exp2f(sm_m[w] - M);
+  T* out = static_cast<T*>(p.out) + bh * D;
+  for (int d = threadIdx.x; d < D; d += 32 * kCombineWarps) {
+    float a = 0.f;
+#pragma unroll
+    for (int w = 0; w < kCombineWarps; ++w)
+      if (sm_m[w] != -INFINITY) a += sm_acc[w][d] * exp2f(sm_m[w] - M);
     out[d] = from_float<T>(L > 0.f ? a / L : 0.f);
   }
 }
@@ -206,7 +260,7 @@ void launch_with(const DilatedDecodeParams& p, cudaStream_t stream) {
   const dim3 grid(bh, static_cast<unsigned>(p.nb), static_cast<unsigned>(p.max_chunks));
   decode_attend_kernel<T, D><<<grid, kThreads, 0, stream>>>(p);
   check(cudaGetLastError(), "attend launch");
-  decode_combine_kernel<T><<<bh, kThreads, 0, stream>>>(p);
+  decode_combine_kernel<T, D><<<bh, 32 * kCombineWarps, 0, stream>>>(p);
   check(cudaGetLastError(), "combine launch");
 }
 

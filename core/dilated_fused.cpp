@@ -6,11 +6,8 @@
 #include <cmath>
 #include <numeric>
 
-#ifdef LONGNET_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#endif
-
 #include "longnet/core/attention_streams.h"
+#include "longnet/core/device_memory.h"
 #include "longnet/core/dilated_engine.h"
 #include "longnet/core/dilated_merge.h"
 
@@ -142,15 +139,10 @@ void fused_forward_into(const at::Tensor& q, const at::Tensor& k, const at::Tens
 int64_t dilated_chunk_elements(const at::Tensor& q, const DilatedAttentionOptions& o) {
   constexpr int64_t kChunkElements = int64_t(1) << 28;
   if (o.engine.chunk_above >= 0) return q.numel() > o.engine.chunk_above ? kChunkElements : 0;
-#ifdef LONGNET_WITH_CUDA
   if (!q.is_cuda()) return 0;
   const double outputs =
       double(q.numel()) * double(q.element_size()) * double(o.segment_lengths.size());
-  const double memory = double(at::cuda::getDeviceProperties(q.device().index())->totalGlobalMem);
-  return outputs > memory / 4 ? kChunkElements : 0;
-#else
-  return 0;
-#endif
+  return outputs > double(device_memory_bytes(q.device())) / 4 ? kChunkElements : 0;
 }
 
 DilatedForward dilated_fused_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

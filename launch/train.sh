@@ -38,12 +38,13 @@ fi
 echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]}"
 # Ctrl-C or SIGTERM here stops the job at the next step boundary with a checkpoint: mpirun runs in
 # its own session (so the terminal's SIGINT does not reach it: Open MPI ends the ranks with
-# SIGKILL a second after mpirun gets SIGINT or SIGTERM) and is sent SIGUSR1, which it forwards to
-# every rank.
+# SIGKILL a second after mpirun gets SIGINT or SIGTERM), and SIGUSR1 goes to that session's
+# process group: the ranks get it directly (mpirun forwards it too, except under launchers that do
+# not, such as Open MPI's isolated one), and mpirun itself ignores it.
 setsid "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}" &
 MPIRUN_PID=$!
 trap 'echo "[train] stopping at the next step boundary (a checkpoint is written; resume with the same command)"
-      kill -USR1 "$MPIRUN_PID" 2> /dev/null || true' INT TERM
+      kill -USR1 -- "-$MPIRUN_PID" 2> /dev/null || kill -USR1 "$MPIRUN_PID" 2> /dev/null || true' INT TERM
 RC=0
 while :; do
   wait "$MPIRUN_PID" && RC=0 || RC=$?

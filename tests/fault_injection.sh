@@ -57,17 +57,20 @@ grep -q "stopping on a signal" "$WORK/term.log" || fail "no signal stop message"
 ls "$WORK"/term/step_*.ckpt > /dev/null || fail "no checkpoint written on SIGTERM"
 echo "ok: SIGTERM checkpointed and exited cleanly"
 
-# 2b. SIGUSR1 to mpirun (which forwards it to every rank; SIGTERM to mpirun would kill them a
-# second later): the same stop at a step boundary, and the job exits 0.
-"${MPIRUN[@]}" "$BIN" "${COMMON[@]/#checkpoint.interval=4/checkpoint.interval=100}" \
+# 2b. SIGUSR1 to the job's process group, as launch/train.sh sends it on Ctrl-C (mpirun in a
+# session of its own; SIGTERM to mpirun would kill the ranks a second later): every rank stops at
+# a step boundary with a checkpoint and the job exits 0, whether or not this machine's mpirun
+# forwards the signal (Open MPI's isolated launcher does not).
+setsid "${MPIRUN[@]}" "$BIN" "${COMMON[@]/#checkpoint.interval=4/checkpoint.interval=100}" \
   checkpoint.dir="$WORK/usr1" log.metrics="$WORK/usr1.jsonl" checkpoint.resume=none --debug-sleep-after 6 > "$WORK/usr1.log" 2>&1 &
 JOB=$!
 for _ in $(seq 100); do grep -q "^step 6/" "$WORK/usr1.log" 2>/dev/null && break; sleep 0.2; done
-kill -USR1 $JOB
-wait $JOB || fail "SIGUSR1 to mpirun: the job exited non-zero: $(tail -5 "$WORK/usr1.log")"
-grep -q "stopping on a signal" "$WORK/usr1.log" || fail "SIGUSR1: no signal stop message"
+kill -USR1 -- "-$JOB" || fail "SIGUSR1: the job had already exited: $(tail -5 "$WORK/usr1.log")"
+wait $JOB || fail "SIGUSR1: the job exited non-zero: $(tail -5 "$WORK/usr1.log")"
+grep -q "stopping on a signal" "$WORK/usr1.log" ||
+  fail "SIGUSR1: no signal stop message: $(tail -5 "$WORK/usr1.log")"
 ls "$WORK"/usr1/step_*.ckpt > /dev/null || fail "SIGUSR1: no checkpoint written"
-echo "ok: SIGUSR1 to mpirun checkpointed on every rank and exited 0"
+echo "ok: SIGUSR1 to the job's process group checkpointed on every rank and exited 0"
 
 # 3. A crash half-way through writing the step-8 checkpoint: step 4's stays intact and resumes.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" --debug-crash-in-checkpoint 8 \

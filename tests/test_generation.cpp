@@ -38,12 +38,13 @@ struct CacheCase {
   std::vector<int64_t> w, r;
   int64_t H, N;
   std::vector<int64_t> prompts;  // per sequence; each then steps to its prompt + (N - max prompt)
+  int64_t D = 16;                // head dim
 };
 
 // Worst relative error (per row and head) of the cache's rows against the float64 definition.
 double cache_error(const CacheCase& c, at::Device device, at::ScalarType dtype,
                    bool reference_path = false) {
-  const int64_t B = int64_t(c.prompts.size()), D = 16;
+  const int64_t B = int64_t(c.prompts.size()), D = c.D;
   const int64_t P = *std::max_element(c.prompts.begin(), c.prompts.end());
   const int64_t steps = c.N - P, total = P + steps;
   at::manual_seed(11);
@@ -98,7 +99,7 @@ double cache_error(const CacheCase& c, at::Device device, at::ScalarType dtype,
 // The worst row error of the definition computed naively in bfloat16 on the GPU (same inputs as
 // cache_error), against float64.
 double naive_bf16_error(const CacheCase& c) {
-  const int64_t B = int64_t(c.prompts.size()), D = 16;
+  const int64_t B = int64_t(c.prompts.size()), D = c.D;
   at::manual_seed(11);
   auto q = at::randn({B, c.N, c.H, D}, at::kDouble), k = at::randn_like(q), v = at::randn_like(q);
   auto want = testing::reference_dilated_attention(q, k, v, c.w, c.r, true, 0.37);
@@ -155,6 +156,22 @@ TEST(DilatedKVCache, CudaKernelMatchesDefinition) {
     const double naive = naive_bf16_error(c);
     EXPECT_LT(bf16, 2 * naive) << "H " << H << " naive " << naive << " ATen path " << aten;
   }
+}
+
+TEST(DilatedKVCache, CudaKernelMatchesDefinition_manyChunksEveryHeadDim) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  // Up to 1,024 rows in a branch: 16 chunks of 64 rows, which the combine kernel's warps merge
+  // several each; prompts below, on and past the block boundary; every head dim the kernel has.
+  for (int64_t D : {16, 32, 64, 128, 256}) {
+    CacheCase c{{128, 1024}, {1, 3}, 6, 1100, {1000, 1024, 300}, D};
+    EXPECT_LT(cache_error(c, at::kCUDA, at::kFloat), 1e-5) << "D " << D;
+    const double bf16 = cache_error(c, at::kCUDA, at::kBFloat16);
+    const double naive = naive_bf16_error(c);
+    EXPECT_LT(bf16, 2 * naive) << "D " << D << " naive " << naive;
+  }
+  // B H >= 256: chunks of 256 rows.
+  CacheCase wide{{64, 768}, {1, 2}, 128, 800, {700, 5}, 16};
+  EXPECT_LT(cache_error(wide, at::kCUDA, at::kFloat), 1e-5);
 }
 
 // ---- xPos at explicit positions --------------------------------------------------------------

@@ -25,6 +25,14 @@ venv_site="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"]
 # launch/setup.sh) from the project's env without a copy or a download.
 echo "$torch_site" >"$venv_site/longnet_pinned_torch.pth"
 say "venv $WORK/venv sees torch $("$VPY" -c 'import torch; print(torch.__version__)') at $torch_site"
+# The compilers of the project's build (launch/setup.sh picks /usr/bin/g++ over a compiler that
+# has no shared libstdc++, which CMakeLists.txt refuses): pip's CMake uses the same ones.
+cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD/CMakeCache.txt" 2>/dev/null | head -1; }
+for pair in CC:CMAKE_C_COMPILER CXX:CMAKE_CXX_COMPILER CUDAHOSTCXX:CMAKE_CUDA_HOST_COMPILER; do
+  value="$(cache_value "${pair#*:}")"
+  if [[ -n "$value" ]]; then export "${pair%%:*}=$value"; fi
+done
+say "compilers: CC=${CC:-default} CXX=${CXX:-default} CUDAHOSTCXX=${CUDAHOSTCXX:-default}"
 t0=$(date +%s)
 # --no-index: nothing is downloaded (the build uses the torch above; dependencies are satisfied).
 "$VPY" -m pip install --disable-pip-version-check --no-index --no-build-isolation "$REPO"
