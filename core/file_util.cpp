@@ -272,6 +272,21 @@ void output_not_input(const std::string& path, const std::vector<std::string>& i
   }
 }
 
+std::string file_keep_numbered(const std::string& path) {
+  if (path_kind(path) != PathKind::kFile) return "";
+  const size_t slash = path.rfind('/'), dot = path.rfind('.');
+  const bool has_ext =
+      dot != std::string::npos && dot > 0 && (slash == std::string::npos || dot > slash + 1);
+  const std::string stem = has_ext ? path.substr(0, dot) : path;
+  const std::string ext = has_ext ? path.substr(dot) : "";
+  for (int n = 1; n < 10000; ++n) {
+    const std::string keep = stem + "." + std::to_string(n) + ext;
+    if (path_kind(keep) != PathKind::kMissing) continue;
+    return ::rename(path.c_str(), keep.c_str()) == 0 ? keep : "";
+  }
+  return "";
+}
+
 bool path_inside(const std::string& path, const std::string& dir) {
   char buf[PATH_MAX];
   if (!::realpath(dir.c_str(), buf)) return false;

@@ -70,6 +70,11 @@ void file_write_atomic(const std::string& path,
 // resolving symbolic links of the parts that exist.
 bool path_inside(const std::string& path, const std::string& dir);
 
+// Renames the file at `path` (DIR/STEM.EXT) to the first DIR/STEM.N.EXT with nothing there (N from
+// 1), keeping an earlier run's file beside the one about to replace it. Returns the new name, or
+// "" when there was no file, no free name under N = 10000, or the rename failed.
+std::string file_keep_numbered(const std::string& path);
+
 // Bytes free for this user on the file system holding `path` (an existing path); -1 if unknown.
 int64_t free_bytes(const std::string& path);
 

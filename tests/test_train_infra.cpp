@@ -1035,6 +1035,31 @@ TEST(Metrics, JsonLinesAreEscapedAndAppended) {
                                    {"is being written by another job"});
 }
 
+// A new run (fresh) keeps an earlier run's rows under the next free numbered name and starts an
+// empty file; an empty file is not kept; names without an extension or in dotted dirs number too.
+TEST(Metrics, FreshRunKeepsEarlierRowsAside) {
+  TempDir dir;
+  const std::string path = dir / "m.d/metrics.jsonl";
+  { MetricsWriter w(path, /*fresh=*/true); }  // nothing there: no copy
+  EXPECT_EQ(path_kind(dir / "m.d/metrics.1.jsonl"), PathKind::kMissing);
+  for (int run = 1; run <= 3; ++run) {
+    MetricsWriter w(path, /*fresh=*/true);
+    EXPECT_EQ(w.kept_as(),
+              run == 1 ? "" : dir / ("m.d/metrics." + std::to_string(run - 1) + ".jsonl"));
+    w.write(JsonLine().add("step", int64_t(run)));
+  }
+  EXPECT_EQ(read_file(path), "{\"step\":3}\n");
+  EXPECT_EQ(read_file(dir / "m.d/metrics.1.jsonl"), "{\"step\":1}\n");
+  EXPECT_EQ(read_file(dir / "m.d/metrics.2.jsonl"), "{\"step\":2}\n");
+  { MetricsWriter w(path); }  // resumed: continues
+  EXPECT_EQ(read_file(path), "{\"step\":3}\n");
+  write_file(dir / "m.d/log", "x");
+  EXPECT_EQ(file_keep_numbered(dir / "m.d/log"), dir / "m.d/log.1");
+  write_file(dir / "m.d/.hidden", "x");
+  EXPECT_EQ(file_keep_numbered(dir / "m.d/.hidden"), dir / "m.d/.hidden.1");
+  EXPECT_EQ(file_keep_numbered(dir / "m.d/none"), "");
+}
+
 // A last line cut short (a full disk, a kill) is dropped when the file is opened again; a file
 // that is not JSON lines is refused, not appended to.
 TEST(Metrics, IncompleteLastLineDroppedAndOtherFilesRefused) {

@@ -117,6 +117,19 @@ cmp -s "$WORK/first_config.yaml" "$WORK/run/config.2.yaml" ||
   fail "the earlier config was not kept as config.2.yaml: $(ls "$WORK/run")"
 grep -q "lr: 0.001" "$WORK/run/config.yaml" || fail "config.yaml is not this run's"
 
+# A new run (from step 0, its own checkpoints) in the same folder: the earlier rows are kept as
+# metrics.1.jsonl, and metrics.jsonl holds this run's alone.
+before=$(wc -l < "$WORK/run/metrics.jsonl")
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run" checkpoint.dir="$WORK/ck_new" \
+  checkpoint.resume=none train.steps=3 > "$WORK/out5.txt" 2>&1 ||
+  fail "the new run in the same folder failed: $(tail -3 "$WORK/out5.txt")"
+grep -q "metrics: the rows of an earlier run in $WORK/run/metrics.jsonl kept as $WORK/run/metrics.1.jsonl" \
+  "$WORK/out5.txt" || fail "the earlier rows were not said to be kept: $(grep -m1 metrics: "$WORK/out5.txt")"
+[[ $(wc -l < "$WORK/run/metrics.1.jsonl") == "$before" ]] || fail "metrics.1.jsonl is not the earlier file"
+[[ $(grep '"loss"' "$WORK/run/metrics.jsonl" | grep -o '^{"step":[0-9]*' | tr '\n' ' ') == \
+   '{"step":1 {"step":2 {"step":3 ' ]] ||
+  fail "metrics.jsonl does not hold the new run's steps alone: $(cut -c1-60 "$WORK/run/metrics.jsonl")"
+
 # An error ends up in train.log too.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/bad_run" checkpoint.dir="$WORK/ck_bad" \
   train.max_bad_steps=2 --debug-nan-at 0,1 > "$WORK/out3.txt" 2>&1 && fail "the poisoned run succeeded"

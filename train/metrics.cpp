@@ -76,28 +76,43 @@ JsonLine& JsonLine::add(const std::string& key, bool value) {
   return add_raw(key, value ? "true" : "false");
 }
 
-MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
+MetricsWriter::MetricsWriter(const std::string& path, bool fresh) : path_(path) {
   // (never opens a FIFO or a directory, never appends to a file that is not JSON lines)
   output_file_prepare(path, "metrics file", OutputContent::kMetrics);
   const std::string who = "metrics file '" + path + "'";
-  fd_ = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
-  if (fd_ < 0)
-    throw std::runtime_error(who + ": cannot open for appending: " + std::strerror(errno));
   struct stat st;
-  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+  // Opens and locks the file; st its status.
+  auto open_locked = [&] {
+    fd_ = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (fd_ < 0)
+      throw std::runtime_error(who + ": cannot open for appending: " + std::strerror(errno));
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      fd_ = -1;
+      throw std::runtime_error(who + " is not a regular file");
+    }
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      fd_ = -1;
+      throw std::runtime_error(who + (err == EWOULDBLOCK
+                                          ? " is being written by another job; two jobs appending "
+                                            "to one file interleave their lines: give this one "
+                                            "another log.metrics (or log.dir)"
+                                          : ": cannot lock: " + std::string(std::strerror(err))));
+    }
+  };
+  open_locked();
+  // A new run beside an earlier run's rows: those are kept under another name (renamed while
+  // locked, so never from under a job still writing them) and the file starts empty.
+  if (fresh && st.st_size > 0) {
+    kept_as_ = file_keep_numbered(path);
+    if (kept_as_.empty())
+      throw std::runtime_error(who + " holds an earlier run's rows and could not be renamed "
+                               "aside; move it, or give this run another log.metrics");
     ::close(fd_);
     fd_ = -1;
-    throw std::runtime_error(who + " is not a regular file");
-  }
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(fd_);
-    fd_ = -1;
-    throw std::runtime_error(who + (err == EWOULDBLOCK
-                                        ? " is being written by another job; two jobs appending "
-                                          "to one file interleave their lines: give this one "
-                                          "another log.metrics (or log.dir)"
-                                        : ": cannot lock: " + std::string(std::strerror(err))));
+    open_locked();
   }
   // Drop an incomplete last line (no newline at the end): the tail of a cut-short write.
   if (st.st_size > 0) {

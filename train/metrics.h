@@ -40,16 +40,19 @@ class MetricsWriter {
   // locks it (flock) against a second job appending its own lines. A last line left incomplete
   // (a write cut short by a full disk or a kill) is dropped first, so the file stays one JSON
   // object per line. Throws std::runtime_error when it cannot, naming the holder's clash.
-  explicit MetricsWriter(const std::string& path);
+  // fresh: a new run (not a resumed one): a file that holds rows is first renamed to the first
+  // free STEM.N.EXT (core/file_util.h), which kept_as() then names, and a new one is started.
+  explicit MetricsWriter(const std::string& path, bool fresh = false);
   ~MetricsWriter();
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;
   // Appends one line (one write). Throws std::runtime_error on a write error.
   void write(const JsonLine& line);
   const std::string& path() const { return path_; }
+  const std::string& kept_as() const { return kept_as_; }
 
  private:
-  std::string path_;
+  std::string path_, kept_as_;
   int fd_ = -1;
 };
 

@@ -57,14 +57,10 @@ void config_previous_keep(const std::string& dir, const std::string& yaml) {
   std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (!in.good() && !in.eof()) return;
   if (before == yaml) return;
-  for (int n = 1; n < 10000; ++n) {
-    const std::string keep = dir + "/config." + std::to_string(n) + ".yaml";
-    if (path_kind(keep) != PathKind::kMissing) continue;
-    if (::rename(path.c_str(), keep.c_str()) == 0)
-      log_info("run folder: its config.yaml (of an earlier start, with other values) kept as " +
-               keep);
-    return;
-  }
+  const std::string keep = file_keep_numbered(path);
+  if (!keep.empty())
+    log_info("run folder: its config.yaml (of an earlier start, with other values) kept as " +
+             keep);
 }
 
 std::atomic<int> g_signal{0};
@@ -661,7 +657,13 @@ int Trainer::run() {
     bad_steps_ = progress->bad_steps;
     sampler_->set_position(progress->samples);
   }
-  if (grid_->world_rank == 0) metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_));
+  if (grid_->world_rank == 0) {
+    // A run from step 0 starts its own metrics file; one resumed continues the file.
+    metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_), step_ == 0);
+    if (!metrics_->kept_as().empty())
+      log_info("metrics: the rows of an earlier run in " + metrics_->path() + " kept as " +
+               metrics_->kept_as() + "; this run's start the file afresh");
+  }
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   // mpirun forwards SIGUSR1 to every rank (SIGINT and SIGTERM sent to mpirun end the ranks with
