@@ -476,10 +476,12 @@ std::vector<std::string> split_lines(const std::string& s) {
 TEST(TokenData, BuildTakesTextFilesOnlyAndSplitsByFile) {
   TempDir dir;
   auto text = make_tree(dir, 7, 50);
+  // A text head of 100 KB before a NUL byte: binary, as a NUL anywhere makes it.
+  write_file(dir / "src_tree/late_nul.txt", std::string(100000, 'a') + std::string(1, '\0') + "b");
   const std::string out = dir / "out/corpus.tokens";
   DataBuildSummary s = data_build(dir / "src_tree", out, 0.2);
   EXPECT_EQ(s.text_files, 7);
-  EXPECT_EQ(s.binary_files, 1);
+  EXPECT_EQ(s.binary_files, 2);
   EXPECT_EQ(s.large_files, 1);
   EXPECT_EQ(s.other_skipped, 1);  // the empty file; the symlink is not counted
   EXPECT_GE(s.val_files, 1);

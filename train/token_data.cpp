@@ -27,7 +27,7 @@ namespace {
 
 constexpr uint32_t kHeaderBytes = kTokenHeaderBytes;
 constexpr uint64_t kMaxFileBytes = 16u << 20;
-constexpr size_t kSniffBytes = 8192;
+constexpr size_t kSniffBytes = 1 << 16;  // read at a time
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -68,11 +68,18 @@ Sniff sniff(const std::string& p, uint64_t size) {
   if (size == 0) return Sniff::kOther;
   std::ifstream in(p, std::ios::binary);
   if (!in) return Sniff::kOther;
-  char buf[kSniffBytes];
-  in.read(buf, sizeof(buf));
-  std::streamsize n = in.gcount();
-  if (n <= 0) return Sniff::kOther;
-  return std::memchr(buf, 0, static_cast<size_t>(n)) ? Sniff::kBinary : Sniff::kText;
+  // The whole file (at most kMaxFileBytes): text holds no NUL byte anywhere, also not after a
+  // text head (as data build --source judges it).
+  std::vector<char> buf(kSniffBytes);
+  bool any = false;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    any = true;
+    if (std::memchr(buf.data(), 0, static_cast<size_t>(n))) return Sniff::kBinary;
+  }
+  return any ? Sniff::kText : Sniff::kOther;
 }
 
 // Regular files under `dir` with their paths relative to the walk's root. Links are skipped,
