@@ -99,6 +99,8 @@ void flags_train(CliFlags& f) {
   f.add_hidden("debug-nan-at", "", "poison the loss with NaN at these steps (0-based)", steps);
   f.add_hidden("debug-sleep-after", "0", "after this step, pause 0.5 s per step", steps);
   f.add_hidden("debug-stall", "", "RANK:STEP, that rank stops responding at that step");
+  f.add_hidden("debug-stop-in-eval", "-1", "a stop signal (SIGUSR1) during this step's evaluation",
+               spec_range(-1, double(kMaxTokens)));
   f.add_hidden("debug-crash-in-checkpoint", "-1", "die half-way through writing this checkpoint",
                spec_range(-1, double(kMaxTokens)));
   f.add_switch_hidden("debug-parser-hang", "the config parser's trial child never returns");

@@ -73,6 +73,7 @@ int cmd_train(const Args& args) {
   if (!f.get("debug-stall").empty())
     std::tie(faults.stall_rank, faults.stall_at_step) = rank_step(f.get("debug-stall"));
   faults.crash_in_checkpoint_step = f.get_int("debug-crash-in-checkpoint");
+  faults.stop_in_eval_at_step = f.get_int("debug-stop-in-eval");
   faults.config_parser_hang = f.get_switch("debug-parser-hang");
   faults.truncate_data_at_step = f.get_int("debug-truncate-data-at");
 

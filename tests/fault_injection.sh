@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Faults during training on 2 CPU ranks: a rank killed with SIGKILL, SIGTERM, a crash half-way
-# through a checkpoint write, a rank that stalls. Each must end the whole job quickly, never lose the last complete
+# through a checkpoint write, a rank that stalls, a stop during an evaluation. Each must end the whole job quickly, never lose the last complete
 # checkpoint, and resume must continue exactly (same losses as an uninterrupted run).
 #   tests/fault_injection.sh LONGNET_BINARY CONFIG DATA_SRC WORK_DIR
 set -uo pipefail
@@ -95,4 +95,19 @@ grep -q "rank 0\] error: MPI .* has not finished after 5 s" "$WORK/stall.log" ||
   fail "no watchdog message: $(tail -5 "$WORK/stall.log")"
 resumes stall
 echo "ok: a stalled rank ended the job in $((SECONDS - T0)) s with the watchdog's message; resume matched"
+# 5. A stop signal during an evaluation (the final one, at step 12): the job checkpoints and exits
+#    0; the resume does that evaluation first, with the uninterrupted run's loss, and ends.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/evalstop" log.metrics="$WORK/evalstop.jsonl" \
+  checkpoint.resume=none --debug-stop-in-eval 12 > "$WORK/evalstop.log" 2>&1 ||
+  fail "the run stopped during an evaluation exited non-zero: $(tail -5 "$WORK/evalstop.log")"
+grep -q "eval at step 12: interrupted by a stop signal" "$WORK/evalstop.log" ||
+  fail "the evaluation was not interrupted: $(tail -5 "$WORK/evalstop.log")"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/evalstop" log.metrics="$WORK/evalstop.jsonl" \
+  > "$WORK/evalstop2.log" 2>&1 || fail "resume after a stop in an evaluation: $(tail -5 "$WORK/evalstop2.log")"
+grep -q "eval at step 12 (cut short by the stop before)" "$WORK/evalstop2.log" ||
+  fail "the cut-short evaluation was not done at resume: $(tail -5 "$WORK/evalstop2.log")"
+want=$(grep '"step":12,' "$WORK/ref.jsonl" | grep -o '"val_loss":[-0-9.e+]*')
+got=$(grep '"step":12,' "$WORK/evalstop.jsonl" | grep -o '"val_loss":[-0-9.e+]*')
+[[ -n "$want" && "$got" == "$want" ]] || fail "the resumed evaluation's $got is not the reference's $want"
+echo "ok: a stop during an evaluation checkpointed; the resume evaluated step 12 as the uninterrupted run did"
 echo "fault injection: all passed"

@@ -266,6 +266,7 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
     state.insert("step", progress.step);
     state.insert("samples", progress.samples);
     state.insert("bad_steps", progress.bad_steps);
+    state.insert("eval_pending", progress.eval_pending);
     state.insert("grid", std::vector<int64_t>{grid.data_parallel, grid.sequence_parallel});
     state.insert("config", config_to_yaml(cfg));
     state.insert("model", model);
@@ -404,6 +405,12 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   progress.step = count("step");
   progress.bad_steps = count("bad_steps");
   progress.samples = count("samples");
+  if (state.contains("eval_pending")) {  // (absent from checkpoints of earlier versions)
+    const c10::IValue v = get("eval_pending");
+    TORCH_CHECK(v.isBool(), "checkpoint ", path, ": its 'eval_pending' entry is not a bool (",
+                v.tagKind(), "); it was not written by `longnet train`");
+    progress.eval_pending = v.toBool();
+  }
   const int64_t named = step_of_name(path);
   TORCH_CHECK(named < 0 || named == progress.step, "checkpoint ", path, " holds step ",
               progress.step, " but its name says step ", named,

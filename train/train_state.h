@@ -21,9 +21,10 @@ namespace longnet {
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 struct TrainProgress {
-  int64_t step = 0;       // optimizer steps done (the next step's index)
-  int64_t bad_steps = 0;  // non-finite steps in a row before it
-  int64_t samples = 0;    // training sequences consumed (TokenSampler::position)
+  int64_t step = 0;           // optimizer steps done (the next step's index)
+  int64_t bad_steps = 0;      // non-finite steps in a row before it
+  int64_t samples = 0;        // training sequences consumed (TokenSampler::position)
+  bool eval_pending = false;  // the evaluation due at this step was cut short by a stop signal
 };
 
 // Writes checkpoint `progress.step` into cfg.checkpoint.dir (keeping cfg.checkpoint.keep), then

@@ -140,6 +140,7 @@ class Trainer {
   // straight on from it to the next step (not after an evaluation or a checkpoint).
   int64_t first_step_ = 0, tokens_per_step_ = 0;
   bool eval_interrupted_ = false;  // a stop signal ended an evaluation
+  bool eval_pending_ = false;      // the resumed checkpoint's step's evaluation was cut short
   double flops_ = 0, peak_flops_ = 0;
   std::chrono::steady_clock::time_point t_start_;
   std::optional<StepStats> pending_, last_;
@@ -428,6 +429,8 @@ double Trainer::evaluate() {
   torch::NoGradGuard no_grad;
   auto sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(grid_->device));
   for (int64_t i = 0; i < sampler_->val_batches(); ++i) {
+    if (i == 0 && step_ == fault_injection().stop_in_eval_at_step && grid_->world_rank == 0)
+      std::raise(SIGUSR1);
     // A stop signal ends the evaluation at the next batch (on every rank alike); the step loop
     // then checkpoints and stops as at a step boundary.
     if (world_max(*grid_, g_signal.load()) > 0) {
@@ -576,6 +579,22 @@ void Trainer::loop() {
   flops_ = step_flops(cfg_, tokens_per_step_, global_batch, matmul_params_);
   // H100/H200 dense bf16 peak of every GPU of the job (flops_ counts the whole job's step).
   peak_flops_ = grid_->device.is_cuda() ? 989e12 * grid_->world_size : std::nan("");
+  // The evaluation a stop signal cut short at the resumed step, done now (a stop during it
+  // leaves the checkpoint as it is).
+  if (eval_pending_ && cfg_.eval.interval > 0) {
+    const double v = evaluate();
+    if (eval_interrupted_) {
+      log_info("stopping on a signal during the evaluation of step " + std::to_string(step_) +
+               "; nothing to save");
+      return;
+    }
+    log_info("eval at step " + std::to_string(step_) + " (cut short by the stop before): loss " +
+             std::to_string(v) + ", bits per " + bits_per_ + " " +
+             std::to_string(v / std::log(2.0)));
+    if (metrics_)
+      metrics_->write(
+          JsonLine().add("step", step_).add("val_loss", v).add("val_bpb", v / std::log(2.0)));
+  }
   if (step_ >= total) {
     log_info("this run is already finished: its checkpoint in " + cfg_.checkpoint.dir +
              " is at step " + std::to_string(step_) + " and train.steps is " +
@@ -632,7 +651,7 @@ void Trainer::loop() {
     if (eval_interrupted_) stop_signal = save_now = true;  // a signal came during the evaluation
     if (save_now)
       train_state_save(*grid_, cfg_, named_params_, *optim_,
-                       TrainProgress{step_, bad_steps_, sampler_->position()});
+                       TrainProgress{step_, bad_steps_, sampler_->position(), eval_interrupted_});
     if (eval_now || save_now) last_.reset();
     if (stop_signal) {
       log_info("stopping on a signal after step " + std::to_string(step_) +
@@ -655,6 +674,7 @@ int Trainer::run() {
   if (auto progress = train_state_resume(*grid_, cfg_, named_params_, *optim_)) {
     step_ = progress->step;
     bad_steps_ = progress->bad_steps;
+    eval_pending_ = progress->eval_pending;
     sampler_->set_position(progress->samples);
   }
   if (grid_->world_rank == 0) {
