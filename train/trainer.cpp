@@ -106,6 +106,10 @@ class Trainer {
   // evaluates if eval_now, logs and writes its metrics line.
   void finish_step(bool eval_now);
   double evaluate();
+  // An evaluation outside the step loop (before training, or the one a stop cut short at the
+  // resumed step): logged as "LABEL: loss ..." and written as a metrics row of step_. False when
+  // a stop signal ended it (said as "stopping on a signal during STOP_WHAT").
+  bool evaluate_now(const std::string& label, const std::string& stop_what);
   // This rank's --trace file ("" when not tracing).
   std::string trace_path() const {
     return run_.trace_path.empty() || grid_->world_size == 1
@@ -494,6 +498,20 @@ StepStats Trainer::train_step() {
   return current;
 }
 
+bool Trainer::evaluate_now(const std::string& label, const std::string& stop_what) {
+  const double v = evaluate();
+  if (eval_interrupted_) {
+    log_info("stopping on a signal during " + stop_what + "; nothing to save");
+    return false;
+  }
+  log_info(label + ": loss " + std::to_string(v) + ", bits per " + bits_per_ + " " +
+           std::to_string(v / std::log(2.0)));
+  if (metrics_)
+    metrics_->write(
+        JsonLine().add("step", step_).add("val_loss", v).add("val_bpb", v / std::log(2.0)));
+  return true;
+}
+
 void Trainer::finish_step(bool eval_now) {
   StepStats s = std::move(*pending_);
   pending_.reset();
@@ -581,20 +599,10 @@ void Trainer::loop() {
   peak_flops_ = grid_->device.is_cuda() ? 989e12 * grid_->world_size : std::nan("");
   // The evaluation a stop signal cut short at the resumed step, done now (a stop during it
   // leaves the checkpoint as it is).
-  if (eval_pending_ && cfg_.eval.interval > 0) {
-    const double v = evaluate();
-    if (eval_interrupted_) {
-      log_info("stopping on a signal during the evaluation of step " + std::to_string(step_) +
-               "; nothing to save");
-      return;
-    }
-    log_info("eval at step " + std::to_string(step_) + " (cut short by the stop before): loss " +
-             std::to_string(v) + ", bits per " + bits_per_ + " " +
-             std::to_string(v / std::log(2.0)));
-    if (metrics_)
-      metrics_->write(
-          JsonLine().add("step", step_).add("val_loss", v).add("val_bpb", v / std::log(2.0)));
-  }
+  if (eval_pending_ && cfg_.eval.interval > 0 &&
+      !evaluate_now("eval at step " + std::to_string(step_) + " (cut short by the stop before)",
+                    "the evaluation of step " + std::to_string(step_)))
+    return;
   if (step_ >= total) {
     log_info("this run is already finished: its checkpoint in " + cfg_.checkpoint.dir +
              " is at step " + std::to_string(step_) + " and train.steps is " +
@@ -609,18 +617,9 @@ void Trainer::loop() {
   log_info("training: steps " + std::to_string(step_) + " -> " + std::to_string(total) + ", " +
            std::to_string(tokens_per_step_) + " tokens per step (" + std::to_string(global_batch) +
            " sequences of " + std::to_string(cfg_.data.seq_len) + ")");
-  if (step_ == 0 && cfg_.eval.interval > 0) {
-    const double v = evaluate();
-    if (eval_interrupted_) {
-      log_info("stopping on a signal during the evaluation before training; nothing to save");
-      return;
-    }
-    log_info("eval before training: loss " + std::to_string(v) + ", bits per " + bits_per_ + " " +
-             std::to_string(v / std::log(2.0)));
-    if (metrics_)
-      metrics_->write(
-          JsonLine().add("step", int64_t(0)).add("val_loss", v).add("val_bpb", v / std::log(2.0)));
-  }
+  if (step_ == 0 && cfg_.eval.interval > 0 &&
+      !evaluate_now("eval before training", "the evaluation before training"))
+    return;
   t_start_ = std::chrono::steady_clock::now();
   first_step_ = step_;
   StepTrace trace(trace_path(), grid_->device);
@@ -682,7 +681,7 @@ int Trainer::run() {
     metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_), step_ == 0);
     if (!metrics_->kept_as().empty())
       log_info("metrics: the rows of an earlier run in " + metrics_->path() + " kept as " +
-               metrics_->kept_as() + "; this run's start the file afresh");
+               metrics_->kept_as() + "; this run starts a new one");
   }
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
