@@ -38,13 +38,14 @@ fi
 echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]}"
 # Ctrl-C or SIGTERM here stops the job at the next step boundary with a checkpoint: mpirun runs in
 # its own session (so the terminal's SIGINT does not reach it: Open MPI ends the ranks with
-# SIGKILL a second after mpirun gets SIGINT or SIGTERM), and SIGUSR1 goes to that session's
-# process group: the ranks get it directly (mpirun forwards it too, except under launchers that do
-# not, such as Open MPI's isolated one), and mpirun itself ignores it.
+# SIGKILL a second after mpirun gets SIGINT or SIGTERM). SIGUSR1 goes to mpirun, which forwards it
+# to every rank (remote ones included), and to this machine's ranks in that session directly, for
+# an mpirun that does not forward it (as on a machine with Open MPI's isolated launcher); a rank
+# that gets it twice stops once.
 setsid "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}" &
 MPIRUN_PID=$!
 trap 'echo "[train] stopping at the next step boundary (a checkpoint is written; resume with the same command)"
-      kill -USR1 -- "-$MPIRUN_PID" 2> /dev/null || kill -USR1 "$MPIRUN_PID" 2> /dev/null || true' INT TERM
+      kill -USR1 "$MPIRUN_PID" 2> /dev/null; pkill -USR1 -s "$MPIRUN_PID" -x longnet 2> /dev/null || true' INT TERM
 RC=0
 while :; do
   wait "$MPIRUN_PID" && RC=0 || RC=$?

@@ -57,20 +57,25 @@ grep -q "stopping on a signal" "$WORK/term.log" || fail "no signal stop message"
 ls "$WORK"/term/step_*.ckpt > /dev/null || fail "no checkpoint written on SIGTERM"
 echo "ok: SIGTERM checkpointed and exited cleanly"
 
-# 2b. SIGUSR1 to the job's process group, as launch/train.sh sends it on Ctrl-C (mpirun in a
-# session of its own; SIGTERM to mpirun would kill the ranks a second later): every rank stops at
-# a step boundary with a checkpoint and the job exits 0, whether or not this machine's mpirun
-# forwards the signal (Open MPI's isolated launcher does not).
-setsid "${MPIRUN[@]}" "$BIN" "${COMMON[@]/#checkpoint.interval=4/checkpoint.interval=100}" \
-  checkpoint.dir="$WORK/usr1" log.metrics="$WORK/usr1.jsonl" checkpoint.resume=none --debug-sleep-after 6 > "$WORK/usr1.log" 2>&1 &
-JOB=$!
-for _ in $(seq 100); do grep -q "^step 6/" "$WORK/usr1.log" 2>/dev/null && break; sleep 0.2; done
-kill -USR1 -- "-$JOB" || fail "SIGUSR1: the job had already exited: $(tail -5 "$WORK/usr1.log")"
-wait $JOB || fail "SIGUSR1: the job exited non-zero: $(tail -5 "$WORK/usr1.log")"
-grep -q "stopping on a signal" "$WORK/usr1.log" ||
-  fail "SIGUSR1: no signal stop message: $(tail -5 "$WORK/usr1.log")"
-ls "$WORK"/usr1/step_*.ckpt > /dev/null || fail "SIGUSR1: no checkpoint written"
-echo "ok: SIGUSR1 to the job's process group checkpointed on every rank and exited 0"
+# 2b. SIGUSR1 as launch/train.sh sends it on Ctrl-C (SIGTERM to mpirun would kill the ranks a
+# second later): to mpirun, and to the ranks of its session directly (an mpirun under Open MPI's
+# isolated launcher did not forward it, on the GPU machine). Every rank stops at a step boundary
+# with a checkpoint and the job exits 0. Then the ranks alone, as if mpirun did not forward it.
+for who in both ranks; do
+  setsid "${MPIRUN[@]}" "$BIN" "${COMMON[@]/#checkpoint.interval=4/checkpoint.interval=100}" \
+    checkpoint.dir="$WORK/usr1_$who" log.metrics="$WORK/usr1_$who.jsonl" checkpoint.resume=none \
+    --debug-sleep-after 6 > "$WORK/usr1_$who.log" 2>&1 &
+  JOB=$!
+  for _ in $(seq 100); do grep -q "^step 6/" "$WORK/usr1_$who.log" 2>/dev/null && break; sleep 0.2; done
+  if [[ $who == both ]]; then kill -USR1 $JOB; fi
+  pkill -USR1 -s "$JOB" -x longnet ||
+    fail "SIGUSR1 ($who): no rank left to signal: $(tail -5 "$WORK/usr1_$who.log")"
+  wait $JOB || fail "SIGUSR1 ($who): the job exited non-zero: $(tail -5 "$WORK/usr1_$who.log")"
+  grep -q "stopping on a signal" "$WORK/usr1_$who.log" ||
+    fail "SIGUSR1 ($who): no signal stop message: $(tail -5 "$WORK/usr1_$who.log")"
+  ls "$WORK"/usr1_$who/step_*.ckpt > /dev/null || fail "SIGUSR1 ($who): no checkpoint written"
+done
+echo "ok: SIGUSR1 (to mpirun and the ranks, then the ranks alone) checkpointed on every rank and exited 0"
 
 # 3. A crash half-way through writing the step-8 checkpoint: step 4's stays intact and resumes.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" --debug-crash-in-checkpoint 8 \
