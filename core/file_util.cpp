@@ -175,6 +175,14 @@ bool is_checkpoint_name(const std::string& path) {
 void output_file_prepare(const std::string& path, const std::string& what, OutputContent content) {
   const std::string who = what + " '" + path + "'";
   if (path.empty()) throw std::runtime_error(what + ": the path is empty");
+  // A path that can only name a directory ("out/", "out/.", "out/..") is refused before its
+  // directory would be made: the write at the end would fail after all the work.
+  const std::string last =
+      path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+  if (last.empty() || last == "." || last == "..")
+    throw std::runtime_error(who +
+                             " names a directory, not a file; give a file path (a file name "
+                             "after the last '/')");
   const PathKind kind = path_kind(path);
   if (kind == PathKind::kDirectory || kind == PathKind::kOther)
     throw std::runtime_error(who + " is " + path_kind_text(path) +

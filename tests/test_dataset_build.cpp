@@ -139,6 +139,12 @@ TEST(DatasetBuild, NoValidationSplit) {
   EXPECT_THROW(dataset_build(options({dir / "src"}, dir / "mine", "bytes:eot", 1 << 20, 0.2)),
                std::runtime_error);
   EXPECT_EQ(listing(dir / "mine").size(), 0u);
+  // Sources that hold only a binary and an empty file: the refusal says so.
+  write_file(dir / "odd/blob.bin", std::string("ab\0cd", 5));
+  write_file(dir / "odd/empty.txt", "");
+  expect_throw<std::runtime_error>(
+      [&] { dataset_build(options({dir / "odd"}, dir / "ds_odd", "bytes:eot", 1 << 20, 0.0)); },
+      {"the training split is empty", "1 binary files (a NUL byte), 1 empty files"});
   dataset_build(options({dir / "src"}, dir / "ds", "bytes:eot", 1 << 20, 0.0));
   expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "ds"); },
                                    {"has an empty validation split", "eval.interval: 0"});

@@ -535,6 +535,9 @@ TEST(Corpus, JsonLinesGoodAndMalformed) {
   bad("null.jsonl", "{\"text\": null}", {"is a JSON null"});
   bad("array.jsonl", "[\"text\"]", {"a JSON array, not an object"});
   bad("utf8.jsonl", "{\"text\": \"\xff\"}", {"not valid JSON"});
+  // A NUL byte: refused with its column, not the line's head taken for the whole line.
+  bad("nul.jsonl", std::string("{\"text\": \"a\"}\0{\"text\": \"b\"} junk", 32),
+      {"a NUL byte at column 14"});
   // Numbers past double's range are valid JSON: read where the corpus does not use them (other
   // keys given twice too, as without one), refused in the text field, errors at the line's
   // column.

@@ -279,6 +279,13 @@ TEST_F(Config, SyntaxErrorReportsTheLine) {
   expect_error([&] { load("model:\n  d_model: 64\n   num_heads: 4\n"); },
                {"cfg.yaml:3:", "YAML syntax error"});
   expect_error([&] { config_load(dir_ / "missing.yaml", {}); }, {"missing.yaml", "does not exist"});
+  // Lines ended by a carriage return alone: yaml-cpp would read a comment line as swallowing the
+  // rest (every key then its default); refused with the line. CRLF is fine.
+  expect_error([&] { load("# c\rtrain: {steps: 8}\r"); }, {"cfg.yaml:1:", "carriage return"});
+  expect_error([&] { load("model:\n  d_model: 64\n# old\rtrain: {steps: 8}\n"); },
+               {"cfg.yaml:3:", "carriage return not followed by a line feed"});
+  EXPECT_EQ(load("# c\r\ntrain: {steps: 8}\r\n").train.steps, 8);
+  expect_error([&] { load("train: {steps: 9}\r"); }, {"cfg.yaml:1:", "carriage return"});
 }
 
 TEST_F(Config, CrossFieldRulesNameKeysLinesAndFixes) {
@@ -1122,6 +1129,13 @@ TEST(OutputPaths, NeverAnInput) {
   output_file_prepare(dir / "m.jsonl", "log.metrics", OutputContent::kMetrics);
   write_file(dir / "t.json", "\n  {\n    \"schemaVersion\": 1,\n");
   output_file_prepare(dir / "t.json", "--trace", OutputContent::kTrace);
+  // A path that can only name a directory: refused, and its directory is not made.
+  for (const std::string& d :
+       {dir / "newdir/", dir / "newdir/.", dir / "newdir/..", std::string(".")})
+    expect_error<std::runtime_error>(
+        [&] { output_file_prepare(d, "--json", OutputContent::kResults); },
+        {"names a directory, not a file"});
+  EXPECT_EQ(path_kind(dir / "newdir"), PathKind::kMissing);
   for (const std::string& other :
        {std::string("[1, 2, 3]"), std::string("{\"format\": \"longnet-dataset\"}"),
         std::string("{\"text\": \"a corpus line\"}\n"),

@@ -329,8 +329,8 @@ bool CorpusReader::next_jsonl(Document& doc) {
       if (line.size() + take > max)
         throw std::runtime_error("corpus: " + f.path + ":" + std::to_string(o.line + 1) +
                                  ": a JSON line longer than " + std::to_string(max) +
-                                 " bytes (max_document_bytes); split the document or raise the "
-                                 "bound");
+                                 " bytes, past what one line may hold; split the document "
+                                 "over several lines");
       line.append(start, take);
       have = true;
       o.pos += take;
@@ -344,6 +344,11 @@ bool CorpusReader::next_jsonl(Document& doc) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = f.path + ":" + std::to_string(o.line);
+    // (the JSON parser would stop at it and take the line's head for the whole line)
+    if (const size_t z = line.find('\0'); z != std::string::npos)
+      throw std::runtime_error("corpus: " + where + ": a NUL byte at column " +
+                               std::to_string(z + 1) +
+                               "; JSON lines hold none (is the file binary, or damaged?)");
     nlohmann::json j;
     // The text field given twice in one object: JSON keeps one of them silently (as a config
     // refuses a duplicate key, so does the corpus).

@@ -103,6 +103,7 @@ class Builder {
   int lock_fd_ = -1;
   bool created_dir_ = false, kill_pending_ = false;
   int64_t shards_this_run_ = 0;
+  int64_t binary_files_ = 0, empty_files_ = 0;  // skipped as read in this run (directory walks)
 };
 
 void Builder::prepare_out_dir() {
@@ -320,6 +321,9 @@ void Builder::run() {
          << listing.special_files
          << " FIFO(s), socket(s) or device(s) (name a plain file as a --source to include it "
             "whatever its size)";
+  if (binary_files_ > 0 || empty_files_ > 0)
+    line << "; skipped as read: " << binary_files_ << " binary file(s) (a NUL byte) and "
+         << empty_files_ << " empty one(s)";
   if (listing.duplicate_files > 0)
     line << "; " << listing.duplicate_files
          << " file(s) reached twice (overlapping --source paths or hard links), read once";
@@ -418,6 +422,8 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
                         sum_.text_bytes, tokens_now(), shards_now());
       }
       done_bytes += files_[fi].bytes;
+      binary_files_ += reader.summary().binary_files;
+      empty_files_ += reader.summary().empty_files;
     }
     if (!batch.units.empty()) pool.submit(std::move(batch));
     drain(0);
@@ -438,9 +444,11 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
           "data build: the training split is empty: the sources gave " + std::to_string(docs) +
           " document(s) in " + std::to_string(index) + " unit(s) of at most 1 MiB" +
           (m_.val_fraction > 0 && index > 0 ? ", and unit 0 goes to validation" : "") +
-          " (skipped: " + std::to_string(listing.large_files) + " plain files over 16 MiB, " +
-          std::to_string(listing.links) + " links, " + std::to_string(listing.special_files) +
-          " FIFOs, sockets or devices, " + std::to_string(listing.duplicate_files) +
+          " (skipped: " + std::to_string(binary_files_) + " binary files (a NUL byte), " +
+          std::to_string(empty_files_) + " empty files, " + std::to_string(listing.large_files) +
+          " plain files over 16 MiB, " + std::to_string(listing.links) + " links, " +
+          std::to_string(listing.special_files) + " FIFOs, sockets or devices, " +
+          std::to_string(listing.duplicate_files) +
           " files reached twice); give more text (directories or files of text, .jsonl, .gz, "
           ".zst)" +
           (m_.val_fraction > 0 ? " or --val-fraction 0 (and train with eval.interval: 0)" : ""));

@@ -268,6 +268,13 @@ void yaml_reject_parser_traps(const std::string& text, const std::string& name) 
     if ((ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 0x7f)
       throw std::invalid_argument(name + ":" + std::to_string(line_no) + ": control character " +
                                   std::to_string(int(ch)) + " in the file; a config is YAML text");
+    // yaml-cpp does not end a line at a carriage return alone: a comment line ended by one would
+    // swallow the lines after it unseen (a file of such lines reads as empty: every default).
+    if (ch == '\r' && (i + 1 == text.size() || text[i + 1] != '\n'))
+      throw std::invalid_argument(
+          name + ":" + std::to_string(line_no) +
+          ": a carriage return not followed by a line feed (old Mac line endings?); end lines "
+          "with \\n or \\r\\n");
   }
   reject_line_start_commas(text, name);
   bool at_start = true;
