@@ -171,25 +171,25 @@ int cmd_eval(const Args& args) {
   }();
   // The data must be made by the model's tokenizer (where both are known), its ids must be ids
   // of the model, and each window must score tokens of its own.
-  const RecordedTokenizer model_tokenizer = config_data_tokenizer(loaded.config);
-  if (!model_tokenizer.spec.empty() && !data.tokenizer_spec.empty()) {
-    const auto same = tokenizers_same(model_tokenizer, {data.tokenizer_spec, data.tokenizer_hash});
+  const RecordedTokenizer model_tok = model_tokenizer(loaded);
+  if (!model_tok.spec.empty() && !data.tokenizer_spec.empty()) {
+    const auto same = tokenizers_same(model_tok, {data.tokenizer_spec, data.tokenizer_hash});
     if (same && !*same)
       throw std::invalid_argument("eval: " + data.description + " was made by tokenizer " +
                                   data.tokenizer_spec + ", but " + loaded.source +
-                                  " was trained on data of tokenizer " + model_tokenizer.spec +
+                                  " was trained on data of tokenizer " + model_tok.spec +
                                   ": its losses there would mean nothing; score data built with "
                                   "the model's tokenizer (longnet data build --tokenizer " +
-                                  model_tokenizer.spec + " ...)");
+                                  model_tok.spec + " ...)");
     if (!same)
       log_info("eval: warning: cannot check the data's tokenizer " + data.tokenizer_spec +
-               " against the model's " + model_tokenizer.spec + " (a file is not here)");
+               " against the model's " + model_tok.spec + " (a file is not here)");
   }
   const int64_t model_vocab = loaded.config.model.vocab_size;
   if (data.vocab_size > model_vocab)
-    throw std::invalid_argument("eval: " + data.description + " holds ids below " +
-                                std::to_string(data.vocab_size) +
-                                ", but the model's vocabulary is " + std::to_string(model_vocab) +
+    throw std::invalid_argument("eval: the data's vocabulary of " +
+                                std::to_string(data.vocab_size) + " (" + data.description +
+                                ") is larger than the model's " + std::to_string(model_vocab) +
                                 " (model.vocab_size): score data built with the model's tokenizer");
   {
     auto lens = o.context_lens;

@@ -171,7 +171,7 @@ int cmd_generate(const Args& args) {
   const int64_t V = loaded.config.model.vocab_size;
   // The tokenizer: the one the model's data was made with (the prompt's ids must mean what they
   // meant in training), given or taken from the model's config.
-  const RecordedTokenizer recorded = config_data_tokenizer(loaded.config);
+  const RecordedTokenizer recorded = model_tokenizer(loaded);
   std::string spec = f.get("tokenizer");
   if (spec.empty() && recorded.spec.empty() && V != 256)
     throw std::invalid_argument(

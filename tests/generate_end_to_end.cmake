@@ -1,8 +1,8 @@
 # The generation commands end to end on the CPU: train tests/train_small.yaml for a few steps (2
 # ranks), then from its checkpoint `longnet generate` (one prompt streamed; a batch of prompts
 # longer than the training context; a long prompt prefilled on 2 ranks), `longnet eval` over
-# context lengths on 1 and 2 ranks (the same numbers) with JSON and a plot, and `longnet bench
-# generate` with tiny sizes.
+# context lengths on 1 and 2 ranks (the same numbers) with JSON and a plot, `longnet bench
+# generate` with tiny sizes, and the tokenizer a checkpoint records.
 # In: LONGNET, MPIRUN (|-separated), CONFIG, DATA_SRC, WORK.
 string(REPLACE "|" ";" mpirun "${MPIRUN}")
 file(REMOVE_RECURSE "${WORK}")
@@ -140,5 +140,20 @@ math(EXPR end_mod "(${CMAKE_MATCH_1} + 4) % ${cycle}")
 if(NOT end_mod EQUAL 0)
   message(FATAL_ERROR "bench generate --cache-fill full: timed steps from position "
                       "${CMAKE_MATCH_1} do not end at a cycle of ${cycle}")
+endif()
+# A checkpoint records the tokenizer of its training data: once the dataset at its data.path is
+# rebuilt with another tokenizer, eval refuses that data instead of scoring it.
+run(out ${mpirun} ${LONGNET} train ${CONFIG} data.source=${DATA_SRC} data.path=${WORK}/tk_data
+    model.vocab_size=300 train.steps=3 optim.warmup_steps=0 checkpoint.dir=${WORK}/tk_ckpt
+    log.dir=${WORK}/tk_run checkpoint.resume=none)
+file(REMOVE_RECURSE ${WORK}/tk_data)
+run(out ${LONGNET} data build --tokenizer bytes:eot --source ${DATA_SRC} --out ${WORK}/tk_data
+    --no-progress)
+execute_process(COMMAND ${LONGNET} eval --checkpoint ${WORK}/tk_ckpt/step_00000003.ckpt
+                --context-lens 32 --batches 1 --device cpu
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "was trained on data of tokenizer bytes")
+  message(FATAL_ERROR "eval scored data of another tokenizer than the checkpoint's (${rc}):\n"
+                      "${out}${err}")
 endif()
 message(STATUS "generate end to end: all passed")

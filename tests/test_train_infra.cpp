@@ -359,6 +359,14 @@ TEST_F(Config, OverridesApplyAndAreCheckedLikeTheFile) {
   EXPECT_EQ(config_load("", {"train.steps=5", "optim.warmup_steps=0"}).train.steps, 5);
   EXPECT_DOUBLE_EQ(config_load("", {" optim.eps = 1e-6"}).optim.eps, 1e-6);  // spaces trimmed
   EXPECT_EQ(config_load("", {"data.source=\"\""}).data.source, "");          // "": never build
+  // Control characters: refused as in a file.
+  expect_error(
+      [&] {
+        config_load("", {"log.dir=/tmp/\x01"
+                         "b"});
+      },
+      {"log.dir", "control character 1 in the override"});
+  expect_error([&] { config_load("", {"log.dir=a\nb"}); }, {"spans several lines"});
 
   auto bad = [&](const std::string& o, const std::vector<std::string>& more) {
     std::vector<std::string> needles = {"command-line override '" + o + "'"};

@@ -146,6 +146,12 @@ void apply_override(TrainConfig& c, const std::string& text) {
   // first document ('5\n---\n9') or the leading list ('[1, 2] ,8') and drop the rest silently.
   if (value_text.find_first_of("\r\n") != std::string::npos)
     yaml_fail(where, key, "the value spans several lines; an override is one line (key=value)");
+  // Other control characters: refused as in a config file (a path with one is a typo).
+  for (const unsigned char ch : text)
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+      yaml_fail(where, key,
+                "control character " + std::to_string(int(ch)) +
+                    " in the override; an override is YAML text (key=value)");
   const size_t open = value_text.find_first_not_of(" \t");
   if (open != std::string::npos && (value_text[open] == '[' || value_text[open] == '{')) {
     int depth = 0;

@@ -40,6 +40,10 @@ void params_from_dict(LongNetLM& model, const c10::impl::GenericDict& params,
 
 }  // namespace
 
+RecordedTokenizer model_tokenizer(const LoadedModel& loaded) {
+  return loaded.tokenizer.spec.empty() ? config_data_tokenizer(loaded.config) : loaded.tokenizer;
+}
+
 LoadedModel model_load(const ModelLoadOptions& o) {
   LoadedModel out;
   if (o.random_init) {
@@ -70,6 +74,11 @@ LoadedModel model_load(const ModelLoadOptions& o) {
         config_parse(state.at("config").toStringRef(), o.checkpoint + " (config)", o.overrides);
     out.model = LongNetLM(out.config.model);
     params_from_dict(out.model, state.at("model").toGenericDict(), o.checkpoint);
+    auto text = [&](const char* key) {
+      return state.contains(key) && state.at(key).isString() ? state.at(key).toStringRef()
+                                                             : std::string();
+    };
+    out.tokenizer = {text("tokenizer"), text("tokenizer_hash")};
     out.source =
         "checkpoint " + o.checkpoint +
         (state.contains("step") ? " (step " + std::to_string(state.at("step").toInt()) + ")" : "");

@@ -11,6 +11,7 @@
 
 #include "longnet/core/longnet_model.h"
 #include "longnet/train/config.h"
+#include "longnet/train/dataset_check.h"
 
 namespace longnet {
 
@@ -28,10 +29,17 @@ struct LoadedModel {
   LongNetLM model{nullptr};  // in eval mode, on the device, in the dtype
   TrainConfig config;        // the checkpoint's config, or the config file's
   std::string source;        // what was loaded, for logs: "checkpoint X (step 1000)"
+  // The tokenizer a trainer checkpoint records its training data was made with (spec and content
+  // hash); empty for parameters files and checkpoints of earlier versions.
+  RecordedTokenizer tokenizer;
 };
 
 // Throws std::runtime_error / std::invalid_argument naming the file and the problem (missing,
 // not a checkpoint, parameters that do not fit the config's model) and what would work.
 LoadedModel model_load(const ModelLoadOptions& o);
+
+// The tokenizer a loaded model's training data was made with: the checkpoint's record, else what
+// its config tells (config_data_tokenizer: the dataset at data.path as it is now).
+RecordedTokenizer model_tokenizer(const LoadedModel& loaded);
 
 }  // namespace longnet

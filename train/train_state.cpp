@@ -243,7 +243,8 @@ std::string resume_path(ProcessGrid& grid, const TrainConfig& cfg) {
 }  // namespace
 
 void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTensors& params,
-                      const AdamW& optim, const TrainProgress& progress) {
+                      const AdamW& optim, const TrainProgress& progress,
+                      const RecordedTokenizer& tokenizer) {
   // Every rank's generator states, gathered: (world, state bytes).
   auto rng_cpu = world_all_gather_bytes(grid, at::detail::getDefaultCPUGenerator().get_state());
   at::Tensor rng_cuda = cuda_generator_state(grid);
@@ -267,6 +268,10 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
     state.insert("samples", progress.samples);
     state.insert("bad_steps", progress.bad_steps);
     state.insert("eval_pending", progress.eval_pending);
+    if (!tokenizer.spec.empty()) {
+      state.insert("tokenizer", tokenizer.spec);
+      state.insert("tokenizer_hash", tokenizer.hash);
+    }
     state.insert("grid", std::vector<int64_t>{grid.data_parallel, grid.sequence_parallel});
     state.insert("config", config_to_yaml(cfg));
     state.insert("model", model);

@@ -15,6 +15,7 @@
 #include "longnet/parallel/process_grid.h"
 #include "longnet/train/adamw.h"
 #include "longnet/train/config.h"
+#include "longnet/train/dataset_check.h"
 
 namespace longnet {
 
@@ -29,8 +30,12 @@ struct TrainProgress {
 
 // Writes checkpoint `progress.step` into cfg.checkpoint.dir (keeping cfg.checkpoint.keep), then
 // waits for rank 0 on every rank. Every rank must call it.
+// `tokenizer` (spec and content hash of the tokenizer the training data was made with; spec ""
+// when not known) is recorded beside them, so that generation and evaluation read text as
+// training did even when the dataset at data.path changes later.
 void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTensors& params,
-                      const AdamW& optim, const TrainProgress& progress);
+                      const AdamW& optim, const TrainProgress& progress,
+                      const RecordedTokenizer& tokenizer);
 
 // The checkpoint that cfg.checkpoint.resume names ("auto": the newest one in the directory that
 // verifies; "none"; or a path), checked against this model (parameter names and shapes),

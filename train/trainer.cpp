@@ -144,6 +144,7 @@ class Trainer {
   // straight on from it to the next step (not after an evaluation or a checkpoint).
   int64_t first_step_ = 0, tokens_per_step_ = 0;
   bool eval_interrupted_ = false;  // a stop signal ended an evaluation
+  RecordedTokenizer tokenizer_;    // the training data's (recorded in every checkpoint)
   bool eval_pending_ = false;      // the resumed checkpoint's step's evaluation was cut short
   double flops_ = 0, peak_flops_ = 0;
   std::chrono::steady_clock::time_point t_start_;
@@ -284,6 +285,14 @@ void Trainer::data_setup() {
   const bool evaluates = cfg_.eval.interval > 0;
   data_ = TokenDataset::open(d.path, d.format, evaluates);
   log_info(dataset_config_check(cfg_, *data_));
+  // What the checkpoints record of the tokenizer (its hash from the file when the dataset records
+  // none, e.g. llm.c shards with data.tokenizer set; unknown when that file is not here).
+  tokenizer_ = config_data_tokenizer(cfg_);
+  if (!tokenizer_.spec.empty() && tokenizer_.hash.empty()) try {
+      tokenizer_.hash = tokenizer_spec_hash(tokenizer_.spec);
+    } catch (const std::exception&) {
+      tokenizer_ = {};
+    }
   const DatasetManifest* m = data_->manifest();
   if (data_->format() == "nanogpt" || (m && m->tokenizer_kind != "bytes")) bits_per_ = "token";
   if (d.verify == "checksums" && data_->manifest()) {
@@ -650,7 +659,8 @@ void Trainer::loop() {
     if (eval_interrupted_) stop_signal = save_now = true;  // a signal came during the evaluation
     if (save_now)
       train_state_save(*grid_, cfg_, named_params_, *optim_,
-                       TrainProgress{step_, bad_steps_, sampler_->position(), eval_interrupted_});
+                       TrainProgress{step_, bad_steps_, sampler_->position(), eval_interrupted_},
+                       tokenizer_);
     if (eval_now || save_now) last_.reset();
     if (stop_signal) {
       log_info("stopping on a signal after step " + std::to_string(step_) +
