@@ -108,7 +108,8 @@ MetricsWriter::MetricsWriter(const std::string& path, bool fresh) : path_(path) 
   if (fresh && st.st_size > 0) {
     kept_as_ = file_keep_numbered(path);
     if (kept_as_.empty())
-      throw std::runtime_error(who + " holds an earlier run's rows and could not be renamed "
+      throw std::runtime_error(who +
+                               " holds an earlier run's rows and could not be renamed "
                                "aside; move it, or give this run another log.metrics");
     ::close(fd_);
     fd_ = -1;
