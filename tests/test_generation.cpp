@@ -23,6 +23,7 @@
 #include "longnet/parallel/process_grid.h"
 #include "longnet/tests/dilated_reference.h"
 #include "longnet/tests/test_util.h"
+#include "longnet/train/checkpoint_files.h"
 #include "longnet/train/context_eval.h"
 #include "longnet/train/model_load.h"
 
@@ -524,6 +525,48 @@ TEST(ModelLoad, ParametersFileWithConfig) {
     parameters_save(*a.model, params);
     expect_error([&] { model_load(p); }, "parameter '" + name + "' holds 1 NaN or infinite");
   }
+}
+
+// A checkpoint whose entries have other types than `longnet train` writes (another tool's, or
+// altered) is refused naming the entry, not with a LibTorch type error.
+TEST(ModelLoad, CheckpointEntriesOfAnotherType) {
+  const auto cfg_path = temp_path("tiny.yaml");
+  std::ofstream(cfg_path) << kTinyConfig;
+  ModelLoadOptions o;
+  o.config = cfg_path;
+  o.random_init = true;
+  auto a = model_load(o);
+  auto good = [&] {
+    c10::impl::GenericDict params(c10::StringType::get(), c10::TensorType::get());
+    for (const auto& p : a.model->named_parameters()) params.insert(p.key(), p.value().detach());
+    c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
+    state.insert("config", std::string(kTinyConfig));
+    state.insert("model", params);
+    state.insert("tokenizer", std::string("bytes"));
+    state.insert("step", int64_t{5});
+    return state;
+  };
+  const auto dir = temp_path("checkpoints");
+  ModelLoadOptions p;
+  p.checkpoint = checkpoint_path(dir, 5);
+  checkpoint_write(dir, 5, good(), 10);
+  EXPECT_EQ(model_load(p).tokenizer.spec, "bytes");
+  const std::vector<std::pair<std::string, c10::IValue>> bad = {{"config", int64_t{1}},
+                                                                {"model", std::string("weights")},
+                                                                {"tokenizer", int64_t{2}},
+                                                                {"tokenizer_hash", at::zeros({2})},
+                                                                {"step", std::string("5")}};
+  for (const auto& [key, value] : bad) {
+    auto state = good();
+    state.insert_or_assign(key, value);
+    checkpoint_write(dir, 5, state, 10);
+    expect_error([&] { model_load(p); }, "its '" + key + "' entry is not");
+  }
+  auto state = good();
+  auto params = state.at("model").toGenericDict();
+  params.insert_or_assign(params.begin()->key(), c10::IValue(int64_t{3}));
+  checkpoint_write(dir, 5, state, 10);
+  expect_error([&] { model_load(p); }, "is a Int, not a tensor");
 }
 
 TEST(ContextEval, WindowEndsAndErrors) {

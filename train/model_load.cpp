@@ -20,6 +20,9 @@ void params_from_dict(LongNetLM& model, const c10::impl::GenericDict& params,
     if (!params.contains(p.key()))
       throw std::runtime_error("checkpoint " + path + " has no parameter '" + p.key() +
                                "' although its config builds a model with it");
+    if (!params.at(p.key()).isTensor())
+      throw std::runtime_error("checkpoint " + path + ": parameter '" + p.key() + "' is a " +
+                               params.at(p.key()).tagKind() + ", not a tensor");
     const auto& t = params.at(p.key()).toTensor();
     if (!t.is_floating_point())
       throw std::runtime_error("checkpoint " + path + ": parameter '" + p.key() + "' is " +
@@ -70,18 +73,31 @@ LoadedModel model_load(const ModelLoadOptions& o) {
       throw std::runtime_error("checkpoint " + o.checkpoint +
                                " has no 'config' or 'model' entry: it was not written by "
                                "`longnet train`");
+    // Entries of the wrong type: refused by name, not left to the IValue's own error.
+    auto entry_check = [&](const char* key, bool ok, const char* want) {
+      if (!ok)
+        throw std::runtime_error("checkpoint " + o.checkpoint + ": its '" + key +
+                                 "' entry is not " + want +
+                                 ": it was not written by `longnet train`, or was altered");
+    };
+    entry_check("config", state.at("config").isString(), "a string");
+    entry_check("model", state.at("model").isGenericDict(), "a dict of tensors");
+    auto text = [&](const char* key) {
+      if (!state.contains(key)) return std::string();  // (checkpoints of earlier versions)
+      entry_check(key, state.at(key).isString(), "a string");
+      return state.at(key).toStringRef();
+    };
     out.config =
         config_parse(state.at("config").toStringRef(), o.checkpoint + " (config)", o.overrides);
     out.model = LongNetLM(out.config.model);
     params_from_dict(out.model, state.at("model").toGenericDict(), o.checkpoint);
-    auto text = [&](const char* key) {
-      return state.contains(key) && state.at(key).isString() ? state.at(key).toStringRef()
-                                                             : std::string();
-    };
     out.tokenizer = {text("tokenizer"), text("tokenizer_hash")};
-    out.source =
-        "checkpoint " + o.checkpoint +
-        (state.contains("step") ? " (step " + std::to_string(state.at("step").toInt()) + ")" : "");
+    std::string step;
+    if (state.contains("step")) {
+      entry_check("step", state.at("step").isInt(), "an integer");
+      step = " (step " + std::to_string(state.at("step").toInt()) + ")";
+    }
+    out.source = "checkpoint " + o.checkpoint + step;
   } else {
     if (o.checkpoint.empty())
       throw std::invalid_argument(

@@ -138,6 +138,13 @@ MAX_BRANCH_LENGTH = 1 << 40
 
 
 def _int_list(name: str, value: object) -> list[int]:
+    """A sequence of ints: a list or tuple, or a one-dimensional integer numpy array or tensor
+    (as the reference library takes, e.g. np.geomspace(...).astype(int))."""
+    if hasattr(value, "ndim") and hasattr(value, "tolist") and not isinstance(value, Sequence):
+        if value.ndim != 1:
+            raise TypeError(f"{name} must be a one-dimensional list of ints, got a "
+                            f"{value.ndim}-dimensional {type(value).__name__}")
+        value = value.tolist()
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise TypeError(f"{name} must be a list of ints, got {type(value).__name__}")
     out = []

@@ -249,7 +249,7 @@ class MultiheadDilatedAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
         self.attention = DilatedAttention(segment_lengths, dilation_rates,
                                           attention_dropout=self.dropout, op=op)
-        self.xpos: Optional[XPos] = XPos(head_dim) if xpos else None
+        self.xpos: Optional[XPos] = XPos(head_dim) if check_bool("xpos", xpos) else None
         self._reset_parameters()
 
     @property

@@ -33,6 +33,17 @@ TOKEN_ID_CHECK_ENV = "LONGNET_CHECK_TOKEN_IDS"
 
 Activation = Union[str, Callable[[Tensor], Tensor]]
 Device = Optional[Union[torch.device, str]]
+# config.json's "format" as `longnet export` writes it (train/model_export.cpp).
+EXPORT_FORMAT = "longnet-export-1"
+
+
+def _check_load_device(owner: str, device: Device) -> None:
+    """Loading parameters onto the meta device would keep none of them (a model of empty
+    tensors, with a warning per parameter): refused."""
+    if device is not None and torch.device(device).type == "meta":
+        raise ValueError(f"LongNetLM.{owner}: device='meta' holds no data, so no parameters "
+                         f"would be loaded; build the architecture alone with "
+                         f"LongNetLM.from_config(config, device='meta')")
 
 # core/options.cpp's ranges of the `model:` keys (options_visit(LongNetLMOptions)).
 MAX_LAYERS = 1 << 16
@@ -430,6 +441,9 @@ class LongNetLM(nn.Module):
         if variant not in ("decoder_only", "encoder_decoder"):
             raise ValueError(f"unknown LongNetLM variant {variant!r}; allowed values: "
                              f"'decoder_only', 'encoder_decoder'")
+        if num_encoder_layers is not None:
+            num_encoder_layers = _check_int("num_encoder_layers", num_encoder_layers, minimum=0,
+                                            maximum=MAX_LAYERS)
         if variant == "decoder_only" and num_encoder_layers not in (None, 0):
             raise ValueError(f"num_encoder_layers = {num_encoder_layers} but variant is "
                              f"'decoder_only' (no encoder); leave it out, or use "
@@ -556,6 +570,11 @@ class LongNetLM(nn.Module):
         every new module; call .eval() for inference."""
         from longnet.checkpoint import load_checkpoint, parse_config
 
+        _check_load_device("from_checkpoint", device)
+        if isinstance(path, (str, os.PathLike)) and Path(path).is_dir() and \
+                (Path(path) / "config.json").is_file():
+            raise ValueError(f"{path} is a folder of `longnet export`, not a checkpoint; load it "
+                             f"with LongNetLM.from_export({str(path)!r})")
         ckpt = load_checkpoint(path, weights_only=weights_only)
         try:
             config = parse_config(ckpt["config"])
@@ -578,10 +597,13 @@ class LongNetLM(nn.Module):
         in training mode; call .eval() for inference."""
         import json
 
+        _check_load_device("from_export", device)
         folder = Path(directory)
         if not folder.is_dir():
+            hint = (f"; {folder} is a file: a trainer checkpoint loads with "
+                    f"LongNetLM.from_checkpoint({str(folder)!r})" if folder.is_file() else "")
             raise ValueError(f"export {folder}: not a directory (give the --out folder of "
-                             f"`longnet export`)")
+                             f"`longnet export`){hint}")
         config_path, weights_path = folder / "config.json", folder / "model.safetensors"
         for f in (config_path, weights_path):
             if not f.is_file():
@@ -596,6 +618,10 @@ class LongNetLM(nn.Module):
                 or not isinstance(config.get("model"), dict)):
             raise ValueError(f"export {folder}: config.json is not a longnet export (it needs "
                              f"\"architecture\": \"LongNetLM\" and a \"model\" object)")
+        if config.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"export {folder}: config.json has format {config.get('format')!r}; "
+                             f"this version reads {EXPORT_FORMAT!r} (export the checkpoint again "
+                             f"with this version's `longnet export`)")
         try:
             from safetensors.torch import load_file
         except ImportError:

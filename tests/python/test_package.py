@@ -176,6 +176,19 @@ def check_module_inputs(longnet):
                                            dilation_rates=r))
     expect_error(ValueError, "num_tokens = 10",
                  lambda: lm(torch.tensor([[1, 99]], dtype=torch.int32)))
+    expect_error(TypeError, "xpos must be True or False",
+                 lambda: longnet.MultiheadDilatedAttention(32, 2, r, w, xpos="no"))
+    expect_error(TypeError, "num_encoder_layers must be an int",
+                 lambda: longnet.LongNetLM(10, 32, 2, num_encoder_layers=0.0, segment_lengths=w,
+                                           dilation_rates=r, variant="decoder_only"))
+    # Branch lists as one-dimensional integer arrays (the reference library takes them).
+    import numpy as np
+    a = longnet.MultiheadDilatedAttention(32, 2, np.array(r), np.array(w))
+    assert a.segment_lengths == w and a.dilation_rates == r, (a.segment_lengths, a.dilation_rates)
+    expect_error(TypeError, "segment_lengths must be a one-dimensional list of ints",
+                 lambda: longnet.DilatedAttention(np.array([w]), r))
+    expect_error(TypeError, "segment_lengths[0] must be an int, got float",
+                 lambda: longnet.DilatedAttention(torch.tensor([16.0, 32.0]), r))
     expect_error(TypeError, "int64 (or int32) token ids, got torch.float64",
                  lambda: lm(torch.zeros(1, 5, dtype=torch.float64)))
     expect_error(TypeError, "got torch.uint8", lambda: lm(torch.zeros(1, 5, dtype=torch.uint8)))
@@ -800,6 +813,21 @@ def check_export(longnet, args):
         json.dump(big, fh)
     expect_error(ValueError, "(model.dim_feedforward, model.d_model)",
                  lambda: longnet.LongNetLM.from_export(foreign))
+    # Another format version, the meta device (nothing would load), each loader given the
+    # other's input: refused, naming what works.
+    other = dict(cfg, format="longnet-export-99")
+    with open(os.path.join(foreign, "config.json"), "w") as fh:
+        json.dump(other, fh)
+    expect_error(ValueError, "has format 'longnet-export-99'",
+                 lambda: longnet.LongNetLM.from_export(foreign))
+    expect_error(ValueError, "device='meta' holds no data",
+                 lambda: longnet.LongNetLM.from_export(out, device="meta"))
+    expect_error(ValueError, "device='meta' holds no data",
+                 lambda: longnet.LongNetLM.from_checkpoint(path, device="meta"))
+    expect_error(ValueError, "load it with LongNetLM.from_export",
+                 lambda: longnet.LongNetLM.from_checkpoint(out))
+    expect_error(ValueError, "a trainer checkpoint loads with LongNetLM.from_checkpoint",
+                 lambda: longnet.LongNetLM.from_export(path))
     print(f"ok: export round trip ({len(tensors)} tensors; bfloat16 too; from_export, and its "
           f"errors)")
 
