@@ -1,7 +1,10 @@
 // The `longnet` command line: one binary, sub-commands for checking, benchmarking, data and
 // training (commands.h). Run under mpirun for more than one rank; errors end the whole job
 // (run_main in parallel/mpi_bootstrap.h).
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -9,6 +12,7 @@
 #include <vector>
 
 #include "longnet/cli/commands.h"
+#include "longnet/cli/stdout_stream.h"
 #include "longnet/cli/tokenizer_command.h"
 #include "longnet/longnet_build_info.h"
 #include "longnet/parallel/mpi_bootstrap.h"
@@ -126,5 +130,19 @@ int main(int argc, char** argv) {
   // No command dies of a signal: a write to a closed pipe (`longnet generate ... | head`) fails
   // with EPIPE instead, and the commands that stream to stdout stop cleanly (stdout_stream.h).
   std::signal(SIGPIPE, SIG_IGN);
-  return longnet::dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  const int rc = longnet::dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  // What a command printed (eval's table, info, --help) must have reached stdout: a failed write
+  // (a full disk) is an error, not status 0 with the output lost. A reader that closed the pipe
+  // early (`| head`) is not.
+  errno = 0;
+  std::cout.flush();
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+    const int e = errno;
+    if (e != EPIPE && !longnet::stdout_was_closed()) {
+      std::fprintf(stderr, "longnet: writing stdout failed: %s; the output is incomplete\n",
+                   e != 0 ? std::strerror(e) : "write error");
+      return rc != 0 ? rc : 1;
+    }
+  }
+  return rc;
 }

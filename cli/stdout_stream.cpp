@@ -8,12 +8,20 @@
 
 namespace longnet {
 
+namespace {
+bool closed = false;
+}  // namespace
+
+bool stdout_was_closed() {
+  return closed;
+}
+
 bool stdout_write(const std::string& text) {
   errno = 0;
   if (std::ferror(stdout)) return false;  // an earlier write already failed
   const size_t n = std::fwrite(text.data(), 1, text.size(), stdout);
   if (std::fflush(stdout) == 0 && n == text.size()) return true;
-  if (errno == EPIPE) return false;
+  if (errno == EPIPE) return closed = true, false;
   throw std::runtime_error(std::string("writing stdout failed: ") +
                            (errno ? std::strerror(errno) : "short write"));
 }

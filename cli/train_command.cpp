@@ -77,6 +77,17 @@ int cmd_train(const Args& args) {
   faults.config_parser_hang = f.get_switch("debug-parser-hang");
   faults.truncate_data_at_step = f.get_int("debug-truncate-data-at");
 
+  // --check-config and --print-ranks answer a question and train nothing: one at a time, and
+  // without the flags of a training run (which they would ignore).
+  if (f.given("check-config") && f.get_switch("print-ranks"))
+    throw std::invalid_argument(
+        "longnet train: --check-config P and --print-ranks both ask about the config; give one");
+  if (f.given("check-config") || f.get_switch("print-ranks"))
+    for (const char* run_flag : {"trace", "profile", "stop-after"})
+      if (f.given(run_flag))
+        throw std::invalid_argument(std::string("longnet train: --") + run_flag +
+                                    " applies to a training run, which --check-config and "
+                                    "--print-ranks do not start; leave one of them out");
   auto cfg = config_load(config_path, overrides);
   if (f.given("check-config")) {
     const int64_t world = f.get_int("check-config");

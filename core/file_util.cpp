@@ -220,11 +220,6 @@ void output_dir_prepare(const std::string& dir, const std::string& what) {
   probe_writable(dir, what, dir);
 }
 
-namespace {
-// `path` made absolute one component at a time: each prefix that exists is resolved (symlinks
-// followed, as realpath); past the first one that does not, components are taken as written
-// (they will be plain directories once created), with "." dropped and ".." the parent. So
-// "missing/../data/x" is "$PWD/data/x", as the kernel will see it once "missing" exists.
 std::string path_resolve(const std::string& path) {
   char buf[PATH_MAX];
   std::string at;
@@ -252,6 +247,7 @@ std::string path_resolve(const std::string& path) {
   return at.empty() ? "/" : at;
 }
 
+namespace {
 // Whether `path` (existing or not) names the existing file `file` once its missing directories
 // exist.
 bool path_is(const std::string& path, const std::string& file) {
@@ -311,10 +307,15 @@ int64_t free_bytes(const std::string& path) {
   return static_cast<int64_t>(s.f_bavail) * static_cast<int64_t>(s.f_frsize);
 }
 
+int open_fresh(const std::string& path) {
+  ::unlink(path.c_str());  // (fails harmlessly when there is none; a directory makes open fail)
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
 void file_write_atomic(const std::string& path,
                        const std::vector<std::pair<const char*, size_t>>& parts) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = open_fresh(tmp);
   if (fd < 0) throw std::runtime_error("'" + tmp + "': cannot create: " + std::strerror(errno));
   auto fail = [&](const char* what) {
     const std::string err = std::strerror(errno);

@@ -61,10 +61,23 @@ bool is_checkpoint_name(const std::string& path);
 // The same for an output directory (created if needed).
 void output_dir_prepare(const std::string& dir, const std::string& what);
 
+// Creates `path` as a new, empty regular file to write (the temporary file of an atomic write):
+// whatever entry had that name (a leftover of a crash, or a symbolic or hard link planted there)
+// is unlinked first, and the open neither follows a link nor reuses a file (O_EXCL | O_NOFOLLOW),
+// so the write never reaches a file elsewhere. Returns the descriptor, or -1 with errno set.
+int open_fresh(const std::string& path);
+
 // Writes the parts (pointer, size) to `path` atomically: a temporary file beside it, written in
 // full, fsynced and renamed over it. Throws std::runtime_error naming the file and the failure.
 void file_write_atomic(const std::string& path,
                        const std::vector<std::pair<const char*, size_t>>& parts);
+
+// `path` made absolute one component at a time: each prefix that exists is resolved (symlinks
+// followed, as realpath); past the first one that does not, components are taken as written
+// (they will be plain directories once created), with "." dropped and ".." the parent. So
+// "missing/../data/x" is "$PWD/data/x", as the kernel will see it once "missing" exists. "" when
+// the working directory cannot be read.
+std::string path_resolve(const std::string& path);
 
 // Whether `path` (existing or not) lies inside the directory `dir` or is `dir` itself, after
 // resolving symbolic links of the parts that exist.

@@ -123,7 +123,7 @@ void archive_write(int fd, const std::vector<std::pair<std::string, at::Tensor>>
 
 void parameters_save(const torch::nn::Module& m, const std::string& path) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open_fresh(tmp);
   TORCH_CHECK(fd >= 0, "parameters_save: cannot create ", tmp, ": ", std::strerror(errno));
   try {
     archive_write(fd, named_tensors(m), tmp);

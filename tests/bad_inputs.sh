@@ -445,6 +445,32 @@ if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; then
   expect1 device.no_gpu "--device cuda: this machine has no usable GPU" \
     generate --checkpoint "$CK" --device cuda --prompt x
 fi
+# Configs that say nothing, comments in overrides, limits no collective meets, mixed modes.
+printf '# only a comment\n---\n' > "$WORK/empty.yaml"
+expect config.empty_file "holds no keys" train "$WORK/empty.yaml"
+expect config.override_comment "would be read as a YAML comment and dropped" "${T0[@]}" \
+  "checkpoint.dir=$WORK/ckpt #2"
+expect config.timeout_tiny "too short for a collective to finish" "${T[@]}" \
+  train.collective_timeout_s=0.001
+expect1 flag.two_modes "--check-config P and --print-ranks both ask" train "$CONFIG" \
+  --check-config 2 --print-ranks
+expect1 flag.mode_with_run_flag "--trace applies to a training run" train "$CONFIG" \
+  --print-ranks --trace "$WORK/t.json"
+# train.log is appended to, never through a link.
+mkdir -p "$WORK/run_link" && printf 'precious\n' > "$WORK/victim.log"
+ln -sf ../victim.log "$WORK/run_link/train.log"
+expect run.train_log_link "its train.log is a symbolic link" "${T0[@]}" \
+  checkpoint.dir="$WORK/ck_link" log.dir="$WORK/run_link"
+[[ "$(cat "$WORK/victim.log")" == precious ]] || fail "run.train_log_link: written through the link"
+# What a command prints must reach stdout: a full disk is an error; a reader that stops early
+# (`| head`) is not.
+if [[ -w /dev/full ]]; then
+  expect_failure out.stdout_full "writing stdout failed" 20 \
+    bash -c "'$BIN' tokenizer info --tokenizer bytes > /dev/full"
+  expect_ok out.stdout_full "writing stdout failed"
+fi
+"$BIN" tokenizer encode --tokenizer bytes < "$WORK/big.txt" | head -c 10 > /dev/null
+[[ ${PIPESTATUS[0]} == 0 ]] || fail "tokenizer encode | head: exited ${PIPESTATUS[0]}"
 # Help on every command and command group (exit 0).
 for c in "" data bench check tokenizer train "data build" "bench attention" "check comm" \
          "tokenizer encode"; do

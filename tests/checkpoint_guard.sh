@@ -74,6 +74,11 @@ expect metrics_onto_text onto_other "does not hold longnet's metrics lines" trai
 copy other_model
 expect resume_other_model other_model "holds another model than this run's" train.steps=12 \
   model.activation=relu
+# Resuming from a checkpoint elsewhere into a directory that holds another run's checkpoints:
+# retention would delete them.
+copy into_used
+expect resume_from_elsewhere into_used "checkpoint(s) of another run" train.steps=12 \
+  checkpoint.resume="$WORK/ckpt/step_00000004.ckpt"
 # A directory where a checkpoint of this run would be written is found at the start.
 copy blocked; mkdir "$WORK/blocked/step_00000012.ckpt"
 expect checkpoint_name_is_dir blocked "with a checkpoint's name" train.steps=12
@@ -112,6 +117,26 @@ grep -qF "log.dir '$WORK/run_shared' is in use by another training job" "$WORK/b
   fail "run_folder_in_use: $(grep -m2 error "$WORK/busy2.log")"
 cases=$((cases + 1))
 echo "ok: run_folder_in_use ($((SECONDS - t0)) s)"
+# Links planted at the temporary names of the next checkpoints (symbolic, hard) are never
+# written through, and other *.ckpt.tmp files (the user's) are left alone.
+copy planted
+printf 'precious\n' > "$WORK/victim1.txt" && printf 'precious\n' > "$WORK/victim2.txt"
+ln -s ../victim1.txt "$WORK/planted/step_00000012.ckpt.tmp"
+ln "$WORK/victim2.txt" "$WORK/planted/step_00000016.ckpt.tmp"
+printf 'notes\n' > "$WORK/planted/notes.ckpt.tmp"
+timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/planted" log.dir="$WORK/run_planted" train.steps=16 checkpoint.interval=4 \
+  > "$WORK/planted.log" 2>&1 || fail "planted_links: $(grep -m2 error "$WORK/planted.log")"
+for v in victim1 victim2; do
+  [[ "$(cat "$WORK/$v.txt")" == precious ]] || fail "planted_links: $v.txt was written through a link"
+done
+for s in 12 16; do
+  f="$WORK/planted/step_000000$s.ckpt"
+  [[ -f "$f" && ! -L "$f" && $(stat -c %h "$f") == 1 ]] || fail "planted_links: $f is not a file of its own"
+done
+[[ -e "$WORK/planted/notes.ckpt.tmp" ]] || fail "planted_links: the user's notes.ckpt.tmp was deleted"
+cases=$((cases + 1))
+echo "ok: planted_links"
 # The good directory itself still resumes and trains on.
 timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
   checkpoint.dir="$WORK/ckpt" log.dir="$WORK/run0" train.steps=12 checkpoint.interval=4 \

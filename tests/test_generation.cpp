@@ -25,6 +25,7 @@
 #include "longnet/tests/test_util.h"
 #include "longnet/train/checkpoint_files.h"
 #include "longnet/train/context_eval.h"
+#include "longnet/train/model_export.h"
 #include "longnet/train/model_load.h"
 
 namespace longnet {
@@ -566,7 +567,35 @@ TEST(ModelLoad, CheckpointEntriesOfAnotherType) {
   auto params = state.at("model").toGenericDict();
   params.insert_or_assign(params.begin()->key(), c10::IValue(int64_t{3}));
   checkpoint_write(dir, 5, state, 10);
-  expect_error([&] { model_load(p); }, "is a Int, not a tensor");
+  expect_error([&] { model_load(p); }, "a Int, not a tensor");
+}
+
+// export refuses what it cannot write faithfully: non-finite parameters, and finite ones past
+// the range of the dtype asked for (float16's 65,504), which the cast would make infinite.
+TEST(Export, RefusesValuesTheDtypeCannotHold) {
+  const auto cfg_path = temp_path("tiny.yaml");
+  std::ofstream(cfg_path) << kTinyConfig;
+  ModelLoadOptions o;
+  o.config = cfg_path;
+  o.random_init = true;
+  auto a = model_load(o);
+  auto write = [&](double scale, const std::string& dir) {
+    c10::impl::GenericDict params(c10::StringType::get(), c10::TensorType::get());
+    for (const auto& p : a.model->named_parameters())
+      params.insert(p.key(), p.value().detach() * scale);
+    c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
+    state.insert("config", std::string(kTinyConfig));
+    state.insert("model", params);
+    state.insert("step", int64_t{7});
+    checkpoint_write(dir, 7, state, 10);
+    return checkpoint_path(dir, 7);
+  };
+  const auto big = write(1e6, temp_path("big")), inf = write(INFINITY, temp_path("inf"));
+  expect_error([&] { checkpoint_export(big, temp_path("out16"), "float16"); },
+               "in absolute value, past the range of float16");
+  EXPECT_GT(checkpoint_export(big, temp_path("outbf16"), "bfloat16").tensors, 0);
+  expect_error([&] { checkpoint_export(inf, temp_path("outinf"), ""); },
+               "holds NaN or infinite values");
 }
 
 TEST(ContextEval, WindowEndsAndErrors) {

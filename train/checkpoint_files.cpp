@@ -334,7 +334,7 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
   if (!make_dirs(dir))
     throw std::runtime_error("checkpoint dir '" + dir + "' cannot be created: " + errno_text());
   const std::string path = checkpoint_path(dir, step), tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open_fresh(tmp);
   if (fd < 0) throw std::runtime_error("checkpoint '" + tmp + "': cannot create: " + errno_text());
   try {
     // Fault injection for tests: die half-way through the write, as a kill would.
@@ -363,7 +363,8 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
   // Leftovers of a crash mid-write are never complete (the directory's lock says no other job
   // is writing here): remove them.
   for (const std::string& name : dir_names(dir))
-    if (name.size() > 9 && name.compare(name.size() - 9, 9, ".ckpt.tmp") == 0)
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
+        is_checkpoint_name(name))  // step_N.ckpt.tmp only: other files are the user's
       ::unlink(join_path(dir, name).c_str());
   // Retention over the checkpoints that verify, newest first.
   int kept = 1;  // the one just written

@@ -142,7 +142,7 @@ void apply_override(TrainConfig& c, const std::string& text) {
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(0, 1);
   const std::string value_text = text.substr(eq + 1);
-  // One line, and nothing after a bracketed value but a comment: yaml-cpp would read only the
+  // One line, and nothing after a bracketed value: yaml-cpp would read only the
   // first document ('5\n---\n9') or the leading list ('[1, 2] ,8') and drop the rest silently.
   if (value_text.find_first_of("\r\n") != std::string::npos)
     yaml_fail(where, key, "the value spans several lines; an override is one line (key=value)");
@@ -152,6 +152,29 @@ void apply_override(TrainConfig& c, const std::string& text) {
       yaml_fail(where, key,
                 "control character " + std::to_string(int(ch)) +
                     " in the override; an override is YAML text (key=value)");
+  // No comments: YAML would drop the text from a '#' at the start or after a blank, silently
+  // ('checkpoint.dir=runs/exp #2' names runs/exp, another run's directory).
+  {
+    char quote = 0;
+    for (size_t i = 0; i < value_text.size(); ++i) {
+      const char ch = value_text[i];
+      if (quote) {
+        if (quote == '"' && ch == '\\')
+          ++i;  // an escaped character
+        else if (ch == quote)
+          quote = 0;
+      } else if (ch == '"' || ch == '\'') {
+        quote = ch;
+      } else if (ch == '#' && (i == 0 || value_text[i - 1] == ' ' || value_text[i - 1] == '\t')) {
+        yaml_fail(where, key,
+                  "'" + value_text.substr(i) +
+                      "' would be read as a YAML comment and dropped; an override takes no "
+                      "comment. To keep a '#' in the value, quote it (" +
+                      key + "='" + value_text + "', in shell quotes: \"" + key + "='" + value_text +
+                      "'\")");
+      }
+    }
+  }
   const size_t open = value_text.find_first_not_of(" \t");
   if (open != std::string::npos && (value_text[open] == '[' || value_text[open] == '{')) {
     int depth = 0;
@@ -171,7 +194,7 @@ void apply_override(TrainConfig& c, const std::string& text) {
     }
     const size_t rest =
         close == std::string::npos ? close : value_text.find_first_not_of(" \t", close + 1);
-    if (rest != std::string::npos && value_text[rest] != '#')
+    if (rest != std::string::npos)
       yaml_fail(where, key,
                 "'" + value_text.substr(rest) + "' follows the bracketed value; give one value");
   }
@@ -240,7 +263,18 @@ TrainConfig config_load(const std::string& path, const std::vector<std::string>&
   } catch (const std::runtime_error& e) {
     throw std::invalid_argument(e.what());
   }
-  return config_parse_guarded(text, path, overrides);
+  TrainConfig c = config_parse_guarded(text, path, overrides);
+  // A file with no keys (empty, only comments, only '---'; a truncated copy) is refused as a
+  // missing config is, not trained as the defaults (the paper's 85M model). (It parsed above, so
+  // reading it again cannot hang.)
+  const std::vector<YAML::Node> docs = YAML::LoadAll(text);
+  if (docs.empty() || docs[0].IsNull())
+    throw std::invalid_argument(
+        "config file '" + path +
+        "' holds no keys (it is empty, or only comments): give an experiment config, e.g. "
+        "configs/tiny.yaml (a small CPU run) or configs/base.yaml (the paper's model, every "
+        "default spelled out)");
+  return c;
 }
 
 TrainConfig config_parse_guarded(const std::string& text, const std::string& name,

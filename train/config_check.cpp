@@ -2,6 +2,7 @@
 // layout's rules belong to their owners (core/options.h, parallel/sequence_layout.h); this file
 // maps their errors to config keys with file:line, and adds the grid's and training's own rules.
 #include <algorithm>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -53,6 +54,12 @@ std::string layout_key(const std::string& field) {
   return "model." + field;
 }
 
+std::string number_text(double x) {
+  std::ostringstream s;
+  s << x;
+  return s.str();
+}
+
 std::string mention(const TrainConfig& c, const std::string& key, const std::string& value) {
   const std::string at = origin_of(c, key);
   return key + " = " + value + " (" + (at.empty() ? "default" : at) + ")";
@@ -99,6 +106,13 @@ void check_training(const TrainConfig& c, int world) {
               "is empty (no run folder) and so is log.metrics; name a run folder (e.g. log.dir: "
               "runs/my_run) or a metrics file",
               {"log.metrics"});
+  // A positive limit under a second fails the first collective that meets any delay (a rank's
+  // data load, a first CUDA launch), after training started; 0 is "no limit".
+  if (c.train.collective_timeout_s > 0 && c.train.collective_timeout_s < 1)
+    fail_rule(c, "train.collective_timeout_s",
+              "is " + number_text(c.train.collective_timeout_s) +
+                  " s, too short for a collective to finish (ranks wait on each other's data "
+                  "loads and first launches); give at least 1 (seconds), or 0 for no limit");
   if (c.train.precision == "bf16" && c.device != "cuda")
     fail_rule(c, "train.precision",
               "bf16 needs device: cuda but " + mention(c, "device", c.device) +

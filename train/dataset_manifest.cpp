@@ -276,6 +276,7 @@ DatasetManifest manifest_read(const std::string& path) {
 void manifest_write(const std::string& dir, const DatasetManifest& m) {
   const std::string path = dir + "/" + kManifestName, tmp = path + ".tmp";
   {
+    ::unlink(tmp.c_str());  // a leftover, or a link: never written through
     std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
     o << manifest_to_json(m);
     o.close();

@@ -14,6 +14,7 @@
 #include "longnet/train/checkpoint_files.h"
 #include "longnet/train/config.h"
 #include "longnet/train/metrics.h"
+#include "longnet/train/model_load.h"
 
 namespace longnet {
 namespace {
@@ -146,18 +147,35 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
                                   "' is not float32, bfloat16 or float16");
   }
   auto state = checkpoint_read(checkpoint);
-  if (!state.contains("config") || !state.contains("model") || !state.contains("step"))
+  checkpoint_entries_check(state, checkpoint);
+  if (!state.contains("step"))
     throw std::runtime_error("checkpoint '" + checkpoint +
-                             "' has no config, model or step entry: not written by longnet train");
+                             "' has no step entry: not written by longnet train");
   const TrainConfig config =
       config_parse(state.at("config").toStringRef(), checkpoint + " (its config)");
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   ExportSummary s;
   s.step = state.at("step").toInt();
   for (const auto& kv : state.at("model").toGenericDict()) {
+    const std::string& name = kv.key().toStringRef();
     at::Tensor t = kv.value().toTensor();
-    if (!dtype.empty() && t.is_floating_point()) t = t.to(cast);
-    tensors.emplace_back(kv.key().toStringRef(), t);
+    // Non-finite parameters, and finite ones past the range of the dtype asked for (float16's
+    // 65,504), are refused: the export would hold infinities with no sign of them.
+    if (t.is_floating_point() && !at::isfinite(t).all().item<bool>())
+      throw std::runtime_error("export: parameter '" + name + "' of checkpoint '" + checkpoint +
+                               "' holds NaN or infinite values; export a checkpoint from before "
+                               "the run diverged");
+    if (!dtype.empty() && t.is_floating_point()) {
+      at::Tensor c = t.to(cast);
+      if (!at::isfinite(c).all().item<bool>())
+        throw std::runtime_error("export: parameter '" + name + "' holds values up to " +
+                                 c10::str(t.abs().max().item<double>()) +
+                                 " in absolute value, past the range of " + dtype +
+                                 " (whose largest is " + (cast == at::kHalf ? "65504" : "~3.4e38") +
+                                 "); export as bfloat16 or float32. Nothing was written");
+      t = c;
+    }
+    tensors.emplace_back(name, t);
     s.bytes += static_cast<int64_t>(t.nbytes());
   }
   s.tensors = static_cast<int64_t>(tensors.size());

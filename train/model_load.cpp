@@ -20,9 +20,6 @@ void params_from_dict(LongNetLM& model, const c10::impl::GenericDict& params,
     if (!params.contains(p.key()))
       throw std::runtime_error("checkpoint " + path + " has no parameter '" + p.key() +
                                "' although its config builds a model with it");
-    if (!params.at(p.key()).isTensor())
-      throw std::runtime_error("checkpoint " + path + ": parameter '" + p.key() + "' is a " +
-                               params.at(p.key()).tagKind() + ", not a tensor");
     const auto& t = params.at(p.key()).toTensor();
     if (!t.is_floating_point())
       throw std::runtime_error("checkpoint " + path + ": parameter '" + p.key() + "' is " +
@@ -47,6 +44,32 @@ RecordedTokenizer model_tokenizer(const LoadedModel& loaded) {
   return loaded.tokenizer.spec.empty() ? config_data_tokenizer(loaded.config) : loaded.tokenizer;
 }
 
+void checkpoint_entries_check(const c10::impl::GenericDict& state, const std::string& path) {
+  if (!state.contains("config") || !state.contains("model"))
+    throw std::runtime_error("checkpoint " + path +
+                             " has no 'config' or 'model' entry: it was not written by "
+                             "`longnet train`");
+  // Entries of the wrong type: refused by name, not left to the IValue's own error.
+  auto check = [&](const char* key, bool (c10::IValue::*is)() const, const char* want) {
+    if (state.contains(key) && !(state.at(key).*is)())
+      throw std::runtime_error("checkpoint " + path + ": its '" + key + "' entry is not " + want +
+                               " (" + state.at(key).tagKind() +
+                               "): it was not written by `longnet train`, or was altered");
+  };
+  check("config", &c10::IValue::isString, "a string");
+  check("model", &c10::IValue::isGenericDict, "a dict of tensors");
+  check("step", &c10::IValue::isInt, "an integer");
+  check("tokenizer", &c10::IValue::isString, "a string");
+  check("tokenizer_hash", &c10::IValue::isString, "a string");
+  for (const auto& kv : state.at("model").toGenericDict())
+    if (!kv.key().isString() || !kv.value().isTensor())
+      throw std::runtime_error(
+          "checkpoint " + path + ": its 'model' entry holds " +
+          (kv.key().isString() ? "'" + kv.key().toStringRef() + "'" + ", a " + kv.value().tagKind()
+                               : std::string("a key that is not a name")) +
+          ", not a tensor: it was not written by `longnet train`");
+}
+
 LoadedModel model_load(const ModelLoadOptions& o) {
   LoadedModel out;
   if (o.random_init) {
@@ -69,34 +92,17 @@ LoadedModel model_load(const ModelLoadOptions& o) {
           ". A trainer checkpoint (runs/NAME/checkpoints/step_*.ckpt) loads alone; a parameters "
           "file (a {name: tensor} dict) needs --config with the model it was made for");
     }
-    if (!state.contains("config") || !state.contains("model"))
-      throw std::runtime_error("checkpoint " + o.checkpoint +
-                               " has no 'config' or 'model' entry: it was not written by "
-                               "`longnet train`");
-    // Entries of the wrong type: refused by name, not left to the IValue's own error.
-    auto entry_check = [&](const char* key, bool ok, const char* want) {
-      if (!ok)
-        throw std::runtime_error("checkpoint " + o.checkpoint + ": its '" + key +
-                                 "' entry is not " + want +
-                                 ": it was not written by `longnet train`, or was altered");
-    };
-    entry_check("config", state.at("config").isString(), "a string");
-    entry_check("model", state.at("model").isGenericDict(), "a dict of tensors");
+    checkpoint_entries_check(state, o.checkpoint);
     auto text = [&](const char* key) {
-      if (!state.contains(key)) return std::string();  // (checkpoints of earlier versions)
-      entry_check(key, state.at(key).isString(), "a string");
-      return state.at(key).toStringRef();
+      return state.contains(key) ? state.at(key).toStringRef() : std::string();
     };
     out.config =
         config_parse(state.at("config").toStringRef(), o.checkpoint + " (config)", o.overrides);
     out.model = LongNetLM(out.config.model);
     params_from_dict(out.model, state.at("model").toGenericDict(), o.checkpoint);
     out.tokenizer = {text("tokenizer"), text("tokenizer_hash")};
-    std::string step;
-    if (state.contains("step")) {
-      entry_check("step", state.at("step").isInt(), "an integer");
-      step = " (step " + std::to_string(state.at("step").toInt()) + ")";
-    }
+    const std::string step =
+        state.contains("step") ? " (step " + std::to_string(state.at("step").toInt()) + ")" : "";
     out.source = "checkpoint " + o.checkpoint + step;
   } else {
     if (o.checkpoint.empty())

@@ -3,6 +3,7 @@
 // e.g. written from Python) with the YAML config whose `model:` section built it.
 #pragma once
 
+#include <ATen/core/Dict.h>
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
@@ -33,6 +34,11 @@ struct LoadedModel {
   // hash); empty for parameters files and checkpoints of earlier versions.
   RecordedTokenizer tokenizer;
 };
+
+// Checks the entries a reader of a trainer checkpoint (checkpoint_read) uses, before it uses
+// them: "config" a string, "model" a dict of tensors, and where present "step" an integer and
+// "tokenizer", "tokenizer_hash" strings. Throws std::runtime_error naming `path` and the entry.
+void checkpoint_entries_check(const c10::impl::GenericDict& state, const std::string& path);
 
 // Throws std::runtime_error / std::invalid_argument naming the file and the problem (missing,
 // not a checkpoint, parameters that do not fit the config's model) and what would work.

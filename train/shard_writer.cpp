@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "longnet/core/file_util.h"
 #include "longnet/train/crc32.h"
 #include "longnet/train/data_file.h"
 #include "longnet/train/shard_header.h"
@@ -49,7 +50,7 @@ ShardWriter::ShardWriter(const std::string& dir, bool validation, int64_t index,
       index_(index),
       token_bytes_(token_bytes),
       vocab_size_(vocab_size) {
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd_ = open_fresh(tmp_);
   if (fd_ < 0)
     throw std::runtime_error("data build: cannot create '" + tmp_ + "': " + std::strerror(errno));
   buf_.reserve(kBuffer);

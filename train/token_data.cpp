@@ -198,6 +198,7 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     throw std::runtime_error("data build: cannot create the directory of '" + out_path +
                              "': " + std::strerror(errno));
   const std::string tmp = out_path + ".tmp";
+  ::unlink(tmp.c_str());  // a leftover, or a link: never written through
   std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
   if (!o)
     throw std::runtime_error("data build: cannot create '" + tmp + "': " + std::strerror(errno));

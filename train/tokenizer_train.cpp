@@ -214,6 +214,7 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
                              "': " + std::strerror(errno));
   const std::string tmp = o.out_path + ".tmp";
   {
+    ::unlink(tmp.c_str());  // a leftover, or a link: never written through
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(model.data(), static_cast<std::streamsize>(model.size()));
     out.close();

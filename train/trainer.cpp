@@ -207,19 +207,33 @@ void Trainer::grid_setup() {
   if (grid_->world_rank == 0) {
     dir_prepare(cfg_.checkpoint.dir, "checkpoint dir (checkpoint.dir)");
     checkpoint_lock_ = std::make_unique<CheckpointDirLock>(cfg_.checkpoint.dir);
-    output_not_input(config_metrics_path(cfg_), inputs, "metrics file (log.metrics)");
-    output_file_prepare(config_metrics_path(cfg_), "metrics file (log.metrics)",
-                        OutputContent::kMetrics);
+    // (named by the key the user set: log.metrics, or log.dir for the run folder's file)
+    const std::string metrics_what = cfg_.log.metrics.empty()
+                                         ? "metrics file (metrics.jsonl in log.dir)"
+                                         : "metrics file (log.metrics)";
+    output_not_input(config_metrics_path(cfg_), inputs, metrics_what);
+    output_file_prepare(config_metrics_path(cfg_), metrics_what, OutputContent::kMetrics);
     // The run folder: the resolved config, and from here on a copy of this output.
     if (!cfg_.log.dir.empty()) {
       dir_prepare(cfg_.log.dir, "run folder (log.dir)");
       // Locked too: a second job would rewrite its config.yaml and interleave its metrics.
       if (!same_dir(cfg_.log.dir, cfg_.checkpoint.dir))
         run_lock_ = std::make_unique<CheckpointDirLock>(cfg_.log.dir, "log.dir");
+      // train.log is appended to: never through a link to a file elsewhere.
+      const std::string log_path = cfg_.log.dir + "/train.log";
+      struct stat ls;
+      if (::lstat(log_path.c_str(), &ls) == 0 && (!S_ISREG(ls.st_mode) || ls.st_nlink > 1))
+        throw std::runtime_error(
+            "run folder (log.dir) '" + cfg_.log.dir + "': its train.log is " +
+            (S_ISLNK(ls.st_mode)   ? std::string("a symbolic link")
+             : S_ISREG(ls.st_mode) ? std::string("a hard link (another name of the same file)")
+                                   : path_kind_text(log_path)) +
+            "; longnet appends only to a train.log of its own. Remove it, or give another "
+            "log.dir. Nothing was changed");
       const std::string yaml = config_to_yaml(cfg_);
       config_previous_keep(cfg_.log.dir, yaml);
       file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
-      log_file_open(cfg_.log.dir + "/train.log");
+      log_file_open(log_path);
     }
   }
   if (!trace_path().empty()) {
