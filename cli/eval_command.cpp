@@ -153,7 +153,7 @@ int cmd_eval(const Args& args) {
         output_not_input(f.get(out), {data_path}, std::string("longnet eval --") + out);
   auto data = [&] {
     try {
-      return validation_tokens_open(data_path);
+      return validation_tokens_open(data_path, loaded.config.model.vocab_size);
     } catch (const std::exception& e) {
       std::string what = e.what();
       // The path came from --data (not from a config's data.path): name the flag.

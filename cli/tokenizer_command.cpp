@@ -268,9 +268,10 @@ int tokenizer_info_command(const std::vector<std::string>& args) {
   no_positional(f, "info");
   auto tok = tokenizer_from_flags(f, "info");
   const auto eot = tok->eot_id();
+  const std::string loss = tokenizer_loss_example(*tok);
   std::cout << "kind " << tok->kind() << "\nvocab_size " << tok->vocab_size() << "\neot_id "
             << (eot ? std::to_string(*eot) : "none") << "\ncontent_hash " << tok->content_hash()
-            << "\n";
+            << "\nexact " << (loss.empty() ? "yes" : "no: " + loss) << "\n";
   return 0;
 }
 

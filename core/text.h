@@ -10,6 +10,20 @@
 
 namespace longnet {
 
+// Whether name ends with suffix, ASCII letters compared without case: file extensions (".JSONL",
+// ".Gz" are ".jsonl", ".gz").
+inline bool ends_with_nocase(const std::string& name, const std::string& suffix) {
+  if (name.size() < suffix.size()) return false;
+  const size_t at = name.size() - suffix.size();
+  for (size_t i = 0; i < suffix.size(); ++i) {
+    char a = name[at + i], b = suffix[i];
+    if (a >= 'A' && a <= 'Z') a = char(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z') b = char(b - 'A' + 'a');
+    if (a != b) return false;
+  }
+  return true;
+}
+
 // The items separated by sep: join({"a", "b"}, ", ") == "a, b".
 inline std::string join(const std::vector<std::string>& items, const std::string& sep) {
   std::string s;

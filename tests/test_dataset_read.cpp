@@ -19,6 +19,7 @@
 #include "longnet/train/data_file.h"
 #include "longnet/train/dataset_build.h"
 #include "longnet/train/dataset_check.h"
+#include "longnet/train/eval_data.h"
 #include "longnet/train/json_read.h"
 #include "longnet/train/sha256.h"
 #include "longnet/train/shard_header.h"
@@ -270,6 +271,13 @@ TEST(TokenDataset, LlmcShardsTrainAndValidationByName) {
   want.insert(want.end(), c.begin(), c.end());
   EXPECT_EQ(split_ids(*d, DataSplit::kTrain), want);
   EXPECT_EQ(split_ids(*d, DataSplit::kVal), std::vector<int64_t>(v.begin(), v.end()));
+  // Evaluation bounds their ids by the model's vocabulary, as training does (they record none;
+  // their token width, 2^16, is no vocabulary).
+  const ValidationTokens vt = validation_tokens_open(dir / "fw", 1000);
+  EXPECT_EQ(vt.vocab_size, 1000);
+  EXPECT_TRUE(at::equal(vt.read(0, 200), at::tensor(std::vector<int64_t>(v.begin(), v.end()))));
+  expect_throw<std::runtime_error>([&] { validation_tokens_open(dir / "fw", 900).read(0, 200); },
+                                   {"fineweb_val_000000.bin': token", "model.vocab_size"});
   d->set_vocab_bound(1020);  // as model.vocab_size would
   std::vector<int64_t> buf(350);
   expect_throw<std::runtime_error>(

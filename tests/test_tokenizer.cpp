@@ -451,7 +451,57 @@ TEST(Corpus, NulBytesPastTheHeadAreBinary) {
        "move it out of the directory"});
 }
 
-TEST(Corpus, LongDocumentsComeInPartsCutAtNewlines) {
+// Where text_piece_length cuts: before a single space between two non-blank bytes (every
+// tokenizer here starts a piece there), else after a newline before a non-blank byte, else at a
+// UTF-8 boundary; never past `max`, never before its half.
+bool clean_cut(const std::string& before, const std::string& after) {
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  if (before.empty() || after.empty()) return false;
+  if (after[0] == ' ' && !blank(before.back()) && after.size() > 1 && !blank(after[1])) return true;
+  return before.back() == '\n' && !blank(after[0]);
+}
+
+TEST(TextPieces, CutWhereTheTokenizersSplit) {
+  const size_t P = kTextPieceBytes;
+  auto repeat = [](const std::string& unit, size_t bytes) {
+    std::string s;
+    while (s.size() < bytes) s += unit;
+    return s;
+  };
+  EXPECT_EQ(text_piece_length("short text", 0), 10u);
+  EXPECT_EQ(text_piece_length("short text", 6), 4u);
+  for (const std::string unit : {"abc ", "a ", "x\n\n\n", "x  y\n", "\xc3\xa9", "  \t\n"}) {
+    const std::string text = repeat(unit, 3 * P + 7);
+    for (size_t off = 0, parts = 0; off < text.size(); ++parts) {
+      const size_t n = text_piece_length(text, off);
+      ASSERT_LE(n, P);
+      ASSERT_GT(n, 0u);
+      if (off + n < text.size()) {
+        ASSERT_GE(n, P / 2);
+        const std::string before = text.substr(off, n), after = text.substr(off + n, 2);
+        // Texts with a word boundary are cut at one; the others at a UTF-8 boundary.
+        if (unit != "\xc3\xa9" && unit != "  \t\n")
+          EXPECT_TRUE(clean_cut(before, after)) << "unit '" << unit << "' part " << parts;
+        EXPECT_NE(uint8_t(after[0]) & 0xC0, 0x80);
+      }
+      off += n;
+    }
+  }
+}
+
+TEST(TokenizerSpec, RecordsAbsolutePaths) {
+  EXPECT_EQ(tokenizer_spec_absolute("bytes"), "bytes");
+  EXPECT_EQ(tokenizer_spec_absolute("bytes:eot"), "bytes:eot");
+  EXPECT_EQ(tokenizer_spec_absolute("tiktoken:/data/x.tiktoken"), "tiktoken:/data/x.tiktoken");
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof(cwd)), nullptr);
+  const std::string here = std::string(cwd) == "/" ? "" : cwd;
+  EXPECT_EQ(tokenizer_spec_absolute("sentencepiece:no_such_dir/../tok.model"),
+            "sentencepiece:" + here + "/tok.model");
+  EXPECT_EQ(tokenizer_spec_absolute("tiktoken:./x.tiktoken"), "tiktoken:" + here + "/x.tiktoken");
+}
+
+TEST(Corpus, LongDocumentsComeInPartsCutWhereTokenizersSplit) {
   TempDir dir;
   std::string text;
   for (int i = 0; i < 400; ++i) text += "line " + std::to_string(i) + " \xe2\x82\xac\n";
@@ -471,7 +521,8 @@ TEST(Corpus, LongDocumentsComeInPartsCutAtNewlines) {
     // Every part starts on a UTF-8 boundary.
     EXPECT_NE(uint8_t(docs[i].text[0]) & 0xC0, 0x80);
     if (joined.size() + docs[i].text.size() < text.size() - 800) {
-      EXPECT_EQ(docs[i].text.back(), '\n') << "part " << i;
+      EXPECT_TRUE(clean_cut(docs[i].text, text.substr(joined.size() + docs[i].text.size(), 2)))
+          << "part " << i;
     }
     joined += docs[i].text;
   }
@@ -507,6 +558,12 @@ TEST(Corpus, JsonLinesGoodAndMalformed) {
   EXPECT_EQ(docs[1].where, dir / "good.jsonl:3");
   EXPECT_EQ(docs[2].where, dir / "good.jsonl:5");
   EXPECT_EQ(r.summary().empty_documents, 1);
+  // Extensions in any case: the same file as X.JSONL is read as JSON Lines, not as text.
+  write_file(dir / "UPPER.JSONL", "{\"text\": \"in caps\"}\n");
+  CorpusReader upper({dir / "UPPER.JSONL"});
+  EXPECT_EQ(read_all(upper).at(0).text, "in caps");
+  EXPECT_EQ(compression_from_name("a.JSONL.GZ"), Compression::kGzip);
+  EXPECT_EQ(compression_from_name("a.txt.Zst"), Compression::kZstd);
   // Another field.
   write_file(dir / "content.jsonl", "{\"content\": \"c\"}\n");
   CorpusOptions o;

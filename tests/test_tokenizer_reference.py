@@ -189,6 +189,22 @@ def first_difference(a, b):
     return min(len(a), len(b))
 
 
+def long_encode_check(spec, reference, files):
+    """Texts over one piece (1 MiB): `tokenizer encode` tokenizes them in pieces cut where the
+    tokenizers split anyway, so its ids equal the reference's for the whole text."""
+    texts = ["abc " * 300_000, "a " * ((2**20 - 4) // 2) + "\n\n\n\n\nb" * 1000,
+             "\n".join(files)[:2_500_000], "word\n" * 250_000]
+    for t in texts:
+        got = [int(x) for x in tool("encode", "--tokenizer", spec, stdin=t.encode()).split()]
+        want = reference(t)
+        if got != want:
+            i = first_difference(got, want)
+            sys.exit(f"FAIL: {spec.split(':')[0]} ids of a {len(t)}-byte text differ at id {i}: "
+                     f"longnet {got[max(0, i - 3):i + 5]} reference {want[max(0, i - 3):i + 5]}")
+    print(f"{spec.split(':')[0]}: `tokenizer encode` of {len(texts)} texts over 1 MiB "
+          f"({sum(map(len, texts))} bytes) equals the reference's ids for the whole text")
+
+
 def test_tiktoken(rng, files):
     import tiktoken
     if tool("available", "tiktoken").strip() != b"yes":
@@ -249,6 +265,7 @@ def test_tiktoken(rng, files):
     info = tool("info", "--tokenizer", spec).decode()
     check(f"vocab_size {n + 5}" in info and f"eot_id {n}" in info, f"`tokenizer info`: {info}")
     print("tiktoken: `tokenizer encode`, `decode` and `info` agree")
+    long_encode_check(spec, enc.encode_ordinary, held_out)
     return True
 
 
@@ -287,6 +304,17 @@ def test_sentencepiece(rng, files):
     for t, got, d in zip(texts, ours, decoded):
         check(d == sp.decode(got).encode("utf-8"), f"sentencepiece decode differs for {t[:60]!r}")
         same += d == t.encode("utf-8")
+    long_encode_check(spec, sp.encode, files[1::3])
+    info = tool("info", "--tokenizer", spec).decode()
+    check("exact yes" in info, f"`tokenizer info` of longnet's own model: {info}")
+    # A model made elsewhere with SentencePiece's defaults (NFKC normalisation, extra white space
+    # removed, no byte fallback) loses text: `tokenizer info` says so, with an example.
+    lossy = os.path.join(WORK, "lossy")
+    inputs = [os.path.join(corpus, f"{i:04d}.h") for i in range(20)]
+    spm.SentencePieceTrainer.train(input=",".join(inputs), model_prefix=lossy, vocab_size=300,
+                                   minloglevel=2)
+    info = tool("info", "--tokenizer", f"sentencepiece:{lossy}.model").decode()
+    check("exact no: " in info and "comes back as" in info, f"`tokenizer info` of a lossy model: {info}")
     print(f"sentencepiece: {len(texts)} texts, {total} ids and their decodes equal to Python "
           f"sentencepiece {spm.__version__}; decode(encode(x)) == x for {same} of them (the "
           "others hold U+2581 or characters SentencePiece maps, see tokenizer.h)")

@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "longnet/core/text.h"
 #include "longnet/train/json_read.h"
 #include "longnet/train/tokenizer.h"
 
@@ -26,11 +27,6 @@ namespace {
 
 constexpr size_t kReadBlock = 256 << 10;
 
-bool ends_with(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
-
 CorpusFile file_describe(const std::string& path, const std::string& name, uint64_t bytes,
                          bool in_directory) {
   CorpusFile f;
@@ -39,10 +35,10 @@ CorpusFile file_describe(const std::string& path, const std::string& name, uint6
   f.bytes = bytes;
   f.in_directory = in_directory;
   f.compression = compression_from_name(path);
-  f.format =
-      ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz") || ends_with(path, ".jsonl.zst")
-          ? CorpusFormat::kJsonl
-          : CorpusFormat::kText;
+  f.format = ends_with_nocase(path, ".jsonl") || ends_with_nocase(path, ".jsonl.gz") ||
+                     ends_with_nocase(path, ".jsonl.zst")
+                 ? CorpusFormat::kJsonl
+                 : CorpusFormat::kText;
   return f;
 }
 
@@ -281,16 +277,8 @@ bool CorpusReader::next_text(Document& doc) {
     return false;
   }
   if (doc.text.size() > max) {
-    // Cut after the last newline in the second half of the part, else at a UTF-8 boundary.
-    size_t cut = max;
-    const size_t nl = doc.text.rfind('\n', max - 1);
-    if (nl != std::string::npos && nl + 1 >= max / 2) {
-      cut = nl + 1;
-    } else {
-      for (int back = 0; back < 3 && (static_cast<unsigned char>(doc.text[cut]) & 0xC0) == 0x80;
-           ++back)
-        --cut;
-    }
+    // Cut where the tokenizers split anyway, as data build cuts its pieces (tokenizer.h).
+    const size_t cut = text_piece_length(doc.text, 0, max);
     o.carry.assign(doc.text, cut, std::string::npos);
     doc.text.resize(cut);
   }

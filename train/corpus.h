@@ -10,8 +10,8 @@
 //                 other *.gz and *.zst files are compressed text; anything else is text.
 //                 A text file (plain or compressed) is one document.
 // Files inside directories follow the same naming rules. A text document longer than
-// CorpusOptions::max_document_bytes comes in parts of at most that size (cut after the last
-// newline in the part's second half, else at a UTF-8 boundary), marked `continued`; a JSON
+// CorpusOptions::max_document_bytes comes in parts of at most that size (cut where the tokenizers
+// split anyway, as text_piece_length in tokenizer.h), marked `continued`; a JSON
 // line longer than it is an error. Empty documents are skipped.
 #pragma once
 

@@ -270,8 +270,13 @@ void Builder::run() {
   const auto t0 = std::chrono::steady_clock::now();
   tok_ = tokenizer_open(o_.tokenizer);
   m_.tokenizer_kind = tok_->kind();
-  m_.tokenizer_spec = o_.tokenizer;
+  m_.tokenizer_spec = tokenizer_spec_absolute(o_.tokenizer);  // read from anywhere later
   m_.tokenizer_hash = tok_->content_hash();
+  if (const std::string loss = tokenizer_loss_example(*tok_); !loss.empty())
+    log_info("data build: warning: tokenizer " + o_.tokenizer +
+             " does not give text back as it was (" + loss +
+             "): the dataset holds only what it keeps. `longnet tokenizer train` makes "
+             "SentencePiece models that keep every byte");
   m_.vocab_size = tok_->vocab_size();
   m_.eot_id = tok_->eot_id() ? static_cast<int64_t>(*tok_->eot_id()) : -1;
   m_.token_bytes = m_.vocab_size <= 65536 ? 2 : 4;

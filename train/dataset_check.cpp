@@ -86,7 +86,7 @@ RecordedTokenizer config_data_tokenizer(const TrainConfig& c) {
   }
   if (!d.tokenizer.empty()) {
     // Training checked data.tokenizer against this manifest's hash, when it is the same dataset.
-    return {d.tokenizer, m ? m->tokenizer_hash : ""};
+    return {tokenizer_spec_absolute(d.tokenizer), m ? m->tokenizer_hash : ""};
   }
   if (m) return {m->tokenizer_spec, m->tokenizer_hash};
   return {};

@@ -22,7 +22,9 @@ struct ValidationTokens {
 };
 
 // Opens the validation split of the dataset at `path` (any format training reads,
-// train/token_dataset.h). Throws std::runtime_error naming the file when it cannot.
-ValidationTokens validation_tokens_open(const std::string& path);
+// train/token_dataset.h). llm.c shards record no vocabulary (only their token width, 2^16 or
+// 2^32): there, as in training, the ids are bounded by model_vocab (a read refuses an id past
+// it, naming it). Throws std::runtime_error naming the file when it cannot.
+ValidationTokens validation_tokens_open(const std::string& path, int64_t model_vocab);
 
 }  // namespace longnet

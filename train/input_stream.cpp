@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
 #include "longnet/longnet_tokenizer_config.h"
 
 #if LONGNET_WITH_ZLIB
@@ -24,11 +25,6 @@
 
 namespace longnet {
 namespace {
-
-bool ends_with(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
 
 // The raw bytes of a file, read in blocks.
 class FileReader {
@@ -209,8 +205,8 @@ class ZstdStream final : public InputStream {
 }  // namespace
 
 Compression compression_from_name(const std::string& path) {
-  if (ends_with(path, ".gz")) return Compression::kGzip;
-  if (ends_with(path, ".zst")) return Compression::kZstd;
+  if (ends_with_nocase(path, ".gz")) return Compression::kGzip;
+  if (ends_with_nocase(path, ".zst")) return Compression::kZstd;
   return Compression::kNone;
 }
 

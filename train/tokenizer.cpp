@@ -28,16 +28,47 @@ bool tokenizer_kind_available(const std::string& kind) {
   return false;
 }
 
-size_t text_piece_length(std::string_view text, size_t off) {
+size_t text_piece_length(std::string_view text, size_t off, size_t max) {
   const size_t rest = text.size() - off;
-  if (rest <= kTextPieceBytes) return rest;
-  const size_t nl = text.rfind('\n', off + kTextPieceBytes - 1);
-  if (nl != std::string_view::npos && nl + 1 >= off + kTextPieceBytes / 2) return nl + 1 - off;
-  size_t cut = kTextPieceBytes;
+  if (rest <= max) return rest;
+  auto blank = [&](size_t i) {
+    const char c = text[i];
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+  };
+  const size_t lo = off + max / 2, hi = off + max;  // the cut is in [lo, hi]
+  for (size_t i = hi; i > lo; --i)  // a cut at i: text[i] the space, text[i +- 1] not blank
+    if (text[i] == ' ' && !blank(i - 1) && i + 1 < text.size() && !blank(i + 1)) return i - off;
+  for (size_t i = hi; i > lo; --i)  // a cut at i: text[i - 1] the newline, text[i] not blank
+    if (text[i - 1] == '\n' && !blank(i)) return i - off;
+  size_t cut = max;
   for (int back = 0; back < 3 && (static_cast<unsigned char>(text[off + cut]) & 0xC0) == 0x80;
        ++back)
     --cut;
   return cut;
+}
+
+std::string tokenizer_loss_example(const Tokenizer& tok) {
+  const std::string probe = "\tint x;\n  y = \"caf\xc3\xa9 \xe4\xbd\xa0\";\r\n}";
+  const std::vector<uint32_t> ids = tok.encode(probe);
+  const std::string back = tok.decode(ids.data(), ids.size());
+  if (back == probe) return "";
+  auto shown = [](const std::string& s) {
+    std::string out;
+    for (char c : s)
+      out += c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r" : std::string(1, c);
+    return "'" + out + "'";
+  };
+  return shown(probe) + " comes back as " + shown(back);
+}
+
+std::string tokenizer_spec_absolute(const std::string& spec) {
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos) return spec;
+  const std::string kind = spec.substr(0, colon), path = spec.substr(colon + 1);
+  if ((kind != "tiktoken" && kind != "sentencepiece") || path.empty() || path[0] == '/')
+    return spec;
+  const std::string resolved = path_resolve(path);
+  return resolved.empty() ? spec : kind + ":" + resolved;
 }
 
 std::unique_ptr<Tokenizer> tokenizer_open(const std::string& spec) {

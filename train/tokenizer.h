@@ -69,6 +69,11 @@ class Tokenizer {
 // missing, unreadable or malformed, or when this build lacks the kind (saying what to install).
 std::unique_ptr<Tokenizer> tokenizer_open(const std::string& spec);
 
+// "" when decode(encode(x)) == x for a probe text of code (tabs, newlines, space runs, UTF-8);
+// else what it loses, e.g. "'\\tint x;\\n' comes back as 'int x;'": a SentencePiece model made
+// elsewhere may normalise text or lack byte fallback (longnet tokenizer train's never do).
+std::string tokenizer_loss_example(const Tokenizer& tok);
+
 // Whether this build has `kind` ("bytes", "tiktoken", "sentencepiece").
 bool tokenizer_kind_available(const std::string& kind);
 
@@ -78,7 +83,17 @@ bool tokenizer_kind_available(const std::string& kind);
 constexpr size_t kTextPieceBytes = size_t{1} << 20;
 
 // The length of the piece of `text` that starts at `off`: the rest, if at most kTextPieceBytes;
-// else up to the last newline in the second half of kTextPieceBytes, or else a UTF-8 boundary.
-size_t text_piece_length(std::string_view text, size_t off);
+// else a cut in the second half of kTextPieceBytes where every tokenizer here splits anyway, so
+// that the pieces' ids equal the whole text's: before the last single space between two
+// non-blank bytes (cl100k's pattern starts a piece there, SentencePiece a word); else after the
+// last newline followed by a non-blank byte (a piece boundary for cl100k); else at a UTF-8
+// boundary (a text of over half a MiB without either, where ids may differ at the cut).
+// (max: the piece size, kTextPieceBytes for tokenizing; the corpus reader's parts use their own.)
+size_t text_piece_length(std::string_view text, size_t off, size_t max = kTextPieceBytes);
+
+// The spec with its file as an absolute path ("tiktoken:tok/x.tiktoken" run in /data:
+// "tiktoken:/data/tok/x.tiktoken"), for records that are read from other directories (a dataset's
+// manifest, a checkpoint). Other specs as they are.
+std::string tokenizer_spec_absolute(const std::string& spec);
 
 }  // namespace longnet
