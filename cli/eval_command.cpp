@@ -175,12 +175,13 @@ int cmd_eval(const Args& args) {
   if (!model_tok.spec.empty() && !data.tokenizer_spec.empty()) {
     const auto same = tokenizers_same(model_tok, {data.tokenizer_spec, data.tokenizer_hash});
     if (same && !*same)
-      throw std::invalid_argument("eval: " + data.description + " was made by tokenizer " +
-                                  data.tokenizer_spec + ", but " + loaded.source +
-                                  " was trained on data of tokenizer " + model_tok.spec +
-                                  ": its losses there would mean nothing; score data built with "
-                                  "the model's tokenizer (longnet data build --tokenizer " +
-                                  model_tok.spec + " ...)");
+      throw std::invalid_argument(
+          "eval: " + data.description + " was made by tokenizer " + data.tokenizer_spec + " (" +
+          data.tokenizer_hash + "), but " + loaded.source + " was trained on data of tokenizer " +
+          model_tok.spec + (model_tok.hash.empty() ? "" : " (" + model_tok.hash + ")") +
+          ": its losses there would mean nothing; score data built with "
+          "the model's tokenizer (longnet data build --tokenizer " +
+          model_tok.spec + " ...)");
     if (!same)
       log_info("eval: warning: cannot check the data's tokenizer " + data.tokenizer_spec +
                " against the model's " + model_tok.spec + " (a file is not here)");

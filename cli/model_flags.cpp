@@ -31,7 +31,13 @@ ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::Sca
 
 c10::Device device_auto(const std::string& name) {
   if (name == "auto") return at::hasCUDA() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  const auto type = device_from_name(name);
+  c10::DeviceType type;
+  try {
+    type = device_from_name(name);
+  } catch (const std::invalid_argument&) {  // (these commands also take auto)
+    throw std::invalid_argument("--device: '" + name +
+                                "' is not a device; use cpu, cuda or auto (cuda when present)");
+  }
   if (type == c10::kCUDA && !at::hasCUDA())
     throw std::invalid_argument(
         "--device cuda: this machine has no usable GPU (no CUDA device or "

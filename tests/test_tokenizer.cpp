@@ -706,6 +706,23 @@ void check_compressed(Compression c, const std::string& tool, const std::string&
 
 TEST(Corpus, GzipGoodTruncatedAndCorrupt) {
   check_compressed(Compression::kGzip, "gzip", ".gz");
+  if (!compression_available(Compression::kGzip)) return;
+  // Zero padding after the last member ends the file, as `gzip -d` takes it; other bytes there
+  // are an error naming the file.
+  TempDir dir;
+  write_file(dir / "a.txt", "padded text\n");
+  if (!compress_with("gzip", dir / "a.txt", ".gz")) GTEST_SKIP() << "no `gzip` program";
+  const std::string gz = read_file(dir / "a.txt.gz");
+  write_file(dir / "pad.txt.gz", gz + std::string(70000, '\0'));
+  CorpusReader r({dir / "pad.txt.gz"});
+  EXPECT_EQ(read_all(r).at(0).text, "padded text\n");
+  write_file(dir / "junk.txt.gz", gz + std::string(100, '\0') + "junk");
+  expect_error(
+      [&] {
+        CorpusReader j({dir / "junk.txt.gz"});
+        read_all(j);
+      },
+      {"junk.txt.gz", "neither another gzip member nor zero padding"});
 }
 TEST(Corpus, ZstdGoodTruncatedAndCorrupt) {
   check_compressed(Compression::kZstd, "zstd", ".zst");

@@ -21,6 +21,7 @@
 #endif
 #if LONGNET_WITH_ZSTD
 #include <zstd.h>
+#include <zstd_errors.h>
 #endif
 
 namespace longnet {
@@ -109,7 +110,18 @@ class GzipStream final : public InputStream {
       if (z_.avail_in == 0 && !eof_) refill();
       if (member_done_) {
         if (z_.avail_in == 0) return 0;  // eof_ is set: refill found nothing more
-        inflateReset(&z_);               // another gzip member follows (as `cat a.gz b.gz` makes)
+        if (static_cast<unsigned char>(*z_.next_in) != 0x1f) {
+          // Zero bytes padding the file past its last member (tape blocks; `gzip -d` takes them
+          // too) end it; anything else there is not gzip data.
+          const uint64_t at = consumed();
+          if (rest_is_zeros()) return 0;
+          throw std::runtime_error("'" + file_.path() +
+                                   "': the bytes after its gzip stream (at byte " +
+                                   std::to_string(at) +
+                                   ") are neither another gzip member nor zero padding: the file "
+                                   "is damaged or two files were joined");
+        }
+        inflateReset(&z_);  // another gzip member follows (as `cat a.gz b.gz` makes)
         member_done_ = false;
       }
       z_.next_out = reinterpret_cast<Bytef*>(buf);
@@ -141,6 +153,15 @@ class GzipStream final : public InputStream {
     if (n == 0) eof_ = true;
   }
   uint64_t consumed() const { return file_.offset() - z_.avail_in; }
+  // Whether every byte from here to the end of the file is 0 (reads them).
+  bool rest_is_zeros() {
+    for (;;) {
+      for (; z_.avail_in > 0; --z_.avail_in, ++z_.next_in)
+        if (*z_.next_in != 0) return false;
+      if (eof_) return true;
+      refill();
+    }
+  }
 
   FileReader file_;
   std::vector<char> in_;
@@ -173,6 +194,12 @@ class ZstdStream final : public InputStream {
       ZSTD_outBuffer out = {buf, size, 0};
       const size_t in_before = input_.pos;
       const size_t rc = ZSTD_decompressStream(ds_, &out, &input_);
+      if (ZSTD_isError(rc) &&
+          ZSTD_getErrorCode(rc) == ZSTD_error_frameParameter_windowTooLarge)  // not damage
+        throw std::runtime_error("'" + file_.path() +
+                                 "': compressed with a window larger than the 128 MiB this reader "
+                                 "allows (zstd --long=28 or more); recompress it without --long "
+                                 "(or with --long=27), e.g. zstd -dc --long=31 F | zstd -o F2");
       if (ZSTD_isError(rc))
         throw std::runtime_error("'" + file_.path() + "': corrupt zstd data near compressed byte " +
                                  std::to_string(consumed()) + ": " + ZSTD_getErrorName(rc));
