@@ -456,6 +456,8 @@ expect1 flag.two_modes "--check-config P and --print-ranks both ask" train "$CON
   --check-config 2 --print-ranks
 expect1 flag.mode_with_run_flag "--trace applies to a training run" train "$CONFIG" \
   --print-ranks --trace "$WORK/t.json"
+expect flag.trace_short_run "--trace records steps 4 to 5 of a run, but this one trains 3" \
+  "${T0[@]}" checkpoint.dir="$WORK/ck_trace" train.steps=3 --trace "$WORK/short.json"
 # train.log is appended to, never through a link.
 mkdir -p "$WORK/run_link" && printf 'precious\n' > "$WORK/victim.log"
 ln -sf ../victim.log "$WORK/run_link/train.log"

@@ -637,6 +637,16 @@ void Trainer::loop() {
              "log.dir and checkpoint.dir");
     return;
   }
+  // --trace records a window of this run's steps: a run too short to reach it is refused now,
+  // not found out at its end (every rank decides alike).
+  if (!trace_path().empty() && total - step_ < StepTrace::kFirst + StepTrace::kSteps)
+    throw std::invalid_argument("--trace records steps " + std::to_string(StepTrace::kFirst + 1) +
+                                " to " + std::to_string(StepTrace::kFirst + StepTrace::kSteps) +
+                                " of a run, but this one trains " + std::to_string(total - step_) +
+                                " step(s) (" + std::to_string(step_) + " -> " +
+                                std::to_string(total) + "); raise train.steps to at least " +
+                                std::to_string(step_ + StepTrace::kFirst + StepTrace::kSteps) +
+                                ", or leave --trace out. Nothing was trained");
   log_info("training: steps " + std::to_string(step_) + " -> " + std::to_string(total) + ", " +
            std::to_string(tokens_per_step_) + " tokens per step (" + std::to_string(global_batch) +
            " sequences of " + std::to_string(cfg_.data.seq_len) + ")");
