@@ -528,23 +528,34 @@ TEST(ModelLoad, ParametersFileWithConfig) {
   }
 }
 
-// A checkpoint whose entries have other types than `longnet train` writes (another tool's, or
-// altered) is refused naming the entry, not with a LibTorch type error.
-TEST(ModelLoad, CheckpointEntriesOfAnotherType) {
+// A random tiny model (kTinyConfig), and the state a trainer checkpoint holds of it (config,
+// model with its parameters times `scale`, step), for tests that alter it.
+LongNetLM tiny_model() {
   const auto cfg_path = temp_path("tiny.yaml");
   std::ofstream(cfg_path) << kTinyConfig;
   ModelLoadOptions o;
   o.config = cfg_path;
   o.random_init = true;
-  auto a = model_load(o);
+  return model_load(o).model;
+}
+c10::impl::GenericDict checkpoint_state(const LongNetLM& model, int64_t step, double scale = 1) {
+  c10::impl::GenericDict params(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& p : model->named_parameters())
+    params.insert(p.key(), p.value().detach() * scale);
+  c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
+  state.insert("config", std::string(kTinyConfig));
+  state.insert("model", params);
+  state.insert("step", step);
+  return state;
+}
+
+// A checkpoint whose entries have other types than `longnet train` writes (another tool's, or
+// altered) is refused naming the entry, not with a LibTorch type error.
+TEST(ModelLoad, CheckpointEntriesOfAnotherType) {
+  const LongNetLM model = tiny_model();
   auto good = [&] {
-    c10::impl::GenericDict params(c10::StringType::get(), c10::TensorType::get());
-    for (const auto& p : a.model->named_parameters()) params.insert(p.key(), p.value().detach());
-    c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
-    state.insert("config", std::string(kTinyConfig));
-    state.insert("model", params);
+    auto state = checkpoint_state(model, 5);
     state.insert("tokenizer", std::string("bytes"));
-    state.insert("step", int64_t{5});
     return state;
   };
   const auto dir = temp_path("checkpoints");
@@ -573,21 +584,9 @@ TEST(ModelLoad, CheckpointEntriesOfAnotherType) {
 // export refuses what it cannot write faithfully: non-finite parameters, and finite ones past
 // the range of the dtype asked for (float16's 65,504), which the cast would make infinite.
 TEST(Export, RefusesValuesTheDtypeCannotHold) {
-  const auto cfg_path = temp_path("tiny.yaml");
-  std::ofstream(cfg_path) << kTinyConfig;
-  ModelLoadOptions o;
-  o.config = cfg_path;
-  o.random_init = true;
-  auto a = model_load(o);
+  const LongNetLM model = tiny_model();
   auto write = [&](double scale, const std::string& dir) {
-    c10::impl::GenericDict params(c10::StringType::get(), c10::TensorType::get());
-    for (const auto& p : a.model->named_parameters())
-      params.insert(p.key(), p.value().detach() * scale);
-    c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
-    state.insert("config", std::string(kTinyConfig));
-    state.insert("model", params);
-    state.insert("step", int64_t{7});
-    checkpoint_write(dir, 7, state, 10);
+    checkpoint_write(dir, 7, checkpoint_state(model, 7, scale), 10);
     return checkpoint_path(dir, 7);
   };
   const auto big = write(1e6, temp_path("big")), inf = write(INFINITY, temp_path("inf"));
