@@ -120,6 +120,9 @@ void flags_data_build(CliFlags& f) {
   f.add("shard-mb", "1024", "token bytes per shard, at most, in MiB (fractions allowed)",
         spec_above(0, 1 << 20));
   f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
+  f.add_switch("skip-bad-lines",
+               "skip and count malformed JSON lines (invalid JSON, the field missing or not a "
+               "string) instead of stopping at the first");
   f.add("val-fraction", "0.005", "fraction of the text kept for validation", spec_half_open(0, 1));
   f.add("workers", "0", "tokenizing threads (0: one per core)", spec_range(0, 4096));
   f.add_switch("no-progress", "no progress line on stderr");

@@ -75,6 +75,7 @@ int cmd_data_build(const Args& args_in) {
                                 " must be in (0, 1048576] (e.g. 1024)");
   o.shard_bytes = static_cast<uint64_t>(std::llround(mb * 1048576.0));
   o.jsonl_field = f.get("jsonl-field");
+  o.skip_bad_lines = f.get_switch("skip-bad-lines");
   o.val_fraction = f.get_double("val-fraction");
   o.workers = f.get_int("workers");
   o.progress = !f.get_switch("no-progress");

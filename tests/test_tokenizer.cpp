@@ -615,6 +615,27 @@ TEST(Corpus, JsonLinesGoodAndMalformed) {
         read_all(b);
       },
       {"longline.jsonl:2:", "longer than 64 bytes"});
+  // skip_bad_lines: every kind of malformed line is counted and skipped, the good ones read.
+  write_file(dir / "mixed.jsonl",
+             "{\"text\": \"one\"}\n{broken\n{\"body\": \"x\"}\n"
+             "{\"text\": 5}\n[1]\n{\"text\": \"a\", \"n\": 1e99999,}\n" +
+                 std::string("{\"text\": \"a\"}\0\n", 15) + "{\"text\": \"two\"}\n");
+  expect_error(
+      [&] {
+        CorpusReader strict({dir / "mixed.jsonl"});
+        read_all(strict);
+      },
+      {"mixed.jsonl:2: not valid JSON", "--skip-bad-lines"});
+  CorpusOptions skip;
+  skip.skip_bad_lines = true;
+  CorpusReader lenient({dir / "mixed.jsonl"}, skip);
+  const auto kept = read_all(lenient);
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[0].text, "one");
+  EXPECT_EQ(kept[1].text, "two");
+  EXPECT_EQ(lenient.summary().bad_lines, 6);
+  EXPECT_EQ(lenient.summary().first_bad_line.rfind(dir / "mixed.jsonl:2: not valid JSON", 0), 0u)
+      << lenient.summary().first_bad_line;
 }
 
 // Compresses `path` to path + suffix with the command-line tool; false if it is missing.

@@ -33,6 +33,9 @@ struct CorpusOptions {
   std::string jsonl_field = "text";
   size_t max_document_bytes = size_t{64} << 20;
   uint64_t max_directory_file_bytes = uint64_t{16} << 20;  // plain files in a walk
+  // A malformed JSON line (invalid JSON, not an object, the text field missing, twice or not a
+  // string, a NUL byte) is skipped and counted instead of ending the read.
+  bool skip_bad_lines = false;
 };
 
 struct CorpusFile {
@@ -49,6 +52,8 @@ struct CorpusSummary {
   int64_t documents = 0;        // documents returned (a document in parts counts once)
   int64_t parts = 0;            // extra parts of documents longer than max_document_bytes
   int64_t empty_documents = 0;  // skipped
+  int64_t bad_lines = 0;        // malformed JSON lines skipped (CorpusOptions::skip_bad_lines)
+  std::string first_bad_line;   // the first one's "file:line: problem"
   int64_t binary_files = 0, large_files = 0, empty_files = 0, links = 0;  // skipped
   int64_t special_files = 0;  // skipped in directories: FIFOs, sockets, devices (never opened)
   // Skipped: files reached a second time (sources that overlap, one naming a file inside another

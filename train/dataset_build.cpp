@@ -104,6 +104,8 @@ class Builder {
   bool created_dir_ = false, kill_pending_ = false;
   int64_t shards_this_run_ = 0;
   int64_t binary_files_ = 0, empty_files_ = 0;  // skipped as read in this run (directory walks)
+  int64_t bad_lines_ = 0;                       // malformed JSON lines skipped in this run
+  std::string first_bad_line_;
 };
 
 void Builder::prepare_out_dir() {
@@ -287,6 +289,7 @@ void Builder::run() {
   for (const auto& s : o_.sources) m_.sources.push_back(path_absolute(s));
   CorpusOptions co;
   co.jsonl_field = o_.jsonl_field;
+  co.skip_bad_lines = o_.skip_bad_lines;
   CorpusSummary listing;
   files_ = corpus_files(o_.sources, co, &listing);
   m_.corpus_files = static_cast<int64_t>(files_.size());
@@ -329,6 +332,9 @@ void Builder::run() {
   if (binary_files_ > 0 || empty_files_ > 0)
     line << "; skipped as read: " << binary_files_ << " binary file(s) (a NUL byte) and "
          << empty_files_ << " empty one(s)";
+  if (bad_lines_ > 0)
+    line << "; skipped " << bad_lines_
+         << " malformed JSON line(s) (--skip-bad-lines; the first: " << first_bad_line_ << ")";
   if (listing.duplicate_files > 0)
     line << "; " << listing.duplicate_files
          << " file(s) reached twice (overlapping --source paths or hard links), read once";
@@ -429,6 +435,8 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
       done_bytes += files_[fi].bytes;
       binary_files_ += reader.summary().binary_files;
       empty_files_ += reader.summary().empty_files;
+      if (bad_lines_ == 0) first_bad_line_ = reader.summary().first_bad_line;
+      bad_lines_ += reader.summary().bad_lines;
     }
     if (!batch.units.empty()) pool.submit(std::move(batch));
     drain(0);

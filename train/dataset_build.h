@@ -29,9 +29,10 @@ struct DatasetBuildOptions {
   uint64_t shard_bytes = uint64_t{1} << 30;  // token bytes per shard, at most
   double val_fraction = 0.005;               // in [0, 1)
   std::string jsonl_field = "text";
-  int64_t workers = 0;   // tokenizing threads; 0: one per core
-  bool progress = true;  // the progress line on stderr
-  bool quiet = false;    // no summary line on stdout
+  bool skip_bad_lines = false;  // skip and count malformed JSON lines (CorpusOptions)
+  int64_t workers = 0;          // tokenizing threads; 0: one per core
+  bool progress = true;         // the progress line on stderr
+  bool quiet = false;           // no summary line on stdout
 };
 
 struct DatasetBuildSummary {
