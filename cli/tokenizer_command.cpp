@@ -177,8 +177,9 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
   f.parse(args);
   if (help_print(f, "encode --tokenizer SPEC < text",
                  "  Prints the ids of the text on stdin, space-separated (special-token strings "
-                 "are plain text).\n  Text over 1 MiB is tokenized in pieces cut at newlines, as "
-                 "longnet data build cuts it.\n"))
+                 "are plain text).\n  Text over 1 MiB is tokenized in pieces cut where the "
+                 "tokenizers split anyway (before a space between words), as longnet data build "
+                 "cuts it.\n"))
     return 0;
   no_positional(f, "encode");
   auto tok = tokenizer_from_flags(f, "encode");

@@ -464,6 +464,11 @@ ln -sf ../victim.log "$WORK/run_link/train.log"
 expect run.train_log_link "its train.log is a symbolic link" "${T0[@]}" \
   checkpoint.dir="$WORK/ck_link" log.dir="$WORK/run_link"
 [[ "$(cat "$WORK/victim.log")" == precious ]] || fail "run.train_log_link: written through the link"
+mkdir -p "$WORK/run_link2" && printf '' > "$WORK/victim.jsonl"
+ln -sf ../victim.jsonl "$WORK/run_link2/metrics.jsonl"
+expect run.metrics_link "its metrics.jsonl is a symbolic link" train "$CONFIG" $DATA \
+  checkpoint.dir="$WORK/ck_link2" log.dir="$WORK/run_link2"
+[[ ! -s "$WORK/victim.jsonl" ]] || fail "run.metrics_link: written through the link"
 # What a command prints must reach stdout: a full disk is an error; a reader that stops early
 # (`| head`) is not.
 if [[ -w /dev/full ]]; then

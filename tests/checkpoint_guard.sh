@@ -77,7 +77,7 @@ expect resume_other_model other_model "holds another model than this run's" trai
 # Resuming from a checkpoint elsewhere into a directory that holds another run's checkpoints:
 # retention would delete them.
 copy into_used
-expect resume_from_elsewhere into_used "checkpoint(s) of another run" train.steps=12 \
+expect resume_from_elsewhere into_used "would count them as this run's and delete them" train.steps=12 \
   checkpoint.resume="$WORK/ckpt/step_00000004.ckpt"
 # A directory where a checkpoint of this run would be written is found at the start.
 copy blocked; mkdir "$WORK/blocked/step_00000012.ckpt"

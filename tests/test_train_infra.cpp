@@ -381,6 +381,15 @@ TEST_F(Config, OverridesApplyAndAreCheckedLikeTheFile) {
   bad("model.segment_lengths=[64, 128", {"not valid YAML"});
   bad("model=3", {"is a section"});
   bad("grid={data_parallel: -1}", {"grid.data_parallel", ">= 0"});
+  // A '#' after a blank starts a YAML comment that would drop the rest: refused, also after a
+  // quote inside a plain value; kept where it is no comment (quoted, or not after a blank).
+  bad("log.dir=runs/exp #2", {"'#2' would be read as a YAML comment", "log.dir='runs/exp #2'"});
+  bad("log.dir=runs/O'Brien #2", {"'#2' would be read", "log.dir=\"runs/O'Brien #2\""});
+  bad("log.dir=#2", {"'#2' would be read"});
+  bad("model.segment_lengths=[64, 128] # two", {"'# two' would be read"});
+  EXPECT_EQ(config_load("", {"log.dir='runs/exp #2'"}).log.dir, "runs/exp #2");
+  EXPECT_EQ(config_load("", {"log.dir=\"runs/a #b\""}).log.dir, "runs/a #b");
+  EXPECT_EQ(config_load("", {"log.dir=runs/a#b"}).log.dir, "runs/a#b");
   // A cross-field rule broken by an override names the override.
   TrainConfig h = config_load("", {"model.num_heads=10"});
   expect_error([&] { config_check(h, 1); },

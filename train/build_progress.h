@@ -19,7 +19,11 @@ std::string path_absolute(const std::string& path);
 // growing i: a cheap test that the corpus (up to where a build stopped) is the one it read.
 class CorpusFingerprint {
  public:
-  explicit CorpusFingerprint(const std::vector<CorpusFile>& files) : files_(files) {}
+  // The hash starts with the version of how files are read and cut into units (pieces, formats
+  // by extension): a build interrupted under another version does not resume into this one's.
+  explicit CorpusFingerprint(const std::vector<CorpusFile>& files) : files_(files) {
+    h_.update("longnet corpus units 2\n");
+  }
   // Of files [0, min(i, n - 1)]; i must not decrease between calls.
   std::string prefix(int64_t i);
 

@@ -155,7 +155,11 @@ void apply_override(TrainConfig& c, const std::string& text) {
   // No comments: YAML would drop the text from a '#' at the start or after a blank, silently
   // ('checkpoint.dir=runs/exp #2' names runs/exp, another run's directory).
   {
+    // A quote opens a quoted scalar only where a value starts (the value's first non-blank, or
+    // after '[', '{', ',' or ':' in a flow collection); elsewhere it is a plain character
+    // ("runs/O'Brien #2" is runs/O'Brien and a comment).
     char quote = 0;
+    char before = '[';  // the last non-blank character outside quotes ('[': the value's start)
     for (size_t i = 0; i < value_text.size(); ++i) {
       const char ch = value_text[i];
       if (quote) {
@@ -163,16 +167,20 @@ void apply_override(TrainConfig& c, const std::string& text) {
           ++i;  // an escaped character
         else if (ch == quote)
           quote = 0;
-      } else if (ch == '"' || ch == '\'') {
+      } else if ((ch == '"' || ch == '\'') &&
+                 (before == '[' || before == '{' || before == ',' || before == ':')) {
         quote = ch;
       } else if (ch == '#' && (i == 0 || value_text[i - 1] == ' ' || value_text[i - 1] == '\t')) {
+        const bool single = value_text.find('\'') == std::string::npos;
+        const std::string quoted = single ? "'" + value_text + "'" : "\"" + value_text + "\"";
         yaml_fail(where, key,
                   "'" + value_text.substr(i) +
                       "' would be read as a YAML comment and dropped; an override takes no "
-                      "comment. To keep a '#' in the value, quote it (" +
-                      key + "='" + value_text + "', in shell quotes: \"" + key + "='" + value_text +
-                      "'\")");
+                      "comment. To keep a '#' in the value, quote it: " +
+                      key + "=" + quoted + " (in shell quotes: " + (single ? "\"" : "'") + key +
+                      "=" + quoted + (single ? "\"" : "'") + ")");
       }
+      if (ch != ' ' && ch != '\t') before = ch;
     }
   }
   const size_t open = value_text.find_first_not_of(" \t");

@@ -26,6 +26,8 @@ namespace longnet {
 namespace {
 
 constexpr size_t kReadBlock = 256 << 10;
+// Said with a malformed JSON line's error.
+constexpr const char* kSkipHint = " (with `data build`, --skip-bad-lines skips such lines)";
 
 CorpusFile file_describe(const std::string& path, const std::string& name, uint64_t bytes,
                          bool in_directory) {
@@ -335,8 +337,7 @@ bool CorpusReader::next_jsonl(Document& doc) {
     // A malformed line ends the read, or with skip_bad_lines is counted and skipped.
     auto bad = [&](const std::string& problem) {
       if (!options_.skip_bad_lines)
-        throw std::runtime_error("corpus: " + where + ": " + problem +
-                                 " (`data build --skip-bad-lines` skips such lines)");
+        throw std::runtime_error("corpus: " + where + ": " + problem + kSkipHint);
       if (summary_.bad_lines++ == 0) summary_.first_bad_line = where + ": " + problem;
     };
     // (the JSON parser would stop at it and take the line's head for the whole line)
@@ -367,7 +368,8 @@ bool CorpusReader::next_jsonl(Document& doc) {
         try {
           j = strict_jsonl_line(line, where, field);
         } catch (const std::runtime_error& e2) {
-          if (!options_.skip_bad_lines) throw;
+          if (!options_.skip_bad_lines)
+            throw std::runtime_error(e2.what() + std::string(kSkipHint));
           invalid = e2.what();
           const std::string prefix = "corpus: " + where + ": ";
           if (invalid.rfind(prefix, 0) == 0) invalid.erase(0, prefix.size());

@@ -310,7 +310,8 @@ std::string manifest_build_difference(const DatasetManifest& there, const Datase
                std::to_string(here.shard_tokens)),
         differ("--val-fraction", number_text(there.val_fraction), number_text(here.val_fraction)),
         differ("--jsonl-field", there.jsonl_field, here.jsonl_field),
-        corpus ? differ("the corpus files (their names, sizes and times)",
+        corpus ? differ("the corpus files (their names, sizes and times; or a build by an earlier "
+                        "longnet version, which cut long texts elsewhere)",
                         std::to_string(there.corpus_files) + " files " +
                             there.corpus_fingerprint.substr(0, 12),
                         std::to_string(here.corpus_files) + " files " +

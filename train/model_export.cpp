@@ -168,11 +168,12 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
     if (!dtype.empty() && t.is_floating_point()) {
       at::Tensor c = t.to(cast);
       if (!at::isfinite(c).all().item<bool>())
-        throw std::runtime_error("export: parameter '" + name + "' holds values up to " +
-                                 c10::str(t.abs().max().item<double>()) +
-                                 " in absolute value, past the range of " + dtype +
-                                 " (whose largest is " + (cast == at::kHalf ? "65504" : "~3.4e38") +
-                                 "); export as bfloat16 or float32. Nothing was written");
+        throw std::runtime_error(
+            "export: parameter '" + name + "' holds values up to " +
+            c10::str(t.abs().max().item<double>()) + " in absolute value, past the range of " +
+            dtype + " (whose largest is " + (cast == at::kHalf ? "65504" : "~3.4e38") +
+            "); export as " + (cast == at::kHalf ? "bfloat16 or float32" : "float32") +
+            ". Nothing was written");
       t = c;
     }
     tensors.emplace_back(name, t);

@@ -182,12 +182,12 @@ void replace_guard(ProcessGrid& grid, const TrainConfig& cfg, int64_t start_step
                 "auto. Nothing was changed";
     } else if (!resumed.empty() && !existing.empty() && !path_inside(resumed, dir)) {
       problem = "checkpoint.dir '" + dir + "' holds " + std::to_string(existing.size()) +
-                " checkpoint(s) of another run (newest: " + existing.front().second +
+                " checkpoint(s) (newest: " + existing.front().second +
                 "), while this run resumes from " + resumed +
                 ", outside it: retention (checkpoint.keep) would count them as this run's and "
-                "delete them. Give this run an empty checkpoint.dir (and its own log.dir), or "
-                "continue the run of that directory (checkpoint.resume: auto). Nothing was "
-                "changed";
+                "delete them, whichever run made them. Give this run an empty checkpoint.dir "
+                "(and its own log.dir), or put the checkpoint to resume from into that directory "
+                "and resume there (checkpoint.resume: auto). Nothing was changed";
     } else {
       for (const auto& [step, path] : existing) {
         if (step <= start_step) break;

@@ -219,17 +219,22 @@ void Trainer::grid_setup() {
       // Locked too: a second job would rewrite its config.yaml and interleave its metrics.
       if (!same_dir(cfg_.log.dir, cfg_.checkpoint.dir))
         run_lock_ = std::make_unique<CheckpointDirLock>(cfg_.log.dir, "log.dir");
-      // train.log is appended to: never through a link to a file elsewhere.
+      // The run folder's files that are appended to (train.log; metrics.jsonl when it is the
+      // folder's): never through a link to a file elsewhere.
       const std::string log_path = cfg_.log.dir + "/train.log";
-      struct stat ls;
-      if (::lstat(log_path.c_str(), &ls) == 0 && (!S_ISREG(ls.st_mode) || ls.st_nlink > 1))
-        throw std::runtime_error(
-            "run folder (log.dir) '" + cfg_.log.dir + "': its train.log is " +
-            (S_ISLNK(ls.st_mode)   ? std::string("a symbolic link")
-             : S_ISREG(ls.st_mode) ? std::string("a hard link (another name of the same file)")
-                                   : path_kind_text(log_path)) +
-            "; longnet appends only to a train.log of its own. Remove it, or give another "
-            "log.dir. Nothing was changed");
+      for (const std::string& name : {std::string("train.log"), std::string("metrics.jsonl")}) {
+        if (name == "metrics.jsonl" && !cfg_.log.metrics.empty()) continue;
+        const std::string path = cfg_.log.dir + "/" + name;
+        struct stat ls;
+        if (::lstat(path.c_str(), &ls) == 0 && (!S_ISREG(ls.st_mode) || ls.st_nlink > 1))
+          throw std::runtime_error(
+              "run folder (log.dir) '" + cfg_.log.dir + "': its " + name + " is " +
+              (S_ISLNK(ls.st_mode)   ? std::string("a symbolic link")
+               : S_ISREG(ls.st_mode) ? std::string("a hard link (another name of the same file)")
+                                     : path_kind_text(path)) +
+              "; longnet appends only to a " + name +
+              " of its own. Remove it, or give another log.dir. Nothing was changed");
+      }
       const std::string yaml = config_to_yaml(cfg_);
       config_previous_keep(cfg_.log.dir, yaml);
       file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
