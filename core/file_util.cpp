@@ -313,8 +313,9 @@ int open_fresh(const std::string& path) {
 }
 
 void file_write_atomic(const std::string& path,
-                       const std::vector<std::pair<const char*, size_t>>& parts) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+                       const std::vector<std::pair<const char*, size_t>>& parts,
+                       const std::string& tmp_name) {
+  const std::string tmp = tmp_name.empty() ? path + ".tmp." + std::to_string(::getpid()) : tmp_name;
   const int fd = open_fresh(tmp);
   if (fd < 0) throw std::runtime_error("'" + tmp + "': cannot create: " + std::strerror(errno));
   auto fail = [&](const char* what) {

@@ -67,10 +67,12 @@ void output_dir_prepare(const std::string& dir, const std::string& what);
 // so the write never reaches a file elsewhere. Returns the descriptor, or -1 with errno set.
 int open_fresh(const std::string& path);
 
-// Writes the parts (pointer, size) to `path` atomically: a temporary file beside it, written in
-// full, fsynced and renamed over it. Throws std::runtime_error naming the file and the failure.
+// Writes the parts (pointer, size) to `path` atomically: a temporary file beside it (`tmp`, by
+// default PATH.tmp.PID; made by open_fresh), written in full, fsynced and renamed over it.
+// Throws std::runtime_error naming the file and the failure.
 void file_write_atomic(const std::string& path,
-                       const std::vector<std::pair<const char*, size_t>>& parts);
+                       const std::vector<std::pair<const char*, size_t>>& parts,
+                       const std::string& tmp = "");
 
 // `path` made absolute one component at a time: each prefix that exists is resolved (symlinks
 // followed, as realpath); past the first one that does not, components are taken as written

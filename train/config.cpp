@@ -142,8 +142,7 @@ void apply_override(TrainConfig& c, const std::string& text) {
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(0, 1);
   const std::string value_text = text.substr(eq + 1);
-  // One line, and nothing after a bracketed value: yaml-cpp would read only the
-  // first document ('5\n---\n9') or the leading list ('[1, 2] ,8') and drop the rest silently.
+  // One line: yaml-cpp would read only the first document ('5\n---\n9') and drop the rest.
   if (value_text.find_first_of("\r\n") != std::string::npos)
     yaml_fail(where, key, "the value spans several lines; an override is one line (key=value)");
   // Other control characters: refused as in a config file (a path with one is a typo).
@@ -152,59 +151,47 @@ void apply_override(TrainConfig& c, const std::string& text) {
       yaml_fail(where, key,
                 "control character " + std::to_string(int(ch)) +
                     " in the override; an override is YAML text (key=value)");
-  // No comments: YAML would drop the text from a '#' at the start or after a blank, silently
-  // ('checkpoint.dir=runs/exp #2' names runs/exp, another run's directory).
-  {
-    // A quote opens a quoted scalar only where a value starts (the value's first non-blank, or
-    // after '[', '{', ',' or ':' in a flow collection); elsewhere it is a plain character
-    // ("runs/O'Brien #2" is runs/O'Brien and a comment).
-    char quote = 0;
-    char before = '[';  // the last non-blank character outside quotes ('[': the value's start)
-    for (size_t i = 0; i < value_text.size(); ++i) {
-      const char ch = value_text[i];
-      if (quote) {
-        if (quote == '"' && ch == '\\')
-          ++i;  // an escaped character
-        else if (ch == quote)
-          quote = 0;
-      } else if ((ch == '"' || ch == '\'') &&
-                 (before == '[' || before == '{' || before == ',' || before == ':')) {
-        quote = ch;
-      } else if (ch == '#' && (i == 0 || value_text[i - 1] == ' ' || value_text[i - 1] == '\t')) {
-        const bool single = value_text.find('\'') == std::string::npos;
-        const std::string quoted = single ? "'" + value_text + "'" : "\"" + value_text + "\"";
-        yaml_fail(where, key,
-                  "'" + value_text.substr(i) +
-                      "' would be read as a YAML comment and dropped; an override takes no "
-                      "comment. To keep a '#' in the value, quote it: " +
-                      key + "=" + quoted + " (in shell quotes: " + (single ? "\"" : "'") + key +
-                      "=" + quoted + (single ? "\"" : "'") + ")");
-      }
-      if (ch != ' ' && ch != '\t') before = ch;
-    }
-  }
-  const size_t open = value_text.find_first_not_of(" \t");
-  if (open != std::string::npos && (value_text[open] == '[' || value_text[open] == '{')) {
-    int depth = 0;
-    char quote = 0;
-    size_t close = std::string::npos;
-    for (size_t i = open; i < value_text.size() && close == std::string::npos; ++i) {
-      const char ch = value_text[i];
-      if (quote) {
-        if (ch == quote) quote = 0;
-      } else if (ch == '"' || ch == '\'') {
-        quote = ch;
-      } else if (ch == '[' || ch == '{') {
-        ++depth;
-      } else if ((ch == ']' || ch == '}') && --depth == 0) {
-        close = i;
-      }
-    }
-    const size_t rest =
-        close == std::string::npos ? close : value_text.find_first_not_of(" \t", close + 1);
-    if (rest != std::string::npos)
+  // One pass over the value as YAML reads it (a quote opens a quoted scalar only where a value
+  // starts: the value's first non-blank, or after '[', '{', ',' or ':' in a flow collection;
+  // elsewhere it is a plain character), for what YAML would drop silently:
+  // - a comment: '#' at the start or after a blank ('checkpoint.dir=runs/exp #2' names runs/exp,
+  //   another run's directory; "runs/O'Brien #2" is runs/O'Brien);
+  // - anything after a bracketed value (yaml-cpp reads only the leading list of '[1, 2] ,8').
+  const size_t first = value_text.find_first_not_of(" \t");
+  const bool bracketed =
+      first != std::string::npos && (value_text[first] == '[' || value_text[first] == '{');
+  char quote = 0;
+  char before = '[';  // the last non-blank character outside quotes ('[': the value's start)
+  int depth = 0;
+  bool closed = false;  // the bracketed value has closed
+  for (size_t i = 0; i < value_text.size(); ++i) {
+    const char ch = value_text[i];
+    if (quote) {
+      if (quote == '"' && ch == '\\')
+        ++i;  // an escaped character
+      else if (ch == quote)
+        quote = 0;
+    } else if ((ch == '"' || ch == '\'') &&
+               (before == '[' || before == '{' || before == ',' || before == ':')) {
+      quote = ch;
+    } else if (ch == '#' && (i == 0 || value_text[i - 1] == ' ' || value_text[i - 1] == '\t')) {
+      const bool single = value_text.find('\'') == std::string::npos;
+      const std::string quoted = single ? "'" + value_text + "'" : "\"" + value_text + "\"";
       yaml_fail(where, key,
-                "'" + value_text.substr(rest) + "' follows the bracketed value; give one value");
+                "'" + value_text.substr(i) +
+                    "' would be read as a YAML comment and dropped; an override takes no "
+                    "comment. To keep a '#' in the value, quote it: " +
+                    key + "=" + quoted + " (in shell quotes: " + (single ? "\"" : "'") + key + "=" +
+                    quoted + (single ? "\"" : "'") + ")");
+    } else if (closed && ch != ' ' && ch != '\t') {
+      yaml_fail(where, key,
+                "'" + value_text.substr(i) + "' follows the bracketed value; give one value");
+    } else if (bracketed && (ch == '[' || ch == '{')) {
+      ++depth;
+    } else if (bracketed && (ch == ']' || ch == '}') && --depth == 0) {
+      closed = true;
+    }
+    if (ch != ' ' && ch != '\t') before = ch;
   }
   YAML::Node value;
   try {

@@ -122,6 +122,75 @@ nlohmann::json strict_jsonl_line(const std::string& line, const std::string& whe
 const char* json_type(const nlohmann::json& j) {
   return j.type_name();
 }
+
+// The text of one JSON line (not blank) into `text`; false with `problem` said when the line is
+// malformed: a NUL byte, not valid JSON, not an object, the text field missing, twice or not a
+// string.
+bool jsonl_text(const std::string& line, const std::string& where, const std::string& field,
+                std::string& text, std::string& problem) {
+  // (the JSON parser would stop at it and take the line's head for the whole line)
+  if (const size_t z = line.find('\0'); z != std::string::npos) {
+    problem = "a NUL byte at column " + std::to_string(z + 1) +
+              "; JSON lines hold none (is the file binary, or damaged?)";
+    return false;
+  }
+  nlohmann::json j;
+  // The text field given twice in one object: JSON keeps one of them silently (as a config
+  // refuses a duplicate key, so does the corpus).
+  int text_keys = 0;
+  auto count_text_keys = [&](int depth, nlohmann::json::parse_event_t event,
+                             nlohmann::json& parsed) {
+    if (event == nlohmann::json::parse_event_t::key && depth == 1 && parsed == field) ++text_keys;
+    return true;
+  };
+  try {
+    j = nlohmann::json::parse(line, count_text_keys);
+  } catch (const nlohmann::json::out_of_range& e) {
+    if (e.id != 406) {
+      problem = std::string("not valid JSON: ") + e.what();
+      return false;
+    }
+    // A number past double's range (1e99999), which JSON allows and nlohmann-json refuses, even
+    // in a field never read: the strict reader keeps numbers as their text.
+    try {
+      j = strict_jsonl_line(line, where, field);
+    } catch (const std::runtime_error& e2) {
+      problem = e2.what();
+      const std::string prefix = "corpus: " + where + ": ";  // (said again by the caller)
+      if (problem.rfind(prefix, 0) == 0) problem.erase(0, prefix.size());
+      return false;
+    }
+  } catch (const nlohmann::json::exception& e) {
+    problem = std::string("not valid JSON: ") + e.what();
+    return false;
+  }
+  if (text_keys > 1) {
+    problem = "the field \"" + field + "\" appears " + std::to_string(text_keys) +
+              " times in one object; JSON would keep only one of them";
+    return false;
+  }
+  if (!j.is_object()) {
+    problem = std::string("a JSON ") + json_type(j) +
+              ", not an object; each line must be an object with a \"" + field + "\" string";
+    return false;
+  }
+  auto it = j.find(field);
+  if (it == j.end()) {
+    std::string keys;
+    int shown = 0;
+    for (auto k = j.begin(); k != j.end() && shown < 8; ++k, ++shown)
+      keys += (shown ? ", " : "") + k.key();
+    problem = "no field \"" + field + "\" (fields: " + (keys.empty() ? "none" : keys) +
+              "); choose the text field with --jsonl-field";
+    return false;
+  }
+  if (!it->is_string()) {
+    problem = "field \"" + field + "\" is a JSON " + std::string(json_type(*it)) + ", not a string";
+    return false;
+  }
+  text = std::move(it->get_ref<std::string&>());
+  return true;
+}
 #endif
 
 }  // namespace
@@ -335,80 +404,13 @@ bool CorpusReader::next_jsonl(Document& doc) {
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = f.path + ":" + std::to_string(o.line);
     // A malformed line ends the read, or with skip_bad_lines is counted and skipped.
-    auto bad = [&](const std::string& problem) {
+    std::string problem;
+    if (!jsonl_text(line, where, options_.jsonl_field, doc.text, problem)) {
       if (!options_.skip_bad_lines)
         throw std::runtime_error("corpus: " + where + ": " + problem + kSkipHint);
       if (summary_.bad_lines++ == 0) summary_.first_bad_line = where + ": " + problem;
-    };
-    // (the JSON parser would stop at it and take the line's head for the whole line)
-    if (const size_t z = line.find('\0'); z != std::string::npos) {
-      bad("a NUL byte at column " + std::to_string(z + 1) +
-          "; JSON lines hold none (is the file binary, or damaged?)");
       continue;
     }
-    nlohmann::json j;
-    // The text field given twice in one object: JSON keeps one of them silently (as a config
-    // refuses a duplicate key, so does the corpus).
-    int text_keys = 0;
-    const std::string& field = options_.jsonl_field;
-    auto count_text_keys = [&](int depth, nlohmann::json::parse_event_t event,
-                               nlohmann::json& parsed) {
-      if (event == nlohmann::json::parse_event_t::key && depth == 1 && parsed == field) ++text_keys;
-      return true;
-    };
-    std::string invalid;
-    try {
-      j = nlohmann::json::parse(line, count_text_keys);
-    } catch (const nlohmann::json::out_of_range& e) {
-      if (e.id != 406) {
-        invalid = std::string("not valid JSON: ") + e.what();
-      } else {
-        // A number past double's range (1e99999), which JSON allows and nlohmann-json refuses,
-        // even in a field never read: the strict reader keeps numbers as their text.
-        try {
-          j = strict_jsonl_line(line, where, field);
-        } catch (const std::runtime_error& e2) {
-          if (!options_.skip_bad_lines)
-            throw std::runtime_error(e2.what() + std::string(kSkipHint));
-          invalid = e2.what();
-          const std::string prefix = "corpus: " + where + ": ";
-          if (invalid.rfind(prefix, 0) == 0) invalid.erase(0, prefix.size());
-        }
-      }
-    } catch (const nlohmann::json::exception& e) {
-      invalid = std::string("not valid JSON: ") + e.what();
-    }
-    if (!invalid.empty()) {
-      bad(invalid);
-      continue;
-    }
-    if (text_keys > 1) {
-      bad("the field \"" + field + "\" appears " + std::to_string(text_keys) +
-          " times in one object; JSON would keep only one of them");
-      continue;
-    }
-    if (!j.is_object()) {
-      bad(std::string("a JSON ") + json_type(j) +
-          ", not an object; each line must be an object with a \"" + options_.jsonl_field +
-          "\" string");
-      continue;
-    }
-    auto it = j.find(options_.jsonl_field);
-    if (it == j.end()) {
-      std::string keys;
-      int shown = 0;
-      for (auto k = j.begin(); k != j.end() && shown < 8; ++k, ++shown)
-        keys += (shown ? ", " : "") + k.key();
-      bad("no field \"" + options_.jsonl_field + "\" (fields: " + (keys.empty() ? "none" : keys) +
-          "); choose the text field with --jsonl-field");
-      continue;
-    }
-    if (!it->is_string()) {
-      bad("field \"" + options_.jsonl_field + "\" is a JSON " + std::string(json_type(*it)) +
-          ", not a string");
-      continue;
-    }
-    doc.text = std::move(it->get_ref<std::string&>());
     if (doc.text.empty()) {
       ++summary_.empty_documents;
       continue;

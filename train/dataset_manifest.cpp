@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <stdexcept>
 
+#include "longnet/core/file_util.h"
 #include "longnet/core/int_math.h"
 #include "longnet/core/options.h"
 #include "longnet/train/crc32.h"
@@ -274,22 +274,12 @@ DatasetManifest manifest_read(const std::string& path) {
 }
 
 void manifest_write(const std::string& dir, const DatasetManifest& m) {
-  const std::string path = dir + "/" + kManifestName, tmp = path + ".tmp";
-  {
-    ::unlink(tmp.c_str());  // a leftover, or a link: never written through
-    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-    o << manifest_to_json(m);
-    o.close();
-    if (!o) {
-      ::unlink(tmp.c_str());
-      throw std::runtime_error("data build: writing '" + tmp + "' failed (disk full?)");
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("data build: cannot rename '" + tmp + "' to '" + path +
-                             "': " + std::strerror(err));
+  const std::string path = dir + "/" + kManifestName, json = manifest_to_json(m);
+  try {
+    // (MANIFEST.tmp: the one temporary name a later build recognises as its own leftover)
+    file_write_atomic(path, {{json.data(), json.size()}}, path + ".tmp");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("data build: ") + e.what());
   }
 }
 

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <stdexcept>
 
@@ -212,20 +211,11 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
   if (!make_parent_dirs(o.out_path))
     throw std::runtime_error("tokenizer train: cannot create the directory of '" + o.out_path +
                              "': " + std::strerror(errno));
-  const std::string tmp = o.out_path + ".tmp";
-  {
-    ::unlink(tmp.c_str());  // a leftover, or a link: never written through
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(model.data(), static_cast<std::streamsize>(model.size()));
-    out.close();
-    if (!out) {
-      ::unlink(tmp.c_str());
-      throw std::runtime_error("tokenizer train: writing '" + tmp + "' failed (disk full?)");
-    }
+  try {
+    file_write_atomic(o.out_path, {{model.data(), model.size()}});
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("tokenizer train: ") + e.what());
   }
-  if (::rename(tmp.c_str(), o.out_path.c_str()) != 0)
-    throw std::runtime_error("tokenizer train: cannot rename '" + tmp + "' to '" + o.out_path +
-                             "': " + std::strerror(errno));
   sum.content_hash = "sentencepiece:" + sha256_hex(model);
   return sum;
 }
