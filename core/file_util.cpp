@@ -312,6 +312,21 @@ int open_fresh(const std::string& path) {
   return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 }
 
+bool fd_write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return false;
+    if (w == 0) {
+      errno = ENOSPC;
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
 void file_write_atomic(const std::string& path,
                        const std::vector<std::pair<const char*, size_t>>& parts,
                        const std::string& tmp_name) {
@@ -325,13 +340,7 @@ void file_write_atomic(const std::string& path,
     throw std::runtime_error("'" + tmp + "': " + what + " failed: " + err);
   };
   for (auto [p, n] : parts)
-    while (n > 0) {
-      const ssize_t w = ::write(fd, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) fail("write");
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
+    if (!fd_write_all(fd, p, n)) fail("write");
   if (::fsync(fd) != 0) fail("fsync");
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -66,6 +66,9 @@ void output_dir_prepare(const std::string& dir, const std::string& what);
 // is unlinked first, and the open neither follows a link nor reuses a file (O_EXCL | O_NOFOLLOW),
 // so the write never reaches a file elsewhere. Returns the descriptor, or -1 with errno set.
 int open_fresh(const std::string& path);
+// Writes all n bytes to fd (retrying interrupted and short writes). False with errno set on an
+// error (a write that makes no progress sets ENOSPC).
+bool fd_write_all(int fd, const char* p, size_t n);
 
 // Writes the parts (pointer, size) to `path` atomically: a temporary file beside it (`tmp`, by
 // default PATH.tmp.PID; made by open_fresh), written in full, fsynced and renamed over it.

@@ -198,12 +198,20 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     throw std::runtime_error("data build: cannot create the directory of '" + out_path +
                              "': " + std::strerror(errno));
   const std::string tmp = out_path + ".tmp";
-  ::unlink(tmp.c_str());  // a leftover, or a link: never written through
-  std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-  if (!o)
+  const int fd = open_fresh(tmp);  // a leftover, or a link planted there: never written through
+  if (fd < 0)
     throw std::runtime_error("data build: cannot create '" + tmp + "': " + std::strerror(errno));
+  auto fail = [&](const std::string& what) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("data build: " + what);
+  };
+  auto put = [&](const char* p, size_t n) {
+    if (!fd_write_all(fd, p, n))
+      fail("writing '" + tmp + "' failed: " + std::strerror(errno) + " (disk full?)");
+  };
   unsigned char header[kHeaderBytes] = {};
-  o.write(reinterpret_cast<const char*>(header), kHeaderBytes);
+  put(reinterpret_cast<const char*>(header), kHeaderBytes);
   std::vector<char> buf;
   for (bool val : {false, true}) {
     int64_t& tokens = val ? sum.val_tokens : sum.train_tokens;
@@ -212,27 +220,34 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
       if (c.val != val) continue;
       std::ifstream in(c.path, std::ios::binary);
       buf.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (!in.is_open() || in.bad())
+        fail("cannot read '" + c.path + "' (it changed or vanished during the build); run again");
       if (count > 0) {
-        o.put('\n');
+        put("\n", 1);
         ++tokens;
       }
-      o.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+      put(buf.data(), buf.size());
       tokens += static_cast<int64_t>(buf.size());
       ++count;
     }
   }
   token_header_write(header, static_cast<uint64_t>(sum.train_tokens),
                      static_cast<uint64_t>(sum.val_tokens));
-  o.seekp(0);
-  o.write(reinterpret_cast<const char*>(header), kHeaderBytes);
-  o.close();
-  if (!o) {
+  if (::lseek(fd, 0, SEEK_SET) != 0)
+    fail("seeking in '" + tmp + "' failed: " + std::strerror(errno));
+  put(reinterpret_cast<const char*>(header), kHeaderBytes);
+  if (::fsync(fd) != 0) fail("syncing '" + tmp + "' failed: " + std::strerror(errno));
+  if (::close(fd) != 0) {
+    const int err = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error("data build: writing '" + tmp + "' failed (disk full?)");
+    throw std::runtime_error("data build: closing '" + tmp + "' failed: " + std::strerror(err));
   }
-  if (::rename(tmp.c_str(), out_path.c_str()) != 0)
+  if (::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
     throw std::runtime_error("data build: cannot rename '" + tmp + "' to '" + out_path +
-                             "': " + std::strerror(errno));
+                             "': " + std::strerror(err));
+  }
   sum.text_files = static_cast<int64_t>(files.size());
   std::ostringstream line;
   line << "data build: " << src_dir << " -> " << out_path << ": " << sum.text_files
