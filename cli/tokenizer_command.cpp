@@ -178,16 +178,17 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
   if (help_print(f, "encode --tokenizer SPEC < text",
                  "  Prints the ids of the text on stdin, space-separated (special-token strings "
                  "are plain text).\n  Text over 1 MiB is tokenized in pieces cut where the "
-                 "tokenizers split anyway (before a space between words), as longnet data build "
-                 "cuts it.\n"))
+                 "tokenizer splits anyway (the end of a tiktoken pre-token; before a space "
+                 "between words for SentencePiece), as longnet data build cuts it: the ids are "
+                 "the whole text's unless one pre-token or word is longer than 1 MiB.\n"))
     return 0;
   no_positional(f, "encode");
   auto tok = tokenizer_from_flags(f, "encode");
   stdin_check("encode");
-  // stdin is read and tokenized in pieces (text_piece_length, as data build cuts its units), so
-  // memory stays bounded whatever the input and the tokenizer.
+  // stdin is read and tokenized in pieces (Tokenizer::piece_length, as data build cuts its
+  // units), so memory stays bounded whatever the input and the tokenizer.
   std::string text;
-  bool eof = false;
+  bool eof = false, after_cut = false;
   uint64_t bytes = 0, count = 0;
   double secs = 0;
   std::vector<uint32_t> ids;
@@ -196,10 +197,15 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
   while (true) {
     while (!eof && text.size() < 2 * kTextPieceBytes) eof = !stdin_read_some(text, bytes, "encode");
     if (text.empty()) break;
-    const size_t len = text_piece_length(text, 0);
+    const size_t len = tok->piece_length(text, kTextPieceBytes);
     const auto t0 = std::chrono::steady_clock::now();
     ids.clear();
-    tok->encode_append(std::string_view(text.data(), len), ids);
+    const std::string_view piece(text.data(), len);
+    if (after_cut)
+      tok->encode_after_cut(piece, ids);
+    else
+      tok->encode_append(piece, ids);
+    after_cut = true;
     secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     text.erase(0, len);
     out.clear();

@@ -489,6 +489,65 @@ TEST(TextPieces, CutWhereTheTokenizersSplit) {
   }
 }
 
+// A text tokenized in the pieces piece_length cuts (the first by encode_append, the others by
+// encode_after_cut), as data build and tokenizer encode do.
+std::vector<uint32_t> encode_in_pieces(const Tokenizer& t, const std::string& text, size_t max) {
+  std::vector<uint32_t> ids;
+  for (size_t off = 0; off < text.size();) {
+    const size_t n = t.piece_length(std::string_view(text).substr(off), max);
+    EXPECT_GT(n, 0u);
+    EXPECT_LE(n, max);
+    const std::string_view piece(text.data() + off, n);
+    if (off == 0)
+      t.encode_append(piece, ids);
+    else
+      t.encode_after_cut(piece, ids);
+    off += n;
+  }
+  return ids;
+}
+
+TEST(TextPieces, TiktokenCutsGiveTheWholeTextsIds) {
+  SKIP_UNLESS_KIND("tiktoken");
+  TempDir dir;
+  write_file(dir / "r.tiktoken", ranks_text({"11", "111", "  ", "ab", " ab", "\t\t", "\n\n"}));
+  auto t = tokenizer_open("tiktoken:" + dir / "r.tiktoken");
+  auto repeat = [](const std::string& unit, size_t bytes) {
+    std::string s;
+    while (s.size() < bytes) s += unit;
+    return s;
+  };
+  // Runs that only the pre-tokenizer cuts exactly (digits in threes, two spaces before a word,
+  // tabs), and random text of short pre-tokens with bytes that are not UTF-8 among them.
+  std::vector<std::string> texts = {repeat("1", 5003), repeat("ab  ", 4001), repeat("ab\t", 3001),
+                                    repeat("x=1;\n", 3002)};
+  std::mt19937 rng(9);
+  const char* bits[] = {"a",  "b", " ",    "  ", "\n",   "1", "22", "\xc3\xa9", "\xf0\x9f\x98\x80",
+                        "\t", ".", "\xff", "'s", "\r\n", "ab"};
+  for (int k = 0; k < 200; ++k) {
+    std::string s;
+    while (s.size() < 3000) s += bits[rng() % 15];
+    texts.push_back(s);
+  }
+  for (const auto& text : texts)
+    for (size_t max : {size_t{64}, size_t{1000}})
+      ASSERT_EQ(encode_in_pieces(*t, text, max), t->encode(text))
+          << "max " << max << ", text '" << text.substr(0, 40) << "'";
+  // Parts of a long document, cut by the same rule, tokenize as the whole.
+  const std::string doc = texts[0] + " " + texts[4];
+  write_file(dir / "doc.txt", doc);
+  CorpusOptions o;
+  o.max_document_bytes = 300;
+  o.cut_by = t.get();
+  CorpusReader r({dir / "doc.txt"}, o);
+  std::vector<uint32_t> ids;
+  corpus_tokenize(r, *t, [&](const std::vector<uint32_t>& part) {
+    ids.insert(ids.end(), part.begin(), part.end());
+  });
+  EXPECT_GT(r.summary().parts, 10);
+  EXPECT_EQ(ids, t->encode(doc));
+}
+
 TEST(TokenizerSpec, RecordsAbsolutePaths) {
   EXPECT_EQ(tokenizer_spec_absolute("bytes"), "bytes");
   EXPECT_EQ(tokenizer_spec_absolute("bytes:eot"), "bytes:eot");

@@ -189,11 +189,15 @@ def first_difference(a, b):
     return min(len(a), len(b))
 
 
-def long_encode_check(spec, reference, files):
+def long_encode_check(spec, reference, files, extra=("word\n" * 250_000,)):
     """Texts over one piece (1 MiB): `tokenizer encode` tokenizes them in pieces cut where the
-    tokenizers split anyway, so its ids equal the reference's for the whole text."""
+    tokenizer splits anyway, so its ids equal the reference's for the whole text. (`extra`: texts
+    that only some tokenizers can cut exactly. A SentencePiece model that normalizes nothing
+    keeps a newline inside a word, so "word\n" * 250_000 is one word of 1.25 MB: cut inside it,
+    ids may differ.)"""
     texts = ["abc " * 300_000, "a " * ((2**20 - 4) // 2) + "\n\n\n\n\nb" * 1000,
-             "\n".join(files)[:2_500_000], "word\n" * 250_000]
+             "\n".join(files)[:2_500_000], "The cat sat.\nA dog ran.\n" * 100_000,
+             "\n ab" * 300_000, *extra]
     for t in texts:
         got = [int(x) for x in tool("encode", "--tokenizer", spec, stdin=t.encode()).split()]
         want = reference(t)
@@ -265,7 +269,11 @@ def test_tiktoken(rng, files):
     info = tool("info", "--tokenizer", spec).decode()
     check(f"vocab_size {n + 5}" in info and f"eot_id {n}" in info, f"`tokenizer info`: {info}")
     print("tiktoken: `tokenizer encode`, `decode` and `info` agree")
-    long_encode_check(spec, enc.encode_ordinary, held_out)
+    # Long runs that only the pre-tokenizer can cut exactly: groups of three digits, two spaces
+    # before a word, tabs.
+    long_encode_check(spec, enc.encode_ordinary, held_out,
+                      ["word\n" * 250_000, "1" * 1_048_583, "ab  " * 262_151, "ab\t" * 349_539,
+                       "x=1;" * 300_000])
     return True
 
 
@@ -315,6 +323,15 @@ def test_sentencepiece(rng, files):
                                    minloglevel=2)
     info = tool("info", "--tokenizer", f"sentencepiece:{lossy}.model").decode()
     check("exact no: " in info and "comes back as" in info, f"`tokenizer info` of a lossy model: {info}")
+    # Llama's settings: a dummy prefix without removing extra white space, so a piece cut before
+    # a space must not get both the space and the prefix.
+    llama = os.path.join(WORK, "llama_like")
+    spm.SentencePieceTrainer.train(input=",".join(inputs), model_prefix=llama, vocab_size=600,
+                                   model_type="bpe", byte_fallback=True, split_digits=True,
+                                   normalization_rule_name="identity", add_dummy_prefix=True,
+                                   remove_extra_whitespaces=False, minloglevel=2)
+    long_encode_check(f"sentencepiece:{llama}.model", spm.SentencePieceProcessor(
+        model_file=llama + ".model").encode, files[1::3], extra=())
     print(f"sentencepiece: {len(texts)} texts, {total} ids and their decodes equal to Python "
           f"sentencepiece {spm.__version__}; decode(encode(x)) == x for {same} of them (the "
           "others hold U+2581 or characters SentencePiece maps, see tokenizer.h)")

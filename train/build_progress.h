@@ -22,7 +22,7 @@ class CorpusFingerprint {
   // The hash starts with the version of how files are read and cut into units (pieces, formats
   // by extension): a build interrupted under another version does not resume into this one's.
   explicit CorpusFingerprint(const std::vector<CorpusFile>& files) : files_(files) {
-    h_.update("longnet corpus units 2\n");
+    h_.update("longnet corpus units 3\n");
   }
   // Of files [0, min(i, n - 1)]; i must not decrease between calls.
   std::string prefix(int64_t i);

@@ -348,8 +348,9 @@ bool CorpusReader::next_text(Document& doc) {
     return false;
   }
   if (doc.text.size() > max) {
-    // Cut where the tokenizers split anyway, as data build cuts its pieces (tokenizer.h).
-    const size_t cut = text_piece_length(doc.text, 0, max);
+    // Cut where the tokenizer splits anyway, as data build cuts its pieces (tokenizer.h).
+    const size_t cut = options_.cut_by ? options_.cut_by->piece_length(doc.text, max)
+                                       : text_piece_length(doc.text, 0, max);
     o.carry.assign(doc.text, cut, std::string::npos);
     doc.text.resize(cut);
   }
@@ -433,7 +434,10 @@ void corpus_tokenize(CorpusReader& reader, const Tokenizer& tokenizer,
   while (reader.next(doc)) {
     ids.clear();
     if (!first && !doc.continued) ids = separator;
-    tokenizer.encode_append(doc.text, ids);
+    if (doc.continued)
+      tokenizer.encode_after_cut(doc.text, ids);
+    else
+      tokenizer.encode_append(doc.text, ids);
     sink(ids);
     first = false;
   }

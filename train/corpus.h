@@ -36,6 +36,10 @@ struct CorpusOptions {
   // A malformed JSON line (invalid JSON, not an object, the text field missing, twice or not a
   // string, a NUL byte) is skipped and counted instead of ending the read.
   bool skip_bad_lines = false;
+  // Where a document longer than max_document_bytes is cut: this tokenizer's piece_length (so
+  // that its parts tokenize as the whole does), else text_piece_length. Used on the reading
+  // thread only.
+  const Tokenizer* cut_by = nullptr;
 };
 
 struct CorpusFile {

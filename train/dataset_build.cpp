@@ -290,6 +290,7 @@ void Builder::run() {
   CorpusOptions co;
   co.jsonl_field = o_.jsonl_field;
   co.skip_bad_lines = o_.skip_bad_lines;
+  co.cut_by = tok_.get();
   CorpusSummary listing;
   files_ = corpus_files(o_.sources, co, &listing);
   m_.corpus_files = static_cast<int64_t>(files_.size());
@@ -402,7 +403,8 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
       while (next(reader, doc)) {
         file_text += doc.text.size();
         for (size_t off = 0; off < doc.text.size(); ++unit) {
-          const size_t len = text_piece_length(doc.text, off);
+          const size_t len =
+              tok_->piece_length(std::string_view(doc.text).substr(off), kTextPieceBytes);
           const bool continued = doc.continued || off > 0;
           const CorpusPosition pos{fi, unit, index, docs, 0};
           const std::string_view piece(doc.text.data() + off, len);
@@ -416,6 +418,7 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
           u.split = s;
           u.separator = pos.index != first_unit[s] &&
                         (!continued || dataset_unit_is_val(pos.index - 1, f) != (s == 1));
+          u.after_cut = continued;
           u.pos = pos;
           if (!before(resume[s], pos)) u.pos.token = resume[s].token;  // the resume unit
           u.text.assign(piece);

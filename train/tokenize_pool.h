@@ -24,6 +24,7 @@ struct TokenizeUnit {
   std::string text;        // emptied once tokenized
   int split = 0;           // 0 training, 1 validation
   bool separator = false;  // the separator ids go first
+  bool after_cut = false;  // a piece after a cut of a longer text (Tokenizer::encode_after_cut)
   CorpusPosition pos;      // pos.token: leading ids to drop (written before a resume)
   std::vector<uint32_t> ids;
 };

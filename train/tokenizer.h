@@ -25,6 +25,18 @@
 
 namespace longnet {
 
+// Long texts are tokenized in pieces of at most kTextPieceBytes (a tokenizer's memory grows with
+// its input: SentencePiece's by ~200 bytes per byte): `data build`'s units and `tokenizer
+// encode`'s pieces alike, so both give the same ids for the same text.
+constexpr size_t kTextPieceBytes = size_t{1} << 20;
+
+// The length of the piece of `text` that starts at `off`, when no tokenizer says where to cut
+// (Tokenizer::piece_length does; this is its default and its last resort): the rest, if at most
+// `max`; else a cut in the second half of max bytes: before the last single space between two
+// non-blank bytes; else after the last newline followed by a non-blank byte; else at a UTF-8
+// boundary.
+size_t text_piece_length(std::string_view text, size_t off, size_t max = kTextPieceBytes);
+
 // One object serves one thread at a time; clone() gives another thread its own copy, sharing
 // the read-only model.
 class Tokenizer {
@@ -41,6 +53,22 @@ class Tokenizer {
   }
   // Appends the ids of `text` to `out`.
   virtual void encode_append(std::string_view text, std::vector<uint32_t>& out) const = 0;
+
+  // Long texts are tokenized in pieces (bounded memory): the length of the first piece of
+  // `text`, whose end is an end of the text (or a cut this function made). The whole text if it
+  // has at most `max` bytes; else a cut within max bytes where the ids of the two sides, the
+  // second through encode_after_cut, are the whole text's (for tiktoken: the end of a
+  // pre-tokenizer match found without looking past max; for SentencePiece: before a space
+  // between two words, where the model splits words). A text with no such cut within max bytes
+  // (one pre-token, or a SentencePiece word, longer than that) is cut at a UTF-8 boundary near
+  // max, where ids may differ from the whole text's.
+  virtual size_t piece_length(std::string_view text, size_t max) const {
+    return text_piece_length(text, 0, max);
+  }
+  // Appends the ids of a piece that starts at a cut made by piece_length.
+  virtual void encode_after_cut(std::string_view piece, std::vector<uint32_t>& out) const {
+    encode_append(piece, out);
+  }
 
   // The bytes of `ids` (special tokens as their text). The result need not be valid UTF-8.
   // Throws std::out_of_range naming an id that is not a token of this tokenizer.
@@ -76,20 +104,6 @@ std::string tokenizer_loss_example(const Tokenizer& tok);
 
 // Whether this build has `kind` ("bytes", "tiktoken", "sentencepiece").
 bool tokenizer_kind_available(const std::string& kind);
-
-// Long texts are tokenized in pieces of at most kTextPieceBytes (a tokenizer's memory grows with
-// its input: SentencePiece's by ~200 bytes per byte): `data build`'s units and `tokenizer
-// encode`'s pieces alike, so both give the same ids for the same text.
-constexpr size_t kTextPieceBytes = size_t{1} << 20;
-
-// The length of the piece of `text` that starts at `off`: the rest, if at most kTextPieceBytes;
-// else a cut in the second half of kTextPieceBytes where every tokenizer here splits anyway, so
-// that the pieces' ids equal the whole text's: before the last single space between two
-// non-blank bytes (cl100k's pattern starts a piece there, SentencePiece a word); else after the
-// last newline followed by a non-blank byte (a piece boundary for cl100k); else at a UTF-8
-// boundary (a text of over half a MiB without either, where ids may differ at the cut).
-// (max: the piece size, kTextPieceBytes for tokenizing; the corpus reader's parts use their own.)
-size_t text_piece_length(std::string_view text, size_t off, size_t max = kTextPieceBytes);
 
 // The spec with its file as an absolute path ("tiktoken:tok/x.tiktoken" run in /data:
 // "tiktoken:/data/tok/x.tiktoken"), for records that are read from other directories (a dataset's

@@ -1,6 +1,8 @@
 // SentencePiece models (see tokenizer.h) through the SentencePiece C++ library: encode and
 // decode are the library's own, so ids equal Python sentencepiece's for the same .model file.
+#include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 #include "longnet/train/sha256.h"
 #include "longnet/train/tokenizer_kinds.h"
@@ -33,10 +35,45 @@ bool sentencepiece_available() {
 
 namespace {
 
+// How a text may be cut before a space between two words so that the pieces' ids are the whole
+// text's (Tokenizer::piece_length): the piece after the cut keeps its space (a model without a
+// dummy prefix, or one that removes extra whitespace), drops it (a dummy prefix that would
+// otherwise double it: add_dummy_prefix without remove_extra_whitespaces, as Llama's), or there
+// is no such cut (e.g. extra whitespace removed and no dummy prefix: the space would vanish).
+enum class SpaceCut { kKeep, kDrop, kNone };
+
 struct SentencePieceModel {
   std::string path, sha256;
   sentencepiece::SentencePieceProcessor processor;
+  SpaceCut space_cut = SpaceCut::kNone;
 };
+
+// Found by encoding word pairs whole and cut (the normalizer's settings are not exposed by the
+// library's public header).
+SpaceCut space_cut_probe(const sentencepiece::SentencePieceProcessor& sp) {
+  bool keep = true, drop = true;
+  for (const char* pair : {"hello world", "a b", "The end.", "x = 1;", "int main(void)"}) {
+    const std::string whole = pair;
+    const size_t at = whole.find(' ');
+    std::vector<int> all, left, right_kept, right_dropped;
+    if (!sp.Encode(whole, &all).ok() || !sp.Encode(whole.substr(0, at), &left).ok() ||
+        !sp.Encode(whole.substr(at), &right_kept).ok() ||
+        !sp.Encode(whole.substr(at + 1), &right_dropped).ok())
+      return SpaceCut::kNone;
+    auto joined = [&](const std::vector<int>& right) {
+      std::vector<int> v = left;
+      v.insert(v.end(), right.begin(), right.end());
+      return v;
+    };
+    keep = keep && joined(right_kept) == all;
+    drop = drop && joined(right_dropped) == all;
+  }
+  return keep ? SpaceCut::kKeep : drop ? SpaceCut::kDrop : SpaceCut::kNone;
+}
+
+bool blank(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
@@ -48,6 +85,21 @@ class SentencePieceTokenizer final : public Tokenizer {
     if (!status.ok())
       throw std::runtime_error("tokenizer " + spec() + ": encode failed: " + status.ToString());
     out.insert(out.end(), scratch_.begin(), scratch_.end());
+  }
+
+  // Before the last space within max bytes that a non-blank byte follows: SentencePiece starts a
+  // word at every space (as U+2581), so no piece crosses it, whatever comes before.
+  size_t piece_length(std::string_view text, size_t max) const override {
+    if (text.size() <= max) return text.size();
+    if (m_->space_cut != SpaceCut::kNone)
+      for (size_t i = std::min(max, text.size() - 2); i > 0; --i)
+        if (text[i] == ' ' && !blank(text[i + 1])) return i;
+    return text_piece_length(text, 0, max);
+  }
+  void encode_after_cut(std::string_view piece, std::vector<uint32_t>& out) const override {
+    if (m_->space_cut == SpaceCut::kDrop && !piece.empty() && piece[0] == ' ')
+      piece.remove_prefix(1);
+    encode_append(piece, out);
   }
 
   // SentencePiece's own decode: control ids (</s>, <s>) give no text, <unk> gives " \u2047 ",
@@ -108,6 +160,7 @@ std::unique_ptr<Tokenizer> sentencepiece_open(const std::string& path) {
   }
   if (m->processor.GetPieceSize() <= 0)
     throw std::runtime_error("SentencePiece model '" + path + "' has no pieces");
+  m->space_cut = space_cut_probe(m->processor);
   return std::make_unique<SentencePieceTokenizer>(m);
 }
 

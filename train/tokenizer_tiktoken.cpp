@@ -336,7 +336,8 @@ std::shared_ptr<TiktokenModel> tiktoken_model_load(const std::string& path) {
                              " (is PCRE2 built with Unicode support?)");
   }
   // Without JIT (a PCRE2 built without it) matching is slower but gives the same pieces.
-  m->jit = pcre2_jit_compile(m->pattern, PCRE2_JIT_COMPLETE) == 0;
+  // (PARTIAL_HARD: piece_length's matching of a window whose end is not the text's.)
+  m->jit = pcre2_jit_compile(m->pattern, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD) == 0;
   return m;
 }
 
@@ -392,6 +393,45 @@ class TiktokenTokenizer final : public Tokenizer {
     }
   }
 
+  // A match end within max bytes where the text splits into the whole text's pieces. The
+  // pattern's matches follow one another from the start (bytes that are not UTF-8 between them
+  // are pieces of their own), and one that PCRE2 completes under PARTIAL_HARD never inspected a
+  // byte past max, so the whole text has it too. The first piece is then matched on its own,
+  // ending at the cut: its last matches are matched again so (a match can peek past its end,
+  // and a whitespace run's first match scans the run) and the cut is taken only where they come
+  // out the same; the second piece's matches start at the cut as the whole text's do (the
+  // pattern looks at nothing before a match).
+  size_t piece_length(std::string_view text, size_t max) const override {
+    if (text.size() <= max) return text.size();
+    // The window ends before a character, not inside one: PCRE2 takes a character cut short
+    // for an invalid one, not for the end of the text.
+    size_t window = max;
+    for (int back = 0; back < 3 && (static_cast<unsigned char>(text[window]) & 0xC0) == 0x80;
+         ++back)
+      --window;
+    std::vector<size_t> ends;  // match ends, a gap of non-UTF-8 bytes counted as a match
+    for (size_t pos = 0; pos < window;) {
+      const size_t end = next_match_end(text, pos, window, PCRE2_PARTIAL_HARD);
+      if (end == 0) break;  // partial (would need bytes past max), none, or an error
+      ends.push_back(end);
+      pos = end;
+    }
+    constexpr size_t kRecheck = 8;  // matches before the cut matched again, ending at the cut
+    for (size_t tries = 0; tries < 2 * kRecheck && !ends.empty(); ++tries, ends.pop_back()) {
+      const size_t cut = ends.back(), j = ends.size() - 1;
+      const size_t from = j >= kRecheck ? j - kRecheck : 0;
+      size_t pos = from == 0 ? 0 : ends[from - 1], k = from;
+      while (pos < cut && k <= j) {
+        const size_t end = next_match_end(text, pos, cut, 0);
+        if (end != ends[k]) break;
+        pos = end;
+        ++k;
+      }
+      if (pos == cut && k == j + 1) return cut;
+    }
+    return text_piece_length(text, 0, max);
+  }
+
   std::string decode(const uint32_t* ids, size_t count) const override {
     std::string s;
     s.reserve(count * 4);
@@ -429,6 +469,20 @@ class TiktokenTokenizer final : public Tokenizer {
   }
 
  private:
+  // Where the piece that starts at `pos` ends when the text ends at `n` (a run of bytes that are
+  // not UTF-8 before the next match is a piece of its own, as encode_append takes it); 0 when
+  // there is none: no match, a partial one (options PCRE2_PARTIAL_HARD), or an error.
+  size_t next_match_end(std::string_view text, size_t pos, size_t n, uint32_t options) const {
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    const int rc = m_->jit
+                       ? pcre2_jit_match(m_->pattern, subject, n, pos, options, match_, context_)
+                       : pcre2_match(m_->pattern, subject, n, pos, options, match_, context_);
+    if (rc < 0) return 0;
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match_);
+    if (ov[0] > pos) return ov[0];  // the gap first
+    return ov[1] > ov[0] ? ov[1] : 0;
+  }
+
   void release() {
     if (match_) pcre2_match_data_free(match_);
     if (context_) pcre2_match_context_free(context_);
