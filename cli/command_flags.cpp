@@ -149,7 +149,10 @@ void flags_tokenizer_train(CliFlags& f) {
         spec_range(101, INT32_MAX));
   f.add("seed", "1", "sampling seed (same seed and inputs, same model)",
         spec_range(0, 4294967294.0));
-  f.add("threads", "0", "training threads (0: one per core)", spec_range(0, 4096));
+  f.add("threads", "0",
+        "training threads, 1 to 128 (0: 16 on every machine; the count is recorded in the model, "
+        "so its hash depends on it)",
+        spec_range(0, 128));
   f.add_switch("verbose", "show SentencePiece's own progress log");
 }
 

@@ -278,7 +278,13 @@ int tokenizer_info_command(const std::vector<std::string>& args) {
   const std::string loss = tokenizer_loss_example(*tok);
   std::cout << "kind " << tok->kind() << "\nvocab_size " << tok->vocab_size() << "\neot_id "
             << (eot ? std::to_string(*eot) : "none") << "\ncontent_hash " << tok->content_hash()
-            << "\nexact " << (loss.empty() ? "yes" : "no: " + loss) << "\n";
+            << "\nexact "
+            << (!loss.empty()                    ? "no: " + loss
+                : tok->kind() == "sentencepiece" ? std::string("yes (but U+2581, SentencePiece's "
+                                                               "sign for a space, decodes as a "
+                                                               "space)")
+                                                 : std::string("yes"))
+            << "\n";
   return 0;
 }
 

@@ -469,6 +469,20 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
           ".zst)" +
           (m_.val_fraction > 0 ? " or --val-fraction 0 (and train with eval.interval: 0)" : ""));
     }
+    // The split is by units of up to 1 MiB and unit 0 always goes to validation: few, uneven
+    // units can give validation far more than its fraction. Said, not changed (the split is part
+    // of what a resumed build must reproduce).
+    const double val_share =
+        double(m_.val.tokens) / double(std::max<int64_t>(1, m_.train.tokens + m_.val.tokens));
+    if (m_.val_fraction > 0 && val_share > std::max(0.05, 2 * m_.val_fraction)) {
+      std::ostringstream w;
+      w << "data build: warning: the validation split holds " << std::lround(100 * val_share)
+        << "% of the tokens (" << m_.val.tokens << "), more than --val-fraction " << m_.val_fraction
+        << " asks: the split is by units (documents, or 1 MiB pieces of longer ones; the first "
+           "always goes to validation) and there are only "
+        << index << "; give more documents, or --val-fraction 0";
+      log_info(w.str());
+    }
     m_.documents = docs;
     m_.units = index;
     m_.complete = true;

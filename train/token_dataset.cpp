@@ -87,7 +87,14 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, const 
     if (kind == "auto") {
       if (has_manifest) {
         kind = "longnet";
-      } else if (!dir_files(path, ".bin").empty()) {
+      } else if (const auto bins = dir_files(path, ".bin"); !bins.empty()) {
+        const auto head = head_read(path + "/" + bins.front(), "data.path", 8);
+        if (shard_magic(head.data(), head.size()))
+          throw std::runtime_error("data.path '" + path + "' holds longnet shards (" +
+                                   bins.front() +
+                                   ") but no manifest.json, which a longnet dataset needs (it "
+                                   "was deleted, or the build never finished): build the dataset "
+                                   "again with longnet data build into an empty --out");
         kind = "nanogpt";
       } else {
         throw std::runtime_error("data.path '" + path +

@@ -146,6 +146,10 @@ std::unique_ptr<Tokenizer> sentencepiece_open(const std::string& path) {
   auto m = std::make_shared<SentencePieceModel>();
   m->path = path;
   const std::string data = tokenizer_file_read(path, "SentencePiece model");
+  if (data.empty())
+    throw std::runtime_error("SentencePiece model '" + path +
+                             "' is empty (0 bytes); give a .model file written by SentencePiece, "
+                             "e.g. by longnet tokenizer train");
   m->sha256 = sha256_hex(data);
   const auto status = m->processor.LoadFromSerializedProto(data);
   if (!status.ok()) {

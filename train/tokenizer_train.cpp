@@ -119,6 +119,10 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
     throw std::invalid_argument("tokenizer train: --vocab-size " + std::to_string(o.vocab_size) +
                                 " must be in [300, 16777216]: the 256 byte pieces and the "
                                 "control pieces come first (e.g. 32000)");
+  if (o.threads < 0 || o.threads > 128)
+    throw std::invalid_argument(
+        "tokenizer train: --threads " + std::to_string(o.threads) +
+        " must be in [0, 128] (SentencePiece's limit; 0: " + std::to_string(kTrainThreads) + ")");
   if (o.out_path.empty())
     throw std::invalid_argument("tokenizer train: no output path (--out PATH.model)");
   if (o.max_input_bytes == 0 || o.max_sentences < 1 || o.max_sentence_bytes < 16)
@@ -178,9 +182,7 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
       {"max_sentence_length", std::to_string(o.max_sentence_bytes)},
       {"input_sentence_size", std::to_string(o.max_sentences)},
       {"shuffle_input_sentence", "true"},
-      {"num_threads",
-       std::to_string(o.threads > 0 ? o.threads
-                                    : std::max<long>(1, ::sysconf(_SC_NPROCESSORS_ONLN)))},
+      {"num_threads", std::to_string(o.threads > 0 ? o.threads : kTrainThreads)},
       {"minloglevel", o.verbose ? "0" : "2"},
   };
   sentencepiece::SetRandomGeneratorSeed(o.seed);
@@ -189,7 +191,10 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
   if (!sentences.error().empty()) throw std::runtime_error("tokenizer train: " + sentences.error());
   if (sum.sentences == 0)
     throw std::runtime_error("tokenizer train: the sources hold no text (" +
-                             std::to_string(sum.files_sampled) + " files read)");
+                             std::to_string(sum.files_sampled) +
+                             " file(s) sampled: " + std::to_string(reader.summary().binary_files) +
+                             " skipped as binary, " + std::to_string(reader.summary().empty_files) +
+                             " empty); give text, JSON Lines or their .gz / .zst forms");
   if (!status.ok()) {
     // "Vocabulary size is too high (N). Please set it to a value <= M.": a text too small or too
     // uniform for N pieces; below 300 (the byte pieces and the specials) only more text helps.

@@ -18,6 +18,8 @@
 
 namespace longnet {
 
+constexpr int kTrainThreads = 16;
+
 struct TokenizerTrainOptions {
   int64_t vocab_size = 32000;
   std::vector<std::string> sources;
@@ -27,7 +29,9 @@ struct TokenizerTrainOptions {
   int64_t max_sentences = 4000000;
   int64_t max_sentence_bytes = 4192;  // SentencePiece's default max_sentence_length
   uint32_t seed = 1;
-  int threads = 0;       // 0: one per core
+  // SentencePiece records the count in the model, so its hash depends on it: 0 takes a fixed
+  // kTrainThreads, the same on every machine. At most 128 (SentencePiece's limit).
+  int threads = 0;
   bool verbose = false;  // SentencePiece's own progress log on stderr
 };
 
