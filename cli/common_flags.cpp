@@ -19,8 +19,8 @@ c10::ScalarType dtype_from_name(const std::string& name) {
   if (name == "bfloat16") return c10::kBFloat16;
   if (name == "float16") return c10::kHalf;
   if (name == "float64") return c10::kDouble;
-  throw std::invalid_argument("dtype '" + name +
-                              "' is not supported; use float32, bfloat16, float16 or float64");
+  throw std::invalid_argument("--dtype: '" + name +
+                              "' is not a dtype; use float32, bfloat16, float16 or float64");
 }
 
 std::string dtype_name(c10::ScalarType dtype) {

@@ -5,6 +5,7 @@
 // PDF through launch/plot_eval.py.
 #include <ATen/ATen.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "longnet/cli/commands.h"
 #include "longnet/cli/common_flags.h"
 #include "longnet/cli/model_flags.h"
+#include "longnet/core/device_memory.h"
 #include "longnet/core/dilated_plan.h"
 #include "longnet/core/file_util.h"
 #include "longnet/parallel/mpi_bootstrap.h"
@@ -67,6 +69,14 @@ void plot_path_check(const std::string& path) {
   output_file_prepare(path, "longnet eval --plot", OutputContent::kImage);
 }
 
+// Whether two output paths name one file (the same one once written, or through a link).
+bool same_output(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0)
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  return path_resolve(a) == path_resolve(b);
+}
+
 // Runs launch/plot_eval.py on the results file (without a shell: any path is one argument);
 // says why when it cannot.
 void plot_results(const std::string& json, const std::string& png) {
@@ -100,9 +110,12 @@ void plot_results(const std::string& json, const std::string& png) {
                             : WIFEXITED(status)
                                 ? "exited with " + std::to_string(WEXITSTATUS(status))
                                 : "ended by signal " + std::to_string(WTERMSIG(status));
+    const bool no_matplotlib = err == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 3;
     log_info("eval: no plot (" + cmd + " " + why +
-             "; exit 3 means matplotlib is missing from that python: pip install matplotlib, "
-             "or set LONGNET_PYTHON to a python that has it)");
+             (no_matplotlib ? ": matplotlib is missing from that python: pip install matplotlib, "
+                              "or set LONGNET_PYTHON to a python that has it"
+                            : ": its message is above; the results are in the --json file") +
+             ")");
   }
 }
 
@@ -116,11 +129,15 @@ int cmd_eval(const Args& args) {
   f.no_positional();
   mpi_ensure_initialized();
   const auto device = device_auto(f.get("device"));
+  if (f.get("dtype") != "float32" && !(f.get("dtype") == "bfloat16" && device.is_cuda()))
+    throw std::invalid_argument("eval: --dtype '" + f.get("dtype") +
+                                "': eval takes float32, or bfloat16 on cuda (autocast)");
   const auto dtype = dtype_from_name(f.get("dtype"));
-  if (dtype != at::kFloat && !(dtype == at::kBFloat16 && device.is_cuda()))
-    throw std::invalid_argument("eval: --dtype takes float32, or bfloat16 on cuda (autocast)");
   if (!f.get("plot").empty() && f.get("json").empty())
     throw std::invalid_argument("eval: --plot draws the --json results; give --json too");
+  if (!f.get("plot").empty() && same_output(f.get("plot"), f.get("json")))
+    throw std::invalid_argument("eval: --json and --plot name the same file ('" + f.get("json") +
+                                "'); the plot would overwrite the results: give two paths");
   // The output paths are checked before any work (rank 0 writes them): never one of the inputs.
   if (mpi_world_rank() == 0) {
     const std::vector<std::string> inputs = {f.get("checkpoint"), f.get("config"), f.get("data")};
@@ -214,14 +231,32 @@ int cmd_eval(const Args& args) {
     ContextEvalOptions one = o;
     one.windows = 1;
     context_eval_window_ends(one, data.size);
+    // What the longest context's forward holds at its peak, per token: the logits (float32)
+    // and one layer's activations (the input, q, k, v, an output per branch, the FFN's hidden
+    // layer twice). Measured: tiny.yaml at a 262,144-token context peaks at 3.4 GB above the
+    // process's start, this estimate's 3.5 GB. Refused before anything runs.
+    const auto& L = loaded.config.model.layer;
+    const double width = double(model_vocab) +
+                         double(4 + L.attention.segment_lengths.size()) * double(L.d_model) +
+                         2.0 * double(L.dim_feedforward);
+    device_memory_check(double(o.batch_size) * double(lens.back()) / double(world) * width * 4.0,
+                        device,
+                        "eval: --batch-size " + std::to_string(o.batch_size) + " x context " +
+                            std::to_string(lens.back()) +
+                            (world > 1 ? " / " + std::to_string(world) + " ranks" : "") +
+                            " with vocab_size " + std::to_string(model_vocab),
+                        "use shorter --context-lens or a smaller --batch-size" +
+                            std::string(device.is_cuda() ? ", or more GPUs under mpirun" : ""));
     const int64_t scored = o.score_tokens > 0 ? o.score_tokens : lens.front();
     if (o.windows > 0 && scored > 0 && o.windows > data.size / scored)
       throw std::invalid_argument(
           "eval: --batches x --batch-size = " + std::to_string(o.windows) + " windows of " +
           std::to_string(scored) + " scored tokens need " + std::to_string(o.windows) + " x " +
           std::to_string(scored) + " validation tokens, but " + data.description + " has " +
-          std::to_string(data.size) + "; fewer windows would score some tokens twice (at most " +
-          std::to_string(data.size / scored) + " windows)");
+          std::to_string(data.size) +
+          "; that many windows would score some tokens twice: use at most " +
+          std::to_string(data.size / scored) +
+          " windows (fewer --batches or a smaller --batch-size)");
   }
   o.bf16_autocast = dtype == at::kBFloat16;
   log_info("eval: " + loaded.source + "; data " + data.description + "; " + std::to_string(world) +

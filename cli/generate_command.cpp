@@ -180,10 +180,20 @@ int cmd_generate(const Args& args) {
         std::to_string(V) +
         ", not bytes: give --tokenizer KIND:PATH (the one it was trained with)");
   if (spec.empty()) spec = recorded.spec.empty() ? "bytes" : recorded.spec;
+  std::unique_ptr<Tokenizer> tokenizer;
+  try {
+    tokenizer = tokenizer_open(spec);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string(e.what()) +
+                             (f.get("tokenizer").empty()
+                                  ? " (the tokenizer the model was trained with, from its config; "
+                                    "give --tokenizer KIND:PATH with a copy of that file)"
+                                  : ""));
+  }
   // By content: also when the name is the recorded one (its file may have been replaced since,
   // e.g. by another `tokenizer train --out` onto it).
   if (!recorded.spec.empty() && (spec != recorded.spec || !recorded.hash.empty())) {
-    const auto same = tokenizers_same({spec, ""}, recorded);
+    const auto same = tokenizers_same({spec, tokenizer->content_hash()}, recorded);
     if (same && !*same && spec == recorded.spec)
       throw std::invalid_argument(
           "generate: tokenizer " + spec + " is not the file " + loaded.source +
@@ -201,21 +211,11 @@ int cmd_generate(const Args& args) {
                ? std::string(" (or a copy of its file)")
                : std::string()) +
           ", or leave --tokenizer out");
-    // (The same name missing: opening it says so below.) On stderr: stdout holds the text.
+    // On stderr: stdout holds the text.
     if (!same && spec != recorded.spec && mpi_world_rank() == 0)
       std::cerr << "generate: warning: cannot check --tokenizer " << spec << " against the model's "
-                << recorded.spec << " (a file is not here); using " << spec << " as given"
+                << recorded.spec << " (that file is not here); using " << spec << " as given"
                 << std::endl;
-  }
-  std::unique_ptr<Tokenizer> tokenizer;
-  try {
-    tokenizer = tokenizer_open(spec);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(std::string(e.what()) +
-                             (f.get("tokenizer").empty()
-                                  ? " (the tokenizer the model was trained with, from its config; "
-                                    "give --tokenizer KIND:PATH with a copy of that file)"
-                                  : ""));
   }
   const int64_t tok_vocab = int64_t(tokenizer->vocab_size());
   if (tok_vocab > V)

@@ -138,11 +138,11 @@ int main(int argc, char** argv) {
   std::cout.flush();
   if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
     const int e = errno;
-    if (e != EPIPE && !longnet::stdout_was_closed()) {
-      std::fprintf(stderr, "longnet: writing stdout failed: %s; the output is incomplete\n",
-                   e != 0 ? std::strerror(e) : "write error");
-      return rc != 0 ? rc : 1;
-    }
+    if (rc != 0) return rc;  // the command failed and said why; once is enough
+    if (e == EPIPE || longnet::stdout_was_closed()) return 0;  // `| head`: not an error
+    std::fprintf(stderr, "longnet: writing stdout failed: %s; the output is incomplete\n",
+                 e != 0 ? std::strerror(e) : "write error");
+    return 1;
   }
   return rc;
 }

@@ -48,7 +48,11 @@ c10::Device device_auto(const std::string& name) {
 
 c10::ScalarType dtype_auto(const std::string& name, const c10::Device& device) {
   if (name == "auto") return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
-  return dtype_from_name(name);
+  for (const char* known : {"float32", "bfloat16", "float16", "float64"})
+    if (name == known) return dtype_from_name(name);
+  throw std::invalid_argument("--dtype: '" + name +
+                              "' is not a dtype; use auto (bfloat16 on cuda, float32 on cpu), "
+                              "float32, bfloat16, float16 or float64");
 }
 
 void model_agree_across_ranks(ProcessGrid& grid, const LongNetLM& model,

@@ -1,6 +1,10 @@
 // Writing to stdout that stops cleanly at a closed pipe (see stdout_stream.h).
 #include "longnet/cli/stdout_stream.h"
 
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,7 +17,14 @@ bool closed = false;
 }  // namespace
 
 bool stdout_was_closed() {
-  return closed;
+  if (closed) return true;
+  // Writes through std::cout leave no errno to read afterwards: ask the pipe (or socket)
+  // itself, which reports an error to poll once its reader is gone.
+  struct stat st;
+  if (::fstat(STDOUT_FILENO, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+    return false;
+  pollfd p{STDOUT_FILENO, POLLOUT, 0};
+  return closed = ::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
 }
 
 bool stdout_write(const std::string& text) {

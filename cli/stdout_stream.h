@@ -11,7 +11,8 @@ namespace longnet {
 // caller stops its output cleanly (stdout_closed_note). Throws std::runtime_error naming the
 // error on any other failure (a full disk).
 bool stdout_write(const std::string& text);
-// Whether a write through stdout_write found stdout closed by its reader.
+// Whether stdout was closed by its reader: found by a write through stdout_write, or (for
+// output written otherwise) by asking the pipe.
 bool stdout_was_closed();
 // The one short note on stderr when stdout was closed by its reader: "<command>: stdout was
 // closed; stopped".

@@ -298,6 +298,15 @@ expect1 bench.rates_count "bench attention: --rates: " bench attention --device 
 expect1 out.export_bad_dtype "dtype 'float64'" export "$CK" --out "$WORK/exp_new" --dtype float64
 expect1 out.export_missing "cannot open" export "$WORK/none.ckpt" --out "$WORK/exp_new"
 [[ ! -e "$WORK/exp_new" ]] || fail "out.export: a failed export left $WORK/exp_new behind"
+# eval: one file for --json and --plot (the plot would replace the results), refused at start.
+expect1 out.eval_json_is_plot "name the same file" eval --checkpoint "$CK" --device cpu \
+  --json "$WORK/same.png" --plot "$WORK/same.png"
+[[ ! -e "$WORK/same.png" ]] || fail "out.eval_json_is_plot: wrote $WORK/same.png"
+# A reader that closes stdout early is not an error (`| head`): eval still exits 0 (`true` reads
+# nothing and exits at once, so eval's table meets a closed pipe).
+"$BIN" eval --checkpoint "$CK" --device cpu --context-lens 32,64 --batches 1 2> "$WORK/epipe.err" | true
+rc=${PIPESTATUS[0]}
+[[ $rc == 0 ]] || fail "eval | true: exit $rc, not 0: $(tail -2 "$WORK/epipe.err")"
 # Prompt files: regular files of at most 1 GiB (a FIFO blocks, /dev/zero never ends).
 expect1 prompt.fifo "generate --prompt-file '$WORK/out.fifo' is a FIFO" generate --checkpoint "$CK" \
   --device cpu --prompt-file "$WORK/out.fifo"

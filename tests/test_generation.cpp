@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <vector>
@@ -594,7 +595,52 @@ TEST(Export, RefusesValuesTheDtypeCannotHold) {
                "in absolute value, past the range of float16");
   EXPECT_GT(checkpoint_export(big, temp_path("outbf16"), "bfloat16").tensors, 0);
   expect_error([&] { checkpoint_export(inf, temp_path("outinf"), ""); },
-               "holds NaN or infinite values");
+               "NaN or infinite value(s)");
+  // Loading for generation in float16 is refused the same way, naming the parameter.
+  ModelLoadOptions half;
+  half.checkpoint = big;
+  half.dtype = at::kHalf;
+  expect_error([&] { model_load(half); }, "past the range of Half (largest 65504)");
+  half.dtype = at::kBFloat16;
+  EXPECT_NO_THROW(model_load(half));
+}
+
+// export checks a checkpoint as generate and eval do: an integer or extra parameter, another
+// format or a negative step is refused, and nothing is written (no --out directory either).
+TEST(Export, ChecksTheCheckpointAsLoadingDoes) {
+  const LongNetLM model = tiny_model();
+  const auto dir = temp_path("export_checks");
+  auto refused = [&](c10::impl::GenericDict state, const std::string& message) {
+    checkpoint_write(dir, 3, state, 10);
+    const auto out = temp_path("export_checks_out");
+    expect_error([&] { checkpoint_export(checkpoint_path(dir, 3), out, "float16"); }, message);
+    EXPECT_FALSE(std::filesystem::exists(out)) << message;
+  };
+  {
+    auto state = checkpoint_state(model, 3);
+    auto params = state.at("model").toGenericDict();
+    params.insert_or_assign(params.begin()->key(), at::zeros({1}, at::kLong));
+    refused(state, "not a floating-point tensor");
+  }
+  {
+    auto state = checkpoint_state(model, 3);
+    state.at("model").toGenericDict().insert("extra.weight", at::zeros({2}));
+    refused(state, "parameters, the model of its config");
+  }
+  {
+    auto state = checkpoint_state(model, 3);
+    state.insert("format", std::string("longnet-train-999"));
+    refused(state, "has format 'longnet-train-999'");
+  }
+  refused(checkpoint_state(model, -5), "below 0");
+  EXPECT_EQ(checkpoint_export(
+                [&] {
+                  checkpoint_write(dir, 3, checkpoint_state(model, 3), 10);
+                  return checkpoint_path(dir, 3);
+                }(),
+                temp_path("export_checks_good"), "")
+                .step,
+            3);
 }
 
 TEST(ContextEval, WindowEndsAndErrors) {

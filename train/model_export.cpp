@@ -146,40 +146,38 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
       throw std::invalid_argument("export: dtype '" + dtype +
                                   "' is not float32, bfloat16 or float16");
   }
-  auto state = checkpoint_read(checkpoint);
-  checkpoint_entries_check(state, checkpoint);
-  if (!state.contains("step"))
+  // Loaded as generate and eval load it: every entry, the config and each parameter (name,
+  // shape, floating point, finite) checked against the model the config builds.
+  ModelLoadOptions lo;
+  lo.checkpoint = checkpoint;
+  const LoadedModel loaded = model_load(lo);
+  if (loaded.step < 0)
     throw std::runtime_error("checkpoint '" + checkpoint +
                              "' has no step entry: not written by longnet train");
-  const TrainConfig config =
-      config_parse(state.at("config").toStringRef(), checkpoint + " (its config)");
+  const TrainConfig& config = loaded.config;
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   ExportSummary s;
-  s.step = state.at("step").toInt();
-  for (const auto& kv : state.at("model").toGenericDict()) {
-    const std::string& name = kv.key().toStringRef();
-    at::Tensor t = kv.value().toTensor();
-    // Non-finite parameters, and finite ones past the range of the dtype asked for (float16's
-    // 65,504), are refused: the export would hold infinities with no sign of them.
-    if (t.is_floating_point() && !at::isfinite(t).all().item<bool>())
-      throw std::runtime_error("export: parameter '" + name + "' of checkpoint '" + checkpoint +
-                               "' holds NaN or infinite values; export a checkpoint from before "
-                               "the run diverged");
-    if (!dtype.empty() && t.is_floating_point()) {
-      at::Tensor c = t.to(cast);
-      if (!at::isfinite(c).all().item<bool>())
+  s.step = loaded.step;
+  at::NoGradGuard no_grad;
+  for (const auto& p : loaded.model->named_parameters()) {
+    const std::string& name = p.key();
+    at::Tensor t = p.value().detach();
+    // Finite values past the range of the dtype asked for (float16's 65,504) are refused: the
+    // export would hold infinities with no sign of them.
+    if (!dtype.empty()) {
+      if (const auto most = dtype_overflow(t, cast))
         throw std::runtime_error(
-            "export: parameter '" + name + "' holds values up to " +
-            c10::str(t.abs().max().item<double>()) + " in absolute value, past the range of " +
-            dtype + " (whose largest is " + (cast == at::kHalf ? "65504" : "~3.4e38") +
-            "); export as " + (cast == at::kHalf ? "bfloat16 or float32" : "float32") +
-            ". Nothing was written");
-      t = c;
+            "export: parameter '" + name + "' holds values up to " + c10::str(*most) +
+            " in absolute value, past the range of " + dtype + " (whose largest is " +
+            (cast == at::kHalf ? "65504" : "~3.4e38") + "); export as " +
+            (cast == at::kHalf ? "bfloat16 or float32" : "float32") + ". Nothing was written");
+      t = t.to(cast);
     }
     tensors.emplace_back(name, t);
     s.bytes += static_cast<int64_t>(t.nbytes());
   }
   s.tensors = static_cast<int64_t>(tensors.size());
+  const bool dir_existed = path_kind(out_dir) != PathKind::kMissing;
   output_dir_prepare(out_dir, "export directory");
   // A previous export here is replaced; files of anything else are not.
   const std::string cfg_path = out_dir + "/config.json", st_path = out_dir + "/model.safetensors";
@@ -192,15 +190,20 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
       throw std::invalid_argument("export: '" + p +
                                   "' exists and is not from a longnet export; it is not replaced. "
                                   "Give another --out directory, or remove the file");
-  safetensors_write(out_dir + "/model.safetensors", tensors,
-                    {{"format", "pt"},
-                     {"longnet_checkpoint", checkpoint},
-                     {"longnet_step", std::to_string(s.step)}});
-  const std::string json =
-      "{\n  \"architecture\": \"LongNetLM\",\n  \"format\": "
-      "\"longnet-export-1\",\n  \"step\": " +
-      std::to_string(s.step) + ",\n  \"model\": " + lm_options_json(config.model) + "\n}\n";
-  file_write_atomic(out_dir + "/config.json", {{json.data(), json.size()}});
+  try {
+    safetensors_write(out_dir + "/model.safetensors", tensors,
+                      {{"format", "pt"},
+                       {"longnet_checkpoint", checkpoint},
+                       {"longnet_step", std::to_string(s.step)}});
+    const std::string json =
+        "{\n  \"architecture\": \"LongNetLM\",\n  \"format\": "
+        "\"longnet-export-1\",\n  \"step\": " +
+        std::to_string(s.step) + ",\n  \"model\": " + lm_options_json(config.model) + "\n}\n";
+    file_write_atomic(out_dir + "/config.json", {{json.data(), json.size()}});
+  } catch (...) {
+    if (!dir_existed) ::rmdir(out_dir.c_str());  // (only while empty: nothing written is lost)
+    throw;
+  }
   return s;
 }
 

@@ -28,8 +28,9 @@ struct ExportSummary {
   int64_t step = 0, tensors = 0, bytes = 0;
 };
 
-// Reads a `longnet train` checkpoint and writes out_dir/model.safetensors (its parameters, cast
-// to `dtype` when it is float32, bfloat16 or float16; "" keeps them as stored) and
+// Reads a `longnet train` checkpoint (checked as model_load checks it) and writes
+// out_dir/model.safetensors (its parameters, cast to `dtype` when it is float32, bfloat16 or
+// float16; "" keeps them float32, as training stores them) and
 // out_dir/config.json ({"architecture": "LongNetLM", "format": "longnet-export-1", "step",
 // "model": lm_options_json}). out_dir is created if needed; files there are replaced atomically.
 ExportSummary checkpoint_export(const std::string& checkpoint, const std::string& out_dir,

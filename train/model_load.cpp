@@ -3,10 +3,13 @@
 
 #include <ATen/ATen.h>
 
+#include <fstream>
 #include <stdexcept>
 
+#include "longnet/core/file_util.h"
 #include "longnet/core/parameter_io.h"
 #include "longnet/train/checkpoint_files.h"
+#include "longnet/train/train_state.h"
 
 namespace longnet {
 
@@ -38,7 +41,24 @@ void params_from_dict(LongNetLM& model, const c10::impl::GenericDict& params,
   for (auto& p : named) p.value().copy_(params.at(p.key()).toTensor());
 }
 
+// Whether `path` is a regular file that starts as a safetensors file does (a little-endian
+// header length, then the JSON header's '{').
+bool looks_safetensors(const std::string& path) {
+  if (path_kind(path) != PathKind::kFile) return false;
+  std::ifstream in(path, std::ios::binary);
+  char head[9] = {};
+  return in.read(head, sizeof(head)) && head[8] == '{';
+}
+
 }  // namespace
+
+std::optional<double> dtype_overflow(const at::Tensor& t, c10::ScalarType dtype) {
+  if (!t.is_floating_point() || c10::elementSize(dtype) >= c10::elementSize(t.scalar_type()) ||
+      !at::isfinite(t).all().item<bool>())
+    return std::nullopt;
+  if (at::isfinite(t.to(dtype)).all().item<bool>()) return std::nullopt;
+  return t.abs().max().item<double>();
+}
 
 RecordedTokenizer model_tokenizer(const LoadedModel& loaded) {
   return loaded.tokenizer.spec.empty() ? config_data_tokenizer(loaded.config) : loaded.tokenizer;
@@ -61,6 +81,15 @@ void checkpoint_entries_check(const c10::impl::GenericDict& state, const std::st
   check("step", &c10::IValue::isInt, "an integer");
   check("tokenizer", &c10::IValue::isString, "a string");
   check("tokenizer_hash", &c10::IValue::isString, "a string");
+  check("format", &c10::IValue::isString, "a string");
+  if (state.contains("format") && state.at("format").toStringRef() != kTrainStateFormat)
+    throw std::runtime_error("checkpoint " + path + " has format '" +
+                             state.at("format").toStringRef() + "'; this build reads '" +
+                             kTrainStateFormat + "' (write it with this version of longnet)");
+  if (state.contains("step") && state.at("step").toInt() < 0)
+    throw std::runtime_error("checkpoint " + path + ": its step is " +
+                             std::to_string(state.at("step").toInt()) +
+                             ", below 0: it was not written by `longnet train`, or was altered");
   for (const auto& kv : state.at("model").toGenericDict())
     if (!kv.key().isString() || !kv.value().isTensor())
       throw std::runtime_error(
@@ -87,6 +116,11 @@ LoadedModel model_load(const ModelLoadOptions& o) {
     try {
       state = checkpoint_read(o.checkpoint);
     } catch (const std::runtime_error& e) {
+      if (looks_safetensors(o.checkpoint))
+        throw std::runtime_error(o.checkpoint +
+                                 " looks like a safetensors file (as `longnet export` writes), "
+                                 "which longnet does not load: give the checkpoint it was "
+                                 "exported from (runs/NAME/checkpoints/step_*.ckpt)");
       throw std::runtime_error(
           std::string(e.what()) +
           ". A trainer checkpoint (runs/NAME/checkpoints/step_*.ckpt) loads alone; a parameters "
@@ -104,6 +138,7 @@ LoadedModel model_load(const ModelLoadOptions& o) {
     const std::string step =
         state.contains("step") ? " (step " + std::to_string(state.at("step").toInt()) + ")" : "";
     out.source = "checkpoint " + o.checkpoint + step;
+    if (state.contains("step")) out.step = state.at("step").toInt();
   } else {
     if (o.checkpoint.empty())
       throw std::invalid_argument(
@@ -142,6 +177,14 @@ LoadedModel model_load(const ModelLoadOptions& o) {
             " NaN or infinite value(s); the model would produce nonsense. Use an earlier "
             "checkpoint (training skips non-finite steps, so a file like this was damaged or "
             "made elsewhere)");
+    for (const auto& p : out.model->named_parameters())
+      if (const auto most = dtype_overflow(p.value(), o.dtype))
+        throw std::runtime_error(out.source + ": parameter '" + p.key() + "' holds values up to " +
+                                 c10::str(*most) + " in absolute value, past the range of " +
+                                 c10::toString(o.dtype) +
+                                 (o.dtype == at::kHalf ? " (largest 65504)" : "") +
+                                 ": in it the model would compute with infinities. Use --dtype " +
+                                 (o.dtype == at::kHalf ? "bfloat16 or float32" : "float32"));
   }
   out.model->eval();
   out.model->to(o.device, o.dtype);

@@ -7,6 +7,7 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,12 @@ struct LoadedModel {
   // The tokenizer a trainer checkpoint records its training data was made with (spec and content
   // hash); empty for parameters files and checkpoints of earlier versions.
   RecordedTokenizer tokenizer;
+  int64_t step = -1;  // a trainer checkpoint's step; -1 for the other sources
 };
+
+// The largest magnitude in `t` when casting it to `dtype` would turn some finite value infinite
+// (float16's largest is 65,504; bfloat16's and float32's ~3.4e38); nullopt when every value fits.
+std::optional<double> dtype_overflow(const at::Tensor& t, c10::ScalarType dtype);
 
 // Checks the entries a reader of a trainer checkpoint (checkpoint_read) uses, before it uses
 // them: "config" a string, "model" a dict of tensors, and where present "step" an integer and

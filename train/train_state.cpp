@@ -21,7 +21,7 @@
 namespace longnet {
 namespace {
 
-constexpr const char* kFormat = "longnet-train-1";
+constexpr const char* kFormat = kTrainStateFormat;
 
 // The name of optimizer parameter p among the model's (for optimizer state in checkpoints).
 const std::string& name_of(const NamedTensors& params, const at::Tensor& p) {

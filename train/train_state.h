@@ -19,6 +19,9 @@
 
 namespace longnet {
 
+// The "format" entry of the checkpoints this build writes and reads.
+constexpr const char* kTrainStateFormat = "longnet-train-1";
+
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 struct TrainProgress {
