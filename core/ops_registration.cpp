@@ -4,7 +4,8 @@
 // dropout_p applies whenever it is > 0 (an op has no training flag: callers pass 0 in eval); the
 // masks come from the default generator, so torch.manual_seed makes them reproducible. Bad
 // arguments raise ValueError naming the argument (core's OptionsError is a std::invalid_argument);
-// double backward raises RuntimeError saying it is not supported.
+// double backward raises RuntimeError saying it is not supported; symbolic (dynamic) shapes raise
+// NotImplementedError.
 #include <torch/library.h>
 
 #include "longnet/core/dilated_attention.h"
@@ -15,6 +16,13 @@ at::Tensor dilated_attention_op(const at::Tensor& q, const at::Tensor& k, const 
                                 c10::IntArrayRef segment_lengths, c10::IntArrayRef dilation_rates,
                                 bool is_causal, std::optional<double> softmax_scale,
                                 double dropout_p) {
+  // Tracing with symbolic sizes (torch.export's dynamic_shapes, opcheck's dynamic test) reaches
+  // here with tensors whose sizes are not numbers; the plan needs numbers.
+  for (const at::Tensor* t : {&q, &k, &v})
+    TORCH_CHECK_NOT_IMPLEMENTED(
+        !t->unsafeGetTensorImpl()->has_symbolic_sizes_strides(),
+        "longnet::dilated_attention: inputs with symbolic (dynamic) shapes are not supported; "
+        "trace or export with static shapes (torch.export without dynamic_shapes)");
   longnet::DilatedAttentionOptions o;
   o.segment_lengths = segment_lengths.vec();
   o.dilation_rates = dilation_rates.vec();

@@ -57,6 +57,17 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
+FLOAT32_TINY = 1.1754943508222875e-38  # FLT_MIN: layer_norm_eps must not be 0 in float32
+
+
+def _check_layer_norm_eps(value: object) -> float:
+    eps = _check_positive("layer_norm_eps", value)
+    if not FLOAT32_TINY <= eps <= 1:
+        raise ValueError(f"layer_norm_eps = {value} must be in [{FLOAT32_TINY:.6g}, 1] (it must "
+                         "not be 0 in float32, where LayerNorm computes)")
+    return eps
+
+
 def _check_weight_size(owner: str, rows_name: str, rows: int, cols_name: str, cols: int) -> None:
     """Refuses a (rows, cols) weight of more than MAX_WEIGHT_ELEMENTS elements, before PyTorch
     allocates it; the message names both sizes and the largest that works."""
@@ -131,9 +142,9 @@ def _warn_positional_swap(init: _F) -> _F:
                 warnings.warn(
                     f"MultiheadDilatedAttention takes (embed_dim, num_heads, dilation_rates, "
                     f"segment_lengths) in the reference library's order (C++ takes segments "
-                    f"first); got dilation_rates={list(rates)} and segment_lengths="
-                    f"{list(segments)}, where a rate exceeds its segment length. If these are "
-                    f"swapped, pass them by keyword.", UserWarning, stacklevel=2)
+                    f"first); got dilation_rates={[int(r) for r in rates]} and segment_lengths="
+                    f"{[int(w) for w in segments]}, where a rate exceeds its segment length. If "
+                    f"these are swapped, pass them by keyword.", UserWarning, stacklevel=2)
         init(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -239,7 +250,7 @@ class MultiheadDilatedAttention(nn.Module):
         bias = check_bool("bias", bias)
         self.layer_norm = check_bool("layer_norm", layer_norm)
         self.gamma_init = _check_positive("gamma_init", gamma_init)
-        layer_norm_eps = _check_positive("layer_norm_eps", layer_norm_eps)
+        layer_norm_eps = _check_layer_norm_eps(layer_norm_eps)
         factory = {"device": device, "dtype": dtype}
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
         self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)

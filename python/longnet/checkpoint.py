@@ -282,6 +282,10 @@ def _value(text: str, where: str) -> Any:
         if not t.endswith("]"):
             raise ValueError(f"{where}: unterminated list {t}")
         inner = t[1:-1].strip()
+        if any(c in inner for c in '[]{}"\''):
+            raise ValueError(f"{where}: the list {t} holds nested lists, mappings or quoted items, "
+                             "which this reader (used without PyYAML) does not parse: "
+                             "pip install pyyaml")
         return [] if not inner else [_scalar(x, where) for x in inner.split(",")]
     return _scalar(t, where)
 

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from longnet.attention import (MultiheadDilatedAttention, _check_dtype, _check_int,
-                               _check_positive, _check_weight_size, check_input)
+from longnet.attention import (FLOAT32_TINY, MultiheadDilatedAttention, _check_dtype,
+                               _check_int, _check_layer_norm_eps, _check_weight_size,
+                               check_input)
 from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_int,
                           check_probability)
 
@@ -56,7 +57,6 @@ MODEL_INT_RANGES: Mapping[str, tuple[int, int]] = {
     "dim_feedforward": (1, 1 << 22),
     "checkpoint_layers": (0, MAX_LAYERS),
 }
-FLOAT32_TINY = 1.1754943508222875e-38  # FLT_MIN: layer_norm_eps must not be 0 in float32
 
 
 def _check_parameter_memory(owner: str, elements: int, device: Device,
@@ -437,7 +437,7 @@ class LongNetLM(nn.Module):
         _check_weight_size("LongNetLM", "num_tokens", num_tokens, "d_model", d_model)
         num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers,
                                         maximum=MAX_LAYERS)
-        layer_norm_eps = _check_positive("layer_norm_eps", layer_norm_eps)
+        layer_norm_eps = _check_layer_norm_eps(layer_norm_eps)
         if variant not in ("decoder_only", "encoder_decoder"):
             raise ValueError(f"unknown LongNetLM variant {variant!r}; allowed values: "
                              f"'decoder_only', 'encoder_decoder'")
@@ -633,7 +633,12 @@ class LongNetLM(nn.Module):
             raise ValueError(f"export {folder}: model.safetensors cannot be read "
                              f"({type(e).__name__}: {e})") from None
         source = f"export {folder}"
-        cls._check_fits(state, config["model"], source)
+        try:
+            cls._check_fits(state, config["model"], source)
+        except (TypeError, ValueError) as e:
+            if str(e).startswith(source):
+                raise
+            raise type(e)(f"{source}: config.json's model: {e}") from None
         stored = next(iter(state.values())).dtype  # float: _check_fits checked them
         model = cls.from_config(config["model"], device=device, dtype=dtype or stored)
         model._load_parameters(state, source)

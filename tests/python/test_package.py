@@ -169,6 +169,12 @@ def check_module_inputs(longnet):
     expect_error(ValueError, "token id 10 at x[0, 1] is outside [0, num_tokens = 10)",
                  lambda: lm(torch.tensor([[1, 10]])))
     expect_error(ValueError, "token id -1 at x[1, 0]", lambda: lm(torch.tensor([[1, 2], [-1, 3]])))
+    # layer_norm_eps that is 0 in float32 (where LayerNorm computes): refused as from_config does.
+    for make in (lambda: longnet.MultiheadDilatedAttention(32, 2, r, w, layer_norm_eps=1e-50),
+                 lambda: longnet.LongNetLM(10, 32, 2, num_decoder_layers=1, dim_feedforward=32,
+                                           segment_lengths=w, dilation_rates=r,
+                                           variant="decoder_only", layer_norm_eps=1e-50)):
+        expect_error(ValueError, "layer_norm_eps = 1e-50 must be in", make)
     expect_error(TypeError, "parameters need a floating-point torch.dtype",
                  lambda: longnet.MultiheadDilatedAttention(32, 2, r, w, dtype=torch.int64))
     expect_error(TypeError, "LongNetLM: dtype = torch.int32",
@@ -393,6 +399,13 @@ def check_compile(longnet):
     kept out of compiled graphs (inductor once compiled its body to wrong numbers), the code
     around it is compiled; a second sequence length (a recompile) works too."""
     op = torch.ops.longnet.dilated_attention
+    # Exporting with symbolic (dynamic) sizes reaches the op with sizes that are no numbers: a
+    # clear NotImplementedError, not a c10 internal error.
+    x = torch.randn(1, 16, 2, 8)
+    n = torch.export.Dim("N", min=8, max=64)
+    expect_error(NotImplementedError, "symbolic (dynamic) shapes are not supported",
+                 lambda: torch.export.export(longnet.DilatedAttention([4, 8], [1, 2]), (x, x, x),
+                                             dynamic_shapes=({1: n},) * 3))
 
     def f(q, k, v):
         return op(q * 1.5, k, v, [4, 8], [1, 2], True).tanh() * 2
@@ -538,6 +551,11 @@ def check_checkpoint_parity(longnet, args):
         text = ckpt["config"]
         simple = parse_config_simple(text)
         assert simple == parse_config(text), "the fallback YAML parser differs from PyYAML's"
+        # What the fallback does not parse is refused, not read wrongly.
+        expect_error(ValueError, "nested lists, mappings or quoted items",
+                     lambda: parse_config_simple("model:\n  a: [1, [2, 3]]\n"))
+        expect_error(ValueError, "nested lists, mappings or quoted items",
+                     lambda: parse_config_simple('model:\n  b: ["a,b", "c"]\n'))
         assert simple["model"]["variant"] == variant
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # weights_only=True must read it: no fallback warning
@@ -812,6 +830,13 @@ def check_export(longnet, args):
     with open(os.path.join(foreign, "config.json"), "w") as fh:
         json.dump(big, fh)
     expect_error(ValueError, "(model.dim_feedforward, model.d_model)",
+                 lambda: longnet.LongNetLM.from_export(foreign))
+    # A config error names the export's folder and config.json, whichever check finds it.
+    big["model"]["dim_feedforward"] = cfg["model"]["dim_feedforward"]
+    big["model"]["num_heads"] = 5
+    with open(os.path.join(foreign, "config.json"), "w") as fh:
+        json.dump(big, fh)
+    expect_error(ValueError, f"export {foreign}: config.json's model: ",
                  lambda: longnet.LongNetLM.from_export(foreign))
     # Another format version, the meta device (nothing would load), each loader given the
     # other's input: refused, naming what works.
