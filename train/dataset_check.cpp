@@ -92,16 +92,17 @@ RecordedTokenizer config_data_tokenizer(const TrainConfig& c) {
   return {};
 }
 
+std::string recorded_hash(const RecordedTokenizer& t) {
+  if (!t.hash.empty() || t.spec.empty()) return t.hash;
+  try {
+    return tokenizer_spec_hash(t.spec);
+  } catch (const std::exception&) {
+    return "";  // the file is not here
+  }
+}
+
 std::optional<bool> tokenizers_same(const RecordedTokenizer& a, const RecordedTokenizer& b) {
-  auto hash = [](const RecordedTokenizer& t) -> std::string {
-    if (!t.hash.empty()) return t.hash;
-    try {
-      return tokenizer_spec_hash(t.spec);
-    } catch (const std::exception&) {
-      return "";  // the file is not here
-    }
-  };
-  const std::string ha = hash(a), hb = hash(b);
+  const std::string ha = recorded_hash(a), hb = recorded_hash(b);
   if (ha.empty() || hb.empty()) return std::nullopt;
   return ha == hb;
 }
@@ -143,17 +144,16 @@ std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
     return "data: byte tokens (vocabulary 256)";
   }
   // llm.c / nanoGPT shards record no tokenizer: the model's vocabulary bounds the ids read.
-  int64_t bound = std::min<int64_t>(data.vocab_bound(), c.model.vocab_size);
+  data.bound_ids_by_model(c.model.vocab_size);
   std::string note = "data: llm.c shards record no tokenizer; ids must be below model.vocab_size " +
                      std::to_string(c.model.vocab_size) + " (" + where(c, "model.vocab_size") + ")";
   if (!spec.empty() && (kind_of(spec) == "bytes" || tokenizer_kind_available(kind_of(spec)))) {
     const int64_t v = tokenizer_open(spec)->vocab_size();
     config_check_vocab(c, v, "the vocabulary of data.tokenizer '" + spec + "'");
-    bound = std::min<int64_t>(bound, v);
+    data.set_vocab_bound(std::min<int64_t>(data.vocab_bound(), v));
     note = "data: llm.c shards record no tokenizer; ids must be below " + std::to_string(v) +
            " (data.tokenizer " + spec + ")";
   }
-  data.set_vocab_bound(bound);
   return note;
 }
 

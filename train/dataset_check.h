@@ -30,6 +30,8 @@ struct RecordedTokenizer {
   std::string spec, hash;
 };
 RecordedTokenizer config_data_tokenizer(const TrainConfig& config);
+// Its content hash: the recorded one, else the spec's file's; "" when the file is not here.
+std::string recorded_hash(const RecordedTokenizer& t);
 
 // Whether two tokenizers (spec and hash; a hash "" is computed from the spec's file where it can
 // be read) are the same, by content hash (a copy of the file elsewhere matches); nullopt when a

@@ -267,6 +267,10 @@ void TokenDataset::set_vocab_bound(int64_t bound) {
   vocab_bound_ = bound;
 }
 
+void TokenDataset::bound_ids_by_model(int64_t model_vocab) {
+  if (format_ == "nanogpt") set_vocab_bound(std::min<int64_t>(vocab_bound_, model_vocab));
+}
+
 const DataFile& TokenDataset::file_of(DataSplit s, size_t i) const {
   const int si = static_cast<int>(s);
   auto& slot = open_[si][i];

@@ -61,6 +61,9 @@ class TokenDataset {
   // llm.c shards the largest id their width holds until set_vocab_bound names the model's.
   int64_t vocab_bound() const { return vocab_bound_; }
   void set_vocab_bound(int64_t bound);
+  // llm.c shards record no vocabulary: their ids are bounded by the model's too, in training and
+  // in eval alike. (Other formats keep their own bound; it is checked against the model.)
+  void bound_ids_by_model(int64_t model_vocab);
 
   // Tokens [start, start + count) of split s into out. Throws std::out_of_range outside the
   // split, and std::runtime_error naming the shard when it shrank, vanished or changed since

@@ -307,11 +307,8 @@ void Trainer::data_setup() {
   // What the checkpoints record of the tokenizer (its hash from the file when the dataset records
   // none, e.g. llm.c shards with data.tokenizer set; unknown when that file is not here).
   tokenizer_ = config_data_tokenizer(cfg_);
-  if (!tokenizer_.spec.empty() && tokenizer_.hash.empty()) try {
-      tokenizer_.hash = tokenizer_spec_hash(tokenizer_.spec);
-    } catch (const std::exception&) {
-      tokenizer_ = {};
-    }
+  tokenizer_.hash = recorded_hash(tokenizer_);
+  if (tokenizer_.hash.empty()) tokenizer_ = {};
   const DatasetManifest* m = data_->manifest();
   if (data_->format() == "nanogpt" || (m && m->tokenizer_kind != "bytes")) bits_per_ = "token";
   if (d.verify == "checksums" && data_->manifest()) {
