@@ -176,7 +176,8 @@ void flags_tokenizer_info(CliFlags& f) {
 void flags_export(CliFlags& f) {
   f.add("out", "", "the directory to write model.safetensors and config.json into");
   f.add("dtype", "",
-        "cast floating-point parameters to float32, bfloat16 or float16 (default: as stored)");
+        "cast the parameters to float32, bfloat16 or float16 (default: float32, as training "
+        "stores them)");
 }
 
 // The flags of the commands that use a trained model (model_flags.h).

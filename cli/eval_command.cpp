@@ -231,22 +231,26 @@ int cmd_eval(const Args& args) {
     ContextEvalOptions one = o;
     one.windows = 1;
     context_eval_window_ends(one, data.size);
-    // What the longest context's forward holds at its peak, per token: the logits (float32)
-    // and one layer's activations (the input, q, k, v, an output per branch, the FFN's hidden
-    // layer twice). Measured: tiny.yaml at a 262,144-token context peaks at 3.4 GB above the
-    // process's start, this estimate's 3.5 GB. Refused before anything runs.
+    // What the longest context's forward holds at its peak, per token: the logits and one
+    // layer's activations (the input, q, k, v, an output per branch, the FFN's hidden layer
+    // twice), 4 bytes each (2 under bf16 autocast). Measured: tiny.yaml at a 262,144-token
+    // context peaks at 3.4 GB above the process's start, this estimate's 3.5 GB. A GPU holds
+    // its rank's share; on the CPU the ranks may share one host's memory, so the whole window
+    // counts. Refused before anything runs.
     const auto& L = loaded.config.model.layer;
     const double width = double(model_vocab) +
                          double(4 + L.attention.segment_lengths.size()) * double(L.d_model) +
                          2.0 * double(L.dim_feedforward);
-    device_memory_check(double(o.batch_size) * double(lens.back()) / double(world) * width * 4.0,
-                        device,
-                        "eval: --batch-size " + std::to_string(o.batch_size) + " x context " +
-                            std::to_string(lens.back()) +
-                            (world > 1 ? " / " + std::to_string(world) + " ranks" : "") +
-                            " with vocab_size " + std::to_string(model_vocab),
-                        "use shorter --context-lens or a smaller --batch-size" +
-                            std::string(device.is_cuda() ? ", or more GPUs under mpirun" : ""));
+    const double share = device.is_cuda() ? double(world) : 1.0;
+    const double bytes_per = dtype == at::kBFloat16 ? 2.0 : 4.0;
+    device_memory_check(
+        double(o.batch_size) * double(lens.back()) / share * width * bytes_per, device,
+        "eval: --batch-size " + std::to_string(o.batch_size) + " x context " +
+            std::to_string(lens.back()) +
+            (world > 1 && device.is_cuda() ? " / " + std::to_string(world) + " GPUs" : "") +
+            " with vocab_size " + std::to_string(model_vocab),
+        "use shorter --context-lens or a smaller --batch-size" +
+            std::string(device.is_cuda() ? ", or more GPUs under mpirun" : ""));
     const int64_t scored = o.score_tokens > 0 ? o.score_tokens : lens.front();
     if (o.windows > 0 && scored > 0 && o.windows > data.size / scored)
       throw std::invalid_argument(

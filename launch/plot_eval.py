@@ -61,6 +61,9 @@ def draw(plt, results, png):
     ext = os.path.splitext(name)[1]
     fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp" + ext, dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as a plain open would make it (mkstemp makes 0600)
         with os.fdopen(fd, "wb") as out:
             fig.savefig(out, dpi=120, format=ext[1:].lower())
             out.flush()

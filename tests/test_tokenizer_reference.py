@@ -197,7 +197,7 @@ def long_encode_check(spec, reference, files, extra=("word\n" * 250_000,)):
     ids may differ.)"""
     texts = ["abc " * 300_000, "a " * ((2**20 - 4) // 2) + "\n\n\n\n\nb" * 1000,
              "\n".join(files)[:2_500_000], "The cat sat.\nA dog ran.\n" * 100_000,
-             "\n ab" * 300_000, *extra]
+             "\n ab" * 300_000, "\n    return x;" * 80_000, "ab  cd " * 200_000, *extra]
     for t in texts:
         got = [int(x) for x in tool("encode", "--tokenizer", spec, stdin=t.encode()).split()]
         want = reference(t)
@@ -329,7 +329,8 @@ def test_sentencepiece(rng, files):
     spm.SentencePieceTrainer.train(input=",".join(inputs), model_prefix=llama, vocab_size=600,
                                    model_type="bpe", byte_fallback=True, split_digits=True,
                                    normalization_rule_name="identity", add_dummy_prefix=True,
-                                   remove_extra_whitespaces=False, minloglevel=2)
+                                   remove_extra_whitespaces=False,
+                                   allow_whitespace_only_pieces=True, minloglevel=2)
     long_encode_check(f"sentencepiece:{llama}.model", spm.SentencePieceProcessor(
         model_file=llama + ".model").encode, files[1::3], extra=())
     print(f"sentencepiece: {len(texts)} texts, {total} ids and their decodes equal to Python "

@@ -150,6 +150,9 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   // shape, floating point, finite) checked against the model the config builds.
   ModelLoadOptions lo;
   lo.checkpoint = checkpoint;
+  lo.not_a_checkpoint_hint =
+      "export reads a trainer checkpoint (runs/NAME/checkpoints/step_*.ckpt), which carries the "
+      "model's config; a parameters file has none to export";
   const LoadedModel loaded = model_load(lo);
   if (loaded.step < 0)
     throw std::runtime_error("checkpoint '" + checkpoint +

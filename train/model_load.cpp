@@ -121,10 +121,7 @@ LoadedModel model_load(const ModelLoadOptions& o) {
                                  " looks like a safetensors file (as `longnet export` writes), "
                                  "which longnet does not load: give the checkpoint it was "
                                  "exported from (runs/NAME/checkpoints/step_*.ckpt)");
-      throw std::runtime_error(
-          std::string(e.what()) +
-          ". A trainer checkpoint (runs/NAME/checkpoints/step_*.ckpt) loads alone; a parameters "
-          "file (a {name: tensor} dict) needs --config with the model it was made for");
+      throw std::runtime_error(std::string(e.what()) + ". " + o.not_a_checkpoint_hint);
     }
     checkpoint_entries_check(state, o.checkpoint);
     auto text = [&](const char* key) {

@@ -25,6 +25,10 @@ struct ModelLoadOptions {
   c10::ScalarType dtype = c10::kFloat;  // the parameters' dtype after loading
   bool random_init = false;  // no checkpoint: the config's model with fresh parameters (tests)
   int64_t seed = 0;          // of random_init
+  // Said when `checkpoint` is no trainer checkpoint and no config is given.
+  std::string not_a_checkpoint_hint =
+      "A trainer checkpoint (runs/NAME/checkpoints/step_*.ckpt) loads alone; a parameters file "
+      "(a {name: tensor} dict) needs --config with the model it was made for";
 };
 
 struct LoadedModel {

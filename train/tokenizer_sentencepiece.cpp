@@ -46,11 +46,24 @@ struct SentencePieceModel {
   std::string path, sha256;
   sentencepiece::SentencePieceProcessor processor;
   SpaceCut space_cut = SpaceCut::kNone;
+  // Control characters that may come before a cut space: those the model keeps as they are
+  // (a model that normalizes them to spaces would join them to the space's run).
+  std::string kept_controls;
 };
 
 // Found by encoding word pairs whole and cut (the normalizer's settings are not exposed by the
-// library's public header).
+// library's public header). A vocabulary with a piece holding U+2581 after another character
+// ("of\u2581the", or "the\u2581" of a model that puts spaces at the end of words) lets words
+// cross spaces: no cut then.
 SpaceCut space_cut_probe(const sentencepiece::SentencePieceProcessor& sp) {
+  const std::string space_sign = "\xe2\x96\x81";
+  for (int id = 0; id < sp.GetPieceSize(); ++id) {
+    const std::string piece = sp.IdToPiece(id);
+    size_t first_other = 0;  // the first byte past the leading U+2581s
+    while (piece.compare(first_other, 3, space_sign) == 0) first_other += 3;
+    if (first_other < piece.size() && piece.find(space_sign, first_other) != std::string::npos)
+      return SpaceCut::kNone;
+  }
   bool keep = true, drop = true;
   for (const char* pair : {"hello world", "a b", "The end.", "x = 1;", "int main(void)"}) {
     const std::string whole = pair;
@@ -71,8 +84,25 @@ SpaceCut space_cut_probe(const sentencepiece::SentencePieceProcessor& sp) {
   return keep ? SpaceCut::kKeep : drop ? SpaceCut::kDrop : SpaceCut::kNone;
 }
 
-bool blank(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+// A printable ASCII character other than the space: nothing a normalization turns into white
+// space (as NFKC does U+3000) or joins to a space.
+bool ascii_graphic(char c) {
+  return c > ' ' && c < 0x7f;
+}
+
+// The controls of "\n\t\r" that the model keeps (no U+2581 in the pieces of "x" c "y" past a
+// dummy prefix's).
+std::string kept_controls_probe(const sentencepiece::SentencePieceProcessor& sp) {
+  std::string kept;
+  for (char c : {'\n', '\t', '\r'}) {
+    std::vector<std::string> pieces;
+    if (!sp.Encode(std::string("x") + c + "y", &pieces).ok() || pieces.empty()) continue;
+    if (pieces[0].rfind("\xe2\x96\x81", 0) == 0) pieces[0].erase(0, 3);
+    bool space = false;
+    for (const auto& p : pieces) space = space || p.find("\xe2\x96\x81") != std::string::npos;
+    if (!space) kept += c;
+  }
+  return kept;
 }
 
 class SentencePieceTokenizer final : public Tokenizer {
@@ -87,13 +117,18 @@ class SentencePieceTokenizer final : public Tokenizer {
     out.insert(out.end(), scratch_.begin(), scratch_.end());
   }
 
-  // Before the last space within max bytes that a non-blank byte follows: SentencePiece starts a
-  // word at every space (as U+2581), so no piece crosses it, whatever comes before.
+  // Before the last single space between two printable ASCII characters (or a newline, tab or
+  // carriage return the model keeps, then the space) within max bytes: SentencePiece starts a
+  // word at a space (as U+2581) and no piece crosses it; a space next to other white space is
+  // not cut at (a model with whitespace-only pieces keeps a run of spaces together).
   size_t piece_length(std::string_view text, size_t max) const override {
     if (text.size() <= max) return text.size();
     if (m_->space_cut != SpaceCut::kNone)
       for (size_t i = std::min(max, text.size() - 2); i > 0; --i)
-        if (text[i] == ' ' && !blank(text[i + 1])) return i;
+        if (text[i] == ' ' && ascii_graphic(text[i + 1]) &&
+            (ascii_graphic(text[i - 1]) ||
+             m_->kept_controls.find(text[i - 1]) != std::string::npos))
+          return i;
     return text_piece_length(text, 0, max);
   }
   void encode_after_cut(std::string_view piece, std::vector<uint32_t>& out) const override {
@@ -165,6 +200,7 @@ std::unique_ptr<Tokenizer> sentencepiece_open(const std::string& path) {
   if (m->processor.GetPieceSize() <= 0)
     throw std::runtime_error("SentencePiece model '" + path + "' has no pieces");
   m->space_cut = space_cut_probe(m->processor);
+  m->kept_controls = kept_controls_probe(m->processor);
   return std::make_unique<SentencePieceTokenizer>(m);
 }
 

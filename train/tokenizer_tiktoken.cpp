@@ -409,14 +409,19 @@ class TiktokenTokenizer final : public Tokenizer {
     for (int back = 0; back < 3 && (static_cast<unsigned char>(text[window]) & 0xC0) == 0x80;
          ++back)
       --window;
-    std::vector<size_t> ends;  // match ends, a gap of non-UTF-8 bytes counted as a match
+    constexpr size_t kRecheck = 8;  // matches before the cut matched again, ending at the cut
+    constexpr size_t kKeep = 4 * kRecheck;  // the last match ends the tries below can use
+    // Match ends (a gap of non-UTF-8 bytes counted as a match); only the last ones are kept, so
+    // that a window of many MiB (the corpus reader's parts) costs no memory per match.
+    std::vector<size_t> ends;
     for (size_t pos = 0; pos < window;) {
       const size_t end = next_match_end(text, pos, window, PCRE2_PARTIAL_HARD);
       if (end == 0) break;  // partial (would need bytes past max), none, or an error
+      if (ends.size() == 64 * kKeep) ends.erase(ends.begin(), ends.end() - kKeep);
       ends.push_back(end);
       pos = end;
     }
-    constexpr size_t kRecheck = 8;  // matches before the cut matched again, ending at the cut
+    // (Trimmed or not, a try starts at a kept end, or at 0 only while ends[0] is the first.)
     for (size_t tries = 0; tries < 2 * kRecheck && !ends.empty(); ++tries, ends.pop_back()) {
       const size_t cut = ends.back(), j = ends.size() - 1;
       const size_t from = j >= kRecheck ? j - kRecheck : 0;
