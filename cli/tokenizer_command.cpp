@@ -201,10 +201,7 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
     const auto t0 = std::chrono::steady_clock::now();
     ids.clear();
     const std::string_view piece(text.data(), len);
-    if (after_cut)
-      tok->encode_after_cut(piece, ids);
-    else
-      tok->encode_append(piece, ids);
+    tok->encode_piece(piece, after_cut, ids);
     after_cut = true;
     secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     text.erase(0, len);

@@ -434,10 +434,7 @@ void corpus_tokenize(CorpusReader& reader, const Tokenizer& tokenizer,
   while (reader.next(doc)) {
     ids.clear();
     if (!first && !doc.continued) ids = separator;
-    if (doc.continued)
-      tokenizer.encode_after_cut(doc.text, ids);
-    else
-      tokenizer.encode_append(doc.text, ids);
+    tokenizer.encode_piece(doc.text, doc.continued, ids);
     sink(ids);
     first = false;
   }

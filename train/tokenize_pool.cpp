@@ -58,10 +58,7 @@ void TokenizePool::work(std::unique_ptr<Tokenizer> tokenizer) {
       for (auto& u : b.units) {
         u.ids.clear();
         if (u.separator) u.ids = separator_;
-        if (u.after_cut)
-          tokenizer->encode_after_cut(u.text, u.ids);
-        else
-          tokenizer->encode_append(u.text, u.ids);
+        tokenizer->encode_piece(u.text, u.after_cut, u.ids);
         std::string().swap(u.text);
         const auto skip = static_cast<size_t>(u.pos.token);
         if (skip > u.ids.size())

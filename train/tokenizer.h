@@ -69,6 +69,14 @@ class Tokenizer {
   virtual void encode_after_cut(std::string_view piece, std::vector<uint32_t>& out) const {
     encode_append(piece, out);
   }
+  // Appends the ids of one piece of a longer text: the first (after_cut false) or one after a
+  // cut made by piece_length.
+  void encode_piece(std::string_view piece, bool after_cut, std::vector<uint32_t>& out) const {
+    if (after_cut)
+      encode_after_cut(piece, out);
+    else
+      encode_append(piece, out);
+  }
 
   // The bytes of `ids` (special tokens as their text). The result need not be valid UTF-8.
   // Throws std::out_of_range naming an id that is not a token of this tokenizer.
