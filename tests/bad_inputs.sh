@@ -98,6 +98,10 @@ expect flag.bad_number "is not a whole number" "${T[@]}" --stop-after x3
 # Data files.
 expect data.missing "does not exist" train "$CONFIG" data.source='""' data.path="$WORK/none.tokens" \
   checkpoint.dir="$WORK/ckpt"
+# (data.source has no default: a data.path typo is not built from some directory)
+expect data.missing_no_source "does not exist and no data.source is set" train "$CONFIG" \
+  data.path="$WORK/typo.tokens" checkpoint.dir="$WORK/ckpt"
+[[ ! -e "$WORK/typo.tokens" ]] || fail "data.missing_no_source: built $WORK/typo.tokens"
 : > "$WORK/empty.tokens"
 expect data.empty "tokens' is empty" train "$CONFIG" data.source='""' data.path="$WORK/empty.tokens" checkpoint.dir="$WORK/ckpt"
 head -c 5000 "$CONFIG" > "$WORK/text.tokens"

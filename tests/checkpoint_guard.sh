@@ -26,6 +26,8 @@ expect() {
   expect_failure "$name" "$message" 20 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' \
     data.path="$WORK/data.tokens" checkpoint.dir="$dir" log.dir="$WORK/run_$name" "$@"
   [[ "$(sums "$dir")" == "$before" ]] || fail "$name: the checkpoints changed"
+  # (the run folder's config.yaml is written once a start's checks passed)
+  [[ ! -e "$WORK/run_$name/config.yaml" ]] || fail "$name: a refused start wrote config.yaml"
   expect_ok "$name" "$message"
 }
 copy() { rm -rf "$WORK/$1" && cp -r "$WORK/ckpt" "$WORK/$1" && rm -f "$WORK/$1/.longnet.lock"; }
@@ -74,6 +76,26 @@ expect metrics_onto_text onto_other "does not hold longnet's metrics lines" trai
 copy other_model
 expect resume_other_model other_model "holds another model than this run's" train.steps=12 \
   model.activation=relu
+# Checkpoints whose integrity record holds but whose values cannot be resumed (a run that had
+# diverged, or a file edited elsewhere): refused before anything changes, the entry named.
+FORGE="$(dirname "$BIN")/tests/checkpoint_forge"
+forged() {  # forged NAME CASE MESSAGE: the newest checkpoint (8) forged as CASE
+  copy "$1"
+  "$FORGE" "$WORK/ckpt/step_00000008.ckpt" "$WORK/$1" "$2" || fail "$1: checkpoint_forge failed"
+  expect "$1" "$1" "$3" train.steps=12
+}
+forged forged_param_nan param_nan "holds NaN or infinite values (the run had diverged"
+forged forged_param_inf param_inf "holds NaN or infinite values"
+forged forged_param_int param_int "has dtype Int, not a floating type"
+forged forged_opt_nan opt_nan "optimizer state 'exp_avg' of"
+forged forged_opt_negative opt_negative "holds negative values (Adam's second moments"
+forged forged_opt_shape opt_shape "has shape [7] but the parameter's is"
+forged forged_rng_float rng_float "its 'rng_cpu' entry has shape"
+forged forged_rng_rows rng_rows "for each of the 2 ranks of its grid"
+forged forged_rng_short rng_short "its 'rng_cpu' entry has shape"
+forged forged_rng_zero rng_zero "its generator state of rank 0 (rng_cpu) is not one a generator accepts"
+forged forged_grid_zero grid_zero "has no valid grid entry"
+forged forged_bad_steps bad_steps "its bad_steps (9) exceeds its step (8)"
 # Resuming from a checkpoint elsewhere into a directory that holds another run's checkpoints:
 # retention would delete them.
 copy into_used

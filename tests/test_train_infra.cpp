@@ -1107,6 +1107,42 @@ TEST(Metrics, IncompleteLastLineDroppedAndOtherFilesRefused) {
   EXPECT_EQ(read_file(tokens), std::string("LNTK\x01\0\0\0", 8));
 }
 
+// A resume from a checkpoint older than the file's last rows removes the rows of the steps it
+// runs again (validation rows included); rows up to the step stay, also across read blocks.
+TEST(Metrics, ResumeDropsTheRowsAfterItsStep) {
+  TempDir dir;
+  const std::string path = dir / "metrics.jsonl";
+  std::string rows, kept;
+  for (int64_t s = 0; s <= 3000; ++s) {  // ~120 KiB: more than one 64 KiB block
+    std::string row = "{\"step\":" + std::to_string(s) + ",\"loss\":1.5,\"pad\":\"" +
+                      std::string(size_t(s % 7 * 5), 'x') + "\"}\n";
+    if (s % 100 == 0) row += "{\"step\":" + std::to_string(s) + ",\"val_loss\":2}\n";
+    rows += row;
+    if (s <= 1234) kept += row;
+  }
+  write_file(path, rows);
+  {
+    MetricsWriter w(path);
+    EXPECT_EQ(w.drop_rows_after(3000), 0);
+    EXPECT_EQ(w.drop_rows_after(1234), (3000 - 1234) + 18);  // training rows + 18 val rows
+    EXPECT_EQ(read_file(path), kept);
+    w.write(JsonLine().add("step", int64_t(1235)));
+  }
+  EXPECT_EQ(read_file(path), kept + "{\"step\":1235}\n");
+  {
+    MetricsWriter w(path);
+    EXPECT_EQ(w.drop_rows_after(-1), 1236 + 13);  // every row
+  }
+  EXPECT_EQ(read_file(path), "");
+  // A line that is not a step's row (a foreign line) stops the removal: it and all before stay.
+  write_file(path, "{\"step\":1}\n{\"note\":1}\n{\"step\":5}\n");
+  {
+    MetricsWriter w(path);
+    EXPECT_EQ(w.drop_rows_after(1), 1);
+  }
+  EXPECT_EQ(read_file(path), "{\"step\":1}\n{\"note\":1}\n");
+}
+
 // Outputs are never one of the job's inputs, nor inside an input directory, also through links.
 TEST(OutputPaths, NeverAnInput) {
   TempDir dir;

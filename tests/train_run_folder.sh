@@ -130,6 +130,19 @@ grep -q "metrics: the rows of an earlier run in $WORK/run/metrics.jsonl kept as 
    '{"step":1 {"step":2 {"step":3 ' ]] ||
   fail "metrics.jsonl does not hold the new run's steps alone: $(cut -c1-60 "$WORK/run/metrics.jsonl")"
 
+# A resume from a checkpoint older than the last rows (a kill after it): the rows of the steps
+# run again are removed first, so every step has one row, in order.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run_again" checkpoint.dir="$WORK/ck_again" \
+  train.steps=6 checkpoint.interval=4 > "$WORK/out6.txt" 2>&1 || fail "run_again: $(tail -3 "$WORK/out6.txt")"
+rm "$WORK/ck_again/step_00000006.ckpt"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run_again" checkpoint.dir="$WORK/ck_again" \
+  train.steps=6 checkpoint.interval=4 > "$WORK/out7.txt" 2>&1 || fail "run_again: $(tail -3 "$WORK/out7.txt")"
+grep -q "metrics: removed 2 rows after step 4 from $WORK/run_again/metrics.jsonl" "$WORK/out7.txt" ||
+  fail "run_again: the removal was not said: $(grep -m1 'metrics:' "$WORK/out7.txt")"
+[[ $(grep '"loss"' "$WORK/run_again/metrics.jsonl" | grep -o '^{"step":[0-9]*' | tr '\n' ' ') == \
+   '{"step":1 {"step":2 {"step":3 {"step":4 {"step":5 {"step":6 ' ]] ||
+  fail "run_again: steps repeated or missing: $(grep -o '^{"step":[0-9]*' "$WORK/run_again/metrics.jsonl" | tr '\n' ' ')"
+
 # An error ends up in train.log too.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/bad_run" checkpoint.dir="$WORK/ck_bad" \
   train.max_bad_steps=2 --debug-nan-at 0,1 > "$WORK/out3.txt" 2>&1 && fail "the poisoned run succeeded"

@@ -25,7 +25,7 @@ struct DataConfig {
   // A dataset directory (or its manifest.json) made by `longnet data build --out`, a directory
   // of llm.c / nanoGPT .bin shards, or a byte-token file (train/token_dataset.h).
   std::string path = "data/usr_include.tokens";
-  std::string source = "/usr/include";  // built into `path` when missing ("": never)
+  std::string source;  // built into `path` when missing (unset or "": never)
   // The tokenizer spec (KIND[:PATH], train/tokenizer.h) the dataset must have been built with:
   // checked against the manifest; "" takes the manifest's. With `source`, the tokenizer a missing
   // `path` is built with (none: the byte-token file).

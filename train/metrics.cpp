@@ -8,13 +8,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <stdexcept>
+#include <vector>
 
 namespace longnet {
 
@@ -147,6 +150,57 @@ MetricsWriter::MetricsWriter(const std::string& path, bool fresh) : path_(path) 
 
 MetricsWriter::~MetricsWriter() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+int64_t MetricsWriter::drop_rows_after(int64_t step) {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0 || st.st_size == 0) return 0;
+  const off_t size = st.st_size;  // (the last byte ends the last line: see the constructor)
+  auto read_failed = [&] {
+    return std::runtime_error("metrics file '" + path_ + "': read failed: " + std::strerror(errno));
+  };
+  // The offset of the last newline before `before`, or -1: read backwards in 64 KiB blocks.
+  std::vector<char> block(size_t(1) << 16);
+  off_t block_at = 0, block_end = 0;  // the bytes of block hold [block_at, block_end)
+  auto newline_before = [&](off_t before) -> off_t {
+    for (off_t pos = before - 1; pos >= 0;) {
+      if (pos < block_at || pos >= block_end) {
+        block_end = pos + 1;
+        block_at = std::max<off_t>(0, block_end - off_t(block.size()));
+        if (::pread(fd_, block.data(), size_t(block_end - block_at), block_at) !=
+            ssize_t(block_end - block_at))
+          throw read_failed();
+      }
+      const void* nl = ::memrchr(block.data(), '\n', size_t(pos - block_at + 1));
+      if (nl) return block_at + off_t(static_cast<const char*>(nl) - block.data());
+      pos = block_at - 1;
+    }
+    return -1;
+  };
+  // The step of the row that starts at `at`; -1 for a line that is not a step's row.
+  auto step_at = [&](off_t at) -> long long {
+    static const char kPrefix[] = "{\"step\":";
+    char head[48] = {0};
+    const ssize_t n = ::pread(fd_, head, sizeof(head) - 1, at);
+    if (n < 0) throw read_failed();
+    if (size_t(n) < sizeof(kPrefix) - 1 || std::memcmp(head, kPrefix, sizeof(kPrefix) - 1) != 0)
+      return -1;
+    return std::strtoll(head + sizeof(kPrefix) - 1, nullptr, 10);
+  };
+  // Lines last first; the removal stops at a row of a step <= `step` (or a line that is not a
+  // step's row): it and all before it stay.
+  off_t keep = size;
+  int64_t dropped = 0;
+  while (keep > 0) {
+    const off_t start = newline_before(keep - 1) + 1;  // the start of the line ending at keep
+    if (step_at(start) <= step) break;
+    ++dropped;
+    keep = start;
+  }
+  if (dropped > 0 && ::ftruncate(fd_, keep) != 0)
+    throw std::runtime_error("metrics file '" + path_ + "': cannot drop the rows after step " +
+                             std::to_string(step) + ": " + std::strerror(errno));
+  return dropped;
 }
 
 void MetricsWriter::write(const JsonLine& line) {

@@ -46,6 +46,10 @@ class MetricsWriter {
   ~MetricsWriter();
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;
+  // A run resumed at `step` from a checkpoint older than the file's last rows (a crash or kill
+  // after it) runs those steps again: the trailing rows of later steps are removed first, so the
+  // file keeps one row per step and event, in order. Returns how many were removed.
+  int64_t drop_rows_after(int64_t step);
   // Appends one line (one write). Throws std::runtime_error on a write error.
   void write(const JsonLine& line);
   const std::string& path() const { return path_; }

@@ -6,6 +6,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -386,7 +387,9 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
     TORCH_CHECK(x.isInt(), "checkpoint ", path, " has no valid grid entry");
     g.push_back(x.toInt());
   }
-  TORCH_CHECK(g.size() == 2, "checkpoint ", path, " has no valid grid entry");
+  TORCH_CHECK(g.size() == 2 && g[0] >= 1 && g[1] >= 1 && g[0] <= (int64_t(1) << 20) &&
+                  g[1] <= (int64_t(1) << 20),
+              "checkpoint ", path, " has no valid grid entry");
   // Another grid resumes too: parameters and optimizer state are the same on every rank; the data
   // position is a count of sequences of the whole job; only the generators are per rank.
   const bool same_grid = g[0] == grid.data_parallel && g[1] == grid.sequence_parallel;
@@ -402,11 +405,83 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   }
   TORCH_CHECK(model.size() == params.size(), "checkpoint ", path, " holds ", model.size(),
               " parameters, the model ", params.size());
+  // Values: a checkpoint written while the run diverged (or edited since) would resume into
+  // steps that are all skipped, and retention would then delete the good checkpoints before it.
+  // Checked before anything is changed, each entry named.
+  auto values_check = [&](const at::Tensor& t, const std::string& what, bool non_negative) {
+    TORCH_CHECK(t.is_floating_point(), "checkpoint ", path, ": ", what, " has dtype ",
+                t.scalar_type(), ", not a floating type; it was not written by `longnet train`");
+    TORCH_CHECK(at::isfinite(t).all().item<bool>(), "checkpoint ", path, ": ", what,
+                " holds NaN or infinite values (the run had diverged when it was written, or the "
+                "file was changed); resume from an earlier checkpoint: move this one out of ",
+                cfg.checkpoint.dir, ". Nothing was changed");
+    TORCH_CHECK(!non_negative || t.numel() == 0 || t.min().item<double>() >= 0, "checkpoint ", path,
+                ": ", what,
+                " holds negative values (Adam's second moments are squares); it was not "
+                "written by `longnet train`. Nothing was changed");
+  };
+  for (const auto& [name, p] : params)
+    values_check(model.at(name).toTensor(), "parameter '" + name + "'", false);
   auto opt_state = get("optimizer").toGenericDict();
   const auto& ps = optim.params();
-  for (const auto& p : ps)
-    TORCH_CHECK(opt_state.contains(name_of(params, p)), "checkpoint ", path,
-                " has no optimizer state for '", name_of(params, p), "'");
+  for (const auto& p : ps) {
+    const std::string name = name_of(params, p);
+    TORCH_CHECK(opt_state.contains(name), "checkpoint ", path, " has no optimizer state for '",
+                name, "'");
+    TORCH_CHECK(opt_state.at(name).isGenericDict(), "checkpoint ", path,
+                ": the optimizer state of '", name,
+                "' is not a dictionary; it was not written "
+                "by `longnet train`");
+    const auto s = opt_state.at(name).toGenericDict();
+    for (const char* key : {"exp_avg", "exp_avg_sq"}) {
+      const std::string what = std::string("optimizer state '") + key + "' of '" + name + "'";
+      TORCH_CHECK(s.contains(key) && s.at(key).isTensor(), "checkpoint ", path, " has no ", what,
+                  "; it was not written by `longnet train`");
+      const at::Tensor t = s.at(key).toTensor();
+      TORCH_CHECK(t.sizes() == p.sizes(), "checkpoint ", path, ": ", what, " has shape ", t.sizes(),
+                  " but the parameter's is ", p.sizes(), "; it was not written by `longnet train`");
+      values_check(t, what, std::string(key) == "exp_avg_sq");
+    }
+    TORCH_CHECK(s.contains("step") && (s.at("step").isDouble() || s.at("step").isInt()) &&
+                    std::isfinite(s.at("step").toScalar().toDouble()) &&
+                    s.at("step").toScalar().toDouble() >= 0,
+                "checkpoint ", path, ": the optimizer step count of '", name,
+                "' is missing or not a count; it was not written by `longnet train`");
+  }
+  // The generators' states: one row per rank of the grid that wrote it, of this build's size.
+  const int64_t world_there = g[0] * g[1];
+  auto rng_check = [&](const char* key, int64_t bytes) {
+    const c10::IValue v = get(key);
+    TORCH_CHECK(v.isTensor(), "checkpoint ", path, ": its '", key,
+                "' entry is not a tensor; it was not written by `longnet train`");
+    const at::Tensor t = v.toTensor();
+    TORCH_CHECK(t.scalar_type() == at::kByte && t.dim() == 2 && t.size(0) == world_there &&
+                    (bytes < 0 || t.size(1) == bytes),
+                "checkpoint ", path, ": its '", key, "' entry has shape ", t.sizes(), " and dtype ",
+                t.scalar_type(), ", not one generator state (",
+                bytes < 0 ? std::string("bytes") : std::to_string(bytes) + " bytes",
+                ") for each of the ", world_there,
+                " ranks of its grid; it was not written by `longnet train`");
+  };
+  // (the size and the contents matter only where the states are used: on the same grid)
+  rng_check("rng_cpu",
+            same_grid ? at::detail::getDefaultCPUGenerator().get_state().numel() : int64_t(-1));
+  if (state.contains("rng_cuda")) {
+    const at::Tensor mine = cuda_generator_state(grid);  // (undefined off the GPU)
+    rng_check("rng_cuda", same_grid && mine.defined() ? mine.numel() : -1);
+  }
+  if (same_grid) {  // every rank's row, on a scratch generator: no rank fails alone later
+    const at::Tensor rows = get("rng_cpu").toTensor();
+    at::Generator scratch = at::detail::createCPUGenerator();
+    for (int64_t r = 0; r < rows.size(0); ++r) try {
+        scratch.set_state(rows[r].clone());
+      } catch (const c10::Error& e) {
+        const std::string what = e.what_without_backtrace();
+        TORCH_CHECK(false, "checkpoint ", path, ": its generator state of rank ", r,
+                    " (rng_cpu) is not one a generator accepts (", what.substr(0, what.find('\n')),
+                    "); it was not written by `longnet train`. Nothing was changed on disk");
+      }
+  }
   auto count = [&](const char* key) {
     const c10::IValue v = get(key);
     TORCH_CHECK(v.isInt() && v.toInt() >= 0, "checkpoint ", path, ": its '", key,
@@ -418,6 +493,9 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   progress.step = count("step");
   progress.bad_steps = count("bad_steps");
   progress.samples = count("samples");
+  TORCH_CHECK(progress.bad_steps <= progress.step, "checkpoint ", path, ": its bad_steps (",
+              progress.bad_steps, ") exceeds its step (", progress.step,
+              "); it was not written by `longnet train`");
   if (state.contains("eval_pending")) {  // (absent from checkpoints of earlier versions)
     const c10::IValue v = get("eval_pending");
     TORCH_CHECK(v.isBool(), "checkpoint ", path, ": its 'eval_pending' entry is not a bool (",
@@ -436,23 +514,31 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
     at::NoGradGuard no_grad;
     for (const auto& [name, p] : params) p.copy_(model.at(name).toTensor());
     for (size_t i = 0; i < ps.size(); ++i) {
-      auto s = opt_state.at(name_of(params, ps[i])).toGenericDict();
+      const auto s = opt_state.at(name_of(params, ps[i])).toGenericDict();
       auto& st = optim.state()[i];
       st.exp_avg.copy_(s.at("exp_avg").toTensor());
       st.exp_avg_sq.copy_(s.at("exp_avg_sq").toTensor());
-      st.step.fill_(s.at("step").toDouble());
+      st.step.fill_(s.at("step").toScalar().toDouble());
     }
   }
-  if (same_grid) {
-    at::Generator cpu = at::detail::getDefaultCPUGenerator();
-    cpu.set_state(rng_cpu[grid.world_rank].clone());
+  if (same_grid) try {
+      at::Generator cpu = at::detail::getDefaultCPUGenerator();
+      cpu.set_state(rng_cpu[grid.world_rank].clone());
 #ifdef LONGNET_WITH_CUDA
-    if (grid.device.is_cuda() && state.contains("rng_cuda")) {
-      at::Generator cuda = at::cuda::detail::getDefaultCUDAGenerator(grid.device.index());
-      cuda.set_state(state.at("rng_cuda").toTensor()[grid.world_rank].clone());
-    }
+      if (grid.device.is_cuda() && state.contains("rng_cuda")) {
+        at::Generator cuda = at::cuda::detail::getDefaultCUDAGenerator(grid.device.index());
+        cuda.set_state(state.at("rng_cuda").toTensor()[grid.world_rank].clone());
+      }
 #endif
-  } else {
+    } catch (const c10::Error& e) {  // bytes of the right size that are no generator's state
+      const std::string what = e.what_without_backtrace();
+      throw std::runtime_error("checkpoint " + path + ": its generator state (rng_cpu, rng_cuda) " +
+                               "is not one a generator accepts (" +
+                               what.substr(0, what.find('\n')) +
+                               "); it was not written by `longnet train`. Nothing was changed "
+                               "on disk");
+    }
+  else {
     // No state for these ranks: seeded from (seed, step, rank), so a rerun of this resume is
     // reproducible (dropout masks then differ from an uninterrupted run's).
     at::manual_seed(static_cast<uint64_t>(cfg.train.seed) * 1000003u +

@@ -235,13 +235,17 @@ void Trainer::grid_setup() {
               "; longnet appends only to a " + name +
               " of its own. Remove it, or give another log.dir. Nothing was changed");
       }
-      const std::string yaml = config_to_yaml(cfg_);
-      config_previous_keep(cfg_.log.dir, yaml);
-      file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
+      // (config.yaml is written once the resume's checks passed: a refused start changes none)
       log_file_open(log_path);
     }
   }
   if (!trace_path().empty()) {
+    // Several ranks write PATH.rankR; PATH itself must be a place a trace may go, too (not a
+    // device, a directory, a checkpoint or an input), as for one rank.
+    if (trace_path() != run_.trace_path) {
+      output_not_input(run_.trace_path, inputs, "trace file (--trace)");
+      output_file_prepare(run_.trace_path, "trace file (--trace)", OutputContent::kTrace);
+    }
     output_not_input(trace_path(), inputs, "trace file (--trace)");
     output_file_prepare(trace_path(), "trace file (--trace)", OutputContent::kTrace);
   }
@@ -277,7 +281,8 @@ void Trainer::data_build_if_missing() {
               "; longnet does not build data in its place: mount or fix its target, or give "
               "another data.path");
   TORCH_CHECK(!d.source.empty(), "data.path '", d.path,
-              "' does not exist and data.source is empty; build it first: longnet data build "
+              "' does not exist and no data.source is set to build it from; build it first: "
+              "longnet data build "
               "--tokenizer KIND:PATH --source SRC --out ",
               d.path, " (or the byte-token file: longnet data build SRC_DIR ", d.path, ")");
   if (d.tokenizer.empty() || d.format == "legacy") {
@@ -718,6 +723,17 @@ int Trainer::run() {
     if (!metrics_->kept_as().empty())
       log_info("metrics: the rows of an earlier run in " + metrics_->path() + " kept as " +
                metrics_->kept_as() + "; this run starts a new one");
+    if (step_ > 0)
+      if (const int64_t n = metrics_->drop_rows_after(step_))
+        log_info("metrics: removed " + std::to_string(n) + " rows after step " +
+                 std::to_string(step_) + " from " + metrics_->path() +
+                 " (steps run after the resumed checkpoint was written, run again now)");
+    // The start's checks passed (the resume, the metrics file's lock): the run folder's config.
+    if (!cfg_.log.dir.empty()) {
+      const std::string yaml = config_to_yaml(cfg_);
+      config_previous_keep(cfg_.log.dir, yaml);
+      file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
+    }
   }
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
