@@ -131,6 +131,8 @@ void flags_data_build(CliFlags& f) {
                spec_range(-1, 1 << 30));
   f.add_hidden("debug-kill-after-shards", "-1", "exit at once (as kill -9) after N shards",
                spec_range(-1, 1 << 30));
+  f.add_hidden("debug-term-after-shards", "-1", "raise SIGTERM (as kill PID) after N shards",
+               spec_range(-1, 1 << 30));
 }
 
 // The flags of `longnet tokenizer train`.
@@ -142,7 +144,7 @@ void flags_tokenizer_train(CliFlags& f) {
   f.add("out", "", "the SentencePiece .model file to write");
   f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
   f.add("max-input-bytes", std::to_string(TokenizerTrainOptions{}.max_input_bytes),
-        "about this much text is read, from files sampled by name across the corpus",
+        "about this much text is read (at most twice), from files sampled by name across the corpus",
         spec_range(1, double(int64_t{1} << 62)));
   f.add("max-sentences", std::to_string(TokenizerTrainOptions{}.max_sentences),
         "SentencePiece trains on a uniform sample of at most this many lines (more than 100)",

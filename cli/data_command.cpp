@@ -82,6 +82,7 @@ int cmd_data_build(const Args& args_in) {
   FaultInjection& faults = fault_injection();
   faults.build_fail_after_shards = f.get_int("debug-fail-after-shards");
   faults.build_kill_after_shards = f.get_int("debug-kill-after-shards");
+  faults.build_term_after_shards = f.get_int("debug-term-after-shards");
   dataset_build(o);
   return 0;
 }

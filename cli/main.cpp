@@ -14,6 +14,7 @@
 #include "longnet/cli/commands.h"
 #include "longnet/cli/stdout_stream.h"
 #include "longnet/cli/tokenizer_command.h"
+#include "longnet/core/file_util.h"
 #include "longnet/longnet_build_info.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 
@@ -130,6 +131,9 @@ int main(int argc, char** argv) {
   // No command dies of a signal: a write to a closed pipe (`longnet generate ... | head`) fails
   // with EPIPE instead, and the commands that stream to stdout stop cleanly (stdout_stream.h).
   std::signal(SIGPIPE, SIG_IGN);
+  // Ended by SIGINT, SIGTERM or SIGHUP, no command leaves a partial temporary file (data build's
+  // shards, an atomic write's PATH.tmp.PID).
+  longnet::temp_files_remove_on_signal();
   const int rc = longnet::dispatch(std::vector<std::string>(argv + 1, argv + argc));
   // What a command printed (eval's table, info, --help) must have reached stdout: a failed write
   // (a full disk) is an error, not status 0 with the output lost. A reader that closed the pipe

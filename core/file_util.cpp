@@ -2,12 +2,15 @@
 #include "longnet/core/file_util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <cstring>
 #include <stdexcept>
 
@@ -307,6 +310,45 @@ int64_t free_bytes(const std::string& path) {
   return static_cast<int64_t>(s.f_bavail) * static_cast<int64_t>(s.f_frsize);
 }
 
+namespace {
+// The registered paths: a slot is free (0), being filled (1) or holds a path (2).
+constexpr int kTempSlots = 256;
+std::atomic<int> g_temp_state[kTempSlots];
+char g_temp_path[kTempSlots][PATH_MAX];
+
+extern "C" void temp_files_on_signal(int sig) {
+  for (int i = 0; i < kTempSlots; ++i)
+    if (g_temp_state[i].load() == 2) ::unlink(g_temp_path[i]);  // (async-signal-safe)
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+}  // namespace
+
+TempFileOnSignal::TempFileOnSignal(const std::string& path) {
+  if (path.size() >= PATH_MAX) return;
+  for (int i = 0; i < kTempSlots; ++i) {
+    int free = 0;
+    if (g_temp_state[i].compare_exchange_strong(free, 1)) {
+      std::memcpy(g_temp_path[i], path.c_str(), path.size() + 1);
+      g_temp_state[i].store(2);
+      slot_ = i;
+      return;
+    }
+  }
+}
+
+TempFileOnSignal::~TempFileOnSignal() {
+  if (slot_ >= 0) g_temp_state[slot_].store(0);
+}
+
+void temp_files_remove_on_signal() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // nohup
+    std::signal(sig, temp_files_on_signal);
+  }
+}
+
 int open_fresh(const std::string& path) {
   ::unlink(path.c_str());  // (fails harmlessly when there is none; a directory makes open fail)
   return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -331,6 +373,7 @@ void file_write_atomic(const std::string& path,
                        const std::vector<std::pair<const char*, size_t>>& parts,
                        const std::string& tmp_name) {
   const std::string tmp = tmp_name.empty() ? path + ".tmp." + std::to_string(::getpid()) : tmp_name;
+  const TempFileOnSignal on_signal(tmp);
   const int fd = open_fresh(tmp);
   if (fd < 0) throw std::runtime_error("'" + tmp + "': cannot create: " + std::strerror(errno));
   auto fail = [&](const char* what) {

@@ -66,6 +66,24 @@ void output_dir_prepare(const std::string& dir, const std::string& what);
 // is unlinked first, and the open neither follows a link nor reuses a file (O_EXCL | O_NOFOLLOW),
 // so the write never reaches a file elsewhere. Returns the descriptor, or -1 with errno set.
 int open_fresh(const std::string& path);
+// A temporary file that the process removes if SIGINT, SIGTERM or SIGHUP ends it while the
+// guard lives (a build interrupted from the terminal leaves no partial file behind); the process
+// then ends by that signal as before. Needs temp_files_remove_on_signal() (the CLI calls it at
+// start); a command that handles those signals itself (train) replaces the handlers. Holds up to
+// 256 paths at a time; beyond that a path is simply not removed.
+class TempFileOnSignal {
+ public:
+  explicit TempFileOnSignal(const std::string& path);
+  ~TempFileOnSignal();
+  TempFileOnSignal(const TempFileOnSignal&) = delete;
+  TempFileOnSignal& operator=(const TempFileOnSignal&) = delete;
+
+ private:
+  int slot_ = -1;
+};
+// Installs the handlers for TempFileOnSignal (where a signal is not ignored already).
+void temp_files_remove_on_signal();
+
 // Writes all n bytes to fd (retrying interrupted and short writes). False with errno set on an
 // error (a write that makes no progress sets ENOSPC).
 bool fd_write_all(int fd, const char* p, size_t n);

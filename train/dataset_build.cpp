@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -101,7 +102,8 @@ class Builder {
   std::unique_ptr<CorpusFingerprint> fingerprint_;  // of the prefixes shards end in
   int64_t duplicate_files_ = 0;                     // reached twice in the sources, read once
   int lock_fd_ = -1;
-  bool created_dir_ = false, kill_pending_ = false;
+  bool created_dir_ = false;
+  int kill_pending_ = 0;  // a signal number (the --debug-*-after-shards hooks)
   int64_t shards_this_run_ = 0;
   int64_t binary_files_ = 0, empty_files_ = 0;  // skipped as read in this run (directory walks)
   int64_t bad_lines_ = 0;                       // malformed JSON lines skipped in this run
@@ -238,7 +240,9 @@ void Builder::finish_shard(int s, const CorpusPosition& end) {
     throw std::runtime_error("data build: stopped after " + std::to_string(shards_this_run_) +
                              " shard(s) (--debug-fail-after-shards)");
   if (f.build_kill_after_shards >= 0 && shards_this_run_ >= f.build_kill_after_shards)
-    kill_pending_ = true;
+    kill_pending_ = SIGKILL;
+  if (f.build_term_after_shards >= 0 && shards_this_run_ >= f.build_term_after_shards)
+    kill_pending_ = SIGTERM;
 }
 
 void Builder::write_units(std::vector<TokenizeUnit>& units) {
@@ -254,10 +258,15 @@ void Builder::write_units(std::vector<TokenizeUnit>& units) {
           u.ids.size() - i, static_cast<size_t>(m_.shard_tokens - writer_[s]->tokens()));
       writer_[s]->append(u.ids.data() + i, n);
       i += n;
-      if (kill_pending_) {  // as a kill -9 would: the next shard's temporary file stays
+      if (kill_pending_ == SIGKILL) {  // as a kill -9 would: the next shard's .tmp file stays
         writer_[s]->flush();
         std::fprintf(stderr, "data build: killed on purpose (--debug-kill-after-shards)\n");
         std::_Exit(137);
+      }
+      if (kill_pending_ == SIGTERM) {  // as `kill PID` would: the .tmp files go with the process
+        writer_[s]->flush();
+        std::fprintf(stderr, "data build: SIGTERM on purpose (--debug-term-after-shards)\n");
+        std::raise(SIGTERM);
       }
       if (writer_[s]->tokens() == m_.shard_tokens) {
         CorpusPosition end = u.pos;

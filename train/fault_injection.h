@@ -21,6 +21,7 @@ struct FaultInjection {
   // temporary file); training truncates every training shard to its header after this step.
   int64_t build_fail_after_shards = -1;
   int64_t build_kill_after_shards = -1;
+  int64_t build_term_after_shards = -1;  // ... or raises SIGTERM there (as `kill PID` would)
   int64_t truncate_data_at_step = -1;
 };
 

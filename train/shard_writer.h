@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "longnet/core/file_util.h"
 #include "longnet/train/dataset_manifest.h"
 
 namespace longnet {
@@ -38,6 +39,7 @@ class ShardWriter {
 
  private:
   std::string dir_, name_, tmp_;
+  TempFileOnSignal on_signal_;  // the .tmp removed if a signal ends the build
   bool validation_;
   int64_t index_, token_bytes_, vocab_size_, tokens_ = 0;
   int fd_ = -1;

@@ -198,6 +198,7 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     throw std::runtime_error("data build: cannot create the directory of '" + out_path +
                              "': " + std::strerror(errno));
   const std::string tmp = out_path + ".tmp";
+  const TempFileOnSignal on_signal(tmp);
   const int fd = open_fresh(tmp);  // a leftover, or a link planted there: never written through
   if (fd < 0)
     throw std::runtime_error("data build: cannot create '" + tmp + "': " + std::strerror(errno));
