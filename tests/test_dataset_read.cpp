@@ -295,6 +295,20 @@ TEST(TokenDataset, LlmcShardsTrainAndValidationByName) {
   ::unlink((dir / "fw/fineweb_val_000000.bin").c_str());
   expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "fw"); },
                                    {"0 validation .bin shards"});
+  // "val" is a word of a validation file's name, not part of another word: medieval_*.bin and
+  // interval_*.bin are training files; val.bin, *_validation.bin, *_val0.bin, eval_*.bin are
+  // validation files.
+  ::unlink((dir / "fw/fineweb_train_000001.bin").c_str());
+  ::unlink((dir / "fw/fineweb_train_000002.bin").c_str());
+  shard("medieval_train_000001.bin", a, kLlmcMagicU16, 1, 300);
+  shard("val.bin", v, kLlmcMagicU16, 1, 200);
+  shard("medieval_validation.bin", c, kLlmcMagicU16, 1, 50);
+  shard("shard_val0.bin", c, kLlmcMagicU16, 1, 50);
+  shard("eval_000.bin", c, kLlmcMagicU16, 1, 50);
+  shard("interval_train.bin", c, kLlmcMagicU16, 1, 50);
+  auto m = TokenDataset::open(dir / "fw");
+  EXPECT_EQ(m->tokens(DataSplit::kTrain), 350);
+  EXPECT_EQ(m->tokens(DataSplit::kVal), 350);
 }
 
 // ---- the sampler over shards -----------------------------------------------------------------

@@ -355,6 +355,15 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
   EXPECT_GE(part.files_sampled, 3);
   EXPECT_LE(part.files_sampled, 20);
   EXPECT_LE(part.text_bytes, 2 * small.max_input_bytes + 2000);
+  // One file larger than the budget (one document): its reading stops at the bound too.
+  write_file(dir / "one/big.txt", text.substr(0, 80000));
+  small.sources = {dir / "one"};
+  small.max_input_bytes = 10000;
+  small.out_path = dir / "out/one.model";
+  const auto one = tokenizer_train(small);
+  EXPECT_EQ(one.files_sampled, 1);
+  EXPECT_GE(one.text_bytes, 2 * small.max_input_bytes);
+  EXPECT_LE(one.text_bytes, 2 * small.max_input_bytes + 1000);
 
   write_file(dir / "junk.model", "this is not a model");
   expect_error([&] { tokenizer_open("sentencepiece:" + dir / "junk.model"); },
@@ -646,7 +655,7 @@ TEST(Corpus, JsonLinesGoodAndMalformed) {
   bad("syntax.jsonl", "{\"text\": \"unterminated}", {"not valid JSON"});
   bad("trailing.jsonl", "{\"text\": \"a\"} x", {"not valid JSON"});
   bad("missing.jsonl", "{\"body\": \"a\", \"id\": 3}",
-      {"no field \"text\"", "body, id", "--jsonl-field"});
+      {"no field \"text\"", "'body', 'id'", "--jsonl-field"});
   bad("number.jsonl", "{\"text\": 42}", {"field \"text\" is a JSON number, not a string"});
   bad("null.jsonl", "{\"text\": null}", {"is a JSON null"});
   bad("array.jsonl", "[\"text\"]", {"a JSON array, not an object"});

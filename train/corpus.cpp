@@ -119,6 +119,15 @@ nlohmann::json strict_jsonl_line(const std::string& line, const std::string& whe
   return out;
 }
 
+// nlohmann-json's message about a line, without its "[json.exception.parse_error.101] " tag and
+// with the bytes it quotes from the line made printable.
+std::string json_error_text(const nlohmann::json::exception& e) {
+  std::string what = e.what();
+  if (what.rfind("[json.exception.", 0) == 0 && what.find("] ") != std::string::npos)
+    what.erase(0, what.find("] ") + 2);
+  return "not valid JSON: " + printable_text(what);
+}
+
 const char* json_type(const nlohmann::json& j) {
   return j.type_name();
 }
@@ -147,7 +156,7 @@ bool jsonl_text(const std::string& line, const std::string& where, const std::st
     j = nlohmann::json::parse(line, count_text_keys);
   } catch (const nlohmann::json::out_of_range& e) {
     if (e.id != 406) {
-      problem = std::string("not valid JSON: ") + e.what();
+      problem = json_error_text(e);
       return false;
     }
     // A number past double's range (1e99999), which JSON allows and nlohmann-json refuses, even
@@ -161,7 +170,7 @@ bool jsonl_text(const std::string& line, const std::string& where, const std::st
       return false;
     }
   } catch (const nlohmann::json::exception& e) {
-    problem = std::string("not valid JSON: ") + e.what();
+    problem = json_error_text(e);
     return false;
   }
   if (text_keys > 1) {
@@ -179,7 +188,7 @@ bool jsonl_text(const std::string& line, const std::string& where, const std::st
     std::string keys;
     int shown = 0;
     for (auto k = j.begin(); k != j.end() && shown < 8; ++k, ++shown)
-      keys += (shown ? ", " : "") + k.key();
+      keys += (shown ? ", " : "") + printable(k.key());
     problem = "no field \"" + field + "\" (fields: " + (keys.empty() ? "none" : keys) +
               "); choose the text field with --jsonl-field";
     return false;

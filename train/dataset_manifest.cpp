@@ -1,6 +1,8 @@
 // Dataset manifests: JSON out, checked JSON in (see dataset_manifest.h).
 #include "longnet/train/dataset_manifest.h"
 
+#include "longnet/core/text.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,7 +143,7 @@ ManifestSplit split_read(const Reader& r, const JsonValue& splits, const std::st
     h.file = r.text(js, "file", d);
     if (!plain_name(h.file))
       r.fail(js, d + ".file",
-             "'" + h.file + "' is not a plain file name inside the dataset directory");
+             printable(h.file, 255) + " is not a plain file name inside the dataset directory");
     h.tokens = r.integer(js, "tokens", d, 0, kMaxTokens);
     h.bytes = static_cast<uint64_t>(r.integer(js, "bytes", d, 0, kMaxCount));
     // tokens <= 2^40 and token_bytes <= 4: the product fits.

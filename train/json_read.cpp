@@ -1,6 +1,8 @@
 // The strict JSON reader (see json_read.h): recursive descent over the text.
 #include "longnet/train/json_read.h"
 
+#include "longnet/core/text.h"
+
 #include <cctype>
 #include <cstring>
 #include <stdexcept>
@@ -143,7 +145,7 @@ class Parser {
       v.text = s_.substr(start, pos_ - start);
       return v;
     }
-    fail(std::string("unexpected character '") + c + "'");
+    fail("unexpected character " + printable(std::string_view(&c, 1)));
   }
 
   static void utf8_append(std::string& out, uint32_t cp) {

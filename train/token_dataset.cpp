@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -208,6 +209,19 @@ void TokenDataset::open_longnet(const std::string& manifest_file) {
   }
 }
 
+// Whether a llm.c / nanoGPT shard name is a validation file's: "val", "valid", "validation" or
+// "eval" as a word of it, between non-letters (val.bin, fineweb_val_000000.bin, shard_val0.bin),
+// not inside a word (medieval_train_000001.bin).
+static bool nanogpt_is_validation(const std::string& name) {
+  auto letter = [&](size_t i) {
+    return i < name.size() && std::isalpha(static_cast<unsigned char>(name[i])) != 0;
+  };
+  for (const std::string w : {"val", "valid", "validation", "eval"})
+    for (size_t at = name.find(w); at != std::string::npos; at = name.find(w, at + 1))
+      if ((at == 0 || !letter(at - 1)) && !letter(at + w.size())) return true;
+  return false;
+}
+
 void TokenDataset::open_nanogpt(const std::string& dir) {
   format_ = "nanogpt";
   const auto names = dir_files(dir, ".bin");
@@ -224,14 +238,14 @@ void TokenDataset::open_nanogpt(const std::string& dir) {
     sh.file_size = size;
     widest = std::max(widest, h.token_bytes);
     if (sh.tokens > 0)
-      add_shard(name.find("val") != std::string::npos ? DataSplit::kVal : DataSplit::kTrain,
-                std::move(sh));
+      add_shard(nanogpt_is_validation(name) ? DataSplit::kVal : DataSplit::kTrain, std::move(sh));
   }
   if (shards_[0].empty() || shards_[1].empty())
     throw std::runtime_error("data.path '" + dir + "' holds " + std::to_string(shards_[0].size()) +
                              " training and " + std::to_string(shards_[1].size()) +
                              " validation .bin shards (with tokens); llm.c / nanoGPT datasets need "
-                             "both (validation files have 'val' in their name)");
+                             "both (a validation file has 'val', 'valid', 'validation' or "
+                             "'eval' as a word of its name: val.bin, fineweb_val_000000.bin)");
   vocab_bound_ = widest == 2 ? 65536 : int64_t{1} << 32;
 }
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "longnet/core/text.h"
 #include "longnet/train/sha256.h"
 #include "longnet/train/tokenizer_kinds.h"
 
@@ -214,20 +215,6 @@ bool base64_decode(std::string_view in, std::string& out) {
   }
   // Leftover bits must be zero padding (canonical encoding).
   return (acc & ((1u << bits) - 1)) == 0;
-}
-
-std::string printable(std::string_view bytes) {
-  std::string s = "'";
-  for (unsigned char c : bytes.substr(0, 40)) {
-    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-      s.push_back(static_cast<char>(c));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      s += buf;
-    }
-  }
-  return s + (bytes.size() > 40 ? "...'" : "'");
 }
 
 std::shared_ptr<TiktokenModel> tiktoken_model_load(const std::string& path) {

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -85,6 +86,14 @@ class CorpusSentences final : public sentencepiece::SentenceIterator {
           next = end;
         }
         const size_t start = pos_;
+        // Text is counted as its lines are read, so a file larger than the whole budget (one
+        // document) stops at it too: at most twice max_input_bytes (the files were sampled to
+        // about max_input_bytes from estimates of their sizes).
+        if (sum_.text_bytes >= 2 * o_.max_input_bytes) {
+          done_ = true;
+          return;
+        }
+        sum_.text_bytes += std::min(next, doc_.text.size()) - start;
         pos_ = next;
         if (end > start && doc_.text.find_first_not_of(" \t\r", start) < end) {
           value_.assign(doc_.text, start, end - start);
@@ -99,7 +108,6 @@ class CorpusSentences final : public sentencepiece::SentenceIterator {
       }
       pos_ = 0;
       if (!doc_.continued) ++sum_.documents;
-      sum_.text_bytes += doc_.text.size();
     }
   }
 
