@@ -6,6 +6,7 @@
 // arguments raise ValueError naming the argument (core's OptionsError is a std::invalid_argument);
 // double backward raises RuntimeError saying it is not supported; symbolic (dynamic) shapes raise
 // NotImplementedError.
+#include <ATen/core/grad_mode.h>
 #include <torch/library.h>
 
 #include "longnet/core/dilated_attention.h"
@@ -23,6 +24,22 @@ at::Tensor dilated_attention_op(const at::Tensor& q, const at::Tensor& k, const 
         !t->unsafeGetTensorImpl()->has_symbolic_sizes_strides(),
         "longnet::dilated_attention: inputs with symbolic (dynamic) shapes are not supported; "
         "trace or export with static shapes (torch.export without dynamic_shapes)");
+  // Traced for training by torch.compile (fake or functional tensors that need gradients): its
+  // C++ body, compiled by inductor, gave wrong gradients (the forward was right). Refused with
+  // NotImplementedError, on which Dynamo ends its graph and runs the op eagerly (exact); the
+  // package (longnet.load_library) keeps the op out of compiled graphs before this is reached.
+  // torch.export traces the same way: a module with parameters exports under torch.no_grad().
+  bool traced = false;
+  for (const at::Tensor* t : {&q, &k, &v})
+    traced |= t->key_set().has(c10::DispatchKey::Python) ||
+              t->key_set().has(c10::DispatchKey::Functionalize);
+  TORCH_CHECK_NOT_IMPLEMENTED(
+      !traced || !at::GradMode::is_enabled() ||
+          !(q.requires_grad() || k.requires_grad() || v.requires_grad()),
+      "longnet::dilated_attention is not traced with gradients (inductor compiled its traced "
+      "C++ body to wrong gradients): under torch.compile it runs eagerly instead (a graph break; "
+      "longnet.load_library() marks it so from the start); torch.export it under "
+      "torch.no_grad() (parameters need gradients otherwise)");
   longnet::DilatedAttentionOptions o;
   o.segment_lengths = segment_lengths.vec();
   o.dilation_rates = dilation_rates.vec();

@@ -141,6 +141,50 @@ def main():
         except ValueError as e:
             assert name in str(e), str(e)
     print("ok: schema, errors")
+    check_compile_bare_load()
+
+
+def check_compile_bare_load():
+    """A bare torch.ops.load_library (no package, so no disallow_in_graph mark) under
+    torch.compile: training gradients equal eager ones (inductor compiled the op's traced C++
+    body to wrong ones; the op now refuses to be traced for training, and Dynamo runs it eagerly).
+    Skipped when this torch cannot compile on this machine."""
+    op = torch.ops.longnet.dilated_attention
+    f = lambda q, k, v: op(q, k, v, [4, 8], [1, 2], True, None, 0.0)  # noqa: E731
+    torch.manual_seed(0)
+    q, k, v = [torch.randn(1, 16, 2, 8, requires_grad=True) for _ in range(3)]
+    want = torch.autograd.grad(f(q, k, v).square().sum(), (q, k, v))
+    try:  # (the op left out: whether inductor works here at all)
+        torch.compile(lambda x: (x * 2).sin())(q.detach())
+    except Exception as e:  # noqa: BLE001 - no C++ compiler for inductor, say
+        print(f"note: torch.compile not usable here ({type(e).__name__}); skipped")
+        return
+    out = torch.compile(f)(q, k, v)
+    got = torch.autograd.grad(out.square().sum(), (q, k, v))
+    err = max((a - b).abs().max().item() for a, b in zip(got, want))
+    assert err < 1e-5, f"compiled gradients differ from eager ones by {err}"
+    print(f"ok: torch.compile after a bare load (gradients within {err:.1e} of eager)")
+    # torch.export of a module with parameters: under no_grad it exports the forward; traced with
+    # gradients the op refuses, saying so.
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.full((8,), 0.5))
+
+        def forward(self, q, k, v):
+            return op(q * self.w, k, v, [4, 8], [1, 2], True, None, 0.0)
+
+    m, args = Scaled(), (q.detach(), k.detach(), v.detach())
+    with torch.no_grad():
+        exported = torch.export.export(m, args)
+        assert torch.allclose(exported.module()(*args), m(*args), atol=1e-6)
+    try:
+        torch.export.export(m, args)
+        raise AssertionError("export with gradients was not refused")
+    except Exception as e:  # noqa: BLE001 - export wraps the op's NotImplementedError
+        assert "torch.no_grad()" in str(e), str(e)
+    print("ok: torch.export under no_grad; with gradients refused")
 
 
 if __name__ == "__main__":

@@ -296,6 +296,7 @@ class MultiheadDilatedAttention(nn.Module):
             raise ValueError(f"MultiheadDilatedAttention: query, key and value must have the same "
                              f"shape (dilated attention pairs query and key positions); got "
                              f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+        is_causal = check_bool("is_causal", is_causal)
         B, N, H, D = query.size(0), query.size(1), self.num_heads, self.head_dim
         if query is key and key is value:
             # Self-attention: one GEMM for q, k and v, as the C++ module does.

@@ -334,6 +334,10 @@ def parse_config(text: str) -> Dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ValueError(f"config is not valid YAML ({str(e).splitlines()[0]})") from e
+    except RecursionError:  # nesting deeper than any config (a forged file)
+        raise ValueError("config is nested too deeply to be a longnet config") from None
+    except ValueError as e:  # an integer of more digits than Python converts, say
+        raise ValueError(f"config is not a longnet config ({e})") from None
     if not isinstance(data, dict):
         raise ValueError(f"config is not a mapping (got {type(data).__name__})")
     return data

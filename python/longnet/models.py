@@ -612,8 +612,12 @@ class LongNetLM(nn.Module):
         try:
             with open(config_path, encoding="utf-8") as fh:
                 config = json.load(fh)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, ValueError) as e:  # (a JSONDecodeError, or an
+            # integer of more digits than Python converts)
             raise ValueError(f"export {folder}: config.json is not readable JSON ({e})") from None
+        except RecursionError:
+            raise ValueError(f"export {folder}: config.json is nested too deeply to be a longnet "
+                             f"export's") from None
         if (not isinstance(config, dict) or config.get("architecture") != "LongNetLM"
                 or not isinstance(config.get("model"), dict)):
             raise ValueError(f"export {folder}: config.json is not a longnet export (it needs "
@@ -639,7 +643,12 @@ class LongNetLM(nn.Module):
             if str(e).startswith(source):
                 raise
             raise type(e)(f"{source}: config.json's model: {e}") from None
-        stored = next(iter(state.values())).dtype  # float: _check_fits checked them
+        stored = {t.dtype for t in state.values()}  # float: _check_fits checked them
+        if len(stored) > 1 and dtype is None:
+            raise ValueError(f"{source}: model.safetensors holds tensors of several dtypes "
+                             f"({', '.join(sorted(str(d) for d in stored))}); `longnet export` "
+                             f"writes one. Give dtype= to load them all in one")
+        stored = next(iter(stored))
         model = cls.from_config(config["model"], device=device, dtype=dtype or stored)
         model._load_parameters(state, source)
         return model
@@ -700,6 +709,11 @@ def _check_state_fits_config(state: Any, model: Any, source: str) -> None:
         if hit:
             key = "num_encoder_layers" if hit.group(1) == "encoder_layers" else "num_layers"
             counts[key].add(int(hit.group(2)))
+    for key in ("num_layers", "num_encoder_layers", "vocab_size", "d_model", "dim_feedforward"):
+        v = m.get(key)
+        if key in model and (isinstance(v, bool) or not isinstance(v, int)):
+            raise TypeError(f"{source}: the config's model.{key} must be an int, got "
+                            f"{type(v).__name__} {v!r}")
     for key, found in counts.items():
         want = m.get(key) if key == "num_layers" or encoder_decoder else 0
         if found != set(range(len(found))) or want != len(found):

@@ -136,7 +136,9 @@ def xpos_apply(q: Tensor, k: Tensor, segment_lengths: Sequence[int], position_of
     if q.device != k.device:
         raise ValueError(f"xPos: q and k must be on one device; got {q.device} and {k.device}")
     n_local = q.size(1)
-    global_len = n_local if global_len is None else check_int("xPos: global_len", global_len)
+    # (positions are int64 tensors, and position_offset + N_local <= global_len)
+    global_len = n_local if global_len is None else check_int("xPos: global_len", global_len,
+                                                              maximum=2 ** 62)
     scale_base = check_int("xPos: scale_base", scale_base)
     xpos_range_check(global_len, segment_lengths, q.dtype, scale_base)
     compute = torch.float64 if q.dtype == torch.float64 else torch.float32
