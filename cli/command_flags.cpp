@@ -109,6 +109,13 @@ void flags_train(CliFlags& f) {
                spec_range(-1, double(kMaxTokens)));
 }
 
+// --skip-bad-lines of the commands that read a corpus (data build, tokenizer train).
+static void flag_skip_bad_lines(CliFlags& f) {
+  f.add_switch("skip-bad-lines",
+               "skip and count malformed JSON lines (invalid JSON, the field missing or not a "
+               "string) instead of stopping at the first");
+}
+
 // The flags of `longnet data build`.
 void flags_data_build(CliFlags& f) {
   f.add("tokenizer", "",
@@ -120,9 +127,7 @@ void flags_data_build(CliFlags& f) {
   f.add("shard-mb", "1024", "token bytes per shard, at most, in MiB (fractions allowed)",
         spec_above(0, 1 << 20));
   f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
-  f.add_switch("skip-bad-lines",
-               "skip and count malformed JSON lines (invalid JSON, the field missing or not a "
-               "string) instead of stopping at the first");
+  flag_skip_bad_lines(f);
   f.add("val-fraction", "0.005", "fraction of the text kept for validation", spec_half_open(0, 1));
   f.add("workers", "0", "tokenizing threads (0: one per core)", spec_range(0, 4096));
   f.add_switch("no-progress", "no progress line on stderr");
@@ -143,9 +148,11 @@ void flags_tokenizer_train(CliFlags& f) {
   f.add("vocab-size", "", "vocabulary size of the model (e.g. 32000)");
   f.add("out", "", "the SentencePiece .model file to write");
   f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
-  f.add("max-input-bytes", std::to_string(TokenizerTrainOptions{}.max_input_bytes),
-        "about this much text is read (at most twice), from files sampled by name across the corpus",
-        spec_range(1, double(int64_t{1} << 62)));
+  flag_skip_bad_lines(f);
+  f.add(
+      "max-input-bytes", std::to_string(TokenizerTrainOptions{}.max_input_bytes),
+      "about this much text is read (at most twice), from files sampled by name across the corpus",
+      spec_range(1, double(int64_t{1} << 62)));
   f.add("max-sentences", std::to_string(TokenizerTrainOptions{}.max_sentences),
         "SentencePiece trains on a uniform sample of at most this many lines (more than 100)",
         spec_range(101, INT32_MAX));
@@ -267,7 +274,10 @@ void flags_bench_generate(CliFlags& f) {
   f.add("bandwidth", "4.8e12", "memory bandwidth in bytes/s for the bound (H200: 4.8e12)",
         spec_range(1e6, 1e16));
   f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
-  f.add("seed", "0", "seed of the parameters (--random-init) and prompt tokens", kSeed);
+  f.add("seed", "0",
+        "seed of the prompt tokens, and of the parameters with --random-init (no checkpoint: "
+        "fresh parameters for --config's model)",
+        kSeed);
   f.add("json", "", "write the results to this JSON file");
   f.add("trace", "",
         "write a Kineto trace (Chrome JSON) of 8 more steps of each measurement into this "

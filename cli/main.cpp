@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
   errno = 0;
   std::cout.flush();
   if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
-    const int e = errno;
+    const int e = errno ? errno : longnet::log_stdout_errno();
     if (rc != 0) return rc;  // the command failed and said why; once is enough
     if (e == EPIPE || longnet::stdout_was_closed()) return 0;  // `| head`: not an error
     std::fprintf(stderr, "longnet: writing stdout failed: %s; the output is incomplete\n",

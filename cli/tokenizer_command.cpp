@@ -153,6 +153,7 @@ int tokenizer_train_command(const std::vector<std::string>& args_in) {
   o.vocab_size = f.get_int("vocab-size");
   o.out_path = f.get("out");
   o.corpus.jsonl_field = f.get("jsonl-field");
+  o.corpus.skip_bad_lines = f.get_switch("skip-bad-lines");
   // Each number is range-checked by its flag (command_flags.cpp), one message per flag.
   o.max_input_bytes = static_cast<uint64_t>(f.get_int("max-input-bytes"));
   o.max_sentences = f.get_int("max-sentences");
@@ -167,7 +168,11 @@ int tokenizer_train_command(const std::vector<std::string>& args_in) {
   std::cout << "tokenizer train: " << o.out_path << ": vocabulary " << o.vocab_size << ", from "
             << s.files_sampled << " of " << s.files_listed << " files, " << s.documents
             << " documents, " << s.sentences << " lines, " << s.text_bytes / 1000000.0
-            << " MB of text, " << secs << " s; " << s.content_hash << std::endl;
+            << " MB of text"
+            << (s.bad_lines > 0
+                    ? ", " + std::to_string(s.bad_lines) + " malformed JSON lines skipped"
+                    : std::string())
+            << ", " << secs << " s; " << s.content_hash << std::endl;
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 #include <c10/util/Logging.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -110,8 +111,13 @@ int run_main(const std::function<int()>& fn) {
   // Most errors (a config, a file) are found by every rank alike: the other ranks give rank 0 a
   // moment to report and end the job, so that the user reads one message, not one per rank. An
   // error of this rank alone is still reported, a second later.
-  if (mpi_is_initialized() && mpi_world_size() > 1 && mpi_world_rank() != 0)
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+  // (Errors before MPI starts, a config's say, are found under mpirun too: the launcher's
+  // environment gives the rank.)
+  const char* env_rank = std::getenv("OMPI_COMM_WORLD_RANK");
+  const bool other_rank = mpi_is_initialized()
+                              ? mpi_world_size() > 1 && mpi_world_rank() != 0
+                              : env_rank != nullptr && std::string(env_rank) != "0";
+  if (other_rank) std::this_thread::sleep_for(std::chrono::seconds(1));
   std::cerr << log_prefix() << "error: " << message << std::endl;
   log_file_write("error: " + message);
   std::fflush(stderr);
@@ -119,10 +125,20 @@ int run_main(const std::function<int()>& fn) {
   return kExitFailure;
 }
 
+namespace {
+int g_stdout_errno = 0;
+}  // namespace
+
 void log_info(const std::string& line) {
   if (mpi_world_rank() != 0) return;
+  errno = 0;
   std::cout << line << std::endl;
+  if (!std::cout && g_stdout_errno == 0) g_stdout_errno = errno;
   log_file_write(line);
+}
+
+int log_stdout_errno() {
+  return g_stdout_errno;
 }
 
 void log_file_open(const std::string& path) {

@@ -39,6 +39,9 @@ int run_main(const std::function<int()>& fn);
 // Prints on rank 0 only (or always when not under MPI), and appends to the log file if one is
 // open.
 void log_info(const std::string& line);
+// The errno of log_info's first failed write to stdout (a full disk), 0 when none failed: a
+// later flush has none to read.
+int log_stdout_errno();
 
 // From now on rank 0's log lines, and its error should the job fail, are also appended to
 // `path` (a run's train.log), created if needed. Throws std::runtime_error naming the path when it

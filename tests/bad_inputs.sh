@@ -226,6 +226,18 @@ if "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model
     fail "retraining the tokenizer: $(tail -2 "$WORK/sp2.log")"
   expect1 gen.tokenizer_file_replaced "its contents changed since the training data was made" \
     generate --checkpoint "$CK_SP" --device cpu --prompt x
+  # tokenizer train reads JSON lines as data build does: a malformed line stops it, or with
+  # --skip-bad-lines is skipped and counted.
+  python3 -c "import glob, json, sys
+for p in sorted(glob.glob(sys.argv[1] + '/*.h'))[:20]:
+    print(json.dumps({'text': open(p, errors='replace').read()}))" "$SRC" > "$WORK/good.jsonl"
+  cat "$WORK/good.jsonl" "$WORK/bad.jsonl" > "$WORK/mixed.jsonl"
+  expect1 tok.malformed_jsonl "mixed.jsonl:22: not valid JSON" tokenizer train --vocab-size 400 \
+    --source "$WORK/mixed.jsonl" --out "$WORK/sp_mixed.model"
+  "$BIN" tokenizer train --vocab-size 400 --source "$WORK/mixed.jsonl" --out "$WORK/sp_mixed.model" \
+    --skip-bad-lines > "$WORK/sp_skip.log" 2>&1 || fail "tok.skip_bad_lines: $(tail -2 "$WORK/sp_skip.log")"
+  grep -q ", 1 malformed JSON lines skipped" "$WORK/sp_skip.log" ||
+    fail "tok.skip_bad_lines: not counted: $(tail -1 "$WORK/sp_skip.log")"
 elif ! grep -q "has no SentencePiece support" "$WORK/sp.log"; then
   fail "tokenizer train: $(tail -2 "$WORK/sp.log")"
 fi
@@ -472,6 +484,9 @@ expect config.timeout_tiny "too short for a collective to finish" "${T[@]}" \
   train.collective_timeout_s=0.001
 expect1 flag.two_modes "--check-config P and --print-ranks both ask" train "$CONFIG" \
   --check-config 2 --print-ranks
+# A resume mode in the wrong case is no path either: --check-config finds it (no data loaded).
+expect1 config.resume_mode_case "checkpoint.resume: 'AUTO' is neither a file nor a mode" train \
+  "$CONFIG" checkpoint.resume=AUTO --check-config 2
 expect1 flag.mode_with_run_flag "--trace applies to a training run" train "$CONFIG" \
   --print-ranks --trace "$WORK/t.json"
 expect flag.trace_short_run "--trace records steps 4 to 5 of a run, but this one trains 3" \

@@ -384,7 +384,9 @@ TEST_F(Config, OverridesApplyAndAreCheckedLikeTheFile) {
   // A '#' after a blank starts a YAML comment that would drop the rest: refused, also after a
   // quote inside a plain value; kept where it is no comment (quoted, or not after a blank).
   bad("log.dir=runs/exp #2", {"'#2' would be read as a YAML comment", "log.dir='runs/exp #2'"});
-  bad("log.dir=runs/O'Brien #2", {"'#2' would be read", "log.dir=\"runs/O'Brien #2\""});
+  bad("log.dir=runs/O'Brien #2", {"'#2' would be read", "log.dir=\"runs/O'Brien #2\"",
+                                  "(in shell quotes: 'log.dir=\"runs/O'\\''Brien #2\"')"});
+  bad("log.dir=runs/exp #2", {"(in shell quotes: \"log.dir='runs/exp #2'\")"});
   bad("log.dir=#2", {"'#2' would be read"});
   bad("model.segment_lengths=[64, 128] # two", {"'# two' would be read"});
   EXPECT_EQ(config_load("", {"log.dir='runs/exp #2'"}).log.dir, "runs/exp #2");

@@ -377,9 +377,11 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
       continue;
     }
     if (its_owner != owner) {
-      std::cerr << log_prefix() << "warning: checkpoint '" << p
-                << "' is not this run's (it holds another model); not counted among the "
-                   "checkpoint.keep checkpoints, and left as it is\n";
+      // (an owner in parentheses is no model: the checkpoint's config could not be read)
+      std::cerr << log_prefix() << "warning: checkpoint '" << p << "' is not this run's ("
+                << (its_owner.rfind('(', 0) == 0 ? "its config cannot be read"
+                                                 : "it holds another model")
+                << "); not counted among the checkpoint.keep checkpoints, and left as it is\n";
       continue;
     }
     if (kept < keep) {

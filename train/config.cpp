@@ -176,13 +176,23 @@ void apply_override(TrainConfig& c, const std::string& text) {
       quote = ch;
     } else if (ch == '#' && (i == 0 || value_text[i - 1] == ' ' || value_text[i - 1] == '\t')) {
       const bool single = value_text.find('\'') == std::string::npos;
-      const std::string quoted = single ? "'" + value_text + "'" : "\"" + value_text + "\"";
+      const std::string arg =
+          key + "=" + (single ? "'" + value_text + "'" : "\"" + value_text + "\"");
+      // The argument as one shell word: in double quotes when nothing in it is special there,
+      // else in single quotes with each ' written '\''.
+      std::string shell;
+      if (arg.find_first_of("\"$`\\!") == std::string::npos) {
+        shell = "\"" + arg + "\"";
+      } else {
+        shell = "'";
+        for (char c : arg) shell += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        shell += "'";
+      }
       yaml_fail(where, key,
                 "'" + value_text.substr(i) +
                     "' would be read as a YAML comment and dropped; an override takes no "
                     "comment. To keep a '#' in the value, quote it: " +
-                    key + "=" + quoted + " (in shell quotes: " + (single ? "\"" : "'") + key + "=" +
-                    quoted + (single ? "\"" : "'") + ")");
+                    arg + " (in shell quotes: " + shell + ")");
     } else if (closed && ch != ' ' && ch != '\t') {
       yaml_fail(where, key,
                 "'" + value_text.substr(i) + "' follows the bracketed value; give one value");

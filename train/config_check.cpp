@@ -2,10 +2,12 @@
 // layout's rules belong to their owners (core/options.h, parallel/sequence_layout.h); this file
 // maps their errors to config keys with file:line, and adds the grid's and training's own rules.
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 
+#include "longnet/core/file_util.h"
 #include "longnet/core/int_math.h"
 #include "longnet/parallel/sequence_layout.h"
 #include "longnet/train/config.h"
@@ -113,6 +115,16 @@ void check_training(const TrainConfig& c, int world) {
               "is " + number_text(c.train.collective_timeout_s) +
                   " s, too short for a collective to finish (ranks wait on each other's data "
                   "loads and first launches); give at least 1 (seconds), or 0 for no limit");
+  {  // a mode in the wrong case ("AUTO") is no path either: refused here, before any data loads
+    std::string lower = c.checkpoint.resume;
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if ((lower == "auto" || lower == "none") && lower != c.checkpoint.resume &&
+        path_kind(c.checkpoint.resume) == PathKind::kMissing)
+      fail_rule(c, "checkpoint.resume",
+                "'" + c.checkpoint.resume +
+                    "' is neither a file nor a mode: the modes are 'auto' and 'none' (lower "
+                    "case); anything else is a checkpoint's path");
+  }
   if (c.train.precision == "bf16" && c.device != "cuda")
     fail_rule(c, "train.precision",
               "bf16 needs device: cuda but " + mention(c, "device", c.device) +

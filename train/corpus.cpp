@@ -27,7 +27,7 @@ namespace {
 
 constexpr size_t kReadBlock = 256 << 10;
 // Said with a malformed JSON line's error.
-constexpr const char* kSkipHint = " (with `data build`, --skip-bad-lines skips such lines)";
+constexpr const char* kSkipHint = " (--skip-bad-lines skips such lines)";
 
 CorpusFile file_describe(const std::string& path, const std::string& name, uint64_t bytes,
                          bool in_directory) {

@@ -230,6 +230,7 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
     throw std::runtime_error(std::string("tokenizer train: ") + e.what());
   }
   sum.content_hash = "sentencepiece:" + sha256_hex(model);
+  sum.bad_lines = reader.summary().bad_lines;
   return sum;
 }
 

@@ -38,6 +38,7 @@ struct TokenizerTrainOptions {
 struct TokenizerTrainSummary {
   int64_t files_listed = 0, files_sampled = 0, documents = 0, sentences = 0;
   uint64_t text_bytes = 0;
+  int64_t bad_lines = 0;     // malformed JSON lines skipped (CorpusOptions::skip_bad_lines)
   std::string content_hash;  // of the model written (Tokenizer::content_hash)
 };
 

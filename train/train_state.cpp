@@ -219,15 +219,7 @@ void replace_guard(ProcessGrid& grid, const TrainConfig& cfg, int64_t start_step
 std::string resume_path(ProcessGrid& grid, const TrainConfig& cfg) {
   const auto& mode = cfg.checkpoint.resume;
   if (mode == "none") return "";
-  if (mode != "auto") {
-    std::string lower = mode;
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    TORCH_CHECK(path_kind(mode) != PathKind::kMissing || (lower != "auto" && lower != "none"),
-                "checkpoint.resume '", mode,
-                "' is neither a file nor a mode: the modes are 'auto' "
-                "and 'none' (lower case); anything else is a checkpoint's path");
-    return mode;
-  }
+  if (mode != "auto") return mode;  // a path (a mode in the wrong case: config_check refuses it)
   // Rank 0 picks; everyone loads the same file.
   std::string found;
   if (grid.world_rank == 0) {
