@@ -151,6 +151,11 @@ int cmd_bench_generate(const Args& args) {
       for (int64_t B : f.get_int_list("batches"))
         output_file_prepare(trace_file(prompt_len(P), B), "longnet bench generate --trace file",
                             OutputContent::kTrace);
+  // Every (prompt, batch) pair checked against the memory before anything is measured.
+  for (int64_t P : f.get_int_list("prompt-lens"))
+    for (int64_t B : f.get_int_list("batches"))
+      generation_memory_check(loaded.model, B, 1, prompt_len(P), io.prefill_chunk, device,
+                              "bench generate");  // (one prompt is prefilled, then copied)
   for (int64_t P : f.get_int_list("prompt-lens")) {
     P = prompt_len(P);
     at::manual_seed(static_cast<uint64_t>(seed));

@@ -100,7 +100,7 @@ std::vector<std::vector<uint32_t>> token_lists_from_rank0(
 }
 
 // The generator of B sequences; a batch whose caches do not fit is refused with their size.
-std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t B,
+std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t B, int64_t P,
                                                 const IncrementalOptions& io,
                                                 const c10::Device& device) {
   const auto& w = model->token_embedding->weight;
@@ -115,10 +115,10 @@ std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t 
     return std::runtime_error(m.str());
   };
   if (total < 0) throw too_big();
-  // Known too large for the device: refused before anything is allocated (on the CPU the kernel
-  // may overcommit, and the allocation would then end in the OOM killer, not in an error).
-  const int64_t have = device_memory_bytes(device);
-  if (have > 0 && total > have) throw too_big();
+  // Known too large for the device (the caches and the prefill): refused before anything is
+  // allocated (on the CPU the kernel may overcommit, and the allocation would then end in the
+  // OOM killer, not in an error).
+  generation_memory_check(model, B, B, P, io.prefill_chunk, device, "generate");
   try {
     return std::make_unique<IncrementalLM>(model, B, io);
   } catch (const c10::Error& e) {
@@ -265,7 +265,7 @@ int cmd_generate(const Args& args) {
   IncrementalOptions io;
   io.prefill_chunk = f.get_int("prefill-chunk");
   io.cuda_graph = !f.get_switch("no-cuda-graph");
-  auto inc_ptr = generator_create(loaded.model, B, io, device);
+  auto inc_ptr = generator_create(loaded.model, B, P, io, device);
   IncrementalLM& inc = *inc_ptr;
   const auto eot = tokenizer->eot_id();
   const bool stream = B == 1;

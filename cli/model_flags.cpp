@@ -4,9 +4,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 #include "longnet/cli/common_flags.h"
+#include "longnet/core/device_memory.h"
+#include "longnet/core/incremental_lm.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/train/crc32.h"
 #include "longnet/train/model_export.h"
@@ -87,6 +92,29 @@ void single_rank_require(const std::string& command) {
         std::to_string(mpi_world_size()) +
         " ranks; run it without mpirun (prompts of any length prefill in chunks on one device, "
         "--prefill-chunk; `longnet generate` can also split a prefill over ranks under mpirun)");
+}
+
+void generation_memory_check(const LongNetLM& model, int64_t B, int64_t prefilled, int64_t P,
+                             int64_t chunk, const c10::Device& device, const std::string& command) {
+  const auto& o = model->options();
+  const int64_t element = model->token_embedding->weight.element_size();
+  const int64_t caches = IncrementalLM::cache_bytes_for(o, B, element);
+  const auto& L = o.layer;
+  const double d = double(L.d_model);
+  const double width = std::max(double(4 + L.attention.segment_lengths.size()) * d,
+                                d + 2.0 * double(L.dim_feedforward));
+  const double prefill = double(prefilled) * (double(std::min(P, chunk)) * width * double(element) +
+                                              4.0 * double(o.vocab_size));
+  const double total = caches < 0 ? INFINITY : 1.1 * double(caches) + prefill;
+  char sizes[160];
+  std::snprintf(sizes, sizeof(sizes), "%.2f GiB of KV caches, %.2f GiB of prefill",
+                caches < 0 ? INFINITY : double(caches) / double(1 << 30),
+                prefill / double(1 << 30));
+  device_memory_check(total, device,
+                      command + ": " + std::to_string(B) + " sequence(s) of prompts up to " +
+                          std::to_string(P) + " tokens (" + sizes + ")",
+                      "run fewer sequences at a time (fewer lines of --prompts-file, smaller "
+                      "--batches) or a smaller --prefill-chunk");
 }
 
 }  // namespace longnet

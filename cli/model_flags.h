@@ -29,6 +29,15 @@ c10::ScalarType dtype_auto(const std::string& name, const c10::Device& device);
 // when a checkpoint path names other files on another host. `source` names the model.
 void model_agree_across_ranks(ProcessGrid& grid, const LongNetLM& model, const std::string& source);
 
+// Refuses a generation of B sequences (prefilled together: `prefilled` of them, with prompts
+// of up to P tokens, `chunk` tokens at a time) that cannot fit `device`: its dilated KV caches
+// and the steps' buffers (10% more, measured on the CPU), plus one prefill chunk's largest layer
+// activation and last float32 logits for each prefilled sequence. Throws std::runtime_error
+// naming `command`, the sizes and the fix; on the CPU, before the kernel's OOM killer would end
+// the process.
+void generation_memory_check(const LongNetLM& model, int64_t B, int64_t prefilled, int64_t P,
+                             int64_t chunk, const c10::Device& device, const std::string& command);
+
 // Throws std::invalid_argument when run under mpirun with more than one rank: `command` runs on
 // one device.
 void single_rank_require(const std::string& command);

@@ -190,10 +190,15 @@ void output_file_prepare(const std::string& path, const std::string& what, Outpu
   if (kind == PathKind::kDirectory || kind == PathKind::kOther)
     throw std::runtime_error(who + " is " + path_kind_text(path) +
                              ", not a regular file; give a file path");
-  if (kind == PathKind::kFile && is_checkpoint_name(path))
+  if (is_checkpoint_name(path))  // (a new file of that name would stop a resume there too)
     throw std::runtime_error(who +
-                             " is a training checkpoint (step_*.ckpt); nothing else is "
-                             "written over one: give another path");
+                             (kind == PathKind::kFile
+                                  ? std::string(" is a training checkpoint (step_*.ckpt); "
+                                                "nothing else is written over one")
+                                  : std::string(" is named as a training checkpoint "
+                                                "(step_*.ckpt), which only training "
+                                                "writes")) +
+                             ": give another path");
   if (kind == PathKind::kFile && content != OutputContent::kAny) {
     const std::string kind_text = content == OutputContent::kResults   ? "longnet's results JSON"
                                   : content == OutputContent::kMetrics ? "longnet's metrics lines"
@@ -216,6 +221,11 @@ void output_file_prepare(const std::string& path, const std::string& what, Outpu
 void output_dir_prepare(const std::string& dir, const std::string& what) {
   const std::string who = what + " '" + dir + "'";
   if (dir.empty()) throw std::runtime_error(what + ": the path is empty");
+  if (is_checkpoint_name(dir))
+    throw std::runtime_error(who +
+                             " is named as a training checkpoint (step_*.ckpt); a directory "
+                             "of that name would stop training resuming beside it: give "
+                             "another path");
   const PathKind kind = path_kind(dir);
   if (kind == PathKind::kFile || kind == PathKind::kOther)
     throw std::runtime_error(who + " is " + path_kind_text(dir) + ", not a directory");

@@ -433,10 +433,23 @@ expect1 checkgen.too_big "more than its" \
   check generate --config "$CONFIG" --seq-len 1099511627776
 # Prompts whose KV caches cannot fit the machine are refused before any cache is made.
 python3 -c "print('a\n' * 10000000, end='')" > "$WORK/many_prompts.txt"
-expect_failure gen.prompts_past_memory "generate: the KV caches of 10000000 prompt(s) need" 50 \
+expect_failure gen.prompts_past_memory "generate: 10000000 sequence(s) of prompts up to 1 tokens (915.53 GiB of KV caches" 50 \
   "$BIN" generate --checkpoint "$CK" --device cpu --prompts-file "$WORK/many_prompts.txt" \
   --max-new-tokens 1
-expect_ok gen.prompts_past_memory "the KV caches of"
+expect_ok gen.prompts_past_memory "GiB of KV caches"
+# bench generate checks every (prompt, batch) pair before it measures anything (92 GiB of
+# caches here).
+expect1 bench.generate_past_memory "bench generate: 1048576 sequence(s) of prompts up to 64 tokens" \
+  bench generate --checkpoint "$CK" --device cpu --dtype float32 --steps 1 --warmup 2 \
+  --prompt-lens 64 --batches 1,1048576
+# Outputs named like checkpoints, or an export into a checkpoint dir: a resume there would stop.
+expect1 out.eval_json_checkpoint_name "is named as a training checkpoint (step_*.ckpt)" eval \
+  --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 32 \
+  --json "$WORK/ck_named/step_00000100.ckpt"
+[[ ! -e "$WORK/ck_named" ]] || fail "out.eval_json_checkpoint_name: created $WORK/ck_named"
+expect1 out.export_into_checkpoints "holds training checkpoints (step_*.ckpt)" export "$CK" \
+  --out "$(dirname "$CK")"
+[[ ! -e "$(dirname "$CK")/config.json" ]] || fail "out.export_into_checkpoints: wrote config.json"
 # JSON allows numbers past double's range; one in a field the corpus does not read is no error.
 mkdir -p "$WORK/jl" && python3 -c "
 for i in range(40): print('{\"text\": \"line %d of some text to train on\", \"n\": 1e99999}' % i)" \

@@ -181,6 +181,18 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   }
   s.tensors = static_cast<int64_t>(tensors.size());
   const bool dir_existed = path_kind(out_dir) != PathKind::kMissing;
+  // An export gets a directory of its own: not a checkpoint dir (retention and resumes read it)
+  // nor a dataset (its manifest lists the files that belong there).
+  if (path_kind(out_dir) == PathKind::kDirectory) {
+    if (!checkpoint_list(out_dir).empty())
+      throw std::invalid_argument("longnet export --out '" + out_dir +
+                                  "' holds training checkpoints (step_*.ckpt): give the export "
+                                  "a directory of its own. Nothing was written");
+    if (path_kind(out_dir + "/manifest.json") != PathKind::kMissing)
+      throw std::invalid_argument("longnet export --out '" + out_dir +
+                                  "' holds a dataset (manifest.json): give the export a "
+                                  "directory of its own. Nothing was written");
+  }
   output_dir_prepare(out_dir, "export directory");
   // A previous export here is replaced; files of anything else are not.
   const std::string cfg_path = out_dir + "/config.json", st_path = out_dir + "/model.safetensors";
