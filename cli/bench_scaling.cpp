@@ -70,8 +70,19 @@ int bench_scaling(const BenchScalingOptions& o) {
   TORCH_CHECK(o.schedule == "reference" || o.schedule == "paper", "bench scaling: --schedule '",
               o.schedule, "' is not a schedule; use reference or paper");
   std::vector<int64_t> lens = o.seq_lens;
-  if (lens.empty())
-    for (int64_t n = 8192; n <= o.total_tokens; n *= 2) lens.push_back(n);
+  if (lens.empty())  // the default: 8K, 16K, ... that divide the total
+    for (int64_t n = 8192; n <= o.total_tokens; n *= 2)
+      if (o.total_tokens % n == 0) lens.push_back(n);
+  TORCH_CHECK(!lens.empty(), "bench scaling: no length of 8192 x 2^k divides --total-tokens ",
+              o.total_tokens, "; give --seq-lens");
+  // Every length checked before any is measured (a late refusal would lose the rows taken).
+  for (int64_t N : lens) {
+    TORCH_CHECK(o.total_tokens % N == 0, "bench scaling: N = ", N, " does not divide the total ",
+                o.total_tokens);
+    TORCH_CHECK(N <= per_gpu || (N % per_gpu == 0 && P % (N / per_gpu) == 0),
+                "bench scaling: N = ", N, " needs ", N / per_gpu,
+                " sequence-parallel ranks, which does not divide ", P);
+  }
   std::vector<JsonLine> rows;
   std::string card;
   bool dense_on = o.dense;
@@ -83,11 +94,7 @@ int bench_scaling(const BenchScalingOptions& o) {
                 "sp", "forward_ms", "TFLOP/s", "peak_GiB", "segments / rates");
   log_info(buf);
   for (int64_t N : lens) {
-    TORCH_CHECK(o.total_tokens % N == 0, "bench scaling: N = ", N, " does not divide the total ",
-                o.total_tokens);
     const int64_t sp = N <= per_gpu ? 1 : N / per_gpu;
-    TORCH_CHECK(N <= per_gpu || (N % per_gpu == 0 && P % sp == 0), "bench scaling: N = ", N,
-                " needs ", N / per_gpu, " sequence-parallel ranks, which does not divide ", P);
     const int64_t dp = P / sp, L = N / sp, B_total = o.total_tokens / N;
     const int64_t B = std::max<int64_t>(1, B_total / dp);
     auto grid = process_grid_create(static_cast<int>(dp), static_cast<int>(sp), o.device);

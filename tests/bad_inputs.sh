@@ -300,6 +300,10 @@ expect1 out.eval_plot_onto_other "does not hold a PNG, SVG or PDF" eval --checkp
   --device cpu --json "$WORK/e.json" --plot "$WORK/eval_in.ckpt.png" --data "$WORK/data.tokens"
 expect1 out.bench_attention_json "bench attention --json '$WORK/out.fifo' is a FIFO" bench attention \
   --device cpu --seq-lens 256 --tokens 256 --json "$WORK/out.fifo"
+# Every --seq-lens value is checked before the first is measured.
+expect1 bench.scaling_lengths_first "N = 16384 does not divide the total 24576" bench scaling \
+  --device cpu --dtype float32 --warmup 0 --repeats 1 --no-dense --total-tokens 24576 \
+  --seq-lens 8192,16384
 expect1 out.bench_scaling_json "bench scaling --json '$WORK' is a directory" bench scaling \
   --device cpu --json "$WORK"
 expect1 out.bench_generate_json "bench generate --json '$WORK/out.fifo' is a FIFO" bench generate \
