@@ -1,6 +1,9 @@
 // `longnet check attention`: runs sequence-parallel dilated attention forward and backward under
 // mpirun on CPU (MPI) or GPU (NCCL) and compares every rank's part with the single-process
-// result of the whole sequence, built from the same seed on every rank.
+// result of the whole sequence, built from the same seed on every rank; for problems of up to
+// 2^26 attention scores (batch x heads x N^2) it also compares the single-process result with
+// the float64 definition (core/dilated_reference.h). On one rank that comparison is the check,
+// and a larger problem is refused.
 #pragma once
 
 #include <c10/core/DeviceType.h>
