@@ -2,6 +2,7 @@
 #include "longnet/cli/common_flags.h"
 
 #include <cctype>
+#include <map>
 #include <stdexcept>
 
 #include "longnet/core/device_memory.h"
@@ -95,20 +96,33 @@ void overrides_unique_check(const std::vector<std::string>& overrides, const std
     const auto eq = o.find('=');
     return eq == std::string::npos ? std::string() : trim(o.substr(eq + 1));
   };
-  for (size_t i = 0; i < overrides.size(); ++i)
-    for (size_t j = 0; j < i; ++j) {
-      const std::string a = key_of(overrides[j]), b = key_of(overrides[i]);
+  // (maps, not all pairs: a script may pass thousands of overrides)
+  std::map<std::string, size_t> first;     // a key -> its first override
+  std::map<std::string, size_t> sections;  // each section above a key -> an override under it
+  auto both = [&](size_t j, size_t i, const std::string& longer) {
+    return std::invalid_argument("longnet " + command + ": '" + overrides[j] + "' and '" +
+                                 overrides[i] + "' both set " + longer + "; give each key once");
+  };
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    const std::string b = key_of(overrides[i]);
+    if (const auto it = first.find(b); it != first.end()) {
       // The same value twice loses nothing (scripts repeat a shared setting).
-      if (a == b && value_of(overrides[j]) != value_of(overrides[i]))
-        throw std::invalid_argument("longnet " + command + ": " + b +
-                                    " is overridden twice with different values ('" + overrides[j] +
-                                    "' and '" + overrides[i] + "'); give it once");
-      const std::string& shorter = a.size() < b.size() ? a : b;
-      const std::string& longer = a.size() < b.size() ? b : a;
-      if (!shorter.empty() && longer.rfind(shorter + ".", 0) == 0)
-        throw std::invalid_argument("longnet " + command + ": '" + overrides[j] + "' and '" +
-                                    overrides[i] + "' both set " + longer + "; give each key once");
+      if (value_of(overrides[it->second]) != value_of(overrides[i]))
+        throw std::invalid_argument(
+            "longnet " + command + ": " + b + " is overridden twice with different values ('" +
+            overrides[it->second] + "' and '" + overrides[i] + "'); give it once");
+      continue;
     }
+    if (b.empty()) continue;  // (refused with its own message when applied)
+    for (size_t dot = b.find('.'); dot != std::string::npos; dot = b.find('.', dot + 1))
+      if (const auto it = first.find(b.substr(0, dot)); it != first.end())
+        throw both(it->second, i, b);
+    if (const auto it = sections.find(b); it != sections.end())
+      throw both(it->second, i, key_of(overrides[it->second]));
+    first.emplace(b, i);
+    for (size_t dot = b.find('.'); dot != std::string::npos; dot = b.find('.', dot + 1))
+      sections.emplace(b.substr(0, dot), i);
+  }
 }
 
 std::string command_line(const std::string& name, const std::vector<std::string>& args) {

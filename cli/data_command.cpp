@@ -49,6 +49,13 @@ int cmd_data_build(const Args& args_in) {
   const bool sharded = f.given("tokenizer") || f.given("out") || !sources.empty();
   const auto& pos = f.positional();
   if (!sharded) {
+    // The byte-token file takes --val-fraction only: the others would be ignored.
+    for (const char* flag : {"shard-mb", "jsonl-field", "skip-bad-lines", "workers", "no-progress"})
+      if (f.given(flag))
+        throw std::invalid_argument(
+            std::string("longnet data build: --") + flag +
+            " applies to sharded datasets (--tokenizer KIND:PATH --source PATH --out DIR), not to "
+            "the byte-token file of SRC_DIR OUT, which takes --val-fraction only");
     if (pos.size() != 2)
       throw std::invalid_argument(
           "longnet data build: expected --tokenizer KIND:PATH --source PATH --out DIR, or SRC_DIR "

@@ -271,7 +271,20 @@ int cmd_eval(const Args& args) {
     backend = std::make_unique<SequenceParallelAttention>(grid);
   else
     backend = std::make_unique<LocalAttention>();
-  auto rows = context_eval(loaded.model, data, *grid, *backend, o);
+  // Each length's row as soon as it is done (stderr, rank 0): a long evaluation shows progress,
+  // and rows done survive a stop. The table and --json follow at the end.
+  const int64_t lengths = int64_t(o.context_lens.size());
+  int64_t done = 0;
+  auto on_row = [&](const ContextEvalRow& r) {
+    ++done;
+    if (grid->world_rank != 0) return;
+    std::ostringstream p;
+    p << "eval: [" << done << "/" << lengths << "] context " << r.context_len << ": loss " << r.loss
+      << ", " << r.bits_per_token << " bits per " << (data.vocab_size == 256 ? "byte" : "token")
+      << " over " << r.tokens << " tokens in " << r.seconds << " s";
+    std::cerr << p.str() << std::endl;
+  };
+  auto rows = context_eval(loaded.model, data, *grid, *backend, o, on_row);
 
   const bool bytes = data.vocab_size == 256;
   const int64_t T = o.score_tokens > 0

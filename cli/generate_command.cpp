@@ -3,7 +3,8 @@
 // (core/incremental_lm.h), sampled greedily or with temperature / top-k / top-p, until the
 // end-of-text token (when the tokenizer has one; byte-level models have none) or
 // --max-new-tokens. One prompt streams its text to stdout as it is produced; several
-// (--prompts-file, one per line) run as one batch and print in order when done.
+// (--prompts-file, one per line) run as one batch and print in order when done (or when a stop
+// signal ends the generation early).
 //
 // Under mpirun the prefill is split over the ranks (parallel/parallel_prefill.h: each rank runs
 // its share of the prompt's blocks of the largest segment length, then the state is broadcast),
@@ -269,6 +270,7 @@ int cmd_generate(const Args& args) {
   IncrementalLM& inc = *inc_ptr;
   const auto eot = tokenizer->eot_id();
   const bool stream = B == 1;
+  TextStream streamed(*tokenizer);
   std::vector<std::vector<uint32_t>> out(B);
   std::vector<bool> done(B, false);
 
@@ -278,6 +280,16 @@ int cmd_generate(const Args& args) {
   auto next = choose(logits);
   auto host = next.cpu();  // the one host synchronisation per step
   auto t1 = std::chrono::steady_clock::now();
+  // A stop signal (Ctrl-C, `kill`, a closed terminal) ends generation after the current token:
+  // the text so far is printed as at the end (the streamed line's newline, a batch's texts),
+  // --stats too, and the status is 128 + the signal's number, as if it had ended the process.
+  // (A signal during the prefill ends the process at once: nothing has been printed yet.)
+  stop_signals_catch();
+  if (!stream)
+    std::cerr << "generate: " << B << " prompts prefilled in "
+              << std::chrono::duration<double>(t1 - t0).count() << " s; generating up to "
+              << max_new << " tokens each; the texts print when all are done (Ctrl-C prints "
+              << "them as they are)" << std::endl;
   int64_t produced = 0;
   for (int64_t i = 0; i < max_new; ++i) {
     for (int64_t b = 0; b < B; ++b) {
@@ -289,16 +301,18 @@ int cmd_generate(const Args& args) {
       }
       out[b].push_back(id);
       // The reader may go (`| head`): stop generating, status 0.
-      if (stream && !stdout_write(tokenizer->decode(&id, 1)))
-        return stdout_closed_note("generate"), 0;
+      if (stream && !stdout_write(streamed.add(id))) return stdout_closed_note("generate"), 0;
     }
     produced += 1;
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || i + 1 == max_new) break;
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || i + 1 == max_new ||
+        stop_signal_caught() != 0)
+      break;
     next = choose(inc.step(next));
     host = next.cpu();
   }
   auto t2 = std::chrono::steady_clock::now();
-  std::string tail = stream ? "\n" : "";
+  const int stopped_by = stop_signal_caught();
+  std::string tail = stream ? streamed.flush() + "\n" : "";
   for (int64_t b = 0; b < B && !stream; ++b)
     tail += "=== line " + std::to_string(prompt_lines[b]) + " ===\n" + prompts[b] +
             tokenizer->decode(out[b]) + "\n";
@@ -309,10 +323,18 @@ int cmd_generate(const Args& args) {
     std::ostringstream m;
     m << "generate: " << loaded.source << "; prompts " << B << " x up to " << P
       << " tokens, prefill " << prefill_s << " s (" << double(B * P) / prefill_s << " tokens/s, "
-      << grid->world_size << " rank(s)); " << produced << " steps in " << gen_s << " s ("
-      << (gen_s > 0 ? double(B * produced) / gen_s : 0.0) << " tokens/s, batch " << B
-      << "); device " << device << ", " << dtype_name(dtype) << "\n";
+      << grid->world_size << " rank(s)); " << produced
+      << " token(s) per prompt, the first from the prefill, then "
+      << std::max<int64_t>(produced - 1, 0) << " decode step(s) in " << gen_s << " s ("
+      << (gen_s > 0 && produced > 1 ? double(B * (produced - 1)) / gen_s : 0.0)
+      << " tokens/s, batch " << B << "); device " << device << ", " << dtype_name(dtype) << "\n";
     std::cerr << m.str();
+  }
+  if (stopped_by != 0) {
+    std::cerr << "generate: stopped by signal " << stopped_by << " (" << ::strsignal(stopped_by)
+              << ") after " << produced << " generation step(s); the text above is all that "
+              << "was generated\n";
+    return 128 + stopped_by;
   }
   return 0;
 }

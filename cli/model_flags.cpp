@@ -103,8 +103,11 @@ void generation_memory_check(const LongNetLM& model, int64_t B, int64_t prefille
   const double d = double(L.d_model);
   const double width = std::max(double(4 + L.attention.segment_lengths.size()) * d,
                                 d + 2.0 * double(L.dim_feedforward));
+  // (and the prompts' ids, int64, held whole: a prompt of 2^40 tokens is refused here, not by
+  // the allocator)
   const double prefill = double(prefilled) * (double(std::min(P, chunk)) * width * double(element) +
-                                              4.0 * double(o.vocab_size));
+                                              4.0 * double(o.vocab_size)) +
+                         8.0 * double(prefilled) * double(P);
   const double total = caches < 0 ? INFINITY : 1.1 * double(caches) + prefill;
   char sizes[160];
   std::snprintf(sizes, sizeof(sizes), "%.2f GiB of KV caches, %.2f GiB of prefill",
@@ -113,8 +116,11 @@ void generation_memory_check(const LongNetLM& model, int64_t B, int64_t prefille
   device_memory_check(total, device,
                       command + ": " + std::to_string(B) + " sequence(s) of prompts up to " +
                           std::to_string(P) + " tokens (" + sizes + ")",
-                      "run fewer sequences at a time (fewer lines of --prompts-file, smaller "
-                      "--batches) or a smaller --prefill-chunk");
+                      command == "generate"
+                          ? "run fewer sequences at a time (fewer lines of --prompts-file), "
+                            "shorter prompts or a smaller --prefill-chunk"
+                          : "give smaller --batches or --prompt-lens, or a smaller "
+                            "--prefill-chunk");
 }
 
 }  // namespace longnet

@@ -160,10 +160,25 @@ int tokenizer_train_command(const std::vector<std::string>& args_in) {
   o.seed = static_cast<uint32_t>(f.get_int("seed"));
   o.threads = static_cast<int>(f.get_int("threads"));
   // Checked before the corpus is read: a directory, FIFO or unwritable place is refused at once.
+  // The directories that makes are removed again when the training is refused (a bad
+  // --vocab-size, an --out inside --source, a corpus without text): nothing is left behind.
+  std::vector<std::string> made;  // deepest first
+  for (std::string d = o.out_path.substr(0, o.out_path.find_last_of('/') + 1); !d.empty();) {
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    if (d == "/" || d == "." || path_kind(d) != PathKind::kMissing) break;
+    made.push_back(d);
+    d = d.substr(0, d.find_last_of('/') + 1);
+  }
   output_file_prepare(o.out_path, "longnet tokenizer train --out");
   o.verbose = f.get_switch("verbose");
   const auto t0 = std::chrono::steady_clock::now();
-  const TokenizerTrainSummary s = tokenizer_train_explained(o);
+  TokenizerTrainSummary s;
+  try {
+    s = tokenizer_train_explained(o);
+  } catch (...) {
+    for (const auto& d : made) ::rmdir(d.c_str());  // (only while empty)
+    throw;
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << "tokenizer train: " << o.out_path << ": vocabulary " << o.vocab_size << ", from "
             << s.files_sampled << " of " << s.files_listed << " files, " << s.documents
@@ -258,14 +273,29 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
         std::snprintf(hex, sizeof(hex), "\\x%02x", static_cast<unsigned char>(*c));
         shown += std::isprint(static_cast<unsigned char>(*c)) ? std::string(1, *c) : hex;
       }
-      throw std::invalid_argument("longnet tokenizer decode: '" + shown + "' (item " +
-                                  std::to_string(ids.size() + 1) +
-                                  ") is not an id; give whole numbers separated by spaces");
+      const bool too_big = r.ec == std::errc::result_out_of_range && r.ptr == q;
+      throw std::invalid_argument(
+          "longnet tokenizer decode: '" + shown + "' (item " + std::to_string(ids.size() + 1) +
+          (too_big ? ") is out of range: ids are below 2^32 (and the tokenizer's vocabulary)"
+                   : ") is not an id; give whole numbers separated by spaces"));
     }
     ids.push_back(id);
     p = q;
   }
-  if (!stdout_write(tok->decode(ids))) return stdout_closed_note("tokenizer decode"), 0;
+  // Byte-level and tiktoken text is the concatenation of its tokens' bytes: decoded and written
+  // in pieces of 4096 ids (a ranks file may hold tokens of 100 KB: the whole text could be
+  // gigabytes), after a first pass that checks every id, so that a bad one prints nothing.
+  // SentencePiece's decode joins pieces across ids (spaces, byte fallback): whole.
+  constexpr size_t kPiece = 4096;
+  if (tok->kind() == "sentencepiece" || ids.size() <= kPiece) {
+    if (!stdout_write(tok->decode(ids))) return stdout_closed_note("tokenizer decode"), 0;
+    return 0;
+  }
+  for (size_t i = 0; i < ids.size(); i += kPiece)
+    (void)tok->decode(ids.data() + i, std::min(kPiece, ids.size() - i));
+  for (size_t i = 0; i < ids.size(); i += kPiece)
+    if (!stdout_write(tok->decode(ids.data() + i, std::min(kPiece, ids.size() - i))))
+      return stdout_closed_note("tokenizer decode"), 0;
   return 0;
 }
 

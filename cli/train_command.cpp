@@ -48,9 +48,15 @@ int cmd_train(const Args& args) {
   std::string config_path;
   std::vector<std::string> overrides;
   for (const auto& a : f.positional()) {
-    if (a.find('=') != std::string::npos)
+    // key=value, unless it names a file (a config in a folder such as runs/lr=1e-3/).
+    const bool is_file = path_kind(a) == PathKind::kFile;
+    if (a.find('=') != std::string::npos && !is_file) {
+      if (a.substr(0, a.find('=')).find('/') != std::string::npos)
+        throw std::invalid_argument("longnet train: '" + a +
+                                    "' is no file (a config), and no key=value override (a key "
+                                    "has no '/'); check the path");
       overrides.push_back(a);
-    else if (config_path.empty())
+    } else if (config_path.empty())
       config_path = a;
     else if (path_kind(a) == PathKind::kMissing && a.find('.') != std::string::npos &&
              config_is_section(a.substr(0, a.find('.'))))
@@ -97,6 +103,11 @@ int cmd_train(const Args& args) {
   }
   if (f.get_switch("print-ranks")) {
     const int64_t ranks = config_rank_count(cfg);
+    constexpr int64_t kMaxRanks = int64_t{1} << 20;  // as --check-config
+    if (ranks > kMaxRanks)
+      throw std::invalid_argument(
+          "longnet train: grid.data_parallel x grid.sequence_parallel = " + std::to_string(ranks) +
+          " ranks, more than the " + std::to_string(kMaxRanks) + " a job can have here");
     config_check(cfg, static_cast<int>(ranks));
     std::cout << ranks << "\n";
     return 0;

@@ -359,6 +359,33 @@ void temp_files_remove_on_signal() {
   }
 }
 
+namespace {
+std::atomic<int> g_stop_signal{0};
+extern "C" void stop_on_signal(int sig) {
+  g_stop_signal.store(sig);
+}
+}  // namespace
+
+void stop_signals_catch() {
+  g_stop_signal.store(0);
+  struct sigaction act {};
+  act.sa_handler = stop_on_signal;
+  act.sa_flags = SA_RESTART;  // as std::signal: interrupted reads and writes go on
+  sigemptyset(&act.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) {
+    // (a background job of a script ignores SIGINT, yet `kill -INT` should stop it cleanly;
+    // a hang-up stays ignored under nohup)
+    struct sigaction old {};
+    if (sig == SIGHUP && (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler == SIG_IGN))
+      continue;
+    ::sigaction(sig, &act, nullptr);
+  }
+}
+
+int stop_signal_caught() {
+  return g_stop_signal.load();
+}
+
 int open_fresh(const std::string& path) {
   ::unlink(path.c_str());  // (fails harmlessly when there is none; a directory makes open fail)
   return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);

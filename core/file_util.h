@@ -84,6 +84,14 @@ class TempFileOnSignal {
 // Installs the handlers for TempFileOnSignal (where a signal is not ignored already).
 void temp_files_remove_on_signal();
 
+// From now on, SIGINT, SIGTERM, SIGUSR1 and SIGHUP do not end the process: they set a flag that
+// long work polls at safe points (a training step, a generated token) to stop cleanly, and a
+// late one (during the teardown) is harmless. A hang-up the process ignores (nohup) stays
+// ignored. Replaces TempFileOnSignal's handlers; clears the flag.
+void stop_signals_catch();
+// The last of those signals caught since stop_signals_catch(), 0 if none.
+int stop_signal_caught();
+
 // Writes all n bytes to fd (retrying interrupted and short writes). False with errno set on an
 // error (a write that makes no progress sets ENOSPC).
 bool fd_write_all(int fd, const char* p, size_t n);

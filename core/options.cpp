@@ -28,9 +28,7 @@ class CheckVisitor : public OptionVisitor {
  public:
   CheckVisitor(std::string owner, std::string prefix)
       : owner_(std::move(owner)), prefix_(std::move(prefix)) {}
-  void field(const char* name, int64_t& v, const OptionSpec& s) override {
-    number(name, double(v), std::to_string(v), s);
-  }
+  void field(const char* name, int64_t& v, const OptionSpec& s) override { whole(name, v, s); }
   void field(const char* name, double& v, const OptionSpec& s) override {
     if (!std::isfinite(v))
       throw OptionsError(owner_, prefix_ + name, number_text(v) + " is not a finite number");
@@ -47,8 +45,7 @@ class CheckVisitor : public OptionVisitor {
   void field(const char* name, std::vector<int64_t>& v, const OptionSpec& s) override {
     list_size(name, v.size(), s);
     for (size_t i = 0; i < v.size(); ++i)
-      number((std::string(name) + "[" + std::to_string(i) + "]").c_str(), double(v[i]),
-             std::to_string(v[i]), s);
+      whole((std::string(name) + "[" + std::to_string(i) + "]").c_str(), v[i], s);
   }
   void field(const char* name, std::vector<double>& v, const OptionSpec& s) override {
     list_size(name, v.size(), s);
@@ -65,6 +62,11 @@ class CheckVisitor : public OptionVisitor {
     if (!s.contains(v))
       throw OptionsError(owner_, prefix_ + name,
                          shown + " is out of range; it must be " + s.range_text());
+  }
+  void whole(const char* name, int64_t v, const OptionSpec& s) {
+    if (!s.contains_whole(v))
+      throw OptionsError(owner_, prefix_ + name,
+                         std::to_string(v) + " is out of range; it must be " + s.range_text());
   }
   void list_size(const char* name, size_t n, const OptionSpec& s) {
     if (s.list_size != 0 && n != s.list_size)

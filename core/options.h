@@ -98,6 +98,12 @@ struct OptionSpec {
   bool contains(double v) const {
     return (min_open ? v > min : v >= min) && (max_open ? v < max : v <= max);
   }
+  // Whole numbers compared exactly (a double rounds 2^60 + 128 to 2^60; a long double holds
+  // every int64).
+  bool contains_whole(int64_t v) const {
+    const long double x = v;
+    return (min_open ? x > min : x >= min) && (max_open ? x < max : x <= max);
+  }
   std::string range_text() const;  // ">= 1", "in [0, 1)"
 };
 OptionSpec spec_range(double min, double max);      // [min, max]

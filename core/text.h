@@ -49,42 +49,58 @@ inline std::string printable(std::string_view bytes, size_t max = 40) {
   return s + (bytes.size() > max ? "...'" : "'");
 }
 
+// The length of the UTF-8 sequence at text[i] when it is a valid one (shortest form, no
+// surrogate, at most U+10FFFF; 1 for ASCII), else 0.
+inline size_t utf8_sequence_at(std::string_view text, size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  if (c < 0x80) return 1;
+  const size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+                   : c >= 0xe0 && c <= 0xef ? 3
+                   : c >= 0xf0 && c <= 0xf4 ? 4
+                                            : 0;
+  uint32_t cp = n == 2 ? c & 0x1fu : n == 3 ? c & 0x0fu : c & 0x07u;
+  bool ok = n > 0 && i + n <= text.size();
+  for (size_t k = 1; ok && k < n; ++k) {
+    const auto b = static_cast<unsigned char>(text[i + k]);
+    ok = (b & 0xc0) == 0x80;
+    cp = cp << 6 | (b & 0x3fu);
+  }
+  ok = ok && !(cp >= 0xd800 && cp <= 0xdfff) && cp <= 0x10ffff && !(n == 3 && cp < 0x800) &&
+       !(n == 4 && cp < 0x10000);
+  return ok ? n : 0;
+}
+
+// The text with every byte that is no UTF-8 replaced by U+FFFD: for records that strict UTF-8
+// readers take (a safetensors header), where a file name may hold any byte.
+inline std::string valid_utf8(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_sequence_at(text, i);
+    out.append(n ? text.substr(i, n) : std::string_view("\xef\xbf\xbd"));
+    i += n ? n : 1;
+  }
+  return out;
+}
+
 // Text from a file or a library's message about one, for a message: valid UTF-8 (but no
 // control character) as it is, every other byte (controls, C1 controls, invalid UTF-8) as \xNN,
 // so that nothing the file holds can move the cursor or restyle the terminal.
 inline std::string printable_text(std::string_view text) {
   std::string out;
-  auto escape = [&](unsigned char c) {
-    char buf[8];
-    std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-    out += buf;
-  };
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    // A UTF-8 sequence of a code point from U+00A0 on (shortest form, no surrogate), else a byte.
-    const size_t n = c >= 0xc2 && c <= 0xdf   ? 2
-                     : c >= 0xe0 && c <= 0xef ? 3
-                     : c >= 0xf0 && c <= 0xf4 ? 4
-                                              : 0;
-    uint32_t cp = n == 2 ? c & 0x1fu : n == 3 ? c & 0x0fu : c & 0x07u;
-    bool ok = n > 0 && i + n <= text.size();
-    for (size_t k = 1; ok && k < n; ++k) {
-      const auto b = static_cast<unsigned char>(text[i + k]);
-      ok = (b & 0xc0) == 0x80;
-      cp = cp << 6 | (b & 0x3fu);
-    }
-    ok = ok && cp >= 0xa0 && !(cp >= 0xd800 && cp <= 0xdfff) && cp <= 0x10ffff &&
-         !(n == 3 && cp < 0x800) && !(n == 4 && cp < 0x10000);
+    // Printable ASCII, or a code point from U+00A0 on (C1 controls are U+0080..U+009F).
+    const size_t n = utf8_sequence_at(text, i);
+    const bool ok = n == 1
+                        ? c >= 0x20 && c < 0x7f
+                        : n > 0 && !(c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0);
     if (ok) {
       out.append(text.substr(i, n));
       i += n;
     } else {
-      escape(c);
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
       ++i;
     }
   }

@@ -373,6 +373,42 @@ timeout 60 "$BIN" generate --checkpoint "$CK" --device cpu --prompt x --max-new-
 rc=${PIPESTATUS[0]}; ((rc == 0)) || fail "pipe.generate: exited $rc: $(cat "$WORK/pipe_generate.err")"
 cases=$((cases + 2))
 echo "ok: pipe.encode, pipe.generate: status 0 when stdout closes early"
+# A stop signal ends generation after the current token: the text so far is printed (the
+# streamed line's newline, a batch's texts), and the status is 128 + the signal's number.
+gen_stop() {  # NAME SIGNAL ARGS...
+  local name=$1 sig=$2 rc=0
+  shift 2
+  "$BIN" generate --checkpoint "$CK" --device cpu --max-new-tokens 100000000 "$@" \
+    > "$WORK/$name.out" 2> "$WORK/$name.err" &
+  local pid=$!
+  for _ in $(seq 600); do  # until it generates: streamed text, or the batch's start line
+    [[ -s "$WORK/$name.out" ]] || grep -q "generating up to" "$WORK/$name.err" && break
+    sleep 0.1
+  done
+  kill -"$sig" $pid
+  wait $pid || rc=$?
+  ((rc == 128 + $(kill -l "$sig"))) || fail "$name: status $rc: $(tail -2 "$WORK/$name.err")"
+  grep -q "stopped by signal $(kill -l "$sig")" "$WORK/$name.err" ||
+    fail "$name: no stop message: $(tail -2 "$WORK/$name.err")"
+  [[ "$(tail -c 1 "$WORK/$name.out" | od -An -tx1 | tr -d ' \n')" == 0a ]] ||
+    fail "$name: the text does not end with a newline"
+  cases=$((cases + 1))
+}
+gen_stop gen_stop.int INT --prompt x --stats
+grep -q "tokens/s" "$WORK/gen_stop.int.err" || fail "gen_stop.int: no --stats line"
+printf 'first\nsecond\n' > "$WORK/two_prompts.txt"
+gen_stop gen_stop.term TERM --prompts-file "$WORK/two_prompts.txt"
+grep -q "=== line 2 ===" "$WORK/gen_stop.term.out" || fail "gen_stop.term: the batch's texts are lost"
+echo "ok: gen_stop.int, gen_stop.term: a stop signal prints what was generated"
+# decode writes a long text in pieces, but checks every id first: a bad last id prints nothing.
+n=$(yes 97 | head -10000 | tr '\n' ' ' | "$BIN" tokenizer decode --tokenizer bytes | wc -c)
+[[ $n == 10000 ]] || fail "decode.pieces: 10000 ids gave $n bytes"
+{ yes 97 | head -10000 | tr '\n' ' '; echo 300; } |
+  "$BIN" tokenizer decode --tokenizer bytes > "$WORK/dec_bad.out" 2> "$WORK/dec_bad.err" &&
+  fail "decode.bad_last_id: exited 0"
+[[ ! -s "$WORK/dec_bad.out" ]] || fail "decode.bad_last_id: printed text before refusing"
+grep -q "300" "$WORK/dec_bad.err" || fail "decode.bad_last_id: $(cat "$WORK/dec_bad.err")"
+cases=$((cases + 2))
 # Outputs that would replace a source file or a file of another kind are refused; so are settings
 # that overflow (a tiny temperature) or score tokens twice (eval windows beyond the data).
 mkdir -p "$WORK/osrc" && cp "$SRC"/*.cpp "$WORK/osrc/" && echo "my notes" > "$WORK/notes.txt"
@@ -501,6 +537,47 @@ expect config.timeout_tiny "too short for a collective to finish" "${T[@]}" \
   train.collective_timeout_s=0.001
 expect1 flag.two_modes "--check-config P and --print-ranks both ask" train "$CONFIG" \
   --check-config 2 --print-ranks
+# What YAML would drop or cut silently, values that round, and rules found before any data is
+# built (all by --check-config, nothing trained).
+CC=(train "$CONFIG" --check-config 2)
+expect1 config.override_after_quotes "'y' follows the quoted value" "${CC[@]}" 'data.path="x" y'
+expect1 config.escaped_nul "the string holds control character 0" "${CC[@]}" 'log.dir="r\0z"'
+printf 'model:\n  activation: !custom gelu\n' > "$WORK/tagged.yaml"
+expect1 config.tagged_string "tagged !custom; remove the tag" train "$WORK/tagged.yaml" \
+  --check-config 2
+expect1 config.long_number "(100000 characters) is no number this key takes" "${CC[@]}" \
+  "model.d_model=$(head -c 100000 /dev/zero | tr '\0' 1)"
+expect1 config.int64_rounding "1152921504606847104 is out of range" "${CC[@]}" \
+  engine.chunk_above=1152921504606847104
+expect1 config.grad_clip_denormal "below the smallest normal float32" "${CC[@]}" \
+  optim.grad_clip=1e-310
+expect1 config.tokenizer_kind "data.tokenizer: unknown tokenizer 'x'" "${CC[@]}" data.tokenizer=x
+expect1 config.legacy_tokenizer "cannot make a byte-token file" "${CC[@]}" data.format=legacy \
+  data.tokenizer=bytes:eot
+printf 'model:\ndata: {}\n' > "$WORK/sections_only.yaml"
+expect1 config.empty_sections "holds no keys" train "$WORK/sections_only.yaml" --check-config 2
+expect1 config.merge_key "merge keys ('<<: *anchor') are not supported" "${CC[@]}" \
+  'model={<<: {d_model: 64}}'
+expect1 config.ranks_overflow "ranks, more than the 1048576 a job can have" train "$CONFIG" \
+  grid.data_parallel=1048576 grid.sequence_parallel=2048 --print-ranks
+# A config in a folder whose name holds '=' is the config, not an override.
+mkdir -p "$WORK/lr=1e-3" && cp "$CONFIG" "$WORK/lr=1e-3/config.yaml"
+"$BIN" train "$WORK/lr=1e-3/config.yaml" --check-config 2 > "$WORK/config_eq.log" 2>&1 ||
+  fail "config.path_with_equals: $(tail -2 "$WORK/config_eq.log")"
+expect1 config.missing_path_with_equals "is no file (a config), and no key=value override" \
+  train "$WORK/lr=2e-3/config.yaml" --check-config 2
+# Thousands of overrides are checked in time (pairwise it took minutes).
+many=(); for _ in $(seq 20000); do many+=(train.seed=3); done
+timeout 60 "$BIN" train "$CONFIG" "${many[@]}" --check-config 2 > "$WORK/many.log" 2>&1 ||
+  fail "config.many_overrides: $(tail -2 "$WORK/many.log")"
+# llm.c shards are read, never built: a missing path is refused before anything is built.
+expect1 data.nanogpt_not_built "longnet reads but does not build" train "$CONFIG" \
+  data.source="$SRC" data.path="$WORK/nano_missing" data.format=nanogpt data.tokenizer=bytes \
+  grid.sequence_parallel=1 checkpoint.dir="$WORK/ck_nano" log.metrics="$WORK/nano.jsonl"
+[[ ! -e "$WORK/nano_missing" ]] || fail "data.nanogpt_not_built: something was built"
+expect1 data.legacy_flags "--shard-mb applies to sharded datasets" data build "$SRC" \
+  "$WORK/legacy.tokens" --shard-mb 7
+cases=$((cases + 2))
 # A resume mode in the wrong case is no path either: --check-config finds it (no data loaded).
 expect1 config.resume_mode_case "checkpoint.resume: 'AUTO' is neither a file nor a mode" train \
   "$CONFIG" checkpoint.resume=AUTO --check-config 2

@@ -31,7 +31,7 @@ run(a ${LONGNET} generate --checkpoint ${ckpt} --prompt "int main(" --max-new-to
     --stats --device cpu)
 run(b ${LONGNET} generate --checkpoint ${ckpt} --prompt "int main(" --max-new-tokens 40 --greedy
     --device cpu)
-expect("${a}" "generate: checkpoint .* 40 steps" "generate --stats")
+expect("${a}" "generate: checkpoint .* 40 token.s. per prompt" "generate --stats")
 string(REGEX REPLACE "generate: [^\n]*\n" "" a_text "${a}")
 if(NOT a_text STREQUAL b)
   message(FATAL_ERROR "greedy generation is not deterministic:\n[${a_text}]\n[${b}]")

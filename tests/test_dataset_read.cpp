@@ -21,6 +21,7 @@
 #include "longnet/train/dataset_check.h"
 #include "longnet/train/eval_data.h"
 #include "longnet/train/json_read.h"
+#include "longnet/train/metrics.h"
 #include "longnet/train/sha256.h"
 #include "longnet/train/shard_header.h"
 #include "longnet/train/token_sampler.h"
@@ -81,6 +82,18 @@ TEST(Json, StrictParsingWithLinesInErrors) {
            {"\n\n  {\"a\"", "t:3:7"},
            {std::string(100, '[') + std::string(100, ']'), "64 deep"}})
     expect_throw<std::runtime_error>([&] { json_parse(text, "t"); }, {what});
+}
+
+// Strings that are no UTF-8 (a file name may hold any byte) are written as valid JSON, each such
+// byte as \udcXX (Python's surrogateescape), and read back to the same bytes.
+TEST(Json, BytesThatAreNoUtf8RoundTrip) {
+  const std::string raw = std::string("src\xff/a\xc3\xa9\xed\xa0\x80\xc3", 12) + "\x01\"x";
+  const std::string quoted = json_quote(raw);
+  EXPECT_EQ(quoted, "\"src\\udcff/a\xc3\xa9\\udced\\udca0\\udc80\\udcc3\\u0001\\\"x\"");
+  for (unsigned char c : quoted) EXPECT_LT(c, 0xf5);  // (no raw invalid byte left)
+  EXPECT_EQ(json_parse("{\"k\": " + quoted + "}", "t").find("k")->text, raw);
+  expect_throw<std::runtime_error>([&] { json_parse("{\"k\": \"\\udc41\"}", "t"); },
+                                   {"surrogate"});  // (not a byte's escape: those are 80..ff)
 }
 
 TEST(Manifest, RoundTripAndEveryFieldChecked) {

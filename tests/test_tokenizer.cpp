@@ -14,6 +14,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "longnet/cli/tokenizer_command.h"
@@ -287,7 +288,7 @@ TEST(Tiktoken, MalformedRanksFilesNameFileAndLine) {
   expect_error(open_text("badrank.tiktoken", good + base64("xy") + " 25x\n"),
                {":258:", "'25x' is not a whole number"});
   expect_error(open_text("gap.tiktoken", good + base64("xy") + " 258\n"),
-               {"gap.tiktoken", "rank 257 is missing"});
+               {"gap.tiktoken:258:", "rank 258 is beyond the 258 tokens"});
   expect_error(open_text("huge.tiktoken", good + base64("xy") + " 999999999\n"),
                {"huge.tiktoken:258:", "rank 999999999 is beyond the"});
   // A byte without a rank: drop the line for 'q' and renumber nothing (so also a gap): the
@@ -304,6 +305,30 @@ TEST(Tiktoken, MalformedRanksFilesNameFileAndLine) {
   write_file(dir / "crlf.tiktoken", crlf + "\r\n");
   EXPECT_EQ(tokenizer_open("tiktoken:" + dir / "crlf.tiktoken")->encode("ab"),
             (std::vector<uint32_t>{256}));
+  // So are lines ended by CR alone and blanks around the fields (split() and splitlines() in
+  // tiktoken's loader); a third field is not.
+  std::string cr, padded;
+  for (char c : good) cr += c == '\n' ? '\r' : c;
+  for (char c : good) padded += c == '\n' ? std::string(" \t\n") : std::string(1, c);
+  for (const auto& [name, text] : {std::pair{"cr.tiktoken", cr}, {"padded.tiktoken", padded}}) {
+    write_file(dir / name, text);
+    EXPECT_EQ(tokenizer_open("tiktoken:" + dir / name)->encode("ab"), (std::vector<uint32_t>{256}))
+        << name;
+  }
+  expect_error(open_text("three.tiktoken", good + base64("xy") + " 257 9\n"),
+               {"three.tiktoken:258:", "more than two fields"});
+  // Blank lines do not raise the ranks a file may claim (nothing is sized by a far rank).
+  expect_error(
+      open_text("blanks.tiktoken", good + base64("xy") + " 300\n" + std::string(5000, '\n')),
+      {"blanks.tiktoken:258:", "rank 300 is beyond the 258 tokens"});
+  // Ranks that start above 0: the last one is past the count of tokens.
+  std::string from1;
+  for (int b = 0; b < 256; ++b)
+    from1 += base64(std::string(1, static_cast<char>(b))) + " " + std::to_string(b + 1) + "\n";
+  expect_error(open_text("from1.tiktoken", from1 + base64("ab") + " 0\n" + base64("cd") + " 258\n"),
+               {"from1.tiktoken", "beyond the 258 tokens"});
+  expect_error(open_text("from1b.tiktoken", from1 + base64("ab") + " 257\n"),
+               {"from1b.tiktoken:257:", "rank 257 is beyond the 257 tokens"});
 }
 
 // ---- SentencePiece ------------------------------------------------------------------------------
@@ -336,8 +361,19 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
   EXPECT_EQ(t->content_hash(), sum.content_hash);
   for (const std::string& s :
        {std::string("int value = 1234;\n\treturn über 数据 😀"),
-        std::string("  two  spaces\n\nand \xe2\x82\xac unseen \xf0\x9f\xa6\x80")})
+        std::string("  two  spaces\n\nand \xe2\x82\xac unseen \xf0\x9f\xa6\x80")}) {
     EXPECT_EQ(t->decode(t->encode(s)), s);
+    // Streamed one id at a time (generation), the pieces join to the same text: characters
+    // stored as byte pieces (the unseen euro sign, the crab) come whole, spaces stay.
+    TextStream stream(*t);
+    std::string joined;
+    for (uint32_t id : t->encode(s)) {
+      const std::string piece = stream.add(id);
+      EXPECT_EQ(piece.find("\xef\xbf\xbd"), std::string::npos) << "U+FFFD streamed";
+      joined += piece;
+    }
+    EXPECT_EQ(joined + stream.flush(), s);
+  }
   // Same corpus, same options: the same model.
   o.out_path = dir / "out/m2.model";
   EXPECT_EQ(tokenizer_train(o).content_hash, sum.content_hash);
@@ -368,6 +404,27 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
   write_file(dir / "junk.model", "this is not a model");
   expect_error([&] { tokenizer_open("sentencepiece:" + dir / "junk.model"); },
                {"junk.model' cannot be loaded"});
+  // A damaged normalization table (appended: the last normalizer_spec wins) is refused before
+  // SentencePiece follows it (it crashed the first encode). Tables of 1 KiB whose root, or a
+  // node, points outside, and one whose header claims more than there is.
+  std::mt19937 bytes_rng(1);
+  for (const auto& [name, header, size] :
+       {std::tuple{"root.model", std::string("\x00\x04\x00\x00", 4), size_t(1400)},
+        {"short.model", std::string("\x00\x08\x00\x00", 4), size_t(1400)}}) {
+    std::string table = header;
+    for (size_t i = 0; i < size; ++i) table += static_cast<char>(bytes_rng());
+    auto field = [](int number, const std::string& body) {
+      std::string out(1, static_cast<char>(number << 3 | 2));
+      for (size_t n = body.size();; n >>= 7) {
+        out += static_cast<char>((n & 127) | (n > 127 ? 128 : 0));
+        if (n <= 127) break;
+      }
+      return out + body;
+    };
+    write_file(dir / name, read_file(o.out_path) + field(3, field(2, table)));
+    expect_error([&] { tokenizer_open("sentencepiece:" + dir / name); },
+                 {"precompiled_charsmap of its normalizer_spec is damaged"});
+  }
   o.vocab_size = 100;
   expect_error<std::invalid_argument>([&] { tokenizer_train(o); }, {"--vocab-size 100"});
   o.vocab_size = 50000;  // more than this text can fill: SentencePiece's message comes through
@@ -605,6 +662,14 @@ TEST(Corpus, LongDocumentsComeInPartsCutWhereTokenizersSplit) {
 TEST(Corpus, JsonLinesGoodAndMalformed) {
   if (!compression_available(Compression::kNone)) GTEST_SKIP();
   TempDir dir;
+  // A byte-order mark alone on the first line is a blank line, as blank lines are.
+  write_file(dir / "bom.jsonl", "\xef\xbb\xbf\r\n{\"text\": \"a\"}\n");
+  {
+    CorpusReader r({dir / "bom.jsonl"});
+    const auto docs = read_all(r);
+    ASSERT_EQ(docs.size(), 1u);
+    EXPECT_EQ(docs[0].text, "a");
+  }
   write_file(dir / "good.jsonl",
              "{\"text\": \"first \\u00e9\\n\", \"id\": 1}\n\n"
              "{\"id\": 2, \"text\": \"second\"}\r\n"
@@ -747,6 +812,16 @@ void check_compressed(Compression c, const std::string& tool, const std::string&
     EXPECT_EQ(docs[0].text, big);
     EXPECT_EQ(docs[1].text, "one");
     EXPECT_EQ(docs[2].where, dir / ("docs.jsonl" + suffix) + ":2");
+  }
+  // A zstd file may start with a skippable frame (pzstd writes one): it is stepped over.
+  if (c == Compression::kZstd) {
+    std::string skippable(
+        "\x50\x2a\x4d\x18\x04\x00\x00\x00"
+        "wxyz",
+        12);
+    write_file(dir / "skip.jsonl" + suffix, skippable + read_file(dir / ("docs.jsonl" + suffix)));
+    CorpusReader r({dir / "skip.jsonl" + suffix});
+    EXPECT_EQ(read_all(r).size(), 2u);
   }
   // Two compressed streams one after the other (cat a.gz b.gz) read as their concatenation.
   write_file(dir / "two" + suffix,

@@ -323,6 +323,29 @@ def test_sentencepiece(rng, files):
                                    minloglevel=2)
     info = tool("info", "--tokenizer", f"sentencepiece:{lossy}.model").decode()
     check("exact no: " in info and "comes back as" in info, f"`tokenizer info` of a lossy model: {info}")
+    # Its normalization table (NFKC's, a darts-clone trie) is walked and accepted above; a
+    # damaged one appended to the model (the last occurrence wins) is refused, not followed
+    # into a crash.
+    with open(lossy + ".model", "rb") as f:
+        model = f.read()
+
+    def varint(n):
+        out = b""
+        while True:
+            out += bytes([n & 127 | (128 if n > 127 else 0)])
+            n >>= 7
+            if not n:
+                return out
+    garbage = b"\x00\x04\x00\x00" + bytes(random.Random(1).getrandbits(8) for _ in range(1400))
+    spec = b"\x12" + varint(len(garbage)) + garbage
+    damaged = os.path.join(WORK, "damaged.model")
+    with open(damaged, "wb") as f:
+        f.write(model + b"\x1a" + varint(len(spec)) + spec)
+    run = subprocess.run([TOOL, "info", "--tokenizer", "sentencepiece:" + damaged],
+                         capture_output=True)
+    check(run.returncode == 1 and b"precompiled_charsmap of its normalizer_spec is damaged"
+          in run.stdout + run.stderr, f"a damaged normalization table: status {run.returncode}, "
+          f"{(run.stdout + run.stderr)[-300:]!r}")
     # Llama's settings: a dummy prefix without removing extra white space, so a piece cut before
     # a space must not get both the space and the prefix.
     llama = os.path.join(WORK, "llama_like")

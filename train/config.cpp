@@ -32,6 +32,11 @@ void check_range(const OptionSpec& spec, double v, const std::string& key, const
   if (!spec.contains(v))
     yaml_fail(where, key, shown + " is out of range; it must be " + spec.range_text());
 }
+void check_whole(const OptionSpec& spec, int64_t v, const std::string& key,
+                 const std::string& where) {
+  if (!spec.contains_whole(v))
+    yaml_fail(where, key, std::to_string(v) + " is out of range; it must be " + spec.range_text());
+}
 
 void set_field(TrainConfig& c, const ConfigField& f, const YAML::Node& n,
                const YAML::Mark& key_mark, const YamlSource& src) {
@@ -43,7 +48,7 @@ void set_field(TrainConfig& c, const ConfigField& f, const YAML::Node& n,
   ConfigRef r = config_ref(c, f);
   if (auto p = std::get_if<int64_t*>(&r)) {
     int64_t v = yaml_int(n, key, where, example);
-    check_range(f.spec, static_cast<double>(v), key, std::to_string(v), where);
+    check_whole(f.spec, v, key, where);
     **p = v;
   } else if (auto p = std::get_if<double*>(&r)) {
     double v = yaml_float(n, key, where, example);
@@ -81,7 +86,7 @@ void set_field(TrainConfig& c, const ConfigField& f, const YAML::Node& n,
       for (size_t i = 0; i < n.size(); ++i) {
         std::string k = key + "[" + std::to_string(i) + "]";
         int64_t v = yaml_int(n[i], k, item_where(i), example);
-        check_range(f.spec, static_cast<double>(v), k, std::to_string(v), item_where(i));
+        check_whole(f.spec, v, k, item_where(i));
         out.push_back(v);
       }
       **p = out;
@@ -142,6 +147,10 @@ void apply_override(TrainConfig& c, const std::string& text) {
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(0, 1);
   const std::string value_text = text.substr(eq + 1);
+  if (value_text.find_first_not_of(" \t") == std::string::npos)
+    yaml_fail(where, key,
+              "has no value; give one after '=' (an empty string is " + key +
+                  "='\"\"': YAML's quotes inside the shell's)");
   // One line: yaml-cpp would read only the first document ('5\n---\n9') and drop the rest.
   if (value_text.find_first_of("\r\n") != std::string::npos)
     yaml_fail(where, key, "the value spans several lines; an override is one line (key=value)");
@@ -156,24 +165,32 @@ void apply_override(TrainConfig& c, const std::string& text) {
   // elsewhere it is a plain character), for what YAML would drop silently:
   // - a comment: '#' at the start or after a blank ('checkpoint.dir=runs/exp #2' names runs/exp,
   //   another run's directory; "runs/O'Brien #2" is runs/O'Brien);
-  // - anything after a bracketed value (yaml-cpp reads only the leading list of '[1, 2] ,8').
+  // - anything after a bracketed or quoted value (yaml-cpp reads only the leading list of
+  //   '[1, 2] ,8', and only x of '"x" y').
   const size_t first = value_text.find_first_not_of(" \t");
   const bool bracketed =
       first != std::string::npos && (value_text[first] == '[' || value_text[first] == '{');
   char quote = 0;
   char before = '[';  // the last non-blank character outside quotes ('[': the value's start)
   int depth = 0;
-  bool closed = false;  // the bracketed value has closed
+  bool closed = false;        // the bracketed value, or the quoted one, has closed
+  bool whole_quoted = false;  // the value is one quoted scalar ('"x" y' would be read as x)
   for (size_t i = 0; i < value_text.size(); ++i) {
     const char ch = value_text[i];
     if (quote) {
-      if (quote == '"' && ch == '\\')
+      if (quote == '"' && ch == '\\') {
         ++i;  // an escaped character
-      else if (ch == quote)
+      } else if (quote == '\'' && ch == '\'' && i + 1 < value_text.size() &&
+                 value_text[i + 1] == '\'') {
+        ++i;  // '' in single quotes: one quote
+      } else if (ch == quote) {
         quote = 0;
+        if (whole_quoted) closed = true;
+      }
     } else if ((ch == '"' || ch == '\'') &&
                (before == '[' || before == '{' || before == ',' || before == ':')) {
       quote = ch;
+      whole_quoted = i == first;
     } else if (ch == '#' && (i == 0 || value_text[i - 1] == ' ' || value_text[i - 1] == '\t')) {
       const bool single = value_text.find('\'') == std::string::npos;
       const std::string arg =
@@ -195,7 +212,10 @@ void apply_override(TrainConfig& c, const std::string& text) {
                     arg + " (in shell quotes: " + shell + ")");
     } else if (closed && ch != ' ' && ch != '\t') {
       yaml_fail(where, key,
-                "'" + value_text.substr(i) + "' follows the bracketed value; give one value");
+                "'" + value_text.substr(i) + "' follows the " +
+                    (whole_quoted ? "quoted value; give one value (quote all of it, e.g. " + key +
+                                        "='\"a b\"')"
+                                  : std::string("bracketed value; give one value")));
     } else if (bracketed && (ch == '[' || ch == '{')) {
       ++depth;
     } else if (bracketed && (ch == ']' || ch == '}') && --depth == 0) {
@@ -273,12 +293,19 @@ TrainConfig config_load(const std::string& path, const std::vector<std::string>&
   // missing config is, not trained as the defaults (the paper's 85M model). (It parsed above, so
   // reading it again cannot hang.)
   const std::vector<YAML::Node> docs = YAML::LoadAll(text);
-  if (docs.empty() || docs[0].IsNull())
+  auto sets_a_key = [](const YAML::Node& root) {  // (empty sections, 'model:', set none)
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      const YAML::Node v = it->second;
+      if (!v.IsNull() && !(v.IsMap() && v.size() == 0)) return true;
+    }
+    return false;
+  };
+  if (docs.empty() || docs[0].IsNull() || (docs[0].IsMap() && !sets_a_key(docs[0])))
     throw std::invalid_argument(
         "config file '" + path +
-        "' holds no keys (it is empty, or only comments): give an experiment config, e.g. "
-        "configs/tiny.yaml (a small CPU run) or configs/base.yaml (the paper's model, every "
-        "default spelled out)");
+        "' holds no keys (it is empty, only comments, or only empty sections): give an "
+        "experiment config, e.g. configs/tiny.yaml (a small CPU run) or configs/base.yaml (the "
+        "paper's model, every default spelled out)");
   return c;
 }
 

@@ -3,6 +3,7 @@
 // maps their errors to config keys with file:line, and adds the grid's and training's own rules.
 #include <algorithm>
 #include <cctype>
+#include <cfloat>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -11,6 +12,7 @@
 #include "longnet/core/int_math.h"
 #include "longnet/parallel/sequence_layout.h"
 #include "longnet/train/config.h"
+#include "longnet/train/tokenizer.h"
 #include "longnet/train/yaml_strict.h"
 
 namespace longnet {
@@ -92,6 +94,19 @@ void check_grid(const TrainConfig& c, int world) {
 // config_check_vocab.)
 void check_vocab_static(const TrainConfig& c) {
   const std::string& t = c.data.tokenizer;
+  if (!t.empty()) try {
+      tokenizer_spec_check(t);
+    } catch (const std::invalid_argument& e) {
+      fail_rule(c, "data.tokenizer", e.what());
+    }
+  // A byte-token file holds bytes: another tokenizer is refused before one is built or read.
+  if (c.data.format == "legacy" && !t.empty() && t != "bytes")
+    fail_rule(c, "data.tokenizer",
+              "'" + t +
+                  "' cannot make a byte-token file (data.format: legacy holds the bytes of its "
+                  "text): leave data.tokenizer empty, or set data.format: auto to use a longnet "
+                  "dataset built with it",
+              {"data.format"});
   if (t == "bytes" || t == "bytes:eot")
     config_check_vocab(c, t == "bytes" ? 256 : 257,
                        "the vocabulary of " + mention(c, "data.tokenizer", t));
@@ -103,6 +118,13 @@ void check_vocab_static(const TrainConfig& c) {
 
 void check_training(const TrainConfig& c, int world) {
   check_vocab_static(c);
+  // The clip factor clip / (norm + 1e-6) is applied in float32: below its smallest normal it
+  // is 0 or a denormal there, and every step would update nothing.
+  if (c.optim.grad_clip > 0 && c.optim.grad_clip < FLT_MIN)
+    fail_rule(c, "optim.grad_clip",
+              number_text(c.optim.grad_clip) +
+                  " is below the smallest normal float32 (1.2e-38): the clipped gradients would "
+                  "all be 0; give 0 (no clipping) or a norm such as 1.0");
   if (c.log.dir.empty() && c.log.metrics.empty())
     fail_rule(c, "log.dir",
               "is empty (no run folder) and so is log.metrics; name a run folder (e.g. log.dir: "

@@ -188,7 +188,10 @@ std::string config_unknown_key_message(const std::string& key) {
         break;
       }
   std::string msg = "unknown key";
-  if (!guess.empty()) msg += "; did you mean '" + guess + "'?";
+  if (leaf == "<<")
+    msg += "; YAML merge keys ('<<: *anchor') are not supported: write the keys out";
+  else if (!guess.empty())
+    msg += "; did you mean '" + guess + "'?";
   const auto known = config_children(section);
   if (!known.empty())
     msg += " (" + (section.empty() ? std::string("the top level") : section) +

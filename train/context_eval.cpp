@@ -44,7 +44,8 @@ std::vector<int64_t> context_eval_window_ends(const ContextEvalOptions& o, int64
 
 std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationTokens& data,
                                          ProcessGrid& grid, AttentionBackend& backend,
-                                         const ContextEvalOptions& o) {
+                                         const ContextEvalOptions& o,
+                                         const ContextEvalRowDone& on_row) {
   const auto ends = context_eval_window_ends(o, data.size);
   const int64_t T = o.score_tokens > 0
                         ? o.score_tokens
@@ -91,6 +92,7 @@ std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationToken
     row.bits_per_token = row.loss / std::log(2.0);
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rows.push_back(row);
+    if (on_row) on_row(row);
   }
   return rows;
 }

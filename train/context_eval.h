@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "longnet/core/attention_backend.h"
@@ -29,6 +30,11 @@ struct ContextEvalOptions {
   int64_t batch_size = 1;             // windows per forward
   bool bf16_autocast = false;         // CUDA: the forward under bfloat16 autocast (as training)
 };
+
+struct ContextEvalRow;
+// Called with each row as soon as its context length is done (progress; rows already printed
+// survive a stop).
+using ContextEvalRowDone = std::function<void(const ContextEvalRow&)>;
 
 struct ContextEvalRow {
   int64_t context_len = 0;
@@ -47,6 +53,7 @@ std::vector<int64_t> context_eval_window_ends(const ContextEvalOptions& o, int64
 // sequence-parallel group of `grid` when backend is sequence-parallel (every rank calls it).
 std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationTokens& data,
                                          ProcessGrid& grid, AttentionBackend& backend,
-                                         const ContextEvalOptions& o);
+                                         const ContextEvalOptions& o,
+                                         const ContextEvalRowDone& on_row = nullptr);
 
 }  // namespace longnet

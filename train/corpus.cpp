@@ -411,6 +411,8 @@ bool CorpusReader::next_jsonl(Document& doc) {
     if (!have) return false;
     ++o.line;
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    // A byte-order mark before the first line (a BOM-only first line is blank too).
+    if (o.line == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = f.path + ":" + std::to_string(o.line);
     // A malformed line ends the read, or with skip_bad_lines is counted and skipped.

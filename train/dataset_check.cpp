@@ -114,6 +114,14 @@ std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
     std::string how;
     if (!spec.empty()) {
       const std::string hash = tokenizer_spec_hash(spec);
+      // The same file, changed since the build (e.g. another `tokenizer train --out` onto it).
+      if (hash != m->tokenizer_hash && tokenizer_spec_absolute(spec) == m->tokenizer_spec)
+        config_fail(c, "data.tokenizer",
+                    "'" + spec + "' is the file " + dataset +
+                        " was built with, but its contents changed since (now " + hash +
+                        ", recorded " + m->tokenizer_hash +
+                        "): its ids would mean other text. Restore that file (or give a copy of "
+                        "it), or rebuild the dataset with the file as it is now");
       if (hash != m->tokenizer_hash)
         config_fail(c, "data.tokenizer",
                     "'" + spec + "' (" + hash + ") is not the tokenizer " + dataset +

@@ -48,11 +48,13 @@ class FileReader {
         return static_cast<size_t>(n);
       }
       if (errno != EINTR)
-        throw std::runtime_error("'" + path_ + "': read failed at byte " + std::to_string(offset_) +
+        throw std::runtime_error(named() + ": read failed at byte " + std::to_string(offset_) +
                                  ": " + std::strerror(errno));
     }
   }
   const std::string& path() const { return path_; }
+  // The path quoted for a message (control bytes and invalid UTF-8 escaped).
+  std::string named() const { return "'" + printable_text(path_) + "'"; }
   uint64_t offset() const { return offset_; }
 
  private:
@@ -72,19 +74,20 @@ class PlainStream final : public InputStream {
 
 constexpr size_t kInBuffer = 256 << 10;
 
-// The file's first bytes, kept for the decoder: checks the format's magic number.
-size_t read_head(FileReader& file, std::vector<char>& in, const unsigned char* magic,
-                 size_t magic_size, const char* format) {
+// The file's first bytes, kept for the decoder: checks that they start like the format
+// (`starts(head)`, given at least `magic_size` bytes).
+template <typename Starts>
+size_t read_head(FileReader& file, std::vector<char>& in, Starts starts, size_t magic_size,
+                 const char* format) {
   size_t got = 0;
   while (got < in.size()) {
     const size_t n = file.read(in.data() + got, in.size() - got);
     if (n == 0) break;
     got += n;
   }
-  if (got == 0)
-    throw std::runtime_error("'" + file.path() + "' is empty, not a " + format + " file");
-  if (got < magic_size || std::memcmp(in.data(), magic, magic_size) != 0)
-    throw std::runtime_error("'" + file.path() + "' is not a " + format +
+  if (got == 0) throw std::runtime_error(file.named() + " is empty, not a " + format + " file");
+  if (got < magic_size || !starts(reinterpret_cast<const unsigned char*>(in.data())))
+    throw std::runtime_error(file.named() + " is not a " + format +
                              " file (its first bytes are not the " + format +
                              " magic number); rename it if it is not compressed");
   return got;
@@ -94,8 +97,8 @@ size_t read_head(FileReader& file, std::vector<char>& in, const unsigned char* m
 class GzipStream final : public InputStream {
  public:
   explicit GzipStream(const std::string& path) : file_(path), in_(kInBuffer) {
-    static const unsigned char kMagic[] = {0x1f, 0x8b};
-    const size_t got = read_head(file_, in_, kMagic, sizeof(kMagic), "gzip");
+    const size_t got = read_head(
+        file_, in_, [](const unsigned char* h) { return h[0] == 0x1f && h[1] == 0x8b; }, 2, "gzip");
     std::memset(&z_, 0, sizeof(z_));
     if (inflateInit2(&z_, 15 + 16) != Z_OK)  // gzip wrapper only
       throw std::runtime_error("'" + path + "': zlib inflateInit2 failed");
@@ -115,8 +118,7 @@ class GzipStream final : public InputStream {
           // too) end it; anything else there is not gzip data.
           const uint64_t at = consumed();
           if (rest_is_zeros()) return 0;
-          throw std::runtime_error("'" + file_.path() +
-                                   "': the bytes after its gzip stream (at byte " +
+          throw std::runtime_error(file_.named() + ": the bytes after its gzip stream (at byte " +
                                    std::to_string(at) +
                                    ") are neither another gzip member nor zero padding: the file "
                                    "is damaged or two files were joined");
@@ -131,15 +133,14 @@ class GzipStream final : public InputStream {
       if (rc == Z_STREAM_END) {
         member_done_ = true;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        throw std::runtime_error("'" + file_.path() + "': corrupt gzip data near compressed byte " +
+        throw std::runtime_error(file_.named() + ": corrupt gzip data near compressed byte " +
                                  std::to_string(consumed()) + ": " +
                                  (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)));
       }
       const size_t produced = avail_before - z_.avail_out;
       if (produced > 0) return produced;
       if (!member_done_ && z_.avail_in == 0 && eof_)
-        throw std::runtime_error("'" + file_.path() +
-                                 "': truncated gzip file (the stream ends at byte " +
+        throw std::runtime_error(file_.named() + ": truncated gzip file (the stream ends at byte " +
                                  std::to_string(consumed()) +
                                  " before its end marker); the file was cut short, copy it again");
     }
@@ -174,8 +175,15 @@ class GzipStream final : public InputStream {
 class ZstdStream final : public InputStream {
  public:
   explicit ZstdStream(const std::string& path) : file_(path), in_(kInBuffer) {
-    static const unsigned char kMagic[] = {0x28, 0xb5, 0x2f, 0xfd};
-    const size_t got = read_head(file_, in_, kMagic, sizeof(kMagic), "zstd");
+    // A zstd frame (28 b5 2f fd) or a skippable frame (50..5f 2a 4d 18: pzstd starts its
+    // files with one), which the decoder steps over.
+    const size_t got = read_head(
+        file_, in_,
+        [](const unsigned char* h) {
+          return (h[0] == 0x28 && h[1] == 0xb5 && h[2] == 0x2f && h[3] == 0xfd) ||
+                 ((h[0] & 0xf0) == 0x50 && h[1] == 0x2a && h[2] == 0x4d && h[3] == 0x18);
+        },
+        4, "zstd");
     ds_ = ZSTD_createDStream();
     if (!ds_) throw std::bad_alloc();
     ZSTD_initDStream(ds_);
@@ -196,12 +204,12 @@ class ZstdStream final : public InputStream {
       const size_t rc = ZSTD_decompressStream(ds_, &out, &input_);
       if (ZSTD_isError(rc) &&
           ZSTD_getErrorCode(rc) == ZSTD_error_frameParameter_windowTooLarge)  // not damage
-        throw std::runtime_error("'" + file_.path() +
-                                 "': compressed with a window larger than the 128 MiB this reader "
+        throw std::runtime_error(file_.named() +
+                                 ": compressed with a window larger than the 128 MiB this reader "
                                  "allows (zstd --long=28 or more); recompress it without --long "
                                  "(or with --long=27), e.g. zstd -dc --long=31 F | zstd -o F2");
       if (ZSTD_isError(rc))
-        throw std::runtime_error("'" + file_.path() + "': corrupt zstd data near compressed byte " +
+        throw std::runtime_error(file_.named() + ": corrupt zstd data near compressed byte " +
                                  std::to_string(consumed()) + ": " + ZSTD_getErrorName(rc));
       // 0: a frame is complete and flushed. A call that did nothing (no input left) says
       // nothing about the last frame.
@@ -209,8 +217,8 @@ class ZstdStream final : public InputStream {
       if (out.pos > 0) return out.pos;
       if (input_.pos == input_.size && eof_) {
         if (!frame_done_)
-          throw std::runtime_error("'" + file_.path() +
-                                   "': truncated zstd file (the stream ends at byte " +
+          throw std::runtime_error(file_.named() +
+                                   ": truncated zstd file (the stream ends at byte " +
                                    std::to_string(consumed()) +
                                    " inside a frame); the file was cut short, copy it again");
         return 0;

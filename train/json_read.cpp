@@ -230,6 +230,10 @@ class Parser {
             const uint32_t lo = hex4();
             if (lo < 0xDC00 || lo >= 0xE000) fail("a high surrogate without its low half");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          } else if (cp >= 0xDC80 && cp <= 0xDCFF) {
+            // A byte that is no UTF-8 (json_quote's escape, Python's surrogateescape).
+            out += static_cast<char>(cp & 0xFF);
+            break;
           } else if (cp >= 0xDC00 && cp < 0xE000) {
             fail("a lone low surrogate");
           }

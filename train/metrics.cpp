@@ -2,6 +2,7 @@
 #include "longnet/train/metrics.h"
 
 #include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -23,7 +24,26 @@ namespace longnet {
 
 std::string json_quote(const std::string& s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
+  auto u_escape = [&](unsigned v) {
+    char buf[8];
+    std::snprintf(buf, sizeof(buf), "\\u%04x", v);
+    out += buf;
+  };
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_sequence_at(s, i);
+    if (n > 1) {  // UTF-8 passes through
+      out.append(s, i, n);
+      i += n;
+      continue;
+    }
+    ++i;
+    if (n == 0) {
+      // A byte that is no UTF-8 (a file name may hold any): as Python's surrogateescape writes
+      // it, \udcXX, which json_read (and Python's os.fsencode) turn back into the byte.
+      u_escape(0xdc00u | c);
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";
@@ -47,13 +67,10 @@ std::string json_quote(const std::string& s) {
         out += "\\f";
         break;
       default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);  // UTF-8 passes through
-        }
+        if (c < 0x20 || c == 0x7f)
+          u_escape(c);
+        else
+          out += static_cast<char>(c);
     }
   }
   return out + "\"";

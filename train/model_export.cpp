@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
 #include "longnet/train/checkpoint_files.h"
 #include "longnet/train/config.h"
 #include "longnet/train/metrics.h"
@@ -90,7 +91,8 @@ void safetensors_write(const std::string& path,
     header += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [k, v] : metadata) {
-      header += (first ? "" : ",") + json_quote(k) + ":" + json_quote(v);
+      // (valid UTF-8: the safetensors readers refuse anything else, also json_quote's \udcXX)
+      header += (first ? "" : ",") + json_quote(k) + ":" + json_quote(valid_utf8(v));
       first = false;
     }
     header += "}";

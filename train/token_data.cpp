@@ -185,7 +185,8 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
   // Directory order is unspecified; sorting makes the output a function of the contents.
   std::sort(files.begin(), files.end(),
             [](const Candidate& a, const Candidate& b) { return a.rel < b.rel; });
-  if (files.size() >= 2) {
+  // At least one file of each split when there are two (a --val-fraction of 0 asks for none).
+  if (files.size() >= 2 && val_fraction > 0) {
     auto by_u = [](const Candidate& a, const Candidate& b) { return a.u < b.u; };
     if (std::none_of(files.begin(), files.end(), [](const Candidate& c) { return c.val; }))
       std::min_element(files.begin(), files.end(), by_u)->val = true;

@@ -2,6 +2,7 @@
 // tokenizer.h), so that every caller reports a bad spec the same way.
 #include "longnet/train/tokenizer.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 
@@ -9,12 +10,6 @@
 #include "longnet/train/tokenizer_kinds.h"
 
 namespace longnet {
-
-namespace {
-constexpr const char* kSpecHelp =
-    "use bytes, bytes:eot, tiktoken:PATH (a .tiktoken ranks file such as "
-    "cl100k_base.tiktoken) or sentencepiece:PATH (a .model file)";
-}
 
 std::string tokenizer_file_read(const std::string& path, const std::string& what) {
   // Checked without blocking (a FIFO is refused, not opened for reading) and bounded.
@@ -71,27 +66,43 @@ std::string tokenizer_spec_absolute(const std::string& spec) {
   return resolved.empty() ? spec : kind + ":" + resolved;
 }
 
+TextStream::TextStream(const Tokenizer& tokenizer)
+    : tokenizer_(tokenizer), joined_(tokenizer.kind() != "sentencepiece") {}
+
+std::string TextStream::add(uint32_t id) {
+  if (joined_) return tokenizer_.decode(&id, 1);
+  ids_.push_back(id);
+  return pending(false);
+}
+
+std::string TextStream::flush() {
+  return joined_ ? std::string() : pending(true);
+}
+
+std::string TextStream::pending(bool final) {
+  // A few printed tokens before the held ones: their decode is the context the new text
+  // follows (a space SentencePiece drops at the start of a text is kept after them).
+  constexpr size_t kContext = 4, kMaxHeld = 16;
+  if (printed_ == ids_.size()) return "";
+  const size_t from = printed_ > kContext ? printed_ - kContext : 0;
+  const std::string before = tokenizer_.decode(ids_.data() + from, printed_ - from);
+  const std::string all = tokenizer_.decode(ids_.data() + from, ids_.size() - from);
+  const bool extends = all.compare(0, before.size(), before) == 0;
+  // An incomplete character at the end (a byte piece of a longer one) decodes as U+FFFD:
+  // held until the rest comes (a real U+FFFD is given out after kMaxHeld tokens).
+  const bool incomplete = all.size() >= 3 && all.compare(all.size() - 3, 3, "\xef\xbf\xbd") == 0;
+  if (!final && (!extends || incomplete) && ids_.size() - printed_ < kMaxHeld) return "";
+  printed_ = ids_.size();
+  return all.substr(extends ? before.size() : std::min(before.size(), all.size()));
+}
+
 std::unique_ptr<Tokenizer> tokenizer_open(const std::string& spec) {
+  tokenizer_spec_check(spec);
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
-  const bool has_arg = colon != std::string::npos;
-  const std::string arg = has_arg ? spec.substr(colon + 1) : "";
-  if (kind == "bytes") {
-    if (!has_arg) return bytes_tokenizer_open(false);
-    if (arg == "eot") return bytes_tokenizer_open(true);
-    throw std::invalid_argument("tokenizer '" + spec +
-                                "': the bytes tokenizer takes no file; use bytes (vocabulary "
-                                "256) or bytes:eot (vocabulary 257, end-of-text 256)");
-  }
-  if (kind == "tiktoken" || kind == "sentencepiece") {
-    if (arg.empty())
-      throw std::invalid_argument(
-          "tokenizer '" + spec + "': " + kind + " needs a file: " + kind +
-          (kind == "tiktoken" ? ":PATH/cl100k_base.tiktoken" : ":PATH/tokenizer.model"));
-    return kind == "tiktoken" ? tiktoken_open(arg) : sentencepiece_open(arg);
-  }
-  throw std::invalid_argument("unknown tokenizer '" + spec + "' (kind '" + kind + "'); " +
-                              kSpecHelp);
+  const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  if (kind == "bytes") return bytes_tokenizer_open(arg == "eot");
+  return kind == "tiktoken" ? tiktoken_open(arg) : sentencepiece_open(arg);
 }
 
 }  // namespace longnet

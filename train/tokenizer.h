@@ -100,10 +100,35 @@ class Tokenizer {
   virtual std::unique_ptr<Tokenizer> clone() const = 0;
 };
 
+// The text of ids that come one at a time (generation), printed as it grows. Byte-level and
+// tiktoken text is the concatenation of the tokens' bytes; SentencePiece's is not (its decode
+// joins byte-fallback pieces into characters, printing U+FFFD for a piece alone, and drops a
+// dummy-prefix space at the start of a text). So there the text a token adds is the decode of
+// the held tokens with a few printed ones before them, less the decode of those few, given out
+// once it no longer ends in an incomplete character. The pieces given out join to decode(all).
+class TextStream {
+ public:
+  explicit TextStream(const Tokenizer& tokenizer);
+  // The text to print after `id` ("" while held back).
+  std::string add(uint32_t id);
+  // The text still held back (at the end of generation).
+  std::string flush();
+
+ private:
+  std::string pending(bool final);
+  const Tokenizer& tokenizer_;
+  const bool joined_;          // the text is the tokens' bytes joined
+  std::vector<uint32_t> ids_;  // (SentencePiece)
+  size_t printed_ = 0;         // ids whose text is given out
+};
+
 // Opens a tokenizer from its spec (table above). Throws std::invalid_argument for an unknown
 // kind or a missing PATH, and std::runtime_error naming the file (and line) when the file is
 // missing, unreadable or malformed, or when this build lacks the kind (saying what to install).
 std::unique_ptr<Tokenizer> tokenizer_open(const std::string& spec);
+// The spec's form alone (a known kind, a file where one is needed), without opening anything:
+// throws std::invalid_argument as tokenizer_open does.
+void tokenizer_spec_check(const std::string& spec);
 
 // "" when decode(encode(x)) == x for a probe text of code (tabs, newlines, space runs, UTF-8);
 // else what it loses, e.g. "'\\tint x;\\n' comes back as 'int x;'": a SentencePiece model made

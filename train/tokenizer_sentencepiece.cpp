@@ -2,6 +2,8 @@
 // decode are the library's own, so ids equal Python sentencepiece's for the same .model file.
 #include <algorithm>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "longnet/train/sha256.h"
@@ -34,6 +36,124 @@ bool sentencepiece_available() {
 }
 
 namespace {
+
+// ---- the normalization tables, walked before SentencePiece walks them -------------------------
+// A model's precompiled_charsmap (NormalizerSpec field 2 of the ModelProto's normalizer_spec,
+// field 3, and denormalizer_spec, field 5) is a darts-clone double array over text bytes and the
+// strings its leaves point at. Debian's libsentencepiece (0.1.97) follows it without bounds
+// checks: a damaged table crashed the first Encode (SIGSEGV). So it is read from the protobuf and
+// every node reachable from the root is checked here first.
+
+// A protobuf varint at p (advanced); false past `end` or beyond 64 bits.
+bool read_varint(const unsigned char*& p, const unsigned char* end, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    const unsigned char b = *p++;
+    v |= uint64_t(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Calls f(field number, bytes) for each length-delimited field of a message; false when the
+// bytes are no message (SentencePiece's own parse then says so).
+template <typename F>
+bool for_each_bytes_field(std::string_view msg, F&& f) {
+  const auto* p = reinterpret_cast<const unsigned char*>(msg.data());
+  const auto* end = p + msg.size();
+  while (p < end) {
+    uint64_t key = 0, v = 0;
+    if (!read_varint(p, end, key)) return false;
+    switch (key & 7) {
+      case 0:
+        if (!read_varint(p, end, v)) return false;
+        break;
+      case 1:
+      case 5: {
+        const size_t n = (key & 7) == 1 ? 8 : 4;
+        if (size_t(end - p) < n) return false;
+        p += n;
+        break;
+      }
+      case 2:
+        if (!read_varint(p, end, v) || v > uint64_t(end - p)) return false;
+        f(key >> 3, std::string_view(reinterpret_cast<const char*>(p), size_t(v)));
+        p += v;
+        break;
+      default:
+        return false;  // (groups: never in a model)
+    }
+  }
+  return true;
+}
+
+// "" when SentencePiece can walk the table safely, else what is wrong with it.
+std::string charsmap_problem(std::string_view blob) {
+  if (blob.empty()) return "";  // no table: the identity normalization
+  if (blob.size() < 4) return "it is shorter than its 4-byte header";
+  uint32_t trie_bytes = 0;
+  for (int i = 3; i >= 0; --i) trie_bytes = trie_bytes << 8 | static_cast<unsigned char>(blob[i]);
+  if (trie_bytes > blob.size() - 4) return "its trie runs past the table";
+  if (trie_bytes == 0 || trie_bytes % 1024 != 0)
+    return "its trie is not whole blocks of 256 units";  // (as darts-clone builds them)
+  const std::string_view normalized = blob.substr(4 + trie_bytes);
+  const size_t units = trie_bytes / 4;
+  auto unit = [&blob](size_t i) {
+    uint32_t u = 0;
+    for (int b = 3; b >= 0; --b) u = u << 8 | static_cast<unsigned char>(blob[4 + 4 * i + b]);
+    return u;
+  };
+  // darts-clone's unit fields.
+  auto offset = [](uint32_t u) -> size_t { return (u >> 10) << ((u & (1u << 9)) >> 6); };
+  auto label = [](uint32_t u) { return u & ((1u << 31) | 0xffu); };
+  auto has_leaf = [](uint32_t u) { return ((u >> 8) & 1) != 0; };
+  auto value = [](uint32_t u) { return u & ((1u << 31) - 1); };
+  std::vector<char> seen(units, 0);
+  std::vector<size_t> todo;
+  const size_t root = offset(unit(0));
+  if (root >= units) return "its root points outside the trie";
+  seen[root] = 1;
+  todo.push_back(root);
+  while (!todo.empty()) {
+    const size_t node = todo.back();
+    todo.pop_back();
+    for (uint32_t c = 0; c < 256; ++c) {
+      const size_t child = node ^ c;
+      if (child >= units) return "a node points outside the trie";
+      const uint32_t u = unit(child);
+      if (label(u) != c) continue;
+      const size_t next = child ^ offset(u);
+      if (next >= units) return "a node points outside the trie";
+      if (has_leaf(u)) {
+        const size_t at = value(unit(next));
+        if (at >= normalized.size() || normalized.find('\0', at) == std::string_view::npos)
+          return "a rule points outside its replacement strings";
+      }
+      if (!seen[next]) {
+        seen[next] = 1;
+        todo.push_back(next);
+      }
+    }
+  }
+  return "";
+}
+
+// Throws for a model whose normalization tables SentencePiece could not walk safely.
+void charsmaps_check(const std::string& model, const std::string& path) {
+  for_each_bytes_field(model, [&](uint64_t field, std::string_view spec) {
+    if (field != 3 && field != 5) return;
+    for_each_bytes_field(spec, [&](uint64_t f, std::string_view table) {
+      if (f != 2) return;
+      const std::string why = charsmap_problem(table);
+      if (!why.empty())
+        throw std::runtime_error(
+            "SentencePiece model '" + path + "' cannot be used: the precompiled_charsmap of its " +
+            (field == 3 ? "normalizer_spec" : "denormalizer_spec") + " is damaged (" + why +
+            "); SentencePiece would read past it. Give an intact .model file (e.g. one written "
+            "by longnet tokenizer train, or a fresh copy of the original)");
+    });
+  });
+}
 
 // How a text may be cut before a space between two words so that the pieces' ids are the whole
 // text's (Tokenizer::piece_length): the piece after the cut keeps its space (a model without a
@@ -186,6 +306,7 @@ std::unique_ptr<Tokenizer> sentencepiece_open(const std::string& path) {
                              "' is empty (0 bytes); give a .model file written by SentencePiece, "
                              "e.g. by longnet tokenizer train");
   m->sha256 = sha256_hex(data);
+  charsmaps_check(data, path);
   const auto status = m->processor.LoadFromSerializedProto(data);
   if (!status.ok()) {
     // A file that is no model protobuf fails SentencePiece's parse with an internal message

@@ -231,37 +231,55 @@ std::shared_ptr<TiktokenModel> tiktoken_model_load(const std::string& path) {
   if (data.find_first_not_of(" \t\r\n") == std::string::npos)
     throw std::runtime_error("tiktoken ranks file '" + path + "' is empty" + format);
 
-  // Ranks are 0..n-1 for n tokens, so none can reach the number of lines.
-  const size_t max_ranks = static_cast<size_t>(std::count(data.begin(), data.end(), '\n')) + 1;
+  // Lines as tiktoken's own loader splits them (bytes.splitlines(): \n, \r\n or \r), fields
+  // as split() does (runs of blanks, trailing ones ignored); blank lines are skipped.
+  auto next_line = [&data](size_t& pos) {
+    const size_t end = std::min(data.find_first_of("\r\n", pos), data.size());
+    std::string_view line(data.data() + pos, end - pos);
+    pos = end + (end + 1 < data.size() && data[end] == '\r' && data[end + 1] == '\n' ? 2 : 1);
+    return line;
+  };
+  auto is_blank = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\v' || ch == '\f'; };
+  auto trim = [&is_blank](std::string_view line) {
+    while (!line.empty() && is_blank(line.back())) line.remove_suffix(1);
+    while (!line.empty() && is_blank(line.front())) line.remove_prefix(1);
+    return line;
+  };
+  // Ranks are 0..n-1 for the n tokens, so none reaches the number of non-blank lines (counted
+  // first: a rank claimed far past them is refused before anything is sized by it).
+  size_t max_ranks = 0;
+  for (size_t pos = 0; pos < data.size();)
+    if (!trim(next_line(pos)).empty()) ++max_ranks;
   std::vector<int64_t> rank_line;  // rank -> line that gave it (0: none)
   std::string token;
-  m->ranks.reserve(data.size() / 8);
+  m->ranks.reserve(max_ranks);
   int64_t line_no = 0;
   for (size_t pos = 0; pos < data.size();) {
-    size_t end = data.find('\n', pos);
-    if (end == std::string::npos) end = data.size();
-    std::string_view line(data.data() + pos, end - pos);
-    pos = end + 1;
+    const std::string_view line = trim(next_line(pos));
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;  // as tiktoken's loader
     const std::string where = path + ":" + std::to_string(line_no) + ": ";
-    const size_t sp = line.find_first_of(" \t");
-    const size_t rank_at = line.find_first_not_of(" \t", sp);
-    if (sp == std::string_view::npos || rank_at == std::string_view::npos)
+    const size_t sp = std::find_if(line.begin(), line.end(), is_blank) - line.begin();
+    size_t rank_at = sp;
+    while (rank_at < line.size() && is_blank(line[rank_at])) ++rank_at;
+    if (sp == line.size())
       throw std::runtime_error(where + "expected 'BASE64_TOKEN RANK', got " + printable(line) +
                                " (no rank)" + format);
     const std::string_view b64 = line.substr(0, sp), rank_text = line.substr(rank_at);
     if (!base64_decode(b64, token))
       throw std::runtime_error(where + printable(b64) + " is not valid base64" + format);
+    if (std::find_if(rank_text.begin(), rank_text.end(), is_blank) != rank_text.end())
+      throw std::runtime_error(where + "expected 'BASE64_TOKEN RANK', got " + printable(line) +
+                               " (more than two fields)" + format);
     if (rank_text.size() > 9 || rank_text.find_first_not_of("0123456789") != std::string_view::npos)
       throw std::runtime_error(where + "rank " + printable(rank_text) +
                                " is not a whole number below 10^9" + format);
     const uint32_t rank = static_cast<uint32_t>(std::stoul(std::string(rank_text)));
     if (rank >= max_ranks)
       throw std::runtime_error(where + "rank " + std::to_string(rank) + " is beyond the " +
-                               std::to_string(max_ranks) + " lines of the file (ranks must be " +
-                               "0..n-1 for n tokens, none left out)");
+                               std::to_string(max_ranks) +
+                               " tokens of the file (ranks must be 0..n-1 for n tokens, none "
+                               "left out)");
     if (rank >= rank_line.size()) rank_line.resize(rank + 1, 0);
     if (rank_line[rank] != 0)
       throw std::runtime_error(where + "rank " + std::to_string(rank) +

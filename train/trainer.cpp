@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -61,11 +60,6 @@ void config_previous_keep(const std::string& dir, const std::string& yaml) {
   if (!keep.empty())
     log_info("run folder: its config.yaml (of an earlier start, with other values) kept as " +
              keep);
-}
-
-std::atomic<int> g_signal{0};
-extern "C" void on_stop_signal(int sig) {
-  g_signal = sig;
 }
 
 // FLOPs of one training step: 6 x matmul parameters x tokens, plus the dilated attention
@@ -285,6 +279,12 @@ void Trainer::data_build_if_missing() {
               "longnet data build "
               "--tokenizer KIND:PATH --source SRC --out ",
               d.path, " (or the byte-token file: longnet data build SRC_DIR ", d.path, ")");
+  // llm.c shards are read, never built: building a longnet dataset there would only be refused
+  // once built.
+  TORCH_CHECK(d.format != "nanogpt", "data.path '", d.path,
+              "' does not exist, and data.format is nanogpt (llm.c shards, which longnet reads but "
+              "does not build): point data.path at the folder of the .bin shards, or set "
+              "data.format: auto to build a longnet dataset there from data.source");
   if (d.tokenizer.empty() || d.format == "legacy") {
     log_info("data: " + d.path + " missing; building it from " + d.source);
     // 2% for validation: long contexts need validation sequences of data.seq_len tokens.
@@ -299,7 +299,23 @@ void Trainer::data_build_if_missing() {
   o.tokenizer = d.tokenizer;
   o.out_dir = d.path;
   o.val_fraction = 0.02;
-  dataset_build(o);
+  if (interrupted) {  // finished as it was started (by `longnet data build` with its options)
+    const DatasetManifest m = manifest_read(d.path);
+    o.val_fraction = m.val_fraction;
+    o.jsonl_field = m.jsonl_field;
+    o.shard_bytes = uint64_t(m.shard_tokens) * uint64_t(m.token_bytes);
+  }
+  try {
+    dataset_build(o);
+  } catch (const std::exception& e) {
+    // The build's hints name `data build` flags (--jsonl-field, --skip-bad-lines, --out) that
+    // train has no keys for.
+    throw std::runtime_error(std::string(e.what()) +
+                             "\n(train builds data.source with the default options; for others, "
+                             "build the dataset first: longnet data build --tokenizer " +
+                             d.tokenizer + " --source " + d.source + " --out " + d.path +
+                             " [--jsonl-field F] [--skip-bad-lines] ..., then train with it)");
+  }
 }
 
 void Trainer::data_setup() {
@@ -472,7 +488,7 @@ double Trainer::evaluate() {
       std::raise(SIGUSR1);
     // A stop signal ends the evaluation at the next batch (on every rank alike); the step loop
     // then checkpoints and stops as at a step boundary.
-    if (world_max(*grid_, g_signal.load()) > 0) {
+    if (world_max(*grid_, stop_signal_caught()) > 0) {
       model_->train();
       eval_interrupted_ = true;
       return std::nan("");
@@ -685,7 +701,7 @@ void Trainer::loop() {
     }
     pending_.emplace(train_step());
     ++step_;
-    bool stop_signal = world_max(*grid_, g_signal.load()) > 0;
+    bool stop_signal = world_max(*grid_, stop_signal_caught()) > 0;
     const bool stop_here = run_.stop_after > 0 && step_ - first_step_ >= run_.stop_after;
     const bool eval_now =
         cfg_.eval.interval > 0 && (step_ % cfg_.eval.interval == 0 || step_ == total);
@@ -740,16 +756,11 @@ int Trainer::run() {
       file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
     }
   }
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-  // mpirun forwards SIGUSR1 to every rank (SIGINT and SIGTERM sent to mpirun end the ranks with
-  // SIGKILL a second later): `kill -USR1 <mpirun pid>` stops a job at a step boundary.
-  std::signal(SIGUSR1, on_stop_signal);
-  // A closed terminal or ssh session stops the same way, unless the job ignores hang-ups
-  // (nohup): then it keeps ignoring them.
-  struct sigaction hup {};
-  if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN)
-    std::signal(SIGHUP, on_stop_signal);
+  // SIGINT, SIGTERM, SIGUSR1 and SIGHUP stop the job at a step boundary. mpirun forwards SIGUSR1
+  // to every rank (SIGINT and SIGTERM sent to mpirun end the ranks with SIGKILL a second later):
+  // `kill -USR1 <mpirun pid>` stops a job. A closed terminal or ssh session stops it the same
+  // way, unless the job ignores hang-ups (nohup): then it keeps ignoring them.
+  stop_signals_catch();
   loop();
   return 0;
 }

@@ -49,7 +49,8 @@ void expect_plain(const YAML::Node& n, const std::string& key, const std::string
   if (n.Tag() == "?") return;
   if (n.Tag() == "!")
     yaml_fail(where, key,
-              "expected " + expected + ", got " + yaml_describe(n) + "; remove the quotes");
+              "expected " + expected + ", got " + yaml_describe(n) +
+                  "; remove the quotes (or the '!' tag)");
   yaml_fail(
       where, key,
       "expected " + expected + ", got '" + n.Scalar() + "' tagged " + n.Tag() + "; remove the tag");
@@ -168,11 +169,24 @@ std::string YamlSource::at(const YAML::Mark& mark) const {
   return file + ":" + std::to_string(mark.line + 1);
 }
 
+// A number's text is short: a longer one is refused before the patterns read it (std::regex
+// recurses per character, and 100,000 digits overflow the stack).
+constexpr size_t kMaxNumberText = 100;
+void reject_long_number(const std::string& s, const std::string& key, const std::string& where,
+                        const std::string& example) {
+  if (s.size() > kMaxNumberText)
+    yaml_fail(where, key,
+              "'" + s.substr(0, 24) + "...' (" + std::to_string(s.size()) +
+                  " characters) is no number this key takes; write one of at most " +
+                  std::to_string(kMaxNumberText) + " characters (e.g. " + example + ")");
+}
+
 int64_t yaml_int(const YAML::Node& n, const std::string& key, const std::string& where,
                  const std::string& example) {
   expect_scalar(n, key, where, "a whole number", example);
   expect_plain(n, key, where, "a whole number");
   const std::string& s = n.Scalar();
+  reject_long_number(s, key, where, example);
   reject_ambiguous_integer(s, key, where);
   if (std::regex_match(s, kDecimalInt)) {
     int64_t v = 0;
@@ -198,6 +212,7 @@ double yaml_float(const YAML::Node& n, const std::string& key, const std::string
   expect_scalar(n, key, where, "a number", example);
   expect_plain(n, key, where, "a number");
   const std::string& s = n.Scalar();
+  reject_long_number(s, key, where, example);
   if (std::regex_match(s, kPrefixedInt)) reject_ambiguous_integer(s, key, where);
   if (std::regex_match(s, kLeadingZeroFloat))
     reject_ambiguous_integer(s.substr(0, s.find_first_of(".eE")), key, where);
@@ -227,6 +242,18 @@ bool yaml_bool(const YAML::Node& n, const std::string& key, const std::string& w
 std::string yaml_string(const YAML::Node& n, const std::string& key, const std::string& where,
                         const std::string& example) {
   expect_scalar(n, key, where, "a string", example);
+  // A tag would be dropped silently ('!custom gelu' read as gelu); quotes ('!') are fine.
+  if (n.Tag() != "?" && n.Tag() != "!")
+    yaml_fail(where, key,
+              "expected a string, got '" + n.Scalar() + "' tagged " + n.Tag() + "; remove the tag");
+  // Escapes in a double-quoted string ("runs\0x", "a\nb") decode to control characters, which
+  // the file itself may not hold: a path would be cut at a NUL or hold a line break.
+  for (const unsigned char ch : n.Scalar())
+    if (ch < 0x20 || ch == 0x7f)
+      yaml_fail(where, key,
+                "the string holds control character " + std::to_string(int(ch)) +
+                    " (an escape such as \\0, \\n or \\t in double quotes); paths and "
+                    "names take none");
   return n.Scalar();
 }
 
@@ -248,6 +275,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 // A typo is a few edits away, or a prefix ("warmup" for "warmup_steps").
 bool looks_like(const std::string& typed, const std::string& known) {
+  if (typed.size() > 2 * known.size() + 3) return false;  // (and no n x m table for a long key)
   size_t allowed = std::min<size_t>(3, std::max<size_t>(1, typed.size() / 3));
   if (edit_distance(typed, known) <= allowed) return true;
   return typed.size() >= 3 && known.rfind(typed, 0) == 0;
@@ -380,20 +408,31 @@ void yaml_parse_probe(const std::string& name, const std::function<void()>& pars
       for (;;) ::pause();
     try {
       parse();
-    } catch (const std::invalid_argument&) {
-      // An ordinary config error: the parent reports it.
+    } catch (const std::bad_alloc&) {
+      code = 3;  // out of the memory limit
     } catch (...) {
-      code = 3;  // out of memory, or anything else unexpected
+      // A config error (or another exception): the parent's own parse raises and reports it.
     }
     ::_exit(code);
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (WIFSIGNALED(status) && WTERMSIG(status) != SIGALRM && WTERMSIG(status) != SIGKILL)
+    throw std::invalid_argument(
+        name + ": reading this config crashed the YAML parser's trial run (signal " +
+        std::to_string(WTERMSIG(status)) +
+        ", e.g. a stack overflow on extremely deep or long input); shorten the value or nesting "
+        "it names, or fix the YAML");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
+    throw std::invalid_argument(
+        name +
+        ": reading this config ran out of memory (2 GiB) in the YAML parser's trial run; "
+        "the YAML is malformed or far too large, fix it");
   if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
     throw std::invalid_argument(
         name +
-        ": the YAML parser did not finish on this config (it ran past 10 s or 2 GiB); "
+        ": the YAML parser did not finish on this config (it ran past 10 s); "
         "the YAML is malformed, e.g. a stray ',' after a value or an unclosed [ or {; fix it");
 }
 
