@@ -261,6 +261,11 @@ void dilated_options_check(const DilatedAttentionOptions& o_in) {
   if (o.softmax_scale && !std::isfinite(*o.softmax_scale))
     throw OptionsError(owner, "softmax_scale",
                        "must be a finite number, got " + number_text(*o.softmax_scale));
+  // (the kernels scale in float32, where a larger one is inf and every output NaN)
+  if (o.softmax_scale && std::fabs(*o.softmax_scale) > FLT_MAX)
+    throw OptionsError(owner, "softmax_scale",
+                       number_text(*o.softmax_scale) +
+                           " is beyond float32's range (3.4e38), which the attention computes in");
   if (!(o.dropout >= 0.0 && o.dropout < 1.0))
     throw OptionsError(owner, "dropout", "must be in [0, 1), got " + number_text(o.dropout));
   engine_options_check(o.engine);

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import reprlib
 import threading
 from pathlib import Path
 from typing import Optional, Sequence
@@ -137,6 +138,16 @@ def _keep_out_of_compiled_graphs() -> None:
 MAX_BRANCH_LENGTH = 1 << 40
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 40, 40
+
+
+def short_repr(value: object) -> str:
+    """repr(value) for a message, bounded: a YAML alias bomb (a few hundred bytes that nest lists
+    9^12 deep in references) would otherwise take minutes and gigabytes to print."""
+    return _SHORT.repr(value)
+
+
 def _int_list(name: str, value: object) -> list[int]:
     """A sequence of ints: a list or tuple, or a one-dimensional integer numpy array or tensor
     (as the reference library takes, e.g. np.geomspace(...).astype(int))."""
@@ -150,7 +161,7 @@ def _int_list(name: str, value: object) -> list[int]:
     out = []
     for i, x in enumerate(value):
         if isinstance(x, bool) or not isinstance(x, numbers.Integral):
-            raise TypeError(f"{name}[{i}] must be an int, got {type(x).__name__} {x!r}")
+            raise TypeError(f"{name}[{i}] must be an int, got {type(x).__name__} {short_repr(x)}")
         out.append(int(x))
     return out
 
@@ -158,7 +169,7 @@ def _int_list(name: str, value: object) -> list[int]:
 def check_int(name: str, value: object, minimum: int = 1, maximum: Optional[int] = None) -> int:
     """value as an int in [minimum, maximum] (a bool, float or string is a TypeError)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {short_repr(value)}")
     if value < minimum or (maximum is not None and value > maximum):
         allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
         raise ValueError(f"{name} = {value} is out of range; it must be {allowed}")
@@ -173,7 +184,7 @@ def check_bool(name: str, value: object) -> bool:
     if kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"):
         return bool(value)
     raise TypeError(f"{name} must be True or False, got {kind.__module__}.{kind.__qualname__} "
-                    f"{value!r:.40}")
+                    f"{short_repr(value)}")
 
 
 def _branch_list(name: str, value: object) -> list[int]:
@@ -208,7 +219,7 @@ def check_branches(segment_lengths: object, dilation_rates: object) -> tuple[lis
 def check_probability(name: str, p: object) -> float:
     """Checks a dropout probability: a real number in [0, 1). Returns it as a float."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{name} must be a float in [0, 1), got {type(p).__name__} {p!r}")
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(p).__name__} {short_repr(p)}")
     if not 0.0 <= float(p) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {p}")
     return float(p)

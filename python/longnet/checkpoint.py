@@ -35,8 +35,14 @@ class _Crc32:
     """The C++ reader's CRC-32 over tagged values (state_crc): a tag byte per value, then its
     data; integers and sizes as 64-bit little-endian."""
 
+    # The C++ writer stores a tree: each list and dict once, a few levels deep. A pickle can
+    # instead repeat one container (a DAG of 40 levels is 2^40 visits) or nest thousands deep.
+    MAX_DEPTH = 64
+
     def __init__(self) -> None:
         self.crc = 0
+        self.seen: set = set()
+        self.depth = 0
 
     def update(self, data: bytes) -> None:
         self.crc = zlib.crc32(data, self.crc)
@@ -60,6 +66,9 @@ class _Crc32:
             self.u64(len(data))
             self.update(data)
         elif isinstance(v, torch.Tensor):
+            if v.layout != torch.strided or v.is_nested or v.device.type == "meta":
+                raise ValueError(f"entry {where!r} holds a {v.layout} tensor on {v.device}, which "
+                                 f"longnet checkpoints do not store")
             t = v.detach().cpu().contiguous()
             if t.dtype not in _SCALAR_TYPE:
                 raise ValueError(f"entry {where!r} holds a tensor of dtype {t.dtype}, which "
@@ -73,17 +82,27 @@ class _Crc32:
             self.u64(nbytes)
             if nbytes:  # (the tensor's own bytes, not a copy)
                 self.crc = zlib.crc32(t.reshape(-1).view(torch.uint8).numpy(), self.crc)
-        elif isinstance(v, (list, tuple)):
-            self.update(b"L" if isinstance(v, list) else b"U")
-            self.u64(len(v))
-            for i, x in enumerate(v):
-                self.value(x, f"{where}[{i}]")
-        elif isinstance(v, dict):
-            self.update(b"M")
-            self.u64(len(v))
-            for k, x in v.items():
-                self.value(k, where + " key")
-                self.value(x, f"{where}.{k}")
+        elif isinstance(v, (list, tuple, dict)):
+            if v and id(v) in self.seen:  # (the empty tuple is one shared object)
+                raise ValueError(f"entry {where!r} repeats a container held elsewhere in the "
+                                 f"file, which longnet checkpoints never do")
+            if self.depth >= self.MAX_DEPTH:
+                raise ValueError(f"entry {where!r} nests more than {self.MAX_DEPTH} levels deep, "
+                                 f"which longnet checkpoints never do")
+            self.seen.add(id(v))
+            self.depth += 1
+            if isinstance(v, dict):
+                self.update(b"M")
+                self.u64(len(v))
+                for k, x in v.items():
+                    self.value(k, where + " key")
+                    self.value(x, f"{where}.{k}")
+            else:
+                self.update(b"L" if isinstance(v, list) else b"U")
+                self.u64(len(v))
+                for i, x in enumerate(v):
+                    self.value(x, f"{where}[{i}]")
+            self.depth -= 1
         else:
             raise ValueError(f"entry {where!r} holds a {type(v).__name__}, which longnet "
                              f"checkpoints do not store")
@@ -226,8 +245,9 @@ def load_checkpoint(path: Union[str, Path], *,
         raise _damaged(path, "it has no integrity record (_longnet_crc32)")
     try:
         computed = _state_crc(raw)
-    except ValueError as e:
-        raise _damaged(path, str(e)) from e
+    except (ValueError, RuntimeError, NotImplementedError, TypeError, RecursionError) as e:
+        # (what a pickle made elsewhere can hold: sparse, nested or meta tensors, odd objects)
+        raise _damaged(path, f"{type(e).__name__}: {_first_line(e)}") from e
     if computed != stored & 0xFFFFFFFF:
         raise ValueError(f"{path} is a corrupted longnet checkpoint (checksum mismatch: stored "
                          f"CRC-32 {stored & 0xFFFFFFFF:08x}, contents give {computed:08x})")

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from longnet.attention import (FLOAT32_TINY, MultiheadDilatedAttention, _check_dtype,
                                _check_int, _check_layer_norm_eps, _check_weight_size,
                                check_input)
-from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_int,
+from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_int, short_repr,
                           check_probability)
 
 # The paper's base configuration (docs/design.md section 4).
@@ -357,7 +357,7 @@ def _check_model_config(model: Mapping[str, Any]) -> dict:
         check_int(f"model.{key}", m[key], minimum=lo, maximum=hi)
     for key in ("dropout", "layer_norm_eps"):
         if isinstance(m[key], bool) or not isinstance(m[key], numbers.Real):
-            raise TypeError(f"model.{key} must be a number, got {m[key]!r}")
+            raise TypeError(f"model.{key} must be a number, got {short_repr(m[key])}")
     check_probability("model.dropout", m["dropout"])
     if not FLOAT32_TINY <= float(m["layer_norm_eps"]) <= 1:
         raise ValueError(f"model.layer_norm_eps = {m['layer_norm_eps']} is out of range; it must "
@@ -365,10 +365,11 @@ def _check_model_config(model: Mapping[str, Any]) -> dict:
     for key, allowed in (("variant", ("decoder_only", "encoder_decoder")),
                          ("activation", ("gelu", "relu"))):
         if m[key] not in allowed:
-            raise ValueError(f"model.{key} = {m[key]!r}; allowed values: {', '.join(allowed)}")
+            raise ValueError(f"model.{key} = {short_repr(m[key])}; allowed values: "
+                             f"{', '.join(allowed)}")
     if not isinstance(m["activation_checkpointing"], bool):
         raise TypeError(f"model.activation_checkpointing must be true or false, got "
-                        f"{m['activation_checkpointing']!r}")
+                        f"{short_repr(m['activation_checkpointing'])}")
     check_branches(m["segment_lengths"], m["dilation_rates"])
     variant, enc = m["variant"], m["num_encoder_layers"]
     if variant == "encoder_decoder" and enc < 1:
@@ -439,7 +440,7 @@ class LongNetLM(nn.Module):
                                         maximum=MAX_LAYERS)
         layer_norm_eps = _check_layer_norm_eps(layer_norm_eps)
         if variant not in ("decoder_only", "encoder_decoder"):
-            raise ValueError(f"unknown LongNetLM variant {variant!r}; allowed values: "
+            raise ValueError(f"unknown LongNetLM variant {short_repr(variant)}; allowed values: "
                              f"'decoder_only', 'encoder_decoder'")
         if num_encoder_layers is not None:
             num_encoder_layers = _check_int("num_encoder_layers", num_encoder_layers, minimum=0,
@@ -544,7 +545,7 @@ class LongNetLM(nn.Module):
         built as the trainer builds it. Unknown keys are an error."""
         if not isinstance(model, Mapping):
             raise TypeError(f"model config must be a mapping of the `model:` keys, got "
-                            f"{type(model).__name__} {model!r:.80}")
+                            f"{type(model).__name__} {short_repr(model)}")
         unknown = sorted(set(model) - set(MODEL_CONFIG_DEFAULTS))
         if unknown:
             raise ValueError(f"model config: unknown key(s) {unknown}; known: "
@@ -713,12 +714,13 @@ def _check_state_fits_config(state: Any, model: Any, source: str) -> None:
         v = m.get(key)
         if key in model and (isinstance(v, bool) or not isinstance(v, int)):
             raise TypeError(f"{source}: the config's model.{key} must be an int, got "
-                            f"{type(v).__name__} {v!r}")
+                            f"{type(v).__name__} {short_repr(v)}")
     for key, found in counts.items():
         want = m.get(key) if key == "num_layers" or encoder_decoder else 0
         if found != set(range(len(found))) or want != len(found):
-            raise ValueError(f"{source}: the config's model.{key} = {want!r} but the parameters "
-                             f"hold {len(found)} such layers; the config does not describe them")
+            raise ValueError(f"{source}: the config's model.{key} = {short_repr(want)} but "
+                             f"the parameters hold {len(found)} such layers; the config does "
+                             f"not describe them")
     sizes = {"token_embedding.weight": ("vocab_size", "d_model")}
     first_ffn = next((n for n in state if str(n).endswith(".linear1.weight")), None)
     if first_ffn is not None:

@@ -154,6 +154,9 @@ def check_op_inputs(longnet):
     assert torch.equal(out, longnet.dilated_attention(q, q, q, w, r, is_causal=True))
     expect_error(TypeError, "is_causal must be True or False",
                  lambda: longnet.dilated_attention(q, q, q, w, r, is_causal="yes"))
+    # A scale that is inf in float32 (where the kernels scale) made every output NaN.
+    expect_error(ValueError, "is beyond float32's range",
+                 lambda: longnet.dilated_attention(q, q, q, w, r, softmax_scale=1e39))
     print("ok: dilated_attention (and the raw op) refuse nested, sparse, empty, wrong-rank and "
           "mixed inputs")
 
@@ -678,6 +681,28 @@ def check_checkpoint_paths(longnet, args, good):
     torch.save(raw, os.path.join(work, "no_crc.ckpt"))
     expect_error(ValueError, "it has no integrity record",
                  lambda: longnet.load_checkpoint(os.path.join(work, "no_crc.ckpt")))
+    # Pickles the C++ writer never makes: one list repeated (a 1.6 KB file that took 2^40 steps
+    # to checksum), nesting past 64 levels, tensors that are not plain: refused as damage, at once.
+    dag, deep = [1], [1]
+    for _ in range(40):
+        dag = [dag, dag]
+    for _ in range(100):
+        deep = [deep]
+    for what, x in (("repeats a container", dag), ("nests more than 64", deep),
+                    ("sparse_coo tensor", torch.zeros(3).to_sparse()),
+                    ("tensor on meta", torch.empty(3, device="meta"))):
+        hostile = os.path.join(work, "hostile_object.ckpt")
+        torch.save({**raw, "_longnet_crc32": 0, "x": x}, hostile)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expect_error(ValueError, what, lambda: longnet.load_checkpoint(hostile))
+    # A YAML alias bomb in a config (a few hundred bytes, 9^12 list references): the refusal
+    # names the value briefly instead of printing it whole (minutes, gigabytes).
+    bomb = "b0: &b0 [8, 8]\n" + "".join(
+        f"b{i}: &b{i} [" + ", ".join([f"*b{i - 1}"] * 9) + "]\n" for i in range(1, 13))
+    model = longnet.parse_config(bomb + "model:\n  segment_lengths: *b12\n")["model"]
+    expect_error(TypeError, "segment_lengths[0] must be an int, got list [[[...]",
+                 lambda: longnet.LongNetLM.from_config(model, device="meta"))
     # A pickle that names a missing global: refused by default (it names a global); with
     # weights_only=False torch.load raises AttributeError, reported as damage like any other
     # unpickling failure.
