@@ -303,7 +303,7 @@ void Trainer::data_build_if_missing() {
     const DatasetManifest m = manifest_read(d.path);
     o.val_fraction = m.val_fraction;
     o.jsonl_field = m.jsonl_field;
-    o.shard_bytes = uint64_t(m.shard_tokens) * uint64_t(m.token_bytes);
+    if (m.shard_tokens > 0) o.shard_bytes = uint64_t(m.shard_tokens) * uint64_t(m.token_bytes);
   }
   try {
     dataset_build(o);
