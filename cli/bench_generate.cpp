@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <iomanip>
 #include <iostream>
 #include <numeric>
@@ -249,7 +250,12 @@ int cmd_bench_generate(const Args& args) {
       "bench generate: prefill of one prompt (batch 1); steps continue it for each batch; "
       "ms/token reads the token back each step, device_ms queues steps back to back; bound = "
       "bytes per step / " +
-      std::to_string(bandwidth) + " B/s; of_bound from device_ms\n" + table.str());
+      [&] {
+        char b[32];
+        std::snprintf(b, sizeof(b), "%.4g", bandwidth);  // "4.8e+12", not 4800000000000.000000
+        return std::string(b);
+      }() +
+      " B/s; of_bound from device_ms\n" + table.str());
   if (!f.get("json").empty()) {
     JsonLine extra;
     extra.add("model", loaded.source)

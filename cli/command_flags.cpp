@@ -190,12 +190,17 @@ void flags_export(CliFlags& f) {
 }
 
 // The flags of the commands that use a trained model (model_flags.h).
-void model_flags_add(CliFlags& f) {
+void model_flags_add(CliFlags& f, bool random_init_shown) {
   f.add("checkpoint", "",
         "a `longnet train` checkpoint (runs/NAME/checkpoints/step_*.ckpt), or a parameters file "
         "with --config");
   f.add("config", "", "YAML config whose model: section built the parameters file");
-  f.add_switch_hidden("random-init", "no checkpoint: fresh parameters for --config's model");
+  // (listed where it is meant for timing: bench generate)
+  const char* random_init = "no checkpoint: fresh parameters for --config's model";
+  if (random_init_shown)
+    f.add_switch("random-init", random_init);
+  else
+    f.add_switch_hidden("random-init", random_init);
 }
 
 // The flags of `longnet check generate`.
@@ -259,7 +264,7 @@ void flags_eval(CliFlags& f) {
 
 // The flags of `longnet bench generate`.
 void flags_bench_generate(CliFlags& f) {
-  model_flags_add(f);
+  model_flags_add(f, true);
   f.add("prompt-lens", "32768,1048576", "prompt lengths, comma-separated", kTokens);
   f.add("batches", "1,64", "batch sizes, comma-separated", kCount);
   f.add("cache-fill", "prompt",

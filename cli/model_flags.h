@@ -13,8 +13,9 @@
 
 namespace longnet {
 
-// Declares --checkpoint, --config and the hidden testing aid --random-init.
-void model_flags_add(CliFlags& f);
+// Declares --checkpoint, --config and --random-init (a testing aid, listed in --help only where
+// random_init_shown: bench generate times models of random parameters).
+void model_flags_add(CliFlags& f, bool random_init_shown = false);
 // The ModelLoadOptions the flags give (device, dtype and seed set by the caller's values).
 ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::ScalarType dtype,
                                  int64_t seed);
