@@ -92,6 +92,8 @@ std::string TextStream::pending(bool final) {
   // held until the rest comes (a real U+FFFD is given out after kMaxHeld tokens).
   const bool incomplete = all.size() >= 3 && all.compare(all.size() - 3, 3, "\xef\xbf\xbd") == 0;
   if (!final && (!extends || incomplete) && ids_.size() - printed_ < kMaxHeld) return "";
+  // Only the last kContext printed ids are read again: the rest are dropped.
+  if (ids_.size() > kContext) ids_.erase(ids_.begin(), ids_.end() - kContext);
   printed_ = ids_.size();
   return all.substr(extends ? before.size() : std::min(before.size(), all.size()));
 }

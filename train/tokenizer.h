@@ -118,8 +118,8 @@ class TextStream {
   std::string pending(bool final);
   const Tokenizer& tokenizer_;
   const bool joined_;          // the text is the tokens' bytes joined
-  std::vector<uint32_t> ids_;  // (SentencePiece)
-  size_t printed_ = 0;         // ids whose text is given out
+  std::vector<uint32_t> ids_;  // (SentencePiece) the last printed ones, then the held ones
+  size_t printed_ = 0;         // of ids_, those whose text is given out
 };
 
 // Opens a tokenizer from its spec (table above). Throws std::invalid_argument for an unknown
