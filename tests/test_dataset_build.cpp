@@ -5,6 +5,7 @@
 // and every refusal: --out a file, a foreign directory, a dataset of other inputs, malformed
 // JSON Lines, a truncated .gz, a FIFO source. Each leaves no temporary file and loses no
 // complete shard.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -302,6 +303,35 @@ TEST(DatasetBuild, ResumeAfterAnErrorGivesTheUninterruptedBytes) {
   EXPECT_EQ(contents(dir / "ds"), contents(dir / "whole"));
   // Once complete, the same command does nothing.
   EXPECT_TRUE(dataset_build(o).up_to_date);
+}
+
+// A source rewritten after an interruption with its size and modification time put back (as
+// `touch -r` or `cp -p` of another version do): the resume refuses instead of mixing versions.
+TEST(DatasetBuild, ResumeRefusesASourceRewrittenWithItsSizeAndTimeKept) {
+  TempDir dir;
+  make_corpus(dir / "src", 40, 400);
+  const auto o = options({dir / "src"}, dir / "ds");
+  {
+    Hooks hooks;
+    fault_injection().build_fail_after_shards = 3;
+    EXPECT_THROW(dataset_build(o), std::runtime_error);
+  }
+  const std::string first = dir / "src/f00.txt";  // read before the interruption
+  struct stat before {};
+  ASSERT_EQ(::stat(first.c_str(), &before), 0);
+  std::string text = read_file(first);
+  text[0] = text[0] == 'x' ? 'y' : 'x';
+  ::usleep(20000);  // (a later status-change time on file systems with coarse clocks)
+  write_file(first, text);
+  const struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, first.c_str(), times, 0), 0);
+  struct stat after {};
+  ASSERT_EQ(::stat(first.c_str(), &after), 0);
+  ASSERT_EQ(after.st_size, before.st_size);
+  ASSERT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+  expect_throw<std::runtime_error>(
+      [&] { dataset_build(o); },
+      {"holds an interrupted build whose corpus files", "changed since"});
 }
 
 TEST(DatasetBuild, ResumeAfterAKillCleansTemporaryFilesAndRepairsADamagedShard) {
