@@ -284,7 +284,15 @@ int cmd_eval(const Args& args) {
       << " over " << r.tokens << " tokens in " << r.seconds << " s";
     std::cerr << p.str() << std::endl;
   };
-  auto rows = context_eval(loaded.model, data, *grid, *backend, o, on_row);
+  // SIGINT/SIGTERM stop before the next forward (every rank agrees): the lengths done are
+  // printed and written to --json as a partial result, the status is 128 + the signal.
+  stop_signals_catch();
+  int stopped_by = 0;
+  auto should_stop = [&] {
+    stopped_by = int(world_max(*grid, stop_signal_caught()));
+    return stopped_by != 0;
+  };
+  auto rows = context_eval(loaded.model, data, *grid, *backend, o, on_row, should_stop);
 
   const bool bytes = data.vocab_size == 256;
   const int64_t T = o.score_tokens > 0
@@ -320,10 +328,23 @@ int cmd_eval(const Args& args) {
         .add("trained_context", trained)
         .add("ranks", int64_t(world))
         .add("dtype", f.get("dtype"));
+    if (stopped_by != 0)
+      extra.add("stopped_by_signal", int64_t(stopped_by))
+          .add("context_lens_done", int64_t(rows.size()))
+          .add("context_lens_asked", lengths);
     bench_write_results(f.get("json"), command_line("eval", args), bench_device_name(grid->device),
                         extra, json_rows);
     log_info("eval: results " + f.get("json"));
-    if (!f.get("plot").empty()) plot_results(f.get("json"), f.get("plot"));
+    if (!f.get("plot").empty() && !rows.empty()) plot_results(f.get("json"), f.get("plot"));
+  }
+  if (stopped_by != 0) {
+    if (grid->world_rank == 0)
+      std::cerr << "eval: stopped by signal " << stopped_by << " (" << ::strsignal(stopped_by)
+                << ") after " << rows.size() << " of " << lengths
+                << " context length(s); the rows above"
+                << (f.get("json").empty() ? "" : " (and in " + f.get("json") + ")")
+                << " are all that was measured\n";
+    return 128 + stopped_by;
   }
   return 0;
 }

@@ -148,11 +148,19 @@ int cmd_generate(const Args& args) {
       throw std::invalid_argument(
           std::string("generate: --greedy takes the most likely token; --") + flag +
           " applies to sampling only: drop one of the two");
+  const bool zero_temperature = f.given("temperature") && f.get_double("temperature") == 0;
   for (const char* flag : {"top-k", "top-p"})
-    if (f.given("temperature") && f.get_double("temperature") == 0 && f.given(flag))
+    if (zero_temperature && f.given(flag))
       throw std::invalid_argument(std::string("generate: --temperature 0 takes the most likely "
                                               "token; --") +
                                   flag + " applies to sampling only: drop one of the two");
+  // --seed seeds the sampling (and --random-init's parameters): with neither it would be
+  // ignored, and a user comparing seeds would see the same text and not know why.
+  if ((s.greedy || zero_temperature) && f.given("seed") && !f.get_switch("random-init"))
+    throw std::invalid_argument(
+        std::string("generate: ") + (s.greedy ? "--greedy" : "--temperature 0") +
+        " takes the most likely token, so --seed (the sampling's seed) would change nothing: "
+        "drop --seed, or sample (--temperature T > 0)");
   s.temperature = f.get_double("temperature");
   s.top_k = f.get_int("top-k");
   s.top_p = f.get_double("top-p");

@@ -440,6 +440,10 @@ expect1 gen.temperature_tiny "is below 1e-4" \
   generate --checkpoint "$CK" --device cpu --prompt x --temperature 1e-45
 expect1 gen.greedy_and_sampling "--top-k applies to sampling only" \
   generate --checkpoint "$CK" --device cpu --prompt x --greedy --top-k 5
+expect1 gen.greedy_and_seed "so --seed (the sampling's seed) would change nothing" \
+  generate --checkpoint "$CK" --device cpu --prompt x --greedy --seed 4
+expect1 gen.zero_temperature_and_seed "--temperature 0 takes the most likely token, so --seed" \
+  generate --checkpoint "$CK" --device cpu --prompt x --temperature 0 --seed 4
 expect1 eval.windows_overlap "would score some tokens twice" \
   eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 64 \
   --batch-size 100

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Faults during training on 2 CPU ranks: a rank killed with SIGKILL, SIGTERM, a crash half-way
-# through a checkpoint write, a rank that stalls, a stop during an evaluation. Each must end the whole job quickly, never lose the last complete
+# through a checkpoint write, a rank that stalls, a stop during an evaluation, `longnet eval`
+# stopped by SIGINT. Each must end the whole job quickly, never lose the last complete
 # checkpoint, and resume must continue exactly (same losses as an uninterrupted run).
 #   tests/fault_injection.sh LONGNET_BINARY CONFIG DATA_SRC WORK_DIR
 set -uo pipefail
@@ -115,4 +116,26 @@ want=$(grep '"step":12,' "$WORK/ref.jsonl" | grep -o '"val_loss":[-0-9.e+]*')
 got=$(grep '"step":12,' "$WORK/evalstop.jsonl" | grep -o '"val_loss":[-0-9.e+]*')
 [[ -n "$want" && "$got" == "$want" ]] || fail "the resumed evaluation's $got is not the reference's $want"
 echo "ok: a stop during an evaluation checkpointed; the resume evaluated step 12 as the uninterrupted run did"
+# 6. `longnet eval` stopped by SIGINT to one rank after its first context length: every rank
+#    stops before its next forward; the row done is printed and written to --json, marked as
+#    stopped, and the status is 130. (Its validation split is long enough for 256K contexts.)
+"$BIN" data build "$SRC" "$WORK/evaldata.tokens" --val-fraction 0.9 > "$WORK/evaldata.log" 2>&1 ||
+  fail "eval data build: $(tail -3 "$WORK/evaldata.log")"
+"${MPIRUN[@]}" "$BIN" eval --checkpoint "$WORK/ref/step_00000012.ckpt" --data "$WORK/evaldata.tokens" \
+  --context-lens 128,65536,131072,262144 --batches 8 --json "$WORK/evalsig.json" > "$WORK/evalsig.log" 2>&1 &
+JOB=$!
+for _ in $(seq 600); do grep -q "eval: \[1/4\]" "$WORK/evalsig.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "eval: \[1/4\]" "$WORK/evalsig.log" || fail "eval printed no first row: $(tail -5 "$WORK/evalsig.log")"
+T0=$SECONDS
+kill -INT "$(pgrep -f "^$BIN eval.*$WORK/evalsig" | tail -1)"
+wait $JOB
+RC=$?
+((RC == 130)) || fail "eval stopped by SIGINT: status $RC, 130 expected: $(tail -5 "$WORK/evalsig.log")"
+((SECONDS - T0 <= 20)) || fail "eval took $((SECONDS - T0)) s to stop"
+grep -q "eval: stopped by signal 2 .* after [1-3] of 4 context length" "$WORK/evalsig.log" ||
+  fail "no stop message: $(tail -5 "$WORK/evalsig.log")"
+grep -q '"stopped_by_signal":2' "$WORK/evalsig.json" && grep -q '"context_len":128,' "$WORK/evalsig.json" ||
+  fail "the partial --json lacks the stop or the first row: $(cat "$WORK/evalsig.json")"
+grep -q '"context_len":262144' "$WORK/evalsig.json" && fail "eval ran every length after SIGINT"
+echo "ok: eval stopped by SIGINT in $((SECONDS - T0)) s with status 130; the rows done are in its --json"
 echo "fault injection: all passed"

@@ -1017,6 +1017,16 @@ TEST(CheckpointFiles, BrokenZipLayoutIsRefusedBeforeReading) {
   put_u16(at(b, end + 10), 0xFFFF);             // the entry count from it...
   put_u64(at(b, end - 20 + 8), good.size());    // ...which its locator puts past the end
   refused("z64end.ckpt", b, "zip64 end record lies outside the file");
+  // The end record itself: overwritten (same size), or followed by appended bytes.
+  b = good;
+  b.replace(end, 4, "XXXX");
+  write_file(dir / "end.ckpt", b);
+  expect_error<std::runtime_error>(
+      [&] { checkpoint_read(dir / "end.ckpt"); },
+      {"end.ckpt", "truncated or damaged", "no zip end record", "last bytes were overwritten"});
+  write_file(dir / "appended.ckpt", good + "appended");
+  expect_error<std::runtime_error>([&] { checkpoint_read(dir / "appended.ckpt"); },
+                                   {"appended.ckpt", "corrupted", "does not end the file"});
   EXPECT_NO_THROW(checkpoint_read(checkpoint_path(ck, 1)));
 }
 

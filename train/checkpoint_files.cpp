@@ -440,10 +440,23 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
                                std::to_string(bytes.size()) + " bytes: " + err);
   }
   const size_t end_record = zip_end_record(bytes);
-  if (end_record == std::string::npos)
-    throw std::runtime_error(who + ": truncated (" + std::to_string(bytes.size()) +
-                             " bytes and no zip end record; it was cut short, e.g. by a crash "
-                             "while writing)");
+  if (end_record == std::string::npos) {
+    // A record's signature whose comment does not end the file: bytes appended or the record's
+    // length damaged. None: the file was cut short, or its last bytes were overwritten (a zip
+    // file holds no length of its own to tell the two apart).
+    static const std::string signature = {'P', 'K', '\x05', '\x06'};
+    const bool has_signature =
+        std::search(bytes.end() - std::min<size_t>(bytes.size(), 65557), bytes.end(),
+                    signature.begin(), signature.end()) != bytes.end();
+    throw std::runtime_error(
+        who + (has_signature
+                   ? ": corrupted (" + std::to_string(bytes.size()) +
+                         " bytes; its zip end record does not end the file: bytes were appended "
+                         "after it, or the record is damaged)"
+                   : ": truncated or damaged (" + std::to_string(bytes.size()) +
+                         " bytes and no zip end record in its last 64 KiB: it was cut short, e.g. "
+                         "by a crash while writing, or its last bytes were overwritten)"));
+  }
   const std::string layout = zip_layout_error(bytes, end_record);
   if (!layout.empty())
     throw std::runtime_error(who + ": corrupted (its zip layout is broken: " + layout + ")");

@@ -45,7 +45,8 @@ std::vector<int64_t> context_eval_window_ends(const ContextEvalOptions& o, int64
 std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationTokens& data,
                                          ProcessGrid& grid, AttentionBackend& backend,
                                          const ContextEvalOptions& o,
-                                         const ContextEvalRowDone& on_row) {
+                                         const ContextEvalRowDone& on_row,
+                                         const ContextEvalStop& should_stop) {
   const auto ends = context_eval_window_ends(o, data.size);
   const int64_t T = o.score_tokens > 0
                         ? o.score_tokens
@@ -63,6 +64,7 @@ std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationToken
     auto sums = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(grid.device));
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t w0 = 0; w0 < ends.size(); w0 += size_t(o.batch_size)) {
+      if (should_stop && should_stop()) return rows;
       const size_t n = std::min(ends.size() - w0, size_t(o.batch_size));
       std::vector<at::Tensor> windows;
       for (size_t j = 0; j < n; ++j)

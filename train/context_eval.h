@@ -35,6 +35,10 @@ struct ContextEvalRow;
 // Called with each row as soon as its context length is done (progress; rows already printed
 // survive a stop).
 using ContextEvalRowDone = std::function<void(const ContextEvalRow&)>;
+// Asked before every forward; true stops the evaluation there: the rows of the lengths already
+// done are returned, the length in progress is dropped. Collective when the backend is (every
+// rank must answer alike: agree on it across ranks inside the callback).
+using ContextEvalStop = std::function<bool()>;
 
 struct ContextEvalRow {
   int64_t context_len = 0;
@@ -54,6 +58,7 @@ std::vector<int64_t> context_eval_window_ends(const ContextEvalOptions& o, int64
 std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationTokens& data,
                                          ProcessGrid& grid, AttentionBackend& backend,
                                          const ContextEvalOptions& o,
-                                         const ContextEvalRowDone& on_row = nullptr);
+                                         const ContextEvalRowDone& on_row = nullptr,
+                                         const ContextEvalStop& should_stop = nullptr);
 
 }  // namespace longnet

@@ -341,9 +341,29 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
     return out
 
 
+_CONFIG_LOADERS: Dict[Any, Any] = {}
+
+
+def _config_loader(yaml: Any) -> Any:
+    """PyYAML's SafeLoader, but reading numbers as YAML 1.2 (and yaml-cpp, the trainer's reader)
+    do: `1e-5` and `3E4` are floats, where YAML 1.1 wants a dot (`1.0e-5`) and reads them as
+    strings."""
+    if yaml not in _CONFIG_LOADERS:
+        class Loader(yaml.SafeLoader):  # type: ignore[misc,name-defined]
+            pass
+
+        Loader.add_implicit_resolver(  # (added to a copy of SafeLoader's table, for Loader alone)
+            "tag:yaml.org,2002:float",
+            re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+            list("-+0123456789."))
+        _CONFIG_LOADERS[yaml] = Loader
+    return _CONFIG_LOADERS[yaml]
+
+
 def parse_config(text: str) -> Dict[str, Any]:
-    """A `longnet train` config (YAML text) as nested dicts: PyYAML's safe_load when PyYAML is
-    installed, else parse_config_simple (enough for the configs checkpoints carry)."""
+    """A `longnet train` config (YAML text) as nested dicts: PyYAML (its safe loader, reading
+    `1e-5` as a float as the trainer does) when PyYAML is installed, else parse_config_simple
+    (enough for the configs checkpoints carry)."""
     if not isinstance(text, str):
         raise ValueError(f"config is not YAML text (got {type(text).__name__})")
     try:
@@ -351,7 +371,7 @@ def parse_config(text: str) -> Dict[str, Any]:
     except ImportError:
         return parse_config_simple(text)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_config_loader(yaml))
     except yaml.YAMLError as e:
         raise ValueError(f"config is not valid YAML ({str(e).splitlines()[0]})") from e
     except RecursionError:  # nesting deeper than any config (a forged file)

@@ -584,7 +584,7 @@ class LongNetLM(nn.Module):
         if "model" not in config:
             raise ValueError(f"checkpoint {path}: its config has no 'model' section")
         source = f"checkpoint {path}"
-        cls._check_fits(ckpt["model"], config["model"], source)
+        cls._check_fits(ckpt["model"], config["model"], source, "its config's model")
         model = cls.from_config(config["model"], device=device, dtype=dtype)
         model._load_parameters(ckpt["model"], source)
         return model
@@ -638,12 +638,7 @@ class LongNetLM(nn.Module):
             raise ValueError(f"export {folder}: model.safetensors cannot be read "
                              f"({type(e).__name__}: {e})") from None
         source = f"export {folder}"
-        try:
-            cls._check_fits(state, config["model"], source)
-        except (TypeError, ValueError) as e:
-            if str(e).startswith(source):
-                raise
-            raise type(e)(f"{source}: config.json's model: {e}") from None
+        cls._check_fits(state, config["model"], source, "config.json's model")
         stored = {t.dtype for t in state.values()}  # float: _check_fits checked them
         if len(stored) > 1 and dtype is None:
             raise ValueError(f"{source}: model.safetensors holds tensors of several dtypes "
@@ -655,13 +650,20 @@ class LongNetLM(nn.Module):
         return model
 
     @classmethod
-    def _check_fits(cls, state: Mapping[str, Tensor], model: Any, source: str) -> None:
+    def _check_fits(cls, state: Mapping[str, Tensor], model: Any, source: str,
+                    section: str) -> None:
         """Before the model of config section `model` is built for real: it is built on the meta
         device (no memory) and must hold exactly the parameter names and shapes of `state`, so
         a config edited or forged to describe a larger model than its parameters is refused
-        without allocating anything."""
-        _check_state_fits_config(state, model, source)
-        cls.from_config(model, device="meta")._check_parameters(state, source)
+        without allocating anything. Every error names `source` (and `section`, the config's
+        part, where the config's values are refused)."""
+        try:
+            _check_state_fits_config(state, model, source)
+            cls.from_config(model, device="meta")._check_parameters(state, source)
+        except (TypeError, ValueError) as e:
+            if str(e).startswith(source):
+                raise
+            raise type(e)(f"{source}: {section}: {e}") from None
 
     def _check_parameters(self, state: Mapping[str, Tensor], source: str) -> None:
         """state must hold exactly this model's parameter names and shapes, as float tensors;

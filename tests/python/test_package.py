@@ -755,6 +755,12 @@ def check_checkpoint_paths(longnet, args, good):
 
     expect_error(ValueError, "is torch.int64; parameters are float32", lambda: load(forged(
         "int_param.ckpt", int_param)))
+    # An error about the config's values names the file and the section it came from.
+    heads = forged("heads.ckpt", lambda raw: set_model_key(raw, "num_heads", 3))
+    expect_error(ValueError, f"checkpoint {heads}: its config's model: ", lambda: load(heads))
+    # Numbers as the trainer (yaml-cpp, YAML 1.2) reads them: 1e-5 is a float, not a string.
+    eps = longnet.parse_config("optim:\n  eps: 1e-5\n  lr: -3E+2\n  n: 12\n  w: e5\n")["optim"]
+    assert eps == {"eps": 1e-5, "lr": -300.0, "n": 12, "w": "e5"}, eps
     # A checkpoint loaded and saved again in Python is intact: LibTorch reads some such files
     # (then the contents verify) and not others (which pickles it cannot read depends on the
     # contents); those are named as Python re-saves, not as "corrupted" files.
