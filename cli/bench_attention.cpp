@@ -78,6 +78,17 @@ void options_check(const BenchAttentionOptions& o, int64_t P) {
 }  // namespace
 
 int bench_attention(const BenchAttentionOptions& o) {
+  // More ranks than --sp would time several copies at once (sharing the CPU, or the host),
+  // reported as one: refused.
+  mpi_ensure_initialized();
+  if (mpi_world_size() != o.sp)
+    throw std::invalid_argument(
+        "longnet bench attention: --sp " + std::to_string(o.sp) + " under " +
+        std::to_string(mpi_world_size()) + " rank(s) would time " +
+        (mpi_world_size() > o.sp ? "several copies at once, reported as one"
+                                 : "with ranks that are not there") +
+        ": give --sp " + std::to_string(mpi_world_size()) + ", or start " + std::to_string(o.sp) +
+        " rank(s) (mpirun -np " + std::to_string(o.sp) + ")");
   auto grid = process_grid_create(0, o.sp, o.device);
   const auto dev = grid->device;
   const int64_t P = grid->sequence_parallel;

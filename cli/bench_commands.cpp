@@ -16,6 +16,7 @@ int cmd_bench_attention(const Args& args) {
   flags_bench_attention(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  flags_agree_across_ranks(f);
   f.no_positional();
   BenchAttentionOptions o;
   o.seq_lens = f.get_int_list("seq-lens");
@@ -64,6 +65,7 @@ int cmd_bench_scaling(const Args& args) {
   flags_bench_scaling(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  flags_agree_across_ranks(f);
   f.no_positional();
   BenchScalingOptions o;
   o.total_tokens = f.get_int("total-tokens");

@@ -14,6 +14,7 @@ int cmd_check_comm(const Args& args) {
   flags_check_comm(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  flags_agree_across_ranks(f);
   f.no_positional();
   return comm_check(device_from_name(f.get("device")), f.get_int("elements"));
 }
@@ -23,6 +24,7 @@ int cmd_check_attention(const Args& args) {
   flags_check_attention(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  flags_agree_across_ranks(f);
   f.no_positional();
   AttentionCheckOptions o;
   o.seq_len = f.get_int("seq-len");

@@ -1,6 +1,7 @@
 // Strict flag parsing for the CLI (see cli_flags.h).
 #include "longnet/cli/cli_flags.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -138,6 +139,17 @@ bool CliFlags::get_switch(const std::string& name) const {
 }
 bool CliFlags::given(const std::string& name) const {
   return find(name).given;
+}
+std::string CliFlags::values_text(const std::vector<std::string>& skip) const {
+  std::string out;
+  for (const auto& name : order_) {
+    if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
+    const Flag& flag = find(name);
+    std::string value;  // (one line per flag: a newline in a value is written as \n)
+    for (char c : flag.value) value += c == '\n' ? std::string("\\n") : std::string(1, c);
+    out += "--" + name + "=" + value + (flag.given ? "" : " (default)") + "\n";
+  }
+  return out;
 }
 
 int64_t CliFlags::get_int(const std::string& name) const {

@@ -51,6 +51,11 @@ class CliFlags {
   std::vector<int64_t> get_int_list(const std::string& name) const;
   // Whether the user gave this flag (rather than its default).
   bool given(const std::string& name) const;
+  const std::string& command() const { return command_; }
+  // Every declared flag but those in `skip`, one per line in declaration order, as
+  // "--name=value" (" (default)" appended when not given): what two runs of this command
+  // compare to know they were started alike.
+  std::string values_text(const std::vector<std::string>& skip = {}) const;
 
  private:
   struct Flag {

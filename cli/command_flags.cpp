@@ -146,12 +146,13 @@ void flags_tokenizer_train(CliFlags& f) {
         "a directory, text, .jsonl, .gz or .zst file (repeatable; more paths may "
         "follow it)");
   f.add("vocab-size", "", "vocabulary size of the model (e.g. 32000)");
-  f.add("out", "", "the SentencePiece .model file to write");
+  f.add("out", "", "the SentencePiece .model file to write (its directory is created if missing)");
   f.add("jsonl-field", "text", "the field of a JSON line that holds the document");
   flag_skip_bad_lines(f);
   f.add(
       "max-input-bytes", std::to_string(TokenizerTrainOptions{}.max_input_bytes),
-      "about this much text is read (at most twice), from files sampled by name across the corpus",
+      "about this much text is read (reading stops at the line that passes twice this), from files "
+      "sampled by name across the corpus",
       spec_range(1, double(int64_t{1} << 62)));
   f.add("max-sentences", std::to_string(TokenizerTrainOptions{}.max_sentences),
         "SentencePiece trains on a uniform sample of at most this many lines (more than 100)",

@@ -1,11 +1,16 @@
 // Shared command-line values (see common_flags.h).
 #include "longnet/cli/common_flags.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 
 #include "longnet/core/device_memory.h"
+#include "longnet/parallel/communicator.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/parallel/process_grid.h"
 
 namespace longnet {
 
@@ -123,6 +128,49 @@ void overrides_unique_check(const std::vector<std::string>& overrides, const std
     for (size_t dot = b.find('.'); dot != std::string::npos; dot = b.find('.', dot + 1))
       sections.emplace(b.substr(0, dot), i);
   }
+}
+
+void flags_agree_across_ranks(const CliFlags& f, const std::vector<std::string>& rank0_only) {
+  if (!mpi_is_initialized() && !std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMI_SIZE") &&
+      !std::getenv("PMIX_RANK"))
+    return;  // (not started by mpirun: one process, and no MPI to start for nothing)
+  mpi_ensure_initialized();
+  if (mpi_world_size() <= 1) return;
+  auto host = communicator_mpi_world();
+  const std::string mine = "longnet " + f.command() + "\n" + f.values_text(rank0_only);
+  const std::string root = world_broadcast(*host, mine, 0);
+  // The first rank that differs sends its text to all, so that every rank (whichever prints
+  // first as the job ends) names the same difference.
+  const int me = mpi_world_rank();
+  const double first = -world_max(*host, mine != root ? -double(me) : -1e9);
+  if (first == 1e9) return;
+  const int other = int(first);
+  const std::string theirs = world_broadcast(*host, mine, other);
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    for (size_t at = 0, end; at < text.size(); at = end + 1) {
+      end = text.find('\n', at);
+      if (end == std::string::npos) end = text.size();
+      out.push_back(text.substr(at, end - at));
+    }
+    return out;
+  };
+  const auto a = lines(theirs), b = lines(root);
+  std::string diff = "rank " + std::to_string(other) + " was started with other flags than rank 0";
+  if (a.front() != b.front())
+    diff =
+        "rank " + std::to_string(other) + " runs `" + a.front() + "`, rank 0 `" + b.front() + "`";
+  else
+    for (size_t i = 1; i < std::min(a.size(), b.size()); ++i)
+      if (a[i] != b[i]) {
+        diff =
+            "rank " + std::to_string(other) + " was started with " + a[i] + ", rank 0 with " + b[i];
+        break;
+      }
+  const std::string what =
+      "under mpirun every rank runs the same command with the same flags; "
+      "give every rank the same command line";
+  throw std::invalid_argument("longnet " + f.command() + ": " + diff + ": " + what);
 }
 
 std::string command_line(const std::string& name, const std::vector<std::string>& args) {

@@ -26,6 +26,15 @@ inline const OptionSpec kRuns1 = spec_range(1, 100000);  // timed runs
 // (ATen's CPU generator keeps 32 bits of a seed: larger ones would repeat smaller ones' draws)
 inline const OptionSpec kSeed = spec_range(0, 4294967295.0);
 
+// Under mpirun every rank must run the same command with the same flags: a rank started with
+// others would wait in another collective (a hang), fail inside MPI, or compute something else.
+// Compares this rank's command and flags (but `rank0_only`, whose rank-0 values the command
+// uses on every rank, e.g. generate's prompt) with rank 0's; on a difference every rank throws
+// std::invalid_argument naming the first differing rank, the flag and both values. The first
+// collective of each command that calls it, so that ranks running different commands meet here.
+// Nothing happens in a process that mpirun did not start.
+void flags_agree_across_ranks(const CliFlags& f, const std::vector<std::string>& rank0_only = {});
+
 // "cpu" or "cuda"; throws std::invalid_argument naming both.
 c10::DeviceType device_from_name(const std::string& name);
 // "float32" -> kFloat, also bfloat16, float16, float64; throws naming the accepted names.

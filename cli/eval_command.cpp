@@ -35,6 +35,7 @@
 #include "longnet/parallel/sequence_layout.h"
 #include "longnet/parallel/sequence_parallel_attention.h"
 #include "longnet/train/context_eval.h"
+#include "longnet/train/crc32.h"
 #include "longnet/train/dataset_check.h"
 
 #ifndef LONGNET_PYTHON_PATH
@@ -126,6 +127,9 @@ int cmd_eval(const Args& args) {
   flags_eval(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
+  // (The model's and the data's files may lie at other paths on other hosts: what they hold is
+  // compared once loaded.)
+  flags_agree_across_ranks(f, {"checkpoint", "config", "data"});
   f.no_positional();
   mpi_ensure_initialized();
   const auto device = device_auto(f.get("device"));
@@ -186,6 +190,25 @@ int cmd_eval(const Args& args) {
       throw std::runtime_error("eval: " + what);
     }
   }();
+  // Every rank must read the same validation data (a file at one path may differ between
+  // hosts): its size and a CRC-32 of 16 spans of it, against rank 0's.
+  if (world > 1) {
+    uint32_t crc = 0;
+    const int64_t span = std::min<int64_t>(4096, data.size), spans = 16;
+    for (int64_t i = 0; i < spans && span > 0; ++i) {
+      const auto t = data.read((data.size - span) * i / (spans - 1), span).contiguous();
+      crc = crc32_update(crc, t.data_ptr(), t.nbytes());
+    }
+    const std::string mine = std::to_string(data.size) + " validation tokens, ids below " +
+                             std::to_string(data.vocab_size) + ", sampled CRC-32 " + crc32_hex(crc);
+    const std::string root = world_broadcast(*grid, mine, 0);
+    if (mine != root)
+      throw std::runtime_error("eval: rank " + std::to_string(grid->world_rank) +
+                               " read other validation data than rank 0 from " + data.description +
+                               " (" + mine + "; rank 0's: " + root +
+                               "): under mpirun every rank must read the same data, so copy "
+                               "the same file to every host");
+  }
   // The data must be made by the model's tokenizer (where both are known), its ids must be ids
   // of the model, and each window must score tokens of its own.
   const RecordedTokenizer model_tok = model_tokenizer(loaded);

@@ -45,6 +45,7 @@ int cmd_train(const Args& args) {
         << f.flags_usage();
     return 0;
   }
+  flags_agree_across_ranks(f);  // (the configs and overrides are compared once resolved)
   std::string config_path;
   std::vector<std::string> overrides;
   for (const auto& a : f.positional()) {

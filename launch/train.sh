@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and builds (launch/setup.sh), then trains under mpirun.
 #   launch/train.sh [CONFIG.yaml] [-np P] [key=value ...] [--flags for longnet train]
+# (the flags, e.g. --stop-after N or --profile N, go to the training run only)
 # Defaults: configs/tiny.yaml on 2 CPU ranks (one sequence-parallel group), which shows the
 # validation loss falling within a few minutes. Progress on rank 0; the run folder is runs/tiny/.
 # Afterwards it prints a 200-token sample from the newest checkpoint (LONGNET_NO_SAMPLE=1: not;
@@ -8,14 +9,34 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFIG=configs/tiny.yaml
+CONFIG_GIVEN=""
 NP=""
-EXTRA=()
+EXTRA=()  # key=value overrides: they also decide the rank count and the sample's checkpoint
+FLAGS=()  # --flags (and their values) for the training run alone
+usage_error() { echo "launch/train.sh: $*" >&2; exit 2; }
 while (($#)); do
-  case "$1" in
-    -np|--np) NP="$2"; shift 2 ;;
-    *.yaml|*.yml) CONFIG="$1"; shift ;;
-    *) EXTRA+=("$1"); shift ;;
-  esac
+  if [[ "$1" == -np || "$1" == --np ]]; then
+    (($# >= 2)) || usage_error "$1 needs a rank count (e.g. -np 2)"
+    [[ "$2" =~ ^[1-9][0-9]{0,5}$ ]] || usage_error "$1 '$2': the rank count is a positive integer"
+    NP="$2"
+    shift 2
+  elif [[ "$1" == -* ]]; then
+    # A flag of longnet train, with its value when one follows (not a flag, override or config).
+    FLAGS+=("$1")
+    shift
+    if (($#)) && [[ "$1" != -* && "$1" != *=* && "$1" != *.yaml && "$1" != *.yml ]]; then
+      FLAGS+=("$1")
+      shift
+    fi
+  elif [[ ("$1" == *.yaml || "$1" == *.yml) && ("$1" != *=* || -f "$1") ]]; then
+    [[ -z "$CONFIG_GIVEN" ]] || usage_error "two configs given ('$CONFIG' and '$1'); give one"
+    CONFIG="$1"
+    CONFIG_GIVEN=1
+    shift
+  else
+    EXTRA+=("$1")  # key=value (longnet train names anything else)
+    shift
+  fi
 done
 # A config given relative to where the script was started from still names that file after the
 # cd below (the default, configs/tiny.yaml, is relative to the repository).
@@ -35,14 +56,14 @@ fi
 if [[ -z "${OMP_NUM_THREADS:-}" ]]; then
   export OMP_NUM_THREADS=$(( $(nproc) / NP > 0 ? $(nproc) / NP : 1 ))
 fi
-echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]}"
+echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]} ${FLAGS[*]}"
 # Ctrl-C or SIGTERM here stops the job at the next step boundary with a checkpoint: mpirun runs in
 # its own session (so the terminal's SIGINT does not reach it: Open MPI ends the ranks with
 # SIGKILL a second after mpirun gets SIGINT or SIGTERM). SIGUSR1 goes to mpirun, which forwards it
 # to every rank (remote ones included), and to this machine's ranks in that session directly, for
 # an mpirun that does not forward it (as on a machine with Open MPI's isolated launcher); a rank
 # that gets it twice stops once.
-setsid "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}" &
+setsid "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}" "${FLAGS[@]}" &
 MPIRUN_PID=$!
 trap 'echo "[train] stopping at the next step boundary (a checkpoint is written; resume with the same command)"
       kill -USR1 "$MPIRUN_PID" 2> /dev/null; pkill -USR1 -s "$MPIRUN_PID" -x longnet 2> /dev/null || true' INT TERM

@@ -259,6 +259,22 @@ expect_ok tok.endless_pipe "stdin holds more than 1 GiB"
 [[ "$("$BIN" tokenizer encode --tokenizer bytes < /dev/null)" == "" ]] || fail "encode < /dev/null"
 # ---- the command line (cli/) ----------------------------------------------------------------
 CK=$(ls "$WORK"/ckpt/*.ckpt | tail -1)
+# Ranks started with other flags, another command, or reading other data (MPMD here; another
+# file at the same path on another host in practice): refused at once, never a hang.
+EV=(eval --checkpoint "$CK" --device cpu --context-lens 64)
+expect_failure ranks.flags_differ "rank 1 was started with --batches=2, rank 0 with --batches=1" 30 \
+  "${MP1[@]}" "$BIN" "${EV[@]}" --data "$WORK/data.tokens" --batches 1 \
+  : -np 1 "$BIN" "${EV[@]}" --data "$WORK/data.tokens" --batches 2
+expect_ok ranks.flags_differ "rank 1 was started with --batches=2, rank 0 with --batches=1"
+expect_failure ranks.commands_differ "rank 1 runs \`longnet eval\`, rank 0 \`longnet train\`" 30 \
+  "${MP1[@]}" "$BIN" "${T[@]}" : -np 1 "$BIN" "${EV[@]}" --data "$WORK/data.tokens"
+expect_ok ranks.commands_differ "rank 1 runs \`longnet eval\`, rank 0 \`longnet train\`"
+mkdir -p "$WORK/src2" && cp "$SRC"/*.h "$WORK/src2/"
+"$BIN" data build "$WORK/src2" "$WORK/other.tokens" --val-fraction 0.5 > /dev/null 2>&1 ||
+  fail "ranks.data_differ: data build"
+expect_failure ranks.data_differ "rank 1 read other validation data than rank 0" 30 \
+  "${MP1[@]}" "$BIN" "${EV[@]}" --data "$WORK/data.tokens" : -np 1 "$BIN" "${EV[@]}" --data "$WORK/other.tokens"
+expect_ok ranks.data_differ "rank 1 read other validation data than rank 0"
 mkfifo "$WORK/out.fifo" "$WORK/fifo.png"
 # Output paths: checked at the start, before any work (a FIFO there would block the write forever,
 # a directory fail only after the run).
@@ -436,6 +452,10 @@ expect1 out.data_not_tokens "exists and is not a longnet token file" \
 expect1 out.export_foreign "is not from a longnet export" export "$CK" --out "$WORK/hf"
 [[ "$(cat "$WORK/notes.txt")" == "my notes" && "$(cat "$WORK/hf/config.json")" == '{"mine": 1}' ]] ||
   fail "out.*: a file that was not ours changed"
+# Another tool's config that merely mentions our format is not ours either.
+mkdir -p "$WORK/hf2" && echo '{"model_type": "gpt2", "from": "longnet-export-1"}' > "$WORK/hf2/config.json"
+expect1 out.export_mentions_format "is not from a longnet export" export "$CK" --out "$WORK/hf2"
+grep -q gpt2 "$WORK/hf2/config.json" || fail "out.export_mentions_format: the foreign config changed"
 expect1 gen.temperature_tiny "is below 1e-4" \
   generate --checkpoint "$CK" --device cpu --prompt x --temperature 1e-45
 expect1 gen.greedy_and_sampling "--top-k applies to sampling only" \

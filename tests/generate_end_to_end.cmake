@@ -83,13 +83,27 @@ run_to_file(${WORK}/gen_mpmd.out ${mpi_exe} ${mpi_flags} -np 1 ${LONGNET} ${gen_
             --prompt "${long_prompt}" : -np 1 ${LONGNET} ${gen_args} --prompt "something else")
 expect_same_file(${WORK}/gen1.out ${WORK}/gen_mpmd.out
                  "generate: rank 1's own prompt changed the output")
-# A rank whose model differs from rank 0's (another seed here; another file on another host in
-# practice) is refused, naming the rank.
+# A rank whose model differs from rank 0's (its config says another feed-forward width here;
+# another file at the same path on another host in practice) is refused, naming the rank.
+file(READ ${CONFIG} config_text)
+string(REPLACE "dim_feedforward: 128" "dim_feedforward: 96" other_config "${config_text}")
+if(other_config STREQUAL config_text)
+  message(FATAL_ERROR "generate: ${CONFIG} has no 'dim_feedforward: 128' to change")
+endif()
+file(WRITE ${WORK}/other_model.yaml "${other_config}")
+string(REPLACE "${CONFIG}" "${WORK}/other_model.yaml" other_model "${gen_model}")
 execute_process(COMMAND ${mpi_exe} ${mpi_flags} -np 1 ${LONGNET} ${gen_args} --prompt x
-                : -np 1 ${LONGNET} generate ${gen_model} --prompt x --seed 4
+                : -np 1 ${LONGNET} generate ${other_model} --seed 3 --prompt x
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
 if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "rank 1 loaded another model than rank 0")
   message(FATAL_ERROR "generate: ranks with different models were not refused (${rc}):\n${err}")
+endif()
+# A rank started with another flag (here --seed) is refused at once, naming the flag.
+execute_process(COMMAND ${mpi_exe} ${mpi_flags} -np 1 ${LONGNET} ${gen_args} --prompt x
+                : -np 1 ${LONGNET} generate ${gen_model} --prompt x --seed 4
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "rank 1 was started with --seed=4, rank 0 with --seed=3")
+  message(FATAL_ERROR "generate: ranks with different flags were not refused (${rc}):\n${err}")
 endif()
 run(two ${mpirun} ${LONGNET} ${gen_args} --prompt "${long_prompt}" --stats)
 expect("${two}" "prefill [^\n]*2 rank" "generate under mpirun --stats")

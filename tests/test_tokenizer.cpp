@@ -425,6 +425,11 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
     expect_error([&] { tokenizer_open("sentencepiece:" + dir / name); },
                  {"precompiled_charsmap of its normalizer_spec is damaged"});
   }
+  // A piece with a NUL inside (appended: pieces is a repeated field 1 of {piece = 1}).
+  const std::string nul_piece = std::string("\x0a\x05\x0a\x03", 4) + std::string("a\0b", 3);
+  write_file(dir / "nul.model", read_file(o.out_path) + nul_piece);
+  expect_error([&] { tokenizer_open("sentencepiece:" + dir / "nul.model"); },
+               {"nul.model' is damaged: piece", "holds a NUL character"});
   o.vocab_size = 100;
   expect_error<std::invalid_argument>([&] { tokenizer_train(o); }, {"--vocab-size 100"});
   o.vocab_size = 50000;  // more than this text can fill: SentencePiece's message comes through
@@ -439,6 +444,20 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
   tiny.out_path = dir / "tiny.model";
   expect_error([&] { tokenizer_train(tiny); },
                {"fewer than the 300 a vocabulary needs", "give more, and more varied, text"});
+  // When --max-input-bytes left text unread, the message says so (the first error, and the
+  // one that names the vocabulary size).
+  TokenizerTrainOptions capped = o;
+  capped.vocab_size = 2000;
+  capped.max_input_bytes = 10;
+  expect_error([&] { tokenizer_train(capped); },
+               {"only part of the sources was read (--max-input-bytes 10)"});
+  try {
+    tokenizer_train(o);  // all of this text was read: not said
+    ADD_FAILURE() << "a vocabulary of 50000 trained on this text";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()).find("only part of the sources"), std::string::npos)
+        << e.what();
+  }
 }
 
 // ---- corpus -------------------------------------------------------------------------------------
@@ -546,8 +565,9 @@ TEST(TextPieces, CutWhereTheTokenizersSplit) {
         ASSERT_GE(n, P / 2);
         const std::string before = text.substr(off, n), after = text.substr(off + n, 2);
         // Texts with a word boundary are cut at one; the others at a UTF-8 boundary.
-        if (unit != "\xc3\xa9" && unit != "  \t\n")
+        if (unit != "\xc3\xa9" && unit != "  \t\n") {
           EXPECT_TRUE(clean_cut(before, after)) << "unit '" << unit << "' part " << parts;
+        }
         EXPECT_NE(uint8_t(after[0]) & 0xC0, 0x80);
       }
       off += n;

@@ -14,6 +14,7 @@
 #include "longnet/core/text.h"
 #include "longnet/train/checkpoint_files.h"
 #include "longnet/train/config.h"
+#include "longnet/train/json_read.h"
 #include "longnet/train/metrics.h"
 #include "longnet/train/model_load.h"
 
@@ -198,10 +199,22 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   output_dir_prepare(out_dir, "export directory");
   // A previous export here is replaced; files of anything else are not.
   const std::string cfg_path = out_dir + "/config.json", st_path = out_dir + "/model.safetensors";
-  const bool ours =
-      path_kind(cfg_path) == PathKind::kFile &&
-      file_read_bounded(cfg_path, "export config", 1 << 20).find("\"longnet-export-1\"") !=
-          std::string::npos;
+  // Ours: a JSON object whose "architecture" and "format" are the ones written below (a file
+  // that merely mentions them, or is not JSON, is another tool's).
+  const bool ours = [&] {
+    if (path_kind(cfg_path) != PathKind::kFile) return false;
+    try {
+      const JsonValue v =
+          json_parse(file_read_bounded(cfg_path, "export config", 1 << 20), cfg_path);
+      const JsonValue* arch = v.find("architecture");
+      const JsonValue* format = v.find("format");
+      return arch && arch->type == JsonValue::Type::kString && arch->text == "LongNetLM" &&
+             format && format->type == JsonValue::Type::kString &&
+             format->text == "longnet-export-1";
+    } catch (const std::runtime_error&) {
+      return false;
+    }
+  }();
   for (const auto& p : {cfg_path, st_path})
     if (path_kind(p) != PathKind::kMissing && !ours)
       throw std::invalid_argument("export: '" + p +

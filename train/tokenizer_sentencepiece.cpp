@@ -320,6 +320,12 @@ std::unique_ptr<Tokenizer> sentencepiece_open(const std::string& path) {
   }
   if (m->processor.GetPieceSize() <= 0)
     throw std::runtime_error("SentencePiece model '" + path + "' has no pieces");
+  // (Newer SentencePiece refuses such a model; the one this build links may not.)
+  for (int id = 0; id < m->processor.GetPieceSize(); ++id)
+    if (m->processor.IdToPiece(id).find('\0') != std::string::npos)
+      throw std::runtime_error("SentencePiece model '" + path + "' is damaged: piece " +
+                               std::to_string(id) +
+                               " holds a NUL character, which no SentencePiece trainer writes");
   m->space_cut = space_cut_probe(m->processor);
   m->kept_controls = kept_controls_probe(m->processor);
   return std::make_unique<SentencePieceTokenizer>(m);

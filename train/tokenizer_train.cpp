@@ -90,7 +90,7 @@ class CorpusSentences final : public sentencepiece::SentenceIterator {
         // document) stops at it too: at most twice max_input_bytes (the files were sampled to
         // about max_input_bytes from estimates of their sizes).
         if (sum_.text_bytes >= 2 * o_.max_input_bytes) {
-          done_ = true;
+          done_ = sum_.input_capped = true;
           return;
         }
         sum_.text_bytes += std::min(next, doc_.text.size()) - start;
@@ -103,6 +103,7 @@ class CorpusSentences final : public sentencepiece::SentenceIterator {
         }
       }
       if (sum_.text_bytes >= 2 * o_.max_input_bytes || !reader_.next(doc_)) {
+        sum_.input_capped = sum_.input_capped || sum_.text_bytes >= 2 * o_.max_input_bytes;
         done_ = true;
         return;
       }
@@ -172,6 +173,7 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
   if (sampled.empty() && !all.empty()) sampled.push_back(all.front());
   sum.files_listed = static_cast<int64_t>(all.size());
   sum.files_sampled = static_cast<int64_t>(sampled.size());
+  sum.input_capped = sum.files_sampled < sum.files_listed;
 
   CorpusReader reader(std::move(sampled), o.corpus);
   CorpusSentences sentences(reader, o, sum);
@@ -216,6 +218,9 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
                               " pieces, fewer than the 300 a vocabulary needs (256 byte pieces "
                               "and the specials): give more, and more varied, text";
     }
+    if (sum.input_capped)
+      fix += "; only part of the sources was read (--max-input-bytes " +
+             std::to_string(o.max_input_bytes) + "): a larger --max-input-bytes reads more text";
     throw std::runtime_error("tokenizer train: SentencePiece failed: " + text + " (" +
                              std::to_string(sum.sentences) + " lines, " +
                              std::to_string(sum.text_bytes) + " bytes of text; " + fix + ")");

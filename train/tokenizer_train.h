@@ -38,8 +38,9 @@ struct TokenizerTrainOptions {
 struct TokenizerTrainSummary {
   int64_t files_listed = 0, files_sampled = 0, documents = 0, sentences = 0;
   uint64_t text_bytes = 0;
-  int64_t bad_lines = 0;     // malformed JSON lines skipped (CorpusOptions::skip_bad_lines)
-  std::string content_hash;  // of the model written (Tokenizer::content_hash)
+  int64_t bad_lines = 0;      // malformed JSON lines skipped (CorpusOptions::skip_bad_lines)
+  bool input_capped = false;  // max_input_bytes left text unread (files not sampled, or cut)
+  std::string content_hash;   // of the model written (Tokenizer::content_hash)
 };
 
 // Trains and writes out_path (through out_path + ".tmp", then a rename). Throws

@@ -327,6 +327,8 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
         key, sep, rest = line.strip().partition(":")
         if not sep or not key:
             raise ValueError(f"{where}: expected 'key: value', got {line!r}")
+        if (section if indented else out) is not None and key in (section if indented else out):
+            raise ValueError(f"{where}: the key {key!r} is given twice")
         if indented:
             if section is None:
                 raise ValueError(f"{where}: indented key {key!r} outside a section")
@@ -347,10 +349,26 @@ _CONFIG_LOADERS: Dict[Any, Any] = {}
 def _config_loader(yaml: Any) -> Any:
     """PyYAML's SafeLoader, but reading numbers as YAML 1.2 (and yaml-cpp, the trainer's reader)
     do: `1e-5` and `3E4` are floats, where YAML 1.1 wants a dot (`1.0e-5`) and reads them as
-    strings."""
+    strings; and refusing a key given twice."""
     if yaml not in _CONFIG_LOADERS:
         class Loader(yaml.SafeLoader):  # type: ignore[misc,name-defined]
-            pass
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                # A key given twice is an error, as in the trainer's reader (PyYAML keeps the
+                # last silently). Merge keys (<<) are left to PyYAML.
+                if isinstance(node, yaml.MappingNode):
+                    seen = set()
+                    for key_node, _ in node.value:
+                        if not isinstance(key_node, yaml.ScalarNode) or \
+                                key_node.tag == "tag:yaml.org,2002:merge":
+                            continue
+                        key = self.construct_object(key_node)
+                        if key in seen:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f"the key {key!r} is given twice in one mapping (line "
+                                f"{key_node.start_mark.line + 1})",
+                                key_node.start_mark)
+                        seen.add(key)
+                return super().construct_mapping(node, deep=deep)
 
         Loader.add_implicit_resolver(  # (added to a copy of SafeLoader's table, for Loader alone)
             "tag:yaml.org,2002:float",

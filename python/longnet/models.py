@@ -41,7 +41,18 @@ EXPORT_FORMAT = "longnet-export-1"
 def _check_load_device(owner: str, device: Device) -> None:
     """Loading parameters onto the meta device would keep none of them (a model of empty
     tensors, with a warning per parameter): refused."""
-    if device is not None and torch.device(device).type == "meta":
+    if device is None:
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"LongNetLM.{owner}: device={device!r} is not a device "
+                         f"({str(e).splitlines()[0]}); give 'cpu', 'cuda', 'cuda:N' or a "
+                         f"torch.device") from None
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"LongNetLM.{owner}: device={device!r}, but this torch sees no CUDA "
+                         f"device; load with device='cpu'")
+    if torch.device(device).type == "meta":
         raise ValueError(f"LongNetLM.{owner}: device='meta' holds no data, so no parameters "
                          f"would be loaded; build the architecture alone with "
                          f"LongNetLM.from_config(config, device='meta')")
@@ -599,10 +610,18 @@ class LongNetLM(nn.Module):
         import json
 
         _check_load_device("from_export", device)
+        if isinstance(directory, (str, bytes)) and not directory:
+            raise ValueError("LongNetLM.from_export: the folder is an empty path; give the --out "
+                             "folder of `longnet export`")
         folder = Path(directory)
         if not folder.is_dir():
-            hint = (f"; {folder} is a file: a trainer checkpoint loads with "
-                    f"LongNetLM.from_checkpoint({str(folder)!r})" if folder.is_file() else "")
+            hint = ""
+            if folder.is_file() and folder.name in ("config.json", "model.safetensors"):
+                hint = (f"; give the folder that holds it: "
+                        f"LongNetLM.from_export({str(folder.parent)!r})")
+            elif folder.is_file():
+                hint = (f"; {folder} is a file: a trainer checkpoint loads with "
+                        f"LongNetLM.from_checkpoint({str(folder)!r})")
             raise ValueError(f"export {folder}: not a directory (give the --out folder of "
                              f"`longnet export`){hint}")
         config_path, weights_path = folder / "config.json", folder / "model.safetensors"
@@ -612,7 +631,7 @@ class LongNetLM(nn.Module):
                                  f"(`longnet export` writes config.json and model.safetensors)")
         try:
             with open(config_path, encoding="utf-8") as fh:
-                config = json.load(fh)
+                config = json.load(fh, object_pairs_hook=_json_object_unique)
         except (OSError, UnicodeDecodeError, ValueError) as e:  # (a JSONDecodeError, or an
             # integer of more digits than Python converts)
             raise ValueError(f"export {folder}: config.json is not readable JSON ({e})") from None
@@ -633,7 +652,12 @@ class LongNetLM(nn.Module):
             raise ImportError("LongNetLM.from_export reads model.safetensors with the "
                               "`safetensors` package: pip install safetensors") from None
         try:
-            state = load_file(str(weights_path))
+            try:
+                str(weights_path).encode("utf-8")
+                state = load_file(str(weights_path))
+            except UnicodeEncodeError:  # (the package takes UTF-8 paths only: read the bytes)
+                from safetensors.torch import load as load_bytes
+                state = load_bytes(weights_path.read_bytes())
         except Exception as e:  # the package's own errors (header, truncation) vary by version
             raise ValueError(f"export {folder}: model.safetensors cannot be read "
                              f"({type(e).__name__}: {e})") from None
@@ -658,6 +682,17 @@ class LongNetLM(nn.Module):
         without allocating anything. Every error names `source` (and `section`, the config's
         part, where the config's values are refused)."""
         try:
+            if isinstance(model, Mapping):
+                required = ["variant", "vocab_size", "d_model", "num_heads", "num_layers",
+                            "dim_feedforward", "segment_lengths", "dilation_rates", "activation",
+                            "layer_norm_eps"]
+                if model.get("variant") == "encoder_decoder":
+                    required.append("num_encoder_layers")
+                missing = [k for k in required if k not in model]
+                if missing:
+                    raise ValueError(f"missing key(s) {missing}: `longnet train` and `longnet "
+                                     f"export` write every key that shapes the model, so the file "
+                                     f"was edited; defaults would describe another model")
             _check_state_fits_config(state, model, source)
             cls.from_config(model, device="meta")._check_parameters(state, source)
         except (TypeError, ValueError) as e:
@@ -690,7 +725,37 @@ class LongNetLM(nn.Module):
         """Loads state (exactly this model's parameter names and shapes; converted to each
         parameter's dtype and device) or raises ValueError naming `source` and what differs."""
         self._check_parameters(state, source)
+        own = dict(self.named_parameters())
+        for name, t in state.items():
+            # As the C++ loader: non-finite values would give nonsense without an error, and
+            # values past the range of the dtype loaded into would become infinities.
+            finite = torch.isfinite(t)
+            if not bool(finite.all()):
+                raise ValueError(f"{source}: parameter {name!r} holds "
+                                 f"{int((~finite).sum())} NaN or infinite value(s); the model "
+                                 f"would produce nonsense. Use an earlier checkpoint (training "
+                                 f"skips non-finite steps, so a file like this was damaged or "
+                                 f"made elsewhere)")
+            target = own[name].dtype
+            if t.numel() and torch.finfo(target).max < torch.finfo(t.dtype).max:
+                most = float(t.abs().max())
+                if most > torch.finfo(target).max:
+                    raise ValueError(f"{source}: parameter {name!r} holds values up to {most:g} "
+                                     f"in absolute value, past the range of {target} (largest "
+                                     f"{torch.finfo(target).max:g}): in it the model would "
+                                     f"compute with infinities. Load with dtype=torch.float32")
         self.load_state_dict(dict(state), strict=True)
+
+
+def _json_object_unique(pairs: list) -> dict:
+    """json.load's object hook: a key given twice is an error (Python keeps the last silently;
+    longnet's own readers refuse it)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} is given twice in one object")
+        out[key] = value
+    return out
 
 
 def _check_state_fits_config(state: Any, model: Any, source: str) -> None:

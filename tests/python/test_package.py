@@ -761,6 +761,11 @@ def check_checkpoint_paths(longnet, args, good):
     # Numbers as the trainer (yaml-cpp, YAML 1.2) reads them: 1e-5 is a float, not a string.
     eps = longnet.parse_config("optim:\n  eps: 1e-5\n  lr: -3E+2\n  n: 12\n  w: e5\n")["optim"]
     assert eps == {"eps": 1e-5, "lr": -300.0, "n": 12, "w": "e5"}, eps
+    # A key given twice is refused (as the trainer refuses it), by PyYAML and the fallback alike.
+    twice = "model:\n  num_heads: 2\n  num_heads: 4\n"
+    expect_error(ValueError, "the key 'num_heads' is given twice", lambda: longnet.parse_config(twice))
+    expect_error(ValueError, "line 3: the key 'num_heads' is given twice",
+                 lambda: longnet.checkpoint.parse_config_simple(twice))
     # A checkpoint loaded and saved again in Python is intact: LibTorch reads some such files
     # (then the contents verify) and not others (which pickles it cannot read depends on the
     # contents); those are named as Python re-saves, not as "corrupted" files.
@@ -884,6 +889,37 @@ def check_export(longnet, args):
                  lambda: longnet.LongNetLM.from_checkpoint(out))
     expect_error(ValueError, "a trainer checkpoint loads with LongNetLM.from_checkpoint",
                  lambda: longnet.LongNetLM.from_export(path))
+    expect_error(ValueError, "give the folder that holds it: LongNetLM.from_export(",
+                 lambda: longnet.LongNetLM.from_export(os.path.join(out, "config.json")))
+    expect_error(ValueError, "the folder is an empty path", lambda: longnet.LongNetLM.from_export(""))
+    expect_error(ValueError, "device='nonsense' is not a device",
+                 lambda: longnet.LongNetLM.from_export(out, device="nonsense"))
+    # A config.json with a key given twice, or without a key that shapes the model (defaults
+    # would describe another model with the same parameter shapes): refused, naming the key.
+    shutil.copy(os.path.join(out, "model.safetensors"), foreign)
+    text = open(os.path.join(out, "config.json")).read()
+    with open(os.path.join(foreign, "config.json"), "w") as fh:
+        fh.write(text.replace('"num_heads": ', '"num_heads": 4, "num_heads": ', 1))
+    expect_error(ValueError, "the key 'num_heads' is given twice",
+                 lambda: longnet.LongNetLM.from_export(foreign))
+    no_act = json.load(open(os.path.join(out, "config.json")))
+    del no_act["model"]["activation"]
+    with open(os.path.join(foreign, "config.json"), "w") as fh:
+        json.dump(no_act, fh)
+    expect_error(ValueError, "config.json's model: missing key(s) ['activation']",
+                 lambda: longnet.LongNetLM.from_export(foreign))
+    # Parameters that hold NaN, or values past the range of the dtype asked for: refused as the
+    # C++ loader refuses them (naming the parameter), not loaded into a model that computes NaN.
+    shutil.copy(os.path.join(out, "config.json"), foreign)
+    from safetensors.torch import save_file
+    for value, dtype, what in ((float("nan"), None, "NaN or infinite value(s)"),
+                               (1e6, torch.float16, "past the range of torch.float16")):
+        bad = {n: t.clone() for n, t in tensors.items()}
+        bad["token_embedding.weight"][0, 0] = value
+        save_file(bad, os.path.join(foreign, "model.safetensors"))
+        expect_error(ValueError, f"parameter 'token_embedding.weight' holds",
+                     lambda: longnet.LongNetLM.from_export(foreign, dtype=dtype))
+        expect_error(ValueError, what, lambda: longnet.LongNetLM.from_export(foreign, dtype=dtype))
     print(f"ok: export round trip ({len(tensors)} tensors; bfloat16 too; from_export, and its "
           f"errors)")
 
