@@ -28,6 +28,33 @@ std::string last_few(const std::vector<int64_t>& v, size_t count) {
   return s;
 }
 
+// Whether N tokens split over P ranks with every segment length (clipped to N) nesting with
+// L = N / P: the rules the constructor checks, as a yes or no.
+bool splits(int64_t N, int64_t P, const std::vector<int64_t>& segment_lengths) {
+  if (N < 1 || N % P != 0) return false;
+  const int64_t L = N / P;
+  for (int64_t w0 : segment_lengths) {
+    const int64_t w = std::min(w0, N);
+    if (w >= 1 && !(w <= L ? L % w == 0 : w % L == 0)) return false;
+  }
+  return true;
+}
+
+// " (e.g. A or B)": the sequence lengths nearest to N, below and above it, that split over P
+// ranks with these segments ("" when the search finds none).
+std::string lengths_that_split(int64_t N, int64_t P, const std::vector<int64_t>& segment_lengths) {
+  constexpr int64_t kSteps = 1 << 16;  // multiples of P tried each way
+  int64_t below = 0, above = 0;
+  for (int64_t i = 0, n = N / P * P; i < kSteps && n >= P && below == 0; ++i, n -= P)
+    if (n != N && splits(n, P, segment_lengths)) below = n;
+  for (int64_t i = 0, n = (N / P + 1) * P; i < kSteps && n <= (int64_t(1) << 50) && above == 0;
+       ++i, n += P)
+    if (splits(n, P, segment_lengths)) above = n;
+  if (below == 0 && above == 0) return "";
+  return " (e.g. " + (below > 0 ? std::to_string(below) : "") +
+         (below > 0 && above > 0 ? " or " : "") + (above > 0 ? std::to_string(above) : "") + ")";
+}
+
 }  // namespace
 
 SequenceLayout::SequenceLayout(int64_t seq_len, int64_t sp_size,
@@ -39,17 +66,14 @@ SequenceLayout::SequenceLayout(int64_t seq_len, int64_t sp_size,
                        std::to_string(sp_size) + " must be >= 1 (ranks per sequence)");
   if (seq_len < 1)
     throw OptionsError(owner, "seq_len", std::to_string(seq_len) + " must be >= 1 tokens");
-  if (seq_len % sp_size != 0) {
-    const int64_t lo = seq_len / sp_size * sp_size, hi = lo + sp_size;
+  if (seq_len % sp_size != 0)
     throw OptionsError(owner, "seq_len",
                        "the sequence of " + std::to_string(seq_len) +
                            " tokens does not split evenly over " + std::to_string(sp_size) +
-                           " ranks; use a length that is a multiple of " + std::to_string(sp_size) +
-                           " (e.g. " + (lo > 0 ? std::to_string(lo) + " or " : "") +
-                           std::to_string(hi) + ") or a sequence_parallel size that divides " +
-                           std::to_string(seq_len),
+                           " ranks; use a length that splits over them" +
+                           lengths_that_split(seq_len, sp_size, segment_lengths) +
+                           " or a sequence_parallel size that divides " + std::to_string(seq_len),
                        {"sequence_parallel"});
-  }
   local_len_ = seq_len / sp_size;
   const int64_t L = local_len_;
   for (size_t i = 0; i < segment_lengths.size(); ++i) {
@@ -66,7 +90,10 @@ SequenceLayout::SequenceLayout(int64_t seq_len, int64_t sp_size,
             (divisors.empty()
                  ? ""
                  : "a divisor of " + std::to_string(L) + " (" + last_few(divisors, 4) + ") or ") +
-            "a multiple of " + std::to_string(L) + " (or change seq_len / sequence_parallel)",
+            "a multiple of " + std::to_string(L) + " (or a sequence length that splits over " +
+            std::to_string(sp_size) + " ranks" +
+            lengths_that_split(seq_len, sp_size, segment_lengths) +
+            ", or another sequence_parallel)",
         {"seq_len", "sequence_parallel"});
   }
 }

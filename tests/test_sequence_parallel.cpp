@@ -120,6 +120,13 @@ TEST(SequenceParallelErrors, SegmentNotNestedWithLocalLength) {
 
 TEST(SequenceParallelErrors, SequenceNotDivisibleByRanks) {
   testing::expect_error([] { SequenceLayout(100, 3, {}); }, "does not split evenly over 3 ranks");
+  // The lengths suggested split for the segments too (126 and 129 would not: L = 42, 43).
+  testing::expect_error([] { SequenceLayout(128, 3, {32, 64, 128}); }, "(e.g. 96 or 192)");
+  testing::expect_error(
+      [] {
+        SequenceLayout(129, 3, {32, 64, 128});
+      },
+      "or a sequence length that splits over 3 ranks (e.g. 96 or 192)");
   try {
     SequenceLayout(100, 3, {50});
     FAIL() << "expected an error";

@@ -542,7 +542,12 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
              ": parameters and optimizer state load as they are, the data continues after the " +
              std::to_string(progress.samples) +
              " sequences consumed, and each rank's generator is seeded afresh from (seed, step, "
-             "rank)");
+             "rank)" +
+             (g[0] != grid.data_parallel
+                  ? "; evaluations score eval.batches batches per data-parallel rank, so " +
+                        std::to_string(grid.data_parallel) + " x as many now (against " +
+                        std::to_string(g[0]) + " x before): val_loss moves a little with it"
+                  : std::string()));
   }
   log_info("resume: " + path + " at step " + std::to_string(progress.step) + ", " +
            std::to_string(progress.samples) + " samples consumed");
