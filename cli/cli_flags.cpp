@@ -145,9 +145,10 @@ std::string CliFlags::values_text(const std::vector<std::string>& skip) const {
   for (const auto& name : order_) {
     if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
     const Flag& flag = find(name);
-    std::string value;  // (one line per flag: a newline in a value is written as \n)
-    for (char c : flag.value) value += c == '\n' ? std::string("\\n") : std::string(1, c);
-    out += "--" + name + "=" + value + (flag.given ? "" : " (default)") + "\n";
+    std::string value;  // (one line per flag: a newline is written as \n, a backslash as \\)
+    for (char c : flag.value)
+      value += c == '\n' ? std::string("\\n") : c == '\\' ? std::string("\\\\") : std::string(1, c);
+    out += "--" + name + "=" + value + "\n";
   }
   return out;
 }

@@ -53,8 +53,8 @@ class CliFlags {
   bool given(const std::string& name) const;
   const std::string& command() const { return command_; }
   // Every declared flag but those in `skip`, one per line in declaration order, as
-  // "--name=value" (" (default)" appended when not given): what two runs of this command
-  // compare to know they were started alike.
+  // "--name=value" (a default as if given): what two runs of this command compare to know they
+  // were started alike.
   std::string values_text(const std::vector<std::string>& skip = {}) const;
 
  private:

@@ -253,7 +253,7 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
   no_positional(f, "decode");
   auto tok = tokenizer_from_flags(f, "decode");
   stdin_check("decode");
-  const std::string in = stdin_read_all("decode");
+  std::string in = stdin_read_all("decode");
   std::vector<uint32_t> ids;
   const char* p = in.data();
   const char* end = p + in.size();
@@ -282,6 +282,7 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
     ids.push_back(id);
     p = q;
   }
+  std::string().swap(in);  // (the text of the ids is not needed again: its memory goes back)
   // Byte-level and tiktoken text is the concatenation of its tokens' bytes: decoded and written
   // in pieces of 4096 ids (a ranks file may hold tokens of 100 KB: the whole text could be
   // gigabytes), after a first pass that checks every id, so that a bad one prints nothing.

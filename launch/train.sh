@@ -21,13 +21,14 @@ while (($#)); do
     NP="$2"
     shift 2
   elif [[ "$1" == -* ]]; then
-    # A flag of longnet train, with its value when one follows (not a flag, override or config).
+    # A flag of longnet train with its value (the next argument, whatever it looks like), but for
+    # its switches and --flag=value.
     FLAGS+=("$1")
     shift
-    if (($#)) && [[ "$1" != -* && "$1" != *=* && "$1" != *.yaml && "$1" != *.yml ]]; then
-      FLAGS+=("$1")
-      shift
-    fi
+    case "${FLAGS[-1]}" in
+      --print-ranks|--debug-parser-hang|--help|-h|--*=*) ;;
+      *) if (($#)); then FLAGS+=("$1"); shift; fi ;;
+    esac
   elif [[ ("$1" == *.yaml || "$1" == *.yml) && ("$1" != *=* || -f "$1") ]]; then
     [[ -z "$CONFIG_GIVEN" ]] || usage_error "two configs given ('$CONFIG' and '$1'); give one"
     CONFIG="$1"

@@ -32,6 +32,7 @@ std::string last_few(const std::vector<int64_t>& v, size_t count) {
 // L = N / P: the rules the constructor checks, as a yes or no.
 bool splits(int64_t N, int64_t P, const std::vector<int64_t>& segment_lengths) {
   if (N < 1 || N % P != 0) return false;
+  if (P == 1) return true;
   const int64_t L = N / P;
   for (int64_t w0 : segment_lengths) {
     const int64_t w = std::min(w0, N);
@@ -47,9 +48,11 @@ std::string lengths_that_split(int64_t N, int64_t P, const std::vector<int64_t>&
   int64_t below = 0, above = 0;
   for (int64_t i = 0, n = N / P * P; i < kSteps && n >= P && below == 0; ++i, n -= P)
     if (n != N && splits(n, P, segment_lengths)) below = n;
-  for (int64_t i = 0, n = (N / P + 1) * P; i < kSteps && n <= (int64_t(1) << 50) && above == 0;
-       ++i, n += P)
-    if (splits(n, P, segment_lengths)) above = n;
+  // (Above: up to the longest sequence a config takes, with no overflow on the way.)
+  if (N / P < kMaxTokens / P)
+    for (int64_t i = 0, n = (N / P + 1) * P; i < kSteps && n <= kMaxTokens && above == 0;
+         ++i, n += P)
+      if (splits(n, P, segment_lengths)) above = n;
   if (below == 0 && above == 0) return "";
   return " (e.g. " + (below > 0 ? std::to_string(below) : "") +
          (below > 0 && above > 0 ? " or " : "") + (above > 0 ? std::to_string(above) : "") + ")";
@@ -76,7 +79,8 @@ SequenceLayout::SequenceLayout(int64_t seq_len, int64_t sp_size,
                        {"sequence_parallel"});
   local_len_ = seq_len / sp_size;
   const int64_t L = local_len_;
-  for (size_t i = 0; i < segment_lengths.size(); ++i) {
+  // One rank holds the whole sequence: nothing is split, any segment lengths work.
+  for (size_t i = 0; i < segment_lengths.size() && sp_size > 1; ++i) {
     const int64_t w = clip(segment_lengths[i]);
     if (w < 1) continue;  // the attention's own check names it
     if (w <= L ? L % w == 0 : w % L == 0) continue;

@@ -22,8 +22,9 @@ namespace longnet {
 
 class SequenceLayout {
  public:
-  // Checks that seq_len splits over sp_size ranks and that every segment length (clipped to
-  // seq_len) divides L or is a multiple of it; throws OptionsError with field "seq_len" or
+  // Checks that seq_len splits over sp_size ranks and, when the sequence is split (sp_size > 1),
+  // that every segment length (clipped to seq_len) divides L or is a multiple of it; throws
+  // OptionsError with field "seq_len" or
   // "segment_lengths[i]" (related: "sequence_parallel") naming the numbers and what would work.
   SequenceLayout(int64_t seq_len, int64_t sp_size, const std::vector<int64_t>& segment_lengths);
 

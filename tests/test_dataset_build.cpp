@@ -301,7 +301,10 @@ TEST(DatasetBuild, ResumeAfterAnErrorGivesTheUninterruptedBytes) {
   EXPECT_TRUE(sum.resumed);
   EXPECT_EQ(sum.shards_kept, 5);
   EXPECT_EQ(contents(dir / "ds"), contents(dir / "whole"));
-  // Once complete, the same command does nothing.
+  // Once complete, the same command does nothing, also after a change of a source's permissions
+  // (its status-change time counts for resumes only).
+  EXPECT_TRUE(dataset_build(o).up_to_date);
+  ASSERT_EQ(::chmod((dir / "src/f03.txt").c_str(), 0600), 0);
   EXPECT_TRUE(dataset_build(o).up_to_date);
 }
 

@@ -127,6 +127,10 @@ TEST(SequenceParallelErrors, SequenceNotDivisibleByRanks) {
         SequenceLayout(129, 3, {32, 64, 128});
       },
       "or a sequence length that splits over 3 ranks (e.g. 96 or 192)");
+  // Near the largest lengths: no overflow, and nothing suggested past 2^40 (a config's limit).
+  testing::expect_error([] { SequenceLayout(INT64_MAX, 2, {}); }, "(e.g. 9223372036854775806)");
+  testing::expect_error([] { SequenceLayout((int64_t(1) << 40) - 1, 7, {}); },
+                        "(e.g. 1099511627774) or");
   try {
     SequenceLayout(100, 3, {50});
     FAIL() << "expected an error";

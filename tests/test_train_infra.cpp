@@ -1021,9 +1021,15 @@ TEST(CheckpointFiles, BrokenZipLayoutIsRefusedBeforeReading) {
   b = good;
   b.replace(end, 4, "XXXX");
   write_file(dir / "end.ckpt", b);
-  expect_error<std::runtime_error>(
-      [&] { checkpoint_read(dir / "end.ckpt"); },
-      {"end.ckpt", "truncated or damaged", "no zip end record", "last bytes were overwritten"});
+  expect_error<std::runtime_error>([&] { checkpoint_read(dir / "end.ckpt"); },
+                                   {"end.ckpt", "truncated or damaged",
+                                    "no complete zip end record", "last bytes were overwritten"});
+  // Cut short inside its end record (a few bytes): truncated, not "appended".
+  for (size_t cut : {1, 5, 18, 21}) {
+    write_file(dir / "cut.ckpt", good.substr(0, good.size() - cut));
+    expect_error<std::runtime_error>([&] { checkpoint_read(dir / "cut.ckpt"); },
+                                     {"cut.ckpt", "truncated or damaged"});
+  }
   write_file(dir / "appended.ckpt", good + "appended");
   expect_error<std::runtime_error>([&] { checkpoint_read(dir / "appended.ckpt"); },
                                    {"appended.ckpt", "corrupted", "does not end the file"});

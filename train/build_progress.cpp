@@ -29,14 +29,12 @@ std::string CorpusFingerprint::prefix(int64_t i) {
     const CorpusFile& f = files_[static_cast<size_t>(next_)];
     struct stat st {};
     ::stat(f.path.c_str(), &st);
-    // The status-change time too: no user can set it, so a file rewritten with its size and
-    // modification time restored (`touch -r`, `cp -p` of another version) counts as changed.
     auto time = [](const struct timespec& t) {
       return std::to_string(static_cast<long long>(t.tv_sec)) + "." +
              std::to_string(static_cast<long long>(t.tv_nsec));
     };
     h_.update(path_absolute(f.path) + "\t" + std::to_string(f.bytes) + "\t" + time(st.st_mtim) +
-              "\t" + time(st.st_ctim) + "\n");
+              (status_times_ ? "\t" + time(st.st_ctim) : std::string()) + "\n");
   }
   Sha256 copy = h_;
   return copy.hex_digest();

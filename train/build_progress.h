@@ -21,14 +21,20 @@ class CorpusFingerprint {
  public:
   // The hash starts with the version of how files are read and cut into units (pieces, formats
   // by extension): a build interrupted under another version does not resume into this one's.
-  explicit CorpusFingerprint(const std::vector<CorpusFile>& files) : files_(files) {
-    h_.update("longnet corpus units 3\n");
+  // Each file counts by its absolute path, size and modification time; with `status_times`
+  // also by its status-change time, which no ordinary user can set back: the resume check of an
+  // interrupted build, so that a file rewritten with its size and time restored is not mixed
+  // in. (A finished dataset is recognised without it: a chmod or a new hard link changes it.)
+  explicit CorpusFingerprint(const std::vector<CorpusFile>& files, bool status_times)
+      : files_(files), status_times_(status_times) {
+    h_.update(status_times ? "longnet corpus units 3 ctime\n" : "longnet corpus units 3\n");
   }
   // Of files [0, min(i, n - 1)]; i must not decrease between calls.
   std::string prefix(int64_t i);
 
  private:
   const std::vector<CorpusFile>& files_;
+  bool status_times_;
   Sha256 h_;
   int64_t next_ = 0;
 };

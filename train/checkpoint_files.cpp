@@ -441,21 +441,25 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
   }
   const size_t end_record = zip_end_record(bytes);
   if (end_record == std::string::npos) {
-    // A record's signature whose comment does not end the file: bytes appended or the record's
-    // length damaged. None: the file was cut short, or its last bytes were overwritten (a zip
-    // file holds no length of its own to tell the two apart).
+    // The last end-record signature tells a file cut short inside the record (or with none left:
+    // cut short, or its last bytes overwritten; a zip holds no length of its own to tell those
+    // apart) from one with bytes after the record.
     static const std::string signature = {'P', 'K', '\x05', '\x06'};
-    const bool has_signature =
-        std::search(bytes.end() - std::min<size_t>(bytes.size(), 65557), bytes.end(),
-                    signature.begin(), signature.end()) != bytes.end();
+    const size_t n = bytes.size();
+    const auto from = bytes.end() - static_cast<std::ptrdiff_t>(std::min<size_t>(n, 65557));
+    const auto it = std::find_end(from, bytes.end(), signature.begin(), signature.end());
+    const size_t at = it == bytes.end() ? std::string::npos : size_t(it - bytes.begin());
+    const bool appended =
+        at != std::string::npos && at + 22 <= n &&
+        at + 22 + (size_t(uint8_t(bytes[at + 20])) | size_t(uint8_t(bytes[at + 21])) << 8) < n;
     throw std::runtime_error(
-        who + (has_signature
-                   ? ": corrupted (" + std::to_string(bytes.size()) +
-                         " bytes; its zip end record does not end the file: bytes were appended "
-                         "after it, or the record is damaged)"
-                   : ": truncated or damaged (" + std::to_string(bytes.size()) +
-                         " bytes and no zip end record in its last 64 KiB: it was cut short, e.g. "
-                         "by a crash while writing, or its last bytes were overwritten)"));
+        who + (appended ? ": corrupted (" + std::to_string(n) +
+                              " bytes; its zip end record does not end the file: bytes were "
+                              "appended after it, or the record is damaged)"
+                        : ": truncated or damaged (" + std::to_string(n) +
+                              " bytes and no complete zip end record at its end: it was cut "
+                              "short, e.g. by a crash while writing, or its last bytes were "
+                              "overwritten)"));
   }
   const std::string layout = zip_layout_error(bytes, end_record);
   if (!layout.empty())

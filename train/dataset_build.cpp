@@ -172,7 +172,7 @@ void Builder::prepare_out_dir() {
     std::sort(ends.begin(), ends.end(), [](const ManifestShard* a, const ManifestShard* b) {
       return a->end.file < b->end.file;
     });
-    CorpusFingerprint fp(files_);
+    CorpusFingerprint fp(files_, true);
     for (const ManifestShard* e : ends)
       if (fp.prefix(e->end.file) != e->corpus_prefix)
         throw std::runtime_error(
@@ -180,7 +180,9 @@ void Builder::prepare_out_dir() {
             (e->end.file < static_cast<int64_t>(files_.size())
                  ? "'" + files_[static_cast<size_t>(e->end.file)].path + "'"
                  : std::string("the end")) +
-            " (where it stopped) changed since; remove '" + out + "' to rebuild it");
+            " (where it stopped) changed since (rewritten, or their permissions or links "
+            "changed; or it was interrupted under an earlier longnet version); remove '" +
+            out + "' to rebuild it");
   }
   // Keep each split's shards up to the first one that does not verify.
   bool dropped = false;
@@ -303,8 +305,8 @@ void Builder::run() {
   CorpusSummary listing;
   files_ = corpus_files(o_.sources, co, &listing);
   m_.corpus_files = static_cast<int64_t>(files_.size());
-  m_.corpus_fingerprint = CorpusFingerprint(files_).prefix(m_.corpus_files);
-  fingerprint_ = std::make_unique<CorpusFingerprint>(files_);
+  m_.corpus_fingerprint = CorpusFingerprint(files_, false).prefix(m_.corpus_files);
+  fingerprint_ = std::make_unique<CorpusFingerprint>(files_, true);
   duplicate_files_ = listing.duplicate_files;
 
   prepare_out_dir();

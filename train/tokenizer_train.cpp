@@ -102,8 +102,18 @@ class CorpusSentences final : public sentencepiece::SentenceIterator {
           return;
         }
       }
-      if (sum_.text_bytes >= 2 * o_.max_input_bytes || !reader_.next(doc_)) {
-        sum_.input_capped = sum_.input_capped || sum_.text_bytes >= 2 * o_.max_input_bytes;
+      if (sum_.text_bytes >= 2 * o_.max_input_bytes) {
+        // Capped only when text was left: a document after this one (a file that cannot be
+        // read counts as text left; it is not read further).
+        try {
+          sum_.input_capped = sum_.input_capped || reader_.next(doc_);
+        } catch (const std::exception&) {
+          sum_.input_capped = true;
+        }
+        done_ = true;
+        return;
+      }
+      if (!reader_.next(doc_)) {
         done_ = true;
         return;
       }

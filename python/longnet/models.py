@@ -708,6 +708,10 @@ class LongNetLM(nn.Module):
             if not isinstance(t, Tensor):
                 raise ValueError(f"{source}: parameter {name!r} is a {type(t).__name__}, not a "
                                  f"tensor")
+            if t.layout != torch.strided or t.is_meta:
+                raise ValueError(f"{source}: parameter {name!r} is a "
+                                 f"{'meta' if t.is_meta else str(t.layout)} tensor, which holds "
+                                 f"no dense values to load")
             if t.dtype not in FLOAT_DTYPES:
                 raise ValueError(f"{source}: parameter {name!r} is {t.dtype}; parameters are "
                                  f"float32, float64, float16 or bfloat16")
@@ -737,13 +741,13 @@ class LongNetLM(nn.Module):
                                  f"skips non-finite steps, so a file like this was damaged or "
                                  f"made elsewhere)")
             target = own[name].dtype
-            if t.numel() and torch.finfo(target).max < torch.finfo(t.dtype).max:
-                most = float(t.abs().max())
-                if most > torch.finfo(target).max:
-                    raise ValueError(f"{source}: parameter {name!r} holds values up to {most:g} "
-                                     f"in absolute value, past the range of {target} (largest "
-                                     f"{torch.finfo(target).max:g}): in it the model would "
-                                     f"compute with infinities. Load with dtype=torch.float32")
+            if t.numel() and torch.finfo(target).max < torch.finfo(t.dtype).max and \
+                    not bool(torch.isfinite(t.to(target)).all()):  # (what rounds to max is fine)
+                wider = "torch.float64" if t.dtype == torch.float64 else "torch.float32"
+                raise ValueError(f"{source}: parameter {name!r} holds values up to "
+                                 f"{float(t.abs().max()):g} in absolute value, past the range of "
+                                 f"{target} (largest {torch.finfo(target).max:g}): in it the "
+                                 f"model would compute with infinities. Load with dtype={wider}")
         self.load_state_dict(dict(state), strict=True)
 
 
