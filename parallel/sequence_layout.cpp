@@ -28,16 +28,19 @@ std::string last_few(const std::vector<int64_t>& v, size_t count) {
   return s;
 }
 
+// The nesting rule of a segment length w (already clipped to N) with the local length L: w
+// divides L or is a multiple of it (w < 1 is the attention's own error, not this rule's).
+bool nests(int64_t w, int64_t L) {
+  return w < 1 || (w <= L ? L % w == 0 : w % L == 0);
+}
+
 // Whether N tokens split over P ranks with every segment length (clipped to N) nesting with
 // L = N / P: the rules the constructor checks, as a yes or no.
 bool splits(int64_t N, int64_t P, const std::vector<int64_t>& segment_lengths) {
   if (N < 1 || N % P != 0) return false;
   if (P == 1) return true;
-  const int64_t L = N / P;
-  for (int64_t w0 : segment_lengths) {
-    const int64_t w = std::min(w0, N);
-    if (w >= 1 && !(w <= L ? L % w == 0 : w % L == 0)) return false;
-  }
+  for (int64_t w : segment_lengths)
+    if (!nests(std::min(w, N), N / P)) return false;
   return true;
 }
 
@@ -82,8 +85,7 @@ SequenceLayout::SequenceLayout(int64_t seq_len, int64_t sp_size,
   // One rank holds the whole sequence: nothing is split, any segment lengths work.
   for (size_t i = 0; i < segment_lengths.size() && sp_size > 1; ++i) {
     const int64_t w = clip(segment_lengths[i]);
-    if (w < 1) continue;  // the attention's own check names it
-    if (w <= L ? L % w == 0 : w % L == 0) continue;
+    if (nests(w, L)) continue;
     const auto divisors = divisors_above_one(L);
     throw OptionsError(
         owner, "segment_lengths[" + std::to_string(i) + "]",
