@@ -126,13 +126,15 @@ int cmd_bench_generate(const Args& args) {
   IncrementalOptions io;
   io.prefill_chunk = f.get_int("prefill-chunk");
   io.cuda_graph = !f.get_switch("no-cuda-graph");
+  io.fused_step = !f.get_switch("no-fused-step");
+  io.fused_step_max_batch = f.get_int("fused-step-max-batch");
   const std::string card = bench_device_name(device);
   log_info("bench generate: " + loaded.source + ", " + std::to_string(m.num_layers) +
            " layers, d_model " + std::to_string(m.layer.d_model) + ", " + c10::toString(dtype) +
            " on " + card + (io.cuda_graph && device.is_cuda() ? ", CUDA graph" : ""));
   std::ostringstream table;
   table << "  prompt    batch  prefill_s  ms/token  device_ms  tokens/s    bound_tok/s  of_bound"
-           "  cache_fill  full_bound_tok/s  state_GiB  peak_GiB\n";
+           "  cache_fill  full_bound_tok/s  state_GiB  peak_GiB  step\n";
   std::vector<JsonLine> rows;
   at::NoGradGuard no_grad;
   auto prompt_len = [&](int64_t P) {
@@ -221,7 +223,8 @@ int cmd_bench_generate(const Args& args) {
             << std::setprecision(0) << std::setw(11) << tps << std::setw(14) << bound_tps
             << std::setprecision(2) << std::setw(9) << dev_tps / bound_tps << std::setw(12) << fill
             << std::setprecision(0) << std::setw(18) << full_bound_tps << std::setprecision(3)
-            << std::setw(11) << state_gib << std::setw(10) << peak << "\n"
+            << std::setw(11) << state_gib << std::setw(10) << peak << "  "
+            << (inc.fused_step() ? "fused" : "ops") << "\n"
             << std::defaultfloat;
       JsonLine j;
       j.add("prompt_len", P)
@@ -242,7 +245,8 @@ int cmd_bench_generate(const Args& args) {
           .add("state_gib", state_gib)
           .add("cache_gib", double(inc.cache_bytes()) / double(1ull << 30))
           .add("peak_gib", peak)
-          .add("position", pos0[0].item<int64_t>());
+          .add("position", pos0[0].item<int64_t>())
+          .add("fused_step", inc.fused_step());
       rows.push_back(j);
     }
   }

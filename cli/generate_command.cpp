@@ -278,6 +278,7 @@ int cmd_generate(const Args& args) {
   IncrementalOptions io;
   io.prefill_chunk = f.get_int("prefill-chunk");
   io.cuda_graph = !f.get_switch("no-cuda-graph");
+  io.fused_step = !f.get_switch("no-fused-step");
   auto inc_ptr = generator_create(loaded.model, B, P, io, device);
   IncrementalLM& inc = *inc_ptr;
   const auto eot = tokenizer->eot_id();

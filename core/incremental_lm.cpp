@@ -13,6 +13,7 @@
 #include "longnet/core/dilated_plan.h"
 #include "longnet/core/int_math.h"
 #include "longnet/core/layer_norm.h"
+#include "longnet/core/small_linear.h"
 
 namespace longnet {
 
@@ -127,6 +128,7 @@ IncrementalLM::IncrementalLM(LongNetLM model, int64_t batch, IncrementalOptions 
   positions_ = at::zeros({batch_}, i64);
   tokens_in_ = at::zeros({batch_}, i64);
   graph_ = std::make_unique<StepGraph>(options_.cuda_graph);
+  fused_step_ = options_.fused_step && fused_step_supported();
 }
 
 IncrementalLM::~IncrementalLM() = default;
@@ -335,6 +337,93 @@ at::Tensor IncrementalLM::step_body() {
   return logits;
 }
 
+namespace {
+
+// The fused linear's arguments for weight and bias with the LayerNorm `norm` (or none) in front.
+SmallLinearArgs linear_args(const at::Tensor& weight, const at::Tensor& bias,
+                            torch::nn::LayerNorm* norm,
+                            SmallLinearActivation act = SmallLinearActivation::none) {
+  SmallLinearArgs a;
+  a.weight = weight;
+  a.bias = bias;
+  if (norm) a.gamma = (*norm)->weight, a.beta = (*norm)->bias, a.eps = (*norm)->options.eps();
+  a.activation = act;
+  return a;
+}
+SmallLinearArgs linear_args(torch::nn::Linear& linear, torch::nn::LayerNorm* norm,
+                            SmallLinearActivation act = SmallLinearActivation::none) {
+  return linear_args(linear->weight, linear->bias, norm, act);
+}
+
+}  // namespace
+
+SmallLinearArgs IncrementalLM::qkv_args(Attention& a, torch::nn::LayerNorm& norm,
+                                        const XposPositionTables& tables) {
+  auto args = linear_args(a.w_in, a.b_in, &step_norm(norm));
+  if (a.m->xpos) {  // q and k come out rotated
+    args.rotate = &tables;
+    args.rotate_width = a.m->embed_dim();
+    args.rotate_head_dim = a.m->head_dim();
+  }
+  return args;
+}
+
+bool IncrementalLM::fused_step_supported() {
+  const auto& o = model_->options();
+  if (o.variant != "decoder_only" || batch_ > kSmallLinearMaxRows ||
+      batch_ > options_.fused_step_max_batch)
+    return false;
+  const auto& w = model_->token_embedding->weight;
+  // A stand-in for each linear's input: (B, K) of the model's dtype and device.
+  auto input = [&](int64_t K) { return at::empty({batch_, K}, w.options()); };
+  auto norm_ok = [&](torch::nn::LayerNorm& n) {
+    return n && n->weight.defined() && n->bias.defined();
+  };
+  auto ok = [&](torch::nn::Linear& l, torch::nn::LayerNorm* n) {
+    if (n && !norm_ok(*n)) return false;
+    return small_linear_supported(input(l->weight.size(1)),
+                                  linear_args(l, n ? &step_norm(*n) : nullptr));
+  };
+  size_t i = 0;
+  for (auto& layer : model_->decoder) {
+    auto& a = *attentions_[i++];
+    if (!norm_ok(layer->norm1)) return false;
+    // (xPos tables of the step's shape)
+    const auto tables = xpos_tables_at(positions_, block_, a.m->head_dim(), at::kFloat);
+    if (!small_linear_supported(input(a.w_in.size(1)), qkv_args(a, layer->norm1, tables)))
+      return false;
+    if (!ok(a.m->out_proj, a.m->norm ? &a.m->norm : nullptr) ||
+        !ok(layer->linear1, &layer->norm3) || !ok(layer->linear2, &layer->norm4))
+      return false;
+  }
+  return ok(model_->out, &model_->norm);
+}
+
+at::Tensor IncrementalLM::step_body_fused() {
+  const auto& att0 = attentions_.front()->m;
+  const auto ct = model_->out->weight.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  tables_ = xpos_tables_at(positions_, block_, att0->head_dim(), ct);
+  auto x = model_->token_embedding(tokens_in_);  // (B, d)
+  const auto act = gelu_ ? SmallLinearActivation::gelu : SmallLinearActivation::relu;
+  auto& dec = model_->decoder;
+  for (size_t i = 0; i < dec.size(); ++i) {
+    auto& a = *attentions_[i];
+    auto& m = a.m;
+    const int64_t B = batch_, H = m->num_heads(), D = m->head_dim(), d = m->embed_dim();
+    // x + out_proj(subLN(attention(LN1(x) W_in^T + b_in)))
+    auto qkv = small_linear(x, qkv_args(a, dec[i]->norm1, tables_)).view({B, 3, H, D});
+    auto q = qkv.select(1, 0), k = qkv.select(1, 1), v = qkv.select(1, 2);
+    auto attn = caches_[i]->step(q, k, v, positions_, a.scale).reshape({B, d});
+    x = small_linear(attn, linear_args(m->out_proj, m->norm ? &step_norm(m->norm) : nullptr), x);
+    // x + linear2(LN4(act(linear1(LN3(x)))))
+    auto u = small_linear(x, linear_args(dec[i]->linear1, &step_norm(dec[i]->norm3)));
+    x = small_linear(u, linear_args(dec[i]->linear2, &step_norm(dec[i]->norm4), act), x);
+  }
+  auto logits = small_linear(x, linear_args(model_->out, &step_norm(model_->norm)));
+  positions_.add_(1);
+  return logits;
+}
+
 at::Tensor IncrementalLM::step(const at::Tensor& tokens) {
   TORCH_CHECK(prefilled_, "IncrementalLM::step: prefill a prompt first");
   TORCH_CHECK(tokens.numel() == batch_ && tokens.scalar_type() == at::kLong,
@@ -342,7 +431,7 @@ at::Tensor IncrementalLM::step(const at::Tensor& tokens) {
               " ", tokens.scalar_type());
   at::NoGradGuard no_grad;
   tokens_in_.copy_(tokens.reshape({batch_}), /*non_blocking=*/true);
-  return graph_->run([this] { return step_body(); }, positions_);
+  return graph_->run([this] { return fused_step_ ? step_body_fused() : step_body(); }, positions_);
 }
 
 }  // namespace longnet

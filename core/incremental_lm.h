@@ -25,6 +25,7 @@
 
 #include "longnet/core/dilated_cache.h"
 #include "longnet/core/longnet_model.h"
+#include "longnet/core/small_linear.h"
 #include "longnet/core/step_graph.h"
 
 namespace longnet {
@@ -35,6 +36,15 @@ struct IncrementalOptions {
   int64_t prefill_chunk = 65536;
   // Replay the step as a CUDA graph (CUDA only).
   bool cuda_graph = true;
+  // Run a decoder-only model's step with the fused small-batch linears (small_linear.h: each
+  // LayerNorm, activation, residual add and xPos folded into the linear next to it) where they
+  // apply: CUDA, float32/float16/bfloat16, batch <= fused_step_max_batch (at most
+  // kSmallLinearMaxRows), widths the kernel takes, affine LayerNorms. Elsewhere, or when off, the
+  // step runs one op per module (fused_step() says which). The default batch limit is where the
+  // fused step measured faster (docs/performance.md); larger batches read their weights once
+  // per row block in cuBLAS's GEMMs, which the fused kernel does not beat.
+  bool fused_step = true;
+  int64_t fused_step_max_batch = 2;
 };
 
 class IncrementalLM {
@@ -75,6 +85,8 @@ class IncrementalLM {
   // (B,) int64 on the model's device: the position of the token the next step takes. The live
   // tensor, which every step advances: clone it to keep a value.
   const at::Tensor& positions() const { return positions_; }
+  // Whether steps run the fused small-batch linears (IncrementalOptions::fused_step).
+  bool fused_step() const { return fused_step_; }
   int64_t batch() const { return batch_; }
   // The largest segment length: no segment of any branch crosses a multiple of it.
   int64_t block() const { return block_; }
@@ -98,6 +110,11 @@ class IncrementalLM {
   struct Attention;  // one attention's modules and fused weights
   at::Tensor body_prefill(const at::Tensor& tokens, AttentionBackend& backend);  // (B, T, d)
   at::Tensor step_body();                                                        // (B, V)
+  at::Tensor step_body_fused();  // decoder-only, with the fused small-batch linears
+  bool fused_step_supported();
+  // The fused q, k, v projection of a self-attention with its pre-LayerNorm (and xPos).
+  SmallLinearArgs qkv_args(Attention& a, torch::nn::LayerNorm& norm,
+                           const XposPositionTables& tables);
   at::Tensor attention_step(Attention& a, const at::Tensor& hq, const at::Tensor& hm,
                             DilatedKVCache& cache);
   // The LayerNorm the step runs for one of the model's: a float32 copy on the GPU in 16-bit.
@@ -106,7 +123,7 @@ class IncrementalLM {
   LongNetLM model_;
   IncrementalOptions options_;
   int64_t batch_, block_, vocab_;
-  bool gelu_;
+  bool gelu_, fused_step_ = false;
   std::vector<std::unique_ptr<Attention>> attentions_;  // parallel to caches_
   std::vector<std::unique_ptr<DilatedKVCache>> caches_;
   at::Tensor positions_, tokens_in_;  // (B,) int64, the step's static inputs

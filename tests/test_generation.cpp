@@ -20,6 +20,7 @@
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/parameter_io.h"
 #include "longnet/core/sampling.h"
+#include "longnet/core/small_linear.h"
 #include "longnet/core/xpos.h"
 #include "longnet/parallel/process_grid.h"
 #include "longnet/tests/dilated_reference.h"
@@ -229,13 +230,15 @@ double worst_row_error(const at::Tensor& a, const at::Tensor& b) {
 
 struct Teacher {
   double prefill_error = 0, step_error = 0;  // worst per-position relative error of the logits
+  bool fused = false;                        // whether the steps ran the fused small linears
 };
 
 // Teacher-forced: sequence b gets prompt tokens [0, prompts[b]) then `steps` tokens one by one;
 // every logit row is compared with the full forward's at the same position.
 Teacher teacher_forced(LongNetLM model, const std::vector<int64_t>& prompts, int64_t steps,
                        int64_t chunk, at::Device device = at::kCPU,
-                       at::ScalarType dtype = at::kFloat, LongNetLM reference = nullptr) {
+                       at::ScalarType dtype = at::kFloat, LongNetLM reference = nullptr,
+                       bool fused_step = true) {
   model->to(device, dtype);
   model->eval();
   const int64_t B = int64_t(prompts.size());
@@ -255,10 +258,13 @@ Teacher teacher_forced(LongNetLM model, const std::vector<int64_t>& prompts, int
   IncrementalOptions io;
   io.prefill_chunk = chunk;
   io.cuda_graph = device.is_cuda();
+  io.fused_step = fused_step;
+  io.fused_step_max_batch = kSmallLinearMaxRows;  // (the fused step at every batch it takes)
   IncrementalLM inc(model, B, io);
   at::Tensor all;
   auto last = inc.prefill(tokens.narrow(1, 0, P), prompts, &all);
   Teacher t;
+  t.fused = inc.fused_step();
   for (int64_t b = 0; b < B; ++b) {
     t.prefill_error = std::max(t.prefill_error, row_error(last[b], b, prompts[b] - 1));
     for (int64_t p = 0; p < prompts[b]; ++p)
@@ -276,7 +282,7 @@ Teacher teacher_forced(LongNetLM model, const std::vector<int64_t>& prompts, int
     }
   }
   std::cout << "  worst relative error of the logits: prefill " << t.prefill_error << ", step "
-            << t.step_error << "\n";
+            << t.step_error << (t.fused ? " (fused step)" : "") << "\n";
   return t;
 }
 
@@ -411,8 +417,12 @@ TEST(IncrementalLM, CudaBFloat16WithinTwiceNaiveError) {
     auto src = ref->named_parameters();
     for (auto& p : m->named_parameters()) p.value().copy_(src[p.key()].cpu());
   }
-  // The incremental bfloat16 logits and the full bfloat16 forward, both against float32.
+  // The incremental bfloat16 logits and the full bfloat16 forward, both against float32; the
+  // step with the fused small linears and with one op per module.
   auto inc = teacher_forced(m, {150, 70}, 120, 128, at::kCUDA, at::kBFloat16, ref);
+  EXPECT_TRUE(inc.fused);
+  auto ops = teacher_forced(m, {150, 70}, 120, 128, at::kCUDA, at::kBFloat16, ref, false);
+  EXPECT_FALSE(ops.fused);
   LongNetLM naive(o);
   naive->eval();
   {
@@ -427,6 +437,207 @@ TEST(IncrementalLM, CudaBFloat16WithinTwiceNaiveError) {
   const double naive_err = worst_row_error(naive->forward(tokens), ref->forward(tokens));
   EXPECT_LT(inc.step_error, 2 * naive_err + 1e-3) << "naive " << naive_err;
   EXPECT_LT(inc.prefill_error, 2 * naive_err + 1e-3) << "naive " << naive_err;
+  EXPECT_LT(ops.step_error, 2 * naive_err + 1e-3) << "naive " << naive_err;
+}
+
+TEST(IncrementalLM, CudaFusedStepMatchesForward_float32_geluRelu_batchOfLengths) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  for (const char* act : {"gelu", "relu"}) {
+    at::manual_seed(22);
+    auto o = tiny_lm("decoder_only", {8, 16, 64}, {1, 6, 12});
+    o.layer.activation = act;
+    LongNetLM m(o);
+    // Prompts mid-segment, on a block boundary and of one token; steps across two blocks.
+    auto t = teacher_forced(m, {70, 64, 1}, 64 + 9, 64, at::kCUDA, at::kFloat);
+    EXPECT_TRUE(t.fused) << act;
+    EXPECT_LT(t.prefill_error, 1e-4) << act;
+    EXPECT_LT(t.step_error, 1e-4) << act;
+  }
+}
+
+TEST(IncrementalLM, FusedStepOnlyWhereItApplies) {
+  LongNetLM m(tiny_lm("decoder_only", {8, 16}, {1, 2}));
+  m->eval();
+  EXPECT_FALSE(IncrementalLM(m, 1).fused_step());  // CPU
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  m->to(at::kCUDA);
+  IncrementalOptions all;
+  all.fused_step_max_batch = kSmallLinearMaxRows + 5;
+  EXPECT_TRUE(IncrementalLM(m, 1).fused_step());
+  EXPECT_TRUE(IncrementalLM(m, kSmallLinearMaxRows, all).fused_step());
+  EXPECT_FALSE(IncrementalLM(m, kSmallLinearMaxRows + 1, all).fused_step());  // batch too large
+  IncrementalOptions two;
+  two.fused_step_max_batch = 2;
+  EXPECT_TRUE(IncrementalLM(m, 2, two).fused_step());
+  EXPECT_FALSE(IncrementalLM(m, 3, two).fused_step());
+  IncrementalOptions off;
+  off.fused_step = false;
+  EXPECT_FALSE(IncrementalLM(m, 1, off).fused_step());
+  LongNetLM ed(tiny_lm("encoder_decoder", {8, 16}, {1, 2}));
+  ed->eval();
+  ed->to(at::kCUDA);
+  EXPECT_FALSE(IncrementalLM(ed, 1).fused_step());  // decoder-only models only
+}
+
+// ---- the fused small-batch linear ---------------------------------------------------------------
+
+// Relative error of the whole of a against b (float64).
+double tensor_error(const at::Tensor& a, const at::Tensor& b) {
+  auto ad = a.to(at::kDouble).cpu(), bd = b.to(at::kDouble).cpu();
+  return ((ad - bd).norm() / bd.norm()).item<double>();
+}
+
+SmallLinearArgs args_to(const SmallLinearArgs& a, at::ScalarType t) {
+  SmallLinearArgs c = a;
+  auto cast = [&](const at::Tensor& u) { return u.defined() ? u.to(t) : u; };
+  c.weight = cast(a.weight), c.bias = cast(a.bias);
+  if (t == at::kDouble) c.gamma = cast(a.gamma), c.beta = cast(a.beta);
+  return c;
+}
+
+TEST(SmallLinear, CudaKernelMatchesReference_everyOption) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(21);
+  struct Shape {
+    int64_t M, K, N;
+  };
+  // Rows 1..8; K of one vector per lane or less, of several chunks, and past the 48 KiB stage
+  // (8 x 3000 float32); N of one column, fewer than a block's warps, and many per warp.
+  const std::vector<Shape> shapes = {{1, 768, 2304}, {3, 3072, 768}, {8, 24, 5},
+                                     {5, 2056, 131}, {2, 4104, 1},   {7, 16, 1000},
+                                     {8, 3000, 64},  {4, 768, 40000}};
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    // One rounding of the output in the dtype, relative.
+    const double ulp = dtype == at::kFloat ? 0 : dtype == at::kBFloat16 ? 1.0 / 256 : 1.0 / 2048;
+    for (const auto& s : shapes) {
+      for (int v = 0; v < 24; ++v) {
+        const bool ln = v & 1, bias = v & 2, residual = v & 4;
+        const auto act = static_cast<SmallLinearActivation>(v / 8);
+        SmallLinearArgs a;
+        a.weight = (at::randn({s.N, s.K}, cuda) / std::sqrt(double(s.K))).to(dtype);
+        if (bias) a.bias = (0.1 * at::randn({s.N}, cuda)).to(dtype);
+        if (ln) {
+          a.gamma = 1 + 0.1 * at::randn({s.K}, cuda);
+          a.beta = 0.1 * at::randn({s.K}, cuda);
+          a.eps = 1e-5;
+        }
+        a.activation = act;
+        auto x = at::randn({s.M, s.K}, cuda).to(dtype);
+        auto res = residual ? at::randn({s.M, s.N}, cuda).to(dtype) : at::Tensor();
+        const std::string what = std::string(c10::toString(dtype)) + " M " + std::to_string(s.M) +
+                                 " K " + std::to_string(s.K) + " N " + std::to_string(s.N) +
+                                 " variant " + std::to_string(v);
+        ASSERT_TRUE(small_linear_supported(x, a)) << what;
+        auto got = small_linear(x, a, res);
+        auto exact = small_linear_reference(x.to(at::kDouble), args_to(a, at::kDouble),
+                                            res.defined() ? res.to(at::kDouble) : res);
+        const double err = tensor_error(got, exact);
+        if (dtype == at::kFloat) {
+          EXPECT_LT(err, 1e-5) << what;
+        } else {
+          const double naive = tensor_error(small_linear_reference(x, a, res), exact);
+          EXPECT_LT(err, 2 * naive + ulp) << what << " naive " << naive;
+        }
+      }
+    }
+  }
+}
+
+TEST(SmallLinear, CudaKernelMatchesReference_xposOnTheOutput) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  at::manual_seed(23);
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  struct Shape {
+    int64_t M, K, heads, D;
+  };
+  // The q, k, v projection (N = 3 heads D): head dims 2 to 128, rows 1 to 8, positions far
+  // apart (each row its own tables).
+  for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    const double ulp = dtype == at::kFloat ? 0 : dtype == at::kBFloat16 ? 1.0 / 256 : 1.0 / 2048;
+    for (Shape s :
+         {Shape{1, 768, 12, 64}, Shape{3, 64, 4, 16}, Shape{8, 256, 2, 128}, Shape{5, 24, 3, 2}}) {
+      for (bool bias : {false, true}) {
+        const int64_t W = s.heads * s.D;
+        SmallLinearArgs a;
+        a.weight = (at::randn({3 * W, s.K}, cuda) / std::sqrt(double(s.K))).to(dtype);
+        if (bias) a.bias = (0.1 * at::randn({3 * W}, cuda)).to(dtype);
+        a.gamma = 1 + 0.1 * at::randn({s.K}, cuda);
+        a.beta = 0.1 * at::randn({s.K}, cuda);
+        // (none at a block's centre, xPos's reference, where it does not rotate)
+        auto positions = (301 + 7919 * at::arange(s.M, cuda.dtype(at::kLong))) % (1 << 20);
+        // (blocks of 4,096: xPos's scale stays within float16's range)
+        const auto tables = xpos_tables_at(positions, 4096, s.D, at::kFloat);
+        const auto exact_tables = xpos_tables_at(positions, 4096, s.D, at::kDouble);
+        a.rotate = &tables, a.rotate_width = W, a.rotate_head_dim = s.D;
+        auto x = at::randn({s.M, s.K}, cuda).to(dtype);
+        const std::string what = std::string(c10::toString(dtype)) + " M " + std::to_string(s.M) +
+                                 " heads " + std::to_string(s.heads) + " D " + std::to_string(s.D) +
+                                 (bias ? " bias" : "");
+        ASSERT_TRUE(small_linear_supported(x, a)) << what;
+        auto got = small_linear(x, a);
+        auto da = args_to(a, at::kDouble);
+        da.rotate = &exact_tables;
+        auto exact = small_linear_reference(x.to(at::kDouble), da);
+        const double err = tensor_error(got, exact);
+        if (dtype == at::kFloat) {
+          EXPECT_LT(err, 1e-5) << what;
+        } else {
+          const double naive = tensor_error(small_linear_reference(x, a), exact);
+          EXPECT_LT(err, 2 * naive + ulp) << what << " naive " << naive;
+        }
+        // The rotation is really there: the unrotated product is far from it.
+        SmallLinearArgs plain = da;
+        plain.rotate = nullptr;
+        EXPECT_GT(tensor_error(small_linear_reference(x.to(at::kDouble), plain), exact), 1e-2)
+            << what;
+      }
+    }
+  }
+}
+
+TEST(SmallLinear, ReferenceRotatesQueriesAndKeysOnly) {
+  at::manual_seed(24);
+  const int64_t M = 1, K = 32, H = 3, D = 8, W = H * D;
+  SmallLinearArgs a;
+  a.weight = at::randn({3 * W, K}, at::kDouble);
+  for (int64_t pos : {0, 1, 2048, 4095, 777777}) {
+    const auto tables = xpos_tables_at(at::full({M}, pos, at::kLong), 4096, D, at::kDouble);
+    SmallLinearArgs r = a;
+    r.rotate = &tables, r.rotate_width = W, r.rotate_head_dim = D;
+    auto x = at::randn({M, K}, at::kDouble);
+    auto plain = small_linear_reference(x, a), rotated = small_linear_reference(x, r);
+    auto q = xpos_rotate_at(plain.narrow(1, 0, W).reshape({M, 1, H, D}), tables, false);
+    auto k = xpos_rotate_at(plain.narrow(1, W, W).reshape({M, 1, H, D}), tables, true);
+    EXPECT_TRUE(at::allclose(rotated.narrow(1, 0, W), q.reshape({M, W}))) << pos;
+    EXPECT_TRUE(at::allclose(rotated.narrow(1, W, W), k.reshape({M, W}))) << pos;
+    EXPECT_TRUE(at::equal(rotated.narrow(1, 2 * W, W), plain.narrow(1, 2 * W, W))) << pos;
+    // (the block's centre, 2048, is xPos's reference: no rotation there)
+    if (pos % 4096 != 2048) {
+      EXPECT_GT(tensor_error(rotated, plain), 1e-2) << pos;
+    }
+  }
+}
+
+TEST(SmallLinear, RefusesWhatTheKernelDoesNotTake) {
+  SmallLinearArgs a;
+  a.weight = at::randn({4, 16});
+  EXPECT_FALSE(small_linear_supported(at::randn({1, 16}), a));  // CPU
+  expect_error([&] { small_linear(at::randn({1, 16}), a); }, "does not take");
+  if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  a.weight = at::randn({4, 12}, cuda).to(at::kBFloat16);
+  EXPECT_FALSE(small_linear_supported(at::randn({1, 12}, cuda).to(at::kBFloat16), a));  // K % 8
+  a.weight = at::randn({4, 16}, cuda);
+  EXPECT_TRUE(small_linear_supported(at::randn({8, 16}, cuda), a));
+  EXPECT_FALSE(small_linear_supported(at::randn({9, 16}, cuda), a));                    // rows
+  EXPECT_FALSE(small_linear_supported(at::randn({1, 16}, cuda).to(at::kBFloat16), a));  // dtypes
+  a.weight = at::randn({4, 4096}, cuda);
+  EXPECT_FALSE(small_linear_supported(at::randn({8, 4096}, cuda), a));  // 128 KiB staged
+  a.weight = at::randn({4, 16}, cuda);
+  a.gamma = at::ones({16}, cuda).to(at::kBFloat16);
+  a.beta = at::zeros({16}, cuda);
+  EXPECT_FALSE(small_linear_supported(at::randn({1, 16}, cuda), a));  // gamma not float32
 }
 
 // ---- sampling -----------------------------------------------------------------------------------
