@@ -252,10 +252,10 @@ __global__ void __launch_bounds__(32 * kWarps) small_linear_kernel(SmallLinearPa
   }
 }
 
-int sm_count() {
+int device_attribute(cudaDeviceAttr what) {
   int device = 0, n = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device), "SM count");
+  check(cudaDeviceGetAttribute(&n, what, device), "cudaDeviceGetAttribute");
   return n;
 }
 
@@ -274,8 +274,9 @@ void launch_rows(const SmallLinearParams& p, cudaStream_t s) {
         "occupancy");
   const int64_t units = p.rot_width ? p.N / 2 : p.N;
   const int64_t blocks = std::max<int64_t>(
-      1,
-      std::min<int64_t>((units + kWarps - 1) / kWarps, int64_t(sm_count()) * std::max(per_sm, 1)));
+      1, std::min<int64_t>(
+             (units + kWarps - 1) / kWarps,
+             int64_t(device_attribute(cudaDevAttrMultiProcessorCount)) * std::max(per_sm, 1)));
 #if LONGNET_SMALL_LINEAR_PDL
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(blocks));
@@ -286,10 +287,11 @@ void launch_rows(const SmallLinearParams& p, cudaStream_t s) {
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attribute;
-  config.numAttrs = 1;
+  // (the early launch is Hopper's and later; elsewhere a plain launch)
+  config.numAttrs = device_attribute(cudaDevAttrComputeCapabilityMajor) >= 9 ? 1 : 0;
   check(cudaLaunchKernelEx(&config, kernel, p), "launch");
 #else
-  kernel<<<static_cast<unsigned>(blocks), 32 * kWarps, stage, s>>>(p);
+  kernel<<<static_cast<unsigned>(blocks), 32 * kWarps, stage, s> > >(p);
   check(cudaGetLastError(), "launch");
 #endif
 }
