@@ -387,7 +387,9 @@ bool IncrementalLM::fused_step_supported() {
   size_t i = 0;
   for (auto& layer : model_->decoder) {
     auto& a = *attentions_[i++];
-    if (!norm_ok(layer->norm1)) return false;
+    // (the step builds one set of xPos tables, for the first attention's head size)
+    if (!norm_ok(layer->norm1) || a.m->head_dim() != attentions_.front()->m->head_dim())
+      return false;
     // (xPos tables of the step's shape)
     const auto tables = xpos_tables_at(positions_, block_, a.m->head_dim(), at::kFloat);
     if (!small_linear_supported(input(a.w_in.size(1)), qkv_args(a, layer->norm1, tables)))

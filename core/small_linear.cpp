@@ -39,7 +39,13 @@ bool small_linear_supported(const at::Tensor& x, const SmallLinearArgs& a) {
       (t != at::kFloat && t != at::kHalf && t != at::kBFloat16))
     return false;
   const int64_t M = x.size(0), K = x.size(1), es = x.element_size();
-  if (M < 1 || M > kSmallLinearMaxRows || K % (16 / es) != 0 || M * K * es > kSmallLinearMaxStage)
+  if (M < 1 || M > kSmallLinearMaxRows || K < 1 || K % (16 / es) != 0 ||
+      M * K * es > kSmallLinearMaxStage)
+    return false;
+  // The staged rows and the kernel's static scratch (under 1 KiB) within a block's shared
+  // memory on this GPU.
+  if (M * K * es + 1024 >
+      int64_t(at::cuda::getDeviceProperties(x.device().index())->sharedMemPerBlockOptin))
     return false;
   auto same = [&](const at::Tensor& u) {
     return u.scalar_type() == t && u.device() == x.device() && u.is_contiguous();

@@ -262,11 +262,22 @@ int device_attribute(cudaDeviceAttr what) {
 template <typename T, int MR>
 void launch_rows(const SmallLinearParams& p, cudaStream_t s) {
   auto kernel = small_linear_kernel<T, MR>;
+  cudaFuncAttributes fa;
+  check(cudaFuncGetAttributes(&fa, kernel), "cudaFuncGetAttributes");
   const size_t stage = size_t(p.M) * size_t(p.K) * sizeof(T);
-  // (over 48 KiB with the kernel's static scratch needs the opt-in)
-  if (stage > 40 * 1024)
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(stage)),
+  // Over 48 KiB with the kernel's static scratch needs the opt-in: set to the most the rows
+  // can take (the same value on every call, whichever thread makes it).
+  if (stage > 40 * 1024) {
+    const size_t most = size_t(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)) -
+                        size_t(fa.sharedSizeBytes);
+    if (stage > most)
+      throw std::invalid_argument("small linear kernel: the rows need " + std::to_string(stage) +
+                                  " bytes of shared memory; this GPU gives a block " +
+                                  std::to_string(most));
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               int(std::min<size_t>(most, kSmallLinearMaxStage))),
           "cudaFuncSetAttribute");
+  }
   // One column (or pair) per warp, but no more blocks than fit on the GPU at once: each block
   // stages the rows once, and a second wave would wait for the first.
   int per_sm = 0;
@@ -277,7 +288,6 @@ void launch_rows(const SmallLinearParams& p, cudaStream_t s) {
       1, std::min<int64_t>(
              (units + kWarps - 1) / kWarps,
              int64_t(device_attribute(cudaDevAttrMultiProcessorCount)) * std::max(per_sm, 1)));
-#if LONGNET_SMALL_LINEAR_PDL
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(blocks));
   config.blockDim = dim3(32 * kWarps);
@@ -287,13 +297,10 @@ void launch_rows(const SmallLinearParams& p, cudaStream_t s) {
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attribute;
-  // (the early launch is Hopper's and later; elsewhere a plain launch)
-  config.numAttrs = device_attribute(cudaDevAttrComputeCapabilityMajor) >= 9 ? 1 : 0;
+  // The early launch only where the kernel was built with its wait (from compute_90 code on);
+  // elsewhere a plain launch.
+  config.numAttrs = LONGNET_SMALL_LINEAR_PDL && fa.ptxVersion >= 90 ? 1 : 0;
   check(cudaLaunchKernelEx(&config, kernel, p), "launch");
-#else
-  kernel<<<static_cast<unsigned>(blocks), 32 * kWarps, stage, s> > >(p);
-  check(cudaGetLastError(), "launch");
-#endif
 }
 
 template <typename T>
@@ -311,7 +318,8 @@ void small_linear_launch(const SmallLinearParams& p, int dtype, void* stream) {
     using T = decltype(t);
     const int64_t V = 16 / int64_t(sizeof(T));
     if (p.M < 0 || p.M > kSmallLinearMaxRows || p.N < 0 || p.K <= 0 || p.K % V != 0 ||
-        p.M * p.K * int64_t(sizeof(T)) > kSmallLinearMaxStage ||
+        p.K > kSmallLinearMaxStage || p.M * p.K * int64_t(sizeof(T)) > kSmallLinearMaxStage ||
+        reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.w) % 16 != 0 ||
         (p.gamma == nullptr) != (p.beta == nullptr) || p.activation < kSmallLinearNone ||
         p.activation > kSmallLinearRelu ||
         (p.rot_width != 0 &&
@@ -320,7 +328,8 @@ void small_linear_launch(const SmallLinearParams& p, int dtype, void* stream) {
           p.residual != nullptr || !p.cos_q || !p.sin_q || !p.cos_k || !p.sin_k)))
       throw std::invalid_argument(
           "small linear kernel: needs 0 <= M <= kSmallLinearMaxRows, K a positive multiple of "
-          "16 / element size, M K elements within kSmallLinearMaxStage bytes, gamma with beta, "
+          "16 / element size, x and w 16-byte aligned, M K elements within kSmallLinearMaxStage "
+          "bytes, gamma with beta, "
           "a known activation, and for xPos whole heads of even size within an even N, four "
           "tables and no residual; got M " +
           std::to_string(p.M) + ", N " + std::to_string(p.N) + ", K " + std::to_string(p.K));

@@ -38,7 +38,10 @@ constexpr int64_t kSmallLinearMaxRows = 8;
 // The rows of x are staged in shared memory: M K element_size bytes, at most this many.
 constexpr int64_t kSmallLinearMaxStage = 96 * 1024;
 
-// dtype: a KernelDtype code (kernel_dtype.h). stream: a cudaStream_t.
+// dtype: a KernelDtype code (kernel_dtype.h). stream: a cudaStream_t. On Hopper the kernel
+// is launched early (programmatic dependent launch) and reads w before it waits for the
+// kernels before it on the stream: w must not be written by the kernel just before it (the
+// decode step's weights are constants); everything else is read after the wait.
 void small_linear_launch(const SmallLinearParams& p, int dtype, void* stream);
 
 }  // namespace longnet

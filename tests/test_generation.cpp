@@ -556,7 +556,8 @@ TEST(SmallLinear, CudaKernelMatchesReference_xposOnTheOutput) {
   for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     const double ulp = dtype == at::kFloat ? 0 : dtype == at::kBFloat16 ? 1.0 / 256 : 1.0 / 2048;
     for (Shape s :
-         {Shape{1, 768, 12, 64}, Shape{3, 64, 4, 16}, Shape{8, 256, 2, 128}, Shape{5, 24, 3, 2}}) {
+         {Shape{1, 768, 12, 64}, Shape{3, 64, 4, 16}, Shape{8, 256, 2, 128}, Shape{5, 24, 3, 2},
+          Shape{2, 256, 64, 128}}) {  // (the last: 12,288 column pairs, several per warp)
       for (bool bias : {false, true}) {
         const int64_t W = s.heads * s.D;
         SmallLinearArgs a;
