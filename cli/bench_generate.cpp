@@ -123,11 +123,8 @@ int cmd_bench_generate(const Args& args) {
       cycle = *std::max_element(segments.begin(), segments.end());  // an approximation
     }
   }
-  IncrementalOptions io;
+  IncrementalOptions io = step_flags_get(f);
   io.prefill_chunk = f.get_int("prefill-chunk");
-  io.cuda_graph = !f.get_switch("no-cuda-graph");
-  io.fused_step = !f.get_switch("no-fused-step");
-  io.fused_step_max_batch = f.get_int("fused-step-max-batch");
   const std::string card = bench_device_name(device);
   log_info("bench generate: " + loaded.source + ", " + std::to_string(m.num_layers) +
            " layers, d_model " + std::to_string(m.layer.d_model) + ", " + c10::toString(dtype) +

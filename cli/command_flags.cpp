@@ -215,9 +215,7 @@ void flags_check_generate(CliFlags& f) {
   f.add("seed", "0", "seed of the parameters and tokens", kSeed);
   f.add("device", "cpu", "cpu or cuda");
   f.add("dtype", "float32", "float32, bfloat16, float16 or float64");
-  f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
-  f.add_switch("no-fused-step",
-               "run the step one op per module (not the fused small-batch linears)");
+  step_flags_add(f);
 }
 
 // The flags of `longnet generate`.
@@ -243,9 +241,7 @@ void flags_generate(CliFlags& f) {
         "float32, bfloat16, float16 or float64 (auto: bfloat16 on cuda, float32 on cpu)");
   f.add("prefill-chunk", "65536", "tokens per prefill forward (rounded to the largest segment)",
         kTokens);
-  f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
-  f.add_switch("no-fused-step",
-               "run the step one op per module (not the fused small-batch linears)");
+  step_flags_add(f);
   f.add_switch("stats", "print prefill and generation speed to stderr");
 }
 
@@ -283,11 +279,7 @@ void flags_bench_generate(CliFlags& f) {
   f.add("prefill-chunk", "65536", "tokens per prefill forward", kTokens);
   f.add("bandwidth", "4.8e12", "memory bandwidth in bytes/s for the bound (H200: 4.8e12)",
         spec_range(1e6, 1e16));
-  f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
-  f.add_switch("no-fused-step",
-               "run the step one op per module (not the fused small-batch linears)");
-  f.add("fused-step-max-batch", "2",
-        "the largest batch that runs the fused small-batch linears (at most 8)", spec_range(0, 8));
+  step_flags_add(f);
   f.add("seed", "0",
         "seed of the prompt tokens, and of the parameters with --random-init (no checkpoint: "
         "fresh parameters for --config's model)",

@@ -275,10 +275,8 @@ int cmd_generate(const Args& args) {
   for (int64_t b = 0; b < B; ++b) std::copy(ids[b].begin(), ids[b].end(), t + b * P);
 
   at::manual_seed(static_cast<uint64_t>(seed));
-  IncrementalOptions io;
+  IncrementalOptions io = step_flags_get(f);
   io.prefill_chunk = f.get_int("prefill-chunk");
-  io.cuda_graph = !f.get_switch("no-cuda-graph");
-  io.fused_step = !f.get_switch("no-fused-step");
   auto inc_ptr = generator_create(loaded.model, B, P, io, device);
   IncrementalLM& inc = *inc_ptr;
   const auto eot = tokenizer->eot_id();

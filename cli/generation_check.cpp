@@ -119,10 +119,8 @@ int cmd_check_generate(const Args& args) {
       ref = model->forward(head);
     }
   }
-  IncrementalOptions io;
+  IncrementalOptions io = step_flags_get(f);
   io.prefill_chunk = f.get_int("prefill-chunk") > 0 ? f.get_int("prefill-chunk") : 2 * W;
-  io.cuda_graph = !f.get_switch("no-cuda-graph");
-  io.fused_step = !f.get_switch("no-fused-step");
   IncrementalLM inc(model, B, io);
   // Incremental logits at every position a sequence reaches (rows past N are dropped).
   const auto out_dtype = dtype == at::kDouble ? at::kDouble : at::kFloat;

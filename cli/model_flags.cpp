@@ -34,6 +34,24 @@ ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::Sca
   return o;
 }
 
+void step_flags_add(CliFlags& f) {
+  f.add_switch("no-cuda-graph", "run the step without a CUDA graph");
+  f.add_switch("no-fused-step",
+               "run the step one op per module (not the fused small-batch linears)");
+  f.add("fused-step-max-batch", std::to_string(IncrementalOptions{}.fused_step_max_batch),
+        "the largest batch whose step runs the fused small-batch linears (at most " +
+            std::to_string(kSmallLinearMaxRows) + ")",
+        spec_range(0, double(kSmallLinearMaxRows)));
+}
+
+IncrementalOptions step_flags_get(const CliFlags& f) {
+  IncrementalOptions io;
+  io.cuda_graph = !f.get_switch("no-cuda-graph");
+  io.fused_step = !f.get_switch("no-fused-step");
+  io.fused_step_max_batch = f.get_int("fused-step-max-batch");
+  return io;
+}
+
 c10::Device device_auto(const std::string& name) {
   if (name == "auto") return at::hasCUDA() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   c10::DeviceType type;

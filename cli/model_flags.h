@@ -8,6 +8,7 @@
 #include <string>
 
 #include "longnet/cli/cli_flags.h"
+#include "longnet/core/incremental_lm.h"
 #include "longnet/parallel/process_grid.h"
 #include "longnet/train/model_load.h"
 
@@ -19,6 +20,12 @@ void model_flags_add(CliFlags& f, bool random_init_shown = false);
 // The ModelLoadOptions the flags give (device, dtype and seed set by the caller's values).
 ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::ScalarType dtype,
                                  int64_t seed);
+
+// The decode step's flags (generate, check generate, bench generate): --no-cuda-graph,
+// --no-fused-step and --fused-step-max-batch; and the IncrementalOptions they give (the caller
+// sets prefill_chunk).
+void step_flags_add(CliFlags& f);
+IncrementalOptions step_flags_get(const CliFlags& f);
 
 // "auto": cuda when a GPU is present, else cpu; otherwise device_from_name.
 c10::Device device_auto(const std::string& name);
