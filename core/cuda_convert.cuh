@@ -1,5 +1,5 @@
 // Element conversions to and from float for longnet's CUDA kernels (float32, float16, bfloat16;
-// round to nearest). Device code only: include from .cu files.
+// round to nearest), and the warp's float sum. Device code only: include from .cu files.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -29,6 +29,13 @@ __device__ __forceinline__ __half from_float<__half>(float x) {
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
+}
+
+// v summed over the 32 lanes of the warp (every lane gets the sum; all lanes must call it).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
 }
 
 }  // namespace longnet

@@ -384,14 +384,14 @@ bool IncrementalLM::fused_step_supported() {
     return small_linear_supported(input(l->weight.size(1)),
                                   linear_args(l, n ? &step_norm(*n) : nullptr));
   };
+  // The step builds one set of xPos tables, for the first attention's head size; here, tables
+  // of the step's shape.
+  const int64_t head_dim = attentions_.front()->m->head_dim();
+  const auto tables = xpos_tables_at(positions_, block_, head_dim, at::kFloat);
   size_t i = 0;
   for (auto& layer : model_->decoder) {
     auto& a = *attentions_[i++];
-    // (the step builds one set of xPos tables, for the first attention's head size)
-    if (!norm_ok(layer->norm1) || a.m->head_dim() != attentions_.front()->m->head_dim())
-      return false;
-    // (xPos tables of the step's shape)
-    const auto tables = xpos_tables_at(positions_, block_, a.m->head_dim(), at::kFloat);
+    if (!norm_ok(layer->norm1) || a.m->head_dim() != head_dim) return false;
     if (!small_linear_supported(input(a.w_in.size(1)), qkv_args(a, layer->norm1, tables)))
       return false;
     if (!ok(a.m->out_proj, a.m->norm ? &a.m->norm : nullptr) ||

@@ -24,17 +24,6 @@ bool fused_dtype(at::ScalarType t) {
 
 #ifdef LONGNET_WITH_CUDA
 
-bool aligned16(const at::Tensor& t) {
-  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
-}
-
-// t contiguous and starting on a 16-byte boundary (the kernels' vector loads), copied if need be
-// (a view at an odd offset).
-at::Tensor kernel_ready(const at::Tensor& t) {
-  auto c = t.contiguous();
-  return aligned16(c) ? c : c.clone();
-}
-
 // The kernels' parameters for rows of x (..., C), with gamma and beta float32.
 LayerNormParams ln_params(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& mean,
                           const at::Tensor& rstd) {
@@ -70,15 +59,16 @@ at::Tensor ln_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x
   if (gelu) {
     act = at::empty_like(x);
     p.gelu_out = act.data_ptr();
-    TORCH_INTERNAL_ASSERT(aligned16(act));
+    TORCH_INTERNAL_ASSERT(kernel_aligned16(act));
   }
   if (res_in.defined()) {
     res = kernel_ready(res_in);
     p.res = res.data_ptr();
     p.sum = sum.data_ptr();
-    TORCH_INTERNAL_ASSERT(aligned16(res) && aligned16(sum) && sum.is_contiguous());
+    TORCH_INTERNAL_ASSERT(kernel_aligned16(res) && kernel_aligned16(sum) && sum.is_contiguous());
   }
-  TORCH_INTERNAL_ASSERT(aligned16(x) && aligned16(y) && aligned16(gamma) && aligned16(beta));
+  TORCH_INTERNAL_ASSERT(kernel_aligned16(x) && kernel_aligned16(y) && kernel_aligned16(gamma) &&
+                        kernel_aligned16(beta));
   layer_norm_forward_launch(p, kernel_dtype_code(x.scalar_type(), "LayerNorm"),
                             kernel_dtype_code(out_dtype, "LayerNorm"),
                             at::cuda::getCurrentCUDAStream().stream());
@@ -126,11 +116,11 @@ std::vector<at::Tensor> ln_backward(torch::autograd::AutogradContext* ctx, const
     if (dsum_in.defined()) {
       dsum = kernel_ready(dsum_in.to(x.scalar_type()));
       p.dsum = dsum.data_ptr();
-      TORCH_INTERNAL_ASSERT(aligned16(dsum));
+      TORCH_INTERNAL_ASSERT(kernel_aligned16(dsum));
     }
-    TORCH_INTERNAL_ASSERT(aligned16(dres));
+    TORCH_INTERNAL_ASSERT(kernel_aligned16(dres));
   }
-  TORCH_INTERNAL_ASSERT(aligned16(dy) && aligned16(dx));
+  TORCH_INTERNAL_ASSERT(kernel_aligned16(dy) && kernel_aligned16(dx));
   layer_norm_backward_launch(p, kernel_dtype_code(x.scalar_type(), "LayerNorm"),
                              kernel_dtype_code(out_dtype, "LayerNorm"),
                              at::cuda::getCurrentCUDAStream().stream());

@@ -23,12 +23,6 @@ namespace {
 
 constexpr int kWarps = 8;  // warps per block
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 // The rows a warp walks when each warp of the grid takes whole rows in turn, and its lane.
 struct WarpRows {
   int lane;

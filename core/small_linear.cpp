@@ -15,10 +15,6 @@ namespace longnet {
 
 namespace {
 
-bool aligned16(const at::Tensor& t) {
-  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
-}
-
 int activation_code(SmallLinearActivation a) {
   switch (a) {
     case SmallLinearActivation::gelu:
@@ -50,7 +46,7 @@ bool small_linear_supported(const at::Tensor& x, const SmallLinearArgs& a) {
   auto same = [&](const at::Tensor& u) {
     return u.scalar_type() == t && u.device() == x.device() && u.is_contiguous();
   };
-  if (!same(a.weight) || a.weight.size(1) != K || !aligned16(a.weight)) return false;
+  if (!same(a.weight) || a.weight.size(1) != K || !kernel_aligned16(a.weight)) return false;
   if (a.bias.defined() &&
       (!same(a.bias) || a.bias.dim() != 1 || a.bias.size(0) != a.weight.size(0)))
     return false;
@@ -84,8 +80,7 @@ at::Tensor small_linear(const at::Tensor& x_in, const SmallLinearArgs& a,
               " with this weight (see small_linear.h)");
 #ifdef LONGNET_WITH_CUDA
   c10::cuda::CUDAGuard guard(x_in.device());
-  auto x = x_in.contiguous();
-  if (!aligned16(x)) x = x.clone();
+  auto x = kernel_ready(x_in);
   const int64_t M = x.size(0), N = a.weight.size(0);
   auto y = at::empty({M, N}, x.options());
   TORCH_CHECK(!(a.rotate && residual.defined()),

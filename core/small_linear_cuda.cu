@@ -37,12 +37,6 @@ void check(cudaError_t e, const char* what) {
                              cudaGetErrorString(e));
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 // The 16-byte vector of V elements of T, unpacked to and packed from float.
 template <typename T>
 struct Vec {
