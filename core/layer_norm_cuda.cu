@@ -16,6 +16,7 @@
 
 #include "longnet/core/cuda_convert.cuh"
 #include "longnet/core/cuda_dispatch.cuh"
+#include "longnet/core/cuda_launch.cuh"
 #include "longnet/core/layer_norm_kernel.h"
 
 namespace longnet {
@@ -414,11 +415,7 @@ void check(cudaError_t e, const char* what) {
 }
 
 int sm_count() {
-  int device = 0, sms = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-        "cudaDeviceGetAttribute");
-  return sms;
+  return cuda_device_attribute(cudaDevAttrMultiProcessorCount);
 }
 
 int row_blocks(int64_t rows) {

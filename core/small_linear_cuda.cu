@@ -19,6 +19,7 @@
 
 #include "longnet/core/cuda_convert.cuh"
 #include "longnet/core/cuda_dispatch.cuh"
+#include "longnet/core/cuda_launch.cuh"
 #include "longnet/core/small_linear_kernel.h"
 
 namespace longnet {
@@ -84,12 +85,12 @@ __global__ void __launch_bounds__(32 * kWarps) small_linear_kernel(SmallLinearPa
     }
   };
   load(p.rot_width ? 2 * n : n, 0);  // in flight while the rows are staged
-#if LONGNET_SMALL_LINEAR_PDL && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if LONGNET_SMALL_LINEAR_PDL
   // The weights are constants: the loads above may run before the previous kernel has finished.
   // Let the next kernel launch now (its blocks wait in turn), then wait for the previous
   // kernel's writes (x, the residual) to be complete and visible.
-  asm volatile("griddepcontrol.launch_dependents;");
-  asm volatile("griddepcontrol.wait;" ::: "memory");
+  pdl_trigger();
+  pdl_wait();
 #endif
 
   // Stage act(x), rounded to T.
@@ -246,23 +247,16 @@ __global__ void __launch_bounds__(32 * kWarps) small_linear_kernel(SmallLinearPa
   }
 }
 
-int device_attribute(cudaDeviceAttr what) {
-  int device = 0, n = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&n, what, device), "cudaDeviceGetAttribute");
-  return n;
-}
-
 template <typename T, int MR>
 void launch_rows(const SmallLinearParams& p, cudaStream_t s) {
   auto kernel = small_linear_kernel<T, MR>;
-  cudaFuncAttributes fa;
-  check(cudaFuncGetAttributes(&fa, kernel), "cudaFuncGetAttributes");
   const size_t stage = size_t(p.M) * size_t(p.K) * sizeof(T);
   // Over 48 KiB with the kernel's static scratch needs the opt-in: set to the most the rows
   // can take (the same value on every call, whichever thread makes it).
   if (stage > 40 * 1024) {
-    const size_t most = size_t(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)) -
+    cudaFuncAttributes fa;
+    check(cudaFuncGetAttributes(&fa, kernel), "cudaFuncGetAttributes");
+    const size_t most = size_t(cuda_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin)) -
                         size_t(fa.sharedSizeBytes);
     if (stage > most)
       throw std::invalid_argument("small linear kernel: the rows need " + std::to_string(stage) +
@@ -281,20 +275,10 @@ void launch_rows(const SmallLinearParams& p, cudaStream_t s) {
   const int64_t blocks = std::max<int64_t>(
       1, std::min<int64_t>(
              (units + kWarps - 1) / kWarps,
-             int64_t(device_attribute(cudaDevAttrMultiProcessorCount)) * std::max(per_sm, 1)));
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(blocks));
-  config.blockDim = dim3(32 * kWarps);
-  config.dynamicSmemBytes = stage;
-  config.stream = s;
-  cudaLaunchAttribute attribute[1];
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = attribute;
-  // The early launch only where the kernel was built with its wait (from compute_90 code on);
-  // elsewhere a plain launch.
-  config.numAttrs = LONGNET_SMALL_LINEAR_PDL && fa.ptxVersion >= 90 ? 1 : 0;
-  check(cudaLaunchKernelEx(&config, kernel, p), "launch");
+             int64_t(cuda_device_attribute(cudaDevAttrMultiProcessorCount)) * std::max(per_sm, 1)));
+  check(launch_maybe_early(kernel, dim3(static_cast<unsigned>(blocks)), dim3(32 * kWarps), stage, s,
+                           LONGNET_SMALL_LINEAR_PDL, p),
+        "launch");
 }
 
 template <typename T>
