@@ -221,7 +221,8 @@ int cmd_bench_generate(const Args& args) {
             << std::setprecision(2) << std::setw(9) << dev_tps / bound_tps << std::setw(12) << fill
             << std::setprecision(0) << std::setw(18) << full_bound_tps << std::setprecision(3)
             << std::setw(11) << state_gib << std::setw(10) << peak << "  "
-            << (inc.fused_step() ? "fused" : "ops") << "\n"
+            << (inc.fused_step() ? "fused" : "ops") << (io.one_pass_attention ? "" : ", 3-pass")
+            << "\n"
             << std::defaultfloat;
       JsonLine j;
       j.add("prompt_len", P)
@@ -243,7 +244,8 @@ int cmd_bench_generate(const Args& args) {
           .add("cache_gib", double(inc.cache_bytes()) / double(1ull << 30))
           .add("peak_gib", peak)
           .add("position", pos0[0].item<int64_t>())
-          .add("fused_step", inc.fused_step());
+          .add("fused_step", inc.fused_step())
+          .add("one_pass_attention", io.one_pass_attention);
       rows.push_back(j);
     }
   }

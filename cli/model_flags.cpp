@@ -42,6 +42,8 @@ void step_flags_add(CliFlags& f) {
         "the largest batch whose step runs the fused small-batch linears (at most " +
             std::to_string(kSmallLinearMaxRows) + ")",
         spec_range(0, double(kSmallLinearMaxRows)));
+  f.add_switch("three-pass-attention",
+               "run the cache's attention as three kernels (store, attend, combine), not one");
 }
 
 IncrementalOptions step_flags_get(const CliFlags& f) {
@@ -49,6 +51,7 @@ IncrementalOptions step_flags_get(const CliFlags& f) {
   io.cuda_graph = !f.get_switch("no-cuda-graph");
   io.fused_step = !f.get_switch("no-fused-step");
   io.fused_step_max_batch = f.get_int("fused-step-max-batch");
+  io.one_pass_attention = !f.get_switch("three-pass-attention");
   return io;
 }
 

@@ -48,6 +48,10 @@ DilatedKVCache::DilatedKVCache(const DilatedAttentionOptions& o, int64_t batch, 
               o.segment_lengths.size());
   TORCH_CHECK(batch >= 1 && heads >= 1 && head_dim >= 1, "DilatedKVCache: batch = ", batch,
               ", heads = ", heads, ", head_dim = ", head_dim, " must all be >= 1");
+  // (The decode kernels do their slot maths in 32 bits.)
+  constexpr int64_t kMax32 = std::numeric_limits<int32_t>::max();
+  TORCH_CHECK(block_ <= kMax32 && heads <= kMax32, "DilatedKVCache: the largest segment length (",
+              block_, ") and the heads (", heads, ") must be at most ", kMax32);
   std::vector<int64_t> slot_branch, slot_local, slot_rate;
   for (size_t i = 0; i < o.segment_lengths.size(); ++i) {
     w_.push_back(o.segment_lengths[i]);
@@ -76,6 +80,8 @@ DilatedKVCache::DilatedKVCache(const DilatedAttentionOptions& o, int64_t batch, 
   r_t_ = vec(r_);
   off_t_ = vec(off_);
   heads_t_ = at::arange(heads, i64);
+  // The one-pass decode kernel's arrival counts, one per (sequence, head); 0 between steps.
+  if (k_.is_cuda()) arrivals_ = at::zeros({batch * heads}, options.dtype(at::kInt));
 }
 
 int64_t DilatedKVCache::bytes() const {
@@ -226,6 +232,9 @@ at::Tensor DilatedKVCache::step(const at::Tensor& q, const at::Tensor& k, const 
     p.chunk_rows = B * H >= 256 ? 256 : 64;
     p.max_chunks = ceil_div(max_cap, p.chunk_rows);
     p.scale = float(scale);
+    p.one_pass = one_pass_;
+    p.arrivals = reinterpret_cast<unsigned*>(arrivals_.data_ptr<int>());
+    p.early_launch = early_launch_;
     p.q = qc.data_ptr();
     p.k_new = kc.data_ptr();
     p.v_new = vc.data_ptr();

@@ -49,6 +49,15 @@ class DilatedKVCache {
   // elsewhere ATen maths over all slots with a mask.
   at::Tensor step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const at::Tensor& positions, double scale);
+  // On CUDA, whether step runs its attention as one kernel (default) or as three (store,
+  // attend, combine; dilated_cache_kernel.h). The same numbers either way.
+  void set_one_pass(bool on) { one_pass_ = on; }
+  bool one_pass() const { return one_pass_; }
+  // One pass: let the kernel launch before the previous kernel in the stream has finished
+  // (programmatic dependent launch), loading cached rows while it runs. Only for callers whose
+  // kernel just before each step writes neither this cache nor the positions (as IncrementalLM's
+  // step: its q/k/v projection); off by default.
+  void set_early_launch(bool on) { early_launch_ = on; }
   // The ATen path of step (for tests on CUDA).
   at::Tensor step_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& positions, double scale);
@@ -74,7 +83,8 @@ class DilatedKVCache {
  private:
   std::vector<int64_t> w_, r_, cap_, off_;
   int64_t batch_, heads_, head_dim_, slots_ = 0, block_ = 0;
-  at::Tensor k_, v_;
+  bool one_pass_ = true, early_launch_ = false;
+  at::Tensor k_, v_, arrivals_;
   // For the ATen path: per slot its branch, its index in the branch and its branch's rate, (S,);
   // per branch w, r and offset, (nb,). int64 on the device.
   at::Tensor slot_branch_, slot_local_, slot_rate_, w_t_, r_t_, off_t_, heads_t_;

@@ -12,6 +12,7 @@
 
 #include "longnet/core/cuda_convert.cuh"
 #include "longnet/core/cuda_dispatch.cuh"
+#include "longnet/core/cuda_launch.cuh"
 #include "longnet/core/dilated_cache_kernel.h"
 
 namespace longnet {
@@ -20,6 +21,13 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kTile = 4;  // rows per lane group in flight at once
+// The one-pass kernel's last block: partials per warp in flight (at most 16 floats a lane).
+template <int D>
+constexpr int kMergeAhead = D >= 128 ? 16 / (D / 32) : 8;
+// 16-bit types: resident attend blocks per SM the registers must allow (at most 80 registers a
+// thread): the kernel is memory-bound, and more blocks keep more loads in flight.
+template <typename T>
+constexpr int kAttendBlocksPerSM = sizeof(T) == 2 ? 6 : 1;
 constexpr float kLog2e = 1.4426950408889634f;
 
 void check(cudaError_t e, const char* what) {
@@ -30,13 +38,20 @@ void check(cudaError_t e, const char* what) {
 
 // Where row pos of sequence b falls in branch i: slot a, and whether head h selects it.
 struct Slot {
-  int64_t a;
+  int a;
   bool selected;
 };
+// Chunks of R rows covering slots 0..a (32-bit: R <= 256).
+__device__ __forceinline__ int chunks_to(const DilatedDecodeParams& p, int a) {
+  const int R = int(p.chunk_rows);
+  return (a + R) / R;
+}
+// One 64-bit remainder, then 32-bit maths (segment lengths and heads are below 2^31, which the
+// cache checks): every block works this out, some for every branch.
 __device__ __forceinline__ Slot slot_of(const DilatedDecodeParams& p, int i, int64_t pos,
                                         int64_t h) {
-  const int64_t o = pos % p.w[i], r = p.r[i];
-  return {o / r, h % r == o % r};
+  const int o = int(pos % p.w[i]), r = int(p.r[i]);
+  return {o / r, int(h) % r == o % r};
 }
 
 // 8 consecutive elements of one row, as loaded (16-bit: one 16-byte word; float: two), and as
@@ -73,37 +88,149 @@ __global__ void __launch_bounds__(kThreads) decode_store_kernel(const DilatedDec
   }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) decode_attend_kernel(const DilatedDecodeParams p) {
+// The partials of (b, h) at position pos, flattened branch by branch, chunk by chunk, over the
+// branches that select the row: chunks[i] of branch i (ceil((a_i + 1) / R), or 0), total in all.
+struct PartialList {
+  int64_t chunks[kDecodeMaxBranches];
+  int64_t total = 0;
+  __device__ PartialList(const DilatedDecodeParams& p, int64_t pos, int64_t h) {
+#pragma unroll
+    for (int i = 0; i < kDecodeMaxBranches; ++i) {
+      chunks[i] = 0;
+      if (i < p.nb) {
+        const Slot s = slot_of(p, i, pos, h);
+        if (s.selected) chunks[i] = chunks_to(p, s.a);
+      }
+      total += chunks[i];
+    }
+  }
+  // Index of the k-th partial in its (b, h)'s list of nb max_chunks.
+  __device__ int64_t index(const DilatedDecodeParams& p, int64_t k) const {
+    int i = 0;
+#pragma unroll
+    for (int j = 0; j < kDecodeMaxBranches - 1; ++j)
+      if (i == j && k >= chunks[j]) k -= chunks[j], i = j + 1;
+    return i * p.max_chunks + k;
+  }
+};
+
+// Merges the `list.total` partials of one (b, h) at part into out[d] = sum_k acc_k[d]
+// 2^(m_k - M) / sum_k l_k 2^(m_k - M), M the largest m_k, with the block's Warps warps: warp w
+// takes partials w, w + Warps, ... with an online softmax, Ahead of them loaded before any is
+// used (the loop is latency-bound), lane j holding dimensions j, j + 32, ...; the warps then
+// merge through shared memory (sm_m, sm_l: Warps floats; sm_acc: Warps x D). Reads past L1: in
+// the one-pass kernel other blocks wrote the partials. A partial's maximum is finite (every
+// chunk launched holds a row) unless its scores were NaN; a warp left at -inf weighs nothing.
+// How many partials (b, h) has at pos (PartialList::total), by one whole warp: lane i works
+// out branch i.
+__device__ __forceinline__ int count_partials_warp(const DilatedDecodeParams& p, int64_t pos,
+                                                   int64_t h) {
+  const int lane = threadIdx.x % 32;
+  int n = 0;
+  if (lane < p.nb) {
+    const Slot s = slot_of(p, lane, pos, h);
+    if (s.selected) n = chunks_to(p, s.a);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
+  return n;
+}
+
+template <typename T, int D, int Warps, int Ahead>
+__device__ __forceinline__ void merge_partials(const DilatedDecodeParams& p,
+                                               const PartialList& list, const float* part, T* out,
+                                               float* sm_m, float* sm_l, float* sm_acc) {
+  constexpr int PL = (D + 31) / 32;  // dimensions per lane
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float m = -INFINITY, l = 0.f, acc[PL];
+#pragma unroll
+  for (int j = 0; j < PL; ++j) acc[j] = 0.f;
+  for (int64_t k0 = warp; k0 < list.total; k0 += Warps * Ahead) {
+    float qm[Ahead], ql[Ahead], qv[Ahead][PL];
+#pragma unroll
+    for (int u = 0; u < Ahead; ++u) {
+      const int64_t k = k0 + int64_t(u) * Warps;
+      qm[u] = -INFINITY;
+      if (k < list.total) {
+        const float* q = part + list.index(p, k) * (D + 2);
+        qm[u] = __ldcg(q + D);
+        ql[u] = __ldcg(q + D + 1);
+#pragma unroll
+        for (int j = 0; j < PL; ++j) qv[u][j] = lane + 32 * j < D ? __ldcg(q + lane + 32 * j) : 0.f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < Ahead; ++u) {
+      if (qm[u] == -INFINITY) continue;  // past the list, or a chunk whose scores were all NaN
+      const float m_new = fmaxf(m, qm[u]);
+      const float corr = exp2f(m - m_new), w = exp2f(qm[u] - m_new);
+      l = l * corr + ql[u] * w;
+#pragma unroll
+      for (int j = 0; j < PL; ++j) acc[j] = acc[j] * corr + qv[u][j] * w;
+      m = m_new;
+    }
+  }
+  if (lane == 0) sm_m[warp] = m, sm_l[warp] = l;
+#pragma unroll
+  for (int j = 0; j < PL; ++j)
+    if (lane + 32 * j < D) sm_acc[warp * D + lane + 32 * j] = acc[j];
+  __syncthreads();
+  float M = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < Warps; ++w) M = fmaxf(M, sm_m[w]);
+  float L = 0.f;
+#pragma unroll
+  for (int w = 0; w < Warps; ++w)
+    if (sm_m[w] != -INFINITY) L += sm_l[w] * exp2f(sm_m[w] - M);
+  for (int d = threadIdx.x; d < D; d += 32 * Warps) {
+    float a = 0.f;
+#pragma unroll
+    for (int w = 0; w < Warps; ++w)
+      if (sm_m[w] != -INFINITY) a += sm_acc[w * D + d] * exp2f(sm_m[w] - M);
+    out[d] = from_float<T>(L > 0.f ? a / L : 0.f);
+  }
+}
+
+template <typename T, int D, bool OnePass>
+__global__ void __launch_bounds__(kThreads, kAttendBlocksPerSM<T>)
+    decode_attend_kernel(const DilatedDecodeParams p) {
   constexpr int G = D / 8;    // lanes per row
   constexpr int RW = 32 / G;  // rows per warp and iteration
   constexpr int kGroups = kWarps * RW;
   __shared__ float sm_m[kGroups], sm_l[kGroups], sm_acc[kGroups][D];
+  __shared__ bool sm_last;
 
   const int64_t bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
   const int i = blockIdx.y;
-  const Slot s = slot_of(p, i, p.positions[b], h);
+  // Positions are fixed before the step's first kernel, and only this layer's own step writes
+  // its cache: both may be read before pdl_wait (cuda_launch.cuh).
+  const int64_t pos = p.positions[b];
+  const Slot s = slot_of(p, i, pos, h);
   const int64_t row0 = int64_t(blockIdx.z) * p.chunk_rows;
-  if (!s.selected || row0 > s.a) return;  // (uniform over the block)
-  const int64_t row1 = min(row0 + p.chunk_rows, s.a + 1);
+  if (!s.selected || row0 > s.a) {  // (uniform over the block)
+    // A row no branch selects has no partials: block (b h, 0, 0) writes its zeros.
+    if (OnePass && i == 0 && blockIdx.z == 0 && PartialList(p, pos, h).total == 0) {
+      pdl_wait();
+      for (int d = threadIdx.x; d < D; d += kThreads)
+        static_cast<T*>(p.out)[bh * D + d] = from_float<T>(0.f);
+    }
+    return;
+  }
+  if (OnePass) pdl_trigger();
+  const int64_t row1 = min(row0 + p.chunk_rows, int64_t(s.a) + 1);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / G, li = lane % G;
-  float q[8];
-  {
-    const T* qs = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h + li * 8;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) q[j] = to_float(qs[j]) * p.scale * kLog2e;
-  }
   const int64_t base = (bh * p.S + p.off[i]) * D + li * 8;
   const T* kb = static_cast<const T*>(p.k_cache) + base;
   const T* vb = static_cast<const T*>(p.v_cache) + base;
+  const T* ks = static_cast<const T*>(p.k_new) + b * p.k_stride_b + h * p.k_stride_h + li * 8;
+  const T* vs = static_cast<const T*>(p.v_new) + b * p.v_stride_b + h * p.v_stride_h + li * 8;
 
-  float m = -INFINITY, l = 0.f, acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   // Tiles of kTile rows per group: rows r0 + u RW + g. The loop bound is uniform over the warp
-  // (every lane takes part in the shuffles).
-  for (int64_t r0 = row0 + warp * kTile * RW; r0 < row1; r0 += kWarps * kTile * RW) {
-    Row8<T> kr[kTile], vr[kTile];
-    bool ok[kTile];
+  // (every lane takes part in the shuffles). The first tile loads before the wait.
+  Row8<T> kr[kTile], vr[kTile];
+  bool ok[kTile];
+  auto load_tile = [&](int64_t r0) {
 #pragma unroll
     for (int u = 0; u < kTile; ++u) {
       const int64_t row = r0 + u * RW + g;
@@ -111,6 +238,48 @@ __global__ void __launch_bounds__(kThreads) decode_attend_kernel(const DilatedDe
       if (ok[u]) {
         kr[u].load(kb + row * D);
         vr[u].load(vb + row * D);
+      }
+    }
+  };
+  constexpr int64_t kStride = kWarps * kTile * RW;
+  int64_t r0 = row0 + warp * kTile * RW;
+  load_tile(r0);
+  // The count of partials the last arrival sees, while the loads are in flight (warp 0).
+  int expected = 0;
+  if (OnePass && warp == 0) expected = count_partials_warp(p, pos, h);
+  if (OnePass) {
+    pdl_wait();
+    // The block whose chunk holds the new row stores it (its own tiles take it from k_new).
+    if (int(blockIdx.z) == chunks_to(p, s.a) - 1) {
+      const int64_t row = (bh * p.S + p.off[i] + s.a) * D;
+      const T* k1 = static_cast<const T*>(p.k_new) + b * p.k_stride_b + h * p.k_stride_h;
+      const T* v1 = static_cast<const T*>(p.v_new) + b * p.v_stride_b + h * p.v_stride_h;
+      for (int d = threadIdx.x; d < D; d += kThreads) {
+        static_cast<T*>(p.k_cache)[row + d] = k1[d];
+        static_cast<T*>(p.v_cache)[row + d] = v1[d];
+      }
+    }
+  }
+  float q[8];
+  {
+    const T* qs = static_cast<const T*>(p.q) + b * p.q_stride_b + h * p.q_stride_h + li * 8;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) q[j] = to_float(qs[j]) * p.scale * kLog2e;
+  }
+
+  float m = -INFINITY, l = 0.f, acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  for (bool first = true; r0 < row1; r0 += kStride, first = false) {
+    // The tile (the first one is loaded), its new row from k_new, v_new (one pass: the row's
+    // slot may still hold the previous segment's).
+    if (!first) load_tile(r0);
+#pragma unroll
+    for (int u = 0; u < kTile; ++u) {
+      if (OnePass && ok[u] && r0 + u * RW + g == s.a) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          reinterpret_cast<T*>(kr[u].w)[j] = ks[j];
+          reinterpret_cast<T*>(vr[u].w)[j] = vs[j];
+        }
       }
     }
     float dot[kTile];
@@ -151,7 +320,8 @@ __global__ void __launch_bounds__(kThreads) decode_attend_kernel(const DilatedDe
 
   float M = -INFINITY;
   for (int k = 0; k < kGroups; ++k) M = fmaxf(M, sm_m[k]);
-  float* out = p.partial + ((bh * p.nb + i) * p.max_chunks + blockIdx.z) * (D + 2);
+  float* part = p.partial + bh * p.nb * p.max_chunks * (D + 2);
+  float* out = part + (i * p.max_chunks + blockIdx.z) * (D + 2);
   for (int d = threadIdx.x; d < D; d += kThreads) {
     float a = 0.f;
     for (int k = 0; k < kGroups; ++k)
@@ -165,100 +335,51 @@ __global__ void __launch_bounds__(kThreads) decode_attend_kernel(const DilatedDe
     out[D] = M;
     out[D + 1] = L;
   }
+  if (!OnePass) return;
+
+  // The last block of (b, h) to arrive merges: the partials written above are made visible
+  // before the count, and read after it. (atomicInc wraps the count back to 0 at the last
+  // arrival: ready for the next step.)
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned last = unsigned(expected) - 1;
+    sm_last = atomicInc(p.arrivals + bh, last) == last;
+  }
+  __syncthreads();
+  if (!sm_last) return;
+  __threadfence();
+  const PartialList list(p, pos, h);
+  merge_partials<T, D, kWarps, kMergeAhead<D>>(p, list, part, static_cast<T*>(p.out) + bh * D, sm_m,
+                                               sm_l, &sm_acc[0][0]);
 }
 
-// One block per (b, h) and kCombineWarps warps: warp w merges the partials w, w + kCombineWarps,
-// ... of the flattened list (branch by branch, chunk by chunk, over the branches that select the
-// row) with an online softmax, kCombineAhead of them loaded before any is used (the loop is
-// latency-bound), lane j holding dimensions j, j + 32, ...; the warps then merge through shared
-// memory. A partial's maximum is finite (every chunk launched holds a row) unless its scores were
-// NaN; a warp left at -inf weighs nothing.
+// The three-pass path's merge: one block of kCombineWarps warps per (b, h).
 constexpr int kCombineWarps = 16;
 constexpr int kCombineAhead = 4;
 template <typename T, int D>
 __global__ void __launch_bounds__(32 * kCombineWarps)
     decode_combine_kernel(const DilatedDecodeParams p) {
-  constexpr int PL = (D + 31) / 32;  // dimensions per lane
-  __shared__ float sm_m[kCombineWarps], sm_l[kCombineWarps], sm_acc[kCombineWarps][D];
+  __shared__ float sm_m[kCombineWarps], sm_l[kCombineWarps], sm_acc[kCombineWarps * D];
   const int64_t bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
-  const int64_t pos = p.positions[b];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const float* part = p.partial + bh * p.nb * p.max_chunks * (D + 2);
-  int64_t chunks[kDecodeMaxBranches], total = 0;
-#pragma unroll
-  for (int i = 0; i < kDecodeMaxBranches; ++i) {
-    chunks[i] = 0;
-    if (i < p.nb) {
-      const Slot s = slot_of(p, i, pos, h);
-      if (s.selected) chunks[i] = (s.a + p.chunk_rows) / p.chunk_rows;  // ceil((a + 1) / R)
-    }
-    total += chunks[i];
-  }
-  // The partial at flattened index k.
-  auto partial_at = [&](int64_t k) {
-    int i = 0;
-#pragma unroll
-    for (int j = 0; j < kDecodeMaxBranches - 1; ++j)
-      if (i == j && k >= chunks[j]) k -= chunks[j], i = j + 1;
-    return part + (i * p.max_chunks + k) * (D + 2);
-  };
-  float m = -INFINITY, l = 0.f, acc[PL];
-#pragma unroll
-  for (int j = 0; j < PL; ++j) acc[j] = 0.f;
-  for (int64_t k0 = warp; k0 < total; k0 += kCombineWarps * kCombineAhead) {
-    float qm[kCombineAhead], ql[kCombineAhead], qv[kCombineAhead][PL];
-#pragma unroll
-    for (int u = 0; u < kCombineAhead; ++u) {
-      const int64_t k = k0 + int64_t(u) * kCombineWarps;
-      qm[u] = -INFINITY;
-      if (k < total) {
-        const float* q = partial_at(k);
-        qm[u] = q[D];
-        ql[u] = q[D + 1];
-#pragma unroll
-        for (int j = 0; j < PL; ++j) qv[u][j] = lane + 32 * j < D ? q[lane + 32 * j] : 0.f;
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kCombineAhead; ++u) {
-      if (qm[u] == -INFINITY) continue;  // past the list, or a chunk whose scores were all NaN
-      const float m_new = fmaxf(m, qm[u]);
-      const float corr = exp2f(m - m_new), w = exp2f(qm[u] - m_new);
-      l = l * corr + ql[u] * w;
-#pragma unroll
-      for (int j = 0; j < PL; ++j) acc[j] = acc[j] * corr + qv[u][j] * w;
-      m = m_new;
-    }
-  }
-  if (lane == 0) sm_m[warp] = m, sm_l[warp] = l;
-#pragma unroll
-  for (int j = 0; j < PL; ++j)
-    if (lane + 32 * j < D) sm_acc[warp][lane + 32 * j] = acc[j];
-  __syncthreads();
-  float M = -INFINITY;
-#pragma unroll
-  for (int w = 0; w < kCombineWarps; ++w) M = fmaxf(M, sm_m[w]);
-  float L = 0.f;
-#pragma unroll
-  for (int w = 0; w < kCombineWarps; ++w)
-    if (sm_m[w] != -INFINITY) L += sm_l[w] * exp2f(sm_m[w] - M);
-  T* out = static_cast<T*>(p.out) + bh * D;
-  for (int d = threadIdx.x; d < D; d += 32 * kCombineWarps) {
-    float a = 0.f;
-#pragma unroll
-    for (int w = 0; w < kCombineWarps; ++w)
-      if (sm_m[w] != -INFINITY) a += sm_acc[w][d] * exp2f(sm_m[w] - M);
-    out[d] = from_float<T>(L > 0.f ? a / L : 0.f);
-  }
+  merge_partials<T, D, kCombineWarps, kCombineAhead>(
+      p, PartialList(p, p.positions[b], h), p.partial + bh * p.nb * p.max_chunks * (D + 2),
+      static_cast<T*>(p.out) + bh * D, sm_m, sm_l, sm_acc);
 }
 
 template <typename T, int D>
 void launch_with(const DilatedDecodeParams& p, cudaStream_t stream) {
   const unsigned bh = static_cast<unsigned>(p.B * p.H);
+  const dim3 grid(bh, static_cast<unsigned>(p.nb), static_cast<unsigned>(p.max_chunks));
+  if (p.one_pass) {
+    check(launch_maybe_early(decode_attend_kernel<T, D, true>, grid, dim3(kThreads), 0, stream,
+                             p.early_launch, p),
+          "one-pass launch");
+    return;
+  }
   decode_store_kernel<T><<<bh, kThreads, 0, stream>>>(p);
   check(cudaGetLastError(), "store launch");
-  const dim3 grid(bh, static_cast<unsigned>(p.nb), static_cast<unsigned>(p.max_chunks));
-  decode_attend_kernel<T, D><<<grid, kThreads, 0, stream>>>(p);
+  decode_attend_kernel<T, D, false><<<grid, kThreads, 0, stream>>>(p);
   check(cudaGetLastError(), "attend launch");
   decode_combine_kernel<T, D><<<bh, 32 * kCombineWarps, 0, stream>>>(p);
   check(cudaGetLastError(), "combine launch");
@@ -273,6 +394,8 @@ void launch(const DilatedDecodeParams& p, cudaStream_t stream) {
                              std::to_string(p.chunk_rows) + ", max_chunks " +
                              std::to_string(p.max_chunks) + ", branches " + std::to_string(p.nb) +
                              ")");
+  if (p.one_pass && p.arrivals == nullptr)
+    throw std::runtime_error("dilated decode kernel: the one-pass kernel needs its arrival counts");
   switch (p.D) {
     case 16:
       return launch_with<T, 16>(p, stream);

@@ -96,6 +96,10 @@ IncrementalLM::IncrementalLM(LongNetLM model, int64_t batch, IncrementalOptions 
     a->scale = dilated_scale(m->attention_options(), m->head_dim());
     caches_.push_back(std::make_unique<DilatedKVCache>(m->attention_options(), batch_,
                                                        m->num_heads(), m->head_dim(), w.options()));
+    caches_.back()->set_one_pass(options_.one_pass_attention);
+    // Before each step's cache attention runs its q/k/v projection; the positions and caches
+    // are written only by ordinary (not early) launches, each followed by others before a step.
+    caches_.back()->set_early_launch(true);
     attentions_.push_back(std::move(a));
   };
   if (o.variant == "decoder_only") {

@@ -45,6 +45,8 @@ struct IncrementalOptions {
   // per row block in cuBLAS's GEMMs, which the fused kernel does not beat.
   bool fused_step = true;
   int64_t fused_step_max_batch = 2;
+  // On CUDA, each cache's attention in one kernel (DilatedKVCache::set_one_pass); off: three.
+  bool one_pass_attention = true;
 };
 
 class IncrementalLM {

@@ -46,8 +46,9 @@ struct CacheCase {
 };
 
 // Worst relative error (per row and head) of the cache's rows against the float64 definition.
+// On CUDA: the one-pass kernel, the three-pass kernels (one_pass false) or the ATen path.
 double cache_error(const CacheCase& c, at::Device device, at::ScalarType dtype,
-                   bool reference_path = false) {
+                   bool reference_path = false, bool one_pass = true) {
   const int64_t B = int64_t(c.prompts.size()), D = c.D;
   const int64_t P = *std::max_element(c.prompts.begin(), c.prompts.end());
   const int64_t steps = c.N - P, total = P + steps;
@@ -60,6 +61,8 @@ double cache_error(const CacheCase& c, at::Device device, at::ScalarType dtype,
   o.dilation_rates = c.r;
   auto opts = at::TensorOptions().dtype(dtype).device(device);
   DilatedKVCache cache(o, B, c.H, D, opts);
+  cache.set_one_pass(one_pass);
+  cache.set_early_launch(true);  // (each step follows the at::stack of its inputs)
   auto qd = q.to(opts), kd = k.to(opts), vd = v.to(opts);
   // The prompt in chunks of one block (the last shorter).
   for (int64_t c0 = 0; c0 < P; c0 += cache.block()) {
@@ -149,33 +152,50 @@ TEST(DilatedKVCache, RefusesNonNestedSegments) {
 
 TEST(DilatedKVCache, CudaKernelMatchesDefinition) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
-  for (int64_t H : {8, 12}) {
-    CacheCase c{{8, 16, 64}, {1, 6, 12}, H, 64 * 3 + 17, {70, 64, 1}};
-    const double f32 = cache_error(c, at::kCUDA, at::kFloat);
-    EXPECT_LT(f32, 1e-5) << "H " << H;
-    // bfloat16: within twice the error of the same maths done naively in bfloat16 (the
-    // brute-force definition evaluated in bfloat16), worst row against worst row.
-    const double bf16 = cache_error(c, at::kCUDA, at::kBFloat16);
-    const double aten = cache_error(c, at::kCUDA, at::kBFloat16, /*reference_path=*/true);
-    const double naive = naive_bf16_error(c);
-    EXPECT_LT(bf16, 2 * naive) << "H " << H << " naive " << naive << " ATen path " << aten;
+  for (bool one_pass : {true, false}) {
+    for (int64_t H : {8, 12}) {
+      CacheCase c{{8, 16, 64}, {1, 6, 12}, H, 64 * 3 + 17, {70, 64, 1}};
+      const double f32 = cache_error(c, at::kCUDA, at::kFloat, false, one_pass);
+      EXPECT_LT(f32, 1e-5) << "H " << H << " one pass " << one_pass;
+      // bfloat16: within twice the error of the same maths done naively in bfloat16 (the
+      // brute-force definition evaluated in bfloat16), worst row against worst row.
+      const double bf16 = cache_error(c, at::kCUDA, at::kBFloat16, false, one_pass);
+      const double aten = cache_error(c, at::kCUDA, at::kBFloat16, /*reference_path=*/true);
+      const double naive = naive_bf16_error(c);
+      EXPECT_LT(bf16, 2 * naive) << "H " << H << " one pass " << one_pass << " naive " << naive
+                                 << " ATen path " << aten;
+    }
+    // Rows no branch selects: exactly 0.
+    CacheCase unselected{{8, 16}, {2, 4}, 4, 50, {5, 9}};
+    EXPECT_LT(cache_error(unselected, at::kCUDA, at::kFloat, false, one_pass), 1e-5)
+        << "one pass " << one_pass;
   }
 }
 
 TEST(DilatedKVCache, CudaKernelMatchesDefinition_manyChunksEveryHeadDim) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no GPU on this machine";
-  // Up to 1,024 rows in a branch: 16 chunks of 64 rows, which the combine kernel's warps merge
-  // several each; prompts below, on and past the block boundary; every head dim the kernel has.
-  for (int64_t D : {16, 32, 64, 128, 256}) {
-    CacheCase c{{128, 1024}, {1, 3}, 6, 1100, {1000, 1024, 300}, D};
-    EXPECT_LT(cache_error(c, at::kCUDA, at::kFloat), 1e-5) << "D " << D;
-    const double bf16 = cache_error(c, at::kCUDA, at::kBFloat16);
-    const double naive = naive_bf16_error(c);
-    EXPECT_LT(bf16, 2 * naive) << "D " << D << " naive " << naive;
+  for (bool one_pass : {true, false}) {
+    // Up to 1,024 rows in a branch: 16 chunks of 64 rows, which the combine kernel's warps
+    // merge several each; prompts below, on and past the block boundary; every head dim the
+    // kernel has.
+    for (int64_t D : {16, 32, 64, 128, 256}) {
+      CacheCase c{{128, 1024}, {1, 3}, 6, 1100, {1000, 1024, 300}, D};
+      EXPECT_LT(cache_error(c, at::kCUDA, at::kFloat, false, one_pass), 1e-5)
+          << "D " << D << " one pass " << one_pass;
+      const double bf16 = cache_error(c, at::kCUDA, at::kBFloat16, false, one_pass);
+      const double naive = naive_bf16_error(c);
+      EXPECT_LT(bf16, 2 * naive) << "D " << D << " one pass " << one_pass << " naive " << naive;
+    }
+    // B H >= 256: chunks of 256 rows.
+    CacheCase wide{{64, 768}, {1, 2}, 128, 800, {700, 5}, 16};
+    EXPECT_LT(cache_error(wide, at::kCUDA, at::kFloat, false, one_pass), 1e-5)
+        << "one pass " << one_pass;
+    // More partials per row than the one-pass kernel's block has threads: 8,192 slots of 64
+    // rows (128 chunks) plus the short branch's one, across the block boundary at 8,192.
+    CacheCase long_branch{{64, 8192}, {1, 1}, 1, 8192 + 40, {8180, 8100}, 16};
+    EXPECT_LT(cache_error(long_branch, at::kCUDA, at::kFloat, false, one_pass), 1e-5)
+        << "one pass " << one_pass;
   }
-  // B H >= 256: chunks of 256 rows.
-  CacheCase wide{{64, 768}, {1, 2}, 128, 800, {700, 5}, 16};
-  EXPECT_LT(cache_error(wide, at::kCUDA, at::kFloat), 1e-5);
 }
 
 // ---- xPos at explicit positions --------------------------------------------------------------
