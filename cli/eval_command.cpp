@@ -361,12 +361,19 @@ int cmd_eval(const Args& args) {
     if (!f.get("plot").empty() && !rows.empty()) plot_results(f.get("json"), f.get("plot"));
   }
   if (stopped_by != 0) {
-    if (grid->world_rank == 0)
-      std::cerr << "eval: stopped by signal " << stopped_by << " (" << ::strsignal(stopped_by)
-                << ") after " << rows.size() << " of " << lengths
-                << " context length(s); the rows above"
-                << (f.get("json").empty() ? "" : " (and in " + f.get("json") + ")")
-                << " are all that was measured\n";
+    if (grid->world_rank == 0) {
+      // One write: under mpirun stdout and stderr reach the terminal through separate pipes,
+      // and a message written in pieces can be split by stdout's lines.
+      std::ostringstream m;
+      m << "eval: stopped by signal " << stopped_by << " (" << ::strsignal(stopped_by) << ") after "
+        << rows.size() << " of " << lengths << " context length(s); the rows above"
+        << (f.get("json").empty() ? "" : " (and in " + f.get("json") + ")")
+        << " are all that was measured\n";
+      std::cerr << m.str() << std::flush;
+    }
+    // No rank exits (non-zero, which makes mpirun end the job) before rank 0 has written the
+    // results and this message.
+    world_max(*grid, 0);
     return 128 + stopped_by;
   }
   return 0;
