@@ -70,16 +70,20 @@ DenseAttentionOut dense_attention_forward_math(const at::Tensor& q, const at::Te
                                                const DenseAttentionArgs& args) {
   auto qt = to_bhnd(q), kt = to_bhnd(k), vt = to_bhnd(v);
   auto s = scores(qt, kt, args);
-  auto lse = at::logsumexp(s, -1);  // (B, H, n_q)
-  auto p = s.sub_(lse.unsqueeze(-1)).exp_();
+  // exp(s - max) summed, and the output divided by the sum: exp(s - lse) would carry the
+  // rounding of lse (its ulp, large where the scores are) into every weight.
+  auto m = std::get<0>(s.max(-1, /*keepdim=*/true));                 // (B, H, n_q, 1)
+  m.masked_fill_(m == -std::numeric_limits<double>::infinity(), 0);  // (rows of no key)
+  auto p = s.sub_(m).exp_();
+  auto l = p.sum(-1, /*keepdim=*/true);
   DenseAttentionOut r;
+  r.lse = (m + l.log()).squeeze(-1);  // (B, H, n_q)
   if (args.dropout > 0) {
     // One seed per problem, drawn from the default generator so that at::manual_seed governs it.
     r.rng = at::randint(std::numeric_limits<int64_t>::max(), {}, at::TensorOptions(at::kLong));
     p.mul_(dropout_mask(r.rng, p.sizes(), p.options(), args.dropout));
   }
-  r.out = at::matmul(p, vt).permute({0, 2, 1, 3}).to(q.scalar_type());
-  r.lse = lse;
+  r.out = at::matmul(p, vt).div_(l).permute({0, 2, 1, 3}).to(q.scalar_type());
   return r;
 }
 

@@ -341,8 +341,8 @@ XposPositionTables xpos_tables_at(const at::Tensor& positions, int64_t block, in
                                   at::ScalarType dtype, int64_t scale_base) {
   TORCH_CHECK(positions.scalar_type() == at::kLong, "xPos: positions must be int64; got ",
               positions.scalar_type());
-  TORCH_CHECK(block >= 2 && head_dim >= 2 && head_dim % 2 == 0 && scale_base >= 1,
-              "xPos: block = ", block, " must be >= 2, head_dim = ", head_dim,
+  TORCH_CHECK(block >= 1 && head_dim >= 2 && head_dim % 2 == 0 && scale_base >= 1,
+              "xPos: block = ", block, " must be >= 1, head_dim = ", head_dim,
               " even, scale_base = ", scale_base, " >= 1");
   xpos_range_check(block, {block}, dtype, scale_base);
   at::NoGradGuard no_grad;

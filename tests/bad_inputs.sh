@@ -456,6 +456,19 @@ expect1 out.export_foreign "is not from a longnet export" export "$CK" --out "$W
 mkdir -p "$WORK/hf2" && echo '{"model_type": "gpt2", "from": "longnet-export-1"}' > "$WORK/hf2/config.json"
 expect1 out.export_mentions_format "is not from a longnet export" export "$CK" --out "$WORK/hf2"
 grep -q gpt2 "$WORK/hf2/config.json" || fail "out.export_mentions_format: the foreign config changed"
+# An export's config.json does not make the model.safetensors beside it ours: each file is
+# checked (a foreign one, and a checkpoint copied there), and a real export is replaced.
+"$BIN" export "$CK" --out "$WORK/hf3" > "$WORK/hf3.log" 2>&1 || fail "export: $(tail -2 "$WORK/hf3.log")"
+mkdir -p "$WORK/hf4" && cp "$WORK/hf3/config.json" "$WORK/hf4/"
+echo "my notes" > "$WORK/hf4/model.safetensors"
+expect1 out.export_foreign_weights "model.safetensors' exists and is not from a longnet export" \
+  export "$CK" --out "$WORK/hf4"
+[[ "$(cat "$WORK/hf4/model.safetensors")" == "my notes" ]] || fail "out.export_foreign_weights: replaced"
+cp "$CK" "$WORK/hf4/model.safetensors"
+expect1 out.export_checkpoint_as_weights "model.safetensors' exists and is not from a longnet export" \
+  export "$CK" --out "$WORK/hf4"
+cmp -s "$CK" "$WORK/hf4/model.safetensors" || fail "out.export_checkpoint_as_weights: replaced"
+"$BIN" export "$CK" --out "$WORK/hf3" > "$WORK/hf3.log" 2>&1 || fail "export again: $(tail -2 "$WORK/hf3.log")"
 expect1 gen.temperature_tiny "is below 1e-4" \
   generate --checkpoint "$CK" --device cpu --prompt x --temperature 1e-45
 expect1 gen.greedy_and_sampling "--top-k applies to sampling only" \

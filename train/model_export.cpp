@@ -81,6 +81,45 @@ class JsonVisitor : public OptionVisitor {
   }
 };
 
+// Whether the regular file at path is a safetensors file a longnet export wrote: its header's
+// __metadata__ names the checkpoint ("longnet_checkpoint"). Anything unreadable or malformed is
+// not.
+bool safetensors_from_longnet(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  auto read_all = [fd](void* dst, size_t n) {
+    auto* p = static_cast<char*>(dst);
+    while (n > 0) {
+      const ssize_t got = ::read(fd, p, n);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      p += got, n -= size_t(got);
+    }
+    return true;
+  };
+  unsigned char len[8];
+  bool mine = false;
+  if (read_all(len, 8)) {
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = n << 8 | len[i];
+    std::string header;
+    if (n >= 2 && n <= (uint64_t{1} << 24)) {
+      header.resize(size_t(n));
+      if (read_all(header.data(), header.size())) {
+        try {
+          const JsonValue v = json_parse(header, path);
+          const JsonValue* meta = v.find("__metadata__");
+          const JsonValue* ckpt = meta ? meta->find("longnet_checkpoint") : nullptr;
+          mine = ckpt && ckpt->type == JsonValue::Type::kString;
+        } catch (const std::runtime_error&) {
+        }
+      }
+    }
+  }
+  ::close(fd);
+  return mine;
+}
+
 }  // namespace
 
 void safetensors_write(const std::string& path,
@@ -215,8 +254,10 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
       return false;
     }
   }();
-  for (const auto& p : {cfg_path, st_path})
-    if (path_kind(p) != PathKind::kMissing && !ours)
+  // And each file on its own: a model.safetensors beside an export's config.json may be anyone's.
+  const bool st_ours = path_kind(st_path) == PathKind::kFile && safetensors_from_longnet(st_path);
+  for (const auto& [p, mine] : {std::make_pair(cfg_path, ours), std::make_pair(st_path, st_ours)})
+    if (path_kind(p) != PathKind::kMissing && !mine)
       throw std::invalid_argument("export: '" + p +
                                   "' exists and is not from a longnet export; it is not replaced. "
                                   "Give another --out directory, or remove the file");
