@@ -195,6 +195,14 @@ TEST(DilatedKVCache, CudaKernelMatchesDefinition_manyChunksEveryHeadDim) {
     CacheCase long_branch{{64, 8192}, {1, 1}, 1, 8192 + 40, {8180, 8100}, 16};
     EXPECT_LT(cache_error(long_branch, at::kCUDA, at::kFloat, false, one_pass), 1e-5)
         << "one pass " << one_pass;
+    // Four branches of up to 4 chunks each, every subset of them selecting a row as the
+    // position moves (the one-pass kernel merges each branch's chunks, then the branches), across
+    // the block boundary at 2,048, and a batch at two positions.
+    CacheCase branches{{256, 512, 1024, 2048}, {1, 2, 4, 8}, 8, 2048 + 90, {2000, 1800}, 64};
+    EXPECT_LT(cache_error(branches, at::kCUDA, at::kFloat, false, one_pass), 1e-5)
+        << "one pass " << one_pass;
+    const double bf16 = cache_error(branches, at::kCUDA, at::kBFloat16, false, one_pass);
+    EXPECT_LT(bf16, 2 * naive_bf16_error(branches)) << "one pass " << one_pass;
   }
 }
 
@@ -335,6 +343,20 @@ TEST(IncrementalLM, DecoderOnlyMatchesForward_shorterThanLongestSegment) {
   at::manual_seed(4);
   LongNetLM m(tiny_lm("decoder_only", {8, 16, 64}, {1, 6, 12}));
   auto t = teacher_forced(m, {13, 1}, 27, 64);
+  EXPECT_LT(t.prefill_error, 1e-4);
+  EXPECT_LT(t.step_error, 1e-4);
+}
+
+TEST(IncrementalLM, DecoderOnlyMatchesForward_segmentsOfOneToken) {
+  // A largest segment of 1 (every token attends to itself; xPos blocks of one position), and
+  // one of 1 beside longer ones.
+  at::manual_seed(6);
+  LongNetLM one(tiny_lm("decoder_only", {1}, {1}));
+  auto t = teacher_forced(one, {5, 2}, 7, /*chunk=*/4);
+  EXPECT_LT(t.prefill_error, 1e-4);
+  EXPECT_LT(t.step_error, 1e-4);
+  LongNetLM mixed(tiny_lm("decoder_only", {1, 4}, {1, 2}));
+  t = teacher_forced(mixed, {6, 3}, 9, /*chunk=*/4);
   EXPECT_LT(t.prefill_error, 1e-4);
   EXPECT_LT(t.step_error, 1e-4);
 }
