@@ -98,6 +98,7 @@ void CliFlags::parse(const std::vector<std::string>& args) {
     if (f.given)
       throw std::invalid_argument("longnet " + command_ + ": --" + name +
                                   " given twice; give it once");
+    const std::string default_value = f.value;
     if (f.is_switch) {
       if (inline_value)
         throw std::invalid_argument("longnet " + command_ + ": --" + name + " takes no value");
@@ -111,9 +112,11 @@ void CliFlags::parse(const std::vector<std::string>& args) {
     }
     // An empty value would read as "not given" and silently mean the default.
     if (!f.is_switch && f.value.empty())
-      throw std::invalid_argument("longnet " + command_ + ": --" + name +
-                                  " has an empty value; give one, or leave the flag out for its "
-                                  "default");
+      throw std::invalid_argument(
+          "longnet " + command_ + ": --" + name + " has an empty value; give one" +
+          (default_value.empty()
+               ? std::string(", or leave the flag out where it is optional")
+               : ", or leave the flag out for its default (" + default_value + ")"));
     f.given = true;
   }
 }

@@ -101,6 +101,9 @@ void flags_train(CliFlags& f) {
   f.add_hidden("debug-stall", "", "RANK:STEP, that rank stops responding at that step");
   f.add_hidden("debug-stop-in-eval", "-1", "a stop signal (SIGUSR1) during this step's evaluation",
                spec_range(-1, double(kMaxTokens)));
+  f.add_hidden("debug-stop-in-step", "-1",
+               "a stop signal (SIGUSR1) before this step's second micro-step",
+               spec_range(-1, double(kMaxTokens)));
   f.add_hidden("debug-crash-in-checkpoint", "-1", "die half-way through writing this checkpoint",
                spec_range(-1, double(kMaxTokens)));
   f.add_switch_hidden("debug-parser-hang", "the config parser's trial child never returns");

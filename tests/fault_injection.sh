@@ -78,6 +78,28 @@ for who in both ranks; do
 done
 echo "ok: SIGUSR1 (to mpirun and the ranks, then the ranks alone) checkpointed on every rank and exited 0"
 
+# 2c. A stop signal between two micro-steps of a step (train.grad_accumulation 3; a step of
+#     2^20 micro-steps would otherwise keep the signal waiting for hours): the step is dropped,
+#     step 6's state is checkpointed, the job exits 0, and the resume gives the uninterrupted
+#     run's losses for steps 7 to 12 (the sampler and the generators taken back to the step's start).
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" train.grad_accumulation=3 checkpoint.dir="$WORK/ref3" \
+  log.metrics="$WORK/ref3.jsonl" checkpoint.resume=none > "$WORK/ref3.log" 2>&1 ||
+  fail "reference run with grad_accumulation 3: $(tail -5 "$WORK/ref3.log")"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" train.grad_accumulation=3 checkpoint.dir="$WORK/micro" \
+  log.metrics="$WORK/micro.jsonl" checkpoint.resume=none --debug-stop-in-step 6 \
+  > "$WORK/micro.log" 2>&1 || fail "stop inside a step: exited non-zero: $(tail -5 "$WORK/micro.log")"
+grep -q "stopping on a signal during step 7 (its micro-steps are dropped)" "$WORK/micro.log" ||
+  fail "stop inside a step: no message: $(tail -5 "$WORK/micro.log")"
+[[ -f "$WORK/micro/step_00000006.ckpt" && ! -e "$WORK/micro/step_00000007.ckpt" ]] ||
+  fail "stop inside a step: step 6's checkpoint expected: $(ls "$WORK/micro")"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" train.grad_accumulation=3 checkpoint.dir="$WORK/micro" \
+  log.metrics="$WORK/micro2.jsonl" > "$WORK/micro2.log" 2>&1 ||
+  fail "resume after a stop inside a step: $(tail -5 "$WORK/micro2.log")"
+grep -q "resume: .*step_00000006.ckpt at step 6" "$WORK/micro2.log" || fail "micro: not resumed at 6"
+diff <(losses "$WORK/ref3.jsonl" | sed -n '7,12p') <(losses "$WORK/micro2.jsonl") ||
+  fail "stop inside a step: resumed losses differ from the uninterrupted run"
+echo "ok: a stop between micro-steps dropped the step, checkpointed step 6; resume matched"
+
 # 3. A crash half-way through writing the step-8 checkpoint: step 4's stays intact and resumes.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" --debug-crash-in-checkpoint 8 \
   checkpoint.dir="$WORK/crash" log.metrics="$WORK/crash.jsonl" checkpoint.resume=none \

@@ -218,22 +218,29 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
   if (!status.ok()) {
     // "Vocabulary size is too high (N). Please set it to a value <= M.": a text too small or too
     // uniform for N pieces; below 300 (the byte pieces and the specials) only more text helps.
-    const std::string text = status.ToString();
+    // Its message without the source location and check before it ("Internal:
+    // ./src/trainer_interface.cc(660) [a == b] Vocabulary size too high ...").
+    std::string text = status.ToString();
+    if (const size_t check = text.find(") ["); check != std::string::npos)
+      if (const size_t end = text.find("] ", check); end != std::string::npos)
+        text = text.substr(end + 2);
+    std::string what = "SentencePiece failed: " + text;
     std::string fix = "a smaller --vocab-size (300 or more) or more text may help";
     const size_t at = text.find("<= ");
     if (text.find("too high") != std::string::npos && at != std::string::npos) {
       const int64_t most = std::strtoll(text.c_str() + at + 3, nullptr, 10);
+      what = "--vocab-size " + std::to_string(o.vocab_size) +
+             " is more pieces than this text yields (at most " + std::to_string(most) + ")";
       fix = most >= 300 ? "--vocab-size " + std::to_string(most) + " or less works on this text"
-                        : "this text yields at most " + std::to_string(most) +
-                              " pieces, fewer than the 300 a vocabulary needs (256 byte pieces "
-                              "and the specials): give more, and more varied, text";
+                        : "that is fewer than the 300 a vocabulary needs (256 byte pieces and "
+                          "the specials): give more, and more varied, text";
     }
     if (sum.input_capped)
       fix += "; only part of the sources was read (--max-input-bytes " +
              std::to_string(o.max_input_bytes) + "): a larger --max-input-bytes reads more text";
-    throw std::runtime_error("tokenizer train: SentencePiece failed: " + text + " (" +
-                             std::to_string(sum.sentences) + " lines, " +
-                             std::to_string(sum.text_bytes) + " bytes of text; " + fix + ")");
+    throw std::runtime_error("tokenizer train: " + what + " (" + std::to_string(sum.sentences) +
+                             " lines, " + std::to_string(sum.text_bytes) + " bytes of text; " +
+                             fix + ")");
   }
 
   if (!make_parent_dirs(o.out_path))

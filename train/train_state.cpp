@@ -39,6 +39,25 @@ at::Tensor cuda_generator_state(const ProcessGrid& grid) {
   return at::Tensor();
 }
 
+}  // namespace
+
+RngStates rng_states_get(const ProcessGrid& grid) {
+  return {at::detail::getDefaultCPUGenerator().get_state(), cuda_generator_state(grid)};
+}
+
+void rng_states_set(const ProcessGrid& grid, const RngStates& states) {
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();
+  cpu.set_state(states.cpu);
+#ifdef LONGNET_WITH_CUDA
+  if (grid.device.is_cuda() && states.cuda.defined()) {
+    at::Generator cuda = at::cuda::detail::getDefaultCUDAGenerator(grid.device.index());
+    cuda.set_state(states.cuda);
+  }
+#endif
+}
+
+namespace {
+
 // The model: keys that make a model what it is (the function its parameters compute), as
 // "key: value" lines: all but dropout and activation checkpointing, which change how a step
 // runs, not the model, and the segments and rates, which a run may change on purpose to extend

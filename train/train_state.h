@@ -31,6 +31,15 @@ struct TrainProgress {
   bool eval_pending = false;  // the evaluation due at this step was cut short by a stop signal
 };
 
+// This rank's generator states (the CPU's, and the GPU's when training there), to take back
+// the draws of a step that is abandoned (a stop signal between its micro-steps), so that the
+// checkpoint written then resumes as an uninterrupted run goes on.
+struct RngStates {
+  at::Tensor cpu, cuda;
+};
+RngStates rng_states_get(const ProcessGrid& grid);
+void rng_states_set(const ProcessGrid& grid, const RngStates& states);
+
 // Writes checkpoint `progress.step` into cfg.checkpoint.dir (keeping cfg.checkpoint.keep), then
 // waits for rank 0 on every rank. Every rank must call it.
 // `tokenizer` (spec and content hash of the tokenizer the training data was made with; spec ""

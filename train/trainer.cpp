@@ -95,7 +95,9 @@ class Trainer {
   void loop();
   // Queues one optimizer step (its micro-steps, the all-reduce, clipping, AdamW); the numbers
   // stay on the device in a StepStats until finish_step reads them.
-  StepStats train_step();
+  // One optimizer step; nullopt when a stop signal came between two of its micro-steps (the
+  // step is abandoned: no update, the sampler back where the step began).
+  std::optional<StepStats> train_step();
   // Reads the pending step's numbers, counts a bad step (stopping after too many in a row),
   // evaluates if eval_now, logs and writes its metrics line.
   void finish_step(bool eval_now);
@@ -400,10 +402,28 @@ void Trainer::model_setup() {
     // large batch, the most of all. (paper_lm's plain loss peaked at 55 GiB with 32,768 x
     // 100,277 logits per micro-step, about 15 bytes each after the model's share.)
     const double logits = config_chunked_loss(cfg_) ? 0.0 : 8 * tokens * double(m.vocab_size);
-    device_memory_check(16 * params + 4 * tokens * d * layers + logits, grid_->device, what,
+    // Activations: every layer's input, and its feed-forward hidden before and after the
+    // activation function (one layer's at a time with activation checkpointing), in the
+    // training dtype.
+    const double act = cfg_.train.precision == "bf16" ? 2 : 4;
+    const double ffn = 2 * act * tokens * ff * (m.activation_checkpointing ? 1.0 : layers);
+    // The plain attention maths (the CPU, and float32 on the GPU) holds one branch's scores at
+    // once: per head (w / r)^2 in each of the N / w segments, w / r^2 per token (w at most N).
+    double scores = 0;
+    if (!grid_->device.is_cuda() || cfg_.train.precision != "bf16") {
+      const auto& a = m.layer.attention;
+      for (size_t i = 0; i < a.segment_lengths.size(); ++i) {
+        const double w = double(std::min(a.segment_lengths[i], cfg_.data.seq_len));
+        const double r = double(a.dilation_rates[i]);
+        scores = std::max(scores, 4 * tokens * double(m.layer.num_heads) * std::ceil(w / r) / r);
+      }
+    }
+    device_memory_check(16 * params + 4 * tokens * d * layers + ffn + scores + logits,
+                        grid_->device, what,
                         "use fewer or narrower layers (model.num_layers, model.d_model, "
-                        "model.dim_feedforward, model.vocab_size), a smaller data.batch_size or "
-                        "data.seq_len, or more sequence-parallel ranks");
+                        "model.dim_feedforward, model.vocab_size), shorter segments "
+                        "(model.segment_lengths) on the CPU or in fp32, a smaller "
+                        "data.batch_size or data.seq_len, or more sequence-parallel ranks");
   }
   at::manual_seed(cfg_.train.seed);  // the same initial parameters on every rank
   model_ = LongNetLM(cfg_.model);
@@ -504,8 +524,10 @@ double Trainer::evaluate() {
   return s[0].item<double>() / s[1].item<double>();
 }
 
-StepStats Trainer::train_step() {
+std::optional<StepStats> Trainer::train_step() {
   const int64_t accum = cfg_.train.grad_accumulation;
+  const auto start = sampler_->position();
+  const RngStates rng = accum > 1 ? rng_states_get(*grid_) : RngStates{};
   const double lr = lr_at(cfg_.optim, step_, cfg_.train.steps);
   const auto& faults = fault_injection();
   StepStats current(step_ + 1, grid_->device);
@@ -514,6 +536,15 @@ StepStats Trainer::train_step() {
                   run_.profile_steps > 0 && step_ - first_step_ < run_.profile_steps);
   auto loss_sum = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(grid_->device));
   for (int64_t micro = 0; micro < accum; ++micro) {
+    // A stop signal ends a long step at the next micro-step (on every rank alike).
+    if (micro == 1 && step_ == faults.stop_in_step_at_step && grid_->world_rank == 0)
+      std::raise(SIGUSR1);
+    if (micro > 0 && world_max(*grid_, stop_signal_caught()) > 0) {
+      for (auto& p : params_) p.mutable_grad() = at::Tensor();
+      sampler_->set_position(start);
+      rng_states_set(*grid_, rng);
+      return std::nullopt;
+    }
     auto batch = sampler_->next_batch();
     auto loss = this->loss(batch_to(batch.inputs, grid_->device),
                            batch_to(batch.targets, grid_->device), false);
@@ -699,7 +730,22 @@ void Trainer::loop() {
       std::fflush(stderr);
       for (;;) ::pause();
     }
-    pending_.emplace(train_step());
+    auto stats = train_step();
+    if (!stats) {
+      // A stop signal inside the step: its micro-steps are dropped, and the state after the step
+      // before it is saved (unless this run has done no step, or that one was saved already).
+      if (pending_) finish_step(false);
+      const bool save = step_ > first_step_ && step_ % cfg_.checkpoint.interval != 0;
+      if (save)
+        train_state_save(*grid_, cfg_, named_params_, *optim_,
+                         TrainProgress{step_, bad_steps_, sampler_->position(), false}, tokenizer_);
+      log_info(
+          "stopping on a signal during step " + std::to_string(step_ + 1) +
+          " (its micro-steps are dropped)" +
+          (step_ > first_step_ ? "; resume with checkpoint.resume: auto" : "; nothing to save"));
+      return;
+    }
+    pending_.emplace(std::move(*stats));
     ++step_;
     bool stop_signal = world_max(*grid_, stop_signal_caught()) > 0;
     const bool stop_here = run_.stop_after > 0 && step_ - first_step_ >= run_.stop_after;
