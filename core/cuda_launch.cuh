@@ -12,6 +12,8 @@
 
 #include <cuda_runtime.h>
 
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -44,15 +46,37 @@ inline int cuda_device_attribute(cudaDeviceAttr what) {
   return n;
 }
 
+// The PTX version `kernel` was built from for the current device (cudaFuncGetAttributes once per
+// kernel and device: an eager decode step launches dozens of kernels).
+inline cudaError_t cuda_kernel_ptx_version(const void* kernel, int* version) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, int> known;
+  int device = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e != cudaSuccess) return e;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(kernel, device);
+  const auto it = known.find(key);
+  if (it != known.end()) return *version = it->second, cudaSuccess;
+  cudaFuncAttributes fa;
+  e = cudaFuncGetAttributes(&fa, kernel);
+  if (e != cudaSuccess) return e;
+  known.emplace(key, fa.ptxVersion);
+  *version = fa.ptxVersion;
+  return cudaSuccess;
+}
+
 // Launches kernel<<<grid, block, smem, stream>>>(args...), early (PDL) when `early` and the
 // kernel was built from compute_90 code or later (where its pdl_wait is compiled in; elsewhere
 // a plain launch, which is also correct).
 template <typename... Params, typename... Args>
 cudaError_t launch_maybe_early(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
                                cudaStream_t stream, bool early, Args&&... args) {
-  cudaFuncAttributes fa;
-  const cudaError_t e = cudaFuncGetAttributes(&fa, kernel);
-  if (e != cudaSuccess) return e;
+  int ptx = 0;
+  if (early) {
+    const cudaError_t e = cuda_kernel_ptx_version(reinterpret_cast<const void*>(kernel), &ptx);
+    if (e != cudaSuccess) return e;
+  }
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
@@ -62,7 +86,7 @@ cudaError_t launch_maybe_early(void (*kernel)(Params...), dim3 grid, dim3 block,
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attribute;
-  config.numAttrs = early && fa.ptxVersion >= 90 ? 1 : 0;
+  config.numAttrs = early && ptx >= 90 ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 

@@ -80,8 +80,10 @@ DilatedKVCache::DilatedKVCache(const DilatedAttentionOptions& o, int64_t batch, 
   r_t_ = vec(r_);
   off_t_ = vec(off_);
   heads_t_ = at::arange(heads, i64);
-  // The one-pass decode kernel's arrival counts, one per (sequence, head); 0 between steps.
-  if (k_.is_cuda()) arrivals_ = at::zeros({batch * heads}, options.dtype(at::kInt));
+  // The one-pass decode kernel's arrival counts, per (sequence, head) and per (sequence, head,
+  // branch); 0 between steps.
+  if (k_.is_cuda())
+    arrivals_ = at::zeros({batch * heads * int64_t(1 + w_.size())}, options.dtype(at::kInt));
 }
 
 int64_t DilatedKVCache::bytes() const {

@@ -88,15 +88,17 @@ __global__ void __launch_bounds__(kThreads) decode_store_kernel(const DilatedDec
   }
 }
 
-// The partials of (b, h) at position pos, flattened branch by branch, chunk by chunk, over the
-// branches that select the row: chunks[i] of branch i (ceil((a_i + 1) / R), or 0), total in all.
+// Lists of partials to merge: total, and index(k), where the k-th lies among the (b, h)'s nb
+// max_chunks partials.
+//
+// Every chunk of every branch that selects the row at pos (ceil((a_i + 1) / R) of branch i, or
+// 0), flattened branch by branch: the three-pass combine.
 struct PartialList {
-  int64_t chunks[kDecodeMaxBranches];
-  int64_t total = 0;
+  int chunks[kDecodeMaxBranches] = {};
+  int total = 0;
   __device__ PartialList(const DilatedDecodeParams& p, int64_t pos, int64_t h) {
 #pragma unroll
     for (int i = 0; i < kDecodeMaxBranches; ++i) {
-      chunks[i] = 0;
       if (i < p.nb) {
         const Slot s = slot_of(p, i, pos, h);
         if (s.selected) chunks[i] = chunks_to(p, s.a);
@@ -104,8 +106,7 @@ struct PartialList {
       total += chunks[i];
     }
   }
-  // Index of the k-th partial in its (b, h)'s list of nb max_chunks.
-  __device__ int64_t index(const DilatedDecodeParams& p, int64_t k) const {
+  __device__ int64_t index(const DilatedDecodeParams& p, int k) const {
     int i = 0;
 #pragma unroll
     for (int j = 0; j < kDecodeMaxBranches - 1; ++j)
@@ -113,43 +114,74 @@ struct PartialList {
     return i * p.max_chunks + k;
   }
 };
+// The first n chunks of branch i.
+struct BranchChunks {
+  int i, total;
+  __device__ int64_t index(const DilatedDecodeParams& p, int k) const {
+    return i * p.max_chunks + k;
+  }
+};
+// Chunk 0 of every branch in a bit mask: the one-pass kernel's branch results.
+struct BranchFirsts {
+  unsigned mask;
+  int total;
+  __device__ int64_t index(const DilatedDecodeParams& p, int k) const {
+    int i = 0;
+#pragma unroll
+    for (int j = 0; j < kDecodeMaxBranches; ++j)
+      if ((mask >> j) & 1u && k-- == 0) i = j;
+    return i * p.max_chunks;
+  }
+};
+
+// The branches that select the row of (b, h) at pos, as a bit mask, by one whole warp: lane i
+// works out branch i.
+__device__ __forceinline__ unsigned selecting_branches_warp(const DilatedDecodeParams& p,
+                                                            int64_t pos, int64_t h) {
+  const int lane = threadIdx.x % 32;
+  return __ballot_sync(0xffffffffu, lane < p.nb && slot_of(p, lane, pos, h).selected);
+}
+
+// Where a merge puts its result: out[d] = acc[d] / L in T (the attention output), or a partial
+// (acc[D], M, L) in float32 that a later merge takes up.
+template <typename T>
+struct ToOutput {
+  T* out;
+  __device__ void operator()(int d, float a, float, float L) const {
+    out[d] = from_float<T>(L > 0.f ? a / L : 0.f);
+  }
+};
+struct ToPartial {
+  float* out;
+  int D;
+  __device__ void operator()(int d, float a, float M, float L) const {
+    out[d] = a;
+    if (d == 0) out[D] = M, out[D + 1] = L;
+  }
+};
 
 // Merges the `list.total` partials of one (b, h) at part into out[d] = sum_k acc_k[d]
 // 2^(m_k - M) / sum_k l_k 2^(m_k - M), M the largest m_k, with the block's Warps warps: warp w
 // takes partials w, w + Warps, ... with an online softmax, Ahead of them loaded before any is
 // used (the loop is latency-bound), lane j holding dimensions j, j + 32, ...; the warps then
-// merge through shared memory (sm_m, sm_l: Warps floats; sm_acc: Warps x D). Reads past L1: in
-// the one-pass kernel other blocks wrote the partials. A partial's maximum is finite (every
-// chunk launched holds a row) unless its scores were NaN; a warp left at -inf weighs nothing.
-// How many partials (b, h) has at pos (PartialList::total), by one whole warp: lane i works
-// out branch i.
-__device__ __forceinline__ int count_partials_warp(const DilatedDecodeParams& p, int64_t pos,
-                                                   int64_t h) {
-  const int lane = threadIdx.x % 32;
-  int n = 0;
-  if (lane < p.nb) {
-    const Slot s = slot_of(p, lane, pos, h);
-    if (s.selected) n = chunks_to(p, s.a);
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
-  return n;
-}
-
-template <typename T, int D, int Warps, int Ahead>
-__device__ __forceinline__ void merge_partials(const DilatedDecodeParams& p,
-                                               const PartialList& list, const float* part, T* out,
-                                               float* sm_m, float* sm_l, float* sm_acc) {
+// merge through shared memory (sm_m, sm_l: Warps floats; sm_acc: Warps x D), and store(d, acc,
+// M, L) writes the result. Reads past L1: in the one-pass kernel other blocks wrote the
+// partials. A partial's maximum is finite (every chunk launched holds a row) unless its scores
+// were NaN; a warp left at -inf weighs nothing.
+template <typename T, int D, int Warps, int Ahead, typename List, typename Store>
+__device__ __forceinline__ void merge_partials(const DilatedDecodeParams& p, const List& list,
+                                               const float* part, float* sm_m, float* sm_l,
+                                               float* sm_acc, const Store& store) {
   constexpr int PL = (D + 31) / 32;  // dimensions per lane
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float m = -INFINITY, l = 0.f, acc[PL];
 #pragma unroll
   for (int j = 0; j < PL; ++j) acc[j] = 0.f;
-  for (int64_t k0 = warp; k0 < list.total; k0 += Warps * Ahead) {
+  for (int k0 = warp; k0 < list.total; k0 += Warps * Ahead) {
     float qm[Ahead], ql[Ahead], qv[Ahead][PL];
 #pragma unroll
     for (int u = 0; u < Ahead; ++u) {
-      const int64_t k = k0 + int64_t(u) * Warps;
+      const int k = k0 + u * Warps;
       qm[u] = -INFINITY;
       if (k < list.total) {
         const float* q = part + list.index(p, k) * (D + 2);
@@ -187,8 +219,24 @@ __device__ __forceinline__ void merge_partials(const DilatedDecodeParams& p,
 #pragma unroll
     for (int w = 0; w < Warps; ++w)
       if (sm_m[w] != -INFINITY) a += sm_acc[w * D + d] * exp2f(sm_m[w] - M);
-    out[d] = from_float<T>(L > 0.f ? a / L : 0.f);
+    store(d, a, M, L);
   }
+}
+
+// Counts the block in *count, which `expected` blocks reach in all; true in the last to arrive
+// (which sets the count back to 0: atomicInc wraps), and then the writes every block made before
+// arriving are visible to it (reads past L1). The block's own writes are made visible before the
+// count: a barrier, then one thread's fence (cumulative), as in a grid-wide barrier.
+__device__ __forceinline__ bool arrive_last(unsigned* count, int expected, bool* sm_last) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    const unsigned last = unsigned(expected) - 1;
+    *sm_last = atomicInc(count, last) == last;
+    if (*sm_last) __threadfence();
+  }
+  __syncthreads();
+  return *sm_last;
 }
 
 template <typename T, int D, bool OnePass>
@@ -199,6 +247,7 @@ __global__ void __launch_bounds__(kThreads, kAttendBlocksPerSM<T>)
   constexpr int kGroups = kWarps * RW;
   __shared__ float sm_m[kGroups], sm_l[kGroups], sm_acc[kGroups][D];
   __shared__ bool sm_last;
+  __shared__ unsigned sm_mask;
 
   const int64_t bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
   const int i = blockIdx.y;
@@ -244,9 +293,9 @@ __global__ void __launch_bounds__(kThreads, kAttendBlocksPerSM<T>)
   constexpr int64_t kStride = kWarps * kTile * RW;
   int64_t r0 = row0 + warp * kTile * RW;
   load_tile(r0);
-  // The count of partials the last arrival sees, while the loads are in flight (warp 0).
-  int expected = 0;
-  if (OnePass && warp == 0) expected = count_partials_warp(p, pos, h);
+  // The branch results the last arrival merges, while the loads are in flight (warp 0).
+  unsigned branches = 0;
+  if (OnePass && warp == 0) branches = selecting_branches_warp(p, pos, h);
   if (OnePass) {
     pdl_wait();
     // The block whose chunk holds the new row stores it (its own tiles take it from k_new).
@@ -337,21 +386,23 @@ __global__ void __launch_bounds__(kThreads, kAttendBlocksPerSM<T>)
   }
   if (!OnePass) return;
 
-  // The last block of (b, h) to arrive merges: the partials written above are made visible
-  // before the count, and read after it. (atomicInc wraps the count back to 0 at the last
-  // arrival: ready for the next step.)
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const unsigned last = unsigned(expected) - 1;
-    sm_last = atomicInc(p.arrivals + bh, last) == last;
+  // Two levels of merges: the last block of branch i to arrive merges the branch's chunks into
+  // its chunk 0 (a branch of one chunk has its result there already), then the last branch of
+  // (b, h) merges the branch results into out. The branches merge in parallel, and the merge
+  // the layer waits for reads at most one partial per branch.
+  const int chunks = chunks_to(p, s.a);
+  float* branch = part + i * p.max_chunks * (D + 2);
+  if (chunks > 1) {
+    if (!arrive_last(p.arrivals + p.B * p.H + bh * p.nb + i, chunks, &sm_last)) return;
+    merge_partials<T, D, kWarps, kMergeAhead<D>>(p, BranchChunks{i, chunks}, part, sm_m, sm_l,
+                                                 &sm_acc[0][0], ToPartial{branch, D});
   }
+  if (!arrive_last(p.arrivals + bh, __popc(branches), &sm_last)) return;
+  if (threadIdx.x == 0) sm_mask = branches;  // (warp 0 worked it out)
   __syncthreads();
-  if (!sm_last) return;
-  __threadfence();
-  const PartialList list(p, pos, h);
-  merge_partials<T, D, kWarps, kMergeAhead<D>>(p, list, part, static_cast<T*>(p.out) + bh * D, sm_m,
-                                               sm_l, &sm_acc[0][0]);
+  merge_partials<T, D, kWarps, kMergeAhead<D>>(p, BranchFirsts{sm_mask, __popc(sm_mask)}, part,
+                                               sm_m, sm_l, &sm_acc[0][0],
+                                               ToOutput<T>{static_cast<T*>(p.out) + bh * D});
 }
 
 // The three-pass path's merge: one block of kCombineWarps warps per (b, h).
@@ -363,8 +414,8 @@ __global__ void __launch_bounds__(32 * kCombineWarps)
   __shared__ float sm_m[kCombineWarps], sm_l[kCombineWarps], sm_acc[kCombineWarps * D];
   const int64_t bh = blockIdx.x, b = bh / p.H, h = bh % p.H;
   merge_partials<T, D, kCombineWarps, kCombineAhead>(
-      p, PartialList(p, p.positions[b], h), p.partial + bh * p.nb * p.max_chunks * (D + 2),
-      static_cast<T*>(p.out) + bh * D, sm_m, sm_l, sm_acc);
+      p, PartialList(p, p.positions[b], h), p.partial + bh * p.nb * p.max_chunks * (D + 2), sm_m,
+      sm_l, sm_acc, ToOutput<T>{static_cast<T*>(p.out) + bh * D});
 }
 
 template <typename T, int D>

@@ -4,10 +4,11 @@
 // One pass (one_pass, the default), one kernel: block (b h, branch i, chunk c) reads slots
 // [c R, min((c+1) R, a_i + 1)) of branch i when head h selects the row (the new row itself from
 // k_new, v_new; the block whose chunk holds slot a_i also stores it there), writes a partial
-// (acc[D], max, sum) in float32 (log2 domain) to partial[b h][i max_chunks + c], and counts
-// itself in arrivals[b h]; the last block of (b, h) to arrive merges the partials into out (0
-// when no branch selects the row) and sets the count back to 0. With early_launch, the cache's
-// rows load while the kernel before it finishes.
+// (acc[D], max, sum) in float32 (log2 domain) to partial[b h][i max_chunks + c]. Then two
+// levels of merges, each by the last block to arrive (counts in `arrivals`, set back to 0 by
+// that block): of branch i's chunks, into its chunk 0; of (b, h)'s branches, into out (0 when no
+// branch selects the row). With early_launch, the cache's rows load while the kernel before it
+// finishes.
 //
 // Three passes (one_pass false): the same in three kernels:
 //   1. store:   the new k, v rows into slot off_i + a_i of every head that selects them;
@@ -33,7 +34,7 @@ struct DilatedDecodeParams {
   void* v_cache = nullptr;             // (B, H, S, D) contiguous
   void* out = nullptr;                 // (B, H, D) contiguous
   float* partial = nullptr;            // (B H, nb max_chunks, D + 2) scratch
-  unsigned* arrivals = nullptr;        // (B H) counts, 0 between launches (one pass only)
+  unsigned* arrivals = nullptr;        // (B H) then (B H, nb) counts, 0 between launches (one pass)
   const int64_t* positions = nullptr;  // (B,)
   int64_t B = 0, H = 0, D = 0, S = 0;
   int nb = 0;  // branches
