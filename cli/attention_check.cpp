@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "longnet/cli/common_flags.h"
+#include "longnet/core/dilated_plan.h"
 #include "longnet/core/dilated_reference.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
@@ -106,8 +107,13 @@ int attention_check(const AttentionCheckOptions& c) {
         "(P > 1) to check the sequence-parallel path");
   const int64_t L = SequenceLayout(c.seq_len, sp_size, o.segment_lengths).local_len();
   // q, k, v, the output gradient, the reference output and its three gradients, on every rank.
-  tensor_memory_check("check attention", "--batch x --seq-len x --heads x --head-dim",
-                      {c.batch, c.seq_len, c.heads, c.head_dim}, 8, c.dtype, grid->device);
+  // The reference is the whole sequence's forward and backward on each rank: its scores and
+  // their gradient.
+  tensor_memory_check(
+      "check attention", "--batch x --seq-len x --heads x --head-dim",
+      {c.batch, c.seq_len, c.heads, c.head_dim}, 8, c.dtype, grid->device,
+      2 * dilated_plain_score_bytes(c.batch * c.seq_len, c.seq_len, c.heads, o.segment_lengths,
+                                    o.dilation_rates, c.dtype, grid->device));
 
   // The same full input on every rank: one seed, the same generator on every device.
   at::manual_seed(c.seed);

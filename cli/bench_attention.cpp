@@ -16,6 +16,7 @@
 #include "longnet/cli/bench_common.h"
 #include "longnet/cli/common_flags.h"
 #include "longnet/core/dilated_attention.h"
+#include "longnet/core/dilated_plan.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
 #include "longnet/parallel/sequence_layout.h"
@@ -131,7 +132,9 @@ int bench_attention(const BenchAttentionOptions& o) {
       SequenceLayout(N, P, sch.w);  // every segment nests with L
       // q, k, v, the output gradient and the output
       tensor_memory_check("bench attention", "B x N / P x --heads x head dim", {B, L, H, D}, 5,
-                          o.dtype, dev);
+                          o.dtype, dev,
+                          (o.backward ? 2 : 1) *
+                              dilated_plain_score_bytes(B * L, N, H, sch.w, sch.r, o.dtype, dev));
       DilatedAttentionOptions opt;
       opt.segment_lengths = sch.w;
       opt.dilation_rates = sch.r;

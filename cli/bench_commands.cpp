@@ -26,6 +26,11 @@ int cmd_bench_attention(const Args& args) {
   o.segments = f.get_int_list("segments");
   o.rates = f.get_int_list("rates");
   o.weak_scaling_first = f.get_int("weak-scaling-first");
+  if (f.given("weak-scaling-first") && (f.given("segments") || f.given("rates")))
+    throw std::invalid_argument(
+        "longnet bench attention: --weak-scaling-first F sets the segments and rates itself "
+        "(segments {F, N/P, N}, rates {1, N/(P F), N/F}); leave out --segments and --rates, or "
+        "--weak-scaling-first");
   o.causal = !f.get_switch("non-causal");
   o.dtype = dtype_from_name(f.get("dtype"));
   o.sp = f.get_int("sp");

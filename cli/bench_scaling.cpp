@@ -18,6 +18,7 @@
 #include "longnet/cli/bench_common.h"
 #include "longnet/cli/common_flags.h"
 #include "longnet/core/dilated_attention.h"
+#include "longnet/core/dilated_plan.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
 #include "longnet/parallel/sequence_parallel_attention.h"
@@ -79,9 +80,20 @@ int bench_scaling(const BenchScalingOptions& o) {
   for (int64_t N : lens) {
     TORCH_CHECK(o.total_tokens % N == 0, "bench scaling: N = ", N, " does not divide the total ",
                 o.total_tokens);
+    // Data-parallel lengths: each rank times per_gpu / N whole sequences of the total's.
+    TORCH_CHECK(N > per_gpu || per_gpu % N == 0, "bench scaling: N = ", N,
+                " does not divide the tokens per rank, --total-tokens / ranks = ", per_gpu,
+                " (every rank times the same number of whole sequences); give a total that is a "
+                "multiple of N x ",
+                P);
     TORCH_CHECK(N <= per_gpu || (N % per_gpu == 0 && P % (N / per_gpu) == 0),
                 "bench scaling: N = ", N, " needs ", N / per_gpu,
                 " sequence-parallel ranks, which does not divide ", P);
+    const Schedule sch = schedule_for(o.schedule, N, per_gpu);
+    tensor_memory_check("bench scaling", "--total-tokens / ranks x --heads x --head-dim",
+                        {per_gpu, o.heads, o.head_dim}, 4, o.dtype, c10::Device(o.device),
+                        dilated_plain_score_bytes(per_gpu, N, o.heads, sch.w, sch.r, o.dtype,
+                                                  c10::Device(o.device)));
   }
   std::vector<JsonLine> rows;
   std::string card;

@@ -81,13 +81,16 @@ void tensor_size_check(const std::string& what, const std::vector<int64_t>& size
 
 void tensor_memory_check(const std::string& command, const std::string& what,
                          const std::vector<int64_t>& sizes, int copies, c10::ScalarType dtype,
-                         const c10::Device& device) {
+                         const c10::Device& device, double scores) {
   tensor_size_check(what, sizes);
   double bytes = double(copies) * double(c10::elementSize(dtype));
   for (int64_t x : sizes) bytes *= double(x);
-  device_memory_check(bytes, device,
-                      "longnet " + command + ": " + std::to_string(copies) + " tensors of " + what,
-                      "use smaller sizes");
+  device_memory_check(bytes + scores, device,
+                      "longnet " + command + ": " + std::to_string(copies) + " tensors of " + what +
+                          (scores > 0 ? " and the attention scores of its longest branch" : ""),
+                      scores > 0 ? "use smaller sizes, or shorter segments or higher rates (the "
+                                   "plain maths here holds each branch's scores)"
+                                 : "use smaller sizes");
 }
 
 void overrides_unique_check(const std::vector<std::string>& overrides, const std::string& command) {

@@ -56,9 +56,10 @@ void tensor_size_check(const std::string& what, const std::vector<int64_t>& size
 // and dtype, a lower bound of what the command allocates, exceed the device's memory: a clear
 // error before anything is allocated, where the CPU's overcommit would otherwise let the
 // allocation through and end in swapping or the OOM killer.
+// scores: the attention scores the plain maths holds besides (dilated_plain_score_bytes).
 void tensor_memory_check(const std::string& command, const std::string& what,
                          const std::vector<int64_t>& sizes, int copies, c10::ScalarType dtype,
-                         const c10::Device& device);
+                         const c10::Device& device, double scores = 0);
 
 // Throws std::invalid_argument naming the key when two key=value overrides set the same config
 // key to different values ("train.steps=5 train.steps=6": the last would silently win), or one

@@ -27,6 +27,10 @@ ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::Sca
   o.device = device;
   o.dtype = dtype;
   o.seed = seed;
+  if (o.random_init && !o.checkpoint.empty())
+    throw std::invalid_argument(
+        "--random-init and --checkpoint both say where the parameters come from; give one "
+        "(--random-init with --config CONFIG.yaml, or --checkpoint)");
   if (!o.random_init && o.checkpoint.empty())
     throw std::invalid_argument(
         "--checkpoint is required: a `longnet train` checkpoint, or a "

@@ -20,6 +20,10 @@ int64_t device_memory_bytes(const c10::Device& device) {
 #ifdef LONGNET_WITH_CUDA
   if (device.is_cuda()) {
     const int index = device.has_index() ? device.index() : 0;
+    const int count = at::cuda::device_count();
+    TORCH_CHECK(count > 0, "a CUDA run was asked for but no GPU is visible; run on the CPU device");
+    TORCH_CHECK(index < count, "CUDA device ", index, " was asked for but ", count,
+                " GPU(s) are visible");
     return static_cast<int64_t>(at::cuda::getDeviceProperties(index)->totalGlobalMem);
   }
 #endif

@@ -88,6 +88,20 @@ int dilated_branch_count(const std::vector<DilatedProblem>& plan) {
   return n;
 }
 
+double dilated_plain_score_bytes(int64_t tokens, int64_t n, int64_t heads,
+                                 const std::vector<int64_t>& segment_lengths,
+                                 const std::vector<int64_t>& dilation_rates, c10::ScalarType dtype,
+                                 const c10::Device& device) {
+  const bool sixteen_bit = dtype == at::kHalf || dtype == at::kBFloat16;
+  if (device.is_cuda() && sixteen_bit) return 0;
+  double most = 0;
+  for (size_t i = 0; i < segment_lengths.size() && i < dilation_rates.size(); ++i) {
+    const double w = double(std::min(segment_lengths[i], n)), r = double(dilation_rates[i]);
+    most = std::max(most, std::ceil(w / r) / r);
+  }
+  return (dtype == at::kDouble ? 8.0 : 4.0) * double(tokens) * double(heads) * most;
+}
+
 at::Tensor dilated_view(const at::Tensor& x, const DilatedProblem& p) {
   const int64_t sB = x.stride(0), sN = x.stride(1), sH = x.stride(2);
   if (p.b_count > 1 && p.seg_count > 1)

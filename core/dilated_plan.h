@@ -9,6 +9,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <vector>
@@ -34,6 +35,15 @@ struct DilatedProblem {
 // The problems of a (B, N, H, *) attention with these segment lengths and rates.
 std::vector<DilatedProblem> dilated_plan(int64_t B, int64_t N, int64_t H,
                                          const DilatedAttentionOptions& o);
+// The bytes of one branch's scores, the most over the branches, that the plain maths holds at
+// once for `tokens` query rows of an attention of `heads` heads over sequences of n tokens:
+// per head (w / r)^2 in each of the n / w segments, w / r^2 per token (w at most n), in the
+// compute dtype (float64 for float64, else float32). 0 where the GPU's fused kernels run
+// instead (16-bit types on CUDA), which hold no scores.
+double dilated_plain_score_bytes(int64_t tokens, int64_t n, int64_t heads,
+                                 const std::vector<int64_t>& segment_lengths,
+                                 const std::vector<int64_t>& dilation_rates, c10::ScalarType dtype,
+                                 const c10::Device& device);
 // The number of distinct branches a plan covers (1 + its largest branch index).
 int dilated_branch_count(const std::vector<DilatedProblem>& plan);
 

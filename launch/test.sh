@@ -4,7 +4,13 @@
 # (e.g. -R attention). GPU tests skip without a GPU.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ "${1:-}" == --help || "${1:-}" == -h ]]; then
+  sed -n '2,4p' "${BASH_SOURCE[0]}" | sed 's/^# //'
+  echo "usage: launch/test.sh [ctest arguments, e.g. -R attention]"
+  exit 0
+fi
 "$ROOT/launch/setup.sh"
 source "$ROOT/launch/mpi_env.sh"
 cd "$ROOT/${LONGNET_BUILD_DIR:-build}"
-ctest --output-on-failure -j "${LONGNET_TEST_JOBS:-2}" "$@"
+# --no-tests=error: a -R that matches nothing (a typo) fails instead of passing with no tests.
+ctest --output-on-failure --no-tests=error -j "${LONGNET_TEST_JOBS:-2}" "$@"

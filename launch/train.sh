@@ -14,8 +14,14 @@ NP=""
 EXTRA=()  # key=value overrides: they also decide the rank count and the sample's checkpoint
 FLAGS=()  # --flags (and their values) for the training run alone
 usage_error() { echo "launch/train.sh: $*" >&2; exit 2; }
+if [[ "${1:-}" == --help || "${1:-}" == -h ]]; then
+  sed -n '3,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  echo "(longnet train --help lists the training flags, once built: build/longnet train --help)"
+  exit 0
+fi
 while (($#)); do
   if [[ "$1" == -np || "$1" == --np ]]; then
+    [[ -z "$NP" ]] || usage_error "$1 given twice; give the rank count once"
     (($# >= 2)) || usage_error "$1 needs a rank count (e.g. -np 2)"
     [[ "$2" =~ ^[1-9][0-9]{0,5}$ ]] || usage_error "$1 '$2': the rank count is a positive integer"
     NP="$2"
@@ -75,6 +81,10 @@ while :; do
 done
 trap - INT TERM
 ((RC == 0)) || exit "$RC"
+# --print-ranks, --check-config and --help train nothing: no sample after them.
+for flag in "${FLAGS[@]}"; do
+  case "$flag" in --print-ranks | --check-config | --check-config=* | --help | -h) exit 0 ;; esac
+done
 
 # A short sample from the newest checkpoint, so that the model is seen to work. The checkpoint
 # dir and tokenizer are the resolved config's.

@@ -94,9 +94,9 @@ class Trainer {
   void model_setup();
   void loop();
   // Queues one optimizer step (its micro-steps, the all-reduce, clipping, AdamW); the numbers
-  // stay on the device in a StepStats until finish_step reads them.
-  // One optimizer step; nullopt when a stop signal came between two of its micro-steps (the
-  // step is abandoned: no update, the sampler back where the step began).
+  // stay on the device in a StepStats until finish_step reads them. nullopt when a stop signal
+  // came between two of its micro-steps: the step is dropped (no update; the sampler and the
+  // generators back where the step began).
   std::optional<StepStats> train_step();
   // Reads the pending step's numbers, counts a bad step (stopping after too many in a row),
   // evaluates if eval_now, logs and writes its metrics line.
@@ -407,17 +407,11 @@ void Trainer::model_setup() {
     // training dtype.
     const double act = cfg_.train.precision == "bf16" ? 2 : 4;
     const double ffn = 2 * act * tokens * ff * (m.activation_checkpointing ? 1.0 : layers);
-    // The plain attention maths (the CPU, and float32 on the GPU) holds one branch's scores at
-    // once: per head (w / r)^2 in each of the N / w segments, w / r^2 per token (w at most N).
-    double scores = 0;
-    if (!grid_->device.is_cuda() || cfg_.train.precision != "bf16") {
-      const auto& a = m.layer.attention;
-      for (size_t i = 0; i < a.segment_lengths.size(); ++i) {
-        const double w = double(std::min(a.segment_lengths[i], cfg_.data.seq_len));
-        const double r = double(a.dilation_rates[i]);
-        scores = std::max(scores, 4 * tokens * double(m.layer.num_heads) * std::ceil(w / r) / r);
-      }
-    }
+    // The plain attention maths (the CPU, and float32 on the GPU) holds one branch's scores.
+    const auto& a = m.layer.attention;
+    const double scores = dilated_plain_score_bytes(
+        int64_t(tokens), cfg_.data.seq_len, m.layer.num_heads, a.segment_lengths, a.dilation_rates,
+        cfg_.train.precision == "bf16" ? at::kBFloat16 : at::kFloat, grid_->device);
     device_memory_check(16 * params + 4 * tokens * d * layers + ffn + scores + logits,
                         grid_->device, what,
                         "use fewer or narrower layers (model.num_layers, model.d_model, "
