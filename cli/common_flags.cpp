@@ -89,7 +89,7 @@ void tensor_memory_check(const std::string& command, const std::string& what,
                       "longnet " + command + ": " + std::to_string(copies) + " tensors of " + what +
                           (scores > 0 ? " and the attention scores of its longest branch" : ""),
                       scores > 0 ? "use smaller sizes, or shorter segments or higher rates (the "
-                                   "plain maths here holds each branch's scores)"
+                                   "CPU's plain maths holds each branch's scores)"
                                  : "use smaller sizes");
 }
 

@@ -92,8 +92,7 @@ double dilated_plain_score_bytes(int64_t tokens, int64_t n, int64_t heads,
                                  const std::vector<int64_t>& segment_lengths,
                                  const std::vector<int64_t>& dilation_rates, c10::ScalarType dtype,
                                  const c10::Device& device) {
-  const bool sixteen_bit = dtype == at::kHalf || dtype == at::kBFloat16;
-  if (device.is_cuda() && sixteen_bit) return 0;
+  if (device.is_cuda()) return 0;
   double most = 0;
   for (size_t i = 0; i < segment_lengths.size() && i < dilation_rates.size(); ++i) {
     const double w = double(std::min(segment_lengths[i], n)), r = double(dilation_rates[i]);

@@ -35,11 +35,11 @@ struct DilatedProblem {
 // The problems of a (B, N, H, *) attention with these segment lengths and rates.
 std::vector<DilatedProblem> dilated_plan(int64_t B, int64_t N, int64_t H,
                                          const DilatedAttentionOptions& o);
-// The bytes of one branch's scores, the most over the branches, that the plain maths holds at
-// once for `tokens` query rows of an attention of `heads` heads over sequences of n tokens:
-// per head (w / r)^2 in each of the n / w segments, w / r^2 per token (w at most n), in the
-// compute dtype (float64 for float64, else float32). 0 where the GPU's fused kernels run
-// instead (16-bit types on CUDA), which hold no scores.
+// The bytes of one branch's scores, the most over the branches, that the CPU's plain maths
+// holds at once for `tokens` query rows of an attention of `heads` heads over sequences of n
+// tokens: per head (w / r)^2 in each of the n / w segments, w / r^2 per token (w at most n), in
+// the compute dtype (float64 for float64, else float32). 0 on the GPU, whose engine runs the
+// dense kernels or, in float32, the plain maths in chunks it sizes to the device's memory.
 double dilated_plain_score_bytes(int64_t tokens, int64_t n, int64_t heads,
                                  const std::vector<int64_t>& segment_lengths,
                                  const std::vector<int64_t>& dilation_rates, c10::ScalarType dtype,

@@ -407,7 +407,7 @@ void Trainer::model_setup() {
     // training dtype.
     const double act = cfg_.train.precision == "bf16" ? 2 : 4;
     const double ffn = 2 * act * tokens * ff * (m.activation_checkpointing ? 1.0 : layers);
-    // The plain attention maths (the CPU, and float32 on the GPU) holds one branch's scores.
+    // The CPU's plain attention maths holds one branch's scores.
     const auto& a = m.layer.attention;
     const double scores = dilated_plain_score_bytes(
         int64_t(tokens), cfg_.data.seq_len, m.layer.num_heads, a.segment_lengths, a.dilation_rates,
@@ -416,7 +416,7 @@ void Trainer::model_setup() {
                         grid_->device, what,
                         "use fewer or narrower layers (model.num_layers, model.d_model, "
                         "model.dim_feedforward, model.vocab_size), shorter segments "
-                        "(model.segment_lengths) on the CPU or in fp32, a smaller "
+                        "(model.segment_lengths) on the CPU, a smaller "
                         "data.batch_size or data.seq_len, or more sequence-parallel ranks");
   }
   at::manual_seed(cfg_.train.seed);  // the same initial parameters on every rank
