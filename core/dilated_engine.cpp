@@ -41,9 +41,12 @@ void attention_calls_forward(std::vector<AttentionCall>& calls, const DenseAtten
     outs.push_back(std::move(r.out));
     lses.push_back(std::move(lse_c));
   }
-  // Pass 2: out = sum_c exp(lse_c - lse) out_c.
-  for (size_t i = 0; i < calls.size(); ++i)
-    calls[i].out.add_(outs[i] * (lses[i] - calls[i].lse).exp_().unsqueeze(-1));
+  // Pass 2: out = sum_c exp(lse_c - lse) out_c, and the weights' sum per row in `weights`.
+  for (size_t i = 0; i < calls.size(); ++i) {
+    auto weight = (lses[i] - calls[i].lse).exp_();
+    calls[i].out.add_(outs[i] * weight.unsqueeze(-1));
+    if (calls[i].weights.defined()) calls[i].weights.add_(weight);
+  }
 }
 
 void attention_call_backward(AttentionCall& c, const DenseAttentionArgs& args) {
@@ -64,15 +67,21 @@ DilatedForward dilated_plain_forward(const at::Tensor& q, const at::Tensor& k, c
   auto acc = q.options().dtype(lse_dtype_for(q.scalar_type()));
   auto out = at::zeros(q.sizes(), acc);
   auto lse = at::full({B, N, H}, -std::numeric_limits<double>::infinity(), acc);
+  auto weights = at::zeros({B, N, H}, acc);
   std::vector<AttentionCall> calls;
   for (const auto& p : dilated_plan(B, N, H, o)) {
     AttentionCall c = plan_call(p, q, k, v);
     c.out = dilated_view(out, p);
     c.lse = dilated_view(lse, p);
+    c.weights = dilated_view(weights, p);
     c.causal = o.is_causal;
     calls.push_back(std::move(c));
   }
   attention_calls_forward(calls, args);
+  // The weights sum to 1 but for the rounding of the merged lse, which grows with the logits
+  // (float32 logits near 1e4 would otherwise scale rows by up to the number of branches):
+  // dividing by their sum keeps every row a weighted average of its values.
+  out.div_(weights.clamp_min(std::numeric_limits<float>::min()).unsqueeze(-1));
   DilatedForward f;
   f.out = out.to(q.scalar_type());
   f.lse = lse;

@@ -26,6 +26,7 @@ namespace longnet {
 struct AttentionCall {
   at::Tensor q, k, v;     // (B', n_q, H', D), (B', n_k, H', D), (B', n_k, H', D)
   at::Tensor out, lse;    // (B', n_q, H', D) and (B', n_q, H'): see the two functions below
+  at::Tensor weights;     // forward, optional: (B', n_q, H') view of the merge weights' sum
   at::Tensor dout;        // backward: (B', n_q, H', D) view of the output gradient
   at::Tensor dq, dk, dv;  // backward: like q, k, v, views into the gradient accumulators
   bool causal = false;
@@ -43,7 +44,8 @@ AttentionCall plan_call(const DilatedProblem& p, const at::Tensor& q, const at::
 
 // Runs calls and merges them by log-sum-exp into their `out` and `lse` views, which point into
 // accumulators that start at 0 and -inf: out_acc (B, N, H, D) and lse (B, N, H), both in
-// lse_dtype_for(q dtype). Rows no call covers stay 0 / -inf. Sets each call's rng.
+// lse_dtype_for(q dtype). Rows no call covers stay 0 / -inf. Sets each call's rng; adds each
+// call's merge weights exp(lse_c - lse) to its `weights` view where that is defined.
 void attention_calls_forward(std::vector<AttentionCall>& calls, const DenseAttentionArgs& args);
 // Adds c's exact gradients into its dq, dk, dv views. Here `out` and `lse` are views of the
 // merged output and log-sum-exp of *all* calls that share these queries.

@@ -138,10 +138,10 @@ void merge_emulate(const MergeParams& p, bool forward) {
           for (float l : lse_c) sum += std::exp(l - m);
           const float lse = src.empty() ? -INFINITY : m + std::log(sum);
           float* out = static_cast<float*>(p.dst[0]) + at;
-          for (int64_t e = 0; e < p.D; ++e) {
+          for (int64_t e = 0; e < p.D; ++e) {  // (weights normalised, as the kernel's)
             float acc = 0;
-            for (size_t k = 0; k < src.size(); ++k) acc += std::exp(lse_c[k] - lse) * src[k][0][e];
-            out[e] = acc;
+            for (size_t k = 0; k < src.size(); ++k) acc += std::exp(lse_c[k] - m) * src[k][0][e];
+            out[e] = src.empty() ? 0.f : acc / sum;
           }
           p.lse[row] = lse;
           if (p.write_back_lse)

@@ -110,7 +110,7 @@ size_t shared_bytes(const MergeParams& p, int tokens, int mode) {
          sizeof(float) * weight_count(p, tokens, mode) + 2 * sizeof(int32_t) * p.num_branches * p.H;
 }
 
-// MODE 0: forward merge (weights exp(lse_c - lse)); MODE 1: backward sum of dq, dk, dv.
+// MODE 0: forward merge (weights exp(lse_c - lse), normalised); MODE 1: backward sum of dq, dk, dv.
 constexpr int kMaxThreads = 512;
 
 template <typename T, int MODE>
@@ -174,10 +174,13 @@ __global__ void __launch_bounds__(kMaxThreads, 2)
             if (lse_c[i] > -INFINITY) sum += __expf(lse_c[i] - m);
           lse = m + __logf(sum);
         }
+        // exp(lse_c - m) / sum: exp(lse_c - lse) normalised, so that the weights sum to 1
+        // also where lse's rounding (large logits) would not.
+        const float inv = sum > 0.f ? 1.f / sum : 0.f;
         float* w = sh.weights + (int64_t(t) * p.H + jj) * nb;
 #pragma unroll
         for (int i = 0; i < kMergeMaxBranches; ++i)
-          if (i < nb) w[i] = lse_c[i] > -INFINITY ? __expf(lse_c[i] - lse) : 0.f;
+          if (i < nb) w[i] = lse_c[i] > -INFINITY ? __expf(lse_c[i] - m) * inv : 0.f;
         p.lse[token * p.H + jj] = lse;
         if (p.write_back_lse)
           for (int i = 0; i < nb; ++i)

@@ -253,10 +253,17 @@ SequenceParallelAttention::Forward SequenceParallelAttention::forward(
       std::vector<at::Tensor> all{lv};
       all.insert(all.end(), lses.begin(), lses.end());
       auto lse_new = at::logsumexp(at::stack(all), 0);
-      auto merged = ov.to(acc) * (lv - lse_new).exp_().unsqueeze(-1);
-      for (size_t c = 0; c < outs.size(); ++c)
-        merged += outs[c].to(acc) * (lses[c] - lse_new).exp_().unsqueeze(-1);
-      ov.copy_(merged);
+      // Divided by the weights' sum (1 but for the rounding of lse_new at large logits), so
+      // that each row stays a weighted average of its values.
+      auto weight = (lv - lse_new).exp_();
+      auto merged = ov.to(acc) * weight.unsqueeze(-1);
+      auto weights = weight.clone();
+      for (size_t c = 0; c < outs.size(); ++c) {
+        weight = (lses[c] - lse_new).exp_();
+        merged += outs[c].to(acc) * weight.unsqueeze(-1);
+        weights += weight;
+      }
+      ov.copy_(merged / weights.unsqueeze(-1));
       lv.copy_(lse_new);
     }
     memory_trace(q, o, "a spanning branch", rank);

@@ -332,6 +332,46 @@ TEST(DilatedAttentionGpuOnly, PaperConfigLongSequenceBf16MatchesFloat32Path) {
   EXPECT_LT(rel_error(bf.dv, f32.dv), 3e-2);
 }
 
+// With logits of 1e4 to 1e8 the merged lse rounds (logaddexp(a, a) is a in float32 past ~1e7),
+// so weights exp(lse_c - lse) alone would not sum to 1 and rows would leave the values' range
+// (up to twice V with two branches). Every engine normalises: with V all ones every output is 1.
+TEST(DilatedAttention, LargeLogitsKeepRowsWeightedAverages) {
+  std::vector<c10::Device> devices{c10::kCPU};
+  if (at::hasCUDA()) devices.push_back(c10::Device(c10::kCUDA, 0));
+  for (const auto& device : devices) {
+    for (bool fused : {false, true}) {
+      if (fused && !device.is_cuda()) continue;
+      for (double magnitude : {1e2, 1e4, 1e6}) {
+        for (bool causal : {false, true}) {
+          at::manual_seed(5);
+          DilatedAttentionOptions o{{4, 8, 16}, {1, 1, 2}, causal, {}, 0.0, {}};
+          o.engine.fused_merge = fused;
+          const auto t = at::TensorOptions().device(device);
+          auto q = at::randn({2, 16, 2, 8}, t) * magnitude;
+          auto v = at::ones({2, 16, 2, 8}, t);
+          auto out = dilated_attention(q, q, v, o).cpu();
+          EXPECT_LT((out - 1).abs().max().item<double>(), 1e-5)
+              << device << (fused ? " fused" : " plain") << " merge, |q| ~ " << magnitude
+              << (causal ? ", causal" : "");
+        }
+      }
+    }
+  }
+  // The fused merge's host emulation likewise.
+  const int64_t B = 1, N = 16, H = 2, D = 8;
+  DilatedAttentionOptions o{{4, 8, 16}, {1, 1, 2}, false, {}, 0.0, {}};
+  auto plan = dilated_plan(B, N, H, o);
+  std::vector<at::Tensor> outs, lses;
+  for (const auto& p : plan) {
+    auto view = dilated_view(at::ones({B, N, H, D}), p);
+    outs.push_back(view.contiguous());
+    lses.push_back(at::full({view.size(0), view.size(2), view.size(1)}, 3e7f));
+  }
+  auto out = at::empty({B, N, H, D}), lse = at::empty({B, N, H});
+  dilated_merge_forward(plan, B, N, H, outs, lses, out, lse);
+  EXPECT_LT((out - 1).abs().max().item<double>(), 1e-6);
+}
+
 TEST(DilatedAttention, CausalNoLookahead_PerturbFutureToken) {
   at::manual_seed(3);
   DilatedAttentionOptions o{{8, 16, 32}, {1, 2, 4}, true, {}, 0.0, {}};
