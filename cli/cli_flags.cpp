@@ -106,8 +106,13 @@ void CliFlags::parse(const std::vector<std::string>& args) {
     } else if (inline_value) {
       f.value = value;
     } else {
-      if (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0)
+      if (i + 1 >= args.size())
         throw std::invalid_argument("longnet " + command_ + ": --" + name + " needs a value");
+      if (args[i + 1].rfind("--", 0) == 0)
+        throw std::invalid_argument(
+            "longnet " + command_ + ": --" + name + " needs a value, and '" + args[i + 1] +
+            "' after it reads as a flag; for a value that starts with --, write --" + name +
+            "=VALUE (e.g. --" + name + "='" + args[i + 1] + "')");
       f.value = args[++i];
     }
     // An empty value would read as "not given" and silently mean the default.

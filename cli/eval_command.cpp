@@ -78,12 +78,26 @@ bool same_output(const std::string& a, const std::string& b) {
   return path_resolve(a) == path_resolve(b);
 }
 
+// launch/plot_eval.py: installed beside the binary (PREFIX/share/longnet), else in the source
+// tree the binary was built from.
+std::string plot_script() {
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    std::string dir(exe, size_t(n));
+    dir = dir.substr(0, dir.rfind('/'));
+    const std::string installed = dir + "/../share/longnet/plot_eval.py";
+    if (path_kind(installed) == PathKind::kFile) return installed;
+  }
+  return std::string(LONGNET_SOURCE_DIR) + "/launch/plot_eval.py";
+}
+
 // Runs launch/plot_eval.py on the results file (without a shell: any path is one argument);
-// says why when it cannot.
-void plot_results(const std::string& json, const std::string& png) {
+// false, having said why, when it cannot.
+bool plot_results(const std::string& json, const std::string& png) {
   const char* env = std::getenv("LONGNET_PYTHON");
   const std::string python = env && *env ? env : LONGNET_PYTHON_PATH;
-  const std::string script = std::string(LONGNET_SOURCE_DIR) + "/launch/plot_eval.py";
+  const std::string script = plot_script();
   std::vector<std::string> words = {python, script, json, png};
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
@@ -106,18 +120,23 @@ void plot_results(const std::string& json, const std::string& png) {
   const std::string cmd = python + " " + script + " " + json + " " + png;
   if (err == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     log_info("eval: plot " + png);
-  } else {
+    return true;
+  }
+  {
     const std::string why = err != 0 ? std::string("cannot start: ") + std::strerror(err)
                             : WIFEXITED(status)
                                 ? "exited with " + std::to_string(WEXITSTATUS(status))
                                 : "ended by signal " + std::to_string(WTERMSIG(status));
     const bool no_matplotlib = err == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 3;
-    log_info("eval: no plot (" + cmd + " " + why +
-             (no_matplotlib ? ": matplotlib is missing from that python: pip install matplotlib, "
-                              "or set LONGNET_PYTHON to a python that has it"
-                            : ": its message is above; the results are in the --json file") +
-             ")");
+    std::cerr << ("error: eval: --plot " + png + " was not drawn (" + cmd + " " + why +
+              (no_matplotlib ? ": matplotlib is missing from that python: pip install "
+                               "matplotlib, or set LONGNET_PYTHON to a python that has it"
+               : err != 0    ? ": set LONGNET_PYTHON to a python 3 with matplotlib"
+                             : ": its message is above") +
+              "); the results are in the --json file " + json + "\n")
+              << std::flush;
   }
+  return false;
 }
 
 }  // namespace
@@ -185,20 +204,21 @@ int cmd_eval(const Args& args) {
       char cwd[PATH_MAX];
       if (f.get("data").empty() && !data_path.empty() && data_path[0] != '/' &&
           ::getcwd(cwd, sizeof(cwd)))
-        what += " (the checkpoint's data.path, relative to the directory longnet runs in, " +
-                std::string(cwd) + "): run from the directory training ran in, or give --data PATH";
+        what += f.get("config").empty()
+                    ? " (the checkpoint's data.path, relative to the directory longnet runs in, " +
+                          std::string(cwd) +
+                          "): run from the directory training ran in, or give --data PATH"
+                    : " (data.path of --config " + f.get("config") +
+                          (loaded.config.origin.count("data.path") ? "" : ", its default") +
+                          ", relative to the directory longnet runs in, " + std::string(cwd) +
+                          "): give --data PATH";
       throw std::runtime_error("eval: " + what);
     }
   }();
   // Every rank must read the same validation data (a file at one path may differ between
   // hosts): its size and a CRC-32 of 16 spans of it, against rank 0's.
   if (world > 1) {
-    uint32_t crc = 0;
-    const int64_t span = std::min<int64_t>(4096, data.size), spans = 16;
-    for (int64_t i = 0; i < spans && span > 0; ++i) {
-      const auto t = data.read((data.size - span) * i / (spans - 1), span).contiguous();
-      crc = crc32_update(crc, t.data_ptr(), t.nbytes());
-    }
+    const uint32_t crc = tokens_sampled_crc(data.size, data.read);
     const std::string mine = std::to_string(data.size) + " validation tokens, ids below " +
                              std::to_string(data.vocab_size) + ", sampled CRC-32 " + crc32_hex(crc);
     const std::string root = world_broadcast(*grid, mine, 0);
@@ -274,16 +294,7 @@ int cmd_eval(const Args& args) {
             " with vocab_size " + std::to_string(model_vocab),
         "use shorter --context-lens or a smaller --batch-size" +
             std::string(device.is_cuda() ? ", or more GPUs under mpirun" : ""));
-    const int64_t scored = o.score_tokens > 0 ? o.score_tokens : lens.front();
-    if (o.windows > 0 && scored > 0 && o.windows > data.size / scored)
-      throw std::invalid_argument(
-          "eval: --batches x --batch-size = " + std::to_string(o.windows) + " windows of " +
-          std::to_string(scored) + " scored tokens need " + std::to_string(o.windows) + " x " +
-          std::to_string(scored) + " validation tokens, but " + data.description + " has " +
-          std::to_string(data.size) +
-          "; that many windows would score some tokens twice: use at most " +
-          std::to_string(data.size / scored) +
-          " windows (fewer --batches or a smaller --batch-size)");
+    context_eval_window_ends(o, data.size);  // (windows that would score a token twice)
   }
   o.bf16_autocast = dtype == at::kBFloat16;
   log_info("eval: " + loaded.source + "; data " + data.description + "; " + std::to_string(world) +
@@ -342,6 +353,7 @@ int cmd_eval(const Args& args) {
     json_rows.push_back(j);
   }
   log_info(s.str());
+  bool plot_ok = true;
   if (grid->world_rank == 0 && !f.get("json").empty()) {
     JsonLine extra;
     extra.add("model", loaded.source)
@@ -358,7 +370,8 @@ int cmd_eval(const Args& args) {
     bench_write_results(f.get("json"), command_line("eval", args), bench_device_name(grid->device),
                         extra, json_rows);
     log_info("eval: results " + f.get("json"));
-    if (!f.get("plot").empty() && !rows.empty()) plot_results(f.get("json"), f.get("plot"));
+    if (!f.get("plot").empty() && !rows.empty())
+      plot_ok = plot_results(f.get("json"), f.get("plot"));
   }
   if (stopped_by != 0) {
     if (grid->world_rank == 0) {
@@ -376,7 +389,7 @@ int cmd_eval(const Args& args) {
     world_max(*grid, 0);
     return 128 + stopped_by;
   }
-  return 0;
+  return plot_ok ? 0 : 1;  // (a plot asked for and not drawn is a failure; the results stand)
 }
 
 }  // namespace longnet

@@ -2,9 +2,9 @@
 // training context too) is prefilled in chunks, then one token per step from the dilated KV cache
 // (core/incremental_lm.h), sampled greedily or with temperature / top-k / top-p, until the
 // end-of-text token (when the tokenizer has one; byte-level models have none) or
-// --max-new-tokens. One prompt streams its text to stdout as it is produced; several
-// (--prompts-file, one per line) run as one batch and print in order when done (or when a stop
-// signal ends the generation early).
+// --max-new-tokens. One prompt streams its text to stdout as it is produced; --prompts-file's
+// (one per line) run as one batch and print in order when done (or when a stop signal ends the
+// generation early).
 //
 // Under mpirun the prefill is split over the ranks (parallel/parallel_prefill.h: each rank runs
 // its share of the prompt's blocks of the largest segment length, then the state is broadcast),
@@ -173,6 +173,7 @@ int cmd_generate(const Args& args) {
   if (max_new < 0) throw std::invalid_argument("generate: --max-new-tokens must be >= 0");
   std::vector<int64_t> prompt_lines;
   const auto prompts = prompts_from(f, &prompt_lines);
+  const bool from_file = f.given("prompts-file");
 
   const auto requested = device_auto(f.get("device"));
   const auto dtype = dtype_auto(f.get("dtype"), requested);
@@ -250,11 +251,24 @@ int cmd_generate(const Args& args) {
     if (!banned_ids.empty()) banned.index_fill_(0, at::tensor(banned_ids, at::kLong), true);
     banned = banned.to(device);
   }
+  // A row of logits that is not finite (finite parameters whose activations overflow, as
+  // float16's range allows) samples nothing: its id comes back as -1 (refused on the host, with
+  // no extra synchronisation), and the row is sampled as zeros meanwhile (NaN would stop CUDA's
+  // multinomial with a device assert).
   auto choose = [&](const at::Tensor& logits) {
-    return sample_next(banned.defined()
-                           ? logits.masked_fill(banned, -std::numeric_limits<double>::infinity())
-                           : logits,
-                       s);
+    const auto bad = at::isfinite(logits).all(-1).logical_not_();  // (B)
+    auto clean = logits.masked_fill(bad.unsqueeze(-1), 0);
+    if (banned.defined()) clean.masked_fill_(banned, -std::numeric_limits<double>::infinity());
+    return sample_next(clean, s).masked_fill_(bad, -1);
+  };
+  auto refuse_not_finite = [&](int64_t b) {
+    throw std::runtime_error(
+        "generate: the model's logits for " +
+        (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file"
+                   : std::string("the prompt")) +
+        " are NaN or infinite: its parameters are finite, so its activations overflow in " +
+        dtype_name(dtype) +
+        "; run in float32 (--dtype float32), or use another checkpoint");
   };
   std::vector<std::vector<uint32_t>> ids;
   for (const auto& p : prompts) {
@@ -280,7 +294,9 @@ int cmd_generate(const Args& args) {
   auto inc_ptr = generator_create(loaded.model, B, P, io, device);
   IncrementalLM& inc = *inc_ptr;
   const auto eot = tokenizer->eot_id();
-  const bool stream = B == 1;
+  // One prompt streams; --prompts-file prints its texts with their line headers at the end, also
+  // when it holds one line (one format for scripts that read it).
+  const bool stream = !from_file;
   TextStream streamed(*tokenizer);
   std::vector<std::vector<uint32_t>> out(B);
   std::vector<bool> done(B, false);
@@ -305,7 +321,12 @@ int cmd_generate(const Args& args) {
   for (int64_t i = 0; i < max_new; ++i) {
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) continue;
-      const auto id = static_cast<uint32_t>(host[b].item<int64_t>());
+      const int64_t id64 = host[b].item<int64_t>();
+      if (id64 < 0) {
+        if (stream) stdout_write(streamed.flush() + "\n");
+        refuse_not_finite(b);
+      }
+      const auto id = static_cast<uint32_t>(id64);
       if (eot && id == *eot) {
         done[b] = true;
         continue;

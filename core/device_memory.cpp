@@ -1,8 +1,12 @@
 #include "longnet/core/device_memory.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <fstream>
 #include <cstdio>
 #include <stdexcept>
 
@@ -14,8 +18,20 @@ namespace longnet {
 
 int64_t device_memory_bytes(const c10::Device& device) {
   if (device.is_cpu()) {
+    // The physical memory, or less where the process may use less: its address-space limit
+    // (ulimit -v) or its control group's memory limit (a container, a batch job).
     const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-    return pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : -1;
+    int64_t have = pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : -1;
+    auto lower = [&](int64_t limit) {
+      if (limit > 0 && (have < 0 || limit < have)) have = limit;
+    };
+    struct rlimit as {};
+    if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+      lower(int64_t(std::min<rlim_t>(as.rlim_cur, rlim_t(INT64_MAX))));
+    std::ifstream cgroup("/sys/fs/cgroup/memory.max");  // (cgroup v2; "max" when unlimited)
+    int64_t limit = 0;
+    if (cgroup >> limit) lower(limit);
+    return have;
   }
 #ifdef LONGNET_WITH_CUDA
   if (device.is_cuda()) {

@@ -9,7 +9,8 @@
 
 namespace longnet {
 
-// The CPU's physical memory, or a CUDA device's total memory, in bytes; -1 when unknown.
+// The CPU's physical memory (or the process's address-space limit, or its control group's memory
+// limit, where lower), or a CUDA device's total memory, in bytes; -1 when unknown.
 int64_t device_memory_bytes(const c10::Device& device);
 
 // Throws std::runtime_error "`what` needs about X GiB on DEVICE, more than its Y GiB of memory;

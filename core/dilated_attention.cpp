@@ -59,10 +59,10 @@ void dilated_inputs_check(const at::Tensor& q, const at::Tensor& k, const at::Te
               "dilated attention: query, "
               "key and value must be on the same device, got ",
               q.device(), ", ", k.device(), ", ", v.device());
-  TORCH_CHECK(at::isFloatingType(q.scalar_type()),
-              "dilated attention: inputs must be floating "
-              "point, got ",
-              q.scalar_type());
+  const auto t = q.scalar_type();
+  TORCH_CHECK(t == at::kFloat || t == at::kDouble || t == at::kBFloat16 || t == at::kHalf,
+              "dilated attention: inputs must be float32, float64 (CPU), bfloat16 or float16, got ",
+              t, at::isFloatingType(t) ? " (convert them, e.g. .to(torch.bfloat16))" : "");
   TORCH_CHECK(q.size(0) >= 1 && q.size(1) >= 1 && q.size(2) >= 1 && q.size(3) >= 1,
               "dilated attention: every dimension must be >= 1, got shape ", q.sizes());
   if (q.is_cuda()) {

@@ -12,7 +12,10 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace longnet {
 namespace {
@@ -76,15 +79,32 @@ bool existing_content_is(const std::string& path, OutputContent content) {
 
 }  // namespace
 
+namespace {
+std::mutex g_made_dirs_mutex;
+std::vector<std::string> g_made_dirs;  // made by make_dirs, in order
+}  // namespace
+
 bool make_dirs(const std::string& dir) {
   for (size_t pos = 1; pos <= dir.size(); ++pos) {
     if (pos != dir.size() && dir[pos] != '/') continue;
-    if (::mkdir(dir.substr(0, pos).c_str(), 0755) != 0 && errno != EEXIST) return false;
+    const std::string prefix = dir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0755) == 0) {
+      const std::lock_guard<std::mutex> lock(g_made_dirs_mutex);
+      g_made_dirs.push_back(prefix);
+    } else if (errno != EEXIST) {
+      return false;
+    }
   }
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) return false;
   if (!S_ISDIR(st.st_mode)) return errno = ENOTDIR, false;
   return true;
+}
+
+void made_dirs_remove_empty() {
+  const std::lock_guard<std::mutex> lock(g_made_dirs_mutex);
+  for (auto it = g_made_dirs.rbegin(); it != g_made_dirs.rend(); ++it) ::rmdir(it->c_str());
+  g_made_dirs.clear();
 }
 
 bool make_parent_dirs(const std::string& path) {
@@ -190,6 +210,18 @@ void output_file_prepare(const std::string& path, const std::string& what, Outpu
   if (kind == PathKind::kDirectory || kind == PathKind::kOther)
     throw std::runtime_error(who + " is " + path_kind_text(path) +
                              ", not a regular file; give a file path");
+  // The command's own standard output or error, redirected to the file (`> out.json`): what it
+  // prints would be mixed into the file, or the file found not to hold its kind at the end.
+  if (kind == PathKind::kFile) {
+    struct stat st, fd_st;
+    for (int fd : {1, 2})
+      if (::stat(path.c_str(), &st) == 0 && ::fstat(fd, &fd_st) == 0 && S_ISREG(fd_st.st_mode) &&
+          st.st_dev == fd_st.st_dev && st.st_ino == fd_st.st_ino)
+        throw std::runtime_error(who + " is this command's standard " +
+                                 (fd == 1 ? "output" : "error") +
+                                 " (redirected there), which it prints to: give the file another "
+                                 "path than the redirect");
+  }
   if (is_checkpoint_name(path))  // (a new file of that name would stop a resume there too)
     throw std::runtime_error(who +
                              (kind == PathKind::kFile
@@ -326,9 +358,13 @@ constexpr int kTempSlots = 256;
 std::atomic<int> g_temp_state[kTempSlots];
 char g_temp_path[kTempSlots][PATH_MAX];
 
-extern "C" void temp_files_on_signal(int sig) {
+void temp_files_unlink() {
   for (int i = 0; i < kTempSlots; ++i)
     if (g_temp_state[i].load() == 2) ::unlink(g_temp_path[i]);  // (async-signal-safe)
+}
+
+extern "C" void temp_files_on_signal(int sig) {
+  temp_files_unlink();
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
@@ -363,11 +399,13 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 extern "C" void stop_on_signal(int sig) {
   // A second SIGINT or SIGTERM ends the process at once (Ctrl-C twice), without the checkpoint
-  // the first one asked for; the files written so far are whole (atomic renames).
+  // the first one asked for; the files written so far are whole (atomic renames), and the
+  // temporary file of one being written (TempFileOnSignal) is removed.
   if (g_stop_signal.load() != 0 && (sig == SIGINT || sig == SIGTERM)) {
     static const char kMsg[] =
         "\nlongnet: a second stop signal: exiting now, without a checkpoint\n";
     (void)!::write(2, kMsg, sizeof(kMsg) - 1);
+    temp_files_unlink();
     ::_exit(128 + sig);
   }
   g_stop_signal.store(sig);

@@ -15,6 +15,9 @@ namespace longnet {
 bool make_dirs(const std::string& dir);
 // mkdir -p of the directory part of path (nothing when path has none).
 bool make_parent_dirs(const std::string& path);
+// Removes the directories make_dirs created in this process that are still empty, newest first
+// (a command that fails leaves no empty output folders behind; one holding anything stays).
+void made_dirs_remove_empty();
 
 // What a path is (symlinks followed).
 enum class PathKind { kMissing, kFile, kDirectory, kOther };
@@ -86,7 +89,8 @@ void temp_files_remove_on_signal();
 
 // From now on, SIGINT, SIGTERM, SIGUSR1 and SIGHUP do not end the process: they set a flag that
 // long work polls at safe points (a training step, a generated token) to stop cleanly, and a
-// late one (during the teardown) is harmless. A hang-up the process ignores (nohup) stays
+// late one (during the teardown) is harmless; a second SIGINT or SIGTERM ends it at once,
+// removing TempFileOnSignal's files first. A hang-up the process ignores (nohup) stays
 // ignored. Replaces TempFileOnSignal's handlers; clears the flag.
 void stop_signals_catch();
 // The last of those signals caught since stop_signals_catch(), 0 if none.

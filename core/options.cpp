@@ -311,6 +311,13 @@ void longnet_options_check(const LongNetOptions& o) {
   layer_options_check(o.layer);
 }
 
+double lm_parameter_estimate(const LongNetLMOptions& o) {
+  const double d = double(o.layer.d_model), ff = double(o.layer.dim_feedforward);
+  const double layers = double(o.num_layers) + double(o.num_encoder_layers);
+  const double cross = o.variant == "encoder_decoder" ? double(o.num_layers) * 4 * d * d : 0;
+  return 2 * double(o.vocab_size) * d + layers * (4 * d * d + 2 * d * ff) + cross;
+}
+
 void lm_options_check(const LongNetLMOptions& o_in) {
   const std::string owner = "LongNetLM options";
   LongNetLMOptions o = o_in;

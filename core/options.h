@@ -159,6 +159,12 @@ void longnet_options_check(const LongNetOptions& o);
 // The variant's layer counts, and the layer's.
 void lm_options_check(const LongNetLMOptions& o);
 
+// About how many parameters the model has (its embedding and output projection, each layer's
+// attention and feed-forward weights, the decoder's cross-attention; biases and norms left out),
+// in double so that no config overflows it: a lower bound for memory checks before the model is
+// built.
+double lm_parameter_estimate(const LongNetLMOptions& o);
+
 // xPos's reference block (xpos.h): the largest segment length clipped to global_len when every
 // clipped segment length divides it, else 0 (then the reference is the sequence's centre).
 // Assumes global_len >= 1 and segment lengths >= 1.

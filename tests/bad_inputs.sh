@@ -117,6 +117,18 @@ MP1=(mpirun -np 1 --oversubscribe --allow-run-as-root --bind-to none)
 expect_failure config.ranks_differ "resolved another config than rank 0" 20 "${MP1[@]}" "$BIN" \
   "${T[@]}" : -np 1 "$BIN" "${T[@]}" optim.lr=1e-2
 expect_ok config.ranks_differ "resolved another config than rank 0"
+# The same config, but data.path (relative) holds other data on each rank, as a stale copy on
+# another host would: the ranks would train on pieces of different texts.
+mkdir -p "$WORK/host_a" "$WORK/host_b"
+cp "$WORK/data.tokens" "$WORK/host_a/d.tokens"
+mkdir -p "$WORK/src_b" && find "$SRC" -maxdepth 1 -type f | sort | head -12 | xargs cp -t "$WORK/src_b"
+"$BIN" data build "$WORK/src_b" "$WORK/host_b/d.tokens" > "$WORK/host_b.log" 2>&1 ||
+  fail "data build for data.ranks_differ: $(tail -2 "$WORK/host_b.log")"
+TD=(train "$CONFIG" data.source='""' data.path=d.tokens checkpoint.dir="$WORK/ck_hosts"
+  log.metrics="$WORK/m_hosts.jsonl")
+expect_failure data.ranks_differ "opened other data than rank 0" 20 "${MP1[@]}" \
+  --wdir "$WORK/host_a" "$BIN" "${TD[@]}" : -np 1 --wdir "$WORK/host_b" "$BIN" "${TD[@]}"
+expect_ok data.ranks_differ "opened other data than rank 0"
 ln -sfn "$WORK/no_such_volume/data.tokens" "$WORK/dangling.tokens"
 expect data.dangling_link "is a symbolic link to nothing" train "$CONFIG" data.path="$WORK/dangling.tokens" \
   checkpoint.dir="$WORK/ckpt" log.metrics="$WORK/m2.jsonl"
@@ -343,6 +355,11 @@ expect1 out.eval_json_is_plot "name the same file" eval --checkpoint "$CK" --dev
 "$BIN" eval --checkpoint "$CK" --device cpu --context-lens 32,64 --batches 1 2> "$WORK/epipe.err" | true
 rc=${PIPESTATUS[0]}
 [[ $rc == 0 ]] || fail "eval | true: exit $rc, not 0: $(tail -2 "$WORK/epipe.err")"
+# A command that fails leaves no empty output folders behind (made for --json and --plot).
+expect1 out.eval_no_dirs_left "does not exist" eval --checkpoint "$CK" --device cpu \
+  --json "$WORK/nd_json/a/e.json" --plot "$WORK/nd_plot/e.png" --context-lens 32 \
+  --data "$WORK/no_such.tokens"
+[[ ! -e "$WORK/nd_json" && ! -e "$WORK/nd_plot" ]] || fail "out.eval_no_dirs_left: folders left"
 # Prompt files: regular files of at most 1 GiB (a FIFO blocks, /dev/zero never ends).
 expect1 prompt.fifo "generate --prompt-file '$WORK/out.fifo' is a FIFO" generate --checkpoint "$CK" \
   --device cpu --prompt-file "$WORK/out.fifo"
@@ -350,6 +367,14 @@ expect1 prompt.device "generate --prompt-file '/dev/zero' is a character device"
   --checkpoint "$CK" --device cpu --prompt-file /dev/zero
 expect1 prompt.directory "generate --prompts-file '$WORK' is a directory" generate \
   --checkpoint "$CK" --device cpu --prompts-file "$WORK"
+# A model too large for the machine is refused before it is built (with its key first when it
+# cannot be built at all).
+sed 's/^\( *d_model:\).*/\1 1048576/' "$CONFIG" > "$WORK/huge_model.yaml"
+expect1 model.too_large "parameters) needs about" generate --random-init --config \
+  "$WORK/huge_model.yaml" --device cpu --prompt a
+sed 's/^\( *d_model:\).*/\1 100/' "$CONFIG" > "$WORK/bad_model.yaml"
+expect1 model.bad_key "model.num_heads" bench generate --random-init --config "$WORK/bad_model.yaml" \
+  --device cpu
 # A flag or override given twice would silently take its last value.
 expect1 flag.twice "generate: --prompt given twice" generate --checkpoint "$CK" --prompt a --prompt b
 expect flag.twice_np2 "check comm: --elements given twice" check comm --elements 5 --elements 7
@@ -616,8 +641,17 @@ expect1 data.legacy_flags "--shard-mb applies to sharded datasets" data build "$
   "$WORK/legacy.tokens" --shard-mb 7
 cases=$((cases + 2))
 # A resume mode in the wrong case is no path either: --check-config finds it (no data loaded).
-expect1 config.resume_mode_case "checkpoint.resume: 'AUTO' is neither a file nor a mode" train \
+expect1 config.resume_mode_case "checkpoint.resume: 'AUTO' is neither a checkpoint file" train \
   "$CONFIG" checkpoint.resume=AUTO --check-config 2
+expect1 config.resume_missing "checkpoint.resume: 'no' is neither a checkpoint file" train \
+  "$CONFIG" checkpoint.resume=no --check-config 2
+expect1 config.resume_directory "is a directory; give a checkpoint file in it" train \
+  "$CONFIG" checkpoint.resume="$WORK" --check-config 2
+# log.metrics onto the run folder's own files would corrupt them.
+expect1 config.metrics_is_run_config "is the run folder's own config.yaml" train "$CONFIG" \
+  grid.sequence_parallel=1 data.source="$SRC" data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/ck_metrics" log.dir="$WORK/run_metrics" \
+  log.metrics="$WORK/run_metrics/config.yaml"
 expect1 flag.mode_with_run_flag "--trace applies to a training run" train "$CONFIG" \
   --print-ranks --trace "$WORK/t.json"
 expect flag.trace_short_run "--trace records steps 4 to 5 of a run, but this one trains 3" \

@@ -96,6 +96,19 @@ forged forged_rng_short rng_short "its 'rng_cpu' entry has shape"
 forged forged_rng_zero rng_zero "its generator state of rank 0 (rng_cpu) is not one a generator accepts"
 forged forged_grid_zero grid_zero "has no valid grid entry"
 forged forged_bad_steps bad_steps "its bad_steps (9) exceeds its step (8)"
+# Finite parameters whose activations overflow: generate and eval refuse the non-finite logits
+# (never a NaN loss reported as a result, or ids sampled from NaN).
+rm -rf "$WORK/huge" && mkdir -p "$WORK/huge"
+"$FORGE" "$WORK/ckpt/step_00000008.ckpt" "$WORK/huge" norm_huge || fail "norm_huge: forge failed"
+for g in --greedy --seed=1; do
+  expect_failure "logits_not_finite$g" "are NaN or infinite" 20 "$BIN" generate --checkpoint \
+    "$WORK/huge/step_00000008.ckpt" --device cpu --prompt x --max-new-tokens 3 "$g"
+  expect_ok "logits_not_finite$g" "are NaN or infinite"
+done
+expect_failure loss_not_finite "the model's logits are not finite" 20 "$BIN" eval --checkpoint \
+  "$WORK/huge/step_00000008.ckpt" --device cpu --data "$WORK/data.tokens" --context-lens 16 \
+  --batches 1
+expect_ok loss_not_finite "the model's logits are not finite"
 # Resuming from a checkpoint elsewhere into a directory that holds another run's checkpoints:
 # retention would delete them.
 copy into_used

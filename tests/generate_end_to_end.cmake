@@ -44,6 +44,11 @@ run(out ${LONGNET} generate --checkpoint ${ckpt} --prompts-file ${WORK}/prompts.
 # Each result is headed by its prompt's line in the file (blank lines are skipped).
 expect("${out}" "=== line 1 ===\nstatic" "generate --prompts-file")
 expect("${out}" "=== line 4 ===\nvoid f" "generate --prompts-file")
+# A file of one line prints in the same format.
+file(WRITE ${WORK}/one_prompt.txt "\n\nstatic\n")
+run(out ${LONGNET} generate --checkpoint ${ckpt} --prompts-file ${WORK}/one_prompt.txt
+    --max-new-tokens 5 --greedy --device cpu)
+expect("${out}" "=== line 3 ===\nstatic" "generate --prompts-file of one line")
 
 # Under mpirun the prefill of a prompt of several blocks (128 tokens) is split over the ranks;
 # greedy output equals one rank's. A randomly initialised model (its output depends on every

@@ -905,6 +905,20 @@ TEST(ContextEval, WindowEndsAndErrors) {
   expect_error([&] { context_eval_window_ends(o, 64); }, "needs at least 65");
   o.score_tokens = 17;
   expect_error([&] { context_eval_window_ends(o, 1000); }, "must lie in [1, 16]");
+  // Windows never score a token twice: ends lie in [64, 999], so 1 + 935 / 16 = 59 windows of 16
+  // scored tokens fit and 60 do not (not 1000 / 16 = 62, which counts the whole split).
+  o.score_tokens = 0;
+  for (int64_t windows : {2, 7, 58, 59}) {
+    o.windows = windows;
+    const auto ends = context_eval_window_ends(o, 1000);
+    for (size_t i = 1; i < ends.size(); ++i)
+      EXPECT_GE(ends[i] - ends[i - 1], 16) << windows << " windows, end " << i;
+  }
+  o.windows = 60;
+  expect_error([&] { context_eval_window_ends(o, 1000); }, "use at most 59 windows");
+  o.context_lens = {32, 700};
+  o.windows = 3;
+  expect_error([&] { context_eval_window_ends(o, 740); }, "use at most 2 windows");
 }
 
 // Every context length scores the same final tokens: each row equals the cross-entropy of the

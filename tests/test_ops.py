@@ -20,9 +20,9 @@ SCHEMA = ("longnet::dilated_attention(Tensor q, Tensor k, Tensor v, int[] segmen
           "float dropout_p=0.) -> Tensor")
 
 
-def reference(q, k, v, w_list, r_list, causal, scale):
-    """softmax(scale q k^T + log C) v, C the branch multiplicity mask (docs/design.md section 2)."""
-    B, N, H, D = q.shape
+def multiplicity(N, H, w_list, r_list, causal):
+    """C[j, p, t]: how many branches let query p of head j attend to key t (docs/design.md
+    section 2), float64 (H, N, N)."""
     C = torch.zeros(H, N, N, dtype=torch.float64)
     for w, r in zip(w_list, r_list):
         w = min(w, N)
@@ -34,7 +34,13 @@ def reference(q, k, v, w_list, r_list, causal, scale):
                     for t in rows:
                         if not causal or t <= p:
                             C[j, p, t] += 1
-    C = C.to(q.device)
+    return C
+
+
+def reference(q, k, v, w_list, r_list, causal, scale):
+    """softmax(scale q k^T + log C) v, C the branch multiplicity mask (docs/design.md section 2)."""
+    B, N, H, D = q.shape
+    C = multiplicity(N, H, w_list, r_list, causal).to(q.device)
     logits = torch.einsum("bphd,bthd->bhpt", q, k) * scale + C.log()
     empty = C.sum(-1, keepdim=True) == 0
     logits = torch.where(empty, torch.zeros_like(logits), logits)

@@ -336,6 +336,7 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
   const std::string path = checkpoint_path(dir, step), tmp = path + ".tmp";
   int fd = open_fresh(tmp);
   if (fd < 0) throw std::runtime_error("checkpoint '" + tmp + "': cannot create: " + errno_text());
+  const TempFileOnSignal remove_if_killed(tmp);  // (a second stop signal mid-write)
   try {
     // Fault injection for tests: die half-way through the write, as a kill would.
     if (fault_injection().crash_in_checkpoint_step == step) {

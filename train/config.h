@@ -128,6 +128,9 @@ TrainConfig config_parse_guarded(const std::string& text, const std::string& nam
 // on device, warm-up shorter than the run, ...). Throws std::invalid_argument naming where the
 // key was set, the key, the values and what would work.
 void config_check(const TrainConfig& config, int world_size);
+// The model's rules alone (lm_options_check), with where each key was set: for the commands that
+// only build the model (generate, eval, export, bench generate).
+void config_check_model(const TrainConfig& config);
 
 // The data rules, once the dataset is open: model.vocab_size must cover the data's vocabulary
 // (`data_vocab`, described by `data_what`, e.g. "the dataset's tokenizer tiktoken:... (manifest

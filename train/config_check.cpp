@@ -140,12 +140,21 @@ void check_training(const TrainConfig& c, int world) {
   {  // a mode in the wrong case ("AUTO") is no path either: refused here, before any data loads
     std::string lower = c.checkpoint.resume;
     for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if ((lower == "auto" || lower == "none") && lower != c.checkpoint.resume &&
-        path_kind(c.checkpoint.resume) == PathKind::kMissing)
+    const std::string& r = c.checkpoint.resume;
+    const bool mode = r == "auto" || r == "none";
+    const PathKind kind = mode ? PathKind::kFile : path_kind(r);
+    if (kind == PathKind::kMissing)
       fail_rule(c, "checkpoint.resume",
-                "'" + c.checkpoint.resume +
-                    "' is neither a file nor a mode: the modes are 'auto' and 'none' (lower "
-                    "case); anything else is a checkpoint's path");
+                "'" + r + "' is neither a checkpoint file (nothing is there) nor a mode: the " +
+                    "modes are 'auto' (the newest checkpoint of checkpoint.dir) and 'none' (" +
+                    (lower == "auto" || lower == "none" ? "lower case" : "start from step 0") +
+                    "); anything else is a checkpoint's path");
+    if (kind == PathKind::kDirectory)
+      fail_rule(c, "checkpoint.resume",
+                "'" + r +
+                    "' is a directory; give a checkpoint file in it (step_N.ckpt), or "
+                    "checkpoint.resume: auto with checkpoint.dir: " + r +
+                    " (its newest checkpoint)");
   }
   if (c.train.precision == "bf16" && c.device != "cuda")
     fail_rule(c, "train.precision",
@@ -192,11 +201,15 @@ bool config_chunked_loss(const TrainConfig& c) {
   return c.model.vocab_size > 8 * c.model.layer.d_model;
 }
 
+void config_check_model(const TrainConfig& c) {
+  owned(
+      c, [&] { lm_options_check(c.model); }, model_key);
+}
+
 void config_check(const TrainConfig& config, int world_size) {
   if (world_size < 1) throw std::logic_error("config_check: world_size must be >= 1");
   const TrainConfig& c = config;
-  owned(
-      c, [&] { lm_options_check(c.model); }, model_key);
+  config_check_model(c);
   owned(
       c,
       [&] {

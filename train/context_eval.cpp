@@ -37,6 +37,21 @@ std::vector<int64_t> context_eval_window_ends(const ContextEvalOptions& o, int64
         ". Use shorter --context-lens, or build the data with a larger validation fraction");
   std::vector<int64_t> ends;
   const int64_t span = val_size - 1 - c_max;
+  // Window j scores the T tokens up to its end; ends lie span / (windows - 1) apart at least
+  // (rounded down), so windows that far apart never score a token twice.
+  const int64_t T = o.score_tokens > 0 ? o.score_tokens : c_min;
+  const int64_t most = 1 + span / T;
+  if (o.windows > most)
+    throw std::invalid_argument(
+        "eval: --batches x --batch-size = " + std::to_string(o.windows) + " windows of " +
+        std::to_string(T) + " scored tokens would score some tokens twice: their ends lie in " +
+        std::to_string(c_max) + ".." + std::to_string(val_size - 1) +
+        " of the validation split's " + std::to_string(val_size) +
+        " tokens (after the longest context, " + std::to_string(c_max) +
+        "), room for at most " + std::to_string(most) +
+        " windows that do not overlap; use at most " + std::to_string(most) +
+        " windows (fewer --batches or a smaller --batch-size), shorter --context-lens, or more "
+        "validation data");
   for (int64_t j = 0; j < o.windows; ++j)
     ends.push_back(c_max + (o.windows == 1 ? span : span * j / (o.windows - 1)));
   return ends;
@@ -92,6 +107,15 @@ std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationToken
     row.tokens = int64_t(s[1].item<double>());
     row.loss = s[0].item<double>() / s[1].item<double>();
     row.bits_per_token = row.loss / std::log(2.0);
+    // Finite parameters can still overflow in the activations (float16's range most easily):
+    // a NaN loss is no result.
+    if (!std::isfinite(row.loss))
+      throw std::runtime_error(
+          "eval: the loss at context length " + std::to_string(c) + " is " +
+          std::to_string(row.loss) +
+          ": the model's logits are not finite (its parameters are, so its activations overflow "
+          "in the dtype it runs in); run in float32 (--dtype float32), or use another "
+          "checkpoint. The rows above are good");
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rows.push_back(row);
     if (on_row) on_row(row);

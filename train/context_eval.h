@@ -50,7 +50,7 @@ struct ContextEvalRow {
 
 // The window ends for these options over `val_size` tokens: `windows` ends e with
 // max(c) <= e <= val_size - 1, evenly spread. Throws std::invalid_argument when the split is too
-// short for the longest context.
+// short for the longest context, or for that many windows without scoring a token twice.
 std::vector<int64_t> context_eval_window_ends(const ContextEvalOptions& o, int64_t val_size);
 
 // Evaluates model (eval mode, on grid.device) on every context length. Collective over the

@@ -27,6 +27,7 @@
 
 #include "longnet/core/file_util.h"
 #include "longnet/core/options.h"
+#include "longnet/core/text.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/train/build_progress.h"
 #include "longnet/train/corpus.h"
@@ -107,6 +108,10 @@ class Builder {
   int64_t shards_this_run_ = 0;
   int64_t binary_files_ = 0, empty_files_ = 0;  // skipped as read in this run (directory walks)
   int64_t bad_lines_ = 0;                       // malformed JSON lines skipped in this run
+  // Bytes that are no UTF-8, which a SentencePiece model reads as U+FFFD (not kept exactly),
+  // and the first file holding some.
+  int64_t invalid_utf8_bytes_ = 0;
+  std::string first_invalid_utf8_file_;
   std::string first_bad_line_;
 };
 
@@ -393,6 +398,7 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
       }
     };
     int64_t index = start.index, docs = start.doc;
+    const bool lossy_utf8 = tok_->kind() == "sentencepiece";
     TokenizeBatch batch;
     size_t batch_bytes = 0;
     // A malformed input ends the build, but only after everything read before it is written:
@@ -413,6 +419,13 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
       int64_t unit = 0;
       while (next(reader, doc)) {
         file_text += doc.text.size();
+        if (lossy_utf8) {
+          for (size_t i = 0; i < doc.text.size();) {
+            const size_t n = utf8_sequence_at(doc.text, i);
+            if (n == 0 && invalid_utf8_bytes_++ == 0) first_invalid_utf8_file_ = files_[fi].path;
+            i += n ? n : 1;
+          }
+        }
         for (size_t off = 0; off < doc.text.size(); ++unit) {
           const size_t len =
               tok_->piece_length(std::string_view(doc.text).substr(off), kTextPieceBytes);
@@ -494,6 +507,14 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
         << index << "; give more documents, or --val-fraction 0";
       log_info(w.str());
     }
+    if (invalid_utf8_bytes_ > 0)
+      log_info("data build: warning: " + std::to_string(invalid_utf8_bytes_) +
+               " byte(s) of the sources are not UTF-8 (the first in " +
+               "'" + printable_text(first_invalid_utf8_file_) + "'); the SentencePiece tokenizer " +
+               o_.tokenizer +
+               " reads each as U+FFFD, so the dataset does not hold them exactly. Convert those "
+               "files to UTF-8 (iconv -f latin1 -t utf-8), or use a byte-exact tokenizer "
+               "(bytes, or tiktoken)");
     m_.documents = docs;
     m_.units = index;
     m_.complete = true;

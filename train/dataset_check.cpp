@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "longnet/core/file_util.h"
+#include "longnet/train/crc32.h"
 #include "longnet/train/data_file.h"
 #include "longnet/train/dataset_manifest.h"
 #include "longnet/train/sha256.h"
@@ -163,6 +164,17 @@ std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
            " (data.tokenizer " + spec + ")";
   }
   return note;
+}
+
+uint32_t tokens_sampled_crc(int64_t size,
+                            const std::function<at::Tensor(int64_t, int64_t)>& read) {
+  uint32_t crc = 0;
+  const int64_t span = std::min<int64_t>(4096, size), spans = 16;
+  for (int64_t i = 0; i < spans && span > 0; ++i) {
+    const auto t = read((size - span) * i / (spans - 1), span).contiguous();
+    crc = crc32_update(crc, t.data_ptr(), t.nbytes());
+  }
+  return crc;
 }
 
 }  // namespace longnet

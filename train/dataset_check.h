@@ -5,6 +5,10 @@
 // data's vocabulary. Errors name both values and where the config set them.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -43,5 +47,11 @@ std::optional<bool> tokenizers_same(const RecordedTokenizer& a, const RecordedTo
 // vocabulary: model.vocab_size, or the tokenizer's). Throws std::invalid_argument (config rules)
 // or std::runtime_error (an unreadable tokenizer file). Returns a line for the log.
 std::string dataset_config_check(const TrainConfig& config, TokenDataset& data);
+
+// A CRC-32 of 16 evenly spread spans of up to 4,096 of `size` tokens, as read(start, count)
+// returns them: a cheap fingerprint that tells whether ranks under mpirun read the same data (a
+// file at one path may differ between hosts).
+uint32_t tokens_sampled_crc(int64_t size,
+                            const std::function<at::Tensor(int64_t start, int64_t count)>& read);
 
 }  // namespace longnet

@@ -3,10 +3,13 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 
+#include "longnet/core/device_memory.h"
 #include "longnet/core/file_util.h"
+#include "longnet/core/options.h"
 #include "longnet/core/parameter_io.h"
 #include "longnet/train/checkpoint_files.h"
 #include "longnet/train/train_state.h"
@@ -99,12 +102,36 @@ void checkpoint_entries_check(const c10::impl::GenericDict& state, const std::st
           ", not a tensor: it was not written by `longnet train`");
 }
 
+namespace {
+
+// The model is built in float32 on the CPU, then moved to the device in the run's dtype: a
+// config (or a checkpoint's) too large for either is refused here, with the numbers, not by the
+// allocator partway through.
+void model_memory_check(const TrainConfig& c, const ModelLoadOptions& o,
+                        const std::string& source) {
+  config_check_model(c);  // (a model that cannot be built is refused with its key first)
+  const LongNetLMOptions& m = c.model;
+  const double params = lm_parameter_estimate(m);
+  const double element = double(c10::elementSize(o.dtype));
+  char what[240];
+  std::snprintf(what, sizeof(what), "the model of %s (%.3g parameters)", source.c_str(), params);
+  const std::string fix =
+      "use a smaller model (model.vocab_size, model.d_model, model.dim_feedforward, "
+      "model.num_layers)";
+  const bool cpu_copy = o.device.is_cpu() && o.dtype != at::kFloat;
+  device_memory_check(params * (4 + (cpu_copy ? element : 0)), c10::Device(c10::kCPU), what, fix);
+  if (!o.device.is_cpu()) device_memory_check(params * element, o.device, what, fix);
+}
+
+}  // namespace
+
 LoadedModel model_load(const ModelLoadOptions& o) {
   LoadedModel out;
   if (o.random_init) {
     if (o.config.empty())
       throw std::invalid_argument("model_load: random parameters need a config (its model:)");
     out.config = config_load(o.config, o.overrides);
+    model_memory_check(out.config, o, o.config);
     at::manual_seed(static_cast<uint64_t>(o.seed));
     out.model = LongNetLM(out.config.model);
     out.source =
@@ -129,6 +156,7 @@ LoadedModel model_load(const ModelLoadOptions& o) {
     };
     out.config =
         config_parse(state.at("config").toStringRef(), o.checkpoint + " (config)", o.overrides);
+    model_memory_check(out.config, o, "checkpoint " + o.checkpoint);
     out.model = LongNetLM(out.config.model);
     params_from_dict(out.model, state.at("model").toGenericDict(), o.checkpoint);
     out.tokenizer = {text("tokenizer"), text("tokenizer_hash")};
@@ -143,6 +171,7 @@ LoadedModel model_load(const ModelLoadOptions& o) {
           "that goes with --config " +
           o.config);
     out.config = config_load(o.config, o.overrides);
+    model_memory_check(out.config, o, o.config);
     out.model = LongNetLM(out.config.model);
     try {
       parameters_load(*out.model, o.checkpoint);

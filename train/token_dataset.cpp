@@ -104,6 +104,17 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, const 
                                  what_make());
       }
     }
+    if (kind == "longnet" && !has_manifest) {
+      const auto bins = dir_files(path, ".bin");
+      if (!bins.empty()) {
+        const auto head = head_read(path + "/" + bins.front(), "data.path", 8);
+        if (llmc_magic(head.data(), head.size()))
+          throw std::runtime_error("data.path '" + path +
+                                   "' holds llm.c / nanoGPT shards (" + bins.front() +
+                                   "), not a longnet dataset (no manifest.json), but "
+                                   "data.format is longnet; set data.format: nanogpt (or auto)");
+      }
+    }
     if (kind == "longnet") {
       d->open_longnet(manifest);
     } else {

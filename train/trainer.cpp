@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -32,6 +33,7 @@
 #include "longnet/parallel/watchdog.h"
 #include "longnet/train/adamw.h"
 #include "longnet/train/checkpoint_files.h"
+#include "longnet/train/crc32.h"
 #include "longnet/train/dataset_build.h"
 #include "longnet/train/dataset_check.h"
 #include "longnet/train/fault_injection.h"
@@ -117,6 +119,8 @@ class Trainer {
   at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets, bool sum);
   // rank 0 builds data.path from data.source when it is missing (or an interrupted build).
   void data_build_if_missing();
+  // Under mpirun: every rank opened the same data (sizes and sampled CRC-32s against rank 0's).
+  void data_agree_across_ranks();
   // The --debug-truncate-data-at hook: every training shard cut to 64 bytes, on every rank's view.
   void data_truncate_for_test();
 
@@ -207,6 +211,21 @@ void Trainer::grid_setup() {
     const std::string metrics_what = cfg_.log.metrics.empty()
                                          ? "metrics file (metrics.jsonl in log.dir)"
                                          : "metrics file (log.metrics)";
+    // log.metrics is none of the run folder's own files (its config.yaml, an earlier start's
+    // config.N.yaml, train.log): they are rewritten, renamed or appended to otherwise.
+    if (!cfg_.log.metrics.empty() && !cfg_.log.dir.empty() &&
+        path_resolve(cfg_.log.metrics).rfind(path_resolve(cfg_.log.dir) + "/", 0) == 0) {
+      const std::string rel =
+          path_resolve(cfg_.log.metrics).substr(path_resolve(cfg_.log.dir).size() + 1);
+      const bool config_file = rel.rfind("config.", 0) == 0 && rel.size() > 12 &&
+                               rel.compare(rel.size() - 5, 5, ".yaml") == 0;
+      if (rel == "train.log" || rel == "config.yaml" || config_file)
+        throw std::invalid_argument(
+            "log.metrics '" + cfg_.log.metrics + "' is the run folder's own " + rel +
+            " (log.dir '" + cfg_.log.dir +
+            "'); give the metrics another file (or leave log.metrics empty: " + cfg_.log.dir +
+            "/metrics.jsonl). Nothing was changed");
+    }
     output_not_input(config_metrics_path(cfg_), inputs, metrics_what);
     output_file_prepare(config_metrics_path(cfg_), metrics_what, OutputContent::kMetrics);
     // The run folder: the resolved config, and from here on a copy of this output.
@@ -323,10 +342,17 @@ void Trainer::data_build_if_missing() {
 void Trainer::data_setup() {
   const DataConfig& d = cfg_.data;
   if (grid_->world_rank == 0) data_build_if_missing();
-  grid_->world->barrier();
+  {
+    // Building data.path takes as long as the corpus needs: the other ranks wait for it past
+    // train.collective_timeout_s (rank 0 reports its progress; should it fail, the job ends).
+    CollectiveAllowance building(std::numeric_limits<double>::infinity(),
+                                 "waiting for rank 0 to build data.path " + d.path);
+    grid_->world->barrier();
+  }
   const bool evaluates = cfg_.eval.interval > 0;
   data_ = TokenDataset::open(d.path, d.format, evaluates);
   log_info(dataset_config_check(cfg_, *data_));
+  data_agree_across_ranks();
   // What the checkpoints record of the tokenizer (its hash from the file when the dataset records
   // none, e.g. llm.c shards with data.tokenizer set; unknown when that file is not here).
   tokenizer_ = config_data_tokenizer(cfg_);
@@ -372,6 +398,35 @@ void Trainer::data_setup() {
            (d.verify == "checksums" && data_->manifest() ? "; checksums verified" : ""));
 }
 
+void Trainer::data_agree_across_ranks() {
+  if (grid_->world_size == 1) return;
+  // Every rank must read the same data (a file at one path may differ between hosts, or be a
+  // stale copy): the ranks of a sequence would otherwise hold pieces of different texts, and
+  // nothing else would tell.
+  std::string mine = data_->format() + ", vocabulary bound " + std::to_string(data_->vocab_bound());
+  for (DataSplit split : {DataSplit::kTrain, DataSplit::kVal}) {
+    const int64_t n = data_->tokens(split);
+    const uint32_t crc = tokens_sampled_crc(n, [&](int64_t start, int64_t count) {
+      auto t = at::empty({count}, at::kLong);
+      data_->read(split, start, count, t.data_ptr<int64_t>());
+      return t;
+    });
+    mine += std::string(", ") + split_name(split) + " " + std::to_string(n) +
+            " tokens, sampled CRC-32 " + crc32_hex(crc);
+  }
+  const std::string root = world_broadcast(*grid_, mine, 0);
+  const int differs = mine != root ? 1 : 0;
+  const std::string note = mine + "; rank 0's: " + root;
+  TORCH_CHECK(world_max(*grid_, double(differs)) == 0.0,
+              differs ? "rank " + std::to_string(grid_->world_rank) +
+                            " opened other data than rank 0 at data.path '" + cfg_.data.path +
+                            "' (" + note + ")"
+                      : "another rank opened other data than rank 0 at data.path '" +
+                            cfg_.data.path + "'",
+              ": under mpirun every rank must read the same data; copy the same dataset to "
+              "every host (or put it on a shared file system)");
+}
+
 void Trainer::data_truncate_for_test() {
   if (grid_->world_rank == 0)
     for (const auto& f : data_->files(DataSplit::kTrain))
@@ -388,8 +443,7 @@ void Trainer::model_setup() {
     const auto& m = cfg_.model;
     const double d = double(m.layer.d_model), ff = double(m.layer.dim_feedforward);
     const double layers = double(m.num_layers) + double(m.num_encoder_layers);
-    const double cross = m.variant == "encoder_decoder" ? double(m.num_layers) * 4 * d * d : 0;
-    const double params = 2 * double(m.vocab_size) * d + layers * (4 * d * d + 2 * d * ff) + cross;
+    const double params = lm_parameter_estimate(m);
     const double tokens =
         double(cfg_.data.batch_size) * double(cfg_.data.seq_len) / double(grid_->sequence_parallel);
     char what[200];
