@@ -216,13 +216,42 @@ def check_branches(segment_lengths: object, dilation_rates: object) -> tuple[lis
     return w, r
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def to_float(name: str, value: numbers.Real) -> float:
+    """float(value), with a ValueError naming `name` where the number is beyond any float (an int
+    like 10**400) instead of Python's bare OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} = {short_repr(value)} is beyond the range of a float") from None
+
+
 def check_probability(name: str, p: object) -> float:
     """Checks a dropout probability: a real number in [0, 1). Returns it as a float."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"{name} must be a float in [0, 1), got {type(p).__name__} {short_repr(p)}")
-    if not 0.0 <= float(p) < 1.0:
+    if not 0.0 <= to_float(name, p) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {p}")
     return float(p)
+
+
+def check_softmax_scale(softmax_scale: object) -> Optional[float]:
+    """None, or a real number > 0 within float32's range (the kernels scale in float32)."""
+    if softmax_scale is None:
+        return None
+    if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, numbers.Real):
+        raise TypeError(f"softmax_scale must be a float or None, got "
+                        f"{type(softmax_scale).__name__} {short_repr(softmax_scale)}")
+    scale = to_float("softmax_scale", softmax_scale)
+    if scale > FLOAT32_MAX:
+        raise ValueError(f"softmax_scale = {softmax_scale} is beyond float32's range (at most "
+                         f"{FLOAT32_MAX:.6g}), where the kernels scale")
+    if not scale > 0.0:
+        raise ValueError(f"softmax_scale = {softmax_scale} must be a finite number > 0, or None "
+                         f"for 1 / sqrt(head_dim)")
+    return scale
 
 
 def check_dense(name: str, t: torch.Tensor) -> None:
@@ -293,11 +322,7 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     check_qkv(query, key, value)
     w, r = check_branches(segment_lengths, dilation_rates)
     is_causal = check_bool("is_causal", is_causal)
-    if softmax_scale is not None:
-        if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, numbers.Real):
-            raise TypeError(f"softmax_scale must be a float or None, got "
-                            f"{type(softmax_scale).__name__}")
-        softmax_scale = float(softmax_scale)
+    softmax_scale = check_softmax_scale(softmax_scale)
     p = check_probability("dropout_p", dropout_p)
     load_library()
     return torch.ops.longnet.dilated_attention(query, key, value, w, r, is_causal, softmax_scale,

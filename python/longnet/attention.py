@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from longnet._ops import (FLOAT_DTYPES, check_bool, check_branches, check_dense, check_int,
-                          check_probability, dilated_attention, short_repr)
+                          check_probability, check_softmax_scale, dilated_attention, short_repr,
+                          to_float)
 from longnet.xpos import XPos, xpos_range_check
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -52,7 +53,7 @@ def _check_dtype(owner: str, dtype: object) -> None:
 def _check_positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a float, got {type(value).__name__} {short_repr(value)}")
-    if not (math.isfinite(float(value)) and float(value) > 0):
+    if not (math.isfinite(to_float(name, value)) and float(value) > 0):
         raise ValueError(f"{name} = {value} must be a finite number > 0")
     return float(value)
 
@@ -167,14 +168,7 @@ class DilatedAttention(nn.Module):
         super().__init__()
         self.segment_lengths, self.dilation_rates = check_branches(segment_lengths,
                                                                    dilation_rates)
-        if softmax_scale is not None:
-            if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, numbers.Real):
-                raise TypeError(f"softmax_scale must be a float or None, got "
-                                f"{type(softmax_scale).__name__} {short_repr(softmax_scale)}")
-            if not math.isfinite(float(softmax_scale)):
-                raise ValueError(f"softmax_scale = {softmax_scale} must be finite")
-            softmax_scale = float(softmax_scale)
-        self.softmax_scale: Optional[float] = softmax_scale
+        self.softmax_scale: Optional[float] = check_softmax_scale(softmax_scale)
         self.dropout_p = check_probability("attention_dropout", attention_dropout)
         if op is not None:
             warnings.warn("DilatedAttention: `op` (an xformers operator in the reference library) "

@@ -23,7 +23,7 @@ from longnet.attention import (FLOAT32_TINY, MultiheadDilatedAttention, _check_d
                                _check_int, _check_layer_norm_eps, _check_weight_size,
                                check_input)
 from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_int, short_repr,
-                          check_probability)
+                          check_probability, to_float)
 
 # The paper's base configuration (docs/design.md section 4).
 DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
@@ -370,7 +370,7 @@ def _check_model_config(model: Mapping[str, Any]) -> dict:
         if isinstance(m[key], bool) or not isinstance(m[key], numbers.Real):
             raise TypeError(f"model.{key} must be a number, got {short_repr(m[key])}")
     check_probability("model.dropout", m["dropout"])
-    if not FLOAT32_TINY <= float(m["layer_norm_eps"]) <= 1:
+    if not FLOAT32_TINY <= to_float("model.layer_norm_eps", m["layer_norm_eps"]) <= 1:
         raise ValueError(f"model.layer_norm_eps = {m['layer_norm_eps']} is out of range; it must "
                          f"be in [{FLOAT32_TINY:.6g}, 1] (not 0 in float32)")
     for key, allowed in (("variant", ("decoder_only", "encoder_decoder")),
