@@ -141,14 +141,10 @@ void flags_agree_across_ranks(const CliFlags& f, const std::vector<std::string>&
   if (mpi_world_size() <= 1) return;
   auto host = communicator_mpi_world();
   const std::string mine = "longnet " + f.command() + "\n" + f.values_text(rank0_only);
-  const std::string root = world_broadcast(*host, mine, 0);
-  // The first rank that differs sends its text to all, so that every rank (whichever prints
-  // first as the job ends) names the same difference.
-  const int me = mpi_world_rank();
-  const double first = -world_max(*host, mine != root ? -double(me) : -1e9);
-  if (first == 1e9) return;
-  const int other = int(first);
-  const std::string theirs = world_broadcast(*host, mine, other);
+  const WorldDifference d = world_first_difference(*host, mine);
+  if (d.rank < 0) return;
+  const int other = d.rank;
+  const std::string &theirs = d.theirs, &root = d.root;
   auto lines = [](const std::string& text) {
     std::vector<std::string> out;
     for (size_t at = 0, end; at < text.size(); at = end + 1) {

@@ -253,8 +253,8 @@ int cmd_generate(const Args& args) {
   }
   // A row of logits that is not finite (finite parameters whose activations overflow, as
   // float16's range allows) samples nothing: its id comes back as -1 (refused on the host, with
-  // no extra synchronisation), and the row is sampled as zeros meanwhile (NaN would stop CUDA's
-  // multinomial with a device assert).
+  // no extra synchronisation; rows already finished are not read), and the row is sampled as
+  // zeros meanwhile (NaN would stop CUDA's multinomial with a device assert).
   auto choose = [&](const at::Tensor& logits) {
     const auto bad = at::isfinite(logits).all(-1).logical_not_();  // (B)
     auto clean = logits.masked_fill(bad.unsqueeze(-1), 0);
@@ -306,6 +306,9 @@ int cmd_generate(const Args& args) {
   if (grid->world_rank != 0) return 0;  // rank 0 generates from the whole prefill's state
   auto next = choose(logits);
   auto host = next.cpu();  // the one host synchronisation per step
+  // (-1 marks a row of non-finite logits for the host check only; out of place: on the CPU
+  // `host` is `next` itself)
+  next = next.clamp_min(0);
   auto t1 = std::chrono::steady_clock::now();
   // A stop signal (Ctrl-C, `kill`, a closed terminal) ends generation after the current token:
   // the text so far is printed as at the end (the streamed line's newline, a batch's texts),
@@ -341,6 +344,8 @@ int cmd_generate(const Args& args) {
       break;
     next = choose(inc.step(next));
     host = next.cpu();
+    // A finished row's next id is never read, but it is fed to the model: never -1.
+    next = next.clamp_min(0);
   }
   auto t2 = std::chrono::steady_clock::now();
   const int stopped_by = stop_signal_caught();

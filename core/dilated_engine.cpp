@@ -79,7 +79,7 @@ DilatedForward dilated_plain_forward(const at::Tensor& q, const at::Tensor& k, c
   }
   attention_calls_forward(calls, args);
   // The weights sum to 1 but for the rounding of the merged lse, which grows with the logits
-  // (float32 logits near 1e4 would otherwise scale rows by up to the number of branches):
+  // (float32 logits past about 1e7 would otherwise scale rows by up to the number of branches):
   // dividing by their sum keeps every row a weighted average of its values.
   out.div_(weights.clamp_min(std::numeric_limits<float>::min()).unsqueeze(-1));
   DilatedForward f;

@@ -38,7 +38,11 @@ at::Tensor sample_next(const at::Tensor& logits_in, const SamplingOptions& o) {
   sampling_options_check(o);
   at::NoGradGuard no_grad;
   if (o.greedy || o.temperature == 0.0) return logits_in.argmax(-1);
-  auto logits = logits_in.to(at::kFloat) / o.temperature;  // (B, V)
+  // Shifted by each row's largest logit before the temperature divides them: finite logits
+  // near float32's largest would otherwise reach inf under a temperature below 1 (and NaN in
+  // the softmax). The shift changes no probability.
+  auto logits = logits_in.to(at::kFloat);  // (B, V)
+  logits = (logits - std::get<0>(logits.max(-1, true))) / o.temperature;
   const auto neg_inf = -std::numeric_limits<float>::infinity();
   const int64_t V = logits.size(1);
   if (o.top_k > 0 && o.top_k < V) {

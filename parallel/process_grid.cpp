@@ -40,6 +40,16 @@ std::string world_broadcast(Communicator& host, const std::string& s, int root) 
   return std::string(static_cast<const char*>(bytes.data_ptr()), bytes.numel());
 }
 
+WorldDifference world_first_difference(Communicator& host, const std::string& mine) {
+  WorldDifference d;
+  d.root = world_broadcast(host, mine, 0);
+  const double first = -world_max(host, mine != d.root ? -double(host.rank()) : -1e9);
+  if (first == 1e9) return d;
+  d.rank = int(first);
+  d.theirs = world_broadcast(host, mine, d.rank);
+  return d;
+}
+
 double world_max(ProcessGrid& grid, double x) {
   return world_max(*grid.host, x);
 }

@@ -51,6 +51,15 @@ double world_max(Communicator& host, double x);
 std::string world_broadcast(Communicator& host, const std::string& s, int root);
 at::Tensor world_all_gather_bytes(ProcessGrid& grid, const at::Tensor& bytes);
 
+// Whether every rank's `mine` equals rank 0's. Collective. When not, on every rank alike: the
+// lowest rank whose text differs, its text and rank 0's (so that whichever rank prints first as
+// the job ends names the same difference).
+struct WorldDifference {
+  int rank = -1;  // -1: every rank agrees
+  std::string theirs, root;
+};
+WorldDifference world_first_difference(Communicator& host, const std::string& mine);
+
 // Builds the grid from MPI's world (initialising MPI if needed). data_parallel = 0 means
 // "world size / sequence_parallel". device_type CUDA picks this rank's local GPU
 // (node-local rank modulo the GPU count). Fails with a message if the grid does not

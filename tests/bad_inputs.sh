@@ -126,9 +126,9 @@ mkdir -p "$WORK/src_b" && find "$SRC" -maxdepth 1 -type f | sort | head -12 | xa
   fail "data build for data.ranks_differ: $(tail -2 "$WORK/host_b.log")"
 TD=(train "$CONFIG" data.source='""' data.path=d.tokens checkpoint.dir="$WORK/ck_hosts"
   log.metrics="$WORK/m_hosts.jsonl")
-expect_failure data.ranks_differ "opened other data than rank 0" 20 "${MP1[@]}" \
+expect_failure data.ranks_differ "rank 1 opened other data than rank 0" 20 "${MP1[@]}" \
   --wdir "$WORK/host_a" "$BIN" "${TD[@]}" : -np 1 --wdir "$WORK/host_b" "$BIN" "${TD[@]}"
-expect_ok data.ranks_differ "opened other data than rank 0"
+expect_ok data.ranks_differ "rank 1 opened other data than rank 0"
 ln -sfn "$WORK/no_such_volume/data.tokens" "$WORK/dangling.tokens"
 expect data.dangling_link "is a symbolic link to nothing" train "$CONFIG" data.path="$WORK/dangling.tokens" \
   checkpoint.dir="$WORK/ckpt" log.metrics="$WORK/m2.jsonl"
@@ -355,6 +355,12 @@ expect1 out.eval_json_is_plot "name the same file" eval --checkpoint "$CK" --dev
 "$BIN" eval --checkpoint "$CK" --device cpu --context-lens 32,64 --batches 1 2> "$WORK/epipe.err" | true
 rc=${PIPESTATUS[0]}
 [[ $rc == 0 ]] || fail "eval | true: exit $rc, not 0: $(tail -2 "$WORK/epipe.err")"
+# An output file that is the command's own redirected stdout: the table would end up in it.
+timeout 60 "$BIN" eval --checkpoint "$CK" --device cpu --context-lens 32 --json "$WORK/redirect.json" \
+  > "$WORK/redirect.json" 2> "$WORK/redirect.err" && fail "out.json_is_stdout: exited 0"
+grep -q "is this command's standard output" "$WORK/redirect.err" ||
+  fail "out.json_is_stdout: $(tail -1 "$WORK/redirect.err")"
+cases=$((cases + 1))
 # A command that fails leaves no empty output folders behind (made for --json and --plot).
 expect1 out.eval_no_dirs_left "does not exist" eval --checkpoint "$CK" --device cpu \
   --json "$WORK/nd_json/a/e.json" --plot "$WORK/nd_plot/e.png" --context-lens 32 \

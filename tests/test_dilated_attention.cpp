@@ -332,7 +332,8 @@ TEST(DilatedAttentionGpuOnly, PaperConfigLongSequenceBf16MatchesFloat32Path) {
   EXPECT_LT(rel_error(bf.dv, f32.dv), 3e-2);
 }
 
-// With logits of 1e4 to 1e8 the merged lse rounds (logaddexp(a, a) is a in float32 past ~1e7),
+// With |q| of 1e2 to 1e6 (q = k, so logits of about 3e4 to 3e12) the merged lse rounds
+// (logaddexp(a, a) is a in float32 past ~1e7),
 // so weights exp(lse_c - lse) alone would not sum to 1 and rows would leave the values' range
 // (up to twice V with two branches). Every engine normalises: with V all ones every output is 1.
 TEST(DilatedAttention, LargeLogitsKeepRowsWeightedAverages) {

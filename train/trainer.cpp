@@ -414,17 +414,14 @@ void Trainer::data_agree_across_ranks() {
     mine += std::string(", ") + split_name(split) + " " + std::to_string(n) +
             " tokens, sampled CRC-32 " + crc32_hex(crc);
   }
-  const std::string root = world_broadcast(*grid_, mine, 0);
-  const int differs = mine != root ? 1 : 0;
-  const std::string note = mine + "; rank 0's: " + root;
-  TORCH_CHECK(world_max(*grid_, double(differs)) == 0.0,
-              differs ? "rank " + std::to_string(grid_->world_rank) +
-                            " opened other data than rank 0 at data.path '" + cfg_.data.path +
-                            "' (" + note + ")"
-                      : "another rank opened other data than rank 0 at data.path '" +
-                            cfg_.data.path + "'",
-              ": under mpirun every rank must read the same data; copy the same dataset to "
-              "every host (or put it on a shared file system)");
+  const WorldDifference d = world_first_difference(*grid_->host, mine);
+  if (d.rank < 0) return;
+  const std::string other = std::to_string(d.rank);
+  throw std::runtime_error("rank " + other + " opened other data than rank 0 at data.path '" +
+                           cfg_.data.path + "' (rank " + other + ": " + d.theirs +
+                           "; rank 0: " + d.root +
+                           "): under mpirun every rank must read the same data; copy the same "
+                           "dataset to every host (or put it on a shared file system)");
 }
 
 void Trainer::data_truncate_for_test() {

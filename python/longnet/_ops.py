@@ -238,19 +238,20 @@ def check_probability(name: str, p: object) -> float:
 
 
 def check_softmax_scale(softmax_scale: object) -> Optional[float]:
-    """None, or a real number > 0 within float32's range (the kernels scale in float32)."""
+    """None, or a finite number within float32's range (the kernels scale in float32), as the
+    C++ options accept."""
     if softmax_scale is None:
         return None
     if isinstance(softmax_scale, bool) or not isinstance(softmax_scale, numbers.Real):
         raise TypeError(f"softmax_scale must be a float or None, got "
                         f"{type(softmax_scale).__name__} {short_repr(softmax_scale)}")
     scale = to_float("softmax_scale", softmax_scale)
-    if scale > FLOAT32_MAX:
+    if scale != scale:
+        raise ValueError(f"softmax_scale = {softmax_scale} must be a finite number, or None for "
+                         f"1 / sqrt(head_dim)")
+    if abs(scale) > FLOAT32_MAX:
         raise ValueError(f"softmax_scale = {softmax_scale} is beyond float32's range (at most "
-                         f"{FLOAT32_MAX:.6g}), where the kernels scale")
-    if not scale > 0.0:
-        raise ValueError(f"softmax_scale = {softmax_scale} must be a finite number > 0, or None "
-                         f"for 1 / sqrt(head_dim)")
+                         f"{FLOAT32_MAX:.6g} in absolute value), where the kernels scale")
     return scale
 
 

@@ -12,7 +12,6 @@ import torch
 sys.path.insert(0, "tests")
 import test_ops as T  # noqa: E402
 
-torch.ops.load_library(sys.argv[1])
 
 
 def rel(a, b):
@@ -60,4 +59,6 @@ def main():
               f"logsumexp {rel(torch.logsumexp(x, -1), (m.squeeze(-1) + e.sum(-1).log())):.3g}")
 
 
-main()
+if __name__ == "__main__":
+    torch.ops.load_library(sys.argv[1])
+    main()
