@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <cstdio>
+#include <fstream>
 #include <stdexcept>
 
 #ifdef LONGNET_WITH_CUDA

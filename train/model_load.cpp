@@ -113,8 +113,9 @@ void model_memory_check(const TrainConfig& c, const ModelLoadOptions& o,
   const LongNetLMOptions& m = c.model;
   const double params = lm_parameter_estimate(m);
   const double element = double(c10::elementSize(o.dtype));
-  char what[240];
-  std::snprintf(what, sizeof(what), "the model of %s (%.3g parameters)", source.c_str(), params);
+  char count[32];
+  std::snprintf(count, sizeof(count), "%.3g", params);
+  const std::string what = "the model of " + source + " (" + count + " parameters)";
   const std::string fix =
       "use a smaller model (model.vocab_size, model.d_model, model.dim_feedforward, "
       "model.num_layers)";
