@@ -129,11 +129,11 @@ bool plot_results(const std::string& json, const std::string& png) {
                                 : "ended by signal " + std::to_string(WTERMSIG(status));
     const bool no_matplotlib = err == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 3;
     std::cerr << ("error: eval: --plot " + png + " was not drawn (" + cmd + " " + why +
-              (no_matplotlib ? ": matplotlib is missing from that python: pip install "
-                               "matplotlib, or set LONGNET_PYTHON to a python that has it"
-               : err != 0    ? ": set LONGNET_PYTHON to a python 3 with matplotlib"
-                             : ": its message is above") +
-              "); the results are in the --json file " + json + "\n")
+                  (no_matplotlib ? ": matplotlib is missing from that python: pip install "
+                                   "matplotlib, or set LONGNET_PYTHON to a python that has it"
+                   : err != 0    ? ": set LONGNET_PYTHON to a python 3 with matplotlib"
+                                 : ": its message is above") +
+                  "); the results are in the --json file " + json + "\n")
               << std::flush;
   }
   return false;

@@ -267,8 +267,7 @@ int cmd_generate(const Args& args) {
         (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file"
                    : std::string("the prompt")) +
         " are NaN or infinite: its parameters are finite, so its activations overflow in " +
-        dtype_name(dtype) +
-        "; run in float32 (--dtype float32), or use another checkpoint");
+        dtype_name(dtype) + "; run in float32 (--dtype float32), or use another checkpoint");
   };
   std::vector<std::vector<uint32_t>> ids;
   for (const auto& p : prompts) {

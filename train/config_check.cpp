@@ -153,8 +153,8 @@ void check_training(const TrainConfig& c, int world) {
       fail_rule(c, "checkpoint.resume",
                 "'" + r +
                     "' is a directory; give a checkpoint file in it (step_N.ckpt), or "
-                    "checkpoint.resume: auto with checkpoint.dir: " + r +
-                    " (its newest checkpoint)");
+                    "checkpoint.resume: auto with checkpoint.dir: " +
+                    r + " (its newest checkpoint)");
   }
   if (c.train.precision == "bf16" && c.device != "cuda")
     fail_rule(c, "train.precision",

@@ -47,9 +47,8 @@ std::vector<int64_t> context_eval_window_ends(const ContextEvalOptions& o, int64
         std::to_string(T) + " scored tokens would score some tokens twice: their ends lie in " +
         std::to_string(c_max) + ".." + std::to_string(val_size - 1) +
         " of the validation split's " + std::to_string(val_size) +
-        " tokens (after the longest context, " + std::to_string(c_max) +
-        "), room for at most " + std::to_string(most) +
-        " windows that do not overlap; use at most " + std::to_string(most) +
+        " tokens (after the longest context, " + std::to_string(c_max) + "), room for at most " +
+        std::to_string(most) + " windows that do not overlap; use at most " + std::to_string(most) +
         " windows (fewer --batches or a smaller --batch-size), shorter --context-lens, or more "
         "validation data");
   for (int64_t j = 0; j < o.windows; ++j)

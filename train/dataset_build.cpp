@@ -509,8 +509,8 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     }
     if (invalid_utf8_bytes_ > 0)
       log_info("data build: warning: " + std::to_string(invalid_utf8_bytes_) +
-               " byte(s) of the sources are not UTF-8 (the first in " +
-               "'" + printable_text(first_invalid_utf8_file_) + "'); the SentencePiece tokenizer " +
+               " byte(s) of the sources are not UTF-8 (the first in " + "'" +
+               printable_text(first_invalid_utf8_file_) + "'); the SentencePiece tokenizer " +
                o_.tokenizer +
                " reads each as U+FFFD, so the dataset does not hold them exactly. Convert those "
                "files to UTF-8 (iconv -f latin1 -t utf-8), or use a byte-exact tokenizer "

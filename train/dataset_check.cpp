@@ -166,8 +166,7 @@ std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
   return note;
 }
 
-uint32_t tokens_sampled_crc(int64_t size,
-                            const std::function<at::Tensor(int64_t, int64_t)>& read) {
+uint32_t tokens_sampled_crc(int64_t size, const std::function<at::Tensor(int64_t, int64_t)>& read) {
   uint32_t crc = 0;
   const int64_t span = std::min<int64_t>(4096, size), spans = 16;
   for (int64_t i = 0; i < spans && span > 0; ++i) {

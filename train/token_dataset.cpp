@@ -109,8 +109,8 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, const 
       if (!bins.empty()) {
         const auto head = head_read(path + "/" + bins.front(), "data.path", 8);
         if (llmc_magic(head.data(), head.size()))
-          throw std::runtime_error("data.path '" + path +
-                                   "' holds llm.c / nanoGPT shards (" + bins.front() +
+          throw std::runtime_error("data.path '" + path + "' holds llm.c / nanoGPT shards (" +
+                                   bins.front() +
                                    "), not a longnet dataset (no manifest.json), but "
                                    "data.format is longnet; set data.format: nanogpt (or auto)");
       }

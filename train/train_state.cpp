@@ -115,7 +115,8 @@ std::string model_identity_text(const TrainConfig& cfg) {
 
 // The keys of the data, optimiser and training sections, and model.dropout (not the model's
 // shape, the grid, the step count or where things are written: those are checked, or free to
-// change on resume) whose values differ between two resolved configs: "data.path (A there, B here); ...".
+// change on resume) whose values differ between two resolved configs: "data.path (A there, B here);
+// ...".
 std::string config_training_difference(const TrainConfig& there, const TrainConfig& here) {
   auto keys = [](const TrainConfig& c) {
     std::vector<std::pair<std::string, std::string>> out;
@@ -136,7 +137,7 @@ std::string config_training_difference(const TrainConfig& there, const TrainConf
     return out;
   };
   static const std::vector<std::string> kWatched = {
-      "data.",         "optim.",          "train.seed", "train.grad_accumulation",
+      "data.",           "optim.",     "train.seed",   "train.grad_accumulation",
       "train.precision", "train.loss", "model.dropout"};
   const auto a = keys(there), b = keys(here);
   std::string diff;

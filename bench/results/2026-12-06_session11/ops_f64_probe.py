@@ -31,17 +31,23 @@ def slow_reference(q, k, v, w_list, r_list, causal, scale):
     return out.permute(0, 2, 1, 3)
 
 
+def failing_case():
+    """python.ops' first CPU float64 case (the one that failed): its inputs, the op's output and
+    the test's reference."""
+    torch.manual_seed(0)
+    B, N, H, D, w, r, causal = 2, 100, 12, 8, [16, 32, 48], [1, 2, 6], True
+    q, k, v = (torch.randn(B, N, H, D, dtype=torch.float64) for _ in range(3))
+    scale = 1 / math.sqrt(D)
+    out = torch.ops.longnet.dilated_attention(q, k, v, w, r, is_causal=causal)
+    return q, k, v, w, r, causal, scale, out, T.reference(q, k, v, w, r, causal, scale)
+
+
 def main():
     print(torch.__version__, "capability", torch.backends.cpu.get_cpu_capability())
     print(torch.__config__.parallel_info())
     for threads in (torch.get_num_threads(), 1):
         torch.set_num_threads(threads)
-        torch.manual_seed(0)
-        B, N, H, D, w, r, causal = 2, 100, 12, 8, [16, 32, 48], [1, 2, 6], True
-        q, k, v = (torch.randn(B, N, H, D, dtype=torch.float64) for _ in range(3))
-        scale = 1 / math.sqrt(D)
-        out = torch.ops.longnet.dilated_attention(q, k, v, w, r, is_causal=causal)
-        ref = T.reference(q, k, v, w, r, causal, scale)
+        q, k, v, w, r, causal, scale, out, ref = failing_case()
         slow = slow_reference(q, k, v, w, r, causal, scale)
         print(f"threads {threads}: op vs test reference {rel(out, ref):.3g}, op vs slow "
               f"{rel(out, slow):.3g}, test reference vs slow {rel(ref, slow):.3g}")

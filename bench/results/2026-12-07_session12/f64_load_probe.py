@@ -4,30 +4,19 @@ times; whenever the op and the test's reference differ by more than 1e-12, which
 off (each against a BLAS-free elementwise reference) and where (the worst element).
   OMP_NUM_THREADS=2 python3 bench/results/2026-12-07_session12/f64_load_probe.py build/liblongnet_ops.so N
 """
-import math
 import sys
 
 import torch
 
 sys.path.insert(0, "tests")
 sys.path.insert(0, "bench/results/2026-12-06_session11")
-import test_ops as T  # noqa: E402
-from ops_f64_probe import slow_reference  # noqa: E402
+from ops_f64_probe import failing_case, rel, slow_reference  # noqa: E402
 
 torch.ops.load_library(sys.argv[1])
 
 
-def rel(a, b):
-    return ((a - b).norm() / b.norm()).item()
-
-
 for it in range(int(sys.argv[2])):
-    torch.manual_seed(0)
-    B, N, H, D, w, r, causal = 2, 100, 12, 8, [16, 32, 48], [1, 2, 6], True
-    q, k, v = (torch.randn(B, N, H, D, dtype=torch.float64) for _ in range(3))
-    scale = 1 / math.sqrt(D)
-    out = torch.ops.longnet.dilated_attention(q, k, v, w, r, is_causal=causal)
-    ref = T.reference(q, k, v, w, r, causal, scale)
+    q, k, v, w, r, causal, scale, out, ref = failing_case()
     e = rel(out, ref)
     if e <= 1e-12:
         print(f"{it}: ok {e:.3g}", flush=True)
