@@ -4,13 +4,17 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <stdexcept>
+
+#include <yaml-cpp/yaml.h>
 
 #include "longnet/core/device_memory.h"
 #include "longnet/parallel/communicator.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
+#include "longnet/train/config_schema.h"
 
 namespace longnet {
 
@@ -99,37 +103,76 @@ void overrides_unique_check(const std::vector<std::string>& overrides, const std
     while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.erase(0, 1);
     return t;
   };
-  auto key_of = [&](const std::string& o) { return trim(o.substr(0, o.find('='))); };
-  auto value_of = [&](const std::string& o) {
-    const auto eq = o.find('=');
-    return eq == std::string::npos ? std::string() : trim(o.substr(eq + 1));
+  // Each override as the keys it sets, with their values as YAML text. A section's override
+  // ('model={num_heads: 2}') merges into the section (train/config.cpp), so it sets the keys
+  // under it, not the section: beside model.d_model=64 it is no conflict, beside
+  // model.num_heads=4 it is. Values that are no valid YAML stay as given (refused when applied).
+  struct Setting {
+    std::string key, value;
+    size_t index;  // the override
   };
+  std::vector<Setting> settings;
+  auto key_of = [&](const std::string& o) { return trim(o.substr(0, o.find('='))); };
+  const std::function<void(const std::string&, const YAML::Node&, size_t)> add_section =
+      [&](const std::string& section, const YAML::Node& map, size_t i) {
+        for (auto it = map.begin(); it != map.end(); ++it) {
+          const YAML::Node k = it->first;
+          const YAML::Node v = it->second;
+          if (!k.IsScalar()) continue;  // (refused when applied)
+          const std::string key = section + "." + k.Scalar();
+          if (!config_is_section(key))
+            settings.push_back({key, YAML::Dump(v), i});
+          else if (v.IsMap())
+            add_section(key, v, i);  // (else kept as the defaults, or refused when applied)
+        }
+      };
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    const std::string& o = overrides[i];
+    const auto eq = o.find('=');
+    const std::string key = key_of(o);
+    const std::string text = eq == std::string::npos ? std::string() : trim(o.substr(eq + 1));
+    YAML::Node value;
+    bool parsed = false;
+    try {
+      value = YAML::Load(text);
+      parsed = true;
+    } catch (const YAML::Exception&) {
+    }
+    if (key.empty() || !config_is_section(key))
+      settings.push_back({key, parsed ? YAML::Dump(value) : text, i});
+    else if (parsed && value.IsMap())
+      add_section(key, value, i);  // (else refused when applied: a section takes a mapping)
+  }
   // (maps, not all pairs: a script may pass thousands of overrides)
-  std::map<std::string, size_t> first;     // a key -> its first override
-  std::map<std::string, size_t> sections;  // each section above a key -> an override under it
+  std::map<std::string, size_t> first;     // a key -> its first setting
+  std::map<std::string, size_t> sections;  // each section above a key -> a setting under it
   auto both = [&](size_t j, size_t i, const std::string& longer) {
     return std::invalid_argument("longnet " + command + ": '" + overrides[j] + "' and '" +
                                  overrides[i] + "' both set " + longer + "; give each key once");
   };
-  for (size_t i = 0; i < overrides.size(); ++i) {
-    const std::string b = key_of(overrides[i]);
+  for (size_t n = 0; n < settings.size(); ++n) {
+    const Setting& s = settings[n];
+    const std::string& b = s.key;
     if (const auto it = first.find(b); it != first.end()) {
-      // The same value twice loses nothing (scripts repeat a shared setting).
-      if (value_of(overrides[it->second]) != value_of(overrides[i]))
+      const Setting& f = settings[it->second];
+      // The same value twice loses nothing (scripts repeat a shared setting); a key twice in
+      // one override is refused when it is applied.
+      if (f.index == s.index || f.value == s.value) continue;
+      if (key_of(overrides[f.index]) == b && key_of(overrides[s.index]) == b)
         throw std::invalid_argument(
             "longnet " + command + ": " + b + " is overridden twice with different values ('" +
-            overrides[it->second] + "' and '" + overrides[i] + "'); give it once");
-      continue;
+            overrides[f.index] + "' and '" + overrides[s.index] + "'); give it once");
+      throw both(f.index, s.index, b);
     }
     if (b.empty()) continue;  // (refused with its own message when applied)
     for (size_t dot = b.find('.'); dot != std::string::npos; dot = b.find('.', dot + 1))
       if (const auto it = first.find(b.substr(0, dot)); it != first.end())
-        throw both(it->second, i, b);
+        throw both(settings[it->second].index, s.index, b);
     if (const auto it = sections.find(b); it != sections.end())
-      throw both(it->second, i, key_of(overrides[it->second]));
-    first.emplace(b, i);
+      throw both(settings[it->second].index, s.index, settings[it->second].key);
+    first.emplace(b, n);
     for (size_t dot = b.find('.'); dot != std::string::npos; dot = b.find('.', dot + 1))
-      sections.emplace(b.substr(0, dot), i);
+      sections.emplace(b.substr(0, dot), n);
   }
 }
 

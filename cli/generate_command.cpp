@@ -59,14 +59,18 @@ std::vector<std::string> prompts_from(const CliFlags& f, std::vector<int64_t>* l
   if (f.given("prompt-file")) return {file_text(f.get("prompt-file"), "--prompt-file")};
   std::vector<std::string> out;
   lines_of->clear();
-  std::istringstream lines(file_text(f.get("prompts-file"), "--prompts-file"));
+  const std::string text = file_text(f.get("prompts-file"), "--prompts-file");
+  // A line ends at LF, CRLF or a lone CR (files from old Mac editors).
   int64_t n = 0;
-  for (std::string line; std::getline(lines, line);) {
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find_first_of("\r\n", start);
+    if (end == std::string::npos) end = text.size();
     ++n;
-    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF line ends
-    if (line.empty()) continue;
-    out.push_back(line);
-    lines_of->push_back(n);
+    if (end > start) {
+      out.push_back(text.substr(start, end - start));
+      lines_of->push_back(n);
+    }
+    start = end + (text.compare(end, 2, "\r\n") == 0 ? 2 : 1);
   }
   if (out.empty())
     throw std::invalid_argument("generate: --prompts-file " + f.get("prompts-file") +

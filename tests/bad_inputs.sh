@@ -386,6 +386,14 @@ expect1 flag.twice "generate: --prompt given twice" generate --checkpoint "$CK" 
 expect flag.twice_np2 "check comm: --elements given twice" check comm --elements 5 --elements 7
 expect override.twice "train.steps is overridden twice with different values" "${T[@]}" \
   train.steps=5 train.steps=6
+# A section's override merges into it: it conflicts with a key it sets, not with the others.
+expect override.section_and_key "'model={num_heads: 2}' and 'model.num_heads=4' both set model.num_heads" \
+  "${T[@]}" 'model={num_heads: 2}' model.num_heads=4
+"$BIN" "${T[@]}" 'model={num_heads: 2}' model.d_model=64 model.dim_feedforward=128 \
+  --check-config=2 > "$WORK/section_and_other.log" 2>&1 &&
+  grep -q "num_heads: 2" "$WORK/section_and_other.log" &&
+  grep -q "d_model: 64" "$WORK/section_and_other.log" ||
+  fail "override.section_and_other: $(tail -2 "$WORK/section_and_other.log")"
 # Arguments that are no flag, and positionals for commands that take none, would be ignored.
 expect1 arg.single_dash "unexpected argument '-checkpoint' (flags start with --" generate \
   -checkpoint "$CK"

@@ -49,6 +49,12 @@ file(WRITE ${WORK}/one_prompt.txt "\n\nstatic\n")
 run(out ${LONGNET} generate --checkpoint ${ckpt} --prompts-file ${WORK}/one_prompt.txt
     --max-new-tokens 5 --greedy --device cpu)
 expect("${out}" "=== line 3 ===\nstatic" "generate --prompts-file of one line")
+# Lines end at LF, CRLF or a lone CR (old Mac editors).
+file(WRITE ${WORK}/cr_prompts.txt "\r\rstatic\r\nvoid f\r")
+run(out ${LONGNET} generate --checkpoint ${ckpt} --prompts-file ${WORK}/cr_prompts.txt
+    --max-new-tokens 5 --greedy --device cpu)
+expect("${out}" "=== line 3 ===\nstatic" "generate --prompts-file with CR line ends")
+expect("${out}" "=== line 4 ===\nvoid f" "generate --prompts-file with CR line ends")
 
 # Under mpirun the prefill of a prompt of several blocks (128 tokens) is split over the ranks;
 # greedy output equals one rank's. A randomly initialised model (its output depends on every
