@@ -35,7 +35,10 @@ int cmd_export(const Args& args) {
   const auto s = checkpoint_export(f.positional()[0], f.get("out"), f.get("dtype"));
   std::cout << "export: step " << s.step << ", " << s.tensors << " tensors, " << s.bytes
             << " bytes -> " << f.get("out") << "/model.safetensors, " << f.get("out")
-            << "/config.json" << std::endl;
+            << "/config.json"
+            << (s.tokenizer_file.empty() ? "" : ", " + f.get("out") + "/" + s.tokenizer_file)
+            << std::endl;
+  if (!s.tokenizer_note.empty()) std::cerr << "export: warning: " << s.tokenizer_note << std::endl;
   return 0;
 }
 

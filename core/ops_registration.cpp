@@ -19,9 +19,10 @@ at::Tensor dilated_attention_op(const at::Tensor& q, const at::Tensor& k, const 
                                 double dropout_p) {
   // Tracing with symbolic sizes (torch.export's dynamic_shapes, opcheck's dynamic test) reaches
   // here with tensors whose sizes are not numbers; the plan needs numbers.
+  // (A jagged nested tensor has symbolic sizes too: it is refused below as not dense.)
   for (const at::Tensor* t : {&q, &k, &v})
     TORCH_CHECK_NOT_IMPLEMENTED(
-        !t->unsafeGetTensorImpl()->has_symbolic_sizes_strides(),
+        t->is_nested() || !t->unsafeGetTensorImpl()->has_symbolic_sizes_strides(),
         "longnet::dilated_attention: inputs with symbolic (dynamic) shapes are not supported; "
         "trace or export with static shapes (torch.export without dynamic_shapes)");
   // Traced for training by torch.compile (fake or functional tensors that need gradients): its
@@ -57,7 +58,8 @@ TORCH_LIBRARY(longnet, m) {
   m.def(
       "dilated_attention(Tensor q, Tensor k, Tensor v, int[] segment_lengths, "
       "int[] dilation_rates, bool is_causal=False, float? softmax_scale=None, "
-      "float dropout_p=0.0) -> Tensor");
+      "float dropout_p=0.0) -> Tensor",
+      {at::Tag::nondeterministic_seeded});  // (dropout draws from the default generator)
 }
 
 TORCH_LIBRARY_IMPL(longnet, CompositeImplicitAutograd, m) {

@@ -234,10 +234,20 @@ if "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model
   CK_SP=$(ls "$WORK"/ck_sp/*.ckpt | tail -1)
   "$BIN" generate --checkpoint "$CK_SP" --device cpu --prompt x --max-new-tokens 3 \
     > "$WORK/gen_sp.log" 2>&1 || fail "generate with the sentencepiece model: $(tail -2 "$WORK/gen_sp.log")"
+  # export carries the tokenizer: named in config.json, its file copied beside the model.
+  "$BIN" export "$CK_SP" --out "$WORK/exp_sp" > "$WORK/exp_sp.log" 2>&1 ||
+    fail "export with sentencepiece: $(tail -2 "$WORK/exp_sp.log")"
+  cmp -s "$WORK/sp.model" "$WORK/exp_sp/tokenizer.model" &&
+    grep -q '"tokenizer": {"kind": "sentencepiece", "spec": "sentencepiece:.*"file": "tokenizer.model"}' \
+      "$WORK/exp_sp/config.json" || fail "export with sentencepiece: $(cat "$WORK/exp_sp/config.json")"
   "$BIN" tokenizer train --vocab-size 450 --source "$SRC" --out "$WORK/sp.model" > "$WORK/sp2.log" 2>&1 ||
     fail "retraining the tokenizer: $(tail -2 "$WORK/sp2.log")"
   expect1 gen.tokenizer_file_replaced "its contents changed since the training data was made" \
     generate --checkpoint "$CK_SP" --device cpu --prompt x
+  "$BIN" export "$CK_SP" --out "$WORK/exp_sp2" > "$WORK/exp_sp2.log" 2>&1 &&
+    grep -q "warning: the tokenizer file .* is no longer the one the model was trained with" \
+      "$WORK/exp_sp2.log" && [[ ! -e "$WORK/exp_sp2/tokenizer.model" ]] ||
+    fail "export with a replaced tokenizer file: $(tail -2 "$WORK/exp_sp2.log")"
   # tokenizer train reads JSON lines as data build does: a malformed line stops it, or with
   # --skip-bad-lines is skipped and counted.
   python3 -c "import glob, json, sys
@@ -594,6 +604,8 @@ grep -q '"step":2' "$WORK/m3.jsonl" || fail "train without validation: no metric
 expect1 flag.empty_value "--tokenizer has an empty value; give one, or leave the flag out" \
   generate --checkpoint "$CK" --device cpu --prompt x --tokenizer=
 "$BIN" export "$CK" --out "$WORK/exp_ok" > "$WORK/exp_ok.log" 2>&1 || fail "export: $(tail -2 "$WORK/exp_ok.log")"
+grep -q '"tokenizer": {"kind": "bytes"}' "$WORK/exp_ok/config.json" ||
+  fail "export: config.json names no bytes tokenizer: $(cat "$WORK/exp_ok/config.json")"
 expect1 gen.safetensors "looks like a safetensors file (as \`longnet export\` writes)" \
   generate --checkpoint "$WORK/exp_ok/model.safetensors" --config "$CONFIG" --device cpu --prompt x
 # tokenizer encode reads and tokenizes stdin in pieces: a 3 MB input gives every id.

@@ -14,6 +14,7 @@
 #include "longnet/core/text.h"
 #include "longnet/train/checkpoint_files.h"
 #include "longnet/train/config.h"
+#include "longnet/train/dataset_check.h"
 #include "longnet/train/json_read.h"
 #include "longnet/train/metrics.h"
 #include "longnet/train/model_load.h"
@@ -118,6 +119,49 @@ bool safetensors_from_longnet(const std::string& path) {
   }
   ::close(fd);
   return mine;
+}
+
+struct ExportTokenizer {
+  std::string json;     // config.json's "tokenizer" object
+  std::string file;     // the copy's name in the export ("" when none is copied)
+  std::string content;  // its bytes
+  std::string note;     // what the user should know ("" when the tokenizer is all there)
+};
+
+// {"kind": K, "spec": as recorded, "hash": its content hash (KIND:SHA-256), "file": the copy}; kind
+// null when the checkpoint records none (llm.c shards: the ids are the data's own).
+ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded) {
+  ExportTokenizer t;
+  const std::string& spec = recorded.spec;
+  if (spec.empty()) {
+    t.json = "{\"kind\": null}";
+    t.note =
+        "the checkpoint records no tokenizer (its data was pre-tokenized shards); config.json "
+        "names none";
+    return t;
+  }
+  const auto colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon);
+  if (colon == std::string::npos) {
+    t.json = "{\"kind\": " + json_quote(kind) + "}";
+    return t;
+  }
+  const std::string path = spec.substr(colon + 1);
+  const std::string hash = recorded_hash(recorded);
+  t.json = "{\"kind\": " + json_quote(kind) + ", \"spec\": " + json_quote(spec);
+  if (!hash.empty()) t.json += ", \"hash\": " + json_quote(hash);
+  const auto same = tokenizers_same({spec, ""}, recorded);
+  if (same && *same) {
+    t.file = kind == "tiktoken" ? "tokenizer.tiktoken" : "tokenizer.model";
+    t.content = file_read_bounded(path, kind + " tokenizer file", int64_t{1} << 30);
+    t.json += ", \"file\": " + json_quote(t.file);
+  } else {
+    t.note = "the tokenizer file " + path +
+             (same ? " is no longer the one the model was trained with" : " is not here") +
+             ", so it was not copied (config.json names it and its hash)";
+  }
+  t.json += "}";
+  return t;
 }
 
 }  // namespace
@@ -261,6 +305,16 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
       throw std::invalid_argument("export: '" + p +
                                   "' exists and is not from a longnet export; it is not replaced. "
                                   "Give another --out directory, or remove the file");
+  // The tokenizer the model's data was made with goes along: named in config.json, and its file
+  // copied beside the model when it is here and is that tokenizer (by content hash).
+  const ExportTokenizer tok = export_tokenizer(model_tokenizer(loaded));
+  const std::string tok_path = tok.file.empty() ? "" : out_dir + "/" + tok.file;
+  if (!tok_path.empty() && path_kind(tok_path) != PathKind::kMissing && !ours)
+    throw std::invalid_argument("export: '" + tok_path +
+                                "' exists and is not from a longnet export; it is not replaced. "
+                                "Give another --out directory, or remove the file");
+  s.tokenizer_note = tok.note;
+  s.tokenizer_file = tok.file;
   try {
     safetensors_write(out_dir + "/model.safetensors", tensors,
                       {{"format", "pt"},
@@ -269,7 +323,9 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
     const std::string json =
         "{\n  \"architecture\": \"LongNetLM\",\n  \"format\": "
         "\"longnet-export-1\",\n  \"step\": " +
-        std::to_string(s.step) + ",\n  \"model\": " + lm_options_json(config.model) + "\n}\n";
+        std::to_string(s.step) + ",\n  \"model\": " + lm_options_json(config.model) +
+        ",\n  \"tokenizer\": " + tok.json + "\n}\n";
+    if (!tok_path.empty()) file_write_atomic(tok_path, {{tok.content.data(), tok.content.size()}});
     file_write_atomic(out_dir + "/config.json", {{json.data(), json.size()}});
   } catch (...) {
     if (!dir_existed) ::rmdir(out_dir.c_str());  // (only while empty: nothing written is lost)

@@ -26,13 +26,17 @@ std::string lm_options_json(const LongNetLMOptions& o);
 
 struct ExportSummary {
   int64_t step = 0, tensors = 0, bytes = 0;
+  std::string tokenizer_file;  // the tokenizer's copy in the export ("" when none)
+  std::string tokenizer_note;  // why the tokenizer was not copied ("" when it was, or is bytes)
 };
 
 // Reads a `longnet train` checkpoint (checked as model_load checks it) and writes
 // out_dir/model.safetensors (its parameters, cast to `dtype` when it is float32, bfloat16 or
 // float16; "" keeps them float32, as training stores them) and
 // out_dir/config.json ({"architecture": "LongNetLM", "format": "longnet-export-1", "step",
-// "model": lm_options_json}). out_dir is created if needed; files there are replaced atomically.
+// "model": lm_options_json, "tokenizer": {"kind", "spec", "hash", "file"}}) with the
+// tokenizer's file copied as out_dir/tokenizer.model or tokenizer.tiktoken when it is here and
+// unchanged. out_dir is created if needed; files there are replaced atomically.
 ExportSummary checkpoint_export(const std::string& checkpoint, const std::string& out_dir,
                                 const std::string& dtype = "");
 

@@ -325,6 +325,12 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     is_causal = check_bool("is_causal", is_causal)
     softmax_scale = check_softmax_scale(softmax_scale)
     p = check_probability("dropout_p", dropout_p)
+    if p > 0 and any(torch._C._functorch.is_batchedtensor(t) for t in (query, key, value)):
+        # (vmap runs the op once per entry, and the masks would ignore its randomness setting)
+        raise NotImplementedError(
+            "dilated_attention: dropout_p > 0 under torch.func.vmap is not supported (the masks "
+            "would not follow vmap's randomness setting); vmap with dropout_p=0 (in eval), or "
+            "loop over the batch")
     load_library()
     return torch.ops.longnet.dilated_attention(query, key, value, w, r, is_causal, softmax_scale,
                                                p)

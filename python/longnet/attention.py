@@ -117,7 +117,9 @@ def check_input(owner: str, name: str, x: object, width_name: str, width: int,
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{owner}: {name} must be floating point like the module's parameters "
                         f"({like.dtype}), got {x.dtype}; pass {name}.to({like.dtype})")
-    if x.dtype != like.dtype and not _autocast_enabled(x.device.type):
+    # (autocast casts float32 per op, never float64: a float64 input or module stays one)
+    if x.dtype != like.dtype and (not _autocast_enabled(x.device.type) or
+                                  torch.float64 in (x.dtype, like.dtype)):
         raise TypeError(f"{owner}: {name} is {x.dtype} but the module's parameters are "
                         f"{like.dtype}; convert the module (module.to({x.dtype})) or the input "
                         f"({name}.to({like.dtype}))")
@@ -135,8 +137,12 @@ def _warn_positional_swap(init: _F) -> _F:
         # args exclude self: parameter p is positional iff its index - 1 < len(args)
         if len(args) >= max(rates_at, segments_at):
             rates, segments = args[rates_at - 1], args[segments_at - 1]
+            # Only sequences are looked at (a generator would be used up here, and the
+            # constructor refuses it and strings itself).
+            sequences = all(not isinstance(x, (str, bytes)) and hasattr(x, "__len__") and
+                            hasattr(x, "__getitem__") for x in (rates, segments))
             try:
-                swapped = any(int(r) > int(w) for r, w in zip(rates, segments))
+                swapped = sequences and any(int(r) > int(w) for r, w in zip(rates, segments))
             except (TypeError, ValueError):
                 swapped = False  # the constructor's own checks will say what is wrong
             if swapped:
@@ -187,13 +193,30 @@ class DilatedAttention(nn.Module):
                 f"softmax_scale={self.softmax_scale}, attention_dropout={self.dropout_p}")
 
 
-def _heads_that_work(embed_dim: int, wanted: int) -> str:
+def _heads_that_work(embed_dim: int, wanted: int, width_name: str = "embed_dim",
+                     heads_name: str = "num_heads") -> str:
     ok = [h for h in range(1, embed_dim + 1) if embed_dim % h == 0 and (embed_dim // h) % 8 == 0]
     if not ok:
-        return f"no num_heads works: embed_dim must be a multiple of 8 (e.g. {-(-embed_dim // 8) * 8})"
+        return (f"no {heads_name} works: {width_name} must be a multiple of 8 (e.g. "
+                f"{-(-embed_dim // 8) * 8})")
     ok = sorted(sorted(ok, key=lambda h: abs(h - wanted))[:4])
-    return "num_heads in {" + ", ".join(f"{h} (head dim {embed_dim // h})" for h in ok) + \
+    return f"{heads_name} in {{" + ", ".join(f"{h} (head dim {embed_dim // h})" for h in ok) + \
         "} would work"
+
+
+def check_heads(owner: str, width_name: str, width: int, heads_name: str, heads: object) -> int:
+    """heads (an int >= 1) must divide width with a head dim that is a multiple of 8 (the fast
+    kernels need it). Returns the head dim; raises naming the caller's own arguments."""
+    heads = _check_int(heads_name, heads)
+    if width % heads:
+        raise ValueError(f"{owner}: {width_name} = {width} is not divisible by {heads_name} = "
+                         f"{heads}; {_heads_that_work(width, heads, width_name, heads_name)}")
+    head_dim = width // heads
+    if head_dim % 8:
+        raise ValueError(f"{owner}: head dim = {width_name} / {heads_name} = {width} / {heads} = "
+                         f"{head_dim} must be a multiple of 8 (the fast kernels need it); "
+                         f"{_heads_that_work(width, heads, width_name, heads_name)}")
+    return head_dim
 
 
 class MultiheadDilatedAttention(nn.Module):
@@ -231,14 +254,8 @@ class MultiheadDilatedAttention(nn.Module):
         num_heads = _check_int("num_heads", num_heads)
         _check_weight_size("MultiheadDilatedAttention", "embed_dim", embed_dim, "embed_dim",
                            embed_dim)
-        if embed_dim % num_heads:
-            raise ValueError(f"MultiheadDilatedAttention: embed_dim = {embed_dim} is not divisible "
-                             f"by num_heads = {num_heads}; {_heads_that_work(embed_dim, num_heads)}")
-        head_dim = embed_dim // num_heads
-        if head_dim % 8:
-            raise ValueError(f"MultiheadDilatedAttention: head dim = embed_dim / num_heads = "
-                             f"{embed_dim} / {num_heads} = {head_dim} must be a multiple of 8 (the "
-                             f"fast kernels need it); {_heads_that_work(embed_dim, num_heads)}")
+        head_dim = check_heads("MultiheadDilatedAttention", "embed_dim", embed_dim, "num_heads",
+                               num_heads)
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
         self.dropout = check_probability("dropout", dropout)
         bias = check_bool("bias", bias)

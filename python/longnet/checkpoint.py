@@ -160,8 +160,12 @@ def check_checkpoint_file(path: Path) -> None:
         head = f.read(len(ZIP_MAGIC))
         if head != ZIP_MAGIC:
             what = "it is empty" if not head else f"it starts with {head!r}"
+            hint = ""
+            if path.suffix == ".safetensors" or path.name == "config.json":
+                hint = (f"; a `longnet export` folder loads with "
+                        f"LongNetLM.from_export({str(path.parent)!r})")
             raise ValueError(f"{path} is not a readable longnet checkpoint (not a torch.save zip "
-                             f"archive: {what}, a checkpoint starts with {ZIP_MAGIC!r})")
+                             f"archive: {what}, a checkpoint starts with {ZIP_MAGIC!r}){hint}")
         try:  # reads the end of the file and the zip directory, not the tensors
             with zipfile.ZipFile(f) as z:
                 names = z.namelist()
@@ -199,6 +203,21 @@ def _load_weights_only(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def path_argument(owner: str, name: str, value: Any) -> Path:
+    """A path argument as a Path: str, bytes (decoded as the file system does) or os.PathLike;
+    TypeError naming the argument for anything else (an open file, None), ValueError for an
+    empty path (which would mean the current directory)."""
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, (str, os.PathLike)):
+        hint = " (an open file: pass its path, e.g. f.name)" if hasattr(value, "read") else ""
+        raise TypeError(f"{owner}: {name} must be a path (str or os.PathLike), got "
+                        f"{type(value).__name__}{hint}")
+    if not os.fspath(value):
+        raise ValueError(f"{owner}: {name} is empty ('')")
+    return Path(value)
+
+
 def load_checkpoint(path: Union[str, Path], *,
                     weights_only: Optional[bool] = True) -> Dict[str, Any]:
     """Reads a `longnet train` checkpoint into a dict (the "_longnet_" entries left out), tensors
@@ -213,7 +232,7 @@ def load_checkpoint(path: Union[str, Path], *,
     objects weights_only=True refuses, that it is truncated or damaged ("PATH is not a readable
     longnet checkpoint (truncated or damaged: ...)"), or that it is not a longnet checkpoint.
     """
-    path = Path(path)
+    path = path_argument("load_checkpoint", "path", path)
     if weights_only is not None and not isinstance(weights_only, bool):
         raise TypeError(f"weights_only must be True, False or None, got {weights_only!r}")
     check_checkpoint_file(path)
@@ -258,8 +277,10 @@ def load_checkpoint(path: Union[str, Path], *,
     return out
 
 
-_INT = re.compile(r"[-+]?[0-9]+\Z")
-_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\Z|[-+]?(inf|nan)\Z")
+# Plain scalars that are numbers, as the trainer reads them (YAML 1.2, strictly: no leading zeros,
+# no octal, hexadecimal, base-60 or underscores, no inf or nan); anything else is a string.
+_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"^[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 
 
 def _scalar(text: str, where: str) -> Any:
@@ -347,9 +368,10 @@ _CONFIG_LOADERS: Dict[Any, Any] = {}
 
 
 def _config_loader(yaml: Any) -> Any:
-    """PyYAML's SafeLoader, but reading numbers as YAML 1.2 (and yaml-cpp, the trainer's reader)
-    do: `1e-5` and `3E4` are floats, where YAML 1.1 wants a dot (`1.0e-5`) and reads them as
-    strings; and refusing a key given twice."""
+    """PyYAML's SafeLoader, but typing plain scalars as the trainer does (YAML 1.2, strictly):
+    `1e-5` and `3E4` are floats, where YAML 1.1 wants a dot (`1.0e-5`) and reads them as
+    strings; YAML 1.1's octal, hexadecimal, base-60 and yes/no forms are not numbers or
+    booleans; and a key given twice is refused."""
     if yaml not in _CONFIG_LOADERS:
         class Loader(yaml.SafeLoader):  # type: ignore[misc,name-defined]
             def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -370,10 +392,19 @@ def _config_loader(yaml: Any) -> Any:
                         seen.add(key)
                 return super().construct_mapping(node, deep=deep)
 
-        Loader.add_implicit_resolver(  # (added to a copy of SafeLoader's table, for Loader alone)
-            "tag:yaml.org,2002:float",
-            re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-            list("-+0123456789."))
+        # Plain scalars typed as the trainer types them (YAML 1.2 core, strict): true and false
+        # are the booleans; decimal integers without leading zeros; decimal floats (1e-5 too).
+        # YAML 1.1's other forms (yes/on, 010 as octal, 0x10, 1_000, 1:04 as base 60, .inf)
+        # stay strings, which the model's checks refuse, as the trainer refuses them, rather than
+        # read as another number.
+        typed = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+        Loader.yaml_implicit_resolvers = {
+            first: [(tag, rx) for tag, rx in resolvers if tag not in typed]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"),
+                                     list("tf"))
+        Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+        Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
         _CONFIG_LOADERS[yaml] = Loader
     return _CONFIG_LOADERS[yaml]
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from longnet.attention import (FLOAT32_TINY, MultiheadDilatedAttention, _check_dtype,
                                _check_int, _check_layer_norm_eps, _check_weight_size,
-                               check_input)
+                               check_heads, check_input)
 from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_int, short_repr,
                           check_probability, to_float)
 
@@ -181,6 +181,7 @@ class DilatedTransformerEncoderLayer(nn.Module):
         self._gelu = _activation_name(activation) == "gelu"
         d_model, dim_feedforward = _check_layer_sizes("DilatedTransformerEncoderLayer", d_model,
                                                       dim_feedforward)
+        check_heads("DilatedTransformerEncoderLayer", "d_model", d_model, "nhead", nhead)
         self.d_model = d_model
         f = {"device": device, "dtype": dtype}
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
@@ -229,6 +230,7 @@ class DilatedTransformerDecoderLayer(nn.Module):
         self._gelu = _activation_name(activation) == "gelu"
         d_model, dim_feedforward = _check_layer_sizes("DilatedTransformerDecoderLayer", d_model,
                                                       dim_feedforward)
+        check_heads("DilatedTransformerDecoderLayer", "d_model", d_model, "nhead", nhead)
         self.d_model = d_model
         f = {"device": device, "dtype": dtype}
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
@@ -306,6 +308,7 @@ class LongNet(nn.Module):
         num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers,
                                         maximum=MAX_LAYERS)
         d_model, dim_feedforward = _check_layer_sizes("LongNet", d_model, dim_feedforward)
+        check_heads("LongNet", "d_model", d_model, "nhead", nhead)
         _check_parameter_memory(
             "LongNet", num_encoder_layers * _layer_elements(d_model, dim_feedforward, False) +
             num_decoder_layers * _layer_elements(d_model, dim_feedforward, True), device, dtype,
@@ -446,6 +449,7 @@ class LongNetLM(nn.Module):
         _check_dtype("LongNetLM", dtype)
         num_tokens = _check_int("num_tokens", num_tokens)
         d_model, dim_feedforward = _check_layer_sizes("LongNetLM", d_model, dim_feedforward)
+        check_heads("LongNetLM", "d_model", d_model, "nhead", nhead)
         _check_weight_size("LongNetLM", "num_tokens", num_tokens, "d_model", d_model)
         num_decoder_layers = _check_int("num_decoder_layers", num_decoder_layers,
                                         maximum=MAX_LAYERS)
@@ -580,11 +584,11 @@ class LongNetLM(nn.Module):
         ("config", its `model:` section), the parameters from its "model" dict. See
         longnet.load_checkpoint for weights_only. The model is returned in training mode, as
         every new module; call .eval() for inference."""
-        from longnet.checkpoint import load_checkpoint, parse_config
+        from longnet.checkpoint import load_checkpoint, parse_config, path_argument
 
         _check_load_device("from_checkpoint", device)
-        if isinstance(path, (str, os.PathLike)) and Path(path).is_dir() and \
-                (Path(path) / "config.json").is_file():
+        path = path_argument("LongNetLM.from_checkpoint", "path", path)
+        if path.is_dir() and (path / "config.json").is_file():
             raise ValueError(f"{path} is a folder of `longnet export`, not a checkpoint; load it "
                              f"with LongNetLM.from_export({str(path)!r})")
         ckpt = load_checkpoint(path, weights_only=weights_only)
@@ -609,11 +613,13 @@ class LongNetLM(nn.Module):
         in training mode; call .eval() for inference."""
         import json
 
+        from longnet.checkpoint import path_argument
+
         _check_load_device("from_export", device)
         if isinstance(directory, (str, bytes)) and not directory:
             raise ValueError("LongNetLM.from_export: the folder is an empty path; give the --out "
                              "folder of `longnet export`")
-        folder = Path(directory)
+        folder = path_argument("LongNetLM.from_export", "directory", directory)
         if not folder.is_dir():
             hint = ""
             if folder.is_file() and folder.name in ("config.json", "model.safetensors"):

@@ -92,6 +92,27 @@ def check_api(longnet):
         64, 7, dilation_rates=r, segment_lengths=w))
     expect_error(TypeError, "embed_dim must be an int", lambda: longnet.MultiheadDilatedAttention(
         64.0, 2, dilation_rates=r, segment_lengths=w))
+    # The models name their own arguments (d_model, nhead), not the attention's.
+    expect_error(ValueError, "LongNetLM: head dim = d_model / nhead = 20 / 2 = 10", lambda:
+                 longnet.LongNetLM(10, d_model=20, nhead=2, variant="decoder_only"))
+    expect_error(ValueError, "LongNet: d_model = 64 is not divisible by nhead = 3; nhead in {",
+                 lambda: longnet.LongNet(64, 3, 1, 1, 128, w, r))
+    # The swap warning reads sequences only: a generator is left to the constructor's own error.
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        expect_error(TypeError, "dilation_rates must be a list of ints, got generator",
+                     lambda: longnet.MultiheadDilatedAttention(16, 2, (x for x in [4, 8]), [1, 2]))
+    assert not seen, [str(x.message) for x in seen]
+    # Autocast never casts float64: a float64 input to a float32 module is named, as outside it.
+    mha = longnet.MultiheadDilatedAttention(16, 2, [1], [4])
+    x64 = torch.randn(1, 5, 16, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expect_error(TypeError, "query is torch.float64 but the module's parameters are "
+                     "torch.float32", lambda: mha(x64, x64, x64))
+    # Path arguments: named when they are no path.
+    expect_error(TypeError, "LongNetLM.from_checkpoint: path must be a path (str or os.PathLike), "
+                 "got NoneType", lambda: longnet.LongNetLM.from_checkpoint(None))
+    expect_error(ValueError, "load_checkpoint: path is empty", lambda: longnet.load_checkpoint(""))
     expect_error(ValueError, "activation 'tanh'", lambda: longnet.LongNet(
         64, 2, 1, 1, 128, w, r, activation="tanh"))
     expect_error(ValueError, "variant is 'decoder_only'", lambda: longnet.LongNetLM(
@@ -124,6 +145,8 @@ def check_op_inputs(longnet):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "nested / sparse CSR support is a prototype / beta"
         nested = torch.nested.nested_tensor([torch.randn(5, 2, 16), torch.randn(3, 2, 16)])
+        jagged = torch.nested.nested_tensor([torch.randn(5, 2, 16), torch.randn(3, 2, 16)],
+                                            layout=torch.jagged)
         csr = q.to_sparse_csr()
     expect_error(TypeError, "query is a nested tensor",
                  lambda: longnet.dilated_attention(nested, nested, nested, w, r))
@@ -145,9 +168,16 @@ def check_op_inputs(longnet):
         q.long(), q.long(), q.long(), w, r))
     # The raw op (no Python checks in front) refuses them too, naming them.
     longnet.load_library()
-    for a in (nested, q.to_sparse()):
+    for a in (nested, jagged, q.to_sparse()):
         expect_error(RuntimeError, "must be dense (strided) tensors",
                      lambda: torch.ops.longnet.dilated_attention(a, a, a, w, r))
+    # vmap: exact without dropout; with dropout refused (the masks would ignore its randomness).
+    batch = torch.randn(3, 1, 9, 2, 16, dtype=torch.float64)
+    mapped = torch.func.vmap(lambda a: longnet.dilated_attention(a, a, a, w, r))(batch)
+    assert torch.allclose(mapped[1], longnet.dilated_attention(batch[1], batch[1], batch[1], w, r))
+    expect_error(NotImplementedError, "dropout_p > 0 under torch.func.vmap is not supported",
+                 lambda: torch.func.vmap(lambda a: longnet.dilated_attention(
+                     a, a, a, w, r, dropout_p=0.5), randomness="same")(batch))
     # A numpy bool is a bool; a string is not.
     import numpy as np
     out = longnet.dilated_attention(q, q, q, w, r, is_causal=np.bool_(True))
@@ -761,6 +791,16 @@ def check_checkpoint_paths(longnet, args, good):
     # Numbers as the trainer (yaml-cpp, YAML 1.2) reads them: 1e-5 is a float, not a string.
     eps = longnet.parse_config("optim:\n  eps: 1e-5\n  lr: -3E+2\n  n: 12\n  w: e5\n")["optim"]
     assert eps == {"eps": 1e-5, "lr": -300.0, "n": 12, "w": "e5"}, eps
+    # YAML 1.1's other number and boolean forms are strings (the trainer refuses them), by
+    # PyYAML and the fallback alike, and the model's checks refuse them: never another number.
+    odd = "model:\n  a: 010\n  b: 0x10\n  c: 1:04\n  d: 6_4\n  e: yes\n  f: .inf\n  g: 0\n  h: 0.5\n"
+    want = {"a": "010", "b": "0x10", "c": "1:04", "d": "6_4", "e": "yes", "f": ".inf", "g": 0,
+            "h": 0.5}
+    assert longnet.parse_config(odd)["model"] == want, longnet.parse_config(odd)
+    assert longnet.checkpoint.parse_config_simple(odd)["model"] == want
+    expect_error(TypeError, "model.dim_feedforward must be an int, got str '1:04'",
+                 lambda: longnet.LongNetLM.from_config(longnet.parse_config(
+                     "model:\n  d_model: 32\n  num_heads: 2\n  dim_feedforward: 1:04\n")["model"]))
     # A key given twice is refused (as the trainer refuses it), by PyYAML and the fallback alike.
     twice = "model:\n  num_heads: 2\n  num_heads: 4\n"
     expect_error(ValueError, "the key 'num_heads' is given twice", lambda: longnet.parse_config(twice))
