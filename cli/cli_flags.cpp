@@ -161,10 +161,24 @@ std::string CliFlags::values_text(const std::vector<std::string>& skip) const {
   return out;
 }
 
+int64_t CliFlags::int_value(const std::string& name, const std::string& text) const {
+  try {
+    const int64_t v = parse_int_strict(text, "longnet " + command_ + " --" + name);
+    range_check(name, double(v), text);
+    return v;
+  } catch (const std::invalid_argument&) {
+    // A whole number past 64 bits: the flag's own range, when it has one, says what works.
+    const size_t digits = !text.empty() && (text[0] == '+' || text[0] == '-') ? 1 : 0;
+    if (text.size() > digits && text.find_first_not_of("0123456789", digits) == std::string::npos) {
+      const double big = std::strtod(text.c_str(), nullptr);
+      if (std::isfinite(big)) range_check(name, big, text);
+    }
+    throw;
+  }
+}
+
 int64_t CliFlags::get_int(const std::string& name) const {
-  const int64_t v = parse_int_strict(get(name), "longnet " + command_ + " --" + name);
-  range_check(name, double(v), std::to_string(v));
-  return v;
+  return int_value(name, get(name));
 }
 
 double CliFlags::get_double(const std::string& name) const {
@@ -183,8 +197,7 @@ std::vector<int64_t> CliFlags::get_int_list(const std::string& name) const {
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    out.push_back(parse_int_strict(item, "longnet " + command_ + " --" + name));
-    range_check(name, double(out.back()), item);
+    out.push_back(int_value(name, item));
     if (out.size() > 4096)
       throw std::invalid_argument("longnet " + command_ + " --" + name + ": more than 4096 values");
   }

@@ -66,6 +66,8 @@ class CliFlags {
   const Flag& find(const std::string& name) const;
   // Throws naming the flag unless v lies in its range.
   void range_check(const std::string& name, double v, const std::string& shown) const;
+  // text as flag `name`'s whole number, range-checked (past 64 bits: its range named, if any).
+  int64_t int_value(const std::string& name, const std::string& text) const;
   std::string command_;
   std::map<std::string, Flag> flags_;
   std::vector<std::string> order_, positional_;

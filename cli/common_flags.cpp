@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "longnet/core/device_memory.h"
+#include "longnet/core/text.h"
 #include "longnet/parallel/communicator.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
@@ -147,8 +148,9 @@ void overrides_unique_check(const std::vector<std::string>& overrides, const std
   std::map<std::string, size_t> first;     // a key -> its first setting
   std::map<std::string, size_t> sections;  // each section above a key -> a setting under it
   auto both = [&](size_t j, size_t i, const std::string& longer) {
-    return std::invalid_argument("longnet " + command + ": '" + overrides[j] + "' and '" +
-                                 overrides[i] + "' both set " + longer + "; give each key once");
+    return std::invalid_argument("longnet " + command + ": '" + text_cut(overrides[j]) + "' and '" +
+                                 text_cut(overrides[i]) + "' both set " + longer +
+                                 "; give each key once");
   };
   for (size_t n = 0; n < settings.size(); ++n) {
     const Setting& s = settings[n];
@@ -159,9 +161,10 @@ void overrides_unique_check(const std::vector<std::string>& overrides, const std
       // one override is refused when it is applied.
       if (f.index == s.index || f.value == s.value) continue;
       if (key_of(overrides[f.index]) == b && key_of(overrides[s.index]) == b)
-        throw std::invalid_argument(
-            "longnet " + command + ": " + b + " is overridden twice with different values ('" +
-            overrides[f.index] + "' and '" + overrides[s.index] + "'); give it once");
+        throw std::invalid_argument("longnet " + command + ": " + b +
+                                    " is overridden twice with different values ('" +
+                                    text_cut(overrides[f.index]) + "' and '" +
+                                    text_cut(overrides[s.index]) + "'); give it once");
       throw both(f.index, s.index, b);
     }
     if (b.empty()) continue;  // (refused with its own message when applied)
@@ -205,8 +208,8 @@ void flags_agree_across_ranks(const CliFlags& f, const std::vector<std::string>&
   else
     for (size_t i = 1; i < std::min(a.size(), b.size()); ++i)
       if (a[i] != b[i]) {
-        diff =
-            "rank " + std::to_string(other) + " was started with " + a[i] + ", rank 0 with " + b[i];
+        diff = "rank " + std::to_string(other) + " was started with " + text_cut(a[i]) +
+               ", rank 0 with " + text_cut(b[i]);
         break;
       }
   const std::string what =

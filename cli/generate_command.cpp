@@ -142,10 +142,11 @@ int cmd_generate(const Args& args) {
   flags_generate(f);
   f.parse(args);
   if (f.help_requested()) return std::cout << f.usage(), 0;
-  // (Rank 0 reads the prompt and every rank prefills its tokens: a prompt file that differs
-  // between hosts is not an error. The model's files may lie at other paths on other hosts:
+  // (Rank 0 reads the prompt file and every rank prefills its tokens: a prompt file that
+  // differs between hosts is not an error. A --prompt text is on every rank's command line, and
+  // another one there is a mistake. The model's files may lie at other paths on other hosts:
   // what they hold is compared once loaded.)
-  flags_agree_across_ranks(f, {"prompt", "prompt-file", "prompts-file", "checkpoint", "config"});
+  flags_agree_across_ranks(f, {"prompt-file", "prompts-file", "checkpoint", "config"});
   f.no_positional();
   mpi_ensure_initialized();
 

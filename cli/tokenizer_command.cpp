@@ -20,6 +20,7 @@
 #include "longnet/cli/commands.h"
 #include "longnet/cli/stdout_stream.h"
 #include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
 #include "longnet/train/tokenizer.h"
 #include "longnet/train/tokenizer_train.h"
 
@@ -210,6 +211,9 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
   std::string text;
   bool eof = false, after_cut = false;
   uint64_t bytes = 0, count = 0;
+  // SentencePiece reads bytes that are no UTF-8 as U+FFFD: counted, for a warning.
+  const bool lossy_utf8 = tok->kind() == "sentencepiece";
+  size_t invalid_utf8 = 0;
   double secs = 0;
   std::vector<uint32_t> ids;
   std::string out;
@@ -222,6 +226,7 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
     ids.clear();
     const std::string_view piece(text.data(), len);
     tok->encode_piece(piece, after_cut, ids);
+    if (lossy_utf8) invalid_utf8 += utf8_invalid_bytes(piece);
     after_cut = true;
     secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     text.erase(0, len);
@@ -234,6 +239,12 @@ int tokenizer_encode_command(const std::vector<std::string>& args) {
     if (!stdout_write(out)) return stdout_closed_note("tokenizer encode"), 0;
   }
   if (!stdout_write("\n")) return stdout_closed_note("tokenizer encode"), 0;
+  if (invalid_utf8 > 0)
+    std::cerr << "tokenizer encode: warning: " << invalid_utf8
+              << " byte(s) of the input are not UTF-8; the SentencePiece tokenizer reads each as "
+                 "U+FFFD, so decoding the ids does not give them back (convert the text to "
+                 "UTF-8, or use a byte-exact tokenizer: bytes, or tiktoken)"
+              << std::endl;
   if (f.get_switch("stats"))
     std::cerr << "tokenizer encode: " << bytes << " bytes -> " << count << " ids in " << secs
               << " s (" << bytes / 1e6 / std::max(secs, 1e-9) << " MB/s, "

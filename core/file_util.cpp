@@ -7,10 +7,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -99,6 +101,13 @@ bool make_dirs(const std::string& dir) {
   if (::stat(dir.c_str(), &st) != 0) return false;
   if (!S_ISDIR(st.st_mode)) return errno = ENOTDIR, false;
   return true;
+}
+
+bool dir_made_here(const std::string& dir) {
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  const std::lock_guard<std::mutex> lock(g_made_dirs_mutex);
+  return std::find(g_made_dirs.begin(), g_made_dirs.end(), d) != g_made_dirs.end();
 }
 
 void made_dirs_remove_empty() {
@@ -358,6 +367,8 @@ constexpr int kTempSlots = 256;
 std::atomic<int> g_temp_state[kTempSlots];
 char g_temp_path[kTempSlots][PATH_MAX];
 
+std::atomic<bool> g_signal_note{true};  // temp_files_on_signal says which signal ended it
+
 void temp_files_unlink() {
   for (int i = 0; i < kTempSlots; ++i)
     if (g_temp_state[i].load() == 2) ::unlink(g_temp_path[i]);  // (async-signal-safe)
@@ -365,6 +376,12 @@ void temp_files_unlink() {
 
 extern "C" void temp_files_on_signal(int sig) {
   temp_files_unlink();
+  // Said, so that a stop (during a long start-up, say) is not a silent end; by one process of
+  // a job, and not while an error is being reported (mpirun then ends the others by SIGTERM).
+  const char* msg = sig == SIGINT    ? "\nlongnet: stopped by SIGINT\n"
+                    : sig == SIGTERM ? "\nlongnet: stopped by SIGTERM\n"
+                                     : "\nlongnet: stopped by SIGHUP\n";
+  if (g_signal_note.load()) (void)!::write(2, msg, std::strlen(msg));
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
@@ -387,7 +404,14 @@ TempFileOnSignal::~TempFileOnSignal() {
   if (slot_ >= 0) g_temp_state[slot_].store(0);
 }
 
+void signal_note_off() {
+  g_signal_note.store(false);
+}
+
 void temp_files_remove_on_signal() {
+  // Under a launcher only rank 0 says it (every rank gets the signal).
+  for (const char* rank : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
+    if (const char* r = std::getenv(rank); r && std::string(r) != "0") g_signal_note.store(false);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     struct sigaction old {};
     if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // nohup
@@ -403,7 +427,7 @@ extern "C" void stop_on_signal(int sig) {
   // temporary file of one being written (TempFileOnSignal) is removed.
   if (g_stop_signal.load() != 0 && (sig == SIGINT || sig == SIGTERM)) {
     static const char kMsg[] =
-        "\nlongnet: a second stop signal: exiting now, without a checkpoint\n";
+        "\nlongnet: a second stop signal: exiting now (nothing more is written)\n";
     (void)!::write(2, kMsg, sizeof(kMsg) - 1);
     temp_files_unlink();
     ::_exit(128 + sig);

@@ -18,6 +18,8 @@ bool make_parent_dirs(const std::string& path);
 // Removes the directories make_dirs created in this process that are still empty, newest first
 // (a command that fails leaves no empty output folders behind; one holding anything stays).
 void made_dirs_remove_empty();
+// Whether make_dirs made `dir` (a trailing '/' ignored) in this process.
+bool dir_made_here(const std::string& dir);
 
 // What a path is (symlinks followed).
 enum class PathKind { kMissing, kFile, kDirectory, kOther };
@@ -84,8 +86,12 @@ class TempFileOnSignal {
  private:
   int slot_ = -1;
 };
-// Installs the handlers for TempFileOnSignal (where a signal is not ignored already).
+// Installs the handlers for TempFileOnSignal (where a signal is not ignored already); they say
+// "longnet: stopped by SIGINT" (or SIGTERM, SIGHUP) on stderr, on rank 0 only under mpirun.
 void temp_files_remove_on_signal();
+// From now on those handlers say nothing (an error is being reported, and a signal that ends
+// the process then is the launcher's).
+void signal_note_off();
 
 // From now on, SIGINT, SIGTERM, SIGUSR1 and SIGHUP do not end the process: they set a flag that
 // long work polls at safe points (a training step, a generated token) to stop cleanly, and a

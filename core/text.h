@@ -70,6 +70,26 @@ inline size_t utf8_sequence_at(std::string_view text, size_t i) {
   return ok ? n : 0;
 }
 
+// text for a message: as it is up to max bytes, else its first bytes (not cutting a UTF-8
+// character) and "...(N characters)".
+inline std::string text_cut(std::string_view text, size_t max = 240) {
+  if (text.size() <= max) return std::string(text);
+  size_t keep = max * 5 / 6;
+  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xc0) == 0x80) --keep;
+  return std::string(text.substr(0, keep)) + "...(" + std::to_string(text.size()) + " bytes)";
+}
+
+// How many bytes of text belong to no valid UTF-8 sequence.
+inline size_t utf8_invalid_bytes(std::string_view text) {
+  size_t bad = 0;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_sequence_at(text, i);
+    bad += n == 0;
+    i += n ? n : 1;
+  }
+  return bad;
+}
+
 // The text with every byte that is no UTF-8 replaced by U+FFFD: for records that strict UTF-8
 // readers take (a safetensors header), where a file name may hold any byte.
 inline std::string valid_utf8(std::string_view text) {

@@ -101,6 +101,7 @@ int run_main(const std::function<int()>& fn) {
   } catch (...) {
     message = "unknown exception";
   }
+  signal_note_off();         // (a SIGTERM from here on is mpirun ending the job)
   made_dirs_remove_empty();  // (output folders this failed command made and left empty)
   // c10::Error messages carry a C++ backtrace after the first line; users need the first part.
   auto cut = message.find("\nException raised from");

@@ -32,6 +32,9 @@ expect config.unknown_key "did you mean 'model.num_heads'" train "$WORK/unknown.
 printf 'model:\n  d_model: 64\n  d_model: 128\n' > "$WORK/dup.yaml"
 expect config.duplicate_key "duplicate" train "$WORK/dup.yaml"
 expect config.wrong_type "model.d_model" "${T[@]}" model.d_model=abc
+python3 -c "print('x: ' + '[' * 100000 + ']' * 100000)" > "$WORK/deep.yaml"
+expect config.deep_nesting "deep.yaml:1: lists or mappings nested more than 64 deep" train \
+  "$WORK/deep.yaml"
 expect config.octal "leading zero" "${T[@]}" train.seed=010
 expect config.override_trailing "',8' follows the bracketed value" "${T[@]}" \
   'model.dilation_rates=[1,2,4] ,8'
@@ -73,7 +76,7 @@ expect number.huge_segment "model.segment_lengths[0]" "${T[@]}" model.segment_le
 expect number.int_wrap "data.batch_size" "${T[@]}" data.batch_size=2147483648
 expect number.check_config_zero "--check-config: 0 is out of range" "${T[@]}" --check-config 0
 expect number.check_config_wrap "--check-config: 4294967298 is out of range" "${T[@]}" --check-config 4294967298
-expect number.flag_overflow "out of range for a 64-bit number" "${T[@]}" --stop-after 99999999999999999999
+expect number.flag_overflow "--stop-after: 99999999999999999999 is out of range; it must be >= 0" "${T[@]}" --stop-after 99999999999999999999
 expect number.bench_zero_len "--seq-lens: 0 is out of range" bench attention --device cpu --seq-lens 0
 # Paths the job will write: checked at start, before any training.
 expect paths.ckpt_dir_is_file "not a directory" "${T0[@]}" checkpoint.dir="$CONFIG"
@@ -234,12 +237,28 @@ if "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model
   CK_SP=$(ls "$WORK"/ck_sp/*.ckpt | tail -1)
   "$BIN" generate --checkpoint "$CK_SP" --device cpu --prompt x --max-new-tokens 3 \
     > "$WORK/gen_sp.log" 2>&1 || fail "generate with the sentencepiece model: $(tail -2 "$WORK/gen_sp.log")"
+  # Bytes that are no UTF-8 are warned about by encode as by data build (SentencePiece reads
+  # each as U+FFFD).
+  printf 'caf\xe9\n' | "$BIN" tokenizer encode --tokenizer sentencepiece:"$WORK/sp.model" \
+    > /dev/null 2> "$WORK/enc_latin1.log" || fail "encode latin-1: $(tail -2 "$WORK/enc_latin1.log")"
+  grep -q "warning: 1 byte(s) of the input are not UTF-8" "$WORK/enc_latin1.log" ||
+    fail "encode latin-1: no warning: $(cat "$WORK/enc_latin1.log")"
   # export carries the tokenizer: named in config.json, its file copied beside the model.
   "$BIN" export "$CK_SP" --out "$WORK/exp_sp" > "$WORK/exp_sp.log" 2>&1 ||
     fail "export with sentencepiece: $(tail -2 "$WORK/exp_sp.log")"
   cmp -s "$WORK/sp.model" "$WORK/exp_sp/tokenizer.model" &&
     grep -q '"tokenizer": {"kind": "sentencepiece", "spec": "sentencepiece:.*"file": "tokenizer.model"}' \
       "$WORK/exp_sp/config.json" || fail "export with sentencepiece: $(cat "$WORK/exp_sp/config.json")"
+  # Only the tokenizer file an export named is its own: another tool's is not replaced, and a
+  # later export of a model without one removes the earlier copy.
+  cp -r "$WORK/exp_sp" "$WORK/exp_sp_bytes"
+  "$BIN" export "$CK_EOT" --out "$WORK/exp_sp_bytes" > "$WORK/exp_sp_bytes.log" 2>&1 &&
+    [[ ! -e "$WORK/exp_sp_bytes/tokenizer.model" ]] ||
+    fail "export over an export with a tokenizer: $(ls "$WORK/exp_sp_bytes")"
+  printf 'notes\n' > "$WORK/exp_sp_bytes/tokenizer.model"
+  expect1 out.export_foreign_tokenizer "exp_sp_bytes/tokenizer.model' exists and is not from a longnet export" \
+    export "$CK_SP" --out "$WORK/exp_sp_bytes"
+  [[ "$(cat "$WORK/exp_sp_bytes/tokenizer.model")" == notes ]] || fail "export replaced a foreign tokenizer.model"
   "$BIN" tokenizer train --vocab-size 450 --source "$SRC" --out "$WORK/sp.model" > "$WORK/sp2.log" 2>&1 ||
     fail "retraining the tokenizer: $(tail -2 "$WORK/sp2.log")"
   expect1 gen.tokenizer_file_replaced "its contents changed since the training data was made" \
@@ -604,8 +623,13 @@ grep -q '"step":2' "$WORK/m3.jsonl" || fail "train without validation: no metric
 expect1 flag.empty_value "--tokenizer has an empty value; give one, or leave the flag out" \
   generate --checkpoint "$CK" --device cpu --prompt x --tokenizer=
 "$BIN" export "$CK" --out "$WORK/exp_ok" > "$WORK/exp_ok.log" 2>&1 || fail "export: $(tail -2 "$WORK/exp_ok.log")"
-grep -q '"tokenizer": {"kind": "bytes"}' "$WORK/exp_ok/config.json" ||
+grep -q '"tokenizer": {"kind": "bytes", "spec": "bytes"}' "$WORK/exp_ok/config.json" ||
   fail "export: config.json names no bytes tokenizer: $(cat "$WORK/exp_ok/config.json")"
+# bytes:eot is built in: named, no file copied (nor one named eot looked for).
+"$BIN" export "$CK_EOT" --out "$WORK/exp_eot" > "$WORK/exp_eot.log" 2>&1 ||
+  fail "export bytes:eot: $(tail -2 "$WORK/exp_eot.log")"
+grep -q '"tokenizer": {"kind": "bytes", "spec": "bytes:eot"}' "$WORK/exp_eot/config.json" &&
+  [[ ! -e "$WORK/exp_eot/tokenizer.model" ]] || fail "export bytes:eot: $(ls "$WORK/exp_eot")"
 expect1 gen.safetensors "looks like a safetensors file (as \`longnet export\` writes)" \
   generate --checkpoint "$WORK/exp_ok/model.safetensors" --config "$CONFIG" --device cpu --prompt x
 # tokenizer encode reads and tokenizes stdin in pieces: a 3 MB input gives every id.

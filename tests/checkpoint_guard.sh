@@ -146,6 +146,11 @@ t0=$SECONDS
 timeout 60 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
   checkpoint.dir="$WORK/busy2" log.dir="$WORK/run_shared" train.steps=12 > "$WORK/busy2.log" 2>&1
 rc=$?
+# Refused the same way with a checkpoint.dir of its own to make: it is not left behind.
+timeout 60 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/busy_new/ck" log.dir="$WORK/run_shared" train.steps=12 \
+  > "$WORK/busy3.log" 2>&1 && fail "run_folder_in_use (new checkpoint.dir): exited 0"
+[[ ! -e "$WORK/busy_new" ]] || fail "run_folder_in_use: the refused job left $WORK/busy_new behind"
 kill "$first" 2>/dev/null; wait "$first" 2>/dev/null
 ((rc != 0)) || fail "run_folder_in_use: exited 0"
 grep -qF "log.dir '$WORK/run_shared' is in use by another training job" "$WORK/busy2.log" ||

@@ -86,14 +86,25 @@ file(SHA256 ${WORK}/gen_other.out h_other)
 if(h1 STREQUAL h_other)
   message(FATAL_ERROR "generate: two prompts gave the same text; the checks above prove nothing")
 endif()
-# Every rank prefills rank 0's tokens, whatever prompt the others read (MPMD: rank 1 is given
-# another prompt, as a file that differs between hosts would).
+# Every rank prefills rank 0's tokens, whatever prompt file the others read (MPMD: rank 1's
+# --prompt-file holds another prompt, as a file that differs between hosts would).
 list(GET mpirun 0 mpi_exe)
 list(SUBLIST mpirun 3 -1 mpi_flags)
-run_to_file(${WORK}/gen_mpmd.out ${mpi_exe} ${mpi_flags} -np 1 ${LONGNET} ${gen_args}
-            --prompt "${long_prompt}" : -np 1 ${LONGNET} ${gen_args} --prompt "something else")
+file(MAKE_DIRECTORY ${WORK}/host_a ${WORK}/host_b)
+file(WRITE ${WORK}/host_a/prompt.txt "${long_prompt}")
+file(WRITE ${WORK}/host_b/prompt.txt "something else")
+run_to_file(${WORK}/gen_mpmd.out ${mpi_exe} ${mpi_flags} -np 1 --wdir ${WORK}/host_a ${LONGNET}
+            ${gen_args} --prompt-file prompt.txt : -np 1 --wdir ${WORK}/host_b ${LONGNET}
+            ${gen_args} --prompt-file prompt.txt)
 expect_same_file(${WORK}/gen1.out ${WORK}/gen_mpmd.out
-                 "generate: rank 1's own prompt changed the output")
+                 "generate: rank 1's own prompt file changed the output")
+# A --prompt text is on every rank's command line: another one there is refused.
+execute_process(COMMAND ${mpi_exe} ${mpi_flags} -np 1 ${LONGNET} ${gen_args} --prompt x
+                : -np 1 ${LONGNET} ${gen_args} --prompt y
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "rank 1 was started with --prompt=y, rank 0 with --prompt=x")
+  message(FATAL_ERROR "generate: ranks with different --prompt were not refused (${rc}):\n${err}")
+endif()
 # A rank whose model differs from rank 0's (its config says another feed-forward width here;
 # another file at the same path on another host in practice) is refused, naming the rank.
 file(READ ${CONFIG} config_text)

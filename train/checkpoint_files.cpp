@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -533,9 +534,20 @@ std::optional<std::string> checkpoint_latest(const std::string& dir) {
 }
 
 CheckpointDirLock::CheckpointDirLock(const std::string& dir, const std::string& key) {
+  for (int attempt = 0; !acquire(dir, key); ++attempt)
+    if (attempt == 3)
+      throw std::runtime_error(key + " '" + dir + "': its lock file '" +
+                               join_path(dir, ".longnet.lock") +
+                               "' keeps being replaced; is another job starting there?");
+}
+
+bool CheckpointDirLock::acquire(const std::string& dir, const std::string& key) {
   const std::string who = key + " '" + dir + "'";
   if (!make_dirs(dir)) throw std::runtime_error(who + " cannot be created: " + errno_text());
   const std::string path = join_path(dir, ".longnet.lock");
+  dir_ = dir;
+  path_ = path;
+  dir_made_ = dir_made_here(dir);
   // Never through a symbolic link (the note below would be written into its target), never
   // blocking on a FIFO put there.
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
@@ -563,7 +575,19 @@ CheckpointDirLock::CheckpointDirLock(const std::string& dir, const std::string& 
                              "link to another file); remove it (longnet creates the file itself)");
   }
   ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  const bool locked = ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+  // A failed job removes the lock file of a directory it made (see the destructor): a lock
+  // taken on the file it just unlinked is on nothing. Then the path names another file, or
+  // none: taken again on what the path names now.
+  if (locked) {
+    struct stat now;
+    if (::stat(path.c_str(), &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+      ::close(fd_);
+      fd_ = -1;
+      return false;
+    }
+  }
+  if (!locked) {
     const int err = errno;
     char holder[256] = {0};
     const ssize_t n = ::pread(fd_, holder, sizeof(holder) - 1, 0);
@@ -587,10 +611,38 @@ CheckpointDirLock::CheckpointDirLock(const std::string& dir, const std::string& 
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
     // The lock holds without the note; the note only helps a second job's message.
   }
+  return true;
 }
 
 CheckpointDirLock::~CheckpointDirLock() {
-  if (fd_ >= 0) ::close(fd_);  // releases the lock
+  if (fd_ < 0) return;
+  // A job that fails (unwinding) in a directory it made and left holding only this lock file
+  // takes the file away, so that the failed command leaves no directory behind (run_main
+  // removes the empty directories it made).
+  // Empty directories it made inside (a run folder's checkpoints/) do not count: run_main
+  // removes them first.
+  if (dir_made_ && std::uncaught_exceptions() > 0) {
+    bool only_lock = true;
+    if (DIR* d = ::opendir(dir_.c_str())) {
+      while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name == "." || name == ".." || name == ".longnet.lock") continue;
+        const std::string sub = join_path(dir_, name);
+        struct stat st;
+        bool empty_made =
+            ::lstat(sub.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && dir_made_here(sub);
+        if (DIR* s = empty_made ? ::opendir(sub.c_str()) : nullptr) {
+          while (const dirent* f = ::readdir(s))
+            empty_made &= std::strcmp(f->d_name, ".") == 0 || std::strcmp(f->d_name, "..") == 0;
+          ::closedir(s);
+        }
+        only_lock &= empty_made;
+      }
+      ::closedir(d);
+      if (only_lock) ::unlink(path_.c_str());
+    }
+  }
+  ::close(fd_);  // releases the lock
 }
 
 }  // namespace longnet

@@ -60,7 +60,11 @@ class CheckpointDirLock {
   CheckpointDirLock& operator=(const CheckpointDirLock&) = delete;
 
  private:
+  // One try: false when the lock was taken on a file that the path no longer names.
+  bool acquire(const std::string& dir, const std::string& key);
   int fd_ = -1;
+  std::string dir_, path_;
+  bool dir_made_ = false;  // the directory is this job's (make_dirs made it)
 };
 
 // Reads and verifies a checkpoint; returns the caller's dict (without the "_longnet_" entries).

@@ -217,7 +217,10 @@ void apply_override(TrainConfig& c, const std::string& text) {
                                         "='\"a b\"')"
                                   : std::string("bracketed value; give one value")));
     } else if (bracketed && (ch == '[' || ch == '{')) {
-      ++depth;
+      if (++depth > kMaxFlowDepth)
+        yaml_fail(where, key,
+                  "lists or mappings nested more than " + std::to_string(kMaxFlowDepth) +
+                      " deep; a value needs a few levels");
     } else if (bracketed && (ch == ']' || ch == '}') && --depth == 0) {
       closed = true;
     }

@@ -178,16 +178,22 @@ void Builder::prepare_out_dir() {
       return a->end.file < b->end.file;
     });
     CorpusFingerprint fp(files_, true);
+    // (The manifest keeps a fingerprint of the files read, not their names: a file added or
+    // removed before where it stopped shifts the listing, so no file is named here.)
     for (const ManifestShard* e : ends)
-      if (fp.prefix(e->end.file) != e->corpus_prefix)
+      if (fp.prefix(e->end.file) != e->corpus_prefix) {
+        const int64_t now = static_cast<int64_t>(files_.size());
         throw std::runtime_error(
-            "data build: --out '" + out + "' holds an interrupted build whose corpus files up to " +
-            (e->end.file < static_cast<int64_t>(files_.size())
-                 ? "'" + files_[static_cast<size_t>(e->end.file)].path + "'"
-                 : std::string("the end")) +
-            " (where it stopped) changed since (rewritten, or their permissions or links "
-            "changed; or it was interrupted under an earlier longnet version); remove '" +
+            "data build: --out '" + out + "' holds an interrupted build whose first " +
+            std::to_string(e->end.file + 1) +
+            " corpus files (in sorted order, up to where it stopped) are not the same now: a "
+            "file among them added, removed, renamed or rewritten, or their permissions or "
+            "links changed (the sources list " +
+            std::to_string(there.corpus_files) + " files in the manifest, " + std::to_string(now) +
+            " now); or it was interrupted under an earlier longnet version. Restore the files, "
+            "or remove '" +
             out + "' to rebuild it");
+      }
   }
   // Keep each split's shards up to the first one that does not verify.
   bool dropped = false;
@@ -420,11 +426,9 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
       while (next(reader, doc)) {
         file_text += doc.text.size();
         if (lossy_utf8) {
-          for (size_t i = 0; i < doc.text.size();) {
-            const size_t n = utf8_sequence_at(doc.text, i);
-            if (n == 0 && invalid_utf8_bytes_++ == 0) first_invalid_utf8_file_ = files_[fi].path;
-            i += n ? n : 1;
-          }
+          const size_t bad = utf8_invalid_bytes(doc.text);
+          if (bad > 0 && invalid_utf8_bytes_ == 0) first_invalid_utf8_file_ = files_[fi].path;
+          invalid_utf8_bytes_ += int64_t(bad);
         }
         for (size_t off = 0; off < doc.text.size(); ++unit) {
           const size_t len =
@@ -498,13 +502,17 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     // of what a resumed build must reproduce).
     const double val_share =
         double(m_.val.tokens) / double(std::max<int64_t>(1, m_.train.tokens + m_.val.tokens));
-    if (m_.val_fraction > 0 && val_share > std::max(0.05, 2 * m_.val_fraction)) {
+    const bool more = val_share > std::max(0.05, 2 * m_.val_fraction);
+    const bool less = val_share < std::max(m_.val_fraction / 2, m_.val_fraction - 0.2);
+    if (m_.val_fraction > 0 && (more || less)) {
       std::ostringstream w;
       w << "data build: warning: the validation split holds " << std::lround(100 * val_share)
-        << "% of the tokens (" << m_.val.tokens << "), more than --val-fraction " << m_.val_fraction
+        << "% of the tokens (" << m_.val.tokens << "), " << (more ? "more" : "less")
+        << " than --val-fraction " << m_.val_fraction
         << " asks: the split is by units (documents, or 1 MiB pieces of longer ones; the first "
-           "always goes to validation) and there are only "
-        << index << "; give more documents, or --val-fraction 0";
+           "and about every 1/fraction-th go to validation), so few units ("
+        << index << " here) or units of uneven sizes give another share"
+        << (more ? "; give more documents, or --val-fraction 0" : "");
       log_info(w.str());
     }
     if (invalid_utf8_bytes_ > 0)

@@ -128,37 +128,49 @@ struct ExportTokenizer {
   std::string note;     // what the user should know ("" when the tokenizer is all there)
 };
 
-// {"kind": K, "spec": as recorded, "hash": its content hash (KIND:SHA-256), "file": the copy}; kind
-// null when the checkpoint records none (llm.c shards: the ids are the data's own).
+// {"kind": K, "spec": as recorded, "hash": its content hash (KIND:SHA-256), "file": the copy};
+// kind null when nothing names one (llm.c shards, or a dataset no longer at hand). Only
+// SentencePiece and tiktoken tokenizers have a file (bytes and bytes:eot are built in); it is
+// copied when it is here and is the one the model was trained with (by content hash, checked
+// before and after it is read).
 ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded) {
   ExportTokenizer t;
   const std::string& spec = recorded.spec;
   if (spec.empty()) {
     t.json = "{\"kind\": null}";
     t.note =
-        "the checkpoint records no tokenizer (its data was pre-tokenized shards); config.json "
-        "names none";
+        "neither the checkpoint nor its training data (pre-tokenized shards, or not at hand) "
+        "names a tokenizer; config.json names none";
     return t;
   }
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
-  if (colon == std::string::npos) {
-    t.json = "{\"kind\": " + json_quote(kind) + "}";
+  t.json = "{\"kind\": " + json_quote(kind) + ", \"spec\": " + json_quote(valid_utf8(spec));
+  if (kind != "sentencepiece" && kind != "tiktoken") {
+    t.json += "}";
     return t;
   }
   const std::string path = spec.substr(colon + 1);
-  const std::string hash = recorded_hash(recorded);
-  t.json = "{\"kind\": " + json_quote(kind) + ", \"spec\": " + json_quote(spec);
-  if (!hash.empty()) t.json += ", \"hash\": " + json_quote(hash);
-  const auto same = tokenizers_same({spec, ""}, recorded);
-  if (same && *same) {
-    t.file = kind == "tiktoken" ? "tokenizer.tiktoken" : "tokenizer.model";
-    t.content = file_read_bounded(path, kind + " tokenizer file", int64_t{1} << 30);
-    t.json += ", \"file\": " + json_quote(t.file);
-  } else {
+  if (!recorded.hash.empty()) t.json += ", \"hash\": " + json_quote(recorded.hash);
+  const auto now = [&] { return recorded_hash({spec, ""}); };  // "" when not readable
+  const std::string before = now();
+  if (before.empty()) {
+    t.note = "the tokenizer file " + path + " is not here, so it was not copied (config.json " +
+             "names it" + (recorded.hash.empty() ? "" : " and its hash") + ")";
+  } else if (!recorded.hash.empty() && before != recorded.hash) {
     t.note = "the tokenizer file " + path +
-             (same ? " is no longer the one the model was trained with" : " is not here") +
-             ", so it was not copied (config.json names it and its hash)";
+             " is no longer the one the model was trained with, so it was not copied "
+             "(config.json names it and its hash)";
+  } else {
+    t.content = file_read_bounded(path, kind + " tokenizer file", uint64_t{1} << 30);
+    if (now() != before)
+      throw std::runtime_error("export: the tokenizer file " + path +
+                               " changed while it was read; run the export again");
+    t.file = kind == "tiktoken" ? "tokenizer.tiktoken" : "tokenizer.model";
+    t.json += ", \"file\": " + json_quote(t.file);
+    if (recorded.hash.empty())
+      t.note = "the checkpoint records no hash of its tokenizer, so the copy of " + path +
+               " is that file as it is now";
   }
   t.json += "}";
   return t;
@@ -279,11 +291,16 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
                                   "' holds a dataset (manifest.json): give the export a "
                                   "directory of its own. Nothing was written");
   }
+  // The tokenizer the model's data was made with goes along: named in config.json, and its file
+  // copied beside the model when it is here and is that tokenizer (by content hash).
+  const ExportTokenizer tok = export_tokenizer(model_tokenizer(loaded));
   output_dir_prepare(out_dir, "export directory");
   // A previous export here is replaced; files of anything else are not.
   const std::string cfg_path = out_dir + "/config.json", st_path = out_dir + "/model.safetensors";
   // Ours: a JSON object whose "architecture" and "format" are the ones written below (a file
-  // that merely mentions them, or is not JSON, is another tool's).
+  // that merely mentions them, or is not JSON, is another tool's); with the tokenizer file it
+  // names, if any (only that one is ours to replace or remove).
+  std::string old_tok_file;
   const bool ours = [&] {
     if (path_kind(cfg_path) != PathKind::kFile) return false;
     try {
@@ -291,31 +308,34 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
           json_parse(file_read_bounded(cfg_path, "export config", 1 << 20), cfg_path);
       const JsonValue* arch = v.find("architecture");
       const JsonValue* format = v.find("format");
-      return arch && arch->type == JsonValue::Type::kString && arch->text == "LongNetLM" &&
-             format && format->type == JsonValue::Type::kString &&
-             format->text == "longnet-export-1";
+      const bool mine =
+          arch && arch->type == JsonValue::Type::kString && arch->text == "LongNetLM" && format &&
+          format->type == JsonValue::Type::kString && format->text == "longnet-export-1";
+      const JsonValue* t = v.find("tokenizer");
+      const JsonValue* f = t && t->type == JsonValue::Type::kObject ? t->find("file") : nullptr;
+      if (mine && f && f->type == JsonValue::Type::kString &&
+          (f->text == "tokenizer.model" || f->text == "tokenizer.tiktoken"))
+        old_tok_file = f->text;
+      return mine;
     } catch (const std::runtime_error&) {
       return false;
     }
   }();
   // And each file on its own: a model.safetensors beside an export's config.json may be anyone's.
   const bool st_ours = path_kind(st_path) == PathKind::kFile && safetensors_from_longnet(st_path);
-  for (const auto& [p, mine] : {std::make_pair(cfg_path, ours), std::make_pair(st_path, st_ours)})
-    if (path_kind(p) != PathKind::kMissing && !mine)
+  const std::string tok_path = tok.file.empty() ? "" : out_dir + "/" + tok.file;
+  const bool tok_ours = tok.file == old_tok_file;
+  for (const auto& [p, mine] : {std::make_pair(cfg_path, ours), std::make_pair(st_path, st_ours),
+                                std::make_pair(tok_path, tok_ours)})
+    if (!p.empty() && path_kind(p) != PathKind::kMissing && !mine)
       throw std::invalid_argument("export: '" + p +
                                   "' exists and is not from a longnet export; it is not replaced. "
                                   "Give another --out directory, or remove the file");
-  // The tokenizer the model's data was made with goes along: named in config.json, and its file
-  // copied beside the model when it is here and is that tokenizer (by content hash).
-  const ExportTokenizer tok = export_tokenizer(model_tokenizer(loaded));
-  const std::string tok_path = tok.file.empty() ? "" : out_dir + "/" + tok.file;
-  if (!tok_path.empty() && path_kind(tok_path) != PathKind::kMissing && !ours)
-    throw std::invalid_argument("export: '" + tok_path +
-                                "' exists and is not from a longnet export; it is not replaced. "
-                                "Give another --out directory, or remove the file");
   s.tokenizer_note = tok.note;
   s.tokenizer_file = tok.file;
+  const bool tok_new = !tok_path.empty() && path_kind(tok_path) == PathKind::kMissing;
   try {
+    if (!tok_path.empty()) file_write_atomic(tok_path, {{tok.content.data(), tok.content.size()}});
     safetensors_write(out_dir + "/model.safetensors", tensors,
                       {{"format", "pt"},
                        {"longnet_checkpoint", checkpoint},
@@ -325,12 +345,15 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
         "\"longnet-export-1\",\n  \"step\": " +
         std::to_string(s.step) + ",\n  \"model\": " + lm_options_json(config.model) +
         ",\n  \"tokenizer\": " + tok.json + "\n}\n";
-    if (!tok_path.empty()) file_write_atomic(tok_path, {{tok.content.data(), tok.content.size()}});
-    file_write_atomic(out_dir + "/config.json", {{json.data(), json.size()}});
+    file_write_atomic(cfg_path, {{json.data(), json.size()}});
   } catch (...) {
+    if (tok_new) ::unlink(tok_path.c_str());
     if (!dir_existed) ::rmdir(out_dir.c_str());  // (only while empty: nothing written is lost)
     throw;
   }
+  // The previous export's tokenizer file, when this one names another or none.
+  if (!old_tok_file.empty() && old_tok_file != tok.file)
+    ::unlink((out_dir + "/" + old_tok_file).c_str());
   return s;
 }
 

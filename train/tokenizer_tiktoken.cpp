@@ -264,7 +264,10 @@ std::shared_ptr<TiktokenModel> tiktoken_model_load(const std::string& path) {
     while (rank_at < line.size() && is_blank(line[rank_at])) ++rank_at;
     if (sp == line.size())
       throw std::runtime_error(where + "expected 'BASE64_TOKEN RANK', got " + printable(line) +
-                               " (no rank)" + format);
+                               (line.find_first_not_of("0123456789") == std::string_view::npos
+                                    ? " (a rank with no token before it)"
+                                    : " (no rank)") +
+                               format);
     const std::string_view b64 = line.substr(0, sp), rank_text = line.substr(rank_at);
     if (!base64_decode(b64, token))
       throw std::runtime_error(where + printable(b64) + " is not valid base64" + format);

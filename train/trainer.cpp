@@ -154,7 +154,8 @@ class Trainer {
     int64_t steps = 0, finite = 0;
     double seconds = 0, loss_sum = 0;
   } interval_;
-  std::unique_ptr<CheckpointDirLock> checkpoint_lock_, run_lock_;  // rank 0, the whole job
+  // rank 0, the whole job (run_lock_ first: destroyed after the checkpoint.dir inside it)
+  std::unique_ptr<CheckpointDirLock> run_lock_, checkpoint_lock_;
 };
 
 // Whether two existing directories are the same one.

@@ -19,6 +19,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "longnet/core/text.h"
+
 namespace longnet {
 namespace {
 
@@ -72,6 +74,7 @@ void reject_ambiguous_integer(const std::string& s, const std::string& key,
 // anything. Tracks flow brackets and quoted scalars (which start a node: at a line start or after
 // one of : - [ { , ?) and skips comments.
 void reject_line_start_commas(const std::string& text, const std::string& name) {
+  // (also bounds the nesting of [ ] and { }: yaml-cpp recurses per level)
   int depth = 0;
   char quote = 0, prev = '\n';  // prev: the last non-blank character of this line
   size_t line_no = 1;
@@ -118,9 +121,14 @@ void reject_line_start_commas(const std::string& text, const std::string& name) 
     char role = ch;
     if ((ch == '"' || ch == '\'') && node_start())
       quote = ch;
-    else if ((ch == '[' || ch == '{') && (depth > 0 || node_start()))
-      ++depth;
-    else if ((ch == ']' || ch == '}') && depth > 0)
+    else if ((ch == '[' || ch == '{') && (depth > 0 || node_start())) {
+      if (++depth > kMaxFlowDepth)
+        throw std::invalid_argument(name + ":" + std::to_string(line_no) +
+                                    ": lists or mappings nested more than " +
+                                    std::to_string(kMaxFlowDepth) +
+                                    " deep; a config needs a few levels (fix the YAML at that "
+                                    "line)");
+    } else if ((ch == ']' || ch == '}') && depth > 0)
       --depth;
     else if (depth == 0 && (std::strchr("\"'[{,", ch) != nullptr ||
                             (std::strchr(":-?", ch) != nullptr && !blank_next)))
@@ -164,7 +172,8 @@ std::string yaml_describe(const YAML::Node& n) {
 }
 
 std::string YamlSource::at(const YAML::Mark& mark) const {
-  if (!override.empty()) return "command-line override '" + override + "'";
+  if (!override.empty())  // (a long one cut: the message must stay readable)
+    return "command-line override '" + text_cut(override) + "'";
   if (mark.is_null()) return file;
   return file + ":" + std::to_string(mark.line + 1);
 }

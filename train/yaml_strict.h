@@ -12,6 +12,10 @@
 
 namespace longnet {
 
+// The deepest nesting of [ ] and { } a config or an override may hold (yaml-cpp recurses per
+// level: 100,000 levels exhaust its stack guard with "bad file"; a config needs a few).
+constexpr int kMaxFlowDepth = 64;
+
 // Throws std::invalid_argument("<where>: <key>: <msg>").
 [[noreturn]] void yaml_fail(const std::string& where, const std::string& key,
                             const std::string& msg);

@@ -301,6 +301,17 @@ def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> No
                          f".to({str(query.device)!r})")
 
 
+def _under_vmap() -> bool:
+    """Whether a torch.func.vmap is active (also around grad: vmap(grad(f)) wraps the batched
+    tensors in grad's, so the tensors alone do not tell)."""
+    try:
+        from torch._C._functorch import TransformType
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+    except ImportError:  # another torch: the tensors' own flag
+        return False
+    return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
+
+
 def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       segment_lengths: Sequence[int], dilation_rates: Sequence[int],
                       is_causal: bool = False, softmax_scale: Optional[float] = None,
@@ -325,7 +336,7 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     is_causal = check_bool("is_causal", is_causal)
     softmax_scale = check_softmax_scale(softmax_scale)
     p = check_probability("dropout_p", dropout_p)
-    if p > 0 and any(torch._C._functorch.is_batchedtensor(t) for t in (query, key, value)):
+    if p > 0 and _under_vmap():
         # (vmap runs the op once per entry, and the masks would ignore its randomness setting)
         raise NotImplementedError(
             "dilated_attention: dropout_p > 0 under torch.func.vmap is not supported (the masks "

@@ -397,7 +397,10 @@ def _config_loader(yaml: Any) -> Any:
         # YAML 1.1's other forms (yes/on, 010 as octal, 0x10, 1_000, 1:04 as base 60, .inf)
         # stay strings, which the model's checks refuse, as the trainer refuses them, rather than
         # read as another number.
-        typed = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+        # Dates (2024-01-05), '=' and merge keys ('<<') are YAML 1.1 too: plain strings here, as
+        # the trainer reads them (it refuses merge keys by name).
+        typed = {"tag:yaml.org,2002:" + t
+                 for t in ("bool", "int", "float", "timestamp", "value", "merge")}
         Loader.yaml_implicit_resolvers = {
             first: [(tag, rx) for tag, rx in resolvers if tag not in typed]
             for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}

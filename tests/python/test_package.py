@@ -178,6 +178,9 @@ def check_op_inputs(longnet):
     expect_error(NotImplementedError, "dropout_p > 0 under torch.func.vmap is not supported",
                  lambda: torch.func.vmap(lambda a: longnet.dilated_attention(
                      a, a, a, w, r, dropout_p=0.5), randomness="same")(batch))
+    expect_error(NotImplementedError, "dropout_p > 0 under torch.func.vmap is not supported",
+                 lambda: torch.func.vmap(torch.func.grad(lambda a: longnet.dilated_attention(
+                     a, a, a, w, r, dropout_p=0.5).sum()), randomness="same")(batch))
     # A numpy bool is a bool; a string is not.
     import numpy as np
     out = longnet.dilated_attention(q, q, q, w, r, is_causal=np.bool_(True))
@@ -793,9 +796,10 @@ def check_checkpoint_paths(longnet, args, good):
     assert eps == {"eps": 1e-5, "lr": -300.0, "n": 12, "w": "e5"}, eps
     # YAML 1.1's other number and boolean forms are strings (the trainer refuses them), by
     # PyYAML and the fallback alike, and the model's checks refuse them: never another number.
-    odd = "model:\n  a: 010\n  b: 0x10\n  c: 1:04\n  d: 6_4\n  e: yes\n  f: .inf\n  g: 0\n  h: 0.5\n"
+    odd = ("model:\n  a: 010\n  b: 0x10\n  c: 1:04\n  d: 6_4\n  e: yes\n  f: .inf\n  g: 0\n"
+           "  h: 0.5\n  i: 2024-01-05\n  j: =\n")
     want = {"a": "010", "b": "0x10", "c": "1:04", "d": "6_4", "e": "yes", "f": ".inf", "g": 0,
-            "h": 0.5}
+            "h": 0.5, "i": "2024-01-05", "j": "="}
     assert longnet.parse_config(odd)["model"] == want, longnet.parse_config(odd)
     assert longnet.checkpoint.parse_config_simple(odd)["model"] == want
     expect_error(TypeError, "model.dim_feedforward must be an int, got str '1:04'",
