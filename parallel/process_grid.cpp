@@ -98,11 +98,19 @@ std::shared_ptr<ProcessGrid> process_grid_create(int data_parallel, int sequence
     MPI_Comm node;
     LONGNET_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, grid->world_rank,
                                           MPI_INFO_NULL, &node));
-    int local_rank = 0;
+    int local_rank = 0, local_ranks = 1;
     LONGNET_CHECK_MPI(MPI_Comm_rank(node, &local_rank));
+    LONGNET_CHECK_MPI(MPI_Comm_size(node, &local_ranks));
     LONGNET_CHECK_MPI(MPI_Comm_free(&node));
     int count = c10::cuda::device_count();
     TORCH_CHECK(count > 0, "process grid: a CUDA run was asked for but no GPU is visible");
+    // NCCL refuses two ranks of one communicator on one GPU ("invalid usage"): said here, with
+    // what works. (Every rank of this host sees the same counts and stops here alike.)
+    TORCH_CHECK(grid->world_size == 1 || local_ranks <= count, "process grid: ", local_ranks,
+                " ranks run on this host but it has ", count,
+                " GPU(s); on GPUs each rank needs one of its own (NCCL): launch at most ", count,
+                " rank(s) per host (mpirun -np ", count,
+                " on one machine), or run on the CPU (--device cpu, or device: cpu in a config)");
     grid->device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
     c10::cuda::set_device(grid->device.index());
 #else

@@ -143,7 +143,7 @@ echo "ok: a stop during an evaluation checkpointed; the resume evaluated step 12
 #    stopped, and the status is 130. (Its validation split is long enough for 256K contexts.)
 "$BIN" data build "$SRC" "$WORK/evaldata.tokens" --val-fraction 0.9 > "$WORK/evaldata.log" 2>&1 ||
   fail "eval data build: $(tail -3 "$WORK/evaldata.log")"
-"${MPIRUN[@]}" "$BIN" eval --checkpoint "$WORK/ref/step_00000012.ckpt" --data "$WORK/evaldata.tokens" \
+"${MPIRUN[@]}" "$BIN" eval --device cpu --checkpoint "$WORK/ref/step_00000012.ckpt" --data "$WORK/evaldata.tokens" \
   --context-lens 128,65536,131072,262144 --batches 8 --json "$WORK/evalsig.json" > "$WORK/evalsig.log" 2>&1 &
 JOB=$!
 for _ in $(seq 600); do grep -q "eval: \[1/4\]" "$WORK/evalsig.log" 2>/dev/null && break; sleep 0.1; done
