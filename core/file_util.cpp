@@ -103,6 +103,11 @@ bool make_dirs(const std::string& dir) {
   return true;
 }
 
+bool path_is_symlink(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
 bool dir_made_here(const std::string& dir) {
   std::string d = dir;
   while (d.size() > 1 && d.back() == '/') d.pop_back();
@@ -380,6 +385,7 @@ extern "C" void temp_files_on_signal(int sig) {
   // a job, and not while an error is being reported (mpirun then ends the others by SIGTERM).
   const char* msg = sig == SIGINT    ? "\nlongnet: stopped by SIGINT\n"
                     : sig == SIGTERM ? "\nlongnet: stopped by SIGTERM\n"
+                    : sig == SIGUSR1 ? "\nlongnet: stopped by SIGUSR1\n"
                                      : "\nlongnet: stopped by SIGHUP\n";
   if (g_signal_note.load()) (void)!::write(2, msg, std::strlen(msg));
   std::signal(sig, SIG_DFL);
@@ -412,7 +418,9 @@ void temp_files_remove_on_signal() {
   // Under a launcher only rank 0 says it (every rank gets the signal).
   for (const char* rank : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
     if (const char* r = std::getenv(rank); r && std::string(r) != "0") g_signal_note.store(false);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+  // (SIGUSR1 too: the README's way to stop a job through mpirun, which may come before a
+  // command's own stop handlers, e.g. while train builds its dataset)
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) {
     struct sigaction old {};
     if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // nohup
     std::signal(sig, temp_files_on_signal);

@@ -71,7 +71,7 @@ void output_dir_prepare(const std::string& dir, const std::string& what);
 // is unlinked first, and the open neither follows a link nor reuses a file (O_EXCL | O_NOFOLLOW),
 // so the write never reaches a file elsewhere. Returns the descriptor, or -1 with errno set.
 int open_fresh(const std::string& path);
-// A temporary file that the process removes if SIGINT, SIGTERM or SIGHUP ends it while the
+// A temporary file that the process removes if SIGINT, SIGTERM, SIGHUP or SIGUSR1 ends it while the
 // guard lives (a build interrupted from the terminal leaves no partial file behind); the process
 // then ends by that signal as before. Needs temp_files_remove_on_signal() (the CLI calls it at
 // start); a command that handles those signals itself (train) replaces the handlers. Holds up to
@@ -87,7 +87,8 @@ class TempFileOnSignal {
   int slot_ = -1;
 };
 // Installs the handlers for TempFileOnSignal (where a signal is not ignored already); they say
-// "longnet: stopped by SIGINT" (or SIGTERM, SIGHUP) on stderr, on rank 0 only under mpirun.
+// "longnet: stopped by SIGINT" (or SIGTERM, SIGHUP, SIGUSR1) on stderr, on rank 0 only under
+// mpirun.
 void temp_files_remove_on_signal();
 // From now on those handlers say nothing (an error is being reported, and a signal that ends
 // the process then is the launcher's).
@@ -119,6 +120,8 @@ void file_write_atomic(const std::string& path,
 // "missing/../data/x" is "$PWD/data/x", as the kernel will see it once "missing" exists. "" when
 // the working directory cannot be read.
 std::string path_resolve(const std::string& path);
+// Whether path itself is a symbolic link (not followed).
+bool path_is_symlink(const std::string& path);
 
 // Whether `path` (existing or not) lies inside the directory `dir` or is `dir` itself, after
 // resolving symbolic links of the parts that exist.

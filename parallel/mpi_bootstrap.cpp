@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <thread>
 
@@ -28,8 +29,10 @@ std::string mpi_error_string(int code) {
 
 namespace {
 std::unique_ptr<std::ofstream> g_log_file;  // rank 0's copy of its output (log_file_open)
+std::mutex g_log_file_mutex;                // (the watchdog's thread writes its error too)
 
 void log_file_write(const std::string& text) {
+  const std::lock_guard<std::mutex> lock(g_log_file_mutex);
   if (!g_log_file) return;
   *g_log_file << text << std::endl;  // flushed: a crash loses nothing written before it
 }
@@ -141,6 +144,10 @@ void log_info(const std::string& line) {
 
 int log_stdout_errno() {
   return g_stdout_errno;
+}
+
+void log_file_error(const std::string& message) {
+  log_file_write("error: " + message);
 }
 
 void log_file_open(const std::string& path) {

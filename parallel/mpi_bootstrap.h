@@ -47,5 +47,8 @@ int log_stdout_errno();
 // `path` (a run's train.log), created if needed. Throws std::runtime_error naming the path when it
 // cannot be written. Other ranks ignore the call.
 void log_file_open(const std::string& path);
+// Appends "error: message" to that file, if one is open (for errors that end the job without
+// run_main: the watchdog's). Safe from another thread.
+void log_file_error(const std::string& message);
 
 }  // namespace longnet

@@ -54,13 +54,15 @@ State& state() {
   State& s = state();
   std::fprintf(stderr, "%serror: %s\n", log_prefix().c_str(), message.c_str());
   std::fflush(stderr);
+  // The hooks (ncclCommAbort) and the log file's write may block themselves; the alarm's
+  // default action ends the process.
+  ::alarm(30);
+  log_file_error(message);  // (rank 0's train.log, as run_main records other errors)
   std::map<int64_t, std::function<void()>> hooks;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     hooks = s.hooks;
   }
-  // The hooks (ncclCommAbort) may block themselves; the alarm's default action ends the process.
-  ::alarm(30);
   for (auto& [id, hook] : hooks) hook();
   // Not MPI_Abort: this is not the thread that initialised MPI. mpirun ends the other ranks when
   // one exits with a failure status before MPI_Finalize.

@@ -702,6 +702,28 @@ expect1 config.metrics_is_run_config "is the run folder's own config.yaml" train
   grid.sequence_parallel=1 data.source="$SRC" data.path="$WORK/data.tokens" \
   checkpoint.dir="$WORK/ck_metrics" log.dir="$WORK/run_metrics" \
   log.metrics="$WORK/run_metrics/config.yaml"
+# Metrics in another job's folder (it holds that job's lock file): that run's own metrics would
+# be set aside and continued with this run's rows.
+expect1 config.metrics_in_other_run "lies in another job's folder" train "$CONFIG" \
+  grid.sequence_parallel=1 data.source="$SRC" data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/ck_metrics2" log.dir="$WORK/run_metrics2" \
+  log.metrics="$WORK/ckpt/metrics.jsonl"
+# A resume on other data at the same data.path is said (its batches are not an uninterrupted
+# run's).
+cp "$WORK/data.tokens" "$WORK/swap.tokens"
+SW=(train "$CONFIG" data.source='""' data.path="$WORK/swap.tokens" checkpoint.dir="$WORK/ck_swap"
+  log.metrics="$WORK/m_swap.jsonl" optim.warmup_steps=1)
+"${MPIRUN[@]}" "$BIN" "${SW[@]}" train.steps=2 > "$WORK/swap1.log" 2>&1 ||
+  fail "data.swapped: $(tail -2 "$WORK/swap1.log")"
+cp "$WORK/host_b/d.tokens" "$WORK/swap.tokens"
+"${MPIRUN[@]}" "$BIN" "${SW[@]}" train.steps=3 > "$WORK/swap2.log" 2>&1 &&
+  grep -q "is not the data the checkpoint was trained on" "$WORK/swap2.log" ||
+  fail "data.swapped: no warning: $(grep -m2 "resume\|error" "$WORK/swap2.log")"
+# A run folder whose config.yaml is a directory: refused at start, not at the first write.
+mkdir -p "$WORK/run_cfgdir/config.yaml"
+expect1 config.run_config_directory "its config.yaml is a directory" train "$CONFIG" \
+  grid.sequence_parallel=1 data.source="$SRC" data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/ck_cfgdir" log.dir="$WORK/run_cfgdir"
 expect1 flag.mode_with_run_flag "--trace applies to a training run" train "$CONFIG" \
   --print-ranks --trace "$WORK/t.json"
 expect flag.trace_short_run "--trace records steps 4 to 5 of a run, but this one trains 3" \

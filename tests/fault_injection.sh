@@ -114,13 +114,15 @@ echo "ok: crash during a checkpoint write lost nothing; resume matched"
 T0=$SECONDS
 timeout 120 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/stall" \
   log.metrics="$WORK/stall.jsonl" checkpoint.resume=none train.collective_timeout_s=5 \
-  --debug-stall 1:6 > "$WORK/stall.log" 2>&1
+  log.dir="$WORK/stall_run" --debug-stall 1:6 > "$WORK/stall.log" 2>&1
 RC=$?
 ((RC != 0 && RC != 124)) || fail "stalled job: exit status $RC (124: it hung): $(tail -5 "$WORK/stall.log")"
 ((SECONDS - T0 <= 60)) || fail "stalled job took $((SECONDS - T0)) s to end"
 grep -q "stalling on purpose at step 6" "$WORK/stall.log" || fail "the stall did not happen"
 grep -q "rank 0\] error: MPI .* has not finished after 5 s" "$WORK/stall.log" ||
   fail "no watchdog message: $(tail -5 "$WORK/stall.log")"
+grep -q "^error: MPI .* has not finished after 5 s" "$WORK/stall_run/train.log" ||
+  fail "the watchdog's error is not in train.log: $(tail -3 "$WORK/stall_run/train.log")"
 resumes stall
 echo "ok: a stalled rank ended the job in $((SECONDS - T0)) s with the watchdog's message; resume matched"
 # 5. A stop signal during an evaluation (the final one, at step 12): the job checkpoints and exits

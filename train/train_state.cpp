@@ -206,6 +206,8 @@ void replace_guard(ProcessGrid& grid, const TrainConfig& cfg, int64_t start_step
       problem = "checkpoint.dir '" + dir + "' holds " + std::to_string(existing.size()) +
                 " checkpoint(s) (newest: " + existing.front().second +
                 "), while this run resumes from " + resumed +
+                (path_is_symlink(resumed) ? " (a symbolic link to " + path_resolve(resumed) + ")"
+                                          : std::string()) +
                 ", outside it: retention (checkpoint.keep) would count them as this run's and "
                 "delete them, whichever run made them. Give this run an empty checkpoint.dir "
                 "(and its own log.dir), or put the checkpoint to resume from into that directory "
@@ -290,6 +292,8 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
     state.insert("samples", progress.samples);
     state.insert("bad_steps", progress.bad_steps);
     state.insert("eval_pending", progress.eval_pending);
+    if (!progress.data_fingerprint.empty())
+      state.insert("data_fingerprint", progress.data_fingerprint);
     if (!tokenizer.spec.empty()) {
       state.insert("tokenizer", tokenizer.spec);
       state.insert("tokenizer_hash", tokenizer.hash);
@@ -515,6 +519,8 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
                 v.tagKind(), "); it was not written by `longnet train`");
     progress.eval_pending = v.toBool();
   }
+  if (state.contains("data_fingerprint") && get("data_fingerprint").isString())
+    progress.data_fingerprint = get("data_fingerprint").toStringRef();
   const int64_t named = step_of_name(path);
   TORCH_CHECK(named < 0 || named == progress.step, "checkpoint ", path, " holds step ",
               progress.step, " but its name says step ", named,

@@ -29,6 +29,9 @@ struct TrainProgress {
   int64_t bad_steps = 0;      // non-finite steps in a row before it
   int64_t samples = 0;        // training sequences consumed (TokenSampler::position)
   bool eval_pending = false;  // the evaluation due at this step was cut short by a stop signal
+  // The training data's sizes and sampled checksums (Trainer::data_setup), "" when unknown (a
+  // checkpoint of an earlier version): a resume on other data at the same path is said.
+  std::string data_fingerprint;
 };
 
 // This rank's generator states (the CPU's, and the GPU's when training there), to take back

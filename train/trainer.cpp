@@ -121,6 +121,12 @@ class Trainer {
   void data_build_if_missing();
   // Under mpirun: every rank opened the same data (sizes and sampled CRC-32s against rank 0's).
   void data_agree_across_ranks();
+  // This run's progress for a checkpoint, with the data's fingerprint.
+  TrainProgress progress_now(bool eval_pending) const {
+    TrainProgress p{step_, bad_steps_, sampler_->position(), eval_pending};
+    p.data_fingerprint = data_fingerprint_;
+    return p;
+  }
   // The --debug-truncate-data-at hook: every training shard cut to 64 bytes, on every rank's view.
   void data_truncate_for_test();
 
@@ -156,6 +162,7 @@ class Trainer {
   } interval_;
   // rank 0, the whole job (run_lock_ first: destroyed after the checkpoint.dir inside it)
   std::unique_ptr<CheckpointDirLock> run_lock_, checkpoint_lock_;
+  std::string data_fingerprint_;  // data_agree_across_ranks
 };
 
 // Whether two existing directories are the same one.
@@ -227,6 +234,21 @@ void Trainer::grid_setup() {
             "'); give the metrics another file (or leave log.metrics empty: " + cfg_.log.dir +
             "/metrics.jsonl). Nothing was changed");
     }
+    // Nor a file in another job's folder (a run folder or checkpoint dir holds its lock file):
+    // that run's own metrics would be set aside and continued with this run's rows.
+    if (!cfg_.log.metrics.empty()) {
+      const std::string resolved = path_resolve(cfg_.log.metrics);
+      const std::string folder = resolved.substr(0, resolved.find_last_of('/') + 1);
+      if (!folder.empty() && path_kind(folder + ".longnet.lock") == PathKind::kFile &&
+          !same_dir(folder, cfg_.checkpoint.dir) &&
+          (cfg_.log.dir.empty() || !same_dir(folder, cfg_.log.dir)))
+        throw std::invalid_argument(
+            "log.metrics '" + cfg_.log.metrics + "' lies in another job's folder ('" + folder +
+            "' holds a .longnet.lock: a run folder or checkpoint.dir), whose files that job "
+            "writes; give this run's metrics a file of its own (or leave log.metrics empty" +
+            (cfg_.log.dir.empty() ? std::string() : ": " + cfg_.log.dir + "/metrics.jsonl") +
+            "). Nothing was changed");
+    }
     output_not_input(config_metrics_path(cfg_), inputs, metrics_what);
     output_file_prepare(config_metrics_path(cfg_), metrics_what, OutputContent::kMetrics);
     // The run folder: the resolved config, and from here on a copy of this output.
@@ -251,6 +273,15 @@ void Trainer::grid_setup() {
               "; longnet appends only to a " + name +
               " of its own. Remove it, or give another log.dir. Nothing was changed");
       }
+      // config.yaml is replaced by a rename: a directory, FIFO or device there is refused now,
+      // not after the data and model were set up.
+      const std::string config_yaml = cfg_.log.dir + "/config.yaml";
+      struct stat cs;
+      if (::lstat(config_yaml.c_str(), &cs) == 0 && !S_ISREG(cs.st_mode) && !S_ISLNK(cs.st_mode))
+        throw std::runtime_error("run folder (log.dir) '" + cfg_.log.dir +
+                                 "': its config.yaml is " + path_kind_text(config_yaml) +
+                                 "; longnet writes the resolved config there. Remove it, or give "
+                                 "another log.dir. Nothing was changed");
       // (config.yaml is written once the resume's checks passed: a refused start changes none)
       log_file_open(log_path);
     }
@@ -400,10 +431,10 @@ void Trainer::data_setup() {
 }
 
 void Trainer::data_agree_across_ranks() {
-  if (grid_->world_size == 1) return;
   // Every rank must read the same data (a file at one path may differ between hosts, or be a
   // stale copy): the ranks of a sequence would otherwise hold pieces of different texts, and
-  // nothing else would tell.
+  // nothing else would tell. The same fingerprint goes into checkpoints (a resume on other data
+  // at the same path is said).
   std::string mine = data_->format() + ", vocabulary bound " + std::to_string(data_->vocab_bound());
   for (DataSplit split : {DataSplit::kTrain, DataSplit::kVal}) {
     const int64_t n = data_->tokens(split);
@@ -415,6 +446,8 @@ void Trainer::data_agree_across_ranks() {
     mine += std::string(", ") + split_name(split) + " " + std::to_string(n) +
             " tokens, sampled CRC-32 " + crc32_hex(crc);
   }
+  data_fingerprint_ = mine;
+  if (grid_->world_size == 1) return;
   const WorldDifference d = world_first_difference(*grid_->host, mine);
   if (d.rank < 0) return;
   const std::string other = std::to_string(d.rank);
@@ -783,8 +816,7 @@ void Trainer::loop() {
       if (pending_) finish_step(false);
       const bool save = step_ > first_step_ && step_ % cfg_.checkpoint.interval != 0;
       if (save)
-        train_state_save(*grid_, cfg_, named_params_, *optim_,
-                         TrainProgress{step_, bad_steps_, sampler_->position(), false}, tokenizer_);
+        train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(false), tokenizer_);
       log_info(
           "stopping on a signal during step " + std::to_string(step_ + 1) +
           " (its micro-steps are dropped)" +
@@ -802,8 +834,7 @@ void Trainer::loop() {
     if (!defer || eval_now || save_now) finish_step(eval_now);
     if (eval_interrupted_) stop_signal = save_now = true;  // a signal came during the evaluation
     if (save_now)
-      train_state_save(*grid_, cfg_, named_params_, *optim_,
-                       TrainProgress{step_, bad_steps_, sampler_->position(), eval_interrupted_},
+      train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(eval_interrupted_),
                        tokenizer_);
     if (eval_now || save_now) last_.reset();
     if (stop_signal) {
@@ -829,6 +860,11 @@ int Trainer::run() {
     bad_steps_ = progress->bad_steps;
     eval_pending_ = progress->eval_pending;
     sampler_->set_position(progress->samples);
+    if (!progress->data_fingerprint.empty() && progress->data_fingerprint != data_fingerprint_)
+      log_info("resume: warning: the data at data.path '" + cfg_.data.path +
+               "' is not the data the checkpoint was trained on (then: " +
+               progress->data_fingerprint + "; now: " + data_fingerprint_ +
+               "): the batches from here on are not those of an uninterrupted run");
   }
   if (grid_->world_rank == 0) {
     // A run from step 0 starts its own metrics file; one resumed continues the file.
