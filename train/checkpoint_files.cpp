@@ -622,25 +622,14 @@ CheckpointDirLock::~CheckpointDirLock() {
   // Empty directories it made inside (a run folder's checkpoints/) do not count: run_main
   // removes them first.
   if (dir_made_ && std::uncaught_exceptions() > 0) {
-    bool only_lock = true;
-    if (DIR* d = ::opendir(dir_.c_str())) {
-      while (const dirent* e = ::readdir(d)) {
-        const std::string name = e->d_name;
-        if (name == "." || name == ".." || name == ".longnet.lock") continue;
-        const std::string sub = join_path(dir_, name);
-        struct stat st;
-        bool empty_made =
-            ::lstat(sub.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && dir_made_here(sub);
-        if (DIR* s = empty_made ? ::opendir(sub.c_str()) : nullptr) {
-          while (const dirent* f = ::readdir(s))
-            empty_made &= std::strcmp(f->d_name, ".") == 0 || std::strcmp(f->d_name, "..") == 0;
-          ::closedir(s);
-        }
-        only_lock &= empty_made;
-      }
-      ::closedir(d);
-      if (only_lock) ::unlink(path_.c_str());
-    }
+    const auto names = dir_names(dir_);
+    const bool only_lock = std::all_of(names.begin(), names.end(), [&](const std::string& name) {
+      const std::string sub = join_path(dir_, name);
+      return name == ".longnet.lock" ||
+             (dir_made_here(sub) && path_kind(sub) == PathKind::kDirectory &&
+              dir_names(sub).empty());
+    });
+    if (only_lock) ::unlink(path_.c_str());
   }
   ::close(fd_);  // releases the lock
 }
