@@ -139,7 +139,14 @@ grep -q "eval at step 12 (cut short by the stop before)" "$WORK/evalstop2.log" |
 want=$(grep '"step":12,' "$WORK/ref.jsonl" | grep -o '"val_loss":[-0-9.e+]*')
 got=$(grep '"step":12,' "$WORK/evalstop.jsonl" | grep -o '"val_loss":[-0-9.e+]*')
 [[ -n "$want" && "$got" == "$want" ]] || fail "the resumed evaluation's $got is not the reference's $want"
-echo "ok: a stop during an evaluation checkpointed; the resume evaluated step 12 as the uninterrupted run did"
+# A rerun of the now finished run does nothing: no evaluation again, no row added.
+rows=$(grep -c '"val_loss"' "$WORK/evalstop.jsonl")
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/evalstop" log.metrics="$WORK/evalstop.jsonl" \
+  > "$WORK/evalstop3.log" 2>&1 || fail "rerun of the finished run: $(tail -5 "$WORK/evalstop3.log")"
+grep -q "this run is already finished" "$WORK/evalstop3.log" && ! grep -q "eval at step" "$WORK/evalstop3.log" ||
+  fail "the rerun evaluated again or did not find the run finished: $(tail -5 "$WORK/evalstop3.log")"
+(($(grep -c '"val_loss"' "$WORK/evalstop.jsonl") == rows)) || fail "the rerun added an evaluation row"
+echo "ok: a stop during an evaluation checkpointed; the resume evaluated step 12 as the uninterrupted run did; a rerun did nothing"
 # 6. `longnet eval` stopped by SIGINT to one rank after its first context length: every rank
 #    stops before its next forward; the row done is printed and written to --json, marked as
 #    stopped, and the status is 130. (Its validation split is long enough for 256K contexts.)

@@ -123,9 +123,7 @@ class Trainer {
   void data_agree_across_ranks();
   // This run's progress for a checkpoint, with the data's fingerprint.
   TrainProgress progress_now(bool eval_pending) const {
-    TrainProgress p{step_, bad_steps_, sampler_->position(), eval_pending};
-    p.data_fingerprint = data_fingerprint_;
-    return p;
+    return TrainProgress{step_, bad_steps_, sampler_->position(), eval_pending, data_fingerprint_};
   }
   // The --debug-truncate-data-at hook: every training shard cut to 64 bytes, on every rank's view.
   void data_truncate_for_test();
@@ -759,11 +757,15 @@ void Trainer::loop() {
   // H100/H200 dense bf16 peak of every GPU of the job (flops_ counts the whole job's step).
   peak_flops_ = grid_->device.is_cuda() ? 989e12 * grid_->world_size : std::nan("");
   // The evaluation a stop signal cut short at the resumed step, done now (a stop during it
-  // leaves the checkpoint as it is).
-  if (eval_pending_ && cfg_.eval.interval > 0 &&
-      !evaluate_now("eval at step " + std::to_string(step_) + " (cut short by the stop before)",
-                    "the evaluation of step " + std::to_string(step_)))
-    return;
+  // leaves the checkpoint as it is). Once done, the checkpoint of that step is written again
+  // without the mark, so that a rerun (of a finished run, say) does not evaluate it once more.
+  if (eval_pending_ && cfg_.eval.interval > 0) {
+    if (!evaluate_now("eval at step " + std::to_string(step_) + " (cut short by the stop before)",
+                      "the evaluation of step " + std::to_string(step_)))
+      return;
+    train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(false), tokenizer_);
+  }
+  eval_pending_ = false;
   if (step_ >= total) {
     log_info("this run is already finished: its checkpoint in " + cfg_.checkpoint.dir +
              " is at step " + std::to_string(step_) + " and train.steps is " +

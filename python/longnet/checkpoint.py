@@ -338,6 +338,8 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
     ValueError naming the line for anything else."""
     out: Dict[str, Any] = {}
     section: Optional[Dict[str, Any]] = None
+    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark, which YAML readers skip
+        text = text[1:]
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue

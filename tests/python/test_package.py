@@ -810,6 +810,10 @@ def check_checkpoint_paths(longnet, args, good):
     expect_error(ValueError, "the key 'num_heads' is given twice", lambda: longnet.parse_config(twice))
     expect_error(ValueError, "line 3: the key 'num_heads' is given twice",
                  lambda: longnet.checkpoint.parse_config_simple(twice))
+    # A UTF-8 byte-order mark before the first key is skipped, by PyYAML and the fallback alike.
+    bom = "\ufeffmodel:\n  num_heads: 2\n"
+    assert longnet.parse_config(bom) == {"model": {"num_heads": 2}}, longnet.parse_config(bom)
+    assert longnet.checkpoint.parse_config_simple(bom) == {"model": {"num_heads": 2}}
     # A checkpoint loaded and saved again in Python is intact: LibTorch reads some such files
     # (then the contents verify) and not others (which pickles it cannot read depends on the
     # contents); those are named as Python re-saves, not as "corrupted" files.
