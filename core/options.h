@@ -95,6 +95,9 @@ struct OptionSpec {
   std::vector<std::string> choices;
   size_t list_size = 0;
   bool allow_empty = false;  // strings and lists
+  // A file-system path (a config key): '~' and '$NAME' in it are refused, as no shell expands
+  // them there. A KIND:PATH value (data.tokenizer) is checked after its first ':'.
+  bool path = false;
   bool contains(double v) const {
     return (min_open ? v > min : v >= min) && (max_open ? v < max : v <= max);
   }

@@ -151,6 +151,55 @@ void parameters_save(const torch::nn::Module& m, const std::string& path) {
   }
 }
 
+namespace {
+std::string tensor_outside_storage(const at::Tensor& t) {
+  if (!t.has_storage()) return "a tensor without storage";
+  if (t.storage_offset() < 0) return "a negative storage offset";
+  __int128 last = t.storage_offset();  // the last element's index in the storage
+  bool empty = false;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.size(d) < 0 || t.stride(d) < 0) return "a negative size or stride";
+    if (t.size(d) == 0) empty = true;
+    last += __int128(t.size(d) - 1) * __int128(t.stride(d));
+    if (last > (__int128(1) << 80)) return "a size or stride far past its storage";
+  }
+  if (empty) return "";
+  const __int128 need = (last + 1) * __int128(t.element_size());
+  if (need > __int128(t.storage().nbytes()))
+    return "shape " + c10::str(t.sizes()) + ", strides " + c10::str(t.strides()) + " and offset " +
+           std::to_string(t.storage_offset()) + " reach past its storage of " +
+           std::to_string(t.storage().nbytes()) + " bytes";
+  return "";
+}
+
+std::string outside_storage(const c10::IValue& v, const std::string& where, int depth) {
+  if (depth > 64) return where + ": nested deeper than any checkpoint";
+  auto at = [&](const std::string& inner) { return where.empty() ? inner : where + inner; };
+  if (v.isTensor()) {
+    const std::string why = tensor_outside_storage(v.toTensor());
+    return why.empty() ? "" : (where.empty() ? "a tensor" : where) + ": " + why;
+  }
+  if (v.isGenericDict()) {
+    for (const auto& kv : v.toGenericDict()) {
+      const std::string key = kv.key().isString() ? kv.key().toStringRef() : kv.key().tagKind();
+      std::string why = outside_storage(kv.value(), at(where.empty() ? key : "." + key), depth + 1);
+      if (!why.empty()) return why;
+    }
+  } else if (v.isList() || v.isTuple()) {
+    const auto items = v.isList() ? v.toListRef().vec() : v.toTupleRef().elements().vec();
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string why = outside_storage(items[i], at("[" + std::to_string(i) + "]"), depth + 1);
+      if (!why.empty()) return why;
+    }
+  }
+  return "";
+}
+}  // namespace
+
+std::string tensors_outside_storage(const c10::IValue& value) {
+  return outside_storage(value, "", 0);
+}
+
 void parameters_load(torch::nn::Module& m, const std::string& path) {
   ::close(file_open_regular(path, "parameters file", nullptr));  // no FIFO or device: refused
   std::ifstream in(path, std::ios::binary);
@@ -179,6 +228,9 @@ void parameters_load(torch::nn::Module& m, const std::string& path) {
   }
   TORCH_CHECK(v.isGenericDict(), "parameters_load: ", path,
               " does not hold a {name: tensor} dict but a ", v.tagKind());
+  const std::string outside = tensors_outside_storage(v);
+  TORCH_CHECK(outside.empty(), "parameters_load: ", path, " is corrupted (", outside,
+              "): its pickle was edited or damaged");
 
   std::map<std::string, at::Tensor> file;
   for (const auto& e : v.toGenericDict()) {

@@ -18,6 +18,12 @@ namespace longnet {
 // back too (containers then come back untyped).
 std::vector<char> torch_save_bytes(const c10::IValue& value);
 
+// The first tensor in `value` (dicts, lists and tuples walked) whose view reaches outside its
+// storage (a negative size, stride or offset, or elements past the storage's bytes: a file whose
+// pickle was edited), as "ENTRY: what is wrong"; "" when every tensor lies inside its storage.
+// LibTorch's unpickler builds such views unchecked, and reading one reads foreign memory.
+std::string tensors_outside_storage(const c10::IValue& value);
+
 // Writes every parameter and buffer of m (detached, on the CPU, in its dtype) to `path`. Writes a
 // temporary file beside it first and renames it over `path`, so a crash never leaves a
 // half-written file there. Throws c10::Error naming the path on I/O failure.

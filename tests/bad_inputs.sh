@@ -728,6 +728,21 @@ expect1 flag.mode_with_run_flag "--trace applies to a training run" train "$CONF
   --print-ranks --trace "$WORK/t.json"
 expect flag.trace_short_run "--trace records steps 4 to 5 of a run, but this one trains 3" \
   "${T0[@]}" checkpoint.dir="$WORK/ck_trace" train.steps=3 --trace "$WORK/short.json"
+# The trace is none of the files this job writes otherwise, existing or not yet (the run folder's
+# metrics.jsonl, train.log, config.yaml; log.metrics, also as PATH.rankR): it would replace them.
+expect flag.trace_onto_run_metrics "is the run folder's own metrics.jsonl" train "$CONFIG" $DATA \
+  log.dir="$WORK/tr_run" checkpoint.dir="$WORK/ck_tr" --trace "$WORK/tr_run/metrics.jsonl"
+expect flag.trace_onto_train_log "is the run folder's own train.log" train "$CONFIG" $DATA \
+  log.dir="$WORK/tr_run" checkpoint.dir="$WORK/ck_tr" --trace "$WORK/tr_run/train.log"
+expect flag.trace_rank_onto_metrics "is this job's metrics file (log.metrics)" train "$CONFIG" \
+  $DATA log.metrics="$WORK/tr_m.jsonl.rank0" checkpoint.dir="$WORK/ck_tr" --trace "$WORK/tr_m.jsonl"
+[[ ! -e "$WORK/tr_run" && ! -e "$WORK/ck_tr" ]] || fail "flag.trace_*: a refused start made folders"
+# '~' and '$NAME' in a path key are a shell's to expand: refused, never made as folders here.
+expect config.path_tilde "the path '~/x' starts with '~'" "${T0[@]}" checkpoint.dir='~/x'
+expect config.path_variable "holds '\$HOME'" "${T0[@]}" checkpoint.dir="$WORK/ck_var" \
+  'log.dir=$HOME/runs'
+expect config.path_tokenizer_tilde "starts with '~'" "${T[@]}" data.tokenizer='sentencepiece:~/m.model'
+[[ ! -e "~" && ! -e '$HOME' ]] || fail "config.path_*: made a folder named '~' or '\$HOME'"
 # train.log is appended to, never through a link.
 mkdir -p "$WORK/run_link" && printf 'precious\n' > "$WORK/victim.log"
 ln -sf ../victim.log "$WORK/run_link/train.log"

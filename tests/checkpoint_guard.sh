@@ -96,6 +96,23 @@ forged forged_rng_short rng_short "its 'rng_cpu' entry has shape"
 forged forged_rng_zero rng_zero "its generator state of rank 0 (rng_cpu) is not one a generator accepts"
 forged forged_grid_zero grid_zero "has no valid grid entry"
 forged forged_bad_steps bad_steps "its bad_steps (9) exceeds its step (8)"
+# A tensor whose pickled view reaches past its storage (sizes or strides edited, every zip CRC
+# intact): refused as corrupted by every reader, never read (LibTorch builds such views unchecked).
+VIEW="$(dirname "${BASH_SOURCE[0]}")/forge_tensor_view.py"
+for w in sizes strides; do
+  copy "view_$w"
+  python3 "$VIEW" "$WORK/ckpt/step_00000008.ckpt" "$WORK/view_$w/step_00000008.ckpt" \
+    token_embedding.weight "$w" || fail "view_$w: forge failed"
+  expect "view_$w" "view_$w" "reach past its storage" train.steps=12
+  expect_failure "view_${w}_generate" "reach past its storage" 20 "$BIN" generate --checkpoint \
+    "$WORK/view_$w/step_00000008.ckpt" --device cpu --prompt x --max-new-tokens 1
+  expect_ok "view_${w}_generate" "reach past its storage"
+done
+python3 "$VIEW" "$WORK/ckpt/step_00000008.ckpt" "$WORK/view_params.pt" token_embedding.weight \
+  strides params || fail "view_params: forge failed"
+expect_failure view_params "reach past its storage" 20 "$BIN" generate --checkpoint \
+  "$WORK/view_params.pt" --config "$CONFIG" --device cpu --prompt x --max-new-tokens 1
+expect_ok view_params "reach past its storage"
 # Finite parameters whose activations overflow: generate and eval refuse the non-finite logits
 # (never a NaN loss reported as a result, or ids sampled from NaN).
 rm -rf "$WORK/huge" && mkdir -p "$WORK/huge"

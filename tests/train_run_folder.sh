@@ -3,7 +3,8 @@
 # resolved config.yaml (which loads back to the same config), train.log (rank 0's output,
 # errors included) and metrics.jsonl with a UTC time and the elapsed seconds on every row;
 # progress lines carry loss, speed and time; a re-run of the finished run says so and changes
-# nothing; `train --print-ranks` gives the rank count of the config with its overrides.
+# nothing; `train --print-ranks` gives the rank count of the config with its overrides; resumes
+# beside other runs (a used folder, a shared checkpoint.dir, other data, a rank without the file).
 #   tests/train_run_folder.sh LONGNET_BINARY CONFIG DATA_SRC WORK_DIR
 set -uo pipefail
 BIN=$1 CONFIG=$2 SRC=$3 WORK=$4
@@ -142,6 +143,57 @@ grep -q "metrics: removed 2 rows after step 4 from $WORK/run_again/metrics.jsonl
 [[ $(grep '"loss"' "$WORK/run_again/metrics.jsonl" | grep -o '^{"step":[0-9]*' | tr '\n' ' ') == \
    '{"step":1 {"step":2 {"step":3 {"step":4 {"step":5 {"step":6 ' ]] ||
   fail "run_again: steps repeated or missing: $(grep -o '^{"step":[0-9]*' "$WORK/run_again/metrics.jsonl" | tr '\n' ' ')"
+
+# The first run (ck, at step 9) resumed in the folder that the new run (ck_new) used since: the
+# folder's metrics.jsonl is that run's, kept aside whole, not cut at step 9 and continued.
+new_rows=$(wc -l < "$WORK/run/metrics.jsonl")
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/run" checkpoint.dir="$WORK/ck" \
+  train.steps=10 optim.lr=1.0e-3 train.seed=8 > "$WORK/out8.txt" 2>&1 ||
+  fail "the resume after another run failed: $(tail -3 "$WORK/out8.txt")"
+grep -q "metrics: the rows of an earlier run in $WORK/run/metrics.jsonl kept as $WORK/run/metrics.2.jsonl; this run starts a new one at step 9 (the run folder's config.yaml was another run's, of checkpoint.dir '$WORK/ck_new')" \
+  "$WORK/out8.txt" || fail "the other run's rows were not kept aside: $(grep -m2 metrics: "$WORK/out8.txt")"
+[[ $(wc -l < "$WORK/run/metrics.2.jsonl") == "$new_rows" ]] || fail "metrics.2.jsonl is not the other run's file"
+[[ $(grep '"loss"' "$WORK/run/metrics.jsonl" | grep -o '^{"step":[0-9]*' | tr '\n' ' ') == '{"step":10 ' ]] ||
+  fail "metrics.jsonl does not hold the resumed run's step 10 alone: $(cut -c1-40 "$WORK/run/metrics.jsonl")"
+
+# checkpoint.dir left unset is log.dir/checkpoints: a new log.dir alone is a new run. A
+# checkpoint.dir given alike to another log.dir continues that run, and says so.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/derived/" train.steps=3 > "$WORK/out9.txt" 2>&1 ||
+  fail "the run without checkpoint.dir failed: $(tail -3 "$WORK/out9.txt")"
+[[ -f $WORK/derived/checkpoints/step_00000003.ckpt ]] || fail "no checkpoint in log.dir/checkpoints"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/derived2" checkpoint.dir="$WORK/derived/checkpoints" \
+  train.steps=4 > "$WORK/out10.txt" 2>&1 || fail "the shared checkpoint.dir run failed: $(tail -3 "$WORK/out10.txt")"
+grep -q "resume: warning: .*step_00000003.ckpt was written by the run of log.dir '$WORK/derived/'" \
+  "$WORK/out10.txt" || fail "continuing another log.dir's run was not said: $(grep -m1 resume: "$WORK/out10.txt")"
+
+# A resume onto data of another tokenizer is refused (its ids mean other text), nothing written.
+"$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model" > "$WORK/sp.txt" 2>&1 ||
+  fail "tokenizer train: $(tail -2 "$WORK/sp.txt")"
+"$BIN" data build --tokenizer "sentencepiece:$WORK/sp.model" --source "$SRC" --out "$WORK/ds_sp" \
+  --no-progress > "$WORK/ds.txt" 2>&1 || fail "data build: $(tail -2 "$WORK/ds.txt")"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/tok" model.vocab_size=512 train.steps=3 \
+  > "$WORK/out11.txt" 2>&1 || fail "the bytes run failed: $(tail -3 "$WORK/out11.txt")"
+cp "$WORK/tok/config.yaml" "$WORK/tok_config.yaml"
+"${MPIRUN[@]}" "$BIN" train "$CONFIG" data.path="$WORK/ds_sp" log.interval=3 log.dir="$WORK/tok" \
+  model.vocab_size=512 train.steps=5 > "$WORK/out12.txt" 2>&1 && fail "the other tokenizer's data was trained on"
+grep -q "error: resume: the checkpoint was trained on data tokenized by bytes, but data.path '$WORK/ds_sp' is tokenized by sentencepiece:" \
+  "$WORK/out12.txt" || fail "the tokenizer change was not refused: $(grep -m1 error "$WORK/out12.txt")"
+cmp -s "$WORK/tok_config.yaml" "$WORK/tok/config.yaml" || fail "the refused start rewrote config.yaml"
+[[ ! -e $WORK/tok/checkpoints/step_00000005.ckpt ]] || fail "the refused start trained"
+
+# A rank that cannot read the checkpoint rank 0 resumes from (checkpoint.dir on one host's disk:
+# here each rank's working directory): named, with the fix, before the run folder is rewritten.
+mkdir -p "$WORK/w0" "$WORK/w1"
+A=("$BIN" "${COMMON[@]}" log.dir=run checkpoint.dir=ck train.steps=3)
+mpirun --oversubscribe --allow-run-as-root --bind-to none -np 1 -wdir "$WORK/w0" "${A[@]}" : \
+  -np 1 -wdir "$WORK/w1" "${A[@]}" > "$WORK/out13.txt" 2>&1 || fail "the MPMD run failed: $(tail -3 "$WORK/out13.txt")"
+cp "$WORK/w0/run/config.yaml" "$WORK/w0_config.yaml"
+A=("$BIN" "${COMMON[@]}" log.dir=run checkpoint.dir=ck train.steps=4)
+mpirun --oversubscribe --allow-run-as-root --bind-to none -np 1 -wdir "$WORK/w0" "${A[@]}" : \
+  -np 1 -wdir "$WORK/w1" "${A[@]}" > "$WORK/out14.txt" 2>&1 && fail "rank 1 resumed a checkpoint it cannot read"
+grep -q "error: rank 1 cannot read the checkpoint that rank 0 resumes from (.*): every rank reads checkpoint.dir, so it must hold the same files on every host" \
+  "$WORK/out14.txt" || fail "the unreadable checkpoint was not named: $(grep -m2 error "$WORK/out14.txt")"
+cmp -s "$WORK/w0_config.yaml" "$WORK/w0/run/config.yaml" || fail "the refused start rewrote config.yaml"
 
 # An error ends up in train.log too.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/bad_run" checkpoint.dir="$WORK/ck_bad" \

@@ -487,6 +487,10 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
   if (!v.isGenericDict())
     throw std::runtime_error(who + ": not a longnet checkpoint (holds a " + v.tagKind() +
                              ", not a dict)");
+  const std::string outside = tensors_outside_storage(v);
+  if (!outside.empty())
+    throw std::runtime_error(who + ": corrupted (" + outside +
+                             "): its pickle was edited or damaged");
   auto d = v.toGenericDict();
   auto fmt = d.find(kFormatKey);
   if (fmt == d.end() || !fmt->value().isString())

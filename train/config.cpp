@@ -38,6 +38,28 @@ void check_whole(const OptionSpec& spec, int64_t v, const std::string& key,
     yaml_fail(where, key, std::to_string(v) + " is out of range; it must be " + spec.range_text());
 }
 
+// '~' and '$NAME' are a shell's to expand; in a config they would name a folder called '~'
+// (or '$HOME') under the working directory, which a later `rm -rf ~` meant for it would miss.
+void path_unexpanded_check(const std::string& value, const std::string& key,
+                           const std::string& where) {
+  if (value == "auto" || value == "none") return;  // checkpoint.resume's modes
+  // data.tokenizer is KIND:PATH
+  const size_t colon = key == "data.tokenizer" ? value.find(':') : std::string::npos;
+  const std::string path = colon == std::string::npos ? value : value.substr(colon + 1);
+  std::string what;
+  if (!path.empty() && path[0] == '~') what = "starts with '~'";
+  for (size_t i = 0; what.empty() && i + 1 < path.size(); ++i)
+    if (path[i] == '$' && (std::isalpha(static_cast<unsigned char>(path[i + 1])) ||
+                           path[i + 1] == '_' || path[i + 1] == '{'))
+      what = "holds '" + path.substr(i, std::min<size_t>(path.find_first_of("/", i) - i, 32)) + "'";
+  if (!what.empty())
+    yaml_fail(where, key,
+              "the path '" + value + "' " + what +
+                  ", which a shell expands but a config does not (it would name a folder of that "
+                  "name under the working directory); write the path out, e.g. /home/me/runs/x, "
+                  "or give it on the command line unquoted (key=$HOME/runs/x)");
+}
+
 void set_field(TrainConfig& c, const ConfigField& f, const YAML::Node& n,
                const YAML::Mark& key_mark, const YamlSource& src) {
   static const TrainConfig defaults;
@@ -67,6 +89,7 @@ void set_field(TrainConfig& c, const ConfigField& f, const YAML::Node& n,
     }
     if (v.empty() && !f.spec.allow_empty)
       yaml_fail(where, key, "must not be empty (e.g. " + example + ")");
+    if (f.spec.path) path_unexpanded_check(v, key, where);
     **p = v;
   } else {
     // Lists: a scalar where a list belongs is the usual slip ("segment_lengths: 2048").
@@ -278,6 +301,13 @@ TrainConfig config_parse(const std::string& text, const std::string& name,
     apply_map(c, docs[0], "", src);
   }
   for (const auto& o : overrides) apply_override(c, o);
+  // checkpoint.dir not given: the run folder's checkpoints/ (a new log.dir alone is a new run,
+  // never the continuation of another run's checkpoints).
+  if (!c.origin.count("checkpoint.dir") && !c.log.dir.empty()) {
+    std::string dir = c.log.dir;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    c.checkpoint.dir = dir + (dir == "/" ? "" : "/") + "checkpoints";
+  }
   return c;
 }
 

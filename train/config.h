@@ -69,6 +69,7 @@ struct EvalConfig {
 };
 
 struct CheckpointConfig {
+  // Not given: <log.dir>/checkpoints (config_parse), so a run's log.dir alone keeps it apart.
   std::string dir = "runs/default/checkpoints";
   int64_t interval = 500;
   int64_t keep = 3;

@@ -70,9 +70,10 @@ std::string leaf_of(const std::string& key) {
 }  // namespace
 
 void config_visit(TrainConfig& c, ConfigVisitor& v) {
-  OptionSpec text;  // a non-empty string
-  OptionSpec maybe_empty;
-  maybe_empty.allow_empty = true;
+  OptionSpec path;  // a non-empty file-system path
+  path.path = true;
+  OptionSpec maybe_empty_path = path;
+  maybe_empty_path.allow_empty = true;
   v.section("model");
   options_visit(c.model, v);
   v.section("engine");
@@ -83,9 +84,9 @@ void config_visit(TrainConfig& c, ConfigVisitor& v) {
   v.field("data_parallel", c.grid.data_parallel, spec_range(0, kMaxCount));
   v.field("sequence_parallel", c.grid.sequence_parallel, spec_range(1, kMaxCount));
   v.section("data");
-  v.field("path", c.data.path, text);
-  v.field("source", c.data.source, maybe_empty);
-  v.field("tokenizer", c.data.tokenizer, maybe_empty);
+  v.field("path", c.data.path, path);
+  v.field("source", c.data.source, maybe_empty_path);
+  v.field("tokenizer", c.data.tokenizer, maybe_empty_path);
   v.field("format", c.data.format, spec_choices({"auto", "longnet", "nanogpt", "legacy"}));
   v.field("verify", c.data.verify, spec_choices({"checksums", "sizes"}));
   v.field("seq_len", c.data.seq_len, spec_range(1, double(kMaxTokens)));
@@ -115,14 +116,14 @@ void config_visit(TrainConfig& c, ConfigVisitor& v) {
   v.field("interval", c.eval.interval, spec_range(0, kMaxSteps));  // 0: no evaluation
   v.field("batches", c.eval.batches, spec_range(1, kMaxCount));
   v.section("checkpoint");
-  v.field("dir", c.checkpoint.dir, text);
+  v.field("dir", c.checkpoint.dir, path);
   v.field("interval", c.checkpoint.interval, spec_range(1, kMaxSteps));
   v.field("keep", c.checkpoint.keep, spec_range(1, kMaxCount));
-  v.field("resume", c.checkpoint.resume, text);  // auto | none | a path
+  v.field("resume", c.checkpoint.resume, path);  // auto | none | a path
   v.section("log");
   v.field("interval", c.log.interval, spec_range(1, kMaxSteps));
-  v.field("dir", c.log.dir, maybe_empty);          // "": no run folder
-  v.field("metrics", c.log.metrics, maybe_empty);  // "": <dir>/metrics.jsonl
+  v.field("dir", c.log.dir, maybe_empty_path);          // "": no run folder
+  v.field("metrics", c.log.metrics, maybe_empty_path);  // "": <dir>/metrics.jsonl
 }
 
 const std::vector<ConfigField>& config_fields() {

@@ -8,7 +8,10 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <exception>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
 
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -352,7 +355,29 @@ std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainCo
 namespace {
 TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const NamedTensors& params,
                           AdamW& optim, const std::string& path) {
-  auto state = checkpoint_read(path);
+  // Every rank reads the file rank 0 chose; one that cannot (a checkpoint.dir on a disk of
+  // rank 0's host only, say) is told to all before anyone goes on (to write the run folder).
+  std::optional<c10::impl::GenericDict> read;
+  std::exception_ptr failure;
+  std::string why;
+  try {
+    read = checkpoint_read(path);
+  } catch (const std::exception& e) {
+    failure = std::current_exception();
+    why = e.what();
+  }
+  const int bad = static_cast<int>(world_max(grid, failure ? double(grid.world_rank) : -1.0));
+  if (bad >= 0) {
+    if (bad == grid.world_rank && bad == 0) std::rethrow_exception(failure);
+    why = world_broadcast(grid, why, bad);
+    throw std::runtime_error(
+        bad == 0 ? why
+                 : "rank " + std::to_string(bad) + " cannot read the checkpoint that rank 0 " +
+                       "resumes from (" + why.substr(0, why.find('\n')) +
+                       "): every rank reads checkpoint.dir, so it must hold the same files on " +
+                       "every host (a shared file system). Nothing was changed");
+  }
+  auto state = std::move(*read);
   auto get = [&](const char* key) {
     TORCH_CHECK(state.contains(key), "checkpoint ", path, " has no '", key,
                 "' entry; it was not written by `longnet train`");
@@ -374,6 +399,16 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
         log_info("resume: warning: " + path +
                  " was trained with other segment lengths or dilation rates than this run's; "
                  "its parameters continue under this run's attention pattern");
+      // checkpoint.dir given alike to two runs of other log.dirs: the second continues the
+      // first, and its retention deletes the first's checkpoints. Said before any is.
+      if (cfg.checkpoint.resume == "auto" && !stored.log.dir.empty() && !cfg.log.dir.empty() &&
+          path_resolve(stored.log.dir) != path_resolve(cfg.log.dir))
+        log_info("resume: warning: " + path + " was written by the run of log.dir '" +
+                 stored.log.dir + "', and this run (log.dir '" + cfg.log.dir +
+                 "') continues it: checkpoint.keep counts its checkpoints in " +
+                 cfg.checkpoint.dir +
+                 " as this run's. To start a new run instead, give it its own checkpoint.dir "
+                 "(left unset, it is log.dir/checkpoints)");
       const std::string changed = config_training_difference(stored, cfg);
       if (!changed.empty())
         log_info("resume: warning: this run's config differs from the one " + path +
@@ -521,6 +556,11 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   }
   if (state.contains("data_fingerprint") && get("data_fingerprint").isString())
     progress.data_fingerprint = get("data_fingerprint").toStringRef();
+  if (state.contains("tokenizer") && get("tokenizer").isString() &&
+      state.contains("tokenizer_hash") && get("tokenizer_hash").isString()) {
+    progress.tokenizer = get("tokenizer").toStringRef();
+    progress.tokenizer_hash = get("tokenizer_hash").toStringRef();
+  }
   const int64_t named = step_of_name(path);
   TORCH_CHECK(named < 0 || named == progress.step, "checkpoint ", path, " holds step ",
               progress.step, " but its name says step ", named,

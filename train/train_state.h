@@ -32,6 +32,8 @@ struct TrainProgress {
   // The training data's sizes and sampled checksums (Trainer::data_setup), "" when unknown (a
   // checkpoint of an earlier version): a resume on other data at the same path is said.
   std::string data_fingerprint;
+  // The tokenizer of the data it was trained on (spec and content hash; "" when not recorded).
+  std::string tokenizer, tokenizer_hash;
 };
 
 // This rank's generator states (the CPU's, and the GPU's when training there), to take back

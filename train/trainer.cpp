@@ -108,6 +108,36 @@ class Trainer {
   // resumed step): logged as "LABEL: loss ..." and written as a metrics row of step_. False when
   // a stop signal ended it (said as "stopping on a signal during STOP_WHAT").
   bool evaluate_now(const std::string& label, const std::string& stop_what);
+  // The name of the run folder's own file that `path` is (config.yaml, an earlier start's
+  // config.N.yaml, train.log, and with metrics its metrics.jsonl when log.metrics is empty), ""
+  // when it is none of them (or there is no run folder).
+  std::string run_folder_own_file(const std::string& path, bool metrics) const {
+    if (cfg_.log.dir.empty()) return "";
+    const std::string dir = path_resolve(cfg_.log.dir), p = path_resolve(path);
+    if (dir.empty() || p.rfind(dir + "/", 0) != 0) return "";
+    const std::string rel = p.substr(dir.size() + 1);
+    const bool config_file = rel.rfind("config.", 0) == 0 && rel.size() > 12 &&
+                             rel.compare(rel.size() - 5, 5, ".yaml") == 0;
+    const bool own_metrics = metrics && cfg_.log.metrics.empty() && rel == "metrics.jsonl";
+    return rel == "train.log" || rel == "config.yaml" || config_file || own_metrics ? rel : "";
+  }
+  // The checkpoint.dir of the run folder's config.yaml when it is another run's than this one
+  // (which writes the same metrics file); "" when it is this run's, or cannot be told.
+  std::string run_folder_other_checkpoints() const {
+    if (cfg_.log.dir.empty()) return "";
+    const std::string path = cfg_.log.dir + "/config.yaml";
+    if (path_kind(path) != PathKind::kFile) return "";
+    try {
+      const TrainConfig before =
+          config_parse(file_read_bounded(path, "run folder config", 1 << 20), path, {});
+      if (path_resolve(config_metrics_path(before)) == path_resolve(config_metrics_path(cfg_)) &&
+          path_resolve(before.checkpoint.dir) != path_resolve(cfg_.checkpoint.dir))
+        return before.checkpoint.dir;
+    } catch (const std::exception&) {
+      // (a config.yaml of an earlier version: treated as this run's, as before)
+    }
+    return "";
+  }
   // This rank's --trace file ("" when not tracing).
   std::string trace_path() const {
     return run_.trace_path.empty() || grid_->world_size == 1
@@ -123,7 +153,13 @@ class Trainer {
   void data_agree_across_ranks();
   // This run's progress for a checkpoint, with the data's fingerprint.
   TrainProgress progress_now(bool eval_pending) const {
-    return TrainProgress{step_, bad_steps_, sampler_->position(), eval_pending, data_fingerprint_};
+    TrainProgress p;
+    p.step = step_;
+    p.bad_steps = bad_steps_;
+    p.samples = sampler_->position();
+    p.eval_pending = eval_pending;
+    p.data_fingerprint = data_fingerprint_;
+    return p;
   }
   // The --debug-truncate-data-at hook: every training shard cut to 64 bytes, on every rank's view.
   void data_truncate_for_test();
@@ -210,6 +246,20 @@ void Trainer::grid_setup() {
       output_not_input(dir, inputs, what);
     output_dir_prepare(dir, what);
   };
+  // The trace (PATH, and PATH.rankR under several ranks) is none of the files this job writes
+  // otherwise, existing or not yet: it would replace them.
+  for (const std::string& t : {run_.trace_path, trace_path()}) {
+    if (t.empty()) continue;
+    std::string clash = run_folder_own_file(t, true);
+    if (!clash.empty())
+      clash = "the run folder's own " + clash + " (log.dir '" + cfg_.log.dir + "')";
+    else if (path_resolve(t) == path_resolve(config_metrics_path(cfg_)))
+      clash = "this job's metrics file (log.metrics)";
+    if (!clash.empty())
+      throw std::invalid_argument("--trace '" + t + "' is " + clash +
+                                  ", which the trace would replace; give the trace a path of its "
+                                  "own. Nothing was changed");
+  }
   if (grid_->world_rank == 0) {
     dir_prepare(cfg_.checkpoint.dir, "checkpoint dir (checkpoint.dir)");
     checkpoint_lock_ = std::make_unique<CheckpointDirLock>(cfg_.checkpoint.dir);
@@ -219,13 +269,9 @@ void Trainer::grid_setup() {
                                          : "metrics file (log.metrics)";
     // log.metrics is none of the run folder's own files (its config.yaml, an earlier start's
     // config.N.yaml, train.log): they are rewritten, renamed or appended to otherwise.
-    if (!cfg_.log.metrics.empty() && !cfg_.log.dir.empty() &&
-        path_resolve(cfg_.log.metrics).rfind(path_resolve(cfg_.log.dir) + "/", 0) == 0) {
-      const std::string rel =
-          path_resolve(cfg_.log.metrics).substr(path_resolve(cfg_.log.dir).size() + 1);
-      const bool config_file = rel.rfind("config.", 0) == 0 && rel.size() > 12 &&
-                               rel.compare(rel.size() - 5, 5, ".yaml") == 0;
-      if (rel == "train.log" || rel == "config.yaml" || config_file)
+    if (!cfg_.log.metrics.empty()) {
+      const std::string rel = run_folder_own_file(cfg_.log.metrics, false);
+      if (!rel.empty())
         throw std::invalid_argument(
             "log.metrics '" + cfg_.log.metrics + "' is the run folder's own " + rel +
             " (log.dir '" + cfg_.log.dir +
@@ -862,6 +908,21 @@ int Trainer::run() {
     bad_steps_ = progress->bad_steps;
     eval_pending_ = progress->eval_pending;
     sampler_->set_position(progress->samples);
+    // Token ids of another tokenizer mean other text: refused, not trained on (the checkpoint
+    // would then record this tokenizer for a model that learnt the other's ids).
+    if (!progress->tokenizer.empty() && !tokenizer_.spec.empty()) {
+      const RecordedTokenizer theirs{progress->tokenizer, progress->tokenizer_hash};
+      const auto same = tokenizers_same(theirs, tokenizer_);
+      auto shown = [](const RecordedTokenizer& t) {  // (a hash is KIND:HEX, or the kind alone)
+        return t.spec + (t.hash == t.spec ? "" : " (hash " + t.hash.substr(0, 30) + "...)");
+      };
+      if (same && !*same)
+        throw std::invalid_argument(
+            "resume: the checkpoint was trained on data tokenized by " + shown(theirs) +
+            ", but data.path '" + cfg_.data.path + "' is tokenized by " + shown(tokenizer_) +
+            ": its token ids mean other text. Resume on data of the checkpoint's tokenizer, or "
+            "train on this data as a new run (its own log.dir). Nothing was changed");
+    }
     if (!progress->data_fingerprint.empty() && progress->data_fingerprint != data_fingerprint_)
       log_info("resume: warning: the data at data.path '" + cfg_.data.path +
                "' is not the data the checkpoint was trained on (then: " +
@@ -869,12 +930,20 @@ int Trainer::run() {
                "): the batches from here on are not those of an uninterrupted run");
   }
   if (grid_->world_rank == 0) {
-    // A run from step 0 starts its own metrics file; one resumed continues the file.
-    metrics_ = std::make_unique<MetricsWriter>(config_metrics_path(cfg_), step_ == 0);
+    // A run from step 0 starts its own metrics file; one resumed continues the file, unless the
+    // run folder was used by another run since (its config.yaml names another checkpoint.dir):
+    // then that run's rows are kept aside, not cut at this step and continued.
+    const std::string other = step_ > 0 ? run_folder_other_checkpoints() : "";
+    metrics_ =
+        std::make_unique<MetricsWriter>(config_metrics_path(cfg_), step_ == 0 || !other.empty());
     if (!metrics_->kept_as().empty())
       log_info("metrics: the rows of an earlier run in " + metrics_->path() + " kept as " +
-               metrics_->kept_as() + "; this run starts a new one");
-    if (step_ > 0)
+               metrics_->kept_as() + "; this run starts a new one" +
+               (other.empty()
+                    ? ""
+                    : " at step " + std::to_string(step_) + " (the run folder's " +
+                          "config.yaml was another run's, of checkpoint.dir '" + other + "')"));
+    if (step_ > 0 && other.empty())
       if (const int64_t n = metrics_->drop_rows_after(step_))
         log_info("metrics: removed " + std::to_string(n) + " rows after step " +
                  std::to_string(step_) + " from " + metrics_->path() +
