@@ -215,10 +215,21 @@ int cmd_eval(const Args& args) {
       throw std::runtime_error("eval: " + what);
     }
   }();
+  // The checkpoint's own data.path scored: it should still hold the data trained on (the
+  // checkpoint records its validation split's size and a CRC-32 of 16 spans, as computed here).
+  const uint32_t val_crc = tokens_sampled_crc(data.size, data.read);
+  const std::string val_print =
+      "validation " + std::to_string(data.size) + " tokens, sampled CRC-32 " + crc32_hex(val_crc);
+  if (f.get("data").empty() && !loaded.data_fingerprint.empty() &&
+      loaded.data_fingerprint.find(val_print) == std::string::npos)
+    log_info("eval: warning: " + data.description + " (the checkpoint's data.path) is not the " +
+             "data " + loaded.source + " was trained with (then: " + loaded.data_fingerprint +
+             "; now: " + val_print +
+             "): the losses below are of other text. Give --data to score a file on purpose");
   // Every rank must read the same validation data (a file at one path may differ between
   // hosts): its size and a CRC-32 of 16 spans of it, against rank 0's.
   if (world > 1) {
-    const uint32_t crc = tokens_sampled_crc(data.size, data.read);
+    const uint32_t crc = val_crc;
     const std::string mine = std::to_string(data.size) + " validation tokens, ids below " +
                              std::to_string(data.vocab_size) + ", sampled CRC-32 " + crc32_hex(crc);
     const std::string root = world_broadcast(*grid, mine, 0);

@@ -200,4 +200,15 @@ cmp -s "$WORK/w0_config.yaml" "$WORK/w0/run/config.yaml" || fail "the refused st
   train.max_bad_steps=2 --debug-nan-at 0,1 > "$WORK/out3.txt" 2>&1 && fail "the poisoned run succeeded"
 grep -q "^error: training stopped: 2 steps in a row" "$WORK/bad_run/train.log" ||
   fail "train.log lacks the error: $(tail -2 "$WORK/bad_run/train.log")"
+# eval without --data scores the checkpoint's data.path: the data trained on, silently; other
+# data at that path (rebuilt since) with a warning naming both.
+CK=$WORK/derived/checkpoints/step_00000003.ckpt
+EVAL=("$BIN" eval --checkpoint "$CK" --device cpu --context-lens 16 --batches 1)
+"${EVAL[@]}" > "$WORK/eval1.txt" 2>&1 || fail "eval: $(tail -3 "$WORK/eval1.txt")"
+grep -q "warning" "$WORK/eval1.txt" && fail "eval warned on the data trained on: $(grep -m1 warning "$WORK/eval1.txt")"
+"$BIN" data build "$SRC/../docs" "$WORK/data.bin" > "$WORK/rebuild.txt" 2>&1 ||
+  fail "rebuild: $(tail -2 "$WORK/rebuild.txt")"
+"${EVAL[@]}" > "$WORK/eval2.txt" 2>&1 || fail "eval on other data: $(tail -3 "$WORK/eval2.txt")"
+grep -q "eval: warning: .* (the checkpoint's data.path) is not the data checkpoint $CK (step 3) was trained with" \
+  "$WORK/eval2.txt" || fail "eval on other data did not warn: $(head -5 "$WORK/eval2.txt")"
 echo "run folder: all passed"

@@ -334,6 +334,12 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   s.tokenizer_note = tok.note;
   s.tokenizer_file = tok.file;
   const bool tok_new = !tok_path.empty() && path_kind(tok_path) == PathKind::kMissing;
+  // The previous export's config.json goes first, and the new one is written last: an export cut
+  // short (a failed write, a signal) leaves no config.json, never one beside another model's
+  // weights (which would load as the wrong model).
+  if (ours && ::unlink(cfg_path.c_str()) != 0 && errno != ENOENT)
+    throw std::runtime_error("export: cannot replace '" + cfg_path + "': " + std::strerror(errno) +
+                             ". Nothing was written");
   try {
     if (!tok_path.empty()) file_write_atomic(tok_path, {{tok.content.data(), tok.content.size()}});
     safetensors_write(out_dir + "/model.safetensors", tensors,

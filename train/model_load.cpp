@@ -161,6 +161,8 @@ LoadedModel model_load(const ModelLoadOptions& o) {
     out.model = LongNetLM(out.config.model);
     params_from_dict(out.model, state.at("model").toGenericDict(), o.checkpoint);
     out.tokenizer = {text("tokenizer"), text("tokenizer_hash")};
+    if (state.contains("data_fingerprint") && state.at("data_fingerprint").isString())
+      out.data_fingerprint = state.at("data_fingerprint").toStringRef();
     const std::string step =
         state.contains("step") ? " (step " + std::to_string(state.at("step").toInt()) + ")" : "";
     out.source = "checkpoint " + o.checkpoint + step;

@@ -39,6 +39,9 @@ struct LoadedModel {
   // hash); empty for parameters files and checkpoints of earlier versions.
   RecordedTokenizer tokenizer;
   int64_t step = -1;  // a trainer checkpoint's step; -1 for the other sources
+  // A trainer checkpoint's record of its training data (sizes and sampled CRC-32s of each split,
+  // as Trainer writes it); "" when it has none.
+  std::string data_fingerprint;
 };
 
 // The largest magnitude in `t` when casting it to `dtype` would turn some finite value infinite

@@ -9,11 +9,12 @@ with load_state_dict (LongNetLM.from_checkpoint does it from the file).
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -158,6 +159,19 @@ def _check_layer_sizes(owner: str, d_model: object, dim_feedforward: object) -> 
     _check_weight_size(owner, "dim_feedforward", dim_feedforward, "d_model", d_model)
     return d_model, dim_feedforward
 
+
+def _safetensors_metadata(path: Path) -> Dict[str, str]:
+    """The __metadata__ strings of a safetensors file's header ({} when it has none or the
+    header is not readable: the package's own reader reports such files)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if size > 100 << 20:
+                return {}
+            meta = json.loads(f.read(size)).get("__metadata__") or {}
+        return {k: v for k, v in meta.items() if isinstance(v, str)}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 class DilatedTransformerEncoderLayer(nn.Module):
     """Pre-LN MAGNETO encoder layer with residuals (core/'s EncoderLayer):
@@ -668,6 +682,13 @@ class LongNetLM(nn.Module):
             raise ValueError(f"export {folder}: model.safetensors cannot be read "
                              f"({type(e).__name__}: {e})") from None
         source = f"export {folder}"
+        # The two files are of one export: the step config.json names is the one the weights'
+        # metadata records (a pair mixed by an export cut short would load the wrong model).
+        step = _safetensors_metadata(weights_path).get("longnet_step")
+        if step is not None and "step" in config and str(config["step"]) != step:
+            raise ValueError(f"{source}: config.json is of step {config['step']} but "
+                             f"model.safetensors of step {step}: they are of two exports (one cut "
+                             f"short?); run `longnet export` again into this folder")
         cls._check_fits(state, config["model"], source, "config.json's model")
         stored = {t.dtype for t in state.values()}  # float: _check_fits checked them
         if len(stored) > 1 and dtype is None:

@@ -878,6 +878,17 @@ def check_export(longnet, args):
     back = longnet.LongNetLM.from_export(out).eval()
     with torch.no_grad():
         assert torch.equal(back(tokens), ref(tokens)), "from_export gives other logits"
+    # A config.json of another step beside the weights (two exports mixed): refused, named.
+    mixed = os.path.join(args.work, "mixed_export")
+    shutil.rmtree(mixed, ignore_errors=True)
+    shutil.copytree(out, mixed)
+    with open(os.path.join(mixed, "config.json")) as fh:
+        other = json.load(fh)
+    other["step"] = 7
+    with open(os.path.join(mixed, "config.json"), "w") as fh:
+        json.dump(other, fh)
+    expect_error(ValueError, "config.json is of step 7 but model.safetensors of step 2",
+                 lambda: longnet.LongNetLM.from_export(mixed))
     back16 = longnet.LongNetLM.from_export(out + "_bf16")
     assert all(p.dtype == torch.bfloat16 for p in back16.parameters())
     assert longnet.LongNetLM.from_export(out + "_bf16", dtype=torch.float32).out.weight.dtype \
