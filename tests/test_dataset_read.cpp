@@ -324,6 +324,36 @@ TEST(TokenDataset, LlmcShardsTrainAndValidationByName) {
   EXPECT_EQ(m->tokens(DataSplit::kVal), 350);
 }
 
+// nanoGPT's prepare.py writes train.bin and val.bin as bare uint16 tokens: read as they are under
+// those names; an odd size is refused, and any other name still needs an llm.c header.
+TEST(TokenDataset, NanogptHeaderlessFilesByTheirNames) {
+  TempDir dir;
+  std::vector<uint16_t> a(300), v(77);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint16_t>(i * 13 % 60000);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint16_t>(i * 5 % 60000);
+  auto bare = [&](const std::string& name, const std::vector<uint16_t>& ids) {
+    write_file(dir / ("ng/" + name),
+               std::string(reinterpret_cast<const char*>(ids.data()), 2 * ids.size()));
+  };
+  bare("train.bin", a);
+  bare("val.bin", v);
+  for (const std::string format : {"auto", "nanogpt"}) {
+    auto d = TokenDataset::open(dir / "ng", format);
+    EXPECT_EQ(d->format(), "nanogpt");
+    EXPECT_EQ(split_ids(*d, DataSplit::kTrain), std::vector<int64_t>(a.begin(), a.end()));
+    EXPECT_EQ(split_ids(*d, DataSplit::kVal), std::vector<int64_t>(v.begin(), v.end()));
+  }
+  const ValidationTokens vt = validation_tokens_open(dir / "ng", 60000);
+  EXPECT_TRUE(at::equal(vt.read(0, 77), at::tensor(std::vector<int64_t>(v.begin(), v.end()))));
+  write_file(dir / "ng/val.bin", std::string(reinterpret_cast<const char*>(v.data()), 11));
+  expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "ng"); },
+                                   {"val.bin' (no llm.c header", "odd size of 11 bytes"});
+  bare("val.bin", v);
+  bare("other_train.bin", a);
+  expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "ng"); },
+                                   {"other_train.bin' has magic", "train.bin and val.bin"});
+}
+
 // ---- the sampler over shards -----------------------------------------------------------------
 
 // Each rank's slice of the grid (dp x sp) equals its part of the single-process batch (sp = 1),

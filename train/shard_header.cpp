@@ -89,12 +89,13 @@ LlmcHeader llmc_header_check(const unsigned char* b, size_t avail, uint64_t file
                              const std::string& path) {
   const std::string who = "llm.c shard '" + path + "'";
   const std::string fix = "; re-create it with the tool that wrote it";
-  if (file_size < kLlmcHeaderBytes || avail < kLlmcHeaderBytes)
+  // (a short file that starts with no llm.c magic is named by its magic below, not as cut short)
+  if ((file_size < kLlmcHeaderBytes || avail < kLlmcHeaderBytes) &&
+      (avail < 8 || llmc_magic(b, avail) || shard_magic(b, avail)))
     throw std::runtime_error(who + " is truncated (" + std::to_string(file_size) +
                              " bytes, shorter than its 1024-byte header)" + fix);
   const int32_t magic = static_cast<int32_t>(get_u32(b)),
-                version = static_cast<int32_t>(get_u32(b + 4)),
-                tokens = static_cast<int32_t>(get_u32(b + 8));
+                version = static_cast<int32_t>(get_u32(b + 4));
   LlmcHeader h;
   if (magic == kLlmcMagicU16 && version == kLlmcVersionU16) {
     h.token_bytes = 2;
@@ -109,8 +110,14 @@ LlmcHeader llmc_header_check(const unsigned char* b, size_t avail, uint64_t file
     throw std::runtime_error(who + " has magic " + std::to_string(magic) + " and version " +
                              std::to_string(version) + "; this longnet reads " +
                              std::to_string(kLlmcMagicU16) + " version 1 (uint16 tokens) and " +
-                             std::to_string(kLlmcMagicU32) + " version 7 (uint32 tokens)");
+                             std::to_string(kLlmcMagicU32) +
+                             " version 7 (uint32 tokens), and nanoGPT's headerless uint16 files "
+                             "under their own names, train.bin and val.bin");
   }
+  if (file_size < kLlmcHeaderBytes || avail < kLlmcHeaderBytes)
+    throw std::runtime_error(who + " is truncated (" + std::to_string(file_size) +
+                             " bytes, shorter than its 1024-byte header)" + fix);
+  const int32_t tokens = static_cast<int32_t>(get_u32(b + 8));
   if (tokens < 0)
     throw std::runtime_error(who + " has a negative token count " + std::to_string(tokens) + fix);
   h.tokens = static_cast<uint64_t>(tokens);

@@ -242,12 +242,27 @@ void TokenDataset::open_nanogpt(const std::string& dir) {
     sh.path = dir + "/" + name;
     const uint64_t size = data_file_check(sh.path, "llm.c shard");
     const auto head = head_read(sh.path, "llm.c shard", kLlmcHeaderBytes);
-    const LlmcHeader h = llmc_header_check(head.data(), head.size(), size, sh.path);
-    sh.data_offset = kLlmcHeaderBytes;
-    sh.tokens = static_cast<int64_t>(h.tokens);
-    sh.width = h.token_bytes;
+    // nanoGPT's prepare.py writes train.bin and val.bin as bare uint16 tokens, no header: read
+    // so under those names alone (an llm.c shard, whose header a damaged magic would otherwise
+    // turn into tokens, is never named so).
+    if ((name == "train.bin" || name == "val.bin") && !llmc_magic(head.data(), head.size())) {
+      if (size % 2 != 0)
+        throw std::runtime_error("nanoGPT file '" + sh.path +
+                                 "' (no llm.c header: bare uint16 "
+                                 "tokens, as nanoGPT's prepare.py writes) has an odd size of " +
+                                 std::to_string(size) +
+                                 " bytes; it is cut short or not a token file");
+      sh.data_offset = 0;
+      sh.tokens = static_cast<int64_t>(size / 2);
+      sh.width = 2;
+    } else {
+      const LlmcHeader h = llmc_header_check(head.data(), head.size(), size, sh.path);
+      sh.data_offset = kLlmcHeaderBytes;
+      sh.tokens = static_cast<int64_t>(h.tokens);
+      sh.width = h.token_bytes;
+    }
     sh.file_size = size;
-    widest = std::max(widest, h.token_bytes);
+    widest = std::max(widest, sh.width);
     if (sh.tokens > 0)
       add_shard(nanogpt_is_validation(name) ? DataSplit::kVal : DataSplit::kTrain, std::move(sh));
   }
