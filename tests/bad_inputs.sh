@@ -235,6 +235,12 @@ if "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model
     log.metrics="$WORK/m_sp.jsonl" > "$WORK/train_sp.log" 2>&1 ||
     fail "train on ds_sp: $(grep -m2 error "$WORK/train_sp.log")"
   CK_SP=$(ls "$WORK"/ck_sp/*.ckpt | tail -1)
+  # A model too small for the tokenizer a missing data.path would be built with: refused before
+  # the build (which on a real corpus takes hours), nothing built.
+  expect config.vocab_before_build "256 is smaller than the vocabulary of data.tokenizer" train \
+    "$CONFIG" data.source="$SRC" data.path="$WORK/ds_never" data.tokenizer=sentencepiece:"$WORK/sp.model" \
+    model.vocab_size=256 checkpoint.dir="$WORK/ck_never" log.metrics="$WORK/m_never.jsonl"
+  [[ ! -e "$WORK/ds_never" ]] || fail "config.vocab_before_build: the dataset was built"
   "$BIN" generate --checkpoint "$CK_SP" --device cpu --prompt x --max-new-tokens 3 \
     > "$WORK/gen_sp.log" 2>&1 || fail "generate with the sentencepiece model: $(tail -2 "$WORK/gen_sp.log")"
   # Bytes that are no UTF-8 are warned about by encode as by data build (SentencePiece reads

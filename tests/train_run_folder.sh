@@ -181,6 +181,15 @@ grep -q "error: resume: the checkpoint was trained on data tokenized by bytes, b
 cmp -s "$WORK/tok_config.yaml" "$WORK/tok/config.yaml" || fail "the refused start rewrote config.yaml"
 [[ ! -e $WORK/tok/checkpoints/step_00000005.ckpt ]] || fail "the refused start trained"
 
+# The dataset's tokenizer file changed since the build: training (which reads only the shards)
+# goes on, and says that generate and eval will refuse the file.
+"$BIN" tokenizer train --vocab-size 420 --source "$SRC" --out "$WORK/sp.model" > "$WORK/sp2.txt" 2>&1 ||
+  fail "tokenizer train: $(tail -2 "$WORK/sp2.txt")"
+"${MPIRUN[@]}" "$BIN" train "$CONFIG" data.path="$WORK/ds_sp" log.dir="$WORK/tokw" model.vocab_size=512 \
+  train.steps=3 > "$WORK/out15.txt" 2>&1 || fail "training on ds_sp failed: $(tail -3 "$WORK/out15.txt")"
+grep -q "warning: its tokenizer file changed since the build" "$WORK/out15.txt" ||
+  fail "the changed tokenizer file was not said: $(grep -m1 'data: tok' "$WORK/out15.txt")"
+
 # A rank that cannot read the checkpoint rank 0 resumes from (checkpoint.dir on one host's disk:
 # here each rank's working directory): named, with the fix, before the run folder is rewritten.
 mkdir -p "$WORK/w0" "$WORK/w1"

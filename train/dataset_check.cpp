@@ -136,6 +136,27 @@ std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
                 : ", matches data.tokenizer by file hash (this build lacks the " + kind_of(spec) +
                       " library; reading shards needs none)";
     }
+    if (m->tokenizer_kind != kind_of(m->tokenizer_spec))
+      throw std::runtime_error(dataset + ": its manifest records tokenizer kind '" +
+                               m->tokenizer_kind + "' but the tokenizer '" + m->tokenizer_spec +
+                               "' (the manifest was edited): rebuild the dataset");
+    // The tokenizer file the dataset was made with: training reads only the shards, but
+    // generate and eval decode with that file, and refuse it when it is gone or changed.
+    if (spec.empty() && kind_of(m->tokenizer_spec) != "bytes") {
+      std::string now;
+      try {
+        now = tokenizer_file_hash(m->tokenizer_spec);
+      } catch (const std::exception& e) {
+        std::string why = e.what();
+        how = "; warning: its tokenizer file is not readable here (" +
+              why.substr(0, why.find('\n')) +
+              "): training reads only the shards, but generate and eval need that file";
+      }
+      if (!now.empty() && now != m->tokenizer_hash)
+        how = "; warning: its tokenizer file changed since the build (now " + now +
+              "): training reads only the shards, but generate and eval will refuse the file "
+              "as it is; restore it";
+    }
     config_check_vocab(c, m->vocab_size,
                        "the vocabulary of " + dataset + " (tokenizer " + m->tokenizer_spec + ")");
     return "data: tokenizer " + m->tokenizer_spec + " (" + m->tokenizer_hash + ", vocabulary " +

@@ -43,6 +43,7 @@
 #include "longnet/train/token_data.h"
 #include "longnet/train/token_dataset.h"
 #include "longnet/train/token_sampler.h"
+#include "longnet/train/tokenizer.h"
 #include "longnet/train/train_state.h"
 
 namespace longnet {
@@ -382,6 +383,13 @@ void Trainer::data_build_if_missing() {
               "' does not exist, and data.format is nanogpt (llm.c shards, which longnet reads but "
               "does not build): point data.path at the folder of the .bin shards, or set "
               "data.format: auto to build a longnet dataset there from data.source");
+  // The model must hold the ids the build would write: said now, not after a build of hours.
+  if (d.tokenizer.empty() || d.format == "legacy")
+    config_check_vocab(cfg_, 256, "the 256 byte values of the byte-token file it would build");
+  else if (tokenizer_kind_available(d.tokenizer.substr(0, d.tokenizer.find(':'))))
+    config_check_vocab(cfg_, tokenizer_open(d.tokenizer)->vocab_size(),
+                       "the vocabulary of data.tokenizer '" + d.tokenizer +
+                           "' (checked before building data.path from data.source)");
   if (d.tokenizer.empty() || d.format == "legacy") {
     log_info("data: " + d.path + " missing; building it from " + d.source);
     // 2% for validation: long contexts need validation sequences of data.seq_len tokens.
