@@ -77,6 +77,14 @@ def _check_torch_version(path: str) -> None:
             f"`python -m pip install --no-build-isolation --force-reinstall <longnet repo>`")
 
 
+def device_move_hint(what: str, to: torch.device, have: torch.device) -> str:
+    """How to bring a module whose parameters are on `have` and an input on `to` together."""
+    if have.type == "meta":  # no data to move: made, then filled
+        return (f"its parameters are on the meta device (shapes only): materialise them with "
+                f"{what}.to_empty(device={str(to)!r}), then load a state_dict")
+    return f"move the {what} ({what}.to({str(to)!r}))"
+
+
 def load_library() -> str:
     """Loads the op library once per process (later calls return at once) and returns the path it
     came from ("" when torch.ops.longnet was already registered by someone else, e.g. a direct
@@ -94,6 +102,17 @@ def load_library() -> str:
         path = library_path()
         if path != os.environ.get(LIBRARY_ENV):
             _check_torch_version(path)
+        # (torch's own error for a file that is no library drops the loader's reason)
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+        except OSError as e:
+            raise LibraryNotFoundError(f"could not read {path}: {e.strerror}") from None
+        if head != b"\x7fELF":
+            raise LibraryNotFoundError(
+                f"{path} is {'empty' if not head else 'not a shared library (no ELF header)'}: "
+                f"it must be longnet's built {LIBRARY_NAME} (LONGNET_OPS_LIBRARY, or the "
+                f"installed package's)")
         try:
             torch.ops.load_library(path)
         except OSError as e:
@@ -330,6 +349,9 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     softmax_scale defaults to 1/sqrt(head_dim); dropout_p drops attention weights (always, when
     > 0: pass 0 in evaluation). Differentiable with exact gradients for query, key and value.
     Nested and sparse tensors are refused (TypeError), as are empty dimensions (ValueError).
+    Scores are computed in float32 for float32, float16 and bfloat16 inputs: softmax_scale times
+    the largest |q . k| must stay below float32's maximum (3.4e38), or those rows are NaN, as
+    with torch's scaled_dot_product_attention; float64 inputs compute in float64.
     """
     check_qkv(query, key, value)
     w, r = check_branches(segment_lengths, dilation_rates)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from longnet._ops import (FLOAT_DTYPES, check_bool, check_branches, check_dense, check_int,
-                          check_probability, check_softmax_scale, dilated_attention, short_repr,
-                          to_float)
+                          check_probability, check_softmax_scale, device_move_hint,
+                          dilated_attention, short_repr, to_float)
 from longnet.xpos import XPos, xpos_range_check
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -112,8 +112,9 @@ def check_input(owner: str, name: str, x: object, width_name: str, width: int,
                          f"must be >= 1")
     if x.device != like.device:
         raise ValueError(f"{owner}: {name} is on {x.device} but the module's parameters are on "
-                         f"{like.device}; move the module (module.to({str(x.device)!r})) or the "
-                         f"input ({name}.to({str(like.device)!r}))")
+                         f"{like.device}; {device_move_hint('module', x.device, like.device)}"
+                         + ("" if like.device.type == "meta" else
+                            f" or the input ({name}.to({str(like.device)!r}))"))
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{owner}: {name} must be floating point like the module's parameters "
                         f"({like.dtype}), got {x.dtype}; pass {name}.to({like.dtype})")
@@ -257,7 +258,7 @@ class MultiheadDilatedAttention(nn.Module):
         head_dim = check_heads("MultiheadDilatedAttention", "embed_dim", embed_dim, "num_heads",
                                num_heads)
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
-        self.dropout = check_probability("dropout", dropout)
+        dropout = check_probability("dropout", dropout)
         bias = check_bool("bias", bias)
         self.layer_norm = check_bool("layer_norm", layer_norm)
         self.gamma_init = _check_positive("gamma_init", gamma_init)
@@ -270,7 +271,7 @@ class MultiheadDilatedAttention(nn.Module):
             nn.LayerNorm(embed_dim, eps=layer_norm_eps, **factory) if layer_norm else None)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
         self.attention = DilatedAttention(segment_lengths, dilation_rates,
-                                          attention_dropout=self.dropout, op=op)
+                                          attention_dropout=dropout, op=op)
         self.xpos: Optional[XPos] = XPos(head_dim) if check_bool("xpos", xpos) else None
         self._reset_parameters()
 
@@ -294,6 +295,16 @@ class MultiheadDilatedAttention(nn.Module):
                     lin.bias.zero_()
             if self.norm is not None:
                 self.norm.reset_parameters()
+
+    @property
+    def dropout(self) -> float:
+        """Attention dropout probability (in training); the attention reads it at every call,
+        so setting it takes effect as nn.MultiheadAttention's does."""
+        return self.attention.dropout_p
+
+    @dropout.setter
+    def dropout(self, p: float) -> None:
+        self.attention.dropout_p = check_probability("dropout", p)
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
                 is_causal: bool = False) -> Tuple[Tensor, None]:

@@ -283,29 +283,66 @@ _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 
 
+def _quoted(t: str, where: str) -> "tuple[str, str]":
+    """A quoted scalar at the start of t: its text and what follows the closing quote."""
+    if t[0] == "'":  # single quotes: '' is a quote, nothing else is escaped
+        i, out = 1, []
+        while i < len(t):
+            if t[i] == "'":
+                if t[i + 1:i + 2] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                return "".join(out), t[i + 1:]
+            out.append(t[i])
+            i += 1
+        raise ValueError(f"{where}: unterminated string {t}")
+    i, out = 1, []
+    simple = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", '"': '"', "\\": "\\", "/": "/",
+              " ": " ", "e": "\x1b", "a": "\a", "b": "\b", "v": "\v", "f": "\f"}
+    while i < len(t):
+        ch = t[i]
+        if ch == '"':
+            return "".join(out), t[i + 1:]
+        if ch == "\\" and i + 1 < len(t):
+            nxt = t[i + 1]
+            width = {"x": 2, "u": 4, "U": 8}.get(nxt)
+            if width:
+                digits = t[i + 2:i + 2 + width]
+                if len(digits) != width or any(c not in "0123456789abcdefABCDEF" for c in digits):
+                    raise ValueError(f"{where}: \\{nxt} needs {width} hex digits, got {digits!r}")
+                out.append(chr(int(digits, 16)))
+                i += 2 + width
+                continue
+            if nxt not in simple:
+                raise ValueError(f"{where}: unknown escape \\{nxt} in {t}")
+            out.append(simple[nxt])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    raise ValueError(f"{where}: unterminated string {t}")
+
+
+def _uncomment(t: str) -> str:
+    """t without a trailing comment (a '#' after a blank, as YAML reads plain scalars)."""
+    for i, ch in enumerate(t):
+        if ch == "#" and (i == 0 or t[i - 1] in " \t"):
+            return t[:i].rstrip()
+    return t
+
+
 def _scalar(text: str, where: str) -> Any:
     t = text.strip()
-    if t.startswith('"'):
-        if len(t) < 2 or not t.endswith('"'):
-            raise ValueError(f"{where}: unterminated string {t}")
-        body, out, i = t[1:-1], [], 0
-        while i < len(body):
-            ch = body[i]
-            if ch == "\\" and i + 1 < len(body):
-                nxt = body[i + 1]
-                if nxt == "x":
-                    digits = body[i + 2:i + 4]
-                    if len(digits) != 2 or any(c not in "0123456789abcdefABCDEF" for c in digits):
-                        raise ValueError(f"{where}: \\x needs two hex digits, got {digits!r}")
-                    out.append(chr(int(digits, 16)))
-                    i += 4
-                    continue
-                out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
-                i += 2
-                continue
-            out.append(ch)
-            i += 1
-        return "".join(out)
+    if t[:1] in ("'", '"'):
+        body, rest = _quoted(t, where)
+        if _uncomment(rest.strip()):
+            raise ValueError(f"{where}: {rest.strip()!r} follows the quoted string {t}")
+        return body
+    t = _uncomment(t)
+    if t[:1] in ("{", "&", "*", "!", "|", ">", "%", "@", "`"):
+        raise ValueError(f"{where}: {t!r} (a flow mapping, anchor, alias, tag or block scalar) is "
+                         "beyond this reader (used without PyYAML): pip install pyyaml")
     if t in ("true", "false"):
         return t == "true"
     if t in ("", "null", "~"):
@@ -320,14 +357,20 @@ def _scalar(text: str, where: str) -> Any:
 def _value(text: str, where: str) -> Any:
     t = text.strip()
     if t.startswith("["):
+        t = t if t.endswith("]") else _uncomment(t)
         if not t.endswith("]"):
             raise ValueError(f"{where}: unterminated list {t}")
         inner = t[1:-1].strip()
-        if any(c in inner for c in '[]{}"\''):
-            raise ValueError(f"{where}: the list {t} holds nested lists, mappings or quoted items, "
-                             "which this reader (used without PyYAML) does not parse: "
+        if any(c in inner for c in '[]{}"\'#'):
+            raise ValueError(f"{where}: the list {t} holds nested lists, mappings, quoted items or "
+                             "comments, which this reader (used without PyYAML) does not parse: "
                              "pip install pyyaml")
-        return [] if not inner else [_scalar(x, where) for x in inner.split(",")]
+        items = [] if not inner else [x.strip() for x in inner.split(",")]
+        if len(items) > 1 and items[-1] == "":  # [1, 2,]: YAML's trailing comma
+            items.pop()
+        if any(x == "" for x in items):
+            raise ValueError(f"{where}: the list {t} has an empty item")
+        return [_scalar(x, where) for x in items]
     return _scalar(t, where)
 
 
@@ -348,7 +391,7 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
             raise ValueError(f"{where}: indented with a tab (YAML indents with spaces)")
         indented = line.startswith(" ")
         key, sep, rest = line.strip().partition(":")
-        if not sep or not key:
+        if not sep or not key or (rest and rest[0] not in " \t"):
             raise ValueError(f"{where}: expected 'key: value', got {line!r}")
         if (section if indented else out) is not None and key in (section if indented else out):
             raise ValueError(f"{where}: the key {key!r} is given twice")
@@ -356,7 +399,7 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
             if section is None:
                 raise ValueError(f"{where}: indented key {key!r} outside a section")
             section[key] = _value(rest, where)
-        elif rest.strip():
+        elif _uncomment(rest.strip()):
             out[key] = _value(rest, where)
             section = None
         else:

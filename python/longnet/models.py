@@ -24,7 +24,7 @@ from longnet.attention import (FLOAT32_TINY, MultiheadDilatedAttention, _check_d
                                _check_int, _check_layer_norm_eps, _check_weight_size,
                                check_heads, check_input)
 from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_int, short_repr,
-                          check_probability, to_float)
+                          check_probability, device_move_hint, to_float)
 
 # The paper's base configuration (docs/design.md section 4).
 DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
@@ -531,8 +531,10 @@ class LongNetLM(nn.Module):
         weight = self.token_embedding.weight
         if x.device != weight.device:
             raise ValueError(f"LongNetLM: x is on {x.device} but the model's parameters are on "
-                             f"{weight.device}; move the model (model.to({str(x.device)!r})) or "
-                             f"the ids (x.to({str(weight.device)!r}))")
+                             f"{weight.device}; "
+                             f"{device_move_hint('model', x.device, weight.device)}"
+                             + ("" if weight.device.type == "meta" else
+                                f" or the ids (x.to({str(weight.device)!r}))"))
         if x.device.type == "meta" or (x.device.type != "cpu" and
                                        not self.check_token_ids_on_device):
             return

@@ -86,6 +86,12 @@ def xpos_range_check(global_len: int, segment_lengths: Sequence[int], dtype: tor
     in (float16 itself; bfloat16 and float32 in float32; float64): beyond it keys overflow to
     inf and queries vanish, silently. Without the causal mask a query also reads keys after it
     and q' . k' spans the whole block (reach: the block less one). Mirrors the C++ check."""
+    if torch.jit.is_tracing():  # (the length would come as a tensor, and be fixed in the trace)
+        raise RuntimeError(
+            "torch.jit.trace cannot record xPos: its scales depend on the sequence length, which "
+            "a trace would fix to the example's, giving wrong results at other lengths; use "
+            "torch.compile or torch.export (they keep the length symbolic), or build the module "
+            "with xpos=False")
     scale_base = check_int("xPos: scale_base", scale_base)
     if not isinstance(causal, bool):
         raise TypeError(f"xPos: causal must be a bool, got {type(causal).__name__}")

@@ -200,6 +200,21 @@ def check_module_inputs(longnet):
     dtype or device than the parameters, empty sequences and batches, a wrong rank, weights
     whose size overflows."""
     w, r = [16, 32], [1, 2]
+    # Parameters on the meta device: the hint is to materialise them (.to() cannot copy them).
+    meta = longnet.MultiheadDilatedAttention(16, 2, [1], [4], device="meta")
+    x = torch.randn(1, 4, 16)
+    expect_error(ValueError, "to_empty(device='cpu'), then load a state_dict",
+                 lambda: meta(x, x, x))
+    # dropout is read at every call (set after construction, it takes effect), and checked.
+    mha = longnet.MultiheadDilatedAttention(16, 2, [1], [4], dropout=0.1)
+    mha.dropout = 0.3
+    assert mha.attention.dropout_p == 0.3 and mha.dropout == 0.3
+    expect_error(ValueError, "dropout must be in [0, 1)", lambda: setattr(mha, "dropout", 2))
+    # torch.jit.trace would fix xPos's length: refused, saying what works instead.
+    with torch.no_grad():
+        expect_error(RuntimeError, "torch.jit.trace cannot record xPos",
+                     lambda: torch.jit.trace(longnet.MultiheadDilatedAttention(16, 2, [4], [1]),
+                                             (x, x, x), check_trace=False))
     lm = longnet.LongNetLM(10, 32, 2, num_decoder_layers=1, dim_feedforward=32,
                            segment_lengths=w, dilation_rates=r, variant="decoder_only")
     expect_error(ValueError, "token id 10 at x[0, 1] is outside [0, num_tokens = 10)",
@@ -588,9 +603,9 @@ def check_checkpoint_parity(longnet, args):
         simple = parse_config_simple(text)
         assert simple == parse_config(text), "the fallback YAML parser differs from PyYAML's"
         # What the fallback does not parse is refused, not read wrongly.
-        expect_error(ValueError, "nested lists, mappings or quoted items",
+        expect_error(ValueError, "nested lists, mappings, quoted items or comments",
                      lambda: parse_config_simple("model:\n  a: [1, [2, 3]]\n"))
-        expect_error(ValueError, "nested lists, mappings or quoted items",
+        expect_error(ValueError, "nested lists, mappings, quoted items or comments",
                      lambda: parse_config_simple('model:\n  b: ["a,b", "c"]\n'))
         assert simple["model"]["variant"] == variant
         with warnings.catch_warnings():
@@ -810,6 +825,18 @@ def check_checkpoint_paths(longnet, args, good):
     expect_error(ValueError, "the key 'num_heads' is given twice", lambda: longnet.parse_config(twice))
     expect_error(ValueError, "line 3: the key 'num_heads' is given twice",
                  lambda: longnet.checkpoint.parse_config_simple(twice))
+    # Hand-written YAML the fallback reads as PyYAML does (comments after values and sections,
+    # single quotes, \u escapes, a trailing comma in a list), or refuses (never misreads).
+    same = ("model:  # the model\n  a: 64  # c\n  b: 'it''s'\n  c: \"\\u0041#\"\n  d: [1, 2,]\n"
+            "  e: a#b\n  f: [3, 4]  # c\n")
+    assert longnet.checkpoint.parse_config_simple(same) == longnet.parse_config(same) == {
+        "model": {"a": 64, "b": "it's", "c": "A#", "d": [1, 2], "e": "a#b", "f": [3, 4]}}, \
+        longnet.checkpoint.parse_config_simple(same)
+    for bad, why in (("  x: {a: 1}", "beyond this reader"), ("  x:1", "expected 'key: value'"),
+                     ("  x: [1,,2]", "has an empty item"), ('  x: "a" b', "follows the quoted"),
+                     ('  x: "\\q"', "unknown escape")):
+        expect_error(ValueError, why,
+                     lambda: longnet.checkpoint.parse_config_simple("model:\n" + bad + "\n"))
     # A UTF-8 byte-order mark before the first key is skipped, by PyYAML and the fallback alike.
     bom = "\ufeffmodel:\n  num_heads: 2\n"
     assert longnet.parse_config(bom) == {"model": {"num_heads": 2}}, longnet.parse_config(bom)
@@ -1005,6 +1032,15 @@ def main():
     sys.path.insert(1, os.path.join(args.source, "tests"))
     import longnet
     import test_ops
+    # A file that is no shared library is named as such (torch's loader error drops the reason).
+    empty = os.path.join(args.build, "test_runs", "empty_lib.so")
+    os.makedirs(os.path.dirname(empty), exist_ok=True)
+    open(empty, "wb").close()
+    probe = subprocess.run([sys.executable, "-c", "import longnet; longnet.load_library()"],
+                           env=dict(os.environ, LONGNET_OPS_LIBRARY=empty,
+                                    PYTHONPATH=os.pathsep.join(sys.path)),
+                           capture_output=True, text=True)
+    assert probe.returncode != 0 and f"{empty} is empty" in probe.stderr, probe.stderr[-400:]
     lib = longnet.load_library()
     where = os.path.dirname(os.path.abspath(longnet.__file__))
     print(f"longnet {longnet.__version__} from {where}; op library {lib}")
