@@ -103,7 +103,10 @@ std::shared_ptr<ProcessGrid> process_grid_create(int data_parallel, int sequence
     LONGNET_CHECK_MPI(MPI_Comm_size(node, &local_ranks));
     LONGNET_CHECK_MPI(MPI_Comm_free(&node));
     int count = c10::cuda::device_count();
-    TORCH_CHECK(count > 0, "process grid: a CUDA run was asked for but no GPU is visible");
+    TORCH_CHECK(count > 0,
+                "process grid: a CUDA run was asked for (device: cuda in a config, or --device "
+                "cuda) but no GPU is visible; run on the CPU (device: cpu, the override "
+                "device=cpu, or --device cpu), or on a machine with a GPU");
     // NCCL refuses two ranks of one communicator on one GPU ("invalid usage"): said here, with
     // what works. (Every rank of this host sees the same counts and stops here alike.)
     TORCH_CHECK(grid->world_size == 1 || local_ranks <= count, "process grid: ", local_ranks,
