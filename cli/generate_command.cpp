@@ -275,12 +275,16 @@ int cmd_generate(const Args& args) {
         dtype_name(dtype) + "; run in float32 (--dtype float32), or use another checkpoint");
   };
   std::vector<std::vector<uint32_t>> ids;
-  for (const auto& p : prompts) {
-    ids.push_back(tokenizer->encode(p));
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    ids.push_back(tokenizer->encode(prompts[b]));
     if (ids.back().empty())
       throw std::invalid_argument(
-          "generate: a prompt is empty; generation starts from at least one token (e.g. "
-          "--prompt $'\\n')");
+          "generate: " +
+          (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file '" +
+                           f.get("prompts-file") + "' is"
+           : f.given("prompt-file") ? "--prompt-file '" + f.get("prompt-file") + "' is"
+                                    : std::string("the prompt (--prompt) is")) +
+          " empty; generation starts from at least one token (e.g. --prompt $'\\n')");
   }
   // Under mpirun every rank prefills rank 0's tokens: files read on other hosts may differ.
   if (grid->world_size > 1) ids = token_lists_from_rank0(*grid, ids);

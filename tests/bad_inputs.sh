@@ -220,6 +220,10 @@ expect1 build.fifo_source "neither a directory nor a regular file" data build --
   train.steps=2 checkpoint.dir="$WORK/ck_eot" checkpoint.resume=none log.metrics="$WORK/m_eot.jsonl" \
   > "$WORK/train_eot.log" 2>&1 || fail "train on ds_eot: $(grep -m2 error "$WORK/train_eot.log")"
 CK_EOT=$(ls "$WORK"/ck_eot/*.ckpt | tail -1)
+# An empty prompt is named by where it came from.
+: > "$WORK/empty_prompt.txt"
+expect1 gen.empty_prompt_file "--prompt-file '$WORK/empty_prompt.txt' is empty; generation starts" \
+  generate --checkpoint "$CK_EOT" --device cpu --prompt-file "$WORK/empty_prompt.txt"
 expect1 gen.other_tokenizer "is not the tokenizer" generate --checkpoint "$CK_EOT" --device cpu \
   --prompt x --tokenizer bytes
 expect1 eval.other_tokenizer "was made by tokenizer bytes" eval --checkpoint "$CK_EOT" \

@@ -184,6 +184,10 @@ TEST(TokenDataset, ReadsAcrossShardsAndDescribesItself) {
                                       {"auto, longnet, nanogpt or legacy"});
   expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "ds", "legacy"); },
                                    {"is a directory"});
+  // One of its shards given as data.path: named, with the directory to give instead.
+  expect_throw<std::runtime_error>(
+      [&] { TokenDataset::open(dir / "ds/train_000000.bin"); },
+      {"is one shard of a longnet dataset", "its manifest.json: " + (dir / "ds") + ")"});
 }
 
 TEST(TokenDataset, FifosAndDirectoriesAreRefusedBeforeOpening) {

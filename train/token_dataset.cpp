@@ -138,6 +138,13 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, const 
         throw std::runtime_error("data.path '" + path +
                                  "' is one llm.c / nanoGPT shard; give the directory that holds "
                                  "its training and validation shards (data.format nanogpt)");
+      } else if (shard_magic(head.data(), head.size())) {
+        const size_t slash = path.find_last_of('/');
+        throw std::runtime_error(
+            "data.path '" + path +
+            "' is one shard of a longnet dataset; give the dataset's directory (the one holding "
+            "its manifest.json" +
+            (slash == std::string::npos ? std::string() : ": " + path.substr(0, slash)) + ")");
       } else {
         kind = "legacy";  // its header check names anything else
       }
