@@ -195,6 +195,13 @@ printf '{"text": "fine"}\n{"text": "cut off\n' > "$WORK/bad.jsonl"
 expect1 build.malformed_jsonl "bad.jsonl:2: not valid JSON" data build --tokenizer bytes \
   --source "$WORK/bad.jsonl" --out "$WORK/ds_bad" --no-progress
 [[ ! -e "$WORK/ds_bad" ]] || fail "build.malformed_jsonl: left $WORK/ds_bad behind"
+# Every line skipped by --skip-bad-lines: the refusal says how many and why the first was.
+printf '{"txt": "a"}\n{"txt": "b"}\n' > "$WORK/all_bad.jsonl"
+expect1 build.all_lines_skipped '2 malformed JSON line(s) with --skip-bad-lines, the first: ' \
+  data build --tokenizer bytes --source "$WORK/all_bad.jsonl" --out "$WORK/ds_all_bad" \
+  --skip-bad-lines --no-progress
+expect1 tokenizer.all_lines_skipped 'no field "text" (fields: '"'txt'"')' tokenizer train \
+  --vocab-size 300 --source "$WORK/all_bad.jsonl" --out "$WORK/all_bad.model" --skip-bad-lines
 printf '{"meta": {"text": "inner"}, "text": "fine"}\n{"text": "a", "text": "b"}\n' > "$WORK/dup.jsonl"
 expect1 build.jsonl_duplicate_field 'dup.jsonl:2: the field "text" appears 2 times' data build \
   --tokenizer bytes --source "$WORK/dup.jsonl" --out "$WORK/ds_dup" --no-progress

@@ -492,8 +492,12 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
           std::to_string(empty_files_) + " empty files, " + std::to_string(listing.large_files) +
           " plain files over 16 MiB, " + std::to_string(listing.links) + " links, " +
           std::to_string(listing.special_files) + " FIFOs, sockets or devices, " +
-          std::to_string(listing.duplicate_files) +
-          " files reached twice); give more text (directories or files of text, .jsonl, .gz, "
+          std::to_string(listing.duplicate_files) + " files reached twice" +
+          (bad_lines_ > 0
+               ? ", " + std::to_string(bad_lines_) +
+                     " malformed JSON line(s) with --skip-bad-lines, the first: " + first_bad_line_
+               : std::string()) +
+          "); give more text (directories or files of text, .jsonl, .gz, "
           ".zst)" +
           (m_.val_fraction > 0 ? " or --val-fraction 0 (and train with eval.interval: 0)" : ""));
     }

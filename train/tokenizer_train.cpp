@@ -210,11 +210,16 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &sentences, &model);
   if (!sentences.error().empty()) throw std::runtime_error("tokenizer train: " + sentences.error());
   if (sum.sentences == 0)
-    throw std::runtime_error("tokenizer train: the sources hold no text (" +
-                             std::to_string(sum.files_sampled) +
-                             " file(s) sampled: " + std::to_string(reader.summary().binary_files) +
-                             " skipped as binary, " + std::to_string(reader.summary().empty_files) +
-                             " empty); give text, JSON Lines or their .gz / .zst forms");
+    throw std::runtime_error(
+        "tokenizer train: the sources hold no text (" + std::to_string(sum.files_sampled) +
+        " file(s) sampled: " + std::to_string(reader.summary().binary_files) +
+        " skipped as binary, " + std::to_string(reader.summary().empty_files) + " empty" +
+        (reader.summary().bad_lines > 0 ? ", " + std::to_string(reader.summary().bad_lines) +
+                                              " malformed JSON line(s) with --skip-bad-lines, the "
+                                              "first: " +
+                                              reader.summary().first_bad_line
+                                        : std::string()) +
+        "); give text, JSON Lines or their .gz / .zst forms");
   if (!status.ok()) {
     // "Vocabulary size is too high (N). Please set it to a value <= M.": a text too small or too
     // uniform for N pieces; below 300 (the byte pieces and the specials) only more text helps.
