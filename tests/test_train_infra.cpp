@@ -219,6 +219,26 @@ TEST_F(Config, YamlQuirksAreRejected) {
   load_fails("train:\n  precision: 16\n", 2, "train.precision", {"not one of fp32, bf16"});
   load_fails("model:\n  variant: 1\n", 2, "model.variant", {"decoder_only, encoder_decoder"});
   load_fails("a: 1\n---\nb: 2\n", 3, "", {"second YAML document"});
+  // Tags on mappings and lists are refused as on scalars (they would be dropped unread).
+  load_fails("grid: !foo {sequence_parallel: 1}\n", 1, "grid", {"is tagged !foo; remove the tag"});
+  load_fails("model:\n  dilation_rates: !!set [1]\n", 2, "model.dilation_rates",
+             {"is tagged tag:yaml.org,2002:set"});
+  // A path key with '~' or $NAME, which no shell expands in a config.
+  load_fails("log:\n  dir: ~/runs/x\n", 2, "log.dir", {"starts with '~'", "write the path out"});
+  load_fails("data:\n  tokenizer: sentencepiece:${HOME}/m\n", 2, "data.tokenizer",
+             {"holds '${HOME}'"});
+}
+
+// checkpoint.dir left unset is the run folder's checkpoints/ (a new log.dir alone is a new run).
+TEST_F(Config, CheckpointDirDefaultsToTheRunFolder) {
+  EXPECT_EQ(load("log:\n  dir: runs/x/\n").checkpoint.dir, "runs/x/checkpoints");
+  EXPECT_EQ(load("train:\n  steps: 5\n").checkpoint.dir, "runs/default/checkpoints");
+  EXPECT_EQ(load("log:\n  dir: runs/x\ncheckpoint:\n  dir: ck\n").checkpoint.dir, "ck");
+  EXPECT_EQ(config_parse("log:\n  dir: a\n", "c", {"log.dir=b"}).checkpoint.dir, "b/checkpoints");
+  EXPECT_EQ(config_parse("log:\n  dir: a\n", "c", {"checkpoint.dir=z"}).checkpoint.dir, "z");
+  // (a resolved config.yaml names it, and loads back to itself)
+  const TrainConfig c = load("log:\n  dir: runs/y\n");
+  EXPECT_EQ(config_parse(config_to_yaml(c), "again", {}).checkpoint.dir, "runs/y/checkpoints");
 }
 
 // Documents on which yaml-cpp 0.8 itself never returns (found by tests/fuzz): config_parse must

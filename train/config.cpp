@@ -60,6 +60,13 @@ void path_unexpanded_check(const std::string& value, const std::string& key,
                   "or give it on the command line unquoted (key=$HOME/runs/x)");
 }
 
+// A tag on a mapping or list (!!set, !foo) would be dropped unread, as scalars' are refused.
+void collection_untagged(const YAML::Node& n, const std::string& key, const YamlSource& src) {
+  const std::string tag = n.Tag();
+  if (!tag.empty() && tag != "?" && tag != "!")
+    yaml_fail(src.at(n.Mark()), key, "is tagged " + tag + "; remove the tag");
+}
+
 void set_field(TrainConfig& c, const ConfigField& f, const YAML::Node& n,
                const YAML::Mark& key_mark, const YamlSource& src) {
   static const TrainConfig defaults;
@@ -99,6 +106,7 @@ void set_field(TrainConfig& c, const ConfigField& f, const YAML::Node& n,
                     "'; write [" + n.Scalar() + "]");
     if (!n.IsSequence())
       yaml_fail(where, key, "expected a list such as " + example + ", got " + yaml_describe(n));
+    collection_untagged(n, key, src);
     if (f.spec.list_size && n.size() != f.spec.list_size)
       yaml_fail(where, key,
                 "expected " + std::to_string(f.spec.list_size) + " values (e.g. " + example +
@@ -150,6 +158,7 @@ void apply_map(TrainConfig& c, const YAML::Node& map, const std::string& section
         yaml_fail(src.at(v.Mark()), key,
                   "is a section and needs keys under it (" + join(config_children(key), ", ") +
                       "), got " + yaml_describe(v));
+      collection_untagged(v, key, src);
       apply_map(c, v, key, src);
     } else if (const ConfigField* f = config_field_find(key)) {
       set_field(c, *f, v, k.Mark(), src);
@@ -298,6 +307,7 @@ TrainConfig config_parse(const std::string& text, const std::string& name,
       throw std::invalid_argument(
           src.at(docs[0].Mark()) + ": the config must be a mapping of sections (" +
           join(config_children(""), ", ") + "), got " + yaml_describe(docs[0]));
+    collection_untagged(docs[0], "(top level)", src);
     apply_map(c, docs[0], "", src);
   }
   for (const auto& o : overrides) apply_override(c, o);
