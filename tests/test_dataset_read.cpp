@@ -207,6 +207,15 @@ TEST(TokenDataset, FifosAndDirectoriesAreRefusedBeforeOpening) {
   expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "ds"); }, {"is a directory"});
   expect_throw<std::runtime_error>([&] { data_file_read_small("/dev/null", "manifest", 10); },
                                    {"is a character device"});
+  // A data.path that is a link to nothing, or a loop of links, is named as such.
+  ASSERT_EQ(::symlink((dir / "gone").c_str(), (dir / "dangling").c_str()), 0);
+  expect_throw<std::runtime_error>(
+      [&] { TokenDataset::open(dir / "dangling"); },
+      {"is a symbolic link to '" + (dir / "gone") + "', which does not"});
+  ASSERT_EQ(::symlink((dir / "loop_b").c_str(), (dir / "loop_a").c_str()), 0);
+  ASSERT_EQ(::symlink((dir / "loop_a").c_str(), (dir / "loop_b").c_str()), 0);
+  expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "loop_a"); },
+                                   {"leads back to itself (a loop)"});
 }
 
 TEST(TokenDataset, ShardShrunkOrGoneWhileInUseIsAnErrorNamingIt) {

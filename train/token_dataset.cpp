@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -74,8 +75,24 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, const 
   std::unique_ptr<TokenDataset> d(new TokenDataset());
   d->path_ = path;
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ELOOP)
+      throw std::runtime_error("data.path '" + path +
+                               "' is a symbolic link that leads back to itself (a loop); point "
+                               "it at the dataset");
+    char target[4096];
+    const ssize_t n = err == ENOENT ? ::readlink(path.c_str(), target, sizeof(target) - 1) : -1;
+    if (n >= 0)
+      throw std::runtime_error("data.path '" + path + "' is a symbolic link to '" +
+                               std::string(target, size_t(n)) +
+                               "', which does not exist (a moved dataset or an unmounted "
+                               "volume?); point it at the dataset");
+    if (err != ENOENT)
+      throw std::runtime_error("data.path '" + path + "': cannot read it (" + std::strerror(err) +
+                               ")");
     throw std::runtime_error("data.path '" + path + "' does not exist" + what_make());
+  }
   std::string kind = format;
   if (S_ISDIR(st.st_mode)) {
     if (format == "legacy")
