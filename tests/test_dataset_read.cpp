@@ -350,6 +350,7 @@ TEST(TokenDataset, NanogptHeaderlessFilesByTheirNames) {
   };
   bare("train.bin", a);
   bare("val.bin", v);
+  write_file(dir / "ng/._train.bin", "macOS metadata");  // hidden: no shard
   for (const std::string format : {"auto", "nanogpt"}) {
     auto d = TokenDataset::open(dir / "ng", format);
     EXPECT_EQ(d->format(), "nanogpt");

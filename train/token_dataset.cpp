@@ -48,7 +48,8 @@ std::vector<std::string> dir_files(const std::string& dir, const std::string& su
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {
     const std::string n = e->d_name;
-    if (n != "." && n != ".." && ends_with(n, suffix)) names.push_back(n);
+    // (hidden files, such as macOS's ._NAME.bin metadata, are no shards)
+    if (n[0] != '.' && ends_with(n, suffix)) names.push_back(n);
   }
   ::closedir(d);
   std::sort(names.begin(), names.end());
