@@ -195,6 +195,10 @@ printf '{"text": "fine"}\n{"text": "cut off\n' > "$WORK/bad.jsonl"
 expect1 build.malformed_jsonl "bad.jsonl:2: not valid JSON" data build --tokenizer bytes \
   --source "$WORK/bad.jsonl" --out "$WORK/ds_bad" --no-progress
 [[ ! -e "$WORK/ds_bad" ]] || fail "build.malformed_jsonl: left $WORK/ds_bad behind"
+# JSON Lines with bare CR line ends: the error says so and how to convert.
+printf '{"text": "a"}\r{"text": "b"}\r' > "$WORK/cr.jsonl"
+expect1 build.jsonl_cr_lines "ends its lines with CR alone" data build --tokenizer bytes \
+  --source "$WORK/cr.jsonl" --out "$WORK/ds_cr" --no-progress
 # Every line skipped by --skip-bad-lines: the refusal says how many and why the first was.
 printf '{"txt": "a"}\n{"txt": "b"}\n' > "$WORK/all_bad.jsonl"
 expect1 build.all_lines_skipped '2 malformed JSON line(s) with --skip-bad-lines, the first: ' \

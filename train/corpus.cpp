@@ -171,6 +171,12 @@ bool jsonl_text(const std::string& line, const std::string& where, const std::st
     }
   } catch (const nlohmann::json::exception& e) {
     problem = json_error_text(e);
+    // Objects parted by a bare CR: a file of old-Mac line ends, which JSON Lines does not use.
+    const size_t cr = line.find('\r');
+    if (cr != std::string::npos && cr + 1 < line.size() && line[cr + 1] != '\n')
+      problem +=
+          " (the line holds a carriage return (CR) inside it: the file ends its lines "
+          "with CR alone, which JSON Lines does not; convert it, e.g. tr '\\r' '\\n')";
     return false;
   }
   if (text_keys > 1) {
