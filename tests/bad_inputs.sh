@@ -145,6 +145,9 @@ expect ckpt.truncated "truncated" train "$CONFIG" $DATA checkpoint.resume="$f" c
 cp -r "$WORK/ckpt" "$WORK/c_flip"; f=$(ls "$WORK"/c_flip/*.ckpt | tail -1)
 python3 -c "import sys;p=sys.argv[1];b=bytearray(open(p,'rb').read());b[len(b)//2]^=0xFF;open(p,'wb').write(b)" "$f"
 expect ckpt.corrupted "corrupt" train "$CONFIG" $DATA checkpoint.resume="$f" checkpoint.dir="$WORK/c_flip"
+# (a file every rank fails to read is rank 0's error, not a rank without the file)
+! grep -q "cannot read the checkpoint that rank 0 resumes from" "$WORK/ckpt.corrupted.log" ||
+  fail "ckpt.corrupted: a damaged file was blamed on the file system"
 expect ckpt.other_shape "holds another model than this run's (model.dim_feedforward" train \
   "$CONFIG" $DATA checkpoint.dir="$WORK/ckpt" model.dim_feedforward=192 train.steps=12
 cp -r "$WORK/ckpt" "$WORK/c_all"; for f in "$WORK"/c_all/*.ckpt; do head -c 1000 "$f" > "$f.x" && mv "$f.x" "$f"; done
@@ -749,14 +752,18 @@ expect1 flag.mode_with_run_flag "--trace applies to a training run" train "$CONF
   --print-ranks --trace "$WORK/t.json"
 expect flag.trace_short_run "--trace records steps 4 to 5 of a run, but this one trains 3" \
   "${T0[@]}" checkpoint.dir="$WORK/ck_trace" train.steps=3 --trace "$WORK/short.json"
-# The trace is none of the files this job writes otherwise, existing or not yet (the run folder's
-# metrics.jsonl, train.log, config.yaml; log.metrics, also as PATH.rankR): it would replace them.
-expect flag.trace_onto_run_metrics "is the run folder's own metrics.jsonl" train "$CONFIG" $DATA \
-  log.dir="$WORK/tr_run" checkpoint.dir="$WORK/ck_tr" --trace "$WORK/tr_run/metrics.jsonl"
-expect flag.trace_onto_train_log "is the run folder's own train.log" train "$CONFIG" $DATA \
-  log.dir="$WORK/tr_run" checkpoint.dir="$WORK/ck_tr" --trace "$WORK/tr_run/train.log"
-expect flag.trace_rank_onto_metrics "is this job's metrics file (log.metrics)" train "$CONFIG" \
-  $DATA log.metrics="$WORK/tr_m.jsonl.rank0" checkpoint.dir="$WORK/ck_tr" --trace "$WORK/tr_m.jsonl"
+# The trace is none of the files this job writes otherwise, existing or not yet (on one rank the
+# run folder's metrics.jsonl, train.log, config.yaml and log.metrics; on several, log.metrics as
+# any rank's PATH.rankR): it would replace them. Every rank refuses before anything is made.
+expect1 flag.trace_onto_run_metrics "is the run folder's own metrics.jsonl" train "$CONFIG" $DATA \
+  grid.sequence_parallel=1 log.dir="$WORK/tr_run" checkpoint.dir="$WORK/ck_tr" \
+  --trace "$WORK/tr_run/metrics.jsonl"
+expect1 flag.trace_onto_train_log "is the run folder's own train.log" train "$CONFIG" $DATA \
+  grid.sequence_parallel=1 log.dir="$WORK/tr_run" checkpoint.dir="$WORK/ck_tr" \
+  --trace "$WORK/tr_run/train.log"
+expect flag.trace_rank_onto_metrics "(rank 1's trace) this job's metrics file (log.metrics)" train \
+  "$CONFIG" $DATA log.metrics="$WORK/tr_m.jsonl.rank1" log.dir="$WORK/tr_run" \
+  checkpoint.dir="$WORK/ck_tr" --trace "$WORK/tr_m.jsonl"
 [[ ! -e "$WORK/tr_run" && ! -e "$WORK/ck_tr" ]] || fail "flag.trace_*: a refused start made folders"
 # '~' and '$NAME' in a path key are a shell's to expand: refused, never made as folders here.
 expect config.path_tilde "the path '~/x' starts with '~'" "${T0[@]}" checkpoint.dir='~/x'

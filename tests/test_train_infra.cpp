@@ -227,6 +227,9 @@ TEST_F(Config, YamlQuirksAreRejected) {
   load_fails("log:\n  dir: ~/runs/x\n", 2, "log.dir", {"starts with '~'", "write the path out"});
   load_fails("data:\n  tokenizer: sentencepiece:${HOME}/m\n", 2, "data.tokenizer",
              {"holds '${HOME}'"});
+  // (a config stored in a checkpoint of an earlier version, which took such paths literally,
+  // still loads)
+  EXPECT_EQ(config_parse("log:\n  dir: ~/r\n", "stored", {}).log.dir, "~/r");
 }
 
 // checkpoint.dir left unset is the run folder's checkpoints/ (a new log.dir alone is a new run).

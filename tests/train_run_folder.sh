@@ -166,6 +166,22 @@ grep -q "metrics: the rows of an earlier run in $WORK/run/metrics.jsonl kept as 
 grep -q "resume: warning: .*step_00000003.ckpt was written by the run of log.dir '$WORK/derived/'" \
   "$WORK/out10.txt" || fail "continuing another log.dir's run was not said: $(grep -m1 resume: "$WORK/out10.txt")"
 
+# A run whose checkpoints were moved, resumed from their new place in its own folder: its own
+# metrics rows are continued (not set aside as another run's). Then a fresh start there whose
+# checkpoint.dir is not where the folder's last run kept them (which still hold some): said.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/mv" train.steps=3 > "$WORK/out16.txt" 2>&1 ||
+  fail "mv run: $(tail -3 "$WORK/out16.txt")"
+mv "$WORK/mv/checkpoints" "$WORK/mv_ck"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/mv" checkpoint.dir="$WORK/mv_ck" train.steps=4 \
+  > "$WORK/out17.txt" 2>&1 || fail "the moved run's resume: $(tail -3 "$WORK/out17.txt")"
+[[ ! -e $WORK/mv/metrics.1.jsonl ]] || fail "the moved run's own rows were set aside: $(grep -m1 metrics: "$WORK/out17.txt")"
+[[ $(grep '"loss"' "$WORK/mv/metrics.jsonl" | grep -o '^{"step":[0-9]*' | tr '\n' ' ') == \
+   '{"step":1 {"step":2 {"step":3 {"step":4 ' ]] || fail "the moved run's rows are not steps 1-4"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/mv" train.steps=3 > "$WORK/out18.txt" 2>&1 ||
+  fail "the fresh start in mv: $(tail -3 "$WORK/out18.txt")"
+grep -q "warning: the run folder's config.yaml ($WORK/mv) is of a run that kept its checkpoints in '$WORK/mv_ck', which holds 2" \
+  "$WORK/out18.txt" || fail "the other checkpoint.dir was not said: $(grep -m2 -E 'warning|resume' "$WORK/out18.txt")"
+
 # A resume onto data of another tokenizer is refused (its ids mean other text), nothing written.
 "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model" > "$WORK/sp.txt" 2>&1 ||
   fail "tokenizer train: $(tail -2 "$WORK/sp.txt")"

@@ -55,9 +55,9 @@ void path_unexpanded_check(const std::string& value, const std::string& key,
   if (!what.empty())
     yaml_fail(where, key,
               "the path '" + value + "' " + what +
-                  ", which a shell expands but a config does not (it would name a folder of that "
-                  "name under the working directory); write the path out, e.g. /home/me/runs/x, "
-                  "or give it on the command line unquoted (key=$HOME/runs/x)");
+                  ", which a shell expands but a config does not (longnet would take it "
+                  "literally: a folder named so); write the path out, e.g. /home/me/runs/x, or "
+                  "give it on the command line unquoted (key=$HOME/runs/x)");
 }
 
 // A tag on a mapping or list (!!set, !foo) would be dropped unread, as scalars' are refused.
@@ -96,7 +96,6 @@ void set_field(TrainConfig& c, const ConfigField& f, const YAML::Node& n,
     }
     if (v.empty() && !f.spec.allow_empty)
       yaml_fail(where, key, "must not be empty (e.g. " + example + ")");
-    if (f.spec.path) path_unexpanded_check(v, key, where);
     **p = v;
   } else {
     // Lists: a scalar where a list belongs is the usual slip ("segment_lengths: 2048").
@@ -321,8 +320,22 @@ TrainConfig config_parse(const std::string& text, const std::string& name,
   return c;
 }
 
+// The path keys a user set (in the config file or an override; not those of configs stored in
+// checkpoints, which earlier versions took literally): no '~' or $NAME.
+namespace {
+TrainConfig paths_checked(TrainConfig c) {
+  for (const auto& f : config_fields())
+    if (f.spec.path && c.origin.count(f.key)) {
+      const ConfigRef r = config_ref(c, f);
+      if (auto p = std::get_if<std::string*>(&r))
+        path_unexpanded_check(**p, f.key, c.origin.at(f.key));
+    }
+  return c;
+}
+}  // namespace
+
 TrainConfig config_load(const std::string& path, const std::vector<std::string>& overrides) {
-  if (path.empty()) return config_parse_guarded("", "defaults", overrides);
+  if (path.empty()) return paths_checked(config_parse_guarded("", "defaults", overrides));
   // A config is a small text file: a FIFO, a device or a huge file is refused before reading.
   constexpr uint64_t kMaxConfigBytes = 1 << 20;
   std::string text;
@@ -349,7 +362,7 @@ TrainConfig config_load(const std::string& path, const std::vector<std::string>&
         "' holds no keys (it is empty, only comments, or only empty sections): give an "
         "experiment config, e.g. configs/tiny.yaml (a small CPU run) or configs/base.yaml (the "
         "paper's model, every default spelled out)");
-  return c;
+  return paths_checked(std::move(c));
 }
 
 TrainConfig config_parse_guarded(const std::string& text, const std::string& name,

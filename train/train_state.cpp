@@ -366,7 +366,13 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
     failure = std::current_exception();
     why = e.what();
   }
-  const int bad = static_cast<int>(world_max(grid, failure ? double(grid.world_rank) : -1.0));
+  // The failing rank named: rank 0 when it failed too (a damaged file fails everywhere, and
+  // rank 0's own error says so), else the highest that failed. (rank 0 counts as world_size.)
+  const double mine = !failure               ? -1.0
+                      : grid.world_rank == 0 ? double(grid.world_size)
+                                             : double(grid.world_rank);
+  const int top = static_cast<int>(world_max(grid, mine));
+  const int bad = top == grid.world_size ? 0 : top;
   if (bad >= 0) {
     if (bad == grid.world_rank && bad == 0) std::rethrow_exception(failure);
     why = world_broadcast(grid, why, bad);
@@ -387,11 +393,13 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
               get("format").toStringRef(), "', this build reads '", kFormat, "'");
   // The model: the one this run builds, key by key (parameters of equal shapes can belong to
   // another model: other heads, activation or segments).
+  std::string stored_checkpoint_dir;  // where the run that wrote it kept its checkpoints
   {
     const auto ours = model_identity(cfg);
     std::vector<std::pair<std::string, std::string>> theirs;
     try {
       const TrainConfig stored = config_parse(get("config").toStringRef(), path + " (config)");
+      stored_checkpoint_dir = stored.checkpoint.dir;
       theirs = model_identity(stored);
       const auto& a = stored.model.layer.attention;
       const auto& b = cfg.model.layer.attention;
@@ -556,6 +564,7 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   }
   if (state.contains("data_fingerprint") && get("data_fingerprint").isString())
     progress.data_fingerprint = get("data_fingerprint").toStringRef();
+  progress.checkpoint_dir = stored_checkpoint_dir;
   if (state.contains("tokenizer") && get("tokenizer").isString() &&
       state.contains("tokenizer_hash") && get("tokenizer_hash").isString()) {
     progress.tokenizer = get("tokenizer").toStringRef();

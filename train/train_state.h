@@ -34,6 +34,8 @@ struct TrainProgress {
   std::string data_fingerprint;
   // The tokenizer of the data it was trained on (spec and content hash; "" when not recorded).
   std::string tokenizer, tokenizer_hash;
+  // The checkpoint.dir of the run that wrote it, as its config names it ("" when not known).
+  std::string checkpoint_dir;
 };
 
 // This rank's generator states (the CPU's, and the GPU's when training there), to take back

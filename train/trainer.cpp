@@ -122,9 +122,10 @@ class Trainer {
     const bool own_metrics = metrics && cfg_.log.metrics.empty() && rel == "metrics.jsonl";
     return rel == "train.log" || rel == "config.yaml" || config_file || own_metrics ? rel : "";
   }
-  // The checkpoint.dir of the run folder's config.yaml when it is another run's than this one
-  // (which writes the same metrics file); "" when it is this run's, or cannot be told.
-  std::string run_folder_other_checkpoints() const {
+  // The checkpoint.dir of the run folder's config.yaml when it is another run's than the one
+  // resumed, which wrote its checkpoints to `ours` (and writes the same metrics file); "" when
+  // it is that run's (also when its checkpoints were moved since), or cannot be told.
+  std::string run_folder_other_checkpoints(const std::string& ours) const {
     if (cfg_.log.dir.empty()) return "";
     const std::string path = cfg_.log.dir + "/config.yaml";
     if (path_kind(path) != PathKind::kFile) return "";
@@ -132,7 +133,7 @@ class Trainer {
       const TrainConfig before =
           config_parse(file_read_bounded(path, "run folder config", 1 << 20), path, {});
       if (path_resolve(config_metrics_path(before)) == path_resolve(config_metrics_path(cfg_)) &&
-          path_resolve(before.checkpoint.dir) != path_resolve(cfg_.checkpoint.dir))
+          path_resolve(before.checkpoint.dir) != path_resolve(ours))
         return before.checkpoint.dir;
     } catch (const std::exception&) {
       // (a config.yaml of an earlier version: treated as this run's, as before)
@@ -247,17 +248,28 @@ void Trainer::grid_setup() {
       output_not_input(dir, inputs, what);
     output_dir_prepare(dir, what);
   };
-  // The trace (PATH, and PATH.rankR under several ranks) is none of the files this job writes
-  // otherwise, existing or not yet: it would replace them.
-  for (const std::string& t : {run_.trace_path, trace_path()}) {
-    if (t.empty()) continue;
-    std::string clash = run_folder_own_file(t, true);
+  // The trace (PATH on one rank, PATH.rankR on each of several) is none of the files this job
+  // writes otherwise, existing or not yet: it would replace them. (Every rank decides alike.)
+  if (!run_.trace_path.empty()) {
+    const std::string metrics = path_resolve(config_metrics_path(cfg_));
+    std::string clash;
+    if (grid_->world_size == 1) {
+      clash = run_folder_own_file(run_.trace_path, true);
+      if (!clash.empty())
+        clash = "the run folder's own " + clash + " (log.dir '" + cfg_.log.dir + "')";
+      else if (path_resolve(run_.trace_path) == metrics)
+        clash = "this job's metrics file (log.metrics)";
+    } else {  // (no run folder file is named NAME.rankR)
+      const std::string base = path_resolve(run_.trace_path) + ".rank";
+      const std::string rest = metrics.rfind(base, 0) == 0 ? metrics.substr(base.size()) : "";
+      if (!rest.empty() && rest.size() < 10 &&
+          rest.find_first_not_of("0123456789") == std::string::npos &&
+          std::stoll(rest) < grid_->world_size && (rest == "0" || rest[0] != '0'))
+        clash = "with '.rank" + rest + "' (rank " + rest +
+                "'s trace) this job's metrics file (log.metrics)";
+    }
     if (!clash.empty())
-      clash = "the run folder's own " + clash + " (log.dir '" + cfg_.log.dir + "')";
-    else if (path_resolve(t) == path_resolve(config_metrics_path(cfg_)))
-      clash = "this job's metrics file (log.metrics)";
-    if (!clash.empty())
-      throw std::invalid_argument("--trace '" + t + "' is " + clash +
+      throw std::invalid_argument("--trace '" + run_.trace_path + "' is " + clash +
                                   ", which the trace would replace; give the trace a path of its "
                                   "own. Nothing was changed");
   }
@@ -911,7 +923,9 @@ int Trainer::run() {
   grid_setup();
   data_setup();
   model_setup();
+  std::string resumed_dir = cfg_.checkpoint.dir;  // where the resumed run kept its checkpoints
   if (auto progress = train_state_resume(*grid_, cfg_, named_params_, *optim_)) {
+    if (!progress->checkpoint_dir.empty()) resumed_dir = progress->checkpoint_dir;
     step_ = progress->step;
     bad_steps_ = progress->bad_steps;
     eval_pending_ = progress->eval_pending;
@@ -941,7 +955,20 @@ int Trainer::run() {
     // A run from step 0 starts its own metrics file; one resumed continues the file, unless the
     // run folder was used by another run since (its config.yaml names another checkpoint.dir):
     // then that run's rows are kept aside, not cut at this step and continued.
-    const std::string other = step_ > 0 ? run_folder_other_checkpoints() : "";
+    const std::string other = step_ > 0 ? run_folder_other_checkpoints(resumed_dir) : "";
+    // A fresh start in a run folder whose last run kept its checkpoints elsewhere, which still
+    // hold some: said (say a config from before checkpoint.dir defaulted to log.dir/checkpoints,
+    // whose run would otherwise start over unnoticed).
+    if (step_ == 0 && cfg_.checkpoint.resume == "auto") {
+      const std::string before = run_folder_other_checkpoints(cfg_.checkpoint.dir);
+      if (!before.empty() && path_kind(before) == PathKind::kDirectory &&
+          !checkpoint_list(before).empty())
+        log_info("warning: the run folder's config.yaml (" + cfg_.log.dir +
+                 ") is of a run that kept its checkpoints in '" + before + "', which holds " +
+                 std::to_string(checkpoint_list(before).size()) +
+                 "; this run starts from step 0 in '" + cfg_.checkpoint.dir +
+                 "'. To continue that run instead, stop now and give checkpoint.dir=" + before);
+    }
     metrics_ =
         std::make_unique<MetricsWriter>(config_metrics_path(cfg_), step_ == 0 || !other.empty());
     if (!metrics_->kept_as().empty())
