@@ -20,7 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from metrics_common import metrics_path, read_rows, reexec_with_project_python  # noqa: E402
+from metrics_common import (metrics_path, number, read_rows,  # noqa: E402
+                            reexec_with_project_python)
 
 TAGS = {"loss": "train/loss", "lr": "train/lr", "grad_norm": "train/grad_norm",
         "tokens_per_s": "train/tokens_per_s", "step_ms": "train/step_ms", "mfu": "train/mfu",
@@ -58,17 +59,31 @@ def main():
         sys.exit(f"metrics_to_tensorboard: no metrics file at {path}")
     out = a.out or os.path.join(os.path.dirname(path) or ".", "tensorboard")
     SummaryWriter = summary_writer()
+    # Read first: nothing is replaced for a file that holds no metrics.
+    rows = read_rows(path, "metrics_to_tensorboard")
+    values = [(tag, v, int(row["step"]), walltime(row)) for row in rows
+              for key, tag in TAGS.items() if (v := number(row, key)) is not None]
+    if not values:
+        sys.exit(f"metrics_to_tensorboard: {path} holds no metrics rows (JSON lines with a step "
+                 f"and {', '.join(TAGS)}); nothing written")
+    # An earlier export is replaced: a folder of event files only. Anything else is not ours.
+    if os.path.islink(out) or (os.path.exists(out) and not os.path.isdir(out)):
+        sys.exit(f"metrics_to_tensorboard: --out {out} exists and is not a folder of event "
+                 f"files; give another --out")
     if os.path.isdir(out):
+        others = [n for n in os.listdir(out) if not n.startswith("events.out.tfevents.")]
+        if others:
+            sys.exit(f"metrics_to_tensorboard: --out {out} holds files other than TensorBoard "
+                     f"event files ({', '.join(sorted(others)[:3])}...); it is not replaced: "
+                     f"give an empty or new folder")
         shutil.rmtree(out)
-    writer = SummaryWriter(log_dir=out)
-    scalars = 0
-    for row in read_rows(path, "metrics_to_tensorboard"):
-        wt = walltime(row)
-        for key, tag in TAGS.items():
-            v = row.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                writer.add_scalar(tag, float(v), int(row["step"]), walltime=wt)
-                scalars += 1
+    try:
+        writer = SummaryWriter(log_dir=out)
+    except OSError as e:
+        sys.exit(f"metrics_to_tensorboard: cannot write {out}: {e.strerror}")
+    for tag, v, step, wt in values:
+        writer.add_scalar(tag, v, step, walltime=wt)
+    scalars = len(values)
     writer.close()
     print(f"metrics_to_tensorboard: {scalars} scalars from {path} -> {out} "
           f"(tensorboard --logdir {out})")

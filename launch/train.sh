@@ -3,12 +3,13 @@
 #   launch/train.sh [CONFIG.yaml] [-np P] [key=value ...] [--flags for longnet train]
 # (the flags, e.g. --stop-after N or --profile N, go to the training run only)
 # Defaults: configs/tiny.yaml on 2 CPU ranks (one sequence-parallel group), which shows the
-# validation loss falling within a few minutes. Progress on rank 0; the run folder is runs/tiny/.
+# validation loss falling within a few minutes. Progress on rank 0; the run folder is runs/tiny/
+# (paths in the config and the overrides are relative to the directory you run this from).
 # Afterwards it prints a 200-token sample from the newest checkpoint (LONGNET_NO_SAMPLE=1: not;
 # LONGNET_SAMPLE_PROMPT: another prompt).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CONFIG=configs/tiny.yaml
+CONFIG="$ROOT/configs/tiny.yaml"
 CONFIG_GIVEN=""
 NP=""
 EXTRA=()  # key=value overrides: they also decide the rank count and the sample's checkpoint
@@ -35,24 +36,22 @@ while (($#)); do
       --print-ranks|--debug-parser-hang|--help|-h|--*=*) ;;
       *) if (($#)); then FLAGS+=("$1"); shift; fi ;;
     esac
-  elif [[ ("$1" == *.yaml || "$1" == *.yml) && ("$1" != *=* || -f "$1") ]]; then
+  elif [[ ("$1" == *.yaml || "$1" == *.yml) && ("$1" != *=* || -f "$1") ]] ||
+       [[ "$1" != *=* && -f "$1" ]]; then
     [[ -z "$CONFIG_GIVEN" ]] || usage_error "two configs given ('$CONFIG' and '$1'); give one"
+    [[ -f "$1" ]] || usage_error "config '$1' is not a file (from $PWD)"
     CONFIG="$1"
     CONFIG_GIVEN=1
     shift
+  elif [[ "$1" != *=* ]]; then
+    usage_error "'$1' is neither a key=value override nor a config file (a .yaml file here)"
   else
     EXTRA+=("$1")  # key=value (longnet train names anything else)
     shift
   fi
 done
-# A config given relative to where the script was started from still names that file after the
-# cd below (the default, configs/tiny.yaml, is relative to the repository).
-if [[ -f "$CONFIG" ]]; then
-  CONFIG="$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")"
-fi
 "$ROOT/launch/setup.sh"
 source "$ROOT/launch/mpi_env.sh"
-cd "$ROOT"
 BIN="$ROOT/${LONGNET_BUILD_DIR:-build}/longnet"
 # The rank count the resolved config's grid asks for (overrides included), unless -np says
 # otherwise; a bad config or override is reported here, before mpirun.
@@ -70,16 +69,31 @@ echo "[train] ${LONGNET_MPIRUN[*]} -np $NP $BIN train $CONFIG ${EXTRA[*]} ${FLAG
 # to every rank (remote ones included), and to this machine's ranks in that session directly, for
 # an mpirun that does not forward it (as on a machine with Open MPI's isolated launcher); a rank
 # that gets it twice stops once.
+# A closed terminal (SIGHUP) stops it the same way. A second Ctrl-C or SIGTERM ends the ranks at
+# once (SIGINT to each, which exits without a checkpoint), for a job that does not reach a step
+# boundary.
 setsid "${LONGNET_MPIRUN[@]}" -np "$NP" "$BIN" train "$CONFIG" "${EXTRA[@]}" "${FLAGS[@]}" &
 MPIRUN_PID=$!
-trap 'echo "[train] stopping at the next step boundary (a checkpoint is written; resume with the same command)"
-      kill -USR1 "$MPIRUN_PID" 2> /dev/null; pkill -USR1 -s "$MPIRUN_PID" -x longnet 2> /dev/null || true' INT TERM
+STOPS=0
+stop() {
+  STOPS=$((STOPS + 1))
+  if ((STOPS == 1)); then
+    echo "[train] stopping at the next step boundary with a checkpoint (resume with the same" \
+      "command; a job still starting up ends without one); again to stop at once"
+    kill -USR1 "$MPIRUN_PID" 2> /dev/null
+    pkill -USR1 -s "$MPIRUN_PID" -x longnet 2> /dev/null || true
+  else
+    echo "[train] stopping now, without a checkpoint"
+    pkill -INT -s "$MPIRUN_PID" -x longnet 2> /dev/null || true
+  fi
+}
+trap stop INT TERM HUP
 RC=0
 while :; do
   wait "$MPIRUN_PID" && RC=0 || RC=$?
   kill -0 "$MPIRUN_PID" 2> /dev/null || break  # (a trapped signal ends `wait` early)
 done
-trap - INT TERM
+trap - INT TERM HUP
 ((RC == 0)) || exit "$RC"
 # --print-ranks, --check-config and --help train nothing: no sample after them.
 for flag in "${FLAGS[@]}"; do

@@ -273,6 +273,12 @@ if "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model
   cmp -s "$WORK/sp.model" "$WORK/exp_sp/tokenizer.model" &&
     grep -q '"tokenizer": {"kind": "sentencepiece", "spec": "sentencepiece:.*"file": "tokenizer.model"}' \
       "$WORK/exp_sp/config.json" || fail "export with sentencepiece: $(cat "$WORK/exp_sp/config.json")"
+  # An export cut short before its config.json (which goes first) is exported again into its
+  # folder: the tokenizer file left there is the one it writes.
+  cp -r "$WORK/exp_sp" "$WORK/exp_cut" && rm "$WORK/exp_cut/config.json"
+  "$BIN" export "$CK_SP" --out "$WORK/exp_cut" > "$WORK/exp_cut.log" 2>&1 ||
+    fail "export again after one cut short: $(tail -2 "$WORK/exp_cut.log")"
+  cmp -s "$WORK/exp_sp/config.json" "$WORK/exp_cut/config.json" || fail "the export again differs"
   # Only the tokenizer file an export named is its own: another tool's is not replaced, and a
   # later export of a model without one removes the earlier copy.
   cp -r "$WORK/exp_sp" "$WORK/exp_sp_bytes"
