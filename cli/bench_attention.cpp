@@ -94,6 +94,21 @@ int bench_attention(const BenchAttentionOptions& o) {
   const auto dev = grid->device;
   const int64_t P = grid->sequence_parallel;
   options_check(o, P);
+  // Every size is checked against the device's memory before any is timed (a size that does not
+  // fit, found midway, would lose the rows measured before it).
+  for (int64_t D : o.head_dims)
+    for (int64_t N : o.seq_lens) {
+      const int64_t L = SequenceLayout(N, P, {}).local_len();
+      const Schedule sch = schedule_for(o, N, L);
+      SequenceLayout(N, P, sch.w);  // every segment nests with L
+      // q, k, v, the output gradient and the output
+      tensor_memory_check(
+          "bench attention (--head-dims " + std::to_string(D) + ", --seq-lens " +
+              std::to_string(N) + ")",
+          "B x N / P x --heads x head dim", {o.tokens / N, L, o.heads, D}, 5, o.dtype, dev,
+          (o.backward ? 2 : 1) *
+              dilated_plain_score_bytes(o.tokens / N * L, N, o.heads, sch.w, sch.r, o.dtype, dev));
+    }
   const std::string card = bench_device_name(dev);
   std::vector<JsonLine> rows;
   auto print = [&](const std::string& line) { log_info(line); };
@@ -129,12 +144,6 @@ int bench_attention(const BenchAttentionOptions& o) {
       const int64_t L = SequenceLayout(N, P, {}).local_len();
       const int64_t B = o.tokens / N, H = o.heads;
       Schedule sch = schedule_for(o, N, L);
-      SequenceLayout(N, P, sch.w);  // every segment nests with L
-      // q, k, v, the output gradient and the output
-      tensor_memory_check("bench attention", "B x N / P x --heads x head dim", {B, L, H, D}, 5,
-                          o.dtype, dev,
-                          (o.backward ? 2 : 1) *
-                              dilated_plain_score_bytes(B * L, N, H, sch.w, sch.r, o.dtype, dev));
       DilatedAttentionOptions opt;
       opt.segment_lengths = sch.w;
       opt.dilation_rates = sch.r;

@@ -146,11 +146,18 @@ int cmd_bench_generate(const Args& args) {
     return trace_dir + "/generate_p" + std::to_string(P) + "_b" + std::to_string(B) + ".json";
   };
   // Every trace file is checked before any work: only an earlier trace is written over.
+  // (and none of them is the --json results file, which the trace would replace first)
   if (!trace_dir.empty())
     for (int64_t P : f.get_int_list("prompt-lens"))
-      for (int64_t B : f.get_int_list("batches"))
-        output_file_prepare(trace_file(prompt_len(P), B), "longnet bench generate --trace file",
-                            OutputContent::kTrace);
+      for (int64_t B : f.get_int_list("batches")) {
+        const std::string t = trace_file(prompt_len(P), B);
+        if (!f.get("json").empty() && path_resolve(t) == path_resolve(f.get("json")))
+          throw std::invalid_argument(
+              "longnet bench generate: --json '" + f.get("json") +
+              "' is the --trace file of prompt " + std::to_string(prompt_len(P)) + ", batch " +
+              std::to_string(B) + "; give the results a path outside --trace's folder");
+        output_file_prepare(t, "longnet bench generate --trace file", OutputContent::kTrace);
+      }
   // Every (prompt, batch) pair checked against the memory before anything is measured.
   for (int64_t P : f.get_int_list("prompt-lens"))
     for (int64_t B : f.get_int_list("batches"))

@@ -15,6 +15,12 @@ int comm_check(c10::DeviceType device_type, int64_t elements) {
   auto grid = process_grid_create(0, 1, device_type);
   auto& comm = *grid->world;
   const int n = comm.size(), r = comm.rank();
+  // On the CPU the collectives are MPI's, whose counts are ints: the gathered float32 bytes of
+  // every rank must stay below 2 GiB. Said now, naming the flag, not after the first collective.
+  const int64_t most = ((int64_t{1} << 31) - 1) / (4 * int64_t(n));
+  TORCH_CHECK(grid->device.is_cuda() || elements <= most, "check comm --elements ", elements,
+              ": on the CPU (MPI) the gathered float32 tensor of ", n,
+              " ranks must stay below 2 GiB; give --elements ", most, " or fewer");
   auto opts = at::TensorOptions().dtype(at::kFloat).device(grid->device);
 
   // all-gather: rank k contributes k*1000 + i.

@@ -378,6 +378,9 @@ mkdir -p "$WORK/tracedir" && printf 'notes\n' > "$WORK/tracedir/generate_p16_b1.
 expect1 out.bench_trace_onto_notes "does not hold a profiler trace" bench generate --device cpu \
   --checkpoint "$CK" --prompt-lens 16 --batches 1 --steps 1 --warmup 2 --trace "$WORK/tracedir"
 grep -q notes "$WORK/tracedir/generate_p16_b1.json" || fail "out.bench_trace_onto_notes: replaced"
+expect1 out.bench_json_is_trace "is the --trace file of prompt 16, batch 1" bench generate \
+  --device cpu --checkpoint "$CK" --prompt-lens 16 --batches 1 --steps 1 --warmup 2 \
+  --trace "$WORK/tracedir2" --json "$WORK/tracedir2/generate_p16_b1.json"
 expect1 out.eval_json_onto_data "is an input of this job" eval --checkpoint "$CK" --device cpu \
   --data "$WORK/data.tokens" --json "$WORK/data.tokens"
 expect1 out.eval_json_into_dataset "lies inside an input of this job" eval --checkpoint "$CK" \
@@ -399,6 +402,11 @@ expect1 out.tokenizer_train "tokenizer train --out '$WORK/out.fifo' is a FIFO" t
   --vocab-size 400 --source "$SRC" --out "$WORK/out.fifo"
 expect1 out.export "export --out '$WORK/out.fifo' is a FIFO" export "$CK" --out "$WORK/out.fifo"
 # Bench flags are named as flags, not as the options they fill.
+# A size that does not fit is refused before any is timed (found midway it lost the rows before).
+expect1 bench.memory_first "bench attention (--head-dims 1024, --seq-lens 1024): 5 tensors" \
+  bench attention --device cpu --dtype float32 --warmup 0 --repeats 1 --tokens 1048576 \
+  --seq-lens 1024 --heads 16 --head-dims 8,1024 --segments 16 --rates 1 --forward-only
+((EXPECT_DT <= 5)) || fail "bench.memory_first: refused after $EXPECT_DT s (timed first?)"
 expect1 bench.rates_count "bench attention: --rates: " bench attention --device cpu --seq-lens 512 \
   --segments 64,128 --rates 1 --warmup 0 --repeats 1
 # A failed export (a bad --dtype, a missing checkpoint) leaves no --out directory behind.
@@ -443,6 +451,7 @@ expect1 model.bad_key "model.num_heads" bench generate --random-init --config "$
 # A flag or override given twice would silently take its last value.
 expect1 flag.twice "generate: --prompt given twice" generate --checkpoint "$CK" --prompt a --prompt b
 expect flag.twice_np2 "check comm: --elements given twice" check comm --elements 5 --elements 7
+expect flag.comm_elements_mpi "give --elements 268435455 or fewer" check comm --elements 268435456
 expect override.twice "train.steps is overridden twice with different values" "${T[@]}" \
   train.steps=5 train.steps=6
 # A section's override merges into it: it conflicts with a key it sets, not with the others.
