@@ -18,12 +18,19 @@ rm -rf /tmp/longnet_ckpt /tmp/longnet_ckpt_* /tmp/longnet_paper
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 source launch/mpi_env.sh
 NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
+((NGPU > 0)) || { echo "gpu_run: no GPU visible (nvidia-smi -L lists none)" >&2; exit 2; }
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 |
        sed 's/NVIDIA //; s/ .*//' | tr 'A-Z' 'a-z')
 CARD=${CARD:-gpu}
 BIN=build/longnet
 STAGES=("$@")
 ((${#STAGES[@]})) || STAGES=(build test check bench weak)
+KNOWN=" $(sed -n 's/^    \([a-z0-9_]*\))$/\1/p' "${BASH_SOURCE[0]}" | tr '\n' ' ')"
+for stage in "${STAGES[@]}"; do
+  [[ "$KNOWN" == *" $stage "* ]] ||
+    { echo "gpu_run: unknown stage '$stage' (stages:$KNOWN)" >&2; exit 2; }
+done
+FAILED=0  # commands that failed (the script goes on to the next, and exits 1 at the end)
 SUMMARY="$OUT_DIR/summary.txt"
 : > "$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
@@ -37,6 +44,7 @@ run() {
   timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
   local rc=$?
   note "[$name] rc=$rc in $((SECONDS - t0)) s: $*"
+  ((rc == 0)) || FAILED=$((FAILED + 1))
   return $rc
 }
 
@@ -47,7 +55,9 @@ for stage in "${STAGES[@]}"; do
       grep -E "^-- longnet:" build/configure.log | tee -a "$SUMMARY"
       ;;
     test)
-      (cd build && run ctest 300 ctest -j4 --output-on-failure ${LONGNET_CTEST_ARGS:-})
+      pushd build > /dev/null  # (not a subshell: run counts the failures)
+      run ctest 300 ctest -j4 --output-on-failure ${LONGNET_CTEST_ARGS:-}
+      popd > /dev/null
       grep -E "tests passed|Failed|\*\*\*|Not Run" "$LOGS/ctest.log" | tee -a "$SUMMARY"
       ;;
     check)
@@ -187,6 +197,9 @@ for stage in "${STAGES[@]}"; do
         log.interval=1 checkpoint.interval=1000 checkpoint.resume=none \
         checkpoint.dir=/tmp/longnet_ckpt_stall data.source=$DATA_SRC \
         log.metrics=/tmp/stall.jsonl train.collective_timeout_s=20 --debug-stall 1:5
+      RC=$?
+      # (the watchdog ending the job with an error is the pass; a clean exit or a hang is not)
+      if ((RC == 0)); then FAILED=$((FAILED + 1)); elif ((RC != 124)); then FAILED=$((FAILED - 1)); fi
       note "stall: the job ended $((SECONDS - T0)) s after start"
       grep -E "stalling|error|watchdog|has not finished|^step" "$LOGS/stall.log" | tee -a "$SUMMARY"
       ;;
@@ -225,6 +238,8 @@ for stage in "${STAGES[@]}"; do
       paper chunked_b1 chunked 1 16 300
       paper plain_b1 plain 1 16 300
       paper plain_b4 plain 4 4 150  # expected to run out of memory: 26 GB of bf16 logits alone
+      # (that out-of-memory refusal is its pass; only a run that did not end in it counts)
+      if grep -q "out of memory" "$LOGS/paper_plain_b4.log"; then FAILED=$((FAILED - 1)); fi
       # Steps 4..12 of each run: tokens/s, MFU, peak memory.
       python3 - bench/results/paper_lm_{chunked_b4,chunked_b1,plain_b1,plain_b4}_$CARD.jsonl \
           <<'PY' | tee -a "$SUMMARY" | tee bench/results/paper_lm_loss_paths_$CARD.txt
@@ -290,4 +305,5 @@ PY
   esac
 done
 cp -r "$LOGS" logs_copy 2>/dev/null; tar czf "$OUT_DIR/results.tgz" bench/results logs_copy; rm -rf logs_copy
-note "done: $(date -u +%FT%TZ)"
+note "done: $(date -u +%FT%TZ), $FAILED command(s) failed"
+((FAILED == 0))

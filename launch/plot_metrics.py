@@ -17,7 +17,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from metrics_common import metrics_path, read_rows, reexec_with_project_python  # noqa: E402
+from metrics_common import (metrics_path, number, read_rows,  # noqa: E402
+                            reexec_with_project_python)
 
 
 def import_pyplot():
@@ -35,13 +36,14 @@ def import_pyplot():
 
 
 def series(rows, key):
-    """([steps], [values]) of the rows that have key; null -> NaN."""
+    """([steps], [values]) of the rows that have key; null, and anything but a finite number
+    (a string, inf), -> NaN (a gap)."""
     steps, values = [], []
     for r in rows:
         if key in r:
             steps.append(r["step"])
-            v = r[key]
-            values.append(math.nan if v is None else float(v))
+            v = number(r, key)
+            values.append(math.nan if v is None else v)
     return steps, values
 
 
@@ -75,20 +77,34 @@ def main():
     runs = [(p, read_rows(p, "plot_metrics")) for p in paths]
     if not any(series(rows, "loss")[0] or series(rows, "val_loss")[0] for _, rows in runs):
         sys.exit("plot_metrics: no `loss` or `val_loss` values in " + ", ".join(paths))
+    for p, rows in runs:
+        if not any(not math.isnan(v) for key in ("loss", "val_loss") for v in series(rows, key)[1]):
+            print(f"plot_metrics: warning: {p} holds no loss or val_loss values; it is left out",
+                  file=sys.stderr)
     out = a.out or os.path.join(os.path.dirname(paths[0]) or ".", "metrics.png")
+    if os.path.splitext(out)[1].lower() not in (".png", ".svg", ".pdf"):
+        sys.exit(f"plot_metrics: --out {out}: give an image file name ending in .png, .svg or .pdf")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        sys.exit(f"plot_metrics: --out {out}: its folder does not exist")
 
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6.5),
                                       gridspec_kw={"height_ratios": [3, 1]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (path, rows) in enumerate(runs):
         c = colors[i % len(colors)]
-        name = os.path.basename(os.path.dirname(os.path.abspath(path))) if len(runs) > 1 else ""
+        # (a run's folder name, and the file's when that is not metrics.jsonl: metrics.1.jsonl
+        # is the earlier run of the same folder)
+        base = os.path.basename(path)
+        name = os.path.basename(os.path.dirname(os.path.abspath(path))) + \
+            ("" if base == "metrics.jsonl" else "/" + base) if len(runs) > 1 else ""
         tag = f" ({name})" if name else ""
         steps, loss = series(rows, "loss")
         if steps:
             if a.smooth > 0:
                 top.plot(steps, loss, lw=0.8, color=c, alpha=0.25)
-            top.plot(steps, ema(loss, a.smooth), lw=1.5, color=c, label="training" + tag)
+            # (markers where a point stands alone: one row, or between skipped steps)
+            top.plot(steps, ema(loss, a.smooth), lw=1.5, color=c, label="training" + tag,
+                     marker="o" if len(steps) == 1 else None, ms=3)
         steps, val = series(rows, "val_loss")
         if steps:
             top.plot(steps, val, "o--", ms=4, lw=1, color=c, label="validation" + tag)
@@ -105,7 +121,10 @@ def main():
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    try:
+        fig.savefig(out, dpi=120)
+    except OSError as e:
+        sys.exit(f"plot_metrics: cannot write {out}: {e.strerror}")
     print(f"plot_metrics: wrote {out}")
 
 
