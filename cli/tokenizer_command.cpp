@@ -34,14 +34,23 @@ constexpr size_t kStdinMaxBytes = size_t(1) << 30;
 // Refuses, before anything is read or written, a stdin known to pass kStdinMaxBytes: a regular
 // file larger than that, or a device that never ends (/dev/zero, /dev/urandom; /dev/null and a
 // terminal are read).
+// How to give more than 1 GiB: in pieces cut where they may be (ids between numbers; text
+// anywhere for bytes, but a cut inside a multi-byte character or pre-token changes subword ids).
+std::string pieces_hint(const std::string& command) {
+  return command == "decode"
+             ? "give it in pieces cut between ids (e.g. tr ' ' '\\n' < IDS | split -l 100000000 "
+               "- part_, then decode each part), not by bytes, which would cut an id in two"
+             : "give it in pieces cut at line ends (e.g. split -C 512M), or tokenize a corpus "
+               "with longnet data build";
+}
+
 void stdin_check(const std::string& command) {
   struct stat st;
   if (::fstat(0, &st) != 0) return;  // reading says what is wrong
   const std::string who = "longnet tokenizer " + command + ": stdin ";
   if (S_ISREG(st.st_mode) && uint64_t(st.st_size) > kStdinMaxBytes)
     throw std::invalid_argument(who + "is a file of " + std::to_string(st.st_size) +
-                                " bytes, more than 1 GiB; give it in pieces (e.g. split -b 512M), "
-                                "or tokenize a corpus with longnet data build");
+                                " bytes, more than 1 GiB; " + pieces_hint(command));
   const bool dev_null = major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
   if (S_ISCHR(st.st_mode) && !::isatty(0) && !dev_null)
     throw std::invalid_argument(who +
@@ -60,8 +69,7 @@ bool stdin_read_some(std::string& data, uint64_t& total, const std::string& comm
       total += static_cast<uint64_t>(n);
       if (total > kStdinMaxBytes)
         throw std::invalid_argument("longnet tokenizer " + command +
-                                    ": stdin holds more than 1 GiB; give it in pieces (e.g. "
-                                    "split -b 512M), or tokenize a corpus with longnet data build");
+                                    ": stdin holds more than 1 GiB; " + pieces_hint(command));
       return true;
     }
     if (n == 0) return false;

@@ -1,6 +1,7 @@
 // `longnet train CONFIG [key=value ...] [flags]`: reads and checks the config, then runs the
 // training loop (train/trainer.h). The --debug-* flags inject faults for tests (they fill
 // train/fault_injection.h) and are documented there, not in the user's help.
+#include <cstdlib>
 #include <iostream>
 #include <stdexcept>
 
@@ -15,6 +16,12 @@
 
 namespace longnet {
 namespace {
+// This process's rank as the launcher (mpirun) gives it, 0 when not launched by one.
+int launcher_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
+    if (const char* r = std::getenv(name)) return std::atoi(r);
+  return 0;
+}
 
 // "RANK:STEP" of --debug-stall.
 std::pair<int64_t, int64_t> rank_step(const std::string& text) {
@@ -100,7 +107,9 @@ int cmd_train(const Args& args) {
   if (f.given("check-config")) {
     const int64_t world = f.get_int("check-config");
     config_check(cfg, static_cast<int>(world));
-    std::cout << "config OK for " << world << " rank(s):\n" << config_to_yaml(cfg);
+    // (under mpirun every rank checks; rank 0 alone answers, once)
+    if (launcher_rank() == 0)
+      std::cout << "config OK for " << world << " rank(s):\n" << config_to_yaml(cfg);
     return 0;
   }
   if (f.get_switch("print-ranks")) {
@@ -111,7 +120,7 @@ int cmd_train(const Args& args) {
           "longnet train: grid.data_parallel x grid.sequence_parallel = " + std::to_string(ranks) +
           " ranks, more than the " + std::to_string(kMaxRanks) + " a job can have here");
     config_check(cfg, static_cast<int>(ranks));
-    std::cout << ranks << "\n";
+    if (launcher_rank() == 0) std::cout << ranks << "\n";
     return 0;
   }
   TrainRunOptions run;
