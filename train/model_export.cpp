@@ -325,16 +325,15 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   const bool st_ours = path_kind(st_path) == PathKind::kFile && safetensors_from_longnet(st_path);
   const std::string tok_path = tok.file.empty() ? "" : out_dir + "/" + tok.file;
   // (also the very file this export writes, left by an export cut short before its config.json)
-  const bool tok_ours =
-      tok.file == old_tok_file ||
-      (!tok_path.empty() && path_kind(tok_path) == PathKind::kFile && [&] {
-        try {
-          return file_read_bounded(tok_path, "tokenizer file", tok.content.size() + 1) ==
-                 tok.content;
-        } catch (const std::runtime_error&) {
-          return false;
-        }
-      }());
+  const bool tok_ours = tok.file == old_tok_file ||
+                        (!tok_path.empty() && path_kind(tok_path) == PathKind::kFile && [&] {
+                          try {
+                            return file_read_bounded(tok_path, "tokenizer file",
+                                                     tok.content.size() + 1) == tok.content;
+                          } catch (const std::runtime_error&) {
+                            return false;
+                          }
+                        }());
   for (const auto& [p, mine] : {std::make_pair(cfg_path, ours), std::make_pair(st_path, st_ours),
                                 std::make_pair(tok_path, tok_ours)})
     if (!p.empty() && path_kind(p) != PathKind::kMissing && !mine)
