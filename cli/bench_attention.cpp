@@ -92,6 +92,7 @@ int bench_attention(const BenchAttentionOptions& o) {
         " rank(s) (mpirun -np " + std::to_string(o.sp) + ")");
   auto grid = process_grid_create(0, o.sp, o.device);
   const auto dev = grid->device;
+  engine_flags_cpu_note(o.engine, dev, "bench attention");
   const int64_t P = grid->sequence_parallel;
   options_check(o, P);
   // Every size is checked against the device's memory before any is timed (a size that does not

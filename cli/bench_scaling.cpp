@@ -110,7 +110,10 @@ int bench_scaling(const BenchScalingOptions& o) {
     const int64_t dp = P / sp, L = N / sp, B_total = o.total_tokens / N;
     const int64_t B = std::max<int64_t>(1, B_total / dp);
     auto grid = process_grid_create(static_cast<int>(dp), static_cast<int>(sp), o.device);
-    if (card.empty()) card = bench_device_name(grid->device);
+    if (card.empty()) {
+      card = bench_device_name(grid->device);
+      engine_flags_cpu_note(o.engine, grid->device, "bench scaling");
+    }
     Schedule sch = schedule_for(o.schedule, N, per_gpu);
     DilatedAttentionOptions opt;
     opt.segment_lengths = sch.w;

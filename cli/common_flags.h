@@ -46,6 +46,9 @@ std::string dtype_name(c10::ScalarType dtype);
 // engine's options, core/options.h), and reads them back, checked (engine_options_check).
 void engine_flags_add(CliFlags& f);
 EngineOptions engine_flags_get(const CliFlags& f);
+// On the CPU, a note (log_info) naming the engine flags given, which act only on a GPU.
+void engine_flags_cpu_note(const EngineOptions& e, const c10::Device& device,
+                           const std::string& command);
 
 // Throws std::invalid_argument("<what> = a x b x ... elements does not fit ...") when the product
 // of a tensor's sizes overflows 64-bit integers (flags are range-checked one by one; their

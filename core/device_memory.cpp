@@ -15,6 +15,46 @@
 #endif
 
 namespace longnet {
+namespace {
+
+// The least memory limit of this process's control groups, -1 when none: cgroup v2
+// (memory.max, "max" when unlimited) and v1 (memory.limit_in_bytes), at every level from the
+// process's group up to the root, as /proc/self/cgroup names them (a batch job's limit is often
+// on a parent group).
+int64_t cgroup_memory_limit() {
+  int64_t least = -1;
+  auto take = [&](const std::string& file) {
+    std::ifstream f(file);
+    int64_t v = 0;
+    if (f >> v && v > 0 && (least < 0 || v < least)) least = v;
+  };
+  std::ifstream self("/proc/self/cgroup");
+  for (std::string line; std::getline(self, line);) {
+    // "0::/path" (v2), "N:memory:/path" (v1; the controller list may name others beside it)
+    const size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
+    std::string path = line.substr(b + 1), base, file;
+    if (controllers == ",,") {
+      base = "/sys/fs/cgroup", file = "memory.max";
+    } else if (controllers.find(",memory,") != std::string::npos) {
+      base = "/sys/fs/cgroup/memory", file = "memory.limit_in_bytes";
+    } else {
+      continue;
+    }
+    if (path.find("..") != std::string::npos) continue;
+    for (;;) {
+      take(base + path + "/" + file);
+      if (path.empty()) break;
+      const size_t slash = path.rfind('/');
+      path = slash == std::string::npos ? "" : path.substr(0, slash);
+    }
+  }
+  take("/sys/fs/cgroup/memory.max");
+  return least;
+}
+
+}  // namespace
 
 int64_t device_memory_bytes(const c10::Device& device) {
   if (device.is_cpu()) {
@@ -28,9 +68,7 @@ int64_t device_memory_bytes(const c10::Device& device) {
     struct rlimit as {};
     if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
       lower(int64_t(std::min<rlim_t>(as.rlim_cur, rlim_t(INT64_MAX))));
-    std::ifstream cgroup("/sys/fs/cgroup/memory.max");  // (cgroup v2; "max" when unlimited)
-    int64_t limit = 0;
-    if (cgroup >> limit) lower(limit);
+    lower(cgroup_memory_limit());
     return have;
   }
 #ifdef LONGNET_WITH_CUDA

@@ -137,7 +137,12 @@ PathKind path_kind(const std::string& path) {
 
 std::string path_kind_text(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return "missing";
+  if (::stat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      return e == ELOOP ? "a symbolic link loop" : "a symbolic link to nothing (dangling)";
+    return "missing";
+  }
   if (S_ISREG(st.st_mode)) return "a regular file";
   if (S_ISDIR(st.st_mode)) return "a directory";
   if (S_ISFIFO(st.st_mode)) return "a FIFO (named pipe)";

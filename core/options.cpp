@@ -245,6 +245,17 @@ void engine_options_check(const EngineOptions& o_in) {
   options_visit(o, check);
 }
 
+std::vector<std::string> engine_options_changed(const EngineOptions& o) {
+  const EngineOptions d;
+  std::vector<std::string> changed;
+  if (o.backend != d.backend) changed.push_back("backend");
+  if (o.streams != d.streams) changed.push_back("streams");
+  if (o.fused_merge != d.fused_merge) changed.push_back("fused_merge");
+  if (o.chunk_above != d.chunk_above) changed.push_back("chunk_above");
+  if (o.memory_trace != d.memory_trace) changed.push_back("memory_trace");
+  return changed;
+}
+
 void dilated_options_check(const DilatedAttentionOptions& o_in) {
   const std::string owner = "dilated attention";
   DilatedAttentionOptions o = o_in;

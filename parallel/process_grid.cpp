@@ -93,15 +93,16 @@ std::shared_ptr<ProcessGrid> process_grid_create(int data_parallel, int sequence
   grid->dp_index = grid->world_rank / sequence_parallel;
   grid->sp_index = grid->world_rank % sequence_parallel;
 
+  MPI_Comm node;
+  LONGNET_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, grid->world_rank,
+                                        MPI_INFO_NULL, &node));
+  int local_rank = 0, local_ranks = 1;
+  LONGNET_CHECK_MPI(MPI_Comm_rank(node, &local_rank));
+  LONGNET_CHECK_MPI(MPI_Comm_size(node, &local_ranks));
+  LONGNET_CHECK_MPI(MPI_Comm_free(&node));
+  grid->local_ranks = local_ranks;
   if (device_type == c10::kCUDA) {
 #ifdef LONGNET_WITH_CUDA
-    MPI_Comm node;
-    LONGNET_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, grid->world_rank,
-                                          MPI_INFO_NULL, &node));
-    int local_rank = 0, local_ranks = 1;
-    LONGNET_CHECK_MPI(MPI_Comm_rank(node, &local_rank));
-    LONGNET_CHECK_MPI(MPI_Comm_size(node, &local_ranks));
-    LONGNET_CHECK_MPI(MPI_Comm_free(&node));
     int count = c10::cuda::device_count();
     TORCH_CHECK(count > 0,
                 "process grid: a CUDA run was asked for (device: cuda in a config, or --device "

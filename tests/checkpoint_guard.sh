@@ -134,23 +134,33 @@ expect resume_from_elsewhere into_used "would count them as this run's and delet
 # A directory where a checkpoint of this run would be written is found at the start.
 copy blocked; mkdir "$WORK/blocked/step_00000012.ckpt"
 expect checkpoint_name_is_dir blocked "with a checkpoint's name" train.steps=12
-# Retention keeps another model's checkpoint that sits in the directory (not counted, not deleted).
-rm -rf "$WORK/foreign" && mkdir -p "$WORK/foreign"
-timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
-  checkpoint.dir="$WORK/foreign" log.dir="$WORK/run_foreign" train.steps=3 checkpoint.resume=none \
-  model.activation=relu > "$WORK/foreign0.log" 2>&1 || fail "foreign: $(tail -2 "$WORK/foreign0.log")"
-mv "$WORK/foreign/step_00000003.ckpt" "$WORK/foreign_step3.ckpt"
-rm -rf "$WORK/foreign" && copy foreign && cp "$WORK/foreign_step3.ckpt" "$WORK/foreign/step_00000003.ckpt"
-timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
-  checkpoint.dir="$WORK/foreign" log.dir="$WORK/run_foreign" train.steps=16 checkpoint.interval=4 \
-  checkpoint.keep=2 > "$WORK/foreign.log" 2>&1 || fail "foreign: $(grep -m2 error "$WORK/foreign.log")"
-cmp -s "$WORK/foreign_step3.ckpt" "$WORK/foreign/step_00000003.ckpt" ||
-  fail "retention deleted or changed another model's checkpoint"
-grep -q "step_00000003.ckpt' is not this run's" "$WORK/foreign.log" || fail "foreign: not reported"
-[[ ! -e "$WORK/foreign/step_00000008.ckpt" && -e "$WORK/foreign/step_00000012.ckpt" ]] ||
-  fail "foreign: retention did not keep the newest 2 of this run's: $(ls "$WORK/foreign")"
-cases=$((cases + 1))
-echo "ok: retention_keeps_foreign_model"
+# retention_keeps NAME WHY ARGS...: a 3-step run with ARGS (another model, or only another
+# log.dir) leaves a checkpoint, put into a copy of the good directory; a run continuing there
+# with keep 2 neither counts nor deletes it, and names it as not this run's (WHY).
+retention_keeps() {
+  local name=$1 why=$2
+  shift 2
+  rm -rf "$WORK/$name" && mkdir -p "$WORK/$name"
+  timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+    checkpoint.dir="$WORK/$name" log.dir="$WORK/run_${name}_other" train.steps=3 \
+    checkpoint.resume=none "$@" > "$WORK/${name}0.log" 2>&1 || fail "$name: $(tail -2 "$WORK/${name}0.log")"
+  mv "$WORK/$name/step_00000003.ckpt" "$WORK/${name}_step3.ckpt"
+  rm -rf "$WORK/$name" && copy "$name" && cp "$WORK/${name}_step3.ckpt" "$WORK/$name/step_00000003.ckpt"
+  timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+    checkpoint.dir="$WORK/$name" log.dir="$WORK/run_$name" train.steps=16 checkpoint.interval=4 \
+    checkpoint.keep=2 > "$WORK/$name.log" 2>&1 || fail "$name: $(grep -m2 error "$WORK/$name.log")"
+  cmp -s "$WORK/${name}_step3.ckpt" "$WORK/$name/step_00000003.ckpt" ||
+    fail "$name: retention deleted or changed the other checkpoint"
+  grep -q "step_00000003.ckpt' is not this run's ($why)" "$WORK/$name.log" ||
+    fail "$name: not reported: $(grep -m2 "not this run" "$WORK/$name.log")"
+  [[ ! -e "$WORK/$name/step_00000008.ckpt" && -e "$WORK/$name/step_00000012.ckpt" ]] ||
+    fail "$name: retention did not keep the newest 2 of this run's: $(ls "$WORK/$name")"
+  cases=$((cases + 1))
+  echo "ok: $name"
+}
+retention_keeps retention_keeps_foreign_model "it holds another model" model.activation=relu
+retention_keeps retention_keeps_other_runs_checkpoint \
+  "it was written by the run of log.dir '.*run_retention_keeps_other_runs_checkpoint_other'"
 # A second job on the same run folder (log.dir) is refused while the first runs.
 copy busy
 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \

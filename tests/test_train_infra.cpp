@@ -939,6 +939,51 @@ TEST(CheckpointFiles, RetentionLeavesOtherOwnersCheckpoints) {
   std::vector<int64_t> steps;
   for (const auto& [step, path] : checkpoint_list(ck)) steps.push_back(step);
   EXPECT_EQ(steps, (std::vector<int64_t>{30, 20, 5}));
+  // The reason is given from the owner's later lines when the model (first line) is the same.
+  checkpoint_write(ck, 3, state_of(3, "model: A" + std::string(kOwnerRun) + "written by X"), 1,
+                   owner);
+  ::testing::internal::CaptureStderr();
+  checkpoint_write(ck, 40, state_of(40, "model: A" + std::string(kOwnerRun) + "written by Y"), 5,
+                   owner);
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("step_00000003.ckpt' is not this run's (written by X)"), std::string::npos)
+      << said;
+  EXPECT_NE(said.find("step_00000005.ckpt' is not this run's (it holds another model)"),
+            std::string::npos)
+      << said;
+}
+
+// Retention goes by file: the names of one checkpoint (a link in the directory, a hard link)
+// count once and go together, so a link never costs a real checkpoint, never shields its
+// target's deletion and is never left dangling; a file outside the directory is never deleted.
+TEST(CheckpointFiles, RetentionCountsFilesNotNames) {
+  TempDir dir;
+  const std::string ck = dir / "ck";
+  for (int64_t step : {10, 20}) checkpoint_write(ck, step, sample_state(step, 10), 3);
+  // A link named for step 20 (sorting before the real name) and a hard link of step 10.
+  ASSERT_EQ(::symlink("step_00000020.ckpt", (ck + "/step_20.ckpt").c_str()), 0);
+  ASSERT_EQ(::link(checkpoint_path(ck, 10).c_str(), (ck + "/step_010.ckpt").c_str()), 0);
+  checkpoint_write(ck, 30, sample_state(30, 10), 3);  // three files: nothing goes
+  std::vector<std::string> names;
+  for (const auto& [step, path] : checkpoint_list(ck)) names.push_back(path.substr(ck.size() + 1));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"step_00000030.ckpt", "step_20.ckpt", "step_00000020.ckpt",
+                                      "step_010.ckpt", "step_00000010.ckpt"}));
+  checkpoint_write(ck, 40, sample_state(40, 10), 2);  // 40 and 30 kept: 20 and 10 go, every name
+  names.clear();
+  for (const auto& [step, path] : checkpoint_list(ck)) names.push_back(path.substr(ck.size() + 1));
+  EXPECT_EQ(names, (std::vector<std::string>{"step_00000040.ckpt", "step_00000030.ckpt"}));
+  EXPECT_TRUE(checkpoint_name_blockers(ck).empty()) << "no dangling link left";
+  // A link to a checkpoint outside the directory: the link goes, the file stays.
+  checkpoint_write(dir / "elsewhere", 35, sample_state(35, 10), 1);
+  ASSERT_EQ(::symlink(checkpoint_path(dir / "elsewhere", 35).c_str(),
+                      (ck + "/step_00000035.ckpt").c_str()),
+            0);
+  checkpoint_write(ck, 50, sample_state(50, 10), 2);
+  names.clear();
+  for (const auto& [step, path] : checkpoint_list(ck)) names.push_back(path.substr(ck.size() + 1));
+  EXPECT_EQ(names, (std::vector<std::string>{"step_00000050.ckpt", "step_00000040.ckpt"}));
+  EXPECT_TRUE(path_exists(checkpoint_path(dir / "elsewhere", 35)));
 }
 
 // Names that a later checkpoint write would trip over are found up front.

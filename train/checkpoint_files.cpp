@@ -368,10 +368,26 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
     if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
         is_checkpoint_name(name))  // step_N.ckpt.tmp only: other files are the user's
       ::unlink(join_path(dir, name).c_str());
-  // Retention over the checkpoints that verify, newest first.
-  int kept = 1;  // the one just written
+  // Retention over the checkpoints that verify, newest first, by file: the names of one file
+  // (hard links, links in the directory) count once and share its fate, so a link never
+  // shields its target's deletion or leaves a dangling name, and is never a second copy.
+  int kept = 1;                                       // the one just written
+  std::map<std::pair<dev_t, ino_t>, bool> keep_file;  // decided: kept (or left) / deleted
+  if (auto id = file_id(path)) keep_file[{id->dev, id->ino}] = true;
   for (const auto& [s, p] : checkpoint_list(dir)) {
     if (p == path) continue;
+    const auto id = file_id(p);
+    if (!id) continue;  // gone since the listing
+    const std::pair<dev_t, ino_t> file{id->dev, id->ino};
+    if (auto d = keep_file.find(file); d != keep_file.end()) {
+      // Another name of a file already decided: deleted with it (a link here goes; a file a
+      // link points at outside the directory is never touched).
+      if (!d->second && ::unlink(p.c_str()) != 0)
+        std::cerr << log_prefix() << "warning: could not delete '" << p
+                  << "', another name of a deleted old checkpoint: " << errno_text() << "\n";
+      continue;
+    }
+    keep_file[file] = true;  // (left as it is unless deleted below)
     std::string why, its_owner;
     if (!verified(p, &why, owner_of, &its_owner)) {
       std::cerr << log_prefix() << "warning: " << why
@@ -380,9 +396,15 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
     }
     if (its_owner != owner) {
       // (an owner in parentheses is no model: the checkpoint's config could not be read)
+      std::string differs = "it holds another model";
+      const size_t a = its_owner.rfind(kOwnerRun), b = owner.rfind(kOwnerRun);
+      if (its_owner.rfind('(', 0) == 0)
+        differs = "its config cannot be read";
+      else if (a != std::string::npos && b != std::string::npos &&
+               its_owner.compare(0, a, owner, 0, b) == 0)
+        differs = its_owner.substr(a + std::strlen(kOwnerRun));
       std::cerr << log_prefix() << "warning: checkpoint '" << p << "' is not this run's ("
-                << (its_owner.rfind('(', 0) == 0 ? "its config cannot be read"
-                                                 : "it holds another model")
+                << differs
                 << "); not counted among the checkpoint.keep checkpoints, and left as it is\n";
       continue;
     }
@@ -390,6 +412,7 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
       ++kept;
       continue;
     }
+    keep_file[file] = false;
     if (::unlink(p.c_str()) != 0)
       std::cerr << log_prefix() << "warning: could not delete old checkpoint '" << p
                 << "': " << errno_text() << "\n";

@@ -37,7 +37,10 @@ std::string checkpoint_path(const std::string& dir, int64_t step);
 //
 // owner_of, when given, says whose a checkpoint is (e.g. the model it holds, from its config):
 // retention then counts and deletes only the checkpoints whose owner equals the new one's; others
-// (another model's, put there by hand) are reported and left as they are.
+// (another model's, put there by hand) are reported and left as they are. Its text names the
+// model ("(...)" when the config cannot be read), then optionally kOwnerRun and a phrase said
+// when only that part differs ("it was written by the run of log.dir 'X'").
+inline constexpr const char* kOwnerRun = "\nrun: ";
 using CheckpointOwner = std::function<std::string(const c10::impl::GenericDict&)>;
 void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::GenericDict& state,
                       int keep, const CheckpointOwner& owner_of = nullptr);

@@ -132,8 +132,9 @@ struct ExportTokenizer {
 // kind null when nothing names one (llm.c shards, or a dataset no longer at hand). Only
 // SentencePiece and tiktoken tokenizers have a file (bytes and bytes:eot are built in); it is
 // copied when it is here and is the one the model was trained with (by content hash, checked
-// before and after it is read).
-ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded) {
+// before and after it is read). When that file is gone or changed, a copy already in out_dir
+// (an earlier export's) with the recorded hash is kept and named.
+ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded, const std::string& out_dir) {
   ExportTokenizer t;
   const std::string& spec = recorded.spec;
   if (spec.empty()) {
@@ -152,6 +153,25 @@ ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded) {
   }
   const std::string path = spec.substr(colon + 1);
   if (!recorded.hash.empty()) t.json += ", \"hash\": " + json_quote(recorded.hash);
+  const std::string copy_name = kind == "tiktoken" ? "tokenizer.tiktoken" : "tokenizer.model";
+  const std::string copy_path = out_dir + "/" + copy_name;
+  const bool stale = [&] {
+    const std::string h = recorded_hash({spec, ""});
+    return h.empty() || (!recorded.hash.empty() && h != recorded.hash);
+  }();
+  if (stale && !recorded.hash.empty() && path_kind(copy_path) == PathKind::kFile &&
+      recorded_hash({kind + ":" + copy_path, ""}) == recorded.hash) {
+    t.content = file_read_bounded(copy_path, kind + " tokenizer file", uint64_t{1} << 30);
+    if (recorded_hash({kind + ":" + copy_path, ""}) != recorded.hash)
+      throw std::runtime_error("export: the tokenizer file " + copy_path +
+                               " changed while it was read; run the export again");
+    t.file = copy_name;
+    t.json += ", \"file\": " + json_quote(t.file) + "}";
+    t.note = "the tokenizer file " + path +
+             " is gone or no longer the one the model was trained with; the copy already in " +
+             out_dir + " is that tokenizer (by its hash) and was kept";
+    return t;
+  }
   const auto now = [&] { return recorded_hash({spec, ""}); };  // "" when not readable
   const std::string before = now();
   if (before.empty()) {
@@ -166,7 +186,7 @@ ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded) {
     if (now() != before)
       throw std::runtime_error("export: the tokenizer file " + path +
                                " changed while it was read; run the export again");
-    t.file = kind == "tiktoken" ? "tokenizer.tiktoken" : "tokenizer.model";
+    t.file = copy_name;
     t.json += ", \"file\": " + json_quote(t.file);
     if (recorded.hash.empty())
       t.note = "the checkpoint records no hash of its tokenizer, so the copy of " + path +
@@ -293,7 +313,7 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   }
   // The tokenizer the model's data was made with goes along: named in config.json, and its file
   // copied beside the model when it is here and is that tokenizer (by content hash).
-  const ExportTokenizer tok = export_tokenizer(model_tokenizer(loaded));
+  const ExportTokenizer tok = export_tokenizer(model_tokenizer(loaded), out_dir);
   output_dir_prepare(out_dir, "export directory");
   // A previous export here is replaced; files of anything else are not.
   const std::string cfg_path = out_dir + "/config.json", st_path = out_dir + "/model.safetensors";

@@ -155,12 +155,18 @@ std::string config_training_difference(const TrainConfig& there, const TrainConf
   return diff;
 }
 
-// The model a checkpoint's config describes (retention's owner of a checkpoint); a checkpoint
-// without a config that parses belongs to no run.
-std::string checkpoint_model(const c10::impl::GenericDict& state) {
+// Retention's owner of a checkpoint (checkpoint_files.h): the model its config describes, and
+// the run (log.dir) that wrote it, the run this one continues (`continued`) counting as this
+// one (`ours`). A checkpoint without a config that parses belongs to no run.
+std::string checkpoint_owner(const c10::impl::GenericDict& state, const std::string& ours,
+                             const std::string& continued) {
   try {
     if (!state.contains("config")) return "(no config)";
-    return model_identity_text(config_parse(state.at("config").toStringRef(), "checkpoint"));
+    const TrainConfig c = config_parse(state.at("config").toStringRef(), "checkpoint");
+    std::string run = path_resolve(c.log.dir);
+    if (!continued.empty() && run == path_resolve(continued)) run = path_resolve(ours);
+    return model_identity_text(c) + kOwnerRun + "it was written by the run of log.dir '" + run +
+           "'";
   } catch (const std::exception& e) {
     return std::string("(config unreadable: ") + e.what() + ")";
   }
@@ -308,7 +314,9 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
     state.insert("rng_cpu", rng_cpu);
     if (rng_cuda.defined()) state.insert("rng_cuda", rng_cuda);
     checkpoint_write(cfg.checkpoint.dir, progress.step, state,
-                     static_cast<int>(cfg.checkpoint.keep), checkpoint_model);
+                     static_cast<int>(cfg.checkpoint.keep), [&](const c10::impl::GenericDict& s) {
+                       return checkpoint_owner(s, cfg.log.dir, progress.log_dir);
+                     });
     log_info("checkpoint: " + checkpoint_path(cfg.checkpoint.dir, progress.step));
   }
   // The other ranks wait here while rank 0 writes: a minute and 10 MB/s of the checkpoint's size
@@ -394,12 +402,14 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   // The model: the one this run builds, key by key (parameters of equal shapes can belong to
   // another model: other heads, activation or segments).
   std::string stored_checkpoint_dir;  // where the run that wrote it kept its checkpoints
+  std::string stored_log_dir;         // and its run folder
   {
     const auto ours = model_identity(cfg);
     std::vector<std::pair<std::string, std::string>> theirs;
     try {
       const TrainConfig stored = config_parse(get("config").toStringRef(), path + " (config)");
       stored_checkpoint_dir = stored.checkpoint.dir;
+      stored_log_dir = stored.log.dir;
       theirs = model_identity(stored);
       const auto& a = stored.model.layer.attention;
       const auto& b = cfg.model.layer.attention;
@@ -565,6 +575,7 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   if (state.contains("data_fingerprint") && get("data_fingerprint").isString())
     progress.data_fingerprint = get("data_fingerprint").toStringRef();
   progress.checkpoint_dir = stored_checkpoint_dir;
+  progress.log_dir = stored_log_dir;
   if (state.contains("tokenizer") && get("tokenizer").isString() &&
       state.contains("tokenizer_hash") && get("tokenizer_hash").isString()) {
     progress.tokenizer = get("tokenizer").toStringRef();

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -161,6 +162,7 @@ class Trainer {
     p.samples = sampler_->position();
     p.eval_pending = eval_pending;
     p.data_fingerprint = data_fingerprint_;
+    p.log_dir = continued_log_dir_;
     return p;
   }
   // The --debug-truncate-data-at hook: every training shard cut to 64 bytes, on every rank's view.
@@ -186,6 +188,7 @@ class Trainer {
   // straight on from it to the next step (not after an evaluation or a checkpoint).
   int64_t first_step_ = 0, tokens_per_step_ = 0;
   bool eval_interrupted_ = false;  // a stop signal ended an evaluation
+  std::string continued_log_dir_;  // the resumed checkpoint's log.dir (its run is continued)
   RecordedTokenizer tokenizer_;    // the training data's (recorded in every checkpoint)
   bool eval_pending_ = false;      // the resumed checkpoint's step's evaluation was cut short
   double flops_ = 0, peak_flops_ = 0;
@@ -359,6 +362,13 @@ void Trainer::grid_setup() {
            std::to_string(grid_->sequence_parallel) + " sequence parallel, device " +
            grid_->device.str() + (run_.config_path.empty() ? "" : ", config " + run_.config_path));
   log_info("resolved config:\n" + config_to_yaml(cfg_));
+  std::string engine_keys;
+  if (!grid_->device.is_cuda())
+    for (const auto& field : engine_options_changed(cfg_.engine()))
+      engine_keys += (engine_keys.empty() ? "engine." : ", engine.") + field;
+  if (!engine_keys.empty())
+    log_info("note: " + engine_keys +
+             " act only on a GPU; this run is on the CPU, where they change nothing");
   if (!cfg_.log.dir.empty())
     log_info("run folder: " + cfg_.log.dir + " (config.yaml, train.log" +
              (cfg_.log.metrics.empty() ? ", metrics.jsonl)" : "); metrics: " + cfg_.log.metrics));
@@ -556,12 +566,28 @@ void Trainer::model_setup() {
     // training dtype.
     const double act = cfg_.train.precision == "bf16" ? 2 : 4;
     const double ffn = 2 * act * tokens * ff * (m.activation_checkpointing ? 1.0 : layers);
+    // On the CPU the plain engine keeps more per layer for the backward: every branch's output
+    // and lse, q, k, v and their xPos forms, the norms' inputs and outputs, the feed-forward's
+    // four ff-wide tensors. Measured (session 15, tiny.yaml): 67 KB per token per rank, about
+    // 0.8 of this count; and the ranks of one host share its memory.
+    const auto branches = double(m.layer.attention.segment_lengths.size());
+    const double cpu_layers = grid_->device.is_cuda()
+                                  ? 0.0
+                                  : act * tokens * ((10 + 2 * branches) * d + 4 * ff) *
+                                        (m.activation_checkpointing ? 1.0 : layers);
     // The CPU's plain attention maths holds one branch's scores.
     const auto& a = m.layer.attention;
     const double scores = dilated_plain_score_bytes(
         int64_t(tokens), cfg_.data.seq_len, m.layer.num_heads, a.segment_lengths, a.dilation_rates,
         cfg_.train.precision == "bf16" ? at::kBFloat16 : at::kFloat, grid_->device);
-    device_memory_check(16 * params + 4 * tokens * d * layers + ffn + scores + logits,
+    // (and on the CPU each process's own half GiB: LibTorch, MPI, the data's pages)
+    const double per_rank = 16 * params + 4 * tokens * d * layers +
+                            (grid_->device.is_cuda() ? ffn : cpu_layers + double(1 << 29)) +
+                            scores + logits;
+    if (!grid_->device.is_cuda() && grid_->local_ranks > 1)
+      std::snprintf(what + std::strlen(what), sizeof(what) - std::strlen(what),
+                    " on each of the %d ranks of this host", grid_->local_ranks);
+    device_memory_check(per_rank * (grid_->device.is_cuda() ? 1 : grid_->local_ranks),
                         grid_->device, what,
                         "use fewer or narrower layers (model.num_layers, model.d_model, "
                         "model.dim_feedforward, model.vocab_size), shorter segments "
@@ -926,6 +952,7 @@ int Trainer::run() {
   std::string resumed_dir = cfg_.checkpoint.dir;  // where the resumed run kept its checkpoints
   if (auto progress = train_state_resume(*grid_, cfg_, named_params_, *optim_)) {
     if (!progress->checkpoint_dir.empty()) resumed_dir = progress->checkpoint_dir;
+    continued_log_dir_ = progress->log_dir;
     step_ = progress->step;
     bad_steps_ = progress->bad_steps;
     eval_pending_ = progress->eval_pending;
