@@ -95,15 +95,11 @@ int cmd_bench_generate(const Args& args) {
                      "longnet bench generate --json");
   const std::string trace_dir = f.get("trace");
   if (!trace_dir.empty()) output_dir_prepare(trace_dir, "longnet bench generate --trace");
-  const int64_t traced = trace_dir.empty() ? 0 : kTraceSteps;
   const auto device = device_auto(f.get("device"));
   const auto dtype = dtype_from_name(f.get("dtype"));
   const int64_t seed = f.get_int("seed"), steps = f.get_int("steps"), warmup = f.get_int("warmup");
   const double bandwidth = f.get_double("bandwidth");
-  if (steps < 1 || warmup < 2)
-    throw std::invalid_argument(
-        "bench generate: --steps >= 1 and --warmup >= 2 (the graph is "
-        "captured on the second step)");
+  // (--steps >= 1 and --warmup >= 2 are the flags' ranges, checked as they are read)
   const std::string fill_mode = f.get("cache-fill");
   if (fill_mode != "prompt" && fill_mode != "full")
     throw std::invalid_argument("bench generate --cache-fill: '" + fill_mode +
@@ -136,10 +132,10 @@ int cmd_bench_generate(const Args& args) {
   at::NoGradGuard no_grad;
   auto prompt_len = [&](int64_t P) {
     if (fill_mode != "full") return P;
-    // The device-timed steps (after warmup, the traced steps and the per-token steps) end at
-    // position cycle - 1 (mod cycle): P = -(warmup + traced + 2 steps) (mod cycle), the least
-    // such P >= the requested one.
-    const int64_t want = ((-(warmup + traced + 2 * steps)) % cycle + cycle) % cycle;
+    // The device-timed steps (after warmup and the per-token steps; the traced steps come
+    // after them) end at position cycle - 1 (mod cycle): P = -(warmup + 2 steps) (mod cycle),
+    // the least such P >= the requested one.
+    const int64_t want = ((-(warmup + 2 * steps)) % cycle + cycle) % cycle;
     return P + ((want - P) % cycle + cycle) % cycle;
   };
   auto trace_file = [&](int64_t P, int64_t B) {
@@ -182,14 +178,6 @@ int cmd_bench_generate(const Args& args) {
       inc.state_from(one, 0);
       auto next = first.expand({B}).contiguous();
       for (int64_t i = 0; i < warmup; ++i) next = inc.step(next).argmax(-1);
-      if (!trace_dir.empty()) {
-        StepTrace trace(trace_file(P, B), device, 0, kTraceSteps);
-        for (int64_t i = 0; i < kTraceSteps; ++i) {
-          trace.at_step(i);
-          next = inc.step(next).argmax(-1);
-        }
-        trace.at_step(kTraceSteps);
-      }
       device_sync(device);
       // Per token with the host reading each sampled token, as generation runs.
       auto t1 = std::chrono::steady_clock::now();
@@ -222,6 +210,16 @@ int cmd_bench_generate(const Args& args) {
       const double dev_tps = double(B) / (dev_ms / 1e3);
       const double state_gib = double(inc.state_bytes()) / double(1ull << 30);
       const double peak = bench_peak_gib(device);
+      // The traced steps run after the timed ones, so the timed steps are the same with or
+      // without --trace (right after the prompt, or ending at the cycle's last position).
+      if (!trace_dir.empty()) {
+        StepTrace trace(trace_file(P, B), device, 0, kTraceSteps);
+        for (int64_t i = 0; i < kTraceSteps; ++i) {
+          trace.at_step(i);
+          next = inc.step(next).argmax(-1);
+        }
+        trace.at_step(kTraceSteps);
+      }
       table << std::setw(9) << P << std::setw(7) << B << std::fixed << std::setprecision(3)
             << std::setw(10) << prefill_s << std::setw(10) << ms << std::setw(10) << dev_ms
             << std::setprecision(0) << std::setw(11) << tps << std::setw(14) << bound_tps

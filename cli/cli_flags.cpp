@@ -31,8 +31,14 @@ double parse_double_strict(const std::string& text, const std::string& what) {
   double v = plain ? std::strtod(text.c_str(), &end) : 0.0;
   if (!plain || end != text.c_str() + text.size())
     throw std::invalid_argument(what + ": '" + text + "' is not a number");
-  if (!std::isfinite(v) || errno == ERANGE)
-    throw std::invalid_argument(what + ": '" + text + "' is not a finite number in range");
+  // (A value below the smallest normal double, 1e-320 say, underflows with ERANGE to a
+  // subnormal or 0: taken as that, as the config reader takes it; the flag's range decides.)
+  const bool underflow = errno == ERANGE && std::isfinite(v) && std::fabs(v) < 1.0;
+  if (!std::isfinite(v) || (errno == ERANGE && !underflow))
+    throw std::invalid_argument(what + ": '" + text + "' is " +
+                                (std::isnan(v)
+                                     ? "not a number (nan)"
+                                     : "not finite (a double holds at most about 1.8e308)"));
   return v;
 }
 

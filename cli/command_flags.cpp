@@ -88,8 +88,9 @@ void flags_train(CliFlags& f) {
   f.add("trace", "",
         "write a Kineto trace (Chrome JSON) of steps 4 and 5 of this run to this path (with "
         ".rankR added when there are several ranks); sum it up with bench/trace_summary.py");
-  f.add("check-config", "1",
-        "validate the config for a job of this many ranks, print it resolved, and exit",
+  f.add("check-config", "",
+        "--check-config N: validate the config for a job of N ranks (1 to 1048576; 1 for one "
+        "process), print it resolved, and exit",
         spec_range(1, 1 << 20));
   f.add_switch("print-ranks",
                "print the rank count the resolved config's grid asks for (launch/train.sh's "
@@ -276,7 +277,8 @@ void flags_bench_generate(CliFlags& f) {
         "timed steps end at the last position of a cycle of the segments, where every branch's "
         "segment is full and a step reads the most cached rows");
   f.add("steps", "128", "timed steps per measurement", kRuns1);
-  f.add("warmup", "8", "untimed steps first (the CUDA graph is captured in these)", kRuns0);
+  f.add("warmup", "8", "untimed steps first (the CUDA graph is captured on the second)",
+        spec_range(2, 100000));
   f.add("device", "cuda", "cuda or cpu");
   f.add("dtype", "bfloat16", "bfloat16, float16 or float32 (the parameters' dtype)");
   f.add("prefill-chunk", "65536", "tokens per prefill forward", kTokens);

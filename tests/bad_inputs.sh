@@ -297,6 +297,14 @@ if "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model
     grep -q "warning: the tokenizer file .* is no longer the one the model was trained with" \
       "$WORK/exp_sp2.log" && [[ ! -e "$WORK/exp_sp2/tokenizer.model" ]] ||
     fail "export with a replaced tokenizer file: $(tail -2 "$WORK/exp_sp2.log")"
+  # Exported again into the folder that holds the copy made before the file was replaced: that
+  # copy (the model's tokenizer, by its hash) is kept and named, not deleted.
+  cp "$WORK/exp_sp/tokenizer.model" "$WORK/sp_before.model"
+  "$BIN" export "$CK_SP" --out "$WORK/exp_sp" > "$WORK/exp_sp3.log" 2>&1 &&
+    grep -q "the copy already in .*exp_sp is that tokenizer (by its hash) and was kept" \
+      "$WORK/exp_sp3.log" && cmp -s "$WORK/sp_before.model" "$WORK/exp_sp/tokenizer.model" &&
+    grep -q '"file": "tokenizer.model"' "$WORK/exp_sp/config.json" ||
+    fail "export again with a replaced tokenizer file: $(tail -2 "$WORK/exp_sp3.log"; ls "$WORK/exp_sp")"
   # tokenizer train reads JSON lines as data build does: a malformed line stops it, or with
   # --skip-bad-lines is skipped and counted.
   python3 -c "import glob, json, sys
@@ -711,6 +719,22 @@ expect1 config.merge_key "merge keys ('<<: *anchor') are not supported" "${CC[@]
   'model={<<: {d_model: 64}}'
 expect1 config.ranks_overflow "ranks, more than the 1048576 a job can have" train "$CONFIG" \
   grid.data_parallel=1048576 grid.sequence_parallel=2048 --print-ranks
+# Flags whose refusal names the flag, its value and what works; a value below the smallest
+# normal double is read as the config reader reads it (the flag's own rule then decides).
+expect1 flag.check_attention_sp "check attention: --sp 2 does not divide the 1 rank(s) started" \
+  check attention --seq-len 64 --segments 32,64 --rates 1,2 --sp 2
+expect1 flag.bench_generate_warmup "--warmup: 1 is out of range; it must be >= 2" bench generate \
+  --checkpoint "$CK" --device cpu --prompt-lens 64 --batches 1 --warmup 1
+expect1 flag.temperature_subnormal "is below 1e-4, where logits / temperature overflow" generate \
+  --checkpoint "$CK" --device cpu --prompt x --temperature 1e-320
+expect1 flag.temperature_overflow "'1e999' is not finite" generate --checkpoint "$CK" --device cpu \
+  --prompt x --temperature 1e999
+# GPU-only engine settings on the CPU are named in a note (they change nothing there).
+"$BIN" train "$CONFIG" $DATA checkpoint.dir="$WORK/ck_engine" log.dir="$WORK/run_engine" \
+  grid.sequence_parallel=1 engine.streams=2 engine.backend=flash train.steps=1 optim.warmup_steps=0 \
+  > "$WORK/engine_cpu.log" 2>&1 &&
+  grep -q "note: engine.backend, engine.streams act only on a GPU" "$WORK/engine_cpu.log" ||
+  fail "engine keys on the CPU: $(grep -m2 "error\|note" "$WORK/engine_cpu.log")"
 # A config in a folder whose name holds '=' is the config, not an override.
 mkdir -p "$WORK/lr=1e-3" && cp "$CONFIG" "$WORK/lr=1e-3/config.yaml"
 "$BIN" train "$WORK/lr=1e-3/config.yaml" --check-config 2 > "$WORK/config_eq.log" 2>&1 ||

@@ -3,6 +3,7 @@
 // SentencePiece training and round trips, and the corpus readers on directories, JSON Lines and
 // .gz / .zst files, good, malformed and truncated. Ids against Python tiktoken and sentencepiece
 // are compared in test_tokenizer_reference.py. Parts compiled out of the build are skipped.
+#include <fcntl.h>
 #include <ftw.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -475,6 +476,16 @@ std::vector<Document> read_all(CorpusReader& r) {
   return docs;
 }
 
+// Reading the file at `path` whole fails with a message holding every needle.
+void expect_read_error(const std::string& path, const std::vector<std::string>& needles) {
+  expect_error(
+      [&] {
+        CorpusReader r({path});
+        read_all(r);
+      },
+      needles);
+}
+
 TEST(Corpus, DirectoryWalkSortedSkipsLinksBinaryLargeAndEmpty) {
   TempDir dir;
   write_file(dir / "src/b.txt", "bee");
@@ -510,6 +521,65 @@ TEST(Corpus, DirectoryWalkSortedSkipsLinksBinaryLargeAndEmpty) {
   CorpusReader l({dir / "src/large.txt"}, o);
   EXPECT_EQ(read_all(l).size(), 1u);
   expect_error([&] { CorpusReader n({dir / "nope"}); }, {"source '", "nope' does not exist"});
+}
+
+// A file changed after the sources were listed, or cut while it is read, is an error naming
+// it: never a torn document (a prefix of the old text) in a build that says it succeeded.
+TEST(Corpus, FilesChangedWhileReadAreErrors) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 200000; ++i) text += "line " + std::to_string(i) + "\n";
+  write_file(dir / "a.txt", text);
+  {
+    CorpusReader r({dir / "a.txt"});  // listed now
+    write_file(dir / "a.txt", text + "more\n");
+    expect_error([&] { read_all(r); },
+                 {"a.txt' changed since the sources were listed (" + std::to_string(text.size()) +
+                  " bytes then, " + std::to_string(text.size() + 5) + " now)"});
+  }
+  write_file(dir / "a.txt", text);
+  CorpusOptions o;
+  o.max_document_bytes = 4096;  // read in parts: the file is open between them
+  CorpusReader r({dir / "a.txt"}, o);
+  Document doc;
+  ASSERT_TRUE(r.next(doc));
+  ASSERT_EQ(::truncate((dir / "a.txt").c_str(), 100), 0);
+  expect_error(
+      [&] {
+        while (r.next(doc)) {
+        }
+      },
+      {"a.txt': shrank while it was read (" + std::to_string(text.size()) + " bytes when opened"});
+}
+
+TEST(Corpus, DirectoriesNestedPastPathMaxAreSkipped) {
+  TempDir dir;
+  write_file(dir / "src/a.txt", "kept");
+  // 24 levels of 200-byte names (past PATH_MAX, 4096), made by steps relative to a descriptor.
+  const std::string name(200, 'd');
+  int fd = ::open((dir / "src").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 24 && fd >= 0; ++i) {
+    ASSERT_EQ(::mkdirat(fd, name.c_str(), 0755), 0);
+    const int next = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY);
+    ::close(fd);
+    fd = next;
+  }
+  ASSERT_GE(fd, 0);
+  const int f = ::openat(fd, "f.txt", O_WRONLY | O_CREAT, 0644);
+  ASSERT_GE(f, 0);
+  ASSERT_EQ(::write(f, "deep", 4), 4);
+  ::close(f);
+  ::close(fd);
+  {
+    CorpusReader r({dir / "src"});
+    const auto docs = read_all(r);
+    ASSERT_EQ(docs.size(), 1u);
+    EXPECT_EQ(docs[0].text, "kept");
+    EXPECT_EQ(r.summary().long_paths, 1);
+  }
+  // (std::filesystem cannot remove what no path names; rm walks by descriptors)
+  EXPECT_EQ(std::system(("rm -rf '" + dir / "src" + "'").c_str()), 0);
 }
 
 // A NUL byte anywhere in a text file, not only in its first 8 KiB: a file in a directory is
@@ -913,9 +983,32 @@ TEST(Corpus, GzipGoodTruncatedAndCorrupt) {
         read_all(j);
       },
       {"junk.txt.gz", "neither another gzip member nor zero padding"});
+  // A header whose flags announce an extra field that is not there (FEXTRA, a length past the
+  // file's end), and a file cut inside its header: the header is named, not a cut stream.
+  const std::string fextra("\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\x03\xff\xff\x01\x02", 14);
+  for (const std::string& head : {fextra, gz.substr(0, 6)}) {
+    write_file(dir / "head.txt.gz", head);
+    expect_read_error(dir / "head.txt.gz",
+                      {"head.txt.gz", "header of the gzip member at byte 0 does not end"});
+  }
+  // The same for the second member of a file.
+  write_file(dir / "head2.txt.gz", gz + fextra);
+  expect_read_error(dir / "head2.txt.gz",
+                    {"head2.txt.gz", "member at byte " + std::to_string(gz.size())});
 }
 TEST(Corpus, ZstdGoodTruncatedAndCorrupt) {
   check_compressed(Compression::kZstd, "zstd", ".zst");
+  if (!compression_available(Compression::kZstd)) return;
+  // A frame whose checksum (its last 4 bytes, zstd --check) does not match is named as such.
+  TempDir dir;
+  write_file(dir / "a.txt", "checked text\n");
+  if (std::system(("zstd -q --check -o " + (dir / "a.txt.zst") + " " + (dir / "a.txt")).c_str()) !=
+      0)
+    GTEST_SKIP() << "no `zstd` program";
+  std::string bytes = read_file(dir / "a.txt.zst");
+  bytes[bytes.size() - 1] ^= 0x01;
+  write_file(dir / "sum.txt.zst", bytes);
+  expect_read_error(dir / "sum.txt.zst", {"sum.txt.zst", "checksum does not match"});
 }
 
 TEST(Corpus, TokenizeSeparatesDocumentsWithEndOfText) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -61,7 +62,13 @@ void walk(const std::string& dir, const std::string& rel, std::vector<CorpusFile
   for (const auto& name : names) {
     const std::string path = dir + "/" + name, r = rel.empty() ? name : rel + "/" + name;
     struct stat st;
-    if (::lstat(path.c_str(), &st) != 0)
+    errno = ENAMETOOLONG;
+    const int rc = path.size() < PATH_MAX ? ::lstat(path.c_str(), &st) : -1;
+    if (rc != 0 && errno == ENAMETOOLONG) {
+      ++skipped.long_paths;  // (a tree nested deeper than a path can name)
+      continue;
+    }
+    if (rc != 0)
       throw std::runtime_error("corpus: cannot stat '" + path + "': " + std::strerror(errno));
     if (S_ISLNK(st.st_mode)) {
       ++skipped.links;
@@ -99,20 +106,20 @@ nlohmann::json strict_jsonl_line(const std::string& line, const std::string& whe
   }
   if (v.type != JsonValue::Type::kObject)
     throw std::runtime_error("corpus: " + where + ": a JSON " + v.type_name() +
-                             ", not an object; each line must be an object with a \"" + field +
-                             "\" string");
+                             ", not an object; each line must be an object with a \"" +
+                             printable_text(field) + "\" string");
   nlohmann::json out = nlohmann::json::object();
   int text_keys = 0;
   for (const auto& [key, value] : v.members) {
     if (key == field && ++text_keys > 1)
-      throw std::runtime_error("corpus: " + where + ": the field \"" + field +
+      throw std::runtime_error("corpus: " + where + ": the field \"" + printable_text(field) +
                                "\" appears more than once in one object; JSON would keep only "
                                "one of them");
     if (value.type == JsonValue::Type::kString)
       out[key] = value.text;
     else if (key == field)
-      throw std::runtime_error("corpus: " + where + ": field \"" + field + "\" is a JSON " +
-                               value.type_name() + ", not a string");
+      throw std::runtime_error("corpus: " + where + ": field \"" + printable_text(field) +
+                               "\" is a JSON " + value.type_name() + ", not a string");
     else
       out[key] = nullptr;  // not read
   }
@@ -180,13 +187,14 @@ bool jsonl_text(const std::string& line, const std::string& where, const std::st
     return false;
   }
   if (text_keys > 1) {
-    problem = "the field \"" + field + "\" appears " + std::to_string(text_keys) +
+    problem = "the field \"" + printable_text(field) + "\" appears " + std::to_string(text_keys) +
               " times in one object; JSON would keep only one of them";
     return false;
   }
   if (!j.is_object()) {
     problem = std::string("a JSON ") + json_type(j) +
-              ", not an object; each line must be an object with a \"" + field + "\" string";
+              ", not an object; each line must be an object with a \"" + printable_text(field) +
+              "\" string";
     return false;
   }
   auto it = j.find(field);
@@ -194,13 +202,15 @@ bool jsonl_text(const std::string& line, const std::string& where, const std::st
     std::string keys;
     int shown = 0;
     for (auto k = j.begin(); k != j.end() && shown < 8; ++k, ++shown)
-      keys += (shown ? ", " : "") + printable(k.key());
-    problem = "no field \"" + field + "\" (fields: " + (keys.empty() ? "none" : keys) +
+      keys += (shown ? ", " : "") + ("'" + printable_text(k.key()) + "'");
+    problem = "no field \"" + printable_text(field) +
+              "\" (fields: " + (keys.empty() ? "none" : keys) +
               "); choose the text field with --jsonl-field";
     return false;
   }
   if (!it->is_string()) {
-    problem = "field \"" + field + "\" is a JSON " + std::string(json_type(*it)) + ", not a string";
+    problem = "field \"" + printable_text(field) + "\" is a JSON " + std::string(json_type(*it)) +
+              ", not a string";
     return false;
   }
   text = std::move(it->get_ref<std::string&>());
@@ -307,6 +317,15 @@ bool CorpusReader::open_next_file() {
   open_ = std::make_unique<Open>();
   open_->file = &f;
   open_->stream = input_stream_open(f.path, f.compression);
+  // Its size as listed (what a dataset's fingerprint of its sources records), unless something
+  // changed it since: then the text read would not be what the fingerprint says.
+  struct stat st;
+  if (f.bytes > 0 && ::stat(f.path.c_str(), &st) == 0 && uint64_t(st.st_size) != f.bytes)
+    throw std::runtime_error("corpus: '" + printable_text(f.path) +
+                             "' changed since the sources were listed (" + std::to_string(f.bytes) +
+                             " bytes then, " + std::to_string(st.st_size) +
+                             " now): something writes to it; read it when it is not being "
+                             "changed, or copy it first");
   ++summary_.files;
   return true;
 }

@@ -60,6 +60,7 @@ struct CorpusSummary {
   std::string first_bad_line;   // the first one's "file:line: problem"
   int64_t binary_files = 0, large_files = 0, empty_files = 0, links = 0;  // skipped
   int64_t special_files = 0;  // skipped in directories: FIFOs, sockets, devices (never opened)
+  int64_t long_paths = 0;     // skipped in directories: paths past PATH_MAX (no call can open them)
   // Skipped: files reached a second time (sources that overlap, one naming a file inside another
   // or a link to it; hard links), read once so that no text lands in both splits.
   int64_t duplicate_files = 0;

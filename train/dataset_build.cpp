@@ -335,7 +335,7 @@ void Builder::run() {
                 sum_.seconds > 0 ? sum_.text_bytes / 1e6 / sum_.seconds : 0.0,
                 static_cast<long long>(sum_.workers));
   std::ostringstream line;
-  line << "data build: " << o_.out_dir << ": "
+  line << "data build: " << printable_text(o_.out_dir) << ": "
        << (sum_.up_to_date
                ? "already complete and intact; nothing to do"
                : std::string(sum_.resumed ? "resumed with " + std::to_string(sum_.shards_kept) +
@@ -352,6 +352,9 @@ void Builder::run() {
          << listing.special_files
          << " FIFO(s), socket(s) or device(s) (name a plain file as a --source to include it "
             "whatever its size)";
+  if (listing.long_paths > 0)
+    line << "; skipped " << listing.long_paths << " path(s) in directories nested past the "
+         << PATH_MAX << " bytes a path may have";
   if (binary_files_ > 0 || empty_files_ > 0)
     line << "; skipped as read: " << binary_files_ << " binary file(s) (a NUL byte) and "
          << empty_files_ << " empty one(s)";
@@ -492,6 +495,8 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
           std::to_string(empty_files_) + " empty files, " + std::to_string(listing.large_files) +
           " plain files over 16 MiB, " + std::to_string(listing.links) + " links, " +
           std::to_string(listing.special_files) + " FIFOs, sockets or devices, " +
+          (listing.long_paths > 0 ? std::to_string(listing.long_paths) + " paths past PATH_MAX, "
+                                  : std::string()) +
           std::to_string(listing.duplicate_files) + " files reached twice" +
           (bad_lines_ > 0
                ? ", " + std::to_string(bad_lines_) +

@@ -32,7 +32,7 @@ class FileReader {
  public:
   // A regular file only, checked without blocking (a FIFO source is refused, not waited on).
   explicit FileReader(const std::string& path) : path_(path) {
-    fd_ = file_open_regular(path, "source file", nullptr);
+    fd_ = file_open_regular(path, "source file", &size_);
   }
   ~FileReader() {
     if (fd_ >= 0) ::close(fd_);
@@ -45,6 +45,17 @@ class FileReader {
       const ssize_t n = ::read(fd_, buf, size);
       if (n >= 0) {
         offset_ += static_cast<uint64_t>(n);
+        // A file cut or written to while it is read would give a torn document (a prefix of
+        // the old contents, or old and new mixed): an error, not a short or long read.
+        // (A size of 0 when opened is a pseudo-file's, /proc's, whose size says nothing.)
+        if (size_ > 0 && ((n == 0 && size > 0 && offset_ != size_) || offset_ > size_))
+          throw std::runtime_error(
+              named() + ": " + (offset_ > size_ ? "grew" : "shrank") + " while it was read (" +
+              std::to_string(size_) + " bytes when opened, " +
+              (offset_ > size_ ? "more than that read"
+                               : "its end at byte " + std::to_string(offset_)) +
+              "): something writes to it; read it when it is not being changed, or copy it "
+              "first");
         return static_cast<size_t>(n);
       }
       if (errno != EINTR)
@@ -60,6 +71,7 @@ class FileReader {
  private:
   std::string path_;
   int fd_ = -1;
+  uint64_t size_ = 0;  // when opened
   uint64_t offset_ = 0;
 };
 
@@ -104,6 +116,7 @@ class GzipStream final : public InputStream {
       throw std::runtime_error("'" + path + "': zlib inflateInit2 failed");
     z_.next_in = reinterpret_cast<Bytef*>(in_.data());
     z_.avail_in = static_cast<uInt>(got);
+    header_watch();
     eof_ = got < in_.size();
   }
   ~GzipStream() override { inflateEnd(&z_); }
@@ -124,6 +137,7 @@ class GzipStream final : public InputStream {
                                    "is damaged or two files were joined");
         }
         inflateReset(&z_);  // another gzip member follows (as `cat a.gz b.gz` makes)
+        header_watch();
         member_done_ = false;
       }
       z_.next_out = reinterpret_cast<Bytef*>(buf);
@@ -139,6 +153,13 @@ class GzipStream final : public InputStream {
       }
       const size_t produced = avail_before - z_.avail_out;
       if (produced > 0) return produced;
+      if (!member_done_ && z_.avail_in == 0 && eof_ && header_.done == 0)
+        throw std::runtime_error(
+            file_.named() + ": the header of the gzip member at byte " +
+            std::to_string(member_start_) + " does not end before the file does (at byte " +
+            std::to_string(consumed()) +
+            "): its flags announce fields (extra, name, comment) that are not there, or the "
+            "file was cut short inside the header; the file is damaged, copy it again");
       if (!member_done_ && z_.avail_in == 0 && eof_)
         throw std::runtime_error(file_.named() + ": truncated gzip file (the stream ends at byte " +
                                  std::to_string(consumed()) +
@@ -154,6 +175,13 @@ class GzipStream final : public InputStream {
     if (n == 0) eof_ = true;
   }
   uint64_t consumed() const { return file_.offset() - z_.avail_in; }
+  // zlib fills header_ while it reads a member's header (done: 1 once it has ended); the
+  // fields' contents are not kept.
+  void header_watch() {
+    std::memset(&header_, 0, sizeof(header_));
+    inflateGetHeader(&z_, &header_);
+    member_start_ = consumed();
+  }
   // Whether every byte from here to the end of the file is 0 (reads them).
   bool rest_is_zeros() {
     for (;;) {
@@ -167,6 +195,8 @@ class GzipStream final : public InputStream {
   FileReader file_;
   std::vector<char> in_;
   z_stream z_;
+  gz_header header_;
+  uint64_t member_start_ = 0;
   bool eof_ = false, member_done_ = false;
 };
 #endif
@@ -208,6 +238,12 @@ class ZstdStream final : public InputStream {
                                  ": compressed with a window larger than the 128 MiB this reader "
                                  "allows (zstd --long=28 or more); recompress it without --long "
                                  "(or with --long=27), e.g. zstd -dc --long=31 F | zstd -o F2");
+      if (ZSTD_isError(rc) && ZSTD_getErrorCode(rc) == ZSTD_error_checksum_wrong)
+        throw std::runtime_error(file_.named() +
+                                 ": a zstd frame's checksum does not match the data it "
+                                 "decompresses to (a frame ending before compressed byte " +
+                                 std::to_string(file_.offset()) +
+                                 "): the file is damaged, copy it again");
       if (ZSTD_isError(rc))
         throw std::runtime_error(file_.named() + ": corrupt zstd data near compressed byte " +
                                  std::to_string(consumed()) + ": " + ZSTD_getErrorName(rc));

@@ -837,6 +837,14 @@ def check_checkpoint_paths(longnet, args, good):
                      ('  x: "\\q"', "unknown escape")):
         expect_error(ValueError, why,
                      lambda: longnet.checkpoint.parse_config_simple("model:\n" + bad + "\n"))
+    # `key : value` and YAML's other spellings of null read alike; ': ' inside a value (a
+    # mapping to YAML: an error, or a pair inside a list) is refused by the fallback.
+    spaced = "model:\n  a : 1\n  b: Null\n  c: NULL\n  d: ~\n"
+    assert longnet.checkpoint.parse_config_simple(spaced) == longnet.parse_config(spaced) == {
+        "model": {"a": 1, "b": None, "c": None, "d": None}}, longnet.parse_config(spaced)
+    for bad in ("  x: a: b", "  x: [a: b]", "  x: [1, k:]"):
+        expect_error(ValueError, "holds ': '",
+                     lambda: longnet.checkpoint.parse_config_simple("model:\n" + bad + "\n"))
     # A UTF-8 byte-order mark before the first key is skipped, by PyYAML and the fallback alike.
     bom = "\ufeffmodel:\n  num_heads: 2\n"
     assert longnet.parse_config(bom) == {"model": {"num_heads": 2}}, longnet.parse_config(bom)
