@@ -127,18 +127,18 @@ void generation_memory_check(const LongNetLM& model, int64_t B, int64_t prefille
   const int64_t caches = IncrementalLM::cache_bytes_for(o, B, element);
   const auto& L = o.layer;
   const double d = double(L.d_model);
-  // Per prompt token of a chunk: the attention's branch outputs beside q, k, v and the
-  // feed-forward's hidden, both alive at the peak, and on the CPU one branch's scores
-  // (measured, session 15: about 13.2 KB per token of a float32 prefill of tiny.yaml's model;
-  // this count gives 13.8 KB).
-  const double width =
-      double(4 + L.attention.segment_lengths.size()) * d + 2.0 * double(L.dim_feedforward);
+  // Per prompt token of a chunk: the attention's branch outputs beside q, k, v, or the
+  // feed-forward's hidden. On the CPU both are alive at the peak, with one branch's scores
+  // over the segment (measured, session 15: about 13.2 KB per token of a float32 prefill of
+  // tiny.yaml's model; this count gives 13.8 KB); on GPUs the allocator reuses the first for
+  // the second.
+  const double attention = double(4 + L.attention.segment_lengths.size()) * d,
+               ffn = d + 2.0 * double(L.dim_feedforward);
+  const double width = device.is_cuda() ? std::max(attention, ffn) : attention + ffn - d;
   const int64_t rows = std::min(P, chunk);
   const double scores = dilated_plain_score_bytes(
-      rows, rows, L.num_heads, L.attention.segment_lengths, L.attention.dilation_rates,
+      rows, P, L.num_heads, L.attention.segment_lengths, L.attention.dilation_rates,
       model->token_embedding->weight.scalar_type(), device);
-  // (and the prompts' ids, int64, held whole: a prompt of 2^40 tokens is refused here, not by
-  // the allocator)
   const double prefill = double(prefilled) * (double(rows) * width * double(element) + scores +
                                               4.0 * double(o.vocab_size)) +
                          8.0 * double(prefilled) * double(P);

@@ -54,23 +54,44 @@ int64_t cgroup_memory_limit() {
   return least;
 }
 
+// The least positive of a and b; -1 when neither is.
+int64_t least_known(int64_t a, int64_t b) {
+  if (a <= 0) return b > 0 ? b : -1;
+  return b > 0 && b < a ? b : a;
+}
+
+// The host's memory for all its processes: physical, or its control groups' limit (a
+// container, a batch job) where lower; -1 when unknown.
+int64_t host_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return least_known(pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : -1,
+                     cgroup_memory_limit());
+}
+
+// What one process may address (ulimit -v); -1 when unlimited.
+int64_t process_memory_limit() {
+  struct rlimit as {};
+  if (::getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY) return -1;
+  return int64_t(std::min<rlim_t>(as.rlim_cur, rlim_t(INT64_MAX)));
+}
+
+std::string gib_text(double bytes) {
+  char text[64];
+  if (std::isfinite(bytes) && bytes >= 0)
+    std::snprintf(text, sizeof(text), "about %.1f GiB", bytes / double(1 << 30));
+  else
+    std::snprintf(text, sizeof(text), "more memory than any machine has");
+  return text;
+}
+
+bool fits(double bytes, int64_t have) {
+  return have < 0 || (std::isfinite(bytes) && bytes >= 0 && bytes <= double(have));
+}
+
 }  // namespace
 
 int64_t device_memory_bytes(const c10::Device& device) {
-  if (device.is_cpu()) {
-    // The physical memory, or less where the process may use less: its address-space limit
-    // (ulimit -v) or its control group's memory limit (a container, a batch job).
-    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-    int64_t have = pages > 0 && page > 0 ? int64_t(pages) * int64_t(page) : -1;
-    auto lower = [&](int64_t limit) {
-      if (limit > 0 && (have < 0 || limit < have)) have = limit;
-    };
-    struct rlimit as {};
-    if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
-      lower(int64_t(std::min<rlim_t>(as.rlim_cur, rlim_t(INT64_MAX))));
-    lower(cgroup_memory_limit());
-    return have;
-  }
+  if (device.is_cpu()) return least_known(host_memory_bytes(), process_memory_limit());
 #ifdef LONGNET_WITH_CUDA
   if (device.is_cuda()) {
     const int index = device.has_index() ? device.index() : 0;
@@ -87,15 +108,32 @@ int64_t device_memory_bytes(const c10::Device& device) {
 void device_memory_check(double bytes, const c10::Device& device, const std::string& what,
                          const std::string& fix) {
   const int64_t have = device_memory_bytes(device);
-  if (have < 0 || (std::isfinite(bytes) && bytes >= 0 && bytes <= double(have))) return;
-  char need[64], got[64];
-  if (std::isfinite(bytes) && bytes >= 0)
-    std::snprintf(need, sizeof(need), "about %.1f GiB", bytes / double(1 << 30));
-  else
-    std::snprintf(need, sizeof(need), "more memory than any machine has");
+  if (fits(bytes, have)) return;
+  char got[64];
   std::snprintf(got, sizeof(got), "%.1f GiB", double(have) / double(1 << 30));
-  throw std::runtime_error(what + " needs " + need + " on " + device.str() + ", more than its " +
-                           got + " of memory; " + fix);
+  throw std::runtime_error(what + " needs " + gib_text(bytes) + " on " + device.str() +
+                           ", more than its " + got + " of memory; " + fix);
+}
+
+void host_memory_check(double bytes, int processes, const c10::Device& device,
+                       const std::string& what, const std::string& fix) {
+  if (!device.is_cpu() || processes <= 1) return device_memory_check(bytes, device, what, fix);
+  const double all = bytes * double(processes);
+  char got[64];
+  if (const int64_t host = host_memory_bytes(); !fits(all, host)) {
+    std::snprintf(got, sizeof(got), "%.1f GiB", double(host) / double(1 << 30));
+    throw std::runtime_error(what + " needs " + gib_text(all) + " on " + device.str() + " (" +
+                             gib_text(bytes) + " for each of its " + std::to_string(processes) +
+                             " processes on this host), more than its " + got + " of memory; " +
+                             fix);
+  }
+  if (const int64_t each = process_memory_limit(); !fits(bytes, each)) {
+    std::snprintf(got, sizeof(got), "%.1f GiB", double(each) / double(1 << 30));
+    throw std::runtime_error(what + " needs " + gib_text(bytes) + " on " + device.str() +
+                             " in each of its " + std::to_string(processes) +
+                             " processes, more than the " + got +
+                             " one process may address (ulimit -v); " + fix);
+  }
 }
 
 }  // namespace longnet

@@ -18,5 +18,10 @@ int64_t device_memory_bytes(const c10::Device& device);
 // exceeds the device's memory. Unknown memory passes.
 void device_memory_check(double bytes, const c10::Device& device, const std::string& what,
                          const std::string& fix);
+// The same for work of `processes` processes on one host, each needing `bytes`: on the CPU
+// their sum against the host's memory (physical, control groups) and each one's against the
+// address-space limit of one process (ulimit -v); on a GPU, `bytes` against its memory.
+void host_memory_check(double bytes, int processes, const c10::Device& device,
+                       const std::string& what, const std::string& fix);
 
 }  // namespace longnet

@@ -960,15 +960,17 @@ TEST(CheckpointFiles, RetentionCountsFilesNotNames) {
   TempDir dir;
   const std::string ck = dir / "ck";
   for (int64_t step : {10, 20}) checkpoint_write(ck, step, sample_state(step, 10), 3);
-  // A link named for step 20 (sorting before the real name) and a hard link of step 10.
+  // Links to step 20 listed before its real name (step_20) and after it (a lower step's name),
+  // and a hard link of step 10.
   ASSERT_EQ(::symlink("step_00000020.ckpt", (ck + "/step_20.ckpt").c_str()), 0);
+  ASSERT_EQ(::symlink("step_00000020.ckpt", (ck + "/step_00000001.ckpt").c_str()), 0);
   ASSERT_EQ(::link(checkpoint_path(ck, 10).c_str(), (ck + "/step_010.ckpt").c_str()), 0);
   checkpoint_write(ck, 30, sample_state(30, 10), 3);  // three files: nothing goes
   std::vector<std::string> names;
   for (const auto& [step, path] : checkpoint_list(ck)) names.push_back(path.substr(ck.size() + 1));
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"step_00000030.ckpt", "step_20.ckpt", "step_00000020.ckpt",
-                                      "step_010.ckpt", "step_00000010.ckpt"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"step_00000030.ckpt", "step_20.ckpt",
+                                             "step_00000020.ckpt", "step_010.ckpt",
+                                             "step_00000010.ckpt", "step_00000001.ckpt"}));
   checkpoint_write(ck, 40, sample_state(40, 10), 2);  // 40 and 30 kept: 20 and 10 go, every name
   names.clear();
   for (const auto& [step, path] : checkpoint_list(ck)) names.push_back(path.substr(ck.size() + 1));

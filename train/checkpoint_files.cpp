@@ -370,24 +370,22 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
       ::unlink(join_path(dir, name).c_str());
   // Retention over the checkpoints that verify, newest first, by file: the names of one file
   // (hard links, links in the directory) count once and share its fate, so a link never
-  // shields its target's deletion or leaves a dangling name, and is never a second copy.
+  // shields its target's deletion or leaves a dangling name, and is never a second copy. Every
+  // name's file is taken before any is removed (a link listed after its target included).
+  struct Name {
+    std::string path;
+    std::pair<dev_t, ino_t> file;
+  };
+  std::vector<Name> names;
+  for (const auto& [s, p] : checkpoint_list(dir))
+    if (auto id = file_id(p)) names.push_back({p, {id->dev, id->ino}});
   int kept = 1;                                       // the one just written
   std::map<std::pair<dev_t, ino_t>, bool> keep_file;  // decided: kept (or left) / deleted
   if (auto id = file_id(path)) keep_file[{id->dev, id->ino}] = true;
-  for (const auto& [s, p] : checkpoint_list(dir)) {
-    if (p == path) continue;
-    const auto id = file_id(p);
-    if (!id) continue;  // gone since the listing
-    const std::pair<dev_t, ino_t> file{id->dev, id->ino};
-    if (auto d = keep_file.find(file); d != keep_file.end()) {
-      // Another name of a file already decided: deleted with it (a link here goes; a file a
-      // link points at outside the directory is never touched).
-      if (!d->second && ::unlink(p.c_str()) != 0)
-        std::cerr << log_prefix() << "warning: could not delete '" << p
-                  << "', another name of a deleted old checkpoint: " << errno_text() << "\n";
-      continue;
-    }
-    keep_file[file] = true;  // (left as it is unless deleted below)
+  for (const Name& n : names) {
+    if (keep_file.count(n.file)) continue;  // another name of a file already decided
+    keep_file[n.file] = true;               // (left as it is unless deleted below)
+    const std::string& p = n.path;
     std::string why, its_owner;
     if (!verified(p, &why, owner_of, &its_owner)) {
       std::cerr << log_prefix() << "warning: " << why
@@ -412,11 +410,14 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
       ++kept;
       continue;
     }
-    keep_file[file] = false;
-    if (::unlink(p.c_str()) != 0)
-      std::cerr << log_prefix() << "warning: could not delete old checkpoint '" << p
-                << "': " << errno_text() << "\n";
+    keep_file[n.file] = false;
   }
+  // Every name of a file that goes (a link here goes with it; a file outside the directory that
+  // a link points at is never touched).
+  for (const Name& n : names)
+    if (!keep_file.at(n.file) && ::unlink(n.path.c_str()) != 0)
+      std::cerr << log_prefix() << "warning: could not delete old checkpoint '" << n.path
+                << "': " << errno_text() << "\n";
 }
 
 c10::impl::GenericDict checkpoint_read(const std::string& path) {

@@ -10,8 +10,11 @@
 #include <cstdio>
 #include <exception>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #ifdef LONGNET_WITH_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -155,18 +158,26 @@ std::string config_training_difference(const TrainConfig& there, const TrainConf
   return diff;
 }
 
+// A run as the checkpoints' "runs" name it: its log.dir resolved ("" when it has none).
+std::string run_name(const std::string& log_dir) {
+  return log_dir.empty() ? "" : path_resolve(log_dir);
+}
+
 // Retention's owner of a checkpoint (checkpoint_files.h): the model its config describes, and
-// the run (log.dir) that wrote it, the run this one continues (`continued`) counting as this
-// one (`ours`). A checkpoint without a config that parses belongs to no run.
-std::string checkpoint_owner(const c10::impl::GenericDict& state, const std::string& ours,
-                             const std::string& continued) {
+// the run (log.dir) that wrote it, where every run of `ours` (this one and those it continues,
+// resume after resume) is this run. A checkpoint without a config that parses belongs to no
+// run.
+std::string checkpoint_owner(const c10::impl::GenericDict& state,
+                             const std::set<std::string>& ours) {
   try {
     if (!state.contains("config")) return "(no config)";
     const TrainConfig c = config_parse(state.at("config").toStringRef(), "checkpoint");
-    std::string run = path_resolve(c.log.dir);
-    if (!continued.empty() && run == path_resolve(continued)) run = path_resolve(ours);
-    return model_identity_text(c) + kOwnerRun + "it was written by the run of log.dir '" + run +
-           "'";
+    const std::string run = run_name(c.log.dir);
+    return model_identity_text(c) + kOwnerRun +
+           (ours.count(run) ? std::string("this run")
+            : run.empty()   ? std::string("it was written by a run without a run folder (an "
+                                            "empty log.dir)")
+                            : "it was written by the run of log.dir '" + run + "'");
   } catch (const std::exception& e) {
     return std::string("(config unreadable: ") + e.what() + ")";
   }
@@ -308,15 +319,17 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
       state.insert("tokenizer_hash", tokenizer.hash);
     }
     state.insert("grid", std::vector<int64_t>{grid.data_parallel, grid.sequence_parallel});
+    std::set<std::string> ours(progress.runs.begin(), progress.runs.end());
+    ours.insert(run_name(cfg.log.dir));
+    state.insert("runs", std::vector<std::string>(ours.begin(), ours.end()));
     state.insert("config", config_to_yaml(cfg));
     state.insert("model", model);
     state.insert("optimizer", opt);
     state.insert("rng_cpu", rng_cpu);
     if (rng_cuda.defined()) state.insert("rng_cuda", rng_cuda);
     checkpoint_write(cfg.checkpoint.dir, progress.step, state,
-                     static_cast<int>(cfg.checkpoint.keep), [&](const c10::impl::GenericDict& s) {
-                       return checkpoint_owner(s, cfg.log.dir, progress.log_dir);
-                     });
+                     static_cast<int>(cfg.checkpoint.keep),
+                     [&](const c10::impl::GenericDict& s) { return checkpoint_owner(s, ours); });
     log_info("checkpoint: " + checkpoint_path(cfg.checkpoint.dir, progress.step));
   }
   // The other ranks wait here while rank 0 writes: a minute and 10 MB/s of the checkpoint's size
@@ -401,15 +414,15 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
               get("format").toStringRef(), "', this build reads '", kFormat, "'");
   // The model: the one this run builds, key by key (parameters of equal shapes can belong to
   // another model: other heads, activation or segments).
-  std::string stored_checkpoint_dir;  // where the run that wrote it kept its checkpoints
-  std::string stored_log_dir;         // and its run folder
+  std::string stored_checkpoint_dir;      // where the run that wrote it kept its checkpoints
+  std::optional<std::string> stored_run;  // and its run folder (run_name)
   {
     const auto ours = model_identity(cfg);
     std::vector<std::pair<std::string, std::string>> theirs;
     try {
       const TrainConfig stored = config_parse(get("config").toStringRef(), path + " (config)");
       stored_checkpoint_dir = stored.checkpoint.dir;
-      stored_log_dir = stored.log.dir;
+      stored_run = run_name(stored.log.dir);
       theirs = model_identity(stored);
       const auto& a = stored.model.layer.attention;
       const auto& b = cfg.model.layer.attention;
@@ -575,7 +588,11 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   if (state.contains("data_fingerprint") && get("data_fingerprint").isString())
     progress.data_fingerprint = get("data_fingerprint").toStringRef();
   progress.checkpoint_dir = stored_checkpoint_dir;
-  progress.log_dir = stored_log_dir;
+  // The runs it continued (absent from checkpoints of earlier versions), and its own.
+  if (state.contains("runs") && get("runs").isList())
+    for (const auto& r : get("runs").toListRef())
+      if (r.isString()) progress.runs.push_back(r.toStringRef());
+  if (stored_run) progress.runs.push_back(*stored_run);
   if (state.contains("tokenizer") && get("tokenizer").isString() &&
       state.contains("tokenizer_hash") && get("tokenizer_hash").isString()) {
     progress.tokenizer = get("tokenizer").toStringRef();

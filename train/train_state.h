@@ -36,9 +36,10 @@ struct TrainProgress {
   std::string tokenizer, tokenizer_hash;
   // The checkpoint.dir of the run that wrote it, as its config names it ("" when not known).
   std::string checkpoint_dir;
-  // Resumed: the log.dir of the run that wrote it. Saved: that of the run this one continues,
-  // whose checkpoints retention counts as this run's ("": none, or not known).
-  std::string log_dir;
+  // The runs (their log.dirs, resolved; "" for one without a run folder) whose checkpoints
+  // retention counts as this run's. Resumed: the run that wrote it and those it continued (the
+  // checkpoint's "runs"). Saved: the same, beside this run's own log.dir.
+  std::vector<std::string> runs;
 };
 
 // This rank's generator states (the CPU's, and the GPU's when training there), to take back

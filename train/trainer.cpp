@@ -12,7 +12,6 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -162,7 +161,7 @@ class Trainer {
     p.samples = sampler_->position();
     p.eval_pending = eval_pending;
     p.data_fingerprint = data_fingerprint_;
-    p.log_dir = continued_log_dir_;
+    p.runs = continued_runs_;
     return p;
   }
   // The --debug-truncate-data-at hook: every training shard cut to 64 bytes, on every rank's view.
@@ -187,10 +186,10 @@ class Trainer {
   // are read after the next step is queued), and the one finished before it, if the device went
   // straight on from it to the next step (not after an evaluation or a checkpoint).
   int64_t first_step_ = 0, tokens_per_step_ = 0;
-  bool eval_interrupted_ = false;  // a stop signal ended an evaluation
-  std::string continued_log_dir_;  // the resumed checkpoint's log.dir (its run is continued)
-  RecordedTokenizer tokenizer_;    // the training data's (recorded in every checkpoint)
-  bool eval_pending_ = false;      // the resumed checkpoint's step's evaluation was cut short
+  bool eval_interrupted_ = false;            // a stop signal ended an evaluation
+  std::vector<std::string> continued_runs_;  // the resumed checkpoint's runs (TrainProgress)
+  RecordedTokenizer tokenizer_;              // the training data's (recorded in every checkpoint)
+  bool eval_pending_ = false;  // the resumed checkpoint's step's evaluation was cut short
   double flops_ = 0, peak_flops_ = 0;
   std::chrono::steady_clock::time_point t_start_;
   std::optional<StepStats> pending_, last_;
@@ -466,13 +465,18 @@ void Trainer::data_setup() {
   if (tokenizer_.hash.empty()) tokenizer_ = {};
   const DatasetManifest* m = data_->manifest();
   if (data_->format() == "nanogpt" || (m && m->tokenizer_kind != "bytes")) bits_per_ = "token";
-  if (d.verify == "checksums" && data_->manifest()) {
-    // Each rank checks every world_size-th shard; all end on the first bad one.
+  if (d.verify == "checksums" && (data_->manifest() || data_->format() == "nanogpt")) {
+    // Each rank checks every world_size-th shard (its CRC-32; an llm.c shard's ids); all end on
+    // the first bad one.
     const auto [bad, why] = data_->verify_checksums(grid_->world_rank, grid_->world_size);
     const double n = double(data_->shard_count());
     const double first = n - world_max(*grid_, bad < 0 ? 0.0 : n - double(bad));
     if (first < n) {
       TORCH_CHECK(bad != int64_t(first), why);
+      TORCH_CHECK(data_->manifest(), "shard '", data_->shard_path(int64_t(first)),
+                  "' holds a token id not below the vocabulary ", data_->vocab_bound(),
+                  " (model.vocab_size; rank ", int64_t(first) % grid_->world_size,
+                  " read it): the file is corrupt or was made with another tokenizer");
       TORCH_CHECK(false, "shard '", data_->shard_path(int64_t(first)),
                   "' is corrupt: its CRC-32 does not match the manifest (rank ",
                   int64_t(first) % grid_->world_size,
@@ -541,8 +545,9 @@ void Trainer::data_truncate_for_test() {
 
 void Trainer::model_setup() {
   {
-    // A lower bound of what training holds per rank: each parameter with its gradient and Adam's
-    // two moments in float32, and each layer's input kept for the backward. A run that cannot
+    // An estimate of what training holds per rank: each parameter with its gradient and Adam's
+    // two moments in float32, and each layer's input kept for the backward (on GPUs a lower
+    // bound; on the CPU, below, measured). A run that cannot
     // fit is refused here, not ended by the allocator (or on the CPU by the kernel's OOM killer)
     // while the model is built or at the first step.
     const auto& m = cfg_.model;
@@ -584,15 +589,14 @@ void Trainer::model_setup() {
     const double per_rank = 16 * params + 4 * tokens * d * layers +
                             (grid_->device.is_cuda() ? ffn : cpu_layers + double(1 << 29)) +
                             scores + logits;
-    if (!grid_->device.is_cuda() && grid_->local_ranks > 1)
-      std::snprintf(what + std::strlen(what), sizeof(what) - std::strlen(what),
-                    " on each of the %d ranks of this host", grid_->local_ranks);
-    device_memory_check(per_rank * (grid_->device.is_cuda() ? 1 : grid_->local_ranks),
-                        grid_->device, what,
-                        "use fewer or narrower layers (model.num_layers, model.d_model, "
-                        "model.dim_feedforward, model.vocab_size), shorter segments "
-                        "(model.segment_lengths) on the CPU, a smaller "
-                        "data.batch_size or data.seq_len, or more sequence-parallel ranks");
+    // (On the CPU the ranks of one host share its memory: more of them there add to it.)
+    host_memory_check(per_rank, grid_->local_ranks, grid_->device, what,
+                      std::string("use fewer or narrower layers (model.num_layers, model.d_model, "
+                                  "model.dim_feedforward, model.vocab_size), shorter segments "
+                                  "(model.segment_lengths) on the CPU, a smaller "
+                                  "data.batch_size or data.seq_len") +
+                          (grid_->device.is_cuda() ? ", or more sequence-parallel ranks"
+                                                   : ", or ranks on more hosts"));
   }
   at::manual_seed(cfg_.train.seed);  // the same initial parameters on every rank
   model_ = LongNetLM(cfg_.model);
@@ -952,7 +956,7 @@ int Trainer::run() {
   std::string resumed_dir = cfg_.checkpoint.dir;  // where the resumed run kept its checkpoints
   if (auto progress = train_state_resume(*grid_, cfg_, named_params_, *optim_)) {
     if (!progress->checkpoint_dir.empty()) resumed_dir = progress->checkpoint_dir;
-    continued_log_dir_ = progress->log_dir;
+    continued_runs_ = progress->runs;
     step_ = progress->step;
     bad_steps_ = progress->bad_steps;
     eval_pending_ = progress->eval_pending;
