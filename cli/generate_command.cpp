@@ -176,8 +176,10 @@ int cmd_generate(const Args& args) {
   sampling_options_check(s);
   const int64_t max_new = f.get_int("max-new-tokens");
   if (max_new < 0) throw std::invalid_argument("generate: --max-new-tokens must be >= 0");
+  // Rank 0 reads the prompts (a file need exist on its host only); the others take its tokens.
   std::vector<int64_t> prompt_lines;
-  const auto prompts = prompts_from(f, &prompt_lines);
+  const auto prompts =
+      mpi_world_rank() == 0 ? prompts_from(f, &prompt_lines) : std::vector<std::string>{};
   const bool from_file = f.given("prompts-file");
 
   const auto requested = device_auto(f.get("device"));
@@ -305,13 +307,15 @@ int cmd_generate(const Args& args) {
   // One prompt streams; --prompts-file prints its texts with their line headers at the end, also
   // when it holds one line (one format for scripts that read it).
   const bool stream = !from_file;
-  TextStream streamed(*tokenizer);
+  TextStream streamed(*tokenizer, ids.empty() ? std::vector<uint32_t>{} : ids[0]);
   std::vector<std::vector<uint32_t>> out(B);
   std::vector<bool> done(B, false);
 
   auto t0 = std::chrono::steady_clock::now();
   auto logits = prefill_parallel(inc, tokens, lengths, *grid->world);
-  if (grid->world_rank != 0) return 0;  // rank 0 generates from the whole prefill's state
+  // Rank 0 generates from the whole prefill's state; the others wait for it to end, and a stop
+  // signal (which mpirun forwards to every rank) is rank 0's to act on, not theirs to die of.
+  if (grid->world_rank != 0) return stop_signals_catch(), 0;
   auto next = choose(logits);
   auto host = next.cpu();  // the one host synchronisation per step
   // (-1 marks a row of non-finite logits for the host check only; out of place: on the CPU
@@ -358,9 +362,12 @@ int cmd_generate(const Args& args) {
   auto t2 = std::chrono::steady_clock::now();
   const int stopped_by = stop_signal_caught();
   std::string tail = stream ? streamed.flush() + "\n" : "";
-  for (int64_t b = 0; b < B && !stream; ++b)
-    tail += "=== line " + std::to_string(prompt_lines[b]) + " ===\n" + prompts[b] +
-            tokenizer->decode(out[b]) + "\n";
+  for (int64_t b = 0; b < B && !stream; ++b) {
+    TextStream text(*tokenizer, ids[b]);  // (after the prompt: a leading space is kept)
+    tail += "=== line " + std::to_string(prompt_lines[b]) + " ===\n" + prompts[b];
+    for (const uint32_t id : out[b]) tail += text.add(id);
+    tail += text.flush() + "\n";
+  }
   if (!stdout_write(tail)) return stdout_closed_note("generate"), 0;
   if (f.get_switch("stats")) {
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();

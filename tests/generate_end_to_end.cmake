@@ -98,6 +98,30 @@ run_to_file(${WORK}/gen_mpmd.out ${mpi_exe} ${mpi_flags} -np 1 --wdir ${WORK}/ho
             ${gen_args} --prompt-file prompt.txt)
 expect_same_file(${WORK}/gen1.out ${WORK}/gen_mpmd.out
                  "generate: rank 1's own prompt file changed the output")
+# Only rank 0 reads the prompt file: one that exists on rank 0's host alone is enough.
+file(MAKE_DIRECTORY ${WORK}/host_c)
+run_to_file(${WORK}/gen_mpmd2.out ${mpi_exe} ${mpi_flags} -np 1 --wdir ${WORK}/host_a ${LONGNET}
+            ${gen_args} --prompt-file prompt.txt : -np 1 --wdir ${WORK}/host_c ${LONGNET}
+            ${gen_args} --prompt-file prompt.txt)
+expect_same_file(${WORK}/gen1.out ${WORK}/gen_mpmd2.out
+                 "generate: a prompt file on rank 0's host only")
+# A stop signal to mpirun (forwarded to every rank) stops generation cleanly on rank 0, with
+# its message and status (128 + SIGUSR1); the other ranks, done after the prefill, wait.
+string(REPLACE ";" " " mpirun_line "${mpirun}")
+file(WRITE ${WORK}/stop.sh "${mpirun_line} ${LONGNET} generate --config ${CONFIG} --random-init \
+  --device cpu --seed 3 --max-new-tokens 1000000 --prompt x > ${WORK}/stop.out 2> ${WORK}/stop.err &
+p=$!
+for _ in $(seq 300); do [ -s ${WORK}/stop.out ] && break; sleep 0.1; done
+kill -USR1 $p
+wait $p
+echo \"rc=$?\"
+")
+execute_process(COMMAND bash ${WORK}/stop.sh OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+file(READ ${WORK}/stop.err stop_err)
+if(NOT out MATCHES "rc=[1-9]" OR NOT stop_err MATCHES "generate: stopped by signal 10"
+   OR stop_err MATCHES "second stop signal|exited on signal")
+  message(FATAL_ERROR "generate under mpirun stopped by SIGUSR1: ${out}\n${stop_err}")
+endif()
 # A --prompt text is on every rank's command line: another one there is refused.
 execute_process(COMMAND ${mpi_exe} ${mpi_flags} -np 1 ${LONGNET} ${gen_args} --prompt x
                 : -np 1 ${LONGNET} ${gen_args} --prompt y
@@ -162,9 +186,9 @@ run(out ${LONGNET} bench generate --checkpoint ${ckpt} --device cpu --dtype floa
 expect("${out}" "1000 +3 " "bench generate")
 file(READ ${WORK}/bench.json bench)
 expect("${bench}" "\"bound_tokens_per_s\"" "bench generate --json")
-# --cache-fill full lengthens the prompt so that the device-timed steps (after 2 warm-up, 8
-# traced and 4 per-token steps) end at the last position of the segments' cycle: there the fill
-# is 1. --trace writes a Kineto trace of the traced steps.
+# --cache-fill full lengthens the prompt so that the device-timed steps (after 2 warm-up and 4
+# per-token steps) end at the last position of the segments' cycle: there the fill is 1.
+# --trace writes a Kineto trace of 8 more steps, after the timed ones.
 file(REMOVE_RECURSE ${WORK}/traces)
 run(out ${LONGNET} bench generate --checkpoint ${ckpt} --device cpu --dtype float32
     --prompt-lens 300 --batches 2 --steps 4 --warmup 2 --cache-fill full --json ${WORK}/full.json

@@ -354,8 +354,17 @@ def test_sentencepiece(rng, files):
                                    normalization_rule_name="identity", add_dummy_prefix=True,
                                    remove_extra_whitespaces=False,
                                    allow_whitespace_only_pieces=True, minloglevel=2)
-    long_encode_check(f"sentencepiece:{llama}.model", spm.SentencePieceProcessor(
-        model_file=llama + ".model").encode, files[1::3], extra=())
+    llama_sp = spm.SentencePieceProcessor(model_file=llama + ".model")
+    long_encode_check(f"sentencepiece:{llama}.model", llama_sp.encode, files[1::3], extra=())
+    # Generation prints the ids after a prompt's: a continuation whose first piece starts with
+    # the space mark keeps its space (decoded alone, the dummy prefix would drop it).
+    full = llama_sp.encode("int main(void) { return 0; }")
+    k = next(i for i in range(1, len(full)) if llama_sp.id_to_piece(full[i]).startswith("\u2581"))
+    want = llama_sp.decode(full)[len(llama_sp.decode(full[:k])):]
+    got = tool("stream", f"sentencepiece:{llama}.model", ",".join(map(str, full[:k])),
+               ",".join(map(str, full[k:]))).decode()
+    check(got == want and want.startswith(" "),
+          f"streamed continuation {got!r}, decoded after its prompt {want!r}")
     print(f"sentencepiece: {len(texts)} texts, {total} ids and their decodes equal to Python "
           f"sentencepiece {spm.__version__}; decode(encode(x)) == x for {same} of them (the "
           "others hold U+2581 or characters SentencePiece maps, see tokenizer.h)")

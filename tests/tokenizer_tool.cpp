@@ -3,6 +3,8 @@
 //   tokenizer_tool batch-encode SPEC IN OUT   IN: [u32 len][bytes]...  OUT: [u32 n][u32 id x n]...
 //   tokenizer_tool batch-decode SPEC IN OUT   IN: [u32 n][u32 id x n]... OUT: [u32 len][bytes]...
 //   tokenizer_tool available KIND             prints yes or no
+//   tokenizer_tool stream SPEC CONTEXT IDS    prints IDS streamed one by one after CONTEXT (ids
+//                                             as a,b,c), as `longnet generate` prints them
 //   tokenizer_tool ARGS...                    `longnet tokenizer ARGS...` (train, encode, ...)
 #include <cstdint>
 #include <cstdio>
@@ -57,6 +59,26 @@ int batch(const std::string& mode, const std::string& spec, const std::string& i
   return out ? 0 : 1;
 }
 
+std::vector<uint32_t> id_list(const std::string& text) {
+  std::vector<uint32_t> ids;
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find(',', at);
+    if (end == std::string::npos) end = text.size();
+    ids.push_back(static_cast<uint32_t>(std::stoul(text.substr(at, end - at))));
+    at = end + 1;
+  }
+  return ids;
+}
+
+int stream(const std::string& spec, const std::string& context, const std::string& ids) {
+  auto tok = longnet::tokenizer_open(spec);
+  longnet::TextStream s(*tok, id_list(context));
+  std::string text;
+  for (uint32_t id : id_list(ids)) text += s.add(id);
+  std::cout << text + s.flush();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,6 +86,7 @@ int main(int argc, char** argv) {
   try {
     if (args.size() == 4 && (args[0] == "batch-encode" || args[0] == "batch-decode"))
       return batch(args[0], args[1], args[2], args[3]);
+    if (args.size() == 4 && args[0] == "stream") return stream(args[1], args[2], args[3]);
     if (args.size() == 2 && args[0] == "available") {
       std::cout << (longnet::tokenizer_kind_available(args[1]) ? "yes" : "no") << "\n";
       return 0;

@@ -66,8 +66,13 @@ std::string tokenizer_spec_absolute(const std::string& spec) {
   return resolved.empty() ? spec : kind + ":" + resolved;
 }
 
-TextStream::TextStream(const Tokenizer& tokenizer)
-    : tokenizer_(tokenizer), joined_(tokenizer.kind() != "sentencepiece") {}
+TextStream::TextStream(const Tokenizer& tokenizer, const std::vector<uint32_t>& context)
+    : tokenizer_(tokenizer), joined_(tokenizer.kind() != "sentencepiece") {
+  constexpr size_t kContext = 4;  // (as pending() reads them)
+  if (joined_) return;
+  ids_.assign(context.end() - std::min(kContext, context.size()), context.end());
+  printed_ = ids_.size();
+}
 
 std::string TextStream::add(uint32_t id) {
   if (joined_) return tokenizer_.decode(&id, 1);

@@ -108,7 +108,9 @@ class Tokenizer {
 // once it no longer ends in an incomplete character. The pieces given out join to decode(all).
 class TextStream {
  public:
-  explicit TextStream(const Tokenizer& tokenizer);
+  // `context`: ids the text follows (a prompt), not given out; SentencePiece drops a space at
+  // the start of a text (a dummy prefix), which after them is kept.
+  explicit TextStream(const Tokenizer& tokenizer, const std::vector<uint32_t>& context = {});
   // The text to print after `id` ("" while held back).
   std::string add(uint32_t id);
   // The text still held back (at the end of generation).
