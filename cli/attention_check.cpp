@@ -89,10 +89,11 @@ int attention_check(const AttentionCheckOptions& c) {
   const int64_t sp_size = c.sp > 0 ? c.sp : mpi_world_size();
   if (mpi_world_size() % sp_size != 0)
     throw std::invalid_argument(
-        "longnet check attention: --sp " + std::to_string(sp_size) + " does not divide the " +
-        std::to_string(mpi_world_size()) + " rank(s) started: give a --sp that divides them " +
-        "(or leave it out: all ranks), or start " + std::to_string(sp_size) +
-        " rank(s) (mpirun -np " + std::to_string(sp_size) + ")");
+        "longnet check attention: --sp " + std::to_string(sp_size) +
+        " does not divide the world size " + std::to_string(mpi_world_size()) +
+        " (the ranks started): give a --sp that divides it (or leave it out: all ranks), or "
+        "start " +
+        std::to_string(sp_size) + " rank(s) (mpirun -np " + std::to_string(sp_size) + ")");
   auto grid = process_grid_create(0, static_cast<int>(sp_size), c.device);
   engine_flags_cpu_note(c.engine, grid->device, "check attention");
   DilatedAttentionOptions o;

@@ -89,8 +89,8 @@ void flags_train(CliFlags& f) {
         "write a Kineto trace (Chrome JSON) of steps 4 and 5 of this run to this path (with "
         ".rankR added when there are several ranks); sum it up with bench/trace_summary.py");
   f.add("check-config", "",
-        "--check-config N: validate the config for a job of N ranks (1 to 1048576; 1 for one "
-        "process), print it resolved, and exit",
+        "validate the config for a job of this many ranks (1 to 1048576; 1 for one process), "
+        "print it resolved, and exit",
         spec_range(1, 1 << 20));
   f.add_switch("print-ranks",
                "print the rank count the resolved config's grid asks for (launch/train.sh's "

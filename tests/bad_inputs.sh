@@ -721,7 +721,7 @@ expect1 config.ranks_overflow "ranks, more than the 1048576 a job can have" trai
   grid.data_parallel=1048576 grid.sequence_parallel=2048 --print-ranks
 # Flags whose refusal names the flag, its value and what works; a value below the smallest
 # normal double is read as the config reader reads it (the flag's own rule then decides).
-expect1 flag.check_attention_sp "check attention: --sp 2 does not divide the 1 rank(s) started" \
+expect1 flag.check_attention_sp "check attention: --sp 2 does not divide the world size 1" \
   check attention --seq-len 64 --segments 32,64 --rates 1,2 --sp 2
 expect1 flag.bench_generate_warmup "--warmup: 1 is out of range; it must be >= 2" bench generate \
   --checkpoint "$CK" --device cpu --prompt-lens 64 --batches 1 --warmup 1

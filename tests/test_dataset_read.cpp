@@ -309,6 +309,16 @@ TEST(TokenDataset, LlmcShardsTrainAndValidationByName) {
   expect_throw<std::runtime_error>(
       [&] { d->read(DataSplit::kTrain, 0, 350, buf.data()); },
       {"fineweb_train_000002.bin': token 20 is 1020", "model.vocab_size"});
+  // Found at the start as well (data.verify: checksums): they carry no checksum, so each rank
+  // reads its share of the shards whole for an id past the bound.
+  const auto [bad, why] = d->verify_checksums(0, 1);
+  EXPECT_EQ(bad, 1);
+  EXPECT_NE(why.find("fineweb_train_000002.bin': token 20 is 1020"), std::string::npos) << why;
+  EXPECT_EQ(d->verify_checksums(1, 2).first, 1);  // rank 1 of 2 reads shard 1
+  EXPECT_EQ(d->verify_checksums(0, 2).first, -1);
+  d->set_vocab_bound(1050);
+  EXPECT_EQ(d->verify_checksums(0, 1).first, -1);
+  d->set_vocab_bound(1020);
   expect_throw<std::runtime_error>([&] { TokenDataset::open(dir / "fw/fineweb_val_000000.bin"); },
                                    {"is one llm.c / nanoGPT shard"});
   shard("fineweb_train_000003.bin", c, kLlmcMagicU16, 1, 51);

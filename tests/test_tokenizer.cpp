@@ -549,7 +549,8 @@ TEST(Corpus, FilesChangedWhileReadAreErrors) {
         while (r.next(doc)) {
         }
       },
-      {"a.txt': shrank while it was read (" + std::to_string(text.size()) + " bytes when opened"});
+      {"a.txt': shrank while it was read (" + std::to_string(text.size()) +
+       " bytes when opened, 100 now)"});
 }
 
 TEST(Corpus, DirectoriesNestedPastPathMaxAreSkipped) {

@@ -4,6 +4,7 @@
 #include "longnet/train/input_stream.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,15 +47,16 @@ class FileReader {
       if (n >= 0) {
         offset_ += static_cast<uint64_t>(n);
         // A file cut or written to while it is read would give a torn document (a prefix of
-        // the old contents, or old and new mixed): an error, not a short or long read.
-        // (A size of 0 when opened is a pseudo-file's, /proc's, whose size says nothing.)
-        if (size_ > 0 && ((n == 0 && size > 0 && offset_ != size_) || offset_ > size_))
+        // the old contents, or old and new mixed): an error, not a short or long read. The
+        // size now decides (a pseudo-file's, /proc's or /sys's, says nothing of its contents).
+        struct stat st;
+        const bool early_end = n == 0 && size > 0 && offset_ != size_, past = offset_ > size_;
+        if ((early_end || past) && ::fstat(fd_, &st) == 0 &&
+            (early_end ? uint64_t(st.st_size) < size_ : uint64_t(st.st_size) > size_))
           throw std::runtime_error(
-              named() + ": " + (offset_ > size_ ? "grew" : "shrank") + " while it was read (" +
-              std::to_string(size_) + " bytes when opened, " +
-              (offset_ > size_ ? "more than that read"
-                               : "its end at byte " + std::to_string(offset_)) +
-              "): something writes to it; read it when it is not being changed, or copy it "
+              named() + ": " + (past ? "grew" : "shrank") + " while it was read (" +
+              std::to_string(size_) + " bytes when opened, " + std::to_string(st.st_size) +
+              " now): something writes to it; read it when it is not being changed, or copy it "
               "first");
         return static_cast<size_t>(n);
       }

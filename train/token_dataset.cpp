@@ -423,6 +423,36 @@ const std::string& TokenDataset::shard_path(int64_t index) const {
   return static_cast<size_t>(index) < n0 ? shards_[0][index].path : shards_[1][index - n0].path;
 }
 
+std::string TokenDataset::ids_check(const Shard& sh) const {
+  const DataFile f(sh.path, "shard");
+  constexpr uint64_t kBlock = uint64_t{8} << 20;
+  const uint64_t bytes = static_cast<uint64_t>(sh.tokens) * sh.width;
+  std::vector<unsigned char> block(static_cast<size_t>(std::min(kBlock, bytes)));
+  for (uint64_t done = 0; done < bytes;) {
+    const size_t n = static_cast<size_t>(std::min(kBlock, bytes - done));
+    f.read_exact(sh.data_offset + done, block.data(), n);
+    for (size_t k = 0; k + sh.width <= n; k += sh.width) {
+      uint32_t v = 0;
+      if (sh.width == 2) {
+        uint16_t v16;
+        std::memcpy(&v16, block.data() + k, 2);
+        v = v16;
+      } else if (sh.width == 4) {
+        std::memcpy(&v, block.data() + k, 4);
+      } else {
+        v = block[k];
+      }
+      if (int64_t(v) >= vocab_bound_)
+        return "shard '" + sh.path + "': token " + std::to_string((done + k) / sh.width) + " is " +
+               std::to_string(v) + ", not below the vocabulary " + std::to_string(vocab_bound_) +
+               " (model.vocab_size): the file is corrupt or was made with another tokenizer "
+               "(llm.c shards carry no checksum; every id was read to find this)";
+    }
+    done += n;
+  }
+  return "";
+}
+
 std::pair<int64_t, std::string> TokenDataset::verify_checksums(
     int rank, int world, std::optional<DataSplit> only) const {
   int64_t index = 0;
@@ -430,7 +460,12 @@ std::pair<int64_t, std::string> TokenDataset::verify_checksums(
     const bool wanted = !only || si == static_cast<int>(*only);
     for (const Shard& sh : shards_[si]) {
       const int64_t g = index++;
-      if (!wanted || !sh.has_crc || g % world != rank) continue;
+      if (!wanted || g % world != rank) continue;
+      if (!sh.has_crc) {
+        if (format_ == "nanogpt")
+          if (std::string why = ids_check(sh); !why.empty()) return {g, why};
+        continue;
+      }
       const uint32_t crc = data_file_crc32(DataFile(sh.path, "shard"), sh.data_offset,
                                            static_cast<uint64_t>(sh.tokens) * sh.width);
       if (crc != sh.crc)

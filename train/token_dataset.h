@@ -71,9 +71,10 @@ class TokenDataset {
   void read(DataSplit s, int64_t start, int64_t count, int64_t* out) const;
 
   // Checks the CRC-32 of the shards whose index (training shards first, then validation) is
-  // rank mod world, against the manifest (longnet datasets only; others have none). Returns the
-  // index and the message of the first mismatch, or {-1, ""}. With `only`, the shards of that
-  // split alone (indices still count over both).
+  // rank mod world, against the manifest (longnet datasets); llm.c / nanoGPT shards, which carry
+  // no checksum, are read whole for an id past the vocabulary bound instead. Returns the index
+  // and the message of the first bad shard, or {-1, ""}. With `only`, the shards of that split
+  // alone (indices still count over both).
   std::pair<int64_t, std::string> verify_checksums(int rank, int world,
                                                    std::optional<DataSplit> only = {}) const;
   // The number of shards over both splits, and the path of shard `index` in that order.
@@ -96,6 +97,8 @@ class TokenDataset {
   TokenDataset() = default;
   void open_longnet(const std::string& manifest_file);
   void open_nanogpt(const std::string& dir);
+  // "" when every id of `sh` is below vocab_bound_, else the first one past it, named.
+  std::string ids_check(const Shard& sh) const;
   void open_legacy(const std::string& file);
   void add_shard(DataSplit s, Shard shard);
   const DataFile& file_of(DataSplit s, size_t i) const;

@@ -158,6 +158,14 @@ def _warn_positional_swap(init: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
+def _not_scriptable(self: nn.Module) -> nn.Module:
+    """torch.jit.script calls this first (__prepare_scriptable__): refused with what works."""
+    raise RuntimeError(
+        f"torch.jit.script cannot compile {type(self).__name__}: the dilated attention op takes "
+        "Python lists of segment lengths and rates, which TorchScript does not type; run it "
+        "eagerly, with torch.compile, or export it with torch.export")
+
+
 class DilatedAttention(nn.Module):
     """LongNet dilated attention over (batch, seq_len, heads, head_dim) tensors.
 
@@ -192,6 +200,8 @@ class DilatedAttention(nn.Module):
     def extra_repr(self) -> str:
         return (f"segment_lengths={self.segment_lengths}, dilation_rates={self.dilation_rates}, "
                 f"softmax_scale={self.softmax_scale}, attention_dropout={self.dropout_p}")
+
+    __prepare_scriptable__ = _not_scriptable
 
 
 def _heads_that_work(embed_dim: int, wanted: int, width_name: str = "embed_dim",
@@ -305,6 +315,8 @@ class MultiheadDilatedAttention(nn.Module):
     @dropout.setter
     def dropout(self, p: float) -> None:
         self.attention.dropout_p = check_probability("dropout", p)
+
+    __prepare_scriptable__ = _not_scriptable
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
                 is_causal: bool = False) -> Tuple[Tensor, None]:

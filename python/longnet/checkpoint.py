@@ -343,10 +343,10 @@ def _scalar(text: str, where: str) -> Any:
     if t[:1] in ("{", "&", "*", "!", "|", ">", "%", "@", "`"):
         raise ValueError(f"{where}: {t!r} (a flow mapping, anchor, alias, tag or block scalar) is "
                          "beyond this reader (used without PyYAML): pip install pyyaml")
-    if ": " in t or t.endswith(":"):
-        raise ValueError(f"{where}: {t!r} holds ': ', which YAML reads as a mapping (an error in "
-                         "a plain value, a one-pair mapping in a list); quote it, or pip install "
-                         "pyyaml")
+    if re.search(r":(?:[ \t]|$)", t):
+        raise ValueError(f"{where}: {t!r} holds ':' before a blank or at its end, which YAML "
+                         "reads as a mapping (an error in a plain value, a one-pair mapping in a "
+                         "list); quote it, or pip install pyyaml")
     if t in ("true", "false"):
         return t == "true"
     if t in ("", "null", "Null", "NULL", "~"):  # YAML's nulls, as PyYAML reads them
@@ -396,6 +396,8 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
         indented = line.startswith(" ")
         key, sep, rest = line.strip().partition(":")
         key = key.rstrip(" ")  # `key : value`, as YAML reads it
+        if "\t" in key:
+            raise ValueError(f"{where}: a tab in the key {key!r} (YAML refuses it)")
         if not sep or not key or (rest and rest[0] not in " \t"):
             raise ValueError(f"{where}: expected 'key: value', got {line!r}")
         if (section if indented else out) is not None and key in (section if indented else out):
