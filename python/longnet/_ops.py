@@ -16,7 +16,7 @@ import os
 import reprlib
 import threading
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -365,5 +365,11 @@ def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
             "would not follow vmap's randomness setting); vmap with dropout_p=0 (in eval), or "
             "loop over the batch")
     load_library()
-    return torch.ops.longnet.dilated_attention(query, key, value, w, r, is_causal, softmax_scale,
-                                               p)
+    return _op_call(query, key, value, w, r, is_causal, softmax_scale, p)
+
+
+@torch.compiler.disable
+def _op_call(*args: Any) -> torch.Tensor:
+    """The op, which torch.compile runs as in eager mode (_keep_out_of_compiled_graphs): the
+    graph ends at this call, without Dynamo's warning about a builtin it cannot trace."""
+    return torch.ops.longnet.dilated_attention(*args)
