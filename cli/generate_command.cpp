@@ -311,11 +311,12 @@ int cmd_generate(const Args& args) {
   std::vector<std::vector<uint32_t>> out(B);
   std::vector<bool> done(B, false);
 
+  // A stop signal (which mpirun forwards to every rank) is rank 0's to act on: the other ranks
+  // take it from now on and do not die of it (rank 0, during its prefill, still does).
+  if (grid->world_rank != 0) stop_signals_catch();
   auto t0 = std::chrono::steady_clock::now();
   auto logits = prefill_parallel(inc, tokens, lengths, *grid->world);
-  // Rank 0 generates from the whole prefill's state; the others wait for it to end, and a stop
-  // signal (which mpirun forwards to every rank) is rank 0's to act on, not theirs to die of.
-  if (grid->world_rank != 0) return stop_signals_catch(), 0;
+  if (grid->world_rank != 0) return 0;  // rank 0 generates from the whole prefill's state
   auto next = choose(logits);
   auto host = next.cpu();  // the one host synchronisation per step
   // (-1 marks a row of non-finite logits for the host check only; out of place: on the CPU

@@ -108,13 +108,19 @@ expect_same_file(${WORK}/gen1.out ${WORK}/gen_mpmd2.out
 # A stop signal to mpirun (forwarded to every rank) stops generation cleanly on rank 0, with
 # its message and status (128 + SIGUSR1); the other ranks, done after the prefill, wait.
 string(REPLACE ";" " " mpirun_line "${mpirun}")
-file(WRITE ${WORK}/stop.sh "${mpirun_line} ${LONGNET} generate --config ${CONFIG} --random-init \
-  --device cpu --seed 3 --max-new-tokens 1000000 --prompt x > ${WORK}/stop.out 2> ${WORK}/stop.err &
+file(WRITE ${WORK}/stop.sh "cd '${WORK}'
+${mpirun_line} '${LONGNET}' generate --config '${CONFIG}' --random-init --device cpu --seed 3 \
+  --max-new-tokens 1000000 --prompt x > stop.out 2> stop.err &
 p=$!
-for _ in $(seq 300); do [ -s ${WORK}/stop.out ] && break; sleep 0.1; done
+(sleep 100; kill $p) > /dev/null 2>&1 &
+w=$!
+for _ in $(seq 600); do [ -s stop.out ] && break; sleep 0.1; done
+[ -s stop.out ] || { echo 'no output in 60 s'; kill $p; pkill -P $w; wait $p; exit 1; }
 kill -USR1 $p
 wait $p
-echo \"rc=$?\"
+rc=$?
+pkill -P $w
+echo \"rc=$rc\"
 ")
 execute_process(COMMAND bash ${WORK}/stop.sh OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
 file(READ ${WORK}/stop.err stop_err)

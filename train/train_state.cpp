@@ -21,6 +21,7 @@
 #endif
 
 #include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/watchdog.h"
 #include "longnet/train/checkpoint_files.h"
@@ -158,9 +159,10 @@ std::string config_training_difference(const TrainConfig& there, const TrainConf
   return diff;
 }
 
-// A run as the checkpoints' "runs" name it: its log.dir resolved ("" when it has none).
+// A run as the checkpoints' "run" and "runs" name it: its log.dir resolved where it ran ("" when
+// it has none), bytes that are no UTF-8 escaped (Python reads pickled strings as UTF-8).
 std::string run_name(const std::string& log_dir) {
-  return log_dir.empty() ? "" : path_resolve(log_dir);
+  return log_dir.empty() ? "" : printable_text(path_resolve(log_dir));
 }
 
 // Retention's owner of a checkpoint (checkpoint_files.h): the model its config describes, and
@@ -172,7 +174,11 @@ std::string checkpoint_owner(const c10::impl::GenericDict& state,
   try {
     if (!state.contains("config")) return "(no config)";
     const TrainConfig c = config_parse(state.at("config").toStringRef(), "checkpoint");
-    const std::string run = run_name(c.log.dir);
+    // The run that wrote it, as it named itself (resolved where it ran; a relative log.dir
+    // resolved here could name another folder), else from its config (earlier versions).
+    const std::string run = state.contains("run") && state.at("run").isString()
+                                ? state.at("run").toStringRef()
+                                : run_name(c.log.dir);
     return model_identity_text(c) + kOwnerRun +
            (ours.count(run) ? std::string("this run")
             : run.empty()   ? std::string("it was written by a run without a run folder (an "
@@ -321,6 +327,7 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
     state.insert("grid", std::vector<int64_t>{grid.data_parallel, grid.sequence_parallel});
     std::set<std::string> ours(progress.runs.begin(), progress.runs.end());
     ours.insert(run_name(cfg.log.dir));
+    state.insert("run", run_name(cfg.log.dir));
     state.insert("runs", std::vector<std::string>(ours.begin(), ours.end()));
     state.insert("config", config_to_yaml(cfg));
     state.insert("model", model);
@@ -422,7 +429,8 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
     try {
       const TrainConfig stored = config_parse(get("config").toStringRef(), path + " (config)");
       stored_checkpoint_dir = stored.checkpoint.dir;
-      stored_run = run_name(stored.log.dir);
+      stored_run = state.contains("run") && get("run").isString() ? get("run").toStringRef()
+                                                                  : run_name(stored.log.dir);
       theirs = model_identity(stored);
       const auto& a = stored.model.layer.attention;
       const auto& b = cfg.model.layer.attention;

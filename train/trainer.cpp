@@ -467,7 +467,12 @@ void Trainer::data_setup() {
   if (data_->format() == "nanogpt" || (m && m->tokenizer_kind != "bytes")) bits_per_ = "token";
   if (d.verify == "checksums" && (data_->manifest() || data_->format() == "nanogpt")) {
     // Each rank checks every world_size-th shard (its CRC-32; an llm.c shard's ids); all end on
-    // the first bad one.
+    // the first bad one. Shards are whole: one rank may read far more than the others (nanoGPT's
+    // train.bin), so the wait for it is allowed a minute and 50 MB/s of all the data.
+    const double bytes =
+        4.0 * double(data_->tokens(DataSplit::kTrain) + data_->tokens(DataSplit::kVal));
+    CollectiveAllowance slow_read(60 + bytes / 50e6,
+                                  "verifying the shards of " + data_->path() + " (data.verify)");
     const auto [bad, why] = data_->verify_checksums(grid_->world_rank, grid_->world_size);
     const double n = double(data_->shard_count());
     const double first = n - world_max(*grid_, bad < 0 ? 0.0 : n - double(bad));
@@ -505,7 +510,9 @@ void Trainer::data_setup() {
              "each evaluation reads " + std::to_string(sampler_->val_batches()) +
              " batch(es) instead (more would score the same tokens again)");
   log_info("data: " + data_->summary() +
-           (d.verify == "checksums" && data_->manifest() ? "; checksums verified" : ""));
+           (d.verify == "checksums" && data_->manifest()              ? "; checksums verified"
+            : d.verify == "checksums" && data_->format() == "nanogpt" ? "; ids verified"
+                                                                      : ""));
 }
 
 void Trainer::data_agree_across_ranks() {

@@ -158,10 +158,12 @@ def _warn_positional_swap(init: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def _not_scriptable(self: nn.Module) -> nn.Module:
-    """torch.jit.script calls this first (__prepare_scriptable__): refused with what works."""
+def _not_scriptable(self: Any = None) -> nn.Module:
+    """torch.jit.script calls this first (__prepare_scriptable__; on a class, unbound): refused
+    with what works."""
+    name = type(self).__name__ if isinstance(self, nn.Module) else "longnet's modules"
     raise RuntimeError(
-        f"torch.jit.script cannot compile {type(self).__name__}: the dilated attention op takes "
+        f"torch.jit.script cannot compile {name}: the dilated attention op takes "
         "Python lists of segment lengths and rates, which TorchScript does not type; run it "
         "eagerly, with torch.compile, or export it with torch.export")
 
