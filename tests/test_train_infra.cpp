@@ -23,6 +23,7 @@
 
 #include "longnet/core/file_util.h"
 #include "longnet/core/little_endian.h"
+#include "longnet/core/text.h"
 #include "longnet/tests/temp_files.h"
 #include "longnet/tests/test_util.h"
 #include "longnet/train/checkpoint_files.h"
@@ -33,6 +34,7 @@
 #include "longnet/train/token_data.h"
 #include "longnet/train/token_dataset.h"
 #include "longnet/train/token_sampler.h"
+#include "longnet/train/train_state.h"
 
 namespace longnet {
 namespace {
@@ -221,6 +223,10 @@ TEST_F(Config, YamlQuirksAreRejected) {
   load_fails("a: 1\n---\nb: 2\n", 3, "", {"second YAML document"});
   // Tags on mappings and lists are refused as on scalars (they would be dropped unread).
   load_fails("grid: !foo {sequence_parallel: 1}\n", 1, "grid", {"is tagged !foo; remove the tag"});
+  // Bytes that are no UTF-8 in a string (a Latin-1 path): checkpoints keep the config as text
+  // Python reads as UTF-8, so they are refused; a UTF-8 path (or YAML's \xff escape) is fine.
+  load_fails("log:\n  dir: r\xffz\n", 2, "log.dir",
+             {"holds bytes that are no UTF-8 (at byte 1", "rename the path"});
   load_fails("model:\n  dilation_rates: !!set [1]\n", 2, "model.dilation_rates",
              {"is tagged tag:yaml.org,2002:set"});
   // A path key with '~' or $NAME, which no shell expands in a config.
@@ -986,6 +992,15 @@ TEST(CheckpointFiles, RetentionCountsFilesNotNames) {
   for (const auto& [step, path] : checkpoint_list(ck)) names.push_back(path.substr(ck.size() + 1));
   EXPECT_EQ(names, (std::vector<std::string>{"step_00000050.ckpt", "step_00000040.ckpt"}));
   EXPECT_TRUE(path_exists(checkpoint_path(dir / "elsewhere", 35)));
+}
+
+// The names checkpoints give their runs: one per folder (a literal backslash and an escaped
+// byte differ), UTF-8 whatever the path's bytes, "" for a run without a folder.
+TEST(CheckpointFiles, RunNamesAreDistinctAndUtf8) {
+  EXPECT_EQ(train_run_name(""), "");
+  EXPECT_EQ(train_run_name("/no/such/run"), "/no/such/run");
+  EXPECT_NE(train_run_name("/no/r\xff"), train_run_name("/no/r\\xff"));
+  EXPECT_EQ(utf8_invalid_bytes(train_run_name("/no/r\xff")), 0u);
 }
 
 // Names that a later checkpoint write would trip over are found up front.

@@ -159,12 +159,6 @@ std::string config_training_difference(const TrainConfig& there, const TrainConf
   return diff;
 }
 
-// A run as the checkpoints' "run" and "runs" name it: its log.dir resolved where it ran ("" when
-// it has none), bytes that are no UTF-8 escaped (Python reads pickled strings as UTF-8).
-std::string run_name(const std::string& log_dir) {
-  return log_dir.empty() ? "" : printable_text(path_resolve(log_dir));
-}
-
 // Retention's owner of a checkpoint (checkpoint_files.h): the model its config describes, and
 // the run (log.dir) that wrote it, where every run of `ours` (this one and those it continues,
 // resume after resume) is this run. A checkpoint without a config that parses belongs to no
@@ -178,7 +172,7 @@ std::string checkpoint_owner(const c10::impl::GenericDict& state,
     // resolved here could name another folder), else from its config (earlier versions).
     const std::string run = state.contains("run") && state.at("run").isString()
                                 ? state.at("run").toStringRef()
-                                : run_name(c.log.dir);
+                                : train_run_name(c.log.dir);
     return model_identity_text(c) + kOwnerRun +
            (ours.count(run) ? std::string("this run")
             : run.empty()   ? std::string("it was written by a run without a run folder (an "
@@ -292,6 +286,15 @@ std::string resume_path(ProcessGrid& grid, const TrainConfig& cfg) {
 
 }  // namespace
 
+// A run as the checkpoints' "run" and "runs" name it (train_state.h).
+std::string train_run_name(const std::string& log_dir) {
+  if (log_dir.empty()) return "";
+  std::string escaped;  // a backslash doubled, so that printable_text's \xNN stay unambiguous
+  for (const char c : path_resolve(log_dir))
+    escaped += c == '\\' ? std::string("\\\\") : std::string(1, c);
+  return printable_text(escaped);
+}
+
 void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTensors& params,
                       const AdamW& optim, const TrainProgress& progress,
                       const RecordedTokenizer& tokenizer) {
@@ -326,8 +329,9 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
     }
     state.insert("grid", std::vector<int64_t>{grid.data_parallel, grid.sequence_parallel});
     std::set<std::string> ours(progress.runs.begin(), progress.runs.end());
-    ours.insert(run_name(cfg.log.dir));
-    state.insert("run", run_name(cfg.log.dir));
+    const std::string me = progress.run ? *progress.run : train_run_name(cfg.log.dir);
+    ours.insert(me);
+    state.insert("run", me);
     state.insert("runs", std::vector<std::string>(ours.begin(), ours.end()));
     state.insert("config", config_to_yaml(cfg));
     state.insert("model", model);
@@ -422,7 +426,7 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
   // The model: the one this run builds, key by key (parameters of equal shapes can belong to
   // another model: other heads, activation or segments).
   std::string stored_checkpoint_dir;      // where the run that wrote it kept its checkpoints
-  std::optional<std::string> stored_run;  // and its run folder (run_name)
+  std::optional<std::string> stored_run;  // and its run folder (train_run_name)
   {
     const auto ours = model_identity(cfg);
     std::vector<std::pair<std::string, std::string>> theirs;
@@ -430,7 +434,7 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
       const TrainConfig stored = config_parse(get("config").toStringRef(), path + " (config)");
       stored_checkpoint_dir = stored.checkpoint.dir;
       stored_run = state.contains("run") && get("run").isString() ? get("run").toStringRef()
-                                                                  : run_name(stored.log.dir);
+                                                                  : train_run_name(stored.log.dir);
       theirs = model_identity(stored);
       const auto& a = stored.model.layer.attention;
       const auto& b = cfg.model.layer.attention;

@@ -36,11 +36,17 @@ struct TrainProgress {
   std::string tokenizer, tokenizer_hash;
   // The checkpoint.dir of the run that wrote it, as its config names it ("" when not known).
   std::string checkpoint_dir;
-  // The runs (their log.dirs, resolved; "" for one without a run folder) whose checkpoints
-  // retention counts as this run's. Resumed: the run that wrote it and those it continued (the
-  // checkpoint's "runs"). Saved: the same, beside this run's own log.dir.
+  // The runs (train_run_name) whose checkpoints retention counts as this run's. Resumed: the run
+  // that wrote it and those it continued (the checkpoint's "runs"). Saved: the same, beside
+  // `run`, this run's own name, fixed at its start (nullopt: from log.dir at the save).
   std::vector<std::string> runs;
+  std::optional<std::string> run;
 };
+
+// A run as checkpoints name it: its log.dir resolved where it runs ("" when it has none), a
+// backslash doubled and bytes that are no UTF-8 escaped as \xNN (Python reads the pickled
+// strings as UTF-8).
+std::string train_run_name(const std::string& log_dir);
 
 // This rank's generator states (the CPU's, and the GPU's when training there), to take back
 // the draws of a step that is abandoned (a stop signal between its micro-steps), so that the

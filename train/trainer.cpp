@@ -162,6 +162,7 @@ class Trainer {
     p.eval_pending = eval_pending;
     p.data_fingerprint = data_fingerprint_;
     p.runs = continued_runs_;
+    p.run = own_run_;
     return p;
   }
   // The --debug-truncate-data-at hook: every training shard cut to 64 bytes, on every rank's view.
@@ -188,8 +189,9 @@ class Trainer {
   int64_t first_step_ = 0, tokens_per_step_ = 0;
   bool eval_interrupted_ = false;            // a stop signal ended an evaluation
   std::vector<std::string> continued_runs_;  // the resumed checkpoint's runs (TrainProgress)
-  RecordedTokenizer tokenizer_;              // the training data's (recorded in every checkpoint)
-  bool eval_pending_ = false;  // the resumed checkpoint's step's evaluation was cut short
+  std::string own_run_;  // this run's name, fixed at its start (a later rename changes nothing)
+  RecordedTokenizer tokenizer_;  // the training data's (recorded in every checkpoint)
+  bool eval_pending_ = false;    // the resumed checkpoint's step's evaluation was cut short
   double flops_ = 0, peak_flops_ = 0;
   std::chrono::steady_clock::time_point t_start_;
   std::optional<StepStats> pending_, last_;
@@ -957,6 +959,7 @@ void Trainer::loop() {
 }
 
 int Trainer::run() {
+  own_run_ = train_run_name(cfg_.log.dir);
   grid_setup();
   data_setup();
   model_setup();

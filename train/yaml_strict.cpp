@@ -173,7 +173,7 @@ std::string yaml_describe(const YAML::Node& n) {
 
 std::string YamlSource::at(const YAML::Mark& mark) const {
   if (!override.empty())  // (a long one cut: the message must stay readable)
-    return "command-line override '" + text_cut(override) + "'";
+    return "command-line override '" + printable_text(text_cut(override)) + "'";
   if (mark.is_null()) return file;
   return file + ":" + std::to_string(mark.line + 1);
 }
@@ -263,7 +263,20 @@ std::string yaml_string(const YAML::Node& n, const std::string& key, const std::
                 "the string holds control character " + std::to_string(int(ch)) +
                     " (an escape such as \\0, \\n or \\t in double quotes); paths and "
                     "names take none");
-  return n.Scalar();
+  // Checkpoints keep the config as text, which Python's torch.load reads as UTF-8: a byte that
+  // is no UTF-8 (a path from a Latin-1 system) would make every checkpoint unreadable there.
+  const std::string& s = n.Scalar();
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = utf8_sequence_at(s, i);
+    if (len == 0)
+      yaml_fail(where, key,
+                "the string holds bytes that are no UTF-8 (at byte " + std::to_string(i) + ": " +
+                    printable_text(s.substr(i, 4)) +
+                    "); checkpoints keep the config as text that Python reads as UTF-8: rename "
+                    "the path, or reach it through a link whose name is UTF-8");
+    i += len;
+  }
+  return s;
 }
 
 // Edits (insert, delete, substitute, swap two neighbours) between a and b: "modle" is 1 from
