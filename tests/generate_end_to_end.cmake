@@ -105,18 +105,20 @@ run_to_file(${WORK}/gen_mpmd2.out ${mpi_exe} ${mpi_flags} -np 1 --wdir ${WORK}/h
             ${gen_args} --prompt-file prompt.txt)
 expect_same_file(${WORK}/gen1.out ${WORK}/gen_mpmd2.out
                  "generate: a prompt file on rank 0's host only")
-# A stop signal to mpirun (forwarded to every rank) stops generation cleanly on rank 0, with
-# its message and status (128 + SIGUSR1); the other ranks, done after the prefill, wait.
+# A stop signal to every rank (what a scheduler sends; mpirun forwards SIGUSR1 so too, where
+# it is mpirun itself and not a wrapper script) stops generation cleanly on rank 0, with its
+# message and status (128 + SIGUSR1); the other ranks, done after the prefill, wait for it
+# instead of dying of the signal.
 string(REPLACE ";" " " mpirun_line "${mpirun}")
 file(WRITE ${WORK}/stop.sh "cd '${WORK}'
 ${mpirun_line} '${LONGNET}' generate --config '${CONFIG}' --random-init --device cpu --seed 3 \
-  --max-new-tokens 1000000 --prompt x > stop.out 2> stop.err &
+  --max-new-tokens 1000000 --prompt stop_marker > stop.out 2> stop.err &
 p=$!
 (sleep 100; kill $p) > /dev/null 2>&1 &
 w=$!
 for _ in $(seq 600); do [ -s stop.out ] && break; sleep 0.1; done
 [ -s stop.out ] || { echo 'no output in 60 s'; kill $p; pkill -P $w; wait $p; exit 1; }
-kill -USR1 $p
+pkill -USR1 -f '^${LONGNET} generate .*--prompt stop_marker'
 wait $p
 rc=$?
 pkill -P $w
