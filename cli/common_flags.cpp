@@ -73,15 +73,12 @@ EngineOptions engine_flags_get(const CliFlags& f) {
 void engine_flags_cpu_note(const EngineOptions& e, const c10::Device& device,
                            const std::string& command) {
   if (device.is_cuda()) return;
-  std::string flags;
-  for (const auto& field : engine_options_changed(e)) {
+  const std::string note = engine_options_cpu_note(e, [](const std::string& field) {
     std::string flag = field == "fused_merge" ? "no-fused-merge" : field;
     std::replace(flag.begin(), flag.end(), '_', '-');
-    flags += (flags.empty() ? "--" : ", --") + flag;
-  }
-  if (!flags.empty())
-    log_info(command + ": note: " + flags +
-             " act only on a GPU; this run is on the CPU, where they change nothing");
+    return "--" + flag;
+  });
+  if (!note.empty()) log_info(command + ": note: " + note);
 }
 
 void tensor_size_check(const std::string& what, const std::vector<int64_t>& sizes) {

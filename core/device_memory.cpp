@@ -84,6 +84,13 @@ std::string gib_text(double bytes) {
   return text;
 }
 
+// "12.0 GiB": a memory's size.
+std::string gib_size(int64_t bytes) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.1f GiB", double(bytes) / double(1 << 30));
+  return text;
+}
+
 bool fits(double bytes, int64_t have) {
   return have < 0 || (std::isfinite(bytes) && bytes >= 0 && bytes <= double(have));
 }
@@ -109,31 +116,24 @@ void device_memory_check(double bytes, const c10::Device& device, const std::str
                          const std::string& fix) {
   const int64_t have = device_memory_bytes(device);
   if (fits(bytes, have)) return;
-  char got[64];
-  std::snprintf(got, sizeof(got), "%.1f GiB", double(have) / double(1 << 30));
   throw std::runtime_error(what + " needs " + gib_text(bytes) + " on " + device.str() +
-                           ", more than its " + got + " of memory; " + fix);
+                           ", more than its " + gib_size(have) + " of memory; " + fix);
 }
 
 void host_memory_check(double bytes, int processes, const c10::Device& device,
                        const std::string& what, const std::string& fix) {
   if (!device.is_cpu() || processes <= 1) return device_memory_check(bytes, device, what, fix);
   const double all = bytes * double(processes);
-  char got[64];
-  if (const int64_t host = host_memory_bytes(); !fits(all, host)) {
-    std::snprintf(got, sizeof(got), "%.1f GiB", double(host) / double(1 << 30));
+  if (const int64_t host = host_memory_bytes(); !fits(all, host))
     throw std::runtime_error(what + " needs " + gib_text(all) + " on " + device.str() + " (" +
                              gib_text(bytes) + " for each of its " + std::to_string(processes) +
-                             " processes on this host), more than its " + got + " of memory; " +
-                             fix);
-  }
-  if (const int64_t each = process_memory_limit(); !fits(bytes, each)) {
-    std::snprintf(got, sizeof(got), "%.1f GiB", double(each) / double(1 << 30));
+                             " processes on this host), more than its " + gib_size(host) +
+                             " of memory; " + fix);
+  if (const int64_t each = process_memory_limit(); !fits(bytes, each))
     throw std::runtime_error(what + " needs " + gib_text(bytes) + " on " + device.str() +
                              " in each of its " + std::to_string(processes) +
-                             " processes, more than the " + got +
+                             " processes, more than the " + gib_size(each) +
                              " one process may address (ulimit -v); " + fix);
-  }
 }
 
 }  // namespace longnet

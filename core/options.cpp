@@ -245,15 +245,21 @@ void engine_options_check(const EngineOptions& o_in) {
   options_visit(o, check);
 }
 
-std::vector<std::string> engine_options_changed(const EngineOptions& o) {
+std::string engine_options_cpu_note(const EngineOptions& o,
+                                    const std::function<std::string(const std::string&)>& name_of) {
   const EngineOptions d;
-  std::vector<std::string> changed;
-  if (o.backend != d.backend) changed.push_back("backend");
-  if (o.streams != d.streams) changed.push_back("streams");
-  if (o.fused_merge != d.fused_merge) changed.push_back("fused_merge");
-  if (o.chunk_above != d.chunk_above) changed.push_back("chunk_above");
-  if (o.memory_trace != d.memory_trace) changed.push_back("memory_trace");
-  return changed;
+  std::string names;
+  for (const auto& [field, changed] :
+       {std::pair<const char*, bool>{"backend", o.backend != d.backend},
+        {"streams", o.streams != d.streams},
+        {"fused_merge", o.fused_merge != d.fused_merge},
+        {"chunk_above", o.chunk_above != d.chunk_above},
+        {"memory_trace", o.memory_trace != d.memory_trace}})
+    if (changed) names += (names.empty() ? "" : ", ") + name_of(field);
+  return names.empty() ? ""
+                       : names +
+                             " act only on a GPU; this run is on the CPU, where they change "
+                             "nothing";
 }
 
 void dilated_options_check(const DilatedAttentionOptions& o_in) {

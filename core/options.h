@@ -154,9 +154,11 @@ class OptionsError : public std::invalid_argument {
 
 // Each checks every field against its spec, then the rules across fields; throws OptionsError.
 void engine_options_check(const EngineOptions& o);
-// The fields of o set away from their defaults ("backend", "streams", ...): every engine option
-// acts only on a GPU, so a caller on the CPU says these change nothing.
-std::vector<std::string> engine_options_changed(const EngineOptions& o);
+// Every engine option acts only on a GPU: for a run on the CPU, "A, B act only on a GPU; this
+// run is on the CPU, where they change nothing", naming each field of o set away from its
+// default ("backend", "fused_merge", ...) by name_of (a flag, a config key); "" when none is.
+std::string engine_options_cpu_note(const EngineOptions& o,
+                                    const std::function<std::string(const std::string&)>& name_of);
 // w and r: same count, at least one, values in range; softmax_scale finite and > 0; dropout.
 void dilated_options_check(const DilatedAttentionOptions& o);
 // d_model divisible by num_heads, a head dim that is a multiple of 8, and the attention's.

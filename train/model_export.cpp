@@ -155,10 +155,9 @@ ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded, const std::s
   if (!recorded.hash.empty()) t.json += ", \"hash\": " + json_quote(recorded.hash);
   const std::string copy_name = kind == "tiktoken" ? "tokenizer.tiktoken" : "tokenizer.model";
   const std::string copy_path = out_dir + "/" + copy_name;
-  const bool stale = [&] {
-    const std::string h = recorded_hash({spec, ""});
-    return h.empty() || (!recorded.hash.empty() && h != recorded.hash);
-  }();
+  const auto now = [&] { return recorded_hash({spec, ""}); };  // "" when not readable
+  const std::string before = now();
+  const bool stale = before.empty() || (!recorded.hash.empty() && before != recorded.hash);
   if (stale && !recorded.hash.empty() && path_kind(copy_path) == PathKind::kFile &&
       recorded_hash({kind + ":" + copy_path, ""}) == recorded.hash) {
     t.content = file_read_bounded(copy_path, kind + " tokenizer file", uint64_t{1} << 30);
@@ -172,8 +171,6 @@ ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded, const std::s
              out_dir + " is that tokenizer (by its hash) and was kept";
     return t;
   }
-  const auto now = [&] { return recorded_hash({spec, ""}); };  // "" when not readable
-  const std::string before = now();
   if (before.empty()) {
     t.note = "the tokenizer file " + path + " is not here, so it was not copied (config.json " +
              "names it" + (recorded.hash.empty() ? "" : " and its hash") + ")";

@@ -423,32 +423,16 @@ const std::string& TokenDataset::shard_path(int64_t index) const {
   return static_cast<size_t>(index) < n0 ? shards_[0][index].path : shards_[1][index - n0].path;
 }
 
-std::string TokenDataset::ids_check(const Shard& sh) const {
-  const DataFile f(sh.path, "shard");
-  constexpr uint64_t kBlock = uint64_t{8} << 20;
-  const uint64_t bytes = static_cast<uint64_t>(sh.tokens) * sh.width;
-  std::vector<unsigned char> block(static_cast<size_t>(std::min(kBlock, bytes)));
-  for (uint64_t done = 0; done < bytes;) {
-    const size_t n = static_cast<size_t>(std::min(kBlock, bytes - done));
-    f.read_exact(sh.data_offset + done, block.data(), n);
-    for (size_t k = 0; k + sh.width <= n; k += sh.width) {
-      uint32_t v = 0;
-      if (sh.width == 2) {
-        uint16_t v16;
-        std::memcpy(&v16, block.data() + k, 2);
-        v = v16;
-      } else if (sh.width == 4) {
-        std::memcpy(&v, block.data() + k, 4);
-      } else {
-        v = block[k];
-      }
-      if (int64_t(v) >= vocab_bound_)
-        return "shard '" + sh.path + "': token " + std::to_string((done + k) / sh.width) + " is " +
-               std::to_string(v) + ", not below the vocabulary " + std::to_string(vocab_bound_) +
-               " (model.vocab_size): the file is corrupt or was made with another tokenizer "
-               "(llm.c shards carry no checksum; every id was read to find this)";
-    }
-    done += n;
+std::string TokenDataset::ids_check(DataSplit s, size_t i) const {
+  // read_piece checks the ids it reads against vocab_bound_ and names the first one past it.
+  constexpr int64_t kPiece = int64_t{1} << 20;
+  const int64_t tokens = shards_[static_cast<int>(s)][i].tokens;
+  std::vector<int64_t> ids(static_cast<size_t>(std::min(kPiece, tokens)));
+  try {
+    for (int64_t at = 0; at < tokens; at += kPiece)
+      read_piece(s, i, at, std::min(kPiece, tokens - at), ids.data());
+  } catch (const std::runtime_error& e) {
+    return e.what();
   }
   return "";
 }
@@ -458,12 +442,14 @@ std::pair<int64_t, std::string> TokenDataset::verify_checksums(
   int64_t index = 0;
   for (int si = 0; si < 2; ++si) {
     const bool wanted = !only || si == static_cast<int>(*only);
-    for (const Shard& sh : shards_[si]) {
+    for (size_t i = 0; i < shards_[si].size(); ++i) {
+      const Shard& sh = shards_[si][i];
       const int64_t g = index++;
       if (!wanted || g % world != rank) continue;
       if (!sh.has_crc) {
         if (format_ == "nanogpt")
-          if (std::string why = ids_check(sh); !why.empty()) return {g, why};
+          if (std::string why = ids_check(static_cast<DataSplit>(si), i); !why.empty())
+            return {g, why};
         continue;
       }
       const uint32_t crc = data_file_crc32(DataFile(sh.path, "shard"), sh.data_offset,

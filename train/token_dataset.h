@@ -97,8 +97,9 @@ class TokenDataset {
   TokenDataset() = default;
   void open_longnet(const std::string& manifest_file);
   void open_nanogpt(const std::string& dir);
-  // "" when every id of `sh` is below vocab_bound_, else the first one past it, named.
-  std::string ids_check(const Shard& sh) const;
+  // "" when every id of shard i of split s is below vocab_bound_, else read_piece's message
+  // naming the first one past it.
+  std::string ids_check(DataSplit s, size_t i) const;
   void open_legacy(const std::string& file);
   void add_shard(DataSplit s, Shard shard);
   const DataFile& file_of(DataSplit s, size_t i) const;

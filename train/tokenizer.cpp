@@ -68,7 +68,6 @@ std::string tokenizer_spec_absolute(const std::string& spec) {
 
 TextStream::TextStream(const Tokenizer& tokenizer, const std::vector<uint32_t>& context)
     : tokenizer_(tokenizer), joined_(tokenizer.kind() != "sentencepiece") {
-  constexpr size_t kContext = 4;  // (as pending() reads them)
   if (joined_) return;
   ids_.assign(context.end() - std::min(kContext, context.size()), context.end());
   printed_ = ids_.size();
@@ -87,7 +86,7 @@ std::string TextStream::flush() {
 std::string TextStream::pending(bool final) {
   // A few printed tokens before the held ones: their decode is the context the new text
   // follows (a space SentencePiece drops at the start of a text is kept after them).
-  constexpr size_t kContext = 4, kMaxHeld = 16;
+  constexpr size_t kMaxHeld = 16;
   if (printed_ == ids_.size()) return "";
   const size_t from = printed_ > kContext ? printed_ - kContext : 0;
   const std::string before = tokenizer_.decode(ids_.data() + from, printed_ - from);

@@ -118,6 +118,7 @@ class TextStream {
 
  private:
   std::string pending(bool final);
+  static constexpr size_t kContext = 4;  // printed ids decoded again before the held ones
   const Tokenizer& tokenizer_;
   const bool joined_;          // the text is the tokens' bytes joined
   std::vector<uint32_t> ids_;  // (SentencePiece) the last printed ones, then the held ones

@@ -159,6 +159,13 @@ std::string config_training_difference(const TrainConfig& there, const TrainConf
   return diff;
 }
 
+// The run that wrote a checkpoint, as it named itself (resolved where it ran: a relative log.dir
+// resolved here could name another folder), else from its config's log.dir (earlier versions).
+std::string checkpoint_run(const c10::impl::GenericDict& state, const TrainConfig& its_config) {
+  return state.contains("run") && state.at("run").isString() ? state.at("run").toStringRef()
+                                                             : train_run_name(its_config.log.dir);
+}
+
 // Retention's owner of a checkpoint (checkpoint_files.h): the model its config describes, and
 // the run (log.dir) that wrote it, where every run of `ours` (this one and those it continues,
 // resume after resume) is this run. A checkpoint without a config that parses belongs to no
@@ -168,11 +175,7 @@ std::string checkpoint_owner(const c10::impl::GenericDict& state,
   try {
     if (!state.contains("config")) return "(no config)";
     const TrainConfig c = config_parse(state.at("config").toStringRef(), "checkpoint");
-    // The run that wrote it, as it named itself (resolved where it ran; a relative log.dir
-    // resolved here could name another folder), else from its config (earlier versions).
-    const std::string run = state.contains("run") && state.at("run").isString()
-                                ? state.at("run").toStringRef()
-                                : train_run_name(c.log.dir);
+    const std::string run = checkpoint_run(state, c);
     return model_identity_text(c) + kOwnerRun +
            (ours.count(run) ? std::string("this run")
             : run.empty()   ? std::string("it was written by a run without a run folder (an "
@@ -433,8 +436,7 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
     try {
       const TrainConfig stored = config_parse(get("config").toStringRef(), path + " (config)");
       stored_checkpoint_dir = stored.checkpoint.dir;
-      stored_run = state.contains("run") && get("run").isString() ? get("run").toStringRef()
-                                                                  : train_run_name(stored.log.dir);
+      stored_run = checkpoint_run(state, stored);
       theirs = model_identity(stored);
       const auto& a = stored.model.layer.attention;
       const auto& b = cfg.model.layer.attention;

@@ -363,13 +363,12 @@ void Trainer::grid_setup() {
            std::to_string(grid_->sequence_parallel) + " sequence parallel, device " +
            grid_->device.str() + (run_.config_path.empty() ? "" : ", config " + run_.config_path));
   log_info("resolved config:\n" + config_to_yaml(cfg_));
-  std::string engine_keys;
-  if (!grid_->device.is_cuda())
-    for (const auto& field : engine_options_changed(cfg_.engine()))
-      engine_keys += (engine_keys.empty() ? "engine." : ", engine.") + field;
-  if (!engine_keys.empty())
-    log_info("note: " + engine_keys +
-             " act only on a GPU; this run is on the CPU, where they change nothing");
+  const std::string engine_note =
+      grid_->device.is_cuda()
+          ? ""
+          : engine_options_cpu_note(cfg_.engine(),
+                                    [](const std::string& field) { return "engine." + field; });
+  if (!engine_note.empty()) log_info("note: " + engine_note);
   if (!cfg_.log.dir.empty())
     log_info("run folder: " + cfg_.log.dir + " (config.yaml, train.log" +
              (cfg_.log.metrics.empty() ? ", metrics.jsonl)" : "); metrics: " + cfg_.log.metrics));
