@@ -25,7 +25,8 @@ from metrics_common import (metrics_path, number, read_rows,  # noqa: E402
 
 TAGS = {"loss": "train/loss", "lr": "train/lr", "grad_norm": "train/grad_norm",
         "tokens_per_s": "train/tokens_per_s", "step_ms": "train/step_ms", "mfu": "train/mfu",
-        "peak_gib": "train/peak_gib", "val_loss": "val/loss", "val_bpb": "val/bpb"}
+        "peak_gib": "train/peak_gib", "val_loss": "val/loss", "val_bpb": "val/bpb",
+        "val_bits_per_token": "val/bits_per_token"}
 
 
 def summary_writer():

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -29,12 +30,22 @@ std::string mpi_error_string(int code) {
 
 namespace {
 std::unique_ptr<std::ofstream> g_log_file;  // rank 0's copy of its output (log_file_open)
-std::mutex g_log_file_mutex;                // (the watchdog's thread writes its error too)
+std::string g_log_path;
+std::mutex g_log_file_mutex;  // (the watchdog's thread writes its error too)
 
 void log_file_write(const std::string& text) {
   const std::lock_guard<std::mutex> lock(g_log_file_mutex);
   if (!g_log_file) return;
+  errno = 0;
   *g_log_file << text << std::endl;  // flushed: a crash loses nothing written before it
+  if (*g_log_file) return;
+  // A full disk, say: said once on the console, and the file is left as it is (no line cut in
+  // two later); the run goes on, its output on the console only.
+  const std::string why = errno ? std::strerror(errno) : "write failed";
+  g_log_file.reset();
+  std::cerr << log_prefix() << "warning: train log '" << g_log_path << "': " << why
+            << "; it ends before this line and gets no more lines (they are on the console)"
+            << std::endl;
 }
 
 void finalize_at_exit() {
@@ -146,6 +157,11 @@ int log_stdout_errno() {
   return g_stdout_errno;
 }
 
+void log_warning(const std::string& message) {
+  std::cerr << log_prefix() << "warning: " << message << std::endl;
+  log_file_write("warning: " + message);
+}
+
 void log_file_error(const std::string& message) {
   log_file_write("error: " + message);
 }
@@ -155,7 +171,9 @@ void log_file_open(const std::string& path) {
   output_file_prepare(path, "train log (log.dir)");
   auto f = std::make_unique<std::ofstream>(path, std::ios::app);
   if (!*f) throw std::runtime_error("train log '" + path + "': cannot open it for appending");
+  const std::lock_guard<std::mutex> lock(g_log_file_mutex);
   g_log_file = std::move(f);
+  g_log_path = path;
 }
 
 }  // namespace longnet

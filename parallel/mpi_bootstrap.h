@@ -47,6 +47,9 @@ int log_stdout_errno();
 // `path` (a run's train.log), created if needed. Throws std::runtime_error naming the path when it
 // cannot be written. Other ranks ignore the call.
 void log_file_open(const std::string& path);
+// Prints "warning: message" (with the rank's prefix) to stderr on the calling rank, and appends
+// it to that file, if one is open: warnings of retention, resume and files reach train.log too.
+void log_warning(const std::string& message);
 // Appends "error: message" to that file, if one is open (for errors that end the job without
 // run_main: the watchdog's). Safe from another thread.
 void log_file_error(const std::string& message);

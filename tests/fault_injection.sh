@@ -139,6 +139,9 @@ grep -q "eval at step 12 (cut short by the stop before)" "$WORK/evalstop2.log" |
 want=$(grep '"step":12,' "$WORK/ref.jsonl" | grep -o '"val_loss":[-0-9.e+]*')
 got=$(grep '"step":12,' "$WORK/evalstop.jsonl" | grep -o '"val_loss":[-0-9.e+]*')
 [[ -n "$want" && "$got" == "$want" ]] || fail "the resumed evaluation's $got is not the reference's $want"
+# Step 12 has one row, as in the uninterrupted run: its loss and its evaluation together.
+(($(grep -c '"step":12,' "$WORK/evalstop.jsonl") == 1)) && grep '"step":12,' "$WORK/evalstop.jsonl" |
+  grep -q '"loss":.*"val_loss"' || fail "step 12's rows after the resume: $(grep '"step":12,' "$WORK/evalstop.jsonl")"
 # A rerun of the now finished run does nothing: no evaluation again, no row added.
 rows=$(grep -c '"val_loss"' "$WORK/evalstop.jsonl")
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/evalstop" log.metrics="$WORK/evalstop.jsonl" \

@@ -1164,6 +1164,22 @@ TEST(Metrics, JsonLinesAreEscapedAndAppended) {
                                    {"is being written by another job"});
 }
 
+// A row held back (a checkpoint's pending_row) goes on with more keys; text that is not one JSON
+// object on one line is refused.
+TEST(Metrics, JsonLineContinuesAHeldBackRow) {
+  const std::string row = JsonLine().add("step", 12).add("loss", 2.5).str();
+  EXPECT_EQ(JsonLine::continuing(row).add("val_loss", 1.5).str(),
+            "{\"step\":12,\"loss\":2.5,\"val_loss\":1.5}");
+  EXPECT_EQ(JsonLine::continuing("{}").add("a", 1).str(), "{\"a\":1}");
+  EXPECT_EQ(JsonLine::continuing("{ }").add("a", 1).str(), "{\"a\":1}");
+  for (const std::string bad : {"", "{", "}", "[]", "{\"a\":1}}", "{\"a\":1}x}", "{\"a\":\n1}",
+                                "{\"a\":1,}", "{} {}", "\"{}\""}) {
+    EXPECT_FALSE(JsonLine::is_object_text(bad)) << bad;
+    expect_error<std::invalid_argument>([&] { JsonLine::continuing(bad); },
+                                        {"not one JSON object"});
+  }
+}
+
 // A new run (fresh) keeps an earlier run's rows under the next free numbered name and starts an
 // empty file; an empty file is not kept; names without an extension or in dotted dirs number too.
 TEST(Metrics, FreshRunKeepsEarlierRowsAside) {

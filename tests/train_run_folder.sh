@@ -205,6 +205,10 @@ cmp -s "$WORK/tok_config.yaml" "$WORK/tok/config.yaml" || fail "the refused star
   train.steps=3 > "$WORK/out15.txt" 2>&1 || fail "training on ds_sp failed: $(tail -3 "$WORK/out15.txt")"
 grep -q "warning: its tokenizer file changed since the build" "$WORK/out15.txt" ||
   fail "the changed tokenizer file was not said: $(grep -m1 'data: tok' "$WORK/out15.txt")"
+# Its evaluation (at the last step) is in bits per token, not per byte, in the log and the metrics.
+grep -q "eval at step 3: loss .*, bits per token " "$WORK/out15.txt" &&
+  grep '"step":3,' "$WORK/tokw/metrics.jsonl" | grep -q '"val_bits_per_token":' &&
+  ! grep -q val_bpb "$WORK/tokw/metrics.jsonl" || fail "tokenized data's evaluation unit: $(tail -1 "$WORK/tokw/metrics.jsonl")"
 
 # A rank that cannot read the checkpoint rank 0 resumes from (checkpoint.dir on one host's disk:
 # here each rank's working directory): named, with the fix, before the run folder is rewritten.

@@ -23,7 +23,6 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -33,6 +32,7 @@
 
 #include "longnet/core/errors.h"
 #include "longnet/core/parameter_io.h"
+#include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/train/crc32.h"
 #include "longnet/train/fault_injection.h"
 
@@ -388,8 +388,7 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
     const std::string& p = n.path;
     std::string why, its_owner;
     if (!verified(p, &why, owner_of, &its_owner)) {
-      std::cerr << log_prefix() << "warning: " << why
-                << "; not counted among the checkpoint.keep checkpoints, and left as it is\n";
+      log_warning(why + "; not counted among the checkpoint.keep checkpoints, and left as it is");
       continue;
     }
     if (its_owner != owner) {
@@ -401,9 +400,8 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
       else if (a != std::string::npos && b != std::string::npos &&
                its_owner.compare(0, a, owner, 0, b) == 0)
         differs = its_owner.substr(a + std::strlen(kOwnerRun));
-      std::cerr << log_prefix() << "warning: checkpoint '" << p << "' is not this run's ("
-                << differs
-                << "); not counted among the checkpoint.keep checkpoints, and left as it is\n";
+      log_warning("checkpoint '" + p + "' is not this run's (" + differs +
+                  "); not counted among the checkpoint.keep checkpoints, and left as it is");
       continue;
     }
     if (kept < keep) {
@@ -416,8 +414,7 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
   // a link points at is never touched).
   for (const Name& n : names)
     if (!keep_file.at(n.file) && ::unlink(n.path.c_str()) != 0)
-      std::cerr << log_prefix() << "warning: could not delete old checkpoint '" << n.path
-                << "': " << errno_text() << "\n";
+      log_warning("could not delete old checkpoint '" + n.path + "': " + errno_text());
 }
 
 c10::impl::GenericDict checkpoint_read(const std::string& path) {
@@ -555,7 +552,7 @@ std::optional<std::string> checkpoint_latest(const std::string& dir) {
       checkpoint_read(path);
       return path;
     } catch (const std::exception& e) {
-      std::cerr << log_prefix() << "warning: skipping " << e.what() << "\n";
+      log_warning(std::string("skipping ") + e.what());
     }
   }
   return std::nullopt;

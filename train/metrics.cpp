@@ -3,6 +3,8 @@
 
 #include "longnet/core/file_util.h"
 #include "longnet/core/text.h"
+#include "longnet/parallel/mpi_bootstrap.h"
+#include "longnet/train/json_read.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -16,7 +18,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
 #include <stdexcept>
 #include <vector>
 
@@ -79,6 +80,27 @@ std::string json_quote(const std::string& s) {
 JsonLine& JsonLine::add_raw(const std::string& key, const std::string& json_value) {
   body_ += (body_.empty() ? "{" : ",") + json_quote(key) + ":" + json_value;
   return *this;
+}
+
+bool JsonLine::is_object_text(const std::string& text) {
+  if (text.empty() || text.front() != '{' || text.back() != '}' ||
+      text.find_first_of("\n\r") != std::string::npos)
+    return false;
+  try {
+    return json_parse(text, "metrics row").type == JsonValue::Type::kObject;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+JsonLine JsonLine::continuing(const std::string& object) {
+  if (!is_object_text(object))
+    throw std::invalid_argument("a metrics row that is not one JSON object: " +
+                                json_quote(object.substr(0, 80)));
+  JsonLine line;  // (an empty object's text, spaces and all, gives an empty line)
+  if (!json_parse(object, "metrics row").members.empty())
+    line.body_ = object.substr(0, object.size() - 1);
+  return line;
 }
 
 JsonLine& JsonLine::add(const std::string& key, double value) {
@@ -159,8 +181,8 @@ MetricsWriter::MetricsWriter(const std::string& path, bool fresh) : path_(path) 
         fd_ = -1;
         throw std::runtime_error(who + ": cannot drop its incomplete last line: " + err);
       }
-      std::cerr << who << ": dropped an incomplete last line of " << (size - keep)
-                << " bytes (a write cut short before)\n";
+      log_warning(who + ": dropped an incomplete last line of " + std::to_string(size - keep) +
+                  " bytes (a write cut short before)");
     }
   }
 }

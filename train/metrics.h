@@ -25,6 +25,11 @@ class JsonLine {
   }
   // The object, without a newline.
   std::string str() const { return body_.empty() ? "{}" : body_ + "}"; }
+  // A line that goes on from `object`, one str() wrote (e.g. kept in a checkpoint): add() puts
+  // keys after its own. Throws std::invalid_argument when `object` is not is_object_text.
+  static JsonLine continuing(const std::string& object);
+  // Whether `text` is one JSON object on one line (what str() writes).
+  static bool is_object_text(const std::string& text);
 
  private:
   JsonLine& add_raw(const std::string& key, const std::string& json_value);

@@ -25,6 +25,8 @@
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/watchdog.h"
 #include "longnet/train/checkpoint_files.h"
+#include "longnet/train/metrics.h"
+#include "longnet/train/schedule.h"
 
 namespace longnet {
 namespace {
@@ -324,6 +326,8 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
     state.insert("samples", progress.samples);
     state.insert("bad_steps", progress.bad_steps);
     state.insert("eval_pending", progress.eval_pending);
+    if (progress.eval_pending && !progress.pending_row.empty())
+      state.insert("pending_row", progress.pending_row);
     if (!progress.data_fingerprint.empty())
       state.insert("data_fingerprint", progress.data_fingerprint);
     if (!tokenizer.spec.empty()) {
@@ -428,14 +432,20 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
               get("format").toStringRef(), "', this build reads '", kFormat, "'");
   // The model: the one this run builds, key by key (parameters of equal shapes can belong to
   // another model: other heads, activation or segments).
-  std::string stored_checkpoint_dir;      // where the run that wrote it kept its checkpoints
-  std::optional<std::string> stored_run;  // and its run folder (train_run_name)
+  std::string stored_checkpoint_dir;        // where the run that wrote it kept its checkpoints
+  std::optional<std::string> stored_run;    // and its run folder (train_run_name)
+  std::string stored_log_dir;               // its log.dir, as its config names it
+  std::optional<OptimConfig> stored_optim;  // its schedule: optimizer and step count
+  int64_t stored_steps = 0;
   {
     const auto ours = model_identity(cfg);
     std::vector<std::pair<std::string, std::string>> theirs;
     try {
       const TrainConfig stored = config_parse(get("config").toStringRef(), path + " (config)");
       stored_checkpoint_dir = stored.checkpoint.dir;
+      stored_log_dir = stored.log.dir;
+      stored_optim = stored.optim;
+      stored_steps = stored.train.steps;
       stored_run = checkpoint_run(state, stored);
       theirs = model_identity(stored);
       const auto& a = stored.model.layer.attention;
@@ -473,10 +483,21 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
       if (ours[i] != theirs[i])
         diff += (diff.empty() ? "" : "; ") + ours[i].first + " " + theirs[i].second + " there, " +
                 ours[i].second + " here";
-    TORCH_CHECK(diff.empty(), "checkpoint ", path, " holds another model than this run's (", diff,
-                "). Resume it with the model: section it was trained with (its config is in the "
-                "checkpoint and in the run folder's config.yaml), or start this model in its own "
-                "checkpoint.dir. Nothing was changed");
+    const bool auto_pick = cfg.checkpoint.resume == "auto";
+    TORCH_CHECK(
+        diff.empty(), "checkpoint ", path, " holds another model than this run's (", diff,
+        "). Resume it with the model: section it was trained with (its config is in the "
+        "checkpoint",
+        stored_log_dir.empty()
+            ? std::string()
+            : " and in the config.yaml of the run folder that wrote it, '" + stored_log_dir + "'",
+        ")",
+        auto_pick ? std::string(", or, if that file does not belong in checkpoint.dir '" +
+                                cfg.checkpoint.dir +
+                                "', move it out (the newest checkpoint left there is then "
+                                "resumed) or give checkpoint.resume=PATH of this model's")
+                  : std::string(", or resume a checkpoint of this model"),
+        ", or start this model in its own checkpoint.dir. Nothing was changed");
   }
   std::vector<int64_t> g;  // (a list of ints, typed or not: checkpoints are pickled untagged)
   TORCH_CHECK(get("grid").isList(), "checkpoint ", path, " has no valid grid entry");
@@ -599,9 +620,30 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
                 v.tagKind(), "); it was not written by `longnet train`");
     progress.eval_pending = v.toBool();
   }
+  if (progress.eval_pending && state.contains("pending_row")) {
+    const c10::IValue v = get("pending_row");
+    TORCH_CHECK(v.isString() && JsonLine::is_object_text(v.toStringRef()), "checkpoint ", path,
+                ": its 'pending_row' entry is not a metrics row; it was not written by "
+                "`longnet train`");
+    progress.pending_row = v.toStringRef();
+  }
   if (state.contains("data_fingerprint") && get("data_fingerprint").isString())
     progress.data_fingerprint = get("data_fingerprint").toStringRef();
   progress.checkpoint_dir = stored_checkpoint_dir;
+  progress.resumed_from = path;
+  // A new step count is how a run is trained further, but it reshapes the learning-rate schedule
+  // (its decay runs to the last step): said with the rate the next step now gets.
+  if (stored_optim && stored_steps != cfg.train.steps && progress.step < cfg.train.steps) {
+    char rates[96];
+    std::snprintf(rates, sizeof(rates), "%.3e (%.3e under %lld steps)",
+                  lr_at(cfg.optim, progress.step, cfg.train.steps),
+                  lr_at(*stored_optim, progress.step, stored_steps),
+                  static_cast<long long>(stored_steps));
+    log_info("resume: note: train.steps is " + std::to_string(cfg.train.steps) + " here, " +
+             std::to_string(stored_steps) + " in " + path +
+             ": the learning-rate schedule decays to the new last step, so step " +
+             std::to_string(progress.step + 1) + " trains at lr " + rates);
+  }
   // The runs it continued (absent from checkpoints of earlier versions), and its own.
   if (state.contains("runs") && get("runs").isList())
     for (const auto& r : get("runs").toListRef())

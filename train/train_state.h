@@ -29,6 +29,9 @@ struct TrainProgress {
   int64_t bad_steps = 0;      // non-finite steps in a row before it
   int64_t samples = 0;        // training sequences consumed (TokenSampler::position)
   bool eval_pending = false;  // the evaluation due at this step was cut short by a stop signal
+  // With eval_pending: the step's metrics row (a JSON object) not yet written, which the resume
+  // writes once that evaluation is done, with its val_loss in it ("" when not recorded).
+  std::string pending_row;
   // The training data's sizes and sampled checksums (Trainer::data_setup), "" when unknown (a
   // checkpoint of an earlier version): a resume on other data at the same path is said.
   std::string data_fingerprint;
@@ -36,6 +39,8 @@ struct TrainProgress {
   std::string tokenizer, tokenizer_hash;
   // The checkpoint.dir of the run that wrote it, as its config names it ("" when not known).
   std::string checkpoint_dir;
+  // Resumed: the file it was read from.
+  std::string resumed_from;
   // The runs (train_run_name) whose checkpoints retention counts as this run's. Resumed: the run
   // that wrote it and those it continued (the checkpoint's "runs"). Saved: the same, beside
   // `run`, this run's own name, fixed at its start (nullopt: from log.dir at the save).

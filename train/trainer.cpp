@@ -160,6 +160,7 @@ class Trainer {
     p.bad_steps = bad_steps_;
     p.samples = sampler_->position();
     p.eval_pending = eval_pending;
+    if (eval_pending) p.pending_row = pending_row_;
     p.data_fingerprint = data_fingerprint_;
     p.runs = continued_runs_;
     p.run = own_run_;
@@ -183,6 +184,10 @@ class Trainer {
   bool bf16_ = false, chunked_loss_ = false;
   int64_t loss_chunk_rows_ = 0;
   std::string bits_per_ = "byte";  // the evaluation's unit: "byte" for byte tokens, else "token"
+  // The metrics key of the evaluation's loss in bits: per byte only where a token is a byte.
+  std::string val_bits_key() const {
+    return bits_per_ == "byte" ? "val_bpb" : "val_bits_per_token";
+  }
   // Per run: the step numbers and the steps' statistics not yet read (on CUDA a step's numbers
   // are read after the next step is queued), and the one finished before it, if the device went
   // straight on from it to the next step (not after an evaluation or a checkpoint).
@@ -192,6 +197,10 @@ class Trainer {
   std::string own_run_;  // this run's name, fixed at its start (a later rename changes nothing)
   RecordedTokenizer tokenizer_;  // the training data's (recorded in every checkpoint)
   bool eval_pending_ = false;    // the resumed checkpoint's step's evaluation was cut short
+  // That step's metrics row, written once its evaluation is done (TrainProgress::pending_row):
+  // set where a stop signal cuts an evaluation short, and from the resumed checkpoint.
+  std::string pending_row_;
+  std::string resumed_from_;  // the checkpoint this run resumed from ("" when it started afresh)
   double flops_ = 0, peak_flops_ = 0;
   std::chrono::steady_clock::time_point t_start_;
   std::optional<StepStats> pending_, last_;
@@ -769,9 +778,13 @@ bool Trainer::evaluate_now(const std::string& label, const std::string& stop_wha
   }
   log_info(label + ": loss " + std::to_string(v) + ", bits per " + bits_per_ + " " +
            std::to_string(v / std::log(2.0)));
-  if (metrics_)
-    metrics_->write(
-        JsonLine().add("step", step_).add("val_loss", v).add("val_bpb", v / std::log(2.0)));
+  if (metrics_) {
+    // The step's own row, held back when its evaluation was cut short, now with the evaluation.
+    JsonLine line =
+        pending_row_.empty() ? JsonLine().add("step", step_) : JsonLine::continuing(pending_row_);
+    metrics_->write(line.add("val_loss", v).add(val_bits_key(), v / std::log(2.0)));
+  }
+  pending_row_.clear();
   return true;
 }
 
@@ -814,13 +827,16 @@ void Trainer::finish_step(bool eval_now) {
     const double v = evaluate();
     if (eval_interrupted_) {
       log_info("eval at step " + std::to_string(s.step()) + ": interrupted by a stop signal");
+      // The row waits for the evaluation, which the resume does (kept in the checkpoint), so
+      // the step has one row, as in an uninterrupted run.
+      pending_row_ = line.str();
     } else {
-      line.add("val_loss", v).add("val_bpb", v / std::log(2.0));
+      line.add("val_loss", v).add(val_bits_key(), v / std::log(2.0));
       log_info("eval at step " + std::to_string(s.step()) + ": loss " + std::to_string(v) +
                ", bits per " + bits_per_ + " " + std::to_string(v / std::log(2.0)));
     }
   }
-  if (metrics_) metrics_->write(line);
+  if (metrics_ && pending_row_.empty()) metrics_->write(line);
   // The progress line: loss, speed and MFU averaged over the steps since the last line.
   interval_.steps += 1;
   interval_.seconds += step_s;
@@ -863,17 +879,22 @@ void Trainer::loop() {
   // The evaluation a stop signal cut short at the resumed step, done now (a stop during it
   // leaves the checkpoint as it is). Once done, the checkpoint of that step is written again
   // without the mark, so that a rerun (of a finished run, say) does not evaluate it once more.
-  if (eval_pending_ && cfg_.eval.interval > 0) {
-    if (!evaluate_now("eval at step " + std::to_string(step_) + " (cut short by the stop before)",
-                      "the evaluation of step " + std::to_string(step_)))
-      return;
+  // With evaluations now off, the step's held-back row is written without one.
+  if (eval_pending_) {
+    if (cfg_.eval.interval > 0) {
+      if (!evaluate_now("eval at step " + std::to_string(step_) + " (cut short by the stop before)",
+                        "the evaluation of step " + std::to_string(step_)))
+        return;
+    } else if (!pending_row_.empty() && metrics_) {
+      metrics_->write(JsonLine::continuing(pending_row_));
+    }
+    pending_row_.clear();
     train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(false), tokenizer_);
   }
   eval_pending_ = false;
   if (step_ >= total) {
-    log_info("this run is already finished: its checkpoint in " + cfg_.checkpoint.dir +
-             " is at step " + std::to_string(step_) + " and train.steps is " +
-             std::to_string(total) +
+    log_info("this run is already finished: its checkpoint " + resumed_from_ + " is at step " +
+             std::to_string(step_) + " and train.steps is " + std::to_string(total) +
              "; nothing to do. To train further, raise train.steps (e.g. "
              "train.steps=" +
              std::to_string(2 * std::max<int64_t>(step_, 1)) +
@@ -969,6 +990,8 @@ int Trainer::run() {
     step_ = progress->step;
     bad_steps_ = progress->bad_steps;
     eval_pending_ = progress->eval_pending;
+    pending_row_ = progress->pending_row;
+    resumed_from_ = progress->resumed_from;
     sampler_->set_position(progress->samples);
     // Token ids of another tokenizer mean other text: refused, not trained on (the checkpoint
     // would then record this tokenizer for a model that learnt the other's ids).
