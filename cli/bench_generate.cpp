@@ -104,6 +104,12 @@ int cmd_bench_generate(const Args& args) {
   if (fill_mode != "prompt" && fill_mode != "full")
     throw std::invalid_argument("bench generate --cache-fill: '" + fill_mode +
                                 "' is not one of prompt, full");
+  // Their ranges, checked as they are read: before the model is loaded.
+  for (const char* flag : {"prompt-lens", "batches"}) (void)f.get_int_list(flag);
+  if (!device.is_cuda() && !f.given("bandwidth"))
+    log_info("bench generate: note: the bound (of_bound) uses --bandwidth " + f.get("bandwidth") +
+             " B/s, an H200's; on the CPU give this machine's memory bandwidth for a meaningful "
+             "fraction");
   auto loaded = model_load(model_flags_get(f, device, dtype, seed));
   const auto& m = loaded.config.model;
   const auto& segments = m.layer.attention.segment_lengths;

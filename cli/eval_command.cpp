@@ -348,11 +348,30 @@ int cmd_eval(const Args& args) {
   s << "eval: the final " << T << " tokens of " << o.windows << " windows (trained at context "
     << trained << ")\n"
     << "  context      loss   " << (bytes ? "bits/byte" : "bits/token") << "   tokens   seconds\n";
+  // What a scored token sees: the tokens since the start of its segment in the branch whose
+  // segment began earliest (segments restart every w_i from the window's first token), so past
+  // the longest segment more context adds nothing: (fewest, most) over the scored tokens.
+  const auto& segments = loaded.config.model.layer.attention.segment_lengths;
+  auto context_seen = [&](int64_t c) {
+    std::pair<int64_t, int64_t> seen{c, 0};
+    for (int64_t pos = c - T; pos < c; ++pos) {
+      int64_t most = 0;
+      for (int64_t w : segments) most = std::max(most, pos % std::min(w, c) + 1);
+      seen = {std::min(seen.first, most), std::max(seen.second, most)};
+    }
+    return seen;
+  };
   std::vector<JsonLine> json_rows;
+  bool restarts = false;
   for (const auto& r : rows) {
+    const auto [seen_min, seen_max] = context_seen(r.context_len);
+    const bool capped = seen_max < r.context_len;
+    restarts |= capped;
     s << "  " << std::setw(7) << r.context_len << std::fixed << std::setprecision(4)
       << std::setw(10) << r.loss << std::setw(12) << r.bits_per_token << std::setw(9) << r.tokens
       << std::setprecision(2) << std::setw(10) << r.seconds
+      << (capped ? "  (sees " + std::to_string(seen_min) + "-" + std::to_string(seen_max) + ")"
+                 : "")
       << (r.context_len > trained ? "  (beyond training)" : "") << "\n"
       << std::defaultfloat;
     JsonLine j;
@@ -360,9 +379,16 @@ int cmd_eval(const Args& args) {
         .add("loss", r.loss)
         .add(bytes ? "bits_per_byte" : "bits_per_token", r.bits_per_token)
         .add("scored_tokens", r.tokens)
+        .add("context_seen_min", seen_min)
+        .add("context_seen_max", seen_max)
         .add("seconds", r.seconds);
     json_rows.push_back(j);
   }
+  if (restarts)
+    s << "  (sees A-B: past the longest segment (" +
+             std::to_string(*std::max_element(segments.begin(), segments.end())) +
+             ") attention restarts with each segment, so the scored tokens see only A to B "
+             "tokens of their context)\n";
   log_info(s.str());
   bool plot_ok = true;
   if (grid->world_rank == 0 && !f.get("json").empty()) {

@@ -28,6 +28,7 @@
 #include "longnet/core/file_util.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/sampling.h"
+#include "longnet/core/text.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/parallel_prefill.h"
 #include "longnet/parallel/process_grid.h"
@@ -40,9 +41,13 @@ namespace {
 // Prompt files are read whole: a regular file of at most this size (a FIFO, device or directory
 // is refused before it is opened for reading; /dev/zero would never end).
 constexpr uint64_t kPromptFileMaxBytes = uint64_t{1} << 30;
+constexpr const char* kUtf8Bom = "\xEF\xBB\xBF";  // a byte-order mark some editors write first
 
+// A file's text, without a UTF-8 byte-order mark at its start (an editor's mark, not text).
 std::string file_text(const std::string& path, const std::string& flag) {
-  return file_read_bounded(path, "longnet generate " + flag, kPromptFileMaxBytes);
+  std::string text = file_read_bounded(path, "longnet generate " + flag, kPromptFileMaxBytes);
+  if (text.rfind(kUtf8Bom, 0) == 0) text.erase(0, 3);
+  return text;
 }
 
 // The prompts the flags give: exactly one of --prompt, --prompt-file, --prompts-file; *lines gets
@@ -104,26 +109,34 @@ std::vector<std::vector<uint32_t>> token_lists_from_rank0(
   return out;
 }
 
-// The generator of B sequences; a batch whose caches do not fit is refused with their size.
-std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t B, int64_t P,
-                                                const IncrementalOptions& io,
-                                                const c10::Device& device) {
-  const auto& w = model->token_embedding->weight;
-  const int64_t per_prompt = IncrementalLM::cache_bytes_for(model->options(), 1, w.element_size());
-  const int64_t total = IncrementalLM::cache_bytes_for(model->options(), B, w.element_size());
-  auto too_big = [&] {
-    std::ostringstream m;
-    m << "generate: the KV caches of " << B << " prompt(s) need "
-      << (total < 0 ? std::string("more than 2^63") : std::to_string(double(total) / (1 << 30)))
-      << " GiB (" << double(per_prompt) / (1 << 20) << " MiB per prompt) on " << device
-      << ", more than it can allocate: run fewer prompts at a time (lines of --prompts-file)";
-    return std::runtime_error(m.str());
-  };
-  if (total < 0) throw too_big();
-  // Known too large for the device (the caches and the prefill): refused before anything is
-  // allocated (on the CPU the kernel may overcommit, and the allocation would then end in the
-  // OOM killer, not in an error).
+// The error for KV caches of B sequences that do not fit, with their size.
+std::runtime_error caches_too_big(const LongNetLM& model, int64_t B, const c10::Device& device) {
+  const int64_t element = model->token_embedding->weight.element_size();
+  const int64_t per_prompt = IncrementalLM::cache_bytes_for(model->options(), 1, element);
+  const int64_t total = IncrementalLM::cache_bytes_for(model->options(), B, element);
+  std::ostringstream m;
+  m << "generate: the KV caches of " << B << " prompt(s) need "
+    << (total < 0 ? std::string("more than 2^63") : std::to_string(double(total) / (1 << 30)))
+    << " GiB (" << double(per_prompt) / (1 << 20) << " MiB per prompt) on " << device
+    << ", more than it can allocate: run fewer prompts at a time (lines of --prompts-file)";
+  return std::runtime_error(m.str());
+}
+
+// B sequences of prompts up to P tokens, known too large for the device (the caches and the
+// prefill, the padded ids included): refused before anything is allocated (on the CPU the
+// kernel may overcommit, and the allocation would then end in the OOM killer, not in an error).
+void generator_check(const LongNetLM& model, int64_t B, int64_t P, const IncrementalOptions& io,
+                     const c10::Device& device) {
+  if (IncrementalLM::cache_bytes_for(model->options(), B,
+                                     model->token_embedding->weight.element_size()) < 0)
+    throw caches_too_big(model, B, device);
   generation_memory_check(model, B, B, P, io.prefill_chunk, device, "generate");
+}
+
+// The generator of B sequences; a batch whose caches cannot be allocated is refused with their
+// size.
+std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t B,
+                                                const IncrementalOptions& io) {
   try {
     return std::make_unique<IncrementalLM>(model, B, io);
   } catch (const c10::Error& e) {
@@ -131,7 +144,7 @@ std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t 
     if (what.find("allocate") == std::string::npos &&
         what.find("out of memory") == std::string::npos)
       throw;
-    throw too_big();
+    throw caches_too_big(model, B, model->token_embedding->weight.device());
   }
 }
 
@@ -274,10 +287,16 @@ int cmd_generate(const Args& args) {
         (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file"
                    : std::string("the prompt")) +
         " are NaN or infinite: its parameters are finite, so its activations overflow in " +
-        dtype_name(dtype) + "; run in float32 (--dtype float32), or use another checkpoint");
+        dtype_name(dtype) +
+        (dtype == at::kFloat || dtype == at::kDouble
+             ? std::string("; this checkpoint cannot be used (a diverged training run's, say): "
+                           "use an earlier one")
+             : std::string("; run in float32 (--dtype float32), or use another checkpoint")));
   };
   std::vector<std::vector<uint32_t>> ids;
+  size_t invalid_utf8 = 0;  // (SentencePiece reads each such byte as U+FFFD)
   for (size_t b = 0; b < prompts.size(); ++b) {
+    if (tokenizer->kind() == "sentencepiece") invalid_utf8 += utf8_invalid_bytes(prompts[b]);
     ids.push_back(tokenizer->encode(prompts[b]));
     if (ids.back().empty())
       throw std::invalid_argument(
@@ -288,20 +307,39 @@ int cmd_generate(const Args& args) {
                                     : std::string("the prompt (--prompt) is")) +
           " empty; generation starts from at least one token (e.g. --prompt $'\\n')");
   }
+  if (invalid_utf8 > 0)  // (on stderr: stdout holds the text)
+    std::cerr << "generate: warning: " << invalid_utf8
+              << " byte(s) of the prompt text are not UTF-8; the SentencePiece tokenizer reads "
+                 "each as U+FFFD, so the model sees that character in their place (convert the "
+                 "text to UTF-8)"
+              << std::endl;
   // Under mpirun every rank prefills rank 0's tokens: files read on other hosts may differ.
   if (grid->world_size > 1) ids = token_lists_from_rank0(*grid, ids);
   const int64_t B = int64_t(ids.size());
   std::vector<int64_t> lengths;
-  for (const auto& x : ids) lengths.push_back(int64_t(x.size()));
+  int64_t prompt_tokens = 0;
+  for (const auto& x : ids) {
+    lengths.push_back(int64_t(x.size()));
+    prompt_tokens += int64_t(x.size());
+  }
   const int64_t P = *std::max_element(lengths.begin(), lengths.end());
-  auto tokens = at::zeros({B, P}, at::kLong);
-  int64_t* t = tokens.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b) std::copy(ids[b].begin(), ids[b].end(), t + b * P);
+  // The batch is padded to its longest prompt: said where that more than doubles the work.
+  if (B > 1 && double(B) * double(P) > 2.0 * double(prompt_tokens) && grid->world_rank == 0)
+    std::cerr << "generate: warning: the prompts are padded to the longest (" << P
+              << " tokens), so the prefill runs " << double(B) * double(P) / double(prompt_tokens)
+              << "x the tokens they hold (" << prompt_tokens
+              << "); lines of very different lengths run faster in separate --prompts-file runs"
+              << std::endl;
 
   at::manual_seed(static_cast<uint64_t>(seed));
   IncrementalOptions io = step_flags_get(f);
   io.prefill_chunk = f.get_int("prefill-chunk");
-  auto inc_ptr = generator_create(loaded.model, B, P, io, device);
+  // Checked before the padded batch is allocated (B x P ids may not fit where the caches don't).
+  generator_check(loaded.model, B, P, io, device);
+  auto tokens = at::zeros({B, P}, at::kLong);
+  int64_t* t = tokens.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) std::copy(ids[b].begin(), ids[b].end(), t + b * P);
+  auto inc_ptr = generator_create(loaded.model, B, io);
   IncrementalLM& inc = *inc_ptr;
   const auto eot = tokenizer->eot_id();
   // One prompt streams; --prompts-file prints its texts with their line headers at the end, also
@@ -374,10 +412,11 @@ int cmd_generate(const Args& args) {
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
     const double gen_s = std::chrono::duration<double>(t2 - t1).count();
     std::ostringstream m;
-    m << "generate: " << loaded.source << "; prompts " << B << " x up to " << P
-      << " tokens, prefill " << prefill_s << " s (" << double(B * P) / prefill_s << " tokens/s, "
-      << grid->world_size << " rank(s)); " << produced
-      << " token(s) per prompt, the first from the prefill, then "
+    m << "generate: " << loaded.source << "; prompts " << B << " x up to " << P << " tokens ("
+      << prompt_tokens << " in all), prefill " << prefill_s << " s ("
+      << double(prompt_tokens) / prefill_s << " prompt tokens/s"
+      << (prompt_tokens < B * P ? ", padding not counted" : "") << ", " << grid->world_size
+      << " rank(s)); " << produced << " token(s) per prompt, the first from the prefill, then "
       << std::max<int64_t>(produced - 1, 0) << " decode step(s) in " << gen_s << " s ("
       << (gen_s > 0 && produced > 1 ? double(B * (produced - 1)) / gen_s : 0.0)
       << " tokens/s, batch " << B << "); device " << device << ", " << dtype_name(dtype) << "\n";

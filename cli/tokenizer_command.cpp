@@ -302,20 +302,13 @@ int tokenizer_decode_command(const std::vector<std::string>& args) {
     p = q;
   }
   std::string().swap(in);  // (the text of the ids is not needed again: its memory goes back)
-  // Byte-level and tiktoken text is the concatenation of its tokens' bytes: decoded and written
-  // in pieces of 4096 ids (a ranks file may hold tokens of 100 KB: the whole text could be
+  // Decoded and written in windows (a ranks file may hold tokens of 100 KB: 4096 ids; and
+  // SentencePiece holds some 250 bytes per id it decodes: 65536 ids; the whole could be
   // gigabytes), after a first pass that checks every id, so that a bad one prints nothing.
-  // SentencePiece's decode joins pieces across ids (spaces, byte fallback): whole.
-  constexpr size_t kPiece = 4096;
-  if (tok->kind() == "sentencepiece" || ids.size() <= kPiece) {
-    if (!stdout_write(tok->decode(ids))) return stdout_closed_note("tokenizer decode"), 0;
-    return 0;
-  }
-  for (size_t i = 0; i < ids.size(); i += kPiece)
-    (void)tok->decode(ids.data() + i, std::min(kPiece, ids.size() - i));
-  for (size_t i = 0; i < ids.size(); i += kPiece)
-    if (!stdout_write(tok->decode(ids.data() + i, std::min(kPiece, ids.size() - i))))
-      return stdout_closed_note("tokenizer decode"), 0;
+  const size_t window = tok->kind() == "sentencepiece" ? 65536 : 4096;
+  if (!tokenizer_decode_windows(*tok, ids.data(), ids.size(), window,
+                                [](const std::string& text) { return stdout_write(text); }))
+    return stdout_closed_note("tokenizer decode"), 0;
   return 0;
 }
 

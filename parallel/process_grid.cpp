@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstring>
 
 #ifdef LONGNET_WITH_CUDA
@@ -36,7 +37,12 @@ std::string world_broadcast(Communicator& host, const std::string& s, int root) 
   host.broadcast(len, root);
   auto bytes = at::empty({len.item<int64_t>()}, at::kByte);
   if (host.rank() == root && !s.empty()) std::memcpy(bytes.data_ptr(), s.data(), s.size());
-  if (bytes.numel() > 0) host.broadcast(bytes, root);
+  // In pieces of 1 GiB: one MPI call counts at most 2^31 - 1 elements (a long prompt's ids).
+  constexpr int64_t kPiece = int64_t(1) << 30;
+  for (int64_t at = 0; at < bytes.numel(); at += kPiece) {
+    auto piece = bytes.narrow(0, at, std::min(kPiece, bytes.numel() - at));
+    host.broadcast(piece, root);
+  }
   return std::string(static_cast<const char*>(bytes.data_ptr()), bytes.numel());
 }
 

@@ -629,6 +629,35 @@ expect_failure gen.prompts_past_memory "generate: 10000000 sequence(s) of prompt
   "$BIN" generate --checkpoint "$CK" --device cpu --prompts-file "$WORK/many_prompts.txt" \
   --max-new-tokens 1
 expect_ok gen.prompts_past_memory "GiB of KV caches"
+# One long line beside many short ones: refused before the padded batch (20,001 x 100,000 ids,
+# 16 GB) is allocated (under a 6 GB limit that allocation would fail first), the padding said.
+python3 -c "print('a' * 100000); print('x\n' * 20000, end='')" > "$WORK/wide_prompts.txt"
+expect_failure gen.padded_past_memory "generate: 20001 sequence(s) of prompts up to 100000 tokens" 50 \
+  bash -c 'ulimit -v 6000000 && exec "$@"' _ "$BIN" generate --checkpoint "$CK" --device cpu \
+  --prompts-file "$WORK/wide_prompts.txt" --max-new-tokens 1
+grep -q "warning: the prompts are padded to the longest (100000 tokens)" "$WORK/gen.padded_past_memory.log" ||
+  fail "gen.padded_past_memory: the padding was not said"
+expect_ok gen.padded_past_memory "prompts up to 100000 tokens"
+# A byte-order mark at the start of a prompts file is no part of its first prompt.
+printf '\xef\xbb\xbfstatic int\r\nstatic int\r\n' > "$WORK/bom_prompts.txt"
+"$BIN" generate --checkpoint "$CK" --device cpu --prompts-file "$WORK/bom_prompts.txt" --greedy \
+  --max-new-tokens 12 > "$WORK/bom_prompts.out" 2> "$WORK/bom_prompts.err" ||
+  fail "gen.bom: $(tail -2 "$WORK/bom_prompts.err")"
+python3 - "$WORK/bom_prompts.out" <<'PY' || fail "gen.bom: the two lines' texts differ: $(cat -A "$WORK/bom_prompts.out")"
+import sys
+t = open(sys.argv[1], "rb").read().split(b"=== line 2 ===\n")
+assert len(t) == 2 and t[0].split(b"=== line 1 ===\n")[1] == t[1], t
+PY
+echo "ok: gen.bom: a prompts file's byte-order mark is dropped"
+# Past the longest segment (128) the scored tokens see only their segment: said per row.
+"$BIN" eval --checkpoint "$CK" --device cpu --data "$WORK/data.tokens" --context-lens 32,160 \
+  --batches 1 --json "$WORK/seen.json" > "$WORK/seen.out" 2>&1 || fail "eval.seen: $(tail -2 "$WORK/seen.out")"
+grep -q "^ *160 .*(sees 1-32)" "$WORK/seen.out" && ! grep -q "^ *32 .*(sees" "$WORK/seen.out" &&
+  grep -q '"context_len":160,.*"context_seen_min":1,"context_seen_max":32' "$WORK/seen.json" ||
+  fail "eval.seen: $(cat "$WORK/seen.out")"
+echo "ok: eval.seen: context 160 past the longest segment sees 1-32 tokens"
+expect1 bench.generate_zero_prompt "bench generate --prompt-lens: 0 is out of range" bench generate \
+  --checkpoint "$WORK/no_such.ckpt" --device cpu --prompt-lens 0
 # bench generate checks every (prompt, batch) pair before it measures anything (92 GiB of
 # caches here).
 expect1 bench.generate_past_memory "bench generate: 1048576 sequence(s) of prompts up to 64 tokens" \

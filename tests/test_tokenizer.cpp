@@ -375,6 +375,35 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
     }
     EXPECT_EQ(joined + stream.flush(), s);
   }
+  // Decoded in windows (the decode command's bounded memory), the texts join to the whole
+  // decode: across spaces, byte-fallback characters, end-of-text ids between documents and
+  // ids that decode to nothing, at every window size.
+  {
+    std::vector<uint32_t> ids;
+    for (const std::string& doc :
+         {text.substr(0, 3000), std::string(" lead \xe2\x82\xac\xf0\x9f\xa6\x80"),
+          std::string("\xf0\x9f\xa6\x80\xe2\x82\xac x"), text.substr(5000, 2000)}) {
+      const auto part = t->encode(doc);
+      ids.insert(ids.end(), part.begin(), part.end());
+      ids.push_back(*t->eot_id());
+    }
+    ids.insert(ids.begin() + 10, {0, 1, 2});  // <unk>, <s>, </s> mid-text
+    const std::string whole = t->decode(ids);
+    for (size_t window : {1, 2, 3, 7, 64, 100000}) {
+      std::string joined;
+      EXPECT_TRUE(
+          tokenizer_decode_windows(*t, ids.data(), ids.size(), window,
+                                   [&](const std::string& x) { return joined += x, true; }));
+      EXPECT_EQ(joined, whole) << "window " << window;
+    }
+    // A bad id anywhere: refused before any text is given out.
+    ids.back() = 400;
+    int calls = 0;
+    EXPECT_THROW(tokenizer_decode_windows(*t, ids.data(), ids.size(), 5,
+                                          [&](const std::string&) { return ++calls, true; }),
+                 std::out_of_range);
+    EXPECT_EQ(calls, 0);
+  }
   // Same corpus, same options: the same model.
   o.out_path = dir / "out/m2.model";
   EXPECT_EQ(tokenizer_train(o).content_hash, sum.content_hash);

@@ -8,7 +8,7 @@ training text; then decode(encode(x)) == x, and the `encode` / `decode` commands
 SentencePiece: trains a model with `longnet tokenizer train` and compares ids and decodes with the
 Python sentencepiece package.
 
-usage: test_tokenizer_reference.py TOKENIZER_TOOL WORK_DIR     (exit 77: skipped)
+usage: test_tokenizer_reference.py TOKENIZER_TOOL WORK_DIR LONGNET     (exit 77: skipped)
 """
 import json
 import os
@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bpe_ranks import CL100K_PAT, SPECIALS, bpe_train, write_tiktoken  # noqa: E402
 
 SKIP = 77
-TOOL, WORK = sys.argv[1], sys.argv[2]
+TOOL, WORK, LONGNET = sys.argv[1], sys.argv[2], sys.argv[3]
 
 # The older spelling of the same pattern (the issue quotes this one); it must split alike.
 CL100K_PAT_OLD = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}"""
@@ -346,6 +346,25 @@ def test_sentencepiece(rng, files):
     check(run.returncode == 1 and b"precompiled_charsmap of its normalizer_spec is damaged"
           in run.stdout + run.stderr, f"a damaged normalization table: status {run.returncode}, "
           f"{(run.stdout + run.stderr)[-300:]!r}")
+    # Documents are separated by </s>, else by the ids of a newline; a model with neither (no
+    # </s>, newlines normalised away) separates them by nothing, which `data build` says.
+    check(tool("separator", f"sentencepiece:{lossy}.model").split() == [b"2"],
+          "the lossy model's </s> does not separate documents")
+    no_eos = os.path.join(WORK, "no_eos")
+    spm.SentencePieceTrainer.train(input=",".join(inputs), model_prefix=no_eos, vocab_size=300,
+                                   eos_id=-1, minloglevel=2)
+    check(tool("separator", f"sentencepiece:{no_eos}.model").split() == [],
+          "a model without </s> that drops newlines has a separator")
+    docs = os.path.join(WORK, "docs")
+    os.makedirs(docs, exist_ok=True)
+    for name, text in (("a.txt", "first document"), ("b.txt", "second document")):
+        with open(os.path.join(docs, name), "w") as f:
+            f.write(text)
+    run = subprocess.run([LONGNET, "data", "build", "--tokenizer", f"sentencepiece:{no_eos}.model",
+                          "--source", docs, "--out", os.path.join(WORK, "docs_ds"),
+                          "--val-fraction", "0", "--no-progress"], capture_output=True)
+    check(b"follow one another with no boundary" in run.stdout + run.stderr,
+          f"data build with no document separator: {(run.stdout + run.stderr)[-400:]!r}")
     # Llama's settings: a dummy prefix without removing extra white space, so a piece cut before
     # a space must not get both the space and the prefix.
     llama = os.path.join(WORK, "llama_like")

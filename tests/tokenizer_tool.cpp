@@ -52,6 +52,12 @@ int batch(const std::string& mode, const std::string& spec, const std::string& i
       std::vector<uint32_t> ids(n);
       for (auto& id : ids) id = read_u32(in, ok);
       const std::string text = tok->decode(ids);
+      // Decoded in windows of 3 ids (the decode command's way, by other cuts), the same text.
+      std::string joined;
+      longnet::tokenizer_decode_windows(*tok, ids.data(), ids.size(), 3,
+                                        [&](const std::string& x) { return joined += x, true; });
+      if (joined != text)
+        throw std::runtime_error("decoded in windows, ids give other text than decoded whole");
       write_u32(out, static_cast<uint32_t>(text.size()));
       out.write(text.data(), static_cast<std::streamsize>(text.size()));
     }
@@ -87,6 +93,12 @@ int main(int argc, char** argv) {
     if (args.size() == 4 && (args[0] == "batch-encode" || args[0] == "batch-decode"))
       return batch(args[0], args[1], args[2], args[3]);
     if (args.size() == 4 && args[0] == "stream") return stream(args[1], args[2], args[3]);
+    if (args.size() == 2 && args[0] == "separator") {  // the ids between two documents
+      for (uint32_t id : longnet::document_separator(*longnet::tokenizer_open(args[1])))
+        std::cout << id << " ";
+      std::cout << "\n";
+      return 0;
+    }
     if (args.size() == 2 && args[0] == "available") {
       std::cout << (longnet::tokenizer_kind_available(args[1]) ? "yes" : "no") << "\n";
       return 0;

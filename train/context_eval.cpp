@@ -108,13 +108,24 @@ std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationToken
     row.bits_per_token = row.loss / std::log(2.0);
     // Finite parameters can still overflow in the activations (float16's range most easily):
     // a NaN loss is no result.
-    if (!std::isfinite(row.loss))
+    if (!std::isfinite(row.loss)) {
+      const auto dtype = model->token_embedding->weight.scalar_type();
       throw std::runtime_error(
           "eval: the loss at context length " + std::to_string(c) + " is " +
           std::to_string(row.loss) +
           ": the model's logits are not finite (its parameters are, so its activations overflow "
-          "in the dtype it runs in); run in float32 (--dtype float32), or use another "
-          "checkpoint. The rows above are good");
+          "in " +
+          (dtype == at::kHalf       ? "float16"
+           : dtype == at::kBFloat16 ? "bfloat16"
+           : dtype == at::kDouble   ? "float64"
+                                    : "float32") +
+          std::string("); ") +
+          (dtype == at::kFloat || dtype == at::kDouble
+               ? "this checkpoint cannot be used (a diverged training run's, say): use an "
+                 "earlier one"
+               : "run in float32 (--dtype float32), or use another checkpoint") +
+          (rows.empty() ? "" : ". The rows above are good"));
+    }
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rows.push_back(row);
     if (on_row) on_row(row);

@@ -461,9 +461,7 @@ bool CorpusReader::next_jsonl(Document& doc) {
 
 void corpus_tokenize(CorpusReader& reader, const Tokenizer& tokenizer,
                      const std::function<void(const std::vector<uint32_t>& ids)>& sink) {
-  const auto eot = tokenizer.eot_id();
-  const std::vector<uint32_t> separator =
-      eot ? std::vector<uint32_t>{*eot} : tokenizer.encode("\n");
+  const std::vector<uint32_t> separator = document_separator(tokenizer);
   std::vector<uint32_t> ids;
   Document doc;
   bool first = true;

@@ -301,6 +301,11 @@ void Builder::run() {
              " does not give text back as it was (" + loss +
              "): the dataset holds only what it keeps. `longnet tokenizer train` makes "
              "SentencePiece models that keep every byte");
+  if (document_separator(*tok_).empty())
+    log_info("data build: warning: tokenizer " + o_.tokenizer +
+             " has no end-of-text id and encodes a newline as nothing, so the documents follow "
+             "one another with no boundary between them; a SentencePiece model with </s> (as "
+             "`longnet tokenizer train` makes) separates them");
   m_.vocab_size = tok_->vocab_size();
   m_.eot_id = tok_->eot_id() ? static_cast<int64_t>(*tok_->eot_id()) : -1;
   m_.token_bytes = m_.vocab_size <= 65536 ? 2 : 4;
@@ -382,8 +387,7 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     int64_t first_unit[2] = {-1, -1};
     for (int64_t k = 0; first_unit[0] < 0 || (first_unit[1] < 0 && f > 0); ++k)
       if (first_unit[dataset_unit_is_val(k, f)] < 0) first_unit[dataset_unit_is_val(k, f)] = k;
-    const auto eot = tok_->eot_id();
-    std::vector<uint32_t> separator = eot ? std::vector<uint32_t>{*eot} : tok_->encode("\n");
+    std::vector<uint32_t> separator = document_separator(*tok_);
 
     sum_.workers =
         o_.workers > 0 ? o_.workers : std::max<int64_t>(1, std::thread::hardware_concurrency());

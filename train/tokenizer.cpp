@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 
 #include "longnet/core/file_util.h"
 #include "longnet/train/tokenizer_kinds.h"
@@ -100,6 +101,47 @@ std::string TextStream::pending(bool final) {
   if (ids_.size() > kContext) ids_.erase(ids_.begin(), ids_.end() - kContext);
   printed_ = ids_.size();
   return all.substr(extends ? before.size() : std::min(before.size(), all.size()));
+}
+
+std::vector<uint32_t> document_separator(const Tokenizer& tokenizer) {
+  const auto eot = tokenizer.eot_id();
+  return eot ? std::vector<uint32_t>{*eot} : tokenizer.encode("\n");
+}
+
+bool tokenizer_decode_windows(const Tokenizer& tokenizer, const uint32_t* ids, size_t n,
+                              size_t window, const std::function<bool(const std::string&)>& out) {
+  window = std::max<size_t>(window, 1);
+  for (size_t i = 0; i < n; i += window)  // every id valid before any text
+    (void)tokenizer.decode(ids + i, std::min(window, n - i));
+  if (tokenizer.kind() != "sentencepiece") {
+    for (size_t i = 0; i < n; i += window)
+      if (!out(tokenizer.decode(ids + i, std::min(window, n - i)))) return false;
+    return true;
+  }
+  auto whole_piece = [&](uint32_t id) {  // decodes alone to text, no part of a longer character
+    const std::string t = tokenizer.decode(&id, 1);
+    return !t.empty() && t.find("\xef\xbf\xbd") == std::string::npos;
+  };
+  for (size_t begin = 0; begin < n;) {
+    size_t end = std::min(n, begin + window);
+    while (end < n && !(whole_piece(ids[end - 1]) && whole_piece(ids[end]))) ++end;
+    std::string text;
+    if (begin == 0) {
+      text = tokenizer.decode(ids, end);
+    } else {  // after the id before the cut (a whole piece), whose text is dropped
+      const std::string before = tokenizer.decode(ids + begin - 1, 1);
+      text = tokenizer.decode(ids + begin - 1, end - begin + 1);
+      if (text.compare(0, before.size(), before) != 0)
+        throw std::runtime_error("tokenizer " + tokenizer.spec() + ": the text of ids " +
+                                 std::to_string(begin) + " on does not follow the text of id " +
+                                 std::to_string(begin - 1) +
+                                 " (its decode is not by pieces); nothing after it was decoded");
+      text.erase(0, before.size());
+    }
+    if (!out(text)) return false;
+    begin = end;
+  }
+  return true;
 }
 
 std::unique_ptr<Tokenizer> tokenizer_open(const std::string& spec) {

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -124,6 +125,21 @@ class TextStream {
   std::vector<uint32_t> ids_;  // (SentencePiece) the last printed ones, then the held ones
   size_t printed_ = 0;         // of ids_, those whose text is given out
 };
+
+// The ids between two documents of a corpus: the end-of-text id, else the ids of "\n" (empty
+// for a tokenizer that has no end-of-text id and normalises newlines away: documents then
+// follow one another with no boundary).
+std::vector<uint32_t> document_separator(const Tokenizer& tokenizer);
+
+// tokenizer.decode(ids, n) in windows of about `window` ids, each window's text given to `out`
+// in order (out returning false stops; then false is returned): the texts joined are the whole
+// decode, in memory bounded by the window (SentencePiece holds some 250 bytes per id it decodes).
+// SentencePiece windows are cut only between two ids that each decode alone to text (not a byte
+// of a longer character, not a control id) and decoded after the id before the cut, so a space
+// its decode drops at the start of a text is kept. Ids are checked first: a bad one throws
+// std::out_of_range before any text is given out.
+bool tokenizer_decode_windows(const Tokenizer& tokenizer, const uint32_t* ids, size_t n,
+                              size_t window, const std::function<bool(const std::string&)>& out);
 
 // Opens a tokenizer from its spec (table above). Throws std::invalid_argument for an unknown
 // kind or a missing PATH, and std::runtime_error naming the file (and line) when the file is
