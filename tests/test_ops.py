@@ -108,6 +108,38 @@ def check_dropout(device):
     print(f"ok: dropout on {device} (mean of 300 draws at p=0.1 off by {err:.3g})")
 
 
+def check_dropout_per_branch(device):
+    """The dropout mask is drawn per branch (docs/design.md section 2): a key that one branch
+    selects keeps its weight a as a / (1 - p) or 0; a key that two branches select holds two
+    shares a / 2, each kept or dropped on its own draw, so a / (1 - p), a / (2 (1 - p)) (half)
+    or 0, all three seen (one mask per final weight would never halve it). With v the identity
+    over positions the output is the attention weights themselves."""
+    op = torch.ops.longnet.dilated_attention
+    N, H, p, w, r = 8, 2, 0.4, [4, 8], [1, 2]
+    torch.manual_seed(0)
+    q, k = (torch.randn(1, N, H, 8, dtype=torch.float64, device=device) for _ in range(2))
+    v = torch.eye(N, dtype=torch.float64, device=device)[None, :, None].expand(
+        1, N, H, N).contiguous()
+    weights = op(q, k, v, w, r, True)[0].transpose(0, 1).cpu()  # (H, N query, N key)
+    C = multiplicity(N, H, w, r, True)
+    kept, half = 1 / (1 - p), 0.5 / (1 - p)
+    seen = {1: set(), 2: set()}
+    for seed in range(40):
+        torch.manual_seed(seed)
+        out = op(q, k, v, w, r, True, None, p)[0].transpose(0, 1).cpu()
+        assert not out[C == 0].any(), f"{device}: a key no branch selects got weight"
+        for m in (1, 2):
+            ratio = out[C == m] / weights[C == m]
+            for x in ratio.tolist():
+                near = [y for y in (0.0, half, kept) if abs(x - y) < 1e-9]
+                assert near, f"{device}: a key {m} branch(es) select kept {x} of its weight"
+                seen[m].add(near[0])
+    assert seen[1] == {0.0, kept}, f"{device}: keys one branch selects: {sorted(seen[1])}"
+    assert seen[2] == {0.0, half, kept}, f"{device}: keys two branches select: {sorted(seen[2])}"
+    print(f"ok: dropout on {device} drawn per branch (a key two branches select is kept, halved "
+          f"or dropped)")
+
+
 def main():
     torch.ops.load_library(sys.argv[1])
     schema = str(torch.ops.longnet.dilated_attention.default._schema)
@@ -118,8 +150,10 @@ def main():
         check("cuda", torch.bfloat16, 3e-2)
         check("cuda", torch.float32, 1e-4)
     check_dropout("cpu")
+    check_dropout_per_branch("cpu")
     if torch.cuda.is_available():
         check_dropout("cuda")
+        check_dropout_per_branch("cuda")
     q = torch.randn(1, 8, 2, 8)
     for kwargs, message in [(([8, 16], [1]), "same length"), (([8], [0]), "must be >= 1")]:
         try:
