@@ -22,9 +22,10 @@ from longnet.models import (DilatedTransformerDecoderLayer, DilatedTransformerEn
 from longnet.xpos import XPos, xpos_apply
 
 try:
-    from longnet._build_info import VERSION as __version__
+    from longnet._build_info import VERSION as _VERSION  # type: ignore[import-not-found]
 except ImportError:  # a source checkout
-    __version__ = "0.1.0+source"
+    _VERSION = "0.1.0+source"
+__version__: str = _VERSION
 
 __all__ = [
     "DilatedAttention",

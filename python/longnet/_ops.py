@@ -14,17 +14,46 @@ from __future__ import annotations
 import numbers
 import os
 import reprlib
+import sys
 import threading
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
+
+if TYPE_CHECKING:
+    import numpy
+
+# What segment_lengths and dilation_rates may be: a sequence of ints (list, tuple, range), or a
+# one-dimensional integer numpy array or tensor (_int_list checks it at run time).
+IntSequence = Union[Sequence[int], "numpy.ndarray", torch.Tensor]
+# A file or folder path: str, bytes (decoded as the file system does) or os.PathLike.
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+# A device, as torch's factories take it: torch.device, 'cpu' / 'cuda:0', or a CUDA index.
+DeviceArg = Optional[Union[torch.device, str, int]]
 
 LIBRARY_NAME = "liblongnet_ops.so"
 LIBRARY_ENV = "LONGNET_OPS_LIBRARY"
 
 _lock = threading.Lock()
 _loaded_from: Optional[str] = None
+
+# Frames a warning should not point at: this package's, and torch's (nn.Module.__call__ between
+# a user's call and a module's forward).
+_INTERNAL_DIRS = tuple(os.path.dirname(os.path.abspath(f)) + os.sep
+                       for f in (__file__, torch.__file__))
+
+
+def external_stacklevel() -> int:
+    """The stacklevel that makes a warning point at the user's line: the first frame outside
+    this package and torch, however many of their calls lie between. Use as
+    warnings.warn(..., stacklevel=external_stacklevel()) from anywhere in longnet."""
+    level, frame = 1, sys._getframe(1)  # 1: the function calling warnings.warn
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _INTERNAL_DIRS):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class LibraryNotFoundError(ImportError):
@@ -64,8 +93,8 @@ def _op_registered() -> bool:
 def _check_torch_version(path: str) -> None:
     """The library is C++ compiled against one torch; another torch would fail to load it with
     an obscure undefined symbol, or worse, load it and crash. Say so plainly instead."""
-    try:
-        from longnet._build_info import TORCH_VERSION  # written by the package build
+    try:  # (_build_info.py is written by the package build)
+        from longnet._build_info import TORCH_VERSION  # type: ignore[import-not-found]
     except ImportError:
         return  # a source checkout: nothing recorded
     built = TORCH_VERSION.split("+")[0]
@@ -150,7 +179,7 @@ def _keep_out_of_compiled_graphs() -> None:
 
         warnings.warn(f"longnet: could not keep dilated_attention out of torch.compile graphs "
                       f"({type(e).__name__}: {e}); do not torch.compile code that calls it",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=external_stacklevel())
 
 
 # The largest segment length or dilation rate the op takes (core/options.h, kMaxTokens).
@@ -185,14 +214,29 @@ def _int_list(name: str, value: object) -> list[int]:
     return out
 
 
+SYMBOLIC_SHAPES_ADVICE = ("symbolic (dynamic) shapes are not supported; trace or export with "
+                          "static shapes (torch.export without dynamic_shapes), or use "
+                          "torch.compile, which runs the op on real sizes")
+
+
+def refuse_symbolic(name: str, value: object) -> None:
+    """A symbolic size (a torch.SymInt: torch.export with dynamic_shapes) where a number is
+    needed: NotImplementedError, as the op itself raises for symbolic shapes."""
+    if isinstance(value, torch.SymInt):
+        raise NotImplementedError(f"{name} is the symbolic size {value}: {SYMBOLIC_SHAPES_ADVICE}")
+
+
 def check_int(name: str, value: object, minimum: int = 1, maximum: Optional[int] = None) -> int:
-    """value as an int in [minimum, maximum] (a bool, float or string is a TypeError)."""
+    """value as an int in [minimum, maximum] (a bool, float or string is a TypeError; a
+    symbolic size, NotImplementedError)."""
+    refuse_symbolic(name, value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {short_repr(value)}")
-    if value < minimum or (maximum is not None and value > maximum):
+    number = int(value)
+    if number < minimum or (maximum is not None and number > maximum):
         allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} = {value} is out of range; it must be {allowed}")
-    return int(value)
+        raise ValueError(f"{name} = {number} is out of range; it must be {allowed}")
+    return number
 
 
 def check_bool(name: str, value: object) -> bool:
@@ -215,22 +259,25 @@ def _branch_list(name: str, value: object) -> list[int]:
     return xs
 
 
-def check_segment_lengths(segment_lengths: object) -> list[int]:
+def check_segment_lengths(segment_lengths: object, name: str = "segment_lengths") -> list[int]:
     """segment_lengths as a non-empty list of ints in [1, 2^40]."""
-    w = _branch_list("segment_lengths", segment_lengths)
+    w = _branch_list(name, segment_lengths)
     if not w:
-        raise ValueError("segment_lengths is empty; give at least one branch")
+        raise ValueError(f"{name} is empty; give at least one branch")
     return w
 
 
-def check_branches(segment_lengths: object, dilation_rates: object) -> tuple[list[int], list[int]]:
+def check_branches(segment_lengths: object, dilation_rates: object,
+                   names: tuple[str, str] = ("segment_lengths", "dilation_rates"),
+                   ) -> tuple[list[int], list[int]]:
     """Checks segment_lengths and dilation_rates (lists of ints >= 1 of one length, at least one
-    branch) and returns them as lists. Raises TypeError or ValueError naming the argument."""
-    w = check_segment_lengths(segment_lengths)
-    r = _branch_list("dilation_rates", dilation_rates)
+    branch) and returns them as lists. Raises TypeError or ValueError naming the argument (as
+    `names` spell them: a config's keys, say)."""
+    w = check_segment_lengths(segment_lengths, names[0])
+    r = _branch_list(names[1], dilation_rates)
     if len(w) != len(r):
         raise ValueError(
-            f"segment_lengths {w} and dilation_rates {r} must have the same length (one rate per "
+            f"{names[0]} {w} and {names[1]} {r} must have the same length (one rate per "
             f"segment length), got {len(w)} and {len(r)}")
     return w, r
 
@@ -290,8 +337,9 @@ def check_dense(name: str, t: torch.Tensor) -> None:
 
 def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
     """The checks of dilated_attention's tensors that need no kernel: dense, 4 dims, no empty
-    dimension, one floating dtype, one device (TypeError or ValueError naming the tensor). Shape
-    equality and the kernels' own limits (dtypes per device, head_dim) are the op's checks."""
+    dimension, one shape (ValueError), one floating dtype (TypeError), one device (ValueError),
+    each naming the tensors, as MultiheadDilatedAttention does. The kernels' own limits (dtypes
+    per device, head_dim) are the op's checks."""
     tensors = (("query", query), ("key", key), ("value", value))
     for name, t in tensors:
         if not isinstance(t, torch.Tensor):
@@ -310,6 +358,10 @@ def check_qkv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> No
             raise TypeError(f"dilated_attention: {name} must be floating point (float32, "
                             f"float64, float16 or bfloat16; float64 on the CPU only), got "
                             f"{t.dtype}")
+    if not query.shape == key.shape == value.shape:
+        raise ValueError(f"dilated_attention: query, key and value must have the same shape "
+                         f"(dilated attention pairs query and key positions), got "
+                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
     if not query.dtype == key.dtype == value.dtype:
         raise TypeError(f"dilated_attention: query, key and value must have one dtype, got "
                         f"{query.dtype}, {key.dtype}, {value.dtype}; convert them with "
@@ -332,44 +384,61 @@ def _under_vmap() -> bool:
 
 
 def dilated_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                      segment_lengths: Sequence[int], dilation_rates: Sequence[int],
+                      segment_lengths: IntSequence, dilation_rates: IntSequence,
                       is_causal: bool = False, softmax_scale: Optional[float] = None,
                       dropout_p: float = 0.0) -> torch.Tensor:
     """LongNet dilated attention, exactly (docs/design.md section 2):
     torch.ops.longnet.dilated_attention.
 
-    query, key, value: (batch, seq_len, heads, head_dim), one dtype and device (CPU float32 and
-    float64, float16, bfloat16; float64 on the CPU only). Returns (batch, seq_len, heads,
-    head_dim).
+    query, key, value: (batch, seq_len, heads, head_dim), one shape, dtype and device (CPU
+    float32 and float64, float16, bfloat16; float64 on the CPU only). Returns (batch, seq_len,
+    heads, head_dim). segment_lengths and dilation_rates: sequences of ints of one length (lists,
+    tuples, or one-dimensional integer numpy arrays or tensors).
 
     Branch i splits the sequence into segments of segment_lengths[i] tokens (the last may be
     shorter; any seq_len works) and head j attends within its segment to the rows at offset
     j mod dilation_rates[i], step dilation_rates[i]. All branches share one softmax (a key that
     two branches select counts twice); rows no branch selects are 0. is_causal hides later keys;
-    softmax_scale defaults to 1/sqrt(head_dim); dropout_p drops attention weights (always, when
-    > 0: pass 0 in evaluation). Differentiable with exact gradients for query, key and value.
-    Nested and sparse tensors are refused (TypeError), as are empty dimensions (ValueError).
-    Scores are computed in float32 for float32, float16 and bfloat16 inputs: softmax_scale times
-    the largest |q . k| must stay below float32's maximum (3.4e38), or those rows are NaN, as
-    with torch's scaled_dot_product_attention; float64 inputs compute in float64.
+    softmax_scale defaults to 1/sqrt(head_dim).
+
+    dropout_p drops attention weights (always, when > 0: pass 0 in evaluation), with a mask
+    drawn per branch: each branch's share of a weight (exp(score) / the shared denominator) is
+    kept and scaled by 1/(1 - dropout_p), or dropped, with probability dropout_p, on its own
+    draw. A key one branch selects is kept or dropped as usual; a key two branches select is
+    kept whole, halved (one copy dropped) or dropped (both). The result is unbiased (its mean
+    over draws is the output without dropout), but it is not one mask per query-key weight (as
+    dropout applied to the final attention matrix would draw): a key selected twice is dropped
+    whole with probability dropout_p ** 2, not dropout_p.
+
+    Differentiable with exact gradients for query, key and value. Nested and sparse tensors are
+    refused (TypeError), as are empty dimensions and shapes that differ (ValueError), and
+    symbolic shapes (NotImplementedError). Scores are computed in float32 for float32, float16
+    and bfloat16 inputs: softmax_scale times the largest |q . k| must stay below float32's
+    maximum (3.4e38), or those rows are NaN, as with torch's scaled_dot_product_attention;
+    float64 inputs compute in float64.
     """
     check_qkv(query, key, value)
     w, r = check_branches(segment_lengths, dilation_rates)
     is_causal = check_bool("is_causal", is_causal)
     softmax_scale = check_softmax_scale(softmax_scale)
     p = check_probability("dropout_p", dropout_p)
+    load_library()
+    return _op_call(query, key, value, w, r, is_causal, softmax_scale, p)
+
+
+@torch.compiler.disable
+def _op_call(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, w: list[int],
+             r: list[int], is_causal: bool, softmax_scale: Optional[float],
+             p: float) -> torch.Tensor:
+    """The op, which torch.compile runs as in eager mode (_keep_out_of_compiled_graphs): the
+    graph ends at this call, without Dynamo's warning about a builtin it cannot trace. The vmap
+    check is here too, run eagerly: traced, its look at functorch's interpreter stack is such a
+    builtin."""
     if p > 0 and _under_vmap():
         # (vmap runs the op once per entry, and the masks would ignore its randomness setting)
         raise NotImplementedError(
             "dilated_attention: dropout_p > 0 under torch.func.vmap is not supported (the masks "
             "would not follow vmap's randomness setting); vmap with dropout_p=0 (in eval), or "
             "loop over the batch")
-    load_library()
-    return _op_call(query, key, value, w, r, is_causal, softmax_scale, p)
-
-
-@torch.compiler.disable
-def _op_call(*args: Any) -> torch.Tensor:
-    """The op, which torch.compile runs as in eager mode (_keep_out_of_compiled_graphs): the
-    graph ends at this call, without Dynamo's warning about a builtin it cannot trace."""
-    return torch.ops.longnet.dilated_attention(*args)
+    return torch.ops.longnet.dilated_attention(query, key, value, w, r, is_causal,
+                                               softmax_scale, p)

@@ -16,15 +16,16 @@ import inspect
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from longnet._ops import (FLOAT_DTYPES, check_bool, check_branches, check_dense, check_int,
-                          check_probability, check_softmax_scale, device_move_hint,
-                          dilated_attention, short_repr, to_float)
+from longnet._ops import (FLOAT_DTYPES, DeviceArg, IntSequence, check_bool, check_branches,
+                          check_dense, check_int, check_probability, check_softmax_scale,
+                          device_move_hint, dilated_attention, external_stacklevel, short_repr,
+                          to_float)
 from longnet.xpos import XPos, xpos_range_check
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -69,6 +70,11 @@ def _check_layer_norm_eps(value: object) -> float:
     return eps
 
 
+def _prefix(owner: str) -> str:
+    """"OWNER: " to start a message with, or nothing for owner "" (a config's keys need none)."""
+    return f"{owner}: " if owner else ""
+
+
 def _check_weight_size(owner: str, rows_name: str, rows: int, cols_name: str, cols: int) -> None:
     """Refuses a (rows, cols) weight of more than MAX_WEIGHT_ELEMENTS elements, before PyTorch
     allocates it; the message names both sizes and the largest that works."""
@@ -80,8 +86,8 @@ def _check_weight_size(owner: str, rows_name: str, rows: int, cols_name: str, co
     else:
         sizes = f"{rows_name} = {rows} and {cols_name} = {cols} make a weight of {rows} * {cols}"
         fix = f"{rows_name} <= {MAX_WEIGHT_ELEMENTS // cols} works with {cols_name} = {cols}"
-    raise ValueError(f"{owner}: {sizes} = {rows * cols} elements, more than the 2**31 one "
-                     f"weight may have; {fix}")
+    raise ValueError(f"{_prefix(owner)}{sizes} = {rows * cols} elements, more than the 2**31 "
+                     f"one weight may have; {fix}")
 
 
 def _autocast_enabled(device_type: str) -> bool:
@@ -152,10 +158,24 @@ def _warn_positional_swap(init: _F) -> _F:
                     f"segment_lengths) in the reference library's order (C++ takes segments "
                     f"first); got dilation_rates={[int(r) for r in rates]} and segment_lengths="
                     f"{[int(w) for w in segments]}, where a rate exceeds its segment length. If "
-                    f"these are swapped, pass them by keyword.", UserWarning, stacklevel=2)
+                    f"these are swapped, pass them by keyword.", UserWarning,
+                    stacklevel=external_stacklevel())
         init(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _traced_itself(module: nn.Module) -> bool:
+    """Whether torch.jit.trace is tracing this very module (not a module or function around
+    it), read from the trace's module map (private to torch: False where it is missing)."""
+    if not torch.jit.is_tracing():
+        return False
+    try:
+        from torch.jit import _trace
+    except ImportError:  # another torch: PyTorch's own error follows
+        return False
+    modules = getattr(_trace, "_trace_module_map", None)  # None when a function is traced
+    return isinstance(modules, dict) and modules.get("__module") is module
 
 
 def _not_scriptable(self: Any = None) -> nn.Module:
@@ -174,12 +194,15 @@ class DilatedAttention(nn.Module):
     The reference library's DilatedAttention(segment_lengths, dilation_rates, softmax_scale=None,
     attention_dropout=0.0), computed exactly (see longnet.dilated_attention): per-head offsets
     j mod r, any sequence length, rates that need not divide their segments, any number of heads,
-    one softmax over all branches. softmax_scale defaults to 1/sqrt(head_dim); attention_dropout
-    applies in training mode only. `op` (the reference's xformers operator) is accepted for
-    compatibility and ignored with a warning.
+    one softmax over all branches. segment_lengths and dilation_rates: sequences of ints (lists,
+    tuples, one-dimensional integer numpy arrays or tensors). softmax_scale defaults to
+    1/sqrt(head_dim). attention_dropout applies in training mode only, with a mask drawn per
+    branch (longnet.dilated_attention says how that differs from one mask per attention
+    weight: a key two branches select is kept, halved or dropped; unbiased). `op` (the
+    reference's xformers operator) is accepted for compatibility and ignored with a warning.
     """
 
-    def __init__(self, segment_lengths: Sequence[int], dilation_rates: Sequence[int],
+    def __init__(self, segment_lengths: IntSequence, dilation_rates: IntSequence,
                  softmax_scale: Optional[float] = None, attention_dropout: float = 0.0,
                  op: Optional[Any] = None) -> None:
         super().__init__()
@@ -188,8 +211,9 @@ class DilatedAttention(nn.Module):
         self.softmax_scale: Optional[float] = check_softmax_scale(softmax_scale)
         self.dropout_p = check_probability("attention_dropout", attention_dropout)
         if op is not None:
-            warnings.warn("DilatedAttention: `op` (an xformers operator in the reference library) "
-                          "is ignored; longnet picks its own kernels", UserWarning, stacklevel=2)
+            warnings.warn(f"{type(self).__name__}: `op` (an xformers operator in the reference "
+                          f"library) is ignored; longnet picks its own kernels", UserWarning,
+                          stacklevel=external_stacklevel())
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
                 is_causal: bool = False) -> Tensor:
@@ -222,13 +246,14 @@ def check_heads(owner: str, width_name: str, width: int, heads_name: str, heads:
     kernels need it). Returns the head dim; raises naming the caller's own arguments."""
     heads = _check_int(heads_name, heads)
     if width % heads:
-        raise ValueError(f"{owner}: {width_name} = {width} is not divisible by {heads_name} = "
-                         f"{heads}; {_heads_that_work(width, heads, width_name, heads_name)}")
+        raise ValueError(f"{_prefix(owner)}{width_name} = {width} is not divisible by "
+                         f"{heads_name} = {heads}; "
+                         f"{_heads_that_work(width, heads, width_name, heads_name)}")
     head_dim = width // heads
     if head_dim % 8:
-        raise ValueError(f"{owner}: head dim = {width_name} / {heads_name} = {width} / {heads} = "
-                         f"{head_dim} must be a multiple of 8 (the fast kernels need it); "
-                         f"{_heads_that_work(width, heads, width_name, heads_name)}")
+        raise ValueError(f"{_prefix(owner)}head dim = {width_name} / {heads_name} = {width} / "
+                         f"{heads} = {head_dim} must be a multiple of 8 (the fast kernels need "
+                         f"it); {_heads_that_work(width, heads, width_name, heads_name)}")
     return head_dim
 
 
@@ -238,9 +263,11 @@ class MultiheadDilatedAttention(nn.Module):
 
     Arguments are the reference library's, in its order: embed_dim, num_heads, dilation_rates,
     segment_lengths (NB: the C++ class takes segment_lengths first; pass them by keyword to be
-    safe), dropout (attention dropout, training only), bias, layer_norm (the sub-LN over
-    embed_dim before out_proj), layer_norm_eps, gamma_init (xavier_normal_ gain of v_proj and
-    out_proj; q_proj and k_proj get 1; biases start at 0), device, dtype, op (ignored).
+    safe; sequences of ints, numpy arrays or tensors), dropout (attention dropout, training
+    only, with a mask drawn per branch: see longnet.dilated_attention), bias, layer_norm (the
+    sub-LN over embed_dim before out_proj), layer_norm_eps, gamma_init (xavier_normal_ gain of
+    v_proj and out_proj; q_proj and k_proj get 1; biases start at 0), device, dtype, op
+    (ignored).
     Keyword-only: xpos (default True: rotate q and k with xPos, as the C++ models do; the
     reference has no position encoding here).
 
@@ -252,13 +279,18 @@ class MultiheadDilatedAttention(nn.Module):
     value hold the same positions as query: dilated attention pairs them) and returns
     (output, None) like the reference library (and nn.MultiheadAttention without weights).
     Parameters: q_proj, k_proj, v_proj, norm (when layer_norm), out_proj.
+
+    torch.jit.trace cannot take this module itself (it records tensors, not the None of
+    (output, None)), nor xPos (its scales depend on the length); with xpos=False it traces
+    inside a module whose forward returns the output alone. torch.compile and static-shape
+    torch.export work with either.
     """
 
     @_warn_positional_swap
-    def __init__(self, embed_dim: int, num_heads: int, dilation_rates: Sequence[int],
-                 segment_lengths: Sequence[int], dropout: float = 0.0, bias: bool = True,
+    def __init__(self, embed_dim: int, num_heads: int, dilation_rates: IntSequence,
+                 segment_lengths: IntSequence, dropout: float = 0.0, bias: bool = True,
                  layer_norm: bool = True, layer_norm_eps: float = 1e-5, gamma_init: float = 1.0,
-                 device: Optional[Union[torch.device, str]] = None,
+                 device: DeviceArg = None,
                  dtype: Optional[torch.dtype] = None, op: Optional[Any] = None, *,
                  xpos: bool = True) -> None:
         super().__init__()
@@ -275,15 +307,19 @@ class MultiheadDilatedAttention(nn.Module):
         self.layer_norm = check_bool("layer_norm", layer_norm)
         self.gamma_init = _check_positive("gamma_init", gamma_init)
         layer_norm_eps = _check_layer_norm_eps(layer_norm_eps)
-        factory = {"device": device, "dtype": dtype}
+        factory: Dict[str, Any] = {"device": device, "dtype": dtype}
         self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
         self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
         self.norm: Optional[nn.LayerNorm] = (
             nn.LayerNorm(embed_dim, eps=layer_norm_eps, **factory) if layer_norm else None)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        if op is not None:
+            warnings.warn("MultiheadDilatedAttention: `op` (an xformers operator in the reference "
+                          "library) is ignored; longnet picks its own kernels", UserWarning,
+                          stacklevel=external_stacklevel())
         self.attention = DilatedAttention(segment_lengths, dilation_rates,
-                                          attention_dropout=dropout, op=op)
+                                          attention_dropout=dropout)
         self.xpos: Optional[XPos] = XPos(head_dim) if check_bool("xpos", xpos) else None
         self._reset_parameters()
 
@@ -333,9 +369,16 @@ class MultiheadDilatedAttention(nn.Module):
                              f"shape (dilated attention pairs query and key positions); got "
                              f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
         is_causal = check_bool("is_causal", is_causal)
+        if self.xpos is None and _traced_itself(self):
+            raise RuntimeError(
+                "torch.jit.trace cannot record MultiheadDilatedAttention itself: its forward "
+                "returns (output, None), and a trace records tensors only. Trace a module whose "
+                "forward returns the output alone (e.g. `return self.attn(q, k, v)[0]`), or use "
+                "torch.compile, or torch.export with static shapes")
         B, N, H, D = query.size(0), query.size(1), self.num_heads, self.head_dim
-        if query is key and key is value:
-            # Self-attention: one GEMM for q, k and v, as the C++ module does.
+        if query is key and key is value and not torch.jit.is_tracing():
+            # Self-attention: one GEMM for q, k and v, as the C++ module does. (Not in a
+            # torch.jit.trace: the trace would keep this branch for inputs that differ.)
             w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
             b = None if self.q_proj.bias is None else torch.cat(
                 [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
@@ -345,9 +388,11 @@ class MultiheadDilatedAttention(nn.Module):
             k = F.linear(key, self.k_proj.weight, self.k_proj.bias).view(B, N, H, D)
             v = F.linear(value, self.v_proj.weight, self.v_proj.bias).view(B, N, H, D)
         if self.xpos is not None:
-            if not is_causal:  # q' . k' then spans a whole block of xPos scales
-                xpos_range_check(N, self.segment_lengths, q.dtype, self.xpos.scale_base,
-                                 causal=False)
+            # (without the causal mask q' . k' spans a whole block of xPos scales; under
+            # autocast q is of autocast's dtype, and the advice names it)
+            xpos_range_check(N, self.segment_lengths, q.dtype, self.xpos.scale_base,
+                             causal=is_causal,
+                             autocast_from=query.dtype if query.dtype != q.dtype else None)
             q, k = self.xpos(q, k, self.segment_lengths)
         x = self.attention(q, k, v, is_causal=is_causal).reshape(B, N, self.embed_dim)
         if self.norm is not None:

@@ -17,9 +17,11 @@ import warnings
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional
 
 import torch
+
+from longnet._ops import PathArg, short_repr
 
 CHECKPOINT_FORMAT = "longnet-checkpoint-1"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format (and LibTorch's) is a zip archive
@@ -81,7 +83,7 @@ class _Crc32:
             nbytes = t.numel() * t.element_size()
             self.u64(nbytes)
             if nbytes:  # (the tensor's own bytes, not a copy)
-                self.crc = zlib.crc32(t.reshape(-1).view(torch.uint8).numpy(), self.crc)
+                self.crc = zlib.crc32(t.reshape(-1).view(torch.uint8).numpy().data, self.crc)
         elif isinstance(v, (list, tuple, dict)):
             if v and id(v) in self.seen:  # (the empty tuple is one shared object)
                 raise ValueError(f"entry {where!r} repeats a container held elsewhere in the "
@@ -203,6 +205,50 @@ def _load_weights_only(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+_SAVED_OBJECT_HINT = (
+    "If it is a model saved whole (torch.save(model)), torch.load(path, weights_only=False) "
+    "reads it back, only from a file you trust (unpickling runs the code it names); better, save "
+    "model.state_dict() and load that into a model built with the same arguments "
+    "(model.load_state_dict(torch.load(path)))")
+
+
+def _pickle_mentions(path: Path, needle: bytes) -> bool:
+    """Whether the pickle record (data.pkl) of the torch.save archive at `path` holds the bytes
+    `needle` (a longnet checkpoint's names its key "_longnet_format"). The record is small: the
+    tensors are stored apart. True when it cannot be told (a record past 64 MiB, a read error),
+    so that callers keep their general message."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+            if z.getinfo(name).file_size > 64 << 20:
+                return True
+            return needle in z.read(name)
+    except Exception:  # noqa: BLE001 - whatever the archive, the general message stands
+        return True
+
+
+def _not_checkpoint_reason(raw: Any) -> str:
+    """What a torch.load'ed object that is no longnet checkpoint is, and how to load it."""
+    if isinstance(raw, dict) and "_longnet_format" in raw:
+        return (f"format {short_repr(raw['_longnet_format'])}, expected {CHECKPOINT_FORMAT!r} "
+                f"(written by another version of longnet?)")
+    if isinstance(raw, dict) and raw and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                             for k, v in raw.items()):
+        first = next(iter(raw))
+        return (f"it holds a state_dict ({len(raw)} tensors, e.g. {short_repr(first)}) and no "
+                f"config to build the model from. Build the model with the arguments it was made "
+                f"with and load it with model.load_state_dict(torch.load(path))")
+    if isinstance(raw, dict):
+        keys = [short_repr(k) for k in list(raw)[:6]]
+        return (f"a dict without the '_longnet_format' record `longnet train` writes (its keys: "
+                f"{', '.join(keys) or 'none'})")
+    kind = f"{type(raw).__module__}.{type(raw).__qualname__}"
+    if isinstance(raw, torch.nn.Module):
+        return (f"it holds a {kind} object, a model saved whole with torch.save(model); "
+                f"torch.load(path, weights_only=False) returns it as it is")
+    return f"it holds a {kind} object, not the dict of a `longnet train` checkpoint"
+
+
 def path_argument(owner: str, name: str, value: Any) -> Path:
     """A path argument as a Path: str, bytes (decoded as the file system does) or os.PathLike;
     TypeError naming the argument for anything else (an open file, None), ValueError for an
@@ -218,7 +264,7 @@ def path_argument(owner: str, name: str, value: Any) -> Path:
     return Path(value)
 
 
-def load_checkpoint(path: Union[str, Path], *,
+def load_checkpoint(path: PathArg, *,
                     weights_only: Optional[bool] = True) -> Dict[str, Any]:
     """Reads a `longnet train` checkpoint into a dict (the "_longnet_" entries left out), tensors
     on the CPU.
@@ -248,6 +294,11 @@ def load_checkpoint(path: Union[str, Path], *,
             found = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))  # after torch's advice
             reason = found.group(1).strip() if found else _first_line(e)
             raise _damaged(path, f"{type(e).__name__}: {reason}") from e
+        if not _pickle_mentions(path, b"_longnet_format"):  # no checkpoint at all
+            raise ValueError(f"{path} is not a longnet checkpoint: it holds a pickled object "
+                             f"that torch.load(weights_only=True) refuses (it names "
+                             f"{refused[0]}), where a `longnet train` checkpoint holds tensors "
+                             f"and plain values only. {_SAVED_OBJECT_HINT}") from e
         raise ValueError(f"{path} holds objects other than tensors and plain values, which "
                          f"torch.load(weights_only=True) refuses (it names {refused[0]}); `longnet "
                          f"train` never writes such a file, so it was changed or made elsewhere. "
@@ -256,9 +307,7 @@ def load_checkpoint(path: Union[str, Path], *,
     except Exception as e:  # noqa: BLE001 - a damaged pickle can raise nearly any error
         raise _damaged(path, f"{type(e).__name__}: {_first_line(e)}") from e
     if not isinstance(raw, dict) or raw.get("_longnet_format") != CHECKPOINT_FORMAT:
-        found = raw.get("_longnet_format") if isinstance(raw, dict) else type(raw).__name__
-        raise ValueError(f"{path} is not a longnet checkpoint (format {found!r}, expected "
-                         f"{CHECKPOINT_FORMAT!r})")
+        raise ValueError(f"{path} is not a longnet checkpoint: {_not_checkpoint_reason(raw)}")
     stored = raw.get("_longnet_crc32")
     if not isinstance(stored, int) or isinstance(stored, bool):
         raise _damaged(path, "it has no integrity record (_longnet_crc32)")
@@ -400,7 +449,8 @@ def parse_config_simple(text: str) -> Dict[str, Any]:
             raise ValueError(f"{where}: a tab in the key {key!r} (YAML refuses it)")
         if not sep or not key or (rest and rest[0] not in " \t"):
             raise ValueError(f"{where}: expected 'key: value', got {line!r}")
-        if (section if indented else out) is not None and key in (section if indented else out):
+        into = section if indented else out
+        if into is not None and key in into:
             raise ValueError(f"{where}: the key {key!r} is given twice")
         if indented:
             if section is None:

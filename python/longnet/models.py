@@ -14,7 +14,7 @@ import math
 import numbers
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Union
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,9 @@ from torch import Tensor, nn
 from longnet.attention import (FLOAT32_TINY, MultiheadDilatedAttention, _check_dtype,
                                _check_int, _check_layer_norm_eps, _check_weight_size,
                                check_heads, check_input)
-from longnet._ops import (FLOAT_DTYPES, check_branches, check_dense, check_int, short_repr,
-                          check_probability, device_move_hint, to_float)
+from longnet._ops import (FLOAT_DTYPES, DeviceArg, IntSequence, PathArg, check_branches,
+                          check_dense, check_int, short_repr, check_probability, device_move_hint,
+                          to_float)
 
 # The paper's base configuration (docs/design.md section 4).
 DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
@@ -34,7 +35,7 @@ DEFAULT_DILATION_RATES = (1, 2, 4, 6, 12)
 TOKEN_ID_CHECK_ENV = "LONGNET_CHECK_TOKEN_IDS"
 
 Activation = Union[str, Callable[[Tensor], Tensor]]
-Device = Optional[Union[torch.device, str]]
+Device = DeviceArg
 # config.json's "format" as `longnet export` writes it (train/model_export.cpp).
 EXPORT_FORMAT = "longnet-export-1"
 
@@ -185,8 +186,8 @@ class DilatedTransformerEncoderLayer(nn.Module):
     are kept (MAGNETO has them). forward(src, is_causal=False): (B, N, d_model) -> same.
     """
 
-    def __init__(self, d_model: int, nhead: int, segment_lengths: Sequence[int],
-                 dilation_rates: Sequence[int], dim_feedforward: int = 2048,
+    def __init__(self, d_model: int, nhead: int, segment_lengths: IntSequence,
+                 dilation_rates: IntSequence, dim_feedforward: int = 2048,
                  dropout: float = 0.1, activation: Activation = F.relu,
                  layer_norm_eps: float = 1e-5, gamma_init: float = 1.0, device: Device = None,
                  dtype: Optional[torch.dtype] = None) -> None:
@@ -197,7 +198,7 @@ class DilatedTransformerEncoderLayer(nn.Module):
                                                       dim_feedforward)
         check_heads("DilatedTransformerEncoderLayer", "d_model", d_model, "nhead", nhead)
         self.d_model = d_model
-        f = {"device": device, "dtype": dtype}
+        f: Dict[str, Any] = {"device": device, "dtype": dtype}
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
         self.self_attn = MultiheadDilatedAttention(
             d_model, nhead, dilation_rates=dilation_rates, segment_lengths=segment_lengths,
@@ -234,8 +235,8 @@ class DilatedTransformerDecoderLayer(nn.Module):
     (B, N, d_model) holds the same positions as tgt.
     """
 
-    def __init__(self, d_model: int, nhead: int, segment_lengths: Sequence[int],
-                 dilation_rates: Sequence[int], dim_feedforward: int = 2048,
+    def __init__(self, d_model: int, nhead: int, segment_lengths: IntSequence,
+                 dilation_rates: IntSequence, dim_feedforward: int = 2048,
                  dropout: float = 0.1, activation: Activation = F.relu,
                  layer_norm_eps: float = 1e-5, gamma_init: float = 1.0, device: Device = None,
                  dtype: Optional[torch.dtype] = None, *, cross_attention: bool = True) -> None:
@@ -246,7 +247,7 @@ class DilatedTransformerDecoderLayer(nn.Module):
                                                       dim_feedforward)
         check_heads("DilatedTransformerDecoderLayer", "d_model", d_model, "nhead", nhead)
         self.d_model = d_model
-        f = {"device": device, "dtype": dtype}
+        f: Dict[str, Any] = {"device": device, "dtype": dtype}
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, **f)
         self.self_attn = MultiheadDilatedAttention(
             d_model, nhead, dilation_rates=dilation_rates, segment_lengths=segment_lengths,
@@ -311,8 +312,8 @@ class LongNet(nn.Module):
 
     def __init__(self, d_model: int = 768, nhead: int = 12, num_encoder_layers: int = 12,
                  num_decoder_layers: int = 12, dim_feedforward: int = 3072,
-                 segment_lengths: Sequence[int] = DEFAULT_SEGMENT_LENGTHS,
-                 dilation_rates: Sequence[int] = DEFAULT_DILATION_RATES, dropout: float = 0.0,
+                 segment_lengths: IntSequence = DEFAULT_SEGMENT_LENGTHS,
+                 dilation_rates: IntSequence = DEFAULT_DILATION_RATES, dropout: float = 0.0,
                  activation: Activation = F.relu, layer_norm_eps: float = 1e-5,
                  device: Device = None, dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
@@ -398,7 +399,14 @@ def _check_model_config(model: Mapping[str, Any]) -> dict:
     if not isinstance(m["activation_checkpointing"], bool):
         raise TypeError(f"model.activation_checkpointing must be true or false, got "
                         f"{short_repr(m['activation_checkpointing'])}")
-    check_branches(m["segment_lengths"], m["dilation_rates"])
+    check_branches(m["segment_lengths"], m["dilation_rates"],
+                   names=("model.segment_lengths", "model.dilation_rates"))
+    # What the constructor checks of its arguments, named as the config's keys.
+    check_heads("", "model.d_model", m["d_model"], "model.num_heads", m["num_heads"])
+    _check_weight_size("", "model.d_model", m["d_model"], "model.d_model", m["d_model"])
+    _check_weight_size("", "model.dim_feedforward", m["dim_feedforward"], "model.d_model",
+                       m["d_model"])
+    _check_weight_size("", "model.vocab_size", m["vocab_size"], "model.d_model", m["d_model"])
     variant, enc = m["variant"], m["num_encoder_layers"]
     if variant == "encoder_decoder" and enc < 1:
         raise ValueError("model.num_encoder_layers is 0 but model.variant is encoder_decoder; set "
@@ -454,8 +462,8 @@ class LongNetLM(nn.Module):
     def __init__(self, num_tokens: int, d_model: int = 768, nhead: int = 12,
                  num_encoder_layers: Optional[int] = None, num_decoder_layers: int = 12,
                  dim_feedforward: int = 3072,
-                 segment_lengths: Sequence[int] = DEFAULT_SEGMENT_LENGTHS,
-                 dilation_rates: Sequence[int] = DEFAULT_DILATION_RATES, dropout: float = 0.0,
+                 segment_lengths: IntSequence = DEFAULT_SEGMENT_LENGTHS,
+                 dilation_rates: IntSequence = DEFAULT_DILATION_RATES, dropout: float = 0.0,
                  activation: Activation = F.relu, layer_norm_eps: float = 1e-5,
                  device: Device = None, dtype: Optional[torch.dtype] = None, *,
                  variant: str = "encoder_decoder") -> None:
@@ -486,7 +494,7 @@ class LongNetLM(nn.Module):
         self.variant = variant
         self.num_tokens = num_tokens
         self.check_token_ids_on_device = os.environ.get(TOKEN_ID_CHECK_ENV, "") not in ("", "0")
-        f = {"device": device, "dtype": dtype}
+        f: Dict[str, Any] = {"device": device, "dtype": dtype}
         self.token_embedding = nn.Embedding(num_tokens, d_model, **f)
         self.layers: Optional[nn.ModuleList] = None
         self.long_net: Optional[LongNet] = None
@@ -592,7 +600,7 @@ class LongNetLM(nn.Module):
                    device=device, dtype=dtype, variant=variant)
 
     @classmethod
-    def from_checkpoint(cls, path: Union[str, Path], device: Device = None,
+    def from_checkpoint(cls, path: PathArg, device: Device = None,
                         dtype: Optional[torch.dtype] = None, *,
                         weights_only: Optional[bool] = True) -> "LongNetLM":
         """The model of a `longnet train` checkpoint (runs/.../step_00000100.ckpt), with its
@@ -621,7 +629,7 @@ class LongNetLM(nn.Module):
         return model
 
     @classmethod
-    def from_export(cls, directory: Union[str, Path], device: Device = None,
+    def from_export(cls, directory: PathArg, device: Device = None,
                     dtype: Optional[torch.dtype] = None) -> "LongNetLM":
         """The model of a `longnet export CKPT --out DIR` folder: its architecture from
         DIR/config.json, its parameters from DIR/model.safetensors (read with the `safetensors`
@@ -692,13 +700,12 @@ class LongNetLM(nn.Module):
                              f"model.safetensors of step {step}: they are of two exports (one cut "
                              f"short?); run `longnet export` again into this folder")
         cls._check_fits(state, config["model"], source, "config.json's model")
-        stored = {t.dtype for t in state.values()}  # float: _check_fits checked them
-        if len(stored) > 1 and dtype is None:
+        dtypes = {t.dtype for t in state.values()}  # float: _check_fits checked them
+        if len(dtypes) > 1 and dtype is None:
             raise ValueError(f"{source}: model.safetensors holds tensors of several dtypes "
-                             f"({', '.join(sorted(str(d) for d in stored))}); `longnet export` "
+                             f"({', '.join(sorted(str(d) for d in dtypes))}); `longnet export` "
                              f"writes one. Give dtype= to load them all in one")
-        stored = next(iter(stored))
-        model = cls.from_config(config["model"], device=device, dtype=dtype or stored)
+        model = cls.from_config(config["model"], device=device, dtype=dtype or next(iter(dtypes)))
         model._load_parameters(state, source)
         return model
 
@@ -804,7 +811,7 @@ def _check_state_fits_config(state: Any, model: Any, source: str) -> None:
 
     m = {**MODEL_CONFIG_DEFAULTS, **model}
     encoder_decoder = m.get("variant") == "encoder_decoder"
-    counts = {"num_layers": set(), "num_encoder_layers": set()}
+    counts: Dict[str, Set[int]] = {"num_layers": set(), "num_encoder_layers": set()}
     for name in state:
         hit = re.match(r"(?:long_net\.)?(layers|decoder_layers|encoder_layers)\.(\d+)\.", str(name))
         if hit:

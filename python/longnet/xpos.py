@@ -14,17 +14,17 @@ float64 and cast to the rotation's dtype (float64 for float64 inputs, else float
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from longnet._ops import check_int, check_segment_lengths
+from longnet._ops import IntSequence, check_int, check_segment_lengths
 
 SCALE_BASE = 512
 
 
-def xpos_block_length(global_len: int, segment_lengths: Sequence[int]) -> int:
+def xpos_block_length(global_len: int, segment_lengths: IntSequence) -> int:
     """The block length W of the reference position (largest segment length clipped to
     global_len), or 0 when the clipped segment lengths do not all divide it."""
     global_len = check_int("xPos: global_len", global_len)
@@ -34,7 +34,7 @@ def xpos_block_length(global_len: int, segment_lengths: Sequence[int]) -> int:
 
 
 def xpos_local_positions(position_offset: int, n_local: int, global_len: int,
-                         segment_lengths: Sequence[int],
+                         segment_lengths: IntSequence,
                          device: Optional[torch.device] = None) -> Tensor:
     """n - c for global tokens position_offset .. position_offset + n_local - 1 of a sequence of
     global_len tokens: (n_local,) float64."""
@@ -78,20 +78,26 @@ def xpos_rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.stack([x0 * c - x1 * s, x1 * c + x0 * s], -1).flatten(-2).to(x.dtype)
 
 
-def xpos_range_check(global_len: int, segment_lengths: Sequence[int], dtype: torch.dtype,
-                     scale_base: int = SCALE_BASE, causal: bool = True) -> None:
+def xpos_range_check(global_len: int, segment_lengths: IntSequence, dtype: torch.dtype,
+                     scale_base: int = SCALE_BASE, causal: bool = True,
+                     autocast_from: Optional[torch.dtype] = None) -> None:
     """Raises ValueError unless xPos's scales for a sequence of global_len tokens,
     zeta_0^(-+|n - c| / scale_base) up to the largest |n - c| (half the largest segment, or half
     the sequence when the segment lengths do not nest), stay well inside the range dtype computes
     in (float16 itself; bfloat16 and float32 in float32; float64): beyond it keys overflow to
     inf and queries vanish, silently. Without the causal mask a query also reads keys after it
-    and q' . k' spans the whole block (reach: the block less one). Mirrors the C++ check."""
+    and q' . k' spans the whole block (reach: the block less one). Mirrors the C++ check.
+    autocast_from: the inputs' dtype when autocast cast them to dtype (the advice is then about
+    autocast's dtype, not the inputs'). A symbolic global_len (torch.export with dynamic shapes)
+    is a NotImplementedError, as in the op; torch.jit.trace is refused (RuntimeError)."""
     if torch.jit.is_tracing():  # (the length would come as a tensor, and be fixed in the trace)
         raise RuntimeError(
             "torch.jit.trace cannot record xPos: its scales depend on the sequence length, which "
             "a trace would fix to the example's, giving wrong results at other lengths; use "
-            "torch.compile or torch.export (they keep the length symbolic), or build the module "
-            "with xpos=False")
+            "torch.compile, or torch.export with static shapes (the exported program then "
+            "takes the example's length only). Without xPos (xpos=False) a "
+            "MultiheadDilatedAttention traces inside a module whose forward returns its "
+            "output alone (torch.jit.trace records tensors, not its (output, None))")
     scale_base = check_int("xPos: scale_base", scale_base)
     if not isinstance(causal, bool):
         raise TypeError(f"xPos: causal must be a bool, got {type(causal).__name__}")
@@ -108,8 +114,14 @@ def xpos_range_check(global_len: int, segment_lengths: Sequence[int], dtype: tor
            "float32's range")
     max_reach = math.floor(math.log(limit) / log_zeta * scale_base)
     longest = 2 * max_reach + 1 if causal else max_reach + 1
-    fix = ("bfloat16 or float32 inputs" if half and log_top < math.log(1e36) else
-           f"segment lengths that each divide the largest, the largest at most {longest} tokens")
+    if half and log_top < math.log(1e36):  # float32's range would hold them
+        fix = ("torch.autocast with dtype=torch.bfloat16, or no autocast (autocast casts the "
+               f"{autocast_from} inputs to float16 here)"
+               if autocast_from is not None and autocast_from != dtype else
+               "bfloat16 or float32 inputs")
+    else:
+        fix = (f"segment lengths that each divide the largest, the largest at most {longest} "
+               f"tokens")
     at = (f"local position +-{reach}" if causal else
           f"a distance of {reach} tokens (attention is not causal: a query reads keys after it)")
     where = (f"the largest segment is {W}" if W > 0 else
@@ -120,7 +132,7 @@ def xpos_range_check(global_len: int, segment_lengths: Sequence[int], dtype: tor
                      f"beyond {rng}: keys would overflow and queries vanish. Use {fix}")
 
 
-def xpos_apply(q: Tensor, k: Tensor, segment_lengths: Sequence[int], position_offset: int = 0,
+def xpos_apply(q: Tensor, k: Tensor, segment_lengths: IntSequence, position_offset: int = 0,
                global_len: Optional[int] = None,
                scale_base: int = SCALE_BASE) -> Tuple[Tensor, Tensor]:
     """xPos on q and k (B, N_local, H, D), D even, holding global tokens position_offset ..
@@ -168,7 +180,7 @@ class XPos(nn.Module):
         self.head_dim = head_dim
         self.scale_base = scale_base
 
-    def forward(self, q: Tensor, k: Tensor, segment_lengths: Sequence[int],
+    def forward(self, q: Tensor, k: Tensor, segment_lengths: IntSequence,
                 position_offset: int = 0,
                 global_len: Optional[int] = None) -> Tuple[Tensor, Tensor]:
         """q, k: (B, N_local, H, head_dim) -> (q', k'); see xpos_apply."""

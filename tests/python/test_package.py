@@ -78,6 +78,16 @@ def check_api(longnet):
         m = longnet.MultiheadDilatedAttention(64, 2, w, r)  # C++ order, positionally
     assert len(seen) == 1 and issubclass(seen[0].category, UserWarning), seen
     assert "pass them by keyword" in str(seen[0].message), seen[0].message
+    assert os.path.abspath(seen[0].filename) == os.path.abspath(__file__), seen[0].filename
+    # The package's warnings point at the caller's line, however deep in the package they start.
+    for make in (lambda: longnet.DilatedAttention([4], [1], op="xformers op"),
+                 lambda: longnet.MultiheadDilatedAttention(16, 2, [1], [4], op="xformers op")):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            make()
+        assert len(seen) == 1 and "`op`" in str(seen[0].message), [str(x.message) for x in seen]
+        assert os.path.abspath(seen[0].filename) == os.path.abspath(__file__), \
+            f"the op= warning points at {seen[0].filename}:{seen[0].lineno}, not the caller"
     assert m.segment_lengths == r and m.dilation_rates == w  # it still does what it was told
 
     expect_error(TypeError, "segment_lengths", lambda: longnet.DilatedAttention("abc", r))
@@ -128,13 +138,70 @@ def check_api(longnet):
         torch.zeros(1, 4, 1, 8), torch.zeros(1, 4, 1, 8), torch.zeros(1, 4, 1, 8), w, r,
         dropout_p=2.0))
     q = torch.zeros(1, 4, 1, 8)
-    expect_error(RuntimeError, "same shape", lambda: longnet.dilated_attention(
-        q, q, torch.zeros(1, 5, 1, 8), w, r))
+    # Shapes that differ are a ValueError and mixed dtypes a TypeError, from the function as from
+    # MultiheadDilatedAttention (not the op's RuntimeError).
+    expect_error(ValueError, "query, key and value must have the same shape", lambda:
+                 longnet.dilated_attention(q, q, torch.zeros(1, 5, 1, 8), w, r))
+    expect_error(ValueError, "(1, 4, 1, 8), (1, 2, 1, 8), (1, 2, 1, 8)", lambda:
+                 longnet.dilated_attention(q, q[:, :2], q[:, :2], w, r))
+    expect_error(TypeError, "must have one dtype", lambda: longnet.dilated_attention(
+        q, q.double(), q, w, r))
+    # What the annotations accept works: ranges, numpy arrays and tensors of ints.
+    import numpy as np
+    want = longnet.dilated_attention(q, q, q, [4, 8], [1, 2])
+    for seg, rate in ((range(4, 12, 4), (1, 2)), (np.array([4, 8]), torch.tensor([1, 2]))):
+        assert torch.equal(longnet.dilated_attention(q, q, q, seg, rate), want)
+        assert longnet.DilatedAttention(seg, rate).segment_lengths == [4, 8]
     text = pydoc.render_doc(longnet.LongNetLM, renderer=pydoc.plaintext)
     assert "from_checkpoint" in text and "num_tokens" in text
     with contextlib.redirect_stdout(io.StringIO()):
         help(longnet.LongNetLM)
     print("ok: api (reference keywords, positional-order warning, errors, help)")
+
+
+TYPED_USES = """\
+import os, pathlib
+import numpy as np
+import torch
+import longnet
+
+q = torch.randn(1, 8, 2, 8)
+longnet.dilated_attention(q, q, q, segment_lengths=np.array([4, 8]),
+                          dilation_rates=torch.tensor([1, 2]))
+longnet.dilated_attention(q, q, q, range(4, 12, 4), (1, 2))
+longnet.MultiheadDilatedAttention(16, 2, dilation_rates=np.array([1, 2]), segment_lengths=[4, 8],
+                                  device=0)
+longnet.DilatedAttention(segment_lengths=(4,), dilation_rates=(1,))
+longnet.LongNetLM(256, 32, 2, segment_lengths=np.array([8]), dilation_rates=[1],
+                  activation="gelu", variant="decoder_only")
+longnet.LongNetLM.from_checkpoint(b"x.ckpt")
+longnet.LongNetLM.from_export(pathlib.PurePosixPath("x"), device="cpu", dtype=torch.float16)
+longnet.load_checkpoint(os.fsencode("x"))
+version: str = longnet.__version__
+"""
+
+
+def check_types(longnet, args):
+    """The annotations accept what the README documents and the functions take (branches as
+    numpy arrays, tensors or ranges of ints; paths as str, bytes or os.PathLike; a device index):
+    checked with mypy when this python has it, skipped otherwise (mypy is no dependency)."""
+    import importlib.util
+    if importlib.util.find_spec("mypy") is None:
+        print("skip: type annotations (no mypy)")
+        return
+    os.makedirs(args.work, exist_ok=True)
+    path = os.path.join(args.work, "typed_uses.py")
+    with open(path, "w") as f:
+        f.write(TYPED_USES)
+    env = dict(os.environ)
+    if not args.installed:
+        env["MYPYPATH"] = os.path.join(args.source, "python")
+    p = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir",
+                        os.path.join(args.work, "mypy_cache"), path],
+                       capture_output=True, text=True, env=env)
+    errors = [line for line in p.stdout.splitlines() if line.startswith(path)]
+    assert not errors and "error: " not in p.stderr, "\n".join(errors) or p.stderr[-2000:]
+    print("ok: type annotations accept the documented arguments (mypy)")
 
 
 def check_op_inputs(longnet):
@@ -210,11 +277,39 @@ def check_module_inputs(longnet):
     mha.dropout = 0.3
     assert mha.attention.dropout_p == 0.3 and mha.dropout == 0.3
     expect_error(ValueError, "dropout must be in [0, 1)", lambda: setattr(mha, "dropout", 2))
-    # torch.jit.trace would fix xPos's length: refused, saying what works instead.
+    # torch.jit.trace would fix xPos's length: refused, saying what works instead (dynamic
+    # torch.export is no such thing).
     with torch.no_grad():
+        with_xpos = longnet.MultiheadDilatedAttention(16, 2, dilation_rates=[1],
+                                                      segment_lengths=[4])
         expect_error(RuntimeError, "torch.jit.trace cannot record xPos",
-                     lambda: torch.jit.trace(longnet.MultiheadDilatedAttention(16, 2, [4], [1]),
-                                             (x, x, x), check_trace=False))
+                     lambda: torch.jit.trace(with_xpos, (x, x, x), check_trace=False))
+        try:
+            torch.jit.trace(with_xpos, (x, x, x), check_trace=False)
+        except RuntimeError as e:
+            said = str(e)
+        assert "torch.export with static shapes" in said and "symbolic" not in said, said
+    # Without xPos the module itself still cannot be traced (its forward returns (out, None)):
+    # said so; a module returning the output alone traces, and holds at another length and for
+    # inputs other than the example's one tensor (the trace takes no self-attention shortcut).
+    plain = longnet.MultiheadDilatedAttention(16, 2, [1, 2], [4, 8], xpos=False).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings of the shape checks
+        expect_error(RuntimeError, "cannot record MultiheadDilatedAttention itself",
+                     lambda: torch.jit.trace(plain, (x, x, x)))
+
+        class OutputOnly(torch.nn.Module):
+            def __init__(self, attn):
+                super().__init__()
+                self.attn = attn
+
+            def forward(self, q, k, v):
+                return self.attn(q, k, v, is_causal=True)[0]
+
+        traced = torch.jit.trace(OutputOnly(plain), (x, x, x))
+        a, b, c = (torch.randn(2, 11, 16) for _ in range(3))
+        assert torch.allclose(traced(a, b, c), plain(a, b, c, is_causal=True)[0], atol=1e-6), \
+            "the traced attention differs at another length, or with distinct q, k, v"
     # torch.jit.script cannot type the op's lists: refused the same way, for every module.
     for module in (longnet.DilatedAttention([4], [1]),
                    longnet.MultiheadDilatedAttention(16, 2, [1], [4]),
@@ -469,6 +564,20 @@ def check_compile(longnet):
     assert not said, f"torch.compile of the module warned: {said[0][:300]}"
     gg = torch.autograd.grad(got.sum(), x)[0]
     assert max_rel_err(got, want) < 1e-5 and max_rel_err(gg, gw) < 1e-5, "compiled module differs"
+    # In training with dropout too (the vmap check is not traced: it read functorch's
+    # interpreter stack, a builtin Dynamo warned about); the same seed draws the same masks.
+    drop = longnet.MultiheadDilatedAttention(16, 2, dilation_rates=[1, 2],
+                                             segment_lengths=[4, 8], dropout=0.3).train()
+    torch.manual_seed(7)
+    want, _ = drop(x, x, x)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.manual_seed(7)
+        got, _ = torch.compile(drop, backend="eager")(x, x, x)
+    said = [str(w.message) for w in caught
+            if any(s in str(w.message) for s in ("Dynamo", "builtin", "trace"))]
+    assert not said, f"torch.compile of the module with dropout warned: {said[0][:300]}"
+    assert torch.equal(got, want), "compiled dropout differs from eager under one seed"
     op = torch.ops.longnet.dilated_attention
     # Exporting with symbolic (dynamic) sizes reaches the op with sizes that are no numbers: a
     # clear NotImplementedError, not a c10 internal error.
@@ -477,6 +586,14 @@ def check_compile(longnet):
     expect_error(NotImplementedError, "symbolic (dynamic) shapes are not supported",
                  lambda: torch.export.export(longnet.DilatedAttention([4, 8], [1, 2]), (x, x, x),
                                              dynamic_shapes=({1: n},) * 3))
+    # xPos, before the op, needs the length as a number: the same error, not a TypeError.
+    mx = longnet.MultiheadDilatedAttention(16, 2, dilation_rates=[1, 2],
+                                           segment_lengths=[4, 8]).eval()
+    x = torch.randn(1, 16, 16)
+    with torch.no_grad():
+        expect_error(NotImplementedError, "symbolic (dynamic) shapes are not supported",
+                     lambda: torch.export.export(mx, (x, x.clone(), x.clone()),
+                                                 dynamic_shapes=({1: n},) * 3))
 
     def f(q, k, v):
         return op(q * 1.5, k, v, [4, 8], [1, 2], True).tanh() * 2
@@ -530,6 +647,17 @@ def check_xpos_range(longnet):
     with torch.no_grad():
         y, _ = mha(x[:, :3000], x[:, :3000], x[:, :3000])  # one short segment: fine
     assert torch.isfinite(y).all()
+    # float32 inputs that autocast makes float16: the advice is autocast's dtype, not the inputs'.
+    mha = longnet.MultiheadDilatedAttention(16, 2, dilation_rates=[64], segment_lengths=[8192])
+    x = torch.randn(1, 8192, 16)
+    for causal in (True, False):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
+            expect_error(ValueError, "Use torch.autocast with dtype=torch.bfloat16, or no "
+                         "autocast (autocast casts the torch.float32 inputs to float16 here)",
+                         lambda: mha(x, x, x, is_causal=causal))
+    with torch.no_grad():
+        expect_error(ValueError, "Use bfloat16 or float32 inputs",
+                     lambda: mha.half()(x.half(), x.half(), x.half(), is_causal=True))
     if hasattr(torch, "float8_e4m3fn"):
         expect_error(TypeError, "parameters need a floating-point torch.dtype",
                      lambda: longnet.MultiheadDilatedAttention(
@@ -819,6 +947,32 @@ def check_checkpoint_paths(longnet, args, good):
     # An error about the config's values names the file and the section it came from.
     heads = forged("heads.ckpt", lambda raw: set_model_key(raw, "num_heads", 3))
     expect_error(ValueError, f"checkpoint {heads}: its config's model: ", lambda: load(heads))
+    # ... by the config's keys (model.num_heads), not the constructor's arguments (nhead).
+    expect_error(ValueError, "is not divisible by model.num_heads = 3; model.num_heads in {",
+                 lambda: load(heads))
+    expect_error(ValueError, "model.segment_lengths [8] and model.dilation_rates", lambda: load(
+        forged("branches.ckpt", lambda raw: set_model_key(raw, "segment_lengths", "[8]"))))
+    # A state_dict saved with torch.save, and a model saved whole: named, with what loads them
+    # (and no advice to unpickle a whole model with weights_only=False here: it is no checkpoint).
+    small = longnet.LongNetLM(16, 16, 2, num_decoder_layers=1, dim_feedforward=16,
+                              segment_lengths=[4], dilation_rates=[1], variant="decoder_only")
+    state_file, whole_file = os.path.join(work, "state_dict.pt"), os.path.join(work, "whole.pt")
+    torch.save(small.state_dict(), state_file)
+    torch.save(small, whole_file)
+    for wo in (True, False):
+        expect_error(ValueError, "is not a longnet checkpoint: it holds a state_dict",
+                     lambda: load(state_file, weights_only=wo))
+        expect_error(ValueError, "model.load_state_dict(torch.load(path))",
+                     lambda: load(state_file, weights_only=wo))
+    expect_error(ValueError, "is not a longnet checkpoint: it holds a pickled object that "
+                 "torch.load(weights_only=True) refuses (it names longnet.models.LongNetLM)",
+                 lambda: load(whole_file))
+    try:
+        load(whole_file)
+    except ValueError as e:
+        assert "pass weights_only=False" not in str(e), e
+    expect_error(ValueError, "it holds a longnet.models.LongNetLM object, a model saved whole",
+                 lambda: load(whole_file, weights_only=False))
     # Numbers as the trainer (yaml-cpp, YAML 1.2) reads them: 1e-5 is a float, not a string.
     eps = longnet.parse_config("optim:\n  eps: 1e-5\n  lr: -3E+2\n  n: 12\n  w: e5\n")["optim"]
     assert eps == {"eps": 1e-5, "lr": -300.0, "n": 12, "w": "e5"}, eps
@@ -1077,6 +1231,7 @@ def main():
             torch.__version__ = real
     torch.set_num_threads(min(2, torch.get_num_threads()))
     check_api(longnet)
+    check_types(longnet, args)
     check_op_inputs(longnet)
     check_module_inputs(longnet)
     check_attention_reference(longnet, test_ops)
