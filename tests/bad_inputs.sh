@@ -170,6 +170,14 @@ for p in sorted(glob.glob(sys.argv[1] + '/train_*.bin')):
 DS="$WORK/ds"
 "$BIN" data build --tokenizer bytes --source "$SRC" --out "$DS" --shard-mb 0.05 --no-progress \
   > "$WORK/ds_build.log" 2>&1 || fail "building the dataset failed: $(tail -3 "$WORK/ds_build.log")"
+# A validation share far over --val-fraction is said, at large fractions too (units 0 and 2 of
+# three: 92% here against 0.5).
+mkdir -p "$WORK/val_src" && head -c 10000 /dev/urandom | base64 > "$WORK/val_src/a.txt" &&
+  head -c 900 /dev/urandom | base64 > "$WORK/val_src/b.txt" && cp "$WORK/val_src/b.txt" "$WORK/val_src/c.txt"
+"$BIN" data build --tokenizer bytes:eot --source "$WORK/val_src" --out "$WORK/ds_val_half" \
+  --val-fraction 0.5 --no-progress > "$WORK/ds_val_half.log" 2>&1 || fail "ds_val_half: $(tail -2 "$WORK/ds_val_half.log")"
+grep -q "warning: the validation split holds 9[0-9]% of the tokens .*, more than --val-fraction 0.5" \
+  "$WORK/ds_val_half.log" || fail "ds_val_half: no warning: $(tail -3 "$WORK/ds_val_half.log")"
 TD=(train "$CONFIG" data.source='""' checkpoint.dir="$WORK/ck_data" checkpoint.resume=none
     log.metrics="$WORK/m3.jsonl")
 mkfifo "$WORK/pipe"

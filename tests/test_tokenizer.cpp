@@ -288,10 +288,12 @@ TEST(Tiktoken, MalformedRanksFilesNameFileAndLine) {
                {"norank.tiktoken:258:", "no rank"});
   expect_error(open_text("badrank.tiktoken", good + base64("xy") + " 25x\n"),
                {":258:", "'25x' is not a whole number"});
-  expect_error(open_text("gap.tiktoken", good + base64("xy") + " 258\n"),
-               {"gap.tiktoken:258:", "rank 258 is beyond the 258 tokens"});
+  expect_error(
+      open_text("gap.tiktoken", good + base64("xy") + " 258\n"),
+      {"gap.tiktoken'",
+       "rank 257 is missing: line 258 gives rank 258, past the ranks 0..257 of its 258 tokens"});
   expect_error(open_text("huge.tiktoken", good + base64("xy") + " 999999999\n"),
-               {"huge.tiktoken:258:", "rank 999999999 is beyond the"});
+               {"huge.tiktoken'", "rank 257 is missing: line 258 gives rank 999999999"});
   // A byte without a rank: drop the line for 'q' and renumber nothing (so also a gap): the
   // byte check needs contiguous ranks, so give 'q' bytes' rank to another token.
   std::string no_q = good;
@@ -321,15 +323,15 @@ TEST(Tiktoken, MalformedRanksFilesNameFileAndLine) {
   // Blank lines do not raise the ranks a file may claim (nothing is sized by a far rank).
   expect_error(
       open_text("blanks.tiktoken", good + base64("xy") + " 300\n" + std::string(5000, '\n')),
-      {"blanks.tiktoken:258:", "rank 300 is beyond the 258 tokens"});
+      {"blanks.tiktoken'", "rank 257 is missing: line 258 gives rank 300, past the ranks 0..257"});
   // Ranks that start above 0: the last one is past the count of tokens.
   std::string from1;
   for (int b = 0; b < 256; ++b)
     from1 += base64(std::string(1, static_cast<char>(b))) + " " + std::to_string(b + 1) + "\n";
   expect_error(open_text("from1.tiktoken", from1 + base64("ab") + " 0\n" + base64("cd") + " 258\n"),
-               {"from1.tiktoken", "beyond the 258 tokens"});
+               {"from1.tiktoken", "rank 257 is missing: line 258 gives rank 258"});
   expect_error(open_text("from1b.tiktoken", from1 + base64("ab") + " 257\n"),
-               {"from1b.tiktoken:257:", "rank 257 is beyond the 257 tokens"});
+               {"from1b.tiktoken'", "rank 0 is missing: line 257 gives rank 257"});
 }
 
 // ---- SentencePiece ------------------------------------------------------------------------------

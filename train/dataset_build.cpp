@@ -515,7 +515,8 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     // of what a resumed build must reproduce).
     const double val_share =
         double(m_.val.tokens) / double(std::max<int64_t>(1, m_.train.tokens + m_.val.tokens));
-    const bool more = val_share > std::max(0.05, 2 * m_.val_fraction);
+    const bool more =
+        val_share > std::max(0.05, std::min(2 * m_.val_fraction, m_.val_fraction + 0.2));
     const bool less = val_share < std::max(m_.val_fraction / 2, m_.val_fraction - 0.2);
     if (m_.val_fraction > 0 && (more || less)) {
       std::ostringstream w;

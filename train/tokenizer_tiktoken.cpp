@@ -254,6 +254,7 @@ std::shared_ptr<TiktokenModel> tiktoken_model_load(const std::string& path) {
   std::string token;
   m->ranks.reserve(max_ranks);
   int64_t line_no = 0;
+  std::optional<std::pair<uint32_t, int64_t> > beyond;  // the first rank past the tokens, its line
   for (size_t pos = 0; pos < data.size();) {
     const std::string_view line = trim(next_line(pos));
     ++line_no;
@@ -278,11 +279,10 @@ std::shared_ptr<TiktokenModel> tiktoken_model_load(const std::string& path) {
       throw std::runtime_error(where + "rank " + printable(rank_text) +
                                " is not a whole number below 10^9" + format);
     const uint32_t rank = static_cast<uint32_t>(std::stoul(std::string(rank_text)));
-    if (rank >= max_ranks)
-      throw std::runtime_error(where + "rank " + std::to_string(rank) + " is beyond the " +
-                               std::to_string(max_ranks) +
-                               " tokens of the file (ranks must be 0..n-1 for n tokens, none "
-                               "left out)");
+    if (rank >= max_ranks) {  // then one below is missing: named after the whole file is read
+      if (!beyond) beyond = {rank, line_no};
+      continue;
+    }
     if (rank >= rank_line.size()) rank_line.resize(rank + 1, 0);
     if (rank_line[rank] != 0)
       throw std::runtime_error(where + "rank " + std::to_string(rank) +
@@ -298,6 +298,15 @@ std::shared_ptr<TiktokenModel> tiktoken_model_load(const std::string& path) {
     m->rank_span[rank] = static_cast<uint64_t>(m->ranks.insert(token.data(), token.size(), rank))
                              << 32 |
                          token.size();
+  }
+  if (beyond) {
+    uint32_t r = 0;
+    while (r < rank_line.size() && rank_line[r] != 0) ++r;
+    throw std::runtime_error(
+        "tiktoken ranks file '" + path + "': rank " + std::to_string(r) + " is missing: line " +
+        std::to_string(beyond->second) + " gives rank " + std::to_string(beyond->first) +
+        ", past the ranks 0.." + std::to_string(max_ranks - 1) + " of its " +
+        std::to_string(max_ranks) + " tokens (n tokens take the ranks 0..n-1, each once)");
   }
   m->n_ranks = static_cast<uint32_t>(m->ranks.size());
   for (uint32_t r = 0; r < rank_line.size(); ++r)
