@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "longnet/core/device_memory.h"
+#include "longnet/core/dtype_names.h"
 #include "longnet/core/text.h"
 #include "longnet/parallel/communicator.h"
 #include "longnet/parallel/mpi_bootstrap.h"
@@ -35,9 +36,7 @@ c10::ScalarType dtype_from_name(const std::string& name) {
 }
 
 std::string dtype_name(c10::ScalarType dtype) {
-  for (const char* name : {"float32", "bfloat16", "float16", "float64"})
-    if (dtype_from_name(name) == dtype) return name;
-  return c10::toString(dtype);
+  return dtype_short_name(dtype);
 }
 
 void engine_flags_add(CliFlags& f) {

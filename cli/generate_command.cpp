@@ -25,6 +25,7 @@
 #include "longnet/cli/model_flags.h"
 #include "longnet/cli/stdout_stream.h"
 #include "longnet/core/device_memory.h"
+#include "longnet/core/dtype_names.h"
 #include "longnet/core/file_util.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/sampling.h"
@@ -287,17 +288,20 @@ int cmd_generate(const Args& args) {
         (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file"
                    : std::string("the prompt")) +
         " are NaN or infinite: its parameters are finite, so its activations overflow in " +
-        dtype_name(dtype) +
-        (dtype == at::kFloat || dtype == at::kDouble
-             ? std::string("; this checkpoint cannot be used (a diverged training run's, say): "
-                           "use an earlier one")
-             : std::string("; run in float32 (--dtype float32), or use another checkpoint")));
+        dtype_name(dtype) + "; " + activation_overflow_advice(dtype));
   };
   std::vector<std::vector<uint32_t>> ids;
   size_t invalid_utf8 = 0;  // (SentencePiece reads each such byte as U+FFFD)
   for (size_t b = 0; b < prompts.size(); ++b) {
     if (tokenizer->kind() == "sentencepiece") invalid_utf8 += utf8_invalid_bytes(prompts[b]);
     ids.push_back(tokenizer->encode(prompts[b]));
+    // An empty prompt starts a document: from the end-of-text token that ends the one before.
+    if (ids.back().empty() && tokenizer->eot_id()) {
+      ids.back() = {*tokenizer->eot_id()};
+      std::cerr << "generate: the prompt is empty: generating from the end-of-text token (the "
+                   "start of a document)"
+                << std::endl;
+    }
     if (ids.back().empty())
       throw std::invalid_argument(
           "generate: " +
@@ -305,7 +309,9 @@ int cmd_generate(const Args& args) {
                            f.get("prompts-file") + "' is"
            : f.given("prompt-file") ? "--prompt-file '" + f.get("prompt-file") + "' is"
                                     : std::string("the prompt (--prompt) is")) +
-          " empty; generation starts from at least one token (e.g. --prompt $'\\n')");
+          " empty, and tokenizer " + tokenizer->spec() +
+          " has no end-of-text token to start from; generation starts from at least one token "
+          "(e.g. --prompt $'\\n')");
   }
   if (invalid_utf8 > 0)  // (on stderr: stdout holds the text)
     std::cerr << "generate: warning: " << invalid_utf8

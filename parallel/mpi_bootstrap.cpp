@@ -39,12 +39,13 @@ void log_file_write(const std::string& text) {
   errno = 0;
   *g_log_file << text << std::endl;  // flushed: a crash loses nothing written before it
   if (*g_log_file) return;
-  // A full disk, say: said once on the console, and the file is left as it is (no line cut in
-  // two later); the run goes on, its output on the console only.
+  // A full disk, say: said once on the console, and the file gets no more lines; the run goes
+  // on, its output on the console only.
   const std::string why = errno ? std::strerror(errno) : "write failed";
   g_log_file.reset();
   std::cerr << log_prefix() << "warning: train log '" << g_log_path << "': " << why
-            << "; it ends before this line and gets no more lines (they are on the console)"
+            << "; its last line may be cut short, and it gets no more lines (they are on the "
+               "console)"
             << std::endl;
 }
 

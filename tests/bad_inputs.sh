@@ -242,10 +242,16 @@ expect1 build.fifo_source "neither a directory nor a regular file" data build --
   train.steps=2 checkpoint.dir="$WORK/ck_eot" checkpoint.resume=none log.metrics="$WORK/m_eot.jsonl" \
   > "$WORK/train_eot.log" 2>&1 || fail "train on ds_eot: $(grep -m2 error "$WORK/train_eot.log")"
 CK_EOT=$(ls "$WORK"/ck_eot/*.ckpt | tail -1)
-# An empty prompt is named by where it came from.
+# An empty prompt starts a document where the tokenizer has an end-of-text token (CK_EOT's
+# bytes:eot); without one (CK's bytes) it is refused, named by where it came from.
 : > "$WORK/empty_prompt.txt"
-expect1 gen.empty_prompt_file "--prompt-file '$WORK/empty_prompt.txt' is empty; generation starts" \
-  generate --checkpoint "$CK_EOT" --device cpu --prompt-file "$WORK/empty_prompt.txt"
+"$BIN" generate --checkpoint "$CK_EOT" --device cpu --prompt-file "$WORK/empty_prompt.txt" --greedy \
+  --max-new-tokens 4 > "$WORK/eot_gen.out" 2> "$WORK/eot_gen.err" ||
+  fail "generate from an empty prompt: $(tail -2 "$WORK/eot_gen.err")"
+grep -q "the prompt is empty: generating from the end-of-text token" "$WORK/eot_gen.err" ||
+  fail "generate from an empty prompt: $(cat "$WORK/eot_gen.err")"
+expect1 gen.empty_prompt_file "--prompt-file '$WORK/empty_prompt.txt' is empty, and tokenizer bytes has no end-of-text token" \
+  generate --checkpoint "$(ls "$WORK"/ckpt/*.ckpt | tail -1)" --device cpu --prompt-file "$WORK/empty_prompt.txt"
 expect1 gen.other_tokenizer "is not the tokenizer" generate --checkpoint "$CK_EOT" --device cpu \
   --prompt x --tokenizer bytes
 expect1 eval.other_tokenizer "was made by tokenizer bytes" eval --checkpoint "$CK_EOT" \

@@ -149,7 +149,18 @@ rows=$(grep -c '"val_loss"' "$WORK/evalstop.jsonl")
 grep -q "this run is already finished" "$WORK/evalstop3.log" && ! grep -q "eval at step" "$WORK/evalstop3.log" ||
   fail "the rerun evaluated again or did not find the run finished: $(tail -5 "$WORK/evalstop3.log")"
 (($(grep -c '"val_loss"' "$WORK/evalstop.jsonl") == rows)) || fail "the rerun added an evaluation row"
-echo "ok: a stop during an evaluation checkpointed; the resume evaluated step 12 as the uninterrupted run did; a rerun did nothing"
+# Resumed with evaluations turned off, the held-back row is written without one, once.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/evaloff" log.metrics="$WORK/evaloff.jsonl" \
+  checkpoint.resume=none --debug-stop-in-eval 12 > "$WORK/evaloff.log" 2>&1 ||
+  fail "the second run stopped during an evaluation: $(tail -5 "$WORK/evaloff.log")"
+for run in 2 3; do
+  "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/evaloff" log.metrics="$WORK/evaloff.jsonl" \
+    eval.interval=0 > "$WORK/evaloff$run.log" 2>&1 || fail "resume $run with evaluations off: $(tail -5 "$WORK/evaloff$run.log")"
+done
+[[ $(grep -c '"step":12,' "$WORK/evaloff.jsonl") == 1 ]] && grep '"step":12,' "$WORK/evaloff.jsonl" |
+  grep -q '"loss":' && ! grep '"step":12,' "$WORK/evaloff.jsonl" | grep -q val_loss ||
+  fail "step 12's rows after resuming with evaluations off: $(grep '"step":12,' "$WORK/evaloff.jsonl")"
+echo "ok: a stop during an evaluation checkpointed; the resume evaluated step 12 as the uninterrupted run did; a rerun did nothing; resumed with evaluations off, step 12 has one row"
 # 6. `longnet eval` stopped by SIGINT to one rank after its first context length: every rank
 #    stops before its next forward; the row done is printed and written to --json, marked as
 #    stopped, and the status is 130. (Its validation split is long enough for 256K contexts.)

@@ -398,12 +398,15 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
                                    [&](const std::string& x) { return joined += x, true; }));
       EXPECT_EQ(joined, whole) << "window " << window;
     }
-    // A bad id anywhere: refused before any text is given out.
+    // A bad id anywhere: refused before any text is given out, at its place in the whole.
     ids.back() = 400;
     int calls = 0;
-    EXPECT_THROW(tokenizer_decode_windows(*t, ids.data(), ids.size(), 5,
-                                          [&](const std::string&) { return ++calls, true; }),
-                 std::out_of_range);
+    expect_error<std::out_of_range>(
+        [&] {
+          tokenizer_decode_windows(*t, ids.data(), ids.size(), 5,
+                                   [&](const std::string&) { return ++calls, true; });
+        },
+        {"id 400 (at position " + std::to_string(ids.size() - 1) + ")"});
     EXPECT_EQ(calls, 0);
   }
   // Same corpus, same options: the same model.

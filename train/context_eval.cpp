@@ -11,6 +11,7 @@
 #include <string>
 
 #include "longnet/core/autocast_scope.h"
+#include "longnet/core/dtype_names.h"
 
 namespace longnet {
 
@@ -115,15 +116,7 @@ std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationToken
           std::to_string(row.loss) +
           ": the model's logits are not finite (its parameters are, so its activations overflow "
           "in " +
-          (dtype == at::kHalf       ? "float16"
-           : dtype == at::kBFloat16 ? "bfloat16"
-           : dtype == at::kDouble   ? "float64"
-                                    : "float32") +
-          std::string("); ") +
-          (dtype == at::kFloat || dtype == at::kDouble
-               ? "this checkpoint cannot be used (a diverged training run's, say): use an "
-                 "earlier one"
-               : "run in float32 (--dtype float32), or use another checkpoint") +
+          dtype_short_name(dtype) + "); " + activation_overflow_advice(dtype) +
           (rows.empty() ? "" : ". The rows above are good"));
     }
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -111,8 +111,24 @@ std::vector<uint32_t> document_separator(const Tokenizer& tokenizer) {
 bool tokenizer_decode_windows(const Tokenizer& tokenizer, const uint32_t* ids, size_t n,
                               size_t window, const std::function<bool(const std::string&)>& out) {
   window = std::max<size_t>(window, 1);
-  for (size_t i = 0; i < n; i += window)  // every id valid before any text
-    (void)tokenizer.decode(ids + i, std::min(window, n - i));
+  for (size_t i = 0; i < n; i += window) {  // every id valid before any text
+    const size_t len = std::min(window, n - i);
+    try {
+      (void)tokenizer.decode(ids + i, len);
+    } catch (const std::out_of_range&) {
+      // Named at its position in the whole input, not in the window.
+      for (size_t j = i; j < i + len; ++j) try {
+          (void)tokenizer.decode(ids + j, 1);
+        } catch (const std::out_of_range& e) {
+          std::string m = e.what();
+          const std::string at = "(at position 0)";
+          if (const size_t k = m.find(at); k != std::string::npos)
+            m.replace(k, at.size(), "(at position " + std::to_string(j) + ")");
+          throw std::out_of_range(m);
+        }
+      throw;
+    }
+  }
   if (tokenizer.kind() != "sentencepiece") {
     for (size_t i = 0; i < n; i += window)
       if (!out(tokenizer.decode(ids + i, std::min(window, n - i)))) return false;

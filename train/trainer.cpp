@@ -1041,10 +1041,13 @@ int Trainer::run() {
                     ? ""
                     : " at step " + std::to_string(step_) + " (the run folder's " +
                           "config.yaml was another run's, of checkpoint.dir '" + other + "')"));
+    // A held-back row (the step's evaluation cut short) was never written by its run: a row of
+    // that step there is a resume's that did not finish, written again now.
+    const int64_t keep_through = pending_row_.empty() ? step_ : step_ - 1;
     if (step_ > 0 && other.empty())
-      if (const int64_t n = metrics_->drop_rows_after(step_))
+      if (const int64_t n = metrics_->drop_rows_after(keep_through))
         log_info("metrics: removed " + std::to_string(n) + " rows after step " +
-                 std::to_string(step_) + " from " + metrics_->path() +
+                 std::to_string(keep_through) + " from " + metrics_->path() +
                  " (steps run after the resumed checkpoint was written, run again now)");
     // The start's checks passed (the resume, the metrics file's lock): the run folder's config.
     if (!cfg_.log.dir.empty()) {
