@@ -68,10 +68,14 @@ int cmd_train(const Args& args) {
       config_path = a;
     else if (path_kind(a) == PathKind::kMissing && a.find('.') != std::string::npos &&
              config_is_section(a.substr(0, a.find('.'))))
-      throw std::invalid_argument("longnet train: '" + a +
-                                  "' is no file and has no '=value': an override is "
-                                  "key=value (e.g. " +
-                                  a + "=...)");
+      throw std::invalid_argument(
+          "longnet train: '" + a +
+          "' is no file and has no '=value': an override is key=value (e.g. " +
+          (a.find(':') != std::string::npos  // YAML's key: value, written as an override
+               ? a.substr(0, a.find(':')) + "=" +
+                     a.substr(std::min(a.find_first_not_of(' ', a.find(':') + 1), a.size()))
+               : a + "=...") +
+          ")");
     else
       throw std::invalid_argument("longnet train: more than one config file given ('" +
                                   config_path + "' and '" + a + "')");

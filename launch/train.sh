@@ -58,6 +58,15 @@ BIN="$ROOT/${LONGNET_BUILD_DIR:-build}/longnet"
 if [[ -z "$NP" ]]; then
   NP=$("$BIN" train "$CONFIG" "${EXTRA[@]}" --print-ranks)
 fi
+# Every rank runs on this machine (oversubscribed if need be), each loading LibTorch (about
+# 0.5 GB): far more ranks than cores is a typo in the grid, not a run (LONGNET_ALLOW_MANY_RANKS=1:
+# run them anyway).
+if ((NP > 8 && NP > 4 * $(nproc))) && [[ "${LONGNET_ALLOW_MANY_RANKS:-}" != 1 ]]; then
+  usage_error "the config's grid (or -np) asks for $NP ranks, and train.sh runs them all on this \
+machine of $(nproc) cores, each loading LibTorch (about 0.5 GB): lower grid.data_parallel / \
+grid.sequence_parallel (or -np), run mpirun with a hostfile for several machines, or set \
+LONGNET_ALLOW_MANY_RANKS=1 to run them here anyway"
+fi
 # One thread per rank when ranks share a small machine's cores.
 if [[ -z "${OMP_NUM_THREADS:-}" ]]; then
   export OMP_NUM_THREADS=$(( $(nproc) / NP > 0 ? $(nproc) / NP : 1 ))

@@ -198,11 +198,15 @@ cmp -s "$WORK/tok_config.yaml" "$WORK/tok/config.yaml" || fail "the refused star
 [[ ! -e $WORK/tok/checkpoints/step_00000005.ckpt ]] || fail "the refused start trained"
 
 # The dataset's tokenizer file changed since the build: training (which reads only the shards)
-# goes on, and says that generate and eval will refuse the file.
+# goes on, and says that generate and eval will refuse the file. (A data.source that is not what
+# the dataset was built from is said too: it builds only a missing data.path.)
 "$BIN" tokenizer train --vocab-size 420 --source "$SRC" --out "$WORK/sp.model" > "$WORK/sp2.txt" 2>&1 ||
   fail "tokenizer train: $(tail -2 "$WORK/sp2.txt")"
 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.path="$WORK/ds_sp" log.dir="$WORK/tokw" model.vocab_size=512 \
-  train.steps=3 > "$WORK/out15.txt" 2>&1 || fail "training on ds_sp failed: $(tail -3 "$WORK/out15.txt")"
+  train.steps=3 data.source="$WORK/elsewhere" > "$WORK/out15.txt" 2>&1 ||
+  fail "training on ds_sp failed: $(tail -3 "$WORK/out15.txt")"
+grep -q "warning: data.source '$WORK/elsewhere' is not what data.path '$WORK/ds_sp' was built from ('$SRC'" \
+  "$WORK/out15.txt" || fail "the other data.source was not said: $(grep -m2 'data' "$WORK/out15.txt")"
 grep -q "warning: its tokenizer file changed since the build" "$WORK/out15.txt" ||
   fail "the changed tokenizer file was not said: $(grep -m1 'data: tok' "$WORK/out15.txt")"
 # Its evaluation (at the last step) is in bits per token, not per byte, in the log and the metrics.

@@ -395,7 +395,28 @@ void Trainer::data_build_if_missing() {
       // Not a dataset of ours (or damaged): opening it says what is wrong.
     }
   }
-  if (!missing && !interrupted) return;
+  if (!missing && !interrupted) {
+    // data.source only builds a missing data.path: one that names other text than the dataset
+    // was built from is said (the dataset is trained on as it is).
+    if (!d.source.empty() && S_ISDIR(st.st_mode)) try {
+        const auto built_from = manifest_read(d.path).sources;
+        const std::string wanted = path_resolve(d.source);
+        bool listed = false;
+        for (const auto& s : built_from) listed |= path_resolve(s) == wanted;
+        if (!built_from.empty() && !listed)
+          log_warning("data.source '" + d.source + "' is not what data.path '" + d.path +
+                      "' was built from ('" + built_from.front() + "'" +
+                      (built_from.size() > 1
+                           ? " and " + std::to_string(built_from.size() - 1) + " more"
+                           : std::string()) +
+                      "); the dataset is trained on as it is: data.source builds data.path "
+                      "only when it is missing (remove it, or give another data.path, to build "
+                      "from data.source)");
+      } catch (const std::exception&) {
+        // Not a dataset of ours (or damaged): opening it says what is wrong.
+      }
+    return;
+  }
   // A symbolic link whose target is missing (an unmounted volume) or a loop is not built over.
   struct stat lst;
   TORCH_CHECK(!(missing && ::lstat(d.path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)),
