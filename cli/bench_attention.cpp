@@ -117,6 +117,10 @@ int bench_attention(const BenchAttentionOptions& o) {
   std::snprintf(buf, sizeof(buf), "%-12s %9s %5s %4s %10s %9s %11s %9s %9s", "attention", "N", "B",
                 "D", "fwd_ms", "fwd_TF/s", "fwd+bwd_ms", "fb_TF/s", "peak_GiB");
   print("bench attention on " + card + (P > 1 ? " x " + std::to_string(P) + " ranks" : ""));
+  if (o.dense && !dev.is_cuda())
+    print(
+        "bench attention: note: dense SDPA is timed on GPUs only (its ratios need cuDNN's "
+        "kernels); `bench scaling` times dense attention on the CPU");
   print(buf);
   // Per head dim, the last dense measurement: dilated rows are compared with dense at the same
   // N, or, past --dense-max-len, with the dense of the largest N measured before them.

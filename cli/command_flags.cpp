@@ -45,7 +45,7 @@ void flags_bench_attention(CliFlags& f) {
         "if > 0: segments {F, L, N} with rates {1, L/F, N/F} (the paper's Figure-5 schedule)",
         kTokens0);
   f.add_switch("non-causal", "time non-causal attention (default causal)");
-  f.add("dtype", "bfloat16", "bfloat16, float16 or float32");
+  f.add("dtype", "bfloat16", "bfloat16, float16 or float32 (float64 on the CPU)");
   f.add("sp", "1", "sequence-parallel ranks (run under mpirun -np P)", kRanks);
   f.add("warmup", "3", "untimed runs", kRuns0);
   f.add("repeats", "10", "timed runs (median reported)", kRuns1);
@@ -65,7 +65,7 @@ void flags_bench_scaling(CliFlags& f) {
         kTokens);
   f.add("heads", "4", "attention heads", kHeads);
   f.add("head-dim", "8", "dimension per head", kHeadDim);
-  f.add("dtype", "float16", "float16, bfloat16 or float32");
+  f.add("dtype", "float16", "float16, bfloat16 or float32 (float64 on the CPU)");
   f.add("schedule", "reference",
         "reference: w {8192,16384,32768} clipped, r 2^(w/8192-1); paper: w {2048, N/P, N}");
   f.add_switch("no-dense", "skip dense SDPA");

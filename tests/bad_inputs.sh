@@ -685,6 +685,16 @@ expect1 out.eval_json_checkpoint_name "is named as a training checkpoint (step_*
 expect1 out.export_into_checkpoints "holds training checkpoints (step_*.ckpt)" export "$CK" \
   --out "$(dirname "$CK")"
 [[ ! -e "$(dirname "$CK")/config.json" ]] || fail "out.export_into_checkpoints: wrote config.json"
+# One export at a time writes a directory: a second, while the first holds it (here flock(1)
+# holds its lock), is refused and writes nothing; the directory gets no lock file of its own.
+mkdir -p "$WORK/ex_locked"
+expect_failure out.export_locked "is being written by another export" 30 \
+  flock "$WORK/ex_locked" "$BIN" export "$CK" --out "$WORK/ex_locked"
+[[ -z "$(ls -A "$WORK/ex_locked")" ]] || fail "out.export_locked: wrote $(ls -A "$WORK/ex_locked")"
+expect_ok out.export_locked "being written by another export"
+"$BIN" export "$CK" --out "$WORK/ex_locked" > "$WORK/ex_locked.log" 2>&1 &&
+  [[ "$(ls -A "$WORK/ex_locked" | tr '\n' ' ')" == "config.json model.safetensors " ]] ||
+  fail "out.export_locked: the export after it: $(tail -1 "$WORK/ex_locked.log"); $(ls -A "$WORK/ex_locked")"
 # JSON allows numbers past double's range; one in a field the corpus does not read is no error.
 mkdir -p "$WORK/jl" && python3 -c "
 for i in range(40): print('{\"text\": \"line %d of some text to train on\", \"n\": 1e99999}' % i)" \

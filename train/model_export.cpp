@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -312,6 +313,25 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   // copied beside the model when it is here and is that tokenizer (by content hash).
   const ExportTokenizer tok = export_tokenizer(model_tokenizer(loaded), out_dir);
   output_dir_prepare(out_dir, "export directory");
+  // One export at a time writes a directory (two could pair one's config.json with the other's
+  // weights): an advisory lock on the directory itself, released when this returns or the
+  // process ends, and no file of its own left there.
+  struct DirLock {
+    int fd = -1;
+    ~DirLock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } dir_lock;
+  dir_lock.fd = ::open(out_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_lock.fd < 0)
+    throw std::runtime_error("export: cannot open --out '" + out_dir +
+                             "': " + std::strerror(errno) + ". Nothing was written");
+  if (::flock(dir_lock.fd, LOCK_EX | LOCK_NB) != 0)
+    throw std::runtime_error("export: --out '" + out_dir +
+                             "' is being written by another export (" +
+                             (errno == EWOULDBLOCK ? std::string("it holds the directory's lock")
+                                                   : std::string(std::strerror(errno))) +
+                             "); wait for it, or give another --out. Nothing was written");
   // A previous export here is replaced; files of anything else are not.
   const std::string cfg_path = out_dir + "/config.json", st_path = out_dir + "/model.safetensors";
   // Ours: a JSON object whose "architecture" and "format" are the ones written below (a file
@@ -360,18 +380,35 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   s.tokenizer_note = tok.note;
   s.tokenizer_file = tok.file;
   const bool tok_new = !tok_path.empty() && path_kind(tok_path) == PathKind::kMissing;
-  // The previous export's config.json goes first, and the new one is written last: an export cut
-  // short (a failed write, a signal) leaves no config.json, never one beside another model's
-  // weights (which would load as the wrong model).
-  if (ours && ::unlink(cfg_path.c_str()) != 0 && errno != ENOENT)
-    throw std::runtime_error("export: cannot replace '" + cfg_path + "': " + std::strerror(errno) +
-                             ". Nothing was written");
+  // The new weights are written whole under another name first (a failed write, a full disk,
+  // leaves the previous export as it was); then the previous config.json goes, the weights take
+  // their name, and the new config.json is written last: an export cut short between those
+  // leaves no config.json, never one beside another model's weights (which would load as the
+  // wrong model).
+  const std::string st_new = out_dir + "/.model.safetensors.new";
   try {
-    if (!tok_path.empty()) file_write_atomic(tok_path, {{tok.content.data(), tok.content.size()}});
-    safetensors_write(out_dir + "/model.safetensors", tensors,
+    safetensors_write(st_new, tensors,
                       {{"format", "pt"},
                        {"longnet_checkpoint", checkpoint},
                        {"longnet_step", std::to_string(s.step)}});
+  } catch (const std::exception& e) {
+    ::unlink(st_new.c_str());
+    if (!dir_existed) ::rmdir(out_dir.c_str());  // (only while empty: nothing written is lost)
+    throw std::runtime_error(
+        std::string("export: ") + e.what() +
+        (ours ? "; the previous export in --out is left as it was" : "; nothing was exported"));
+  }
+  if (ours && ::unlink(cfg_path.c_str()) != 0 && errno != ENOENT) {
+    const int e = errno;
+    ::unlink(st_new.c_str());
+    throw std::runtime_error("export: cannot replace '" + cfg_path + "': " + std::strerror(e) +
+                             ". Nothing was written");
+  }
+  try {
+    if (!tok_path.empty()) file_write_atomic(tok_path, {{tok.content.data(), tok.content.size()}});
+    if (::rename(st_new.c_str(), st_path.c_str()) != 0)
+      throw std::runtime_error("export: cannot rename '" + st_new + "' to '" + st_path +
+                               "': " + std::strerror(errno));
     const std::string json =
         "{\n  \"architecture\": \"LongNetLM\",\n  \"format\": "
         "\"longnet-export-1\",\n  \"step\": " +
@@ -379,6 +416,7 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
         ",\n  \"tokenizer\": " + tok.json + "\n}\n";
     file_write_atomic(cfg_path, {{json.data(), json.size()}});
   } catch (...) {
+    ::unlink(st_new.c_str());
     if (tok_new) ::unlink(tok_path.c_str());
     if (!dir_existed) ::rmdir(out_dir.c_str());  // (only while empty: nothing written is lost)
     throw;
