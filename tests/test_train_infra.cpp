@@ -223,6 +223,8 @@ TEST_F(Config, YamlQuirksAreRejected) {
   load_fails("a: 1\n---\nb: 2\n", 3, "", {"second YAML document"});
   // Tags on mappings and lists are refused as on scalars (they would be dropped unread).
   load_fails("grid: !foo {sequence_parallel: 1}\n", 1, "grid", {"is tagged !foo; remove the tag"});
+  // YAML's own string tag on a string is what the key reads anyway: accepted.
+  EXPECT_EQ(config_parse("log:\n  dir: !!str runA\n", "c", {}).log.dir, "runA");
   // Bytes that are no UTF-8 in a string (a Latin-1 path): checkpoints keep the config as text
   // Python reads as UTF-8, so they are refused; a UTF-8 path (or YAML's \xff escape) is fine.
   load_fails("log:\n  dir: r\xffz\n", 2, "log.dir",

@@ -251,8 +251,9 @@ bool yaml_bool(const YAML::Node& n, const std::string& key, const std::string& w
 std::string yaml_string(const YAML::Node& n, const std::string& key, const std::string& where,
                         const std::string& example) {
   expect_scalar(n, key, where, "a string", example);
-  // A tag would be dropped silently ('!custom gelu' read as gelu); quotes ('!') are fine.
-  if (n.Tag() != "?" && n.Tag() != "!")
+  // A tag would be dropped silently ('!custom gelu' read as gelu); quotes ('!') and YAML's own
+  // string tag (!!str) are fine.
+  if (n.Tag() != "?" && n.Tag() != "!" && n.Tag() != "tag:yaml.org,2002:str")
     yaml_fail(where, key,
               "expected a string, got '" + n.Scalar() + "' tagged " + n.Tag() + "; remove the tag");
   // Escapes in a double-quoted string ("runs\0x", "a\nb") decode to control characters, which
