@@ -298,9 +298,9 @@ int cmd_generate(const Args& args) {
     // An empty prompt starts a document: from the end-of-text token that ends the one before.
     if (ids.back().empty() && tokenizer->eot_id()) {
       ids.back() = {*tokenizer->eot_id()};
-      std::cerr << "generate: the prompt is empty: generating from the end-of-text token (the "
-                   "start of a document)"
-                << std::endl;
+      std::cerr << "generate: the prompt "
+                << (prompts[b].empty() ? "is empty" : "encodes to no tokens")
+                << ": generating from the end-of-text token (the start of a document)" << std::endl;
     }
     if (ids.back().empty())
       throw std::invalid_argument(

@@ -71,10 +71,10 @@ int cmd_train(const Args& args) {
       throw std::invalid_argument(
           "longnet train: '" + a +
           "' is no file and has no '=value': an override is key=value (e.g. " +
-          (a.find(':') != std::string::npos  // YAML's key: value, written as an override
+          (a.find(':') != std::string::npos && a.find(':') + 1 < a.size()  // YAML's key: value
                ? a.substr(0, a.find(':')) + "=" +
                      a.substr(std::min(a.find_first_not_of(' ', a.find(':') + 1), a.size()))
-               : a + "=...") +
+               : a.substr(0, a.find(':')) + "=...") +
           ")");
     else
       throw std::invalid_argument("longnet train: more than one config file given ('" +

@@ -43,6 +43,8 @@ while (($#)); do
     CONFIG="$1"
     CONFIG_GIVEN=1
     shift
+  elif [[ "$1" != *=* && "$1" =~ ^[a-z_]+\.[a-z_.]+:(.*)$ ]]; then
+    usage_error "'$1' is no override: an override is key=value (e.g. ${1%%:*}=${BASH_REMATCH[1]:-...})"
   elif [[ "$1" != *=* ]]; then
     usage_error "'$1' is neither a key=value override nor a config file (a .yaml file here)"
   else
@@ -61,9 +63,10 @@ fi
 # Every rank runs on this machine (oversubscribed if need be), each loading LibTorch (about
 # 0.5 GB): far more ranks than cores is a typo in the grid, not a run (LONGNET_ALLOW_MANY_RANKS=1:
 # run them anyway).
-if ((NP > 8 && NP > 4 * $(nproc))) && [[ "${LONGNET_ALLOW_MANY_RANKS:-}" != 1 ]]; then
+CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # (nproc reads those two)
+if ((NP > 8 && NP > 4 * CORES)) && [[ "${LONGNET_ALLOW_MANY_RANKS:-}" != 1 ]]; then
   usage_error "the config's grid (or -np) asks for $NP ranks, and train.sh runs them all on this \
-machine of $(nproc) cores, each loading LibTorch (about 0.5 GB): lower grid.data_parallel / \
+machine of $CORES cores, each loading LibTorch (about 0.5 GB): lower grid.data_parallel / \
 grid.sequence_parallel (or -np), run mpirun with a hostfile for several machines, or set \
 LONGNET_ALLOW_MANY_RANKS=1 to run them here anyway"
 fi

@@ -160,6 +160,8 @@ expect1() {
   expect_failure "$name" "$message" 0 "$BIN" "$@"
   expect_ok "$name" "$message"
 }
+# An override written as YAML (key:value) is answered with the key=value form.
+expect1 cli.override_colon "an override is key=value (e.g. train.steps=5)" train "$CONFIG" train.steps:5
 # Corrupts a copy of dataset DIR: python3 EXPR on each training shard's bytes b (bytearray).
 corrupt() {
   cp -r "$DS" "$1"

@@ -326,12 +326,11 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   if (dir_lock.fd < 0)
     throw std::runtime_error("export: cannot open --out '" + out_dir +
                              "': " + std::strerror(errno) + ". Nothing was written");
-  if (::flock(dir_lock.fd, LOCK_EX | LOCK_NB) != 0)
+  // (a file system without locks, as some network ones: the export goes on unlocked)
+  if (::flock(dir_lock.fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
     throw std::runtime_error("export: --out '" + out_dir +
-                             "' is being written by another export (" +
-                             (errno == EWOULDBLOCK ? std::string("it holds the directory's lock")
-                                                   : std::string(std::strerror(errno))) +
-                             "); wait for it, or give another --out. Nothing was written");
+                             "' is being written by another export (it holds the directory's "
+                             "lock); wait for it, or give another --out. Nothing was written");
   // A previous export here is replaced; files of anything else are not.
   const std::string cfg_path = out_dir + "/config.json", st_path = out_dir + "/model.safetensors";
   // Ours: a JSON object whose "architecture" and "format" are the ones written below (a file
@@ -379,20 +378,33 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
                                   "Give another --out directory, or remove the file");
   s.tokenizer_note = tok.note;
   s.tokenizer_file = tok.file;
-  const bool tok_new = !tok_path.empty() && path_kind(tok_path) == PathKind::kMissing;
-  // The new weights are written whole under another name first (a failed write, a full disk,
-  // leaves the previous export as it was); then the previous config.json goes, the weights take
-  // their name, and the new config.json is written last: an export cut short between those
+  // Every new file is written whole under another name first (a failed write, a full disk,
+  // leaves the previous export as it was); then the previous config.json goes, the files take
+  // their names, and the new config.json comes last: an export cut short between those renames
   // leaves no config.json, never one beside another model's weights (which would load as the
   // wrong model).
-  const std::string st_new = out_dir + "/.model.safetensors.new";
+  const std::string json =
+      "{\n  \"architecture\": \"LongNetLM\",\n  \"format\": "
+      "\"longnet-export-1\",\n  \"step\": " +
+      std::to_string(s.step) + ",\n  \"model\": " + lm_options_json(config.model) +
+      ",\n  \"tokenizer\": " + tok.json + "\n}\n";
+  const std::string st_new = out_dir + "/.model.safetensors.new",
+                    cfg_new = out_dir + "/.config.json.new",
+                    tok_new_path = tok_path.empty() ? "" : out_dir + "/." + tok.file + ".new";
+  auto remove_new = [&] {
+    for (const std::string& p : {st_new, cfg_new, tok_new_path})
+      if (!p.empty()) ::unlink(p.c_str());
+  };
   try {
     safetensors_write(st_new, tensors,
                       {{"format", "pt"},
                        {"longnet_checkpoint", checkpoint},
                        {"longnet_step", std::to_string(s.step)}});
+    if (!tok_new_path.empty())
+      file_write_atomic(tok_new_path, {{tok.content.data(), tok.content.size()}});
+    file_write_atomic(cfg_new, {{json.data(), json.size()}});
   } catch (const std::exception& e) {
-    ::unlink(st_new.c_str());
+    remove_new();
     if (!dir_existed) ::rmdir(out_dir.c_str());  // (only while empty: nothing written is lost)
     throw std::runtime_error(
         std::string("export: ") + e.what() +
@@ -400,27 +412,20 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   }
   if (ours && ::unlink(cfg_path.c_str()) != 0 && errno != ENOENT) {
     const int e = errno;
-    ::unlink(st_new.c_str());
+    remove_new();
     throw std::runtime_error("export: cannot replace '" + cfg_path + "': " + std::strerror(e) +
                              ". Nothing was written");
   }
-  try {
-    if (!tok_path.empty()) file_write_atomic(tok_path, {{tok.content.data(), tok.content.size()}});
-    if (::rename(st_new.c_str(), st_path.c_str()) != 0)
-      throw std::runtime_error("export: cannot rename '" + st_new + "' to '" + st_path +
-                               "': " + std::strerror(errno));
-    const std::string json =
-        "{\n  \"architecture\": \"LongNetLM\",\n  \"format\": "
-        "\"longnet-export-1\",\n  \"step\": " +
-        std::to_string(s.step) + ",\n  \"model\": " + lm_options_json(config.model) +
-        ",\n  \"tokenizer\": " + tok.json + "\n}\n";
-    file_write_atomic(cfg_path, {{json.data(), json.size()}});
-  } catch (...) {
-    ::unlink(st_new.c_str());
-    if (tok_new) ::unlink(tok_path.c_str());
-    if (!dir_existed) ::rmdir(out_dir.c_str());  // (only while empty: nothing written is lost)
-    throw;
-  }
+  for (const auto& [from, to] :
+       {std::make_pair(tok_new_path, tok_path), std::make_pair(st_new, st_path),
+        std::make_pair(cfg_new, cfg_path)})
+    if (!from.empty() && ::rename(from.c_str(), to.c_str()) != 0) {
+      const int e = errno;
+      remove_new();
+      throw std::runtime_error(
+          "export: cannot rename '" + from + "' to '" + to + "': " + std::strerror(e) +
+          (ours ? "; --out holds no config.json now (export again)" : "; nothing was exported"));
+    }
   // The previous export's tokenizer file, when this one names another or none.
   if (!old_tok_file.empty() && old_tok_file != tok.file)
     ::unlink((out_dir + "/" + old_tok_file).c_str());

@@ -122,7 +122,7 @@ bool tokenizer_decode_windows(const Tokenizer& tokenizer, const uint32_t* ids, s
         } catch (const std::out_of_range& e) {
           std::string m = e.what();
           const std::string at = "(at position 0)";
-          if (const size_t k = m.find(at); k != std::string::npos)
+          if (const size_t k = m.rfind(at); k != std::string::npos)  // (after the spec)
             m.replace(k, at.size(), "(at position " + std::to_string(j) + ")");
           throw std::out_of_range(m);
         }

@@ -1067,9 +1067,15 @@ int Trainer::run() {
     const int64_t keep_through = pending_row_.empty() ? step_ : step_ - 1;
     if (step_ > 0 && other.empty())
       if (const int64_t n = metrics_->drop_rows_after(keep_through))
-        log_info("metrics: removed " + std::to_string(n) + " rows after step " +
-                 std::to_string(keep_through) + " from " + metrics_->path() +
-                 " (steps run after the resumed checkpoint was written, run again now)");
+        log_info(
+            "metrics: removed " + std::to_string(n) + " rows after step " +
+            std::to_string(keep_through) + " from " + metrics_->path() +
+            (keep_through < step_
+                 ? " (step " + std::to_string(step_) +
+                       "'s row left by a resume that did not finish, and any after it: "
+                       "written again now)"
+                 : std::string(" (steps run after the resumed checkpoint was written, run again "
+                               "now)")));
     // The start's checks passed (the resume, the metrics file's lock): the run folder's config.
     if (!cfg_.log.dir.empty()) {
       const std::string yaml = config_to_yaml(cfg_);
