@@ -32,6 +32,30 @@ inline std::string join(const std::vector<std::string>& items, const std::string
   return s;
 }
 
+// The wide encoding of text whose first bytes hold NULs the way UTF-16 or UTF-32 text does (a
+// byte order mark, or mostly ASCII with NULs beside each letter), or nullptr: tells text in
+// another encoding from binary data in a message. `head` is the start of the file.
+inline const char* wide_text_encoding(std::string_view head) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(head[i]); };
+  if (head.size() >= 4 && b(0) == 0xFF && b(1) == 0xFE && b(2) == 0 && b(3) == 0) return "UTF-32LE";
+  if (head.size() >= 4 && b(0) == 0 && b(1) == 0 && b(2) == 0xFE && b(3) == 0xFF) return "UTF-32BE";
+  if (head.size() >= 2 && b(0) == 0xFF && b(1) == 0xFE) return "UTF-16LE";
+  if (head.size() >= 2 && b(0) == 0xFE && b(1) == 0xFF) return "UTF-16BE";
+  // No mark: count the NULs at each byte of a 4-byte unit over the first 512 bytes.
+  const size_t n = (head.size() < 512 ? head.size() : 512) & ~size_t(3);
+  if (n < 8) return nullptr;
+  size_t zeros[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < n; ++i) zeros[i % 4] += b(i) == 0;
+  const size_t units = n / 4;
+  std::string kind;  // 'z' where (nearly) every unit has a NUL, 'c' where (nearly) none has
+  for (size_t z : zeros) kind += z * 10 >= units * 9 ? 'z' : z * 10 <= units ? 'c' : '?';
+  if (kind == "czzz") return "UTF-32LE";
+  if (kind == "zzzc") return "UTF-32BE";
+  if (kind == "czcz") return "UTF-16LE";
+  if (kind == "zczc") return "UTF-16BE";
+  return nullptr;
+}
+
 // Bytes from a file, quoted for a message: at most `max` of them, each outside printable ASCII
 // (and the quote and backslash) as \xNN, so that no control character or terminal escape reaches
 // the terminal: printable("a\x1b[2J") == "'a\x1b[2J'".

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "longnet/cli/tokenizer_command.h"
+#include "longnet/core/text.h"
 #include "longnet/tests/temp_files.h"
 #include "longnet/tests/test_util.h"
 #include "longnet/train/corpus.h"
@@ -555,6 +556,71 @@ TEST(Corpus, DirectoryWalkSortedSkipsLinksBinaryLargeAndEmpty) {
   CorpusReader l({dir / "src/large.txt"}, o);
   EXPECT_EQ(read_all(l).size(), 1u);
   expect_error([&] { CorpusReader n({dir / "nope"}); }, {"source '", "nope' does not exist"});
+}
+
+// Text in UTF-16 or UTF-32 (with or without a byte-order mark) is named with its encoding and
+// how to convert it; random bytes and UTF-8 are not taken for it.
+TEST(Corpus, WideTextNamedWithItsEncoding) {
+  const std::string ascii = "hello wide text, line one\nline two\n";
+  auto widen = [&](int unit, bool big_endian, bool mark) {
+    std::string out;
+    auto put = [&](uint32_t c) {
+      for (int i = 0; i < unit; ++i)
+        out += char(big_endian ? (c >> (8 * (unit - 1 - i))) & 0xFF : (c >> (8 * i)) & 0xFF);
+    };
+    if (mark) put(0xFEFF);
+    for (unsigned char c : ascii) put(c);
+    return out;
+  };
+  EXPECT_STREQ(wide_text_encoding(widen(2, false, true)), "UTF-16LE");
+  EXPECT_STREQ(wide_text_encoding(widen(2, true, true)), "UTF-16BE");
+  EXPECT_STREQ(wide_text_encoding(widen(2, false, false)), "UTF-16LE");
+  EXPECT_STREQ(wide_text_encoding(widen(2, true, false)), "UTF-16BE");
+  EXPECT_STREQ(wide_text_encoding(widen(4, false, true)), "UTF-32LE");
+  EXPECT_STREQ(wide_text_encoding(widen(4, true, true)), "UTF-32BE");
+  EXPECT_STREQ(wide_text_encoding(widen(4, false, false)), "UTF-32LE");
+  EXPECT_STREQ(wide_text_encoding(widen(4, true, false)), "UTF-32BE");
+  EXPECT_EQ(wide_text_encoding(ascii), nullptr);
+  EXPECT_EQ(wide_text_encoding(std::string("\x7f"
+                                           "ELF\0\0\0\0\0\0\0\0",
+                                           12)),
+            nullptr);
+  EXPECT_EQ(wide_text_encoding(std::string(64, '\0')), nullptr);
+  EXPECT_EQ(wide_text_encoding(""), nullptr);
+
+  TempDir dir;
+  write_file(dir / "src/wide.txt", widen(2, false, true));
+  write_file(dir / "src/b.txt", "bee");
+  write_file(dir / "w32.txt", widen(4, true, false));
+  write_file(dir / "w.jsonl", widen(2, true, true));
+  CorpusReader r({dir / "src"});
+  EXPECT_EQ(read_all(r).size(), 1u);
+  EXPECT_EQ(r.summary().binary_files, 1);
+  EXPECT_EQ(r.summary().wide_text_files, 1);
+  expect_error(
+      [&] {
+        CorpusReader b({dir / "w32.txt"});
+        read_all(b);
+      },
+      {"w32.txt' looks like UTF-32BE text", "iconv -f UTF-32BE -t UTF-8"});
+  expect_error(
+      [&] {
+        CorpusReader b({dir / "w.jsonl"});
+        read_all(b);
+      },
+      {"w.jsonl' looks like UTF-16BE text"});
+}
+
+// A directory of nothing but links, FIFOs or over-long paths says what it passed over.
+TEST(Corpus, DirectoryOfNoRegularFilesSaysWhatWasPassedOver) {
+  TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((dir / "src/sub").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink("loop", (dir / "src/loop").c_str()), 0);
+  ASSERT_EQ(::mkfifo((dir / "src/sub/fifo").c_str(), 0600), 0);
+  expect_error([&] { CorpusReader r({dir / "src"}); },
+               {"directory '", "holds no regular files", "1 link(s), not followed",
+                "1 FIFO(s), socket(s) or device(s)"});
 }
 
 // A file changed after the sources were listed, or cut while it is read, is an error naming

@@ -218,6 +218,15 @@ bool jsonl_text(const std::string& line, const std::string& where, const std::st
 }
 #endif
 
+// A file of text in UTF-16 or UTF-32 (wide_text_encoding): what to convert it with.
+std::runtime_error wide_text_error(const CorpusFile& f, const char* encoding) {
+  return std::runtime_error("corpus: '" + f.path + "' looks like " + encoding +
+                            " text (NUL bytes between its letters); convert it to UTF-8 first, "
+                            "e.g. iconv -f " +
+                            encoding + " -t UTF-8" +
+                            (f.in_directory ? ", and move the original out of the directory" : ""));
+}
+
 }  // namespace
 
 std::vector<CorpusFile> corpus_files(const std::vector<std::string>& sources,
@@ -238,11 +247,26 @@ std::vector<CorpusFile> corpus_files(const std::vector<std::string>& sources,
                                     : "cannot be read: " + std::string(std::strerror(errno))));
     if (S_ISDIR(st.st_mode)) {
       std::vector<CorpusFile> found;
+      const CorpusSummary before = sk;
       walk(src, "", found, sk);
       // Directory order is unspecified; sorting makes the corpus a function of the contents.
       std::sort(found.begin(), found.end(),
                 [](const CorpusFile& a, const CorpusFile& b) { return a.name < b.name; });
-      if (found.empty()) throw std::runtime_error("corpus: directory '" + src + "' holds no files");
+      if (found.empty()) {
+        // What the walk passed over, so that a directory of links or FIFOs is not a mystery.
+        std::vector<std::string> passed;
+        if (const int64_t n = sk.links - before.links)
+          passed.push_back(std::to_string(n) +
+                           " link(s), not followed in directories (give a link's target as a "
+                           "--source)");
+        if (const int64_t n = sk.special_files - before.special_files)
+          passed.push_back(std::to_string(n) + " FIFO(s), socket(s) or device(s)");
+        if (const int64_t n = sk.long_paths - before.long_paths)
+          passed.push_back(std::to_string(n) + " path(s) nested past PATH_MAX");
+        throw std::runtime_error(
+            "corpus: directory '" + src + "' holds no regular files" +
+            (passed.empty() ? std::string() : " (passed over: " + join(passed, ", ") + ")"));
+      }
       for (auto& f : found) {
         if (f.compression == Compression::kNone && f.format == CorpusFormat::kText &&
             f.bytes > options.max_directory_file_bytes) {
@@ -365,10 +389,15 @@ bool CorpusReader::next_text(Document& doc) {
     // otherwise it is an error, never tokenized.
     if (const char* z = n ? static_cast<const char*>(std::memchr(&doc.text[at], 0, n)) : nullptr) {
       const uint64_t byte = o.text_read + static_cast<uint64_t>(z - &doc.text[at]);
+      const char* wide = o.text_read == 0 && at == 0
+                             ? wide_text_encoding(std::string_view(doc.text.data(), n))
+                             : nullptr;
       if (f.in_directory && o.first_part) {
         ++summary_.binary_files;
+        if (wide) ++summary_.wide_text_files;
         return false;
       }
+      if (wide) throw wide_text_error(f, wide);
       throw std::runtime_error("corpus: '" + f.path + "' looks binary (a NUL byte at byte " +
                                std::to_string(byte) + " of its text" +
                                (o.first_part ? "" : ", after text already read") +
@@ -440,6 +469,8 @@ bool CorpusReader::next_jsonl(Document& doc) {
     if (o.line == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = f.path + ":" + std::to_string(o.line);
+    if (o.line == 1)
+      if (const char* wide = wide_text_encoding(line)) throw wide_text_error(f, wide);
     // A malformed line ends the read, or with skip_bad_lines is counted and skipped.
     std::string problem;
     if (!jsonl_text(line, where, options_.jsonl_field, doc.text, problem)) {

@@ -59,8 +59,9 @@ struct CorpusSummary {
   int64_t bad_lines = 0;        // malformed JSON lines skipped (CorpusOptions::skip_bad_lines)
   std::string first_bad_line;   // the first one's "file:line: problem"
   int64_t binary_files = 0, large_files = 0, empty_files = 0, links = 0;  // skipped
-  int64_t special_files = 0;  // skipped in directories: FIFOs, sockets, devices (never opened)
-  int64_t long_paths = 0;     // skipped in directories: paths past PATH_MAX (no call can open them)
+  int64_t wide_text_files = 0;  // of binary_files: UTF-16 or UTF-32 text (text.h)
+  int64_t special_files = 0;    // skipped in directories: FIFOs, sockets, devices (never opened)
+  int64_t long_paths = 0;  // skipped in directories: paths past PATH_MAX (no call can open them)
   // Skipped: files reached a second time (sources that overlap, one naming a file inside another
   // or a link to it; hard links), read once so that no text lands in both splits.
   int64_t duplicate_files = 0;

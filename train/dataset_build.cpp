@@ -106,8 +106,9 @@ class Builder {
   bool created_dir_ = false;
   int kill_pending_ = 0;  // a signal number (the --debug-*-after-shards hooks)
   int64_t shards_this_run_ = 0;
-  int64_t binary_files_ = 0, empty_files_ = 0;  // skipped as read in this run (directory walks)
-  int64_t bad_lines_ = 0;                       // malformed JSON lines skipped in this run
+  int64_t binary_files_ = 0, empty_files_ = 0,
+          wide_text_files_ = 0;  // skipped as read in this run (directory walks)
+  int64_t bad_lines_ = 0;        // malformed JSON lines skipped in this run
   // Bytes that are no UTF-8, which a SentencePiece model reads as U+FFFD (not kept exactly),
   // and the first file holding some.
   int64_t invalid_utf8_bytes_ = 0;
@@ -360,9 +361,13 @@ void Builder::run() {
   if (listing.long_paths > 0)
     line << "; skipped " << listing.long_paths << " path(s) in directories nested past the "
          << PATH_MAX << " bytes a path may have";
-  if (binary_files_ > 0 || empty_files_ > 0)
+  if (binary_files_ > 0 || empty_files_ > 0) {
     line << "; skipped as read: " << binary_files_ << " binary file(s) (a NUL byte) and "
-         << empty_files_ << " empty one(s)";
+         << empty_files_ << " empty one(s) (no text, once decompressed)";
+    if (wide_text_files_ > 0)
+      line << "; " << wide_text_files_
+           << " of the binary ones look like UTF-16 or UTF-32 text: convert them to UTF-8 (iconv)";
+  }
   if (bad_lines_ > 0)
     line << "; skipped " << bad_lines_
          << " malformed JSON line(s) (--skip-bad-lines; the first: " << first_bad_line_ << ")";
@@ -472,6 +477,7 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
       }
       done_bytes += files_[fi].bytes;
       binary_files_ += reader.summary().binary_files;
+      wide_text_files_ += reader.summary().wide_text_files;
       empty_files_ += reader.summary().empty_files;
       if (bad_lines_ == 0) first_bad_line_ = reader.summary().first_bad_line;
       bad_lines_ += reader.summary().bad_lines;
@@ -495,10 +501,14 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
           "data build: the training split is empty: the sources gave " + std::to_string(docs) +
           " document(s) in " + std::to_string(index) + " unit(s) of at most 1 MiB" +
           (m_.val_fraction > 0 && index > 0 ? ", and unit 0 goes to validation" : "") +
-          " (skipped: " + std::to_string(binary_files_) + " binary files (a NUL byte), " +
-          std::to_string(empty_files_) + " empty files, " + std::to_string(listing.large_files) +
-          " plain files over 16 MiB, " + std::to_string(listing.links) + " links, " +
-          std::to_string(listing.special_files) + " FIFOs, sockets or devices, " +
+          " (skipped: " + std::to_string(binary_files_) + " binary files (a NUL byte" +
+          (wide_text_files_ > 0 ? "; " + std::to_string(wide_text_files_) +
+                                      " of them UTF-16 or UTF-32 text: convert to UTF-8"
+                                : std::string()) +
+          "), " + std::to_string(empty_files_) + " empty files (no text, once decompressed), " +
+          std::to_string(listing.large_files) + " plain files over 16 MiB, " +
+          std::to_string(listing.links) + " links, " + std::to_string(listing.special_files) +
+          " FIFOs, sockets or devices, " +
           (listing.long_paths > 0 ? std::to_string(listing.long_paths) + " paths past PATH_MAX, "
                                   : std::string()) +
           std::to_string(listing.duplicate_files) + " files reached twice" +

@@ -213,7 +213,12 @@ TokenizerTrainSummary tokenizer_train(const TokenizerTrainOptions& o) {
     throw std::runtime_error(
         "tokenizer train: the sources hold no text (" + std::to_string(sum.files_sampled) +
         " file(s) sampled: " + std::to_string(reader.summary().binary_files) +
-        " skipped as binary, " + std::to_string(reader.summary().empty_files) + " empty" +
+        " skipped as binary" +
+        (reader.summary().wide_text_files > 0
+             ? " (" + std::to_string(reader.summary().wide_text_files) +
+                   " of them UTF-16 or UTF-32 text: convert to UTF-8)"
+             : std::string()) +
+        ", " + std::to_string(reader.summary().empty_files) + " empty" +
         (reader.summary().bad_lines > 0 ? ", " + std::to_string(reader.summary().bad_lines) +
                                               " malformed JSON line(s) with --skip-bad-lines, the "
                                               "first: " +
