@@ -122,6 +122,10 @@ void file_write_atomic(const std::string& path,
 std::string path_resolve(const std::string& path);
 // Whether path itself is a symbolic link (not followed).
 bool path_is_symlink(const std::string& path);
+// Whether the file at `path` is marked immutable or append-only (chattr +i / +a), so that it can
+// be neither replaced nor removed; false where it is not, cannot be opened, or the file system
+// keeps no such marks.
+bool file_immutable(const std::string& path);
 
 // Whether `path` (existing or not) lies inside the directory `dir` or is `dir` itself, after
 // resolving symbolic links of the parts that exist.

@@ -842,6 +842,22 @@ mkdir -p "$WORK/run_cfgdir/config.yaml"
 expect1 config.run_config_directory "its config.yaml is a directory" train "$CONFIG" \
   grid.sequence_parallel=1 data.source="$SRC" data.path="$WORK/data.tokens" \
   checkpoint.dir="$WORK/ck_cfgdir" log.dir="$WORK/run_cfgdir"
+# ... or marked immutable (where the file system keeps such marks): refused at start too.
+mkdir -p "$WORK/run_cfgimm" && echo "old: 1" > "$WORK/run_cfgimm/config.yaml"
+if chattr +i "$WORK/run_cfgimm/config.yaml" 2> /dev/null; then
+  # (the mark is cleared before anything can fail, so that the work folder can be removed)
+  timeout 60 "$BIN" train "$CONFIG" grid.sequence_parallel=1 data.source="$SRC" \
+    data.path="$WORK/data.tokens" checkpoint.dir="$WORK/ck_cfgimm" log.dir="$WORK/run_cfgimm" \
+    > "$WORK/config.run_config_immutable.log" 2>&1
+  rc=$?
+  chattr -i "$WORK/run_cfgimm/config.yaml"
+  ((rc == 1)) || fail "config.run_config_immutable: exit status $rc"
+  EXPECT_DT=0
+  grep -qF "its config.yaml is marked immutable or append-only" \
+    "$WORK/config.run_config_immutable.log" ||
+    fail "config.run_config_immutable: $(tail -2 "$WORK/config.run_config_immutable.log")"
+  expect_ok config.run_config_immutable "its config.yaml is marked immutable"
+fi
 expect1 flag.mode_with_run_flag "--trace applies to a training run" train "$CONFIG" \
   --print-ranks --trace "$WORK/t.json"
 expect flag.trace_short_run "--trace records steps 4 to 5 of a run, but this one trains 3" \

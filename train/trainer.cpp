@@ -352,6 +352,12 @@ void Trainer::grid_setup() {
                                  "': its config.yaml is " + path_kind_text(config_yaml) +
                                  "; longnet writes the resolved config there. Remove it, or give "
                                  "another log.dir. Nothing was changed");
+      if (file_immutable(config_yaml))
+        throw std::runtime_error("run folder (log.dir) '" + cfg_.log.dir +
+                                 "': its config.yaml is marked immutable or append-only (chattr "
+                                 "+i / +a), and longnet replaces it with the resolved config. "
+                                 "Clear the mark (chattr -i -a), or give another log.dir. "
+                                 "Nothing was changed");
       // (config.yaml is written once the resume's checks passed: a refused start changes none)
       log_file_open(log_path);
     }
