@@ -123,15 +123,23 @@ std::runtime_error caches_too_big(const LongNetLM& model, int64_t B, const c10::
   return std::runtime_error(m.str());
 }
 
-// B sequences of prompts up to P tokens, known too large for the device (the caches and the
-// prefill, the padded ids included): refused before anything is allocated (on the CPU the
-// kernel may overcommit, and the allocation would then end in the OOM killer, not in an error).
-void generator_check(const LongNetLM& model, int64_t B, int64_t P, const IncrementalOptions& io,
-                     const c10::Device& device) {
-  if (IncrementalLM::cache_bytes_for(model->options(), B,
-                                     model->token_embedding->weight.element_size()) < 0)
-    throw caches_too_big(model, B, device);
-  generation_memory_check(model, B, B, P, io.prefill_chunk, device, "generate");
+// The prompts (by index) in groups of similar lengths, each group from shortest to longest: a
+// group padded to its longest prompt runs at most twice the tokens its prompts hold (or prompts
+// of at most kGroupMinTokens, whose padding costs less than another forward).
+constexpr int64_t kGroupMinTokens = 64;
+std::vector<std::vector<int64_t>> prompt_groups(const std::vector<int64_t>& lengths) {
+  std::vector<int64_t> order(lengths.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return lengths[size_t(a)] < lengths[size_t(b)]; });
+  std::vector<std::vector<int64_t>> groups;
+  for (const int64_t i : order) {
+    const int64_t n = lengths[size_t(i)];
+    if (groups.empty() || (n > kGroupMinTokens && n > 2 * lengths[size_t(groups.back().front())]))
+      groups.emplace_back();
+    groups.back().push_back(i);
+  }
+  return groups;
 }
 
 // The generator of B sequences; a batch whose caches cannot be allocated is refused with their
@@ -329,22 +337,23 @@ int cmd_generate(const Args& args) {
     prompt_tokens += int64_t(x.size());
   }
   const int64_t P = *std::max_element(lengths.begin(), lengths.end());
-  // The batch is padded to its longest prompt: said where that more than doubles the work.
-  if (B > 1 && double(B) * double(P) > 2.0 * double(prompt_tokens) && grid->world_rank == 0)
-    std::cerr << "generate: warning: the prompts are padded to the longest (" << P
-              << " tokens), so the prefill runs " << double(B) * double(P) / double(prompt_tokens)
-              << "x the tokens they hold (" << prompt_tokens
-              << "); lines of very different lengths run faster in separate --prompts-file runs"
-              << std::endl;
+  // Prompts of very different lengths prefill in groups of similar lengths (each padded to its
+  // longest only), then continue as one batch; the same on every rank (the same ids).
+  const auto groups = prompt_groups(lengths);
+  int64_t padded_tokens = 0;
+  for (const auto& g : groups) padded_tokens += int64_t(g.size()) * lengths[size_t(g.back())];
 
   at::manual_seed(static_cast<uint64_t>(seed));
   IncrementalOptions io = step_flags_get(f);
   io.prefill_chunk = f.get_int("prefill-chunk");
-  // Checked before the padded batch is allocated (B x P ids may not fit where the caches don't).
-  generator_check(loaded.model, B, P, io, device);
-  auto tokens = at::zeros({B, P}, at::kLong);
-  int64_t* t = tokens.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b) std::copy(ids[b].begin(), ids[b].end(), t + b * P);
+  // Checked before anything is allocated (the padded ids of a group may not fit where the caches
+  // don't): the caches, and each group's prefill.
+  if (IncrementalLM::cache_bytes_for(loaded.model->options(), B,
+                                     loaded.model->token_embedding->weight.element_size()) < 0)
+    throw caches_too_big(loaded.model, B, device);
+  for (const auto& g : groups)
+    generation_memory_check(loaded.model, B, int64_t(g.size()), lengths[size_t(g.back())],
+                            io.prefill_chunk, device, "generate");
   auto inc_ptr = generator_create(loaded.model, B, io);
   IncrementalLM& inc = *inc_ptr;
   const auto eot = tokenizer->eot_id();
@@ -359,7 +368,21 @@ int cmd_generate(const Args& args) {
   // take it from now on and do not die of it (rank 0, during its prefill, still does).
   if (grid->world_rank != 0) stop_signals_catch();
   auto t0 = std::chrono::steady_clock::now();
-  auto logits = prefill_parallel(inc, tokens, lengths, *grid->world);
+  at::Tensor logits;
+  for (const auto& g : groups) {
+    const int64_t Pg = lengths[size_t(g.back())];  // (the group's longest)
+    auto tokens = at::zeros({int64_t(g.size()), Pg}, at::kLong);
+    int64_t* t = tokens.data_ptr<int64_t>();
+    std::vector<int64_t> group_lengths;
+    for (size_t i = 0; i < g.size(); ++i) {
+      const auto& x = ids[size_t(g[i])];
+      std::copy(x.begin(), x.end(), t + int64_t(i) * Pg);
+      group_lengths.push_back(int64_t(x.size()));
+    }
+    auto group_logits = prefill_parallel(inc, tokens, group_lengths, *grid->world, g);
+    if (!logits.defined()) logits = at::empty({B, group_logits.size(1)}, group_logits.options());
+    logits.index_copy_(0, at::tensor(g, at::kLong).to(logits.device()), group_logits);
+  }
   if (grid->world_rank != 0) return 0;  // rank 0 generates from the whole prefill's state
   auto next = choose(logits);
   auto host = next.cpu();  // the one host synchronisation per step
@@ -421,8 +444,11 @@ int cmd_generate(const Args& args) {
     m << "generate: " << loaded.source << "; prompts " << B << " x up to " << P << " tokens ("
       << prompt_tokens << " in all), prefill " << prefill_s << " s ("
       << double(prompt_tokens) / prefill_s << " prompt tokens/s"
-      << (prompt_tokens < B * P ? ", padding not counted" : "") << ", " << grid->world_size
-      << " rank(s)); " << produced << " token(s) per prompt, the first from the prefill, then "
+      << (prompt_tokens < padded_tokens ? ", padding not counted" : "")
+      << (groups.size() > 1 ? ", in " + std::to_string(groups.size()) + " groups of similar lengths"
+                            : std::string())
+      << ", " << grid->world_size << " rank(s)); " << produced
+      << " token(s) per prompt, the first from the prefill, then "
       << std::max<int64_t>(produced - 1, 0) << " decode step(s) in " << gen_s << " s ("
       << (gen_s > 0 && produced > 1 ? double(B * (produced - 1)) / gen_s : 0.0)
       << " tokens/s, batch " << B << "); device " << device << ", " << dtype_name(dtype) << "\n";

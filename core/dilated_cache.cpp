@@ -111,19 +111,23 @@ void DilatedKVCache::copy_from(const DilatedKVCache& src, int64_t index) {
 }
 
 void DilatedKVCache::fill(const at::Tensor& k, const at::Tensor& v, int64_t chunk_start,
-                          const std::vector<int64_t>& lengths) {
-  TORCH_CHECK(k.dim() == 4 && k.size(0) == batch_ && k.size(2) == heads_ &&
-                  k.size(3) == head_dim_ && v.sizes() == k.sizes(),
-              "DilatedKVCache::fill: k and v must be (", batch_, ", T, ", heads_, ", ", head_dim_,
+                          const std::vector<int64_t>& lengths, const std::vector<int64_t>& rows) {
+  const int64_t n = rows.empty() ? batch_ : int64_t(rows.size());
+  TORCH_CHECK(k.dim() == 4 && k.size(0) == n && k.size(2) == heads_ && k.size(3) == head_dim_ &&
+                  v.sizes() == k.sizes(),
+              "DilatedKVCache::fill: k and v must be (", n, ", T, ", heads_, ", ", head_dim_,
               "); got ", k.sizes(), " and ", v.sizes());
-  TORCH_CHECK(int64_t(lengths.size()) == batch_, "DilatedKVCache::fill: ", lengths.size(),
-              " prompt lengths for a batch of ", batch_);
+  TORCH_CHECK(int64_t(lengths.size()) == n, "DilatedKVCache::fill: ", lengths.size(),
+              " prompt lengths for ", n, " sequences");
+  for (const int64_t r : rows)
+    TORCH_CHECK(r >= 0 && r < batch_, "DilatedKVCache::fill: sequence ", r, " of a batch of ",
+                batch_);
   const int64_t T = k.size(1);
   TORCH_CHECK(chunk_start % block_ == 0, "DilatedKVCache::fill: a prompt chunk starts at ",
               chunk_start, ", not a multiple of the largest segment length ", block_);
-  // Sources (b, t, h) in the chunk and destinations (b, h, slot) in the cache.
-  std::vector<int64_t> sb, st, sh, dslot;
-  for (int64_t b = 0; b < batch_; ++b) {
+  // Sources (b, t, h) in the chunk and destinations (row of b, h, slot) in the cache.
+  std::vector<int64_t> sb, db, st, sh, dslot;
+  for (int64_t b = 0; b < n; ++b) {
     const int64_t P = lengths[b];
     TORCH_CHECK(T % block_ == 0 || P <= chunk_start + T, "DilatedKVCache::fill: a chunk of ", T,
                 " tokens that is not a multiple of ", block_, " must be the prompt's last");
@@ -134,6 +138,7 @@ void DilatedKVCache::fill(const at::Tensor& k, const at::Tensor& v, int64_t chun
       for (int64_t h = 0; h < heads_; ++h)
         for (int64_t a = 0, t = m + h % r_[i]; t < P; ++a, t += r_[i]) {
           sb.push_back(b);
+          db.push_back(rows.empty() ? b : rows[size_t(b)]);
           st.push_back(t - chunk_start);
           sh.push_back(h);
           dslot.push_back(off_[i] + a);
@@ -144,10 +149,10 @@ void DilatedKVCache::fill(const at::Tensor& k, const at::Tensor& v, int64_t chun
   auto idx = [&](const std::vector<int64_t>& x) {
     return at::tensor(x, at::TensorOptions().dtype(at::kLong)).to(k_.device());
   };
-  auto b = idx(sb), t = idx(st), h = idx(sh), s = idx(dslot);
+  auto b = idx(sb), d = rows.empty() ? b : idx(db), t = idx(st), h = idx(sh), s = idx(dslot);
   at::NoGradGuard no_grad;
-  k_.index_put_({b, h, s}, k.index({b, t, h}).to(k_.scalar_type()));
-  v_.index_put_({b, h, s}, v.index({b, t, h}).to(v_.scalar_type()));
+  k_.index_put_({d, h, s}, k.index({b, t, h}).to(k_.scalar_type()));
+  v_.index_put_({d, h, s}, v.index({b, t, h}).to(v_.scalar_type()));
 }
 
 at::Tensor DilatedKVCache::step_reference(const at::Tensor& q, const at::Tensor& k,

@@ -37,9 +37,11 @@ class DilatedKVCache {
   // tokens [chunk_start, chunk_start + T) of every sequence (rotated by xPos as the forward does),
   // any strides. lengths[b]: sequence b's prompt length (rows at or past it are padding and are
   // not stored). Chunks must start at a multiple of block() and, but for the last, be a multiple
-  // of it long (then every segment of every branch lies inside one chunk).
+  // of it long (then every segment of every branch lies inside one chunk). With rows, k and v
+  // hold rows.size() sequences, the i-th being this cache's sequence rows[i] (distinct, in
+  // [0, batch())); the other sequences are untouched.
   void fill(const at::Tensor& k, const at::Tensor& v, int64_t chunk_start,
-            const std::vector<int64_t>& lengths);
+            const std::vector<int64_t>& lengths, const std::vector<int64_t>& rows = {});
 
   // One new token per sequence: stores its key and value where its branches select it, then
   // returns its attention row. q, k, v: (B, H, D) any strides (q and k rotated by xPos),

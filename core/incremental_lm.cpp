@@ -25,13 +25,14 @@ namespace {
 class CacheFillBackend : public AttentionBackend {
  public:
   CacheFillBackend(std::vector<std::unique_ptr<DilatedKVCache>>& caches,
-                   const std::vector<int64_t>& lengths, int64_t chunk_start, int64_t block)
-      : caches_(caches), lengths_(lengths), chunk_start_(chunk_start), block_(block) {}
+                   const std::vector<int64_t>& lengths, const std::vector<int64_t>& rows,
+                   int64_t chunk_start, int64_t block)
+      : caches_(caches), lengths_(lengths), rows_(rows), chunk_start_(chunk_start), block_(block) {}
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     const DilatedAttentionOptions& o) override {
     TORCH_INTERNAL_ASSERT(calls_ < caches_.size(), "prefill: more attentions than caches");
     auto out = dilated_attention(q, k, v, o);
-    caches_[calls_++]->fill(k, v, chunk_start_, lengths_);
+    caches_[calls_++]->fill(k, v, chunk_start_, lengths_, rows_);
     return out;
   }
   int64_t position_offset(int64_t) const override { return chunk_start_; }
@@ -44,7 +45,7 @@ class CacheFillBackend : public AttentionBackend {
 
  private:
   std::vector<std::unique_ptr<DilatedKVCache>>& caches_;
-  const std::vector<int64_t>& lengths_;
+  const std::vector<int64_t>&lengths_, &rows_;
   int64_t chunk_start_, block_;
   size_t calls_ = 0;
 };
@@ -203,17 +204,32 @@ at::Tensor IncrementalLM::prefill(const at::Tensor& tokens, const std::vector<in
   return prefill_range(tokens, lengths, 0, tokens.dim() == 2 ? tokens.size(1) : 0, all_logits);
 }
 
+at::Tensor IncrementalLM::prefill_rows(const at::Tensor& tokens,
+                                       const std::vector<int64_t>& lengths,
+                                       const std::vector<int64_t>& rows) {
+  TORCH_CHECK(!rows.empty(), "IncrementalLM::prefill_rows: no rows");
+  return prefill_range(tokens, lengths, 0, tokens.dim() == 2 ? tokens.size(1) : 0, nullptr, rows);
+}
+
 at::Tensor IncrementalLM::prefill_range(const at::Tensor& tokens_in,
                                         const std::vector<int64_t>& lengths, int64_t begin,
-                                        int64_t end, at::Tensor* all_logits) {
+                                        int64_t end, at::Tensor* all_logits,
+                                        const std::vector<int64_t>& rows) {
+  const int64_t B = rows.empty() ? batch_ : int64_t(rows.size());  // the sequences prefilled
   TORCH_CHECK(
-      tokens_in.dim() == 2 && tokens_in.size(0) == batch_ && tokens_in.scalar_type() == at::kLong,
-      "IncrementalLM::prefill: tokens must be (", batch_, ", P) int64; got ", tokens_in.sizes(),
-      " ", tokens_in.scalar_type());
+      tokens_in.dim() == 2 && tokens_in.size(0) == B && tokens_in.scalar_type() == at::kLong,
+      "IncrementalLM::prefill: tokens must be (", B, ", P) int64; got ", tokens_in.sizes(), " ",
+      tokens_in.scalar_type());
+  std::vector<bool> seen(size_t(batch_), false);
+  for (const int64_t r : rows) {
+    TORCH_CHECK(r >= 0 && r < batch_ && !seen[size_t(r)], "IncrementalLM::prefill_rows: row ", r,
+                " is outside [0, ", batch_, ") or given twice");
+    seen[size_t(r)] = true;
+  }
   const int64_t P = tokens_in.size(1);
-  TORCH_CHECK(int64_t(lengths.size()) == batch_, "IncrementalLM::prefill: ", lengths.size(),
-              " prompt lengths for a batch of ", batch_);
-  for (int64_t b = 0; b < batch_; ++b)
+  TORCH_CHECK(int64_t(lengths.size()) == B, "IncrementalLM::prefill: ", lengths.size(),
+              " prompt lengths for ", B, " sequences");
+  for (int64_t b = 0; b < B; ++b)
     TORCH_CHECK(lengths[b] >= 1 && lengths[b] <= P, "IncrementalLM::prefill: prompt ", b,
                 " has length ", lengths[b], "; lengths must lie in [1, ", P,
                 "] (an empty prompt gives no logits to start from)");
@@ -224,31 +240,34 @@ at::Tensor IncrementalLM::prefill_range(const at::Tensor& tokens_in,
   at::NoGradGuard no_grad;
   const auto device = positions_.device();
   auto tokens = tokens_in.to(device);
-  auto last = at::zeros({batch_, vocab_}, model_->out->weight.options());
+  auto last = at::zeros({B, vocab_}, model_->out->weight.options());
   std::vector<at::Tensor> chunks_logits;
   const int64_t T = options_.prefill_chunk;
   for (int64_t c0 = begin; c0 < end; c0 += T) {
     const int64_t n = std::min(T, end - c0);
-    CacheFillBackend backend(caches_, lengths, c0, block_);
+    CacheFillBackend backend(caches_, lengths, rows, c0, block_);
     auto h = body_prefill(tokens.narrow(1, c0, n), backend);  // (B, n, d)
     TORCH_INTERNAL_ASSERT(backend.calls() == caches_.size(), "prefill: ", backend.calls(),
                           " attentions ran for ", caches_.size(), " caches");
     if (all_logits) chunks_logits.push_back(linear_apply(model_->out, h));
     // The sequences whose last prompt token lies in this chunk.
-    std::vector<int64_t> rows, cols;
-    for (int64_t b = 0; b < batch_; ++b)
+    std::vector<int64_t> ending, cols;
+    for (int64_t b = 0; b < B; ++b)
       if (lengths[b] - 1 >= c0 && lengths[b] - 1 < c0 + n)
-        rows.push_back(b), cols.push_back(lengths[b] - 1 - c0);
-    if (!rows.empty()) {
-      auto r = at::tensor(rows, at::kLong).to(device), c = at::tensor(cols, at::kLong).to(device);
+        ending.push_back(b), cols.push_back(lengths[b] - 1 - c0);
+    if (!ending.empty()) {
+      auto r = at::tensor(ending, at::kLong).to(device), c = at::tensor(cols, at::kLong).to(device);
       last.index_put_({r}, linear_apply(model_->out, h.index({r, c})));
     }
   }
   if (all_logits)
-    *all_logits = chunks_logits.empty()
-                      ? at::empty({batch_, 0, vocab_}, model_->out->weight.options())
-                      : at::cat(chunks_logits, 1);
-  positions_.copy_(at::tensor(lengths, at::kLong));
+    *all_logits = chunks_logits.empty() ? at::empty({B, 0, vocab_}, model_->out->weight.options())
+                                        : at::cat(chunks_logits, 1);
+  if (rows.empty())
+    positions_.copy_(at::tensor(lengths, at::kLong));
+  else
+    positions_.index_copy_(0, at::tensor(rows, at::kLong).to(device),
+                           at::tensor(lengths, at::kLong).to(device));
   prefilled_ = true;
   return last;
 }

@@ -62,6 +62,12 @@ class IncrementalLM {
   // (padding rows included).
   at::Tensor prefill(const at::Tensor& tokens, const std::vector<int64_t>& lengths,
                      at::Tensor* all_logits = nullptr);
+  // The prompts of some sequences only: tokens (n, P) and lengths are those of sequences rows[i]
+  // (n distinct, in [0, batch())), which restart; the others keep their state. Returns (n, V).
+  // Prompts of very different lengths prefill so in groups of similar lengths (each padded to its
+  // own longest), then continue as one batch; every sequence is prefilled before the first step.
+  at::Tensor prefill_rows(const at::Tensor& tokens, const std::vector<int64_t>& lengths,
+                          const std::vector<int64_t>& rows);
 
   // One rank's part of a prefill split over several (parallel/parallel_prefill.h): runs prompt
   // tokens [begin, end) only, begin a multiple of block() and end a multiple of it or P. Blocks
@@ -71,8 +77,10 @@ class IncrementalLM {
   // caches hold stale slots (the caller copies both from the rank that ran them). An empty range
   // runs nothing. Positions become `lengths` either way. With all_logits: the range's (B, end -
   // begin, V).
+  // With rows (not empty), the range of those sequences' prompts, as prefill_rows.
   at::Tensor prefill_range(const at::Tensor& tokens, const std::vector<int64_t>& lengths,
-                           int64_t begin, int64_t end, at::Tensor* all_logits = nullptr);
+                           int64_t begin, int64_t end, at::Tensor* all_logits = nullptr,
+                           const std::vector<int64_t>& rows = {});
 
   // Every sequence continues from sequence `index` of src (a generator of the same model after
   // its prefill): its caches and position, copied. (Several samples of one prompt, prefilled

@@ -29,9 +29,11 @@ namespace longnet {
 std::pair<int64_t, int64_t> prefill_blocks(int64_t P, int64_t block, int rank, int ranks);
 
 // IncrementalLM::prefill over the ranks of `group` (collective over it; every rank passes the
-// same tokens and lengths). Returns the (B, V) logits after each prompt's last token on every
-// rank. With one rank it is gen.prefill.
+// same tokens, lengths and rows). Returns the (B, V) logits after each prompt's last token on
+// every rank. With one rank it is gen.prefill. With rows, the prompts of those sequences only,
+// as IncrementalLM::prefill_rows (then B is rows.size()).
 at::Tensor prefill_parallel(IncrementalLM& gen, const at::Tensor& tokens,
-                            const std::vector<int64_t>& lengths, Communicator& group);
+                            const std::vector<int64_t>& lengths, Communicator& group,
+                            const std::vector<int64_t>& rows = {});
 
 }  // namespace longnet

@@ -645,15 +645,17 @@ expect_failure gen.prompts_past_memory "generate: 10000000 sequence(s) of prompt
   "$BIN" generate --checkpoint "$CK" --device cpu --prompts-file "$WORK/many_prompts.txt" \
   --max-new-tokens 1
 expect_ok gen.prompts_past_memory "GiB of KV caches"
-# One long line beside many short ones: refused before the padded batch (20,001 x 100,000 ids,
-# 16 GB) is allocated (under a 6 GB limit that allocation would fail first), the padding said.
+# One long line beside many short ones: prefilled in groups of similar lengths, so no padded
+# batch of 20,001 x 100,000 ids (16 GB, past a 6 GB limit) is made; it runs.
 python3 -c "print('a' * 100000); print('x\n' * 20000, end='')" > "$WORK/wide_prompts.txt"
-expect_failure gen.padded_past_memory "generate: 20001 sequence(s) of prompts up to 100000 tokens" 50 \
-  bash -c 'ulimit -v 6000000 && exec "$@"' _ "$BIN" generate --checkpoint "$CK" --device cpu \
-  --prompts-file "$WORK/wide_prompts.txt" --max-new-tokens 1
-grep -q "warning: the prompts are padded to the longest (100000 tokens)" "$WORK/gen.padded_past_memory.log" ||
-  fail "gen.padded_past_memory: the padding was not said"
-expect_ok gen.padded_past_memory "prompts up to 100000 tokens"
+bash -c 'ulimit -v 6000000 && exec "$@"' _ timeout 120 "$BIN" generate --checkpoint "$CK" \
+  --device cpu --prompts-file "$WORK/wide_prompts.txt" --max-new-tokens 1 --stats \
+  > "$WORK/gen.prompt_groups.out" 2> "$WORK/gen.prompt_groups.log" ||
+  fail "gen.prompt_groups: $(tail -2 "$WORK/gen.prompt_groups.log")"
+EXPECT_DT=0
+[ "$(grep -c '^=== line' "$WORK/gen.prompt_groups.out")" = 20001 ] ||
+  fail "gen.prompt_groups: not 20001 texts"
+expect_ok gen.prompt_groups "in 2 groups of similar lengths"
 # A byte-order mark at the start of a prompts file is no part of its first prompt.
 printf '\xef\xbb\xbfstatic int\r\nstatic int\r\n' > "$WORK/bom_prompts.txt"
 "$BIN" generate --checkpoint "$CK" --device cpu --prompts-file "$WORK/bom_prompts.txt" --greedy \

@@ -86,6 +86,25 @@ file(SHA256 ${WORK}/gen_other.out h_other)
 if(h1 STREQUAL h_other)
   message(FATAL_ERROR "generate: two prompts gave the same text; the checks above prove nothing")
 endif()
+# A --prompts-file of very different lengths prefills in groups of similar lengths, then
+# generates as one batch: each line's text is the one it gives alone (greedy), on 1 and 2 ranks.
+file(WRITE ${WORK}/long_prompt.txt "${long_prompt}")
+file(WRITE ${WORK}/mixed_prompts.txt "something else\n${long_prompt}\n")
+foreach(ranks 1 2)
+  set(launcher)
+  if(ranks EQUAL 2)
+    set(launcher ${mpirun})
+  endif()
+  run_to_file(${WORK}/mixed${ranks}.out ${launcher} ${LONGNET} ${gen_args}
+              --prompts-file ${WORK}/mixed_prompts.txt)
+  execute_process(COMMAND bash -c "cd '${WORK}' && { printf '=== line 1 ===\nsomething else'; \
+cat gen_other.out; printf '=== line 2 ===\n'; cat long_prompt.txt gen1.out; } > mixed_expected")
+  expect_same_file(${WORK}/mixed${ranks}.out ${WORK}/mixed_expected
+                   "generate --prompts-file of two lengths (${ranks} rank(s)) differs from each alone")
+endforeach()
+execute_process(COMMAND ${LONGNET} ${gen_args} --prompts-file ${WORK}/mixed_prompts.txt --stats
+                OUTPUT_QUIET ERROR_VARIABLE err)
+expect("${err}" "in 2 groups of similar lengths" "generate --stats of prompts in groups")
 # Every rank prefills rank 0's tokens, whatever prompt file the others read (MPMD: rank 1's
 # --prompt-file holds another prompt, as a file that differs between hosts would).
 list(GET mpirun 0 mpi_exe)

@@ -407,6 +407,47 @@ TEST(IncrementalLM, RefusesTrainingModeAndEmptyPrompts) {
   expect_error([&] { fresh.step(at::zeros({1}, at::kLong)); }, "prefill a prompt first");
 }
 
+// Prompts prefilled in groups of rows (as generate groups prompts of similar lengths), in any
+// order, leave the state a prefill of the whole padded batch leaves: the same logits after the
+// prompts and at every step after, decoder-only and encoder-decoder, chunked.
+TEST(IncrementalLM, PrefillRowsInGroupsEqualsTheWholeBatch) {
+  for (const std::string variant : {"decoder_only", "encoder_decoder"}) {
+    SCOPED_TRACE(variant);
+    at::manual_seed(11);
+    LongNetLM m(tiny_lm(variant, {8, 16, 64}, {1, 6, 12}));
+    m->eval();
+    const std::vector<int64_t> lengths = {5, 150, 70, 1, 64};
+    const int64_t B = 5, P = 150;
+    auto tokens = at::randint(m->options().vocab_size, {B, P}, at::kLong);
+    IncrementalOptions io;
+    io.prefill_chunk = 64;
+    IncrementalLM whole(m, B, io), grouped(m, B, io);
+    auto expected = whole.prefill(tokens, lengths);
+    auto got = at::full({B, m->options().vocab_size}, NAN);
+    for (const std::vector<int64_t>& rows : {std::vector<int64_t>{3, 0}, {4, 2}, {1}}) {
+      int64_t Pg = 0;
+      std::vector<int64_t> lg;
+      for (const int64_t r : rows) lg.push_back(lengths[r]), Pg = std::max(Pg, lengths[r]);
+      auto t = tokens.index_select(0, at::tensor(rows, at::kLong)).narrow(1, 0, Pg);
+      got.index_copy_(0, at::tensor(rows, at::kLong), grouped.prefill_rows(t, lg, rows));
+    }
+    EXPECT_LT(worst_row_error(got, expected), 1e-5);
+    EXPECT_TRUE(at::equal(grouped.positions(), whole.positions()));
+    for (int64_t s = 0; s < 70; ++s) {
+      auto next = at::randint(m->options().vocab_size, {B}, at::kLong);
+      const double e = worst_row_error(grouped.step(next), whole.step(next));
+      ASSERT_LT(e, 1e-5) << "step " << s;
+    }
+  }
+  LongNetLM m(tiny_lm("decoder_only", {8, 16}, {1, 2}));
+  m->eval();
+  IncrementalLM inc(m, 3);
+  const auto t = at::zeros({2, 4}, at::kLong);
+  expect_error([&] { inc.prefill_rows(t, {4, 4}, {0, 0}); }, "given twice");
+  expect_error([&] { inc.prefill_rows(t, {4, 4}, {0, 3}); }, "outside [0, 3)");
+  expect_error([&] { inc.prefill_rows(t, {4, 4}, {0}); }, "tokens must be (1, P)");
+}
+
 // The state after 32K tokens and after 1M tokens: the same bytes, no reallocation while
 // stepping, and at 1M the step's logits equal the full forward of the last block alone (the
 // block-mode reference makes every block independent of what came before it).
