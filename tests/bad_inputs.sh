@@ -580,6 +580,29 @@ expect out.run_folder_in_source "lies inside an input of this job ('$WORK/osrc')
 [[ ! -e "$WORK/osrc/run" ]] || fail "out.run_folder_in_source: created $WORK/osrc/run"
 expect1 out.data_not_tokens "exists and is not a longnet token file" \
   data build "$WORK/osrc" "$WORK/notes.txt"
+# A byte-token output named as a directory: refused before anything is read.
+expect1 out.data_dir_slash "names a directory (it ends in '/')" data build "$WORK/osrc" "$WORK/legacy_dir/"
+# Two byte-token builds of one output: the second is refused at once while the first writes
+# (the lock held here as a build holds it); the first's temporary file is left alone.
+flock "$WORK/locked.tokens.tmp" sleep 20 &
+flock_pid=$!
+for _ in $(seq 50); do [ -e "$WORK/locked.tokens.tmp" ] && break; sleep 0.1; done
+expect1 data.build_concurrent "another build is writing" data build "$WORK/osrc" "$WORK/locked.tokens"
+[ -e "$WORK/locked.tokens.tmp" ] || fail "data.build_concurrent: the other build's file was removed"
+kill $flock_pid 2> /dev/null
+wait $flock_pid 2> /dev/null
+# File names from a directory walk reach the terminal escaped.
+mkdir -p "$WORK/esc_src" && printf '{"text": 5}\n' > "$WORK/esc_src/$(printf 'a\033[2Jb.jsonl')"
+expect1 build.name_escaped 'a\x1b[2Jb.jsonl:1: field "text" is a JSON number' \
+  data build --tokenizer bytes:eot --source "$WORK/esc_src" --out "$WORK/esc_out"
+# A build that fails in an empty --out leaves it empty: the rerun with the fixed flag runs.
+mkdir -p "$WORK/jf_src" "$WORK/jf_out" && printf '{"content": "doc 1"}\n{"content": "doc 2"}\n' > "$WORK/jf_src/a.jsonl"
+expect1 build.field_missing 'no field "text"' data build --tokenizer bytes:eot --source "$WORK/jf_src" \
+  --out "$WORK/jf_out"
+[ -z "$(ls -A "$WORK/jf_out")" ] || fail "build.field_missing: left $(ls -A "$WORK/jf_out")"
+"$BIN" data build --tokenizer bytes:eot --source "$WORK/jf_src" --out "$WORK/jf_out" --val-fraction 0 \
+  --jsonl-field content --no-progress > "$WORK/jf_fixed.log" 2>&1 ||
+  fail "build.field_fixed: $(tail -2 "$WORK/jf_fixed.log")"
 expect1 out.export_foreign "is not from a longnet export" export "$CK" --out "$WORK/hf"
 [[ "$(cat "$WORK/notes.txt")" == "my notes" && "$(cat "$WORK/hf/config.json")" == '{"mine": 1}' ]] ||
   fail "out.*: a file that was not ours changed"

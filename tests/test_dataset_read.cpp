@@ -132,8 +132,14 @@ TEST(Manifest, RoundTripAndEveryFieldChecked) {
       "\"train\": {\"tokens\": " + std::to_string(m.train.tokens + 1), "not the sum");
   // Larger than a manifest can be: refused before it is read.
   write_file(dir / "huge.json", std::string(kManifestMaxBytes + 1, ' '));
-  expect_throw<std::runtime_error>([&] { manifest_read(dir / "huge.json"); },
-                                   {"more than the 8388608 bytes"});
+  expect_throw<std::runtime_error>(
+      [&] { manifest_read(dir / "huge.json"); },
+      {"more than the " + std::to_string(kManifestMaxBytes) + " bytes"});
+  // ... and data build never writes one (it would succeed with a dataset nothing can read).
+  DatasetManifest many = m;
+  many.sources.assign(kManifestMaxBytes / 4000 + 10, std::string(4000, 's'));
+  expect_throw<std::runtime_error>([&] { manifest_write(dir / "many", many); },
+                                   {"would be", "more than the", "give a larger --shard-mb"});
 }
 
 TEST(ShardHeader, WriteCheckAndTheLlmcLayout) {

@@ -399,6 +399,30 @@ TEST(SentencePiece, TrainsOpensAndRoundTrips) {
                                    [&](const std::string& x) { return joined += x, true; }));
       EXPECT_EQ(joined, whole) << "window " << window;
     }
+    // A long run of byte pieces (characters the model has no piece for) is cut inside too, at
+    // character boundaries: windows stay near their size, and the texts still join.
+    {
+      std::string rare;
+      for (int i = 0; i < 300; ++i) {
+        const uint32_t c = 0x4e00 + uint32_t(i * 37 % 20000);  // CJK, 3 bytes each in UTF-8
+        rare += char(0xe0 | (c >> 12));
+        rare += char(0x80 | ((c >> 6) & 0x3f));
+        rare += char(0x80 | (c & 0x3f));
+        if (i % 50 == 0) rare += "ð¦";  // and a 4-byte one now and then
+      }
+      const auto run = t->encode(rare);
+      ASSERT_GT(run.size(), 900u);  // (byte pieces: one id per byte)
+      EXPECT_EQ(t->decode(run), rare);
+      for (size_t window : {1, 2, 7, 64}) {
+        std::string joined;
+        size_t calls = 0;
+        EXPECT_TRUE(tokenizer_decode_windows(
+            *t, run.data(), run.size(), window,
+            [&](const std::string& x) { return joined += x, ++calls, true; }));
+        EXPECT_EQ(joined, rare) << "window " << window;
+        EXPECT_GE(calls, run.size() / (window + 8)) << "window " << window;
+      }
+    }
     // A bad id anywhere: refused before any text is given out, at its place in the whole.
     ids.back() = 400;
     int calls = 0;

@@ -69,7 +69,8 @@ void walk(const std::string& dir, const std::string& rel, std::vector<CorpusFile
       continue;
     }
     if (rc != 0)
-      throw std::runtime_error("corpus: cannot stat '" + path + "': " + std::strerror(errno));
+      throw std::runtime_error("corpus: cannot stat '" + printable_text(path) +
+                               "': " + std::strerror(errno));
     if (S_ISLNK(st.st_mode)) {
       ++skipped.links;
     } else if (S_ISDIR(st.st_mode)) {
@@ -220,7 +221,7 @@ bool jsonl_text(const std::string& line, const std::string& where, const std::st
 
 // A file of text in UTF-16 or UTF-32 (wide_text_encoding): what to convert it with.
 std::runtime_error wide_text_error(const CorpusFile& f, const char* encoding) {
-  return std::runtime_error("corpus: '" + f.path + "' looks like " + encoding +
+  return std::runtime_error("corpus: '" + printable_text(f.path) + "' looks like " + encoding +
                             " text (NUL bytes between its letters); convert it to UTF-8 first, "
                             "e.g. iconv -f " +
                             encoding + " -t UTF-8" +
@@ -334,7 +335,7 @@ bool CorpusReader::open_next_file() {
   const CorpusFile& f = files_[next_file_++];
 #if !LONGNET_WITH_JSON
   if (f.format == CorpusFormat::kJsonl)
-    throw std::runtime_error("'" + f.path +
+    throw std::runtime_error("'" + printable_text(f.path) +
                              "': this build cannot read JSON Lines: install nlohmann-json3-dev "
                              "and reconfigure");
 #endif
@@ -398,9 +399,9 @@ bool CorpusReader::next_text(Document& doc) {
         return false;
       }
       if (wide) throw wide_text_error(f, wide);
-      throw std::runtime_error("corpus: '" + f.path + "' looks binary (a NUL byte at byte " +
-                               std::to_string(byte) + " of its text" +
-                               (o.first_part ? "" : ", after text already read") +
+      throw std::runtime_error("corpus: '" + printable_text(f.path) +
+                               "' looks binary (a NUL byte at byte " + std::to_string(byte) +
+                               " of its text" + (o.first_part ? "" : ", after text already read") +
                                "); give text, JSON Lines (.jsonl) or their .gz / .zst forms" +
                                (f.in_directory ? ", and move it out of the directory" : ""));
     }
@@ -417,7 +418,7 @@ bool CorpusReader::next_text(Document& doc) {
     o.carry.assign(doc.text, cut, std::string::npos);
     doc.text.resize(cut);
   }
-  doc.where = f.path;
+  doc.where = printable_text(f.path);
   doc.continued = !o.first_part;
   o.first_part = false;
   return true;
@@ -450,8 +451,9 @@ bool CorpusReader::next_jsonl(Document& doc) {
       const char* nl = static_cast<const char*>(std::memchr(start, '\n', o.len - o.pos));
       const size_t take = nl ? static_cast<size_t>(nl - start) : o.len - o.pos;
       if (line.size() + take > max)
-        throw std::runtime_error("corpus: " + f.path + ":" + std::to_string(o.line + 1) +
-                                 ": a JSON line longer than " + std::to_string(max) +
+        throw std::runtime_error("corpus: " + printable_text(f.path) + ":" +
+                                 std::to_string(o.line + 1) + ": a JSON line longer than " +
+                                 std::to_string(max) +
                                  " bytes, past what one line may hold; split the document "
                                  "over several lines");
       line.append(start, take);
@@ -468,7 +470,7 @@ bool CorpusReader::next_jsonl(Document& doc) {
     // A byte-order mark before the first line (a BOM-only first line is blank too).
     if (o.line == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const std::string where = f.path + ":" + std::to_string(o.line);
+    const std::string where = printable_text(f.path) + ":" + std::to_string(o.line);  // (shown)
     if (o.line == 1)
       if (const char* wide = wide_text_encoding(line)) throw wide_text_error(f, wide);
     // A malformed line ends the read, or with skip_bad_lines is counted and skipped.

@@ -104,6 +104,7 @@ class Builder {
   int64_t duplicate_files_ = 0;                     // reached twice in the sources, read once
   int lock_fd_ = -1;
   bool created_dir_ = false;
+  bool started_empty_ = false;  // --out held nothing (or did not exist): a failure leaves nothing
   int kill_pending_ = 0;  // a signal number (the --debug-*-after-shards hooks)
   int64_t shards_this_run_ = 0;
   int64_t binary_files_ = 0, empty_files_ = 0,
@@ -146,6 +147,7 @@ void Builder::prepare_out_dir() {
                                entries.front() +
                                "') and holds no longnet dataset (no manifest.json); give a new "
                                "or empty directory");
+    started_empty_ = true;
     return;
   }
   DatasetManifest there;
@@ -553,12 +555,14 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     manifest_write(o_.out_dir, m_);
   } catch (...) {
     // Temporary files go (the writers' destructors); complete shards stay for a rerun. A
-    // directory this run created and filled with nothing complete is removed again.
+    // directory this run found empty (or created) and filled with nothing complete is left as
+    // it was: its manifest would tie a rerun to these flags (a --jsonl-field fixed after the
+    // error, say) with nothing to keep.
     writer_[0].reset();
     writer_[1].reset();
-    if (created_dir_ && m_.train.shards.empty() && m_.val.shards.empty()) {
+    if (started_empty_ && m_.train.shards.empty() && m_.val.shards.empty()) {
       ::unlink((o_.out_dir + "/" + kManifestName).c_str());
-      ::rmdir(o_.out_dir.c_str());
+      if (created_dir_) ::rmdir(o_.out_dir.c_str());
     }
     throw;
   }

@@ -277,6 +277,15 @@ DatasetManifest manifest_read(const std::string& path) {
 
 void manifest_write(const std::string& dir, const DatasetManifest& m) {
   const std::string path = dir + "/" + kManifestName, json = manifest_to_json(m);
+  // Never a manifest the reader refuses: the build would succeed and its dataset be unusable.
+  if (json.size() > kManifestMaxBytes)
+    throw std::runtime_error(
+        "data build: the manifest of " +
+        std::to_string(m.train.shards.size() + m.val.shards.size()) + " shards and " +
+        std::to_string(m.sources.size()) + " sources would be " + std::to_string(json.size()) +
+        " bytes, more than the " + std::to_string(kManifestMaxBytes) +
+        " a manifest may have: give a larger --shard-mb (fewer shards), or fewer --source paths "
+        "(a directory instead of its files)");
   try {
     // (MANIFEST.tmp: the one temporary name a later build recognises as its own leftover)
     file_write_atomic(path, {{json.data(), json.size()}}, path + ".tmp");

@@ -26,7 +26,8 @@
 namespace longnet {
 
 constexpr int64_t kManifestVersion = 1;
-constexpr uint64_t kManifestMaxBytes = uint64_t{8} << 20;  // ~100,000 shards
+// (about 250,000 shards, or fewer with long source names: data build refuses to write more)
+constexpr uint64_t kManifestMaxBytes = uint64_t{64} << 20;
 constexpr const char* kManifestName = "manifest.json";
 
 // A position in the corpus stream: the build resumes from here. A unit is a document or, for a

@@ -4,10 +4,12 @@
 #include "longnet/train/token_data.h"
 
 #include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,6 +118,39 @@ void walk(const std::string& dir, const std::string& rel, std::vector<FileEntry>
   }
 }
 
+// OUT.tmp created (or a leftover taken over: emptied), exclusively locked for this build, and
+// never a link: a leftover link or hard link is removed, not written through. A second build of
+// the same output finds the lock and is refused; on a file system without locks the build goes
+// on unlocked.
+int tmp_open_locked(const std::string& tmp, const std::string& out) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP) {  // a symbolic link there
+      ::unlink(tmp.c_str());
+      continue;
+    }
+    if (fd < 0)
+      throw std::runtime_error("data build: cannot create '" + tmp + "': " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+      ::close(fd);
+      throw std::runtime_error("data build: another build is writing '" + out +
+                               "' now (its temporary file '" + tmp +
+                               "' is locked); wait for it to finish, or give another output path");
+    }
+    // The name may have moved on while it was opened (the previous holder renamed it to the
+    // output, or removed it): take the file the name holds now. A hard link is another file's.
+    struct stat held, named;
+    if (::fstat(fd, &held) == 0 && ::lstat(tmp.c_str(), &named) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino && S_ISREG(held.st_mode)) {
+      if (held.st_nlink == 1 && ::ftruncate(fd, 0) == 0) return fd;
+      if (held.st_nlink > 1) ::unlink(tmp.c_str());
+    }
+    ::close(fd);
+  }
+  throw std::runtime_error("data build: cannot take '" + tmp +
+                           "' for this build (it keeps changing: is another job writing it?)");
+}
+
 }  // namespace
 
 // ---- building --------------------------------------------------------------------------------
@@ -137,6 +172,10 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     throw std::invalid_argument("data build: the output '" + out_path + "' is inside the source '" +
                                 src_dir + "'; write it elsewhere (e.g. data/NAME.tokens)");
   const PathKind out_kind = path_kind(out_path);
+  if (!out_path.empty() && out_path.back() == '/')
+    throw std::invalid_argument("data build: the output '" + out_path +
+                                "' names a directory (it ends in '/'); give a file path "
+                                "(NAME.tokens)");
   if (out_kind == PathKind::kDirectory || out_kind == PathKind::kOther)
     throw std::invalid_argument("data build: the output '" + out_path + "' is " +
                                 path_kind_text(out_path) + "; give a file path (NAME.tokens)");
@@ -151,11 +190,31 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
                                   "Give a new path, or remove the file");
   }
 
+  // The output's directory and its temporary file, locked before any reading: a second build
+  // to the same output is refused at once, not after packing (each would replace the other's
+  // file under its name).
+  const auto slash = out_path.rfind('/');
+  if (slash != std::string::npos && slash > 0 && !make_dirs(out_path.substr(0, slash)))
+    throw std::runtime_error("data build: cannot create the directory of '" + out_path +
+                             "': " + std::strerror(errno));
+  const std::string tmp = out_path + ".tmp";
+  const int fd = tmp_open_locked(tmp, out_path);
+  const TempFileOnSignal on_signal(tmp);
+
   DataBuildSummary sum;
   std::vector<Candidate> files;
   std::vector<FileEntry> entries;
+  auto fail = [&](const std::string& what) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("data build: " + what);
+  };
   walk(src_dir, "", entries, sum.other_skipped);
+  int64_t document_files =
+      0;  // .jsonl, .gz, .zst: files of documents, which this build does not read as such
   for (auto& e : entries) {
+    for (const char* ext : {".jsonl", ".gz", ".zst"})
+      document_files += ends_with_nocase(e.rel, ext);
     switch (sniff(e.path, e.size)) {
       case Sniff::kBinary:
         ++sum.binary_files;
@@ -177,11 +236,16 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     files.push_back(std::move(c));
   }
   if (files.empty())
-    throw std::runtime_error("data build: no text files under '" + src_dir + "' (" +
-                             std::to_string(sum.binary_files) + " binary, " +
-                             std::to_string(sum.large_files) + " larger than 16 MiB, " +
-                             std::to_string(sum.other_skipped) +
-                             " empty or unreadable); give a directory of text or code");
+    fail("no text files under '" + src_dir + "' (" + std::to_string(sum.binary_files) +
+         " binary, " + std::to_string(sum.large_files) + " larger than 16 MiB, " +
+         std::to_string(sum.other_skipped) +
+         " empty or unreadable); give a directory of text or code");
+  if (document_files > 0)
+    log_warning("data build: " + std::to_string(document_files) + " file(s) under '" + src_dir +
+                "' are .jsonl, .gz or .zst; this byte-level build packs every file as it is (a "
+                ".jsonl's JSON syntax included, a compressed file skipped as binary). To read "
+                "them as documents, set data.tokenizer (e.g. bytes:eot) or use `longnet data "
+                "build --tokenizer`");
   // Directory order is unspecified; sorting makes the output a function of the contents.
   std::sort(files.begin(), files.end(),
             [](const Candidate& a, const Candidate& b) { return a.rel < b.rel; });
@@ -194,20 +258,6 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
       std::max_element(files.begin(), files.end(), by_u)->val = false;
   }
 
-  const auto slash = out_path.rfind('/');
-  if (slash != std::string::npos && slash > 0 && !make_dirs(out_path.substr(0, slash)))
-    throw std::runtime_error("data build: cannot create the directory of '" + out_path +
-                             "': " + std::strerror(errno));
-  const std::string tmp = out_path + ".tmp";
-  const TempFileOnSignal on_signal(tmp);
-  const int fd = open_fresh(tmp);  // a leftover, or a link planted there: never written through
-  if (fd < 0)
-    throw std::runtime_error("data build: cannot create '" + tmp + "': " + std::strerror(errno));
-  auto fail = [&](const std::string& what) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("data build: " + what);
-  };
   auto put = [&](const char* p, size_t n) {
     if (!fd_write_all(fd, p, n))
       fail("writing '" + tmp + "' failed: " + std::strerror(errno) + " (disk full?)");

@@ -138,9 +138,26 @@ bool tokenizer_decode_windows(const Tokenizer& tokenizer, const uint32_t* ids, s
     const std::string t = tokenizer.decode(&id, 1);
     return !t.empty() && t.find("\xef\xbf\xbd") == std::string::npos;
   };
+  // Inside a run of byte pieces (text the model has no piece for: CJK, emoji, binary), no piece
+  // is whole. A cut between two byte pieces (each alone decodes to U+FFFD, and neither carries a
+  // space) is clean when the ids around it decode to the same text cut or not (no character of
+  // several bytes split), which a character of at most 4 bytes shows within 4 ids on each side.
+  // So a window never grows more than a few ids past `window`.
+  const std::string replacement = "\xef\xbf\xbd";
+  auto clean_cut = [&](size_t c) {  // 0 < c < n
+    const std::string before = tokenizer.decode(ids + c - 1, 1);
+    if (before != replacement || tokenizer.decode(ids + c, 1) != replacement) return false;
+    // (the ids before the window count too: the cut text is what decodes before it)
+    const size_t lo = c - std::min<size_t>(4, c), hi = std::min(n, c + 4);
+    const std::string left = tokenizer.decode(ids + lo, c - lo);
+    const std::string right = tokenizer.decode(ids + c - 1, hi - c + 1);
+    return right.compare(0, before.size(), before) == 0 &&
+           tokenizer.decode(ids + lo, hi - lo) == left + right.substr(before.size());
+  };
   for (size_t begin = 0; begin < n;) {
     size_t end = std::min(n, begin + window);
-    while (end < n && !(whole_piece(ids[end - 1]) && whole_piece(ids[end]))) ++end;
+    while (end < n && !(whole_piece(ids[end - 1]) && whole_piece(ids[end])) && !clean_cut(end))
+      ++end;
     std::string text;
     if (begin == 0) {
       text = tokenizer.decode(ids, end);

@@ -135,9 +135,10 @@ std::vector<uint32_t> document_separator(const Tokenizer& tokenizer);
 // in order (out returning false stops; then false is returned): the texts joined are the whole
 // decode, in memory bounded by the window (SentencePiece holds some 250 bytes per id it decodes).
 // SentencePiece windows are cut only between two ids that each decode alone to text (not a byte
-// of a longer character, not a control id) and decoded after the id before the cut, so a space
-// its decode drops at the start of a text is kept; a run of byte pieces with no such place in
-// it (text in a script the model has no pieces for) stays in one window. Ids are checked
+// of a longer character, not a control id), or inside a run of byte pieces (text in a script
+// the model has no pieces for) where the ids around the cut decode to the same text cut or not,
+// and decoded after the id before the cut, so a space its decode drops at the start of a text
+// is kept. Ids are checked
 // first: a bad one throws std::out_of_range, at its position in the whole, before any text is
 // given out.
 bool tokenizer_decode_windows(const Tokenizer& tokenizer, const uint32_t* ids, size_t n,
