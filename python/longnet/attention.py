@@ -100,11 +100,12 @@ def _autocast_enabled(device_type: str) -> bool:
 
 
 def check_input(owner: str, name: str, x: object, width_name: str, width: int,
-                like: Tensor) -> None:
+                like: Optional[Tensor]) -> None:
     """x must be a dense (batch, seq_len, width) floating tensor with batch, seq_len >= 1, on
     the device of `like` (one of the module's parameters) and of its dtype; under autocast the
-    dtype may differ (autocast casts per op). Raises TypeError or ValueError naming `name`, what
-    it got and what would work."""
+    dtype may differ (autocast casts per op). like=None (a module with no floating parameter
+    left, e.g. every Linear quantized) checks the shape and that x is floating. Raises TypeError
+    or ValueError naming `name`, what it got and what would work."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{owner}: {name} must be a torch.Tensor, got {type(x).__name__}")
     check_dense(name, x)
@@ -116,6 +117,10 @@ def check_input(owner: str, name: str, x: object, width_name: str, width: int,
         which = " and ".join(d for d, n in zip(("batch", "seq_len"), shape) if n == 0)
         raise ValueError(f"{owner}: {name} has shape {shape} ({which} = 0); batch and seq_len "
                          f"must be >= 1")
+    if like is None:
+        if x.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{owner}: {name} must be floating point, got {x.dtype}")
+        return
     if x.device != like.device:
         raise ValueError(f"{owner}: {name} is on {x.device} but the module's parameters are on "
                          f"{like.device}; {device_move_hint('module', x.device, like.device)}"
@@ -186,6 +191,27 @@ def _not_scriptable(self: Any = None) -> nn.Module:
         f"torch.jit.script cannot compile {name}: the dilated attention op takes "
         "Python lists of segment lengths and rates, which TorchScript does not type; run it "
         "eagerly, with torch.compile, or export it with torch.export")
+
+
+# Hook tables of torch.nn.Module that apply to every module (private to torch: names it lacks
+# count as empty).
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                 "_global_backward_pre_hooks")
+_MODULE_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _plain_linears(*modules: nn.Module) -> bool:
+    """Whether the modules may be bypassed by one F.linear of their concatenated weights: each
+    exactly nn.Linear with no hook of its own and none global. Anything else is called as the
+    module it is so that it takes effect: a LoRA/PEFT wrapper or a dynamically quantized Linear
+    in its place, torch.nn.utils.prune's pre-hook (it recomputes the weight at each call; the
+    weight read before the call would be the last call's, whose graph is freed), parametrize,
+    a forward hook."""
+    from torch.nn.modules import module as module_globals
+    if any(getattr(module_globals, name, None) for name in _GLOBAL_HOOKS):
+        return False
+    return all(type(m) is nn.Linear and not any(getattr(m, name, None) for name in _MODULE_HOOKS)
+               for m in modules)
 
 
 class DilatedAttention(nn.Module):
@@ -363,7 +389,7 @@ class MultiheadDilatedAttention(nn.Module):
         seq_len >= 1, on the parameters' device and (outside autocast) of their dtype."""
         for name, t in (("query", query), ("key", key), ("value", value)):
             check_input("MultiheadDilatedAttention", name, t, "embed_dim", self.embed_dim,
-                        self.q_proj.weight)
+                        self._input_like())
         if key.shape != query.shape or value.shape != query.shape:
             raise ValueError(f"MultiheadDilatedAttention: query, key and value must have the same "
                              f"shape (dilated attention pairs query and key positions); got "
@@ -376,7 +402,8 @@ class MultiheadDilatedAttention(nn.Module):
                 "forward returns the output alone (e.g. `return self.attn(q, k, v)[0]`), or use "
                 "torch.compile, or torch.export with static shapes")
         B, N, H, D = query.size(0), query.size(1), self.num_heads, self.head_dim
-        if query is key and key is value and not torch.jit.is_tracing():
+        if (query is key and key is value and not torch.jit.is_tracing() and
+                _plain_linears(self.q_proj, self.k_proj, self.v_proj)):
             # Self-attention: one GEMM for q, k and v, as the C++ module does. (Not in a
             # torch.jit.trace: the trace would keep this branch for inputs that differ.)
             w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
@@ -384,9 +411,9 @@ class MultiheadDilatedAttention(nn.Module):
                 [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
             q, k, v = F.linear(query, w, b).view(B, N, 3, H, D).unbind(2)
         else:
-            q = F.linear(query, self.q_proj.weight, self.q_proj.bias).view(B, N, H, D)
-            k = F.linear(key, self.k_proj.weight, self.k_proj.bias).view(B, N, H, D)
-            v = F.linear(value, self.v_proj.weight, self.v_proj.bias).view(B, N, H, D)
+            q = self.q_proj(query).reshape(B, N, H, D)
+            k = self.k_proj(key).reshape(B, N, H, D)
+            v = self.v_proj(value).reshape(B, N, H, D)
         if self.xpos is not None:
             # (without the causal mask q' . k' spans a whole block of xPos scales; under
             # autocast q is of autocast's dtype, and the advice names it)
@@ -397,4 +424,14 @@ class MultiheadDilatedAttention(nn.Module):
         x = self.attention(q, k, v, is_causal=is_causal).reshape(B, N, self.embed_dim)
         if self.norm is not None:
             x = self.norm(x)
-        return F.linear(x, self.out_proj.weight, self.out_proj.bias), None
+        return self.out_proj(x), None
+
+    def _input_like(self) -> Optional[Tensor]:
+        """The tensor whose device and dtype the inputs must have: q_proj's weight, or where
+        q_proj was replaced by a module without a floating weight tensor (a dynamically quantized
+        Linear's weight is a method returning int8), the first floating parameter; None when
+        there is none (the projections then check their inputs themselves)."""
+        weight = getattr(self.q_proj, "weight", None)
+        if isinstance(weight, Tensor) and weight.is_floating_point():
+            return weight
+        return next((p for p in self.parameters() if p.is_floating_point()), None)

@@ -142,13 +142,15 @@ def _ffn_init(linear1: nn.Linear, linear2: nn.Linear, gamma: float) -> None:
             lin.bias.zero_()
 
 
-def _ffn(x: Tensor, linear1: nn.Linear, sub: nn.LayerNorm, linear2: nn.Linear,
+def _ffn(x: Tensor, linear1: nn.Module, sub: nn.LayerNorm, linear2: nn.Module,
          dropout: nn.Dropout, gelu: bool) -> Tensor:
-    """x (already pre-normalised) -> linear1 -> act -> dropout -> sub-LN -> linear2 -> dropout."""
-    a = F.linear(x, linear1.weight, linear1.bias)
+    """x (already pre-normalised) -> linear1 -> act -> dropout -> sub-LN -> linear2 -> dropout.
+    The linears are called as modules, so that hooks, pruning, quantization and adapters put in
+    their place take effect."""
+    a = linear1(x)
     a = F.gelu(a) if gelu else F.relu(a)
     z = sub(dropout(a))
-    return dropout(F.linear(z, linear2.weight, linear2.bias))
+    return dropout(linear2(z))
 
 
 def _check_layer_sizes(owner: str, d_model: object, dim_feedforward: object) -> tuple[int, int]:

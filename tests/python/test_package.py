@@ -529,6 +529,137 @@ def check_forward_backward(longnet, device):
     print(f"ok: forward + backward on {device} ({', '.join(mods)})")
 
 
+def check_submodules(longnet):
+    """The projections and FFN linears run as the modules they are (not as F.linear of their
+    weights): hooks on each Linear fire, a wrapper in a Linear's place (LoRA, as PEFT puts one)
+    takes effect, torch.nn.utils.prune recomputes its weight each step, and quantize_dynamic's
+    Linears compute. Self-attention's one GEMM for q, k and v is for plain Linears only."""
+    import torch.nn as nn
+    import torch.nn.utils.prune as prune
+
+    torch.manual_seed(11)
+    make_mha = lambda: longnet.MultiheadDilatedAttention(  # noqa: E731
+        32, 4, dilation_rates=[1, 2], segment_lengths=[4, 8]).eval()
+
+    def make_lm(variant):
+        return longnet.LongNetLM(50, d_model=32, nhead=4, num_decoder_layers=2,
+                                 dim_feedforward=40, segment_lengths=[4, 8],
+                                 dilation_rates=[1, 2], variant=variant,
+                                 num_encoder_layers=1 if variant == "encoder_decoder" else None
+                                 ).eval()
+
+    def linears(m):
+        return [n for n, mod in m.named_modules() if isinstance(mod, nn.Linear)]
+
+    x, k, v = (torch.randn(2, 13, 32) for _ in range(3))
+    tokens = torch.randint(0, 50, (2, 13))
+    # Forward hooks on every Linear fire, in self- and cross-attention and in both LMs.
+    mha = make_mha()
+    with torch.no_grad():
+        want_self, want_cross = mha(x, x, x)[0], mha(x, k, v)[0]
+    for inputs, want in (((x, x, x), want_self), ((x, k, v), want_cross)):
+        fired = []
+        handles = [mod.register_forward_hook(lambda m_, i, o, n=n: fired.append(n))
+                   for n, mod in mha.named_modules() if isinstance(mod, nn.Linear)]
+        with torch.no_grad():
+            got = mha(*inputs)[0]
+        for h in handles:
+            h.remove()
+        assert sorted(fired) == sorted(linears(mha)), f"hooks fired on {fired} only"
+        assert torch.equal(got, want), "a hook changed the output"
+    # A global module hook (nn.modules.module.register_module_forward_hook) fires too.
+    fired = []
+    handle = nn.modules.module.register_module_forward_hook(
+        lambda m_, i, o: fired.append(m_) if isinstance(m_, nn.Linear) else None)
+    try:
+        with torch.no_grad():
+            got = mha(x, x, x)[0]
+    finally:
+        handle.remove()
+    assert len(fired) == 4 and torch.allclose(got, want_self, rtol=0, atol=1e-6), len(fired)
+    for variant in ("decoder_only", "encoder_decoder"):
+        lm = make_lm(variant)
+        fired = set()
+        for n, mod in lm.named_modules():
+            if isinstance(mod, nn.Linear):
+                mod.register_forward_hook(lambda m_, i, o, n=n: fired.add(n))
+        with torch.no_grad():
+            lm(tokens)
+        assert fired == set(linears(lm)), f"{variant}: no hook fired on " \
+            f"{sorted(set(linears(lm)) - fired)}"
+
+    # A LoRA wrapper in q_proj's and out_proj's place: with B = 0 it is the identity (the same
+    # output), with B != 0 it changes the output by its own term.
+    class LoRA(nn.Module):
+        def __init__(self, base, r=4):
+            super().__init__()
+            self.base = base
+            self.A = nn.Parameter(torch.randn(r, base.in_features) * 0.3)
+            self.B = nn.Parameter(torch.zeros(base.out_features, r))
+
+        @property
+        def weight(self):  # (as PEFT's wrappers expose the base layer's)
+            return self.base.weight
+
+        def forward(self, t):
+            return self.base(t) + t @ self.A.t() @ self.B.t()
+
+    mha = make_mha()
+    with torch.no_grad():
+        before = mha(x, x, x)[0]
+        mha.q_proj, mha.out_proj = LoRA(mha.q_proj), LoRA(mha.out_proj)
+        same = mha(x, x, x)[0]
+        mha.q_proj.B.normal_()
+        changed = mha(x, x, x)[0]
+    assert (same - before).abs().max() < 1e-6, "an identity adapter changed the output"
+    assert (changed - before).abs().max() > 1e-2, "the q_proj adapter was ignored"
+    for variant in ("decoder_only", "encoder_decoder"):
+        lm = make_lm(variant)
+        with torch.no_grad():
+            before = lm(tokens)
+            first = lm.layers[0] if lm.layers is not None else lm.long_net.decoder_layers[0]
+            first.linear2 = LoRA(first.linear2)
+            first.linear2.B.normal_()
+            assert (lm(tokens) - before).abs().max() > 1e-2, f"{variant}: linear2's adapter " \
+                "was ignored"
+    # prune.l1_unstructured recomputes q_proj.weight in a pre-hook at each call: training steps
+    # work (reading the weight directly reused the first step's freed graph) and keep the mask.
+    mha = make_mha().train()
+    prune.l1_unstructured(mha.q_proj, "weight", amount=0.5)
+    opt = torch.optim.SGD(mha.parameters(), lr=0.1)
+    losses = []
+    for _ in range(2):
+        loss = mha(x, x, x)[0].square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(v) for v in losses) and losses[1] < losses[0], losses
+    assert mha.q_proj.weight_orig.grad is not None and int((mha.q_proj.weight == 0).sum()) \
+        >= mha.q_proj.weight.numel() // 2, "pruning lost its mask or its gradient"
+    # Dynamic int8 quantization of every Linear: runs, close to the float model.
+    quantize = getattr(getattr(torch, "ao", None), "quantization", None)
+    if quantize is None or "qnnpack" not in torch.backends.quantized.supported_engines and \
+            "fbgemm" not in torch.backends.quantized.supported_engines:
+        print("skip: quantize_dynamic (not in this torch)")
+    else:
+        for name, model, args in (("MultiheadDilatedAttention", make_mha(), (x, x, x)),
+                                  ("MultiheadDilatedAttention cross", make_mha(), (x, k, v)),
+                                  ("LongNetLM(decoder_only)", make_lm("decoder_only"), (tokens,)),
+                                  ("LongNetLM(encoder_decoder)", make_lm("encoder_decoder"),
+                                   (tokens,))):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (torch.ao.quantization is deprecated)
+                q = quantize.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+            with torch.no_grad():
+                a, b = q(*args), model(*args)
+            a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)
+            assert type(q.out if hasattr(q, "out") else q.out_proj) is not nn.Linear
+            assert rel_err(a, b) < 0.1, f"quantized {name}: rel error {rel_err(a, b)}"
+    print("ok: every Linear runs as its module (hooks, global hooks, LoRA wrappers, pruning, "
+          "quantize_dynamic), MultiheadDilatedAttention and LongNetLM (both variants)")
+
+
 def check_no_future_leak(longnet):
     """Causal models: logits at position p do not change when tokens after p do."""
     torch.manual_seed(1)
@@ -1241,6 +1372,7 @@ def main():
     else:
         print("skip: CUDA forward + backward (no GPU)")
     check_no_future_leak(longnet)
+    check_submodules(longnet)
     check_xpos_range(longnet)
     check_compile(longnet)
     check_checkpoint_parity(longnet, args)
