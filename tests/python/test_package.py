@@ -819,6 +819,75 @@ def check_xpos_range(longnet):
           "refused; xPos arguments checked by type and range")
 
 
+def check_xpos_precision_warning(longnet):
+    """Without the causal mask xPos amplifies the score of a key d tokens after its query by
+    3.5^(d/512): past half the significant bits of the dtype (a largest segment above 1,134
+    tokens in bfloat16, 3,400 in float32, clipped to the sequence) forward warns, once per
+    segment lengths and dtype; never below, never with the causal mask or without xPos."""
+    def warned(make, n, dtype=None, calls=2, autocast=None, causal=False):
+        m = make()
+        x = torch.randn(1, n, 16, dtype=dtype)
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            for _ in range(calls):
+                if autocast is None:
+                    m(x, x, x, is_causal=causal)
+                else:
+                    with torch.autocast("cpu", dtype=autocast):
+                        m(x, x, x, is_causal=causal)
+        return [str(w.message) for w in caught if "causal mask with xPos" in str(w.message)
+                and w.filename == __file__]
+
+    def mha(w, dtype=None, **kw):
+        return lambda: longnet.MultiheadDilatedAttention(16, 2, dilation_rates=[8],
+                                                         segment_lengths=w, dtype=dtype, **kw)
+    bf16, f32 = torch.bfloat16, torch.float32
+    for w, dtype, longest in (([1134], bf16, 1134), ([3400], f32, 3400)):
+        assert not warned(mha(w, dtype), w[0], dtype), f"{dtype} warned at its limit {w[0]}"
+        said = warned(mha([w[0] + 1], dtype), w[0] + 1, dtype, calls=3)
+        assert len(said) == 1, f"{dtype}, {w[0] + 1} tokens: {len(said)} warnings, not one"
+        name = str(dtype).split(".")[1]
+        for part in (f"of {w[0] + 1} tokens that is 2^", f"keeps accurate", "is_causal=True",
+                     "xpos=False", f"a largest segment of at most {longest} tokens in {name}"):
+            assert part in said[0], f"{part!r} not in: {said[0]}"
+        # A new module of the same segment lengths and dtype: already said.
+        assert not warned(mha([w[0] + 1], dtype), w[0] + 1, dtype)
+    # The segment is clipped to the sequence: a short sequence under a long segment is fine.
+    assert not warned(mha([8191], bf16), 1134, bf16)
+    assert len(warned(mha([8191], bf16), 1135, bf16)) == 1
+    # Causal attention and xpos=False never warn; autocast's dtype is the one that counts.
+    assert not warned(mha([8190], bf16), 8190, bf16, causal=True)
+    assert not warned(mha([8190], bf16, xpos=False), 8190, bf16)
+    assert not warned(mha([2000]), 2000)
+    said = warned(mha([2000]), 2000, autocast=bf16)
+    assert len(said) == 1 and "in bfloat16" in said[0], said
+    # Compiled (Dynamo traces the check): once too, pointing at the package, not at Dynamo.
+    compiled = torch.compile(mha([1140], bf16)(), backend="eager")
+    x = torch.randn(1, 1140, 16, dtype=bf16)
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        for _ in range(3):
+            compiled(x, x, x)
+    said = [w for w in caught if "causal mask with xPos" in str(w.message)]
+    assert len(said) == 1 and "longnet" in said[0].filename, [(w.filename, str(w.message)[:80])
+                                                               for w in caught]
+    # Through the layers (an encoder layer is not causal by default).
+    layer = lambda: longnet.DilatedTransformerEncoderLayer(  # noqa: E731
+        16, 2, segment_lengths=[1200], dilation_rates=[8], dim_feedforward=16,
+        dtype=bf16).eval()
+    m = layer()
+    x = torch.randn(1, 1200, 16, dtype=bf16)
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        m(x)
+        m(x)
+    said = [w for w in caught if "causal mask with xPos" in str(w.message)]
+    assert len(said) == 1 and said[0].filename == __file__, [(w.filename, str(w.message))
+                                                              for w in caught]
+    print("ok: xPos without the causal mask warns once past half the dtype's bits (bfloat16 "
+          "above 1,134 tokens, float32 above 3,400; clipped, autocast, layers), not below")
+
+
 def run(cmd, **kw):
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, **kw)
@@ -1374,6 +1443,7 @@ def main():
     check_no_future_leak(longnet)
     check_submodules(longnet)
     check_xpos_range(longnet)
+    check_xpos_precision_warning(longnet)
     check_compile(longnet)
     check_checkpoint_parity(longnet, args)
     check_export(longnet, args)
