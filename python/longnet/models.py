@@ -430,6 +430,17 @@ def _check_model_config(model: Mapping[str, Any]) -> dict:
     return m
 
 
+def _tracing() -> bool:
+    """Whether torch.compile, torch.export or torch.jit.trace is recording the caller."""
+    if torch.jit.is_tracing():
+        return True
+    compiler = getattr(torch, "compiler", None)
+    is_compiling = getattr(compiler, "is_compiling", None)
+    if is_compiling is None:  # torch < 2.3
+        is_compiling = getattr(getattr(torch, "_dynamo", None), "is_compiling", None)
+    return bool(is_compiling is not None and is_compiling())
+
+
 class LongNetLM(nn.Module):
     """A causal language model: token_embedding -> body -> norm -> out (logits over num_tokens),
     core/'s LongNetLM parameter for parameter. Positions come from xPos inside every attention
@@ -456,7 +467,9 @@ class LongNetLM(nn.Module):
     `check_token_ids_on_device` is True: it starts as the environment variable
     LONGNET_CHECK_TOKEN_IDS=1 says (default off) and may be set on a model at any time. Unchecked,
     a bad id on CUDA ends in a device-side assert that leaves the CUDA context unusable; turn the
-    check on while debugging.
+    check on while debugging. While torch.export or torch.compile records a graph the ids have no
+    values to read: the check goes into the graph as torch._assert_async (a RuntimeError giving
+    the range, not the position), so the model exports with static shapes (non-strict).
     """
 
     check_token_ids_on_device: bool
@@ -547,6 +560,14 @@ class LongNetLM(nn.Module):
                                 f" or the ids (x.to({str(weight.device)!r}))"))
         if x.device.type == "meta" or (x.device.type != "cpu" and
                                        not self.check_token_ids_on_device):
+            return
+        if _tracing():
+            # A graph being recorded has no values to read (export refuses the branch on them,
+            # Dynamo breaks its graph there): the range goes into the graph as an assert, which
+            # cannot say which id.
+            torch._assert_async(((x >= 0) & (x < self.num_tokens)).all(),
+                                f"LongNetLM: a token id is outside [0, num_tokens = "
+                                f"{self.num_tokens}); run the model eagerly to see which")
             return
         lo, hi = torch.stack(list(torch.aminmax(x))).tolist()  # one host sync off the CPU
         if lo >= 0 and hi < self.num_tokens:

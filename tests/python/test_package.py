@@ -756,6 +756,36 @@ def check_compile(longnet):
     print("ok: torch.compile (op and module, outputs and gradients, two lengths) = eager")
 
 
+def check_lm_export(longnet):
+    """torch.export (static shapes, the default non-strict mode) of LongNetLM, both variants:
+    the exported program gives eager's logits for the example and for other ids of its shape.
+    The id range check, which reads values, is an assert inside the graph there (and under
+    torch.compile); eagerly it still names the id and its position."""
+    torch.manual_seed(5)
+    for variant in ("decoder_only", "encoder_decoder"):
+        lm = longnet.LongNetLM(64, d_model=32, nhead=4, num_decoder_layers=2, dim_feedforward=40,
+                               segment_lengths=[4, 8], dilation_rates=[1, 2], variant=variant,
+                               num_encoder_layers=1 if variant == "encoder_decoder" else None,
+                               activation="gelu").eval()
+        x, other = torch.randint(0, 64, (2, 19)), torch.randint(0, 64, (2, 19))
+        with torch.no_grad():
+            program = torch.export.export(lm, (x,)).module()
+            for ids in (x, other):
+                got, want = program(ids), lm(ids)
+                assert (got - want).abs().max() <= 1e-6, f"{variant}: exported logits differ " \
+                    f"by {(got - want).abs().max().item()}"
+            bad = other.clone()
+            bad[1, 7] = 64
+            expect_error(RuntimeError, "a token id is outside [0, num_tokens = 64)",
+                         lambda: program(bad))
+            expect_error(ValueError, "token id 64 at x[1, 7]", lambda: lm(bad))
+            compiled = torch.compile(lm, backend="eager")
+            assert torch.equal(compiled(other), lm(other)), f"{variant}: compiled logits differ"
+            expect_error(RuntimeError, "a token id is outside", lambda: compiled(bad))
+    print("ok: torch.export of LongNetLM (both variants) = eager, at other ids too; bad ids "
+          "refused inside exported and compiled graphs")
+
+
 def check_xpos_range(longnet):
     """xPos scales that would leave the computing dtype's range are refused (they gave inf keys
     and zero queries in float32 and bfloat16 silently); float64 and nested segments work."""
@@ -1445,6 +1475,7 @@ def main():
     check_xpos_range(longnet)
     check_xpos_precision_warning(longnet)
     check_compile(longnet)
+    check_lm_export(longnet)
     check_checkpoint_parity(longnet, args)
     check_export(longnet, args)
     print("python package: all passed")
