@@ -51,12 +51,12 @@ void CliFlags::range_check(const std::string& name, double v, const std::string&
 
 void CliFlags::add(const std::string& name, const std::string& default_value,
                    const std::string& help, const OptionSpec& range) {
-  flags_[name] = Flag{default_value, help, false, false, false, range};
+  flags_[name] = Flag{default_value, help, false, false, false, false, range};
   order_.push_back(name);
 }
 
 void CliFlags::add_switch(const std::string& name, const std::string& help) {
-  flags_[name] = Flag{"0", help, true, false, false, OptionSpec{}};
+  flags_[name] = Flag{"0", help, true, false, false, false, OptionSpec{}};
   order_.push_back(name);
 }
 
@@ -69,6 +69,12 @@ void CliFlags::add_hidden(const std::string& name, const std::string& default_va
 void CliFlags::add_switch_hidden(const std::string& name, const std::string& help) {
   add_switch(name, help);
   flags_[name].hidden = true;
+}
+
+void CliFlags::allow_empty(const std::string& name) {
+  auto it = flags_.find(name);
+  if (it == flags_.end()) throw std::logic_error("CliFlags::allow_empty: no flag --" + name);
+  it->second.empty_ok = true;
 }
 
 void CliFlags::parse(const std::vector<std::string>& args) {
@@ -122,7 +128,7 @@ void CliFlags::parse(const std::vector<std::string>& args) {
       f.value = args[++i];
     }
     // An empty value would read as "not given" and silently mean the default.
-    if (!f.is_switch && f.value.empty())
+    if (!f.is_switch && f.value.empty() && !f.empty_ok)
       throw std::invalid_argument(
           "longnet " + command_ + ": --" + name + " has an empty value; give one" +
           (default_value.empty()

@@ -27,6 +27,9 @@ class CliFlags {
   void add_hidden(const std::string& name, const std::string& default_value,
                   const std::string& help, const OptionSpec& range = {});
   void add_switch_hidden(const std::string& name, const std::string& help);
+  // Lets flag `name` be given an empty value (--prompt '': a text that may be empty); given()
+  // tells it from the flag left out. Other flags refuse one (it would read as not given).
+  void allow_empty(const std::string& name);
   // Parses args; positional arguments are kept in order. Throws std::invalid_argument naming
   // the bad flag, a flag given twice, or an argument with one dash ("-checkpoint"; "-" is a
   // positional). "--help" sets help_requested().
@@ -60,7 +63,7 @@ class CliFlags {
  private:
   struct Flag {
     std::string value, help;
-    bool is_switch = false, given = false, hidden = false;
+    bool is_switch = false, given = false, hidden = false, empty_ok = false;
     OptionSpec range;
   };
   const Flag& find(const std::string& name) const;

@@ -213,7 +213,10 @@ void flags_check_generate(CliFlags& f) {
   f.add("config", "", "YAML config; its model: section is the model (random parameters)");
   f.add("seq-len", "0", "tokens per sequence N (0: the config's data.seq_len)", kTokens0);
   f.add("prompt-len", "0", "prompt of the first sequence (0: N/2 + 1, mid-segment)", kTokens0);
-  f.add("batch", "2", "sequences; sequence b's prompt is the first's minus b/3 of it", kCount);
+  f.add(
+      "batch", "2",
+      "sequences; sequence b's prompt is --prompt-len less b/(3 x batch) of it (at least 1 token)",
+      kCount);
   f.add("prefill-chunk", "0", "tokens per prefill forward (0: twice the largest segment)",
         kTokens0);
   f.add("seed", "0", "seed of the parameters and tokens", kSeed);
@@ -225,7 +228,8 @@ void flags_check_generate(CliFlags& f) {
 // The flags of `longnet generate`.
 void flags_generate(CliFlags& f) {
   model_flags_add(f);
-  f.add("prompt", "", "the prompt text");
+  f.add("prompt", "", "the prompt text ('' starts a document, from the end-of-text token)");
+  f.allow_empty("prompt");
   f.add("prompt-file", "", "a file whose whole content is the prompt (a regular file, <= 1 GiB)");
   f.add("prompts-file", "",
         "a file with one prompt per line: generated as one batch (a regular file, <= 1 GiB)");

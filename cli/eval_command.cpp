@@ -280,6 +280,19 @@ int cmd_eval(const Args& args) {
                                       std::to_string(world) + " ranks: " + e.what() +
                                       "; give context lengths that split, or fewer ranks");
         }
+    // xPos's scales at every length, before any runs (the model's segment lengths are fixed by
+    // its training: a length they do not nest on, or past the scales' range, is refused now,
+    // not after the shorter lengths ran). The encoder of an encoder-decoder has no causal mask.
+    for (int64_t c : lens) try {
+        xpos_scales_check(c, loaded.config.model.layer.attention.segment_lengths,
+                          XposPrecision::kFloat32, kXposScaleBase,
+                          loaded.config.model.variant != "encoder_decoder");
+      } catch (const std::exception& e) {
+        throw std::invalid_argument("eval --context-lens: " + std::to_string(c) +
+                                    " is past what this model's xPos can " + "score (" + e.what() +
+                                    "); its segment lengths are fixed by its training: give " +
+                                    "shorter context lengths");
+      }
     // The score tokens and the longest context against the split first (their own messages),
     // then the windows.
     ContextEvalOptions one = o;
@@ -297,8 +310,13 @@ int cmd_eval(const Args& args) {
                          2.0 * double(L.dim_feedforward);
     const double share = device.is_cuda() ? double(world) : 1.0;
     const double bytes_per = dtype == at::kBFloat16 ? 2.0 : 4.0;
+    // On the CPU the plain maths also holds a branch's scores over its segments (all ranks'
+    // together, on one host).
+    const double scores = dilated_plain_score_bytes(
+        lens.back(), lens.back(), L.num_heads, L.attention.segment_lengths,
+        L.attention.dilation_rates, dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat, device);
     device_memory_check(
-        double(o.batch_size) * double(lens.back()) / share * width * bytes_per, device,
+        double(o.batch_size) * (double(lens.back()) / share * width * bytes_per + scores), device,
         "eval: --batch-size " + std::to_string(o.batch_size) + " x context " +
             std::to_string(lens.back()) +
             (world > 1 && device.is_cuda() ? " / " + std::to_string(world) + " GPUs" : "") +
@@ -320,8 +338,10 @@ int cmd_eval(const Args& args) {
   // and rows done survive a stop. The table and --json follow at the end.
   const int64_t lengths = int64_t(o.context_lens.size());
   int64_t done = 0;
+  std::vector<ContextEvalRow> rows_done;  // (kept for a failure at a later length)
   auto on_row = [&](const ContextEvalRow& r) {
     ++done;
+    rows_done.push_back(r);
     if (grid->world_rank != 0) return;
     std::ostringstream p;
     p << "eval: [" << done << "/" << lengths << "] context " << r.context_len << ": loss " << r.loss
@@ -337,7 +357,15 @@ int cmd_eval(const Args& args) {
     stopped_by = int(world_max(*grid, stop_signal_caught()));
     return stopped_by != 0;
   };
-  auto rows = context_eval(loaded.model, data, *grid, *backend, o, on_row, should_stop);
+  std::vector<ContextEvalRow> rows;
+  std::string failure;  // an error at a later length: the rows done are still reported
+  try {
+    rows = context_eval(loaded.model, data, *grid, *backend, o, on_row, should_stop);
+  } catch (const std::exception& e) {
+    if (rows_done.empty()) throw;
+    rows = rows_done;
+    failure = e.what();
+  }
 
   const bool bytes = data.vocab_size == 256;
   const int64_t T = o.score_tokens > 0
@@ -404,12 +432,21 @@ int cmd_eval(const Args& args) {
       extra.add("stopped_by_signal", int64_t(stopped_by))
           .add("context_lens_done", int64_t(rows.size()))
           .add("context_lens_asked", lengths);
+    if (!failure.empty())
+      extra.add("error", failure)
+          .add("context_lens_done", int64_t(rows.size()))
+          .add("context_lens_asked", lengths);
     bench_write_results(f.get("json"), command_line("eval", args), bench_device_name(grid->device),
                         extra, json_rows);
     log_info("eval: results " + f.get("json"));
     if (!f.get("plot").empty() && !rows.empty())
       plot_ok = plot_results(f.get("json"), f.get("plot"));
   }
+  // (no collective here: the other ranks may have failed at that length too, or be waiting)
+  if (!failure.empty())
+    throw std::runtime_error(failure + "; the " + std::to_string(rows.size()) + " of " +
+                             std::to_string(lengths) + " context length(s) done are above" +
+                             (f.get("json").empty() ? "" : " and in " + f.get("json")));
   if (stopped_by != 0) {
     if (grid->world_rank == 0) {
       // One write: under mpirun stdout and stderr reach the terminal through separate pipes,

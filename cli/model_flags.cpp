@@ -13,6 +13,7 @@
 #include "longnet/core/device_memory.h"
 #include "longnet/core/dilated_plan.h"
 #include "longnet/core/incremental_lm.h"
+#include "longnet/core/int_math.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/train/crc32.h"
 #include "longnet/train/model_export.h"
@@ -135,7 +136,12 @@ void generation_memory_check(const LongNetLM& model, int64_t B, int64_t prefille
   const double attention = double(4 + L.attention.segment_lengths.size()) * d,
                ffn = d + 2.0 * double(L.dim_feedforward);
   const double width = device.is_cuda() ? std::max(attention, ffn) : attention + ffn - d;
-  const int64_t rows = std::min(P, chunk);
+  // The prefill rounds its chunk up to a multiple of the largest segment (no segment crosses a
+  // chunk): a smaller --prefill-chunk does not shrink it below one segment.
+  const int64_t block =
+      *std::max_element(L.attention.segment_lengths.begin(), L.attention.segment_lengths.end());
+  const int64_t rows = chunk >= P ? P : std::min(P, ceil_div(chunk, block) * block);
+  const bool chunk_helps = P > block && chunk > block;
   const double scores = dilated_plain_score_bytes(
       rows, P, L.num_heads, L.attention.segment_lengths, L.attention.dilation_rates,
       model->token_embedding->weight.scalar_type(), device);
@@ -147,14 +153,19 @@ void generation_memory_check(const LongNetLM& model, int64_t B, int64_t prefille
   std::snprintf(sizes, sizeof(sizes), "%.2f GiB of KV caches, %.2f GiB of prefill",
                 caches < 0 ? INFINITY : double(caches) / double(1 << 30),
                 prefill / double(1 << 30));
-  device_memory_check(total, device,
-                      command + ": " + std::to_string(B) + " sequence(s) of prompts up to " +
-                          std::to_string(P) + " tokens (" + sizes + ")",
-                      command == "generate"
-                          ? "run fewer sequences at a time (fewer lines of --prompts-file), "
-                            "shorter prompts or a smaller --prefill-chunk"
-                          : "give smaller --batches or --prompt-lens, or a smaller "
-                            "--prefill-chunk");
+  device_memory_check(
+      total, device,
+      command + ": " + std::to_string(B) + " sequence(s) of prompts up to " + std::to_string(P) +
+          " tokens (" + sizes + ")",
+      std::string(command == "generate" ? "run fewer sequences at a time (fewer lines of "
+                                          "--prompts-file), shorter prompts"
+                                        : "give smaller --batches or --prompt-lens") +
+          (chunk_helps ? " or a smaller --prefill-chunk (at least the largest "
+                         "segment, " +
+                             std::to_string(block) + ")"
+                       : std::string("; a prefill chunk is at least the largest "
+                                     "segment (") +
+                             std::to_string(block) + " tokens) long, whose attention this is"));
 }
 
 }  // namespace longnet

@@ -68,11 +68,21 @@ int64_t host_memory_bytes() {
                      cgroup_memory_limit());
 }
 
-// What one process may address (ulimit -v); -1 when unlimited.
+// What one process may still address under its limit (ulimit -v); -1 when unlimited.
 int64_t process_memory_limit() {
   struct rlimit as {};
   if (::getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY) return -1;
-  return int64_t(std::min<rlim_t>(as.rlim_cur, rlim_t(INT64_MAX)));
+  const int64_t limit = int64_t(std::min<rlim_t>(as.rlim_cur, rlim_t(INT64_MAX)));
+  // The limit counts every mapping, and the process already maps its libraries (some GiB with
+  // CUDA's): what is left of it is what new work may take.
+  int64_t mapped_pages = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    long long pages = 0;
+    if (std::fscanf(f, "%lld", &pages) == 1) mapped_pages = pages;
+    std::fclose(f);
+  }
+  const int64_t mapped = mapped_pages * int64_t(::sysconf(_SC_PAGESIZE));
+  return std::max<int64_t>(limit - mapped, 1);
 }
 
 std::string gib_text(double bytes) {

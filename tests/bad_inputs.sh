@@ -373,6 +373,29 @@ expect_ok ranks.data_differ "rank 1 read other validation data than rank 0"
 mkfifo "$WORK/out.fifo" "$WORK/fifo.png"
 # Output paths: checked at the start, before any work (a FIFO there would block the write forever,
 # a directory fail only after the run).
+# A model whose segment lengths do not nest: a context length past its xPos range is refused
+# before the shorter ones run.
+"$BIN" train "$CONFIG" 'model.segment_lengths=[64,96]' 'model.dilation_rates=[1,2]' \
+  data.seq_len=192 train.steps=1 optim.warmup_steps=0 grid.sequence_parallel=1 \
+  data.source="$SRC" data.path="$WORK/data.tokens" checkpoint.dir="$WORK/ck_nonnested" \
+  log.metrics="$WORK/m_nonnested.jsonl" eval.interval=0 data.batch_size=1 \
+  > "$WORK/nonnested.log" 2>&1 || fail "training a non-nested model: $(tail -2 "$WORK/nonnested.log")"
+CK_NN=$(ls "$WORK"/ck_nonnested/*.ckpt | tail -1)
+expect1 eval.xpos_past_range "eval --context-lens: 80000 is past what this model's xPos can score" \
+  eval --checkpoint "$CK_NN" --device cpu --context-lens 192,60000,80000 --batches 1 \
+  --json "$WORK/nn.json"
+grep -q "eval: \[1/3\]" "$WORK/eval.xpos_past_range.log" && fail "eval.xpos_past_range: a length ran first"
+# A dataset of no training split: eval scores its validation split all the same.
+mkdir -p "$WORK/val_only" && echo "a few words of validation text" > "$WORK/val_only/a.txt"
+"$BIN" data build "$WORK/val_only" "$WORK/val_only.tokens" --val-fraction 0.99 > /dev/null 2>&1 ||
+  fail "val_only: data build"
+"$BIN" eval --checkpoint "$CK" --device cpu --data "$WORK/val_only.tokens" --context-lens 4 \
+  > "$WORK/val_only.log" 2>&1 || fail "eval.no_training_split: $(tail -2 "$WORK/val_only.log")"
+# An empty --prompt starts a document, as an empty prompt file does.
+"$BIN" generate --checkpoint "$CK_EOT" --device cpu --prompt '' --max-new-tokens 3 --greedy \
+  > /dev/null 2> "$WORK/empty_prompt.log" || fail "generate --prompt '': $(tail -2 "$WORK/empty_prompt.log")"
+grep -q "the prompt is empty: generating from the end-of-text token" "$WORK/empty_prompt.log" ||
+  fail "generate --prompt '': $(cat "$WORK/empty_prompt.log")"
 expect1 out.eval_json_fifo "eval --json '$WORK/out.fifo' is a FIFO" eval --checkpoint "$CK" \
   --device cpu --json "$WORK/out.fifo"
 expect1 out.eval_json_dir "eval --json '$WORK' is a directory" eval --checkpoint "$CK" \

@@ -17,7 +17,8 @@ namespace longnet {
 
 ValidationTokens validation_tokens_open(const std::string& path, int64_t model_vocab) {
   // (An empty validation split is named by the caller, which says how many tokens it needs.)
-  std::shared_ptr<TokenDataset> data = TokenDataset::open(path, "auto", /*need_val=*/false);
+  std::shared_ptr<TokenDataset> data =
+      TokenDataset::open(path, "auto", /*need_val=*/false, /*need_train=*/false);
   if (model_vocab > 0) data->bound_ids_by_model(model_vocab);
   // A damaged validation shard would give wrong scores, not an error: its checksums are checked
   // first (the split is small; training checks both splits at its start).

@@ -70,7 +70,7 @@ const char* split_name(DataSplit s) {
 TokenDataset::~TokenDataset() = default;
 
 std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, const std::string& format,
-                                                 bool need_val) {
+                                                 bool need_val, bool need_train) {
   if (format != "auto" && format != "longnet" && format != "nanogpt" && format != "legacy")
     throw std::invalid_argument("data.format '" + format + "' is not one of " + kFormats);
   std::unique_ptr<TokenDataset> d(new TokenDataset());
@@ -178,7 +178,7 @@ std::unique_ptr<TokenDataset> TokenDataset::open(const std::string& path, const 
       d->open_legacy(path);
     }
   }
-  if (d->tokens_[0] == 0)
+  if (d->tokens_[0] == 0 && need_train)
     throw std::runtime_error("dataset '" + path +
                              "' has an empty training split; build it from a larger corpus (or a "
                              "smaller --val-fraction)");

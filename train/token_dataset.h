@@ -40,11 +40,12 @@ class TokenDataset {
   // naming the file and what would work when it is missing, not a regular file or directory
   // (FIFOs and devices are refused before they are opened), of another format, incomplete (an
   // interrupted build), when a shard's size or header disagrees with the manifest, or when the
-  // training split (or, with need_val, the validation split) is empty; and
-  // std::invalid_argument for an unknown format.
+  // training split (with need_train; a reader of the validation split alone, as eval, needs
+  // none) or, with need_val, the validation split is empty; and std::invalid_argument for an
+  // unknown format.
   static std::unique_ptr<TokenDataset> open(const std::string& path,
                                             const std::string& format = "auto",
-                                            bool need_val = true);
+                                            bool need_val = true, bool need_train = true);
   ~TokenDataset();
   TokenDataset(const TokenDataset&) = delete;
   TokenDataset& operator=(const TokenDataset&) = delete;
