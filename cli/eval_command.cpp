@@ -30,6 +30,7 @@
 #include "longnet/core/device_memory.h"
 #include "longnet/core/dilated_plan.h"
 #include "longnet/core/file_util.h"
+#include "longnet/core/int_math.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/parallel/process_grid.h"
 #include "longnet/parallel/sequence_layout.h"
@@ -270,16 +271,38 @@ int cmd_eval(const Args& args) {
       throw std::invalid_argument("eval --context-lens: a length is given twice; give each once");
     // Under mpirun every context is split over the ranks: checked here for each length, not
     // when its forward starts (after the shorter ones ran).
-    if (world > 1)
-      for (int64_t c : lens) try {
-          SequenceLayout(c, world, loaded.config.model.layer.attention.segment_lengths);
-        } catch (const std::exception& e) {
-          throw std::invalid_argument("eval --context-lens: " + std::to_string(c) +
-                                      " cannot be "
-                                      "split over the " +
-                                      std::to_string(world) + " ranks: " + e.what() +
-                                      "; give context lengths that split, or fewer ranks");
+    if (world > 1) {
+      const auto& segments = loaded.config.model.layer.attention.segment_lengths;
+      auto splits = [&](int64_t c) {
+        try {
+          SequenceLayout(c, world, segments);
+          return true;
+        } catch (const std::exception&) {
+          return false;
         }
+      };
+      for (int64_t c : lens) try {
+          SequenceLayout(c, world, segments);
+        } catch (const std::exception& e) {
+          // The model's segment lengths are fixed by its training: what helps is a length
+          // that splits (the next one up, among multiples of the rank count).
+          int64_t next = -1;
+          const int64_t most = *std::max_element(segments.begin(), segments.end());
+          for (int64_t t = ceil_div(c, int64_t(world)) * world; t <= c + 4 * world * most;
+               t += world)
+            if (splits(t)) {
+              next = t;
+              break;
+            }
+          throw std::invalid_argument(
+              "eval --context-lens: " + std::to_string(c) + " cannot be split over the " +
+              std::to_string(world) + " ranks (" + e.what() +
+              "); this model's segment lengths are fixed by its training, so give context "
+              "lengths that split" +
+              (next > 0 ? " (the next one up is " + std::to_string(next) + ")" : std::string()) +
+              ", or fewer ranks");
+        }
+    }
     // xPos's scales at every length, before any runs (the model's segment lengths are fixed by
     // its training: a length they do not nest on, or past the scales' range, is refused now,
     // not after the shorter lengths ran). The encoder of an encoder-decoder has no causal mask.
@@ -361,6 +384,17 @@ int cmd_eval(const Args& args) {
   std::string failure;  // an error at a later length: the rows done are still reported
   try {
     rows = context_eval(loaded.model, data, *grid, *backend, o, on_row, should_stop);
+  } catch (const c10::Error& e) {  // (its what() carries a backtrace)
+    if (rows_done.empty()) throw;
+    rows = rows_done;
+    failure = e.what_without_backtrace();
+  } catch (const std::bad_alloc&) {
+    if (rows_done.empty()) throw;
+    rows = rows_done;
+    failure = "out of host memory" +
+              (rows_done.size() < o.context_lens.size()
+                   ? " at context length " + std::to_string(o.context_lens[rows_done.size()])
+                   : std::string());
   } catch (const std::exception& e) {
     if (rows_done.empty()) throw;
     rows = rows_done;

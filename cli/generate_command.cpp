@@ -306,8 +306,10 @@ int cmd_generate(const Args& args) {
     // An empty prompt starts a document: from the end-of-text token that ends the one before.
     if (ids.back().empty() && tokenizer->eot_id()) {
       ids.back() = {*tokenizer->eot_id()};
-      std::cerr << "generate: the prompt "
-                << (prompts[b].empty() ? "is empty" : "encodes to no tokens")
+      std::cerr << "generate: "
+                << (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file"
+                              : std::string("the prompt"))
+                << (prompts[b].empty() ? " is empty" : " encodes to no tokens")
                 << ": generating from the end-of-text token (the start of a document)" << std::endl;
     }
     if (ids.back().empty())
@@ -344,7 +346,7 @@ int cmd_generate(const Args& args) {
   for (const auto& g : groups) padded_tokens += int64_t(g.size()) * lengths[size_t(g.back())];
 
   at::manual_seed(static_cast<uint64_t>(seed));
-  IncrementalOptions io = step_flags_get(f);
+  IncrementalOptions io = step_flags_get(f, device);
   io.prefill_chunk = f.get_int("prefill-chunk");
   // Checked before anything is allocated (the padded ids of a group may not fit where the caches
   // don't): the caches, and each group's prefill.

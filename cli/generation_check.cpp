@@ -119,7 +119,7 @@ int cmd_check_generate(const Args& args) {
       ref = model->forward(head);
     }
   }
-  IncrementalOptions io = step_flags_get(f);
+  IncrementalOptions io = step_flags_get(f, device);
   io.prefill_chunk = f.get_int("prefill-chunk") > 0 ? f.get_int("prefill-chunk") : 2 * W;
   IncrementalLM inc(model, B, io);
   // Incremental logits at every position a sequence reaches (rows past N are dropped).

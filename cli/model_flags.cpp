@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <stdexcept>
 
 #include "longnet/cli/common_flags.h"
@@ -14,6 +15,7 @@
 #include "longnet/core/dilated_plan.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/int_math.h"
+#include "longnet/core/text.h"
 #include "longnet/parallel/mpi_bootstrap.h"
 #include "longnet/train/crc32.h"
 #include "longnet/train/model_export.h"
@@ -52,7 +54,20 @@ void step_flags_add(CliFlags& f) {
                "run the cache's attention as three kernels (store, attend, combine), not one");
 }
 
-IncrementalOptions step_flags_get(const CliFlags& f) {
+IncrementalOptions step_flags_get(const CliFlags& f, const c10::Device& device) {
+  std::vector<std::string> idle;  // given, and changing nothing here
+  for (const char* flag :
+       {"no-cuda-graph", "no-fused-step", "fused-step-max-batch", "three-pass-attention"})
+    if (f.given(flag) && !device.is_cuda()) idle.push_back(std::string("--") + flag);
+  if (mpi_world_rank() == 0) {
+    if (!idle.empty())
+      std::cerr << "longnet " << f.command() << ": note: " << join(idle, ", ")
+                << " choose between CUDA kernels; on the CPU they change nothing" << std::endl;
+    else if (f.given("fused-step-max-batch") && f.get_switch("no-fused-step"))
+      std::cerr << "longnet " << f.command()
+                << ": note: --fused-step-max-batch changes nothing with --no-fused-step"
+                << std::endl;
+  }
   IncrementalOptions io;
   io.cuda_graph = !f.get_switch("no-cuda-graph");
   io.fused_step = !f.get_switch("no-fused-step");

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 
@@ -74,14 +75,20 @@ int64_t process_memory_limit() {
   if (::getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY) return -1;
   const int64_t limit = int64_t(std::min<rlim_t>(as.rlim_cur, rlim_t(INT64_MAX)));
   // The limit counts every mapping, and the process already maps its libraries (some GiB with
-  // CUDA's): what is left of it is what new work may take.
-  int64_t mapped_pages = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    long long pages = 0;
-    if (std::fscanf(f, "%lld", &pages) == 1) mapped_pages = pages;
+  // CUDA's): what is left of it is what new work may take. Address space only reserved
+  // (PROT_NONE: allocator arenas, CUDA's) is left out: later allocations are placed inside it.
+  int64_t mapped = 0;
+  if (FILE* f = std::fopen("/proc/self/maps", "r")) {
+    char line[8192];  // (a path is at most 4096 bytes)
+    while (std::fgets(line, sizeof(line), f)) {
+      unsigned long long lo = 0, hi = 0;
+      char perms[8] = {};
+      if (std::sscanf(line, "%llx-%llx %7s", &lo, &hi, perms) == 3 && hi > lo &&
+          std::strncmp(perms, "---", 3) != 0)
+        mapped += int64_t(hi - lo);
+    }
     std::fclose(f);
   }
-  const int64_t mapped = mapped_pages * int64_t(::sysconf(_SC_PAGESIZE));
   return std::max<int64_t>(limit - mapped, 1);
 }
 

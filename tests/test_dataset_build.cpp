@@ -127,6 +127,18 @@ TEST(DatasetBuild, OverlappingSourcesReadEachFileOnce) {
 // Text too small for both splits (one unit, which goes to validation) is refused and leaves
 // nothing behind, so the advised --val-fraction 0 then builds; training reads a dataset without
 // a validation split only when it does not evaluate (eval.interval: 0).
+// More shards than a manifest can list (tiny shards of a large source) are refused before
+// anything is read or written, not after hours of shards.
+TEST(DatasetBuild, TooManyShardsForTheManifestRefusedAtStart) {
+  TempDir dir;
+  write_file(dir / "big.txt", "");
+  ASSERT_EQ(::truncate((dir / "big.txt").c_str(), 48 << 20), 0);  // sparse: no disk taken
+  expect_throw<std::invalid_argument>(
+      [&] { dataset_build(options({dir / "big.txt"}, dir / "out", "bytes:eot", 256)); },
+      {"would make a manifest of about", "give a larger --shard-mb"});
+  EXPECT_NE(::access((dir / "out").c_str(), F_OK), 0);
+}
+
 TEST(DatasetBuild, NoValidationSplit) {
   TempDir dir;
   make_corpus(dir / "src", 1, 3000);

@@ -51,7 +51,7 @@ void walk(const std::string& dir, const std::string& rel, std::vector<CorpusFile
           CorpusSummary& skipped) {
   DIR* d = ::opendir(dir.c_str());
   if (!d)
-    throw std::runtime_error("corpus: cannot read the directory '" + dir +
+    throw std::runtime_error("corpus: cannot read the directory '" + printable_text(dir) +
                              "': " + std::strerror(errno));
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {

@@ -105,7 +105,7 @@ class Builder {
   int lock_fd_ = -1;
   bool created_dir_ = false;
   bool started_empty_ = false;  // --out held nothing (or did not exist): a failure leaves nothing
-  int kill_pending_ = 0;  // a signal number (the --debug-*-after-shards hooks)
+  int kill_pending_ = 0;        // a signal number (the --debug-*-after-shards hooks)
   int64_t shards_this_run_ = 0;
   int64_t binary_files_ = 0, empty_files_ = 0,
           wide_text_files_ = 0;  // skipped as read in this run (directory walks)
@@ -327,6 +327,26 @@ void Builder::run() {
   m_.corpus_fingerprint = CorpusFingerprint(files_, false).prefix(m_.corpus_files);
   fingerprint_ = std::make_unique<CorpusFingerprint>(files_, true);
   duplicate_files_ = listing.duplicate_files;
+  // The manifest lists every shard (about 260 bytes each) and source: one the reader would refuse
+  // is refused here, before any shard. A token takes at least one byte of text (compressed files
+  // counted at their size on disk), so this bounds the shards from above.
+  {
+    uint64_t text_bytes = 0, source_bytes = 0;
+    for (const auto& f : files_) text_bytes += f.bytes;
+    for (const auto& src : m_.sources) source_bytes += src.size() + 8;
+    const uint64_t shards = text_bytes / uint64_t(m_.shard_tokens) + 2;
+    const double manifest = double(source_bytes) + 1024.0 + 260.0 * double(shards);
+    if (manifest > double(kManifestMaxBytes))
+      throw std::invalid_argument(
+          "data build: up to " + std::to_string(shards) + " shards of " +
+          std::to_string(m_.shard_tokens) + " tokens (--shard-mb) for " +
+          std::to_string(text_bytes) + " bytes of sources, and " +
+          std::to_string(m_.sources.size()) + " --source paths, would make a manifest of about " +
+          std::to_string(uint64_t(manifest) >> 20) + " MiB, more than the " +
+          std::to_string(kManifestMaxBytes >> 20) +
+          " MiB a manifest may have: give a larger --shard-mb, or fewer --source paths (a "
+          "directory instead of its files)");
+  }
 
   prepare_out_dir();
   if (!sum_.up_to_date) write_all(co, listing);

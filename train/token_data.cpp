@@ -204,9 +204,10 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
   DataBuildSummary sum;
   std::vector<Candidate> files;
   std::vector<FileEntry> entries;
+  // (the name goes while the lock is held: a build waiting for it never takes this one's file)
   auto fail = [&](const std::string& what) {
-    ::close(fd);
     ::unlink(tmp.c_str());
+    ::close(fd);
     throw std::runtime_error("data build: " + what);
   };
   walk(src_dir, "", entries, sum.other_skipped);
@@ -273,7 +274,8 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
       std::ifstream in(c.path, std::ios::binary);
       buf.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
       if (!in.is_open() || in.bad())
-        fail("cannot read '" + c.path + "' (it changed or vanished during the build); run again");
+        fail("cannot read '" + printable_text(c.path) +
+             "' (it changed or vanished during the build); run again");
       if (count > 0) {
         put("\n", 1);
         ++tokens;
@@ -289,16 +291,14 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
     fail("seeking in '" + tmp + "' failed: " + std::strerror(errno));
   put(reinterpret_cast<const char*>(header), kHeaderBytes);
   if (::fsync(fd) != 0) fail("syncing '" + tmp + "' failed: " + std::strerror(errno));
+  // Renamed while still locked: another build can take the name only once it is free.
+  if (::rename(tmp.c_str(), out_path.c_str()) != 0)
+    fail("cannot rename '" + tmp + "' to '" + out_path + "': " + std::strerror(errno));
   if (::close(fd) != 0) {
     const int err = errno;
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("data build: closing '" + tmp + "' failed: " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), out_path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("data build: cannot rename '" + tmp + "' to '" + out_path +
-                             "': " + std::strerror(err));
+    ::unlink(out_path.c_str());
+    throw std::runtime_error("data build: closing '" + out_path + "' failed: " +
+                             std::strerror(err) + "; it was removed, run the build again");
   }
   sum.text_files = static_cast<int64_t>(files.size());
   std::ostringstream line;
