@@ -102,6 +102,9 @@ void flags_train(CliFlags& f) {
   f.add_hidden("debug-stall", "", "RANK:STEP, that rank stops responding at that step");
   f.add_hidden("debug-stop-in-eval", "-1", "a stop signal (SIGUSR1) during this step's evaluation",
                spec_range(-1, double(kMaxTokens)));
+  f.add_hidden("debug-stop-in-save", "-1",
+               "a stop signal (SIGUSR1) as this step's checkpoint is written",
+               spec_range(-1, double(kMaxTokens)));
   f.add_hidden("debug-stop-in-step", "-1",
                "a stop signal (SIGUSR1) before this step's second micro-step",
                spec_range(-1, double(kMaxTokens)));

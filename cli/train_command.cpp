@@ -92,6 +92,7 @@ int cmd_train(const Args& args) {
     std::tie(faults.stall_rank, faults.stall_at_step) = rank_step(f.get("debug-stall"));
   faults.crash_in_checkpoint_step = f.get_int("debug-crash-in-checkpoint");
   faults.stop_in_eval_at_step = f.get_int("debug-stop-in-eval");
+  faults.stop_in_save_at_step = f.get_int("debug-stop-in-save");
   faults.stop_in_step_at_step = f.get_int("debug-stop-in-step");
   faults.config_parser_hang = f.get_switch("debug-parser-hang");
   faults.truncate_data_at_step = f.get_int("debug-truncate-data-at");

@@ -186,4 +186,14 @@ grep -q '"stopped_by_signal":2' "$WORK/evalsig.json" && grep -q '"context_len":1
   fail "the partial --json lacks the stop or the first row: $(cat "$WORK/evalsig.json")"
 grep -q '"context_len":262144' "$WORK/evalsig.json" && fail "eval ran every length after SIGINT"
 echo "ok: eval stopped by SIGINT in $((SECONDS - T0)) s with status 130; the rows done are in its --json"
+# 6. A stop signal while a periodic checkpoint (step 4) is written: the job stops there, exit 0,
+#    with no further step and no second checkpoint.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/savestop" log.metrics="$WORK/savestop.jsonl" \
+  checkpoint.resume=none --debug-stop-in-save 4 > "$WORK/savestop.log" 2>&1 ||
+  fail "the run stopped during a checkpoint write exited non-zero: $(tail -5 "$WORK/savestop.log")"
+grep -q "stopping on a signal after step 4" "$WORK/savestop.log" ||
+  fail "no stop after step 4's checkpoint: $(tail -5 "$WORK/savestop.log")"
+[[ "$(ls "$WORK/savestop")" == *step_00000004.ckpt* && "$(ls "$WORK/savestop" | grep -c '\.ckpt$')" == 1 ]] ||
+  fail "checkpoints after a stop during step 4's: $(ls "$WORK/savestop")"
+echo "ok: a stop during a checkpoint's write stops at that step"
 echo "fault injection: all passed"

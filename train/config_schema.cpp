@@ -109,7 +109,8 @@ void config_visit(TrainConfig& c, ConfigVisitor& v) {
   v.field("precision", c.train.precision, spec_choices({"fp32", "bf16"}));
   // (ATen's CPU generator keeps 32 bits of a seed: larger ones would repeat smaller ones' draws)
   v.field("seed", c.train.seed, spec_range(0, 4294967295.0));
-  v.field("max_bad_steps", c.train.max_bad_steps, spec_range(0, double(INT32_MAX)));
+  // (1 stops at the first non-finite step; no value turns the check off)
+  v.field("max_bad_steps", c.train.max_bad_steps, spec_range(1, double(INT32_MAX)));
   v.field("collective_timeout_s", c.train.collective_timeout_s, spec_range(0, 1e9));
   v.field("loss", c.train.loss, spec_choices({"auto", "chunked", "plain"}));
   v.section("eval");

@@ -16,6 +16,7 @@ struct FaultInjection {
   int64_t crash_in_checkpoint_step = -1;  // die half-way through writing this checkpoint
   bool config_parser_hang = false;        // the config parser's trial child never returns
   int64_t stop_in_eval_at_step = -1;      // a stop signal (SIGUSR1) during this step's evaluation
+  int64_t stop_in_save_at_step = -1;      // ... as this step's checkpoint is written
   int64_t stop_in_step_at_step = -1;      // ... before this step's second micro-step
   // Data (issue 18, 20): `data build` throws (as an error would) once this many shards are
   // complete in this run, or ends the process at once as a kill would (leaving the next shard's

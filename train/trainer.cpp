@@ -987,9 +987,16 @@ void Trainer::loop() {
         step_ % cfg_.checkpoint.interval == 0 || step_ == total || stop_signal || stop_here;
     if (!defer || eval_now || save_now) finish_step(eval_now);
     if (eval_interrupted_) stop_signal = save_now = true;  // a signal came during the evaluation
-    if (save_now)
+    if (save_now) {
+      if (step_ == fault_injection().stop_in_save_at_step && grid_->world_rank == 0)
+        std::raise(SIGUSR1);  // (after the check above: as if it came during the write)
       train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(eval_interrupted_),
                        tokenizer_);
+      // A signal during the write (a scheduler's stop, as often as not, comes while a periodic
+      // checkpoint is written): this step is saved, so stop here rather than run and save
+      // another (every rank asks: all of them stop at this step or none does).
+      if (!stop_signal && !stop_here) stop_signal = world_max(*grid_, stop_signal_caught()) > 0;
+    }
     if (eval_now || save_now) last_.reset();
     if (stop_signal) {
       log_info("stopping on a signal after step " + std::to_string(step_) +
