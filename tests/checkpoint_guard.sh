@@ -34,6 +34,12 @@ copy() { rm -rf "$WORK/$1" && cp -r "$WORK/ckpt" "$WORK/$1" && rm -f "$WORK/$1/.
 
 copy none; expect resume_none_over_checkpoints none "already holds 2 checkpoint(s)" \
   checkpoint.resume=none train.steps=4
+# ... before the data is built (a first build of a large corpus can take hours).
+expect_failure resume_none_before_data "already holds 2 checkpoint(s)" 20 "${MPIRUN[@]}" "$BIN" \
+  train "$CONFIG" data.source="$SRC" data.path="$WORK/not_built.tokens" checkpoint.dir="$WORK/none" \
+  log.dir="$WORK/run_none_data" checkpoint.resume=none
+[[ ! -e "$WORK/not_built.tokens" ]] || fail "resume_none_before_data: the data was built first"
+expect_ok resume_none_before_data "already holds 2 checkpoint(s)"
 copy older; expect resume_older_path older "training on would replace it" \
   checkpoint.resume="$WORK/older/step_00000004.ckpt" train.steps=12
 copy renamed; cp "$WORK/ckpt/step_00000004.ckpt" "$WORK/renamed/step_00000100.ckpt"

@@ -365,6 +365,10 @@ TrainProgress resume_from(ProcessGrid& grid, const TrainConfig& cfg, const Named
                           AdamW& optim, const std::string& path);
 }  // namespace
 
+void train_state_start_guard(ProcessGrid& grid, const TrainConfig& cfg) {
+  if (cfg.checkpoint.resume == "none") replace_guard(grid, cfg, -1, "");
+}
+
 std::optional<TrainProgress> train_state_resume(ProcessGrid& grid, const TrainConfig& cfg,
                                                 const NamedTensors& params, AdamW& optim) {
   const std::string path = resume_path(grid, cfg);

@@ -71,6 +71,11 @@ void train_state_save(ProcessGrid& grid, const TrainConfig& cfg, const NamedTens
                       const AdamW& optim, const TrainProgress& progress,
                       const RecordedTokenizer& tokenizer);
 
+// With checkpoint.resume "none": refuses a checkpoint.dir that already holds checkpoints (or a
+// directory in a checkpoint's name), as train_state_resume does, but at the start, before the
+// data is built and the model made. Every rank must call it; nothing otherwise.
+void train_state_start_guard(ProcessGrid& grid, const TrainConfig& cfg);
+
 // The checkpoint that cfg.checkpoint.resume names ("auto": the newest one in the directory that
 // verifies; "none"; or a path), checked against this model (parameter names and shapes),
 // restored into params, optim and this rank's generators. nullopt when there is nothing to

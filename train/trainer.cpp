@@ -373,6 +373,9 @@ void Trainer::grid_setup() {
     output_file_prepare(trace_path(), "trace file (--trace)", OutputContent::kTrace);
   }
   grid_->world->barrier();
+  // A fresh run (checkpoint.resume: none) over another run's checkpoints: refused now, not after
+  // the data is built.
+  train_state_start_guard(*grid_, cfg_);
   log_info("longnet train: " + utc_time("%Y-%m-%d %H:%M:%S UTC") + ", " + std::to_string(world) +
            " rank(s), grid " + std::to_string(grid_->data_parallel) + " data x " +
            std::to_string(grid_->sequence_parallel) + " sequence parallel, device " +
