@@ -125,7 +125,8 @@ int cmd_bench_generate(const Args& args) {
       cycle = *std::max_element(segments.begin(), segments.end());  // an approximation
     }
   }
-  IncrementalOptions io = step_flags_get(f, device);
+  step_flags_note(f, device);
+  IncrementalOptions io = step_flags_get(f);
   io.prefill_chunk = f.get_int("prefill-chunk");
   const std::string card = bench_device_name(device);
   log_info("bench generate: " + loaded.source + ", " + std::to_string(m.num_layers) +

@@ -346,7 +346,8 @@ int cmd_generate(const Args& args) {
   for (const auto& g : groups) padded_tokens += int64_t(g.size()) * lengths[size_t(g.back())];
 
   at::manual_seed(static_cast<uint64_t>(seed));
-  IncrementalOptions io = step_flags_get(f, device);
+  step_flags_note(f, device);
+  IncrementalOptions io = step_flags_get(f);
   io.prefill_chunk = f.get_int("prefill-chunk");
   // Checked before anything is allocated (the padded ids of a group may not fit where the caches
   // don't): the caches, and each group's prefill.

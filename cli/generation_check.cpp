@@ -119,7 +119,8 @@ int cmd_check_generate(const Args& args) {
       ref = model->forward(head);
     }
   }
-  IncrementalOptions io = step_flags_get(f, device);
+  step_flags_note(f, device);
+  IncrementalOptions io = step_flags_get(f);
   io.prefill_chunk = f.get_int("prefill-chunk") > 0 ? f.get_int("prefill-chunk") : 2 * W;
   IncrementalLM inc(model, B, io);
   // Incremental logits at every position a sequence reaches (rows past N are dropped).

@@ -54,7 +54,7 @@ void step_flags_add(CliFlags& f) {
                "run the cache's attention as three kernels (store, attend, combine), not one");
 }
 
-IncrementalOptions step_flags_get(const CliFlags& f, const c10::Device& device) {
+void step_flags_note(const CliFlags& f, const c10::Device& device) {
   std::vector<std::string> idle;  // given, and changing nothing here
   for (const char* flag :
        {"no-cuda-graph", "no-fused-step", "fused-step-max-batch", "three-pass-attention"})
@@ -68,6 +68,9 @@ IncrementalOptions step_flags_get(const CliFlags& f, const c10::Device& device) 
                 << ": note: --fused-step-max-batch changes nothing with --no-fused-step"
                 << std::endl;
   }
+}
+
+IncrementalOptions step_flags_get(const CliFlags& f) {
   IncrementalOptions io;
   io.cuda_graph = !f.get_switch("no-cuda-graph");
   io.fused_step = !f.get_switch("no-fused-step");

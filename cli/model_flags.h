@@ -22,11 +22,13 @@ ModelLoadOptions model_flags_get(const CliFlags& f, c10::Device device, c10::Sca
                                  int64_t seed);
 
 // The decode step's flags (generate, check generate, bench generate): --no-cuda-graph,
-// --no-fused-step and --fused-step-max-batch; and the IncrementalOptions they give (the caller
-// sets prefill_chunk). On the CPU, where they change nothing, those given are named in a note on
-// stderr (rank 0), as is --fused-step-max-batch beside --no-fused-step.
+// --no-fused-step, --fused-step-max-batch and --three-pass-attention; and the IncrementalOptions
+// they give (the caller sets prefill_chunk). step_flags_note: on the CPU, where they change
+// nothing, those given are named in a note on stderr (rank 0), as is --fused-step-max-batch
+// beside --no-fused-step.
 void step_flags_add(CliFlags& f);
-IncrementalOptions step_flags_get(const CliFlags& f, const c10::Device& device);
+IncrementalOptions step_flags_get(const CliFlags& f);
+void step_flags_note(const CliFlags& f, const c10::Device& device);
 
 // "auto": cuda when a GPU is present, else cpu; otherwise device_from_name.
 c10::Device device_auto(const std::string& name);

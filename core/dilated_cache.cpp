@@ -40,6 +40,15 @@ int64_t generation_block_check(const DilatedAttentionOptions& o) {
   return W;
 }
 
+void check_cache_rows(const std::vector<int64_t>& rows, int64_t batch, const char* who) {
+  std::vector<bool> seen(size_t(std::max<int64_t>(batch, 0)), false);
+  for (const int64_t r : rows) {
+    TORCH_CHECK(r >= 0 && r < batch && !seen[size_t(r)], who, ": row ", r, " is outside [0, ",
+                batch, ") or given twice");
+    seen[size_t(r)] = true;
+  }
+}
+
 DilatedKVCache::DilatedKVCache(const DilatedAttentionOptions& o, int64_t batch, int64_t heads,
                                int64_t head_dim, at::TensorOptions options)
     : batch_(batch), heads_(heads), head_dim_(head_dim) {
@@ -119,14 +128,12 @@ void DilatedKVCache::fill(const at::Tensor& k, const at::Tensor& v, int64_t chun
               "); got ", k.sizes(), " and ", v.sizes());
   TORCH_CHECK(int64_t(lengths.size()) == n, "DilatedKVCache::fill: ", lengths.size(),
               " prompt lengths for ", n, " sequences");
-  for (const int64_t r : rows)
-    TORCH_CHECK(r >= 0 && r < batch_, "DilatedKVCache::fill: sequence ", r, " of a batch of ",
-                batch_);
+  check_cache_rows(rows, batch_, "DilatedKVCache::fill");
   const int64_t T = k.size(1);
   TORCH_CHECK(chunk_start % block_ == 0, "DilatedKVCache::fill: a prompt chunk starts at ",
               chunk_start, ", not a multiple of the largest segment length ", block_);
   // Sources (b, t, h) in the chunk and destinations (row of b, h, slot) in the cache.
-  std::vector<int64_t> sb, db, st, sh, dslot;
+  std::vector<int64_t> sb, st, sh, dslot;
   for (int64_t b = 0; b < n; ++b) {
     const int64_t P = lengths[b];
     TORCH_CHECK(T % block_ == 0 || P <= chunk_start + T, "DilatedKVCache::fill: a chunk of ", T,
@@ -138,7 +145,6 @@ void DilatedKVCache::fill(const at::Tensor& k, const at::Tensor& v, int64_t chun
       for (int64_t h = 0; h < heads_; ++h)
         for (int64_t a = 0, t = m + h % r_[i]; t < P; ++a, t += r_[i]) {
           sb.push_back(b);
-          db.push_back(rows.empty() ? b : rows[size_t(b)]);
           st.push_back(t - chunk_start);
           sh.push_back(h);
           dslot.push_back(off_[i] + a);
@@ -149,7 +155,8 @@ void DilatedKVCache::fill(const at::Tensor& k, const at::Tensor& v, int64_t chun
   auto idx = [&](const std::vector<int64_t>& x) {
     return at::tensor(x, at::TensorOptions().dtype(at::kLong)).to(k_.device());
   };
-  auto b = idx(sb), d = rows.empty() ? b : idx(db), t = idx(st), h = idx(sh), s = idx(dslot);
+  auto b = idx(sb), t = idx(st), h = idx(sh), s = idx(dslot);
+  auto d = rows.empty() ? b : idx(rows).index_select(0, b);  // b's row in the cache
   at::NoGradGuard no_grad;
   k_.index_put_({d, h, s}, k.index({b, t, h}).to(k_.scalar_type()));
   v_.index_put_({d, h, s}, v.index({b, t, h}).to(v_.scalar_type()));

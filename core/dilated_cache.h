@@ -97,4 +97,7 @@ class DilatedKVCache {
 // the cache independent of the unknown final length. Returns the largest segment length.
 int64_t generation_block_check(const DilatedAttentionOptions& o);
 
+// Throws unless rows are distinct sequence indices in [0, batch); who names the caller.
+void check_cache_rows(const std::vector<int64_t>& rows, int64_t batch, const char* who);
+
 }  // namespace longnet

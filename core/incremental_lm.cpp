@@ -220,12 +220,7 @@ at::Tensor IncrementalLM::prefill_range(const at::Tensor& tokens_in,
       tokens_in.dim() == 2 && tokens_in.size(0) == B && tokens_in.scalar_type() == at::kLong,
       "IncrementalLM::prefill: tokens must be (", B, ", P) int64; got ", tokens_in.sizes(), " ",
       tokens_in.scalar_type());
-  std::vector<bool> seen(size_t(batch_), false);
-  for (const int64_t r : rows) {
-    TORCH_CHECK(r >= 0 && r < batch_ && !seen[size_t(r)], "IncrementalLM::prefill_rows: row ", r,
-                " is outside [0, ", batch_, ") or given twice");
-    seen[size_t(r)] = true;
-  }
+  check_cache_rows(rows, batch_, "IncrementalLM::prefill_rows");
   const int64_t P = tokens_in.size(1);
   TORCH_CHECK(int64_t(lengths.size()) == B, "IncrementalLM::prefill: ", lengths.size(),
               " prompt lengths for ", B, " sequences");
