@@ -56,6 +56,17 @@ def external_stacklevel() -> int:
     return level
 
 
+def compiling(dynamo_only: bool = False) -> bool:
+    """Whether torch.compile or torch.export is recording the caller: then values cannot be
+    read. dynamo_only: only where Dynamo traces the Python (torch.compile, strict export), whose
+    frames are then not the user's (non-strict export, the default, runs the Python itself)."""
+    compiler = getattr(torch, "compiler", None)
+    check = getattr(compiler, "is_dynamo_compiling" if dynamo_only else "is_compiling", None)
+    if check is None:  # torch < 2.3
+        check = getattr(getattr(torch, "_dynamo", None), "is_compiling", None)
+    return bool(check is not None and check())
+
+
 class LibraryNotFoundError(ImportError):
     """liblongnet_ops.so could not be found or loaded; the message says where it looked and how
     to build it."""

@@ -24,8 +24,8 @@ from longnet.attention import (FLOAT32_TINY, MultiheadDilatedAttention, _check_d
                                _check_int, _check_layer_norm_eps, _check_weight_size,
                                check_heads, check_input)
 from longnet._ops import (FLOAT_DTYPES, DeviceArg, IntSequence, PathArg, check_branches,
-                          check_dense, check_int, short_repr, check_probability, device_move_hint,
-                          to_float)
+                          check_dense, check_int, compiling, short_repr, check_probability,
+                          device_move_hint, to_float)
 
 # The paper's base configuration (docs/design.md section 4).
 DEFAULT_SEGMENT_LENGTHS = (2048, 4096, 8192, 16384, 32768)
@@ -430,17 +430,6 @@ def _check_model_config(model: Mapping[str, Any]) -> dict:
     return m
 
 
-def _tracing() -> bool:
-    """Whether torch.compile, torch.export or torch.jit.trace is recording the caller."""
-    if torch.jit.is_tracing():
-        return True
-    compiler = getattr(torch, "compiler", None)
-    is_compiling = getattr(compiler, "is_compiling", None)
-    if is_compiling is None:  # torch < 2.3
-        is_compiling = getattr(getattr(torch, "_dynamo", None), "is_compiling", None)
-    return bool(is_compiling is not None and is_compiling())
-
-
 class LongNetLM(nn.Module):
     """A causal language model: token_embedding -> body -> norm -> out (logits over num_tokens),
     core/'s LongNetLM parameter for parameter. Positions come from xPos inside every attention
@@ -561,7 +550,7 @@ class LongNetLM(nn.Module):
         if x.device.type == "meta" or (x.device.type != "cpu" and
                                        not self.check_token_ids_on_device):
             return
-        if _tracing():
+        if torch.jit.is_tracing() or compiling():
             # A graph being recorded has no values to read (export refuses the branch on them,
             # Dynamo breaks its graph there): the range goes into the graph as an assert, which
             # cannot say which id.

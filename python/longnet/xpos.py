@@ -20,7 +20,8 @@ from typing import Optional, Set, Tuple
 import torch
 from torch import Tensor, nn
 
-from longnet._ops import IntSequence, check_int, check_segment_lengths, external_stacklevel
+from longnet._ops import (IntSequence, check_int, check_segment_lengths, compiling,
+                          external_stacklevel)
 
 SCALE_BASE = 512
 
@@ -133,13 +134,6 @@ def xpos_range_check(global_len: int, segment_lengths: IntSequence, dtype: torch
                      f"beyond {rng}: keys would overflow and queries vanish. Use {fix}")
 
 
-def _dynamo_compiling() -> bool:
-    """Whether Dynamo (torch.compile) is tracing the caller."""
-    is_compiling = getattr(torch.compiler, "is_dynamo_compiling", None) or getattr(
-        torch.compiler, "is_compiling", None)
-    return bool(is_compiling and is_compiling())
-
-
 # Significant bits (the implicit one included) of the dtypes q' and k' are stored in.
 _SIGNIFICAND_BITS = {torch.bfloat16: 8, torch.float16: 11, torch.float32: 24, torch.float64: 53}
 # (segment lengths, scale_base, dtype) already warned about by xpos_precision_check.
@@ -180,7 +174,7 @@ def xpos_precision_check(global_len: int, segment_lengths: IntSequence, dtype: t
     # (Under torch.compile Dynamo guards on the set, so a compiled model warns once too; it
     # cannot trace external_stacklevel's walk of the frames.)
     _precision_warned.add(key)
-    stacklevel = 2 if _dynamo_compiling() else external_stacklevel()
+    stacklevel = 2 if compiling(dynamo_only=True) else external_stacklevel()
     longest = math.floor(bits / 2 * scale_base / math.log2(1.4 / 0.4)) + 1
     name = str(dtype).replace("torch.", "")
     warnings.warn(

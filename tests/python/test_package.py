@@ -901,6 +901,22 @@ def check_xpos_precision_warning(longnet):
     said = [w for w in caught if "causal mask with xPos" in str(w.message)]
     assert len(said) == 1 and "longnet" in said[0].filename, [(w.filename, str(w.message)[:80])
                                                                for w in caught]
+    # Exported (non-strict, export's default, runs the Python itself): once, pointing at the
+    # caller's line as eagerly.
+    class Wrap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = mha([1150], bf16)()
+
+        def forward(self, x):
+            return self.m(x, x, x)[0]
+    x = torch.randn(1, 1150, 16, dtype=bf16)
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        torch.export.export(Wrap(), (x,))
+    said = [w for w in caught if "causal mask with xPos" in str(w.message)]
+    assert len(said) == 1 and said[0].filename == __file__, [(w.filename, str(w.message)[:80])
+                                                              for w in caught]
     # Through the layers (an encoder layer is not causal by default).
     layer = lambda: longnet.DilatedTransformerEncoderLayer(  # noqa: E731
         16, 2, segment_lengths=[1200], dilation_rates=[8], dim_feedforward=16,
