@@ -108,6 +108,9 @@ void flags_train(CliFlags& f) {
   f.add_hidden("debug-stop-in-step", "-1",
                "a stop signal (SIGUSR1) before this step's second micro-step",
                spec_range(-1, double(kMaxTokens)));
+  f.add_hidden("debug-metrics-fail-at", "-1",
+               "this step's metrics row fails to write (as on a full disk)",
+               spec_range(-1, double(kMaxTokens)));
   f.add_hidden("debug-crash-in-checkpoint", "-1", "die half-way through writing this checkpoint",
                spec_range(-1, double(kMaxTokens)));
   f.add_switch_hidden("debug-parser-hang", "the config parser's trial child never returns");
@@ -272,6 +275,10 @@ void flags_eval(CliFlags& f) {
   f.add("device", "auto", "cpu, cuda, or auto (cuda when present)");
   f.add("dtype", "float32", "float32, or bfloat16 (autocast on cuda, as training evaluates)");
   f.add_hidden("seed", "0", "seed of --random-init", kSeed);
+  // Testing aid (train/fault_injection.h); not listed in --help.
+  f.add_hidden("debug-fail-at-length", "-1",
+               "fail (as an error would) before the N-th context length (0-based)",
+               spec_range(-1, 1 << 30));
 }
 
 // The flags of `longnet bench generate`.

@@ -38,6 +38,7 @@
 #include "longnet/train/context_eval.h"
 #include "longnet/train/crc32.h"
 #include "longnet/train/dataset_check.h"
+#include "longnet/train/fault_injection.h"
 
 #ifndef LONGNET_PYTHON_PATH
 #define LONGNET_PYTHON_PATH "python3"
@@ -182,6 +183,7 @@ int cmd_eval(const Args& args) {
   o.batch_size = f.get_int("batch-size");
   o.windows = f.get_int("batches") * o.batch_size;
   const int64_t seed = f.get_int("seed");
+  fault_injection().eval_fail_at_length = f.get_int("debug-fail-at-length");
 
   const int world = mpi_world_size();
   auto grid = process_grid_create(1, world, device.type());
@@ -273,35 +275,35 @@ int cmd_eval(const Args& args) {
     // when its forward starts (after the shorter ones ran).
     if (world > 1) {
       const auto& segments = loaded.config.model.layer.attention.segment_lengths;
-      auto splits = [&](int64_t c) {
+      // Why c cannot be split over the ranks; empty when it can.
+      auto split_error = [&](int64_t c) -> std::string {
         try {
           SequenceLayout(c, world, segments);
-          return true;
-        } catch (const std::exception&) {
-          return false;
+          return {};
+        } catch (const std::exception& e) {
+          return e.what();
         }
       };
-      for (int64_t c : lens) try {
-          SequenceLayout(c, world, segments);
-        } catch (const std::exception& e) {
-          // The model's segment lengths are fixed by its training: what helps is a length
-          // that splits (the next one up, among multiples of the rank count).
-          int64_t next = -1;
-          const int64_t most = *std::max_element(segments.begin(), segments.end());
-          for (int64_t t = ceil_div(c, int64_t(world)) * world; t <= c + 4 * world * most;
-               t += world)
-            if (splits(t)) {
-              next = t;
-              break;
-            }
-          throw std::invalid_argument(
-              "eval --context-lens: " + std::to_string(c) + " cannot be split over the " +
-              std::to_string(world) + " ranks (" + e.what() +
-              "); this model's segment lengths are fixed by its training, so give context "
-              "lengths that split" +
-              (next > 0 ? " (the next one up is " + std::to_string(next) + ")" : std::string()) +
-              ", or fewer ranks");
-        }
+      for (int64_t c : lens) {
+        const std::string why = split_error(c);
+        if (why.empty()) continue;
+        // The model's segment lengths are fixed by its training: what helps is a length that
+        // splits (the next one up, among multiples of the rank count).
+        int64_t next = -1;
+        const int64_t most = *std::max_element(segments.begin(), segments.end());
+        for (int64_t t = ceil_div(c, int64_t(world)) * world; t <= c + 4 * world * most; t += world)
+          if (split_error(t).empty()) {
+            next = t;
+            break;
+          }
+        throw std::invalid_argument(
+            "eval --context-lens: " + std::to_string(c) + " cannot be split over the " +
+            std::to_string(world) + " ranks (" + why +
+            "); this model's segment lengths are fixed by its training, so give context "
+            "lengths that split" +
+            (next > 0 ? " (the next one up is " + std::to_string(next) + ")" : std::string()) +
+            ", or fewer ranks");
+      }
     }
     // xPos's scales at every length, before any runs (the model's segment lengths are fixed by
     // its training: a length they do not nest on, or past the scales' range, is refused now,
@@ -360,16 +362,15 @@ int cmd_eval(const Args& args) {
   // Each length's row as soon as it is done (stderr, rank 0): a long evaluation shows progress,
   // and rows done survive a stop. The table and --json follow at the end.
   const int64_t lengths = int64_t(o.context_lens.size());
-  int64_t done = 0;
-  std::vector<ContextEvalRow> rows_done;  // (kept for a failure at a later length)
+  std::vector<ContextEvalRow> rows;  // each length's row when done (kept if a later one fails)
   auto on_row = [&](const ContextEvalRow& r) {
-    ++done;
-    rows_done.push_back(r);
+    rows.push_back(r);
     if (grid->world_rank != 0) return;
     std::ostringstream p;
-    p << "eval: [" << done << "/" << lengths << "] context " << r.context_len << ": loss " << r.loss
-      << ", " << r.bits_per_token << " bits per " << (data.vocab_size == 256 ? "byte" : "token")
-      << " over " << r.tokens << " tokens in " << r.seconds << " s";
+    p << "eval: [" << rows.size() << "/" << lengths << "] context " << r.context_len << ": loss "
+      << r.loss << ", " << r.bits_per_token << " bits per "
+      << (data.vocab_size == 256 ? "byte" : "token") << " over " << r.tokens << " tokens in "
+      << r.seconds << " s";
     std::cerr << p.str() << std::endl;
   };
   // SIGINT/SIGTERM stop before the next forward (every rank agrees): the lengths done are
@@ -380,24 +381,20 @@ int cmd_eval(const Args& args) {
     stopped_by = int(world_max(*grid, stop_signal_caught()));
     return stopped_by != 0;
   };
-  std::vector<ContextEvalRow> rows;
   std::string failure;  // an error at a later length: the rows done are still reported
   try {
-    rows = context_eval(loaded.model, data, *grid, *backend, o, on_row, should_stop);
+    context_eval(loaded.model, data, *grid, *backend, o, on_row, should_stop);  // (rows, as above)
   } catch (const c10::Error& e) {  // (its what() carries a backtrace)
-    if (rows_done.empty()) throw;
-    rows = rows_done;
+    if (rows.empty()) throw;
     failure = e.what_without_backtrace();
   } catch (const std::bad_alloc&) {
-    if (rows_done.empty()) throw;
-    rows = rows_done;
+    if (rows.empty()) throw;
     failure = "out of host memory" +
-              (rows_done.size() < o.context_lens.size()
-                   ? " at context length " + std::to_string(o.context_lens[rows_done.size()])
+              (rows.size() < o.context_lens.size()
+                   ? " at context length " + std::to_string(o.context_lens[rows.size()])
                    : std::string());
   } catch (const std::exception& e) {
-    if (rows_done.empty()) throw;
-    rows = rows_done;
+    if (rows.empty()) throw;
     failure = e.what();
   }
 
@@ -462,14 +459,10 @@ int cmd_eval(const Args& args) {
         .add("trained_context", trained)
         .add("ranks", int64_t(world))
         .add("dtype", f.get("dtype"));
-    if (stopped_by != 0)
-      extra.add("stopped_by_signal", int64_t(stopped_by))
-          .add("context_lens_done", int64_t(rows.size()))
-          .add("context_lens_asked", lengths);
-    if (!failure.empty())
-      extra.add("error", failure)
-          .add("context_lens_done", int64_t(rows.size()))
-          .add("context_lens_asked", lengths);
+    if (stopped_by != 0) extra.add("stopped_by_signal", int64_t(stopped_by));
+    if (!failure.empty()) extra.add("error", failure);
+    if (stopped_by != 0 || !failure.empty())  // a partial result
+      extra.add("context_lens_done", int64_t(rows.size())).add("context_lens_asked", lengths);
     bench_write_results(f.get("json"), command_line("eval", args), bench_device_name(grid->device),
                         extra, json_rows);
     log_info("eval: results " + f.get("json"));

@@ -93,6 +93,7 @@ int cmd_train(const Args& args) {
   faults.crash_in_checkpoint_step = f.get_int("debug-crash-in-checkpoint");
   faults.stop_in_eval_at_step = f.get_int("debug-stop-in-eval");
   faults.stop_in_save_at_step = f.get_int("debug-stop-in-save");
+  faults.metrics_fail_at_step = f.get_int("debug-metrics-fail-at");
   faults.stop_in_step_at_step = f.get_int("debug-stop-in-step");
   faults.config_parser_hang = f.get_switch("debug-parser-hang");
   faults.truncate_data_at_step = f.get_int("debug-truncate-data-at");

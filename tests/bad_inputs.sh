@@ -105,6 +105,23 @@ expect data.missing "does not exist" train "$CONFIG" data.source='""' data.path=
 expect data.missing_no_source "does not exist and no data.source is set" train "$CONFIG" \
   data.path="$WORK/typo.tokens" checkpoint.dir="$WORK/ckpt"
 [[ ! -e "$WORK/typo.tokens" ]] || fail "data.missing_no_source: built $WORK/typo.tokens"
+# A model past memory is refused before data.source is built (a build can take hours) ...
+expect train.past_memory "train: a model of" train "$CONFIG" data.source="$SRC" \
+  data.path="$WORK/big.tokens" checkpoint.dir="$WORK/ck_big" data.batch_size=100000
+[[ ! -e "$WORK/big.tokens" ]] || fail "train.past_memory: built $WORK/big.tokens first"
+# ... and so is a checkpoint dir without room for one checkpoint (on a 1 MiB file system, where
+# this machine lets a mount namespace make one).
+mkdir -p "$WORK/small_fs"
+if unshare -m sh -c 'mount -t tmpfs -o size=1m none "$1"' sh "$WORK/small_fs" 2> /dev/null; then
+  expect_failure train.checkpoint_no_room "MiB free; one checkpoint of this model takes about" 30 \
+    unshare -m sh -c 'mount -t tmpfs -o size=1m none "$1" && shift && exec "$@"' sh "$WORK/small_fs" \
+    "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source="$SRC" data.path="$WORK/small.tokens" \
+    checkpoint.dir="$WORK/small_fs/ck"
+  [[ ! -e "$WORK/small.tokens" ]] || fail "train.checkpoint_no_room: built $WORK/small.tokens first"
+  expect_ok train.checkpoint_no_room "MiB free"
+else
+  echo "skipped: train.checkpoint_no_room (no mount namespace here)"
+fi
 : > "$WORK/empty.tokens"
 expect data.empty "tokens' is empty" train "$CONFIG" data.source='""' data.path="$WORK/empty.tokens" checkpoint.dir="$WORK/ckpt"
 head -c 5000 "$CONFIG" > "$WORK/text.tokens"
@@ -113,7 +130,7 @@ expect data.not_token_file "not a longnet token file" train "$CONFIG" data.sourc
 head -c 100000 "$WORK/data.tokens" > "$WORK/cut.tokens"
 expect data.truncated "truncated" train "$CONFIG" data.source='""' data.path="$WORK/cut.tokens" \
   checkpoint.dir="$WORK/ckpt"
-expect data.short "shorter than one sequence" "${T[@]}" data.seq_len=8388608 \
+expect data.short "shorter than one sequence" "${T[@]}" data.seq_len=524288 \
   model.segment_lengths=[32,64,128] data.batch_size=1
 # Ranks started with different configs (MPMD, or another file on another host).
 MP1=(mpirun -np 1 --oversubscribe --allow-run-as-root --bind-to none)

@@ -226,6 +226,21 @@ done
 [[ -e "$WORK/planted/notes.ckpt.tmp" ]] || fail "planted_links: the user's notes.ckpt.tmp was deleted"
 cases=$((cases + 1))
 echo "ok: planted_links"
+# A complete checkpoint left under its temporary name (a stop between its write and its rename),
+# resumed from by that name: it gets its own name first, so the next save does not remove it
+# with the leftovers of interrupted writes.
+copy tmpname && mv "$WORK/tmpname/step_00000008.ckpt" "$WORK/tmpname/step_00000008.ckpt.tmp"
+timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
+  checkpoint.dir="$WORK/tmpname" log.dir="$WORK/run_tmpname" train.steps=12 checkpoint.interval=4 \
+  checkpoint.resume="$WORK/tmpname/step_00000008.ckpt.tmp" > "$WORK/tmpname.log" 2>&1 ||
+  fail "resume_temporary_name: $(grep -m2 error "$WORK/tmpname.log")"
+grep -q "resume: .*step_00000008.ckpt.tmp at step 8" "$WORK/tmpname.log" &&
+  grep -q "renamed to .*/tmpname/step_00000008.ckpt, so that it is kept" "$WORK/tmpname.log" &&
+  [[ -f "$WORK/tmpname/step_00000008.ckpt" && -f "$WORK/tmpname/step_00000012.ckpt" &&
+     ! -e "$WORK/tmpname/step_00000008.ckpt.tmp" ]] ||
+  fail "resume_temporary_name: $(tail -3 "$WORK/tmpname.log"); $(ls "$WORK/tmpname")"
+cases=$((cases + 1))
+echo "ok: resume_temporary_name"
 # The good directory itself still resumes and trains on.
 timeout 120 "${MPIRUN[@]}" "$BIN" train "$CONFIG" data.source='""' data.path="$WORK/data.tokens" \
   checkpoint.dir="$WORK/ckpt" log.dir="$WORK/run0" train.steps=12 checkpoint.interval=4 \

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Faults during training on 2 CPU ranks: a rank killed with SIGKILL, SIGTERM, a crash half-way
-# through a checkpoint write, a rank that stalls, a stop during an evaluation, `longnet eval`
-# stopped by SIGINT. Each must end the whole job quickly, never lose the last complete
-# checkpoint, and resume must continue exactly (same losses as an uninterrupted run).
+# through a checkpoint write, a rank that stalls, a stop during an evaluation or a checkpoint's
+# write, `longnet eval` stopped by SIGINT or failing at a later length, a metrics file that fails
+# to take a row, the run folder deleted mid-run. Each must end the whole job quickly, never lose
+# the last complete checkpoint, and resume must continue exactly (same losses as an
+# uninterrupted run).
 #   tests/fault_injection.sh LONGNET_BINARY CONFIG DATA_SRC WORK_DIR
 set -uo pipefail
 BIN=$1 CONFIG=$2 SRC=$3 WORK=$4
@@ -186,7 +188,21 @@ grep -q '"stopped_by_signal":2' "$WORK/evalsig.json" && grep -q '"context_len":1
   fail "the partial --json lacks the stop or the first row: $(cat "$WORK/evalsig.json")"
 grep -q '"context_len":262144' "$WORK/evalsig.json" && fail "eval ran every length after SIGINT"
 echo "ok: eval stopped by SIGINT in $((SECONDS - T0)) s with status 130; the rows done are in its --json"
-# 6. A stop signal while a periodic checkpoint (step 4) is written: the job stops there, exit 0,
+# 7. `longnet eval` failing at its second context length (an error, as a failed forward's): the
+#    row done is printed and written to --json with the error (no backtrace), and the status is
+#    non-zero naming the lengths done.
+"$BIN" eval --device cpu --checkpoint "$WORK/ref/step_00000012.ckpt" --data "$WORK/evaldata.tokens" \
+  --context-lens 128,256 --batches 2 --json "$WORK/evalfail.json" --debug-fail-at-length 1 \
+  > "$WORK/evalfail.log" 2>&1 && fail "eval with a failure at its second length exited 0"
+grep -q "eval: \[1/2\] context 128" "$WORK/evalfail.log" &&
+  grep -q "injected failure at context length 256.*the 1 of 2 context length(s) done are above and in" "$WORK/evalfail.log" ||
+  fail "eval's failure at a later length: $(tail -5 "$WORK/evalfail.log")"
+grep -q '"context_len":128,' "$WORK/evalfail.json" && grep -q '"context_lens_done":1,' "$WORK/evalfail.json" &&
+  grep -q '"error":"eval: an injected failure at context length 256' "$WORK/evalfail.json" &&
+  ! grep -q '"context_len":256' "$WORK/evalfail.json" && ! grep -q "Exception raised from" "$WORK/evalfail.json" ||
+  fail "eval's --json after a failure at a later length: $(cat "$WORK/evalfail.json")"
+echo "ok: eval failing at a later length kept and reported the row done"
+# 8. A stop signal while a periodic checkpoint (step 4) is written: the job stops there, exit 0,
 #    with no further step and no second checkpoint.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/savestop" log.metrics="$WORK/savestop.jsonl" \
   checkpoint.resume=none --debug-stop-in-save 4 > "$WORK/savestop.log" 2>&1 ||
@@ -196,4 +212,40 @@ grep -q "stopping on a signal after step 4" "$WORK/savestop.log" ||
 [[ "$(ls "$WORK/savestop")" == *step_00000004.ckpt* && "$(ls "$WORK/savestop" | grep -c '\.ckpt$')" == 1 ]] ||
   fail "checkpoints after a stop during step 4's: $(ls "$WORK/savestop")"
 echo "ok: a stop during a checkpoint's write stops at that step"
+# 9. The metrics file fails to take step 6's row (a full disk): the job trains on to step 7, saves
+#    its checkpoint and fails naming the write; the resume continues from step 7 with the
+#    reference's losses.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/metricsfail" log.metrics="$WORK/metricsfail.jsonl" \
+  checkpoint.resume=none --debug-metrics-fail-at 6 > "$WORK/metricsfail.log" 2>&1 &&
+  fail "the run whose metrics write failed exited 0"
+grep -q "error: metrics file .*write failed.*rows from step 6 on are missing; training stopped at step 7, whose checkpoint is in" "$WORK/metricsfail.log" &&
+  [[ -f "$WORK/metricsfail/step_00000007.ckpt" ]] && ! grep -q '"step":[6-9],' "$WORK/metricsfail.jsonl" ||
+  fail "a failed metrics write: $(tail -5 "$WORK/metricsfail.log"); $(ls "$WORK/metricsfail")"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/metricsfail" log.metrics="$WORK/metricsfail.jsonl" \
+  > "$WORK/metricsfail2.log" 2>&1 || fail "resume after a failed metrics write: $(tail -5 "$WORK/metricsfail2.log")"
+grep -q "resume: .*step_00000007.ckpt at step 7" "$WORK/metricsfail2.log" &&
+  diff <(losses "$WORK/ref.jsonl" | sed -n '8,12p') <(losses "$WORK/metricsfail.jsonl" | grep -v '"step":[1-5],') ||
+  fail "the resume after a failed metrics write: $(tail -5 "$WORK/metricsfail2.log")"
+# ... also when the step whose row fails is the last this job trains (--stop-after): no exit 0.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" checkpoint.dir="$WORK/metricsfail3" log.metrics="$WORK/metricsfail3.jsonl" \
+  checkpoint.resume=none --debug-metrics-fail-at 6 --stop-after 6 > "$WORK/metricsfail3.log" 2>&1 &&
+  fail "the run whose last row failed to write exited 0"
+grep -q "rows from step 6 on are missing; training stopped at step 6, whose checkpoint" "$WORK/metricsfail3.log" &&
+  [[ -f "$WORK/metricsfail3/step_00000006.ckpt" ]] ||
+  fail "a failed metrics write at the last step: $(tail -3 "$WORK/metricsfail3.log")"
+echo "ok: a failed metrics write saved a checkpoint before failing; the resume continued exactly"
+# 10. The run folder (with its checkpoints) deleted while the job runs: the next save says so,
+#     makes it again, locks it and writes its checkpoint there; the job ends normally.
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/gone" checkpoint.dir="$WORK/gone/checkpoints" \
+  log.metrics="$WORK/gone.jsonl" checkpoint.resume=none --debug-sleep-after 5 > "$WORK/gone.log" 2>&1 &
+JOB=$!
+for _ in $(seq 150); do grep -q "^step 5/" "$WORK/gone.log" 2>/dev/null && break; sleep 0.2; done
+grep -q "^step 5/" "$WORK/gone.log" || fail "the run to delete the folder of printed no step 5"
+rm -rf "$WORK/gone"
+wait $JOB || fail "the run whose folder was deleted failed: $(tail -5 "$WORK/gone.log")"
+grep -q "log.dir '$WORK/gone' (or its lock file) was removed or replaced while this job ran" "$WORK/gone.log" &&
+  [[ -f "$WORK/gone/checkpoints/step_00000012.ckpt" && -f "$WORK/gone/.longnet.lock" &&
+     -f "$WORK/gone/checkpoints/.longnet.lock" ]] ||
+  fail "a run folder deleted mid-run: $(grep -m2 -i "warning\|error" "$WORK/gone.log"); $(ls -a "$WORK/gone" "$WORK/gone/checkpoints" 2>&1)"
+echo "ok: a run folder deleted mid-run was made again and locked at the next save"
 echo "fault injection: all passed"

@@ -417,6 +417,37 @@ void checkpoint_write(const std::string& dir, int64_t step, const c10::impl::Gen
       log_warning("could not delete old checkpoint '" + n.path + "': " + errno_text());
 }
 
+void checkpoint_temporary_promote(const std::string& dir, const std::string& resumed) {
+  // The file itself, not a link to it (a link is only a name, removed as a leftover).
+  const std::string tmp = ".tmp";
+  const size_t slash = resumed.rfind('/');
+  const std::string name = slash == std::string::npos ? resumed : resumed.substr(slash + 1);
+  struct stat st;
+  if (!is_checkpoint_name(name) || name.size() <= tmp.size() ||
+      name.compare(name.size() - tmp.size(), tmp.size(), tmp) != 0 ||
+      ::lstat(resumed.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    return;
+  const std::string parent = slash == std::string::npos ? "." : resumed.substr(0, slash + 1);
+  if (path_resolve(parent) != path_resolve(dir)) return;  // not among dir's leftovers
+  const std::string from = join_path(dir, name), to = from.substr(0, from.size() - tmp.size());
+  if (path_kind(to) != PathKind::kMissing) {
+    log_warning("resumed from " + resumed + ", a checkpoint under its temporary name beside " + to +
+                ": this save removes it with the leftovers of interrupted writes");
+    return;
+  }
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    log_warning("resumed from " + resumed + ", a checkpoint under its temporary name: it cannot " +
+                "be renamed to " + to + " (" + errno_text() +
+                "), so this save removes it with the leftovers of interrupted writes");
+    return;
+  }
+  fsync_dir(dir);
+  log_info("checkpoint: " + resumed +
+           ", resumed from, is a complete checkpoint left under its temporary name (a stop "
+           "between its write and its rename); renamed to " +
+           to + ", so that it is kept");
+}
+
 c10::impl::GenericDict checkpoint_read(const std::string& path) {
   const std::string who = "checkpoint '" + path + "'";
   struct stat st;
@@ -558,10 +589,14 @@ std::optional<std::string> checkpoint_latest(const std::string& dir) {
   return std::nullopt;
 }
 
-CheckpointDirLock::CheckpointDirLock(const std::string& dir, const std::string& key) {
-  for (int attempt = 0; !acquire(dir, key); ++attempt)
+CheckpointDirLock::CheckpointDirLock(const std::string& dir, const std::string& key) : key_(key) {
+  lock(dir);
+}
+
+void CheckpointDirLock::lock(const std::string& dir) {
+  for (int attempt = 0; !acquire(dir, key_); ++attempt)
     if (attempt == 3)
-      throw std::runtime_error(key + " '" + dir + "': its lock file '" +
+      throw std::runtime_error(key_ + " '" + dir + "': its lock file '" +
                                join_path(dir, ".longnet.lock") +
                                "' keeps being replaced; is another job starting there?");
 }
@@ -637,6 +672,28 @@ bool CheckpointDirLock::acquire(const std::string& dir, const std::string& key) 
     // The lock holds without the note; the note only helps a second job's message.
   }
   return true;
+}
+
+void CheckpointDirLock::renew() {
+  struct stat held, now;
+  if (fd_ < 0 || ::fstat(fd_, &held) != 0) return;
+  // Replaced: the path names another file, or none (another failure to look, a permission or a
+  // network file system's, says nothing about the lock: it is kept).
+  const bool named = ::stat(path_.c_str(), &now) == 0;
+  if (named ? now.st_ino == held.st_ino && now.st_dev == held.st_dev
+            : errno != ENOENT && errno != ENOTDIR)
+    return;
+  const int old = fd_;  // held until the new lock is
+  fd_ = -1;
+  try {
+    lock(std::string(dir_));
+  } catch (...) {
+    ::close(old);
+    throw;
+  }
+  ::close(old);
+  log_warning(key_ + " '" + dir_ + "' (or its lock file) was removed or replaced while this " +
+              "job ran; made again and locked, and this job's checkpoints are written there");
 }
 
 CheckpointDirLock::~CheckpointDirLock() {

@@ -61,14 +61,25 @@ class CheckpointDirLock {
   ~CheckpointDirLock();
   CheckpointDirLock(const CheckpointDirLock&) = delete;
   CheckpointDirLock& operator=(const CheckpointDirLock&) = delete;
+  // Where the directory (or its lock file) was removed or replaced while the job ran: says so
+  // (a warning), makes it again and locks it, so that the next write is not made in an unlocked
+  // directory. Throws as the constructor does (another job took the path meanwhile).
+  void renew();
 
  private:
   // One try: false when the lock was taken on a file that the path no longer names.
   bool acquire(const std::string& dir, const std::string& key);
+  void lock(const std::string& dir);  // acquire, tried 4 times
   int fd_ = -1;
-  std::string dir_, path_;
+  std::string dir_, path_, key_;
   bool dir_made_ = false;  // the directory is this job's (make_dirs made it)
 };
+
+// Where `resumed` is a checkpoint under its temporary name (a stop between its write and its
+// rename left DIR/step_N.ckpt.tmp, a regular file, and it verified), gives it its own name
+// DIR/step_N.ckpt (where that is free; else a warning), so that the next checkpoint_write does
+// not remove it with the leftovers of interrupted writes. Call before that write.
+void checkpoint_temporary_promote(const std::string& dir, const std::string& resumed);
 
 // Reads and verifies a checkpoint; returns the caller's dict (without the "_longnet_" entries).
 // Throws std::runtime_error naming the file and the problem: missing, empty or truncated,

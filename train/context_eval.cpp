@@ -2,6 +2,7 @@
 #include "longnet/train/context_eval.h"
 
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 #include <torch/nn/functional/loss.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "longnet/core/autocast_scope.h"
 #include "longnet/core/dtype_names.h"
+#include "longnet/train/fault_injection.h"
 
 namespace longnet {
 
@@ -70,6 +72,8 @@ std::vector<ContextEvalRow> context_eval(LongNetLM& model, const ValidationToken
   at::NoGradGuard no_grad;
   std::vector<ContextEvalRow> rows;
   for (int64_t c : o.context_lens) {
+    TORCH_CHECK(int64_t(rows.size()) != fault_injection().eval_fail_at_length,
+                "eval: an injected failure at context length ", c, " (--debug-fail-at-length)");
     if (c % P != 0)
       throw std::invalid_argument(
           "eval: context length " + std::to_string(c) + " does not split over " +

@@ -93,6 +93,11 @@ class Trainer {
 
  private:
   void grid_setup();
+  // Before the data is built or read: refuses a run whose model and batch cannot fit in memory,
+  // or whose checkpoint.dir has no room for one checkpoint (checkpoint_room_check, asked again
+  // once the data is built, which may have taken the room).
+  void resources_check();
+  void checkpoint_room_check();
   void data_setup();
   void model_setup();
   void loop();
@@ -109,6 +114,18 @@ class Trainer {
   // resumed step): logged as "LABEL: loss ..." and written as a metrics row of step_. False when
   // a stop signal ended it (said as "stopping on a signal during STOP_WHAT").
   bool evaluate_now(const std::string& label, const std::string& stop_what);
+  // Writes a metrics row (rank 0). A failed write (a full disk) does not end the job there: it
+  // is said once, no more rows are written, and the job stops at its next agreement below with a
+  // checkpoint saved, then fails with the write's error (metrics_failure_throw).
+  void metrics_write(const JsonLine& line);
+  // Saves the checkpoint of step_ (every rank), the run folder and checkpoint.dir locked again
+  // first where they were removed while the job ran.
+  void save(bool eval_interrupted);
+  // Every rank: whether a stop signal came to any rank, or rank 0's metrics file failed (then
+  // metrics_failed_ is set on every rank). Collective.
+  bool stop_agreed();
+  // Every rank, after the checkpoint: throws rank 0's metrics error when metrics_failed_.
+  void metrics_failure_throw();
   // The name of the run folder's own file that `path` is (config.yaml, an earlier start's
   // config.N.yaml, train.log, and with metrics its metrics.jsonl when log.metrics is empty), ""
   // when it is none of them (or there is no run folder).
@@ -178,6 +195,10 @@ class Trainer {
   std::unique_ptr<AdamW> optim_;
   std::unique_ptr<SequenceParallelAttention> attention_;
   std::unique_ptr<MetricsWriter> metrics_;
+  std::string metrics_error_;       // rank 0: why a metrics row could not be written
+  int64_t metrics_error_step_ = 0;  // ... and the step whose row it was
+  bool saved_yet_ = false;          // this run has saved a checkpoint
+  bool metrics_failed_ = false;     // every rank, once stop_agreed has seen metrics_error_
   NamedTensors named_params_;
   std::vector<at::Tensor> params_;
   int64_t step_ = 0, bad_steps_ = 0, matmul_params_ = 0;
@@ -590,7 +611,7 @@ void Trainer::data_truncate_for_test() {
   grid_->world->barrier();
 }
 
-void Trainer::model_setup() {
+void Trainer::resources_check() {
   {
     // An estimate of what training holds per rank: each parameter with its gradient and Adam's
     // two moments in float32, and each layer's input kept for the backward (on GPUs a lower
@@ -645,6 +666,24 @@ void Trainer::model_setup() {
                           (grid_->device.is_cuda() ? ", or more sequence-parallel ranks"
                                                    : ", or ranks on more hosts"));
   }
+  checkpoint_room_check();
+}
+
+void Trainer::checkpoint_room_check() {
+  if (grid_->world_rank != 0) return;
+  // Room for one more checkpoint: float32 parameters and AdamW's two moments (the estimate
+  // leaves out biases and norms, well inside the margin), plus headroom.
+  const int64_t one = int64_t(std::min(12 * lm_parameter_estimate(cfg_.model), 0x1p62)),
+                margin = int64_t(64) << 20;
+  const int64_t free = free_bytes(cfg_.checkpoint.dir);
+  TORCH_CHECK(free < 0 || free >= one + margin, "checkpoint dir (checkpoint.dir) '",
+              cfg_.checkpoint.dir, "' has ", free >> 20,
+              " MiB free; one checkpoint of this model takes about ", (one + (1 << 20) - 1) >> 20,
+              " MiB, and 64 MiB more are kept free. Free some space or use another "
+              "checkpoint.dir");
+}
+
+void Trainer::model_setup() {
   at::manual_seed(cfg_.train.seed);  // the same initial parameters on every rank
   model_ = LongNetLM(cfg_.model);
   model_->to(grid_->device);
@@ -676,16 +715,6 @@ void Trainer::model_setup() {
       std::vector<AdamW::Group>{{decay, cfg_.optim.weight_decay}, {no_decay, 0.0}},
       cfg_.optim.betas[0], cfg_.optim.betas[1], cfg_.optim.eps);
   attention_ = std::make_unique<SequenceParallelAttention>(grid_);
-  if (grid_->world_rank == 0) {
-    // Room for one more checkpoint: float32 parameters and AdamW's two moments, plus headroom.
-    const int64_t one = 3 * 4 * total, margin = int64_t(64) << 20;
-    const int64_t free = free_bytes(cfg_.checkpoint.dir);
-    TORCH_CHECK(free < 0 || free >= one + margin, "checkpoint dir (checkpoint.dir) '",
-                cfg_.checkpoint.dir, "' has ", free >> 20,
-                " MiB free; one checkpoint of this model takes about ", (one + (1 << 20) - 1) >> 20,
-                " MiB, and 64 MiB more are kept free. Free some space or use another "
-                "checkpoint.dir");
-  }
   const auto& m = cfg_.model;
   std::ostringstream s;
   s << "model: " << m.variant << ", " << total << " parameters (" << matmul_params_
@@ -800,6 +829,57 @@ std::optional<StepStats> Trainer::train_step() {
   return current;
 }
 
+void Trainer::save(bool eval_interrupted) {
+  if (run_lock_) run_lock_->renew();
+  if (checkpoint_lock_) checkpoint_lock_->renew();
+  if (grid_->world_rank == 0 && !resumed_from_.empty() && !saved_yet_)
+    checkpoint_temporary_promote(cfg_.checkpoint.dir, resumed_from_);
+  saved_yet_ = true;
+  train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(eval_interrupted),
+                   tokenizer_);
+}
+
+void Trainer::metrics_write(const JsonLine& line) {
+  if (!metrics_ || !metrics_error_.empty()) return;
+  try {
+    if (step_ == fault_injection().metrics_fail_at_step)
+      throw std::runtime_error("metrics file '" + metrics_->path() +
+                               "': write failed (an injected failure: --debug-metrics-fail-at)");
+    metrics_->write(line);
+  } catch (const std::exception& e) {
+    metrics_error_ = e.what();
+    metrics_error_step_ = step_;
+    log_info("error: " + metrics_error_ +
+             "; no more metrics rows are written: training stops at this step or the next, "
+             "with a checkpoint saved (where it fits)");
+  }
+}
+
+bool Trainer::stop_agreed() {
+  // A signal's number is below 1,000: one all-reduce tells both.
+  constexpr double kMetricsFailed = 1000;
+  const double v = world_max(
+      *grid_, std::max(double(stop_signal_caught()), metrics_error_.empty() ? 0 : kMetricsFailed));
+  metrics_failed_ = metrics_failed_ || v >= kMetricsFailed;
+  return v > 0;
+}
+
+void Trainer::metrics_failure_throw() {
+  if (!metrics_failed_) return;
+  const std::string what =
+      world_broadcast(*grid_,
+                      metrics_error_ + "; the metrics rows from step " +
+                          std::to_string(metrics_error_step_) + " on are missing",
+                      0);
+  // (step_ > 0: its checkpoint is this run's last save, or the one it resumed from)
+  throw std::runtime_error(
+      what + "; training stopped at step " + std::to_string(step_) +
+      (step_ > 0 ? ", whose checkpoint is in " + cfg_.checkpoint.dir +
+                       ": give the metrics file room (or another log.metrics) and resume with "
+                       "checkpoint.resume: auto"
+                 : ": give the metrics file room (or another log.metrics) and start again"));
+}
+
 bool Trainer::evaluate_now(const std::string& label, const std::string& stop_what) {
   const double v = evaluate();
   if (eval_interrupted_) {
@@ -812,7 +892,7 @@ bool Trainer::evaluate_now(const std::string& label, const std::string& stop_wha
     // The step's own row, held back when its evaluation was cut short, now with the evaluation.
     JsonLine line =
         pending_row_.empty() ? JsonLine().add("step", step_) : JsonLine::continuing(pending_row_);
-    metrics_->write(line.add("val_loss", v).add(val_bits_key(), v / std::log(2.0)));
+    metrics_write(line.add("val_loss", v).add(val_bits_key(), v / std::log(2.0)));
   }
   pending_row_.clear();
   return true;
@@ -866,7 +946,7 @@ void Trainer::finish_step(bool eval_now) {
                ", bits per " + bits_per_ + " " + std::to_string(v / std::log(2.0)));
     }
   }
-  if (metrics_ && pending_row_.empty()) metrics_->write(line);
+  if (pending_row_.empty()) metrics_write(line);
   // The progress line: loss, speed and MFU averaged over the steps since the last line.
   interval_.steps += 1;
   interval_.seconds += step_s;
@@ -915,11 +995,11 @@ void Trainer::loop() {
       if (!evaluate_now("eval at step " + std::to_string(step_) + " (cut short by the stop before)",
                         "the evaluation of step " + std::to_string(step_)))
         return;
-    } else if (!pending_row_.empty() && metrics_) {
-      metrics_->write(JsonLine::continuing(pending_row_));
+    } else if (!pending_row_.empty()) {
+      metrics_write(JsonLine::continuing(pending_row_));
     }
     pending_row_.clear();
-    train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(false), tokenizer_);
+    save(false);
   }
   eval_pending_ = false;
   if (step_ >= total) {
@@ -971,9 +1051,7 @@ void Trainer::loop() {
       // A stop signal inside the step: its micro-steps are dropped, and the state after the step
       // before it is saved (unless this run has done no step, or that one was saved already).
       if (pending_) finish_step(false);
-      const bool save = step_ > first_step_ && step_ % cfg_.checkpoint.interval != 0;
-      if (save)
-        train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(false), tokenizer_);
+      if (step_ > first_step_ && step_ % cfg_.checkpoint.interval != 0) save(false);
       log_info(
           "stopping on a signal during step " + std::to_string(step_ + 1) +
           " (its micro-steps are dropped)" +
@@ -982,7 +1060,7 @@ void Trainer::loop() {
     }
     pending_.emplace(std::move(*stats));
     ++step_;
-    bool stop_signal = world_max(*grid_, stop_signal_caught()) > 0;
+    bool stop_signal = stop_agreed();
     const bool stop_here = run_.stop_after > 0 && step_ - first_step_ >= run_.stop_after;
     const bool eval_now =
         cfg_.eval.interval > 0 && (step_ % cfg_.eval.interval == 0 || step_ == total);
@@ -993,14 +1071,14 @@ void Trainer::loop() {
     if (save_now) {
       if (step_ == fault_injection().stop_in_save_at_step && grid_->world_rank == 0)
         std::raise(SIGUSR1);  // (after the check above: as if it came during the write)
-      train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(eval_interrupted_),
-                       tokenizer_);
+      save(eval_interrupted_);
       // A signal during the write (a scheduler's stop, as often as not, comes while a periodic
       // checkpoint is written): this step is saved, so stop here rather than run and save
       // another (every rank asks: all of them stop at this step or none does).
-      if (!stop_signal && !stop_here) stop_signal = world_max(*grid_, stop_signal_caught()) > 0;
+      if (!stop_signal && !stop_here) stop_signal = stop_agreed();
     }
     if (eval_now || save_now) last_.reset();
+    if (metrics_failed_) return;  // (run() says why)
     if (stop_signal) {
       log_info("stopping on a signal after step " + std::to_string(step_) +
                "; resume with checkpoint.resume: auto");
@@ -1018,7 +1096,9 @@ void Trainer::loop() {
 int Trainer::run() {
   own_run_ = train_run_name(cfg_.log.dir);
   grid_setup();
+  resources_check();
   data_setup();
+  checkpoint_room_check();
   model_setup();
   std::string resumed_dir = cfg_.checkpoint.dir;  // where the resumed run kept its checkpoints
   if (auto progress = train_state_resume(*grid_, cfg_, named_params_, *optim_)) {
@@ -1105,6 +1185,10 @@ int Trainer::run() {
   // way, unless the job ignores hang-ups (nohup): then it keeps ignoring them.
   stop_signals_catch();
   loop();
+  // A metrics row that failed after the loop's last agreement (on a step that saved or stopped)
+  // ends the job as a failure too (every rank asks, whichever way the loop ended).
+  stop_agreed();
+  metrics_failure_throw();
   return 0;
 }
 
