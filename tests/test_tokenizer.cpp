@@ -1034,6 +1034,31 @@ void check_compressed(Compression c, const std::string& tool, const std::string&
     EXPECT_EQ(docs[1].text, "one");
     EXPECT_EQ(docs[2].where, dir / ("docs.jsonl" + suffix) + ":2");
   }
+  {
+    // Progress (data build's) counts the file's bytes on disk, never its larger text: read in
+    // parts, it grows and stays below the compressed size until the end.
+    const uint64_t size = read_file(dir / ("big.txt" + suffix)).size();
+    CorpusOptions o;
+    o.max_document_bytes = 1 << 16;
+    CorpusReader r({dir / ("big.txt" + suffix)}, o);
+    Document d;
+    uint64_t last = 0, text = 0;
+    int64_t parts = 0, early = 0;
+    while (r.next(d)) {
+      const uint64_t at = r.file_bytes_read();
+      EXPECT_GE(at, last);
+      EXPECT_LE(at, size);
+      text += d.text.size();
+      // The share of the file read keeps pace with the share of the text (a compressed block
+      // ahead at most), not at the text's size in bytes.
+      early += double(at) / double(size) > double(text) / double(big.size()) + 0.1;
+      last = at;
+      ++parts;
+    }
+    EXPECT_GT(parts, 20);
+    EXPECT_EQ(early, 0) << "file_bytes_read ran ahead of the text read";
+    EXPECT_GT(last, size / 2);
+  }
   // A zstd file may start with a skippable frame (pzstd writes one): it is stepped over.
   if (c == Compression::kZstd) {
     std::string skippable(

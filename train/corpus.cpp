@@ -326,6 +326,10 @@ CorpusReader::CorpusReader(std::vector<CorpusFile> files, CorpusOptions options)
 
 CorpusReader::~CorpusReader() = default;
 
+uint64_t CorpusReader::file_bytes_read() const {
+  return open_ && open_->stream ? open_->stream->consumed() : 0;
+}
+
 bool CorpusReader::open_next_file() {
   if (options_.max_document_bytes < 16)
     throw std::invalid_argument("corpus: max_document_bytes " +

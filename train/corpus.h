@@ -95,6 +95,8 @@ class CorpusReader {
   // explicitly named file that looks binary.
   bool next(Document& doc);
   const CorpusSummary& summary() const { return summary_; }
+  // Bytes of the file being read (on disk: compressed where it is) read so far; 0 between files.
+  uint64_t file_bytes_read() const;
   const std::vector<CorpusFile>& files() const { return files_; }
 
  private:

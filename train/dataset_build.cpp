@@ -455,10 +455,8 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     for (int64_t fi = start.file; fi < static_cast<int64_t>(files_.size()) && !read_error; ++fi) {
       CorpusReader reader(std::vector<CorpusFile>{files_[fi]}, co);
       Document doc;
-      uint64_t file_text = 0;
       int64_t unit = 0;
       while (next(reader, doc)) {
-        file_text += doc.text.size();
         if (lossy_utf8) {
           const size_t bad = utf8_invalid_bytes(doc.text);
           if (bad > 0 && invalid_utf8_bytes_ == 0) first_invalid_utf8_file_ = files_[fi].path;
@@ -494,7 +492,8 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
             drain(max_in_flight);
           }
         }
-        progress.update(done_bytes + std::min<uint64_t>(file_text, files_[fi].bytes),
+        // (by the file's bytes on disk: a compressed file's text is larger than the file)
+        progress.update(done_bytes + std::min<uint64_t>(reader.file_bytes_read(), files_[fi].bytes),
                         sum_.text_bytes, tokens_now(), shards_now());
       }
       done_bytes += files_[fi].bytes;

@@ -81,6 +81,7 @@ class PlainStream final : public InputStream {
  public:
   explicit PlainStream(const std::string& path) : file_(path) {}
   size_t read(char* buf, size_t size) override { return file_.read(buf, size); }
+  uint64_t consumed() const override { return file_.offset(); }
 
  private:
   FileReader file_;
@@ -176,7 +177,7 @@ class GzipStream final : public InputStream {
     z_.avail_in = static_cast<uInt>(n);
     if (n == 0) eof_ = true;
   }
-  uint64_t consumed() const { return file_.offset() - z_.avail_in; }
+  uint64_t consumed() const override { return file_.offset() - z_.avail_in; }
   // zlib fills header_ while it reads a member's header (done: 1 once it has ended); the
   // fields' contents are not kept.
   void header_watch() {
@@ -265,7 +266,7 @@ class ZstdStream final : public InputStream {
   }
 
  private:
-  uint64_t consumed() const { return file_.offset() - (input_.size - input_.pos); }
+  uint64_t consumed() const override { return file_.offset() - (input_.size - input_.pos); }
 
   FileReader file_;
   std::vector<char> in_;

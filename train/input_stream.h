@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,8 @@ class InputStream {
   // std::runtime_error naming the file on a read error, a corrupt stream, or a compressed
   // stream that ends before its end marker (truncated).
   virtual size_t read(char* buf, size_t size) = 0;
+  // Bytes of the file (on disk, compressed where it is) that the contents read so far came from.
+  virtual uint64_t consumed() const = 0;
 };
 
 // Opens `path` as `c`. Throws std::runtime_error naming the file when it cannot be opened, when
