@@ -633,6 +633,18 @@ TEST(Corpus, WideTextNamedWithItsEncoding) {
         read_all(b);
       },
       {"w.jsonl' looks like UTF-16BE text"});
+  // JSON Lines in UTF-16LE without a mark whose first line is blank: named by the encoding too
+  // (its second line, read alone, would be UTF-16BE-looking invalid JSON).
+  std::string lines;
+  for (unsigned char c : std::string("\n{\"text\": \"one\"}\n{\"text\": \"two\"}\n"))
+    lines += {char(c), '\0'};
+  write_file(dir / "blank.jsonl", lines);
+  expect_error(
+      [&] {
+        CorpusReader b({dir / "blank.jsonl"});
+        read_all(b);
+      },
+      {"blank.jsonl' looks like UTF-16LE text"});
 }
 
 // A directory of nothing but links, FIFOs or over-long paths says what it passed over.

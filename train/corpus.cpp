@@ -450,6 +450,12 @@ bool CorpusReader::next_jsonl(Document& doc) {
           o.eof = true;
           break;
         }
+        // Text in UTF-16 or UTF-32 (blank lines first or not): named by its encoding, from the
+        // file's first bytes, not as the invalid JSON its first line would be.
+        if (o.text_read == 0)
+          if (const char* wide = wide_text_encoding(std::string_view(o.buf.data(), o.len)))
+            throw wide_text_error(f, wide);
+        o.text_read += o.len;
       }
       const char* start = o.buf.data() + o.pos;
       const char* nl = static_cast<const char*>(std::memchr(start, '\n', o.len - o.pos));
@@ -475,8 +481,6 @@ bool CorpusReader::next_jsonl(Document& doc) {
     if (o.line == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = printable_text(f.path) + ":" + std::to_string(o.line);  // (shown)
-    if (o.line == 1)
-      if (const char* wide = wide_text_encoding(line)) throw wide_text_error(f, wide);
     // A malformed line ends the read, or with skip_bad_lines is counted and skipped.
     std::string problem;
     if (!jsonl_text(line, where, options_.jsonl_field, doc.text, problem)) {
