@@ -244,4 +244,21 @@ grep -q "warning" "$WORK/eval1.txt" && fail "eval warned on the data trained on:
 "${EVAL[@]}" > "$WORK/eval2.txt" 2>&1 || fail "eval on other data: $(tail -3 "$WORK/eval2.txt")"
 grep -q "eval: warning: .* (the checkpoint's data.path) is not the data checkpoint $CK (step 3) was trained with" \
   "$WORK/eval2.txt" || fail "eval on other data did not warn: $(head -5 "$WORK/eval2.txt")"
+# A metrics file outside the run folders, used by run A, then by a new run B, then by A resumed:
+# B's rows (written since A's) are kept aside, not continued by A's; every row names its run.
+SH=(log.metrics="$WORK/shared.jsonl" checkpoint.interval=3)
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" "${SH[@]}" log.dir="$WORK/shA" train.steps=6 --stop-after 3 > "$WORK/sh1.txt" 2>&1 ||
+  fail "shared metrics, run A: $(tail -3 "$WORK/sh1.txt")"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" "${SH[@]}" log.dir="$WORK/shB" train.steps=3 > "$WORK/sh2.txt" 2>&1 ||
+  fail "shared metrics, run B: $(tail -3 "$WORK/sh2.txt")"
+"${MPIRUN[@]}" "$BIN" "${COMMON[@]}" "${SH[@]}" log.dir="$WORK/shA" train.steps=6 > "$WORK/sh3.txt" 2>&1 ||
+  fail "shared metrics, run A resumed: $(tail -3 "$WORK/sh3.txt")"
+grep -q "metrics: the rows of an earlier run in $WORK/shared.jsonl kept as $WORK/shared.2.jsonl; this run starts a new one at step 3 (its last rows were written by the run of log.dir '.*/shB' since this one's)" \
+  "$WORK/sh3.txt" || fail "A's resume did not keep B's rows aside: $(grep -m2 metrics "$WORK/sh3.txt")"
+[[ $(grep -o '"step":[0-9]*' "$WORK/shared.jsonl" | tr '\n' ' ') == '"step":4 "step":5 "step":6 ' ]] &&
+  (($(grep -c '"run":".*/shA"}$' "$WORK/shared.jsonl") == 3)) &&
+  (($(grep -c '"run":".*/shB"}$' "$WORK/shared.2.jsonl") == 4)) &&
+  (($(grep -c '"run":".*/shA"}$' "$WORK/shared.1.jsonl") == 4)) ||
+  fail "the shared metrics files: $(cat "$WORK"/shared*.jsonl | cut -c1-60)"
+echo "ok: a metrics file shared by two runs: a resume keeps the other run's later rows aside"
 echo "run folder: all passed"

@@ -148,14 +148,8 @@ MetricsWriter::MetricsWriter(const std::string& path, bool fresh) : path_(path) 
   // A new run beside an earlier run's rows: those are kept under another name (renamed while
   // locked, so never from under a job still writing them) and the file starts empty.
   if (fresh && st.st_size > 0) {
-    kept_as_ = file_keep_numbered(path);
-    if (kept_as_.empty())
-      throw std::runtime_error(who +
-                               " holds an earlier run's rows and could not be renamed "
-                               "aside; move it, or give this run another log.metrics");
-    ::close(fd_);
-    fd_ = -1;
-    open_locked();
+    keep_aside();
+    if (::fstat(fd_, &st) != 0) st.st_size = 0;
   }
   // Drop an incomplete last line (no newline at the end): the tail of a cut-short write.
   if (st.st_size > 0) {
@@ -184,6 +178,44 @@ MetricsWriter::MetricsWriter(const std::string& path, bool fresh) : path_(path) 
       log_warning(who + ": dropped an incomplete last line of " + std::to_string(size - keep) +
                   " bytes (a write cut short before)");
     }
+  }
+}
+
+void MetricsWriter::keep_aside() {
+  kept_as_ = file_keep_numbered(path_);
+  if (kept_as_.empty())
+    throw std::runtime_error("metrics file '" + path_ +
+                             "' holds an earlier run's rows and could not be renamed aside; "
+                             "move it, or give this run another log.metrics");
+  // The new, empty file, locked as the first was (this process still holds the old one's lock:
+  // the renamed file, which no other job opens by this path).
+  const int old = fd_;
+  fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NONBLOCK, 0644);
+  const int err = errno;
+  ::close(old);
+  if (fd_ < 0 || ::flock(fd_, LOCK_EX | LOCK_NB) != 0)
+    throw std::runtime_error("metrics file '" + path_ + "': cannot start it again after keeping " +
+                             "the rows aside as " + kept_as_ + ": " +
+                             std::strerror(fd_ < 0 ? err : errno));
+}
+
+std::string MetricsWriter::last_row_run() {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0 || st.st_size == 0) return "";
+  // The last line (the file ends with a newline: see the constructor), read from its tail.
+  const off_t size = st.st_size;
+  std::string tail(size_t(std::min<off_t>(size, off_t(1) << 16)), '\0');
+  if (::pread(fd_, tail.data(), tail.size(), size - off_t(tail.size())) != ssize_t(tail.size()))
+    return "";
+  tail.pop_back();  // its newline
+  const size_t nl = tail.rfind('\n');
+  if (nl == std::string::npos && off_t(tail.size() + 1) < size) return "";  // a longer line
+  try {
+    const JsonValue row = json_parse(nl == std::string::npos ? tail : tail.substr(nl + 1), path_);
+    const JsonValue* run = row.find("run");
+    return run && run->type == JsonValue::Type::kString ? run->text : "";
+  } catch (const std::exception&) {
+    return "";  // (not a row of this version: nothing to tell)
   }
 }
 

@@ -55,6 +55,12 @@ class MetricsWriter {
   // after it) runs those steps again: the trailing rows of later steps are removed first, so the
   // file keeps one row per step and event, in order. Returns how many were removed.
   int64_t drop_rows_after(int64_t step);
+  // The "run" of the file's last row (the trainer names its run in every row), "" when the file
+  // is empty or that row names none.
+  std::string last_row_run();
+  // Keeps the rows in the file under another name (the first free STEM.N.EXT, which kept_as()
+  // then names) and starts the file empty, as `fresh` does.
+  void keep_aside();
   // Appends one line (one write). Throws std::runtime_error on a write error.
   void write(const JsonLine& line);
   const std::string& path() const { return path_; }

@@ -845,7 +845,8 @@ void Trainer::metrics_write(const JsonLine& line) {
     if (step_ == fault_injection().metrics_fail_at_step)
       throw std::runtime_error("metrics file '" + metrics_->path() +
                                "': write failed (an injected failure: --debug-metrics-fail-at)");
-    metrics_->write(line);
+    // (the run's name last: `JsonLine::continuing` rows held back in a checkpoint have none)
+    metrics_->write(own_run_.empty() ? line : JsonLine(line).add("run", own_run_));
   } catch (const std::exception& e) {
     metrics_error_ = e.what();
     metrics_error_step_ = step_;
@@ -1151,17 +1152,28 @@ int Trainer::run() {
     }
     metrics_ =
         std::make_unique<MetricsWriter>(config_metrics_path(cfg_), step_ == 0 || !other.empty());
+    // A resumed run whose metrics file (one outside the run folder, say) ends with another run's
+    // rows, written since: those are kept aside too, not cut at this step and continued. Rows
+    // name their run; this run's are its own and those of the runs it continues.
+    std::string theirs = step_ > 0 && other.empty() ? metrics_->last_row_run() : "";
+    if (theirs == own_run_ ||
+        std::find(continued_runs_.begin(), continued_runs_.end(), theirs) != continued_runs_.end())
+      theirs.clear();
+    if (!theirs.empty()) metrics_->keep_aside();
     if (!metrics_->kept_as().empty())
       log_info("metrics: the rows of an earlier run in " + metrics_->path() + " kept as " +
                metrics_->kept_as() + "; this run starts a new one" +
-               (other.empty()
-                    ? ""
-                    : " at step " + std::to_string(step_) + " (the run folder's " +
-                          "config.yaml was another run's, of checkpoint.dir '" + other + "')"));
+               (!other.empty()
+                    ? " at step " + std::to_string(step_) + " (the run folder's " +
+                          "config.yaml was another run's, of checkpoint.dir '" + other + "')"
+                : !theirs.empty() ? " at step " + std::to_string(step_) +
+                                        " (its last rows were written by the run of log.dir '" +
+                                        theirs + "' since this one's)"
+                                  : ""));
     // A held-back row (the step's evaluation cut short) was never written by its run: a row of
     // that step there is a resume's that did not finish, written again now.
     const int64_t keep_through = pending_row_.empty() ? step_ : step_ - 1;
-    if (step_ > 0 && other.empty())
+    if (step_ > 0 && other.empty() && theirs.empty())
       if (const int64_t n = metrics_->drop_rows_after(keep_through))
         log_info(
             "metrics: removed " + std::to_string(n) + " rows after step " +
