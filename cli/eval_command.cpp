@@ -100,7 +100,8 @@ bool plot_results(const std::string& json, const std::string& png) {
   const char* env = std::getenv("LONGNET_PYTHON");
   const std::string python = env && *env ? env : LONGNET_PYTHON_PATH;
   const std::string script = plot_script();
-  std::vector<std::string> words = {python, script, json, png};
+  // ("--": a path that starts with '-' is a path, not an option)
+  std::vector<std::string> words = {python, script, "--", json, png};
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);

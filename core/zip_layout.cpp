@@ -28,7 +28,9 @@ size_t zip_end_record(const std::vector<char>& b) {
   return std::string::npos;
 }
 
-std::string zip_layout_error(const std::vector<char>& b, size_t end_record) {
+std::string zip_layout_error(const std::vector<char>& b, size_t end_record,
+                             std::vector<ZipEntry>* out) {
+  std::vector<ZipEntry> found_entries;
   const uint64_t size = b.size();
   uint64_t entries = le(b, end_record + 10, 2), cd_size = le(b, end_record + 12, 4),
            cd_ofs = le(b, end_record + 16, 4);
@@ -79,8 +81,11 @@ std::string zip_layout_error(const std::vector<char>& b, size_t end_record) {
       return entry + " points to no local header inside the file";
     const uint64_t data = local + 30 + le(b, local + 26, 2) + le(b, local + 28, 2);
     if (data > size || packed > size - data) return entry + "'s data runs past the file";
+    found_entries.push_back({std::string(b.data() + p + 46, size_t(name)), data, packed,
+                             uint32_t(le(b, p + 16, 4)), int(le(b, p + 10, 2))});
     p += 46 + name + extra + comment;
   }
+  if (out) *out = std::move(found_entries);
   return "";
 }
 

@@ -15,10 +15,20 @@ namespace longnet {
 // comment does not end the file (a file cut short, or bytes appended).
 size_t zip_end_record(const std::vector<char>& bytes);
 
+// An entry of the central directory: its name, where its (compressed) data lies in the file,
+// its compression method (0: stored, as torch.save writes) and the CRC-32 it records.
+struct ZipEntry {
+  std::string name;
+  uint64_t data = 0, size = 0;
+  uint32_t crc = 0;
+  int method = 0;
+};
+
 // Whether whatever a zip reader will read, found from the end record, lies inside `bytes`: the
 // central directory, each entry with its name, extra field and comment, each entry's local header
 // and compressed data, zip64 sizes and offsets included. Returns what is wrong, or "" when the
-// layout holds.
-std::string zip_layout_error(const std::vector<char>& bytes, size_t end_record);
+// layout holds; then, with `entries`, the entries in directory order.
+std::string zip_layout_error(const std::vector<char>& bytes, size_t end_record,
+                             std::vector<ZipEntry>* entries = nullptr);
 
 }  // namespace longnet

@@ -306,6 +306,17 @@ if "$BIN" tokenizer train --vocab-size 400 --source "$SRC" --out "$WORK/sp.model
   cmp -s "$WORK/sp.model" "$WORK/exp_sp/tokenizer.model" &&
     grep -q '"tokenizer": {"kind": "sentencepiece", "spec": "sentencepiece:.*"file": "tokenizer.model"}' \
       "$WORK/exp_sp/config.json" || fail "export with sentencepiece: $(cat "$WORK/exp_sp/config.json")"
+  # --out holding the model's own tokenizer file under the copy's name (here a hard link to it),
+  # or the checkpoint under one of the export's temporary names: inputs, refused, left as they
+  # are (a later export would remove the first as an earlier copy, and writes over the second).
+  mkdir -p "$WORK/exp_src" && ln "$WORK/sp.model" "$WORK/exp_src/tokenizer.model"
+  expect1 out.export_onto_tokenizer_source "exp_src/tokenizer.model' is an input of this job" \
+    export "$CK_SP" --out "$WORK/exp_src"
+  mkdir -p "$WORK/exp_tmpname" && cp "$CK_SP" "$WORK/exp_tmpname/.model.safetensors.new"
+  expect1 out.export_input_in_out ".model.safetensors.new' is an input of this job" \
+    export "$WORK/exp_tmpname/.model.safetensors.new" --out "$WORK/exp_tmpname"
+  cmp -s "$CK_SP" "$WORK/exp_tmpname/.model.safetensors.new" && [[ -f "$WORK/exp_src/tokenizer.model" ]] ||
+    fail "export changed an input in --out: $(ls -a "$WORK/exp_tmpname" "$WORK/exp_src")"
   # An export cut short before its config.json (which goes first) is exported again into its
   # folder: the tokenizer file left there is the one it writes.
   cp -r "$WORK/exp_sp" "$WORK/exp_cut" && rm "$WORK/exp_cut/config.json"

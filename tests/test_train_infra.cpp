@@ -1056,6 +1056,24 @@ TEST(CheckpointFiles, LatestSkipsTruncatedAndCorruptedFiles) {
                                    {p2, "corrupted", "checksum mismatch"});
   EXPECT_EQ(checkpoint_latest(ck), checkpoint_path(ck, 1));
 
+  // A byte of the pickle damaged: refused by the CRC-32 the archive records for it, before
+  // LibTorch's unpickler (whose internal assertions name no damage) reads it.
+  {
+    TempDir other;
+    checkpoint_write(other / "ck", 1, sample_state(1, 64), 5);
+    const std::string p = checkpoint_path(other / "ck", 1);
+    const std::string bytes = read_file(p);
+    const size_t name = bytes.find("data.pkl"), header = bytes.rfind("PK\x03\x04", name);
+    ASSERT_NE(header, std::string::npos);
+    const size_t data = header + 30 +
+                        (uint8_t(bytes[header + 26]) | uint8_t(bytes[header + 27]) << 8) +
+                        (uint8_t(bytes[header + 28]) | uint8_t(bytes[header + 29]) << 8);
+    flip_byte(p, data + 10);
+    expect_error<std::runtime_error>(
+        [&] { checkpoint_read(p); },
+        {p, "corrupted (the CRC-32 of its", "data.pkl", "damaged bytes"});
+  }
+
   // A stray .tmp of a later step (a crash mid-write) is never picked, and the next write
   // removes it.
   write_file(ck + "/step_00000009.ckpt.tmp", "half a file");

@@ -476,8 +476,8 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
     bytes.resize(static_cast<size_t>(st.st_size));
   } catch (const std::bad_alloc&) {
     ::close(fd);
-    throw std::runtime_error(who + ": " + std::to_string(st.st_size) +
-                             " bytes do not fit in this machine's memory");
+    throw CheckpointMemoryError(who + ": " + std::to_string(st.st_size) +
+                                " bytes do not fit in this machine's memory");
   }
   {
     size_t got = 0;
@@ -515,13 +515,40 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
                               "short, e.g. by a crash while writing, or its last bytes were "
                               "overwritten)"));
   }
-  const std::string layout = zip_layout_error(bytes, end_record);
+  std::vector<ZipEntry> entries;
+  const std::string layout = zip_layout_error(bytes, end_record, &entries);
   if (!layout.empty())
     throw std::runtime_error(who + ": corrupted (its zip layout is broken: " + layout + ")");
+  // The pickle against the CRC-32 the archive records for it: damaged bytes there would reach
+  // LibTorch's unpickler, whose internal assertions say nothing of a damaged file. (The tensors'
+  // bytes are checked by the checkpoint's own CRC below.)
+  for (const ZipEntry& e : entries) {
+    const std::string suffix = "data.pkl";
+    if (e.method != 0 || e.name.size() < suffix.size() ||
+        e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const uint32_t got = crc32_update(0, bytes.data() + e.data, size_t(e.size));
+    if (got != e.crc)
+      throw std::runtime_error(who + ": corrupted (the CRC-32 of its " + e.name + ", " +
+                               crc32_hex(got) + ", is not the " + crc32_hex(e.crc) +
+                               " the archive records: damaged bytes)");
+  }
   c10::IValue v;
   try {
     v = torch::pickle_load(bytes);
+  } catch (const std::bad_alloc&) {
+    throw CheckpointMemoryError(who + ": out of host memory while unpickling its " +
+                                std::to_string(bytes.size()) +
+                                " bytes (the file is not known to be damaged): reading it needs "
+                                "about twice its size free");
   } catch (const std::exception& e) {
+    const std::string what = first_line(e.what());
+    if (what.find("can't allocate memory") != std::string::npos ||
+        what.find("out of memory") != std::string::npos)
+      throw CheckpointMemoryError(who + ": out of host memory while unpickling its " +
+                                  std::to_string(bytes.size()) +
+                                  " bytes (the file is not known to be damaged; " + what +
+                                  "): reading it needs about twice its size free");
     // Python's torch.save writes records LibTorch's writer does not, and a pickle LibTorch cannot
     // read: a checkpoint loaded and saved again in Python is not damaged, only not ours.
     auto holds = [&](const std::string& record) {
@@ -582,6 +609,8 @@ std::optional<std::string> checkpoint_latest(const std::string& dir) {
     try {
       checkpoint_read(path);
       return path;
+    } catch (const CheckpointMemoryError&) {
+      throw;  // (not damaged: an older one is no answer)
     } catch (const std::exception& e) {
       log_warning(std::string("skipping ") + e.what());
     }

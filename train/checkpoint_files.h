@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,6 +81,11 @@ class CheckpointDirLock {
 // DIR/step_N.ckpt (where that is free; else a warning), so that the next checkpoint_write does
 // not remove it with the leftovers of interrupted writes. Call before that write.
 void checkpoint_temporary_promote(const std::string& dir, const std::string& resumed);
+
+// checkpoint_read ran out of host memory: the file is not known to be damaged.
+struct CheckpointMemoryError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // Reads and verifies a checkpoint; returns the caller's dict (without the "_longnet_" entries).
 // Throws std::runtime_error naming the file and the problem: missing, empty or truncated,

@@ -127,6 +127,7 @@ struct ExportTokenizer {
   std::string file;     // the copy's name in the export ("" when none is copied)
   std::string content;  // its bytes
   std::string note;     // what the user should know ("" when the tokenizer is all there)
+  std::string source;   // the model's own tokenizer file the copy is read from, if it is
 };
 
 // {"kind": K, "spec": as recorded, "hash": its content hash (KIND:SHA-256), "file": the copy};
@@ -181,6 +182,7 @@ ExportTokenizer export_tokenizer(const RecordedTokenizer& recorded, const std::s
              "(config.json names it and its hash)";
   } else {
     t.content = file_read_bounded(path, kind + " tokenizer file", uint64_t{1} << 30);
+    t.source = path;
     if (now() != before)
       throw std::runtime_error("export: the tokenizer file " + path +
                                " changed while it was read; run the export again");
@@ -391,6 +393,16 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
   const std::string st_new = out_dir + "/.model.safetensors.new",
                     cfg_new = out_dir + "/.config.json.new",
                     tok_new_path = tok_path.empty() ? "" : out_dir + "/." + tok.file + ".new";
+  // None of the paths written, replaced or removed is an input: the checkpoint (under any name
+  // in --out), or the tokenizer file the model's data was made with (a copy is replaced and
+  // removed by later exports; the file it was trained with is the user's).
+  for (const std::string& p : {st_new, cfg_new, tok_new_path, st_path, cfg_path, tok_path,
+                               old_tok_file.empty() ? std::string() : out_dir + "/" + old_tok_file})
+    if (!p.empty()) try {
+        output_not_input(p, {checkpoint, tok.source}, "longnet export: the output");
+      } catch (const std::runtime_error& e) {
+        throw std::invalid_argument(std::string(e.what()) + ". Nothing was written");
+      }
   auto remove_new = [&] {
     for (const std::string& p : {st_new, cfg_new, tok_new_path})
       if (!p.empty()) ::unlink(p.c_str());

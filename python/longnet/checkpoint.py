@@ -129,6 +129,12 @@ def _file_kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether e is an allocation failure (Python's, or the allocator's inside torch)."""
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
+        "can't allocate memory" in str(e) or "out of memory" in str(e)))
+
+
 def _damaged(path: Path, reason: str) -> ValueError:
     return ValueError(f"{path} is not a readable longnet checkpoint (truncated or damaged: "
                       f"{reason})")
@@ -305,6 +311,10 @@ def load_checkpoint(path: PathArg, *,
                          f"Unpickling it runs whatever code it names: only for a file you trust, "
                          f"pass weights_only=False") from e
     except Exception as e:  # noqa: BLE001 - a damaged pickle can raise nearly any error
+        if _out_of_memory(e):  # a good file, too large for the memory here
+            raise MemoryError(f"{path}: out of host memory while reading it ({type(e).__name__}: "
+                              f"{_first_line(e)}); the file is not known to be damaged: reading "
+                              f"it needs about its size free") from e
         raise _damaged(path, f"{type(e).__name__}: {_first_line(e)}") from e
     if not isinstance(raw, dict) or raw.get("_longnet_format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a longnet checkpoint: {_not_checkpoint_reason(raw)}")

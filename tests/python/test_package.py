@@ -1279,8 +1279,22 @@ def check_checkpoint_paths(longnet, args, good):
                         os.path.join(work, "resaved_export2")], capture_output=True, text=True)
     assert p.returncode != 0 and "written by Python's torch.save" in p.stderr, p.stderr
     assert not os.path.exists(os.path.join(work, "resaved_export2")), "export made --out"
+    # Memory running out while a good file is read is no damage: MemoryError, saying so.
+    import longnet.checkpoint as ckpt_module
+    real = ckpt_module._load_weights_only
+
+    def no_memory(path):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 4194304 bytes")
+    ckpt_module._load_weights_only = no_memory
+    try:
+        expect_error(MemoryError, "out of host memory while reading it",
+                     lambda: longnet.load_checkpoint(good))
+    finally:
+        ckpt_module._load_weights_only = real
     print("ok: from_checkpoint names missing, directory, FIFO, device, non-zip, truncated, "
-          "damaged, altered (CRC-32) and forged checkpoints; C++ names a Python re-save")
+          "damaged, altered (CRC-32) and forged checkpoints, and memory running out as such; C++ "
+          "names a Python re-save")
 
 
 class _RunsCode:
