@@ -534,21 +534,22 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
                                " the archive records: damaged bytes)");
   }
   c10::IValue v;
+  // Memory running out while a good file is unpickled is no damage: said as such.
+  auto no_memory = [&](const std::string& why) {
+    return CheckpointMemoryError(who + ": out of host memory while unpickling its " +
+                                 std::to_string(bytes.size()) + " bytes (" + why +
+                                 "; the file is not known to be damaged): reading it needs "
+                                 "about twice its size free");
+  };
   try {
     v = torch::pickle_load(bytes);
   } catch (const std::bad_alloc&) {
-    throw CheckpointMemoryError(who + ": out of host memory while unpickling its " +
-                                std::to_string(bytes.size()) +
-                                " bytes (the file is not known to be damaged): reading it needs "
-                                "about twice its size free");
+    throw no_memory("std::bad_alloc");
   } catch (const std::exception& e) {
     const std::string what = first_line(e.what());
     if (what.find("can't allocate memory") != std::string::npos ||
         what.find("out of memory") != std::string::npos)
-      throw CheckpointMemoryError(who + ": out of host memory while unpickling its " +
-                                  std::to_string(bytes.size()) +
-                                  " bytes (the file is not known to be damaged; " + what +
-                                  "): reading it needs about twice its size free");
+      throw no_memory(what);
     // Python's torch.save writes records LibTorch's writer does not, and a pickle LibTorch cannot
     // read: a checkpoint loaded and saved again in Python is not damaged, only not ours.
     auto holds = [&](const std::string& record) {

@@ -197,7 +197,6 @@ class Trainer {
   std::unique_ptr<MetricsWriter> metrics_;
   std::string metrics_error_;       // rank 0: why a metrics row could not be written
   int64_t metrics_error_step_ = 0;  // ... and the step whose row it was
-  bool saved_yet_ = false;          // this run has saved a checkpoint
   bool metrics_failed_ = false;     // every rank, once stop_agreed has seen metrics_error_
   NamedTensors named_params_;
   std::vector<at::Tensor> params_;
@@ -832,9 +831,9 @@ std::optional<StepStats> Trainer::train_step() {
 void Trainer::save(bool eval_interrupted) {
   if (run_lock_) run_lock_->renew();
   if (checkpoint_lock_) checkpoint_lock_->renew();
-  if (grid_->world_rank == 0 && !resumed_from_.empty() && !saved_yet_)
+  // (after the first save the temporary name is gone, renamed or removed: nothing to do)
+  if (grid_->world_rank == 0 && !resumed_from_.empty())
     checkpoint_temporary_promote(cfg_.checkpoint.dir, resumed_from_);
-  saved_yet_ = true;
   train_state_save(*grid_, cfg_, named_params_, *optim_, progress_now(eval_interrupted),
                    tokenizer_);
 }
