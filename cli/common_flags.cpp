@@ -189,6 +189,21 @@ void overrides_unique_check(const std::vector<std::string>& overrides, const std
   }
 }
 
+void refuse_several_ranks(const std::string& command) {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
+    const char* v = std::getenv(name);
+    if (!v) continue;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (end != v && n > 1)
+      throw std::invalid_argument("longnet " + command + ": started as one of " +
+                                  std::to_string(n) +
+                                  " ranks (mpirun -np); it uses every core of its machine by "
+                                  "itself, and the copies would write one output together: run "
+                                  "it once, without mpirun (or with -np 1)");
+  }
+}
+
 void flags_agree_across_ranks(const CliFlags& f, const std::vector<std::string>& rank0_only) {
   if (!mpi_is_initialized() && !std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMI_SIZE") &&
       !std::getenv("PMIX_RANK"))

@@ -35,6 +35,12 @@ inline const OptionSpec kSeed = spec_range(0, 4294967295.0);
 // Nothing happens in a process that mpirun did not start.
 void flags_agree_across_ranks(const CliFlags& f, const std::vector<std::string>& rank0_only = {});
 
+// Refuses (std::invalid_argument) a command that writes one output with every core of its
+// machine (`data build`, `tokenizer train`, `export`) started as one of several ranks of an
+// mpirun job: the copies would build the same output together and the launcher would end the
+// job when the first is refused. Read from the launcher's environment; starts no MPI.
+void refuse_several_ranks(const std::string& command);
+
 // "cpu" or "cuda"; throws std::invalid_argument naming both.
 c10::DeviceType device_from_name(const std::string& name);
 // "float32" -> kFloat, also bfloat16, float16, float64; throws naming the accepted names.

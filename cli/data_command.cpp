@@ -46,6 +46,7 @@ int cmd_data_build(const Args& args_in) {
         << f.flags_usage();
     return 0;
   }
+  refuse_several_ranks("data build");
   const bool sharded = f.given("tokenizer") || f.given("out") || !sources.empty();
   const auto& pos = f.positional();
   if (!sharded) {

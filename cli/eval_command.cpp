@@ -364,13 +364,17 @@ int cmd_eval(const Args& args) {
   // and rows done survive a stop. The table and --json follow at the end.
   const int64_t lengths = int64_t(o.context_lens.size());
   std::vector<ContextEvalRow> rows;  // each length's row when done (kept if a later one fails)
+  // Bits per byte where a token is a byte (a byte-token file, a dataset of tokenizer bytes or
+  // bytes:eot, whose end-of-text token stands for a document's end), as training says them.
+  const bool byte_tokens =
+      data.tokenizer_spec == "bytes" || data.tokenizer_spec.rfind("bytes:", 0) == 0;
   auto on_row = [&](const ContextEvalRow& r) {
     rows.push_back(r);
     if (grid->world_rank != 0) return;
     std::ostringstream p;
     p << "eval: [" << rows.size() << "/" << lengths << "] context " << r.context_len << ": loss "
       << r.loss << ", " << r.bits_per_token << " bits per "
-      << (data.vocab_size == 256 ? "byte" : "token") << " over " << r.tokens << " tokens in "
+      << (byte_tokens ? "byte" : "token") << " over " << r.tokens << " tokens in "
       << r.seconds << " s";
     std::cerr << p.str() << std::endl;
   };
@@ -398,8 +402,12 @@ int cmd_eval(const Args& args) {
     if (rows.empty()) throw;
     failure = e.what();
   }
+  // A signal during the last forward (checked before each one) is not dropped: the rows are
+  // all there, and the status still says the run was stopped. Agreed as before each forward
+  // (a rank that met an error instead reports it, and its error ends the job).
+  if (failure.empty() && stopped_by == 0) should_stop();
 
-  const bool bytes = data.vocab_size == 256;
+  const bool bytes = byte_tokens;
   const int64_t T = o.score_tokens > 0
                         ? o.score_tokens
                         : *std::min_element(o.context_lens.begin(), o.context_lens.end());
@@ -480,10 +488,14 @@ int cmd_eval(const Args& args) {
       // One write: under mpirun stdout and stderr reach the terminal through separate pipes,
       // and a message written in pieces can be split by stdout's lines.
       std::ostringstream m;
-      m << "eval: stopped by signal " << stopped_by << " (" << ::strsignal(stopped_by) << ") after "
-        << rows.size() << " of " << lengths << " context length(s); the rows above"
-        << (f.get("json").empty() ? "" : " (and in " + f.get("json") + ")")
-        << " are all that was measured\n";
+      const std::string where = f.get("json").empty() ? "" : " (and in " + f.get("json") + ")";
+      m << "eval: stopped by signal " << stopped_by << " (" << ::strsignal(stopped_by) << ")";
+      if (int64_t(rows.size()) == lengths)
+        m << " during the last context length, which was finished: all " << lengths
+          << " row(s) above" << where << " were measured\n";
+      else
+        m << " after " << rows.size() << " of " << lengths << " context length(s); the rows above"
+          << where << " are all that was measured\n";
       std::cerr << m.str() << std::flush;
     }
     // No rank exits (non-zero, which makes mpirun end the job) before rank 0 has written the

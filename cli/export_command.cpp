@@ -5,6 +5,7 @@
 
 #include "longnet/cli/cli_flags.h"
 #include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
 #include "longnet/core/file_util.h"
 #include "longnet/train/model_export.h"
 
@@ -21,6 +22,7 @@ int cmd_export(const Args& args) {
               << f.flags_usage();
     return 0;
   }
+  refuse_several_ranks("export");
   if (f.positional().size() != 1 || f.get("out").empty())
     throw std::invalid_argument(
         "longnet export: expected one CHECKPOINT and --out DIR (e.g. longnet export "

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <sstream>
@@ -26,6 +27,7 @@
 #include "longnet/cli/stdout_stream.h"
 #include "longnet/core/device_memory.h"
 #include "longnet/core/dtype_names.h"
+#include "longnet/core/errors.h"
 #include "longnet/core/file_util.h"
 #include "longnet/core/incremental_lm.h"
 #include "longnet/core/sampling.h"
@@ -82,6 +84,35 @@ std::vector<std::string> prompts_from(const CliFlags& f, std::vector<int64_t>* l
     throw std::invalid_argument("generate: --prompts-file " + f.get("prompts-file") +
                                 " has no non-empty line");
   return out;
+}
+
+// fn() (reading or tokenizing the prompts), with memory running out there said to be the
+// prompts' (their size), not the model's.
+template <typename F>
+auto prompts_memory_guard(const CliFlags& f, F&& fn) {
+  auto refuse = [&](const std::string& why) {
+    const char* flag = f.given("prompts-file") ? "prompts-file" : "prompt-file";
+    std::string source = "the prompt (--prompt)";
+    if (f.given(flag)) {
+      std::error_code ec;
+      const auto bytes = std::filesystem::file_size(f.get(flag), ec);
+      source = std::string("--") + flag + " '" + f.get(flag) + "'" +
+               (ec ? std::string() : " (" + std::to_string(bytes) + " bytes)");
+    }
+    return std::runtime_error("generate: out of host memory while reading and tokenizing " +
+                              source + " (" + why +
+                              "): its text and its tokens are held whole; give fewer or shorter "
+                              "prompts (split the file and run it in parts)");
+  };
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    throw refuse("std::bad_alloc");
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    if (!says_out_of_memory(what)) throw;
+    throw refuse(what.substr(0, what.find('\n')));
+  }
 }
 
 // Rank 0's token lists on every rank (a count, then each list's length and ids, as uint32).
@@ -149,10 +180,7 @@ std::unique_ptr<IncrementalLM> generator_create(const LongNetLM& model, int64_t 
   try {
     return std::make_unique<IncrementalLM>(model, B, io);
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    if (what.find("allocate") == std::string::npos &&
-        what.find("out of memory") == std::string::npos)
-      throw;
+    if (!says_out_of_memory(e.what_without_backtrace())) throw;
     throw caches_too_big(model, B, model->token_embedding->weight.device());
   }
 }
@@ -200,8 +228,9 @@ int cmd_generate(const Args& args) {
   if (max_new < 0) throw std::invalid_argument("generate: --max-new-tokens must be >= 0");
   // Rank 0 reads the prompts (a file need exist on its host only); the others take its tokens.
   std::vector<int64_t> prompt_lines;
-  const auto prompts =
-      mpi_world_rank() == 0 ? prompts_from(f, &prompt_lines) : std::vector<std::string>{};
+  const auto prompts = prompts_memory_guard(f, [&] {
+    return mpi_world_rank() == 0 ? prompts_from(f, &prompt_lines) : std::vector<std::string>{};
+  });
   const bool from_file = f.given("prompts-file");
 
   const auto requested = device_auto(f.get("device"));
@@ -300,37 +329,40 @@ int cmd_generate(const Args& args) {
   };
   std::vector<std::vector<uint32_t>> ids;
   size_t invalid_utf8 = 0;  // (SentencePiece reads each such byte as U+FFFD)
-  for (size_t b = 0; b < prompts.size(); ++b) {
-    if (tokenizer->kind() == "sentencepiece") invalid_utf8 += utf8_invalid_bytes(prompts[b]);
-    ids.push_back(tokenizer->encode(prompts[b]));
-    // An empty prompt starts a document: from the end-of-text token that ends the one before.
-    if (ids.back().empty() && tokenizer->eot_id()) {
-      ids.back() = {*tokenizer->eot_id()};
-      std::cerr << "generate: "
-                << (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file"
-                              : std::string("the prompt"))
-                << (prompts[b].empty() ? " is empty" : " encodes to no tokens")
-                << ": generating from the end-of-text token (the start of a document)" << std::endl;
+  prompts_memory_guard(f, [&] {
+    for (size_t b = 0; b < prompts.size(); ++b) {
+      if (tokenizer->kind() == "sentencepiece") invalid_utf8 += utf8_invalid_bytes(prompts[b]);
+      ids.push_back(tokenizer->encode(prompts[b]));
+      // An empty prompt starts a document: from the end-of-text token that ends the one before.
+      if (ids.back().empty() && tokenizer->eot_id()) {
+        ids.back() = {*tokenizer->eot_id()};
+        std::cerr << "generate: "
+                  << (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file"
+                                : std::string("the prompt"))
+                  << (prompts[b].empty() ? " is empty" : " encodes to no tokens")
+                  << ": generating from the end-of-text token (the start of a document)"
+                  << std::endl;
+      }
+      if (ids.back().empty())
+        throw std::invalid_argument(
+            "generate: " +
+            (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file '" +
+                             f.get("prompts-file") + "' is"
+             : f.given("prompt-file") ? "--prompt-file '" + f.get("prompt-file") + "' is"
+                                      : std::string("the prompt (--prompt) is")) +
+            " empty, and tokenizer " + tokenizer->spec() +
+            " has no end-of-text token to start from; generation starts from at least one token "
+            "(e.g. --prompt $'\\n')");
     }
-    if (ids.back().empty())
-      throw std::invalid_argument(
-          "generate: " +
-          (from_file ? "line " + std::to_string(prompt_lines[b]) + " of --prompts-file '" +
-                           f.get("prompts-file") + "' is"
-           : f.given("prompt-file") ? "--prompt-file '" + f.get("prompt-file") + "' is"
-                                    : std::string("the prompt (--prompt) is")) +
-          " empty, and tokenizer " + tokenizer->spec() +
-          " has no end-of-text token to start from; generation starts from at least one token "
-          "(e.g. --prompt $'\\n')");
-  }
-  if (invalid_utf8 > 0)  // (on stderr: stdout holds the text)
-    std::cerr << "generate: warning: " << invalid_utf8
-              << " byte(s) of the prompt text are not UTF-8; the SentencePiece tokenizer reads "
-                 "each as U+FFFD, so the model sees that character in their place (convert the "
-                 "text to UTF-8)"
-              << std::endl;
-  // Under mpirun every rank prefills rank 0's tokens: files read on other hosts may differ.
-  if (grid->world_size > 1) ids = token_lists_from_rank0(*grid, ids);
+    if (invalid_utf8 > 0)  // (on stderr: stdout holds the text)
+      std::cerr << "generate: warning: " << invalid_utf8
+                << " byte(s) of the prompt text are not UTF-8; the SentencePiece tokenizer reads "
+                   "each as U+FFFD, so the model sees that character in their place (convert the "
+                   "text to UTF-8)"
+                << std::endl;
+    // Under mpirun every rank prefills rank 0's tokens: files read on other hosts may differ.
+    if (grid->world_size > 1) ids = token_lists_from_rank0(*grid, ids);
+  });
   const int64_t B = int64_t(ids.size());
   std::vector<int64_t> lengths;
   int64_t prompt_tokens = 0;

@@ -18,6 +18,7 @@
 
 #include "longnet/cli/cli_flags.h"
 #include "longnet/cli/commands.h"
+#include "longnet/cli/common_flags.h"
 #include "longnet/cli/stdout_stream.h"
 #include "longnet/core/file_util.h"
 #include "longnet/core/text.h"
@@ -151,6 +152,7 @@ int tokenizer_train_command(const std::vector<std::string>& args_in) {
                  "  Trains a SentencePiece BPE tokenizer (byte fallback, no normalization) on the "
                  "sources.\n"))
     return 0;
+  refuse_several_ranks("tokenizer train");
   for (const auto& p : f.positional()) sources.push_back(p);
   if (sources.empty() || !f.given("vocab-size") || !f.given("out"))
     throw std::invalid_argument(
@@ -189,6 +191,12 @@ int tokenizer_train_command(const std::vector<std::string>& args_in) {
     throw;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (s.invalid_utf8_bytes > 0)  // (on stderr, as data build's and encode's)
+    std::cerr << "tokenizer train: warning: " << s.invalid_utf8_bytes
+              << " byte(s) of the sources are not UTF-8 (the first in '" << s.first_invalid_utf8
+              << "'); SentencePiece reads each as U+FFFD, so the tokenizer learned that "
+                 "character for them. Convert those files to UTF-8 (iconv -f latin1 -t utf-8)"
+              << std::endl;
   std::cout << "tokenizer train: " << o.out_path << ": vocabulary " << o.vocab_size << ", from "
             << s.files_sampled << " of " << s.files_listed << " files, " << s.documents
             << " documents, " << s.sentences << " lines, " << s.text_bytes / 1000000.0

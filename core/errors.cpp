@@ -21,6 +21,11 @@ std::string log_prefix() {
   return r < 0 ? std::string() : "[rank " + std::to_string(r) + "] ";
 }
 
+bool says_out_of_memory(const std::string& message) {
+  return message.find("can't allocate memory") != std::string::npos ||
+         message.find("out of memory") != std::string::npos;
+}
+
 void throw_library_error(const char* library, const char* call, const std::string& detail,
                          const char* file, int line) {
   std::ostringstream s;

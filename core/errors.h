@@ -15,6 +15,12 @@ int log_rank();
 // "[rank 3] " or "" when not under MPI.
 std::string log_prefix();
 
+// Whether an error's message says memory ran out: LibTorch's host allocator ("can't allocate
+// memory"), CUDA's caching allocator and others ("out of memory"). For errors that reach a
+// handler as a plain c10::Error or std::exception (std::bad_alloc and c10::OutOfMemoryError are
+// caught by type).
+bool says_out_of_memory(const std::string& message);
+
 // Builds "<what> failed: <detail> (file:line, rank R)" and throws std::runtime_error.
 [[noreturn]] void throw_library_error(const char* library, const char* call,
                                       const std::string& detail, const char* file, int line);

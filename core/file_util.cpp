@@ -446,17 +446,29 @@ void temp_files_remove_on_signal() {
 
 namespace {
 std::atomic<int> g_stop_signal{0};
+std::atomic<int64_t> g_stop_signal_ns{0};    // CLOCK_MONOTONIC when the first one came
+constexpr int64_t kSameStopNs = 1000000000;  // a second signal within 1 s is the same request
+int64_t monotonic_ns() {                     // (clock_gettime is async-signal-safe)
+  struct timespec t {};
+  ::clock_gettime(CLOCK_MONOTONIC, &t);
+  return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
 extern "C" void stop_on_signal(int sig) {
   // A second SIGINT or SIGTERM ends the process at once (Ctrl-C twice), without the checkpoint
   // the first one asked for; the files written so far are whole (atomic renames), and the
-  // temporary file of one being written (TempFileOnSignal) is removed.
+  // temporary file of one being written (TempFileOnSignal) is removed. One that comes within a
+  // second of the first is the same request delivered twice (`timeout -s INT` signals the
+  // process and then its group; under mpirun a terminal's Ctrl-C reaches a rank directly and
+  // through the launcher), not a second Ctrl-C.
   if (g_stop_signal.load() != 0 && (sig == SIGINT || sig == SIGTERM)) {
+    if (monotonic_ns() - g_stop_signal_ns.load() < kSameStopNs) return;
     static const char kMsg[] =
         "\nlongnet: a second stop signal: exiting now (nothing more is written)\n";
     (void)!::write(2, kMsg, sizeof(kMsg) - 1);
     temp_files_unlink();
     ::_exit(128 + sig);
   }
+  if (g_stop_signal.load() == 0) g_stop_signal_ns.store(monotonic_ns());
   g_stop_signal.store(sig);
 }
 }  // namespace
@@ -484,6 +496,34 @@ int stop_signal_caught() {
 int open_fresh(const std::string& path) {
   ::unlink(path.c_str());  // (fails harmlessly when there is none; a directory makes open fail)
   return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
+int file_relink_if_removed(int fd, const std::string& path, const std::function<int()>& reopen) {
+  struct stat st;
+  if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_nlink > 0) return fd;
+  const auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0 && !make_dirs(path.substr(0, slash)))
+    throw std::runtime_error("'" + path + "' was removed while in use, and its folder cannot be " +
+                             "made again: " + std::strerror(errno));
+  const int fresh = reopen();
+  if (fresh < 0)
+    throw std::runtime_error("'" + path + "' was removed while in use, and cannot be made again: " +
+                             std::strerror(errno));
+  std::vector<char> buf(1 << 20);
+  for (off_t at = 0;;) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (n > 0 && !fd_write_all(fresh, buf.data(), size_t(n)))) {
+      const std::string why = std::strerror(errno);
+      ::close(fresh);
+      throw std::runtime_error("'" + path + "' was removed while in use; copying it to its " +
+                               "name again failed: " + why);
+    }
+    if (n == 0) break;
+    at += n;
+  }
+  ::close(fd);
+  return fresh;
 }
 
 bool fd_write_all(int fd, const char* p, size_t n) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -106,6 +107,14 @@ int stop_signal_caught();
 // Writes all n bytes to fd (retrying interrupted and short writes). False with errno set on an
 // error (a write that makes no progress sets ENOSPC).
 bool fd_write_all(int fd, const char* p, size_t n);
+
+// A file this process appends to, removed while it is held open (it, or a folder above it: its
+// link count is 0), is given its name back: `path`'s folders are made again, `reopen()` opens the
+// new file there (the caller's flags and locks), every byte of the old one is copied into it,
+// and the old descriptor is closed. Returns the new descriptor, or `fd` itself when the file
+// still has a name. Throws std::runtime_error naming `path` when it cannot be made again (the old
+// descriptor is then kept).
+int file_relink_if_removed(int fd, const std::string& path, const std::function<int()>& reopen);
 
 // Writes the parts (pointer, size) to `path` atomically: a temporary file beside it (`tmp`, by
 // default PATH.tmp.PID; made by open_fresh), written in full, fsynced and renamed over it.

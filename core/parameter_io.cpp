@@ -14,6 +14,7 @@
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -220,11 +221,19 @@ void parameters_load(torch::nn::Module& m, const std::string& path) {
   try {
     v = torch::jit::pickle_load(bytes);
   } catch (const c10::Error& e) {
-    TORCH_CHECK(
-        false, "parameters_load: ", path,
-        " is not a parameter file (torch.save format of a {name: tensor} dict; from "
-        "Python save dict(model.state_dict()), since LibTorch cannot read an OrderedDict): ",
-        e.what_without_backtrace());
+    // LibTorch's own reason, where it is one (not an internal assertion, which asks to report a
+    // bug to PyTorch: it is how LibTorch meets Python's OrderedDict, among others).
+    std::string why = e.what_without_backtrace();
+    why = why.substr(0, why.find('\n'));
+    const std::string ordered = "OrderedDict";
+    const bool ordered_dict =
+        std::search(bytes.begin(), bytes.end(), ordered.begin(), ordered.end()) != bytes.end();
+    TORCH_CHECK(false, "parameters_load: ", path,
+                ordered_dict ? " holds an OrderedDict (as torch.save(model.state_dict()) writes), "
+                               "which LibTorch cannot read: save dict(model.state_dict()) instead"
+                             : " is not a parameter file (torch.save format of a {name: tensor} "
+                               "dict; from Python save dict(model.state_dict()))",
+                ordered_dict || why.find("INTERNAL ASSERT") != std::string::npos ? "" : ": " + why);
   }
   TORCH_CHECK(v.isGenericDict(), "parameters_load: ", path,
               " does not hold a {name: tensor} dict but a ", v.tagKind());

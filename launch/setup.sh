@@ -20,8 +20,9 @@ say() { echo "[setup] $*"; }
 # ---- 1. system packages --------------------------------------------------------------------
 packages=(build-essential cmake ninja-build pkg-config libopenmpi-dev openmpi-bin
           libyaml-cpp-dev libgtest-dev python3-venv zlib1g-dev)
-# tokenizers and corpus (issue 20): optional, see cmake/longnet_tokenizers.cmake
-optional_packages=(libpcre2-dev libsentencepiece-dev libzstd-dev nlohmann-json3-dev)
+# tokenizers and corpus (issue 20): optional, see cmake/longnet_tokenizers.cmake; strace holds
+# a syscall for a fault test (tests/bad_inputs.sh), which skips that case without it
+optional_packages=(libpcre2-dev libsentencepiece-dev libzstd-dev nlohmann-json3-dev strace)
 missing=()
 missing_optional=()
 if [[ "${LONGNET_SKIP_APT:-0}" != 1 ]] && command -v dpkg-query >/dev/null; then

@@ -3,6 +3,8 @@
 
 #include <c10/util/Exception.h>
 #include <c10/util/Logging.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -10,13 +12,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <thread>
 
+#include "longnet/core/errors.h"
 #include "longnet/core/file_util.h"
 
 namespace longnet {
@@ -29,20 +31,24 @@ std::string mpi_error_string(int code) {
 }
 
 namespace {
-std::unique_ptr<std::ofstream> g_log_file;  // rank 0's copy of its output (log_file_open)
+int g_log_fd = -1;  // rank 0's copy of its output (log_file_open)
 std::string g_log_path;
 std::mutex g_log_file_mutex;  // (the watchdog's thread writes its error too)
 
+int log_file_open_fd(const std::string& path) {
+  return ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
 void log_file_write(const std::string& text) {
   const std::lock_guard<std::mutex> lock(g_log_file_mutex);
-  if (!g_log_file) return;
-  errno = 0;
-  *g_log_file << text << std::endl;  // flushed: a crash loses nothing written before it
-  if (*g_log_file) return;
+  if (g_log_fd < 0) return;
+  const std::string line = text + "\n";  // one write: a crash loses nothing written before it
+  if (fd_write_all(g_log_fd, line.data(), line.size())) return;
   // A full disk, say: said once on the console, and the file gets no more lines; the run goes
   // on, its output on the console only.
-  const std::string why = errno ? std::strerror(errno) : "write failed";
-  g_log_file.reset();
+  const std::string why = std::strerror(errno);
+  ::close(g_log_fd);
+  g_log_fd = -1;
   std::cerr << log_prefix() << "warning: train log '" << g_log_path << "': " << why
             << "; its last line may be cut short, and it gets no more lines (they are on the "
                "console)"
@@ -105,14 +111,13 @@ int run_main(const std::function<int()>& fn) {
     out_of_memory = true;
   } catch (const c10::Error& e) {
     message = e.what_without_backtrace();
-    out_of_memory = message.find("can't allocate memory") != std::string::npos;
+    out_of_memory = says_out_of_memory(message);
   } catch (const std::bad_alloc&) {
     message = "out of host memory (std::bad_alloc)";
     out_of_memory = true;
   } catch (const std::exception& e) {
     message = e.what();
-    out_of_memory = message.find("can't allocate memory") != std::string::npos ||
-                    message.find("out of memory") != std::string::npos;
+    out_of_memory = says_out_of_memory(message);
   } catch (...) {
     message = "unknown exception";
   }
@@ -170,11 +175,22 @@ void log_file_error(const std::string& message) {
 void log_file_open(const std::string& path) {
   if (mpi_world_rank() != 0) return;
   output_file_prepare(path, "train log (log.dir)");
-  auto f = std::make_unique<std::ofstream>(path, std::ios::app);
-  if (!*f) throw std::runtime_error("train log '" + path + "': cannot open it for appending");
+  const int fd = log_file_open_fd(path);
+  if (fd < 0)
+    throw std::runtime_error("train log '" + path +
+                             "': cannot open it for appending: " + std::strerror(errno));
   const std::lock_guard<std::mutex> lock(g_log_file_mutex);
-  g_log_file = std::move(f);
+  if (g_log_fd >= 0) ::close(g_log_fd);
+  g_log_fd = fd;
   g_log_path = path;
+}
+
+bool log_file_renew() {
+  const std::lock_guard<std::mutex> lock(g_log_file_mutex);
+  const int before = g_log_fd;
+  g_log_fd =
+      file_relink_if_removed(g_log_fd, g_log_path, [&] { return log_file_open_fd(g_log_path); });
+  return g_log_fd != before;
 }
 
 }  // namespace longnet

@@ -47,6 +47,9 @@ int log_stdout_errno();
 // `path` (a run's train.log), created if needed. Throws std::runtime_error naming the path when it
 // cannot be written. Other ranks ignore the call.
 void log_file_open(const std::string& path);
+// The train log removed while the job runs (the file, or its run folder): made again at its path
+// with every line written so far (core/file_util.h file_relink_if_removed). True when it was.
+bool log_file_renew();
 // Prints "warning: message" (with the rank's prefix) to stderr on the calling rank, and appends
 // it to that file, if one is open: warnings of retention, resume and files reach train.log too.
 void log_warning(const std::string& message);

@@ -107,6 +107,7 @@ std::shared_ptr<ProcessGrid> process_grid_create(int data_parallel, int sequence
   LONGNET_CHECK_MPI(MPI_Comm_size(node, &local_ranks));
   LONGNET_CHECK_MPI(MPI_Comm_free(&node));
   grid->local_ranks = local_ranks;
+  grid->local_rank = local_rank;
   if (device_type == c10::kCUDA) {
 #ifdef LONGNET_WITH_CUDA
     int count = c10::cuda::device_count();

@@ -27,6 +27,7 @@ class ProcessGrid {
   int data_parallel = 1, sequence_parallel = 1;
   int dp_index = 0, sp_index = 0;
   int local_ranks = 1;  // ranks on this host (on the CPU they share its memory)
+  int local_rank = 0;   // this rank's index among them
   c10::Device device = c10::Device(c10::kCPU);
   std::shared_ptr<Communicator> world;  // every rank, on `device` (NCCL on GPUs)
   std::shared_ptr<Communicator> host;   // every rank, MPI over CPU tensors: control values

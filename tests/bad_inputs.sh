@@ -253,6 +253,13 @@ expect1 build.out_other_inputs "built from other inputs (the tokenizer: bytes th
   data build --tokenizer bytes:eot --source "$SRC" --out "$DS" --shard-mb 0.05
 expect1 build.fifo_source "neither a directory nor a regular file" data build --tokenizer bytes \
   --source "$WORK/pipe" --out "$WORK/ds_pipe"
+# Commands that write one output with every core, started as several ranks: refused on each,
+# before anything is written (the copies would build into one output together).
+expect build.under_mpirun "longnet data build: started as one of 2 ranks (mpirun -np)" data build \
+  --tokenizer bytes:eot --source "$SRC" --out "$WORK/ds_mpi"
+expect tok.train_under_mpirun "longnet tokenizer train: started as one of 2 ranks" tokenizer train \
+  --vocab-size 300 --source "$SRC" --out "$WORK/mpi.model"
+[[ ! -e "$WORK/ds_mpi" && ! -e "$WORK/mpi.model" ]] || fail "build.under_mpirun: an output was written"
 # ---- end sharded datasets ------------------------------------------------------------------
 # generate and eval use the tokenizer of the model's data, and refuse another.
 "$BIN" data build --tokenizer bytes:eot --source "$SRC" --out "$WORK/ds_eot" --val-fraction 0.05 \
@@ -730,6 +737,44 @@ EXPECT_DT=0
 [ "$(grep -c '^=== line' "$WORK/gen.prompt_groups.out")" = 20001 ] ||
   fail "gen.prompt_groups: not 20001 texts"
 expect_ok gen.prompt_groups "in 2 groups of similar lengths"
+# Memory running out while a huge prompts file is read and tokenized (700 MB of text, 2.8 GB of
+# ids, past a 4 GB limit) is said to be the file's, with its size, not the model's.
+python3 -c "import sys; sys.stdout.write('a' * 700000000 + '\n')" > "$WORK/huge_prompts.txt"
+expect_failure gen.prompts_file_memory "out of host memory while reading and tokenizing --prompts-file '$WORK/huge_prompts.txt' (700000001 bytes)" 50 \
+  bash -c 'ulimit -v 4000000 && exec "$@"' _ "$BIN" generate --checkpoint "$CK" --device cpu \
+  --prompts-file "$WORK/huge_prompts.txt" --max-new-tokens 1
+rm -f "$WORK/huge_prompts.txt"
+expect_ok gen.prompts_file_memory "out of host memory while reading"
+# One stop request delivered twice at once (`timeout -s INT` signals the process and its group;
+# mpirun and a terminal both forward Ctrl-C) stops cleanly, as one Ctrl-C: not "a second stop
+# signal: exiting now", which is for a second Ctrl-C a second or more later.
+"$BIN" generate --checkpoint "$CK" --device cpu --prompt a --max-new-tokens 1000000 \
+  > "$WORK/gen.twice.out" 2> "$WORK/gen.twice.err" &
+p=$!
+for _ in $(seq 600); do [ -s "$WORK/gen.twice.out" ] && break; sleep 0.1; done
+kill -INT $p; kill -INT $p
+wait $p
+rc=$?
+((rc == 130)) && grep -q "generate: stopped by signal 2" "$WORK/gen.twice.err" &&
+  ! grep -q "second stop signal" "$WORK/gen.twice.err" ||
+  fail "gen.signal_twice: status $rc: $(tail -2 "$WORK/gen.twice.err")"
+echo "ok: gen.signal_twice: two SIGINTs at once stop generation cleanly (status 130)"
+# An export stopped by SIGTERM between its writes and its renames (strace holds each rename after
+# the first for 2 s) leaves none of its new files (.model.safetensors.new, .config.json.new).
+if strace -f -o /dev/null true > /dev/null 2>&1; then
+  strace -f -o /dev/null -e trace=rename -e inject=rename:delay_enter=2000000:when=2+ \
+    "$BIN" export "$CK" --out "$WORK/exp_signal" > "$WORK/exp_signal.log" 2>&1 &
+  sp=$!
+  for _ in $(seq 600); do ls -A "$WORK/exp_signal" 2>/dev/null | grep -q 'safetensors\.new$' && break; sleep 0.1; done
+  ls -A "$WORK/exp_signal" | grep -q 'safetensors\.new$' || fail "export.signal: no new file: $(tail -2 "$WORK/exp_signal.log")"
+  kill -TERM "$(pgrep -P $sp)"
+  wait $sp
+  grep -q "stopped by SIGTERM" "$WORK/exp_signal.log" && [[ -z "$(ls -A "$WORK/exp_signal")" ]] ||
+    fail "export.signal: $(ls -A "$WORK/exp_signal") left; $(tail -2 "$WORK/exp_signal.log")"
+  echo "ok: export.signal: an export stopped before its renames left no new file"
+else
+  echo "skipped: export.signal (strace cannot trace here)"
+fi
 # A byte-order mark at the start of a prompts file is no part of its first prompt.
 printf '\xef\xbb\xbfstatic int\r\nstatic int\r\n' > "$WORK/bom_prompts.txt"
 "$BIN" generate --checkpoint "$CK" --device cpu --prompts-file "$WORK/bom_prompts.txt" --greedy \

@@ -188,6 +188,20 @@ grep -q '"stopped_by_signal":2' "$WORK/evalsig.json" && grep -q '"context_len":1
   fail "the partial --json lacks the stop or the first row: $(cat "$WORK/evalsig.json")"
 grep -q '"context_len":262144' "$WORK/evalsig.json" && fail "eval ran every length after SIGINT"
 echo "ok: eval stopped by SIGINT in $((SECONDS - T0)) s with status 130; the rows done are in its --json"
+#    A SIGINT during the last (here the only) forward, after which no check for a stop comes:
+#    the row is finished and kept, and the stop is still reported (status 130, the JSON marked).
+"$BIN" eval --device cpu --checkpoint "$WORK/ref/step_00000012.ckpt" --data "$WORK/evaldata.tokens" \
+  --context-lens 262144 --batches 1 --json "$WORK/evallast.json" > "$WORK/evallast.log" 2>&1 &
+JOB=$!
+for _ in $(seq 600); do grep -q " rank(s), device cpu" "$WORK/evallast.log" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+kill -INT "$(pgrep -f "^$BIN eval.*$WORK/evallast" | tail -1)"
+wait $JOB
+RC=$?
+((RC == 130)) || fail "eval with SIGINT during its last forward: status $RC, 130 expected: $(tail -3 "$WORK/evallast.log")"
+grep -q '"stopped_by_signal":2' "$WORK/evallast.json" ||
+  fail "eval with SIGINT during its last forward: the --json is not marked: $(cat "$WORK/evallast.json")"
+echo "ok: eval with SIGINT during its last forward: status 130, $(grep -o 'stopped by signal 2.*' "$WORK/evallast.log" | cut -c1-90)"
 # 7. `longnet eval` failing at its second context length (an error, as a failed forward's): the
 #    row done is printed and written to --json with the error (no backtrace), and the status is
 #    non-zero naming the lengths done.
@@ -235,9 +249,10 @@ grep -q "rows from step 6 on are missing; training stopped at step 6, whose chec
   fail "a failed metrics write at the last step: $(tail -3 "$WORK/metricsfail3.log")"
 echo "ok: a failed metrics write saved a checkpoint before failing; the resume continued exactly"
 # 10. The run folder (with its checkpoints) deleted while the job runs: the next save says so,
-#     makes it again, locks it and writes its checkpoint there; the job ends normally.
+#     makes it again, locks it and writes its checkpoint there, with config.yaml, train.log and
+#     metrics.jsonl again, every line so far in them; the job ends normally.
 "${MPIRUN[@]}" "$BIN" "${COMMON[@]}" log.dir="$WORK/gone" checkpoint.dir="$WORK/gone/checkpoints" \
-  log.metrics="$WORK/gone.jsonl" checkpoint.resume=none --debug-sleep-after 5 > "$WORK/gone.log" 2>&1 &
+  checkpoint.resume=none --debug-sleep-after 5 > "$WORK/gone.log" 2>&1 &
 JOB=$!
 for _ in $(seq 150); do grep -q "^step 5/" "$WORK/gone.log" 2>/dev/null && break; sleep 0.2; done
 grep -q "^step 5/" "$WORK/gone.log" || fail "the run to delete the folder of printed no step 5"
@@ -247,5 +262,10 @@ grep -q "log.dir '$WORK/gone' (or its lock file) was removed or replaced while t
   [[ -f "$WORK/gone/checkpoints/step_00000012.ckpt" && -f "$WORK/gone/.longnet.lock" &&
      -f "$WORK/gone/checkpoints/.longnet.lock" ]] ||
   fail "a run folder deleted mid-run: $(grep -m2 -i "warning\|error" "$WORK/gone.log"); $(ls -a "$WORK/gone" "$WORK/gone/checkpoints" 2>&1)"
-echo "ok: a run folder deleted mid-run was made again and locked at the next save"
+grep -q "run folder: train.log, config.yaml, $WORK/gone/metrics.jsonl removed while this job ran; written again" "$WORK/gone.log" &&
+  [[ -s "$WORK/gone/config.yaml" ]] && grep -q "^step 1/" "$WORK/gone/train.log" &&
+  grep -q "^step 12/" "$WORK/gone/train.log" && grep -q '"step":1,' "$WORK/gone/metrics.jsonl" &&
+  grep -q '"step":12,' "$WORK/gone/metrics.jsonl" ||
+  fail "the run folder's files after it was deleted mid-run: $(ls -a "$WORK/gone"; grep -m2 "run folder" "$WORK/gone.log")"
+echo "ok: a run folder deleted mid-run was made again and locked at the next save, its files whole"
 echo "fault injection: all passed"

@@ -435,6 +435,14 @@ TEST(DatasetBuild, MalformedJsonLinesNameFileAndLineAndKeepCompleteShards) {
   EXPECT_FALSE(m.complete);
   EXPECT_GE(m.train.shards.size(), 3u);  // a.jsonl's complete shards are kept
   for (const auto& s : m.train.shards) EXPECT_TRUE(exists(dir / ("ds/" + s.file)));
+  // No kept shard holds text of b.jsonl (they would tie a rerun to the file as it was): once
+  // the line is fixed, the same command goes on, to the bytes of a build of the fixed corpus.
+  for (const ManifestSplit* sp : {&m.train, &m.val})
+    for (const auto& s : sp->shards) EXPECT_LT(s.end.file, 1) << s.file;
+  write_file(dir / "src/b.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"cut off\"}\n");
+  EXPECT_TRUE(dataset_build(o).resumed);
+  dataset_build(options({dir / "src"}, dir / "whole", "bytes", 1000));
+  EXPECT_EQ(contents(dir / "ds"), contents(dir / "whole"));
   // A line without the field names the fields it has.
   write_file(dir / "src2/c.jsonl", "{\"body\": \"x\", \"id\": 3}\n");
   expect_throw<std::runtime_error>([&] { dataset_build(options({dir / "src2"}, dir / "ds2")); },

@@ -310,7 +310,7 @@ TEST(TokenDataset, LlmcShardsTrainAndValidationByName) {
   EXPECT_TRUE(at::equal(vt.read(0, 200), at::tensor(std::vector<int64_t>(v.begin(), v.end()))));
   expect_throw<std::runtime_error>([&] { validation_tokens_open(dir / "fw", 900).read(0, 200); },
                                    {"fineweb_val_000000.bin': token", "model.vocab_size"});
-  d->set_vocab_bound(1020);  // as model.vocab_size would
+  d->bound_ids_by_model(1020);
   std::vector<int64_t> buf(350);
   expect_throw<std::runtime_error>(
       [&] { d->read(DataSplit::kTrain, 0, 350, buf.data()); },
@@ -493,6 +493,27 @@ TEST(DatasetCheck, TokenizerAndVocabularyMismatchesNameBothValues) {
   EXPECT_NE(dataset_config_check(c, *d).find("matches data.tokenizer"), std::string::npos);
   c = config_parse("model:\n  vocab_size: 300\n", "c.yaml");
   dataset_config_check(c, *d);  // no data.tokenizer: the manifest's
+}
+
+// A manifest whose vocabulary or end-of-text id is not its tokenizer's was edited: those bound
+// the ids read, so it is refused (against data.tokenizer, or the recorded tokenizer).
+TEST(DatasetCheck, ManifestVocabularyOtherThanItsTokenizersIsRefused) {
+  TempDir dir;
+  build(dir, "ds");
+  auto d = TokenDataset::open(dir / "ds");
+  DatasetManifest m = *d->manifest();
+  EXPECT_NO_THROW(manifest_vocab_check(m, "ds", ""));
+  EXPECT_NO_THROW(manifest_vocab_check(m, "ds", "bytes:eot"));
+  m.vocab_size = 1000;
+  for (const std::string spec : {"", "bytes:eot"})
+    expect_throw<std::runtime_error>([&] { manifest_vocab_check(m, "ds", spec); },
+                                     {"ds: its manifest records vocabulary 1000 and end-of-text id "
+                                      "256, but its tokenizer 'bytes:eot'",
+                                      "has 257 and 256", "the manifest was edited"});
+  m.vocab_size = 257;
+  m.eot_id = -1;
+  expect_throw<std::runtime_error>([&] { manifest_vocab_check(m, "ds", ""); },
+                                   {"end-of-text id -1", "has 257 and 256"});
 }
 
 TEST(DatasetCheck, TokenizerHashFromTheFileEqualsTheLibrarys) {

@@ -6,6 +6,7 @@
 // loading a model from its files and the evaluation across context lengths (train/).
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -34,6 +35,7 @@ namespace longnet {
 namespace {
 
 using testing::expect_error;
+using testing::expect_throw;
 using testing::rel_error;
 
 // ---- the cache alone ----------------------------------------------------------------------------
@@ -875,6 +877,21 @@ TEST(ModelLoad, CheckpointEntriesOfAnotherType) {
   params.insert_or_assign(params.begin()->key(), c10::IValue(int64_t{3}));
   checkpoint_write(dir, 5, state, 10);
   expect_error([&] { model_load(p); }, "a Int, not a tensor");
+}
+
+// A damaged trainer checkpoint is said to be damaged, without the hint for parameters files
+// ("needs --config"), which only a readable file that is no trainer checkpoint gets.
+TEST(ModelLoad, DamagedCheckpointIsNotCalledAParametersFile) {
+  const LongNetLM model = tiny_model();
+  const auto dir = temp_path("damaged");
+  checkpoint_write(dir, 5, checkpoint_state(model, 5), 10);
+  ModelLoadOptions p;
+  p.checkpoint = checkpoint_path(dir, 5);
+  ASSERT_EQ(::truncate(p.checkpoint.c_str(), std::filesystem::file_size(p.checkpoint) - 9), 0);
+  const auto msg = expect_throw<std::runtime_error>([&] { model_load(p); }, {"truncated"});
+  EXPECT_EQ(msg.find("needs --config"), std::string::npos) << msg;
+  std::ofstream(p.checkpoint, std::ios::trunc) << "name,value\n";
+  expect_throw<std::runtime_error>([&] { model_load(p); }, {"not a checkpoint", "needs --config"});
 }
 
 // export refuses what it cannot write faithfully: non-finite parameters, and finite ones past

@@ -945,7 +945,9 @@ TEST(ParameterIo, PythonTorchLoadRoundTrip) {
               "        shape = 'x'.join(str(s) for s in v.shape)\n"
               "        f.write(f'{k} {shape} {v.double().sum().item():.17g}\\n')\n"
               "# A plain dict: LibTorch's unpickler cannot read an OrderedDict (state_dict()).\n"
-              "torch.save({k: 2 * v for k, v in state.items()}, sys.argv[3])\n";
+              "torch.save({k: 2 * v for k, v in state.items()}, sys.argv[3])\n"
+              "import collections\n"
+              "torch.save(collections.OrderedDict(state), sys.argv[3] + '.ordered')\n";
   }
   int rc = python_run(python + " " + dir + "/check.py " + path + " " + dir + "/sums.txt " + dir +
                       "/doubled.pt");
@@ -976,6 +978,17 @@ TEST(ParameterIo, PythonTorchLoadRoundTrip) {
   parameters_load(*back, dir + "/doubled.pt");
   auto theirs = back->named_parameters();
   for (const auto& p : params) EXPECT_TRUE(at::equal(theirs[p.key()], 2 * p.value())) << p.key();
+  // The OrderedDict that torch.save(model.state_dict()) writes: named, with what to do instead,
+  // and none of LibTorch's internal-assertion text.
+  try {
+    parameters_load(*back, dir + "/doubled.pt.ordered");
+    ADD_FAILURE() << "an OrderedDict file loaded";
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    EXPECT_NE(msg.find("holds an OrderedDict"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("save dict(model.state_dict()) instead"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("INTERNAL ASSERT"), std::string::npos) << msg;
+  }
   dir_remove(dir);
 }
 

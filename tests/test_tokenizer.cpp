@@ -721,6 +721,19 @@ TEST(Corpus, DirectoriesNestedPastPathMaxAreSkipped) {
 
 // A NUL byte anywhere in a text file, not only in its first 8 KiB: a file in a directory is
 // skipped as binary, a file named or already partly read is an error naming the byte.
+// A UTF-8 byte-order mark at the start of a text file is no part of its text (a mark alone is
+// an empty file); one further on is text.
+TEST(Corpus, TextFileByteOrderMarkIsDropped) {
+  TempDir dir;
+  write_file(dir / "src/a.txt", "\xEF\xBB\xBFhello \xEF\xBB\xBF");
+  write_file(dir / "src/b.txt", "\xEF\xBB\xBF");
+  CorpusReader r({dir / "src"});
+  const auto docs = read_all(r);
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(docs[0].text, "hello \xEF\xBB\xBF");
+  EXPECT_EQ(r.summary().empty_files, 1);
+}
+
 TEST(Corpus, NulBytesPastTheHeadAreBinary) {
   TempDir dir;
   std::string text(100000, 'a');

@@ -587,6 +587,17 @@ TEST(TokenData, BuildErrors) {
   expect_error([&] { data_build(dir / "bin", dir / "o", 1.5); }, {"--val-fraction"});
 }
 
+// A file with two names (a hard link) is packed once: twice, one text could be in both splits.
+TEST(TokenData, BuildReadsAHardLinkedFileOnce) {
+  TempDir dir;
+  write_file(dir / "src/a.txt", "alpha text");
+  write_file(dir / "src/b.txt", "beta text");
+  ASSERT_EQ(::link((dir / "src/a.txt").c_str(), (dir / "src/z_link.txt").c_str()), 0);
+  const DataBuildSummary s = data_build(dir / "src", dir / "t.tokens", 0);
+  EXPECT_EQ(s.text_files, 2);
+  EXPECT_EQ(s.train_tokens, int64_t(std::string("alpha text\nbeta text").size()));
+}
+
 TEST(TokenData, BuildWithValidationFractionMakesAReadableFile) {
   TempDir dir;
   make_tree(dir, 4, 30);

@@ -469,7 +469,7 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
   }
   if (nh < 4 || std::memcmp(head, kZipMagic, 4) != 0) {
     ::close(fd);
-    throw std::runtime_error(who + ": not a checkpoint (not a torch.save zip archive)");
+    throw CheckpointKindError(who + ": not a checkpoint (not a torch.save zip archive)");
   }
   std::vector<char> bytes;
   try {
@@ -547,16 +547,14 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
     throw no_memory("std::bad_alloc");
   } catch (const std::exception& e) {
     const std::string what = first_line(e.what());
-    if (what.find("can't allocate memory") != std::string::npos ||
-        what.find("out of memory") != std::string::npos)
-      throw no_memory(what);
+    if (says_out_of_memory(what)) throw no_memory(what);
     // Python's torch.save writes records LibTorch's writer does not, and a pickle LibTorch cannot
     // read: a checkpoint loaded and saved again in Python is not damaged, only not ours.
     auto holds = [&](const std::string& record) {
       return std::search(bytes.begin(), bytes.end(), record.begin(), record.end()) != bytes.end();
     };
     if (holds("/.format_version") || holds("/.storage_alignment"))
-      throw std::runtime_error(
+      throw CheckpointKindError(
           who +
           ": written by Python's torch.save (e.g. a checkpoint loaded and saved again in Python), "
           "which LibTorch cannot read back; longnet reads the files `longnet train` writes: use "
@@ -565,8 +563,8 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
                              ")");
   }
   if (!v.isGenericDict())
-    throw std::runtime_error(who + ": not a longnet checkpoint (holds a " + v.tagKind() +
-                             ", not a dict)");
+    throw CheckpointKindError(who + ": not a longnet checkpoint (holds a " + v.tagKind() +
+                              ", not a dict)");
   const std::string outside = tensors_outside_storage(v);
   if (!outside.empty())
     throw std::runtime_error(who + ": corrupted (" + outside +
@@ -574,15 +572,15 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
   auto d = v.toGenericDict();
   auto fmt = d.find(kFormatKey);
   if (fmt == d.end() || !fmt->value().isString())
-    throw std::runtime_error(who + ": not a longnet checkpoint (no " + std::string(kFormatKey) +
-                             " entry)");
+    throw CheckpointKindError(who + ": not a longnet checkpoint (no " + std::string(kFormatKey) +
+                              " entry)");
   if (fmt->value().toStringRef() != kFormat)
     throw std::runtime_error(who + ": format '" + fmt->value().toStringRef() +
                              "', this longnet reads '" + kFormat + "'");
   auto crc = d.find(kCrcKey);
   if (crc == d.end() || !crc->value().isInt())
-    throw std::runtime_error(who + ": not a longnet checkpoint (no integrity record " +
-                             std::string(kCrcKey) + ")");
+    throw CheckpointKindError(who + ": not a longnet checkpoint (no integrity record " +
+                              std::string(kCrcKey) + ")");
   const uint32_t stored = static_cast<uint32_t>(crc->value().toInt());
   uint32_t computed = 0;
   try {

@@ -87,9 +87,16 @@ struct CheckpointMemoryError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// checkpoint_read found a readable file that is no longnet checkpoint (no zip archive, a pickle
+// of something else, a file Python's torch.save wrote): not damage, so a caller may say what
+// else the file may be (e.g. a parameters file).
+struct CheckpointKindError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // Reads and verifies a checkpoint; returns the caller's dict (without the "_longnet_" entries).
 // Throws std::runtime_error naming the file and the problem: missing, empty or truncated,
-// corrupted (checksum mismatch or unreadable), not a longnet checkpoint.
+// corrupted (checksum mismatch or unreadable), not a longnet checkpoint (CheckpointKindError).
 c10::impl::GenericDict checkpoint_read(const std::string& path);
 
 // Complete checkpoints in `dir` as (step, path), newest first; no verification.

@@ -411,6 +411,9 @@ bool CorpusReader::next_text(Document& doc) {
     }
     o.text_read += n;
   }
+  // A byte-order mark at the start of a text file is an editor's mark, not text (as in JSON
+  // Lines and prompt files).
+  if (o.first_part && doc.text.rfind("\xEF\xBB\xBF", 0) == 0) doc.text.erase(0, 3);
   if (doc.text.empty()) {
     if (o.first_part) ++summary_.empty_files;
     return false;

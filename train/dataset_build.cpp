@@ -442,8 +442,9 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     TokenizeBatch batch;
     size_t batch_bytes = 0;
     // A malformed input ends the build, but only after everything read before it is written:
-    // the shards it completes are kept for a rerun (once the input is fixed).
+    // the shards that end before that file are kept for a rerun (once the input is fixed).
     std::exception_ptr read_error;
+    int64_t error_file = -1;
     auto next = [&](CorpusReader& reader, Document& doc) {
       try {
         return reader.next(doc);
@@ -496,6 +497,7 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
         progress.update(done_bytes + std::min<uint64_t>(reader.file_bytes_read(), files_[fi].bytes),
                         sum_.text_bytes, tokens_now(), shards_now());
       }
+      if (read_error) error_file = fi;
       done_bytes += files_[fi].bytes;
       binary_files_ += reader.summary().binary_files;
       wide_text_files_ += reader.summary().wide_text_files;
@@ -505,7 +507,27 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
     }
     if (!batch.units.empty()) pool.submit(std::move(batch));
     drain(0);
-    if (read_error) std::rethrow_exception(read_error);
+    if (read_error) {
+      // Shards that hold text of the failing file (or end at its start) are tied to it as it
+      // is now: fixing it would make a rerun refuse them. They go, so that the rerun rebuilds
+      // them from the fixed file.
+      int64_t dropped = 0;
+      for (int s = 0; s < 2; ++s)
+        while (!split(s).shards.empty() && split(s).shards.back().end.file >= error_file) {
+          ::unlink((o_.out_dir + "/" + split(s).shards.back().file).c_str());
+          split(s).tokens -= split(s).shards.back().tokens;
+          split(s).shards.pop_back();
+          ++dropped;
+        }
+      if (dropped > 0) {
+        manifest_write(o_.out_dir, m_);
+        log_info("data build: " + std::to_string(dropped) + " shard(s) holding text of '" +
+                 printable_text(files_[size_t(error_file)].path) + "' removed; " +
+                 std::to_string(m_.train.shards.size() + m_.val.shards.size()) +
+                 " kept. Once the file is fixed, rerun the same command: it goes on from there");
+      }
+      std::rethrow_exception(read_error);
+    }
     const CorpusPosition past_end{static_cast<int64_t>(files_.size()), 0, index, docs, 0};
     for (int s = 0; s < 2; ++s)
       if (writer_[s] && writer_[s]->tokens() > 0) finish_shard(s, past_end);

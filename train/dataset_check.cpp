@@ -108,6 +108,29 @@ std::optional<bool> tokenizers_same(const RecordedTokenizer& a, const RecordedTo
   return ha == hb;
 }
 
+void manifest_vocab_check(const DatasetManifest& m, const std::string& dataset,
+                          const std::string& spec) {
+  std::string matched = !spec.empty() ? spec : m.tokenizer_spec;
+  if (spec.empty() && kind_of(matched) != "bytes") {
+    std::string now;
+    try {
+      now = tokenizer_file_hash(matched);
+    } catch (const std::exception&) {
+    }
+    if (now != m.tokenizer_hash) return;  // (not here, or changed: nothing to compare with)
+  }
+  if (kind_of(matched) != "bytes" && !tokenizer_kind_available(kind_of(matched))) return;
+  const auto tok = tokenizer_open(matched);
+  const int64_t eot = tok->eot_id() ? int64_t(*tok->eot_id()) : -1;
+  if (int64_t(tok->vocab_size()) != m.vocab_size || eot != m.eot_id)
+    throw std::runtime_error(dataset + ": its manifest records vocabulary " +
+                             std::to_string(m.vocab_size) + " and end-of-text id " +
+                             std::to_string(m.eot_id) + ", but its tokenizer '" + matched +
+                             "' (the same file, by its hash) has " +
+                             std::to_string(tok->vocab_size()) + " and " + std::to_string(eot) +
+                             ": the manifest was edited. Rebuild the dataset (longnet data build)");
+}
+
 std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
   const std::string& spec = c.data.tokenizer;
   const std::string dataset = data.format() + " dataset '" + data.path() + "'";
@@ -157,6 +180,7 @@ std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
               "): training reads only the shards, but generate and eval will refuse the file "
               "as it is; restore it";
     }
+    manifest_vocab_check(*m, dataset, spec);
     config_check_vocab(c, m->vocab_size,
                        "the vocabulary of " + dataset + " (tokenizer " + m->tokenizer_spec + ")");
     return "data: tokenizer " + m->tokenizer_spec + " (" + m->tokenizer_hash + ", vocabulary " +
@@ -180,7 +204,8 @@ std::string dataset_config_check(const TrainConfig& c, TokenDataset& data) {
   if (!spec.empty() && (kind_of(spec) == "bytes" || tokenizer_kind_available(kind_of(spec)))) {
     const int64_t v = tokenizer_open(spec)->vocab_size();
     config_check_vocab(c, v, "the vocabulary of data.tokenizer '" + spec + "'");
-    data.set_vocab_bound(std::min<int64_t>(data.vocab_bound(), v));
+    if (v < data.vocab_bound())
+      data.set_vocab_bound(v, "the vocabulary of data.tokenizer '" + spec + "'");
     note = "data: llm.c shards record no tokenizer; ids must be below " + std::to_string(v) +
            " (data.tokenizer " + spec + ")";
   }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "longnet/train/config.h"
+#include "longnet/train/dataset_manifest.h"
 
 namespace longnet {
 
@@ -41,6 +42,14 @@ std::string recorded_hash(const RecordedTokenizer& t);
 // be read) are the same, by content hash (a copy of the file elsewhere matches); nullopt when a
 // hash cannot be had (the file is not here), so that the caller can say it could not tell.
 std::optional<bool> tokenizers_same(const RecordedTokenizer& a, const RecordedTokenizer& b);
+
+// Refuses (std::runtime_error naming `dataset`) a manifest whose vocabulary or end-of-text id is
+// not its tokenizer's, as an edited manifest: those bound the ids read, so a larger vocabulary
+// would let ids that are no token through, a smaller one call good shards corrupt. Compared with
+// `spec` when given (the caller matched it by hash), else with the recorded file where it is
+// here unchanged (nothing to compare with otherwise).
+void manifest_vocab_check(const DatasetManifest& m, const std::string& dataset,
+                          const std::string& spec);
 
 // Checks data.tokenizer against the dataset and model.vocab_size against its vocabulary, and
 // sets the bound every token id read must stay below (for llm.c shards, which record no

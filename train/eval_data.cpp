@@ -10,6 +10,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "longnet/train/dataset_check.h"
 #include "longnet/train/dataset_manifest.h"
 #include "longnet/train/token_dataset.h"
 
@@ -30,6 +31,7 @@ ValidationTokens validation_tokens_open(const std::string& path, int64_t model_v
   v.vocab_size = data->vocab_bound();
   v.description = data->summary();
   if (const DatasetManifest* m = data->manifest()) {
+    manifest_vocab_check(*m, data->format() + " dataset '" + data->path() + "'", "");
     v.tokenizer_spec = m->tokenizer_spec;
     v.tokenizer_hash = m->tokenizer_hash;
   } else if (data->format() == "legacy") {

@@ -122,33 +122,19 @@ MetricsWriter::MetricsWriter(const std::string& path, bool fresh) : path_(path) 
   // (never opens a FIFO or a directory, never appends to a file that is not JSON lines)
   output_file_prepare(path, "metrics file", OutputContent::kMetrics);
   const std::string who = "metrics file '" + path + "'";
+  fd_ = open_locked(false);
   struct stat st;
-  // Opens and locks the file; st its status.
-  auto open_locked = [&] {
-    fd_ = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
-    if (fd_ < 0)
-      throw std::runtime_error(who + ": cannot open for appending: " + std::strerror(errno));
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      fd_ = -1;
-      throw std::runtime_error(who + " is not a regular file");
-    }
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      const int err = errno;
-      ::close(fd_);
-      fd_ = -1;
-      throw std::runtime_error(who + (err == EWOULDBLOCK
-                                          ? " is being written by another job; two jobs appending "
-                                            "to one file interleave their lines: give this one "
-                                            "another log.metrics (or log.dir)"
-                                          : ": cannot lock: " + std::string(std::strerror(err))));
-    }
-  };
-  open_locked();
+  if (::fstat(fd_, &st) != 0) st.st_size = 0;
   // A new run beside an earlier run's rows: those are kept under another name (renamed while
   // locked, so never from under a job still writing them) and the file starts empty.
   if (fresh && st.st_size > 0) {
-    keep_aside();
+    try {
+      keep_aside();
+    } catch (...) {  // (a constructor that throws runs no destructor)
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = -1;
+      throw;
+    }
     if (::fstat(fd_, &st) != 0) st.st_size = 0;
   }
   // Drop an incomplete last line (no newline at the end): the tail of a cut-short write.
@@ -181,6 +167,30 @@ MetricsWriter::MetricsWriter(const std::string& path, bool fresh) : path_(path) 
   }
 }
 
+int MetricsWriter::open_locked(bool create_new) const {
+  const std::string who = "metrics file '" + path_ + "'";
+  const int fd = ::open(
+      path_.c_str(),
+      O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | (create_new ? O_EXCL : 0), 0644);
+  if (fd < 0)
+    throw std::runtime_error(who + ": cannot open for appending: " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw std::runtime_error(who + " is not a regular file");
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw std::runtime_error(who + (err == EWOULDBLOCK
+                                        ? " is being written by another job; two jobs appending "
+                                          "to one file interleave their lines: give this one "
+                                          "another log.metrics (or log.dir)"
+                                        : ": cannot lock: " + std::string(std::strerror(err))));
+  }
+  return fd;
+}
+
 void MetricsWriter::keep_aside() {
   kept_as_ = file_keep_numbered(path_);
   if (kept_as_.empty())
@@ -190,13 +200,21 @@ void MetricsWriter::keep_aside() {
   // The new, empty file, locked as the first was (this process still holds the old one's lock:
   // the renamed file, which no other job opens by this path).
   const int old = fd_;
-  fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NONBLOCK, 0644);
-  const int err = errno;
+  fd_ = -1;
+  try {
+    fd_ = open_locked(true);
+  } catch (const std::exception& e) {
+    ::close(old);
+    throw std::runtime_error(std::string(e.what()) + " (starting it again after keeping the " +
+                             "earlier rows aside as " + kept_as_ + ")");
+  }
   ::close(old);
-  if (fd_ < 0 || ::flock(fd_, LOCK_EX | LOCK_NB) != 0)
-    throw std::runtime_error("metrics file '" + path_ + "': cannot start it again after keeping " +
-                             "the rows aside as " + kept_as_ + ": " +
-                             std::strerror(fd_ < 0 ? err : errno));
+}
+
+bool MetricsWriter::renew() {
+  const int before = fd_;
+  fd_ = file_relink_if_removed(fd_, path_, [&] { return open_locked(false); });
+  return fd_ != before;
 }
 
 std::string MetricsWriter::last_row_run() {

@@ -61,12 +61,19 @@ class MetricsWriter {
   // Keeps the rows in the file under another name (the first free STEM.N.EXT, which kept_as()
   // then names) and starts the file empty, as `fresh` does.
   void keep_aside();
+  // Removed while this job writes it (the file, or its run folder): made again at its path with
+  // every row written so far, and locked. True when it was. Throws std::runtime_error when it
+  // cannot be made again.
+  bool renew();
   // Appends one line (one write). Throws std::runtime_error on a write error.
   void write(const JsonLine& line);
   const std::string& path() const { return path_; }
   const std::string& kept_as() const { return kept_as_; }
 
  private:
+  // path_ opened for appending (create_new: only as a new file) and locked; its descriptor.
+  // Throws std::runtime_error naming the file: not a regular file, another job's lock, errno.
+  int open_locked(bool create_new) const;
   std::string path_, kept_as_;
   int fd_ = -1;
 };

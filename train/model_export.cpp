@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include "longnet/core/file_util.h"
 #include "longnet/core/text.h"
@@ -407,6 +409,11 @@ ExportSummary checkpoint_export(const std::string& checkpoint, const std::string
     for (const std::string& p : {st_new, cfg_new, tok_new_path})
       if (!p.empty()) ::unlink(p.c_str());
   };
+  // A stop signal before the renames below are done removes the new files too (once renamed,
+  // their names are free, and removing them does nothing).
+  std::vector<std::unique_ptr<TempFileOnSignal>> on_signal;
+  for (const std::string& p : {st_new, cfg_new, tok_new_path})
+    if (!p.empty()) on_signal.push_back(std::make_unique<TempFileOnSignal>(p));
   try {
     safetensors_write(st_new, tensors,
                       {{"format", "pt"},

@@ -143,9 +143,8 @@ LoadedModel model_load(const ModelLoadOptions& o) {
     c10::impl::GenericDict state(c10::StringType::get(), c10::AnyType::get());
     try {
       state = checkpoint_read(o.checkpoint);
-    } catch (const CheckpointMemoryError&) {
-      throw;  // (a good file, too large for the memory here)
-    } catch (const std::runtime_error& e) {
+    } catch (const CheckpointKindError& e) {
+      // (a damaged checkpoint, or one too large for the memory here, is said as such alone)
       if (looks_safetensors(o.checkpoint))
         throw std::runtime_error(o.checkpoint +
                                  " looks like a safetensors file (as `longnet export` writes), "

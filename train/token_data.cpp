@@ -17,7 +17,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -68,20 +68,36 @@ enum class Sniff { kText, kBinary, kLarge, kOther };
 Sniff sniff(const std::string& p, uint64_t size) {
   if (size > kMaxFileBytes) return Sniff::kLarge;
   if (size == 0) return Sniff::kOther;
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return Sniff::kOther;
+  // (a file that became a FIFO or a device since the walk is not opened for reading: that could
+  // block, or never end)
+  int fd = -1;
+  try {
+    fd = file_open_regular(p, "data build source", &size);
+  } catch (const std::exception&) {
+    return Sniff::kOther;
+  }
   // The whole file (at most kMaxFileBytes): text holds no NUL byte anywhere, also not after a
   // text head (as data build --source judges it).
   std::vector<char> buf(kSniffBytes);
-  bool any = false;
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const std::streamsize n = in.gcount();
+  uint64_t total = 0;
+  Sniff out = Sniff::kOther;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    any = true;
-    if (std::memchr(buf.data(), 0, static_cast<size_t>(n))) return Sniff::kBinary;
+    total += uint64_t(n);
+    if (total > kMaxFileBytes) {
+      out = Sniff::kLarge;
+      break;
+    }
+    out = Sniff::kText;
+    if (std::memchr(buf.data(), 0, static_cast<size_t>(n))) {
+      out = Sniff::kBinary;
+      break;
+    }
   }
-  return any ? Sniff::kText : Sniff::kOther;
+  ::close(fd);
+  return out;
 }
 
 // Regular files under `dir` with their paths relative to the walk's root. Links are skipped,
@@ -91,6 +107,8 @@ Sniff sniff(const std::string& p, uint64_t size) {
 struct FileEntry {
   std::string path, rel;
   uint64_t size;
+  dev_t dev;
+  ino_t ino;
 };
 void walk(const std::string& dir, const std::string& rel, std::vector<FileEntry>& out,
           int64_t& unreadable) {
@@ -113,7 +131,7 @@ void walk(const std::string& dir, const std::string& rel, std::vector<FileEntry>
     } else if (S_ISDIR(st.st_mode)) {
       walk(path, r, out, unreadable);
     } else if (S_ISREG(st.st_mode)) {
-      out.push_back({path, r, static_cast<uint64_t>(st.st_size)});
+      out.push_back({path, r, static_cast<uint64_t>(st.st_size), st.st_dev, st.st_ino});
     }
   }
 }
@@ -204,13 +222,32 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
   DataBuildSummary sum;
   std::vector<Candidate> files;
   std::vector<FileEntry> entries;
-  // (the name goes while the lock is held: a build waiting for it never takes this one's file)
-  auto fail = [&](const std::string& what) {
-    ::unlink(tmp.c_str());
-    ::close(fd);
-    throw std::runtime_error("data build: " + what);
-  };
+  // Any failure from here on (an error, memory) removes the temporary file; the name goes while
+  // the lock is held: a build waiting for it never takes this one's file.
+  struct TmpGuard {
+    const std::string& tmp;
+    int fd;
+    bool armed = true;
+    ~TmpGuard() {
+      if (!armed) return;
+      ::unlink(tmp.c_str());
+      ::close(fd);
+    }
+  } guard{tmp, fd};
+  auto fail = [&](const std::string& what) { throw std::runtime_error("data build: " + what); };
   walk(src_dir, "", entries, sum.other_skipped);
+  // A file with several names (hard links) is read once, under its first name in path order:
+  // twice, one text could land in both splits.
+  std::sort(entries.begin(), entries.end(),
+            [](const FileEntry& a, const FileEntry& b) { return a.rel < b.rel; });
+  {
+    std::set<std::pair<dev_t, ino_t>> seen;
+    entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                 [&](const FileEntry& e) {
+                                   return !seen.insert({e.dev, e.ino}).second;
+                                 }),
+                  entries.end());
+  }
   int64_t document_files =
       0;  // .jsonl, .gz, .zst: files of documents, which this build does not read as such
   for (auto& e : entries) {
@@ -265,17 +302,20 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
   };
   unsigned char header[kHeaderBytes] = {};
   put(reinterpret_cast<const char*>(header), kHeaderBytes);
-  std::vector<char> buf;
+  std::string buf;
   for (bool val : {false, true}) {
     int64_t& tokens = val ? sum.val_tokens : sum.train_tokens;
     int64_t& count = val ? sum.val_files : sum.train_files;
     for (const auto& c : files) {
       if (c.val != val) continue;
-      std::ifstream in(c.path, std::ios::binary);
-      buf.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      if (!in.is_open() || in.bad())
+      // (bounded, and never through a FIFO or a device: the file may have been replaced by one
+      // since it was sniffed)
+      try {
+        buf = file_read_bounded(c.path, "data build source", kMaxFileBytes);
+      } catch (const std::runtime_error& e) {
         fail("cannot read '" + printable_text(c.path) +
-             "' (it changed or vanished during the build); run again");
+             "' (it changed or vanished during the build: " + e.what() + "); run again");
+      }
       if (count > 0) {
         put("\n", 1);
         ++tokens;
@@ -294,6 +334,7 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
   // Renamed while still locked: another build can take the name only once it is free.
   if (::rename(tmp.c_str(), out_path.c_str()) != 0)
     fail("cannot rename '" + tmp + "' to '" + out_path + "': " + std::strerror(errno));
+  guard.armed = false;
   if (::close(fd) != 0) {
     const int err = errno;
     ::unlink(out_path.c_str());

@@ -298,6 +298,7 @@ void TokenDataset::open_nanogpt(const std::string& dir) {
                              "both (a validation file has 'val', 'valid', 'validation' or "
                              "'eval' as a word of its name: val.bin, fineweb_val_000000.bin)");
   vocab_bound_ = widest == 2 ? 65536 : int64_t{1} << 32;
+  vocab_bound_source_ = "what its ids' width holds";
 }
 
 void TokenDataset::open_legacy(const std::string& file) {
@@ -327,13 +328,15 @@ std::vector<std::string> TokenDataset::files(DataSplit s) const {
   return out;
 }
 
-void TokenDataset::set_vocab_bound(int64_t bound) {
+void TokenDataset::set_vocab_bound(int64_t bound, const std::string& source) {
   if (bound < 1) throw std::invalid_argument("TokenDataset: vocabulary bound must be >= 1");
   vocab_bound_ = bound;
+  vocab_bound_source_ = source;
 }
 
 void TokenDataset::bound_ids_by_model(int64_t model_vocab) {
-  if (format_ == "nanogpt") set_vocab_bound(std::min<int64_t>(vocab_bound_, model_vocab));
+  if (format_ == "nanogpt" && model_vocab < vocab_bound_)
+    set_vocab_bound(model_vocab, "model.vocab_size");
 }
 
 const DataFile& TokenDataset::file_of(DataSplit s, size_t i) const {
@@ -387,7 +390,8 @@ void TokenDataset::read_piece(DataSplit s, size_t i, int64_t offset, int64_t cou
                            sh.path + "': token " + std::to_string(offset + k) + " is " +
                            std::to_string(out[k]) + ", not below the vocabulary " +
                            std::to_string(vocab_bound_) +
-                           (format_ == "nanogpt" ? " (model.vocab_size)" : " of the dataset") +
+                           (vocab_bound_source_.empty() ? std::string(" of the dataset")
+                                                        : " (" + vocab_bound_source_ + ")") +
                            ": the file is corrupt or was made with another tokenizer; rebuild it");
 }
 

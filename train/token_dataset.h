@@ -61,7 +61,8 @@ class TokenDataset {
   // Every id read must be below this: the manifest's vocabulary, 256 for a legacy file, and for
   // llm.c shards the largest id their width holds until set_vocab_bound names the model's.
   int64_t vocab_bound() const { return vocab_bound_; }
-  void set_vocab_bound(int64_t bound);
+  // `source` names the bound in the message for an id past it (e.g. "model.vocab_size").
+  void set_vocab_bound(int64_t bound, const std::string& source = "");
   // llm.c shards record no vocabulary: their ids are bounded by the model's too, in training and
   // in eval alike. (Other formats keep their own bound; it is checked against the model.)
   void bound_ids_by_model(int64_t model_vocab);
@@ -112,6 +113,7 @@ class TokenDataset {
   std::vector<int64_t> starts_[2];  // first token of each shard within its split
   int64_t tokens_[2] = {0, 0};
   int64_t vocab_bound_ = 0;
+  std::string vocab_bound_source_;  // what set the bound, for messages ("" : the dataset)
   // Open files, at most kMaxOpen at a time (a dataset may have thousands of shards).
   mutable std::vector<std::unique_ptr<DataFile>> open_[2];
   mutable std::deque<std::pair<int, size_t>> lru_;

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "longnet/core/file_util.h"
+#include "longnet/core/text.h"
 #include "longnet/train/sha256.h"
 #include "longnet/train/tokenizer.h"
 
@@ -119,6 +120,10 @@ class CorpusSentences final : public sentencepiece::SentenceIterator {
       }
       pos_ = 0;
       if (!doc_.continued) ++sum_.documents;
+      if (const size_t bad = utf8_invalid_bytes(doc_.text)) {
+        if (sum_.invalid_utf8_bytes == 0) sum_.first_invalid_utf8 = doc_.where;
+        sum_.invalid_utf8_bytes += bad;
+      }
     }
   }
 

@@ -40,6 +40,10 @@ struct TokenizerTrainSummary {
   uint64_t text_bytes = 0;
   int64_t bad_lines = 0;      // malformed JSON lines skipped (CorpusOptions::skip_bad_lines)
   bool input_capped = false;  // max_input_bytes left text unread (files not sampled, or cut)
+  // Bytes of the documents read that are no UTF-8 (SentencePiece learns U+FFFD for each), and
+  // the first document that held one.
+  uint64_t invalid_utf8_bytes = 0;
+  std::string first_invalid_utf8;
   std::string content_hash;   // of the model written (Tokenizer::content_hash)
 };
 

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -195,6 +196,10 @@ class Trainer {
   std::unique_ptr<AdamW> optim_;
   std::unique_ptr<SequenceParallelAttention> attention_;
   std::unique_ptr<MetricsWriter> metrics_;
+  std::string run_config_yaml_;  // the run folder's config.yaml as written (rank 0)
+  // At each save (rank 0): the run folder's files (config.yaml, train.log, the metrics file)
+  // removed while the job runs are written again, whole; a warning says which.
+  void run_folder_renew();
   std::string metrics_error_;       // rank 0: why a metrics row could not be written
   int64_t metrics_error_step_ = 0;  // ... and the step whose row it was
   bool metrics_failed_ = false;     // every rank, once stop_agreed has seen metrics_error_
@@ -526,27 +531,29 @@ void Trainer::data_setup() {
   const DatasetManifest* m = data_->manifest();
   if (data_->format() == "nanogpt" || (m && m->tokenizer_kind != "bytes")) bits_per_ = "token";
   if (d.verify == "checksums" && (data_->manifest() || data_->format() == "nanogpt")) {
-    // Each rank checks every world_size-th shard (its CRC-32; an llm.c shard's ids); all end on
-    // the first bad one. Shards are whole: one rank may read far more than the others (nanoGPT's
-    // train.bin), so the wait for it is allowed a minute and 50 MB/s of all the data.
+    // Each host's copy is read whole once: each of its ranks checks every local_ranks-th shard
+    // (its CRC-32; an llm.c shard's ids), so a copy damaged on one host is found there; all end
+    // on the first bad one. Shards are whole: one rank may read far more than the others
+    // (nanoGPT's train.bin), so the wait for it is allowed a minute and 50 MB/s of all the data.
     const double bytes =
         4.0 * double(data_->tokens(DataSplit::kTrain) + data_->tokens(DataSplit::kVal));
     CollectiveAllowance slow_read(60 + bytes / 50e6,
                                   "verifying the shards of " + data_->path() + " (data.verify)");
-    const auto [bad, why] = data_->verify_checksums(grid_->world_rank, grid_->world_size);
+    const auto [bad, why] = data_->verify_checksums(grid_->local_rank, grid_->local_ranks);
     const double n = double(data_->shard_count());
     const double first = n - world_max(*grid_, bad < 0 ? 0.0 : n - double(bad));
     if (first < n) {
+      const int64_t finder =  // (every rank takes part, the finder too)
+          int64_t(world_max(*grid_, bad == int64_t(first) ? double(grid_->world_rank) : -1.0));
       TORCH_CHECK(bad != int64_t(first), why);
       TORCH_CHECK(data_->manifest(), "shard '", data_->shard_path(int64_t(first)),
                   "' holds a token id not below the vocabulary ", data_->vocab_bound(),
-                  " (model.vocab_size; rank ", int64_t(first) % grid_->world_size,
-                  " read it): the file is corrupt or was made with another tokenizer");
+                  " (model.vocab_size; rank ", finder,
+                  " read it on its host): the file is corrupt or was made with another tokenizer");
       TORCH_CHECK(false, "shard '", data_->shard_path(int64_t(first)),
-                  "' is corrupt: its CRC-32 does not match the manifest (rank ",
-                  int64_t(first) % grid_->world_size,
-                  " checked it); rerun the same `longnet data build` command: it verifies "
-                  "every shard and rebuilds from the first damaged one");
+                  "' is corrupt: its CRC-32 does not match the manifest (rank ", finder,
+                  " checked its host's copy); rerun the same `longnet data build` command "
+                  "there: it verifies every shard and rebuilds from the first damaged one");
     }
   }
   SamplerOptions so;
@@ -828,9 +835,34 @@ std::optional<StepStats> Trainer::train_step() {
   return current;
 }
 
+void Trainer::run_folder_renew() {
+  std::vector<std::string> again;
+  try {
+    if (log_file_renew()) again.push_back("train.log");
+    const std::string yaml = cfg_.log.dir + "/config.yaml";
+    if (!run_config_yaml_.empty() && path_kind(yaml) == PathKind::kMissing) {
+      if (!make_dirs(cfg_.log.dir))
+        throw std::runtime_error("run folder '" + cfg_.log.dir +
+                                 "' cannot be made again: " + std::strerror(errno));
+      file_write_atomic(yaml, {{run_config_yaml_.data(), run_config_yaml_.size()}});
+      again.push_back("config.yaml");
+    }
+    if (metrics_ && metrics_->renew()) again.push_back(metrics_->path());
+  } catch (const std::exception& e) {
+    log_warning(std::string(e.what()) + "; training goes on (its checkpoints are kept)");
+    return;
+  }
+  if (again.empty()) return;
+  std::string names;
+  for (const auto& n : again) names += (names.empty() ? "" : ", ") + n;
+  log_warning("run folder: " + names + " removed while this job ran; written again, with every " +
+              "line so far");
+}
+
 void Trainer::save(bool eval_interrupted) {
   if (run_lock_) run_lock_->renew();
   if (checkpoint_lock_) checkpoint_lock_->renew();
+  if (grid_->world_rank == 0) run_folder_renew();
   // (after the first save the temporary name is gone, renamed or removed: nothing to do)
   if (grid_->world_rank == 0 && !resumed_from_.empty())
     checkpoint_temporary_promote(cfg_.checkpoint.dir, resumed_from_);
@@ -1185,9 +1217,10 @@ int Trainer::run() {
                                "now)")));
     // The start's checks passed (the resume, the metrics file's lock): the run folder's config.
     if (!cfg_.log.dir.empty()) {
-      const std::string yaml = config_to_yaml(cfg_);
-      config_previous_keep(cfg_.log.dir, yaml);
-      file_write_atomic(cfg_.log.dir + "/config.yaml", {{yaml.data(), yaml.size()}});
+      run_config_yaml_ = config_to_yaml(cfg_);
+      config_previous_keep(cfg_.log.dir, run_config_yaml_);
+      file_write_atomic(cfg_.log.dir + "/config.yaml",
+                        {{run_config_yaml_.data(), run_config_yaml_.size()}});
     }
   }
   // SIGINT, SIGTERM, SIGUSR1 and SIGHUP stop the job at a step boundary. mpirun forwards SIGUSR1

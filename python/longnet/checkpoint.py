@@ -17,7 +17,7 @@ import warnings
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, BinaryIO, Dict, List, Optional
 
 import torch
 
@@ -25,6 +25,8 @@ from longnet._ops import PathArg, short_repr
 
 CHECKPOINT_FORMAT = "longnet-checkpoint-1"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format (and LibTorch's) is a zip archive
+ZIP_END_MAGIC = b"PK\x05\x06"  # a zip archive's end record: 22 bytes, then its comment
+ZIP_END_SEARCH = 22 + 65535  # the end record and the longest comment
 
 
 # c10::ScalarType codes of the dtypes checkpoints hold (the CRC hashes the code, not the name).
@@ -140,6 +142,22 @@ def _damaged(path: Path, reason: str) -> ValueError:
                       f"{reason})")
 
 
+def _end_record_check(path: Path, f: BinaryIO) -> None:
+    """Refuses a zip archive whose end record (with its comment) does not end the file: zipfile
+    reads past bytes appended after it, LibTorch's reader (and longnet's C++ one) does not."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - ZIP_END_SEARCH))
+    tail = f.read()
+    at = tail.rfind(ZIP_END_MAGIC)
+    if at < 0 or at + 22 > len(tail):
+        return  # (zipfile found one; its own reading is the judge)
+    end = at + 22 + int.from_bytes(tail[at + 20:at + 22], "little")
+    if end < len(tail):
+        raise ValueError(f"{path} is not a readable longnet checkpoint (corrupted: {size} bytes; "
+                         f"its zip end record does not end the file: {len(tail) - end} bytes "
+                         f"were appended after it, or the record is damaged)")
+
+
 def check_checkpoint_file(path: Path) -> None:
     """Says what `path` is when it cannot be a checkpoint, reading at most its zip directory:
     FileNotFoundError (missing, or a dangling link), IsADirectoryError, ValueError for a FIFO,
@@ -180,6 +198,7 @@ def check_checkpoint_file(path: Path) -> None:
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
             raise _damaged(path, f"no readable zip directory at its end ({e}); the file has "
                                  f"{st.st_size} bytes") from None
+        _end_record_check(path, f)
     if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
         raise ValueError(f"{path} is not a readable longnet checkpoint (a zip archive without "
                          f"torch.save's data.pkl record; it holds {names[:4]})")

@@ -1072,6 +1072,10 @@ def check_checkpoint_paths(longnet, args, good):
     expect_error(ValueError, "is not a readable longnet checkpoint (truncated or damaged: ",
                  lambda: load(write("truncated.ckpt", data[:len(data) // 2])))
     expect_error(ValueError, "truncated or damaged", lambda: load(write("tiny.ckpt", data[:10])))
+    # Bytes appended after the zip end record: zipfile would read past them, the C++ loader
+    # refuses them; so does this one, with the count.
+    expect_error(ValueError, "its zip end record does not end the file: 5 bytes were appended",
+                 lambda: load(write("appended.ckpt", data + b"extra")))
     other = os.path.join(work, "other.zip")
     with zipfile.ZipFile(other, "w") as z:
         z.writestr("hello.txt", "not a checkpoint")
