@@ -190,7 +190,7 @@ void overrides_unique_check(const std::vector<std::string>& overrides, const std
 }
 
 void refuse_several_ranks(const std::string& command) {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {  // (Open MPI's; MPICH's)
     const char* v = std::getenv(name);
     if (!v) continue;
     char* end = nullptr;

@@ -373,9 +373,8 @@ int cmd_eval(const Args& args) {
     if (grid->world_rank != 0) return;
     std::ostringstream p;
     p << "eval: [" << rows.size() << "/" << lengths << "] context " << r.context_len << ": loss "
-      << r.loss << ", " << r.bits_per_token << " bits per "
-      << (byte_tokens ? "byte" : "token") << " over " << r.tokens << " tokens in "
-      << r.seconds << " s";
+      << r.loss << ", " << r.bits_per_token << " bits per " << (byte_tokens ? "byte" : "token")
+      << " over " << r.tokens << " tokens in " << r.seconds << " s";
     std::cerr << p.str() << std::endl;
   };
   // SIGINT/SIGTERM stop before the next forward (every rank agrees): the lengths done are

@@ -109,9 +109,9 @@ auto prompts_memory_guard(const CliFlags& f, F&& fn) {
   } catch (const std::bad_alloc&) {
     throw refuse("std::bad_alloc");
   } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    if (!says_out_of_memory(what)) throw;
-    throw refuse(what.substr(0, what.find('\n')));
+    // (LibTorch's own words would read to the error's last handler as the model's memory)
+    if (!says_out_of_memory(e.what_without_backtrace())) throw;
+    throw refuse("LibTorch's allocator");
   }
 }
 

@@ -23,6 +23,7 @@ std::string log_prefix() {
 
 bool says_out_of_memory(const std::string& message) {
   return message.find("can't allocate memory") != std::string::npos ||
+         message.find("not enough memory") != std::string::npos ||
          message.find("out of memory") != std::string::npos;
 }
 

@@ -446,6 +446,7 @@ void temp_files_remove_on_signal() {
 
 namespace {
 std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_first_stop_signal{0};     // the first one's number
 std::atomic<int64_t> g_stop_signal_ns{0};    // CLOCK_MONOTONIC when the first one came
 constexpr int64_t kSameStopNs = 1000000000;  // a second signal within 1 s is the same request
 int64_t monotonic_ns() {                     // (clock_gettime is async-signal-safe)
@@ -456,25 +457,31 @@ int64_t monotonic_ns() {                     // (clock_gettime is async-signal-s
 extern "C" void stop_on_signal(int sig) {
   // A second SIGINT or SIGTERM ends the process at once (Ctrl-C twice), without the checkpoint
   // the first one asked for; the files written so far are whole (atomic renames), and the
-  // temporary file of one being written (TempFileOnSignal) is removed. One that comes within a
-  // second of the first is the same request delivered twice (`timeout -s INT` signals the
-  // process and then its group; under mpirun a terminal's Ctrl-C reaches a rank directly and
-  // through the launcher), not a second Ctrl-C.
+  // temporary file of one being written (TempFileOnSignal) is removed. The first signal again
+  // within a second is the same request delivered twice (`timeout -s INT` signals the process
+  // and then its group; under mpirun a terminal's Ctrl-C reaches a rank directly and through the
+  // launcher), not a second Ctrl-C; another signal (launch/train.sh's SIGINT after its SIGUSR1)
+  // is a second request at once.
   if (g_stop_signal.load() != 0 && (sig == SIGINT || sig == SIGTERM)) {
-    if (monotonic_ns() - g_stop_signal_ns.load() < kSameStopNs) return;
+    if (sig == g_first_stop_signal.load() && monotonic_ns() - g_stop_signal_ns.load() < kSameStopNs)
+      return;
     static const char kMsg[] =
         "\nlongnet: a second stop signal: exiting now (nothing more is written)\n";
     (void)!::write(2, kMsg, sizeof(kMsg) - 1);
     temp_files_unlink();
     ::_exit(128 + sig);
   }
-  if (g_stop_signal.load() == 0) g_stop_signal_ns.store(monotonic_ns());
+  if (g_stop_signal.load() == 0) {
+    g_stop_signal_ns.store(monotonic_ns());
+    g_first_stop_signal.store(sig);
+  }
   g_stop_signal.store(sig);
 }
 }  // namespace
 
 void stop_signals_catch() {
   g_stop_signal.store(0);
+  g_first_stop_signal.store(0);
   struct sigaction act {};
   act.sa_handler = stop_on_signal;
   act.sa_flags = SA_RESTART;  // as std::signal: interrupted reads and writes go on
@@ -505,6 +512,10 @@ int file_relink_if_removed(int fd, const std::string& path, const std::function<
   if (slash != std::string::npos && slash > 0 && !make_dirs(path.substr(0, slash)))
     throw std::runtime_error("'" + path + "' was removed while in use, and its folder cannot be " +
                              "made again: " + std::strerror(errno));
+  // (its name is free: a file that took it since is another's, neither appended to nor replaced)
+  if (::access(path.c_str(), F_OK) == 0)
+    throw std::runtime_error("'" + path + "' was removed while in use, and another file holds " +
+                             "its name now: this job's lines are not written there");
   const int fresh = reopen();
   if (fresh < 0)
     throw std::runtime_error("'" + path + "' was removed while in use, and cannot be made again: " +
@@ -516,6 +527,7 @@ int file_relink_if_removed(int fd, const std::string& path, const std::function<
     if (n < 0 || (n > 0 && !fd_write_all(fresh, buf.data(), size_t(n)))) {
       const std::string why = std::strerror(errno);
       ::close(fresh);
+      ::unlink(path.c_str());  // (else a part, and the whole again after it at the next try)
       throw std::runtime_error("'" + path + "' was removed while in use; copying it to its " +
                                "name again failed: " + why);
     }

@@ -112,8 +112,9 @@ bool fd_write_all(int fd, const char* p, size_t n);
 // link count is 0), is given its name back: `path`'s folders are made again, `reopen()` opens the
 // new file there (the caller's flags and locks), every byte of the old one is copied into it,
 // and the old descriptor is closed. Returns the new descriptor, or `fd` itself when the file
-// still has a name. Throws std::runtime_error naming `path` when it cannot be made again (the old
-// descriptor is then kept).
+// still has a name. Throws std::runtime_error naming `path` when it cannot be made again, or when
+// another file has taken the name since (it is neither appended to nor replaced); the old
+// descriptor is then kept, and a copy cut short is removed.
 int file_relink_if_removed(int fd, const std::string& path, const std::function<int()>& reopen);
 
 // Writes the parts (pointer, size) to `path` atomically: a temporary file beside it (`tmp`, by

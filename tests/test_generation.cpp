@@ -6,8 +6,8 @@
 // loading a model from its files and the evaluation across context lengths (train/).
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>

@@ -2,6 +2,7 @@
 // byte-token files and the grid sampler, the learning-rate schedule, crash-safe checkpoint
 // files and JSON-lines metrics. Everything runs on small files under /tmp in seconds.
 #include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
 #include <ftw.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -1169,6 +1170,25 @@ TEST(CheckpointFiles, ReadErrorsNameTheFileAndProblem) {
   write_file(dir / "foreign.ckpt", std::string(bytes.begin(), bytes.end()));
   expect_error<std::runtime_error>([&] { checkpoint_read(dir / "foreign.ckpt"); },
                                    {"not a longnet checkpoint"});
+  // An archive whose pickle is intact (its CRC-32 holds) but no pickle LibTorch reads (a
+  // TorchScript file, another tool's): not a longnet checkpoint, not damage.
+  std::string zipped;
+  {
+    caffe2::serialize::PyTorchStreamWriter zip([&](const void* b, size_t n) {
+      zipped.append(static_cast<const char*>(b), n);
+      return n;
+    });
+    const std::string junk = "\x80\x02not a pickle";
+    zip.writeRecord("data.pkl", junk.data(), junk.size());
+    zip.writeEndOfFile();
+  }
+  write_file(dir / "script.pt", zipped);
+  expect_error<CheckpointKindError>([&] { checkpoint_read(dir / "script.pt"); },
+                                    {"not a longnet checkpoint (its pickle, intact by the CRC-32"});
+  // The first bytes of a zip archive alone: a file cut short, not a file of another kind.
+  write_file(dir / "pk.ckpt", "PK");
+  expect_error<std::runtime_error>([&] { checkpoint_read(dir / "pk.ckpt"); },
+                                   {"pk.ckpt': truncated (2 bytes"});
 }
 
 // ---- metrics -------------------------------------------------------------------------------

@@ -467,6 +467,11 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
     ::close(fd);
     throw std::runtime_error(who + ": read failed: " + err);
   }
+  if (nh > 0 && nh < 4 && std::memcmp(head, kZipMagic, size_t(nh)) == 0) {
+    ::close(fd);
+    throw std::runtime_error(who + ": truncated (" + std::to_string(nh) +
+                             " bytes, the start of a zip archive)");
+  }
   if (nh < 4 || std::memcmp(head, kZipMagic, 4) != 0) {
     ::close(fd);
     throw CheckpointKindError(who + ": not a checkpoint (not a torch.save zip archive)");
@@ -522,12 +527,14 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
   // The pickle against the CRC-32 the archive records for it: damaged bytes there would reach
   // LibTorch's unpickler, whose internal assertions say nothing of a damaged file. (The tensors'
   // bytes are checked by the checkpoint's own CRC below.)
+  bool pickle_intact = false;  // its bytes are the ones written (by the archive's CRC-32)
   for (const ZipEntry& e : entries) {
     const std::string suffix = "data.pkl";
     if (e.method != 0 || e.name.size() < suffix.size() ||
         e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) != 0)
       continue;
     const uint32_t got = crc32_update(0, bytes.data() + e.data, size_t(e.size));
+    pickle_intact = got == e.crc;
     if (got != e.crc)
       throw std::runtime_error(who + ": corrupted (the CRC-32 of its " + e.name + ", " +
                                crc32_hex(got) + ", is not the " + crc32_hex(e.crc) +
@@ -559,6 +566,12 @@ c10::impl::GenericDict checkpoint_read(const std::string& path) {
           ": written by Python's torch.save (e.g. a checkpoint loaded and saved again in Python), "
           "which LibTorch cannot read back; longnet reads the files `longnet train` writes: use "
           "the original checkpoint");
+    // Bytes intact as written that LibTorch cannot read (a TorchScript file, another tool's
+    // pickle): not damage.
+    if (pickle_intact)
+      throw CheckpointKindError(who + ": not a longnet checkpoint (its pickle, intact by the " +
+                                "CRC-32 its archive records, is one LibTorch cannot read: " +
+                                first_line(e.what()) + "; e.g. a TorchScript file)");
     throw std::runtime_error(who + ": corrupted (cannot be unpickled: " + first_line(e.what()) +
                              ")");
   }

@@ -511,17 +511,17 @@ void Builder::write_all(const CorpusOptions& co, const CorpusSummary& listing) {
       // Shards that hold text of the failing file (or end at its start) are tied to it as it
       // is now: fixing it would make a rerun refuse them. They go, so that the rerun rebuilds
       // them from the fixed file.
-      int64_t dropped = 0;
+      std::vector<std::string> dropped;  // (the manifest stops naming them before they go)
       for (int s = 0; s < 2; ++s)
         while (!split(s).shards.empty() && split(s).shards.back().end.file >= error_file) {
-          ::unlink((o_.out_dir + "/" + split(s).shards.back().file).c_str());
+          dropped.push_back(split(s).shards.back().file);
           split(s).tokens -= split(s).shards.back().tokens;
           split(s).shards.pop_back();
-          ++dropped;
         }
-      if (dropped > 0) {
+      if (!dropped.empty()) {
         manifest_write(o_.out_dir, m_);
-        log_info("data build: " + std::to_string(dropped) + " shard(s) holding text of '" +
+        for (const auto& name : dropped) ::unlink((o_.out_dir + "/" + name).c_str());
+        log_info("data build: " + std::to_string(dropped.size()) + " shard(s) holding text of '" +
                  printable_text(files_[size_t(error_file)].path) + "' removed; " +
                  std::to_string(m_.train.shards.size() + m_.val.shards.size()) +
                  " kept. Once the file is fixed, rerun the same command: it goes on from there");

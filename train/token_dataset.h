@@ -61,6 +61,8 @@ class TokenDataset {
   // Every id read must be below this: the manifest's vocabulary, 256 for a legacy file, and for
   // llm.c shards the largest id their width holds until set_vocab_bound names the model's.
   int64_t vocab_bound() const { return vocab_bound_; }
+  // What set it ("model.vocab_size", data.tokenizer's vocabulary, ...); "" for the dataset's own.
+  const std::string& vocab_bound_source() const { return vocab_bound_source_; }
   // `source` names the bound in the message for an id past it (e.g. "model.vocab_size").
   void set_vocab_bound(int64_t bound, const std::string& source = "");
   // llm.c shards record no vocabulary: their ids are bounded by the model's too, in training and

@@ -44,7 +44,7 @@ struct TokenizerTrainSummary {
   // the first document that held one.
   uint64_t invalid_utf8_bytes = 0;
   std::string first_invalid_utf8;
-  std::string content_hash;   // of the model written (Tokenizer::content_hash)
+  std::string content_hash;  // of the model written (Tokenizer::content_hash)
 };
 
 // Trains and writes out_path (through out_path + ".tmp", then a rename). Throws

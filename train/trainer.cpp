@@ -547,8 +547,8 @@ void Trainer::data_setup() {
           int64_t(world_max(*grid_, bad == int64_t(first) ? double(grid_->world_rank) : -1.0));
       TORCH_CHECK(bad != int64_t(first), why);
       TORCH_CHECK(data_->manifest(), "shard '", data_->shard_path(int64_t(first)),
-                  "' holds a token id not below the vocabulary ", data_->vocab_bound(),
-                  " (model.vocab_size; rank ", finder,
+                  "' holds a token id not below the vocabulary ", data_->vocab_bound(), " (",
+                  data_->vocab_bound_source(), "; rank ", finder,
                   " read it on its host): the file is corrupt or was made with another tokenizer");
       TORCH_CHECK(false, "shard '", data_->shard_path(int64_t(first)),
                   "' is corrupt: its CRC-32 does not match the manifest (rank ", finder,
