@@ -406,7 +406,6 @@ int cmd_eval(const Args& args) {
   // (a rank that met an error instead reports it, and its error ends the job).
   if (failure.empty() && stopped_by == 0) should_stop();
 
-  const bool bytes = byte_tokens;
   const int64_t T = o.score_tokens > 0
                         ? o.score_tokens
                         : *std::min_element(o.context_lens.begin(), o.context_lens.end());
@@ -414,7 +413,8 @@ int cmd_eval(const Args& args) {
   std::ostringstream s;
   s << "eval: the final " << T << " tokens of " << o.windows << " windows (trained at context "
     << trained << ")\n"
-    << "  context      loss   " << (bytes ? "bits/byte" : "bits/token") << "   tokens   seconds\n";
+    << "  context      loss   " << (byte_tokens ? "bits/byte" : "bits/token")
+    << "   tokens   seconds\n";
   // What a scored token sees: the tokens since the start of its segment in the branch whose
   // segment began earliest (segments restart every w_i from the window's first token), so past
   // the longest segment more context adds nothing: (fewest, most) over the scored tokens.
@@ -444,7 +444,7 @@ int cmd_eval(const Args& args) {
     JsonLine j;
     j.add("context_len", r.context_len)
         .add("loss", r.loss)
-        .add(bytes ? "bits_per_byte" : "bits_per_token", r.bits_per_token)
+        .add(byte_tokens ? "bits_per_byte" : "bits_per_token", r.bits_per_token)
         .add("scored_tokens", r.tokens)
         .add("context_seen_min", seen_min)
         .add("context_seen_max", seen_max)

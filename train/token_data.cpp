@@ -236,7 +236,8 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
   } guard{tmp, fd};
   auto fail = [&](const std::string& what) { throw std::runtime_error("data build: " + what); };
   walk(src_dir, "", entries, sum.other_skipped);
-  // A file with several names (hard links) is read once, under its first name in path order:
+  // Directory order is unspecified: in path order the output is a function of the contents. A
+  // file with several names (hard links) is read once, under its first name in that order:
   // twice, one text could land in both splits.
   std::sort(entries.begin(), entries.end(),
             [](const FileEntry& a, const FileEntry& b) { return a.rel < b.rel; });
@@ -284,9 +285,6 @@ DataBuildSummary data_build(const std::string& src_dir, const std::string& out_p
                 ".jsonl's JSON syntax included, a compressed file skipped as binary). To read "
                 "them as documents, set data.tokenizer (e.g. bytes:eot) or use `longnet data "
                 "build --tokenizer`");
-  // Directory order is unspecified; sorting makes the output a function of the contents.
-  std::sort(files.begin(), files.end(),
-            [](const Candidate& a, const Candidate& b) { return a.rel < b.rel; });
   // At least one file of each split when there are two (a --val-fraction of 0 asks for none).
   if (files.size() >= 2 && val_fraction > 0) {
     auto by_u = [](const Candidate& a, const Candidate& b) { return a.u < b.u; };

@@ -134,7 +134,8 @@ def _file_kind(mode: int) -> str:
 def _out_of_memory(e: BaseException) -> bool:
     """Whether e is an allocation failure (Python's, or the allocator's inside torch)."""
     return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
-        "can't allocate memory" in str(e) or "out of memory" in str(e)))
+        "can't allocate memory" in str(e) or "not enough memory" in str(e) or
+        "out of memory" in str(e)))
 
 
 def _damaged(path: Path, reason: str) -> ValueError:
